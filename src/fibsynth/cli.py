@@ -1,0 +1,115 @@
+"""The ``fibsynth`` command line: a thin layer over the stages' Python APIs.
+
+One sub-command group per pipeline stage. User mistakes (bad options, unreadable files, values out
+of range) print one line ``fibsynth: error: ...`` on stderr and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import typer
+
+try:  # typer >= 0.26 vendors its own click; catch both families of exceptions
+    from typer._click import exceptions as _tx
+except ImportError:  # pragma: no cover
+    _tx = click.exceptions
+
+_USAGE = tuple({click.UsageError, _tx.UsageError})
+_NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
+_CLICKEXC = tuple({click.ClickException, _tx.ClickException})
+
+from fibsynth import __version__
+from fibsynth.errors import FibsynthError
+
+app = typer.Typer(
+    name="fibsynth",
+    help="Synthetic FIB-SEM tomography of nanoporous materials: structures, electron Monte Carlo, evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as the only thing on stdout (for ``--json`` commands)."""
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"fibsynth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version."),
+) -> None:
+    """fibsynth command line."""
+
+
+def _register() -> None:
+    from fibsynth.metrics import cli as metrics_cli
+    from fibsynth.physics.montecarlo import cli as mc_cli
+    from fibsynth.structure import cli as structure_cli
+    from fibsynth import info_cli
+
+    app.add_typer(structure_cli.app, name="structure", help="Generate ground-truth binary structures.")
+    app.add_typer(mc_cli.app, name="mc", help="Electron Monte Carlo: bulk, layered samples, FIB-SEM stacks.")
+    app.command("evaluate", help="Compare a segmentation with its ground truth (MP, MGP, Dice).")(metrics_cli.evaluate)
+    app.command("isotropy", help="Isotropy errors of a segmented volume (TPCF, lineal path, ligament diameter).")(
+        metrics_cli.isotropy
+    )
+    app.command("info", help="Show a volume's shape, type and metadata.")(info_cli.info)
+    app.command("demo", help="Run the end-to-end demo on built-in defaults.")(info_cli.demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    try:
+        app(args=argv, standalone_mode=False, prog_name="fibsynth")
+    except FibsynthError as exc:
+        click.echo(f"fibsynth: error: {exc}", err=True)
+        return 2
+    except _NOARGS as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except _USAGE as exc:
+        where = f" (in 'fibsynth {exc.ctx.info_name}')" if exc.ctx and exc.ctx.info_name != "fibsynth" else ""
+        click.echo(f"fibsynth: error: {exc.format_message()}{where}", err=True)
+        return 2
+    except _CLICKEXC as exc:
+        click.echo(f"fibsynth: error: {exc.format_message()}", err=True)
+        return 2
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        return getattr(exc, "exit_code", 0)
+    except (click.Abort, typer.Abort):
+        click.echo("fibsynth: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("fibsynth: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

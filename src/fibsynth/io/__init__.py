@@ -1,0 +1,27 @@
+"""Volume I/O: TIFF / ImageJ hyperstacks, folders of TIFF slices, (OME-)Zarr and .npy, with metadata."""
+
+from fibsynth.io.metadata import VolumeMeta
+from fibsynth.io.volume import (
+    Volume,
+    as_binary,
+    atomic_path,
+    check_volume,
+    create_zarr,
+    read_structure,
+    read_volume,
+    volume_format,
+    write_volume,
+)
+
+__all__ = [
+    "Volume",
+    "VolumeMeta",
+    "as_binary",
+    "atomic_path",
+    "check_volume",
+    "create_zarr",
+    "read_structure",
+    "read_volume",
+    "volume_format",
+    "write_volume",
+]

@@ -1,0 +1,502 @@
+"""Reading and writing volumes: multi-page TIFF / ImageJ hyperstacks, folders of 2D TIFF slices,
+Zarr / OME-Zarr and ``.npy``. The path's suffix picks the format:
+
+===================  ===========================================================================
+``.tif`` ``.tiff``   one multi-page TIFF, written as an ImageJ hyperstack (voxel size in nm in the
+                     ImageJ tags, fibsynth metadata as JSON in the ImageJ ``Info`` property)
+``.zarr``            OME-Zarr (NGFF 0.4, zarr format 2): a group with the array at ``0`` and the
+                     voxel size as the ``scale`` transform; fibsynth metadata in the group
+                     attribute ``fibsynth``. Plain zarr arrays (v2 or v3) are read too.
+``.npy``             NumPy array plus a sidecar ``NAME.npy.json`` holding the metadata
+no suffix            a folder of 2D TIFF slices ``slice_00000.tif`` ... (how FIB-SEM instruments
+                     write a run) plus ``fibsynth.json``; reading sorts file names naturally
+===================  ===========================================================================
+
+Arrays are (z, y, x): z is the milling direction. Every write is atomic: data go to a temporary
+name beside the target, which is renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from fibsynth.config import VoxelSize
+from fibsynth.errors import FibsynthError
+from fibsynth.io.metadata import VolumeMeta
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+_INFO_PREFIX = "fibsynth-metadata:"
+_SIDECAR = "fibsynth.json"
+_UNIT_TO_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometre": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "\u00b5m": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometre": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "pm": 1e-3,
+    "angstrom": 0.1,
+    "å": 0.1,
+}
+
+
+@dataclass
+class Volume:
+    """A (z, y, x) array with its metadata. ``data`` is a NumPy array, or a dask array when read lazily."""
+
+    data: Any
+    meta: VolumeMeta
+
+    @property
+    def voxel_size(self) -> VoxelSize | None:
+        return self.meta.voxel_size_nm
+
+
+def volume_format(path: str | Path) -> str:
+    """``tiff``, ``zarr``, ``npy`` or ``folder`` from the path's suffix."""
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    if name.endswith(".zarr"):
+        return "zarr"
+    if name.endswith(".npy"):
+        return "npy"
+    if p.suffix == "":
+        return "folder"
+    raise FibsynthError(
+        f"unknown suffix {p.suffix!r}: use .tif/.tiff, .zarr, .npy, or a folder name without suffix", path
+    )
+
+
+# --------------------------------------------------------------------------------------------- atomic
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
+
+    Works for files and folders (Zarr stores, slice folders). On any exception the temporary
+    output is removed, so no partial file is ever left under the target's name.
+    """
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.exists():
+        raise FibsynthError("output folder does not exist", parent)
+    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            trash = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, trash)
+            os.replace(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def check_volume(data: Any, source: str | Path | None = None, *, allow_2d: bool = True) -> Any:
+    """Check dimensionality and finiteness; a 2D image becomes a stack of one slice."""
+    if data.ndim == 2 and allow_2d:
+        data = data[None]
+    if data.ndim != 3:
+        raise FibsynthError(f"expected a 3D (z, y, x) volume, got {data.ndim} dimensions {tuple(data.shape)}", source)
+    if min(data.shape) < 1:
+        raise FibsynthError(f"empty volume of shape {tuple(data.shape)}", source)
+    if np.issubdtype(data.dtype, np.floating):
+        bad = ~np.isfinite(data)
+        n_bad = int(bad.sum()) if isinstance(data, np.ndarray) else int(bad.sum().compute())
+        if n_bad:
+            raise FibsynthError(f"contains {n_bad} NaN or infinite values", source)
+    elif not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
+        raise FibsynthError(f"unsupported data type {data.dtype}", source)
+    return data
+
+
+def as_binary(data: Any, source: str | Path | None = None) -> Any:
+    """Return a uint8 {0, 1} volume (1 = solid). Accepts bool, {0, 1} and {0, 255} (Fiji masks).
+
+    Anything else (gray values, NaN, labels > 1) is an error naming the offending values.
+    """
+    data = check_volume(data, source)
+    if data.dtype == bool:
+        return data.astype(np.uint8)
+    if isinstance(data, np.ndarray):
+        values = np.unique(data) if data.size < 2**26 else _unique_chunked(data)
+    else:  # dask
+        import dask.array as da
+
+        values = da.unique(data).compute()
+    vals = set(values.tolist())
+    if vals <= {0, 1}:
+        return data.astype(np.uint8, copy=False)
+    if vals <= {0, 255}:
+        return (data == 255).astype(np.uint8) if isinstance(data, np.ndarray) else (data == 255).astype(np.uint8)
+    shown = sorted(vals)[:6]
+    raise FibsynthError(
+        f"not a binary volume: values {shown}{' ...' if len(vals) > 6 else ''}; expected {{0, 1}} or {{0, 255}}",
+        source,
+    )
+
+
+def _unique_chunked(data: np.ndarray) -> np.ndarray:
+    seen: set = set()
+    for z in range(data.shape[0]):
+        seen.update(np.unique(data[z]).tolist())
+        if len(seen) > 8:
+            break
+    return np.array(sorted(seen))
+
+
+# ---------------------------------------------------------------------------------------------- read
+
+
+def read_volume(path: str | Path, *, lazy: bool = False) -> Volume:
+    """Read a volume and its metadata (voxel size from fibsynth's own metadata, else the file's tags).
+
+    ``lazy=True`` returns a dask array for Zarr stores (volumes larger than memory); other formats
+    are read into memory.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FibsynthError("file not found", path)
+    fmt = volume_format(path) if not path.is_dir() or path.suffix else "folder"
+    if path.is_dir() and fmt not in ("zarr", "folder"):
+        raise FibsynthError("is a folder, expected a file", path)
+    if fmt == "tiff":
+        data, meta = _read_tiff(path)
+    elif fmt == "zarr":
+        data, meta = _read_zarr(path, lazy)
+    elif fmt == "npy":
+        data, meta = _read_npy(path)
+    else:
+        data, meta = _read_folder(path)
+    data = check_volume(data, path)
+    return Volume(data, meta)
+
+
+def read_structure(path: str | Path, *, lazy: bool = False) -> Volume:
+    """Read a binary structure (1 = solid): ``{0,1}``, bool or ``{0,255}`` volumes are accepted."""
+    vol = read_volume(path, lazy=lazy)
+    data = as_binary(vol.data, path)
+    meta = vol.meta if vol.meta.kind else vol.meta.model_copy(update={"kind": "structure"})
+    return Volume(data, meta)
+
+
+def _meta_from_info(info: Any) -> VolumeMeta | None:
+    if not isinstance(info, str):
+        return None
+    for line in info.splitlines():
+        if line.startswith(_INFO_PREFIX):
+            try:
+                return VolumeMeta.from_json(line[len(_INFO_PREFIX):])
+            except (ValueError, TypeError):
+                return None
+    return None
+
+
+def _unit_scale(unit: Any) -> float | None:
+    if not isinstance(unit, str):
+        return None
+    u = unit.strip().lower().replace("\\u00b5", "µ")
+    return _UNIT_TO_NM.get(u)
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = series.axes
+            if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
+                raise FibsynthError(f"expected a single-channel stack, got axes {axes!r} shape {series.shape}", path)
+            data = series.asarray()
+            ij = tif.imagej_metadata or {}
+            page = tif.pages[0]
+            tags = page.tags
+            xres = tags.get("XResolution")
+            yres = tags.get("YResolution")
+    except FibsynthError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise FibsynthError(f"cannot read TIFF ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path) from None
+    data = np.squeeze(data) if data.ndim > 3 else data
+    meta = _meta_from_info(ij.get("Info")) or VolumeMeta()
+    if meta.voxel_size_nm is None:
+        meta = meta.model_copy(update={"voxel_size_nm": _voxel_from_imagej(ij, xres, yres)})
+    return data, meta
+
+
+def _voxel_from_imagej(ij: dict, xres: Any, yres: Any) -> VoxelSize | None:
+    scale = _unit_scale(ij.get("unit"))
+    if scale is None or xres is None:
+        return None
+    try:
+        xn, xd = xres.value
+        yn, yd = (yres.value if yres is not None else xres.value)
+        px = scale * xd / xn
+        py = scale * yd / yn
+        pz = scale * float(ij.get("spacing", px / scale))
+        if min(px, py, pz) <= 0 or not np.isfinite([px, py, pz]).all():
+            return None
+        return VoxelSize(x=px, y=py, z=pz)
+    except (TypeError, ZeroDivisionError, ValueError):
+        return None
+
+
+def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:
+        raise FibsynthError(f"cannot open Zarr store ({type(exc).__name__})", path) from None
+    attrs = dict(node.attrs)
+    voxel = None
+    if isinstance(node, zarr.Group):
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if ms:
+            ds = ms[0]["datasets"][0]
+            arr = node[ds["path"]]
+            voxel = _voxel_from_ngff(ms[0], ds)
+        else:
+            arrays = list(node.array_keys())
+            if not arrays:
+                raise FibsynthError("Zarr group holds no array", path)
+            arr = node[arrays[0]]
+            attrs.update(dict(arr.attrs))
+    else:
+        arr = node
+    meta_raw = attrs.get("fibsynth")
+    meta = VolumeMeta.from_json(json.dumps(meta_raw)) if isinstance(meta_raw, dict) else VolumeMeta()
+    if meta.voxel_size_nm is None and voxel is not None:
+        meta = meta.model_copy(update={"voxel_size_nm": voxel})
+    if lazy:
+        import dask.array as da
+
+        data = da.from_zarr(arr)
+    else:
+        data = arr[...]
+    return data, meta
+
+
+def _voxel_from_ngff(ms: dict, ds: dict) -> VoxelSize | None:
+    axes = ms.get("axes") or []
+    scale = None
+    for t in ds.get("coordinateTransformations", []):
+        if t.get("type") == "scale":
+            scale = t.get("scale")
+    if not scale or len(scale) < 3:
+        return None
+    names = [a.get("name") if isinstance(a, dict) else a for a in axes] or ["z", "y", "x"]
+    units = [(a.get("unit") if isinstance(a, dict) else None) for a in axes] or [None] * 3
+    out = {}
+    for name, s, unit in zip(names[-3:], scale[-3:], units[-3:]):
+        f = _unit_scale(unit) if unit else 1.0
+        if f is None:
+            return None
+        out[name] = float(s) * f
+    try:
+        return VoxelSize(x=out["x"], y=out["y"], z=out["z"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _read_npy(path: Path) -> tuple[np.ndarray, VolumeMeta]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise FibsynthError(f"cannot read .npy ({type(exc).__name__})", path) from None
+    side = Path(str(path) + ".json")
+    meta = VolumeMeta.from_json(side.read_text()) if side.is_file() else VolumeMeta()
+    return data, meta
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
+    import tifffile
+
+    files = sorted(
+        (f for f in path.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and not f.name.startswith(".")),
+        key=lambda f: _natural_key(f.name),
+    )
+    if not files:
+        raise FibsynthError("folder holds no .tif slices", path)
+    first = None
+    slices = []
+    for f in files:
+        try:
+            img = tifffile.imread(f)
+        except Exception as exc:
+            raise FibsynthError(f"cannot read TIFF slice ({type(exc).__name__})", f) from None
+        img = np.squeeze(img)
+        if first is None:
+            first = img
+        if img.shape != first.shape or img.dtype != first.dtype:
+            raise FibsynthError(
+                f"slice shape/type {img.shape} {img.dtype} differs from the first slice's {first.shape} {first.dtype}", f
+            )
+        slices.append(img)
+    data = np.stack(slices)
+    side = path / _SIDECAR
+    if side.is_file():
+        meta = VolumeMeta.from_json(side.read_text())
+    else:
+        _, meta = _read_tiff(files[0])
+        meta = meta.model_copy(update={"voxel_size_nm": meta.voxel_size_nm})
+    return data, meta
+
+
+# --------------------------------------------------------------------------------------------- write
+
+
+def _prepare(data: Any, meta: VolumeMeta) -> Any:
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    if data.dtype == np.float64 or data.dtype == np.float16:
+        data = data.astype(np.float32)
+    if data.dtype not in (np.uint8, np.uint16, np.float32, np.int32, np.uint32, np.int16, np.int8):
+        raise FibsynthError(f"cannot write data type {data.dtype}; use uint8, uint16 or float32")
+    return data
+
+
+def write_volume(
+    path: str | Path,
+    data: Any,
+    meta: VolumeMeta | None = None,
+    *,
+    compression: str | None = None,
+    chunks: tuple[int, int, int] | None = None,
+) -> Path:
+    """Write ``data`` (z, y, x; NumPy or dask) with ``meta`` atomically; returns the path.
+
+    ``compression`` applies to TIFF (``"lzw"``, ``"zlib"``; default none, which Fiji opens fastest).
+    ``chunks`` applies to Zarr (default 64^3-ish chunks). Dask arrays are streamed chunk by chunk
+    into Zarr without being held in memory.
+    """
+    path = Path(path)
+    fmt = volume_format(path)
+    meta = (meta or VolumeMeta()).with_updates()
+    data = check_volume(data, path)
+    data = _prepare(data, meta)
+    with atomic_path(path) as tmp:
+        if fmt == "tiff":
+            _write_tiff(tmp, np.asarray(data), meta, compression)
+        elif fmt == "zarr":
+            _write_zarr(tmp, data, meta, chunks)
+        elif fmt == "npy":
+            arr = np.asarray(data)
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+            side = Path(str(path) + ".json")
+            with atomic_path(side) as stmp:
+                stmp.write_text(meta.to_json())
+        else:
+            _write_folder(tmp, np.asarray(data), meta, compression)
+    return path
+
+
+def _imagej_kwargs(meta: VolumeMeta) -> dict:
+    kw: dict[str, Any] = {"metadata": {"axes": "ZYX", "Info": _INFO_PREFIX + meta.to_json()}}
+    v = meta.voxel_size_nm
+    if v is not None:
+        kw["resolution"] = (1.0 / v.x, 1.0 / v.y)
+        kw["metadata"].update({"spacing": v.z, "unit": "nm"})
+    return kw
+
+
+def _write_tiff(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str | None) -> None:
+    import tifffile
+
+    kw = _imagej_kwargs(meta)
+    imagej = data.dtype in (np.uint8, np.uint16, np.float32)
+    if not imagej:
+        kw["metadata"] = {"Info": kw["metadata"]["Info"]}
+    tifffile.imwrite(
+        tmp,
+        data,
+        imagej=imagej,
+        compression=compression,
+        photometric="minisblack",
+        **kw,
+    )
+
+
+def _write_folder(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str | None) -> None:
+    tmp.mkdir()
+    width = max(5, len(str(data.shape[0] - 1)))
+    for z in range(data.shape[0]):
+        _write_tiff(tmp / f"slice_{z:0{width}d}.tif", data[z][None], meta, compression)
+    (tmp / _SIDECAR).write_text(meta.to_json())
+
+
+def _ngff_attrs(meta: VolumeMeta, name: str) -> dict:
+    v = meta.voxel_size_nm
+    scale = [v.z, v.y, v.x] if v is not None else [1.0, 1.0, 1.0]
+    unit = "nanometer" if v is not None else None
+    axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "zyx"]
+    return {
+        "multiscales": [
+            {
+                "version": "0.4",
+                "name": name,
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ],
+        "fibsynth": json.loads(meta.to_json()),
+    }
+
+
+def default_chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(int(min(s, c)) for s, c in zip(shape, (64, 256, 256)))  # type: ignore[return-value]
+
+
+def create_zarr(path: Path, shape: tuple[int, int, int], dtype: Any, meta: VolumeMeta, chunks=None):
+    """Create an OME-Zarr group at ``path`` (normally a temporary path from :func:`atomic_path`) and
+    return its (empty) array ``0`` for chunk-by-chunk filling."""
+    import zarr
+
+    chunks = tuple(chunks) if chunks is not None else default_chunks(shape)
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.attrs.update(_ngff_attrs(meta, Path(path).name))
+    return root.create_array("0", shape=tuple(shape), chunks=chunks, dtype=dtype, fill_value=0)
+
+
+def _write_zarr(tmp: Path, data: Any, meta: VolumeMeta, chunks) -> None:
+    arr = create_zarr(tmp, tuple(data.shape), data.dtype, meta, chunks)
+    if isinstance(data, np.ndarray):
+        arr[...] = data
+    else:
+        import dask.array as da
+
+        da.store(data.rechunk(arr.chunks), arr, lock=False)

@@ -1,0 +1,1 @@
+"""Electron-solid interaction physics."""

@@ -1,0 +1,1 @@
+"""Electron Monte Carlo engine."""
