@@ -6,9 +6,7 @@ of range) print one line ``fibsynth: error: ...`` on stderr and exit with status
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 import typer
@@ -23,6 +21,7 @@ _NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
 _CLICKEXC = tuple({click.ClickException, _tx.ClickException})
 
 from fibsynth import __version__
+from fibsynth.cliutil import emit_json  # noqa: F401  (re-exported)
 from fibsynth.errors import FibsynthError
 
 app = typer.Typer(
@@ -33,22 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-def emit_json(obj: Any) -> None:
-    """Print ``obj`` as the only thing on stdout (for ``--json`` commands)."""
-    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
-    sys.stdout.flush()
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _version_callback(value: bool) -> None:
