@@ -1,0 +1,392 @@
+"""The numba transport kernel: single elastic scattering + continuous slowing down in a voxel geometry.
+
+Geometry (lengths in nm). A volume of material indices ``vol[z, y, x]`` with voxel size ``(dz, dy, dx)``,
+periodic in x and y. For FIB-SEM slice ``kface`` everything at ``z < kface * dz`` has been milled away
+(vacuum); an electron crossing that plane leaves the sample for good (the face is an infinite plane) and is
+a backscattered electron (BSE). Beyond the last slice (``z >= nz * dz``) lies ``backing`` (a material index),
+or, with ``repeat_last``, the last slice repeated. A bulk target is a 1x1x1 volume with huge lateral voxels
+and the same material as backing; a film is one voxel of thickness ``t`` on a backing substrate.
+
+Transport (per electron, :func:`transport_one`, free of Python objects so it can be ported to a GPU):
+
+* free flight s = -lambda(E) ln R with the total elastic mean free path of the current material;
+* the flight is traced voxel by voxel (Amanatides-Woo DDA, exact ray-plane intersections). When it reaches a
+  voxel of another material it stops on the boundary and the rest of the flight is resampled in the new
+  material (exact for exponential free paths: memorylessness). No step can jump over a thin ligament;
+* energy loss is continuous (CSDA) and applied per segment in the material the segment lies in, exactly,
+  through the tabulated CSDA range (E_after = R^-1(R(E) - s));
+* at a collision the target element is chosen with probability n_i sigma_i / sum, the polar angle from the
+  element's angular distribution, the azimuth uniformly;
+* electrons whose residual range falls below the range at the cut-off energy are absorbed.
+
+Random numbers: xoroshiro128+ seeded per electron by splitmix64 from (seed, stream a, stream b, electron),
+so results do not depend on the number of threads or processes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+NE_BINS = 100  # energy histogram: E / E0 in [0, 1]
+NA_BINS = 90  # exit polar angle to the face normal, 1-degree bins
+N_TALLY = 3  # 0: all BSE, 1: BSE accepted by the detector, 2: reserved for secondary electrons (not simulated)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_S24 = np.uint64(24)
+_S40 = np.uint64(40)
+_S16 = np.uint64(16)
+_S37 = np.uint64(37)
+_S27b = np.uint64(27)
+_INV53 = 1.0 / 9007199254740992.0
+_BIG = 1e300
+_TWO_PI = 2.0 * math.pi
+
+_jit = nb.njit(cache=True, fastmath=True, nogil=True)
+
+
+@_jit
+def splitmix64(x):
+    z = x + _GOLDEN
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@_jit
+def seed_state(seed, a, b, n):
+    """xoroshiro128+ state for electron ``n`` of stream (seed, a, b)."""
+    h = splitmix64(np.uint64(seed))
+    h = splitmix64(h ^ np.uint64(a))
+    h = splitmix64(h ^ np.uint64(b))
+    h = splitmix64(h ^ np.uint64(n))
+    s0 = splitmix64(h)
+    s1 = splitmix64(s0)
+    if s0 == np.uint64(0) and s1 == np.uint64(0):
+        s1 = _GOLDEN
+    return s0, s1
+
+
+@_jit
+def next_uniform(s0, s1):
+    """A uniform double in (0, 1] and the advanced state."""
+    res = s0 + s1
+    s1 ^= s0
+    s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
+    s1 = (s1 << _S37) | (s1 >> _S27b)
+    return (float(res >> _S11) + 1.0) * _INV53, s0, s1
+
+
+@_jit
+def interp_row(row, u):
+    i = int(u)
+    f = u - i
+    return row[i] * (1.0 - f) + row[i + 1] * f
+
+
+@_jit
+def energy_after(rng_row, rcut, ln_e0, inv_dln, u, path):
+    """CSDA slowing down over ``path`` (nm) from grid coordinate ``u`` (= (ln E - ln E_grid0) / dlnE).
+
+    Returns (E, u) after the path, or (-1, -1) if the residual range falls below the cut-off's."""
+    i = int(u)
+    f = u - i
+    r = rng_row[i] * (1.0 - f) + rng_row[i + 1] * f - path
+    if r <= rcut:
+        return -1.0, -1.0
+    j = i
+    while j > 0 and rng_row[j] > r:
+        j -= 1
+    un = j + (r - rng_row[j]) / (rng_row[j + 1] - rng_row[j])
+    return math.exp(ln_e0 + un / inv_dln), un
+
+
+@_jit
+def lookup(vol, iz, iy, ix, backing, repeat_last):
+    nz = vol.shape[0]
+    if iz < nz:
+        return vol[iz, iy, ix]
+    if repeat_last:
+        return vol[nz - 1, iy, ix]
+    return backing
+
+
+@_jit
+def transport_one(
+    x, y, z, ux, uy, uz, e0, s0, s1,
+    vol, dz, dy, dx, kface, backing, repeat_last,
+    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+):
+    """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz)."""
+    nz, ny, nx = vol.shape
+    ix = int(x / dx)
+    iy = int(y / dy)
+    if ix >= nx:
+        ix = nx - 1
+    if iy >= ny:
+        iy = ny - 1
+    iz = kface
+    mat = lookup(vol, iz, iy, ix, backing, repeat_last)
+    e = e0
+    pend = 0.0
+    r, s0, s1 = next_uniform(s0, s1)
+    u = (math.log(e) - ln_e0) * inv_dln
+    s = -math.log(r) / interp_row(lam_inv[mat], u)
+    while True:
+        # distances to the next voxel planes
+        if ux > 0.0:
+            tx = ((ix + 1) * dx - x) / ux
+        elif ux < 0.0:
+            tx = (ix * dx - x) / ux
+        else:
+            tx = _BIG
+        if uy > 0.0:
+            ty = ((iy + 1) * dy - y) / uy
+        elif uy < 0.0:
+            ty = (iy * dy - y) / uy
+        else:
+            ty = _BIG
+        if uz > 0.0:
+            if iz >= nz and not repeat_last:
+                tz = _BIG
+            else:
+                tz = ((iz + 1) * dz - z) / uz
+        elif uz < 0.0:
+            tz = (iz * dz - z) / uz
+        else:
+            tz = _BIG
+        axis = 0
+        dmin = tx
+        if ty < dmin:
+            dmin = ty
+            axis = 1
+        if tz < dmin:
+            dmin = tz
+            axis = 2
+        if s < dmin:
+            # collision inside the current voxel
+            x += s * ux
+            y += s * uy
+            z += s * uz
+            e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend + s)
+            pend = 0.0
+            if e < 0.0:
+                return False, 0.0, ux, uy, uz
+            # target element
+            j = 0
+            ne = nel[mat]
+            if ne > 1:
+                r, s0, s1 = next_uniform(s0, s1)
+                while j < ne - 1 and r > interp_row(cum[mat, j], u):
+                    j += 1
+            # polar angle
+            r, s0, s1 = next_uniform(s0, s1)
+            r2, s0, s1 = next_uniform(s0, s1)
+            if r <= interp_row(prut[mat, j], u):
+                a = acoef[mat, j] / e
+                ct = 1.0 - 2.0 * a * r2 / (1.0 + a - r2)
+            else:
+                ct = 1.0 - 2.0 * r2
+            if ct > 1.0:
+                ct = 1.0
+            elif ct < -1.0:
+                ct = -1.0
+            st = math.sqrt(1.0 - ct * ct)
+            # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
+            while True:
+                r, s0, s1 = next_uniform(s0, s1)
+                r2, s0, s1 = next_uniform(s0, s1)
+                cp = 2.0 * r - 1.0
+                sp = 2.0 * r2 - 1.0
+                q = cp * cp + sp * sp
+                if q <= 1.0 and q > 1e-12:
+                    break
+            q = 1.0 / math.sqrt(q)
+            cp *= q
+            sp *= q
+            if abs(uz) > 0.99999:
+                sg = 1.0 if uz > 0.0 else -1.0
+                nux = st * cp
+                nuy = st * sp
+                nuz = ct * sg
+            else:
+                tmp = math.sqrt(1.0 - uz * uz)
+                nux = ux * ct + st * (ux * uz * cp - uy * sp) / tmp
+                nuy = uy * ct + st * (uy * uz * cp + ux * sp) / tmp
+                nuz = uz * ct - st * cp * tmp
+            nrm = 1.0 / math.sqrt(nux * nux + nuy * nuy + nuz * nuz)
+            ux = nux * nrm
+            uy = nuy * nrm
+            uz = nuz * nrm
+            r, s0, s1 = next_uniform(s0, s1)
+            s = -math.log(r) / interp_row(lam_inv[mat], u)
+            continue
+        # reach the voxel boundary
+        pend += dmin
+        s -= dmin
+        if axis == 0:
+            y += dmin * uy
+            z += dmin * uz
+            if ux > 0.0:
+                ix += 1
+                x = ix * dx
+                if ix == nx:
+                    ix = 0
+                    x = 0.0
+            else:
+                x = ix * dx
+                ix -= 1
+                if ix < 0:
+                    ix = nx - 1
+                    x = nx * dx
+        elif axis == 1:
+            x += dmin * ux
+            z += dmin * uz
+            if uy > 0.0:
+                iy += 1
+                y = iy * dy
+                if iy == ny:
+                    iy = 0
+                    y = 0.0
+            else:
+                y = iy * dy
+                iy -= 1
+                if iy < 0:
+                    iy = ny - 1
+                    y = ny * dy
+        else:
+            x += dmin * ux
+            y += dmin * uy
+            if uz > 0.0:
+                iz += 1
+                z = iz * dz
+            else:
+                z = iz * dz
+                iz -= 1
+                if iz < kface:
+                    e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend)
+                    if e < 0.0:
+                        return False, 0.0, ux, uy, uz
+                    return True, e, ux, uy, uz
+        newmat = lookup(vol, iz, iy, ix, backing, repeat_last)
+        if newmat != mat:
+            e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend)
+            pend = 0.0
+            if e < 0.0:
+                return False, 0.0, ux, uy, uz
+            mat = newmat
+            r, s0, s1 = next_uniform(s0, s1)
+            s = -math.log(r) / interp_row(lam_inv[mat], u)
+
+
+@_jit
+def _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax):
+    tal[0] += 1
+    k = int(e / e0 * NE_BINS)
+    if k >= NE_BINS:
+        k = NE_BINS - 1
+    he[k] += 1
+    cn = -uz
+    if cn > 1.0:
+        cn = 1.0
+    k = int(math.degrees(math.acos(cn)))
+    if k >= NA_BINS:
+        k = NA_BINS - 1
+    ha[k] += 1
+    ccol = -(uy * by + uz * bz)  # cosine to the column axis (reversed beam direction)
+    if e >= emin and ccol >= cmin and ccol <= cmax:
+        tal[1] += 1
+
+
+@nb.njit(cache=True, fastmath=True, parallel=True)
+def run_point(
+    n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
+    vol, dz, dy, dx, kface, backing, repeat_last,
+    emin, cmin, cmax,
+    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+):
+    """``n`` electrons at one beam position; tallies per fixed chunk (deterministic for any thread count)."""
+    tal = np.zeros((nchunks, N_TALLY), dtype=np.int64)
+    he = np.zeros((nchunks, NE_BINS), dtype=np.int64)
+    ha = np.zeros((nchunks, NA_BINS), dtype=np.int64)
+    lx = vol.shape[2] * dx
+    ly = vol.shape[1] * dy
+    for c in nb.prange(nchunks):
+        start = (n * c) // nchunks
+        stop = (n * (c + 1)) // nchunks
+        for k in range(start, stop):
+            s0, s1 = seed_state(seed, stream, 0, k)
+            x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
+            esc, e, ux, uy, uz = transport_one(
+                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
+                ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+            )
+            if esc:
+                _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+    return tal.sum(axis=0), he.sum(axis=0), ha.sum(axis=0)
+
+
+@_jit
+def _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1):
+    """Gaussian probe offset (Box-Muller), wrapped into the periodic cell."""
+    if sigma_x > 0.0 or sigma_y > 0.0:
+        r1, s0, s1 = next_uniform(s0, s1)
+        r2, s0, s1 = next_uniform(s0, s1)
+        rad = math.sqrt(-2.0 * math.log(r1))
+        x0 = x0 + sigma_x * rad * math.cos(_TWO_PI * r2)
+        y0 = y0 + sigma_y * rad * math.sin(_TWO_PI * r2)
+    x = x0 - lx * math.floor(x0 / lx)
+    y = y0 - ly * math.floor(y0 / ly)
+    if x >= lx:
+        x = 0.0
+    if y >= ly:
+        y = 0.0
+    return x, y, s0, s1
+
+
+@nb.njit(cache=True, fastmath=True, parallel=True)
+def run_slice(
+    kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
+    vol, dz, dy, dx, backing, repeat_last,
+    emin, cmin, cmax,
+    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+):
+    """Raster the face of slice ``kface`` at the pixel (voxel) centres.
+
+    Returns per-pixel counts of all BSE and of detected BSE, and energy / angle histograms summed over the
+    slice (per-row partial sums: deterministic for any thread count).
+    """
+    nz, ny, nx = vol.shape
+    allc = np.zeros((ny, nx), dtype=np.int64)
+    det = np.zeros((ny, nx), dtype=np.int64)
+    he = np.zeros((ny, NE_BINS), dtype=np.int64)
+    ha = np.zeros((ny, NA_BINS), dtype=np.int64)
+    lx = nx * dx
+    ly = ny * dy
+    z0 = kface * dz
+    for iy in nb.prange(ny):
+        tal = np.zeros(N_TALLY, dtype=np.int64)
+        for ix in range(nx):
+            tal[0] = 0
+            tal[1] = 0
+            pix = iy * nx + ix
+            for k in range(n_per_pixel):
+                s0, s1 = seed_state(seed, kface, pix, k)
+                x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
+                esc, e, ux, uy, uz = transport_one(
+                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
+                    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+                )
+                if esc:
+                    _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+            allc[iy, ix] = tal[0]
+            det[iy, ix] = tal[1]
+    return allc, det, he.sum(axis=0), ha.sum(axis=0)
