@@ -1,5 +1,190 @@
-"""Command-line commands of this stage (placeholder until the stage lands)."""
+"""``fibsynth structure ...``: generate leveled-wave / hierarchical structures, import user volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Tuple
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+_OUT_HELP = "Output volume: .tif/.tiff, .npy, a folder name (TIFF slices) or .zarr (written chunk by chunk)."
+_SHAPE_HELP = "Volume shape in voxels: Z Y X (z = slice/milling direction)."
+
+
+def _merge(config: Optional[Path], cli_values: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    """Values from ``--config FILE.yaml`` overridden by the options given on the command line."""
+    from fibsynth.errors import FibsynthError
+
+    values: dict[str, Any] = {}
+    if config is not None:
+        import yaml
+
+        if not config.is_file():
+            raise FibsynthError("file not found", config)
+        try:
+            data = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FibsynthError(f"not valid YAML ({str(exc).splitlines()[0]})", config) from None
+        if not isinstance(data, dict):
+            raise FibsynthError("expected a mapping of option names to values", config)
+        known = set(cli_values)
+        for k, v in data.items():
+            key = str(k).replace("-", "_")
+            if key not in known:
+                raise FibsynthError(f"unknown key {k!r}; allowed: {', '.join(sorted(known))}", config)
+            values[key] = v
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    for name in required:
+        if values.get(name) is None:
+            raise FibsynthError(f"--{name.replace('_', '-')} is required (on the command line or in --config)")
+    return values
+
+
+def _voxel(values: dict[str, Any]):
+    from fibsynth.config import VoxelSize
+
+    return VoxelSize.from_xy_z(float(values["voxel_nm"]), None if values.get("slice_nm") is None else float(values["slice_nm"]))
+
+
+def _check_out(out: Path) -> None:
+    from fibsynth.errors import FibsynthError
+    from fibsynth.io import volume_format
+
+    volume_format(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FibsynthError("output folder does not exist", parent)
+
+
+def _chunks(values: dict[str, Any]):
+    from fibsynth.errors import FibsynthError
+
+    c = values.get("chunks")
+    if c is None:
+        return None
+    c = tuple(int(v) for v in c)
+    if len(c) != 3 or min(c) < 1:
+        raise FibsynthError(f"--chunks needs three integers >= 1, got {c}")
+    return c
+
+
+def _report(out: Path, model, as_json: bool, extra: dict) -> None:
+    from fibsynth.cliutil import emit_json
+
+    summary = {"path": str(out), "shape": list(model.shape), "voxel_size_nm": model.config.voxel_size.model_dump(), **extra}
+    if as_json:
+        emit_json(summary)
+    else:
+        typer.echo(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@app.command("lwm")
+def lwm(
+    out: Path = typer.Argument(..., help=_OUT_HELP),
+    shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--shape", help=_SHAPE_HELP),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm)."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in z (nm); default --voxel-nm."),
+    solid_fraction: Optional[float] = typer.Option(None, "--solid-fraction", help="Solid volume fraction, in (0, 1)."),
+    ligament_nm: Optional[float] = typer.Option(None, "--ligament-nm", help="Mean ligament diameter (nm), >= 2 voxels."),
+    waves: Optional[int] = typer.Option(None, "--waves", help="Number of plane waves (default 500)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    chunks: Optional[Tuple[int, int, int]] = typer.Option(None, "--chunks", help="Zarr chunk shape Z Y X."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (CLI wins)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Single-level leveled-wave structure (Cahn / Soyarslan et al. 2018), calibrated ligament size."""
+    from fibsynth.structure.leveled_wave import DEFAULT_WAVES, LeveledWave, LWMConfig
+    from fibsynth.structure.write import write_structure
+
+    v = _merge(
+        config,
+        dict(shape=shape, voxel_nm=voxel_nm, slice_nm=slice_nm, solid_fraction=solid_fraction,
+             ligament_nm=ligament_nm, waves=waves, seed=seed, chunks=chunks),
+        ("shape", "voxel_nm", "solid_fraction", "ligament_nm"),
+    )
+    _check_out(out)
+    cfg = LWMConfig.build(
+        config,
+        shape=tuple(v["shape"]),
+        voxel_size=_voxel(v),
+        solid_fraction=v["solid_fraction"],
+        ligament_nm=v["ligament_nm"],
+        waves=v.get("waves", DEFAULT_WAVES),
+        seed=v.get("seed", 0),
+    )
+    model = LeveledWave(cfg)
+    write_structure(out, model, chunks=_chunks(v), progress=not as_json)
+    _report(out, model, as_json, {
+        "generator": "lwm", "solid_fraction": cfg.solid_fraction, "ligament_nm": cfg.ligament_nm,
+        "waves": cfg.waves, "seed": cfg.seed, "q0_per_nm": model.q0, "xi": model.level["xi_realised"],
+    })
+
+
+@app.command("hierarchical")
+def hierarchical(
+    out: Path = typer.Argument(..., help=_OUT_HELP),
+    shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--shape", help=_SHAPE_HELP),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm)."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in z (nm); default --voxel-nm."),
+    upper_ligament_nm: Optional[float] = typer.Option(None, "--upper-ligament-nm", help="Coarse ligament diameter D1 (nm), e.g. 110."),
+    lower_ligament_nm: Optional[float] = typer.Option(None, "--lower-ligament-nm", help="Fine ligament diameter D2 < D1 (nm), e.g. 15."),
+    upper_solid_fraction: Optional[float] = typer.Option(None, "--upper-solid-fraction", help="Solid fraction F1 of the coarse network."),
+    lower_solid_fraction: Optional[float] = typer.Option(None, "--lower-solid-fraction", help="Solid fraction F2 of the fine network."),
+    waves: Optional[int] = typer.Option(None, "--waves", help="Plane waves per level (default 500)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    chunks: Optional[Tuple[int, int, int]] = typer.Option(None, "--chunks", help="Zarr chunk shape Z Y X."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (CLI wins)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Hierarchical nanoporous gold: solid = upper network (D1, F1) AND independent lower network (D2, F2)."""
+    from fibsynth.structure.hierarchical import Hierarchical, HierarchicalConfig
+    from fibsynth.structure.leveled_wave import DEFAULT_WAVES
+    from fibsynth.structure.write import write_structure
+
+    v = _merge(
+        config,
+        dict(shape=shape, voxel_nm=voxel_nm, slice_nm=slice_nm, upper_ligament_nm=upper_ligament_nm,
+             lower_ligament_nm=lower_ligament_nm, upper_solid_fraction=upper_solid_fraction,
+             lower_solid_fraction=lower_solid_fraction, waves=waves, seed=seed, chunks=chunks),
+        ("shape", "voxel_nm", "upper_ligament_nm", "lower_ligament_nm", "upper_solid_fraction", "lower_solid_fraction"),
+    )
+    _check_out(out)
+    cfg = HierarchicalConfig.build(
+        config,
+        shape=tuple(v["shape"]),
+        voxel_size=_voxel(v),
+        upper_ligament_nm=v["upper_ligament_nm"],
+        lower_ligament_nm=v["lower_ligament_nm"],
+        upper_solid_fraction=v["upper_solid_fraction"],
+        lower_solid_fraction=v["lower_solid_fraction"],
+        waves=v.get("waves", DEFAULT_WAVES),
+        seed=v.get("seed", 0),
+    )
+    model = Hierarchical(cfg)
+    write_structure(out, model, chunks=_chunks(v), progress=not as_json)
+    _report(out, model, as_json, {
+        "generator": "hierarchical", "expected_solid_fraction": cfg.upper_solid_fraction * cfg.lower_solid_fraction,
+        "upper_q0_per_nm": model.upper.q0, "lower_q0_per_nm": model.lower.q0, "waves": cfg.waves, "seed": cfg.seed,
+    })
+
+
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., metavar="IN", help="User binary volume ({0,1}, {0,255} or bool): TIFF, slice folder, .zarr, .npy."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output volume (suffix picks the format)."),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm); required if IN has none."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in z (nm); default --voxel-nm."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Validate a user-supplied binary structure and rewrite it with fibsynth metadata."""
+    from fibsynth.cliutil import emit_json
+    from fibsynth.structure.write import import_structure
+
+    _check_out(out)
+    info = import_structure(src, out, voxel_nm, slice_nm)
+    if as_json:
+        emit_json(info)
+    else:
+        typer.echo(" ".join(f"{k}={v}" for k, v in info.items()))
