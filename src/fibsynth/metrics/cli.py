@@ -1,13 +1,128 @@
-"""Command-line commands of this stage (placeholder until the stage lands)."""
+"""Command-line commands of the evaluation stage: ``fibsynth evaluate`` and ``fibsynth isotropy``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
 
 import typer
+
+from fibsynth.cliutil import emit_json
+from fibsynth.errors import FibsynthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
-def evaluate() -> None:
-    """Placeholder."""
+def _clean(v: Any) -> Any:
+    """JSON-safe numbers: NaN / inf -> null (json.dumps would write invalid 'NaN')."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
-def isotropy() -> None:
-    """Placeholder."""
+def _table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("meaning")
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "n/a" if not math.isfinite(v) else format(v, spec)
+
+
+def evaluate(
+    pred: Path = typer.Argument(..., help="Predicted binary segmentation (1 = solid)."),
+    truth: Path = typer.Option(..., "--truth", help="Ground-truth binary structure, same shape."),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON object on stdout."),
+) -> None:
+    """Compare a segmentation with its ground truth: MP and MGP (percent), Dice per phase and their mean."""
+    from fibsynth.io import read_structure
+    from fibsynth.metrics.ground_truth import evaluate_segmentation
+
+    p = read_structure(pred, lazy=True)
+    t = read_structure(truth, lazy=True)
+    if tuple(p.data.shape) != tuple(t.data.shape):
+        raise FibsynthError(
+            f"shape {tuple(p.data.shape)} of {pred} differs from shape {tuple(t.data.shape)} of --truth {truth}"
+        )
+    r = evaluate_segmentation(p.data, t.data)
+    keys = ("MP", "MGP", "MDS", "dice_solid", "dice_pore")
+    if json_out:
+        emit_json({k: _clean(float(r[k])) for k in keys})
+        return
+    _table(
+        f"{pred.name} vs {truth.name} ({r['n_voxels']} voxels)",
+        [
+            ("MP (%)", _fmt(r["MP"], ".4f"), "misplaced voxels (Eq. 4)"),
+            ("MGP (%)", _fmt(r["MGP"], ".4f"), "true solid predicted as pore (Eq. 5); n/a if no solid"),
+            ("Dice solid", _fmt(r["dice_solid"], ".5f"), "Eq. 6, solid = positive"),
+            ("Dice pore", _fmt(r["dice_pore"], ".5f"), "Eq. 6 for the pore phase"),
+            ("MDS", _fmt(r["MDS"], ".5f"), "mean of the two Dice scores"),
+        ],
+    )
+
+
+def isotropy(
+    volume: Path = typer.Argument(..., help="Segmented binary volume (z, y, x), 1 = solid."),
+    voxel_nm: float | None = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm); default: file metadata."),
+    slice_nm: float | None = typer.Option(
+        None, "--slice-nm", help="Slice thickness along z (nm); default: file metadata, else --voxel-nm."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print only a JSON object on stdout."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save the directional TPCF and lineal path to this PNG."),
+) -> None:
+    """Isotropy errors of a segmented volume without ground truth (TPCF, lineal path, ligament diameter)."""
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import read_structure
+    from fibsynth.metrics.isotropy import isotropy_report
+
+    for name, v in (("--voxel-nm", voxel_nm), ("--slice-nm", slice_nm)):
+        if v is not None and not (v > 0 and v <= 1e6):
+            raise FibsynthError(f"{name} must be in (0, 1e6] nm (got {v})")
+    vol = read_structure(volume)
+    meta_vs = vol.meta.voxel_size_nm
+    if voxel_nm is not None:
+        if slice_nm is None:  # an explicit pixel size without --slice-nm means isotropic voxels
+            slice_nm = voxel_nm
+        vs = VoxelSize(x=voxel_nm, y=voxel_nm, z=slice_nm)
+    elif meta_vs is not None:
+        vs = VoxelSize(x=meta_vs.x, y=meta_vs.y, z=slice_nm if slice_nm is not None else meta_vs.z)
+    else:
+        raise FibsynthError(f"{volume} has no voxel size in its metadata; pass --voxel-nm (and --slice-nm if z differs)")
+    if vol.data.ndim != 3:
+        raise FibsynthError(f"{volume}: isotropy needs a 3D volume, got shape {tuple(vol.data.shape)}")
+    rep = isotropy_report(vol.data, vs.zyx(), return_functions=plot is not None)
+    if plot is not None:
+        from fibsynth.metrics.plotting import plot_directional
+
+        if plot.suffix.lower() != ".png":
+            raise FibsynthError(f"--plot must name a .png file, got {plot}")
+        plot_directional([(volume.name, rep)], plot)
+    keys = ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm", "solid_fraction")
+    if json_out:
+        emit_json({k: _clean(float(rep[k])) for k in keys})
+        return
+    _table(
+        f"{volume.name}: voxel (z, y, x) = ({vs.z:g}, {vs.y:g}, {vs.x:g}) nm, lags {rep['lag_step_nm']:g}.."
+        f"{rep['lag_max_nm']:g} nm",
+        [
+            ("e_TPCF", _fmt(rep["e_tpcf"], ".4f"), "Eq. 7 on S2 (raw, as in the paper)"),
+            ("e_TPCF centred", _fmt(rep["e_tpcf_centered"], ".4f"), "Eq. 7 on S2 - phi^2"),
+            ("e_LPF", _fmt(rep["e_lpf"], ".4f"), "Eq. 7 on the lineal path function"),
+            ("e_D", _fmt(rep["e_diameter"], ".4f"), "Eq. 8 on planar ligament diameters"),
+            ("D_xy (nm)", _fmt(rep["D_xy_nm"], ".2f"), "mean 2D local thickness, xy slices"),
+            ("D_xz (nm)", _fmt(rep["D_xz_nm"], ".2f"), "xz slices"),
+            ("D_yz (nm)", _fmt(rep["D_yz_nm"], ".2f"), "yz slices"),
+            ("solid fraction", _fmt(rep["solid_fraction"], ".4f"), "phi"),
+        ],
+    )
+    if plot is not None:
+        typer.echo(f"wrote {plot}", err=True)

@@ -84,12 +84,27 @@ def _edt_sq_2d(solid, hy, hx, out):
     g = np.empty(m)
     v = np.empty(m, np.int64)
     z = np.empty(m + 1)
+    big = np.inf
+    # rows: binary input -> distance to the nearest pore pixel in the row by two sweeps (no envelope needed)
     for i in range(ny):
+        last = -1
         for j in range(nx):
-            f[j] = np.inf if solid[i, j] else 0.0
-        _edt1d(f[:nx], hx, g[:nx], v, z)
-        for j in range(nx):
-            out[i, j] = g[j]
+            if not solid[i, j]:
+                last = j
+                out[i, j] = 0.0
+            elif last >= 0:
+                out[i, j] = ((j - last) * hx) ** 2
+            else:
+                out[i, j] = big
+        last = -1
+        for j in range(nx - 1, -1, -1):
+            if not solid[i, j]:
+                last = j
+            elif last >= 0:
+                d = ((last - j) * hx) ** 2
+                if d < out[i, j]:
+                    out[i, j] = d
+    # columns: lower envelope of parabolas (Felzenszwalb & Huttenlocher)
     for j in range(nx):
         for i in range(ny):
             f[i] = out[i, j]
@@ -123,6 +138,44 @@ def _edt_sq_3d(solid, hz, hy, hx):
 # ridge selection and ball painting
 # --------------------------------------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
+def _inner_r2_2d(r2, hy, hx):
+    """Largest squared lattice distance strictly below r2: every pixel of the ball {|p - c|^2 < r2} lies within
+    sqrt(of it) of c. Using it instead of r2 makes the containment test exact for the discrete balls' pixels
+    and prunes far more centres (e.g. r = 5 px -> inner radius sqrt(20) = 4.47 px)."""
+    lim = r2 * (1.0 - _REL_EPS)
+    best = 0.0
+    amax = int(np.sqrt(lim) / hy)
+    for a in range(amax + 1):
+        rem = lim - (a * hy) ** 2
+        if rem <= 0.0:
+            continue
+        b = int(np.sqrt(rem) / hx)
+        while b >= 0 and (a * hy) ** 2 + (b * hx) ** 2 >= lim:
+            b -= 1
+        while (a * hy) ** 2 + ((b + 1) * hx) ** 2 < lim:
+            b += 1
+        v = (a * hy) ** 2 + (b * hx) ** 2
+        if v > best:
+            best = v
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _inner_r2_3d(r2, hz, hy, hx):
+    lim = r2 * (1.0 - _REL_EPS)
+    best = 0.0
+    cmax = int(np.sqrt(lim) / hz)
+    for c in range(cmax + 1):
+        rem = lim - (c * hz) ** 2
+        if rem <= 0.0:
+            continue
+        v = (c * hz) ** 2 + _inner_r2_2d(rem / (1.0 - _REL_EPS), hy, hx)
+        if v > best:
+            best = v
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
 def _ridge_2d(d2, hy, hx, cy, cx, cr2):
     """Collect centres whose disc is not contained in a neighbour's disc. Returns their count."""
     ny, nx = d2.shape
@@ -132,7 +185,7 @@ def _ridge_2d(d2, hy, hx, cy, cx, cr2):
             r2 = d2[i, j]
             if r2 <= 0.0 or r2 == np.inf:
                 continue
-            r = np.sqrt(r2)
+            r = np.sqrt(_inner_r2_2d(r2, hy, hx))
             keep = True
             for di in range(-1, 2):
                 ii = i + di
@@ -143,7 +196,7 @@ def _ridge_2d(d2, hy, hx, cy, cx, cr2):
                     if (di == 0 and dj == 0) or jj < 0 or jj >= nx:
                         continue
                     s = r + np.sqrt((di * hy) ** 2 + (dj * hx) ** 2)
-                    if d2[ii, jj] >= s * s * (1.0 - _REL_EPS):
+                    if d2[ii, jj] > s * s * (1.0 + _REL_EPS):
                         keep = False
                         break
                 if not keep:
@@ -243,7 +296,7 @@ def _ridge_flags_3d(d2, hz, hy, hx):
                 r2 = d2[k, i, j]
                 if r2 <= 0.0 or r2 == np.inf:
                     continue
-                r = np.sqrt(r2)
+                r = np.sqrt(_inner_r2_3d(r2, hz, hy, hx))
                 ok = True
                 for dk in range(-1, 2):
                     kk = k + dk
@@ -258,7 +311,7 @@ def _ridge_flags_3d(d2, hz, hy, hx):
                             if (dk == 0 and di == 0 and dj == 0) or jj < 0 or jj >= nx:
                                 continue
                             s = r + np.sqrt((dk * hz) ** 2 + (di * hy) ** 2 + (dj * hx) ** 2)
-                            if d2[kk, ii, jj] >= s * s * (1.0 - _REL_EPS):
+                            if d2[kk, ii, jj] > s * s * (1.0 + _REL_EPS):
                                 ok = False
                                 break
                         if not ok:
