@@ -43,7 +43,7 @@ from fibsynth.errors import FibsynthError
 
 X_PERIOD_WAVELENGTHS = 64
 QUANTILE_MAX_SAMPLES = 2**22
-DEFAULT_WAVES = 500
+DEFAULT_WAVES = 1000
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -213,8 +213,9 @@ def _raw(waves, q0, voxel_size: VoxelSize, region, threshold: float | None) -> n
     return out_s
 
 
-def quantile_stride(shape: tuple[int, int, int], max_samples: int = QUANTILE_MAX_SAMPLES) -> int:
+def quantile_stride(shape: tuple[int, int, int], max_samples: int | None = None) -> int:
     """Smallest stride ``s`` with at most ``max_samples`` points on the sub-lattice ``[::s, ::s, ::s]``."""
+    max_samples = QUANTILE_MAX_SAMPLES if max_samples is None else max_samples
     s = 1
     while math.prod(-(-n // s) for n in shape) > max_samples:
         s += 1
