@@ -17,7 +17,6 @@ Seeds: ``numpy.random.SeedSequence(seed).spawn(2)`` gives the upper and lower st
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -161,4 +160,4 @@ def hierarchical(
     return (solid, model) if return_model else solid
 
 
-__all__ = ["HierarchicalConfig", "Hierarchical", "hierarchical", "hierarchical_config", "math"]
+__all__ = ["HierarchicalConfig", "Hierarchical", "hierarchical", "hierarchical_config"]

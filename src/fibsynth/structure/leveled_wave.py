@@ -32,7 +32,6 @@ Implementation notes (see ``docs/structure.md``):
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numba
 import numpy as np
@@ -354,12 +353,3 @@ def leveled_wave(
     model = LeveledWave(cfg)
     solid = model.solid()
     return (solid, model) if return_model else solid
-
-
-def check_memory(shape, bytes_per_voxel: float = 1.0) -> None:
-    need = math.prod(shape) * bytes_per_voxel
-    if need > 8 * 2**30:
-        raise FibsynthError(
-            f"a {tuple(shape)} volume needs {need / 2**30:.1f} GiB in memory; write it to a .zarr output "
-            "(generated chunk by chunk)"
-        )
