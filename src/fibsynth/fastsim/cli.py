@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 from fibsynth.cliutil import emit_json, parse_list, parse_range
@@ -52,3 +53,122 @@ def calibrate(
     info = generate(out, settings)
     typer.echo(f"wrote {out}: {info['rows']} rows ({info['simulated']} simulated, {info['skipped']} already there) "
                f"in {info['seconds']:.1f} s", err=True)
+
+
+@app.command("train-eta")
+def train_eta(
+    table: Path = typer.Argument(..., help="Calibration CSV (columns energy_kev,substrate,Z,thickness_nm,eta[,eta_std])."),
+    out: Path = typer.Option(..., "--out", help="Weights file (.pt state_dict); the normalisation goes to the same name .json."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Mini-batch size."),
+    max_epochs: int = typer.Option(400, "--max-epochs", help="Upper limit of epochs (early stopping usually ends sooner)."),
+    patience: int = typer.Option(25, "--patience", help="Early stopping: epochs without improvement of the monitor loss."),
+    lr_patience: int = typer.Option(10, "--lr-patience", help="Epochs without improvement before lr x0.1."),
+    holdout: Optional[str] = typer.Option(None, "--holdout", help="Test curves E:SUBSTRATE,... (default: a seeded random 10 %% of the curves)."),
+    holdout_fraction: float = typer.Option(0.1, "--holdout-fraction", help="Fraction of (E, substrate) curves held out when --holdout is not given."),
+    depth_feature: str = typer.Option("range", "--depth-feature", help="range (depth / KO range of the film) or nm."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, shuffles and splits."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training report as one JSON object."),
+) -> None:
+    """Train the eta(E, Z, depth) network on a calibration table; report RMSEs on held-out (E, substrate) curves."""
+    from fibsynth.fastsim.calibration import read_table
+    from fibsynth.fastsim.network import TrainSettings, train
+
+    if out.suffix != ".pt":
+        raise FibsynthError("--out: weights file must end in .pt", out)
+    hold = [h.strip() for h in holdout.split(",") if h.strip()] if holdout else None
+    settings = TrainSettings.build(None, lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                                   lr_patience=lr_patience, holdout=hold, holdout_fraction=holdout_fraction,
+                                   depth_feature=depth_feature, seed=_seed(seed))
+    data = read_table(table)
+    model, report = train(data, settings, progress=not as_json)
+    model.info["table"] = str(table)
+    w, j = model.save(out)
+    if as_json:
+        emit_json({"weights": str(w), "normalisation": str(j), **report})
+    else:
+        typer.echo(f"wrote {w} and {j}: {report['epochs_run']} epochs (best {report['best_epoch']}), "
+                   f"held-out curves {', '.join(report['held_out_curves']) or 'none'}: RMSE {report['rmse_test']:.4f} "
+                   f"(MC std {report.get('test_mean_mc_std', float('nan')):.4f}); depth 0 vs Hunger-Kuechler "
+                   f"{report.get('rmse_depth0_test_net_vs_hk', float('nan')):.4f}", err=True)
+
+
+@app.command("eta")
+def eta(
+    material: str = typer.Option(..., "--material", help="Material under the epoxy (element, library name or FORMULA:DENSITY)."),
+    energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV."),
+    depth_nm: str = typer.Option("0", "--depth-nm", help="Depths under epoxy START:STOP:STEP nm (STOP inclusive) or one number."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Network weights (.pt); default: the shipped network."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """eta of MATERIAL under DEPTH nm of epoxy from the network, with the Hunger-Kuechler bulk value."""
+    from fibsynth.fastsim.network import load_model
+    from fibsynth.physics.backscatter import effective_z, hunger_kuechler
+    from fibsynth.physics.materials import get_material
+    from fibsynth.physics.montecarlo.engine import check_energy
+
+    e = check_energy(energy_kev)
+    mat = get_material(material, "--material")
+    depths = parse_range(depth_nm, "--depth-nm", minimum=0)
+    model = load_model(weights)
+    values = model.predict(e, effective_z(mat), np.asarray(depths))
+    hk = float(hunger_kuechler(mat, e))
+    if as_json:
+        emit_json({"depth_nm": depths, "eta": [round(float(v), 6) for v in values], "hunger_kuechler_bulk": hk})
+    else:
+        typer.echo(f"# {material} under epoxy at {e:g} keV (Hunger-Kuechler bulk {hk:.4f})")
+        typer.echo("depth_nm,eta")
+        for d, v in zip(depths, values):
+            typer.echo(f"{d:g},{v:.5f}")
+
+
+@app.command("project")
+def project_cmd(
+    structure: Path = typer.Argument(..., help="Binary structure (z, y, x; 1 = solid)."),
+    out: Path = typer.Argument(..., help="Output image stack (format from the suffix)."),
+    energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV."),
+    slices_behind: Optional[int] = typer.Option(None, "--slices-behind", help="K: slices behind the face that shine through (default: half the KO range of the pore filling / slice thickness)."),
+    incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal, tilted in y-z (as fibsynth mc)."),
+    solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
+    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (label 0); the network is calibrated for epoxy."),
+    normalise: str = typer.Option("group", "--normalise", help="group: (eta - eta_pore)/(eta_solid - eta_pore) in [0, 1]; eta: backscatter coefficients."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Network weights (.pt); default: the shipped network."),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size (nm) if the structure carries none."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness (nm) if the structure carries none."),
+) -> None:
+    """Shine-through projection: one float32 image per slice of STRUCTURE."""
+    import time
+
+    from fibsynth.config import VoxelSize
+    from fibsynth.fastsim.network import load_model
+    from fibsynth.fastsim.projection import project
+    from fibsynth.io import VolumeMeta, read_structure, write_volume
+
+    vol = read_structure(structure)
+    data = np.asarray(vol.data)
+    mv = vol.meta.voxel_size_nm
+    if voxel_nm is not None or slice_nm is not None:
+        xy = voxel_nm if voxel_nm is not None else (mv.x if mv else None)
+        z = slice_nm if slice_nm is not None else (mv.z if mv else xy)
+        if xy is None:
+            raise FibsynthError("--voxel-nm is needed: the structure carries no voxel size", structure)
+        voxel = VoxelSize.from_xy_z(xy, z)
+    elif mv is None:
+        raise FibsynthError("the structure carries no voxel size; give --voxel-nm (and --slice-nm)", structure)
+    else:
+        voxel = mv
+    if voxel.x != voxel.y:
+        raise FibsynthError(f"x and y pixel sizes must be equal (got {voxel.x}, {voxel.y})", structure)
+    model = load_model(weights)
+    t0 = time.perf_counter()
+    img, rec = project(data, voxel.zyx(), energy_kev, slices_behind=slices_behind, incidence_deg=incidence_deg,
+                       solid=solid, pore=pore, model=model, normalise=normalise)
+    dt = time.perf_counter() - t0
+    params = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
+    params.update({"structure": str(structure), "weights": str(weights or "shipped eta_net.pt"),
+                   "model": "first solid voxel along the tilted beam path within K slices -> eta_net(E, Z, depth)",
+                   "ray_cells_slice_y_depthnm": rec["cells"], "cell_weights": rec["weights"]})
+    meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="projection", parameters=params,
+                      seed=vol.meta.seed, energy_kev=rec["energy_kev"], materials={"0": pore, "1": solid})
+    write_volume(out, img, meta)
+    typer.echo(f"wrote {out}: {img.shape[0]} images, K = {rec['slices_behind']} slices, {dt:.2f} s", err=True)

@@ -1,0 +1,288 @@
+"""The eta(E, Z, depth) network (paper Sec. 2.3): 3 inputs, hidden layers of 16, 32, 32, 32, one output.
+
+* Inputs (E in keV, Z, depth of the substrate under the film in nm) and the output eta are standardised with the
+  mean and standard deviation of the training rows; the constants go into a JSON file beside the weights. With
+  ``depth_feature="range"`` (default) the depth enters as depth / R_KO(film, E) (Kanaya-Okayama range of the
+  film) before standardisation: a physics-guided rescaling under which the curves of different energies nearly
+  collapse; the network still takes (E, Z, depth in nm) and does the rescaling itself.
+* Hidden activation: SiLU (the paper does not name one; a smooth activation gives a smooth eta(depth), which the
+  projection samples at arbitrary depths).
+* Training: MSE loss, Adam, batch 8, learning rate x0.1 after ``lr_patience`` (10) epochs without improvement of
+  the monitor loss, early stopping after ``patience`` (25) epochs without improvement, best weights kept.
+* Splits: whole (E, substrate) curves are held out as the *test* set (interpolation to unseen conditions; it is
+  never used for any decision); a random ``monitor_fraction`` of the remaining rows drives the learning-rate
+  schedule and early stopping. Everything is seeded (torch, the shuffles, the splits) and runs on one thread
+  deterministically.
+* Weights: a ``state_dict`` saved with ``torch.save``; loading uses ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from fibsynth.config import StrictModel
+from fibsynth.errors import FibsynthError
+
+HIDDEN = (16, 32, 32, 32)
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_WEIGHTS = DATA_DIR / "eta_net.pt"
+DEFAULT_TABLE = DATA_DIR / "smc_bs.csv"
+
+
+def build_net(hidden=HIDDEN):
+    import torch.nn as nn
+
+    layers: list = []
+    n_in = 3
+    for h in hidden:
+        layers += [nn.Linear(n_in, h), nn.SiLU()]
+        n_in = h
+    layers.append(nn.Linear(n_in, 1))
+    return nn.Sequential(*layers)
+
+
+class TrainSettings(StrictModel):
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    batch_size: int = Field(8, ge=1, le=65536)
+    max_epochs: int = Field(400, ge=1, le=100000)
+    patience: int = Field(25, ge=1)
+    lr_patience: int = Field(10, ge=1)
+    lr_factor: float = Field(0.1, gt=0, lt=1)
+    holdout: list[str] | None = None  # "E:substrate" curves for the test set; None: random holdout_fraction
+    holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    monitor_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = Field(0, ge=0, lt=2**63)
+    depth_feature: str = Field("range", pattern="^(range|nm)$")
+    film: str = "epoxy"
+
+
+def depth_feature(depth_nm, energy_kev, kind: str, film: str = "epoxy"):
+    """Network's depth input: ``nm`` (as is) or ``range`` (depth / Kanaya-Okayama range of the film at E)."""
+    d = np.asarray(depth_nm, float)
+    if kind == "nm":
+        return d
+    from fibsynth.physics.backscatter import kanaya_okayama_range_nm
+
+    return d / kanaya_okayama_range_nm(film, np.asarray(energy_kev, float))
+
+
+@dataclass
+class EtaModel:
+    """A trained network with its normalisation constants; :meth:`predict` maps (E, Z, depth) -> eta."""
+
+    net: object
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: float
+    y_std: float
+    info: dict = field(default_factory=dict)
+    depth_kind: str = "range"
+    film: str = "epoxy"
+
+    def predict(self, energy_kev, z, depth_nm) -> np.ndarray:
+        import torch
+
+        e, zz, d = np.broadcast_arrays(np.asarray(energy_kev, float), np.asarray(z, float),
+                                       np.asarray(depth_nm, float))
+        x = np.stack([e.ravel(), zz.ravel(), depth_feature(d.ravel(), e.ravel(), self.depth_kind, self.film)], axis=1)
+        xn = (x - self.x_mean) / self.x_std
+        with torch.no_grad():
+            y = self.net(torch.as_tensor(xn, dtype=torch.float32)).numpy()[:, 0].astype(float)
+        return (y * self.y_std + self.y_mean).reshape(e.shape)
+
+    def norm_dict(self) -> dict:
+        return {"inputs": ["energy_kev", "Z", "depth_nm"], "x_mean": self.x_mean.tolist(),
+                "x_std": self.x_std.tolist(), "y_mean": self.y_mean, "y_std": self.y_std,
+                "hidden": list(HIDDEN), "activation": "SiLU",
+                "depth_feature": self.depth_kind, "film": self.film, **self.info}
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the state_dict to ``path`` and the normalisation/training record to ``path`` with ``.json``."""
+        import torch
+
+        path = Path(path)
+        if path.suffix != ".pt":
+            raise FibsynthError("--out: weights file must end in .pt", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.net.state_dict(), tmp)
+        tmp.replace(path)
+        jpath = path.with_suffix(".json")
+        jtmp = jpath.with_name(jpath.name + ".tmp")
+        jtmp.write_text(json.dumps(self.norm_dict(), indent=1) + "\n")
+        jtmp.replace(jpath)
+        return path, jpath
+
+
+def load_model(path: str | Path | None = None) -> EtaModel:
+    """Load weights (``.pt`` state_dict, ``weights_only=True``) and their ``.json``; default: the shipped net."""
+    import torch
+
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    jpath = path.with_suffix(".json")
+    if not path.is_file():
+        raise FibsynthError("weights file not found", path)
+    if not jpath.is_file():
+        raise FibsynthError(f"normalisation file {jpath.name} not found beside the weights", path)
+    try:
+        meta = json.loads(jpath.read_text())
+        net = build_net(tuple(meta.get("hidden", HIDDEN)))
+        net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    except (OSError, ValueError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
+        raise FibsynthError(f"cannot load the eta network: {str(exc).splitlines()[0]}", path) from None
+    net.eval()
+    skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
+    info = {k: v for k, v in meta.items() if k not in skip}
+    return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
+                    float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
+                    meta.get("film", "epoxy"))
+
+
+def _curve_ids(table: dict) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    subs = table.get("substrate")
+    if subs is None or subs.dtype.kind == "f":
+        subs = np.array([f"Z{z:g}" for z in table["Z"]])
+    keys = list(zip(np.round(table["energy_kev"], 6).tolist(), subs.tolist()))
+    uniq = sorted(set(keys), key=lambda k: (k[0], k[1]))
+    index = {k: i for i, k in enumerate(uniq)}
+    return np.array([index[k] for k in keys]), uniq
+
+
+def split(table: dict, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Row masks (train, monitor, test) and the held-out curve names."""
+    cid, curves = _curve_ids(table)
+    rng = np.random.default_rng([settings.seed, 0x5E1])
+    if settings.holdout is not None:
+        names = {f"{e:g}:{s}" for e, s in curves}
+        want = set()
+        for h in settings.holdout:
+            try:
+                e_s, s = h.split(":", 1)
+                key = f"{float(e_s):g}:{s}"
+            except ValueError:
+                raise FibsynthError(f"--holdout: expected E:SUBSTRATE, got {h!r}") from None
+            if key not in names:
+                raise FibsynthError(f"--holdout: no curve {h!r} in the table")
+            want.add(key)
+        test_c = [i for i, (e, s) in enumerate(curves) if f"{e:g}:{s}" in want]
+    else:
+        n = int(round(settings.holdout_fraction * len(curves)))
+        test_c = sorted(rng.choice(len(curves), size=n, replace=False).tolist()) if n else []
+    if len(test_c) >= len(curves):
+        raise FibsynthError("--holdout leaves no curve to train on")
+    test = np.isin(cid, test_c)
+    rest = np.flatnonzero(~test)
+    mon_idx = rng.choice(rest, size=max(1, int(round(settings.monitor_fraction * rest.size))), replace=False)
+    monitor = np.zeros(cid.size, bool)
+    monitor[mon_idx] = True
+    train = ~test & ~monitor
+    if train.sum() < 2:
+        raise FibsynthError("calibration table too small to train on (need more rows)")
+    return train, monitor, test, [f"{curves[i][0]:g}:{curves[i][1]}" for i in test_c]
+
+
+def train(table: dict, settings: TrainSettings | None = None, *, progress: bool = False) -> tuple[EtaModel, dict]:
+    """Train the network on a calibration table (columns energy_kev, Z, thickness_nm, eta; see
+    :func:`fibsynth.fastsim.calibration.read_table`). Returns the model and a report with the test RMSEs."""
+    import torch
+
+    settings = settings or TrainSettings()
+    if "film" in table and table["film"].dtype.kind != "f":
+        films = set(table["film"].tolist())
+        if len(films) != 1:
+            raise FibsynthError(f"calibration table mixes film materials {sorted(films)}; train one film at a time")
+        settings = settings.model_copy(update={"film": films.pop()})
+    feat = depth_feature(table["thickness_nm"], table["energy_kev"], settings.depth_feature, settings.film)
+    x_all = np.stack([table["energy_kev"], table["Z"], feat], axis=1).astype(float)
+    y_all = np.asarray(table["eta"], float)
+    tr, mon, te, held = split(table, settings)
+    x_mean, x_std = x_all[tr].mean(axis=0), x_all[tr].std(axis=0)
+    x_std = np.where(x_std > 0, x_std, 1.0)
+    y_mean, y_std = float(y_all[tr].mean()), float(y_all[tr].std() or 1.0)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(settings.seed % 2**63)
+        gen = torch.Generator().manual_seed(settings.seed % 2**63)
+        net = build_net()
+        xt = torch.as_tensor((x_all - x_mean) / x_std, dtype=torch.float32)
+        yt = torch.as_tensor((y_all - y_mean) / y_std, dtype=torch.float32)[:, None]
+        itr, imon = torch.as_tensor(np.flatnonzero(tr)), torch.as_tensor(np.flatnonzero(mon))
+        opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=settings.lr_factor,
+                                                           patience=settings.lr_patience)
+        lossf = torch.nn.MSELoss()
+        best, best_state, best_epoch, bad = math.inf, None, 0, 0
+        history = []
+        t0 = time.perf_counter()
+        from rich.progress import Progress
+
+        with Progress(disable=not progress, transient=True) as prog:
+            task = prog.add_task("training eta network", total=settings.max_epochs)
+            for epoch in range(settings.max_epochs):
+                net.train()
+                perm = itr[torch.randperm(itr.numel(), generator=gen)]
+                for b in range(0, perm.numel(), settings.batch_size):
+                    idx = perm[b: b + settings.batch_size]
+                    opt.zero_grad()
+                    loss = lossf(net(xt[idx]), yt[idx])
+                    loss.backward()
+                    opt.step()
+                net.eval()
+                with torch.no_grad():
+                    mloss = float(lossf(net(xt[imon]), yt[imon]))
+                sched.step(mloss)
+                history.append(mloss)
+                if mloss < best:
+                    best, best_epoch, bad = mloss, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    bad += 1
+                prog.update(task, advance=1, description=f"training eta network (monitor RMSE "
+                            f"{math.sqrt(best) * y_std:.4f})")
+                if bad >= settings.patience:
+                    break
+        net.load_state_dict(best_state)
+        net.eval()
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+
+    info = {"train_settings": settings.model_dump(mode="json"), "held_out_curves": held,
+            "epochs_run": len(history), "best_epoch": best_epoch, "seconds": round(seconds, 2),
+            "rows": {"train": int(tr.sum()), "monitor": int(mon.sum()), "test": int(te.sum())}}
+    model = EtaModel(net, x_mean, x_std, y_mean, y_std, info, settings.depth_feature, settings.film)
+    report = evaluate(model, table, tr, mon, te)
+    model.info["report"] = report
+    return model, {**{k: v for k, v in info.items() if k != "report"}, **report}
+
+
+def evaluate(model: EtaModel, table: dict, tr, mon, te) -> dict:
+    """RMSE of the network against the Monte Carlo rows of each split, and at depth 0 against Hunger-Kuechler."""
+    from fibsynth.physics.backscatter import hunger_kuechler_z
+
+    pred = model.predict(table["energy_kev"], table["Z"], table["thickness_nm"])
+    y = np.asarray(table["eta"], float)
+
+    def rmse(mask):
+        return float(np.sqrt(np.mean((pred[mask] - y[mask]) ** 2))) if mask.any() else float("nan")
+
+    out = {"rmse_train": rmse(tr), "rmse_monitor": rmse(mon), "rmse_test": rmse(te)}
+    if "eta_std" in table and te.any():
+        out["test_mean_mc_std"] = float(np.sqrt(np.mean(np.asarray(table["eta_std"], float)[te] ** 2)))
+    d0 = np.asarray(table["thickness_nm"]) == 0
+    for name, mask in (("test", te & d0), ("all", d0)):
+        if mask.any():
+            hk = hunger_kuechler_z(table["Z"][mask], table["energy_kev"][mask])
+            out[f"rmse_depth0_{name}_net_vs_hk"] = float(np.sqrt(np.mean((pred[mask] - hk) ** 2)))
+            out[f"rmse_depth0_{name}_mc_vs_hk"] = float(np.sqrt(np.mean((y[mask] - hk) ** 2)))
+            out[f"rmse_depth0_{name}_net_vs_mc"] = float(np.sqrt(np.mean((pred[mask] - y[mask]) ** 2)))
+    return out
