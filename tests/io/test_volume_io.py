@@ -181,3 +181,13 @@ def test_voxel_size_must_be_positive() -> None:
         VoxelSize.from_xy_z(0.0)
     with pytest.raises(FibsynthError, match="--slice-nm"):
         VoxelSize.from_xy_z(2.0, float("nan"))
+
+
+def test_slice_folder_keeps_bulky_tables_once(tmp_path: Path) -> None:
+    """A wave table of 1000 x 4 numbers goes to the sidecar, not into each of the slices."""
+    meta = _meta(parameters={"wave_table": [[0.1, 0.2, 0.3, 0.4]] * 1000, "q0": 0.1})
+    write_volume(tmp_path / "s", np.zeros((3, 4, 5), np.uint8), meta)
+    assert read_volume(tmp_path / "s").meta.parameters["wave_table"] == meta.parameters["wave_table"]
+    one = read_volume(tmp_path / "s" / "slice_00000.tif").meta
+    assert "wave_table" not in one.parameters and one.parameters["q0"] == 0.1
+    assert one.voxel_size_nm == meta.voxel_size_nm and one.seed == meta.seed

@@ -454,8 +454,11 @@ def _write_tiff(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str 
 def _write_folder(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str | None) -> None:
     tmp.mkdir()
     width = max(5, len(str(data.shape[0] - 1)))
+    # every slice carries the metadata, less bulky tables (e.g. a wave table) that the sidecar holds once
+    slim = {k: v for k, v in meta.parameters.items() if not (isinstance(v, list) and len(v) > 64)}
+    slice_meta = meta.model_copy(update={"parameters": {**slim, "full_metadata": _SIDECAR}} if len(slim) < len(meta.parameters) else {})
     for z in range(data.shape[0]):
-        _write_tiff(tmp / f"slice_{z:0{width}d}.tif", data[z][None], meta, compression)
+        _write_tiff(tmp / f"slice_{z:0{width}d}.tif", data[z][None], slice_meta, compression)
     (tmp / _SIDECAR).write_text(meta.to_json())
 
 
