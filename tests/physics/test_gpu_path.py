@@ -230,3 +230,16 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(FibsynthError, match="no CUDA device"):
             gpu.pick_device("cuda")
+
+
+def test_slice_reuses_uploaded_volume_and_tables():
+    """A stack loop may upload the volume and tables once: same result, bit for bit, as from numpy input."""
+    from fibsynth.physics.montecarlo.stack import _materials
+
+    vol = _slice_volume()
+    s = StackSettings(energy_kev=2.0, electrons_per_pixel=4, seed=3)
+    a = gpu.simulate_slice_torch(vol, (2.0, 2.0, 2.0), 2, s, threads=1)
+    tt = gpu.TorchTables(build_tables(_materials(s)[0]), torch.device("cpu"), torch.float32)
+    b = gpu.simulate_slice_torch(torch.as_tensor(vol), (2.0, 2.0, 2.0), 2, s, tables=tt, threads=1)
+    assert np.array_equal(a["all"], b["all"]) and np.array_equal(a["energy_hist"], b["energy_hist"])
+    assert a["all"].sum() > 0

@@ -130,9 +130,11 @@ class _Geometry:
     def __init__(self, vol, dz, dy, dx, kface, backing, repeat_last, device):
         import torch
 
-        vol = np.ascontiguousarray(vol, dtype=np.uint8)
+        if isinstance(vol, torch.Tensor):  # already uploaded (reuse across the slices of a stack)
+            self.vol = vol.to(device=device, dtype=torch.uint8).contiguous().view(-1)
+        else:
+            self.vol = torch.as_tensor(np.ascontiguousarray(vol, dtype=np.uint8).ravel(), device=device)
         self.nz, self.ny, self.nx = vol.shape
-        self.vol = torch.as_tensor(vol.ravel().astype(np.int64), device=device)
         self.dz, self.dy, self.dx = float(dz), float(dy), float(dx)
         self.kface = int(kface)
         self.backing = int(backing)
@@ -142,7 +144,7 @@ class _Geometry:
         import torch
 
         izc = iz.clamp(0, self.nz - 1)
-        m = self.vol[(izc * self.ny + iy) * self.nx + ix]
+        m = self.vol[(izc * self.ny + iy) * self.nx + ix].long()
         if not self.repeat_last:
             m = torch.where(iz >= self.nz, torch.full_like(m, self.backing), m)
         return m
@@ -560,7 +562,7 @@ def film_eta_torch(film, substrate, thickness_nm, energy_kev, electrons, *, seed
                             dtype=dtype, batch=batch, diagnostics=diagnostics, threads=threads)
 
 
-def simulate_slice_torch(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings, device=None,
+def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, settings, device=None,
                          *, tables=None, dtype=None, batch: int | None = None,
                          diagnostics: bool = False, threads: int | None = None) -> dict[str, Any]:
     """:func:`fibsynth.physics.montecarlo.stack.simulate_slice` on the torch path.
@@ -568,14 +570,16 @@ def simulate_slice_torch(vol: np.ndarray, voxel_zyx: tuple[float, float, float],
     Same inputs (material-index volume, voxel size (z, y, x) in nm, slice ``k``, ``StackSettings``) and the same
     outputs: per-pixel counts of all BSE (``all``) and of detected BSE (``detected``), and the slice's energy /
     angle histograms; plus ``absorbed``, ``transmitted``, ``launched``, ``events``, ``seconds``, ``device``.
-    ``tables``: a prebuilt :class:`TorchTables` (to reuse across slices)."""
+    To reuse work across the slices of a stack, ``vol`` may be a uint8 tensor already on the device and
+    ``tables`` a prebuilt :class:`TorchTables` (same device and dtype, materials from ``stack._materials``)."""
     import torch
 
     from fibsynth.physics.montecarlo.engine import Detector, beam_direction
     from fibsynth.physics.montecarlo.stack import FWHM_TO_SIGMA, _materials
     from fibsynth.physics.montecarlo.tables import build_tables
 
-    vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    if not isinstance(vol, torch.Tensor):
+        vol = np.ascontiguousarray(vol, dtype=np.uint8)
     if vol.ndim != 3:
         raise FibsynthError(f"structure must be 3-D (z, y, x), got shape {vol.shape}")
     nz, ny, nx = vol.shape
@@ -585,7 +589,7 @@ def simulate_slice_torch(vol: np.ndarray, voxel_zyx: tuple[float, float, float],
     dt = _dtype(dtype)
     batch = int(batch or default_batch(dev))
     mats, backing, repeat = _materials(settings)
-    if vol.size and int(vol.max()) >= len(mats):
+    if int(np.prod(vol.shape)) and int(vol.max()) >= len(mats):
         raise FibsynthError(f"material index {int(vol.max())} in the volume, but only {len(mats)} materials")
     det = Detector(e_min_kev=settings.detector_emin_kev, theta_min_deg=settings.detector_theta_min_deg,
                    theta_max_deg=settings.detector_theta_max_deg)
