@@ -74,40 +74,28 @@ def ray_cells(slices_behind: int, dz: float, dy: float, incidence_deg: float) ->
 
 @nb.njit(parallel=True, cache=True)
 def _project(vol, k0, k1, dj, di, w, w_none, out):
+    """out[k - k0, y, x] = w[c] for the first cell c of the ray from (k, y, x) that holds solid, else w_none.
+    Cells are sorted by depth, so dj is non-decreasing: cells past the last slice end the march."""
     nz, ny, nx = vol.shape
     nc = dj.size
     for kk in nb.prange(k1 - k0):
         k = k0 + kk
+        ncz = 0
+        while ncz < nc and k + dj[ncz] < nz:
+            ncz += 1
+        rows = np.empty(ncz, np.int64)
+        zs = np.empty(ncz, np.int64)
         for y in range(ny):
+            for c in range(ncz):
+                rows[c] = (y + di[c]) % ny
+                zs[c] = k + dj[c]
             for x in range(nx):
                 v = w_none
-                for c in range(nc):
-                    z = k + dj[c]
-                    if z >= nz:
-                        break
-                    if vol[z, (y + di[c]) % ny, x] != 0:
+                for c in range(ncz):
+                    if vol[zs[c], rows[c], x] != 0:
                         v = w[c]
                         break
                 out[kk, y, x] = v
-
-
-@nb.njit(parallel=True, cache=True)
-def _first_hit(vol, k0, k1, dj, di, out):
-    nz, ny, nx = vol.shape
-    nc = dj.size
-    for kk in nb.prange(k1 - k0):
-        k = k0 + kk
-        for y in range(ny):
-            for x in range(nx):
-                h = -1
-                for c in range(nc):
-                    z = k + dj[c]
-                    if z >= nz:
-                        break
-                    if vol[z, (y + di[c]) % ny, x] != 0:
-                        h = c
-                        break
-                out[kk, y, x] = h
 
 
 def depth_weights(model, energy_kev: float, z_solid: float, depths: np.ndarray, *, d_far: float,
@@ -165,7 +153,7 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     cells = ray_cells(k, dz, dy, a)
     d_far = max(k * dz, float(kanaya_okayama_range_nm(pore, e)))
     w, w_none = depth_weights(model, e, z_solid, cells[:, 2], d_far=d_far)
-    w_top = float(model.predict(e, z_solid, 0.0))
+    w_top = float(w[0])  # cells[0] is the face voxel, depth 0
     if normalise == "group":
         span = w_top - w_none
         if not span > 0:
