@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--float64", action="store_true", help="double precision instead of float32")
     ap.add_argument("--slice-size", type=int, default=None, help="structure edge in voxels; default 128 CUDA, 32 CPU")
     ap.add_argument("--voxel-nm", type=float, default=5.0)
-    ap.add_argument("--slice-electrons", type=int, default=None, help="electrons per pixel (N); default 200 CUDA, 10 CPU")
+    ap.add_argument("--slice-electrons", type=int, default=None,
+                    help="electrons per pixel (N); default 200 CUDA, 10 CPU")
     ap.add_argument("--no-slice", action="store_true")
     ap.add_argument("--numba", action="store_true", help="also measure the numba engine (all its threads)")
     ap.add_argument("--json", action="store_true")
