@@ -28,6 +28,16 @@ Two models, both with an analytic angular sampling rule ``cos(theta) = 1 - 2 a R
     It overestimates gold's backscatter coefficient by ~45 % at 1-4 keV (see docs/montecarlo.md); it is kept
     for comparison (``--elastic rutherford``).
 
+``mott-pwa``: Dirac partial-wave (Mott) cross sections, tabulated by ``fibsynth.physics.mott_tables``
+    (sigma_el(E) and the inverse CDF of mu per element); used through ``montecarlo.tables`` only.
+
+``browning`` is an alias of the Browning model (``mott`` names the default Mott-quality model, see
+:data:`MOTT_DEFAULT`).
+
+Every model is sampled by the transport kernel from a tabulated inverse CDF of mu = (1 - cos theta)/2
+(``montecarlo/tables.py``); the analytic rules here build those tables (:func:`mixture_inverse_cdf`) and are
+the reference they are tested against (:func:`mixture_moments`).
+
 All functions take Z (int or array) and E in keV and return cross sections in nm^2.
 """
 
@@ -36,7 +46,15 @@ from __future__ import annotations
 import numpy as np
 
 CM2_TO_NM2 = 1e14
-MODELS = ("mott", "rutherford")
+MODELS = ("mott", "browning", "rutherford", "mott-pwa")
+MOTT_DEFAULT = "browning"  # what ``mott`` means
+
+
+def canonical_model(model: str) -> str:
+    """``mott`` -> the default Mott-quality model; validate the name."""
+    if model not in MODELS:
+        raise ValueError(f"elastic model must be one of {MODELS} (got {model!r})")
+    return MOTT_DEFAULT if model == "mott" else model
 
 
 def browning_total_nm2(z, e_kev):
@@ -72,7 +90,8 @@ def rutherford_total_nm2(z, e_kev):
 
 
 def total_cross_section_nm2(model: str, z, e_kev):
-    if model == "mott":
+    model = canonical_model(model)
+    if model == "browning":
         return browning_total_nm2(z, e_kev)
     if model == "rutherford":
         return rutherford_total_nm2(z, e_kev)
@@ -82,7 +101,8 @@ def total_cross_section_nm2(model: str, z, e_kev):
 def angular_parameters(model: str, z, e_kev):
     """(probability of the screened branch, screening coefficient c with a = c / E) for ``model``."""
     e = np.asarray(e_kev, dtype=float)
-    if model == "mott":
+    model = canonical_model(model)
+    if model == "browning":
         return browning_rutherford_fraction(z, e), 7.0e-3 + 0.0 * np.asarray(z, dtype=float)
     if model == "rutherford":
         return np.ones(np.broadcast(np.asarray(z), e).shape), 3.4e-3 * np.asarray(z, dtype=float) ** 0.67
@@ -98,3 +118,32 @@ def sample_cos_theta(model: str, z: float, e_kev: float, rng: np.random.Generato
     screened = 1.0 - 2.0 * a * r2 / (1.0 + a - r2)
     iso = 1.0 - 2.0 * r2
     return np.where(r1 < p, screened, iso)
+
+
+def mixture_parameters(model: str, z: float, e_kev: float) -> tuple[float, float]:
+    """(p, s): the angular distribution of ``model`` is p * screened Rutherford(s) + (1 - p) * isotropic in
+    mu = (1 - cos theta)/2, with s the screening parameter (``a`` above)."""
+    p, c = angular_parameters(model, z, e_kev)
+    return float(p), float(c) / float(e_kev)
+
+
+def mixture_inverse_cdf(v, p: float, s: float):
+    """Exact inverse of F(mu) = p (1 + s) mu / (s + mu) + (1 - p) mu at probabilities v (numerically stable
+    roots of (1 - p) mu^2 + (s + p - v) mu - s v = 0; p = 1 gives mu = s v / (1 + s - v))."""
+    v = np.asarray(v, dtype=float)
+    b = s + p - v
+    q = 1.0 - p
+    d = np.sqrt(b * b + 4.0 * q * s * v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        small = 2.0 * s * v / (b + d)  # stable for b > 0
+        large = (d - b) / (2.0 * q) if q > 0 else small  # stable for b <= 0
+    return np.clip(np.where(b > 0, small, large), 0.0, 1.0)
+
+
+def mixture_moments(p: float, s: float) -> tuple[float, float]:
+    """Exact <mu> and <mu^2> of the mixture (screened Rutherford: <mu> = s[(1 + s) ln(1 + 1/s) - 1],
+    <mu^2> = s (1 + s) [1 - 2 s ln(1 + 1/s) + s / (1 + s)]; isotropic: 1/2, 1/3)."""
+    lg = np.log1p(1.0 / s)
+    m1 = s * ((1.0 + s) * lg - 1.0)
+    m2 = s * (1.0 + s) * (1.0 - 2.0 * s * lg + s / (1.0 + s))
+    return p * m1 + (1.0 - p) / 2.0, p * m2 + (1.0 - p) / 3.0

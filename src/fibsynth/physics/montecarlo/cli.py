@@ -14,14 +14,16 @@ from fibsynth.errors import FibsynthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-_ELASTIC_HELP = "Elastic scattering: mott (Browning et al. 1994 fit to Mott cross sections) or rutherford (Joy)."
+_ELASTIC_HELP = ("Elastic scattering: mott (default Mott-quality model), browning (Browning et al. 1994 fit to Mott "
+                 "cross sections), mott-pwa (Dirac partial-wave tables) or rutherford (Joy's screened Rutherford).")
+_ELASTIC_MODELS = ("mott", "browning", "rutherford", "mott-pwa")
 
 
 def _physics(elastic: str, cutoff_kev: float):
     from fibsynth.physics.montecarlo.engine import Physics
 
-    if elastic not in ("mott", "rutherford"):
-        raise FibsynthError(f"--elastic must be mott or rutherford (got {elastic!r})")
+    if elastic not in _ELASTIC_MODELS:
+        raise FibsynthError(f"--elastic must be one of {', '.join(_ELASTIC_MODELS)} (got {elastic!r})")
     if not (0.02 <= cutoff_kev <= 1.0):
         raise FibsynthError(f"--cutoff-kev must be in [0.02, 1] keV (got {cutoff_kev})")
     return Physics(elastic=elastic, cutoff_kev=cutoff_kev)

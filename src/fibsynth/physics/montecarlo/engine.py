@@ -48,11 +48,25 @@ class Detector(StrictModel):
 
 
 class Physics(StrictModel):
-    """Physics options: elastic model (``mott`` = Browning et al. 1994 fit to Mott cross sections, or Joy's
-    screened ``rutherford``) and the energy below which an electron is absorbed."""
+    """Physics options: elastic model and the energy below which an electron is absorbed.
 
-    elastic: str = Field("mott", pattern="^(mott|rutherford)$")
+    ``elastic``: ``mott`` (the default Mott-quality model, ``elastic.MOTT_DEFAULT``), ``browning`` (Browning et
+    al. 1994 fit to Mott cross sections), ``mott-pwa`` (Dirac partial-wave tables, ``physics/mott_tables.py``)
+    or Joy's screened ``rutherford``. ``angular_sampling``: ``table`` (tabulated inverse CDF, the default and
+    the only choice for ``mott-pwa``) or ``analytic`` (the closed-form Browning / Rutherford rule; a validation
+    mode, slower)."""
+
+    elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
     cutoff_kev: float = Field(0.05, ge=0.02, le=1.0)
+    angular_sampling: str = Field("table", pattern="^(table|analytic)$")
+
+    @model_validator(mode="after")
+    def _pwa_tabulated(self) -> "Physics":
+        from fibsynth.physics.elastic import canonical_model
+
+        if canonical_model(self.elastic) == "mott-pwa" and self.angular_sampling != "table":
+            raise ValueError("mott-pwa has no analytic angular rule: angular_sampling must be 'table'")
+        return self
 
 
 @dataclass
@@ -115,7 +129,7 @@ def beam_direction(incidence_deg: float) -> tuple[float, float]:
 def _tables(materials: list[Material], physics: Physics):
     from fibsynth.physics.montecarlo.tables import build_tables
 
-    return build_tables(materials, physics.elastic, physics.cutoff_kev).as_tuple()
+    return build_tables(materials, physics.elastic, physics.cutoff_kev, physics.angular_sampling).as_tuple()
 
 
 def run_layers(
@@ -195,6 +209,7 @@ def run_layers(
             "energy_kev": e0,
             "incidence_deg": a,
             "elastic": physics.elastic,
+            "angular_sampling": physics.angular_sampling,
             "cutoff_kev": physics.cutoff_kev,
             "seed": seed,
         },

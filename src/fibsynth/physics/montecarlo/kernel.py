@@ -50,7 +50,7 @@ _INV53 = 1.0 / 9007199254740992.0
 _BIG = 1e300
 _TWO_PI = 2.0 * math.pi
 
-_jit = nb.njit(cache=True, fastmath=True, nogil=True)
+_jit = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 
 
 @_jit
@@ -93,6 +93,15 @@ def interp_row(row, u):
 
 
 @_jit
+def range_to_u(rng_row, rinvd_row, j, r):
+    """Grid coordinate where the piecewise-linear range table equals ``r``, searching down from index ``j``
+    (residual ranges only decrease within a material, so the search is a step or two)."""
+    while j > 0 and rng_row[j] > r:
+        j -= 1
+    return j + (r - rng_row[j]) * rinvd_row[j]
+
+
+@_jit
 def energy_after(rng_row, rcut, ln_e0, inv_dln, u, path):
     """CSDA slowing down over ``path`` (nm) from grid coordinate ``u`` (= (ln E - ln E_grid0) / dlnE).
 
@@ -120,13 +129,64 @@ def lookup(vol, iz, iy, ix, backing, repeat_last):
 
 
 @_jit
+def sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1):
+    """mu = (1 - cos theta)/2 from the tabulated inverse CDF (see ``tables.py``): the angular-grid energy is
+    picked stochastically between the two neighbours, then mu = q v / (xi + q v), v = 1 - xi, with the odds
+    ratio q linear in t = 1 - xi^(1/4)."""
+    nang = muq.shape[2]
+    npr = muq.shape[3]
+    ua = u * ang_scale + ang_off
+    if ua <= 0.0:
+        ga = 0
+    elif ua >= nang - 1:
+        ga = nang - 1
+    else:
+        ga = int(ua)
+        r, s0, s1 = next_uniform(s0, s1)
+        if r <= ua - ga:
+            ga += 1
+    xi, s0, s1 = next_uniform(s0, s1)
+    tk = (1.0 - math.sqrt(math.sqrt(xi))) * (npr - 1)
+    k = int(tk)
+    if k > npr - 2:
+        k = npr - 2
+    f = tk - k
+    q0 = muq[mat, j, ga, k]
+    q = q0 + f * (muq[mat, j, ga, k + 1] - q0)
+    qv = q * (1.0 - xi)
+    return qv / (xi + qv), s0, s1
+
+
+@_jit
+def sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1):
+    """The analytic Browning / screened-Rutherford rule (validation mode): mu = a R / (1 + a - R) with
+    probability prut, else mu = R."""
+    r, s0, s1 = next_uniform(s0, s1)
+    r2, s0, s1 = next_uniform(s0, s1)
+    if r <= interp_row(prut[mat, j], u):
+        a = acoef[mat, j] / math.exp(ln_e0 + u / inv_dln)
+        mu = a * r2 / (1.0 + a - r2)
+    else:
+        mu = r2
+    if mu > 1.0:
+        mu = 1.0
+    return mu, s0, s1
+
+
+@_jit
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last,
-    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
 ):
-    """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz)."""
+    """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
+
+    State: the material ``mat``, its residual CSDA range ``rr`` (tables' ``rng``) at the last update and the
+    path ``pend`` travelled since, and the energy-grid coordinate ``u`` at the last update. A laterally uniform
+    volume (nx = ny = 1: bulk, films, layer stacks) skips the lateral voxel planes: crossing them changes
+    nothing there (periodic copies of the same column)."""
     nz, ny, nx = vol.shape
+    lateral = nx > 1 or ny > 1
     ix = int(x / dx)
     iy = int(y / dy)
     if ix >= nx:
@@ -135,51 +195,58 @@ def transport_one(
         iy = ny - 1
     iz = kface
     mat = lookup(vol, iz, iy, ix, backing, repeat_last)
-    e = e0
     pend = 0.0
+    u = (math.log(e0) - ln_e0) * inv_dln
+    rr = interp_row(rng[mat], u)
+    rc = rcut[mat]
+    ju = int(u)
     r, s0, s1 = next_uniform(s0, s1)
-    u = (math.log(e) - ln_e0) * inv_dln
     s = -math.log(r) / interp_row(lam_inv[mat], u)
+    # inverse direction components for the plane distances
+    ivx = 1.0 / ux if ux != 0.0 else 0.0
+    ivy = 1.0 / uy if uy != 0.0 else 0.0
+    ivz = 1.0 / uz if uz != 0.0 else 0.0
     while True:
-        # distances to the next voxel planes
-        if ux > 0.0:
-            tx = ((ix + 1) * dx - x) / ux
-        elif ux < 0.0:
-            tx = (ix * dx - x) / ux
-        else:
-            tx = _BIG
-        if uy > 0.0:
-            ty = ((iy + 1) * dy - y) / uy
-        elif uy < 0.0:
-            ty = (iy * dy - y) / uy
-        else:
-            ty = _BIG
+        # distance to the next voxel plane
+        tx = _BIG
+        ty = _BIG
+        if lateral:
+            if ux > 0.0:
+                tx = ((ix + 1) * dx - x) * ivx
+            elif ux < 0.0:
+                tx = (ix * dx - x) * ivx
+            if uy > 0.0:
+                ty = ((iy + 1) * dy - y) * ivy
+            elif uy < 0.0:
+                ty = (iy * dy - y) * ivy
         if uz > 0.0:
             if iz >= nz and not repeat_last:
                 tz = _BIG
             else:
-                tz = ((iz + 1) * dz - z) / uz
+                tz = ((iz + 1) * dz - z) * ivz
         elif uz < 0.0:
-            tz = (iz * dz - z) / uz
+            tz = (iz * dz - z) * ivz
         else:
             tz = _BIG
-        axis = 0
-        dmin = tx
+        axis = 2
+        dmin = tz
+        if tx < dmin:
+            dmin = tx
+            axis = 0
         if ty < dmin:
             dmin = ty
             axis = 1
-        if tz < dmin:
-            dmin = tz
-            axis = 2
         if s < dmin:
-            # collision inside the current voxel
+            # collision inside the current voxel: slow down, then scatter
             x += s * ux
             y += s * uy
             z += s * uz
-            e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend + s)
+            rr -= pend + s
             pend = 0.0
-            if e < 0.0:
+            if rr <= rc:
                 return False, 0.0, ux, uy, uz
+            u = range_to_u(rng[mat], rinvd[mat], ju, rr)
+            ju = int(u)
             # target element
             j = 0
             ne = nel[mat]
@@ -188,18 +255,12 @@ def transport_one(
                 while j < ne - 1 and r > interp_row(cum[mat, j], u):
                     j += 1
             # polar angle
-            r, s0, s1 = next_uniform(s0, s1)
-            r2, s0, s1 = next_uniform(s0, s1)
-            if r <= interp_row(prut[mat, j], u):
-                a = acoef[mat, j] / e
-                ct = 1.0 - 2.0 * a * r2 / (1.0 + a - r2)
+            if analytic:
+                mu, s0, s1 = sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1)
             else:
-                ct = 1.0 - 2.0 * r2
-            if ct > 1.0:
-                ct = 1.0
-            elif ct < -1.0:
-                ct = -1.0
-            st = math.sqrt(1.0 - ct * ct)
+                mu, s0, s1 = sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1)
+            ct = 1.0 - 2.0 * mu
+            st = 2.0 * math.sqrt(mu * (1.0 - mu))
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             while True:
                 r, s0, s1 = next_uniform(s0, s1)
@@ -209,23 +270,28 @@ def transport_one(
                 q = cp * cp + sp * sp
                 if q <= 1.0 and q > 1e-12:
                     break
-            q = 1.0 / math.sqrt(q)
+            q = st / math.sqrt(q)
             cp *= q
             sp *= q
             if abs(uz) > 0.99999:
                 sg = 1.0 if uz > 0.0 else -1.0
-                nux = st * cp
-                nuy = st * sp
+                nux = cp
+                nuy = sp
                 nuz = ct * sg
             else:
                 tmp = math.sqrt(1.0 - uz * uz)
-                nux = ux * ct + st * (ux * uz * cp - uy * sp) / tmp
-                nuy = uy * ct + st * (uy * uz * cp + ux * sp) / tmp
-                nuz = uz * ct - st * cp * tmp
+                itmp = 1.0 / tmp
+                nux = ux * ct + (ux * uz * cp - uy * sp) * itmp
+                nuy = uy * ct + (uy * uz * cp + ux * sp) * itmp
+                nuz = uz * ct - cp * tmp
             nrm = 1.0 / math.sqrt(nux * nux + nuy * nuy + nuz * nuz)
             ux = nux * nrm
             uy = nuy * nrm
             uz = nuz * nrm
+            ivz = 1.0 / uz if uz != 0.0 else 0.0
+            if lateral:
+                ivx = 1.0 / ux if ux != 0.0 else 0.0
+                ivy = 1.0 / uy if uy != 0.0 else 0.0
             r, s0, s1 = next_uniform(s0, s1)
             s = -math.log(r) / interp_row(lam_inv[mat], u)
             continue
@@ -272,17 +338,22 @@ def transport_one(
                 z = iz * dz
                 iz -= 1
                 if iz < kface:
-                    e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend)
-                    if e < 0.0:
+                    rr -= pend
+                    if rr <= rc:
                         return False, 0.0, ux, uy, uz
-                    return True, e, ux, uy, uz
+                    u = range_to_u(rng[mat], rinvd[mat], ju, rr)
+                    return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
         newmat = lookup(vol, iz, iy, ix, backing, repeat_last)
         if newmat != mat:
-            e, u = energy_after(rng[mat], rcut[mat], ln_e0, inv_dln, u, pend)
+            rr -= pend
             pend = 0.0
-            if e < 0.0:
+            if rr <= rc:
                 return False, 0.0, ux, uy, uz
+            u = range_to_u(rng[mat], rinvd[mat], ju, rr)
             mat = newmat
+            rr = interp_row(rng[mat], u)
+            rc = rcut[mat]
+            ju = int(u)
             r, s0, s1 = next_uniform(s0, s1)
             s = -math.log(r) / interp_row(lam_inv[mat], u)
 
@@ -306,12 +377,12 @@ def _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax):
         tal[1] += 1
 
 
-@nb.njit(cache=True, fastmath=True, parallel=True)
+@nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def run_point(
     n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, kface, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
 ):
     """``n`` electrons at one beam position; tallies per fixed chunk (deterministic for any thread count)."""
     tal = np.zeros((nchunks, N_TALLY), dtype=np.int64)
@@ -327,7 +398,7 @@ def run_point(
             x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
             esc, e, ux, uy, uz = transport_one(
                 x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
-                ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
             )
             if esc:
                 _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -352,12 +423,12 @@ def _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1):
     return x, y, s0, s1
 
 
-@nb.njit(cache=True, fastmath=True, parallel=True)
+@nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def run_slice(
     kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
 ):
     """Raster the face of slice ``kface`` at the pixel (voxel) centres.
 
@@ -383,7 +454,7 @@ def run_slice(
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
-                    ln_e0, inv_dln, lam_inv, rng, rcut, nel, cum, prut, acoef,
+                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
                 )
                 if esc:
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)

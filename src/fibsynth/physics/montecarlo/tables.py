@@ -1,15 +1,33 @@
 """Per-material lookup tables for the transport kernel (built once in numpy, read by numba).
 
-All tables live on one grid uniform in ln E (keV) from :data:`E_GRID_MIN` to :data:`E_GRID_MAX`:
+Energy tables live on one grid uniform in ln E (keV) from :data:`E_GRID_MIN` to :data:`E_GRID_MAX`
+(:data:`N_GRID` points; grid coordinate ``u = (ln E - ln E_GRID_MIN) * inv_dln``):
 
 * ``lam_inv[m, g]``  inverse elastic mean free path sum_i n_i sigma_i(E) (1/nm),
 * ``rng[m, g]``      CSDA path length from the grid's lowest energy up to E (nm) with the Joy-Luo stopping
-  power (Bragg additivity); the kernel turns path length into energy loss by differencing this table, which
-  solves the CSDA equation exactly (no step-size error),
+  power (Bragg additivity); the kernel tracks the residual range and turns it back into a grid coordinate by
+  inverting this piecewise-linear table, which solves the CSDA equation exactly (no step-size error),
+* ``rinvd[m, g]``    1 / (rng[m, g+1] - rng[m, g]) (the inversion without a division),
 * ``cum[m, j, g]``   cumulative probability that a collision hits element j (n_j sigma_j / sum),
-* ``prut[m, j, g]``  probability of the screened-Rutherford branch of the angular distribution,
-* ``acoef[m, j]``    screening coefficient c of element j (screening parameter a = c / E),
 * ``nel[m]``         number of elements of material m; ``rcut[m]`` residual range at the cut-off energy.
+
+Angular distribution (tabulated inverse CDF, the same sampling rule for every model). For element j of
+material m and angular-grid energy a (its own log grid: ``n_ang`` points, ``ua = u * ang_scale + ang_off``),
+``muq[m, j, a, k]`` holds, at ``t_k = k / (N_PROB - 1)``, the odds ratio
+
+    q = [mu / (1 - mu)] / [v / (1 - v)],   v = 1 - (1 - t)^4,   mu = F^-1(v),   mu = (1 - cos theta) / 2,
+
+with F the cumulative distribution of mu. Sampling with xi uniform in (0, 1]: ``t = 1 - xi^(1/4)`` (two square
+roots; the quartic map puts grid points densely near v = 1, the large-angle tail), ``v = 1 - xi``, q linear in
+t between grid points, ``mu = q v / (xi + q v)``. The odds-ratio form is exact for screened Rutherford
+(q = a / (1 + a) for every v) and for isotropic scattering (q = 1), so the forward peak costs no grid points.
+Between angular-grid energies the kernel samples grid point a or a + 1 with probabilities 1 - w, w (w the
+fractional position in ln E), as PENELOPE does: exact on the grid, the ln-E-interpolated mixture in between.
+Accuracy of the tables (against the analytic <mu>, <mu^2>): see ``tests/physics/test_mc_tables.py``.
+
+``prut[m, j, g]`` (probability of the screened-Rutherford branch) and ``acoef[m, j]`` (screening a = c / E)
+describe the analytic Browning / screened-Rutherford models and are kept for the analytic validation mode of
+the kernel and for the torch port (``gpu.py``); for ``mott-pwa`` they are NaN (no analytic form).
 """
 
 from __future__ import annotations
@@ -25,6 +43,10 @@ from fibsynth.physics.stopping import stopping_power
 E_GRID_MIN = 0.015  # keV; Joy-Luo stays positive here for every Z (its log argument is > 1 above ~9 eV for H)
 E_GRID_MAX = 40.0
 N_GRID = 1024
+N_PROB = 257  # points of the angular inverse-CDF grid (uniform in t = 1 - (1 - v)^(1/4))
+N_ANG = 128  # angular-grid energies of the analytic models (uniform in ln E over the table range)
+
+ANGULAR_MODES = ("table", "analytic")
 
 
 @dataclass
@@ -38,23 +60,93 @@ class Tables:
     cum: np.ndarray
     prut: np.ndarray
     acoef: np.ndarray
+    rinvd: np.ndarray = None
+    muq: np.ndarray = None
+    ang_scale: float = 1.0
+    ang_off: float = 0.0
+    ang_e_kev: np.ndarray = None  # energies of the angular grid
+    analytic: int = 0  # 1: kernel samples the analytic Browning / Rutherford rule (validation mode)
+    model: str = "mott"
 
     def as_tuple(self) -> tuple:
-        return (self.ln_e0, self.inv_dln, self.lam_inv, self.rng, self.rcut, self.nel, self.cum, self.prut, self.acoef)
+        """The kernel's table arguments (see ``kernel.transport_one``)."""
+        return (self.ln_e0, self.inv_dln, self.lam_inv, self.rng, self.rinvd, self.rcut, self.nel, self.cum,
+                self.analytic, self.ang_scale, self.ang_off, self.muq, self.prut, self.acoef)
 
 
 def energy_grid() -> np.ndarray:
     return np.exp(np.linspace(np.log(E_GRID_MIN), np.log(E_GRID_MAX), N_GRID))
 
 
-def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: float = 0.05) -> Tables:
-    if model not in elastic.MODELS:
-        raise ValueError(f"elastic model must be one of {elastic.MODELS}")
+def prob_grid(n: int = N_PROB) -> tuple[np.ndarray, np.ndarray]:
+    """(t, v): the uniform grid t_k = k / (n - 1) and the probabilities v_k = 1 - (1 - t_k)^4."""
+    t = np.linspace(0.0, 1.0, n)
+    return t, 1.0 - (1.0 - t) ** 4
+
+
+def odds_ratio_row(v: np.ndarray, mu: np.ndarray, dmu_dv0: float, dv_dmu1: float) -> np.ndarray:
+    """q_k = odds(mu_k) / odds(v_k) with the limits at v = 0 (dmu/dv) and v = 1 (dF/dmu at mu = 1)."""
+    q = np.empty_like(v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q[1:-1] = mu[1:-1] * (1.0 - v[1:-1]) / ((1.0 - mu[1:-1]) * v[1:-1])
+    q[0] = dmu_dv0
+    q[-1] = dv_dmu1
+    return q
+
+
+def analytic_muq(model: str, z: float, e_kev: np.ndarray, n: int = N_PROB) -> np.ndarray:
+    """Odds-ratio rows (len(e_kev), n) of an analytic model (exact inverse CDF at the grid probabilities)."""
+    _, v = prob_grid(n)
+    out = np.empty((len(e_kev), n))
+    for a, e in enumerate(e_kev):
+        p, scr = elastic.mixture_parameters(model, z, e)
+        mu = elastic.mixture_inverse_cdf(v, p, scr)
+        # F(mu) = p (1 + s) mu / (s + mu) + (1 - p) mu: F'(0) = p (1 + s) / s + 1 - p, F'(1) = p s / (1 + s) + 1 - p
+        out[a] = odds_ratio_row(v, mu, 1.0 / (p * (1.0 + scr) / scr + 1.0 - p), p * scr / (1.0 + scr) + 1.0 - p)
+    return out
+
+
+def icdf_to_muq(prob: np.ndarray, mu_icdf: np.ndarray, n: int = N_PROB) -> np.ndarray:
+    """Resample inverse-CDF rows given on an arbitrary increasing probability grid ``prob`` (mu linear in
+    probability between its points) to odds-ratio rows on this module's grid."""
+    _, v = prob_grid(n)
+    rows = np.atleast_2d(np.asarray(mu_icdf, dtype=float))
+    out = np.empty((rows.shape[0], n))
+    for a, row in enumerate(rows):
+        mu = np.interp(v, prob, row)
+        # end slopes of the piecewise-linear inverse CDF
+        d0 = (row[1] - row[0]) / (prob[1] - prob[0])
+        d1 = (prob[-1] - prob[-2]) / max(row[-1] - row[-2], 1e-300)
+        q = odds_ratio_row(v, mu, d0, d1 if row[-1] >= 1.0 else np.nan)
+        if not row[-1] >= 1.0:
+            # the row ends below mu = 1 (no probability beyond): odds(mu) / odds(v) -> 0 at v -> 1
+            q[-1] = 0.0
+        out[a] = q
+    return out
+
+
+def _mott_pwa(z_list):
+    """sigma_el (cm^2) and inverse-CDF tables from the partial-wave module (format of ``mott_tables``)."""
+    try:
+        from fibsynth.physics.mott_tables import load_mott_tables
+    except ImportError:  # pragma: no cover - older layout
+        from fibsynth.physics.mott import load_mott_tables
+    return load_mott_tables(list(z_list))
+
+
+def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: float = 0.05,
+                 angular: str = "table") -> Tables:
+    model = elastic.canonical_model(model)
+    if angular not in ANGULAR_MODES:
+        raise ValueError(f"angular sampling must be one of {ANGULAR_MODES}")
+    if angular == "analytic" and model == "mott-pwa":
+        raise ValueError("mott-pwa has no analytic angular sampling rule (use angular='table')")
     if not (E_GRID_MIN < cutoff_kev < E_GRID_MAX):
         raise ValueError("cut-off energy outside the table grid")
     nm = len(materials)
     e = energy_grid()
     ln = np.log(e)
+    inv_dln = float(1.0 / (ln[1] - ln[0]))
     lam_inv = np.zeros((nm, N_GRID))
     rng = np.zeros((nm, N_GRID))
     rcut = np.zeros(nm)
@@ -62,25 +154,50 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
     cum = np.ones((nm, MAX_ELEMENTS_PER_MATERIAL, N_GRID))
     prut = np.ones((nm, MAX_ELEMENTS_PER_MATERIAL, N_GRID))
     acoef = np.zeros((nm, MAX_ELEMENTS_PER_MATERIAL))
+    maxel = max(len(m.z) for m in materials)
+    pwa = None
+    if model == "mott-pwa":
+        zs = sorted({int(z) for m in materials for z in m.z})
+        tab = _mott_pwa(zs)
+        pwa = {z: k for k, z in enumerate(tab.z)}
+        ang_e = tab.e_ev / 1000.0
+    else:
+        ang_e = np.exp(np.linspace(np.log(E_GRID_MIN), np.log(E_GRID_MAX), N_ANG))
+    ln_a = np.log(ang_e)
+    inv_dlna = 1.0 / (ln_a[1] - ln_a[0])
+    muq = np.ones((nm, maxel, len(ang_e), N_PROB))
     for m, mat in enumerate(materials):
         n_i = mat.number_densities_nm3
-        part = np.array([n * elastic.total_cross_section_nm2(model, z, e) for n, z in zip(n_i, mat.z)])
+        if pwa is None:
+            part = np.array([n * elastic.total_cross_section_nm2(model, z, e) for n, z in zip(n_i, mat.z)])
+        else:
+            # ln sigma linear in ln E between the partial-wave energies, held constant outside them
+            part = np.array([n * np.exp(np.interp(ln, ln_a, np.log(tab.sigma_el[pwa[int(z)]] * elastic.CM2_TO_NM2)))
+                             for n, z in zip(n_i, mat.z)])
         tot = part.sum(axis=0)
         lam_inv[m] = tot
         nel[m] = len(mat.z)
         cum[m, : len(mat.z)] = np.cumsum(part, axis=0) / tot
         cum[m, len(mat.z) - 1] = 1.0
         for j, z in enumerate(mat.z):
-            p, c = elastic.angular_parameters(model, z, e)
-            prut[m, j] = p
-            acoef[m, j] = float(np.atleast_1d(c)[0])
+            if pwa is None:
+                p, c = elastic.angular_parameters(model, z, e)
+                prut[m, j] = p
+                acoef[m, j] = float(np.atleast_1d(c)[0])
+                muq[m, j] = analytic_muq(model, z, ang_e)
+            else:
+                prut[m, j] = np.nan
+                acoef[m, j] = np.nan
+                muq[m, j] = icdf_to_muq(tab.prob, tab.mu_icdf[pwa[int(z)]])
         # CSDA range: integral of dE / S = integral of E / S d(ln E), trapezoid on the grid
         integrand = e / stopping_power(mat, e)
         rng[m, 1:] = np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(ln))
         rcut[m] = np.interp(np.log(cutoff_kev), ln, rng[m])
+    rinvd = np.zeros((nm, N_GRID))
+    rinvd[:, :-1] = 1.0 / np.diff(rng, axis=1)
     return Tables(
         ln_e0=float(ln[0]),
-        inv_dln=float(1.0 / (ln[1] - ln[0])),
+        inv_dln=inv_dln,
         lam_inv=lam_inv,
         rng=rng,
         rcut=rcut,
@@ -88,4 +205,11 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
         cum=cum,
         prut=prut,
         acoef=acoef,
+        rinvd=rinvd,
+        muq=np.ascontiguousarray(muq),
+        ang_scale=float(inv_dlna / inv_dln),
+        ang_off=float((ln[0] - ln_a[0]) * inv_dlna),
+        ang_e_kev=ang_e,
+        analytic=1 if angular == "analytic" else 0,
+        model=model,
     )
