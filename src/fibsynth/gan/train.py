@@ -1,0 +1,404 @@
+"""CycleGAN training with PyTorch Lightning (CPU, one GPU or several with DDP, unchanged).
+
+Losses (Zhu et al. 2017): least-squares adversarial, L1 cycle (lambda = 10), L1 identity (0.5 lambda; only when
+both domains have the same number of channels). Discriminators see a pool of 50 past fakes. Adam (lr 1e-4,
+betas 0.5/0.999) for both generators together and both discriminators together; learning rate x0.1 after 10
+epochs without improvement and early stopping after 25 (paper Table 1), both on the epoch mean of the
+generators' cycle + identity loss (the adversarial terms are a two-player game and do not decrease).
+Patches 128x128 at stride 64 from every slice of each domain; batch 1 by default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from fibsynth.config import StrictModel
+from fibsynth.errors import FibsynthError
+from fibsynth.gan.model import Architecture, Intensity, ModelConfig, measure_intensity, to_unit
+
+CKPT_DIR = "checkpoints"
+LAST = "last.ckpt"
+SAMPLES = "samples"
+
+
+class TrainSettings(StrictModel):
+    epochs: int = Field(100, ge=1, le=100000)
+    patch: int = Field(128, ge=16, le=4096)
+    stride: int = Field(64, ge=1, le=4096)
+    batch: int = Field(1, ge=1, le=1024)
+    lr: float = Field(1e-4, gt=0, le=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    lambda_cycle: float = Field(10.0, ge=0)
+    lambda_identity: float = Field(0.5, ge=0, description="times lambda_cycle")
+    pool_size: int = Field(50, ge=0, le=10000)
+    lr_patience: int = Field(10, ge=1)
+    lr_factor: float = Field(0.1, gt=0, lt=1)
+    early_stop_patience: int = Field(25, ge=1)
+    seed: int = Field(0, ge=0, lt=2**32)
+    max_patches: int | None = Field(None, ge=1, description="patches per epoch (default: all)")
+    augment: bool = True
+    samples: int = Field(3, ge=0, le=16, description="sample patches drawn into the per-epoch PNG")
+    num_workers: int = Field(0, ge=0, le=64)
+
+
+# ---------------------------------------------------------------- data
+
+def _patch_origins(n: int, patch: int, stride: int) -> list[int]:
+    if n <= patch:
+        return [0]
+    starts = list(range(0, n - patch + 1, stride))
+    if starts[-1] != n - patch:
+        starts.append(n - patch)
+    return starts
+
+
+class PatchSet:
+    """All (slice, y, x) patch origins of a list of normalised channel stacks (c, z, y, x float32)."""
+
+    def __init__(self, data: np.ndarray, patch: int, stride: int):
+        c, z, h, w = data.shape
+        if h < patch or w < patch:
+            ph, pw = max(0, patch - h), max(0, patch - w)
+            data = np.pad(data, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
+        self.data, self.patch = data, patch
+        self.origins = [(k, y, x) for k in range(z) for y in _patch_origins(data.shape[2], patch, stride)
+                        for x in _patch_origins(data.shape[3], patch, stride)]
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def get(self, i: int) -> np.ndarray:
+        k, y, x = self.origins[i]
+        return self.data[:, k, y:y + self.patch, x:x + self.patch]
+
+
+class UnpairedPatches:
+    """Item i: patch i of domain A and a random patch of domain B (drawn from the global torch RNG, which
+    ``lightning.seed_everything`` seeds and the checkpoint restores), each with a random flip/rotation."""
+
+    def __init__(self, a: PatchSet, b: PatchSet, augment: bool):
+        self.a, self.b, self.augment = a, b, augment
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def _aug(self, p, torch):
+        if not self.augment:
+            return p
+        r = torch.randint(0, 8, (1,)).item()
+        p = torch.rot90(p, r % 4, dims=(1, 2))
+        return torch.flip(p, dims=(2,)) if r >= 4 else p
+
+    def __getitem__(self, i: int):
+        import torch
+
+        pa = torch.from_numpy(np.ascontiguousarray(self.a.get(i % len(self.a))))
+        j = torch.randint(0, len(self.b), (1,)).item()
+        pb = torch.from_numpy(np.ascontiguousarray(self.b.get(j)))
+        return self._aug(pa, torch).contiguous(), self._aug(pb, torch).contiguous()
+
+
+def normalise_stacks(stacks: list, dom: Intensity) -> np.ndarray:
+    return np.stack([np.stack([to_unit(np.asarray(s[k]), dom, c) for k in range(s.shape[0])])
+                     for c, s in enumerate(stacks)])
+
+
+# ---------------------------------------------------------------- model
+
+class ImagePool:
+    """Shrivastava et al. history buffer: with probability 1/2 return a stored past fake (and store the new one
+    in its place), else the new fake. Uses its own seeded torch generator (saved in checkpoints)."""
+
+    def __init__(self, size: int, seed: int):
+        import torch
+
+        self.size = size
+        self.images: list = []
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def query(self, batch):
+        import torch
+
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            img = img.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(img.cpu().clone())
+                out.append(img)
+            elif torch.rand(1, generator=self.gen).item() < 0.5:
+                k = int(torch.randint(0, self.size, (1,), generator=self.gen).item())
+                old = self.images[k].to(img.device)
+                self.images[k] = img.cpu().clone()
+                out.append(old)
+            else:
+                out.append(img)
+        return torch.cat(out, 0)
+
+    def state(self) -> dict:
+        import torch
+
+        return {"images": torch.cat(self.images, 0) if self.images else torch.empty(0), "rng": self.gen.get_state()}
+
+    def load(self, state: dict) -> None:
+        imgs = state["images"]
+        self.images = [imgs[i:i + 1].clone() for i in range(imgs.shape[0])] if imgs.numel() else []
+        self.gen.set_state(state["rng"])
+
+
+def _module_class():
+    import lightning as L
+    import torch
+    import torch.nn.functional as F
+
+    class CycleGAN(L.LightningModule):
+        def __init__(self, arch: dict, settings: dict):
+            super().__init__()
+            from fibsynth.gan.model import make_discriminator, make_generator
+
+            self.save_hyperparameters()
+            self.arch = Architecture(**arch)
+            self.s = TrainSettings(**settings)
+            self.automatic_optimization = False
+            self.g_ab = make_generator(self.arch, "ab")
+            self.g_ba = make_generator(self.arch, "ba")
+            self.d_a = make_discriminator(self.arch, self.arch.in_channels)
+            self.d_b = make_discriminator(self.arch, self.arch.out_channels)
+            self.pool_a = ImagePool(self.s.pool_size, self.s.seed + 1)
+            self.pool_b = ImagePool(self.s.pool_size, self.s.seed + 2)
+            self.identity = self.arch.in_channels == self.arch.out_channels and self.s.lambda_identity > 0
+            self._sums: dict[str, float] = {}
+            self._n = 0
+            self.history: list[dict] = []
+
+        def configure_optimizers(self):
+            b = (self.s.beta1, self.s.beta2)
+            opt_g = torch.optim.Adam(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), lr=self.s.lr, betas=b)
+            opt_d = torch.optim.Adam(list(self.d_a.parameters()) + list(self.d_b.parameters()), lr=self.s.lr, betas=b)
+            kw = dict(mode="min", factor=self.s.lr_factor, patience=self.s.lr_patience)
+            sch = [torch.optim.lr_scheduler.ReduceLROnPlateau(o, **kw) for o in (opt_g, opt_d)]
+            return [opt_g, opt_d], sch
+
+        @staticmethod
+        def _gan(pred, real: bool):
+            return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+
+        def training_step(self, batch, batch_idx):
+            real_a, real_b = batch
+            opt_g, opt_d = self.optimizers()
+            s = self.s
+            # generators (discriminators frozen)
+            for d in (self.d_a, self.d_b):
+                d.requires_grad_(False)
+            fake_b = self.g_ab(real_a)
+            fake_a = self.g_ba(real_b)
+            rec_a = self.g_ba(fake_b)
+            rec_b = self.g_ab(fake_a)
+            adv = self._gan(self.d_b(fake_b), True) + self._gan(self.d_a(fake_a), True)
+            cyc = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
+            idt = torch.zeros((), device=real_a.device)
+            if self.identity:
+                idt = F.l1_loss(self.g_ab(real_b), real_b) + F.l1_loss(self.g_ba(real_a), real_a)
+            loss_g = adv + s.lambda_cycle * cyc + s.lambda_cycle * s.lambda_identity * idt
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)
+            opt_g.step()
+            # discriminators on real vs pooled fakes
+            for d in (self.d_a, self.d_b):
+                d.requires_grad_(True)
+            pb = self.pool_b.query(fake_b)
+            pa = self.pool_a.query(fake_a)
+            loss_d_b = 0.5 * (self._gan(self.d_b(real_b), True) + self._gan(self.d_b(pb.detach()), False))
+            loss_d_a = 0.5 * (self._gan(self.d_a(real_a), True) + self._gan(self.d_a(pa.detach()), False))
+            loss_d = loss_d_a + loss_d_b
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+            vals = {"g_adv": adv, "cycle": cyc, "identity": idt, "d": loss_d,
+                    "monitor": s.lambda_cycle * cyc + s.lambda_cycle * s.lambda_identity * idt}
+            for k, v in vals.items():
+                self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
+            self._n += 1
+            self.log_dict({"cyc": cyc.detach(), "d": loss_d.detach(), "g_adv": adv.detach()}, prog_bar=True,
+                          on_step=True, on_epoch=False, batch_size=real_a.shape[0])
+
+        def on_train_epoch_end(self):
+            n = max(self._n, 1)
+            means = {k: v / n for k, v in self._sums.items()}
+            # average over DDP processes so that every rank steps the schedulers and stops identically
+            t = torch.tensor([means.get(k, 0.0) for k in ("g_adv", "cycle", "identity", "d", "monitor")],
+                             device=self.device)
+            t = self.all_gather(t).reshape(-1, 5).mean(0) if self.trainer.world_size > 1 else t
+            means = dict(zip(("g_adv", "cycle", "identity", "d", "monitor"), [float(x) for x in t]))
+            self.log("monitor", means["monitor"], on_epoch=True, sync_dist=False, prog_bar=False)
+            for sch in self.lr_schedulers():
+                sch.step(means["monitor"])
+            means.update(epoch=int(self.current_epoch), lr=float(self.optimizers()[0].param_groups[0]["lr"]))
+            self.history.append(means)
+            self._sums, self._n = {}, 0
+
+        def on_save_checkpoint(self, checkpoint: dict) -> None:
+            import random
+
+            checkpoint["fibsynth"] = {
+                "pool_a": self.pool_a.state(), "pool_b": self.pool_b.state(), "history": self.history,
+                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+                "python_rng": random.getstate(),
+            }
+
+        def on_load_checkpoint(self, checkpoint: dict) -> None:
+            import random
+
+            st = checkpoint.get("fibsynth", {})
+            if st:
+                self.pool_a.load(st["pool_a"])
+                self.pool_b.load(st["pool_b"])
+                self.history = list(st["history"])
+                self._rng = st
+
+        def on_train_start(self) -> None:
+            import random
+
+            st = getattr(self, "_rng", None)
+            if st:  # resume the exact random stream (patch pairing, augmentation) of the interrupted run
+                torch.set_rng_state(st["torch_rng"])
+                np.random.set_state(st["numpy_rng"])
+                random.setstate(st["python_rng"])
+                self._rng = None
+
+    return CycleGAN
+
+
+def _samples_callback(out_dir: Path, sample_a, sample_b):
+    import lightning as L
+    import torch
+
+    class Samples(L.Callback):
+        """One PNG per epoch: rows = sample patches; columns = A, G_AB(A), G_BA(G_AB(A)), B, G_BA(B), G_AB(G_BA(B))."""
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if not trainer.is_global_zero or sample_a is None:
+                return
+            was = (pl_module.g_ab.training, pl_module.g_ba.training)
+            pl_module.g_ab.eval(), pl_module.g_ba.eval()
+            with torch.no_grad():
+                a = torch.from_numpy(sample_a).to(pl_module.device)
+                b = torch.from_numpy(sample_b).to(pl_module.device)
+                fb = pl_module.g_ab(a)
+                fa = pl_module.g_ba(b)
+                cols = [a, fb, pl_module.g_ba(fb), b, fa, pl_module.g_ab(fa)]
+            pl_module.g_ab.train(was[0]), pl_module.g_ba.train(was[1])
+            rows = [np.concatenate([c[i, 0].cpu().numpy() for c in cols], axis=1) for i in range(a.shape[0])]
+            img = np.clip((np.concatenate(rows, axis=0) + 1) * 127.5, 0, 255).astype(np.uint8)
+            import matplotlib.image as mpimg
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            mpimg.imsave(out_dir / f"epoch_{trainer.current_epoch:04d}.png", img, cmap="gray", vmin=0, vmax=255)
+
+    return Samples()
+
+
+def train(source: list, target: list, out_dir: str | Path, settings: TrainSettings | None = None,
+          arch: Architecture | None = None, *, resume: bool = False, accelerator: str = "auto",
+          devices: Any = "auto", strategy: str = "auto", progress: bool = True, extra: dict | None = None,
+          ) -> dict:
+    """Train a CycleGAN from ``source`` to ``target`` (each a list of (z, y, x) stacks, one per channel; a
+    single stack is accepted) into ``out_dir``; returns a summary. ``resume`` continues from
+    ``out_dir/checkpoints/last.ckpt``. Writes ``config.json``, ``generator_ab.pt``, ``generator_ba.pt``,
+    ``history.json`` and ``samples/epoch_*.png``."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    settings = settings or TrainSettings()
+    source = [source] if isinstance(source, np.ndarray) or getattr(source, "ndim", 0) == 3 else list(source)
+    target = [target] if isinstance(target, np.ndarray) or getattr(target, "ndim", 0) == 3 else list(target)
+    for name, st in (("--source", source), ("--target", target)):
+        shapes = {tuple(s.shape) for s in st}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+            raise FibsynthError(f"{name}: channels must be (z, y, x) stacks of one shape (got {sorted(shapes)})")
+    arch = (arch or Architecture()).model_copy(update={"in_channels": len(source), "out_channels": len(target)})
+    if settings.stride > settings.patch:
+        raise FibsynthError(f"--stride ({settings.stride}) must not exceed --patch ({settings.patch})")
+    m = 2**arch.gen_depth
+    if settings.patch % m:
+        raise FibsynthError(f"--patch must be a multiple of {m} (2^depth) (got {settings.patch})")
+    out_dir = Path(out_dir)
+    ckpt = out_dir / CKPT_DIR / LAST
+    if resume and not ckpt.is_file():
+        raise FibsynthError(f"--resume: no checkpoint {ckpt}")
+    if not resume and ckpt.is_file():
+        raise FibsynthError(f"{out_dir} already holds a training run; use --resume to continue it or another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    src_int = measure_intensity(source)
+    tgt_int = measure_intensity(target)
+    if resume:  # the normalisation is part of the trained model: keep the one of the interrupted run
+        from fibsynth.gan.model import read_config
+
+        prev = read_config(out_dir)
+        src_int, tgt_int = prev.source, prev.target
+    a = PatchSet(normalise_stacks(source, src_int), settings.patch, settings.stride)
+    b = PatchSet(normalise_stacks(target, tgt_int), settings.patch, settings.stride)
+    cfg = ModelConfig(architecture=arch, source=src_int, target=tgt_int,
+                      training={"settings": settings.model_dump(mode="json"), "status": "running",
+                                "source_shape": list(source[0].shape), "target_shape": list(target[0].shape),
+                                "source_patches": len(a), "target_patches": len(b), **(extra or {})})
+    cfg.save(out_dir)
+
+    ds = UnpairedPatches(a, b, settings.augment)
+    loader = torch.utils.data.DataLoader(ds, batch_size=settings.batch, shuffle=True, num_workers=settings.num_workers,
+                                         drop_last=len(ds) >= settings.batch)
+    n_samples = min(settings.samples, len(a), len(b))
+    if n_samples:
+        ia = np.linspace(0, len(a) - 1, n_samples).astype(int)
+        ib = np.linspace(0, len(b) - 1, n_samples).astype(int)
+        sample_a = np.stack([a.get(i) for i in ia]).astype(np.float32)
+        sample_b = np.stack([b.get(i) for i in ib]).astype(np.float32)
+    else:
+        sample_a = sample_b = None
+    Module = _module_class()
+    module = Module(arch.model_dump(mode="json"), settings.model_dump(mode="json"))
+    callbacks = [
+        ModelCheckpoint(dirpath=out_dir / CKPT_DIR, save_last=True, save_top_k=0, every_n_epochs=1,
+                        save_on_train_epoch_end=True),
+        EarlyStopping(monitor="monitor", mode="min", patience=settings.early_stop_patience, check_on_train_epoch_end=True),
+        _samples_callback(out_dir / SAMPLES, sample_a, sample_b),
+    ]
+    limit = 1.0 if settings.max_patches is None else min(len(loader), max(1, settings.max_patches // settings.batch))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    trainer = L.Trainer(
+        max_epochs=settings.epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+        callbacks=callbacks, logger=False, enable_progress_bar=progress, enable_model_summary=False,
+        deterministic=True if on_cpu else "warn", limit_train_batches=limit, num_sanity_val_steps=0,
+        default_root_dir=str(out_dir), log_every_n_steps=1,
+    )
+    t0 = time.perf_counter()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        trainer.fit(module, loader, ckpt_path=str(ckpt) if resume else None)
+    finally:  # Trainer(deterministic=True) switches a process-wide flag: give it back
+        torch.use_deterministic_algorithms(was_deterministic)
+    seconds = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return {}
+    from fibsynth.gan.model import save_generators
+
+    stopped = trainer.current_epoch < settings.epochs
+    cfg.training.update(status="finished", epochs_run=int(trainer.current_epoch), early_stopped=bool(stopped),
+                        seconds_last_session=round(seconds, 1), patches_per_epoch=int(len(loader) if limit == 1.0 else limit) * settings.batch,
+                        final=module.history[-1] if module.history else {})
+    save_generators(out_dir, cfg, module.g_ab, module.g_ba)
+    (out_dir / "history.json").write_text(json.dumps(module.history, indent=1))
+    return {"out": str(out_dir), "epochs": int(trainer.current_epoch), "seconds": seconds,
+            "history": module.history, "early_stopped": bool(stopped)}
