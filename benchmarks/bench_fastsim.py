@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Fidelity and speed of the fast physics path (shine-through projection) against the Monte Carlo.
+
+Fidelity: one leveled-wave structure (5 nm voxels, solid fraction 0.3, ligament 40 nm; 64 slices deep so that the
+Monte Carlo sees everything behind the imaged faces) is imaged both ways on its first slices (default 4 slices of
+64 x 64 pixels, 100 electrons/pixel, beam at 38 degrees) at 1, 2 and 4 keV. Per energy it prints
+
+* ``corr``: Pearson correlation of the pixel values (projection vs Monte Carlo; invariant to any affine scaling);
+* ``ceiling``: the correlation the Monte Carlo's own shot noise allows, sqrt(1 - <std^2> / var(MC)) with the
+  binomial standard errors the Monte Carlo writes (a perfect noiseless model would reach about this);
+* ``W1``: scipy.stats.wasserstein_distance between the gray-value histograms after the same normalisation on both
+  sides: I' = (I - eta_pore) / (eta_solid - eta_pore), with each method's own levels -- for the Monte Carlo the
+  bulk eta of epoxy and of gold at the same energy and incidence (40000 electrons each), for the projection the
+  network's (its ``group`` normalisation). ``W1+noise`` is the same after giving the projection the Monte Carlo's
+  shot noise (binomial with the same electrons/pixel on its eta image), which is the like-for-like comparison.
+* the mean normalised gray value of each method (a bias check).
+
+Speed: projection of a 512^3 leveled-wave structure at 1, 2 and 4 keV with the default K (median of repeats).
+
+    .venv/bin/python benchmarks/bench_fastsim.py                 # fidelity (~3 min) + speed
+    .venv/bin/python benchmarks/bench_fastsim.py --no-speed --json
+
+The machine may be shared with other jobs: timings are noisy (the median of ``--repeats`` runs is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+VOXEL_NM = 5.0
+INCIDENCE = 38.0
+
+
+def make_structure(shape, seed=1):
+    from fibsynth.structure import leveled_wave
+
+    return leveled_wave(shape, voxel_size=VOXEL_NM, solid_fraction=0.3, ligament_nm=40.0, seed=seed)
+
+
+def fidelity(energies=(1.0, 2.0, 4.0), size=64, slices=4, depth=64, electrons_per_pixel=100, seed=1,
+             progress=True) -> dict:
+    """Run both methods on the same structure; return per-energy metrics and the image stacks."""
+    from scipy.stats import wasserstein_distance
+
+    from fibsynth.config import VoxelSize
+    from fibsynth.fastsim.network import load_model
+    from fibsynth.fastsim.projection import project
+    from fibsynth.physics.montecarlo.engine import bulk_eta
+    from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
+
+    s = make_structure((depth, size, size), seed)
+    model = load_model()
+    out = {"structure": {"shape": list(s.shape), "voxel_nm": VOXEL_NM, "solid_fraction": float(s.mean()),
+                         "ligament_nm": 40.0, "seed": seed}, "energies": {}}
+    for e in energies:
+        t0 = time.perf_counter()
+        st = StackSettings(energy_kev=e, electrons_per_pixel=electrons_per_pixel, incidence_deg=INCIDENCE, seed=seed)
+        mc = simulate_stack(s, VoxelSize.from_xy_z(VOXEL_NM, VOXEL_NM), st, slices=(0, slices), progress=progress)
+        t_mc = time.perf_counter() - t0
+        lv_pore = bulk_eta("epoxy", e, 40000, seed=seed + 11, incidence_deg=INCIDENCE).eta
+        lv_gold = bulk_eta("gold", e, 40000, seed=seed + 12, incidence_deg=INCIDENCE).eta
+        t0 = time.perf_counter()
+        pj, rec = project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE, model=model, slices=(0, slices))
+        t_pj = time.perf_counter() - t0
+        pj_eta, _ = project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE, model=model, slices=(0, slices),
+                            normalise="eta")
+        m_img, m_std = mc["eta"].astype(float), mc["std"].astype(float)
+        corr = float(np.corrcoef(m_img.ravel(), pj.ravel())[0, 1])
+        ceiling = float(np.sqrt(max(0.0, 1.0 - np.mean(m_std**2) / np.var(m_img))))
+        m_norm = (m_img - lv_pore) / (lv_gold - lv_pore)
+        w1 = float(wasserstein_distance(m_norm.ravel(), pj.ravel().astype(float)))
+        rng = np.random.default_rng([seed, int(e * 1000)])
+        noisy = rng.binomial(electrons_per_pixel, np.clip(pj_eta, 0, 1)) / electrons_per_pixel
+        noisy_norm = (noisy - rec["eta_pore"]) / (rec["eta_solid_surface"] - rec["eta_pore"])
+        w1n = float(wasserstein_distance(m_norm.ravel(), noisy_norm.ravel()))
+        corr_noisy = float(np.corrcoef(m_img.ravel(), noisy.ravel())[0, 1])
+        out["energies"][e] = {
+            "corr": corr, "ceiling": ceiling, "corr_over_ceiling": corr / ceiling if ceiling > 0 else float("nan"),
+            "corr_projection_with_mc_noise": corr_noisy,
+            "w1": w1, "w1_projection_with_mc_noise": w1n,
+            "mean_norm_mc": float(m_norm.mean()), "mean_norm_projection": float(pj.mean()),
+            "mc_levels": {"eta_pore": lv_pore, "eta_gold": lv_gold},
+            "net_levels": {"eta_pore": rec["eta_pore"], "eta_gold": rec["eta_solid_surface"]},
+            "slices_behind": rec["slices_behind"], "seconds_mc": t_mc, "seconds_projection": t_pj,
+            "_mc": m_img, "_mc_norm": m_norm, "_proj": pj,
+        }
+    out["settings"] = {"size": size, "slices": slices, "depth": depth, "electrons_per_pixel": electrons_per_pixel,
+                       "incidence_deg": INCIDENCE}
+    return out
+
+
+def speed(n=512, energies=(1.0, 2.0, 4.0), repeats=3) -> dict:
+    import numba
+
+    from fibsynth.fastsim.network import load_model
+    from fibsynth.fastsim.projection import project
+
+    t0 = time.perf_counter()
+    s = make_structure((n, n, n), seed=2)
+    t_gen = time.perf_counter() - t0
+    model = load_model()
+    project(s[:4, :16, :16], (VOXEL_NM,) * 3, 2.0, model=model)  # JIT / cache load
+    res = {"n": n, "threads": numba.get_num_threads(), "structure_seconds": t_gen, "energies": {}}
+    for e in energies:
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            img, rec = project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE, model=model)
+            ts.append(time.perf_counter() - t0)
+        res["energies"][e] = {"seconds_median": statistics.median(ts), "seconds_all": ts,
+                              "slices_behind": rec["slices_behind"], "ray_cells": len(rec["cells"]),
+                              "voxels_per_second": n**3 / statistics.median(ts)}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--energies", default="1,2,4")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--slices", type=int, default=4)
+    ap.add_argument("--electrons-per-pixel", type=int, default=100)
+    ap.add_argument("--speed-n", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-fidelity", action="store_true")
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    energies = tuple(float(x) for x in a.energies.split(","))
+    report: dict = {}
+    if not a.no_fidelity:
+        f = fidelity(energies, a.size, a.slices, electrons_per_pixel=a.electrons_per_pixel, progress=not a.json)
+        report["fidelity"] = {"structure": f["structure"], "settings": f["settings"],
+                              "energies": {e: {k: v for k, v in r.items() if not k.startswith("_")}
+                                           for e, r in f["energies"].items()}}
+        if not a.json:
+            st = f["settings"]
+            print(f"\nFidelity: {st['size']}x{st['size']} x {st['slices']} slices, {st['electrons_per_pixel']} e/pixel, "
+                  f"incidence {st['incidence_deg']} deg, leveled wave {f['structure']}")
+            print(f"{'E keV':>6} {'K':>3} {'corr':>6} {'ceiling':>7} {'corr/ceil':>9} {'W1':>7} {'W1+noise':>8} "
+                  f"{'mean MC':>8} {'mean proj':>9} {'MC s':>7} {'proj s':>7}")
+            for e, r in f["energies"].items():
+                print(f"{e:6g} {r['slices_behind']:3d} {r['corr']:6.3f} {r['ceiling']:7.3f} {r['corr_over_ceiling']:9.3f} "
+                      f"{r['w1']:7.4f} {r['w1_projection_with_mc_noise']:8.4f} {r['mean_norm_mc']:8.3f} "
+                      f"{r['mean_norm_projection']:9.3f} {r['seconds_mc']:7.1f} {r['seconds_projection']:7.3f}")
+    if not a.no_speed:
+        sp = speed(a.speed_n, energies, a.repeats)
+        report["speed"] = sp
+        if not a.json:
+            print(f"\nSpeed: {sp['n']}^3 projection, {sp['threads']} numba threads (shared machine: noisy)")
+            for e, r in sp["energies"].items():
+                print(f"  {e:g} keV: K = {r['slices_behind']:3d} ({r['ray_cells']} ray cells): median "
+                      f"{r['seconds_median']:.2f} s of {[round(t, 2) for t in r['seconds_all']]}")
+    if a.json:
+        print(json.dumps(report, default=float))
+
+
+if __name__ == "__main__":
+    main()
