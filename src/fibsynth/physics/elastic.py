@@ -1,9 +1,11 @@
 """Elastic scattering cross sections for electrons in the 0.1-30 keV range.
 
-Two models, both with an analytic angular sampling rule ``cos(theta) = 1 - 2 a R / (1 + a - R)`` (R uniform in
+Models (``MODELS``). ``mott`` (default) means :data:`MOTT_DEFAULT` (``browning`` for now). ``mott-pwa``: Dirac
+partial-wave Mott cross sections tabulated by ``fibsynth.physics.mott_tables`` (sigma_el(E) and the inverse CDF of
+mu per element), used through ``montecarlo/tables.py``. Two analytic models, both with an angular rule ``cos(theta) = 1 - 2 a R / (1 + a - R)`` (R uniform in
 [0, 1)), which inverts the screened-Rutherford angular distribution with screening parameter ``a``:
 
-``mott`` (default): the empirical fit to tabulated Mott (partial-wave) cross sections by
+``browning``: the empirical fit to tabulated Mott (partial-wave) cross sections by
     R. Browning, T. Z. Li, B. Chui, J. Ye, R. F. W. Pease, Z. Czyzewski, D. C. Joy,
     "Universal elastic scattering cross sections for electrons in the range 1-100 keV",
     J. Appl. Phys. 76 (1994) 2016-2022, as used in Joy's and NIST's (MONSEL / DTSA-II EPQ library,
@@ -31,9 +33,6 @@ Two models, both with an analytic angular sampling rule ``cos(theta) = 1 - 2 a R
 ``mott-pwa``: Dirac partial-wave (Mott) cross sections, tabulated by ``fibsynth.physics.mott_tables``
     (sigma_el(E) and the inverse CDF of mu per element); used through ``montecarlo.tables`` only.
 
-``browning`` is an alias of the Browning model (``mott`` names the default Mott-quality model, see
-:data:`MOTT_DEFAULT`).
-
 Every model is sampled by the transport kernel from a tabulated inverse CDF of mu = (1 - cos theta)/2
 (``montecarlo/tables.py``); the analytic rules here build those tables (:func:`mixture_inverse_cdf`) and are
 the reference they are tested against (:func:`mixture_moments`).
@@ -47,7 +46,10 @@ import numpy as np
 
 CM2_TO_NM2 = 1e14
 MODELS = ("mott", "browning", "rutherford", "mott-pwa")
-MOTT_DEFAULT = "browning"  # what ``mott`` means
+# What ``mott`` means. mott-pwa passes the Mott-code band at all energies (docs/montecarlo.md) and should become
+# the default, but the torch port (montecarlo/gpu.py, not ours) samples angles from prut/acoef, which mott-pwa
+# does not have; flipping this line before gpu.py reads ``Tables.muq`` breaks 12 tests in test_gpu_path.py.
+MOTT_DEFAULT = "browning"
 
 
 def canonical_model(model: str) -> str:
@@ -110,7 +112,12 @@ def angular_parameters(model: str, z, e_kev):
 
 
 def sample_cos_theta(model: str, z: float, e_kev: float, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Reference (numpy) sampler of cos(theta), for tests against the numba kernel's sampler."""
+    """Reference (numpy) sampler of cos(theta), for tests against the numba kernel's sampler (``mott-pwa``:
+    the partial-wave table's own recipe, ``MottTables.sample_mu``)."""
+    if canonical_model(model) == "mott-pwa":
+        from fibsynth.physics.mott_tables import load_mott_tables
+
+        return 1.0 - 2.0 * load_mott_tables([int(z)]).sample_mu(0, 1000.0 * float(e_kev), rng, n)
     p, c = angular_parameters(model, z, e_kev)
     a = float(c) / e_kev
     r1 = rng.random(n)

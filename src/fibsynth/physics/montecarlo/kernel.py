@@ -93,11 +93,17 @@ def interp_row(row, u):
 
 
 @_jit
-def range_to_u(rng_row, rinvd_row, j, r):
-    """Grid coordinate where the piecewise-linear range table equals ``r``, searching down from index ``j``
-    (residual ranges only decrease within a material, so the search is a step or two)."""
+def range_to_u(rng_row, rinvd_row, u, r):
+    """Grid coordinate where the piecewise-linear range table equals ``r`` (< the range at ``u``): a first-order
+    guess from the slope of the table at ``u``, then a local search (a step or none)."""
+    i = int(u)
+    j = int(u - (rng_row[i] * (1.0 - (u - i)) + rng_row[i + 1] * (u - i) - r) * rinvd_row[i])
+    if j < 0:
+        j = 0
     while j > 0 and rng_row[j] > r:
         j -= 1
+    while rng_row[j + 1] < r:
+        j += 1
     return j + (r - rng_row[j]) * rinvd_row[j]
 
 
@@ -141,10 +147,11 @@ def sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1):
     elif ua >= nang - 1:
         ga = nang - 1
     else:
-        ga = int(ua)
+        # grid point a + 1 with probability ua - a (branch-free: floor(ua + R), R uniform)
         r, s0, s1 = next_uniform(s0, s1)
-        if r <= ua - ga:
-            ga += 1
+        ga = int(ua + 1.0 - r)
+        if ga > nang - 1:
+            ga = nang - 1
     xi, s0, s1 = next_uniform(s0, s1)
     tk = (1.0 - math.sqrt(math.sqrt(xi))) * (npr - 1)
     k = int(tk)
@@ -199,13 +206,14 @@ def transport_one(
     u = (math.log(e0) - ln_e0) * inv_dln
     rr = interp_row(rng[mat], u)
     rc = rcut[mat]
-    ju = int(u)
     r, s0, s1 = next_uniform(s0, s1)
     s = -math.log(r) / interp_row(lam_inv[mat], u)
     # inverse direction components for the plane distances
     ivx = 1.0 / ux if ux != 0.0 else 0.0
     ivy = 1.0 / uy if uy != 0.0 else 0.0
-    ivz = 1.0 / uz if uz != 0.0 else 0.0
+    if uz == 0.0:
+        uz = 1e-300
+    ivz = 1.0 / uz
     while True:
         # distance to the next voxel plane
         tx = _BIG
@@ -219,14 +227,9 @@ def transport_one(
                 ty = ((iy + 1) * dy - y) * ivy
             elif uy < 0.0:
                 ty = (iy * dy - y) * ivy
-        if uz > 0.0:
-            if iz >= nz and not repeat_last:
-                tz = _BIG
-            else:
-                tz = ((iz + 1) * dz - z) * ivz
-        elif uz < 0.0:
-            tz = (iz * dz - z) * ivz
-        else:
+        # uz is never exactly 0 (nudged after each rotation), so one expression covers both directions
+        tz = ((iz + (1.0 if uz > 0.0 else 0.0)) * dz - z) * ivz
+        if uz > 0.0 and iz >= nz and not repeat_last:
             tz = _BIG
         axis = 2
         dmin = tz
@@ -245,8 +248,7 @@ def transport_one(
             pend = 0.0
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
-            u = range_to_u(rng[mat], rinvd[mat], ju, rr)
-            ju = int(u)
+            u = range_to_u(rng[mat], rinvd[mat], u, rr)
             # target element
             j = 0
             ne = nel[mat]
@@ -284,11 +286,15 @@ def transport_one(
                 nux = ux * ct + (ux * uz * cp - uy * sp) * itmp
                 nuy = uy * ct + (uy * uz * cp + ux * sp) * itmp
                 nuz = uz * ct - cp * tmp
-            nrm = 1.0 / math.sqrt(nux * nux + nuy * nuy + nuz * nuz)
+            # renormalise (one Newton step for 1/sqrt(n2) about 1: rounding errors are O(1e-16), so the
+            # residual after the step is O(1e-32))
+            nrm = 1.5 - 0.5 * (nux * nux + nuy * nuy + nuz * nuz)
             ux = nux * nrm
             uy = nuy * nrm
             uz = nuz * nrm
-            ivz = 1.0 / uz if uz != 0.0 else 0.0
+            if uz == 0.0:
+                uz = 1e-300
+            ivz = 1.0 / uz
             if lateral:
                 ivx = 1.0 / ux if ux != 0.0 else 0.0
                 ivy = 1.0 / uy if uy != 0.0 else 0.0
@@ -341,7 +347,7 @@ def transport_one(
                     rr -= pend
                     if rr <= rc:
                         return False, 0.0, ux, uy, uz
-                    u = range_to_u(rng[mat], rinvd[mat], ju, rr)
+                    u = range_to_u(rng[mat], rinvd[mat], u, rr)
                     return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
         newmat = lookup(vol, iz, iy, ix, backing, repeat_last)
         if newmat != mat:
@@ -349,11 +355,10 @@ def transport_one(
             pend = 0.0
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
-            u = range_to_u(rng[mat], rinvd[mat], ju, rr)
+            u = range_to_u(rng[mat], rinvd[mat], u, rr)
             mat = newmat
             rr = interp_row(rng[mat], u)
             rc = rcut[mat]
-            ju = int(u)
             r, s0, s1 = next_uniform(s0, s1)
             s = -math.log(r) / interp_row(lam_inv[mat], u)
 
