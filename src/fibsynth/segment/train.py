@@ -254,6 +254,23 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
     out = Path(out)
     if not images or not labels:
         raise FibsynthError("give --images and --labels")
+    ckdir = out / CKPT_DIR
+    sfile = out / SETTINGS_FILE
+    fixed = s.model_dump(mode="json", exclude={"epochs", "accelerator", "devices", "num_workers"})
+    fixed["images"] = [str(p) for p in images]
+    fixed["labels"] = [str(p) for p in labels]
+    ckpt_path = None
+    if resume:
+        last = ckdir / "last.ckpt"
+        if not last.is_file():
+            raise FibsynthError(f"--resume: no checkpoint {last}")
+        if sfile.is_file() and json.loads(sfile.read_text()) != fixed:
+            old = json.loads(sfile.read_text())
+            diff = sorted(k for k in set(old) | set(fixed) if old.get(k) != fixed.get(k))
+            raise FibsynthError(f"--resume: settings differ from the checkpointed run in {', '.join(diff)}", out)
+        ckpt_path = str(last)
+    elif (ckdir / "last.ckpt").exists():
+        raise FibsynthError("holds checkpoints of an earlier run: add --resume to continue it, or use a new --out", out)
     c = s.channels_per_stack
     groups = _load_group(images, labels, c, "")
     vgroups = _load_group(val_images, val_labels, c, "validation ") if val_labels else []
@@ -281,25 +298,13 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
     ds_va, n_va = _make_dataset(va, s, train=False)
 
     out.mkdir(parents=True, exist_ok=True)
-    ckdir = out / CKPT_DIR
-    sfile = out / SETTINGS_FILE
-    fixed = s.model_dump(mode="json", exclude={"epochs", "accelerator", "devices", "num_workers"})
-    fixed["images"] = [str(p) for p in images]
-    fixed["labels"] = [str(p) for p in labels]
-    ckpt_path = None
-    if resume:
-        last = ckdir / "last.ckpt"
-        if not last.is_file():
-            raise FibsynthError(f"--resume: no checkpoint {last}")
-        if sfile.is_file() and json.loads(sfile.read_text()) != fixed:
-            old = json.loads(sfile.read_text())
-            diff = sorted(k for k in set(old) | set(fixed) if old.get(k) != fixed.get(k))
-            raise FibsynthError(f"--resume: settings differ from the checkpointed run in {', '.join(diff)}", out)
-        ckpt_path = str(last)
-    elif (ckdir / "last.ckpt").exists():
-        raise FibsynthError("holds checkpoints of an earlier run: add --resume to continue it, or use a new --out", out)
     sfile.write_text(json.dumps(fixed, indent=1) + "\n")
 
+    import logging
+
+    if not progress:  # Lightning's banner ("GPU available ...", tips) only with --progress
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     pl.seed_everything(s.seed, workers=True, verbose=False)
     module = _lightning_module(cfg, s)
     history = _history_callback(verbose)

@@ -1,0 +1,201 @@
+"""``fibsynth segment``: train, predict, baseline and score (registered by :mod:`fibsynth.cli`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from typer.core import TyperCommand
+
+from fibsynth.cliutil import emit_json, parse_list
+from fibsynth.errors import FibsynthError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+_GREEDY = ("--images", "--labels", "--val-images", "--val-labels", "--truth", "--name")
+
+
+class _GreedyLists(TyperCommand):
+    """Lets list options take several values after one flag (``--images a.tif b.tif``) as well as the
+    repeated form (``--images a.tif --images b.tif``)."""
+
+    def parse_args(self, ctx, args):
+        out, current = [], None
+        for a in args:
+            if a.startswith("-") and len(a) > 1:
+                current = a if a in _GREEDY else None
+                out.append(a)
+                continue
+            if current is not None and out and out[-1] != current and not out[-1].startswith("-"):
+                out.append(current)  # a further value of the last list option
+            out.append(a)
+        return super().parse_args(ctx, out)
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct != last[0]:
+            last[0] = pct
+            sys.stderr.write(f"\rslices {done}/{total} ({pct}%)")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    vals = parse_list(text, option, minimum=1)
+    if any(v != int(v) for v in vals):
+        raise FibsynthError(f"{option}: expected whole numbers, got {text!r}")
+    return tuple(int(v) for v in vals)
+
+
+@app.command("train", cls=_GreedyLists)
+def train_cmd(
+    images: list[Path] = typer.Option(..., "--images", help="Training image stacks (several after one flag or repeated)."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Ground-truth labels (1 = solid), one per stack, same order."),
+    mode: str = typer.Option(..., "--mode", help="2d | 2.5d | 3d"),
+    out: Path = typer.Option(..., "--out", help="Model folder (model.pt, config.json, checkpoints/)."),
+    epochs: int = typer.Option(100, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of weights, patch order and augmentation."),
+    k: int = typer.Option(2, "--k", help="2.5D: neighbouring slices on each side as extra channels."),
+    edge: str = typer.Option("replicate", "--edge", help="2.5D at the stack ends: replicate | reflect."),
+    channels_per_stack: int = typer.Option(
+        1, "--channels-per-stack",
+        help="Images per label stack used as channels (e.g. 3 energies): --images s1_1kV s1_2kV s1_4kV s2_1kV ..."),
+    val_images: list[Path] = typer.Option([], "--val-images", help="Held-out validation stacks (default: slabs of the training stacks)."),
+    val_labels: list[Path] = typer.Option([], "--val-labels", help="Labels of --val-images."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Last fraction of each stack's slices held out for validation."),
+    patch: int = typer.Option(64, "--patch", help="Patch edge (64 as in the paper; 64^3 in 3D)."),
+    stride: int = typer.Option(32, "--stride", help="Patch stride."),
+    batch: int = typer.Option(64, "--batch", help="Batch size."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
+    lr_patience: int = typer.Option(10, "--lr-patience", help="Epochs without val improvement before lr x0.1."),
+    early_stop: int = typer.Option(25, "--early-stop", help="Early-stopping patience (epochs)."),
+    features: str = typer.Option("16,32,64,128", "--features", help="U-Net channels per level."),
+    res_units: int = typer.Option(1, "--res-units", help="Residual units per U-Net level."),
+    augment: str = typer.Option("dihedral", "--augment", help="dihedral (in-plane flips+90° rotations) | xflip | none."),
+    jitter: float = typer.Option(0.1, "--jitter", help="Intensity jitter (gain and offset) on normalised values."),
+    patches_per_epoch: int | None = typer.Option(None, "--patches-per-epoch", help="Random subset of patches per epoch."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto | cpu | gpu."),
+    devices: str = typer.Option("auto", "--devices", help="Lightning devices: auto | N | list."),
+    num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt."),
+    progress: bool = typer.Option(False, "--progress", help="Show Lightning's progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", help="No per-epoch lines on stderr."),
+    json_out: bool = typer.Option(False, "--json", help="Print the training record as JSON."),
+) -> None:
+    """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels."""
+    from fibsynth.segment.data import check_mode
+    from fibsynth.segment.train import TrainSettings, train
+
+    if len(val_images) != channels_per_stack * len(val_labels):
+        raise FibsynthError("--val-images: give --channels-per-stack images per --val-labels stack")
+    s = TrainSettings.build(
+        None, mode=check_mode(mode), k=k, edge=edge, channels_per_stack=channels_per_stack,
+        features=_ints(features, "--features"), num_res_units=res_units, patch=patch, stride=stride, batch=batch,
+        epochs=epochs, lr=lr, lr_patience=lr_patience, early_stop=early_stop, val_fraction=val_fraction,
+        augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
+        accelerator=accelerator, devices=devices, num_workers=num_workers,
+    )
+    rec = train(images, labels, out, s, val_images=val_images, val_labels=val_labels, resume=resume,
+                progress=progress, verbose=not quiet and not json_out)
+    if json_out:
+        emit_json({k: v for k, v in rec.items() if k != "history"} | {"out": str(out)})
+    else:
+        typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, val loss {rec['best_val_loss']:.4f}, "
+                   f"val MDS {rec['best_val_mds']:.4f}")
+
+
+@app.command("predict", cls=_GreedyLists)
+def predict_cmd(
+    model_dir: Path = typer.Argument(..., help="Model folder written by 'segment train'."),
+    inp: Path = typer.Argument(..., help="Image stack to segment (.tif, .zarr, .npy, slice folder)."),
+    out: Path = typer.Argument(..., help="Output labels (uint8, 1 = solid); .zarr is written block by block."),
+    channel: list[Path] = typer.Option([], "--channel", help="Further channels of a multi-energy model, in training order."),
+    block: int = typer.Option(32, "--block", help="Output slices per block (memory bound; dask task size)."),
+    roi: str | None = typer.Option(None, "--roi", help="Window size: 'Y,X' (2D/2.5D, default 512) or 'Z,Y,X' (3D, default 64,128,128)."),
+    overlap: float = typer.Option(0.25, "--overlap", help="Window overlap fraction (Gaussian blending)."),
+    batch: int = typer.Option(4, "--batch", help="Slices per forward pass (2D/2.5D)."),
+    device: str = typer.Option("cpu", "--device", help="torch device: cpu | cuda | cuda:1 ..."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="dask scheduler address: spread blocks over its workers."),
+    workers: int | None = typer.Option(None, "--workers", help="Start a local dask cluster of N worker processes."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (per dask worker with --scheduler/--workers)."),
+    progress: bool = typer.Option(False, "--progress", help="Show progress on stderr."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Segment a stack with a trained model (sliding windows, z-blocks, optional dask workers)."""
+    import time
+
+    from fibsynth.segment.infer import predict_file
+
+    if threads and not (scheduler or workers):
+        import torch
+
+        torch.set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    res = predict_file(model_dir, [inp, *channel], out, block=block, roi=_ints(roi, "--roi"), overlap=overlap,
+                       batch=batch, device=device, scheduler=scheduler, workers=workers, threads=threads,
+                       progress=_progress_printer(progress))
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    if json_out:
+        emit_json(res)
+    else:
+        typer.echo(f"{out}: {res['shape']} in {res['seconds']} s, solid fraction {res['solid_fraction']:.4f}")
+
+
+@app.command("baseline")
+def baseline_cmd(
+    inp: Path = typer.Argument(..., help="Image stack."),
+    out: Path = typer.Argument(..., help="Output labels (uint8, 1 = solid)."),
+    method: str = typer.Option("otsu", "--method", help="otsu | kmeans (k = 2, brighter cluster = gold)."),
+    json_out: bool = typer.Option(False, "--json", help="Print threshold and solid fraction as JSON."),
+) -> None:
+    """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines)."""
+    from fibsynth.segment.baseline import segment_baseline
+
+    info = segment_baseline(inp, out, method)
+    if json_out:
+        emit_json(info)
+    else:
+        typer.echo(f"{out}: {method} threshold {info['threshold']:.6g}, solid fraction {info['solid_fraction']:.4f}")
+
+
+@app.command("score", cls=_GreedyLists)
+def score_cmd(
+    preds: list[Path] = typer.Argument(..., help="Predicted segmentations (1 = solid)."),
+    truth: list[Path] = typer.Option([], "--truth", help="Ground truth: one for all predictions or one per prediction."),
+    name: list[str] = typer.Option([], "--name", help="Row names (default: file names)."),
+    isotropy: bool = typer.Option(False, "--isotropy", help="Also isotropy errors (always on without --truth)."),
+    voxel_nm: float | None = typer.Option(None, "--voxel-nm", help="Pixel size (nm) if the files carry none."),
+    slice_nm: float | None = typer.Option(None, "--slice-nm", help="Slice thickness (nm); default --voxel-nm."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write the table as CSV."),
+    md_path: Path | None = typer.Option(None, "--markdown", help="Write the table as Markdown."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """MP / MGP / MDS against ground truth (paper Table 3) or isotropy errors (Table 4) as a table."""
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import atomic_path
+    from fibsynth.segment.tables import score_rows, to_csv, to_markdown
+
+    vs = VoxelSize.from_xy_z(voxel_nm, slice_nm).zyx() if voxel_nm is not None else None
+    if slice_nm is not None and voxel_nm is None:
+        raise FibsynthError("--slice-nm needs --voxel-nm")
+    rows = score_rows(preds, truth, isotropy=isotropy, voxel_zyx=vs, names=name or None)
+    for path, text in ((csv_path, to_csv), (md_path, to_markdown)):
+        if path is not None:
+            with atomic_path(path) as tmp:
+                tmp.write_text(text(rows))
+    if json_out:
+        emit_json(rows)
+    else:
+        typer.echo(to_markdown(rows), nl=False)
