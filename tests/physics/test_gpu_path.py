@@ -120,7 +120,7 @@ def _slice_volume():
 @pytest.mark.parametrize("k,backing,fwhm", [(0, "pore", 0.0), (1, "repeat", 3.0)])
 def test_slice_matches_numba(device, k, backing, fwhm):
     vol = _slice_volume()
-    npp = 24
+    npp = 48
     s = StackSettings(energy_kev=2.0, electrons_per_pixel=npp, incidence_deg=38.0, seed=5, backing=backing,
                       probe_fwhm_nm=fwhm)
     ref = simulate_slice(vol, (2.0, 2.0, 2.0), k, s)
@@ -141,8 +141,9 @@ def test_slice_matches_numba(device, k, backing, fwhm):
         sig = math.sqrt(a * (1 - a) / n + b * (1 - b) / n)
         assert abs(a - b) < 4 * sig, (name, a, b, sig)
         means[name] = a
-    # the comparison has power: the three regions differ by many standard errors
-    assert means["gold"] > means["buried"] + 0.05 > means["epoxy"] + 0.1, means
+    # the comparison has power: gold stands far above both epoxy regions, and gold 2-3 slices (4-6 nm) behind the
+    # face brightens the epoxy over it (shine-through; ~0.037 at 2 keV, 38 degrees, with both engines)
+    assert means["gold"] > means["buried"] + 0.1 and means["buried"] > means["epoxy"], means
     # per pixel: the two maps agree within binomial noise (chi-square over all pixels with nonzero variance)
     p = (res["all"] + ref["all"]) / (2 * npp)
     var = 2 * npp * p * (1 - p)

@@ -1,6 +1,6 @@
 """Elastic scattering cross sections for electrons in the 0.1-30 keV range.
 
-Models (``MODELS``). ``mott`` (default) means :data:`MOTT_DEFAULT` (``browning`` for now). ``mott-pwa``: Dirac
+Models (``MODELS``). ``mott`` (default) means :data:`MOTT_DEFAULT` (``mott-pwa``). ``mott-pwa``: Dirac
 partial-wave Mott cross sections tabulated by ``fibsynth.physics.mott_tables`` (sigma_el(E) and the inverse CDF of
 mu per element), used through ``montecarlo/tables.py``. Two analytic models, both with an angular rule ``cos(theta) = 1 - 2 a R / (1 + a - R)`` (R uniform in
 [0, 1)), which inverts the screened-Rutherford angular distribution with screening parameter ``a``:
@@ -46,10 +46,9 @@ import numpy as np
 
 CM2_TO_NM2 = 1e14
 MODELS = ("mott", "browning", "rutherford", "mott-pwa")
-# What ``mott`` means. mott-pwa passes the Mott-code band at all energies (docs/montecarlo.md) and should become
-# the default, but the torch port (montecarlo/gpu.py, not ours) samples angles from prut/acoef, which mott-pwa
-# does not have; flipping this line before gpu.py reads ``Tables.muq`` breaks 12 tests in test_gpu_path.py.
-MOTT_DEFAULT = "browning"
+# What ``mott`` means: the partial-wave tables, which put bulk eta inside the Mott-code band at every energy
+# (docs/montecarlo.md); Browning's empirical fit stays available as ``browning``.
+MOTT_DEFAULT = "mott-pwa"
 
 
 def canonical_model(model: str) -> str:

@@ -14,7 +14,7 @@ from fibsynth.errors import FibsynthError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-_ELASTIC_HELP = ("Elastic scattering: mott (default Mott-quality model), browning (Browning et al. 1994 fit to Mott "
+_ELASTIC_HELP = ("Elastic scattering: mott (default: Dirac partial-wave Mott tables, = mott-pwa), browning (Browning et al. 1994 fit to Mott "
                  "cross sections), mott-pwa (Dirac partial-wave tables) or rutherford (Joy's screened Rutherford).")
 _ELASTIC_MODELS = ("mott", "browning", "rutherford", "mott-pwa")
 

@@ -105,6 +105,14 @@ class TorchTables:
         self.cum = torch.as_tensor(tabs.cum.ravel(), **kw)
         self.prut = torch.as_tensor(tabs.prut.ravel(), **kw)
         self.acoef = torch.as_tensor(tabs.acoef.ravel(), **kw)
+        # tabulated angular distribution (the kernel's default sampling, and the only one for mott-pwa):
+        # muq[m, j, a, k] odds-ratio rows on the angular energy grid, flattened per (m, j) row
+        self.analytic = bool(getattr(tabs, "analytic", 0))
+        muq = np.asarray(tabs.muq)
+        self.n_el_muq, self.n_ang, self.n_prob = int(muq.shape[1]), int(muq.shape[2]), int(muq.shape[3])
+        self.muq = torch.as_tensor(muq.reshape(-1), **kw)
+        self.ang_scale = float(tabs.ang_scale)
+        self.ang_off = float(tabs.ang_off)
 
     def interp(self, flat, row, u):
         """Linear interpolation of table rows ``row`` (int tensor) at grid coordinates ``u``."""
@@ -150,6 +158,24 @@ class _Geometry:
         return m
 
 
+def sample_mu_table(tt: TorchTables, row, u, r_row, xi):
+    """``row`` = material * (elements per material in ``muq``) + element. mu = (1 - cos theta)/2 from the tabulated inverse CDF, exactly as ``kernel.sample_mu_table``: the
+    angular-grid energy is picked stochastically between its two neighbours (``r_row``), then
+    mu = q v / (xi + q v), v = 1 - xi, with the odds ratio q linear in t = 1 - xi^(1/4)."""
+    import torch
+
+    ua = u * tt.ang_scale + tt.ang_off
+    ga = torch.floor(ua + 1.0 - r_row).clamp(0, tt.n_ang - 1).long()
+    tk = (1.0 - torch.sqrt(torch.sqrt(xi))) * (tt.n_prob - 1)
+    k = torch.floor(tk).clamp(0, tt.n_prob - 2)
+    f = tk - k
+    base = (row * tt.n_ang + ga) * tt.n_prob + k.long()
+    q0 = tt.muq[base]
+    q = q0 + f * (tt.muq[base + 1] - q0)
+    qv = q * (1.0 - xi)
+    return qv / (xi + qv)
+
+
 def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
     """One elastic collision for every electron: target element from ``cum``, polar angle from the element's
     angular distribution (Browning mixture or screened Rutherford), uniform azimuth; returns the new unit
@@ -160,10 +186,13 @@ def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
     for jj in range(tt.nel_max - 1):
         j = j + (rr[0] > tt.interp(tt.cum, mat * tt.jmax + jj, u)).long()
     row = mat * tt.jmax + j
-    a = tt.acoef[row] / e
-    r2 = rr[2]
     # 1 - cos(theta) directly (not 1 - ct^2 from a rounded ct): sin(theta) stays accurate for small angles
-    omc = torch.where(rr[1] <= tt.interp(tt.prut, row, u), 2.0 * a * r2 / (1.0 + a - r2), 2.0 * r2)
+    if tt.analytic:
+        a = tt.acoef[row] / e
+        r2 = rr[2]
+        omc = torch.where(rr[1] <= tt.interp(tt.prut, row, u), 2.0 * a * r2 / (1.0 + a - r2), 2.0 * r2)
+    else:
+        omc = 2.0 * sample_mu_table(tt, mat * tt.n_el_muq + j, u, rr[1], rr[2])
     omc = omc.clamp(0.0, 2.0)
     ct = 1.0 - omc
     stt = torch.sqrt(omc * (2.0 - omc))
