@@ -80,30 +80,53 @@ class PatchSet:
         return self.data[:, k, y:y + self.patch, x:x + self.patch]
 
 
-class UnpairedPatches:
-    """Item i: patch i of domain A and a random patch of domain B (drawn from the global torch RNG, which
-    ``lightning.seed_everything`` seeds and the checkpoint restores), each with a random flip/rotation."""
+class EpochSampler:
+    """Shuffled indices of one epoch, as (index, epoch) pairs, from a generator seeded by (seed, epoch).
 
-    def __init__(self, a: PatchSet, b: PatchSet, augment: bool):
-        self.a, self.b, self.augment = a, b, augment
+    Lightning calls ``set_epoch`` before every epoch (also after ``--resume``), so the patch order, the random
+    pairing with domain B and the augmentation of an epoch depend only on (seed, epoch, index): an interrupted
+    and resumed run draws exactly what the uninterrupted one draws."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        perm = np.random.default_rng((self.seed, self.epoch, 0)).permutation(self.n)
+        return iter([(int(i), self.epoch) for i in perm])
+
+
+class UnpairedPatches:
+    """Item (i, epoch): patch i of domain A and a random patch of domain B, each with a random flip/rotation,
+    all drawn from a generator seeded by (seed, epoch, i)."""
+
+    def __init__(self, a: PatchSet, b: PatchSet, augment: bool, seed: int):
+        self.a, self.b, self.augment, self.seed = a, b, augment, seed
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
 
-    def _aug(self, p, torch):
-        if not self.augment:
-            return p
-        r = torch.randint(0, 8, (1,)).item()
-        p = torch.rot90(p, r % 4, dims=(1, 2))
-        return torch.flip(p, dims=(2,)) if r >= 4 else p
+    @staticmethod
+    def _aug(p: np.ndarray, r: int) -> np.ndarray:
+        p = np.rot90(p, r % 4, axes=(1, 2))
+        return p[:, :, ::-1] if r >= 4 else p
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, item):
         import torch
 
-        pa = torch.from_numpy(np.ascontiguousarray(self.a.get(i % len(self.a))))
-        j = torch.randint(0, len(self.b), (1,)).item()
-        pb = torch.from_numpy(np.ascontiguousarray(self.b.get(j)))
-        return self._aug(pa, torch).contiguous(), self._aug(pb, torch).contiguous()
+        i, epoch = item if isinstance(item, tuple) else (item, 0)
+        rng = np.random.default_rng((self.seed, epoch, 1, i))
+        j = int(rng.integers(len(self.b)))
+        pa, pb = self.a.get(i % len(self.a)), self.b.get(j)
+        if self.augment:
+            ra, rb = rng.integers(8, size=2)
+            pa, pb = self._aug(pa, int(ra)), self._aug(pb, int(rb))
+        return torch.from_numpy(np.ascontiguousarray(pa)), torch.from_numpy(np.ascontiguousarray(pb))
 
 
 def normalise_stacks(stacks: list, dom: Intensity) -> np.ndarray:
@@ -153,6 +176,19 @@ class ImagePool:
         imgs = state["images"]
         self.images = [imgs[i:i + 1].clone() for i in range(imgs.shape[0])] if imgs.numel() else []
         self.gen.set_state(state["rng"])
+
+
+def _np_state_plain(state: tuple) -> list:
+    """NumPy's legacy RNG state as tensors and numbers (checkpoints are read back with weights_only=True)."""
+    import torch
+
+    name, keys, pos, has_gauss, cached = state
+    return [name, torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _np_state_restore(plain: list) -> tuple:
+    name, keys, pos, has_gauss, cached = plain
+    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
 
 
 def _module_class():
@@ -251,7 +287,7 @@ def _module_class():
 
             checkpoint["fibsynth"] = {
                 "pool_a": self.pool_a.state(), "pool_b": self.pool_b.state(), "history": self.history,
-                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": _np_state_plain(np.random.get_state()),
                 "python_rng": random.getstate(),
             }
 
@@ -271,7 +307,7 @@ def _module_class():
             st = getattr(self, "_rng", None)
             if st:  # resume the exact random stream (patch pairing, augmentation) of the interrupted run
                 torch.set_rng_state(st["torch_rng"])
-                np.random.set_state(st["numpy_rng"])
+                np.random.set_state(_np_state_restore(st["numpy_rng"]))
                 random.setstate(st["python_rng"])
                 self._rng = None
 
@@ -356,9 +392,9 @@ def train(source: list, target: list, out_dir: str | Path, settings: TrainSettin
                                 "source_patches": len(a), "target_patches": len(b), **(extra or {})})
     cfg.save(out_dir)
 
-    ds = UnpairedPatches(a, b, settings.augment)
-    loader = torch.utils.data.DataLoader(ds, batch_size=settings.batch, shuffle=True, num_workers=settings.num_workers,
-                                         drop_last=len(ds) >= settings.batch)
+    ds = UnpairedPatches(a, b, settings.augment, settings.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=settings.batch, sampler=EpochSampler(len(ds), settings.seed),
+                                         num_workers=settings.num_workers, drop_last=len(ds) >= settings.batch)
     n_samples = min(settings.samples, len(a), len(b))
     if n_samples:
         ia = np.linspace(0, len(a) - 1, n_samples).astype(int)
