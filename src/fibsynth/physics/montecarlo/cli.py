@@ -60,6 +60,21 @@ def _material(spec: str, option: str):
     return get_material(spec, option)
 
 
+def _backend(backend: str, device: str, numba_fn, torch_name: str):
+    """The run function for ``--backend``: the numba engine, or the torch path bound to ``--device``."""
+    if backend not in ("numba", "torch"):
+        raise FibsynthError(f"--backend must be numba or torch (got {backend!r})")
+    if backend == "numba":
+        if device != "auto":
+            raise FibsynthError("--device applies to --backend torch only")
+        return numba_fn
+    import functools
+
+    from fibsynth.physics.montecarlo import gpu
+
+    return functools.partial(getattr(gpu, torch_name), device=None if device == "auto" else device)
+
+
 @app.command("bulk")
 def bulk(
     material: str = typer.Option(..., "--material", help="Library name (epoxy, gold, ...), element, or FORMULA:DENSITY."),
@@ -72,6 +87,8 @@ def bulk(
     det_emin: float = typer.Option(0.0, "--detector-emin-kev", help="Detect only BSE with E >= this (keV)."),
     det_tmin: float = typer.Option(0.0, "--detector-theta-min", help="Detector acceptance: min angle to column axis."),
     det_tmax: float = typer.Option(180.0, "--detector-theta-max", help="Detector acceptance: max angle to column axis."),
+    backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel) or torch (vectorised; GPU when present)."),
+    device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Backscatter coefficient of a bulk target (binomial standard error sqrt(eta(1-eta)/N))."""
@@ -79,9 +96,10 @@ def bulk(
 
     check_energy(energy_kev)
     mat = _material(material, "--material")
-    res = bulk_eta(mat, energy_kev, _check_electrons(electrons), seed=_check_seed(seed),
-                   physics=_physics(elastic, cutoff_kev), detector=_detector(det_emin, det_tmin, det_tmax),
-                   incidence_deg=incidence_deg)
+    run = _backend(backend, device, bulk_eta, "bulk_eta_torch")
+    res = run(mat, energy_kev, _check_electrons(electrons), seed=_check_seed(seed),
+              physics=_physics(elastic, cutoff_kev), detector=_detector(det_emin, det_tmin, det_tmax),
+              incidence_deg=incidence_deg)
     out = {"eta": res.eta, "eta_std": res.eta_std, "electrons": res.electrons,
            "electrons_per_second": res.electrons_per_second}
     if (det_emin, det_tmin, det_tmax) != (0.0, 0.0, 180.0):
@@ -107,6 +125,8 @@ def layers(
     incidence_deg: float = typer.Option(0.0, "--incidence-deg", help="Angle between beam and surface normal."),
     elastic: str = typer.Option("mott", "--elastic", help=_ELASTIC_HELP),
     cutoff_kev: float = typer.Option(0.05, "--cutoff-kev", help="Energy below which electrons are absorbed."),
+    backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel) or torch (vectorised; GPU when present)."),
+    device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Backscatter coefficient of a film on a substrate vs thickness and energy; writes a CSV table."""
     from rich.progress import Progress
@@ -119,6 +139,7 @@ def layers(
     fm = _material(film, "--film")
     sm = _material(substrate, "--substrate")
     phys = _physics(elastic, cutoff_kev)
+    film_run = _backend(backend, device, film_eta, "film_eta_torch")
     _check_electrons(electrons)
     _check_seed(seed)
     buf = io.StringIO()
@@ -128,7 +149,7 @@ def layers(
         task = prog.add_task("mc layers", total=len(ts) * len(es))
         for i, e in enumerate(es):
             for j, t in enumerate(ts):
-                r = film_eta(fm, sm, t, e, electrons, seed=seed, physics=phys, incidence_deg=incidence_deg,
+                r = film_run(fm, sm, t, e, electrons, seed=seed, physics=phys, incidence_deg=incidence_deg,
                              stream=i * 100003 + j)
                 w.writerow([f"{e:g}", film, substrate, f"{t:g}", f"{r.eta:.6f}", f"{r.eta_std:.6f}"])
                 prog.advance(task)
@@ -161,6 +182,9 @@ def stack(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Address of a dask scheduler to use."),
     workers: int = typer.Option(0, "--workers", help="Local dask workers (0 = one per CPU; 1 = in-process, no dask)."),
     resume: bool = typer.Option(False, "--resume", help="Skip slices already done in OUT's work store."),
+    backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel, dask slices) or torch (vectorised, "
+                                "one process; GPU when present: use with --workers 1)."),
+    device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Simulate a FIB-SEM backscatter image stack of a binary structure, slice by slice."""
     from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack_cli
@@ -173,4 +197,5 @@ def stack(
         shot_noise_dose=dose,
     )
     simulate_stack_cli(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,
-                       scheduler=scheduler, workers=workers, resume=resume)
+                       scheduler=scheduler, workers=workers, resume=resume, backend=backend,
+                       device=None if device == "auto" else device)

@@ -130,6 +130,8 @@ def simulate_stack(
     scheduler: str | None = None,
     workers: int = 1,
     progress: bool = True,
+    backend: str = "numba",
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Simulate slices ``k0..k1-1`` of a binary ``structure`` (z, y, x; 1 = solid).
 
@@ -137,10 +139,20 @@ def simulate_stack(
     dask cluster (``scheduler`` address, or a local cluster of ``workers`` single-threaded processes; 0 = one
     per CPU) runs one task per slice. With ``work`` the slices are stored as they finish (Zarr), and ``resume``
     skips those already stored. Returns the image and std stacks and the summed histograms.
+
+    ``backend="torch"`` runs the vectorised PyTorch transport (``montecarlo/gpu.py``, same physics and tables) in
+    this process on ``device`` (``None``/``"auto"``: CUDA when available, else the CPU); it does not combine with
+    dask workers (one GPU serves the whole stack).
     """
     import zarr
     from rich.progress import Progress
 
+    if backend not in ("numba", "torch"):
+        raise FibsynthError(f"--backend must be numba or torch (got {backend!r})")
+    if backend == "torch" and (scheduler is not None or workers != 1):
+        raise FibsynthError("--backend torch runs in one process: use --workers 1 and no --scheduler")
+    if backend == "numba" and device not in (None, "auto"):
+        raise FibsynthError("--device applies to --backend torch only")
     vol = np.ascontiguousarray(structure, dtype=np.uint8)
     if vol.ndim != 3:
         raise FibsynthError(f"structure must be 3-D (z, y, x), got shape {vol.shape}")
@@ -211,10 +223,23 @@ def simulate_stack(
             from fibsynth.physics.montecarlo.tables import build_tables
 
             mats, _, _ = _materials(settings)
-            tables = build_tables(mats, settings.elastic, settings.cutoff_kev).as_tuple()
-            for k in todo:
-                finish(simulate_slice(vol, voxel_zyx, k, settings, tables))
-                prog.advance(task)
+            tabs = build_tables(mats, settings.elastic, settings.cutoff_kev)
+            if backend == "torch":
+                import torch
+
+                from fibsynth.physics.montecarlo import gpu
+
+                dev = gpu.pick_device(device)
+                vol_t = torch.as_tensor(vol, device=dev)
+                tt = gpu.TorchTables(tabs, dev, torch.float32)
+                for k in todo:
+                    finish(gpu.simulate_slice_torch(vol_t, voxel_zyx, k, settings, device=dev, tables=tt))
+                    prog.advance(task)
+            else:
+                tables = tabs.as_tuple()
+                for k in todo:
+                    finish(simulate_slice(vol, voxel_zyx, k, settings, tables))
+                    prog.advance(task)
         elif todo:
             from dask.distributed import Client, LocalCluster, as_completed
 
@@ -258,7 +283,7 @@ def std_path(out: Path) -> Path:
 
 def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None,
                        voxel_nm: float | None, slice_nm: float | None, scheduler: str | None, workers: int,
-                       resume: bool) -> None:
+                       resume: bool, backend: str = "numba", device: str | None = None) -> None:
     from fibsynth.io import VolumeMeta, read_structure, write_volume
 
     vol = read_structure(structure_path)
@@ -287,7 +312,7 @@ def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings,
             raise FibsynthError(f"--slices: expected K0:K1, got {slices!r}") from None
     work = Path(str(out) + ".mcwork.zarr")
     res = simulate_stack(data, voxel, settings, slices=(k0, k1), work=work, resume=resume, scheduler=scheduler,
-                         workers=workers)
+                         workers=workers, backend=backend, device=device)
     params = settings.model_dump(mode="json")
     params.update({
         "structure": str(structure_path),
