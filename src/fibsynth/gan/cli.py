@@ -52,6 +52,7 @@ def train_cmd(
     strategy: str = typer.Option("auto", "--strategy", help="Lightning strategy (auto, ddp, ...)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="No random flips/rotations of the patches."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (small models on shared cores: 1 is often fastest)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Train a CycleGAN SOURCE <-> TARGET (unpaired); the model is MODEL_DIR (--out)."""
@@ -72,6 +73,12 @@ def train_cmd(
                                    max_patches=max_patches, augment=not no_augment)
     arch = Architecture.build(None, gen_channels=channels, gen_depth=depth, gen_blocks=blocks, gen_norm=norm,
                               disc_channels=disc_channels)
+    if threads is not None:
+        if not (1 <= threads <= 1024):
+            raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
+        import torch
+
+        torch.set_num_threads(threads)
     src, src_meta = _read_stacks(source, "--source")
     tgt, _ = _read_stacks(target, "--target")
     extra = {"source_files": [str(p) for p in source], "target_files": [str(p) for p in target]}
@@ -100,6 +107,7 @@ def translate_cmd(
     overlap: int = typer.Option(64, "--overlap", help="Tile overlap (pixels), blended with raised-cosine weights."),
     batch: int = typer.Option(4, "--batch", help="Tiles per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output type uint8, uint16 or float32 (default: the output domain's, stored with the model)."),
 ) -> None:
     """Translate IN with MODEL (tiled, seam-free) and write OUT in the output domain's intensity range."""
@@ -120,7 +128,9 @@ def translate_cmd(
         if not torch.cuda.is_available():
             raise FibsynthError("--device cuda: no CUDA device is available")
     direction = "ba" if reverse else "ab"
-    tr = Translator(model, direction, device, tile, overlap, batch)
+    if threads is not None and not (1 <= threads <= 1024):
+        raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
+    tr = Translator(model, direction, device, tile, overlap, batch, threads=threads)
     from fibsynth.io import read_volume
 
     vols = [read_volume(p, lazy=True) for p in [inp, *channel]]
