@@ -42,7 +42,11 @@ def validation(n: int = 40000) -> dict:
         eta = np.array([r.eta for r in res])
         std = np.array([r.eta_std for r in res])
         out["bulk"][mat] = {"energy_kev": es.tolist(), "eta": eta.tolist(), "eta_std": std.tolist()}
-        ax.errorbar(es, eta, 3 * std, fmt="o-", color=col, label=f"{mat.split(':')[0]}: fibsynth, Mott fit (3$\\sigma$)")
+        ax.errorbar(es, eta, 3 * std, fmt="o-", color=col, label=f"{mat.split(':')[0]}: fibsynth, Mott PWA (3$\\sigma$)")
+        rb = [bulk_eta(mat, e, n if e <= 4 else n // 4, seed=4, physics=Physics(elastic="browning")) for e in es]
+        out["bulk"][mat + "_browning"] = {"eta": [r.eta for r in rb], "eta_std": [r.eta_std for r in rb]}
+        ax.plot(es, [r.eta for r in rb], "d--", ms=4, color=col, alpha=0.6,
+                label=f"{mat.split(':')[0]}: fibsynth, Browning fit")
         for code, mk in (("casino", "s"), ("penepma", "^")):
             ax.plot(es, MOTT_CODES[mat][code], mk, mfc="none", color=col, label=f"{mat.split(':')[0]}: {code.upper()}")
         lo = np.minimum(*MOTT_CODES[mat].values()) - 0.03
