@@ -40,7 +40,10 @@ def otsu_threshold(data, nbins: int = NBINS) -> float:
     from skimage.filters import threshold_otsu
 
     counts, centres = histogram(data, nbins)
-    return float(threshold_otsu(hist=(counts, centres)))
+    # skimage puts the chosen bin in the dark class and returns its centre: use the bin's upper edge so that
+    # ``value > threshold`` reproduces exactly the class split Otsu optimised
+    half = 0.5 * float(centres[1] - centres[0])
+    return float(threshold_otsu(hist=(counts, centres))) + half
 
 
 def kmeans_threshold(data, nbins: int = NBINS, max_iter: int = 1000) -> tuple[float, tuple[float, float]]:
