@@ -97,3 +97,22 @@ def test_one_line_errors(tmp_path, capsys):
                             "--slices-behind", "0"], "--slices-behind")
     one_line_error(capsys, ["fast", "project", str(ok), str(tmp_path / "o.tif"), "--energy-kev", "2",
                             "--normalise", "max"], "--normalise")
+
+
+def test_project_spread_option(tmp_path, capsys):
+    s = np.zeros((8, 9, 9), np.uint8)
+    s[5, 4, 4] = 1
+    src = tmp_path / "v.npy"
+    write_volume(src, s, VolumeMeta(kind="structure", voxel_size_nm=VoxelSize.from_xy_z(5, 5)))
+    outs = {}
+    for sp in ("0", "0.5"):
+        out = tmp_path / f"p{sp}.npy"
+        assert main(["fast", "project", str(src), str(out), "--energy-kev", "2", "--incidence-deg", "0",
+                     "--spread", sp]) == 0
+        outs[sp] = read_volume(out)
+    assert outs["0.5"].meta.parameters["spread"] == 0.5
+    # depth 20 nm: window half-width round(0.5 * 20 / 5) = 2 px -> 1/25 of the first-hit contrast
+    assert outs["0.5"].data[1, 4, 4] == pytest.approx(outs["0"].data[1, 4, 4] / 25, rel=1e-5)
+    capsys.readouterr()
+    one_line_error(capsys, ["fast", "project", str(src), str(tmp_path / "q.npy"), "--energy-kev", "2",
+                            "--spread", "-1"], "--spread")

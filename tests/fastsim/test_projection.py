@@ -68,7 +68,7 @@ def test_single_voxel_behind_epoxy_normal_and_tilted(net):
     z0, y0, x0 = 10, 12, 4
     s[z0, y0, x0] = 1
     dz = dy = 5.0
-    img, rec = project(s, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=0.0, model=net)
+    img, rec = project(s, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=0.0, model=net, spread=0.0)
     for k in range(z0 + 1):
         lit = np.argwhere(img[k] > 0)
         if z0 - k < 8:
@@ -79,7 +79,7 @@ def test_single_voxel_behind_epoxy_normal_and_tilted(net):
     assert v[z0] == pytest.approx(1.0)  # group-normalised: gold at the face = 1
     assert np.all(np.diff(v[z0 - 7:]) > 0)  # brighter as the epoxy over it thins
     # tilted beam (0, sin a, cos a): pixel y sees depth d at y + d tan(a), so the lit pixel moves to smaller y
-    img_t, rec_t = project(s, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=38.0, model=net)
+    img_t, rec_t = project(s, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=38.0, model=net, spread=0.0)
     tan = math.tan(math.radians(38.0))
     ys = []
     for k in range(z0 - 5, z0 + 1):
@@ -93,7 +93,7 @@ def test_single_voxel_behind_epoxy_normal_and_tilted(net):
     # and it wraps periodically in y
     s2 = np.zeros((12, 24, 9), np.uint8)
     s2[z0, 0, x0] = 1
-    img2, _ = project(s2, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=38.0, model=net)
+    img2, _ = project(s2, (dz, dy, dy), 2.0, slices_behind=8, incidence_deg=38.0, model=net, spread=0.0)
     assert np.array_equal(np.roll(img2, 12, axis=1), img_t)
 
 
@@ -119,7 +119,7 @@ def test_matches_brute_force_ray_march(angle):
     vol = (rng.random((10, 9, 3)) < 0.25).astype(np.uint8)
     dz, dy, kmax = 7.0, 4.0, 5
     img, rec = project(vol, (dz, dy, dy), 3.0, slices_behind=kmax, incidence_deg=angle, model=DepthModel(),
-                       normalise="eta")
+                       normalise="eta", spread=0.0)
     for k in range(vol.shape[0]):
         for y in range(vol.shape[1]):
             for x in range(vol.shape[2]):
@@ -150,3 +150,55 @@ def test_errors(net):
         project(s, (5, 5, 5), 50.0, model=net)
     with pytest.raises(FibsynthError, match="3-D"):
         project(s[0], (5, 5, 5), 2.0, model=net)
+
+
+def test_flat_film_unchanged_by_lateral_window(net):
+    s = np.zeros((16, 6, 6), np.uint8)
+    s[9:] = 1
+    a, _ = project(s, (5.0, 5.0, 5.0), 2.0, slices_behind=12, model=net, spread=0.0)
+    b, _ = project(s, (5.0, 5.0, 5.0), 2.0, slices_behind=12, model=net, spread=1.5)
+    assert np.array_equal(a, b)  # laterally infinite solid fills every window: F = 1
+
+
+@pytest.mark.parametrize("spread", [0.4, 1.0])
+def test_lateral_window_against_numpy(net, spread):
+    rng = np.random.default_rng(11)
+    vol = (rng.random((12, 10, 7)) < 0.3).astype(np.uint8)
+    dz, dy, dx = 6.0, 4.0, 3.0
+    K = 6
+    img, rec = project(vol, (dz, dy, dx), 2.0, slices_behind=K, incidence_deg=30.0, model=net, spread=spread,
+                       normalise="eta")
+    ref, _ = project(vol, (dz, dy, dx), 2.0, slices_behind=K, incidence_deg=30.0, model=DepthModel(), spread=0.0,
+                     normalise="eta")
+    cells = np.array(rec["cells"])
+    w = np.array(rec["weights"])
+    for k in range(vol.shape[0]):
+        for y in range(vol.shape[1]):
+            for x in range(vol.shape[2]):
+                if ref[k, y, x] == pytest.approx(_pore(rec, K * dz)):
+                    assert img[k, y, x] == pytest.approx(rec["eta_pore"], abs=1e-6)
+                    continue
+                d = 1.0 / ref[k, y, x] - 1.0  # hit depth from the stand-in model
+                c = int(np.argmin(np.abs(cells[:, 2] - d)))
+                j, i, dd = cells[c]
+                ry, rx = int(np.rint(spread * dd / dy)), int(np.rint(spread * dd / dx))
+                ys = np.arange(y + int(i) - ry, y + int(i) + ry + 1) % vol.shape[1]
+                xs = np.arange(x - rx, x + rx + 1) % vol.shape[2]
+                f = vol[k + int(j)][np.ix_(np.unique(ys), np.unique(xs))].mean()
+                want = rec["eta_pore"] + (w[c] - rec["eta_pore"]) * f
+                assert img[k, y, x] == pytest.approx(want, abs=1e-5), (k, y, x)
+
+
+def _pore(rec, d_far):
+    return 1.0 / (1.0 + rec["depth_far_nm"])
+
+
+def test_lateral_window_dims_isolated_deep_voxel(net):
+    s = np.zeros((10, 15, 15), np.uint8)
+    s[6, 7, 7] = 1
+    a, rec = project(s, (5.0, 5.0, 5.0), 2.0, slices_behind=10, incidence_deg=0.0, model=net, spread=0.0)
+    b, _ = project(s, (5.0, 5.0, 5.0), 2.0, slices_behind=10, incidence_deg=0.0, model=net, spread=0.5)
+    for k in range(7):
+        r = int(np.rint(0.5 * (6 - k) * 5.0 / 5.0))
+        assert b[k, 7, 7] == pytest.approx(a[k, 7, 7] / (2 * r + 1) ** 2, rel=1e-5)
+    assert np.count_nonzero(b) == np.count_nonzero(a)  # dimmer, not moved

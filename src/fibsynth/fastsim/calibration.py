@@ -6,7 +6,8 @@ For every beam energy E, substrate S and film thickness t the Monte Carlo engine
 backscattered) and its binomial standard error sqrt(eta (1 - eta) / N). Every point has its own seed derived from
 (seed, E, Z, t), so the statistical errors of different rows are independent.
 
-The CSV is appended to row by row as each point finishes (flushed and fsync'ed); a restart reads the rows
+The CSV is appended to row by row as each point finishes (flushed and fsync'ed). The ``elastic`` column holds the canonical model name (``mott`` is resolved to the
+engine's current default Mott model, e.g. ``mott-pwa``), so a table says which physics made it; a restart reads the rows
 already present and skips them, so an interrupted run resumes where it stopped. A torn last line (the process
 was killed mid-write) is dropped on restart.
 """
@@ -41,7 +42,7 @@ class CalibrationSettings(StrictModel):
     electrons: int = Field(15000, ge=1, le=10**9)
     seed: int = Field(0, ge=0, lt=2**63)
     incidence_deg: float = Field(0.0, ge=0.0, le=85.0)
-    elastic: str = Field("mott", pattern="^(mott|rutherford)$")
+    elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
 
 
 def point_seed(seed: int, energy_kev: float, z: float, thickness_nm: float) -> int:
@@ -128,6 +129,9 @@ def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool =
     subs = [(s, get_material(s, "--substrates")) for s in settings.substrates]
     if any(t < 0 for t in settings.thicknesses_nm):
         raise FibsynthError("--thickness-nm: thicknesses must be >= 0")
+    from fibsynth.physics.elastic import canonical_model
+
+    settings = settings.model_copy(update={"elastic": canonical_model(settings.elastic)})
     done = _existing(out, settings)
     todo = [(e, s, m, t) for e in settings.energies_kev for s, m in subs for t in settings.thicknesses_nm
             if _key(e, settings.film, s, t) not in done]

@@ -31,7 +31,7 @@ def calibrate(
     electrons: int = typer.Option(15000, "--electrons", help="Primary electrons per point."),
     seed: int = typer.Option(0, "--seed", help="Run seed (each point derives its own from it)."),
     incidence_deg: float = typer.Option(0.0, "--incidence-deg", help="Beam angle to the film normal (degrees)."),
-    elastic: str = typer.Option("mott", "--elastic", help="Elastic model of the Monte Carlo: mott or rutherford."),
+    elastic: str = typer.Option("mott", "--elastic", help="Elastic model of the Monte Carlo: mott (the engine's default Mott model), mott-pwa, browning or rutherford."),
     restart: bool = typer.Option(False, "--restart", help="Discard rows already in --out instead of resuming."),
 ) -> None:
     """Monte Carlo eta of epoxy films 0..190 nm on bulk substrates (the paper's sMC-BS); resumable CSV."""
@@ -39,8 +39,8 @@ def calibrate(
 
     if not (1 <= electrons <= 10**9):
         raise FibsynthError(f"--electrons must be in [1, 1e9] (got {electrons})")
-    if elastic not in ("mott", "rutherford"):
-        raise FibsynthError(f"--elastic must be mott or rutherford (got {elastic!r})")
+    if elastic not in ("mott", "browning", "rutherford", "mott-pwa"):
+        raise FibsynthError(f"--elastic must be mott, mott-pwa, browning or rutherford (got {elastic!r})")
     subs = [s.strip() for s in substrates.split(",") if s.strip()]
     if not subs:
         raise FibsynthError("--substrates: expected at least one material")
@@ -131,6 +131,7 @@ def project_cmd(
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal, tilted in y-z (as fibsynth mc)."),
     solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
     pore: str = typer.Option("epoxy", "--pore", help="Pore filling (label 0); the network is calibrated for epoxy."),
+    spread: float = typer.Option(0.5, "--spread", help="Lateral window half-width per nm of depth: a hit at depth d counts with the solid fraction within +-spread*d around it (0: first hit only)."),
     normalise: str = typer.Option("group", "--normalise", help="group: (eta - eta_pore)/(eta_solid - eta_pore) in [0, 1]; eta: backscatter coefficients."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Network weights (.pt); default: the shipped network."),
     voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size (nm) if the structure carries none."),
@@ -162,11 +163,12 @@ def project_cmd(
     model = load_model(weights)
     t0 = time.perf_counter()
     img, rec = project(data, voxel.zyx(), energy_kev, slices_behind=slices_behind, incidence_deg=incidence_deg,
-                       solid=solid, pore=pore, model=model, normalise=normalise)
+                       solid=solid, pore=pore, model=model, normalise=normalise, spread=spread)
     dt = time.perf_counter() - t0
     params = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
     params.update({"structure": str(structure), "weights": str(weights or "shipped eta_net.pt"),
-                   "model": "first solid voxel along the tilted beam path within K slices -> eta_net(E, Z, depth)",
+                   "model": "first solid voxel along the tilted beam path within K slices -> eta_net(E, Z, depth), "
+                            "weighted by the solid fraction of a lateral window of half-width spread*depth",
                    "ray_cells_slice_y_depthnm": rec["cells"], "cell_weights": rec["weights"]})
     meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="projection", parameters=params,
                       seed=vol.meta.seed, energy_kev=rec["energy_kev"], materials={"0": pore, "1": solid})
