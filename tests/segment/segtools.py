@@ -10,12 +10,9 @@ VOXEL = VoxelSize(x=5.0, y=5.0, z=10.0)
 
 
 def cli_segment(argv):
-    """Run ``fibsynth segment ...`` the way the top-level CLI will (the lead registers the sub-app)."""
+    """Run ``fibsynth segment ...`` through the top-level CLI."""
     from fibsynth import cli
-    from fibsynth.segment.cli import app
 
-    if not any(getattr(g, "name", None) == "segment" for g in cli.app.registered_groups):
-        cli.app.add_typer(app, name="segment")
     return cli.main(["segment", *argv])
 
 
