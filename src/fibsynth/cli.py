@@ -49,6 +49,7 @@ def _root(
 
 def _register() -> None:
     from fibsynth.fastsim import cli as fast_cli
+    from fibsynth.gan import cli as gan_cli
     from fibsynth.metrics import cli as metrics_cli
     from fibsynth.physics.montecarlo import cli as mc_cli
     from fibsynth.segment import cli as segment_cli
@@ -58,6 +59,7 @@ def _register() -> None:
     app.add_typer(structure_cli.app, name="structure", help="Generate ground-truth binary structures.")
     app.add_typer(mc_cli.app, name="mc", help="Electron Monte Carlo: bulk, layered samples, FIB-SEM stacks.")
     app.add_typer(fast_cli.app, name="fast", help="Fast physics path: eta curves, shine-through projection, eta network.")
+    app.add_typer(gan_cli.app, name="gan", help="Unpaired CycleGAN: train, translate (projection -> Monte Carlo look, domain adaptation).")
     app.add_typer(segment_cli.app, name="segment", help="Segmentation: train and apply U-Nets (2D, 2.5D, 3D), baselines, score tables.")
     app.command("evaluate", help="Compare a segmentation with its ground truth (MP, MGP, Dice).")(metrics_cli.evaluate)
     app.command("isotropy", help="Isotropy errors of a segmented volume (TPCF, lineal path, ligament diameter).")(

@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fibsynth.cli import app as root
 from fibsynth.cli import main
-from fibsynth.gan.cli import app as gan_app
 from fibsynth.io import read_volume, write_volume
 
 from gan_helpers import random_model, toy_domains
-
-if not any(g.name == "gan" for g in root.registered_groups):  # what the lead's registration line will do
-    root.add_typer(gan_app, name="gan")
 
 
 def one_line_error(capsys, args, needle):
