@@ -26,7 +26,14 @@ def test_reduced_demo_runs_and_writes_a_self_contained_report(tmp_path: Path) ->
     assert mc.meta.kind == "image" and mc.meta.energy_kev == 2.0
     assert mc.data.dtype == np.float32 and mc.data.shape == (3, 48, 48)
 
+    seg = summary["segmentation"]
+    assert 0 <= seg["2.5D U-Net: MP"] <= 100 and 0 <= seg["Otsu: MDS"] <= 1
+    pred = read_volume(out / "heldout_segmented.tif")
+    assert pred.meta.kind == "label" and pred.data.shape == (48, 48, 48)
+    assert set(np.unique(pred.data).tolist()) <= {0, 1}
+    assert read_volume(out / "synthetic_train.tif").meta.parameters["translation_model"] == "proj2mc-2kev-au-epoxy"
+
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3
+    assert html.count("data:image/png;base64,") >= 5
     # self-contained: no external resources
     assert not re.search(r"""(src|href)=['"]https?://""", html)

@@ -19,7 +19,7 @@ def info(volume: Path = typer.Argument(..., help="A volume file (.tif, .zarr, .n
 
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo's outputs."),
-    size: int = typer.Option(96, "--size", min=32, max=512, help="Edge length of the demo volume in voxels."),
+    size: int = typer.Option(128, "--size", min=32, max=512, help="Edge length of the demo volume in voxels."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Run the end-to-end demo (structure -> measurements -> report)."""
