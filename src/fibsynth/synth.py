@@ -55,17 +55,10 @@ def synth(
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
     import time
 
-    from fibsynth.config import VoxelSize
-    from fibsynth.io import VolumeMeta, read_structure, write_volume
+    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
 
     vol = read_structure(structure)
-    mv = vol.meta.voxel_size_nm
-    if voxel_nm is not None:
-        voxel = VoxelSize.from_xy_z(voxel_nm, slice_nm)
-    elif mv is not None:
-        voxel = mv if slice_nm is None else VoxelSize.from_xy_z(mv.x, slice_nm)
-    else:
-        raise FibsynthError("the structure carries no voxel size; give --voxel-nm (and --slice-nm)", structure)
+    voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if model is not None and not Path(model).is_dir():
         raise FibsynthError("--model: not a model directory", model)
     t0 = time.perf_counter()

@@ -191,3 +191,18 @@ def test_slice_folder_keeps_bulky_tables_once(tmp_path: Path) -> None:
     one = read_volume(tmp_path / "s" / "slice_00000.tif").meta
     assert "wave_table" not in one.parameters and one.parameters["q0"] == 0.1
     assert one.voxel_size_nm == meta.voxel_size_nm and one.seed == meta.seed
+
+
+def test_resolve_voxel_size_one_rule_for_every_command() -> None:
+    from fibsynth.io import resolve_voxel_size
+
+    f = VoxelSize(x=4, y=4, z=12)
+    assert resolve_voxel_size(f) == f
+    assert resolve_voxel_size(f, voxel_nm=2.0) == VoxelSize(x=2, y=2, z=2)  # --slice-nm defaults to --voxel-nm
+    assert resolve_voxel_size(f, voxel_nm=2.0, slice_nm=5.0) == VoxelSize(x=2, y=2, z=5)
+    assert resolve_voxel_size(f, slice_nm=7.0) == VoxelSize(x=4, y=4, z=7)  # only the slice thickness replaced
+    assert resolve_voxel_size(None, voxel_nm=3.0) == VoxelSize(x=3, y=3, z=3)
+    with pytest.raises(FibsynthError, match=r"vol.tif: has no voxel size .* pass --voxel-nm"):
+        resolve_voxel_size(None, slice_nm=5.0, source="vol.tif")
+    with pytest.raises(FibsynthError, match=r"--slice-nm must be in \(0, 1e6\]"):
+        resolve_voxel_size(f, slice_nm=-1.0)

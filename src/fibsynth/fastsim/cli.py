@@ -140,24 +140,13 @@ def project_cmd(
     """Shine-through projection: one float32 image per slice of STRUCTURE."""
     import time
 
-    from fibsynth.config import VoxelSize
     from fibsynth.fastsim.network import load_model
     from fibsynth.fastsim.projection import project
-    from fibsynth.io import VolumeMeta, read_structure, write_volume
+    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
 
     vol = read_structure(structure)
     data = np.asarray(vol.data)
-    mv = vol.meta.voxel_size_nm
-    if voxel_nm is not None or slice_nm is not None:
-        xy = voxel_nm if voxel_nm is not None else (mv.x if mv else None)
-        z = slice_nm if slice_nm is not None else (mv.z if mv else xy)
-        if xy is None:
-            raise FibsynthError("--voxel-nm is needed: the structure carries no voxel size", structure)
-        voxel = VoxelSize.from_xy_z(xy, z)
-    elif mv is None:
-        raise FibsynthError("the structure carries no voxel size; give --voxel-nm (and --slice-nm)", structure)
-    else:
-        voxel = mv
+    voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if voxel.x != voxel.y:
         raise FibsynthError(f"x and y pixel sizes must be equal (got {voxel.x}, {voxel.y})", structure)
     model = load_model(weights)

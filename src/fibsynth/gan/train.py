@@ -11,7 +11,6 @@ Patches 128x128 at stride 64 from every slice of each domain; batch 1 by default
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -292,7 +291,6 @@ def _module_class():
             }
 
         def on_load_checkpoint(self, checkpoint: dict) -> None:
-            import random
 
             st = checkpoint.get("fibsynth", {})
             if st:

@@ -9,6 +9,7 @@ from fibsynth.io.volume import (
     create_zarr,
     read_structure,
     read_volume,
+    resolve_voxel_size,
     volume_format,
     write_volume,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "create_zarr",
     "read_structure",
     "read_volume",
+    "resolve_voxel_size",
     "volume_format",
     "write_volume",
 ]

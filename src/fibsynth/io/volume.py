@@ -173,6 +173,30 @@ def _unique_chunked(data: np.ndarray) -> np.ndarray:
     return np.array(sorted(seen))
 
 
+def resolve_voxel_size(
+    file_voxel: VoxelSize | None,
+    voxel_nm: float | None = None,
+    slice_nm: float | None = None,
+    source: str | Path | None = None,
+) -> VoxelSize:
+    """The voxel size a command works with, by one rule for every command.
+
+    ``--voxel-nm`` (pixel size x = y) overrides the file's metadata, and ``--slice-nm`` then defaults to it (cubic
+    voxels); ``--slice-nm`` alone replaces only the file's slice thickness. With neither option the file's own
+    voxel size is used, and a file without one is a one-line error asking for ``--voxel-nm``.
+    """
+    for name, v in (("--voxel-nm", voxel_nm), ("--slice-nm", slice_nm)):
+        if v is not None and not (v > 0 and v <= 1e6):  # also catches NaN
+            raise FibsynthError(f"{name} must be in (0, 1e6] nm (got {v})")
+    if voxel_nm is not None:
+        return VoxelSize.from_xy_z(voxel_nm, slice_nm)
+    if file_voxel is None:
+        raise FibsynthError("has no voxel size in its metadata; pass --voxel-nm (and --slice-nm if z differs)", source)
+    if slice_nm is not None:
+        return VoxelSize(x=file_voxel.x, y=file_voxel.y, z=float(slice_nm))
+    return file_voxel
+
+
 # ---------------------------------------------------------------------------------------------- read
 
 

@@ -80,23 +80,11 @@ def isotropy(
     plot: Path | None = typer.Option(None, "--plot", help="Save the directional TPCF and lineal path to this PNG."),
 ) -> None:
     """Isotropy errors of a segmented volume without ground truth (TPCF, lineal path, ligament diameter)."""
-    from fibsynth.config import VoxelSize
-    from fibsynth.io import read_structure
+    from fibsynth.io import read_structure, resolve_voxel_size
     from fibsynth.metrics.isotropy import isotropy_report
 
-    for name, v in (("--voxel-nm", voxel_nm), ("--slice-nm", slice_nm)):
-        if v is not None and not (v > 0 and v <= 1e6):
-            raise FibsynthError(f"{name} must be in (0, 1e6] nm (got {v})")
     vol = read_structure(volume)
-    meta_vs = vol.meta.voxel_size_nm
-    if voxel_nm is not None:
-        if slice_nm is None:  # an explicit pixel size without --slice-nm means isotropic voxels
-            slice_nm = voxel_nm
-        vs = VoxelSize(x=voxel_nm, y=voxel_nm, z=slice_nm)
-    elif meta_vs is not None:
-        vs = VoxelSize(x=meta_vs.x, y=meta_vs.y, z=slice_nm if slice_nm is not None else meta_vs.z)
-    else:
-        raise FibsynthError(f"{volume} has no voxel size in its metadata; pass --voxel-nm (and --slice-nm if z differs)")
+    vs = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, volume)
     if vol.data.ndim != 3:
         raise FibsynthError(f"{volume}: isotropy needs a 3D volume, got shape {tuple(vol.data.shape)}")
     rep = isotropy_report(vol.data, vs.zyx(), return_functions=plot is not None)

@@ -84,7 +84,7 @@ def segment_baseline(inp: str | Path, out: str | Path, method: str = "otsu") -> 
         t, centres = kmeans_threshold(data)
         info["centres"] = list(centres)
     info["threshold"] = t
-    meta = VolumeMeta(kind="label", voxel_size_nm=vol.meta.voxel_size_nm, generator=f"fibsynth.segment.baseline",
+    meta = VolumeMeta(kind="label", voxel_size_nm=vol.meta.voxel_size_nm, generator="fibsynth.segment.baseline",
                       parameters={**info, "input": str(inp), "nbins": NBINS}, energy_kev=vol.meta.energy_kev)
     if volume_format(out) == "zarr":
         with atomic_path(out) as tmp:

@@ -40,21 +40,13 @@ def import_structure(
 ) -> dict:
     """Validate a user binary volume ({0,1}, {0,255} or bool; TIFF, slice folder, Zarr, .npy) and
     rewrite it as a fibsynth structure (uint8 {0,1}, metadata with voxel size). The voxel size comes
-    from ``voxel_nm``/``slice_nm`` when given, else from the file; without either it is an error."""
-    from fibsynth.config import VoxelSize
-    from fibsynth.io import VolumeMeta, read_structure, volume_format, write_volume
+    from ``voxel_nm``/``slice_nm`` when given, else from the file (:func:`fibsynth.io.resolve_voxel_size`)."""
+    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, volume_format, write_volume
 
     src, dst = Path(src), Path(dst)
     volume_format(dst)  # fail early on a bad suffix, before reading a large input
-    if slice_nm is not None and voxel_nm is None:
-        raise FibsynthError("--slice-nm needs --voxel-nm (the pixel size)")
     vol = read_structure(src)
-    if voxel_nm is not None:
-        voxel = VoxelSize.from_xy_z(voxel_nm, slice_nm)
-    elif vol.meta.voxel_size_nm is not None:
-        voxel = vol.meta.voxel_size_nm
-    else:
-        raise FibsynthError("the file carries no voxel size; give --voxel-nm (and --slice-nm if anisotropic)", src)
+    voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, src)
     data = np.ascontiguousarray(vol.data, dtype=np.uint8)
     phi = float(data.mean())
     if phi in (0.0, 1.0):

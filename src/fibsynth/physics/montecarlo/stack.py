@@ -77,7 +77,7 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
     """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
     material if given). Returns counts of all and detected BSE per pixel and the slice's histograms."""
     from fibsynth.physics.montecarlo import kernel
-    from fibsynth.physics.montecarlo.engine import Detector, Physics, beam_direction
+    from fibsynth.physics.montecarlo.engine import Detector, beam_direction
     from fibsynth.physics.montecarlo.tables import build_tables
 
     mats, backing, repeat = _materials(settings)
@@ -284,21 +284,11 @@ def std_path(out: Path) -> Path:
 def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None,
                        voxel_nm: float | None, slice_nm: float | None, scheduler: str | None, workers: int,
                        resume: bool, backend: str = "numba", device: str | None = None) -> None:
-    from fibsynth.io import VolumeMeta, read_structure, write_volume
+    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
 
     vol = read_structure(structure_path)
     data = np.asarray(vol.data)
-    meta_vox = vol.meta.voxel_size_nm
-    if voxel_nm is not None or slice_nm is not None:
-        xy = voxel_nm if voxel_nm is not None else (meta_vox.x if meta_vox else None)
-        z = slice_nm if slice_nm is not None else (meta_vox.z if meta_vox else xy)
-        if xy is None:
-            raise FibsynthError("--voxel-nm is needed: the structure carries no voxel size", structure_path)
-        voxel = VoxelSize.from_xy_z(xy, z)
-    elif meta_vox is None:
-        raise FibsynthError("the structure carries no voxel size; give --voxel-nm (and --slice-nm)", structure_path)
-    else:
-        voxel = meta_vox
+    voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure_path)
     if workers < 0:
         raise FibsynthError(f"--workers must be >= 0 (got {workers})")
     k0, k1 = 0, data.shape[0]
