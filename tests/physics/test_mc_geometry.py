@@ -123,3 +123,12 @@ def test_stack_resume_skips_done_slices(tmp_path):
     assert np.array_equal(again["eta"][1:], full["eta"][1:])
     with pytest.raises(Exception, match="other settings"):
         simulate_stack(vol, vox, _settings(electrons_per_pixel=11), work=work, resume=True, workers=1, progress=False)
+
+
+def test_negative_layer_thickness_is_refused():
+    """A negative film thickness is a user error on both paths (it used to be dropped silently by the filter)."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.physics.montecarlo.engine import run_layers
+
+    with pytest.raises(FibsynthError, match="layer thickness must be >= 0"):
+        run_layers([("epoxy", -5.0)], "Au", 2.0, 10)

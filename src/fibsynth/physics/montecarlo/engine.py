@@ -132,6 +132,41 @@ def _tables(materials: list[Material], physics: Physics):
     return build_tables(materials, physics.elastic, physics.cutoff_kev, physics.angular_sampling).as_tuple()
 
 
+def layer_column(layers, substrate):
+    """A laterally infinite stack of layers ``[(material, thickness_nm), ...]`` on ``substrate`` as a voxel column.
+
+    Returns ``(materials, vol, dz, substrate_id, layers)`` with ``layers`` as ``[(material_id, thickness_nm)]``:
+    one layer is one voxel; several are resolved on a grid of the thinnest layer's thickness (all thicknesses must
+    be integer multiples of it); no layer is a bulk target (one voxel of "infinite" thickness). Shared by the numba
+    engine and the torch path.
+    """
+    mats: list[Material] = []
+    names: dict[str, int] = {}
+
+    def mid(m) -> int:
+        mm = get_material(m)
+        key = mm.describe()
+        if key not in names:
+            names[key] = len(mats)
+            mats.append(mm)
+        return names[key]
+
+    sub = mid(substrate)
+    if any(not float(t) >= 0 for _, t in layers):
+        raise FibsynthError("layer thickness must be >= 0 nm")
+    ids = [(mid(m), float(t)) for m, t in layers if float(t) > 0]
+    if not ids:
+        return mats, np.full((1, 1, 1), sub, dtype=np.uint8), LATERAL_INFINITE_NM, sub, ids
+    if len(ids) == 1:
+        return mats, np.full((1, 1, 1), ids[0][0], dtype=np.uint8), ids[0][1], sub, ids
+    dz = min(t for _, t in ids)
+    counts = [int(round(t / dz)) for _, t in ids]
+    if any(abs(c * dz - t) > 1e-6 * t for c, (_, t) in zip(counts, ids)):
+        raise FibsynthError("layer thicknesses must be integer multiples of the thinnest layer")
+    col = np.concatenate([np.full(c, m) for c, (m, _) in zip(counts, ids)])
+    return mats, col.astype(np.uint8).reshape(-1, 1, 1), dz, sub, ids
+
+
 def run_layers(
     layers: list[tuple[str | Material, float]],
     substrate: str | Material,
@@ -157,34 +192,7 @@ def run_layers(
     a = check_incidence(incidence_deg)
     if electrons < 1:
         raise FibsynthError(f"--electrons must be >= 1 (got {electrons})")
-    mats: list[Material] = []
-    names: dict[str, int] = {}
-
-    def mid(m) -> int:
-        mm = get_material(m)
-        key = mm.describe()
-        if key not in names:
-            names[key] = len(mats)
-            mats.append(mm)
-        return names[key]
-
-    sub = mid(substrate)
-    layers = [(mid(m), float(t)) for m, t in layers if float(t) > 0]
-    if any(t < 0 for _, t in layers):
-        raise FibsynthError("layer thickness must be >= 0 nm")
-    if not layers:
-        vol = np.full((1, 1, 1), sub, dtype=np.uint8)
-        dz = LATERAL_INFINITE_NM
-    elif len(layers) == 1:
-        vol = np.full((1, 1, 1), layers[0][0], dtype=np.uint8)
-        dz = layers[0][1]
-    else:
-        dz = min(t for _, t in layers)
-        counts = [int(round(t / dz)) for _, t in layers]
-        if any(abs(c * dz - t) > 1e-6 * t for c, (_, t) in zip(counts, layers)):
-            raise FibsynthError("layer thicknesses must be integer multiples of the thinnest layer")
-        ids = np.concatenate([np.full(c, m) for c, (m, _) in zip(counts, layers)])
-        vol = ids.astype(np.uint8).reshape(-1, 1, 1)
+    mats, vol, dz, sub, layers = layer_column(layers, substrate)
     tabs = _tables(mats, physics)
     by, bz = beam_direction(a)
     cmin, cmax = detector.cos_bounds()

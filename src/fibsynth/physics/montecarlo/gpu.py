@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from fibsynth.errors import FibsynthError
-from fibsynth.physics.materials import Material, get_material
+from fibsynth.physics.materials import Material
 from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
 
 _BIG = 1e30
@@ -494,7 +494,8 @@ def run_layers_torch(
     import torch
 
     from fibsynth.physics.montecarlo.engine import (
-        LATERAL_INFINITE_NM, BseResult, Detector, Physics, beam_direction, check_energy, check_incidence)
+        LATERAL_INFINITE_NM, BseResult, Detector, Physics, beam_direction, check_energy, check_incidence,
+        layer_column)
     from fibsynth.physics.montecarlo.tables import build_tables
 
     physics = physics or Physics()
@@ -508,32 +509,8 @@ def run_layers_torch(
     batch = int(batch or default_batch(dev))
     if batch < 1:
         raise FibsynthError(f"batch must be >= 1 (got {batch})")
-    mats: list[Material] = []
-    names: dict[str, int] = {}
-
-    def mid(m) -> int:
-        mm = get_material(m)
-        key = mm.describe()
-        if key not in names:
-            names[key] = len(mats)
-            mats.append(mm)
-        return names[key]
-
-    sub = mid(substrate)
-    if any(float(t) < 0 for _, t in layers):
-        raise FibsynthError("layer thickness must be >= 0 nm")
-    layers = [(mid(m), float(t)) for m, t in layers if float(t) > 0]
+    mats, vol, dz, sub, layers = layer_column(layers, substrate)
     lat = LATERAL_INFINITE_NM
-    if not layers:
-        vol, dz = np.full((1, 1, 1), sub, dtype=np.uint8), lat
-    elif len(layers) == 1:
-        vol, dz = np.full((1, 1, 1), layers[0][0], dtype=np.uint8), layers[0][1]
-    else:
-        dz = min(t for _, t in layers)
-        counts = [int(round(t / dz)) for _, t in layers]
-        if any(abs(c * dz - t) > 1e-6 * t for c, (_, t) in zip(counts, layers)):
-            raise FibsynthError("layer thicknesses must be integer multiples of the thinnest layer")
-        vol = np.concatenate([np.full(c, m) for c, (m, _) in zip(counts, layers)]).astype(np.uint8).reshape(-1, 1, 1)
     with torch.inference_mode(), _threads(dev, threads):
         tt = TorchTables(build_tables(mats, physics.elastic, physics.cutoff_kev), dev, dt)
         geom = _Geometry(vol, dz, lat, lat, 0, sub, False, dev)
