@@ -1,0 +1,159 @@
+"""Run an experiment: steps in topological order, cached by content, with a report of what ran and why."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fibsynth import __version__
+from fibsynth.errors import FibsynthError
+from fibsynth.experiment.cache import Cache, step_key
+from fibsynth.experiment.spec import ExperimentSpec, dependencies, load_experiment, order
+from fibsynth.experiment.steps import STEP_KINDS
+
+
+@dataclass
+class StepReport:
+    name: str
+    kind: str
+    key: str
+    status: str  # "ran", "cached", "would run", "failed"
+    reason: str
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    experiment: str
+    workdir: str
+    steps: list[StepReport]
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "ran"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "cached"]
+
+    @property
+    def would_run(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "would run"]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def plan(spec: ExperimentSpec, source=None) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """(order, step -> key, step -> validated params)."""
+    names = order(spec, source)
+    keys: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    for n in names:
+        st = spec.steps[n]
+        p = STEP_KINDS[st.kind].Params(**st.params)
+        params[n] = p
+        in_keys = {role: [keys[r] for r in refs] for role, refs in dependencies(st).items()}
+        keys[n] = step_key(st.kind, p.model_dump(mode="json"), in_keys)
+    return names, keys, params
+
+
+def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force: list[str] | tuple = (),
+                   dry_run: bool = False, overrides: dict[str, Any] | None = None, quiet: bool = False) -> RunReport:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    path = Path(path)
+    spec = load_experiment(path, overrides)
+    for f in force:
+        if f not in spec.steps:
+            raise FibsynthError(f"--force {f}: no such step (steps: {', '.join(spec.steps)})", path)
+    wd = Path(workdir) if workdir is not None else (path.parent / spec.workdir if spec.workdir else path.with_suffix("").with_name(path.stem + "-work"))
+    cache = Cache(wd)
+    names, keys, params = plan(spec, path)
+    # --force STEP reruns the step and everything downstream of it
+    forced: set[str] = set(force)
+    for n in names:
+        if any(r in forced for refs in dependencies(spec.steps[n]).values() for r in refs):
+            forced.add(n)
+    console = Console(stderr=True, quiet=quiet)
+    t_start = time.perf_counter()
+    reports: list[StepReport] = []
+    status: dict[str, str] = {}
+    todo = []
+    for n in names:
+        st = spec.steps[n]
+        if n in forced:
+            reason = "forced" if n in force else "downstream of a forced step"
+        elif cache.done(keys[n]):
+            reason = "cached"
+        else:
+            changed = [r for refs in dependencies(st).values() for r in refs if status.get(r) == "run"]
+            reason = f"input changed ({', '.join(changed)})" if changed else "not in cache (new or changed parameters)"
+        status[n] = "cached" if reason == "cached" else "run"
+        todo.append((n, reason))
+    if dry_run:
+        for n, reason in todo:
+            st = "cached" if reason == "cached" else "would run"
+            reports.append(StepReport(n, spec.steps[n].kind, keys[n], st, reason))
+            console.print(f"{'[dim]cached   ' if st == 'cached' else '[yellow]would run'}[/] {n:28s} {spec.steps[n].kind:16s} {reason}")
+        return RunReport(spec.name, str(wd), reports, time.perf_counter() - t_start)
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "steps").mkdir(exist_ok=True)
+    n_run = sum(1 for _, r in todo if r != "cached")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as prog:
+        task = prog.add_task(f"{spec.name}: {n_run} of {len(todo)} steps to run", total=len(todo))
+        for n, reason in todo:
+            st = spec.steps[n]
+            key = keys[n]
+            if reason == "cached":
+                rec = cache.record(key)
+                reports.append(StepReport(n, st.kind, key, "cached", reason, rec.get("seconds", 0.0), rec.get("summary", {})))
+                console.print(f"[dim]cached[/]  {n}")
+            else:
+                prog.update(task, description=f"{spec.name}: {n} ({st.kind})")
+                inputs = {role: [cache.path(keys[r]) for r in v] if isinstance(v, list) else cache.path(keys[v])
+                          for role, v in st.inputs.items()}
+                ctx = {"dirs": {r: cache.path(keys[r]) for refs in dependencies(st).values() for r in refs},
+                       "step": n, "workdir": wd}
+                t0 = time.perf_counter()
+                record = {"step": n, "kind": st.kind, "params": params[n].model_dump(mode="json"),
+                          "inputs": {role: v for role, v in st.inputs.items()}, "fibsynth": __version__}
+                try:
+                    with cache.writing(key, record) as tmp:
+                        summary = STEP_KINDS[st.kind].run(params[n], inputs, tmp, ctx) or {}
+                        record.update(summary=summary, seconds=round(time.perf_counter() - t0, 2))
+                except FibsynthError as exc:
+                    raise FibsynthError(f"step '{n}': {exc.message}", exc.source or path) from None
+                dt = time.perf_counter() - t0
+                reports.append(StepReport(n, st.kind, key, "ran", reason, round(dt, 2), summary))
+                brief = ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (list, dict)))[:100]
+                console.print(f"[green]ran[/]     {n} ({dt:.1f} s) {brief}")
+            _link(wd / "steps" / n, cache.path(key))
+            if st.kind == "table":
+                (wd / "tables").mkdir(exist_ok=True)
+                for suf in ("md", "csv"):
+                    shutil.copyfile(cache.path(key) / f"table.{suf}", wd / "tables" / f"{n}.{suf}")
+            prog.advance(task)
+    rep = RunReport(spec.name, str(wd), reports, round(time.perf_counter() - t_start, 2))
+    (wd / "last_run.json").write_text(rep.to_json())
+    console.print(f"[bold]{spec.name}[/]: ran {len(rep.ran)}, cached {len(rep.cached)} steps in {rep.seconds:.1f} s; "
+                  f"work folder {wd}")
+    return rep
+
+
+def _link(link: Path, target: Path) -> None:
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(os.path.relpath(target, link.parent), link)
+    except OSError:  # file systems without symlinks: the cache key is in last_run.json
+        pass
