@@ -10,7 +10,7 @@ import typer
 
 def run(
     experiment: Path = typer.Argument(..., help="Experiment YAML (see experiments/paper.yaml)."),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work folder with the cache (default: the file's 'workdir', else EXPERIMENT-work/ beside it)."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Work folder with the cache (default: the file's 'workdir', else ./STEM-work)."),
     force: List[str] = typer.Option([], "--force", help="Rerun this step (and what depends on it) even if cached; repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the steps that would run and why; run nothing."),
     set_: List[str] = typer.Option([], "--set", help="Override a variable of the experiment: NAME=VALUE (YAML value); repeatable."),

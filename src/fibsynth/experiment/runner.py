@@ -75,7 +75,8 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
     for f in force:
         if f not in spec.steps:
             raise FibsynthError(f"--force {f}: no such step (steps: {', '.join(spec.steps)})", path)
-    wd = Path(workdir) if workdir is not None else (path.parent / spec.workdir if spec.workdir else path.with_suffix("").with_name(path.stem + "-work"))
+    # the work folder: --workdir, else the file's 'workdir' (relative to the current folder), else ./NAME-work
+    wd = Path(workdir) if workdir is not None else Path(spec.workdir or f"{path.stem}-work")
     cache = Cache(wd)
     names, keys, params = plan(spec, path)
     # --force STEP reruns the step and everything downstream of it

@@ -114,7 +114,7 @@ def expand(raw: dict, source=None, overrides: dict[str, Any] | None = None) -> d
         if not isinstance(body, dict):
             raise _err(source, name, "step", "expected a mapping with 'kind'")
         body = dict(body)
-        foreach = body.pop("foreach", None)
+        foreach = substitute(body.pop("foreach", None), variables, source, name)
         if foreach is None:
             combos = [{}]
         else:

@@ -254,7 +254,7 @@ class AdaptStep(Step):
                           max_patches=p.max_patches, seed=p.seed, early_stop_patience=max(p.epochs, 1), samples=0)
         arch = Architecture(gen_channels=p.gen_channels, gen_depth=p.gen_depth, disc_channels=p.disc_channels)
         summary = train([src], [tgt], out / MODEL, s, arch, accelerator=p.accelerator, progress=False)
-        return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+        return {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) and k != "out"}
 
 
 class TranslateParams(StrictModel):
