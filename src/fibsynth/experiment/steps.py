@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fibsynth.config import StrictModel, VoxelSize
 from fibsynth.errors import FibsynthError
@@ -83,6 +83,13 @@ class StructureParams(StrictModel):
     waves: int = Field(1000, ge=1, le=100000)
     seed: int = Field(0, ge=0)
 
+    @field_validator("shape")
+    @classmethod
+    def _edges(cls, v):
+        if any(n < 8 or n > 4096 for n in v):
+            raise ValueError("each edge must be 8..4096")
+        return v
+
 
 class StructureStep(Step):
     Params = StructureParams
@@ -90,8 +97,6 @@ class StructureStep(Step):
     def run(self, p, inputs, out, ctx):
         from fibsynth.structure import hierarchical, leveled_wave
 
-        if any(n < 8 or n > 4096 for n in p.shape):
-            raise FibsynthError(f"params.shape: each edge must be 8..4096 (got {list(p.shape)})")
         voxel = VoxelSize.from_xy_z(p.voxel_nm, p.slice_nm)
         if p.generator == "lwm":
             solid, model = leveled_wave(p.shape, voxel, p.solid_fraction, p.ligament_nm, p.waves, p.seed,
