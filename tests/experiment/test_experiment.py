@@ -112,6 +112,14 @@ def test_bad_specs_give_one_line_errors(tmp_path):
     assert "step 'seg'" in m and "${nope}" in m
     m = _bad(tmp_path, lambda r: r["steps"]["tab"]["params"]["cells"]["sML"].update(x="missing_step"))
     assert "step 'tab'" in m and "params.cells" in m and "missing_step" in m
+    m = _bad(tmp_path, lambda r: r.update(colour="red"))
+    assert "colour" in m and "Extra inputs" in m
+    m = _bad(tmp_path, lambda r: r["vars"].update(size="big"))
+    assert "step 'gt_t" in m and "params.shape.0" in m and "'big'" in m
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps: {a: [unclosed\n")
+    with pytest.raises(FibsynthError, match="broken.yaml: not valid YAML"):
+        load_experiment(broken)
     with pytest.raises(FibsynthError, match="--set colour: not a variable"):
         load_experiment(TINY, {"colour": 1})
     with pytest.raises(FibsynthError, match="--force nope"):
