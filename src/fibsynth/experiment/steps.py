@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -417,4 +416,4 @@ STEP_KINDS: dict[str, Step] = {
     "table": TableStep(),
 }
 
-__all__ = ["STEP_KINDS", "Step", "load", "load_labels", "time"]
+__all__ = ["STEP_KINDS", "Step", "load", "load_labels"]
