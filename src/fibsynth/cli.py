@@ -48,6 +48,7 @@ def _root(
 
 
 def _register() -> None:
+    from fibsynth.experiment import cli as experiment_cli
     from fibsynth.fastsim import cli as fast_cli
     from fibsynth.gan import cli as gan_cli
     from fibsynth.metrics import cli as metrics_cli
@@ -64,6 +65,9 @@ def _register() -> None:
     app.command("evaluate", help="Compare a segmentation with its ground truth (MP, MGP, Dice).")(metrics_cli.evaluate)
     app.command("isotropy", help="Isotropy errors of a segmented volume (TPCF, lineal path, ligament diameter).")(
         metrics_cli.isotropy
+    )
+    app.command("run", help="Run a declarative experiment (YAML); finished steps come from the content cache.")(
+        experiment_cli.run
     )
     app.command("synth", help="Monte-Carlo-like images of a structure in seconds: projection + shipped CycleGAN.")(synth.synth)
     app.command("info", help="Show a volume's shape, type and metadata.")(info_cli.info)
