@@ -34,6 +34,6 @@ def test_reduced_demo_runs_and_writes_a_self_contained_report(tmp_path: Path) ->
     assert read_volume(out / "synthetic_train.tif").meta.parameters["translation_model"] == "proj2mc-2kev-au-epoxy"
 
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 5
+    assert html.count("data:image/png;base64,") >= 6
     # self-contained: no external resources
     assert not re.search(r"""(src|href)=['"]https?://""", html)

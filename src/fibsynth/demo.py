@@ -89,6 +89,37 @@ def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.n
     return fig
 
 
+def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray) -> Any:
+    """eta of gold under epoxy (shipped network) at 1, 2, 4 keV, and gray-value histograms of Monte Carlo,
+    projection and CycleGAN output (each scaled to its own 0.5-99.5 percentile range, as the paper's Fig. 5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fibsynth.fastsim.network import load_model
+
+    net = load_model()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    depth = np.linspace(0, 150, 151)
+    for e, col in ((1.0, "C0"), (2.0, "C1"), (4.0, "C2")):
+        ax.plot(depth, net.predict(e, 79, depth), color=col, label=f"{e:g} keV")
+    ax.set_xlabel("epoxy over gold (nm)")
+    ax.set_ylabel("backscatter coefficient $\\eta$")
+    ax.set_title("eta network: gold under epoxy", fontsize=10)
+    ax.legend(fontsize=8)
+    for name, img, col in (("Monte Carlo", mc, "k"), ("projection", proj, "C0"), ("projection -> CycleGAN", synth, "C3")):
+        lo, hi = np.percentile(img, [0.5, 99.5])
+        v = np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1).ravel()
+        bx.hist(v, bins=64, range=(0, 1), density=True, histtype="step", color=col, label=name)
+    bx.set_xlabel("gray value (scaled to the 0.5-99.5 % range)")
+    bx.set_ylabel("density")
+    bx.set_title("gray-value histograms of the same slice", fontsize=10)
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _seg_figure(img: np.ndarray, truth: np.ndarray, pred: np.ndarray, otsu: np.ndarray) -> Any:
     import matplotlib
 
@@ -276,7 +307,9 @@ def run_demo(
                                    "translation model": rec["translation_model"],
                                    "slices behind the face (K)": rec["projection"].get("slices_behind")})],
             figures=[("Structure | projection | CycleGAN output | Monte Carlo (same slice)",
-                      figure_png(_fast_figure(solid[k_show], proj_a[k_show], synth_a[k_show], images[0])))],
+                      figure_png(_fast_figure(solid[k_show], proj_a[k_show], synth_a[k_show], images[0]))),
+                     ("eta curves of the network, and gray-value histograms of one slice made three ways",
+                      figure_png(_physics_figure(images[0], proj_a[k0], synth_a[k0])))],
         )
     )
 
