@@ -21,7 +21,6 @@ _NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
 _CLICKEXC = tuple({click.ClickException, _tx.ClickException})
 
 from fibsynth import __version__
-from fibsynth.cliutil import emit_json  # noqa: F401  (re-exported)
 from fibsynth.errors import FibsynthError
 
 app = typer.Typer(

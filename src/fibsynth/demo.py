@@ -71,22 +71,28 @@ def _mc_figure(solid: np.ndarray, images: np.ndarray, k0: int, energy: float) ->
     return fig
 
 
-def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.ndarray) -> Any:
+def _image_row(panels: list[tuple[np.ndarray, str, np.ndarray | None]]) -> Any:
+    """One row of gray images with titles and no ticks; a panel's mask (if any) is drawn over it in red."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-    for ax, img, title in zip(axes, (face, proj, synth, mc),
-                              ("structure (face)", "shine-through projection", "projection -> CycleGAN",
-                               "Monte Carlo")):
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.25 * len(panels), 3.6), squeeze=False)
+    for ax, (img, title, mask) in zip(axes[0], panels):
         ax.imshow(img, cmap="gray", interpolation="nearest")
+        if mask is not None and mask.any():
+            ax.imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.8, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.ndarray) -> Any:
+    return _image_row([(face, "structure (face)", None), (proj, "shine-through projection", None),
+                       (synth, "projection -> CycleGAN", None), (mc, "Monte Carlo", None)])
 
 
 def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray) -> Any:
@@ -121,24 +127,11 @@ def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray) -> Any:
 
 
 def _seg_figure(img: np.ndarray, truth: np.ndarray, pred: np.ndarray, otsu: np.ndarray) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-    for ax, im, title in zip(axes, (img, truth, pred, otsu), ("image", "ground truth", "2.5D U-Net", "Otsu")):
-        ax.imshow(im, cmap="gray", interpolation="nearest")
-        if im is not img:
-            wrong = (im != truth) if im is not truth else None
-            if wrong is not None and wrong.any():
-                ax.imshow(np.ma.masked_where(~wrong, wrong), cmap="autumn", alpha=0.8, interpolation="nearest")
-                title += f" ({100 * wrong.mean():.1f} % wrong, red)"
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    panels = [(img, "image", None), (truth, "ground truth", None)]
+    for seg, name in ((pred, "2.5D U-Net"), (otsu, "Otsu")):
+        wrong = seg != truth
+        panels.append((seg, f"{name} ({100 * wrong.mean():.1f} % wrong, red)" if wrong.any() else name, wrong))
+    return _image_row(panels)
 
 
 def _segment(out: Path, img_a, truth_a, img_b, truth_b, voxel: VoxelSize, seed: int, console, timings):
