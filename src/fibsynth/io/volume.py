@@ -508,6 +508,16 @@ def default_chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return tuple(int(min(s, c)) for s, c in zip(shape, (64, 256, 256)))  # type: ignore[return-value]
 
 
+_ATOMIC_TMP = re.compile(r"^\.(.+)\.tmp-[0-9a-f]{8}$")
+
+
+def _store_name(path: Path) -> str:
+    """The name a store is published under: the target's name for a temporary path of :func:`atomic_path`
+    (so the OME-NGFF ``name`` does not depend on the random temporary suffix)."""
+    m = _ATOMIC_TMP.match(Path(path).name)
+    return m.group(1) if m else Path(path).name
+
+
 def create_zarr(path: Path, shape: tuple[int, int, int], dtype: Any, meta: VolumeMeta, chunks=None):
     """Create an OME-Zarr group at ``path`` (normally a temporary path from :func:`atomic_path`) and
     return its (empty) array ``0`` for chunk-by-chunk filling."""
@@ -515,7 +525,7 @@ def create_zarr(path: Path, shape: tuple[int, int, int], dtype: Any, meta: Volum
 
     chunks = tuple(chunks) if chunks is not None else default_chunks(shape)
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
-    root.attrs.update(_ngff_attrs(meta, Path(path).name))
+    root.attrs.update(_ngff_attrs(meta, _store_name(Path(path))))
     return root.create_array("0", shape=tuple(shape), chunks=chunks, dtype=dtype, fill_value=0)
 
 

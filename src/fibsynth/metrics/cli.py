@@ -42,18 +42,36 @@ def evaluate(
     pred: Path = typer.Argument(..., help="Predicted binary segmentation (1 = solid)."),
     truth: Path = typer.Option(..., "--truth", help="Ground-truth binary structure, same shape."),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON object on stdout."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT): count the blocks on its workers (Zarr inputs)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Count the blocks on a local dask cluster of N worker processes (Zarr inputs)."
+    ),
 ) -> None:
     """Compare a segmentation with its ground truth: MP and MGP (percent), Dice per phase and their mean."""
-    from fibsynth.io import read_structure
+    from fibsynth.distributed import check_options, dask_client, wants_cluster
+    from fibsynth.io import read_structure, volume_format
     from fibsynth.metrics.ground_truth import evaluate_segmentation
 
-    p = read_structure(pred, lazy=True)
-    t = read_structure(truth, lazy=True)
-    if tuple(p.data.shape) != tuple(t.data.shape):
-        raise FibsynthError(
-            f"shape {tuple(p.data.shape)} of {pred} differs from shape {tuple(t.data.shape)} of --truth {truth}"
-        )
-    r = evaluate_segmentation(p.data, t.data)
+    check_options(scheduler, workers)
+    if wants_cluster(scheduler, workers):
+        for f in (pred, truth):
+            if not f.exists():
+                raise FibsynthError("file not found", f)
+            if volume_format(f) != "zarr":
+                raise FibsynthError("--scheduler/--workers need .zarr inputs (the workers read their blocks from "
+                                    "the stores)", f)
+    # with a cluster, the client is dask's default scheduler here: the binary check of the lazily read inputs
+    # runs on the workers too
+    with dask_client(scheduler, workers) as client:
+        p = read_structure(pred, lazy=True)
+        t = read_structure(truth, lazy=True)
+        if tuple(p.data.shape) != tuple(t.data.shape):
+            raise FibsynthError(
+                f"shape {tuple(p.data.shape)} of {pred} differs from shape {tuple(t.data.shape)} of --truth {truth}"
+            )
+        r = evaluate_segmentation(p.data, t.data, scheduler=client)
     keys = ("MP", "MGP", "MDS", "dice_solid", "dice_pore")
     if json_out:
         emit_json({k: _clean(float(r[k])) for k in keys})
@@ -78,21 +96,29 @@ def isotropy(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print only a JSON object on stdout."),
     plot: Path | None = typer.Option(None, "--plot", help="Save the directional TPCF and lineal path to this PNG."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT): per-axis functions as tasks on its workers."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Per-axis functions as tasks on a local dask cluster of N worker processes."
+    ),
 ) -> None:
     """Isotropy errors of a segmented volume without ground truth (TPCF, lineal path, ligament diameter)."""
+    from fibsynth.distributed import check_options
     from fibsynth.io import read_structure, resolve_voxel_size
     from fibsynth.metrics.isotropy import isotropy_report
 
+    check_options(scheduler, workers)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise FibsynthError(f"--plot must name a .png file, got {plot}")
     vol = read_structure(volume)
     vs = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, volume)
     if vol.data.ndim != 3:
         raise FibsynthError(f"{volume}: isotropy needs a 3D volume, got shape {tuple(vol.data.shape)}")
-    rep = isotropy_report(vol.data, vs.zyx(), return_functions=plot is not None)
+    rep = isotropy_report(vol.data, vs.zyx(), return_functions=plot is not None, scheduler=scheduler, workers=workers)
     if plot is not None:
         from fibsynth.metrics.plotting import plot_directional
 
-        if plot.suffix.lower() != ".png":
-            raise FibsynthError(f"--plot must name a .png file, got {plot}")
         plot_directional([(volume.name, rep)], plot)
     keys = ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm", "solid_fraction")
     if json_out:

@@ -12,6 +12,10 @@ interpolated onto a common grid ``r_i = i * h_max`` (h_max = the coarsest voxel 
 FIB-SEM data) for i = 1..n with ``r_n <= r_max``; lag 0 is excluded (S2(0) = L(0) = phi in every direction).
 ``r_max = min(lag_diameters * D_mean, lag_fraction * shortest edge of the volume in nm)`` with D_mean the mean
 of the three planar ligament diameters (defaults: 3 diameters, a quarter of the shortest edge).
+
+Distributed (``scheduler`` / ``workers`` of :func:`isotropy_report`): the three planar diameters and then the six
+directional functions (S2 and L along z, y, x) are independent; each is one dask.distributed task on the
+in-memory volume, which is scattered to the workers once. The functions called are the same as in one process.
 """
 
 from __future__ import annotations
@@ -53,15 +57,51 @@ def _binary(volume: Any) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+_PLANES = ("xy", "xz", "yz")
+
+
+def _plane_diameter(a: np.ndarray, plane: str, vs: tuple[float, float, float]) -> float:
+    """Mean 2D ligament diameter (nm) over all slices of one orientation of the boolean (z, y, x) volume."""
+    hz, hy, hx = vs
+    if plane == "xy":
+        return planar_mean_diameter(a, (hy, hx))  # slices a[k]: (y, x)
+    if plane == "xz":
+        return planar_mean_diameter(np.ascontiguousarray(a.transpose(1, 0, 2)), (hz, hx))  # a[:, j]: (z, x)
+    return planar_mean_diameter(np.ascontiguousarray(a.transpose(2, 0, 1)), (hz, hy))  # a[:, :, i]: (z, y)
+
+
+def _directional(a: np.ndarray, kind: str, ax: int, vs: tuple[float, float, float], k: int):
+    fn = directional_tpcf if kind == "tpcf" else directional_lineal_path
+    return fn(a, vs, ax, k)
+
+
+def _run(a: np.ndarray, a_ref: Any, client: Any, tasks: list[tuple[Any, tuple]]) -> list:
+    """``[fn(a, *args) for fn, args in tasks]``, here or as dask tasks on the scattered copy ``a_ref``."""
+    if client is None:
+        return [fn(a, *args) for fn, args in tasks]
+    return client.gather([client.submit(fn, a_ref, *args, pure=False) for fn, args in tasks])
+
+
+def _diameters(a: np.ndarray, vs: tuple[float, float, float], a_ref: Any = None, client: Any = None) -> dict[str, float]:
+    d = _run(a, a_ref, client, [(_plane_diameter, (p, vs)) for p in _PLANES])
+    return {f"D_{p}_nm": float(v) for p, v in zip(_PLANES, d)}
+
+
+def _functions(a: np.ndarray, vs: tuple[float, float, float], max_lag_nm: float, a_ref: Any = None,
+               client: Any = None) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    jobs = [(kind, name, ax, int(math.ceil(max_lag_nm / vs[ax] - 1e-9)))
+            for name, ax in AXES.items() for kind in ("tpcf", "lpf")]
+    res = _run(a, a_ref, client, [(_directional, (kind, ax, vs, k)) for kind, _, ax, k in jobs])
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {"tpcf": {}, "lpf": {}}
+    for (kind, name, _, _), r in zip(jobs, res):
+        out[kind][name] = r
+    return out
+
+
 def planar_ligament_diameters(volume: Any, voxel_size: Sequence[float] | float) -> dict[str, float]:
     """Mean ligament diameter (nm) in the xy, xz and yz planes: 2D local thickness of every slice of that
     orientation, averaged over all solid pixels of all slices (entirely solid slices are skipped)."""
-    a = _binary(volume)
-    hz, hy, hx = _voxel(voxel_size)
-    d_xy = planar_mean_diameter(a, (hy, hx))  # slices a[k]: (y, x)
-    d_xz = planar_mean_diameter(np.ascontiguousarray(a.transpose(1, 0, 2)), (hz, hx))  # a[:, j]: (z, x)
-    d_yz = planar_mean_diameter(np.ascontiguousarray(a.transpose(2, 0, 1)), (hz, hy))  # a[:, :, i]: (z, y)
-    return {"D_xy_nm": d_xy, "D_xz_nm": d_xz, "D_yz_nm": d_yz}
+    return _diameters(_binary(volume), _voxel(voxel_size))
 
 
 def directional_functions(
@@ -75,12 +115,7 @@ def directional_functions(
     vs = _voxel(voxel_size)
     if max_lag_nm is None:
         max_lag_nm = 0.5 * min(n * h for n, h in zip(a.shape, vs))
-    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {"tpcf": {}, "lpf": {}}
-    for name, ax in AXES.items():
-        k = int(math.ceil(max_lag_nm / vs[ax] - 1e-9))
-        out["tpcf"][name] = directional_tpcf(a, vs, ax, k)
-        out["lpf"][name] = directional_lineal_path(a, vs, ax, k)
-    return out
+    return _functions(a, vs, max_lag_nm)
 
 
 def l2_anisotropy_error(fx: np.ndarray, fy: np.ndarray, fz: np.ndarray) -> float:
@@ -124,13 +159,22 @@ def isotropy_report(
     lag_diameters: float = 3.0,
     lag_fraction: float = 0.25,
     return_functions: bool = False,
+    scheduler: Any = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """All isotropy errors of a binary (z, y, x) volume with voxel size (z, y, x) nm.
 
     Returns e_tpcf, e_tpcf_centered, e_lpf, e_diameter, D_xy_nm, D_xz_nm, D_yz_nm, solid_fraction, the lag grid
     (lag_step_nm, lag_max_nm, n_lags); with ``return_functions`` also ``functions`` (each axis' own lags) and
     ``on_grid`` (the compared values).
+
+    ``scheduler`` (address or Client) / ``workers`` (local processes): the three planar diameters, then the six
+    directional functions, run as separate dask.distributed tasks (:mod:`fibsynth.distributed`); every worker
+    that runs one gets a copy of the (in-memory) volume.
     """
+    from fibsynth.distributed import check_options, dask_client
+
+    check_options(scheduler, workers)
     a = _binary(volume)
     vs = _voxel(voxel_size)
     if not (lag_diameters > 0 and 0 < lag_fraction <= 1):
@@ -138,12 +182,14 @@ def isotropy_report(
     phi = float(np.count_nonzero(a) / a.size)
     if phi in (0.0, 1.0):
         raise FibsynthError(f"isotropy is undefined for a volume that is entirely {'solid' if phi else 'pore'}")
-    diam = planar_ligament_diameters(a, vs)
-    d_mean = float(np.nanmean(list(diam.values())))
-    edge_nm = min(n * h for n, h in zip(a.shape, vs))
-    r_max = min(lag_diameters * d_mean, lag_fraction * edge_nm) if math.isfinite(d_mean) else lag_fraction * edge_nm
-    grid = common_lags(vs, r_max)
-    funcs = directional_functions(a, vs, max_lag_nm=float(grid[-1]))
+    with dask_client(scheduler, workers) as client:
+        a_ref = client.scatter(a) if client is not None else None
+        diam = _diameters(a, vs, a_ref, client)
+        d_mean = float(np.nanmean(list(diam.values())))
+        edge_nm = min(n * h for n, h in zip(a.shape, vs))
+        r_max = min(lag_diameters * d_mean, lag_fraction * edge_nm) if math.isfinite(d_mean) else lag_fraction * edge_nm
+        grid = common_lags(vs, r_max)
+        funcs = _functions(a, vs, float(grid[-1]), a_ref, client)
     tp = on_grid(funcs["tpcf"], grid)
     lp = on_grid(funcs["lpf"], grid)
     rep: dict[str, Any] = {

@@ -230,16 +230,6 @@ def _block_task(model_dir: str, inputs: list[str], out_array: str, z0: int, z1: 
     return z1 - z0
 
 
-def _client(scheduler: str | None, workers: int | None, threads: int):
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
-    return Client(cluster), cluster
-
-
 def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str | Path, *, block: int = 32,
                  roi=None, overlap: float = 0.25, batch: int = 4, device: str = "cpu",
                  scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
@@ -272,6 +262,10 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
         raise FibsynthError("--scheduler/--workers need Zarr input(s) and a .zarr output")
     if workers is not None and workers < 1:
         raise FibsynthError(f"--workers must be >= 1 (got {workers})")
+    if distributed:
+        from fibsynth.distributed import check_options
+
+        check_options(scheduler, workers)  # not both
     if block < 1:
         raise FibsynthError(f"--block must be >= 1 (got {block})")
     src_meta = vols[0].meta
@@ -303,23 +297,21 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
                 if progress:
                     progress(z1, nz)
         else:
-            client, cluster = _client(scheduler, workers, threads or 1)
-            try:
+            from distributed import as_completed
+
+            from fibsynth.distributed import dask_client
+
+            with dask_client(scheduler, workers) as client:
                 opts = {"device": device, "roi": list(pred.roi), "overlap": overlap, "batch": batch,
                         "threads": threads or 1}
-                futs = [client.submit(_block_task, str(model_dir), [str(p) for p in inputs], str(tmp / "0"),
-                                      z0, z1, opts, pure=False) for z0, z1 in blocks]
+                # absolute paths: the workers of a remote cluster have their own working folder
+                futs = [client.submit(_block_task, str(model_dir.resolve()), [str(p.resolve()) for p in inputs],
+                                      str((tmp / "0").resolve()), z0, z1, opts, pure=False) for z0, z1 in blocks]
                 done = 0
-                from distributed import as_completed
-
                 for f in as_completed(futs):
                     done += f.result()
                     if progress:
                         progress(done, nz)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
     import zarr
 
     solid = float(np.mean([np.asarray(zarr.open_group(str(out), mode="r")["0"][z0:z1]).mean() * (z1 - z0)

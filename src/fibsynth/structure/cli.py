@@ -11,6 +11,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 _OUT_HELP = "Output volume: .tif/.tiff, .npy, a folder name (TIFF slices) or .zarr (written chunk by chunk)."
 _SHAPE_HELP = "Volume shape in voxels: Z Y X (z = slice/milling direction)."
+_SCHEDULER_HELP = "dask scheduler address (tcp://HOST:PORT): compute the chunks on its workers (.zarr output only)."
+_WORKERS_HELP = "Compute the chunks on a local dask cluster of N worker processes (.zarr output only)."
 
 
 def _merge(config: Optional[Path], cli_values: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
@@ -58,6 +60,17 @@ def _check_out(out: Path) -> None:
         raise FibsynthError("output folder does not exist", parent)
 
 
+def _check_cluster(out: Path, scheduler: Optional[str], workers: Optional[int]) -> None:
+    """Fail before any work on --scheduler/--workers that cannot apply (contradictory, or no .zarr output)."""
+    from fibsynth.distributed import check_options, wants_cluster
+    from fibsynth.errors import FibsynthError
+    from fibsynth.io import volume_format
+
+    check_options(scheduler, workers)
+    if wants_cluster(scheduler, workers) and volume_format(out) != "zarr":
+        raise FibsynthError("--scheduler/--workers need a .zarr output (workers write their blocks into it)", out)
+
+
 def _chunks(values: dict[str, Any]):
     from fibsynth.errors import FibsynthError
 
@@ -91,6 +104,8 @@ def lwm(
     waves: Optional[int] = typer.Option(None, "--waves", help="Number of plane waves (default 1000)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     chunks: Optional[Tuple[int, int, int]] = typer.Option(None, "--chunks", help="Zarr chunk shape Z Y X."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=_WORKERS_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (CLI wins)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -105,6 +120,7 @@ def lwm(
         ("shape", "voxel_nm", "solid_fraction", "ligament_nm"),
     )
     _check_out(out)
+    _check_cluster(out, scheduler, workers)
     cfg = LWMConfig.build(
         config,
         shape=tuple(v["shape"]),
@@ -115,7 +131,7 @@ def lwm(
         seed=v.get("seed", 0),
     )
     model = LeveledWave(cfg)
-    write_structure(out, model, chunks=_chunks(v), progress=not as_json)
+    write_structure(out, model, chunks=_chunks(v), progress=not as_json, scheduler=scheduler, workers=workers)
     _report(out, model, as_json, {
         "generator": "lwm", "solid_fraction": cfg.solid_fraction, "ligament_nm": cfg.ligament_nm,
         "waves": cfg.waves, "seed": cfg.seed, "q0_per_nm": model.q0, "xi": model.level["xi_realised"],
@@ -135,6 +151,8 @@ def hierarchical(
     waves: Optional[int] = typer.Option(None, "--waves", help="Plane waves per level (default 1000)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     chunks: Optional[Tuple[int, int, int]] = typer.Option(None, "--chunks", help="Zarr chunk shape Z Y X."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=_WORKERS_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (CLI wins)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -151,6 +169,7 @@ def hierarchical(
         ("shape", "voxel_nm", "upper_ligament_nm", "lower_ligament_nm", "upper_solid_fraction", "lower_solid_fraction"),
     )
     _check_out(out)
+    _check_cluster(out, scheduler, workers)
     cfg = HierarchicalConfig.build(
         config,
         shape=tuple(v["shape"]),
@@ -163,7 +182,7 @@ def hierarchical(
         seed=v.get("seed", 0),
     )
     model = Hierarchical(cfg)
-    write_structure(out, model, chunks=_chunks(v), progress=not as_json)
+    write_structure(out, model, chunks=_chunks(v), progress=not as_json, scheduler=scheduler, workers=workers)
     _report(out, model, as_json, {
         "generator": "hierarchical", "expected_solid_fraction": cfg.upper_solid_fraction * cfg.lower_solid_fraction,
         "upper_q0_per_nm": model.upper.q0, "lower_q0_per_nm": model.lower.q0, "waves": cfg.waves, "seed": cfg.seed,

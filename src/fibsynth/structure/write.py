@@ -12,19 +12,27 @@ from fibsynth.errors import FibsynthError
 IN_MEMORY_LIMIT_BYTES = 8 * 2**30
 
 
-def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None = None, progress: bool = True) -> Path:
+def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None = None, progress: bool = True, *,
+                    scheduler=None, workers: int | None = None) -> Path:
     """Write a structure model (:class:`LeveledWave` or :class:`Hierarchical`) with its metadata.
 
-    ``.zarr`` outputs are generated chunk by chunk (any size, bounded memory); other formats
-    (``.tif``, ``.npy``, slice folder) are generated in memory (up to 8 GiB of voxels).
+    ``.zarr`` outputs are generated chunk by chunk (any size, bounded memory), optionally on dask.distributed
+    workers (``scheduler`` address or Client, or ``workers`` local processes; see
+    :func:`fibsynth.structure.chunked.write_chunked`); other formats (``.tif``, ``.npy``, slice folder) are
+    generated in memory (up to 8 GiB of voxels) and cannot use workers.
     """
+    from fibsynth.distributed import check_options, wants_cluster
     from fibsynth.io import volume_format, write_volume
     from fibsynth.structure.chunked import write_chunked
 
     path = Path(path)
     fmt = volume_format(path)
+    check_options(scheduler, workers)
     if fmt == "zarr":
-        return write_chunked(path, model, chunks=chunks, progress=progress)
+        return write_chunked(path, model, chunks=chunks, progress=progress, scheduler=scheduler, workers=workers)
+    if wants_cluster(scheduler, workers):
+        raise FibsynthError(f"--scheduler/--workers need a .zarr output (workers write their blocks into it); "
+                            f"got a {fmt} output", path)
     n = math.prod(model.shape)
     if n > IN_MEMORY_LIMIT_BYTES:
         raise FibsynthError(
