@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from fibsynth import __version__
 from fibsynth.errors import FibsynthError
 from fibsynth.experiment.cache import Cache, step_key
+from fibsynth.experiment.lock import workdir_lock
 from fibsynth.experiment.spec import ExperimentSpec, dependencies, load_experiment, order
 from fibsynth.experiment.steps import STEP_KINDS
 
@@ -84,71 +86,75 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
     for n in names:
         if any(r in forced for refs in dependencies(spec.steps[n]).values() for r in refs):
             forced.add(n)
-    console = Console(stderr=True, quiet=quiet)
-    t_start = time.perf_counter()
-    reports: list[StepReport] = []
-    status: dict[str, str] = {}
-    todo = []
-    for n in names:
-        st = spec.steps[n]
-        if n in forced:
-            reason = "forced" if n in force else "downstream of a forced step"
-        elif cache.done(keys[n]):
-            reason = "cached"
-        else:
-            changed = [r for refs in dependencies(st).values() for r in refs if status.get(r) == "run"]
-            reason = f"input changed ({', '.join(changed)})" if changed else "not in cache (new or changed parameters)"
-        status[n] = "cached" if reason == "cached" else "run"
-        todo.append((n, reason))
-    if dry_run:
-        for n, reason in todo:
-            st = "cached" if reason == "cached" else "would run"
-            reports.append(StepReport(n, spec.steps[n].kind, keys[n], st, reason))
-            console.print(f"{'[dim]cached   ' if st == 'cached' else '[yellow]would run'}[/] {n:28s} {spec.steps[n].kind:16s} {reason}")
-        return RunReport(spec.name, str(wd), reports, time.perf_counter() - t_start)
-    wd.mkdir(parents=True, exist_ok=True)
-    (wd / "steps").mkdir(exist_ok=True)
-    n_run = sum(1 for _, r in todo if r != "cached")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as prog:
-        task = prog.add_task(f"{spec.name}: {n_run} of {len(todo)} steps to run", total=len(todo))
-        for n, reason in todo:
+    # one run per work folder (WORKDIR/.lock, taken before the cache is inspected); a dry run only reads
+    with ExitStack() as stack:
+        if not dry_run:
+            wd.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(workdir_lock(wd))
+        console = Console(stderr=True, quiet=quiet)
+        t_start = time.perf_counter()
+        reports: list[StepReport] = []
+        status: dict[str, str] = {}
+        todo = []
+        for n in names:
             st = spec.steps[n]
-            key = keys[n]
-            if reason == "cached":
-                rec = cache.record(key)
-                reports.append(StepReport(n, st.kind, key, "cached", reason, rec.get("seconds", 0.0), rec.get("summary", {})))
-                console.print(f"[dim]cached[/]  {n}")
+            if n in forced:
+                reason = "forced" if n in force else "downstream of a forced step"
+            elif cache.done(keys[n]):
+                reason = "cached"
             else:
-                prog.update(task, description=f"{spec.name}: {n} ({st.kind})")
-                inputs = {role: [cache.path(keys[r]) for r in v] if isinstance(v, list) else cache.path(keys[v])
-                          for role, v in st.inputs.items()}
-                ctx = {"dirs": {r: cache.path(keys[r]) for refs in dependencies(st).values() for r in refs},
-                       "step": n, "workdir": wd}
-                t0 = time.perf_counter()
-                record = {"step": n, "kind": st.kind, "params": params[n].model_dump(mode="json"),
-                          "inputs": {role: v for role, v in st.inputs.items()}, "fibsynth": __version__}
-                try:
-                    with cache.writing(key, record) as tmp:
-                        summary = STEP_KINDS[st.kind].run(params[n], inputs, tmp, ctx) or {}
-                        record.update(summary=summary, seconds=round(time.perf_counter() - t0, 2))
-                except FibsynthError as exc:
-                    raise FibsynthError(f"step '{n}': {exc.message}", exc.source or path) from None
-                dt = time.perf_counter() - t0
-                reports.append(StepReport(n, st.kind, key, "ran", reason, round(dt, 2), summary))
-                brief = ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (list, dict)))[:100]
-                console.print(f"[green]ran[/]     {n} ({dt:.1f} s) {brief}")
-            _link(wd / "steps" / n, cache.path(key))
-            if st.kind == "table":
-                (wd / "tables").mkdir(exist_ok=True)
-                for suf in ("md", "csv"):
-                    shutil.copyfile(cache.path(key) / f"table.{suf}", wd / "tables" / f"{n}.{suf}")
-            prog.advance(task)
-    rep = RunReport(spec.name, str(wd), reports, round(time.perf_counter() - t_start, 2))
-    (wd / "last_run.json").write_text(rep.to_json())
-    console.print(f"[bold]{spec.name}[/]: ran {len(rep.ran)}, cached {len(rep.cached)} steps in {rep.seconds:.1f} s; "
-                  f"work folder {wd}")
-    return rep
+                changed = [r for refs in dependencies(st).values() for r in refs if status.get(r) == "run"]
+                reason = f"input changed ({', '.join(changed)})" if changed else "not in cache (new or changed parameters)"
+            status[n] = "cached" if reason == "cached" else "run"
+            todo.append((n, reason))
+        if dry_run:
+            for n, reason in todo:
+                st = "cached" if reason == "cached" else "would run"
+                reports.append(StepReport(n, spec.steps[n].kind, keys[n], st, reason))
+                console.print(f"{'[dim]cached   ' if st == 'cached' else '[yellow]would run'}[/] {n:28s} {spec.steps[n].kind:16s} {reason}")
+            return RunReport(spec.name, str(wd), reports, time.perf_counter() - t_start)
+        (wd / "steps").mkdir(exist_ok=True)
+        n_run = sum(1 for _, r in todo if r != "cached")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as prog:
+            task = prog.add_task(f"{spec.name}: {n_run} of {len(todo)} steps to run", total=len(todo))
+            for n, reason in todo:
+                st = spec.steps[n]
+                key = keys[n]
+                if reason == "cached":
+                    rec = cache.record(key)
+                    reports.append(StepReport(n, st.kind, key, "cached", reason, rec.get("seconds", 0.0), rec.get("summary", {})))
+                    console.print(f"[dim]cached[/]  {n}")
+                else:
+                    prog.update(task, description=f"{spec.name}: {n} ({st.kind})")
+                    inputs = {role: [cache.path(keys[r]) for r in v] if isinstance(v, list) else cache.path(keys[v])
+                              for role, v in st.inputs.items()}
+                    ctx = {"dirs": {r: cache.path(keys[r]) for refs in dependencies(st).values() for r in refs},
+                           "step": n, "workdir": wd}
+                    t0 = time.perf_counter()
+                    record = {"step": n, "kind": st.kind, "params": params[n].model_dump(mode="json"),
+                              "inputs": {role: v for role, v in st.inputs.items()}, "fibsynth": __version__}
+                    try:
+                        with cache.writing(key, record) as tmp:
+                            summary = STEP_KINDS[st.kind].run(params[n], inputs, tmp, ctx) or {}
+                            record.update(summary=summary, seconds=round(time.perf_counter() - t0, 2))
+                    except FibsynthError as exc:
+                        raise FibsynthError(f"step '{n}': {exc.message}", exc.source or path) from None
+                    dt = time.perf_counter() - t0
+                    reports.append(StepReport(n, st.kind, key, "ran", reason, round(dt, 2), summary))
+                    brief = ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, (list, dict)))[:100]
+                    console.print(f"[green]ran[/]     {n} ({dt:.1f} s) {brief}")
+                _link(wd / "steps" / n, cache.path(key))
+                if st.kind == "table":
+                    (wd / "tables").mkdir(exist_ok=True)
+                    for suf in ("md", "csv"):
+                        shutil.copyfile(cache.path(key) / f"table.{suf}", wd / "tables" / f"{n}.{suf}")
+                prog.advance(task)
+        rep = RunReport(spec.name, str(wd), reports, round(time.perf_counter() - t_start, 2))
+        (wd / "last_run.json").write_text(rep.to_json())
+        console.print(f"[bold]{spec.name}[/]: ran {len(rep.ran)}, cached {len(rep.cached)} steps in {rep.seconds:.1f} s; "
+                      f"work folder {wd}")
+        return rep
 
 
 def _link(link: Path, target: Path) -> None:

@@ -1,0 +1,107 @@
+"""One run per work folder: ``WORKDIR/.lock``.
+
+The lock file is created with ``O_CREAT | O_EXCL`` (atomic, also on NFS v3+) and holds the pid and host of the
+run (JSON); it is removed when the run ends, also on errors. A lock left behind by a run that died (its pid is no
+longer alive on this same host) is taken over; any other lock, a live pid here or a run on another host, is a
+one-line :class:`FibsynthError` naming the lock file and the pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from fibsynth.errors import FibsynthError
+
+LOCK_NAME = ".lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:  # pragma: no cover - unexpected: be safe and treat it as alive
+        return True
+    return True
+
+
+def _read(path: Path) -> dict | None:
+    """The lock's content; ``{}`` for an unreadable / half-written one; None when it is gone."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _create(path: Path, record: dict) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(record))
+    return True
+
+
+def _stale(holder: dict, host: str) -> bool:
+    """A lock of a run that is gone: same host and a pid that is not alive."""
+    pid = holder.get("pid")
+    return holder.get("host") == host and isinstance(pid, int) and not _pid_alive(pid)
+
+
+@contextmanager
+def workdir_lock(workdir: str | Path) -> Iterator[Path]:
+    """Hold ``WORKDIR/.lock`` for the duration of the block (the folder must exist)."""
+    path = Path(workdir) / LOCK_NAME
+    host = socket.gethostname()
+    record = {"pid": os.getpid(), "host": host, "token": uuid.uuid4().hex}
+    for _ in range(5):
+        if _create(path, record):
+            break
+        holder = _read(path)
+        if holder is None:  # released meanwhile: try again
+            continue
+        if not _stale(holder, host):
+            pid = holder.get("pid", "?")
+            where = f" on host {holder['host']}" if holder.get("host") not in (None, host) else ""
+            raise FibsynthError(
+                f"work folder is in use by another 'fibsynth run' (pid {pid}{where}); wait for it to finish, or "
+                "delete this lock file if that run is gone", path)
+        # take over a dead run's lock: move it aside (only one taker can), check we moved that very lock
+        aside = path.with_name(f"{LOCK_NAME}.stale-{record['token']}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            continue
+        moved = _read(aside)
+        if moved is not None and moved != holder and not _stale(moved, host):
+            # a live run's fresh lock was moved by mistake: put it back unless another lock appeared meanwhile
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+        aside.unlink(missing_ok=True)
+    else:
+        raise FibsynthError("could not take the work folder's lock (it keeps changing); try again", path)
+    try:
+        yield path
+    finally:
+        if (_read(path) or {}).get("token") == record["token"]:  # never remove another run's lock
+            path.unlink(missing_ok=True)
