@@ -32,28 +32,35 @@ from fibsynth.physics.stopping import kanaya_okayama_range_nm  # noqa: E402
 FIG = REPO / "docs" / "figures"
 
 
-def validation(n: int = 40000) -> dict:
+def validation(n: int = 100000) -> dict:
     out: dict = {"bulk": {}, "film": {}}
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.3))
     es = np.array(ENERGIES)
     efine = np.geomspace(1, 20, 50)
     for mat, z, col in (("Au", 79, "C3"), ("C:2.26", 6, "C0")):
-        res = [bulk_eta(mat, e, n if e <= 4 else n // 4, seed=1) for e in es]
+        res = [bulk_eta(mat, e, n, seed=1) for e in es]
         eta = np.array([r.eta for r in res])
         std = np.array([r.eta_std for r in res])
         out["bulk"][mat] = {"energy_kev": es.tolist(), "eta": eta.tolist(), "eta_std": std.tolist()}
         ax.errorbar(es, eta, 3 * std, fmt="o-", color=col, label=f"{mat.split(':')[0]}: fibsynth, Mott PWA (3$\\sigma$)")
-        rb = [bulk_eta(mat, e, n if e <= 4 else n // 4, seed=4, physics=Physics(elastic="browning")) for e in es]
+        rb = [bulk_eta(mat, e, n, seed=4, physics=Physics(elastic="browning")) for e in es]
         out["bulk"][mat + "_browning"] = {"eta": [r.eta for r in rb], "eta_std": [r.eta_std for r in rb]}
         ax.plot(es, [r.eta for r in rb], "d--", ms=4, color=col, alpha=0.6,
                 label=f"{mat.split(':')[0]}: fibsynth, Browning fit")
+        ro = [bulk_eta(mat, e, n, seed=5, physics=Physics(inelastic_deflection=False))
+              for e in es]
+        out["bulk"][mat + "_elastic_only"] = {"eta": [r.eta for r in ro], "eta_std": [r.eta_std for r in ro]}
+        ax.plot(es, [r.eta for r in ro], "v:", ms=4, color=col, alpha=0.6,
+                label=f"{mat.split(':')[0]}: fibsynth, Mott PWA, no binary collisions")
         for code, mk in (("casino", "s"), ("penepma", "^")):
             ax.plot(es, MOTT_CODES[mat][code], mk, mfc="none", color=col, label=f"{mat.split(':')[0]}: {code.upper()}")
         lo = np.minimum(*MOTT_CODES[mat].values()) - 0.03
         hi = np.maximum(*MOTT_CODES[mat].values()) + 0.03
         ax.fill_between(es, lo, hi, color=col, alpha=0.12, lw=0)
         ax.plot(efine, [hunger_kuechler(z, e) for e in efine], ":", color=col, label=f"{mat.split(':')[0]}: Hunger-Kuechler")
-    ru = [bulk_eta("Au", e, n // 4, seed=2, physics=Physics(elastic="rutherford")) for e in es]
+    # the reference codes of the trap row are elastic-only
+    ru = [bulk_eta("Au", e, n, seed=2, physics=Physics(elastic="rutherford", inelastic_deflection=False))
+          for e in es]
     out["bulk"]["Au_rutherford"] = {"eta": [r.eta for r in ru], "eta_std": [r.eta_std for r in ru]}
     ax.plot(es, [r.eta for r in ru], "x--", color="k", label="Au: fibsynth, screened Rutherford")
     ax.plot(es, RUTHERFORD_AU, "+", color="k", ms=10, label="Au: screened Rutherford refs")

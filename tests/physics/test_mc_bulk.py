@@ -47,18 +47,19 @@ def test_browning_gold_2_4_kev_known_excess(i):
 @pytest.mark.parametrize("mat,z", [("Au", 79), ("C:2.26", 6)])
 @pytest.mark.parametrize("e", [10.0, 20.0])
 def test_hunger_kuechler_high_energy(mat, z, e):
-    n = (N_AU if mat == "Au" else N_C)[e]
+    n = 8000 if mat == "Au" else 60000  # sigma ~ 0.006 / 0.001: ~1.3 % / ~1.6 % of eta
     r = bulk_eta(mat, e, n, seed=12)
     hk = hunger_kuechler(z, e)
-    # within 10 % of HK, allowing 3 standard errors
-    assert abs(r.eta - hk) <= 0.10 * hk + 3 * r.eta_std, (mat, e, r.eta, hk)
+    # within 10 % of HK, allowing 2 standard errors
+    assert abs(r.eta - hk) <= 0.10 * hk + 2 * r.eta_std, (mat, e, r.eta, hk)
 
 
 @pytest.mark.parametrize("i", [0, 1, 2])
 def test_screened_rutherford_reproduces_the_trap(i):
     """Joy's screened Rutherford + Joy-Luo: CASINO 2 and an independent code give 0.64/0.61/0.58."""
     e = ENERGIES[i]
-    r = bulk_eta("Au", e, 10000, seed=13, physics=Physics(elastic="rutherford"))
+    # the reference codes are elastic-only: no binary-collision channel
+    r = bulk_eta("Au", e, 10000, seed=13, physics=Physics(elastic="rutherford", inelastic_deflection=False))
     ref = RUTHERFORD_AU[i]
     assert overlaps(r.eta, r.eta_std, ref - 0.03, ref + 0.03), (e, r.eta, ref)
     mott = bulk_eta("Au", e, 10000, seed=13)

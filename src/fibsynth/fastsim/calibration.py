@@ -6,8 +6,10 @@ For every beam energy E, substrate S and film thickness t the Monte Carlo engine
 backscattered) and its binomial standard error sqrt(eta (1 - eta) / N). Every point has its own seed derived from
 (seed, E, Z, t), so the statistical errors of different rows are independent.
 
-The CSV is appended to row by row as each point finishes (flushed and fsync'ed). The ``elastic`` column holds the canonical model name (``mott`` is resolved to the
-engine's current default Mott model, e.g. ``mott-pwa``), so a table says which physics made it; a restart reads the rows
+The CSV is appended to row by row as each point finishes (flushed and fsync'ed). The ``elastic`` column holds the
+physics label: the canonical elastic model name (``mott`` is resolved to the engine's current default Mott model,
+e.g. ``mott-pwa``), followed by ``+binary`` when the binary-collision (inelastic) channel is on (the engine's
+default), so a table says which physics made it; a restart reads the rows
 already present and skips them, so an interrupted run resumes where it stopped. A torn last line (the process
 was killed mid-write) is dropped on restart.
 """
@@ -43,6 +45,12 @@ class CalibrationSettings(StrictModel):
     seed: int = Field(0, ge=0, lt=2**63)
     incidence_deg: float = Field(0.0, ge=0.0, le=85.0)
     elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
+    binary_collisions: bool = True
+
+    def physics_label(self) -> str:
+        from fibsynth.physics.elastic import canonical_model
+
+        return canonical_model(self.elastic) + ("+binary" if self.binary_collisions else "")
 
 
 def point_seed(seed: int, energy_kev: float, z: float, thickness_nm: float) -> int:
@@ -106,7 +114,7 @@ def _existing(path: Path, settings: CalibrationSettings) -> set[tuple]:
     for row in csv.DictReader(lines):
         if (int(row["electrons"]) != settings.electrons or int(row["seed"]) != point_seed(
                 settings.seed, float(row["energy_kev"]), float(row["Z"]), float(row["thickness_nm"]))
-                or float(row["incidence_deg"]) != settings.incidence_deg or row["elastic"] != settings.elastic):
+                or float(row["incidence_deg"]) != settings.incidence_deg or row["elastic"] != settings.physics_label()):
             raise FibsynthError("--out holds rows made with other --electrons/--seed/--incidence-deg/--elastic; "
                                 "use the same settings to resume, or another file", path)
         done.add(_key(float(row["energy_kev"]), row["film"], row["substrate"], float(row["thickness_nm"])))
@@ -129,16 +137,13 @@ def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool =
     subs = [(s, get_material(s, "--substrates")) for s in settings.substrates]
     if any(t < 0 for t in settings.thicknesses_nm):
         raise FibsynthError("--thickness-nm: thicknesses must be >= 0")
-    from fibsynth.physics.elastic import canonical_model
-
-    settings = settings.model_copy(update={"elastic": canonical_model(settings.elastic)})
     done = _existing(out, settings)
     todo = [(e, s, m, t) for e in settings.energies_kev for s, m in subs for t in settings.thicknesses_nm
             if _key(e, settings.film, s, t) not in done]
     total = len(settings.energies_kev) * len(subs) * len(settings.thicknesses_nm)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists() or out.stat().st_size == 0
-    physics = Physics(elastic=settings.elastic)
+    physics = Physics(elastic=settings.elastic, inelastic_deflection=settings.binary_collisions)
     t_start = time.perf_counter()
     with open(out, "a", newline="") as fh, Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -156,7 +161,7 @@ def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool =
             res = film_eta(settings.film, m, t, e, settings.electrons, seed=sd, physics=physics,
                            incidence_deg=settings.incidence_deg)
             writer.writerow([f"{e:g}", settings.film, s, f"{z:g}", f"{t:g}", f"{res.eta:.6f}", f"{res.eta_std:.6f}",
-                             settings.electrons, sd, f"{settings.incidence_deg:g}", settings.elastic,
+                             settings.electrons, sd, f"{settings.incidence_deg:g}", settings.physics_label(),
                              f"{res.seconds:.3f}"])
             fh.flush()
             os.fsync(fh.fileno())

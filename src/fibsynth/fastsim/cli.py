@@ -32,6 +32,8 @@ def calibrate(
     seed: int = typer.Option(0, "--seed", help="Run seed (each point derives its own from it)."),
     incidence_deg: float = typer.Option(0.0, "--incidence-deg", help="Beam angle to the film normal (degrees)."),
     elastic: str = typer.Option("mott", "--elastic", help="Elastic model of the Monte Carlo: mott (the engine's default Mott model), mott-pwa, browning or rutherford."),
+    binary: bool = typer.Option(True, "--binary-collisions/--no-binary-collisions",
+                                help="Monte Carlo with binary collisions with atomic electrons (the engine's default)."),
     restart: bool = typer.Option(False, "--restart", help="Discard rows already in --out instead of resuming."),
 ) -> None:
     """Monte Carlo eta of epoxy films 0..190 nm on bulk substrates (the paper's sMC-BS); resumable CSV."""
@@ -47,7 +49,8 @@ def calibrate(
     settings = CalibrationSettings.build(
         None, energies_kev=parse_list(energies, "--energies", minimum=0.2, maximum=30), substrates=subs,
         thicknesses_nm=parse_range(thickness_nm, "--thickness-nm", minimum=0), film=film, electrons=electrons,
-        seed=_seed(seed), incidence_deg=incidence_deg, elastic=elastic)
+        seed=_seed(seed), incidence_deg=incidence_deg, elastic=elastic,
+        binary_collisions=binary)
     if restart and out.exists():
         out.unlink()
     info = generate(out, settings)

@@ -19,14 +19,18 @@ _ELASTIC_HELP = ("Elastic scattering: mott (default: Dirac partial-wave Mott tab
 _ELASTIC_MODELS = ("mott", "browning", "rutherford", "mott-pwa")
 
 
-def _physics(elastic: str, cutoff_kev: float):
+_BINARY_HELP = ("Binary collisions with atomic electrons (inelastic deflection + straggling, restricted Joy-Luo "
+                "stopping); --no-binary-collisions gives the elastic-only CSDA model.")
+
+
+def _physics(elastic: str, cutoff_kev: float, binary: bool = True):
     from fibsynth.physics.montecarlo.engine import Physics
 
     if elastic not in _ELASTIC_MODELS:
         raise FibsynthError(f"--elastic must be one of {', '.join(_ELASTIC_MODELS)} (got {elastic!r})")
     if not (0.02 <= cutoff_kev <= 1.0):
         raise FibsynthError(f"--cutoff-kev must be in [0.02, 1] keV (got {cutoff_kev})")
-    return Physics(elastic=elastic, cutoff_kev=cutoff_kev)
+    return Physics(elastic=elastic, cutoff_kev=cutoff_kev, inelastic_deflection=binary)
 
 
 def _detector(e_min_kev: float, theta_min: float, theta_max: float):
@@ -84,6 +88,7 @@ def bulk(
     incidence_deg: float = typer.Option(0.0, "--incidence-deg", help="Angle between beam and surface normal."),
     elastic: str = typer.Option("mott", "--elastic", help=_ELASTIC_HELP),
     cutoff_kev: float = typer.Option(0.05, "--cutoff-kev", help="Energy below which electrons are absorbed."),
+    binary: bool = typer.Option(True, "--binary-collisions/--no-binary-collisions", help=_BINARY_HELP),
     det_emin: float = typer.Option(0.0, "--detector-emin-kev", help="Detect only BSE with E >= this (keV)."),
     det_tmin: float = typer.Option(0.0, "--detector-theta-min", help="Detector acceptance: min angle to column axis."),
     det_tmax: float = typer.Option(180.0, "--detector-theta-max", help="Detector acceptance: max angle to column axis."),
@@ -98,7 +103,7 @@ def bulk(
     mat = _material(material, "--material")
     run = _backend(backend, device, bulk_eta, "bulk_eta_torch")
     res = run(mat, energy_kev, _check_electrons(electrons), seed=_check_seed(seed),
-              physics=_physics(elastic, cutoff_kev), detector=_detector(det_emin, det_tmin, det_tmax),
+              physics=_physics(elastic, cutoff_kev, binary), detector=_detector(det_emin, det_tmin, det_tmax),
               incidence_deg=incidence_deg)
     out = {"eta": res.eta, "eta_std": res.eta_std, "electrons": res.electrons,
            "electrons_per_second": res.electrons_per_second}
@@ -125,6 +130,7 @@ def layers(
     incidence_deg: float = typer.Option(0.0, "--incidence-deg", help="Angle between beam and surface normal."),
     elastic: str = typer.Option("mott", "--elastic", help=_ELASTIC_HELP),
     cutoff_kev: float = typer.Option(0.05, "--cutoff-kev", help="Energy below which electrons are absorbed."),
+    binary: bool = typer.Option(True, "--binary-collisions/--no-binary-collisions", help=_BINARY_HELP),
     backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel) or torch (vectorised; GPU when present)."),
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
@@ -138,7 +144,7 @@ def layers(
     es = [check_energy(e) for e in parse_list(energy_kev, "--energy-kev")]
     fm = _material(film, "--film")
     sm = _material(substrate, "--substrate")
-    phys = _physics(elastic, cutoff_kev)
+    phys = _physics(elastic, cutoff_kev, binary)
     film_run = _backend(backend, device, film_eta, "film_eta_torch")
     _check_electrons(electrons)
     _check_seed(seed)
@@ -175,6 +181,7 @@ def stack(
     slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness z in nm (overrides metadata)."),
     elastic: str = typer.Option("mott", "--elastic", help=_ELASTIC_HELP),
     cutoff_kev: float = typer.Option(0.05, "--cutoff-kev", help="Energy below which electrons are absorbed."),
+    binary: bool = typer.Option(True, "--binary-collisions/--no-binary-collisions", help=_BINARY_HELP),
     det_emin: float = typer.Option(0.0, "--detector-emin-kev", help="Detect only BSE with E >= this (keV)."),
     det_tmin: float = typer.Option(0.0, "--detector-theta-min", help="Detector acceptance: min angle to column axis."),
     det_tmax: float = typer.Option(180.0, "--detector-theta-max", help="Detector acceptance: max angle to column axis."),
@@ -193,7 +200,7 @@ def stack(
         None,
         energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=solid, pore=pore, backing=backing,
         incidence_deg=incidence_deg, probe_fwhm_nm=probe_nm, seed=seed, elastic=elastic, cutoff_kev=cutoff_kev,
-        detector_emin_kev=det_emin, detector_theta_min_deg=det_tmin, detector_theta_max_deg=det_tmax,
+        inelastic_deflection=binary, detector_emin_kev=det_emin, detector_theta_min_deg=det_tmin, detector_theta_max_deg=det_tmax,
         shot_noise_dose=dose,
     )
     simulate_stack_cli(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,

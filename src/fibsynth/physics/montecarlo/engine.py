@@ -54,11 +54,13 @@ class Physics(StrictModel):
     al. 1994 fit to Mott cross sections), ``mott-pwa`` (Dirac partial-wave tables, ``physics/mott_tables.py``)
     or Joy's screened ``rutherford``. ``angular_sampling``: ``table`` (tabulated inverse CDF, the default and
     the only choice for ``mott-pwa``) or ``analytic`` (the closed-form Browning / Rutherford rule; a validation
-    mode, slower)."""
+    mode, slower, elastic only). ``inelastic_deflection``: deflection of the primary by collisions with atomic
+    electrons (EGS-style Z(Z+1) channel, ``montecarlo/tables.py``); on by default, needs tabulated sampling."""
 
     elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
     cutoff_kev: float = Field(0.05, ge=0.02, le=1.0)
     angular_sampling: str = Field("table", pattern="^(table|analytic)$")
+    inelastic_deflection: bool = True
 
     @model_validator(mode="after")
     def _pwa_tabulated(self) -> "Physics":
@@ -66,6 +68,9 @@ class Physics(StrictModel):
 
         if canonical_model(self.elastic) == "mott-pwa" and self.angular_sampling != "table":
             raise ValueError("mott-pwa has no analytic angular rule: angular_sampling must be 'table'")
+        if self.inelastic_deflection and self.angular_sampling != "table":
+            raise ValueError("inelastic_deflection is tabulated: angular_sampling 'analytic' needs "
+                             "inelastic_deflection=False")
         return self
 
 
@@ -129,7 +134,8 @@ def beam_direction(incidence_deg: float) -> tuple[float, float]:
 def _tables(materials: list[Material], physics: Physics):
     from fibsynth.physics.montecarlo.tables import build_tables
 
-    return build_tables(materials, physics.elastic, physics.cutoff_kev, physics.angular_sampling).as_tuple()
+    return build_tables(materials, physics.elastic, physics.cutoff_kev, physics.angular_sampling,
+                        physics.inelastic_deflection).as_tuple()
 
 
 def layer_column(layers, substrate):
@@ -219,6 +225,7 @@ def run_layers(
             "elastic": physics.elastic,
             "angular_sampling": physics.angular_sampling,
             "cutoff_kev": physics.cutoff_kev,
+            "inelastic_deflection": physics.inelastic_deflection,
             "seed": seed,
         },
     )

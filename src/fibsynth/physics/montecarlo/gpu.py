@@ -105,6 +105,8 @@ class TorchTables:
         self.cum = torch.as_tensor(tabs.cum.ravel(), **kw)
         self.prut = torch.as_tensor(tabs.prut.ravel(), **kw)
         self.acoef = torch.as_tensor(tabs.acoef.ravel(), **kw)
+        el = getattr(tabs, "eloss", None)
+        self.eloss = torch.as_tensor((np.zeros_like(tabs.acoef) if el is None else el).ravel() > 0, device=device)
         # tabulated angular distribution (the kernel's default sampling, and the only one for mott-pwa):
         # muq[m, j, a, k] odds-ratio rows on the angular energy grid, flattened per (m, j) row
         self.analytic = bool(getattr(tabs, "analytic", 0))
@@ -179,7 +181,7 @@ def sample_mu_table(tt: TorchTables, row, u, r_row, xi):
 def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
     """One elastic collision for every electron: target element from ``cum``, polar angle from the element's
     angular distribution (Browning mixture or screened Rutherford), uniform azimuth; returns the new unit
-    direction. ``u``: energy grid coordinate, ``e``: energy (keV), ``rr``: uniforms, shape (>= 4, n)."""
+    direction and the fraction of the energy kept (cos^2 theta for binary-collision channels, else 1). ``u``: energy grid coordinate, ``e``: energy (keV), ``rr``: uniforms, shape (>= 4, n)."""
     import torch
 
     j = torch.zeros_like(mat)
@@ -208,7 +210,9 @@ def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
     nuy = torch.where(pole, stt * sp, nuy)
     nuz = torch.where(pole, ct * torch.sign(uz), nuz)
     nrm = torch.rsqrt(nux * nux + nuy * nuy + nuz * nuz)
-    return nux * nrm, nuy * nrm, nuz * nrm
+    # binary collisions with atomic electrons (``eloss`` channels): the primary keeps E cos^2(theta)
+    keep = torch.where(tt.eloss[row], ct * ct, torch.ones_like(ct))
+    return nux * nrm, nuy * nrm, nuz * nrm, keep
 
 
 _STATE = ("ix", "iy", "iz", "px", "py", "pz", "ux", "uy", "uz", "u", "s", "mat", "pix", "eid")
@@ -400,7 +404,10 @@ def transport(
 
         # collision: element, polar angle, azimuth, rotation (computed for all, kept where collide)
         rr = torch.rand((5, n), generator=gen, device=dev, dtype=dtype)
-        nux, nuy, nuz = scatter(tt, mat, un, e, ux, uy, uz, rr)
+        nux, nuy, nuz, keep = scatter(tt, mat, un, e, ux, uy, uz, rr)
+        binary = collide & (keep < 1.0)
+        ub = ((torch.log(e * keep) - tt.ln_e0) * tt.inv_dln).clamp_min(0.0)  # u = 0: below the cut-off
+        un = torch.where(binary, torch.minimum(ub, un), un)
         ux = torch.where(collide, nux, ux)
         uy = torch.where(collide, nuy, uy)
         uz = torch.where(collide, nuz, uz)
@@ -512,7 +519,7 @@ def run_layers_torch(
     mats, vol, dz, sub, layers = layer_column(layers, substrate)
     lat = LATERAL_INFINITE_NM
     with torch.inference_mode(), _threads(dev, threads):
-        tt = TorchTables(build_tables(mats, physics.elastic, physics.cutoff_kev), dev, dt)
+        tt = TorchTables(build_tables(mats, physics.elastic, physics.cutoff_kev, inelastic=physics.inelastic_deflection), dev, dt)
         geom = _Geometry(vol, dz, lat, lat, 0, sub, False, dev)
         by, bz = beam_direction(a)
         cmin, cmax = detector.cos_bounds()
@@ -606,7 +613,7 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
     npp = int(settings.electrons_per_pixel)
     with torch.inference_mode(), _threads(dev, threads):
         tt = tables if tables is not None else TorchTables(
-            build_tables(mats, settings.elastic, settings.cutoff_kev), dev, dt)
+            build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection), dev, dt)
         geom = _Geometry(vol, dz, dy, dx, int(k), backing, repeat, dev)
         gen = torch.Generator(device=dev)
         gen.manual_seed(torch_seed(settings.seed, int(k), 0x51CE))

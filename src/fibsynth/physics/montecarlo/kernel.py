@@ -14,7 +14,9 @@ Transport (per electron, :func:`transport_one`, free of Python objects so it can
   voxel of another material it stops on the boundary and the rest of the flight is resampled in the new
   material (exact for exponential free paths: memorylessness). No step can jump over a thin ligament;
 * energy loss is continuous (CSDA) and applied per segment in the material the segment lies in, exactly,
-  through the tabulated CSDA range (E_after = R^-1(R(E) - s));
+  through the tabulated CSDA range (E_after = R^-1(R(E) - s)); with the inelastic channel on, the range table
+  holds the *restricted* stopping power and binary collisions with atomic electrons (channels with
+  ``eloss[m, j] = 1``) take E sin^2(theta) at once (``tables.py``: the mean loss stays Joy-Luo's);
 * at a collision the target element is chosen with probability n_i sigma_i / sum, the polar angle from the
   element's angular distribution, the azimuth uniformly;
 * electrons whose residual range falls below the range at the cut-off energy are absorbed.
@@ -184,7 +186,7 @@ def sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1):
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
 
@@ -263,6 +265,17 @@ def transport_one(
                 mu, s0, s1 = sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1)
             ct = 1.0 - 2.0 * mu
             st = 2.0 * math.sqrt(mu * (1.0 - mu))
+            if eloss[mat, j] > 0.0:
+                # binary collision with an atomic electron: the primary keeps E cos^2(theta)
+                en = math.exp(ln_e0 + u / inv_dln) * ct * ct
+                if en <= 0.0:
+                    return False, 0.0, ux, uy, uz
+                u = (math.log(en) - ln_e0) * inv_dln
+                if u <= 0.0:
+                    return False, 0.0, ux, uy, uz
+                rr = interp_row(rng[mat], u)
+                if rr <= rc:
+                    return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             while True:
                 r, s0, s1 = next_uniform(s0, s1)
@@ -387,7 +400,7 @@ def run_point(
     n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, kface, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """``n`` electrons at one beam position; tallies per fixed chunk (deterministic for any thread count)."""
     tal = np.zeros((nchunks, N_TALLY), dtype=np.int64)
@@ -403,7 +416,7 @@ def run_point(
             x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
             esc, e, ux, uy, uz = transport_one(
                 x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
-                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
             )
             if esc:
                 _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -433,7 +446,7 @@ def run_slice(
     kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """Raster the face of slice ``kface`` at the pixel (voxel) centres.
 
@@ -459,7 +472,7 @@ def run_slice(
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
-                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
                 )
                 if esc:
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)

@@ -49,6 +49,7 @@ class StackSettings(StrictModel):
     seed: int = Field(0, ge=0, lt=2**63)
     elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
     cutoff_kev: float = Field(0.05, ge=0.02, le=1.0)
+    inelastic_deflection: bool = True
     detector_emin_kev: float = Field(0.0, ge=0.0, le=30.0)
     detector_theta_min_deg: float = Field(0.0, ge=0.0, le=180.0)
     detector_theta_max_deg: float = Field(180.0, ge=0.0, le=180.0)
@@ -82,7 +83,7 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
 
     mats, backing, repeat = _materials(settings)
     if tables is None:
-        tables = build_tables(mats, settings.elastic, settings.cutoff_kev).as_tuple()
+        tables = build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection).as_tuple()
     det = Detector(e_min_kev=settings.detector_emin_kev, theta_min_deg=settings.detector_theta_min_deg,
                    theta_max_deg=settings.detector_theta_max_deg)
     cmin, cmax = det.cos_bounds()
@@ -223,7 +224,7 @@ def simulate_stack(
             from fibsynth.physics.montecarlo.tables import build_tables
 
             mats, _, _ = _materials(settings)
-            tabs = build_tables(mats, settings.elastic, settings.cutoff_kev)
+            tabs = build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection)
             if backend == "torch":
                 import torch
 

@@ -25,6 +25,27 @@ Between angular-grid energies the kernel samples grid point a or a + 1 with prob
 fractional position in ln E), as PENELOPE does: exact on the grid, the ln-E-interpolated mixture in between.
 Accuracy of the tables (against the analytic <mu>, <mu^2>): see ``tests/physics/test_mc_tables.py``.
 
+Inelastic collisions (``inelastic=True``, the default): a hybrid model (hard binary collisions + restricted
+continuous slowing down, as in Murata's and Shimizu's hybrid Monte Carlo models of electron-probe
+microanalysis). Collisions with atomic electrons deflect the primary too; for low Z this adds ~1/Z to the
+transport cross section, which an elastic-only model misses (why single-scattering codes with Mott cross sections
+underestimate carbon's backscatter coefficient). Each element j gets a second channel, index ``n_elements + j``:
+
+* cross section and angles: screened Rutherford for the Z atomic electrons, i.e. the atom's sigma_R(Z, E) with
+  Z^2 replaced by Z (the Z(Z+1) rule of EGS4/EGSnrc), Joy's screening kept, restricted to theta <= 90 degrees
+  (mu <= 1/2): a free electron at rest cannot turn the primary further;
+* energy: the collision is binary, so the primary keeps E cos^2(theta) (non-relativistic kinematics; the knock-on
+  electron is absorbed on the spot, secondary electrons are out of scope);
+* the range table then uses the restricted stopping power S_JL - S_bin, with S_bin = sum_i n_i Z_i
+  integral of E sin^2(theta) dsigma (:func:`binary_stopping`), so the mean energy loss per unit path is still
+  Joy-Luo's and the binary collisions add straggling and deflection. S_bin is about half of S_JL (Bethe's
+  close-collision half) for every Z at 1-20 keV; it is capped at :data:`BINARY_STOPPING_CAP` of S_JL (the cap
+  acts only far below 1 keV).
+
+Channels are ordinary table rows (``cum``, ``muq``; ``nel`` counts them; ``eloss[m, j] = 1`` marks the binary
+ones), so the numba kernel and the torch path share them. ``inelastic=False`` gives the elastic-only model with
+plain Joy-Luo CSDA.
+
 ``prut[m, j, g]`` (probability of the screened-Rutherford branch) and ``acoef[m, j]`` (screening a = c / E)
 describe the analytic Browning / screened-Rutherford models and are kept for the analytic validation mode of
 the kernel and for the torch port (``gpu.py``); for ``mott-pwa`` they are NaN (no analytic form).
@@ -44,6 +65,7 @@ E_GRID_MIN = 0.015  # keV; Joy-Luo stays positive here for every Z (its log argu
 E_GRID_MAX = 40.0
 N_GRID = 1024
 N_PROB = 257  # points of the angular inverse-CDF grid (uniform in t = 1 - (1 - v)^(1/4))
+BINARY_STOPPING_CAP = 0.8  # binary collisions carry at most this fraction of the Joy-Luo stopping power
 N_ANG = 128  # angular-grid energies of the analytic models (uniform in ln E over the table range)
 
 ANGULAR_MODES = ("table", "analytic")
@@ -65,13 +87,14 @@ class Tables:
     ang_scale: float = 1.0
     ang_off: float = 0.0
     ang_e_kev: np.ndarray = None  # energies of the angular grid
+    eloss: np.ndarray = None  # eloss[m, j] = 1: channel j is a binary collision (the primary keeps E cos^2 theta)
     analytic: int = 0  # 1: kernel samples the analytic Browning / Rutherford rule (validation mode)
     model: str = "mott"
 
     def as_tuple(self) -> tuple:
         """The kernel's table arguments (see ``kernel.transport_one``)."""
         return (self.ln_e0, self.inv_dln, self.lam_inv, self.rng, self.rinvd, self.rcut, self.nel, self.cum,
-                self.analytic, self.ang_scale, self.ang_off, self.muq, self.prut, self.acoef)
+                self.analytic, self.ang_scale, self.ang_off, self.muq, self.prut, self.acoef, self.eloss)
 
 
 def energy_grid() -> np.ndarray:
@@ -125,6 +148,64 @@ def icdf_to_muq(prob: np.ndarray, mu_icdf: np.ndarray, n: int = N_PROB) -> np.nd
     return out
 
 
+MU_BINARY_MAX = 0.5 * (1.0 - np.sqrt(0.5))  # 45 degrees: the faster of the two outgoing electrons keeps >= E/2
+
+
+def _moller_factor(eps):
+    """Møller / Rutherford ratio for energy transfer fraction eps = W / E <= 1/2 (non-relativistic, exchange
+    included): 1 - eps / (1 - eps) + eps^2 / (1 - eps)^2."""
+    r = eps / (1.0 - eps)
+    return 1.0 - r + r * r
+
+
+def _binary_density(z: float, e_kev: float, mu: np.ndarray) -> tuple[float, np.ndarray]:
+    """(sigma in nm^2 per atom, density of mu normalised to 1 on [0, MU_BINARY_MAX]) of the binary channel."""
+    s = float(elastic.rutherford_screening(z, e_kev))
+    sig_unit = float(elastic.rutherford_total_nm2(z, e_kev)) / float(z) ** 2  # untruncated, unit charge
+    f = s * (1.0 + s) / (s + mu) ** 2 * _moller_factor(4.0 * mu * (1.0 - mu))
+    norm = float(np.trapezoid(f, mu))
+    return float(z) * sig_unit * norm, f / norm
+
+
+def _binary_mu_grid(n: int = 6000) -> np.ndarray:
+    return np.concatenate([[0.0], np.geomspace(1e-12, MU_BINARY_MAX, n - 1)])
+
+
+def inelastic_deflection(z: float, e_kev: np.ndarray, n: int = N_PROB) -> tuple[np.ndarray, np.ndarray]:
+    """Cross section (nm^2 per atom) and odds-ratio rows of the binary-collision channel of element ``z``.
+
+    The Z atomic electrons as free electrons at rest: screened Rutherford per unit charge (Joy's relativistically
+    corrected sigma_R(Z, E) / Z^2 and screening a = 3.4e-3 Z^0.67 / E, ``elastic.rutherford_*``) times the
+    Møller exchange factor in W / E = sin^2(theta), for the faster outgoing electron (theta <= 45 degrees,
+    W <= E / 2). Returns (sigma(e_kev), muq rows (len(e_kev), n)) on this module's probability grid."""
+    e = np.asarray(e_kev, dtype=float)
+    mu = _binary_mu_grid()
+    _, v = prob_grid(n)
+    sigma = np.empty(len(e))
+    rows = np.empty((len(e), n))
+    for a, ea in enumerate(e):
+        sigma[a], f = _binary_density(z, ea, mu)
+        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(mu))])
+        cdf /= cdf[-1]
+        mq = np.interp(v, cdf, mu)
+        mq[-1] = MU_BINARY_MAX
+        rows[a] = odds_ratio_row(v, mq, 1.0 / f[0], 0.0)
+    return sigma, rows
+
+
+def binary_stopping(material: Material, e_kev: np.ndarray) -> np.ndarray:
+    """Stopping power (keV/nm) of the binary-collision channels: sum_i n_i sigma_i <W>, W = E 4 mu (1 - mu)."""
+    e = np.asarray(e_kev, dtype=float)
+    mu = _binary_mu_grid()
+    w = 4.0 * mu * (1.0 - mu)
+    out = np.zeros_like(e)
+    for n, z in zip(material.number_densities_nm3, material.z):
+        for a, ea in enumerate(e):
+            sig, f = _binary_density(z, ea, mu)
+            out[a] += n * sig * ea * float(np.trapezoid(w * f, mu))
+    return out
+
+
 def _mott_pwa(z_list):
     """sigma_el (cm^2) and inverse-CDF tables from the partial-wave module (format of ``mott_tables``)."""
     try:
@@ -135,8 +216,10 @@ def _mott_pwa(z_list):
 
 
 def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: float = 0.05,
-                 angular: str = "table") -> Tables:
+                 angular: str = "table", inelastic: bool = True) -> Tables:
     model = elastic.canonical_model(model)
+    if inelastic and angular == "analytic":
+        raise ValueError("the inelastic-deflection channel is tabulated: use angular='table' or inelastic=False")
     if angular not in ANGULAR_MODES:
         raise ValueError(f"angular sampling must be one of {ANGULAR_MODES}")
     if angular == "analytic" and model == "mott-pwa":
@@ -151,10 +234,11 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
     rng = np.zeros((nm, N_GRID))
     rcut = np.zeros(nm)
     nel = np.zeros(nm, dtype=np.int64)
-    cum = np.ones((nm, MAX_ELEMENTS_PER_MATERIAL, N_GRID))
-    prut = np.ones((nm, MAX_ELEMENTS_PER_MATERIAL, N_GRID))
-    acoef = np.zeros((nm, MAX_ELEMENTS_PER_MATERIAL))
-    maxel = max(len(m.z) for m in materials)
+    nch = 2 if inelastic else 1  # scattering channels per element
+    cum = np.ones((nm, nch * MAX_ELEMENTS_PER_MATERIAL, N_GRID))
+    prut = np.ones((nm, nch * MAX_ELEMENTS_PER_MATERIAL, N_GRID))
+    acoef = np.zeros((nm, nch * MAX_ELEMENTS_PER_MATERIAL))
+    maxel = nch * max(len(m.z) for m in materials)
     pwa = None
     if model == "mott-pwa":
         zs = sorted({int(z) for m in materials for z in m.z})
@@ -174,11 +258,20 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
             # ln sigma linear in ln E between the partial-wave energies, held constant outside them
             part = np.array([n * np.exp(np.interp(ln, ln_a, np.log(tab.sigma_el[pwa[int(z)]] * elastic.CM2_TO_NM2)))
                              for n, z in zip(n_i, mat.z)])
+        nz_m = len(mat.z)
+        if inelastic:
+            inel = [inelastic_deflection(z, ang_e) for z in mat.z]
+            part = np.concatenate([part, [n * np.exp(np.interp(ln, ln_a, np.log(sig))) for n, (sig, _)
+                                          in zip(n_i, inel)]])
+            for j, (_, rows) in enumerate(inel):
+                muq[m, nz_m + j] = rows
+                prut[m, nz_m + j] = np.nan
+                acoef[m, nz_m + j] = np.nan
         tot = part.sum(axis=0)
         lam_inv[m] = tot
-        nel[m] = len(mat.z)
-        cum[m, : len(mat.z)] = np.cumsum(part, axis=0) / tot
-        cum[m, len(mat.z) - 1] = 1.0
+        nel[m] = len(part)
+        cum[m, : len(part)] = np.cumsum(part, axis=0) / tot
+        cum[m, len(part) - 1] = 1.0
         for j, z in enumerate(mat.z):
             if pwa is None:
                 p, c = elastic.angular_parameters(model, z, e)
@@ -190,9 +283,16 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
                 acoef[m, j] = np.nan
                 muq[m, j] = icdf_to_muq(tab.prob, tab.mu_icdf[pwa[int(z)]])
         # CSDA range: integral of dE / S = integral of E / S d(ln E), trapezoid on the grid
-        integrand = e / stopping_power(mat, e)
+        stop = stopping_power(mat, e)
+        if inelastic:
+            stop = stop - np.minimum(binary_stopping(mat, e), BINARY_STOPPING_CAP * stop)
+        integrand = e / stop
         rng[m, 1:] = np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(ln))
         rcut[m] = np.interp(np.log(cutoff_kev), ln, rng[m])
+    eloss = np.zeros((nm, cum.shape[1]))
+    if inelastic:
+        for m, mat in enumerate(materials):
+            eloss[m, len(mat.z): 2 * len(mat.z)] = 1.0
     rinvd = np.zeros((nm, N_GRID))
     rinvd[:, :-1] = 1.0 / np.diff(rng, axis=1)
     return Tables(
@@ -212,4 +312,5 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
         ang_e_kev=ang_e,
         analytic=1 if angular == "analytic" else 0,
         model=model,
+        eloss=eloss,
     )
