@@ -53,6 +53,7 @@ the kernel and for the torch port (``gpu.py``); for ``mott-pwa`` they are NaN (n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,17 +159,40 @@ def _moller_factor(eps):
     return 1.0 - r + r * r
 
 
-def _binary_density(z: float, e_kev: float, mu: np.ndarray) -> tuple[float, np.ndarray]:
-    """(sigma in nm^2 per atom, density of mu normalised to 1 on [0, MU_BINARY_MAX]) of the binary channel."""
-    s = float(elastic.rutherford_screening(z, e_kev))
-    sig_unit = float(elastic.rutherford_total_nm2(z, e_kev)) / float(z) ** 2  # untruncated, unit charge
-    f = s * (1.0 + s) / (s + mu) ** 2 * _moller_factor(4.0 * mu * (1.0 - mu))
-    norm = float(np.trapezoid(f, mu))
-    return float(z) * sig_unit * norm, f / norm
+def _binary_density(z: float, e_kev, mu: np.ndarray):
+    """(sigma in nm^2 per atom, density of mu normalised to 1 on [0, MU_BINARY_MAX]) of the binary channel, for
+    each energy of ``e_kev`` (arrays of shape (n_e,) and (n_e, len(mu)); a float and a row for a scalar energy)."""
+    e = np.atleast_1d(np.asarray(e_kev, dtype=float))
+    s = elastic.rutherford_screening(z, e)[:, None]
+    sig_unit = elastic.rutherford_total_nm2(z, e) / float(z) ** 2  # untruncated, unit charge
+    f = s * (1.0 + s) / (s + mu[None, :]) ** 2 * _moller_factor(4.0 * mu * (1.0 - mu))[None, :]
+    norm = np.trapezoid(f, mu, axis=1)
+    sig, dens = float(z) * sig_unit * norm, f / norm[:, None]
+    if np.ndim(e_kev) == 0:
+        return float(sig[0]), dens[0]
+    return sig, dens
 
 
 def _binary_mu_grid(n: int = 6000) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(1e-12, MU_BINARY_MAX, n - 1)])
+
+
+@functools.lru_cache(maxsize=256)
+def _binary_channel_cached(z: int, e_key: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    e = np.asarray(e_key, dtype=float)
+    mu = _binary_mu_grid()
+    _, v = prob_grid(n)
+    sigma, f = _binary_density(z, e, mu)
+    rows = np.empty((len(e), n))
+    for a in range(len(e)):
+        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (f[a, 1:] + f[a, :-1]) * np.diff(mu))])
+        cdf /= cdf[-1]
+        mq = np.interp(v, cdf, mu)
+        mq[-1] = MU_BINARY_MAX
+        rows[a] = odds_ratio_row(v, mq, 1.0 / f[a, 0], 0.0)
+    sigma.setflags(write=False)
+    rows.setflags(write=False)
+    return sigma, rows
 
 
 def inelastic_deflection(z: float, e_kev: np.ndarray, n: int = N_PROB) -> tuple[np.ndarray, np.ndarray]:
@@ -177,33 +201,28 @@ def inelastic_deflection(z: float, e_kev: np.ndarray, n: int = N_PROB) -> tuple[
     The Z atomic electrons as free electrons at rest: screened Rutherford per unit charge (Joy's relativistically
     corrected sigma_R(Z, E) / Z^2 and screening a = 3.4e-3 Z^0.67 / E, ``elastic.rutherford_*``) times the
     Møller exchange factor in W / E = sin^2(theta), for the faster outgoing electron (theta <= 45 degrees,
-    W <= E / 2). Returns (sigma(e_kev), muq rows (len(e_kev), n)) on this module's probability grid."""
-    e = np.asarray(e_kev, dtype=float)
+    W <= E / 2). Returns (sigma(e_kev), muq rows (len(e_kev), n)) on this module's probability grid (cached per
+    element and energy grid; read-only arrays)."""
+    return _binary_channel_cached(int(z), tuple(float(x) for x in np.atleast_1d(e_kev)), int(n))
+
+
+@functools.lru_cache(maxsize=256)
+def _binary_stopping_per_atom(z: int, e_key: tuple) -> np.ndarray:
+    e = np.asarray(e_key, dtype=float)
     mu = _binary_mu_grid()
-    _, v = prob_grid(n)
-    sigma = np.empty(len(e))
-    rows = np.empty((len(e), n))
-    for a, ea in enumerate(e):
-        sigma[a], f = _binary_density(z, ea, mu)
-        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(mu))])
-        cdf /= cdf[-1]
-        mq = np.interp(v, cdf, mu)
-        mq[-1] = MU_BINARY_MAX
-        rows[a] = odds_ratio_row(v, mq, 1.0 / f[0], 0.0)
-    return sigma, rows
+    sig, f = _binary_density(z, e, mu)
+    out = sig * e * np.trapezoid(4.0 * mu * (1.0 - mu) * f, mu, axis=1)
+    out.setflags(write=False)
+    return out
 
 
 def binary_stopping(material: Material, e_kev: np.ndarray) -> np.ndarray:
     """Stopping power (keV/nm) of the binary-collision channels: sum_i n_i sigma_i <W>, W = E 4 mu (1 - mu)."""
-    e = np.asarray(e_kev, dtype=float)
-    mu = _binary_mu_grid()
-    w = 4.0 * mu * (1.0 - mu)
-    out = np.zeros_like(e)
+    key = tuple(float(x) for x in np.atleast_1d(np.asarray(e_kev, dtype=float)))
+    out = np.zeros(len(key))
     for n, z in zip(material.number_densities_nm3, material.z):
-        for a, ea in enumerate(e):
-            sig, f = _binary_density(z, ea, mu)
-            out[a] += n * sig * ea * float(np.trapezoid(w * f, mu))
-    return out
+        out += n * _binary_stopping_per_atom(int(z), key)
+    return out.reshape(np.shape(e_kev))
 
 
 def _mott_pwa(z_list):
