@@ -5,7 +5,8 @@ structure, measure it (solid fraction, 3D ligament diameter, isotropy errors), s
 cross-sections with the Monte Carlo engine (shine-through included), make Monte-Carlo-like stacks of it and of a
 held-out structure with the fast path (shine-through projection + shipped CycleGAN), train a small 2.5D U-Net on
 the first, segment the second, score it against its ground truth next to an Otsu threshold, and write a
-self-contained HTML report.
+self-contained HTML report. ``--real STACK`` adds a slice and the gray-value histogram of the user's own FIB-SEM
+stack next to the simulated ones (the paper's Fig. 5 compares all of them).
 """
 
 from __future__ import annotations
@@ -90,12 +91,41 @@ def _image_row(panels: list[tuple[np.ndarray, str, np.ndarray | None]]) -> Any:
     return fig
 
 
-def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.ndarray) -> Any:
-    return _image_row([(face, "structure (face)", None), (proj, "shine-through projection", None),
-                       (synth, "projection -> CycleGAN", None), (mc, "Monte Carlo", None)])
+def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.ndarray,
+                 real: np.ndarray | None = None) -> Any:
+    panels = [(face, "structure (face)", None), (proj, "shine-through projection", None),
+              (synth, "projection -> CycleGAN", None), (mc, "Monte Carlo", None)]
+    if real is not None:
+        panels.append((real, "real stack (user's, --real)", None))
+    return _image_row(panels)
 
 
-def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray) -> Any:
+def read_real_stack(path: str | Path, max_slices: int = 16) -> tuple[np.ndarray, dict[str, Any]]:
+    """Up to ``max_slices`` slices around the middle of a user's image stack (any format fibsynth reads) as float64,
+    and a small description. One-line errors for unreadable or non-image data."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.io import read_volume
+
+    vol = read_volume(path, lazy=True)
+    data = vol.data
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3 or min(data.shape) < 1:
+        raise FibsynthError(f"--real: expected a 2-D image or a 3-D stack (z, y, x), got shape {tuple(data.shape)}", path)
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise FibsynthError(f"--real: expected integer or float gray values, got {data.dtype}", path)
+    k = data.shape[0] // 2
+    lo = max(0, k - max_slices // 2)
+    sub = np.asarray(data[lo : lo + max_slices], dtype=np.float64)
+    if not np.all(np.isfinite(sub)):
+        raise FibsynthError("--real: the stack holds NaN or infinite values", path)
+    desc = {"file": str(path), "shape (z, y, x)": str(tuple(data.shape)), "dtype": str(data.dtype),
+            "slices used": f"{lo}..{lo + sub.shape[0] - 1}",
+            "voxel size nm (from its metadata)": str(vol.meta.voxel_size_nm.zyx()) if vol.meta.voxel_size_nm else "none"}
+    return sub, desc
+
+
+def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray, real: np.ndarray | None = None) -> Any:
     """eta of gold under epoxy (shipped network) at 1, 2, 4 keV, and gray-value histograms of Monte Carlo,
     projection and CycleGAN output (each scaled to its own 0.5-99.5 percentile range, as the paper's Fig. 5)."""
     import matplotlib
@@ -114,7 +144,10 @@ def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray) -> Any:
     ax.set_ylabel("backscatter coefficient $\\eta$")
     ax.set_title("eta network: gold under epoxy", fontsize=10)
     ax.legend(fontsize=8)
-    for name, img, col in (("Monte Carlo", mc, "k"), ("projection", proj, "C0"), ("projection -> CycleGAN", synth, "C3")):
+    curves = [("Monte Carlo", mc, "k"), ("projection", proj, "C0"), ("projection -> CycleGAN", synth, "C3")]
+    if real is not None:
+        curves.append(("real stack", real, "C2"))
+    for name, img, col in curves:
         lo, hi = np.percentile(img, [0.5, 99.5])
         v = np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1).ravel()
         bx.hist(v, bins=64, range=(0, 1), density=True, histtype="step", color=col, label=name)
@@ -177,8 +210,10 @@ def run_demo(
     energy_kev: float = 2.0,
     mc_slices: int = 3,
     electrons_per_pixel: int = 100,
+    real: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the demo and return a summary (also written to ``OUT/summary.json``)."""
+    """Run the demo and return a summary (also written to ``OUT/summary.json``). ``real``: the user's own FIB-SEM
+    stack, shown (one slice, gray-value histogram) next to the simulated images."""
     from fibsynth.metrics import isotropy_report, mean_ligament_diameter
     from fibsynth.metrics.plotting import plot_directional
     from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
@@ -186,6 +221,7 @@ def run_demo(
     from fibsynth.structure import leveled_wave
 
     console = _console()
+    real_imgs, real_desc = read_real_stack(real) if real is not None else (None, None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     voxel = VoxelSize.from_xy_z(voxel_nm, voxel_nm)
@@ -299,12 +335,34 @@ def run_demo(
             tables=[("Fast path", {"slices": 2 * size, "seconds": timings["fast_path_s"],
                                    "translation model": rec["translation_model"],
                                    "slices behind the face (K)": rec["projection"].get("slices_behind")})],
-            figures=[("Structure | projection | CycleGAN output | Monte Carlo (same slice)",
-                      figure_png(_fast_figure(solid[k_show], proj_a[k_show], synth_a[k_show], images[0]))),
-                     ("eta curves of the network, and gray-value histograms of one slice made three ways",
-                      figure_png(_physics_figure(images[0], proj_a[k0], synth_a[k0])))],
+            figures=[("Structure | projection | CycleGAN output | Monte Carlo (same slice)"
+                      + (" | the real stack's middle slice" if real_imgs is not None else ""),
+                      figure_png(_fast_figure(solid[k_show], proj_a[k_show], synth_a[k_show], images[0],
+                                              None if real_imgs is None else real_imgs[real_imgs.shape[0] // 2]))),
+                     ("eta curves of the network, and gray-value histograms of one slice made three ways"
+                      + (" and of the real stack" if real_imgs is not None else ""),
+                      figure_png(_physics_figure(images[0], proj_a[k0], synth_a[k0], real_imgs)))],
         )
     )
+    if real_imgs is not None:
+        sections.append(
+            Section(
+                "Real stack",
+                "The user's own FIB-SEM stack (--real), shown next to the simulated images above. Where its gray "
+                "values or texture differ from the synthetic stacks, train a domain-adaptation CycleGAN "
+                "(fibsynth gan train --source synthetic.tif --target real.tif) and translate the synthetic "
+                "training stacks before training the segmentation (docs/gan.md).",
+                tables=[("Real stack", real_desc)],
+            )
+        )
+    else:
+        sections.append(
+            Section(
+                "Real stack",
+                "No real stack was given. Run fibsynth demo --real YOUR_STACK.tif to see a slice and the gray-value "
+                "histogram of your own FIB-SEM data next to the simulated images.",
+            )
+        )
 
     # 5. segmentation trained on synthetic data, applied to the held-out stack ----------------------------
     seg_table, pred, otsu = _segment(out, synth_a, solid, synth_b, held_out, voxel, seed, console, timings)
@@ -322,7 +380,7 @@ def run_demo(
     )
 
     summary = {"fibsynth_version": __version__, "seed": seed, "timings": timings, "measured": measured,
-               "montecarlo": mc_table, "segmentation": seg_table}
+               "montecarlo": mc_table, "segmentation": seg_table, "real_stack": real_desc}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     report = write_report(
         out / "report.html", "fibsynth demo", sections,

@@ -21,8 +21,9 @@ def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo's outputs."),
     size: int = typer.Option(128, "--size", min=32, max=512, help="Edge length of the demo volume in voxels."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    real: Path = typer.Option(None, "--real", help="Your own FIB-SEM image stack, shown next to the simulated images."),
 ) -> None:
     """Run the end-to-end demo (structure -> measurements -> report)."""
     from fibsynth.demo import run_demo
 
-    run_demo(out, size=size, seed=seed)
+    run_demo(out, size=size, seed=seed, real=real)
