@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_gan.py --out /tmp/bench_gan
     .venv/bin/python docs/make_gan_figure.py /tmp/bench_gan
 
-Row 1: projection | translated (CycleGAN) | Monte Carlo (one held-out slice, 2 keV gold/epoxy).
-Row 2: source (Monte Carlo) | translated | stand-in "real" target (domain adaptation; different slices).
+Row 1: projection | translated (CycleGAN) | Monte Carlo (one slice of the held-out structure, 2 keV gold/epoxy).
+Row 2: source (Monte Carlo of that slice) | translated | the stand-in "real" image of the same slice (domain
+adaptation; the model never saw this structure).
 """
 
 import sys
@@ -21,7 +22,7 @@ out = Path(__file__).resolve().parent / "figures" / "gan_translation.png"
 a, b = np.load(src / "figure_a.npz"), np.load(src / "figure_b.npz")
 rows = [("projection", a["proj"]), ("projection -> MC (CycleGAN)", a["fake"]), ("Monte Carlo (2 keV)", a["mc"]),
         ("source: Monte Carlo", b["src"]), ("source -> target (CycleGAN)", b["fake"]),
-        ("stand-in 'real' target\n(other slice)", b["tgt"])]
+        ("stand-in 'real' target\n(same held-out slice)", b["tgt"])]
 fig, axes = plt.subplots(2, 3, figsize=(9, 6.3))
 for ax, (title, img) in zip(axes.ravel(), rows):
     lo, hi = np.percentile(img, (0.5, 99.5))

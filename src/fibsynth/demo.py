@@ -318,8 +318,8 @@ def run_demo(
     )
     write_volume(out / "heldout_structure.tif", held_out, held_model.meta())
     with console.status("fast path: projection + CycleGAN ..."):
-        proj_a, synth_a, rec = synthesize(solid, voxel.zyx(), energy_kev)
-        _, synth_b, _ = synthesize(held_out, voxel.zyx(), energy_kev)
+        proj_a, synth_a, rec = synthesize(solid, voxel.zyx(), energy_kev, seed=seed)
+        _, synth_b, _ = synthesize(held_out, voxel.zyx(), energy_kev, seed=seed + 1)
     timings["fast_path_s"] = time.perf_counter() - t0
     fast_meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="synth (projection + CycleGAN)",
                            energy_kev=energy_kev, materials={"0": "epoxy", "1": "gold"}, seed=seed, parameters=rec)

@@ -30,15 +30,17 @@ def shipped_model_for(energy_kev: float, solid: str = "gold", pore: str = "epoxy
 
 def synthesize(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy_kev: float, *,
                model: str | Path | None = None, incidence_deg: float = 38.0, solid: str = "gold",
-               pore: str = "epoxy") -> tuple[np.ndarray, np.ndarray, dict]:
-    """Projection and translated (Monte-Carlo-like) stacks of a binary structure, and a record of both steps."""
+               pore: str = "epoxy", seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Projection and translated (Monte-Carlo-like) stacks of a binary structure, and a record of both steps.
+    ``seed`` seeds the translation model's noise input (its stochastic texture)."""
     from fibsynth.fastsim.projection import project
     from fibsynth.gan import Translator
 
     name = str(model) if model is not None else shipped_model_for(energy_kev, solid, pore)
     proj, rec = project(structure, voxel_zyx, energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
-    translated = Translator(name)(proj.astype(np.float32))[0]
-    record = {"projection": {k: v for k, v in rec.items() if k not in ("cells", "weights")}, "translation_model": name}
+    translated = Translator(name, seed=seed)(proj.astype(np.float32))[0]
+    record = {"projection": {k: v for k, v in rec.items() if k not in ("cells", "weights")}, "translation_model": name,
+              "translation_seed": int(seed)}
     return proj, np.asarray(translated, dtype=np.float32), record
 
 
@@ -51,6 +53,7 @@ def synth(
     voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size (nm) if the structure carries none."),
     slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness (nm) if the structure carries none."),
     projection_out: Optional[Path] = typer.Option(None, "--projection-out", help="Also write the raw projection here."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the translation's noise input (default: the structure's seed, else 0)."),
 ) -> None:
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
     import time
@@ -61,13 +64,17 @@ def synth(
     voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if model is not None and not Path(model).is_dir():
         raise FibsynthError("--model: not a model directory", model)
+    if seed is None:
+        seed = int(vol.meta.seed or 0)
+    if not (0 <= seed < 2**63):
+        raise FibsynthError(f"--seed must be in [0, 2^63) (got {seed})")
     t0 = time.perf_counter()
     proj, img, rec = synthesize(np.asarray(vol.data), voxel.zyx(), energy_kev, model=model,
-                                incidence_deg=incidence_deg)
+                                incidence_deg=incidence_deg, seed=seed)
     dt = time.perf_counter() - t0
     params = {**rec, "structure": str(structure), "incidence_deg": incidence_deg, "seconds": round(dt, 3)}
     meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="synth (projection + CycleGAN)", parameters=params,
-                      seed=vol.meta.seed, energy_kev=energy_kev, materials={"0": "epoxy", "1": "gold"})
+                      seed=seed, energy_kev=energy_kev, materials={"0": "epoxy", "1": "gold"})
     if projection_out is not None:
         write_volume(projection_out, proj, meta.model_copy(update={"generator": "projection"}))
     write_volume(out, img, meta)

@@ -18,7 +18,7 @@ def toy_domains(n=4, size=64, seed=0):
     return a, b
 
 
-def random_model(directory, norm="none", depth=2, ch=4, scale=0.3, seed=0):
+def random_model(directory, norm="none", depth=2, ch=4, scale=0.3, seed=0, noise_channels=0):
     """A model directory holding a randomly initialised generator with *non-zero* residual branches (so the
     network is a nontrivial deep function) and identity intensity maps on [-1, 1]."""
     import torch
@@ -26,7 +26,7 @@ def random_model(directory, norm="none", depth=2, ch=4, scale=0.3, seed=0):
     from fibsynth.gan.model import Architecture, Intensity, ModelConfig, make_generator, save_generators
 
     torch.manual_seed(seed)
-    arch = Architecture(gen_channels=ch, gen_depth=depth, gen_norm=norm, disc_channels=4)
+    arch = Architecture(gen_channels=ch, gen_depth=depth, gen_norm=norm, disc_channels=4, noise_channels=noise_channels)
     g = make_generator(arch)
     with torch.no_grad():
         for name, p in g.named_parameters():

@@ -29,8 +29,14 @@ def _cycle_error(model_dir, a):
     gab, cfg = load_generator(model_dir, "ab")
     gba, _ = load_generator(model_dir, "ba")
     x = torch.from_numpy(to_unit(a, cfg.source)[:, None])
+    g = torch.Generator().manual_seed(0)
+    k = cfg.architecture.noise_channels
+
+    def z(t):  # the generators' noise input channels
+        return torch.cat([t, torch.randn((t.shape[0], k, *t.shape[2:]), generator=g)], 1)
+
     with torch.no_grad():
-        return float((gba(gab(x)) - x).abs().mean())
+        return float((gba(z(gab(z(x)))) - x).abs().mean())
 
 
 def test_losses_fall_and_cycle_improves(tmp_path):
@@ -92,7 +98,7 @@ def test_two_input_channels(tmp_path):
     a2 = (a * 0.5 + 0.2).astype(np.float32)
     train([a, a2], [b], tmp_path / "m", _settings(epochs=1, max_patches=2), ARCH, progress=False)
     tr = Translator(tmp_path / "m", tile=64, overlap=16)
-    assert tr.in_channels == 2 and tr.gen.stem[0].in_channels == 2
+    assert tr.in_channels == 2 and tr.gen.stem[0].in_channels == 2 + ARCH.noise_channels
     out = tr([a, a2])[0]
     assert out.shape == a.shape
     with pytest.raises(FibsynthError, match="2 input channel"):

@@ -150,6 +150,7 @@ class FastParams(StrictModel):
     energy_kev: float = Field(ge=0.2, le=30.0)
     incidence_deg: float = Field(38.0, ge=0, le=85)
     translation: Literal["auto", "gan", "projection"] = "auto"
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the translation model's noise input")
 
 
 class FastStep(Step):
@@ -183,7 +184,8 @@ class FastStep(Step):
                       else "none (projection only, as asked)",
                       "projection": {k: v for k, v in rec.items() if k not in ("cells", "weights")}}
         else:
-            _, img, rec = synthesize(solid, voxel.zyx(), p.energy_kev, model=model, incidence_deg=p.incidence_deg)
+            _, img, rec = synthesize(solid, voxel.zyx(), p.energy_kev, model=model, incidence_deg=p.incidence_deg,
+                                    seed=p.seed)
             record = {**rec, "translation": "shipped " + model if "model" not in inputs else "experiment-trained CycleGAN"}
         m = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="fast path", energy_kev=p.energy_kev,
                        materials={"0": "epoxy", "1": "gold"}, parameters=json.loads(json.dumps(record, default=str)))
@@ -264,6 +266,7 @@ class AdaptStep(Step):
 class TranslateParams(StrictModel):
     direction: Literal["ab", "ba"] = "ab"
     tile: int = Field(512, ge=16, le=8192)
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the model's noise input")
 
 
 class TranslateStep(Step):
@@ -275,7 +278,8 @@ class TranslateStep(Step):
 
         src = one(inputs, "images")
         img, meta = load(src)
-        y = Translator(str(one(inputs, "model") / MODEL), direction=p.direction, tile=p.tile)(img.astype(np.float32))[0]
+        y = Translator(str(one(inputs, "model") / MODEL), direction=p.direction, tile=p.tile,
+                       seed=p.seed)(img.astype(np.float32))[0]
         m = meta.model_copy(update={"generator": f"CycleGAN-translated {meta.generator}"})
         save(out, np.asarray(y, np.float32), m, labels=load_labels(src))
         return {}

@@ -46,6 +46,7 @@ def train_cmd(
     blocks: int = typer.Option(1, "--blocks", help="Residual blocks per level."),
     disc_channels: int = typer.Option(64, "--disc-channels", help="Discriminator base width."),
     norm: str = typer.Option("none", "--norm", help="Generator normalisation: none (default; tile-consistent), batch or instance."),
+    noise_channels: int = typer.Option(1, "--noise-channels", help="N(0,1) input channels of the generators (stochastic texture such as shot noise; 0 = deterministic generators)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out from checkpoints/last.ckpt."),
     accelerator: str = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto, cpu, gpu."),
     devices: str = typer.Option("auto", "--devices", help="Lightning devices: auto, a count, or a list like 0,1."),
@@ -72,7 +73,7 @@ def train_cmd(
     settings = TrainSettings.build(None, epochs=epochs, patch=patch, stride=stride, batch=batch, seed=seed, lr=lr,
                                    max_patches=max_patches, augment=not no_augment)
     arch = Architecture.build(None, gen_channels=channels, gen_depth=depth, gen_blocks=blocks, gen_norm=norm,
-                              disc_channels=disc_channels)
+                              disc_channels=disc_channels, noise_channels=noise_channels)
     if threads is not None:
         if not (1 <= threads <= 1024):
             raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
@@ -104,11 +105,12 @@ def translate_cmd(
     channel: List[Path] = typer.Option([], "--channel", help="Further input channels (stacks of IN's shape), in training order."),
     reverse: bool = typer.Option(False, "--reverse", help="Translate target -> source (needs generator_ba.pt)."),
     tile: int = typer.Option(512, "--tile", help="Tile size (pixels) for slices larger than one tile."),
-    overlap: int = typer.Option(64, "--overlap", help="Tile overlap (pixels), blended with raised-cosine weights."),
+    overlap: int = typer.Option(128, "--overlap", help="Tile overlap (pixels), blended with raised-cosine weights."),
     batch: int = typer.Option(4, "--batch", help="Tiles per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output type uint8, uint16 or float32 (default: the output domain's, stored with the model)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the model's noise input (slice z uses (seed, z)); models without one ignore it."),
 ) -> None:
     """Translate IN with MODEL (tiled, seam-free) and write OUT in the output domain's intensity range."""
     import time
@@ -130,7 +132,9 @@ def translate_cmd(
     direction = "ba" if reverse else "ab"
     if threads is not None and not (1 <= threads <= 1024):
         raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
-    tr = Translator(model, direction, device, tile, overlap, batch, threads=threads)
+    if not (0 <= seed < 2**63):
+        raise FibsynthError(f"--seed must be in [0, 2^63) (got {seed})")
+    tr = Translator(model, direction, device, tile, overlap, batch, threads=threads, seed=seed)
     from fibsynth.io import read_volume
 
     vols = [read_volume(p, lazy=True) for p in [inp, *channel]]
@@ -141,7 +145,8 @@ def translate_cmd(
         raise FibsynthError("models with several output channels: use the Python API fibsynth.gan.translate")
     meta_in = vols[0].meta
     params = {"model": str(model), "direction": direction, "input": str(inp), "tile": tile, "overlap": overlap,
-              "blending": "raised-cosine (Hann) ramps over the overlap"}
+              "blending": "raised-cosine (Hann) ramps over the overlap", "noise_seed": seed,
+              "noise_channels": tr.noise_channels}
     meta = VolumeMeta(kind="image", voxel_size_nm=meta_in.voxel_size_nm, generator="cyclegan", parameters=params,
                       seed=meta_in.seed, energy_kev=meta_in.energy_kev, materials=meta_in.materials)
     dt = dtype or tr.dst.dtype

@@ -53,7 +53,7 @@ def plan(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -> tupl
     return tile, overlap, step, ph, pw
 
 
-def translate_image(fn: Callable, image: np.ndarray, *, multiple: int, tile: int = 512, overlap: int = 64,
+def translate_image(fn: Callable, image: np.ndarray, *, multiple: int, tile: int = 512, overlap: int = 128,
                     batch: int = 4, out_channels: int = 1) -> np.ndarray:
     """Apply ``fn`` (a batch (n, c, t, t) float32 array -> (n, out_channels, t, t)) to ``image`` (c, h, w) in
     normalised units, tile by tile. Returns (out_channels, h, w) float32."""
@@ -84,8 +84,8 @@ class Translator:
     """A loaded generator with its intensity maps; ``__call__`` translates a 2-D image, a (z, y, x) stack, or a
     list of stacks (one per input channel)."""
 
-    def __init__(self, model, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 64,
-                 batch: int = 4, threads: int | None = None):
+    def __init__(self, model, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 128,
+                 batch: int = 4, threads: int | None = None, seed: int = 0):
         import torch
 
         from fibsynth.gan.model import load_generator
@@ -98,6 +98,8 @@ class Translator:
         self.gen.to(self.device)
         self.tile, self.overlap, self.batch = tile, overlap, batch
         self.multiple = self.gen.multiple
+        self.noise_channels = int(self.cfg.architecture.noise_channels)
+        self.seed = int(seed)
         if threads:
             torch.set_num_threads(threads)
 
@@ -117,11 +119,20 @@ class Translator:
         return translate_image(self._fn, image, multiple=self.multiple, tile=self.tile, overlap=self.overlap,
                                batch=self.batch, out_channels=len(self.dst.lo))
 
-    def slice(self, channels: list[np.ndarray], dtype: str | None = None) -> list[np.ndarray]:
-        """Translate one slice given as a list of (h, w) images (one per input channel)."""
+    def noise(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """The generator's noise input for slice ``index``: N(0, 1), (noise_channels, h, w), drawn from
+        (seed, index) for the whole slice before tiling, so tiles share it and a rerun reproduces it."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        return rng.standard_normal((self.noise_channels, *shape), dtype=np.float32)
+
+    def slice(self, channels: list[np.ndarray], dtype: str | None = None, index: int = 0) -> list[np.ndarray]:
+        """Translate one slice given as a list of (h, w) images (one per input channel); ``index`` (its slice
+        number) seeds the noise input of models that have one."""
         from fibsynth.gan.model import from_unit, to_unit
 
-        x = np.stack([to_unit(im, self.src, k) for k, im in enumerate(channels)])
+        x = np.stack([to_unit(im, self.src, k) for k, im in enumerate(channels)]).astype(np.float32)
+        if self.noise_channels:
+            x = np.concatenate([x, self.noise(index, x.shape[1:])])
         y = self.translate_unit(x)
         return [from_unit(y[k], self.dst, k, dtype) for k in range(y.shape[0])]
 
@@ -146,16 +157,17 @@ class Translator:
 
             rng = track(rng, description="translating", transient=True)
         for z in rng:
-            ys = self.slice([np.asarray(s[z]) for s in stacks], dt)
+            ys = self.slice([np.asarray(s[z]) for s in stacks], dt, index=z)
             for o, y in zip(out, ys):
                 o[z] = y
         return [o[0] for o in out] if two_d and isinstance(out[0], np.ndarray) else out
 
 
-def translate(model, data, *, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 64,
-              batch: int = 4, dtype: str | None = None) -> np.ndarray | list[np.ndarray]:
+def translate(model, data, *, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 128,
+              batch: int = 4, dtype: str | None = None, seed: int = 0) -> np.ndarray | list[np.ndarray]:
     """Translate ``data`` ((h, w), (z, h, w), or a list of stacks for several input channels) with ``model`` (a
-    model directory or shipped model name). One output channel: the array; several: a list."""
-    tr = Translator(model, direction, device, tile, overlap, batch)
+    model directory or shipped model name). One output channel: the array; several: a list. ``seed``: the noise
+    input of models that have one (slice z gets the noise of (seed, z))."""
+    tr = Translator(model, direction, device, tile, overlap, batch, seed=seed)
     res = tr(data, dtype)
     return res[0] if len(res) == 1 else res

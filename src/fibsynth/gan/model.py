@@ -30,8 +30,13 @@ class Architecture(StrictModel):
     gen_depth: int = Field(3, ge=1, le=6, description="generator 2x levels")
     gen_blocks: int = Field(1, ge=1, le=8, description="residual blocks per level")
     gen_norm: Literal["none", "batch", "instance"] = "none"
+    gen_upsample: Literal["nearest", "bilinear"] = Field("bilinear", description="2x upsampling of the "
+                                                         "resize-convolutions")
     disc_channels: int = Field(64, ge=1, le=256)
     disc_layers: int = Field(3, ge=1, le=5)
+    noise_channels: int = Field(1, ge=0, le=4, description="extra N(0, 1) per-pixel input channels of the generators: "
+                                "a source of randomness for stochastic texture (shot noise), which a deterministic "
+                                "generator can only fake with periodic patterns; 0 = none")
 
 
 class Intensity(StrictModel):
@@ -62,7 +67,8 @@ def make_generator(arch: Architecture, direction: str = "ab"):
     from fibsynth.gan.networks import UNetGenerator
 
     cin, cout = (arch.in_channels, arch.out_channels) if direction == "ab" else (arch.out_channels, arch.in_channels)
-    return UNetGenerator(cin, cout, arch.gen_channels, arch.gen_depth, arch.gen_blocks, arch.gen_norm)
+    return UNetGenerator(cin + arch.noise_channels, cout, arch.gen_channels, arch.gen_depth, arch.gen_blocks, arch.gen_norm,
+                         arch.gen_upsample)
 
 
 def make_discriminator(arch: Architecture, channels: int):
@@ -96,6 +102,9 @@ def read_config(directory: Path) -> ModelConfig:
         raise FibsynthError(f"not valid JSON ({str(exc).splitlines()[0]})", f) from None
     if not isinstance(data, dict):
         raise FibsynthError("expected a JSON object", f)
+    if isinstance(data.get("architecture"), dict):
+        data["architecture"].setdefault("noise_channels", 0)  # models written before noise inputs existed
+        data["architecture"].setdefault("gen_upsample", "nearest")  # ... and before bilinear upsampling
     if data.get("format") != FORMAT:
         raise FibsynthError(f"unknown model format {data.get('format')!r} (expected {FORMAT!r})", f)
     from pydantic import ValidationError

@@ -64,17 +64,24 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Resize-convolution: nearest 2x upsampling + 3x3 conv (no transposed conv, so no checkerboard), then the
-    skip connection is concatenated, fused by a 1x1 conv, and refined by residual blocks."""
+    """Resize-convolution: 2x upsampling (bilinear, or nearest as in models made before the option existed) + 3x3
+    conv (no transposed conv, so no checkerboard), then the skip connection is concatenated, fused by a 1x1 conv,
+    and refined by residual blocks. Bilinear: nearest-neighbour copies leave a period-2 grid that the learned
+    convolutions can turn into visible stripes (measured in docs/gan.md)."""
 
-    def __init__(self, cin: int, cskip: int, cout: int, norm: str, blocks: int):
+    def __init__(self, cin: int, cskip: int, cout: int, norm: str, blocks: int, upsample: str = "nearest"):
         super().__init__()
+        self.mode = upsample
         self.up = nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
         self.fuse = nn.Conv2d(cout + cskip, cout, 1)
         self.blocks = nn.Sequential(*[ResBlock(cout, norm) for _ in range(blocks)])
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = self.up(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        if self.mode == "nearest":
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        else:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = self.up(x)
         return self.blocks(self.fuse(torch.cat([x, skip], 1)))
 
 
@@ -83,17 +90,19 @@ class UNetGenerator(nn.Module):
     blocks per level. Input and output are in [-1, 1] (tanh). Spatial sizes must be multiples of ``2**depth``."""
 
     def __init__(self, in_ch: int = 1, out_ch: int = 1, ch: int = 32, depth: int = 3, blocks: int = 1,
-                 norm: str = "none"):
+                 norm: str = "none", upsample: str = "nearest"):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}")
+        if upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"unknown upsampling {upsample!r}")
         self.depth = depth
         widths = [ch * min(2**i, 8) for i in range(depth + 1)]
         self.stem = nn.Sequential(nn.Conv2d(in_ch, ch, 3, padding=1, padding_mode="reflect"),
                                   *[ResBlock(ch, norm) for _ in range(blocks)])
         self.downs = nn.ModuleList([Down(widths[i], widths[i + 1], norm, blocks) for i in range(depth)])
         self.mid = nn.Sequential(*[ResBlock(widths[-1], norm) for _ in range(blocks)])
-        self.ups = nn.ModuleList([Up(widths[i + 1], widths[i], widths[i], norm, blocks) for i in reversed(range(depth))])
+        self.ups = nn.ModuleList([Up(widths[i + 1], widths[i], widths[i], norm, blocks, upsample) for i in reversed(range(depth))])
         self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(ch, out_ch, 3, padding=1, padding_mode="reflect"))
 
     @property

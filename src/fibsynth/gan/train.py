@@ -227,22 +227,38 @@ def _module_class():
         def _gan(pred, real: bool):
             return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
 
+        def _z(self, x, batch_idx: int, tag: int):
+            """``x`` with the generators' noise channels appended: N(0, 1) from a generator seeded by (seed, epoch,
+            batch, tag), so that a resumed run draws exactly the noise of an uninterrupted one."""
+            k = self.arch.noise_channels
+            if k == 0:
+                return x
+            epoch = int(self.current_epoch) if batch_idx >= 0 else 0  # batch -1: the sample images' fixed noise
+            seed = int(np.random.SeedSequence([self.s.seed, epoch, int(batch_idx) + 1, tag,
+                                               int(self.global_rank)]).generate_state(1)[0])
+            g = torch.Generator(device=x.device)
+            g.manual_seed(seed)
+            z = torch.randn((x.shape[0], k, x.shape[2], x.shape[3]), generator=g, device=x.device, dtype=x.dtype)
+            return torch.cat([x, z], dim=1)
+
         def training_step(self, batch, batch_idx):
             real_a, real_b = batch
             opt_g, opt_d = self.optimizers()
             s = self.s
+            z = self._z
             # generators (discriminators frozen)
             for d in (self.d_a, self.d_b):
                 d.requires_grad_(False)
-            fake_b = self.g_ab(real_a)
-            fake_a = self.g_ba(real_b)
-            rec_a = self.g_ba(fake_b)
-            rec_b = self.g_ab(fake_a)
+            fake_b = self.g_ab(z(real_a, batch_idx, 0))
+            fake_a = self.g_ba(z(real_b, batch_idx, 1))
+            rec_a = self.g_ba(z(fake_b, batch_idx, 2))
+            rec_b = self.g_ab(z(fake_a, batch_idx, 3))
             adv = self._gan(self.d_b(fake_b), True) + self._gan(self.d_a(fake_a), True)
             cyc = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
             idt = torch.zeros((), device=real_a.device)
             if self.identity:
-                idt = F.l1_loss(self.g_ab(real_b), real_b) + F.l1_loss(self.g_ba(real_a), real_a)
+                idt = (F.l1_loss(self.g_ab(z(real_b, batch_idx, 4)), real_b)
+                       + F.l1_loss(self.g_ba(z(real_a, batch_idx, 5)), real_a))
             loss_g = adv + s.lambda_cycle * cyc + s.lambda_cycle * s.lambda_identity * idt
             opt_g.zero_grad()
             self.manual_backward(loss_g)
@@ -327,9 +343,10 @@ def _samples_callback(out_dir: Path, sample_a, sample_b):
             with torch.no_grad():
                 a = torch.from_numpy(sample_a).to(pl_module.device)
                 b = torch.from_numpy(sample_b).to(pl_module.device)
-                fb = pl_module.g_ab(a)
-                fa = pl_module.g_ba(b)
-                cols = [a, fb, pl_module.g_ba(fb), b, fa, pl_module.g_ab(fa)]
+                z = pl_module._z  # fixed noise per tag (batch index -1) so the epochs' samples compare
+                fb = pl_module.g_ab(z(a, -1, 0))
+                fa = pl_module.g_ba(z(b, -1, 1))
+                cols = [a, fb, pl_module.g_ba(z(fb, -1, 2)), b, fa, pl_module.g_ab(z(fa, -1, 3))]
             pl_module.g_ab.train(was[0]), pl_module.g_ba.train(was[1])
             rows = [np.concatenate([c[i, 0].cpu().numpy() for c in cols], axis=1) for i in range(a.shape[0])]
             img = np.clip((np.concatenate(rows, axis=0) + 1) * 127.5, 0, 255).astype(np.uint8)

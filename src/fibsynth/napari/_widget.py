@@ -56,7 +56,7 @@ def simulate_image(
     if fast:
         from fibsynth.synth import synthesize
 
-        _, image, record = synthesize(solid, zyx, energy_kev)
+        _, image, record = synthesize(solid, zyx, energy_kev, seed=seed)
         meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="synth", energy_kev=energy_kev,
                           materials={"0": "epoxy", "1": "gold"}, seed=seed, parameters=record)
         data, kwargs, _ = layer_data(Volume(image, meta), f"fast BSE {energy_kev:g} keV")
