@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--part", choices=("a", "b", "all"), default="all")
     ap.add_argument("--data-only", action="store_true")
     ap.add_argument("--reuse-models", action="store_true", help="evaluate the models already in OUT (no training)")
+    ap.add_argument("--patience", type=int, default=25, help="early-stopping patience in epochs (paper: 25)")
     ap.add_argument("--ship", action="store_true")
     args = ap.parse_args()
     import torch
@@ -139,8 +140,9 @@ def main() -> None:
     h = n // 2
     tr_src, tr_tgt = slice(0, h), slice(h, n)  # disjoint halves: unpaired
     arch = Architecture(gen_channels=args.channels, gen_depth=3, gen_blocks=1, disc_channels=32)
-    st = TrainSettings(epochs=args.epochs, patch=min(128, s), stride=64, seed=0)
-    res["settings"] = {"epochs": args.epochs, "channels": args.channels, "train_slices_per_domain": h,
+    st = TrainSettings(epochs=args.epochs, patch=min(128, s), stride=64, seed=0, early_stop_patience=args.patience)
+    res["settings"] = {"epochs": args.epochs, "early_stop_patience": args.patience, "channels": args.channels,
+                       "train_slices_per_domain": h,
                        "electrons_per_pixel": args.electrons}
 
     if args.part in ("a", "all"):
