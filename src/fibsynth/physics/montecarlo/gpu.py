@@ -587,9 +587,7 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
     ``tables`` a prebuilt :class:`TorchTables` (same device and dtype, materials from ``stack._materials``)."""
     import torch
 
-    from fibsynth.physics.montecarlo.engine import Detector, beam_direction
-    from fibsynth.physics.montecarlo.stack import FWHM_TO_SIGMA, _materials
-    from fibsynth.physics.montecarlo.tables import build_tables
+    from fibsynth.physics.montecarlo.stack import _materials, slice_beam, slice_tables
 
     if not isinstance(vol, torch.Tensor):
         vol = np.ascontiguousarray(vol, dtype=np.uint8)
@@ -604,23 +602,18 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
     mats, backing, repeat = _materials(settings)
     if int(np.prod(vol.shape)) and int(vol.max()) >= len(mats):
         raise FibsynthError(f"material index {int(vol.max())} in the volume, but only {len(mats)} materials")
-    det = Detector(e_min_kev=settings.detector_emin_kev, theta_min_deg=settings.detector_theta_min_deg,
-                   theta_max_deg=settings.detector_theta_max_deg)
-    cmin, cmax = det.cos_bounds()
-    by, bz = beam_direction(settings.incidence_deg)
-    sig = settings.probe_fwhm_nm * FWHM_TO_SIGMA
+    by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     npp = int(settings.electrons_per_pixel)
     with torch.inference_mode(), _threads(dev, threads):
-        tt = tables if tables is not None else TorchTables(
-            build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection), dev, dt)
+        tt = tables if tables is not None else TorchTables(slice_tables(settings, mats), dev, dt)
         geom = _Geometry(vol, dz, dy, dx, int(k), backing, repeat, dev)
         gen = torch.Generator(device=dev)
         gen.manual_seed(torch_seed(settings.seed, int(k), 0x51CE))
         _sync(dev)
         t0 = time.perf_counter()
         res = transport(geom, tt, total=ny * nx * npp, e0=float(settings.energy_kev), by=by, bz=bz,
-                        n_per_pixel=npp, sigma_x=sig, sigma_y=sig / bz, emin=float(settings.detector_emin_kev),
+                        n_per_pixel=npp, sigma_x=sig_x, sigma_y=sig_y, emin=float(settings.detector_emin_kev),
                         cmin=cmin, cmax=cmax, generator=gen, batch=batch, diagnostics=diagnostics)
         _sync(dev)
         seconds = time.perf_counter() - t0

@@ -73,26 +73,41 @@ def _materials(settings: StackSettings):
     return mats, backing, repeat
 
 
-def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
-                   tables: tuple | None = None) -> dict[str, Any]:
-    """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
-    material if given). Returns counts of all and detected BSE per pixel and the slice's histograms."""
-    from fibsynth.physics.montecarlo import kernel
-    from fibsynth.physics.montecarlo.engine import Detector, beam_direction
+def slice_tables(settings: StackSettings, mats: list):
+    """Transport tables for the stack's materials ``mats`` (from :func:`_materials`) with its physics settings;
+    the numba kernel takes ``.as_tuple()``, the torch path ``gpu.TorchTables``."""
     from fibsynth.physics.montecarlo.tables import build_tables
 
-    mats, backing, repeat = _materials(settings)
-    if tables is None:
-        tables = build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection).as_tuple()
+    return build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection)
+
+
+def slice_beam(settings: StackSettings) -> tuple[float, float, float, float, float, float]:
+    """(by, bz, sigma_x, sigma_y, cmin, cmax): beam direction, Gaussian probe widths on the face (the y width
+    stretched by the tilt) and the detector's bounds on the cosine to the column axis."""
+    from fibsynth.physics.montecarlo.engine import Detector, beam_direction
+
     det = Detector(e_min_kev=settings.detector_emin_kev, theta_min_deg=settings.detector_theta_min_deg,
                    theta_max_deg=settings.detector_theta_max_deg)
     cmin, cmax = det.cos_bounds()
     by, bz = beam_direction(settings.incidence_deg)
     sig = settings.probe_fwhm_nm * FWHM_TO_SIGMA
+    return by, bz, sig, sig / bz, cmin, cmax
+
+
+def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
+                   tables: tuple | None = None) -> dict[str, Any]:
+    """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
+    material if given). Returns counts of all and detected BSE per pixel and the slice's histograms."""
+    from fibsynth.physics.montecarlo import kernel
+
+    mats, backing, repeat = _materials(settings)
+    if tables is None:
+        tables = slice_tables(settings, mats).as_tuple()
+    by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     allc, detc, he, ha = kernel.run_slice(
         int(k), int(settings.electrons_per_pixel), int(settings.seed), float(settings.energy_kev), by, bz,
-        sig, sig / bz, np.ascontiguousarray(vol, dtype=np.uint8), dz, dy, dx, backing, repeat,
+        sig_x, sig_y, np.ascontiguousarray(vol, dtype=np.uint8), dz, dy, dx, backing, repeat,
         float(settings.detector_emin_kev), cmin, cmax, *tables,
     )
     return {"k": int(k), "all": allc, "detected": detc, "energy_hist": he, "angle_hist": ha}
@@ -221,10 +236,8 @@ def simulate_stack(
     with Progress(disable=not progress, transient=True) as prog:
         task = prog.add_task(f"mc stack ({len(todo)} slices to do)", total=n, completed=n - len(todo))
         if todo and scheduler is None and workers == 1:
-            from fibsynth.physics.montecarlo.tables import build_tables
-
             mats, _, _ = _materials(settings)
-            tabs = build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection)
+            tabs = slice_tables(settings, mats)
             if backend == "torch":
                 import torch
 
