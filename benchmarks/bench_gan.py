@@ -134,7 +134,7 @@ def main() -> None:
     mc = np.asarray(read_volume(mc_path).data)
     proj = np.asarray(read_volume(proj_path).data)
     mct = np.asarray(read_volume(mct_path).data)
-    res["mc_test_second_realisation"] = np.asarray(read_volume(mcr_path).data)
+    mcr = np.asarray(read_volume(mcr_path).data)
     projt = np.asarray(read_volume(projt_path).data)
     res["data"] = data_desc
     h = n // 2
@@ -146,7 +146,7 @@ def main() -> None:
                        "electrons_per_pixel": args.electrons}
 
     if args.part in ("a", "all"):
-        _part_a(args, out, res, proj, mc, projt, mct, tr_src, tr_tgt, st, arch)
+        _part_a(args, out, res, proj, mc, projt, mct, mcr, tr_src, tr_tgt, st, arch)
     if args.part in ("b", "all"):
         _part_b(args, out, res, mc, mct, tr_src, tr_tgt, st, arch)
     name = "results.json" if args.part == "all" else f"results_{args.part}.json"
@@ -154,12 +154,11 @@ def main() -> None:
     print(json.dumps(res, indent=1))
 
 
-def _part_a(args, out, res, proj, mc, projt, mct, tr_src, tr_tgt, st, arch):
+def _part_a(args, out, res, proj, mc, projt, mct, mcr, tr_src, tr_tgt, st, arch):
     from fibsynth.gan import Translator, train
 
     # (a) projection -> Monte Carlo
     ma = out / "model_proj2mc"
-    mcr = res.pop("mc_test_second_realisation")
     if not args.reuse_models:
         shutil.rmtree(ma, ignore_errors=True)
         t0 = time.perf_counter()
@@ -240,7 +239,6 @@ def _part_b(args, out, res, mc, mct, tr_src, tr_tgt, st, arch):
     real = stand_in_real(mc, lo, hi)
     real_test = stand_in_real(mct, lo, hi, seed=6)
     mb = out / "model_da"
-    res.pop("mc_test_second_realisation", None)
     if not args.reuse_models:
         shutil.rmtree(mb, ignore_errors=True)
         t0 = time.perf_counter()
