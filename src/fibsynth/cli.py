@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False, prog_name="fibsynth")
     except FibsynthError as exc:
-        click.echo(f"fibsynth: error: {exc}", err=True)
+        click.echo(f"fibsynth: error: {exc.cli_line()}", err=True)
         return 2
     except _NOARGS as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))

@@ -64,5 +64,5 @@ def test_hierarchical_chunked_equals_in_memory_and_seed_reproducible():
 
 
 def test_lower_must_be_finer_than_upper():
-    with pytest.raises(FibsynthError, match="lower-ligament-nm"):
+    with pytest.raises(FibsynthError, match="lower_ligament_nm"):
         hierarchical_config((8, 8, 8), 1.0, 10.0, 12.0, 0.5, 0.5)

@@ -175,10 +175,10 @@ def test_anisotropic_voxels_sample_one_physical_field():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(solid_fraction=1.0), "solid-fraction"),
-        (dict(solid_fraction=0.0), "solid-fraction"),
-        (dict(ligament_nm=1.5), "ligament-nm"),
-        (dict(ligament_nm=-3.0), "ligament-nm"),
+        (dict(solid_fraction=1.0), "solid_fraction"),
+        (dict(solid_fraction=0.0), "solid_fraction"),
+        (dict(ligament_nm=1.5), "ligament_nm"),
+        (dict(ligament_nm=-3.0), "ligament_nm"),
         (dict(waves=0), "waves"),
         (dict(shape=(0, 4, 4)), "shape"),
     ],

@@ -121,7 +121,7 @@ def _write_distributed(path: Path, model, chunks: tuple[int, ...], progress: boo
     from fibsynth.io import atomic_path, create_zarr, volume_format
 
     if volume_format(path) != "zarr":
-        raise FibsynthError("--scheduler/--workers need a .zarr output (workers write their blocks into it)", path)
+        raise FibsynthError("need a .zarr output (workers write their blocks into it)", path, param=("scheduler", "workers"))
     shape = tuple(model.shape)
     regions = _regions(shape, chunks)
     specs = model_specs(model)

@@ -47,14 +47,14 @@ class HierarchicalConfig(StrictModel):
     def _order(self) -> "HierarchicalConfig":
         if self.lower_ligament_nm >= self.upper_ligament_nm:
             raise FibsynthError(
-                f"--lower-ligament-nm ({self.lower_ligament_nm:g} nm) must be smaller than --upper-ligament-nm "
-                f"({self.upper_ligament_nm:g} nm)"
+                f"{self.lower_ligament_nm:g} nm must be smaller than upper_ligament_nm ({self.upper_ligament_nm:g} nm)",
+                param="lower_ligament_nm",
             )
         coarsest = max(self.voxel_size.zyx())
         if self.lower_ligament_nm < 2.0 * coarsest:
             raise FibsynthError(
-                f"--lower-ligament-nm: {self.lower_ligament_nm:g} nm is under 2 voxels (coarsest voxel edge "
-                f"{coarsest:g} nm); use smaller voxels"
+                f"{self.lower_ligament_nm:g} nm is under 2 voxels (coarsest voxel edge {coarsest:g} nm); use smaller voxels",
+                param="lower_ligament_nm",
             )
         return self
 

@@ -72,8 +72,9 @@ class LWMConfig(StrictModel):
         coarsest = max(self.voxel_size.zyx())
         if self.ligament_nm < 2.0 * coarsest:
             raise FibsynthError(
-                f"--ligament-nm: {self.ligament_nm:g} nm is under 2 voxels (coarsest voxel edge {coarsest:g} nm); "
-                "use a larger ligament or smaller voxels"
+                f"{self.ligament_nm:g} nm is under 2 voxels (coarsest voxel edge {coarsest:g} nm); "
+                "use a larger ligament or smaller voxels",
+                param="ligament_nm",
             )
         return self
 

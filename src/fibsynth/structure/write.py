@@ -31,8 +31,8 @@ def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None
     if fmt == "zarr":
         return write_chunked(path, model, chunks=chunks, progress=progress, scheduler=scheduler, workers=workers)
     if wants_cluster(scheduler, workers):
-        raise FibsynthError(f"--scheduler/--workers need a .zarr output (workers write their blocks into it); "
-                            f"got a {fmt} output", path)
+        raise FibsynthError(f"need a .zarr output (workers write their blocks into it); got a {fmt} output",
+                            path, param=("scheduler", "workers"))
     n = math.prod(model.shape)
     if n > IN_MEMORY_LIMIT_BYTES:
         raise FibsynthError(
