@@ -4,6 +4,7 @@ stage CLIs can import them without a circular import)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -26,8 +27,13 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def parse_range(text: str, option: str, *, minimum: float | None = None) -> list[float]:
-    """Parse ``START:STOP:STEP`` (STOP inclusive) or a single number into a list of floats."""
+MAX_RANGE_VALUES = 10_000  # a range option expands to at most this many values (each one is a computation)
+
+
+def parse_range(text: str, option: str, *, minimum: float | None = None,
+                max_values: int = MAX_RANGE_VALUES) -> list[float]:
+    """Parse ``START:STOP:STEP`` (STOP inclusive) or a single number into a list of floats (at most
+    ``max_values`` of them: counted before the list is built)."""
     parts = text.split(":")
     try:
         nums = [float(p) for p in parts]
@@ -39,7 +45,11 @@ def parse_range(text: str, option: str, *, minimum: float | None = None) -> list
         start, stop, step = nums
         if step <= 0 or stop < start:
             raise FibsynthError(f"{option}: need STEP > 0 and STOP >= START, got {text!r}")
+        if not all(math.isfinite(v) for v in nums):
+            raise FibsynthError(f"{option}: START, STOP and STEP must be finite, got {text!r}")
         n = int(round((stop - start) / step))
+        if n + 1 > max_values:
+            raise FibsynthError(f"{option}: {text!r} gives {n + 1} values; at most {max_values} are allowed")
         values = [start + i * step for i in range(n + 1) if start + i * step <= stop + 1e-9 * max(1.0, abs(stop))]
     else:
         raise FibsynthError(f"{option}: expected START:STOP:STEP or a number, got {text!r}")

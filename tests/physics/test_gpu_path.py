@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 from fibsynth.errors import FibsynthError  # noqa: E402
 from fibsynth.physics import elastic  # noqa: E402
 from fibsynth.physics.materials import get_material  # noqa: E402
-from fibsynth.physics.montecarlo import gpu  # noqa: E402
+from fibsynth.physics.montecarlo import backend_torch as gpu  # noqa: E402
 from fibsynth.physics.montecarlo.engine import Detector, bulk_eta, film_eta  # noqa: E402
 from fibsynth.physics.montecarlo.stack import StackSettings, simulate_slice  # noqa: E402
 from fibsynth.physics.montecarlo.tables import build_tables  # noqa: E402
@@ -236,7 +236,7 @@ def test_device_selection():
 
 def test_slice_reuses_uploaded_volume_and_tables():
     """A stack loop may upload the volume and tables once: same result, bit for bit, as from numpy input."""
-    from fibsynth.physics.montecarlo.stack import _materials
+    from fibsynth.physics.montecarlo.setup import stack_materials as _materials
 
     vol = _slice_volume()
     s = StackSettings(energy_kev=2.0, electrons_per_pixel=4, seed=3)

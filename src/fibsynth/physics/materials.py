@@ -140,8 +140,9 @@ LIBRARY: dict[str, str] = {
 _TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
 
 
-def parse_formula(formula: str, source: str = "material") -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """``C18H20O3`` -> ((6, 1, 8), (18, 20, 3)); repeated elements are merged."""
+def parse_formula(formula: str, param: str = "material") -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """``C18H20O3`` -> ((6, 1, 8), (18, 20, 3)); repeated elements are merged. Errors name ``param``."""
+    param = param_name(param)
     pos = 0
     counts: dict[int, float] = {}
     for m in _TOKEN.finditer(formula):
@@ -149,33 +150,40 @@ def parse_formula(formula: str, source: str = "material") -> tuple[tuple[int, ..
             break
         sym, num = m.group(1), m.group(2)
         if sym not in SYMBOLS:
-            raise FibsynthError(f"{source}: unknown element {sym!r} in {formula!r}")
+            raise FibsynthError(f"unknown element {sym!r} in {formula!r}", param=param)
         try:
             c = float(num) if num else 1.0
         except ValueError:
-            raise FibsynthError(f"{source}: bad count {num!r} in {formula!r}") from None
+            raise FibsynthError(f"bad count {num!r} in {formula!r}", param=param) from None
         if not c > 0:
-            raise FibsynthError(f"{source}: counts must be > 0 in {formula!r}")
+            raise FibsynthError(f"counts must be > 0 in {formula!r}", param=param)
         counts[SYMBOLS[sym]] = counts.get(SYMBOLS[sym], 0.0) + c
         pos = m.end()
     if pos != len(formula) or not counts:
         raise FibsynthError(
-            f"{source}: cannot parse {formula!r}; expected a library name ({', '.join(LIBRARY)}), an element "
-            "symbol, or FORMULA:DENSITY in g/cm^3 such as C18H20O3:1.16"
+            f"cannot parse {formula!r}; expected a library name ({', '.join(LIBRARY)}), an element "
+            "symbol, or FORMULA:DENSITY in g/cm^3 such as C18H20O3:1.16", param=param
         )
     if len(counts) > MAX_ELEMENTS_PER_MATERIAL:
-        raise FibsynthError(f"{source}: at most {MAX_ELEMENTS_PER_MATERIAL} elements per material ({formula!r})")
+        raise FibsynthError(f"at most {MAX_ELEMENTS_PER_MATERIAL} elements per material ({formula!r})", param=param)
     zs = tuple(sorted(counts))
     return zs, tuple(counts[z] for z in zs)
 
 
-def get_material(spec: str | Material, source: str = "material") -> Material:
-    """Resolve a material string (library name, element symbol or ``FORMULA:DENSITY``)."""
+def param_name(name: str) -> str:
+    """A Python parameter name; callers of the old API passed a flag (``"--film"``), mapped here to ``film``."""
+    return name[2:].replace("-", "_") if name.startswith("--") else name
+
+
+def get_material(spec: str | Material, param: str = "material") -> Material:
+    """Resolve a material string (library name, element symbol or ``FORMULA:DENSITY``); errors name the
+    Python parameter ``param`` (the CLI maps it to its flag)."""
+    param = param_name(param)
     if isinstance(spec, Material):
         return spec
     text = str(spec).strip()
     if not text:
-        raise FibsynthError(f"{source}: empty material")
+        raise FibsynthError("empty material", param=param)
     name = text
     if text.lower() in LIBRARY:
         name = text.lower()
@@ -185,15 +193,15 @@ def get_material(spec: str | Material, source: str = "material") -> Material:
         try:
             density = float(dens)
         except ValueError:
-            raise FibsynthError(f"{source}: density {dens!r} in {spec!r} is not a number (g/cm^3)") from None
+            raise FibsynthError(f"density {dens!r} in {spec!r} is not a number (g/cm^3)", param=param) from None
         if not (0 < density <= 30):
-            raise FibsynthError(f"{source}: density must be in (0, 30] g/cm^3 (got {dens} in {spec!r})")
-        zs, counts = parse_formula(formula.strip(), source)
+            raise FibsynthError(f"density must be in (0, 30] g/cm^3 (got {dens} in {spec!r})", param=param)
+        zs, counts = parse_formula(formula.strip(), param)
     else:
-        zs, counts = parse_formula(text, source)
+        zs, counts = parse_formula(text, param)
         if len(zs) != 1:
-            raise FibsynthError(f"{source}: compound {text!r} needs a density: write {text}:DENSITY (g/cm^3)")
+            raise FibsynthError(f"compound {text!r} needs a density: write {text}:DENSITY (g/cm^3)", param=param)
         density = natural_density(zs[0])
         if density is None:
-            raise FibsynthError(f"{source}: no reliable natural density for {text}; give {text}:DENSITY")
+            raise FibsynthError(f"no reliable natural density for {text}; give {text}:DENSITY", param=param)
     return Material(name=name, z=zs, count=counts, density=float(density))

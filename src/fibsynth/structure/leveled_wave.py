@@ -84,7 +84,7 @@ class LWMConfig(StrictModel):
 
 def wave_number(ligament_nm: float, solid_fraction: float) -> float:
     """Calibrated ``q0`` (rad/nm) that gives mean ligament diameter ``ligament_nm`` at ``solid_fraction``."""
-    from fibsynth.structure.calibration import ligament_factor
+    from fibsynth.structure.ligament_table import ligament_factor
 
     return 2.0 * math.pi * ligament_factor(solid_fraction) / ligament_nm
 
@@ -275,7 +275,7 @@ class LeveledWave:
 
     def parameters(self, include_waves: bool = True) -> dict:
         c = self.config
-        from fibsynth.structure.calibration import calibrated_range, ligament_factor
+        from fibsynth.structure.ligament_table import calibrated_range, ligament_factor
 
         p = {
             "method": "leveled-wave (Cahn 1965; Soyarslan et al. 2018)",

@@ -10,73 +10,71 @@ from typing import Optional
 import typer
 
 from fibsynth.cliutil import emit_json, parse_list, parse_range
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-_ELASTIC_HELP = ("Elastic scattering: mott (default: Dirac partial-wave Mott tables, = mott-pwa), browning (Browning et al. 1994 fit to Mott "
-                 "cross sections), mott-pwa (Dirac partial-wave tables) or rutherford (Joy's screened Rutherford).")
-_ELASTIC_MODELS = ("mott", "browning", "rutherford", "mott-pwa")
+from fibsynth.physics.elastic import MODELS as _ELASTIC_MODELS  # noqa: E402
 
+_ELASTIC_HELP = (f"Elastic scattering, one of {', '.join(_ELASTIC_MODELS)}: mott (default: Dirac partial-wave Mott "
+                 "tables, = mott-pwa), browning (Browning et al. 1994 fit to Mott cross sections), mott-pwa (Dirac "
+                 "partial-wave tables) or rutherford (Joy's screened Rutherford).")
 
 _BINARY_HELP = ("Binary collisions with atomic electrons (inelastic deflection + straggling, restricted Joy-Luo "
                 "stopping); --no-binary-collisions gives the elastic-only CSDA model.")
 
+# Python parameters (and settings fields) whose flag is not the default --param-name
+_FLAGS = {
+    "inelastic_deflection": "--binary-collisions",
+    "physics.inelastic_deflection": "--binary-collisions",
+    "physics.elastic": "--elastic",
+    "physics.cutoff_kev": "--cutoff-kev",
+    "physics.angular_sampling": "--elastic",
+    "e_min_kev": "--detector-emin-kev",
+    "theta_min_deg": "--detector-theta-min",
+    "theta_max_deg": "--detector-theta-max",
+    "detector": "--detector-theta-min/--detector-theta-max",
+    "detector.e_min_kev": "--detector-emin-kev",
+    "detector.theta_min_deg": "--detector-theta-min",
+    "detector.theta_max_deg": "--detector-theta-max",
+    "beam.energy_kev": "--energy-kev",
+    "beam.incidence_deg": "--incidence-deg",
+    "beam.probe_fwhm_nm": "--probe-nm",
+    "probe_fwhm_nm": "--probe-nm",
+    "shot_noise_dose": "--shot-noise-dose",
+    "out": "OUT",
+    "structure": "STRUCTURE",
+}
+
 
 def _physics(elastic: str, cutoff_kev: float, binary: bool = True):
-    from fibsynth.physics.montecarlo.engine import Physics
+    from fibsynth.physics.montecarlo.settings import Physics
 
-    if elastic not in _ELASTIC_MODELS:
-        raise FibsynthError(f"--elastic must be one of {', '.join(_ELASTIC_MODELS)} (got {elastic!r})")
-    if not (0.02 <= cutoff_kev <= 1.0):
-        raise FibsynthError(f"--cutoff-kev must be in [0.02, 1] keV (got {cutoff_kev})")
-    return Physics(elastic=elastic, cutoff_kev=cutoff_kev, inelastic_deflection=binary)
+    return Physics.build(None, elastic=elastic, cutoff_kev=cutoff_kev, inelastic_deflection=binary)
 
 
 def _detector(e_min_kev: float, theta_min: float, theta_max: float):
-    from fibsynth.physics.montecarlo.engine import Detector
+    from fibsynth.physics.montecarlo.settings import Detector
 
-    if not (0 <= e_min_kev <= 30):
-        raise FibsynthError(f"--detector-emin-kev must be in [0, 30] keV (got {e_min_kev})")
-    for name, v in (("--detector-theta-min", theta_min), ("--detector-theta-max", theta_max)):
-        if not (0 <= v <= 180):
-            raise FibsynthError(f"{name} must be in [0, 180] degrees (got {v})")
-    if theta_max < theta_min:
-        raise FibsynthError("--detector-theta-max must be >= --detector-theta-min")
-    return Detector(e_min_kev=e_min_kev, theta_min_deg=theta_min, theta_max_deg=theta_max)
+    return Detector.build(None, e_min_kev=e_min_kev, theta_min_deg=theta_min, theta_max_deg=theta_max)
 
 
-def _check_electrons(n: int, option: str = "--electrons", maximum: int = 10**10) -> int:
-    if not (1 <= n <= maximum):
-        raise FibsynthError(f"{option} must be in [1, {maximum}] (got {n})")
-    return n
-
-
-def _check_seed(seed: int) -> int:
-    if not (0 <= seed < 2**63):
-        raise FibsynthError(f"--seed must be in [0, 2^63) (got {seed})")
-    return seed
-
-
-def _material(spec: str, option: str):
-    from fibsynth.physics.materials import get_material
-
-    return get_material(spec, option)
-
-
-def _backend(backend: str, device: str, numba_fn, torch_name: str):
-    """The run function for ``--backend``: the numba engine, or the torch path bound to ``--device``."""
+def _check_backend(backend: str, device: str, *, workers: int = 1, scheduler: str | None = None) -> None:
+    """The --backend / --device / --workers combination (CLI wording; the library checks the same in its terms)."""
     if backend not in ("numba", "torch"):
         raise FibsynthError(f"--backend must be numba or torch (got {backend!r})")
-    if backend == "numba":
-        if device != "auto":
-            raise FibsynthError("--device applies to --backend torch only")
-        return numba_fn
-    import functools
+    if backend == "numba" and device != "auto":
+        raise FibsynthError("--device applies to --backend torch only")
+    if backend == "torch" and (scheduler is not None or workers != 1):
+        raise FibsynthError("--backend torch runs in one process: use --workers 1 and no --scheduler")
 
-    from fibsynth.physics.montecarlo import gpu
 
-    return functools.partial(getattr(gpu, torch_name), device=None if device == "auto" else device)
+def _table_out(out: Path) -> None:
+    """--out of a table command: a file whose suffix is not a volume format, never an existing folder."""
+    if out.is_dir():
+        raise FibsynthError(f"{out} is a folder: give a file name for the CSV table (e.g. {out / 'eta.csv'})")
+    if out.suffix.lower() in (".tif", ".tiff", ".zarr", ".npy", ".png", ".jpg", ".bmp", ".json", ".yaml", ".yml"):
+        raise FibsynthError(f"--out {out}: writes a CSV table; use a .csv (or .txt) name, not {out.suffix}")
 
 
 @app.command("bulk")
@@ -97,14 +95,14 @@ def bulk(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Backscatter coefficient of a bulk target (binomial standard error sqrt(eta(1-eta)/N))."""
-    from fibsynth.physics.montecarlo.engine import bulk_eta, check_energy
+    from fibsynth.physics.montecarlo.engine import bulk_eta
 
-    check_energy(energy_kev)
-    mat = _material(material, "--material")
-    run = _backend(backend, device, bulk_eta, "bulk_eta_torch")
-    res = run(mat, energy_kev, _check_electrons(electrons), seed=_check_seed(seed),
-              physics=_physics(elastic, cutoff_kev, binary), detector=_detector(det_emin, det_tmin, det_tmax),
-              incidence_deg=incidence_deg)
+    register_flag_names(**_FLAGS)
+    _check_backend(backend, device)
+    res = bulk_eta(material, energy_kev, electrons, seed=seed, physics=_physics(elastic, cutoff_kev, binary),
+                   detector=_detector(det_emin, det_tmin, det_tmax), incidence_deg=incidence_deg, backend=backend,
+                   device=None if device == "auto" else device)
+    mat = res.parameters["substrate"]
     out = {"eta": res.eta, "eta_std": res.eta_std, "electrons": res.electrons,
            "electrons_per_second": res.electrons_per_second}
     if (det_emin, det_tmin, det_tmax) != (0.0, 0.0, 180.0):
@@ -112,7 +110,7 @@ def bulk(
     if as_json:
         emit_json(out)
     else:
-        typer.echo(f"{mat.describe()} at {energy_kev:g} keV: eta = {res.eta:.4f} +- {res.eta_std:.4f} "
+        typer.echo(f"{mat} at {energy_kev:g} keV: eta = {res.eta:.4f} +- {res.eta_std:.4f} "
                    f"({res.electrons} electrons, {res.electrons_per_second:.0f} electrons/s)")
         if "detected" in out:
             typer.echo(f"detected fraction = {res.detected_fraction:.4f} +- {res.detected_std:.4f}")
@@ -138,16 +136,19 @@ def layers(
     from rich.progress import Progress
 
     from fibsynth.io import atomic_path
-    from fibsynth.physics.montecarlo.engine import check_energy, film_eta
+    from fibsynth.physics.materials import get_material
+    from fibsynth.physics.montecarlo.engine import film_eta
+    from fibsynth.physics.montecarlo.settings import check_energy
 
+    register_flag_names(**_FLAGS)
+    _table_out(out)
+    _check_backend(backend, device)
     ts = parse_range(thickness_nm, "--thickness-nm", minimum=0.0)
     es = [check_energy(e) for e in parse_list(energy_kev, "--energy-kev")]
-    fm = _material(film, "--film")
-    sm = _material(substrate, "--substrate")
+    fm = get_material(film, "film")
+    sm = get_material(substrate, "substrate")
     phys = _physics(elastic, cutoff_kev, binary)
-    film_run = _backend(backend, device, film_eta, "film_eta_torch")
-    _check_electrons(electrons)
-    _check_seed(seed)
+    dev = None if device == "auto" else device
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["energy_kev", "film", "substrate", "thickness_nm", "eta", "eta_std"])
@@ -155,8 +156,8 @@ def layers(
         task = prog.add_task("mc layers", total=len(ts) * len(es))
         for i, e in enumerate(es):
             for j, t in enumerate(ts):
-                r = film_run(fm, sm, t, e, electrons, seed=seed, physics=phys, incidence_deg=incidence_deg,
-                             stream=i * 100003 + j)
+                r = film_eta(fm, sm, t, e, electrons, seed=seed, physics=phys, incidence_deg=incidence_deg,
+                             stream=i * 100003 + j, backend=backend, device=dev)
                 w.writerow([f"{e:g}", film, substrate, f"{t:g}", f"{r.eta:.6f}", f"{r.eta_std:.6f}"])
                 prog.advance(task)
     with atomic_path(out) as tmp:
@@ -194,15 +195,23 @@ def stack(
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Simulate a FIB-SEM backscatter image stack of a binary structure, slice by slice."""
-    from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack_cli
+    from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
+    from fibsynth.physics.montecarlo.stack import simulate_stack_file
 
+    register_flag_names(**_FLAGS)
+    _check_backend(backend, device, workers=workers, scheduler=scheduler)
     settings = StackSettings.build(
         None,
-        energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=solid, pore=pore, backing=backing,
-        incidence_deg=incidence_deg, probe_fwhm_nm=probe_nm, seed=seed, elastic=elastic, cutoff_kev=cutoff_kev,
-        inelastic_deflection=binary, detector_emin_kev=det_emin, detector_theta_min_deg=det_tmin, detector_theta_max_deg=det_tmax,
-        shot_noise_dose=dose,
+        beam=Beam.build(None, energy_kev=energy_kev, incidence_deg=incidence_deg, probe_fwhm_nm=probe_nm),
+        physics=_physics(elastic, cutoff_kev, binary),
+        detector=_detector(det_emin, det_tmin, det_tmax),
+        geometry=StackGeometry(solid=solid, pore=pore, backing=backing),
+        electrons_per_pixel=electrons_per_pixel, seed=seed, shot_noise_dose=dose,
     )
-    simulate_stack_cli(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,
-                       scheduler=scheduler, workers=workers, resume=resume, backend=backend,
-                       device=None if device == "auto" else device)
+    res = simulate_stack_file(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,
+                              scheduler=scheduler, workers=workers, resume=resume, backend=backend,
+                              device=None if device == "auto" else device, progress=True)
+    k0, k1 = res["slices"]
+    typer.echo(f"wrote {res['out']} and {res['std']} (slices {k0}:{k1}, {res['simulated']} simulated in "
+               f"{res['seconds']:.1f} s)", err=True)
+

@@ -15,100 +15,56 @@ epoxy-filled pores and backscattering from gold behind them (shine-through) come
   (``<OUT>_std``). With ``shot_noise_dose`` D > 0 the image is Poisson(D p) / D instead (a real dose).
 * Slices are independent and seeded by (seed, slice, pixel, electron): any partition over threads, processes
   or machines gives the same stack. Results go slice by slice into a work store ``<OUT>.mcwork.zarr``;
-  ``resume`` skips slices already there. OUT itself is written atomically at the end.
+  ``resume`` skips slices already there (the store is keyed on the settings, the slices and a hash of the
+  structure's content, so a store made from another structure is refused). A lock file ``<OUT>.mcwork.lock``
+  keeps a second run on the same output from touching the first one's store. OUT itself is written atomically
+  at the end.
+
+Settings: :class:`~fibsynth.physics.montecarlo.settings.StackSettings` (beam, physics, detector, geometry).
+Set-up and tables: :mod:`~fibsynth.physics.montecarlo.setup`, shared by the numba kernel (here) and the torch
+backend (``backend_torch.simulate_slice_torch``). No output to the terminal: progress goes to a callback.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-from pydantic import Field
 
-from fibsynth.config import StrictModel, VoxelSize
+from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
+from fibsynth.physics.montecarlo.settings import FWHM_TO_SIGMA, StackSettings  # noqa: F401 (re-exported)
+from fibsynth.physics.montecarlo.setup import check_backend, slice_beam, slice_record, slice_tables, stack_materials
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+# old private name, kept for one release (``stack._materials`` was imported by the torch path and tests)
+_materials = stack_materials
 
-
-class StackSettings(StrictModel):
-    energy_kev: float = Field(ge=0.2, le=30.0)
-    electrons_per_pixel: int = Field(ge=1, le=10**8)
-    solid: str = "gold"
-    pore: str = "epoxy"
-    backing: str = "pore"
-    incidence_deg: float = Field(38.0, ge=0.0, le=85.0)
-    probe_fwhm_nm: float = Field(0.0, ge=0.0, le=1e4)
-    seed: int = Field(0, ge=0, lt=2**63)
-    elastic: str = Field("mott", pattern="^(mott|browning|rutherford|mott-pwa)$")
-    cutoff_kev: float = Field(0.05, ge=0.02, le=1.0)
-    inelastic_deflection: bool = True
-    detector_emin_kev: float = Field(0.0, ge=0.0, le=30.0)
-    detector_theta_min_deg: float = Field(0.0, ge=0.0, le=180.0)
-    detector_theta_max_deg: float = Field(180.0, ge=0.0, le=180.0)
-    shot_noise_dose: float = Field(0.0, ge=0.0)
-
-
-def _materials(settings: StackSettings):
-    from fibsynth.physics.materials import get_material
-
-    mats = [get_material(settings.pore, "--pore"), get_material(settings.solid, "--solid")]
-    repeat = False
-    if settings.backing == "pore":
-        backing = 0
-    elif settings.backing == "solid":
-        backing = 1
-    elif settings.backing == "repeat":
-        backing, repeat = 0, True
-    else:
-        mats.append(get_material(settings.backing, "--backing"))
-        backing = 2
-    return mats, backing, repeat
-
-
-def slice_tables(settings: StackSettings, mats: list):
-    """Transport tables for the stack's materials ``mats`` (from :func:`_materials`) with its physics settings;
-    the numba kernel takes ``.as_tuple()``, the torch path ``gpu.TorchTables``."""
-    from fibsynth.physics.montecarlo.tables import build_tables
-
-    return build_tables(mats, settings.elastic, settings.cutoff_kev, inelastic=settings.inelastic_deflection)
-
-
-def slice_beam(settings: StackSettings) -> tuple[float, float, float, float, float, float]:
-    """(by, bz, sigma_x, sigma_y, cmin, cmax): beam direction, Gaussian probe widths on the face (the y width
-    stretched by the tilt) and the detector's bounds on the cosine to the column axis."""
-    from fibsynth.physics.montecarlo.engine import Detector, beam_direction
-
-    det = Detector(e_min_kev=settings.detector_emin_kev, theta_min_deg=settings.detector_theta_min_deg,
-                   theta_max_deg=settings.detector_theta_max_deg)
-    cmin, cmax = det.cos_bounds()
-    by, bz = beam_direction(settings.incidence_deg)
-    sig = settings.probe_fwhm_nm * FWHM_TO_SIGMA
-    return by, bz, sig, sig / bz, cmin, cmax
+Progress = Callable[[int, int], None]  # progress(done, total) after every finished slice
 
 
 def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
                    tables: tuple | None = None) -> dict[str, Any]:
     """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
-    material if given). Returns counts of all and detected BSE per pixel and the slice's histograms."""
+    material if given) on the numba backend. Returns counts of all and detected BSE per pixel and the slice's
+    histograms."""
     from fibsynth.physics.montecarlo import kernel
 
-    mats, backing, repeat = _materials(settings)
+    mats, backing, repeat = stack_materials(settings)
     if tables is None:
         tables = slice_tables(settings, mats).as_tuple()
     by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     allc, detc, he, ha = kernel.run_slice(
-        int(k), int(settings.electrons_per_pixel), int(settings.seed), float(settings.energy_kev), by, bz,
+        int(k), int(settings.electrons_per_pixel), int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, np.ascontiguousarray(vol, dtype=np.uint8), dz, dy, dx, backing, repeat,
-        float(settings.detector_emin_kev), cmin, cmax, *tables,
+        float(settings.detector.e_min_kev), cmin, cmax, *tables,
     )
     return {"k": int(k), "all": allc, "detected": detc, "energy_hist": he, "angle_hist": ha}
 
@@ -130,9 +86,108 @@ def _task(vol, voxel_zyx, k, settings_json):
     return simulate_slice(vol, voxel_zyx, k, settings)
 
 
-def _settings_key(settings: StackSettings, shape, voxel_zyx, k0, k1) -> str:
-    blob = json.dumps([settings.model_dump(mode="json"), list(shape), list(voxel_zyx), k0, k1], sort_keys=True)
+def structure_digest(vol: np.ndarray) -> str:
+    """SHA-256 of a structure's content (shape, dtype and bytes): the resume key holds it."""
+    a = np.ascontiguousarray(vol)
+    h = hashlib.sha256(json.dumps([list(a.shape), str(a.dtype)]).encode())
+    flat = a.reshape(-1)
+    step = 1 << 24
+    for i in range(0, flat.size, step):
+        h.update(flat[i : i + step].tobytes())
+    return h.hexdigest()
+
+
+def _settings_key(settings: StackSettings, vol: np.ndarray, voxel_zyx, k0, k1) -> str:
+    blob = json.dumps([settings.model_dump(mode="json"), structure_digest(vol), list(voxel_zyx), k0, k1],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def work_path(out: Path) -> Path:
+    """The work store of output ``out``: ``<OUT>.mcwork.zarr``."""
+    return Path(str(out) + ".mcwork.zarr")
+
+
+def _lock_path(work: Path) -> Path:
+    w = Path(work)
+    return w.with_name(w.name.removesuffix(".zarr") + ".lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class WorkLock:
+    """An exclusive lock on a work store (a file created with O_EXCL holding host and pid). A lock left by a
+    dead process on this host is taken over; a live one (or one from another host) refuses the second run."""
+
+    def __init__(self, work: Path):
+        self.path = _lock_path(work)
+        self.held = False
+
+    def __enter__(self) -> "WorkLock":
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    host, pid = self.path.read_text().split()
+                    stale = host == socket.gethostname() and not _pid_alive(int(pid))
+                except (OSError, ValueError):
+                    stale = False
+                if not stale:
+                    raise FibsynthError(
+                        f"another mc stack run is writing this output ({self.path} is held); wait for it, or "
+                        "remove the lock file if that run is gone", param="out") from None
+                self.path.unlink(missing_ok=True)
+                continue
+            except OSError as exc:
+                raise FibsynthError(f"cannot create the work-store lock {self.path}: {exc.strerror}",
+                                    param="out") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise FibsynthError(f"cannot take the work-store lock {self.path}", param="out")
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _is_work_store(path: Path) -> bool:
+    """A folder that fibsynth wrote as a work store (a Zarr group with our key), safe to replace."""
+    try:
+        import zarr
+
+        g = zarr.open_group(str(path), mode="r")
+        return "key" in g.attrs and "done" in g
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+
+
+def _rich_progress(description: str) -> tuple[Progress, Callable[[], None]]:
+    from rich.progress import Progress as RichProgress
+
+    bar = RichProgress(transient=True)
+    bar.start()
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done)
+
+    return update, bar.stop
 
 
 def simulate_stack(
@@ -145,7 +200,7 @@ def simulate_stack(
     resume: bool = False,
     scheduler: str | None = None,
     workers: int = 1,
-    progress: bool = True,
+    progress: bool | Progress = True,
     backend: str = "numba",
     device: str | None = None,
 ) -> dict[str, Any]:
@@ -154,56 +209,108 @@ def simulate_stack(
     ``workers == 1`` and no ``scheduler``: in-process, numba threads over the pixels of each slice. Otherwise a
     dask cluster (``scheduler`` address, or a local cluster of ``workers`` single-threaded processes; 0 = one
     per CPU) runs one task per slice. With ``work`` the slices are stored as they finish (Zarr), and ``resume``
-    skips those already stored. Returns the image and std stacks and the summed histograms.
+    skips those already stored; the store is locked for the run (a second run on it is refused) and keyed on
+    the settings, the slices and the structure's content. Returns the image and std stacks and the summed
+    histograms.
 
-    ``backend="torch"`` runs the vectorised PyTorch transport (``montecarlo/gpu.py``, same physics and tables) in
-    this process on ``device`` (``None``/``"auto"``: CUDA when available, else the CPU); it does not combine with
-    dask workers (one GPU serves the whole stack).
+    ``progress``: a callable ``progress(done, total)`` called after every slice, ``True`` for a transient rich
+    progress bar on the terminal, ``False`` for nothing.
+
+    ``backend="torch"`` runs the vectorised PyTorch transport (``montecarlo/backend_torch.py``, same physics,
+    set-up and tables) in this process on ``device`` (``None``/``"auto"``: CUDA when available, else the CPU);
+    it does not combine with dask workers (one GPU serves the whole stack).
     """
-    import zarr
-    from rich.progress import Progress
-
-    if backend not in ("numba", "torch"):
-        raise FibsynthError(f"--backend must be numba or torch (got {backend!r})")
+    check_backend(backend, device)
+    if workers < 0:
+        raise FibsynthError(f"must be >= 0 (got {workers})", param="workers")
     if backend == "torch" and (scheduler is not None or workers != 1):
-        raise FibsynthError("--backend torch runs in one process: use --workers 1 and no --scheduler")
-    if backend == "numba" and device not in (None, "auto"):
-        raise FibsynthError("--device applies to --backend torch only")
+        raise FibsynthError("the torch backend runs in one process: workers must be 1 and no scheduler",
+                            param=("backend", "workers"))
     vol = np.ascontiguousarray(structure, dtype=np.uint8)
     if vol.ndim != 3:
-        raise FibsynthError(f"structure must be 3-D (z, y, x), got shape {vol.shape}")
+        raise FibsynthError(f"must be 3-D (z, y, x), got shape {vol.shape}", param="structure")
     if vol.size and vol.max() > 1:
-        raise FibsynthError("structure must be binary (0 = pore, 1 = solid)")
+        raise FibsynthError("must be binary (0 = pore, 1 = solid)", param="structure")
     nz, ny, nx = vol.shape
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
-        raise FibsynthError(f"--slices: need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})")
-    _materials(settings)  # validate material strings early
-    if settings.backing not in ("pore", "solid", "repeat"):
-        vol = vol.copy()  # ids 0/1 only; backing is index 2 in the tables
+        raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
+    stack_materials(settings)  # validate material strings early
     voxel_zyx = voxel.zyx()
-    n = k1 - k0
+    key = _settings_key(settings, vol, voxel_zyx, k0, k1)
+    if callable(progress):
+        report, stop = progress, (lambda: None)
+    elif progress:
+        report, stop = _rich_progress("mc stack")
+    else:
+        report, stop = (lambda done, total: None), (lambda: None)
+    try:
+        if work is None:
+            return _run(vol, voxel_zyx, settings, k0, k1, key, None, resume, scheduler, workers, report,
+                        backend, device)
+        with WorkLock(Path(work)):
+            return _run(vol, voxel_zyx, settings, k0, k1, key, Path(work), resume, scheduler, workers, report,
+                        backend, device)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        # Ctrl-C that landed inside numba's compiler or a dask worker arrives wrapped in another error: it is
+        # still an interruption (the work store keeps the finished slices)
+        if _caused_by_interrupt(exc):
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        stop()
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt) or "KeyboardInterrupt" in type(e).__name__:
+            return True
+        if "KeyboardInterrupt" in str(e).splitlines()[0] if str(e) else False:
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _open_store(work: Path, key: str, resume: bool, n: int, ny: int, nx: int):
+    import zarr
+
     from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
 
-    key = _settings_key(settings, vol.shape, voxel_zyx, k0, k1)
-    store = None
-    if work is not None:
-        if resume and Path(work).exists():
-            store = zarr.open_group(str(work), mode="r+")
-            if store.attrs.get("key") != key:
-                raise FibsynthError(
-                    "--resume: the work store was made with other settings, structure or slices; "
-                    "remove it or drop --resume", work)
-        else:
-            if Path(work).exists():
-                shutil.rmtree(work)
-            store = zarr.open_group(str(work), mode="w", zarr_format=2)
-            store.attrs["key"] = key
-            store.create_array("eta", shape=(n, ny, nx), chunks=(1, ny, nx), dtype="f4", fill_value=0)
-            store.create_array("std", shape=(n, ny, nx), chunks=(1, ny, nx), dtype="f4", fill_value=0)
-            store.create_array("ehist", shape=(n, NE_BINS), chunks=(1, NE_BINS), dtype="i8", fill_value=0)
-            store.create_array("ahist", shape=(n, NA_BINS), chunks=(1, NA_BINS), dtype="i8", fill_value=0)
-            store.create_array("done", shape=(n,), chunks=(n,), dtype="u1", fill_value=0)
+    if resume and work.exists():
+        if not _is_work_store(work):
+            raise FibsynthError(f"{work} is not an mc stack work store; remove it or drop resume", param="resume")
+        store = zarr.open_group(str(work), mode="r+")
+        if store.attrs.get("key") != key:
+            raise FibsynthError(
+                "the work store was made with other settings, structure or slices; remove it or drop resume",
+                work, param="resume")
+        return store
+    if work.exists():
+        if not _is_work_store(work):
+            raise FibsynthError(f"{work} exists and is not an mc stack work store: it is left alone; move it away",
+                                param="out")
+        shutil.rmtree(work)
+    store = zarr.open_group(str(work), mode="w", zarr_format=2)
+    store.create_array("eta", shape=(n, ny, nx), chunks=(1, ny, nx), dtype="f4", fill_value=0)
+    store.create_array("std", shape=(n, ny, nx), chunks=(1, ny, nx), dtype="f4", fill_value=0)
+    store.create_array("ehist", shape=(n, NE_BINS), chunks=(1, NE_BINS), dtype="i8", fill_value=0)
+    store.create_array("ahist", shape=(n, NA_BINS), chunks=(1, NA_BINS), dtype="i8", fill_value=0)
+    store.create_array("done", shape=(n,), chunks=(n,), dtype="u1", fill_value=0)
+    store.attrs["key"] = key  # last: a store without its key is incomplete and is replaced, never resumed
+    return store
+
+
+def _run(vol, voxel_zyx, settings, k0, k1, key, work, resume, scheduler, workers, report, backend, device):
+    from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
+
+    nz, ny, nx = vol.shape
+    n = k1 - k0
+    store = _open_store(work, key, resume, n, ny, nx) if work is not None else None
     eta = np.zeros((n, ny, nx), np.float32)
     std = np.zeros((n, ny, nx), np.float32)
     ehist = np.zeros((n, NE_BINS), np.int64)
@@ -217,8 +324,10 @@ def simulate_stack(
             ehist[i] = store["ehist"][i]
             ahist[i] = store["ahist"][i]
         todo = [k for k in todo if not done[k - k0]]
+    finished = n - len(todo)
 
     def finish(res):
+        nonlocal finished
         i = res["k"] - k0
         eta[i], std[i] = _slice_image(res, settings)
         ehist[i] = res["energy_hist"]
@@ -231,52 +340,30 @@ def simulate_stack(
             d = store["done"][:]
             d[i] = 1
             store["done"][:] = d
+        finished += 1
+        report(finished, n)
 
     t0 = time.perf_counter()
-    with Progress(disable=not progress, transient=True) as prog:
-        task = prog.add_task(f"mc stack ({len(todo)} slices to do)", total=n, completed=n - len(todo))
-        if todo and scheduler is None and workers == 1:
-            mats, _, _ = _materials(settings)
-            tabs = slice_tables(settings, mats)
-            if backend == "torch":
-                import torch
+    report(finished, n)
+    if todo and scheduler is None and workers == 1:
+        mats, _, _ = stack_materials(settings)
+        tabs = slice_tables(settings, mats)
+        if backend == "torch":
+            import torch
 
-                from fibsynth.physics.montecarlo import gpu
+            from fibsynth.physics.montecarlo import backend_torch as bt
 
-                dev = gpu.pick_device(device)
-                vol_t = torch.as_tensor(vol, device=dev)
-                tt = gpu.TorchTables(tabs, dev, torch.float32)
-                for k in todo:
-                    finish(gpu.simulate_slice_torch(vol_t, voxel_zyx, k, settings, device=dev, tables=tt))
-                    prog.advance(task)
-            else:
-                tables = tabs.as_tuple()
-                for k in todo:
-                    finish(simulate_slice(vol, voxel_zyx, k, settings, tables))
-                    prog.advance(task)
-        elif todo:
-            from dask.distributed import Client, LocalCluster, as_completed
-
-            cluster = None
-            if scheduler is not None:
-                client = Client(scheduler)
-            else:
-                nw = workers if workers > 0 else (os.cpu_count() or 1)
-                cluster = LocalCluster(n_workers=min(nw, len(todo)), processes=True, threads_per_worker=1,
-                                       dashboard_address=None)
-                client = Client(cluster)
-            try:
-                [fvol] = client.scatter([vol], broadcast=True)
-                sj = settings.model_dump_json()
-                futs = [client.submit(_task, fvol, voxel_zyx, k, sj, key=f"mc-slice-{key}-{k}", pure=False)
-                        for k in todo]
-                for fut in as_completed(futs):
-                    finish(fut.result())
-                    prog.advance(task)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            dev = bt.pick_device(device)
+            vol_t = torch.as_tensor(vol, device=dev)
+            tt = bt.TorchTables(tabs, dev, torch.float32)
+            for k in todo:
+                finish(bt.simulate_slice_torch(vol_t, voxel_zyx, k, settings, device=dev, tables=tt))
+        else:
+            tables = tabs.as_tuple()
+            for k in todo:
+                finish(simulate_slice(vol, voxel_zyx, k, settings, tables))
+    elif todo:
+        _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish)
     return {
         "eta": eta,
         "std": std,
@@ -288,6 +375,45 @@ def simulate_stack(
     }
 
 
+def _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish) -> None:
+    import logging
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is not None:
+        client = Client(scheduler)
+    else:
+        nw = workers if workers > 0 else (os.cpu_count() or 1)
+        cluster = LocalCluster(n_workers=min(nw, len(todo)), processes=True, threads_per_worker=1,
+                               dashboard_address=None)
+        client = Client(cluster)
+    interrupted = False
+    try:
+        [fvol] = client.scatter([vol], broadcast=True)
+        sj = settings.model_dump_json()
+        futs = [client.submit(_task, fvol, voxel_zyx, k, sj, key=f"mc-slice-{key}-{k}", pure=False) for k in todo]
+        for fut in as_completed(futs):
+            finish(fut.result())
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if interrupted:
+            # the workers get the same SIGINT from the terminal and die with tracebacks of their own; their
+            # nanny / scheduler loggers would print them while the cluster shuts down: silence them
+            for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler",
+                         "distributed.core", "distributed.comm", "tornado", "asyncio"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        except Exception:  # noqa: BLE001 - closing a cluster whose workers were interrupted
+            if not interrupted:
+                raise
+
+
 def std_path(out: Path) -> Path:
     out = Path(out)
     suffix = "".join(out.suffixes[-1:]) if out.suffix else ""
@@ -295,32 +421,68 @@ def std_path(out: Path) -> Path:
     return out.with_name(f"{stem}_std{suffix}")
 
 
-def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None,
-                       voxel_nm: float | None, slice_nm: float | None, scheduler: str | None, workers: int,
-                       resume: bool, backend: str = "numba", device: str | None = None) -> None:
+def parse_slices(text: str | None, nz: int) -> tuple[int, int]:
+    """``"K0:K1"`` -> (K0, K1); ``None`` -> the whole stack."""
+    if not text:
+        return 0, nz
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise FibsynthError(f"expected K0:K1, got {text!r}", param="slices") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_stack_output(structure_path: Path, out: Path) -> None:
+    """What can be checked about a stack's output before any work: format (suffix), output (or its ``_std``
+    companion) equal to the input, output folder present."""
+    from fibsynth.io import volume_format
+
+    structure_path, out = Path(structure_path), Path(out)
+    volume_format(out)  # unknown suffix: one line, before the simulation
+    for o in (out, std_path(out)):
+        if _same_file(o, structure_path):
+            raise FibsynthError(f"{o} is the input structure: choose another output", param="out")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FibsynthError("output folder does not exist", parent, param="out")
+
+
+def simulate_stack_file(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None = None,
+                        voxel_nm: float | None = None, slice_nm: float | None = None,
+                        scheduler: str | None = None, workers: int = 1, resume: bool = False,
+                        backend: str = "numba", device: str | None = None,
+                        progress: bool | Progress = False) -> dict[str, Any]:
+    """Read a structure file, simulate its stack (work store ``<OUT>.mcwork.zarr``) and write ``out`` and its
+    ``_std`` companion with their metadata. Returns a summary (slices, simulated, seconds, paths)."""
     from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
 
+    structure_path, out = Path(structure_path), Path(out)
+    check_backend(backend, device)
+    check_stack_output(structure_path, out)
     vol = read_structure(structure_path)
     data = np.asarray(vol.data)
     voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure_path)
-    if workers < 0:
-        raise FibsynthError(f"--workers must be >= 0 (got {workers})")
-    k0, k1 = 0, data.shape[0]
-    if slices:
-        parts = slices.split(":")
-        try:
-            k0, k1 = int(parts[0]), int(parts[1])
-            if len(parts) != 2:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise FibsynthError(f"--slices: expected K0:K1, got {slices!r}") from None
-    work = Path(str(out) + ".mcwork.zarr")
+    k0, k1 = parse_slices(slices, data.shape[0])
+    work = work_path(out)
     res = simulate_stack(data, voxel, settings, slices=(k0, k1), work=work, resume=resume, scheduler=scheduler,
-                         workers=workers, backend=backend, device=device)
-    params = settings.model_dump(mode="json")
+                         workers=workers, backend=backend, device=device, progress=progress)
+    params = slice_record(settings)
     params.update({
         "structure": str(structure_path),
+        "structure_sha256": structure_digest(np.ascontiguousarray(data, dtype=np.uint8)),
         "slices": [k0, k1],
+        "backend": backend,
         "image": "fraction of primary electrons detected as BSE per pixel",
         "uncertainty": f"binomial standard error sqrt(p(1-p)/N) in {std_path(out).name}",
         "lateral_boundary": "periodic in x and y",
@@ -329,14 +491,13 @@ def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings,
         "energy_histogram_E_over_E0_100bins": res["energy_hist"].tolist(),
         "exit_angle_histogram_deg_90bins": res["angle_hist"].tolist(),
     })
-    mats, _, _ = _materials(settings)
+    g = settings.geometry
     meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="fibsynth.physics.montecarlo", parameters=params,
-                      seed=settings.seed, energy_kev=settings.energy_kev,
-                      materials={"0": settings.pore, "1": settings.solid})
+                      seed=settings.seed, energy_kev=settings.beam.energy_kev,
+                      materials={"0": g.pore, "1": g.solid})
     write_volume(out, res["eta"], meta)
     write_volume(std_path(out), res["std"], meta.with_updates(parameters={**params, "quantity": "standard error"}))
-    shutil.rmtree(work, ignore_errors=True)
-    import typer
-
-    typer.echo(f"wrote {out} and {std_path(out)} (slices {k0}:{k1}, {res['simulated']} simulated in "
-               f"{res['seconds']:.1f} s)", err=True)
+    with WorkLock(work):
+        shutil.rmtree(work, ignore_errors=True)
+    return {"out": out, "std": std_path(out), "slices": (k0, k1), "simulated": res["simulated"],
+            "seconds": res["seconds"]}

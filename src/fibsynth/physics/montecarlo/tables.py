@@ -48,7 +48,7 @@ plain Joy-Luo CSDA.
 
 ``prut[m, j, g]`` (probability of the screened-Rutherford branch) and ``acoef[m, j]`` (screening a = c / E)
 describe the analytic Browning / screened-Rutherford models and are kept for the analytic validation mode of
-the kernel and for the torch port (``gpu.py``); for ``mott-pwa`` they are NaN (no analytic form).
+the kernel and for the torch backend (``backend_torch.py``); for ``mott-pwa`` they are NaN (no analytic form).
 """
 
 from __future__ import annotations
@@ -227,10 +227,8 @@ def binary_stopping(material: Material, e_kev: np.ndarray) -> np.ndarray:
 
 def _mott_pwa(z_list):
     """sigma_el (cm^2) and inverse-CDF tables from the partial-wave module (format of ``mott_tables``)."""
-    try:
-        from fibsynth.physics.mott_tables import load_mott_tables
-    except ImportError:  # pragma: no cover - older layout
-        from fibsynth.physics.mott import load_mott_tables
+    from fibsynth.physics.mott_tables import load_mott_tables
+
     return load_mott_tables(list(z_list))
 
 
