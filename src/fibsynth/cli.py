@@ -79,7 +79,9 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="fibsynth")
+        rv = app(args=argv, standalone_mode=False, prog_name="fibsynth")
+        if rv == 130:  # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns its code
+            raise KeyboardInterrupt
     except FibsynthError as exc:
         click.echo(f"fibsynth: error: {exc.cli_line()}", err=True)
         return 2

@@ -133,12 +133,11 @@ def layers(
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Backscatter coefficient of a film on a substrate vs thickness and energy; writes a CSV table."""
-    from rich.progress import Progress
-
     from fibsynth.io import atomic_path
     from fibsynth.physics.materials import get_material
     from fibsynth.physics.montecarlo.engine import film_eta
     from fibsynth.physics.montecarlo.settings import check_energy
+    from fibsynth.physics.montecarlo.stack import terminal_progress
 
     register_flag_names(**_FLAGS)
     _table_out(out)
@@ -152,14 +151,16 @@ def layers(
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["energy_kev", "film", "substrate", "thickness_nm", "eta", "eta_std"])
-    with Progress(transient=True) as prog:
-        task = prog.add_task("mc layers", total=len(ts) * len(es))
+    progress, stop = terminal_progress("mc layers")
+    try:
         for i, e in enumerate(es):
             for j, t in enumerate(ts):
                 r = film_eta(fm, sm, t, e, electrons, seed=seed, physics=phys, incidence_deg=incidence_deg,
                              stream=i * 100003 + j, backend=backend, device=dev)
                 w.writerow([f"{e:g}", film, substrate, f"{t:g}", f"{r.eta:.6f}", f"{r.eta_std:.6f}"])
-                prog.advance(task)
+                progress(i * len(ts) + j + 1, len(ts) * len(es))
+    finally:
+        stop()
     with atomic_path(out) as tmp:
         Path(tmp).write_text(buf.getvalue())
     typer.echo(f"wrote {out} ({len(ts) * len(es)} rows)", err=True)

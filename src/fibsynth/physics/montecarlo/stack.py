@@ -27,11 +27,15 @@ backend (``backend_torch.simulate_slice_torch``). No output to the terminal: pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -174,10 +178,16 @@ def _is_work_store(path: Path) -> bool:
         return False
 
 
-def _rich_progress(description: str) -> tuple[Progress, Callable[[], None]]:
+def terminal_progress(description: str) -> tuple[Progress, Callable[[], None]]:
+    """(progress(done, total), stop): a transient rich progress bar on stderr, shown only when stderr is a
+    terminal (in a log or a pipe it would print nothing useful but a blank line)."""
+    from rich.console import Console
     from rich.progress import Progress as RichProgress
 
-    bar = RichProgress(transient=True)
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return (lambda done, total: None), (lambda: None)
+    bar = RichProgress(console=console, transient=True)
     bar.start()
     task = None
 
@@ -241,7 +251,7 @@ def simulate_stack(
     if callable(progress):
         report, stop = progress, (lambda: None)
     elif progress:
-        report, stop = _rich_progress("mc stack")
+        report, stop = terminal_progress("mc stack")
     else:
         report, stop = (lambda done, total: None), (lambda: None)
     try:
@@ -375,9 +385,22 @@ def _run(vol, voxel_zyx, settings, k0, k1, key, work, resume, scheduler, workers
     }
 
 
-def _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish) -> None:
-    import logging
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Ignore SIGINT while the local cluster starts its worker processes: they inherit the ignored disposition
+    (Python keeps an ignored SIGINT ignored), so a Ctrl-C on the terminal, which goes to the whole process group,
+    interrupts this process alone; it then shuts the cluster down cleanly instead of every worker dying mid-task
+    with a traceback of its own. (A Ctrl-C during these seconds of start-up is lost; press it again.)"""
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
 
+
+def _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -385,9 +408,10 @@ def _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish) -
         client = Client(scheduler)
     else:
         nw = workers if workers > 0 else (os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=min(nw, len(todo)), processes=True, threads_per_worker=1,
-                               dashboard_address=None)
-        client = Client(cluster)
+        with _workers_ignore_sigint():
+            cluster = LocalCluster(n_workers=min(nw, len(todo)), processes=True, threads_per_worker=1,
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            client = Client(cluster)
     interrupted = False
     try:
         [fvol] = client.scatter([vol], broadcast=True)
