@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Throughput of the vectorised PyTorch transport (``fibsynth.physics.montecarlo.gpu``) on CUDA or the CPU.
+"""Throughput of the vectorised PyTorch transport (``fibsynth.physics.montecarlo.backend_torch``) on CUDA or the CPU.
 
 Marginal rate: runs of N and 2N electrons, rate = N / (t(2N) - t(N)), so table upload, allocation and the
 tail of the last batch cancel; the median over ``--repeats`` is reported. Measured for bulk gold at 1, 2, 4 keV
@@ -37,7 +37,7 @@ def _structure(n: int, seed: int = 0):
 
 
 def bulk_rate(energy: float, n: int, repeats: int, device, batch, threads, dtype) -> dict:
-    from fibsynth.physics.montecarlo.gpu import bulk_eta_torch
+    from fibsynth.physics.montecarlo.backend_torch import bulk_eta_torch
 
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype)
     bulk_eta_torch("Au", energy, min(n, 20000), seed=99, **kw)  # warm-up (allocator, CUDA context)
@@ -55,7 +55,7 @@ def bulk_rate(energy: float, n: int, repeats: int, device, batch, threads, dtype
 
 def slice_rate(energy: float, size: int, voxel: float, npp: int, repeats: int, device, batch, threads,
                dtype) -> dict:
-    from fibsynth.physics.montecarlo.gpu import simulate_slice_torch
+    from fibsynth.physics.montecarlo.backend_torch import simulate_slice_torch
     from fibsynth.physics.montecarlo.stack import StackSettings
 
     vol = _structure(size)
@@ -94,7 +94,7 @@ def numba_rate(energy: float, n: int, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from fibsynth.physics.montecarlo.gpu import default_batch, pick_device
+    from fibsynth.physics.montecarlo.backend_torch import default_batch, pick_device
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")

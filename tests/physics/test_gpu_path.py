@@ -1,4 +1,4 @@
-"""The vectorised PyTorch transport (``montecarlo.gpu``) against the numba engine and against invariants.
+"""The vectorised PyTorch transport (``montecarlo.backend_torch``, formerly ``montecarlo.gpu``) against the numba engine and against invariants.
 
 Both paths use the same tables but different random streams, so they are compared statistically: differences
 in units of the combined binomial standard error (|z| < 4). The torch runs use small batches so that the
