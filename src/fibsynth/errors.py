@@ -38,7 +38,7 @@ def flag_names(**mapping: str) -> Iterator[None]:
     try:
         yield
     except FibsynthError as exc:  # the CLI prints it after this block has ended: carry the names with it
-        exc.flags = {**merged, **exc.flags}
+        exc.flags = {**_FLAGS.get(), **exc.flags}
         raise
     finally:
         _FLAGS.reset(token)
