@@ -21,7 +21,7 @@ _NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
 _CLICKEXC = tuple({click.ClickException, _tx.ClickException})
 
 from fibsynth import __version__
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, flag_names
 
 app = typer.Typer(
     name="fibsynth",
@@ -79,7 +79,8 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="fibsynth")
+        with flag_names():  # names a command registers end with it
+            rv = app(args=argv, standalone_mode=False, prog_name="fibsynth")
         if rv == 130:  # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns its code
             raise KeyboardInterrupt
     except FibsynthError as exc:
