@@ -94,8 +94,7 @@ def test_resume_refuses_another_structure(tmp_path, monkeypatch, capsys):
     assert not out.exists()
     # the same structure under another name resumes (the key is the content, not the path)
     a2 = tmp_path / "a_copy.npy"
-    a2.write_bytes(a.read_bytes())
-    Path(str(a2) + ".json").write_bytes(Path(str(a) + ".json").read_bytes()) if Path(str(a) + ".json").exists() else None
+    write_volume(a2, read_volume(a).data, read_volume(a).meta)
     assert main(["mc", "stack", str(a2), str(out), *STACK, "--resume"]) == 0
 
 
