@@ -131,6 +131,14 @@ def test_outputs_checked_before_the_work(tmp_path, capsys):
     assert main(["mc", "stack", str(c), str(tmp_path / "c.tif"), *STACK]) == 2
     assert "input structure" in _one_line(capsys)
     assert a.read_bytes() == before and not mc_stack.work_path(a).exists()
+    # settings refused with one line naming the flag, and no work store left behind
+    out = tmp_path / "z.tif"
+    for extra, flag in ((["--backend", "torch", "--device", "banana"], "--device"),
+                        (["--detector-theta-min", "50", "--detector-theta-max", "20"], "--detector-theta-max"),
+                        (["--elastic", "casino"], "--elastic")):
+        assert main(["mc", "stack", str(a), str(out), *STACK, *extra]) == 2
+        assert _one_line(capsys).startswith(f"fibsynth: error: {flag}: ")
+        assert not mc_stack.work_path(out).exists() and not out.exists()
 
 
 def test_layers_out_folder_or_volume_name_refused(tmp_path, capsys):

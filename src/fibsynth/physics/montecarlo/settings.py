@@ -107,11 +107,13 @@ class Detector(StrictModel):
     theta_min_deg: float = Field(0.0, ge=0.0, le=180.0)
     theta_max_deg: float = Field(180.0, ge=0.0, le=180.0)
 
-    @model_validator(mode="after")
-    def _order(self) -> "Detector":
-        if self.theta_max_deg < self.theta_min_deg:
-            raise ValueError("theta_max_deg must be >= theta_min_deg")
-        return self
+    @field_validator("theta_max_deg")
+    @classmethod
+    def _order(cls, v: float, info) -> float:
+        lo = info.data.get("theta_min_deg")
+        if lo is not None and v < lo:
+            raise ValueError(f"the maximum polar angle must be >= the minimum ({lo:g} degrees)")
+        return v
 
     def cos_bounds(self) -> tuple[float, float]:
         return math.cos(math.radians(self.theta_max_deg)), math.cos(math.radians(self.theta_min_deg))

@@ -246,6 +246,10 @@ def simulate_stack(
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
     stack_materials(settings)  # validate material strings early
+    if backend == "torch":
+        from fibsynth.physics.montecarlo.backend_torch import pick_device
+
+        pick_device(device)  # an unknown or absent device: refused before the work store is touched
     voxel_zyx = voxel.zyx()
     key = _settings_key(settings, vol, voxel_zyx, k0, k1)
     if callable(progress):
@@ -316,11 +320,25 @@ def _open_store(work: Path, key: str, resume: bool, n: int, ny: int, nx: int):
 
 
 def _run(vol, voxel_zyx, settings, k0, k1, key, work, resume, scheduler, workers, report, backend, device):
+    _, ny, nx = vol.shape
+    n = k1 - k0
+    fresh = work is not None and not (resume and work.exists())
+    store = _open_store(work, key, resume, n, ny, nx) if work is not None else None
+    try:
+        return _run_slices(vol, voxel_zyx, settings, k0, k1, key, store, resume, scheduler, workers, report,
+                           backend, device)
+    except Exception as exc:
+        # an error (not an interruption) before any slice was stored: remove the empty store this run made
+        if fresh and store is not None and not _caused_by_interrupt(exc) and not store["done"][:].any():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _run_slices(vol, voxel_zyx, settings, k0, k1, key, store, resume, scheduler, workers, report, backend, device):
     from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
 
     nz, ny, nx = vol.shape
     n = k1 - k0
-    store = _open_store(work, key, resume, n, ny, nx) if work is not None else None
     eta = np.zeros((n, ny, nx), np.float32)
     std = np.zeros((n, ny, nx), np.float32)
     ehist = np.zeros((n, NE_BINS), np.int64)
