@@ -13,7 +13,9 @@ no suffix            a folder of 2D TIFF slices ``slice_00000.tif`` ... (how FIB
 ===================  ===========================================================================
 
 Arrays are (z, y, x): z is the milling direction. Every write is atomic: data go to a temporary
-name beside the target, which is renamed into place only once complete.
+name beside the target, which is renamed into place only once complete. An existing target is replaced only
+when it is fibsynth's own output of that kind; anything else is refused and nothing is deleted (the rule is in
+:mod:`fibsynth.io.outputs`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -89,29 +91,52 @@ def volume_format(path: str | Path) -> str:
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, may_replace: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
 
-    Works for files and folders (Zarr stores, slice folders). On any exception the temporary
+    Works for files and folders (Zarr stores, slice folders). On any exception (Ctrl-C included) the temporary
     output is removed, so no partial file is ever left under the target's name.
+
+    An existing *folder* at ``target`` is replaced only when it is fibsynth's own volume output (see
+    :mod:`fibsynth.io.outputs`) or ``may_replace(target)`` says so; anything else is a one-line
+    :class:`FibsynthError` raised before the block runs, and nothing is deleted. An existing file is replaced
+    (callers that write volumes check the file first: :func:`write_volume`).
     """
+    from fibsynth.io.outputs import owner_problem
+
     target = Path(target)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise FibsynthError("output folder does not exist", parent)
+    if not parent.is_dir():
+        raise FibsynthError("is a file, not a folder; the output cannot go into it", parent)
+
+    def check_target() -> None:
+        if target.is_symlink():
+            raise FibsynthError("is a symbolic link; fibsynth does not replace links", target)
+        if target.is_dir() and not (may_replace is not None and may_replace(target)):
+            why = owner_problem(target)
+            if why:
+                raise FibsynthError(f"{why}; fibsynth replaces only its own outputs (choose another path or move "
+                                    "it away)", target)
+
+    check_target()
     tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
-        if target.is_dir() and not target.is_symlink():
+        check_target()  # the target may have appeared while the block ran
+        if target.is_dir():
             trash = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, trash)
             os.replace(tmp, target)
             shutil.rmtree(trash, ignore_errors=True)
+        elif target.exists() and tmp.is_dir():
+            raise FibsynthError("is an existing file; this output is written as a folder", target)
         else:
             os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            if tmp.is_dir():
+        if tmp.exists() or tmp.is_symlink():
+            if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
@@ -427,8 +452,13 @@ def write_volume(
     ``chunks`` applies to Zarr (default 64^3-ish chunks). Dask arrays are streamed chunk by chunk
     into Zarr without being held in memory.
     """
+    from fibsynth.io.outputs import owner_problem
+
     path = Path(path)
     fmt = volume_format(path)
+    why = owner_problem(path)
+    if why:  # never replace what fibsynth did not write (the CLI checks this before its work: check_output)
+        raise FibsynthError(f"{why}; fibsynth replaces only its own outputs (choose another path or move it away)", path)
     meta = (meta or VolumeMeta()).with_updates()
     data = check_volume(data, path)
     data = _prepare(data, meta)
