@@ -257,6 +257,50 @@ def read_structure(path: str | Path, *, lazy: bool = False) -> Volume:
     return Volume(data, meta)
 
 
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs warnings (truncated or damaged files) before it raises; fibsynth reports one line instead."""
+    import logging
+    import warnings
+
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL + 10)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _check_fits(shape: Any, dtype: Any, path: Path) -> None:
+    """Refuse, before reading, a volume that cannot be held in memory (one line instead of a MemoryError)."""
+    from fibsynth.io.memory import array_bytes, check_memory
+
+    try:
+        nbytes = array_bytes(shape, np.dtype(dtype).itemsize)
+    except (TypeError, ValueError):
+        return
+    check_memory(nbytes, f"reading this {tuple(int(v) for v in shape)} {np.dtype(dtype)} volume whole", path,
+                 hint="this command holds its input in memory: crop it, or use a machine with more memory")
+
+
+def _meta_from_json(text: str, source: Path) -> VolumeMeta:
+    """A metadata record from a sidecar / Zarr attributes; a bad one (not JSON, a negative voxel size) is one line."""
+    from fibsynth.errors import pydantic_error_line
+
+    try:
+        return VolumeMeta.from_json(text)
+    except (ValueError, TypeError) as exc:
+        if hasattr(exc, "errors"):
+            err = pydantic_error_line(exc, source)
+            who = f"{', '.join(err.params)}: " if err.params else ""
+            raise FibsynthError(f"bad fibsynth metadata: {who}{err.message}", source) from None
+        raise FibsynthError(f"bad fibsynth metadata ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                            source) from None
+
+
 def _meta_from_info(info: Any) -> VolumeMeta | None:
     if not isinstance(info, str):
         return None
@@ -280,11 +324,12 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
             if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
                 raise FibsynthError(f"expected a single-channel stack, got axes {axes!r} shape {series.shape}", path)
+            _check_fits(series.shape, series.dtype, path)
             data = series.asarray()
             ij = tif.imagej_metadata or {}
             page = tif.pages[0]
@@ -343,7 +388,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
     else:
         arr = node
     meta_raw = attrs.get("fibsynth")
-    meta = VolumeMeta.from_json(json.dumps(meta_raw)) if isinstance(meta_raw, dict) else VolumeMeta()
+    meta = _meta_from_json(json.dumps(meta_raw), path) if isinstance(meta_raw, dict) else VolumeMeta()
     if meta.voxel_size_nm is None and voxel is not None:
         meta = meta.model_copy(update={"voxel_size_nm": voxel})
     if lazy:
@@ -351,6 +396,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
 
         data = da.from_zarr(arr)
     else:
+        _check_fits(arr.shape, arr.dtype, path)
         data = arr[...]
     return data, meta
 
@@ -379,12 +425,24 @@ def _voxel_from_ngff(ms: dict, ds: dict) -> VoxelSize | None:
 
 def _read_npy(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     try:
+        head = np.load(path, allow_pickle=False, mmap_mode="r")
+        _check_fits(head.shape, head.dtype, path)
+        del head
         data = np.load(path, allow_pickle=False)
+    except FibsynthError:
+        raise
     except Exception as exc:
         raise FibsynthError(f"cannot read .npy ({type(exc).__name__})", path) from None
     side = Path(str(path) + ".json")
-    meta = VolumeMeta.from_json(side.read_text()) if side.is_file() else VolumeMeta()
+    meta = _meta_from_json(_read_text(side), side) if side.is_file() else VolumeMeta()
     return data, meta
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FibsynthError("is not UTF-8 text (expected fibsynth's JSON metadata)", path) from None
 
 
 def _natural_key(name: str) -> list:
@@ -403,8 +461,11 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     first = None
     slices = []
     for f in files:
+        if first is not None and len(slices) == 1:
+            _check_fits((len(files),) + first.shape, first.dtype, path)
         try:
-            img = tifffile.imread(f)
+            with _quiet_tifffile():
+                img = tifffile.imread(f)
         except Exception as exc:
             raise FibsynthError(f"cannot read TIFF slice ({type(exc).__name__})", f) from None
         img = np.squeeze(img)
@@ -418,7 +479,7 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     data = np.stack(slices)
     side = path / _SIDECAR
     if side.is_file():
-        meta = VolumeMeta.from_json(side.read_text())
+        meta = _meta_from_json(_read_text(side), side)
     else:
         _, meta = _read_tiff(files[0])
         meta = meta.model_copy(update={"voxel_size_nm": meta.voxel_size_nm})
