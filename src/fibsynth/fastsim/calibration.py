@@ -163,7 +163,7 @@ def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool =
     get_material(settings.film, "--film")
     subs = [(s, get_material(s, "--substrates")) for s in settings.substrates]
     if any(t < 0 for t in settings.thicknesses_nm):
-        raise FibsynthError("--thickness-nm: thicknesses must be >= 0")
+        raise FibsynthError("thicknesses must be >= 0", param="thicknesses_nm")
     done = _existing(out, settings)
     todo = [(e, s, m, t) for e in settings.energies_kev for s, m in subs for t in settings.thicknesses_nm
             if _key(e, settings.film, s, t) not in done]

@@ -40,6 +40,7 @@ def calibrate(
     from fibsynth.fastsim.calibration import CalibrationSettings, generate, is_calibration_table
     from fibsynth.io import check_output
 
+    register_flag_names(thicknesses_nm="--thickness-nm", energies_kev="--energies")
     # the CSV is appended to (resumed): it may exist, but only as a calibration table this command wrote
     check_output(out, kind="file", suffixes=(".csv",), param="out")
     if out.exists() and out.stat().st_size and not is_calibration_table(out):

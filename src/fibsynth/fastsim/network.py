@@ -171,7 +171,7 @@ class EtaModel:
 
         path = Path(path)
         if path.suffix != ".pt":
-            raise FibsynthError("--out: weights file must end in .pt", path)
+            raise FibsynthError("weights file must end in .pt", path, param="path")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(self.net.state_dict(), tmp)
@@ -239,16 +239,16 @@ def split(table: dict, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray,
                 e_s, s = h.split(":", 1)
                 key = f"{float(e_s):g}:{s}"
             except ValueError:
-                raise FibsynthError(f"--holdout: expected E:SUBSTRATE, got {h!r}") from None
+                raise FibsynthError(f"expected E:SUBSTRATE, got {h!r}", param="holdout") from None
             if key not in names:
-                raise FibsynthError(f"--holdout: no curve {h!r} in the table")
+                raise FibsynthError(f"no curve {h!r} in the table", param="holdout")
             want.add(key)
         test_c = [i for i, (e, s) in enumerate(curves) if f"{e:g}:{s}" in want]
     else:
         n = int(round(settings.holdout_fraction * len(curves)))
         test_c = sorted(rng.choice(len(curves), size=n, replace=False).tolist()) if n else []
     if len(test_c) >= len(curves):
-        raise FibsynthError("--holdout leaves no curve to train on")
+        raise FibsynthError("leaves no curve to train on", param="holdout")
     test = np.isin(cid, test_c)
     rest = np.flatnonzero(~test)
     mon_idx = rng.choice(rest, size=max(1, int(round(settings.monitor_fraction * rest.size))), replace=False)

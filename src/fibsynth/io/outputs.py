@@ -219,9 +219,16 @@ def check_output(
     return out
 
 
-def check_workdir(path: str | Path, *, param: str | None = None) -> Path:
-    """A work folder (cache, model folder, work store): may exist as a folder, must not be a file."""
+def check_workdir(path: str | Path, *, inputs: Iterable[str | Path | None] = (), param: str | None = None) -> Path:
+    """A work folder (cache, model folder, work store): may exist as a folder, must not be a file, nor be, hold or
+    lie inside one of ``inputs``."""
     path = Path(path)
+    for inp in inputs:
+        if inp is None:
+            continue
+        why = _same_or_inside(path, Path(inp))
+        if why:
+            raise FibsynthError(f"{why}; use another folder", path, param=param)
     if path.exists() and not path.is_dir():
         raise FibsynthError("is an existing file; a folder is needed here", path, param=param)
     parent = path.parent if str(path.parent) else Path(".")
