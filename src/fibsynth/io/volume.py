@@ -258,20 +258,37 @@ def read_structure(path: str | Path, *, lazy: bool = False) -> Volume:
 
 
 @contextmanager
-def _quiet_tifffile() -> Iterator[None]:
-    """tifffile logs warnings (truncated or damaged files) before it raises; fibsynth reports one line instead."""
+def _quiet_tifffile(path: Path | None = None) -> Iterator[None]:
+    """tifffile logs warnings and errors (truncated or damaged files) and may then return fewer pages than the file
+    had: nothing reaches the terminal, and a damaged file is a one-line error instead of a silently short stack."""
     import logging
     import warnings
 
+    class _Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.ERROR)
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
     log = logging.getLogger("tifffile")
-    level = log.level
-    log.setLevel(logging.CRITICAL + 10)
+    level, propagate = log.level, log.propagate
+    handler = _Collect()
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
+        log.removeHandler(handler)
         log.setLevel(level)
+        log.propagate = propagate
+    damaged = [m for m in handler.messages if any(w in m.lower() for w in ("invalid", "corrupt", "truncat", "failed"))]
+    if damaged:
+        raise FibsynthError(f"cannot read TIFF: damaged or truncated file ({damaged[0].splitlines()[0][:120]})", path)
 
 
 def _check_fits(shape: Any, dtype: Any, path: Path) -> None:
@@ -324,7 +341,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     import tifffile
 
     try:
-        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(path), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
             if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
@@ -464,7 +481,7 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
         if first is not None and len(slices) == 1:
             _check_fits((len(files),) + first.shape, first.dtype, path)
         try:
-            with _quiet_tifffile():
+            with _quiet_tifffile(f):
                 img = tifffile.imread(f)
         except Exception as exc:
             raise FibsynthError(f"cannot read TIFF slice ({type(exc).__name__})", f) from None
