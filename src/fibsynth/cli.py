@@ -194,6 +194,9 @@ def _main(argv: list[str] | None) -> int:
             raise
         click.echo(f"fibsynth: error: {line}", err=True)
         return 2
+    except EOFError:  # click used to turn this into "aborted" (130): an input file ended early
+        click.echo("fibsynth: error: an input file ends early (empty or truncated)", err=True)
+        return 2
     except UnicodeDecodeError as exc:
         click.echo(f"fibsynth: error: an input is not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
         return 2

@@ -197,14 +197,16 @@ def load_model(path: str | Path | None = None) -> EtaModel:
         meta = json.loads(jpath.read_text())
         net = build_net(tuple(meta.get("hidden", HIDDEN)))
         net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
-    except (OSError, ValueError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
-        raise FibsynthError(f"cannot load the eta network: {str(exc).splitlines()[0]}", path) from None
-    net.eval()
-    skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
-    info = {k: v for k, v in meta.items() if k not in skip}
-    return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
-                    float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
-                    meta.get("film", "epoxy"))
+        net.eval()
+        skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
+        info = {k: v for k, v in meta.items() if k not in skip}
+        return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
+                        float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
+                        meta.get("film", "epoxy"))
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for garbage (UnpicklingError, EOFError)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise FibsynthError(f"cannot load the eta network ({type(exc).__name__}{': ' + first[:120] if first else ''})",
+                            path) from None
 
 
 def calibrated_domain(table: dict, depth_kind: str = "range", film: str = "epoxy") -> dict:
