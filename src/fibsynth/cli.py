@@ -21,7 +21,7 @@ _NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
 _CLICKEXC = tuple({click.ClickException, _tx.ClickException})
 
 from fibsynth import __version__
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, flag_names
 
 app = typer.Typer(
     name="fibsynth",
@@ -158,7 +158,7 @@ def _main(argv: list[str] | None) -> int:
             # command is parsed and invoked here instead, so that an interrupt reaches the handler below
             cmd = typer.main.get_command(app)
             args = sys.argv[1:] if argv is None else list(argv)
-            with cmd.make_context("fibsynth", args) as ctx:
+            with flag_names(), cmd.make_context("fibsynth", args) as ctx:  # names a command registers end with it
                 cmd.invoke(ctx)
     except FibsynthError as exc:
         click.echo(f"fibsynth: error: {exc.cli_line()}", err=True)
