@@ -260,6 +260,25 @@ def test_ctrl_c_is_one_line_and_130(ws, capsys, monkeypatch):
     assert line.startswith("fibsynth: interrupted (Ctrl-C")
 
 
+def test_lightning_style_interrupt_is_130(ws, capsys, monkeypatch):
+    """Lightning catches Ctrl-C inside fit(), logs a line and calls sys.exit(1): still one line and 130."""
+    import logging
+
+    import fibsynth.segment.baseline as baseline
+
+    def lightning_fit(*a, **k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            logging.getLogger("lightning.pytorch.utilities.rank_zero").warning(
+                "Detected KeyboardInterrupt, attempting graceful shutdown ...")
+            sys.exit(1)
+
+    monkeypatch.setattr(baseline, "segment_baseline", lightning_fit)
+    assert main(["segment", "baseline", "img.tif", "o.tif"]) == 130
+    assert _one_line(capsys.readouterr().err).startswith("fibsynth: interrupted (Ctrl-C")
+
+
 def test_interrupt_removes_the_temporary_output(ws, capsys, monkeypatch):
     import fibsynth.io.volume as volume
 

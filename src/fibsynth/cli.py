@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from fibsynth import cliutil
 
     cliutil.reset_interrupt_note()
+    _quiet_lightning_interrupt()
     old_term = None
     if threading.current_thread() is threading.main_thread():
         _MAIN_PID[0] = os.getpid()
@@ -137,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+def _quiet_lightning_interrupt() -> None:
+    """Lightning logs "Detected KeyboardInterrupt, attempting graceful shutdown" before it exits; fibsynth prints
+    its own one line instead."""
+    import logging
+
+    lg = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(getattr(f, "_fibsynth", False) for f in lg.filters):
+        def drop(record: logging.LogRecord) -> bool:
+            return "Detected KeyboardInterrupt" not in record.getMessage()
+
+        drop._fibsynth = True  # type: ignore[attr-defined]
+        lg.addFilter(drop)
 
 
 def _interrupted(exc: BaseException) -> int:
@@ -184,6 +199,11 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
+    except SystemExit as exc:
+        # Lightning catches Ctrl-C in fit(), shuts down and calls sys.exit(1): still an interruption
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _interrupted(exc.__context__)
+        raise
     except MemoryError:
         click.echo("fibsynth: error: out of memory; use a smaller input, or a .zarr output/input where the command "
                    "streams it", err=True)

@@ -100,6 +100,9 @@ def train_cmd(
     from fibsynth.segment.train import TrainSettings, train
 
     check_workdir(out, inputs=[*images, *labels, *val_images, *val_labels], param="out")
+    from fibsynth.cliutil import set_interrupt_note
+
+    set_interrupt_note(f"the checkpoints written so far stay in {out}/checkpoints; continue with --resume")
     if len(val_images) != channels_per_stack * len(val_labels):
         raise FibsynthError("give --channels-per-stack images per --val-labels stack", param="val_images")
     s = TrainSettings.build(
