@@ -12,6 +12,19 @@ from fibsynth.config import StrictModel, VoxelSize
 Kind = Literal["structure", "image", "label"]
 
 
+class Generator:
+    """``VolumeMeta.generator`` of each product that is not a structure (structures carry their generator's name,
+    ``lwm`` or ``hierarchical``): one label per product, wherever it is made (see :mod:`fibsynth.pipeline`)."""
+
+    MONTECARLO = "montecarlo"
+    PROJECTION = "projection"
+    FAST = "synth"  # projection + CycleGAN
+    ADAPTED = "cyclegan"  # a stack translated by a CycleGAN
+    SEGMENTATION = "segmentation"
+    BASELINE = "baseline"  # a global threshold (Otsu, k-means)
+    GROUND_TRUTH = "ground truth"
+
+
 def _version() -> str:
     from fibsynth import __version__
 

@@ -32,17 +32,19 @@ import numpy as np
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
 from fibsynth.io import VolumeMeta, write_volume
+from fibsynth.io.metadata import Generator
 
 # ------------------------------------------------------------------------------------------------ one label each
 
-#: ``VolumeMeta.generator`` of each product (one label per product)
-MONTECARLO = "montecarlo"
-PROJECTION = "projection"
-FAST = "synth"
-ADAPTED = "cyclegan"
-SEGMENTATION = "segmentation"
-BASELINE = "baseline"
-GROUND_TRUTH = "ground truth"
+#: ``VolumeMeta.generator`` of each product (one label per product; defined beside VolumeMeta so that the stages'
+#: own writers can use them without importing this layer)
+MONTECARLO = Generator.MONTECARLO
+PROJECTION = Generator.PROJECTION
+FAST = Generator.FAST
+ADAPTED = Generator.ADAPTED
+SEGMENTATION = Generator.SEGMENTATION
+BASELINE = Generator.BASELINE
+GROUND_TRUTH = Generator.GROUND_TRUTH
 
 #: the default sample: gold ligaments, epoxy-filled pores
 SOLID, PORE = "gold", "epoxy"
@@ -121,9 +123,11 @@ def montecarlo_meta(voxel: Any, settings: Any, slices: tuple[int, int], paramete
     stack sits at z offset ``k0`` of its structure."""
     k0, k1 = (int(k) for k in slices)
     params = {**_jsonable(settings.model_dump(mode="json")), "slices": [k0, k1], **(parameters or {})}
+    beam = getattr(settings, "beam", settings)  # composed settings (beam, geometry) or the flat layout
+    geometry = getattr(settings, "geometry", settings)
     return VolumeMeta(kind="image", voxel_size_nm=VoxelSize.coerce(voxel, param="voxel"), generator=MONTECARLO,
-                      energy_kev=float(settings.energy_kev), seed=int(settings.seed),
-                      materials=phases(getattr(settings, "solid", SOLID), getattr(settings, "pore", PORE)),
+                      energy_kev=float(beam.energy_kev), seed=int(settings.seed),
+                      materials=phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE)),
                       offset_voxels=(k0, 0, 0), parameters=params)
 
 
