@@ -192,6 +192,16 @@ def _seconds(step_dir: Path) -> float:
         return 0.0
 
 
+def _setting(params: dict, key: str) -> Any:
+    """A Monte Carlo setting from the stack's parameter record, flat or inside its composed parts (beam, ...)."""
+    if key in params:
+        return params[key]
+    for v in params.values():
+        if isinstance(v, dict) and key in v:
+            return v[key]
+    raise KeyError(key)
+
+
 def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
     """The demo's report step: measure the structure, draw the figures from the steps' products and write
     ``report.html``, ``summary.json`` and ``directional.png`` into ``out``. Returns the summary."""
@@ -258,13 +268,13 @@ def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
     )
 
     # 3. Monte Carlo cross-sections -------------------------------------------------------------------------
-    electrons_per_pixel = int(mc_params["electrons_per_pixel"])
+    electrons_per_pixel = int(_setting(mc_params, "electrons_per_pixel"))
     n_el = int(size * size * mc_slices * electrons_per_pixel)
     gold = solid[k0 : k0 + mc_slices].astype(bool)
     mc_table = {
         "beam energy keV": energy_kev,
         "electrons per pixel": electrons_per_pixel,
-        "incidence on the face (deg)": mc_params["incidence_deg"],
+        "incidence on the face (deg)": _setting(mc_params, "incidence_deg"),
         "electrons simulated": n_el,
         "seconds": timings["monte_carlo_s"],
         "mean BSE yield over gold": float(images[gold].mean()),
