@@ -363,6 +363,11 @@ def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
     return summary
 
 
+def _is_model_folder(path: Path) -> bool:
+    """A segmentation model folder (what an earlier demo exported): it may be replaced by this run's model."""
+    return (path / "config.json").is_file() and (path / "model.pt").is_file()
+
+
 def _real_stamp(real: str | Path | None) -> str:
     if real is None:
         return ""
@@ -411,7 +416,7 @@ def run_demo(
         write_volume(out / name, vol.data, vol.meta)
     lab = read_volume(steps["synthetic_train"] / LABELS)
     write_volume(out / "train_labels.tif", lab.data, lab.meta)
-    with atomic_path(out / "segmentation_model") as tmp:
+    with atomic_path(out / "segmentation_model", may_replace=_is_model_folder) as tmp:
         shutil.copytree(steps["segmentation_model"] / MODEL, tmp)
     for name in ("directional.png", "summary.json", "report.html"):
         with atomic_path(out / name) as tmp:
