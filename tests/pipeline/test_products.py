@@ -74,11 +74,11 @@ def test_one_label_and_one_phase_record_per_product(tiny):
     assert fast.meta.parameters["translation_model"] == "proj2mc-2kev-au-epoxy" and fast.meta.seed == 3
     proj = fast.record["projection_product"]
     assert proj.meta.generator == pipeline.PROJECTION and proj.data.shape == tiny.data.shape
-    only = pipeline.fast_stack(tiny.data, (5, 5, 5), 7.0, translation="auto")
+    only = pipeline.fast_stack(tiny.data, (5, 5, 5), 4.0, translation="auto")  # none shipped at 4 keV
     assert only.meta.generator == "projection" and "no model" in only.record["translation"]
     np.testing.assert_allclose(pipeline.fast_stack(tiny.data, 5.0, 2.0, translation="projection").data, proj.data)
     with pytest.raises(FibsynthError, match="no shipped translation model") as ei:
-        pipeline.fast_stack(tiny.data, 5.0, 7.0)
+        pipeline.fast_stack(tiny.data, 5.0, 4.0)
     assert ei.value.param == "energy_kev"
 
     otsu = pipeline.baseline_segmentation(mc.data, mc.meta)
