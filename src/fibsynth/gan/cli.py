@@ -58,13 +58,11 @@ def train_cmd(
 ) -> None:
     """Train a CycleGAN SOURCE <-> TARGET (unpaired); the model is MODEL_DIR (--out)."""
     from fibsynth.gan.model import Architecture
-    from fibsynth.gan.train import TrainSettings, train
+    from fibsynth.gan.train import TrainSettings, check_settings, train
+    from fibsynth.ml.runtime import check_threads
 
     register_flag_names(gen_channels="--channels", gen_depth="--depth", gen_blocks="--blocks", gen_norm="--norm",
                         augment="--no-augment")
-
-    from fibsynth.gan.train import check_settings
-    from fibsynth.ml.runtime import check_threads
 
     if norm not in ("none", "batch", "instance"):
         raise FibsynthError(f"must be none, batch or instance (got {norm!r})", param="norm")

@@ -74,10 +74,13 @@ def load_into(module, state: dict, path: str | Path, what: str = "the model") ->
 
 
 def last_checkpoint(path: str | Path, *, after: str = "train_epoch"):
-    """A Lightning callback that saves the whole training state to ``path`` after every epoch: at the end of the
-    training epoch (``after="train_epoch"``) or after its validation (``after="validation"``, where validation
-    metrics drive the schedule). As a ``Checkpoint`` it runs after the model's and the other callbacks' epoch-end
-    hooks, so the state it writes is complete."""
+    """A Lightning callback that saves the whole training state to ``path`` after every epoch.
+
+    ``after="train_epoch"`` (the one to use for resuming, also when a validation runs at the end of each epoch):
+    at the end of the training epoch, as Lightning's ``ModelCheckpoint`` does -- the epoch counts as processed,
+    so a resumed run starts the next epoch. ``after="validation"`` saves after the validation instead (a state
+    Lightning resumes mid-epoch). As a ``Checkpoint`` it runs after the model's and the other callbacks'
+    epoch-end hooks, so the state it writes is complete."""
     from lightning.pytorch.callbacks import Checkpoint
 
     if after not in ("train_epoch", "validation"):

@@ -139,8 +139,8 @@ def fit(trainer, module, *loaders, ckpt_path: str | None = None, verbose: bool =
     try:
         with quiet_lightning(verbose):
             trainer.fit(module, *loaders, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
-    except SystemExit:
-        if getattr(trainer, "interrupted", False):
+    except SystemExit as exc:  # Lightning's sys.exit(1), raised while it handles the KeyboardInterrupt
+        if isinstance(exc.__context__, KeyboardInterrupt) or getattr(trainer, "interrupted", False):
             raise KeyboardInterrupt from None
         raise
     finally:

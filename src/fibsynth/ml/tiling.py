@@ -2,8 +2,8 @@
 
 Both tiled predictors of fibsynth use :func:`blend_2d`: the CycleGAN translator (:mod:`fibsynth.gan.infer`) with
 Hann ramps over the overlap (weights of neighbouring tiles sum to 1, weight 1 elsewhere) and the segmentation
-predictor (:mod:`fibsynth.segment.infer`) with a Gaussian importance map (MONAI's ``compute_importance_map``,
-sigma 0.125 of the window, floored at 1e-3).
+predictor (:mod:`fibsynth.segment.infer`) with a Gaussian weight (MONAI's sigma, 0.125 of the window, floored at
+1e-3; see :func:`gaussian_weight`).
 
 Why not MONAI's ``SlidingWindowInferer`` itself: it lays windows on the grid of the array it is given and makes the
 last window flush with the end. The translator needs tile origins on the generator's ``2**depth`` grid of the
@@ -49,16 +49,21 @@ def hann_ramp(tile: int, overlap: int, lead: bool, trail: bool) -> np.ndarray:
 
 
 def gaussian_weight(size: Sequence[int], sigma_scale: float = 0.125, floor: float = 1e-3) -> np.ndarray:
-    """Separable Gaussian importance map over a window: MONAI's ``compute_importance_map`` (mode gaussian,
-    sigma = ``sigma_scale`` x size), scaled to a maximum of 1 and floored so that window edges keep a small
-    positive weight."""
-    import torch
-    from monai.data.utils import compute_importance_map
+    """Separable Gaussian blending weight over a window (sigma = ``sigma_scale`` x size, as MONAI's
+    ``compute_importance_map``), scaled to a maximum of 1, then floored so that window edges keep a small
+    positive weight.
 
-    m = compute_importance_map(tuple(int(s) for s in size), mode="gaussian", sigma_scale=sigma_scale,
-                               device="cpu", dtype=torch.float64).numpy()
-    m = m / m.max()
-    return np.maximum(m, floor).astype(np.float32)
+    Not MONAI's function itself: it floors *before* scaling to 1, which for even windows changes the floored
+    weights by up to ~2 % (measured: segmentation probabilities move by up to 1.7e-4); the segmentation models'
+    outputs are kept identical instead."""
+    w = np.ones((), dtype=np.float64)
+    for n in size:
+        c = (n - 1) / 2.0
+        s = max(sigma_scale * n, 1e-6)
+        g = np.exp(-0.5 * ((np.arange(n) - c) / s) ** 2)
+        w = np.multiply.outer(w, g)
+    w = w / w.max()
+    return np.maximum(w, floor).astype(np.float32)
 
 
 def blend_2d(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ys: Sequence[int], xs: Sequence[int],

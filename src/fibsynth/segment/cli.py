@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from fibsynth.cliutil import emit_json, parse_list
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -65,7 +65,12 @@ def train_cmd(
     labels: list[Path] = typer.Option(..., "--labels", help="Ground-truth labels (1 = solid), one per stack, same order."),
     mode: str = typer.Option(..., "--mode", help="2d | 2.5d | 3d"),
     out: Path = typer.Option(..., "--out", help="Model folder (model.pt, config.json, checkpoints/)."),
-    epochs: int = typer.Option(100, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (default 1500 unless --epochs is given), "
+                                     "whatever the stack's size; validated every --val-every steps."),
+    val_every: int = typer.Option(50, "--val-every", help="Optimizer steps per validation round (the unit of "
+                                  "--lr-patience and --early-stop with --steps)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Instead of --steps: passes over the stack (the paper's "
+                                      "schedule; early stopping may end sooner)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, patch order and augmentation."),
     k: int = typer.Option(2, "--k", help="2.5D: neighbouring slices on each side as extra channels."),
     edge: str = typer.Option("replicate", "--edge", help="2.5D at the stack ends: replicate | reflect."),
@@ -79,13 +84,13 @@ def train_cmd(
     stride: int = typer.Option(32, "--stride", help="Patch stride."),
     batch: int = typer.Option(64, "--batch", help="Batch size."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
-    lr_patience: int = typer.Option(10, "--lr-patience", help="Epochs without val improvement before lr x0.1."),
-    early_stop: int = typer.Option(25, "--early-stop", help="Early-stopping patience (epochs)."),
+    lr_patience: int = typer.Option(10, "--lr-patience", help="Validation rounds without improvement before lr x0.1."),
+    early_stop: int = typer.Option(25, "--early-stop", help="Early-stopping patience (validation rounds)."),
     features: str = typer.Option("16,32,64,128", "--features", help="U-Net channels per level."),
     res_units: int = typer.Option(1, "--res-units", help="Residual units per U-Net level."),
     augment: str = typer.Option("dihedral", "--augment", help="dihedral (in-plane flips+90° rotations) | xflip | none."),
     jitter: float = typer.Option(0.1, "--jitter", help="Intensity jitter (gain and offset) on normalised values."),
-    patches_per_epoch: int | None = typer.Option(None, "--patches-per-epoch", help="Random subset of patches per epoch."),
+    patches_per_epoch: int | None = typer.Option(None, "--patches-per-epoch", help="With --epochs: random subset of patches per epoch."),
     accelerator: str = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto | cpu | gpu."),
     devices: str = typer.Option("auto", "--devices", help="Lightning devices: auto | N | list."),
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
@@ -95,25 +100,36 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the training record as JSON."),
 ) -> None:
     """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels."""
-    from fibsynth.segment.data import check_mode
-    from fibsynth.segment.train import TrainSettings, train
+    import warnings
 
+    from fibsynth.segment.data import check_mode
+    from fibsynth.segment.train import BelowBaselineWarning, TrainSettings, train
+
+    register_flag_names(num_res_units="--res-units", labels="--labels", images="--images")
     if len(val_images) != channels_per_stack * len(val_labels):
-        raise FibsynthError("--val-images: give --channels-per-stack images per --val-labels stack")
+        raise FibsynthError("give --channels-per-stack images per --val-labels stack", param="val_images")
     s = TrainSettings.build(
         None, mode=check_mode(mode), k=k, edge=edge, channels_per_stack=channels_per_stack,
         features=_ints(features, "--features"), num_res_units=res_units, patch=patch, stride=stride, batch=batch,
-        epochs=epochs, lr=lr, lr_patience=lr_patience, early_stop=early_stop, val_fraction=val_fraction,
-        augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
+        epochs=epochs, steps=steps, val_every=val_every, lr=lr, lr_patience=lr_patience, early_stop=early_stop,
+        val_fraction=val_fraction, augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
         accelerator=accelerator, devices=devices, num_workers=num_workers,
-    )
-    rec = train(images, labels, out, s, val_images=val_images, val_labels=val_labels, resume=resume,
-                progress=progress, verbose=not quiet and not json_out)
+    ).check()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BelowBaselineWarning)
+        rec = train(images, labels, out, s, val_images=val_images, val_labels=val_labels, resume=resume,
+                    progress=progress, verbose=not quiet and not json_out)
+    for w in caught:
+        if issubclass(w.category, BelowBaselineWarning):
+            typer.echo(f"fibsynth: WARNING: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if json_out:
         emit_json({k: v for k, v in rec.items() if k != "history"} | {"out": str(out)})
     else:
-        typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, val loss {rec['best_val_loss']:.4f}, "
-                   f"val MDS {rec['best_val_mds']:.4f}")
+        typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['steps_run']} steps), "
+                   f"val loss {rec['best_val_loss']:.4f}, val MDS {rec['best_val_mds']:.4f} "
+                   f"(Otsu {rec['otsu_val_mds']:.4f})")
 
 
 @app.command("predict", cls=_GreedyLists)
@@ -136,16 +152,15 @@ def predict_cmd(
     """Segment a stack with a trained model (sliding windows, z-blocks, optional dask workers)."""
     import time
 
+    from fibsynth.ml.runtime import check_threads, torch_threads
     from fibsynth.segment.infer import predict_file
 
-    if threads and not (scheduler or workers):
-        import torch
-
-        torch.set_num_threads(int(threads))
+    check_threads(threads)
     t0 = time.perf_counter()
-    res = predict_file(model_dir, [inp, *channel], out, block=block, roi=_ints(roi, "--roi"), overlap=overlap,
-                       batch=batch, device=device, scheduler=scheduler, workers=workers, threads=threads,
-                       progress=_progress_printer(progress))
+    with torch_threads(threads if not (scheduler or workers) else None):  # dask workers set their own
+        res = predict_file(model_dir, [inp, *channel], out, block=block, roi=_ints(roi, "--roi"), overlap=overlap,
+                           batch=batch, device=device, scheduler=scheduler, workers=workers, threads=threads,
+                           progress=_progress_printer(progress))
     res["seconds"] = round(time.perf_counter() - t0, 3)
     if json_out:
         emit_json(res)
