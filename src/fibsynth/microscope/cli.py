@@ -182,13 +182,15 @@ def correct_cmd(
     inp: Path = typer.Argument(..., help="Real FIB-SEM stack (any bit depth; integers read as fractions of full scale)."),
     out: Path = typer.Argument(..., help=_OUT_HELP),
     align: bool = typer.Option(False, "--align", help="Register each slice onto the previous one (sub-pixel)."),
-    upsample: int = typer.Option(10, "--upsample", help="Registration precision: 1/UPSAMPLE px."),
+    upsample: int = typer.Option(20, "--upsample", help="Registration precision: 1/UPSAMPLE px."),
     max_shift_px: Optional[float] = typer.Option(None, "--max-shift-px", help="Reject slice-to-slice shifts larger "
                                                  "than this (failed registrations)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_levels: int = typer.Option(5, "--destripe-levels", help="Wavelet levels (stripes up to ~2**LEVELS px wide)."),
     destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
     shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
+    shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "
+                                       "phases' gray levels), polynomial or gaussian (smooth background)."),
     drift: bool = typer.Option(False, "--drift", help="Match every slice's brightness and contrast to the stack's."),
     denoise: str = typer.Option("none", "--denoise", help="none, gaussian, median, bilateral or nl_means."),
     denoise_strength: float = typer.Option(1.0, "--denoise-strength", help="Sigma/radius (px) for gaussian/median; "

@@ -154,13 +154,14 @@ class CorrectConfig(StrictModel):
     align, destripe, shading, drift, denoise."""
 
     align: bool = False
-    upsample: int = Field(10, ge=1, le=1000, description="registration precision 1/upsample px")
+    upsample: int = Field(20, ge=1, le=1000, description="registration precision 1/upsample px")
     max_shift_px: float | None = Field(None, gt=0, description="reject slice-to-slice shifts larger than this")
     destripe: bool = False
     destripe_levels: int = Field(5, ge=1, le=10, description="wavelet levels of the Muench et al. filter")
     destripe_sigma: float = Field(1.0, gt=0, le=100, description="Gaussian damping width in the Fourier domain")
     shading: bool = False
-    shading_sigma_px: float | None = Field(None, gt=0, description="smoothing of the background estimate; default H/4")
+    shading_method: Literal["model", "polynomial", "gaussian"] = "model"
+    shading_sigma_px: float | None = Field(None, gt=0, description="smoothing for shading_method='gaussian'; default H/4")
     drift: bool = False
     denoise: Literal["none", "gaussian", "bilateral", "nl_means", "median"] = "none"
     denoise_strength: float = Field(1.0, gt=0, le=20, description="sigma (px) for gaussian/median; multiple of the "

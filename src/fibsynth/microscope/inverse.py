@@ -38,12 +38,16 @@ def _prepare_for_registration(img: np.ndarray) -> np.ndarray:
     return (hp - hp.mean()) * win
 
 
-def register_slices(stack: Any, *, upsample: int = 10, max_shift_px: float | None = None) -> np.ndarray:
+def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None) -> np.ndarray:
     """Cumulative (dy, dx) that register every slice onto slice 0 (shape (nz, 2); row 0 is zero).
 
-    Each slice is registered onto the one before it by phase correlation with sub-pixel refinement (scikit-image
-    ``phase_cross_correlation``, precision ``1/upsample`` px) and the steps are summed. A step longer than
-    ``max_shift_px`` is taken as a failed registration and set to zero."""
+    Each slice is registered onto the one before it by cross-correlation with sub-pixel refinement (scikit-image
+    ``phase_cross_correlation`` without phase normalisation, which is more robust to shot noise; precision
+    ``1/upsample`` px) after removing the slow background and tapering the edges, and the steps are summed. A step
+    longer than ``max_shift_px`` is taken as a failed registration and set to zero.
+
+    Slanted features of a 3D structure look like a shift between neighbouring slices; in a small field of view the
+    sum of these apparent shifts grows over the stack (docs/microscope.md gives measured figures)."""
     from skimage.registration import phase_cross_correlation
 
     x = _stack(stack, "stack")
@@ -75,7 +79,7 @@ def shift_slices(stack: Any, shifts: Any, *, order: int = 3) -> np.ndarray:
     return out
 
 
-def align(stack: Any, *, upsample: int = 10, max_shift_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def align(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Aligned stack and the cumulative shifts applied to each slice (see :func:`register_slices`)."""
     shifts = register_slices(stack, upsample=upsample, max_shift_px=max_shift_px)
     return shift_slices(stack, shifts), shifts
@@ -173,13 +177,38 @@ def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = 
     return np.maximum(bg / mean, 1e-3)
 
 
-def correct_shading(stack: Any, *, degree: int = 3, sigma_px: float | None = None,
-                    dark_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Divide the signal above ``dark_offset`` by the background of :func:`shading_background`; returns the
-    corrected stack and the background."""
+def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma_px: float | None = None,
+                    dark_offset: float | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Divide the signal above the black level by the shading; returns the corrected stack, the shading field
+    (ny, nx) and what was measured.
+
+    ``method="model"`` (default, for two-phase stacks) fits the forward model's trench shadow and tilt to the two
+    phases' gray levels (:func:`fibsynth.microscope.estimate.shading_profile`, which also finds the black level
+    when the shadow is deep enough); it is not fooled by a structure whose solid fraction varies across the face.
+    ``"polynomial"`` fits a 2D polynomial of ``degree`` to the mean over slices, ``"gaussian"`` smooths it by
+    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading)."""
+    from fibsynth.microscope.config import MicroscopeModel, Shading
+    from fibsynth.microscope.estimate import shading_profile
+    from fibsynth.microscope.forward import shading_field
+
     x = _stack(stack, "stack")
-    bg = shading_background(x - dark_offset, degree=degree, sigma_px=sigma_px)
-    return (x - dark_offset) / bg[None] + dark_offset, bg
+    info: dict[str, Any] = {"method": method}
+    if method == "model":
+        sh = shading_profile(x)
+        off = dark_offset if dark_offset is not None else (sh["offset"] if sh["offset"] is not None else 0.0)
+        model = MicroscopeModel(shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
+                                                tilt=float(np.clip(sh["tilt"], -1.9, 1.9))))
+        field = np.maximum(shading_field(model, *x.shape[1:]), 1e-3)
+        info.update(sh, black_level=off)
+    elif method in ("polynomial", "gaussian"):
+        off = 0.0 if dark_offset is None else dark_offset
+        field = shading_background(x - off, degree=degree, sigma_px=sigma_px if method == "gaussian" else None)
+        if method == "gaussian" and sigma_px is None:
+            field = shading_background(x - off, sigma_px=max(x.shape[1:]) / 4.0)
+        info["black_level"] = off
+    else:
+        raise FibsynthError(f"unknown method {method!r}; one of model, polynomial, gaussian", param="method")
+    return (x - off) / field[None] + off, field, info
 
 
 def correct_drift(stack: Any) -> tuple[np.ndarray, dict[str, list[float]]]:
@@ -224,8 +253,8 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
             if method == "bilateral":
                 lo = float(img.min())
                 span = max(float(img.max()) - lo, 1e-12)
-                u = denoise_bilateral((img - lo) / span, sigma_color=max(strength * 2 * sig / span, 1e-6),
-                                      sigma_spatial=1.5)
+                u = denoise_bilateral((img - lo) / span, sigma_color=max(strength * 1.5 * sig / span, 1e-6),
+                                      sigma_spatial=1.0, mode="reflect")
                 out[k] = u * span + lo
             else:
                 out[k] = denoise_nl_means(img, h=0.8 * strength * sig, sigma=sig, patch_size=5, patch_distance=6,
@@ -252,9 +281,9 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
         x = destripe(x, levels=cfg.destripe_levels, sigma=cfg.destripe_sigma)
         rec["applied"].append("destripe")
     if cfg.shading:
-        x, bg = correct_shading(x, sigma_px=cfg.shading_sigma_px)
+        x, bg, info = correct_shading(x, method=cfg.shading_method, sigma_px=cfg.shading_sigma_px)
         rec["applied"].append("shading")
-        rec["shading_range"] = [round(float(bg.min()), 4), round(float(bg.max()), 4)]
+        rec["shading"] = {**info, "field_range": [round(float(bg.min()), 4), round(float(bg.max()), 4)]}
     if cfg.drift:
         x, gd = correct_drift(x)
         rec["applied"].append("drift")
