@@ -153,15 +153,21 @@ def _band_classes(x: np.ndarray, bands: int, axis: int) -> np.ndarray:
 
 
 def _levels(x: np.ndarray, bright: np.ndarray, bands: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dark and bright phase levels in ``bands`` bands along ``axis`` (1 rows, 2 columns); NaN without both."""
+    """Dark and bright phase levels (interiors of the phases) in ``bands`` bands along ``axis`` (1 rows, 2 columns);
+    NaN without both."""
     edges = np.linspace(0, x.shape[axis], bands + 1).astype(int)
+    # phase interiors only: pixels on a boundary are partial-volume mixtures whose share varies with the structure
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndimage.generate_binary_structure(2, 1)
+    core_hi = ndimage.binary_erosion(bright, st)
+    core_lo = ndimage.binary_erosion(~bright, st)
     dark, light = np.full(bands, np.nan), np.full(bands, np.nan)
     for i in range(bands):
         sl = [slice(None)] * 3
         sl[axis] = slice(edges[i], edges[i + 1])
-        raw, hi = x[tuple(sl)], bright[tuple(sl)]
-        if hi.sum() >= 20 and (~hi).sum() >= 20:
-            dark[i], light[i] = raw[~hi].mean(), raw[hi].mean()
+        raw, hi, lo = x[tuple(sl)], core_hi[tuple(sl)], core_lo[tuple(sl)]
+        if hi.sum() >= 20 and lo.sum() >= 20:
+            dark[i], light[i] = raw[lo].mean(), raw[hi].mean()
     return dark, light
 
 
@@ -221,7 +227,7 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     noise, stripe amplitude, trench-shadow depth and tilt, contrast / brightness drift and the xy step of the slice
     drift (by registration when ``align``). Not estimated (left at the defaults): focus drift, scan-line jitter and
     offsets, charging, non-linear response (the fit assumes a linear detector)."""
-    from fibsynth.microscope.inverse import register_slices, shift_slices
+    from fibsynth.microscope.inverse import destripe, register_slices, shift_slices
 
     x = _stack(stack, "stack")
     rec: dict[str, Any] = {}
@@ -248,7 +254,12 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
         gain, offset = 1.0, 0.0
     if not gain > 0:
         raise FibsynthError("the bright phase is not brighter than the dark one", param="stack")
-    sh = shading_profile(x)
+    # shading on a copy without drift (each slice's phase levels mapped to 0 and 1) and without curtains (destriped:
+    # strong stripes tip the phase classification of a band); shading is multiplicative, so both leave it unchanged
+    span = (np.asarray(ds["bright"]) - np.asarray(ds["dark"]))[:, None, None]
+    flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0)
+    sh = shading_profile(flat)
+    sh["offset"] = None if sh["offset"] is None else float((sh["offset"] - 1.0) * span.mean() + dark)
     rec["shading"] = sh
     # the phase levels were measured under the shading: the detector's gain is that of the unshaded face
     mean_shade = 1.0 - max(sh["depth"], 0.0) / (sh["power"] + 1.0)
