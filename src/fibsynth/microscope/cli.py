@@ -164,7 +164,8 @@ def apply_cmd(
         if lab.shape != x.shape:
             raise FibsynthError(f"shape {lab.shape} differs from the stack's {x.shape}", labels)
     res = apply(x, model, labels=lab)
-    params = {**vol.meta.parameters, "microscope": {"applied": res.record}}
+    params = {**vol.meta.parameters,
+              "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "applied": res.record}}
     meta = vol.meta.with_updates(kind="image", generator=f"microscope model ({vol.meta.generator or 'input'})",
                                  parameters=params, seed=seed)
     _write(out, res.image, meta, dtype)
@@ -218,7 +219,8 @@ def correct_cmd(
     vol = read_volume(inp)
     x = as_full_scale(vol.data)
     y, rec = correct(x, cfg)
-    params = {**vol.meta.parameters, "microscope": {"corrected": rec}}
+    params = {**vol.meta.parameters,
+              "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "corrected": rec}}
     meta = vol.meta.with_updates(kind="image", parameters=params)
     _write(out, y, meta, dtype)
     _panel(panel, x, y, ("as recorded", "corrected"))
