@@ -16,6 +16,7 @@ from fibsynth.microscope import (
     MicroscopeModel,
     Shading,
     apply,
+    jitter_structure,
     jittered_z,
     sample_at_z,
     shading_field,
@@ -135,6 +136,13 @@ def test_jittered_z_and_sampling():
     vol = np.arange(6, dtype=float)[:, None, None] * np.ones((6, 3, 3))
     assert np.allclose(sample_at_z(vol, [0.0, 1.25, 4.5])[:, 0, 0], [0.0, 1.25, 4.5])
     assert np.allclose(sample_at_z(vol, [1.4, 2.6], order=0)[:, 0, 0], [1, 3])
+    lab, _ = phantom((40, 16, 16), 2)
+    cut, zz = jitter_structure(lab, 0.3, seed=4)
+    assert cut.shape == (len(zz), 16, 16) and set(np.unique(cut)) <= {0, 1}
+    assert np.array_equal(jitter_structure(lab, 0.0)[0], lab)
+    assert zz[0] == 0 and np.array_equal(cut[0], lab[0])  # the first cut is the first slice
+    assert np.ptp(np.diff(zz)) > 0.3  # the cuts are not evenly spaced
+    assert abs(cut.mean() - lab[: int(zz[-1]) + 1].mean()) < 0.05
     with pytest.raises(FibsynthError) as e:
         sample_at_z(vol, [6.5])
     assert e.value.param == "z"

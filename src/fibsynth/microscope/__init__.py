@@ -25,6 +25,7 @@ from fibsynth.microscope.estimate import (
 from fibsynth.microscope.forward import (
     MicroscopeResult,
     apply,
+    jitter_structure,
     jittered_z,
     sample_at_z,
     shading_field,
@@ -49,7 +50,7 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
     "align", "apply", "as_full_scale", "before_after_figure", "before_after_png", "correct", "correct_drift",
-    "correct_shading", "denoise", "destripe", "destripe_slice", "drift_series", "fit_model", "jittered_z",
+    "correct_shading", "denoise", "destripe", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
 ]

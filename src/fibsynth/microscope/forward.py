@@ -121,6 +121,15 @@ def sample_at_z(volume: Any, z: Any, *, order: int = 1) -> np.ndarray:
     return (1 - w) * v[k0].astype(np.float64) + w * v[k1].astype(np.float64)
 
 
+def jitter_structure(structure: Any, thickness_jitter: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A binary structure as a FIB with jittering slice thickness cuts it: the slices at :func:`jittered_z`
+    positions (linear interpolation, thresholded at 0.5), and those positions. Image the result with any engine,
+    then :func:`apply` the rest of the microscope; its labels are the returned structure."""
+    v = np.asarray(structure)
+    z = jittered_z(v.shape[0] if v.ndim == 3 else 0, thickness_jitter, seed)
+    return (sample_at_z(v, z) >= 0.5).astype(np.uint8), z
+
+
 # ------------------------------------------------------------------------------------------------ effects
 
 def stripe_profiles(model: MicroscopeModel, nz: int, nx: int, rng: np.random.Generator) -> np.ndarray:
