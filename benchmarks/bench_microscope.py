@@ -11,7 +11,7 @@ Parts:
 1. alignment: xy drift of 1.5 px per slice (std), shot noise (300 e/px), curtains, shading; error of each
    slice-to-slice step and of the cumulative shift, for a z-invariant structure (pure registration error) and for a
    3D structure (plus the apparent motion of slanted features), at several fields of view;
-2. destriping (Muench et al. 2009 wavelet-Fourier, Haar, 5 levels, sigma 1): share of the stripe power removed
+2. destriping (Muench et al. 2009 wavelet-Fourier, Haar, default levels, sigma 1): share of the stripe power removed
    (the filter is linear: what is left of the stripes is the filter applied to the stripes alone) and the mean
    displacement of the gold/epoxy iso-contour against the stripe-free truth, for several stripe strengths;
 3. estimators: fit_model on stacks made by a known forward model, relative error of each parameter, several seeds;
@@ -55,8 +55,11 @@ def structures(n_slices, n, quick):
     if SOFC.exists() and n <= 201 and n_slices <= 201:
         from fibsynth.io import read_volume
 
-        sofc = np.asarray(read_volume(SOFC).data)
-        out.append(("SOFC (real)", lambda s: sofc[s * 7 % (201 - n_slices):][:n_slices, :n, :n]))
+        sofc = np.asarray(read_volume(SOFC).data)  # one rough electrolyte layer, ~25 px thick, normal along x
+        out.append(("SOFC layer, interface along y (worst case)",
+                    lambda s: sofc[s * 7 % (201 - n_slices):][:n_slices, :n, :n]))
+        out.append(("SOFC layer, interface along x",
+                    lambda s: sofc[s * 7 % (201 - n_slices):][:n_slices, :n, :n].transpose(0, 2, 1)))
     return out[:1] if quick else out
 
 

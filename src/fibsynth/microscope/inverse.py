@@ -112,14 +112,23 @@ def _ihaar2(ca: np.ndarray, ch: np.ndarray, cv: np.ndarray, cd: np.ndarray) -> n
     return a
 
 
-def destripe_slice(img: Any, *, levels: int = 5, sigma: float = 1.0) -> np.ndarray:
+def auto_levels(ny: int, nx: int) -> int:
+    """Wavelet levels for destriping: down to two or three rows of coefficients, ``ceil(log2(min(ny, nx))) - 1``
+    (fewer leave wide stripes in the approximation: 5 levels removed 78 % of 6-px stripes in 192-px images, 7
+    levels 96 %)."""
+    return int(min(10, max(1, int(np.ceil(np.log2(max(min(ny, nx), 2)))) - 1)))
+
+
+def destripe_slice(img: Any, *, levels: int | None = None, sigma: float = 1.0) -> np.ndarray:
     """Remove vertical stripes (constant along y) from one image by the wavelet-Fourier filter of Muench et al.
     (2009): at each of ``levels`` Haar levels, the vertical-detail coefficients are Fourier transformed along y and
     damped by ``1 - exp(-k_y**2 / (2 sigma**2))`` (k_y in frequency-index units), then the image is reconstructed.
-    The image is mirrored to a multiple of ``2**levels`` and cropped back."""
+    The image is mirrored to a multiple of ``2**levels`` and cropped back; ``levels=None`` is :func:`auto_levels`."""
     a = np.asarray(img, np.float64)
     if a.ndim != 2:
         raise FibsynthError(f"expected a 2D image, got shape {a.shape}", param="img")
+    if levels is None:
+        levels = auto_levels(*a.shape)
     if not 1 <= levels <= 10:
         raise FibsynthError(f"must be in 1..10 (got {levels})", param="levels")
     if not sigma > 0:
@@ -143,7 +152,7 @@ def destripe_slice(img: Any, *, levels: int = 5, sigma: float = 1.0) -> np.ndarr
     return ca[:ny, :nx]
 
 
-def destripe(stack: Any, *, levels: int = 5, sigma: float = 1.0) -> np.ndarray:
+def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0) -> np.ndarray:
     """:func:`destripe_slice` on every slice of a (z, y, x) stack."""
     x = _stack(stack, "stack")
     return np.stack([destripe_slice(s, levels=levels, sigma=sigma) for s in x])
