@@ -168,6 +168,18 @@ def _levels(x: np.ndarray, bright: np.ndarray, bands: int, axis: int) -> tuple[n
         raw, hi, lo = x[tuple(sl)], core_hi[tuple(sl)], core_lo[tuple(sl)]
         if hi.sum() >= 20 and lo.sum() >= 20:
             dark[i], light[i] = raw[lo].mean(), raw[hi].mean()
+    # a band that holds one phase only is split by Otsu into two halves of its noise: its "contrast" is a fraction
+    # of the whole stack's; such bands are dropped
+    if x.size:
+        from skimage.filters import threshold_otsu
+
+        sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
+        glob = sm > threshold_otsu(sm)
+        g_hi, g_lo = ndimage.binary_erosion(glob, st), ndimage.binary_erosion(~glob, st)
+        if g_hi.any() and g_lo.any():
+            whole = x[g_hi].mean() - x[g_lo].mean()
+            bad = ~(light - dark > 0.4 * whole)
+            dark[bad], light[bad] = np.nan, np.nan
     return dark, light
 
 
@@ -258,8 +270,11 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     # strong stripes tip the phase classification of a band); shading is multiplicative, so both leave it unchanged
     span = (np.asarray(ds["bright"]) - np.asarray(ds["dark"]))[:, None, None]
     flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0)
-    sh = shading_profile(flat)
-    sh["offset"] = None if sh["offset"] is None else float((sh["offset"] - 1.0) * span.mean() + dark)
+    try:
+        sh = shading_profile(flat)
+        sh["offset"] = None if sh["offset"] is None else float((sh["offset"] - 1.0) * span.mean() + dark)
+    except FibsynthError as exc:  # e.g. one phase confined to a few columns: no shading measured
+        sh = {"depth": 0.0, "power": 2.0, "tilt": 0.0, "offset": None, "not_measured": exc.message}
     rec["shading"] = sh
     # the phase levels were measured under the shading: the detector's gain is that of the unshaded face
     mean_shade = 1.0 - max(sh["depth"], 0.0) / (sh["power"] + 1.0)
