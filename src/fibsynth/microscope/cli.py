@@ -187,9 +187,9 @@ def correct_cmd(
     max_shift_px: Optional[float] = typer.Option(None, "--max-shift-px", help="Reject slice-to-slice shifts larger "
                                                  "than this (failed registrations)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
-    destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels: stripes up to "
-                                                  "2**LEVELS px wide are removed (default 5; more also flatten wide "
-                                                  "vertical structures)."),
+    destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels (default: "
+                                                  "ceil(log2(min size)) - 1). Use 5 for layered samples: more levels "
+                                                  "also flatten structures that run along y over the whole face."),
     destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
     shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
     shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "
