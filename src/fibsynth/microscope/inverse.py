@@ -3,7 +3,7 @@ denoising. Arrays in, arrays out; each returns what it measured or applied so th
 
 Destriping is the combined wavelet-Fourier filter of B. Muench, P. Trtik, F. Marone and M. Stampanoni, "Stripe and
 ring artifact removal with combined wavelet-Fourier filtering", Opt. Express 17 (2009) 8567-8591, implemented here
-with an orthonormal Haar wavelet (numpy only). The maintained Python destripers were checked and not used: pystack3d
+with a periodic orthonormal DWT (Daubechies-4 by default, or Haar) in numpy/scipy. The maintained Python destripers were checked and not used: pystack3d
 is GPL-3.0 and pyvsnr AGPL-3.0 (fibsynth is Apache-2.0), and pyvsnr needs pyfftw.
 """
 
