@@ -87,6 +87,22 @@ def test_errors_are_one_line_with_exit_2_and_no_output(sim, tmp_path, capsys, ar
     assert not o.exists()
 
 
+def test_outputs_replace_only_fibsynth_files(sim, tmp_path, capsys):
+    p, q = sim
+    mine = tmp_path / "notes.tif"
+    mine.write_bytes(b"not fibsynth's")
+    for argv in (["apply", str(p), str(mine)], ["correct", str(p), str(mine), "--align"],
+                 ["apply", str(p), str(p)], ["apply", str(p), str(tmp_path / "o.tif"), "--panel", str(mine)]):
+        assert main(["microscope", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("fibsynth: error:"), err
+    assert mine.read_bytes() == b"not fibsynth's" and not (tmp_path / "o.tif").exists()
+    # its own output is replaced
+    out = tmp_path / "again.tif"
+    assert main(["microscope", "apply", str(p), str(out), "--dose", "100"]) == 0
+    assert main(["microscope", "apply", str(p), str(out), "--dose", "200"]) == 0
+
+
 def test_panel_bytes():
     _, eta = phantom((2, 48, 48), 1)
     assert before_after_png(eta, eta[:, ::-1])[:4] == b"\x89PNG"

@@ -41,13 +41,18 @@ _APPLY_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _check_out(out: Path) -> None:
-    from fibsynth.io import volume_format
+def _check_out(out: Path, inputs: list, param: str) -> None:
+    """Before any work: the output can be written and replaces nothing but fibsynth's own (docs/safety.md)."""
+    from fibsynth.io import check_output
 
-    volume_format(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FibsynthError("output folder does not exist", parent)
+    check_output(out, inputs=inputs, param=param)
+
+
+def _check_file(path: Optional[Path], inputs: list, suffixes: tuple[str, ...], param: str) -> None:
+    if path is not None:
+        from fibsynth.io import check_output
+
+        check_output(path, inputs=inputs, suffixes=suffixes, kind="file", param=param)
 
 
 def _write(out: Path, data: Any, meta: Any, dtype: str) -> None:
@@ -129,7 +134,7 @@ def apply_cmd(
     from fibsynth.microscope.inverse import as_full_scale
 
     register_flag_names(**{f"{sec}.{fld}": "--" + opt.replace("_", "-") for opt, (sec, fld) in _APPLY_FIELDS.items()},
-                        strength="--random")
+                        strength="--random", out="OUT")
     flat = dict(dose=dose, beam_current_pa=beam_current_pa, dwell_us=dwell_us, efficiency=efficiency, gain=gain,
                 dark_offset=dark_offset, read_noise=read_noise, response=response, gamma=gamma, bits=bits,
                 line_jitter_px=line_jitter_px, line_offset_std=line_offset_std, curtain_amplitude=curtain_amplitude,
@@ -137,11 +142,13 @@ def apply_cmd(
                 contrast_drift=contrast_drift, brightness_drift=brightness_drift, xy_drift_px=xy_drift_px,
                 blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging)
     _dtype(dtype)
-    _check_out(out)
+    ins = [inp, labels, config]
+    _check_out(out, ins, "out")
     if labels_out is not None:
         if labels is None:
             raise FibsynthError("needs --labels", param="labels_out")
-        _check_out(labels_out)
+        _check_out(labels_out, ins + [out], "labels_out")
+    _check_file(panel, ins + [out, labels_out], (".png",), "panel")
     if config is not None and random is not None:
         raise FibsynthError("give either --config or --random, not both", param="random")
     if config is not None:
@@ -206,12 +213,16 @@ def correct_cmd(
 ) -> None:
     """Correct a real stack: alignment, curtain removal, shading, brightness drift, denoising (in this order)."""
     from fibsynth.cliutil import emit_json
+    from fibsynth.errors import register_flag_names
     from fibsynth.io import read_volume
     from fibsynth.microscope.config import CorrectConfig
+
+    register_flag_names(out="OUT")
     from fibsynth.microscope.inverse import as_full_scale, correct
 
     _dtype(dtype)
-    _check_out(out)
+    _check_out(out, [inp, config], "out")
+    _check_file(panel, [inp, config, out], (".png",), "panel")
     given = {k: v for k, v in ctx.params.items()
              if k in CorrectConfig.model_fields and ctx.get_parameter_source(k).name != "DEFAULT"}
     base = CorrectConfig.from_yaml(config).model_dump() if config is not None else {}
@@ -246,6 +257,7 @@ def estimate_cmd(
     from fibsynth.microscope.estimate import fit_model
     from fibsynth.microscope.inverse import as_full_scale
 
+    _check_file(model_out, [inp], (".yaml", ".yml"), "model_out")
     levels = None
     if eta_levels is not None:
         v = parse_list(eta_levels, "--eta-levels", minimum=0.0, maximum=1.0)
