@@ -35,6 +35,7 @@ def reconstruct_cmd(
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
     budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on shared cores)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
@@ -52,7 +53,7 @@ def reconstruct_cmd(
                                   synth_slices=synth_slices, synth_side=synth_side,
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
                                   mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
-                                  block=block, budget_min=budget_min, seed=seed)
+                                  block=block, budget_min=budget_min, threads=threads, seed=seed)
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")
     reconstruct(real_stack, out_dir, s, truth=truth, quiet=quiet)

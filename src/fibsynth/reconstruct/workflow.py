@@ -122,17 +122,33 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
 
 
 def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
-                truth: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
+                truth: str | Path | None = None, quiet: bool = False, work_dir: str | Path | None = None
+                ) -> dict[str, Any]:
     """Run the whole workflow (module docstring) and return the summary (also ``OUT/summary.json``).
 
     ``truth``: a ground-truth segmentation of the same stack (benchmarks and tests only): adds MDS / MP / MGP of the
-    U-Net, Otsu and k-means. Raises :class:`FibsynthError` (one line) for any bad input before writing outputs."""
+    U-Net, Otsu and k-means. ``work_dir``: the step cache (default ``OUT/work``; runs that share it share every
+    step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
+    writing outputs."""
+    import torch
+
+    s = settings or ReconstructSettings()
+    old = torch.get_num_threads()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    try:
+        return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSettings, *,
+                 truth: str | Path | None, quiet: bool, work_dir: str | Path | None) -> dict[str, Any]:
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
     from fibsynth.reconstruct import generate as G
     from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
 
-    s = settings or ReconstructSettings()
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
     raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
@@ -161,7 +177,7 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     console = _Console(quiet)
-    steps = _Steps(out / WORK, console)
+    steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
 
