@@ -21,7 +21,7 @@ _NOARGS = tuple({click.exceptions.NoArgsIsHelpError, _tx.NoArgsIsHelpError})
 _CLICKEXC = tuple({click.ClickException, _tx.ClickException})
 
 from fibsynth import __version__
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, flag_names
 
 app = typer.Typer(
     name="fibsynth",
@@ -80,7 +80,8 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="fibsynth")
+        with flag_names():  # names a command registers end with it
+            app(args=argv, standalone_mode=False, prog_name="fibsynth")
     except FibsynthError as exc:
         click.echo(f"fibsynth: error: {exc.cli_line()}", err=True)
         return 2

@@ -37,6 +37,9 @@ def flag_names(**mapping: str) -> Iterator[None]:
     token = _FLAGS.set(merged)
     try:
         yield
+    except FibsynthError as exc:  # the CLI prints it after this block has ended: carry the names with it
+        exc.flags = {**_FLAGS.get(), **exc.flags}
+        raise
     finally:
         _FLAGS.reset(token)
 
@@ -63,6 +66,7 @@ class FibsynthError(Exception):
     def __init__(self, message: str, source: str | Path | None = None, *, param: str | tuple[str, ...] | None = None):
         self.source = None if source is None else str(source)
         self.message = message
+        self.flags: dict[str, str] = {}
         self.params: tuple[str, ...] = () if param is None else ((param,) if isinstance(param, str) else tuple(param))
         super().__init__(self._line(", ".join(self.params)))
 
@@ -76,7 +80,7 @@ class FibsynthError(Exception):
 
     def cli_line(self, flags: dict[str, str] | None = None) -> str:
         """The line the CLI prints: parameters mapped to flags."""
-        table = {**_FLAGS.get(), **(flags or {})}
+        table = {**_FLAGS.get(), **self.flags, **(flags or {})}
         return self._line(", ".join(table.get(p, default_flag(p)) for p in self.params))
 
 
@@ -114,6 +118,6 @@ class _MultiFieldError(FibsynthError):
         self.fields = fields
 
     def cli_line(self, flags: dict[str, str] | None = None) -> str:
-        table = {**_FLAGS.get(), **(flags or {})}
+        table = {**_FLAGS.get(), **self.flags, **(flags or {})}
         body = "; ".join((f"{table.get(f, default_flag(f.split('.')[-1]))}: {m}" if f else m) for f, m in self.fields)
         return f"{self.source}: {body}" if self.source else body

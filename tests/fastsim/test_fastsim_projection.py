@@ -144,7 +144,7 @@ def test_errors(net):
     s = np.zeros((4, 4, 4), np.uint8)
     with pytest.raises(FibsynthError, match="binary"):
         project(s + 2, (5, 5, 5), 2.0, model=net)
-    with pytest.raises(FibsynthError, match="slices-behind"):
+    with pytest.raises(FibsynthError, match="slices_behind"):
         project(s, (5, 5, 5), 2.0, slices_behind=0, model=net)
     with pytest.raises(FibsynthError, match="energy"):
         project(s, (5, 5, 5), 50.0, model=net)

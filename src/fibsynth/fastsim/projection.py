@@ -245,20 +245,20 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     e = check_energy(energy_kev)
     a = check_incidence(incidence_deg)
     if not (0.0 <= spread <= 10.0):
-        raise FibsynthError(f"--spread must be in [0, 10] (got {spread})")
+        raise FibsynthError(f"must be in [0, 10] (got {spread})", param="spread")
     if normalise not in ("group", "eta"):
-        raise FibsynthError(f"--normalise must be group or eta (got {normalise!r})")
+        raise FibsynthError(f"must be group or eta (got {normalise!r})", param="normalise")
     dz, dy, dx = (float(v) for v in voxel_zyx)
     if min(dz, dy, dx) <= 0:
         raise FibsynthError("voxel sizes must be > 0 nm")
     k_def = default_slices_behind(e, dz, pore)
     k = k_def if slices_behind is None else int(slices_behind)
     if not (1 <= k <= MAX_SLICES_BEHIND):
-        raise FibsynthError(f"--slices-behind must be in [1, {MAX_SLICES_BEHIND}] (got {slices_behind})")
+        raise FibsynthError(f"must be in [1, {MAX_SLICES_BEHIND}] (got {slices_behind})", param="slices_behind")
     nz = vol.shape[0]
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
-        raise FibsynthError(f"--slices: need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})")
+        raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
     model = model if model is not None else load_model()
     z_solid = effective_z(get_material(solid, "--solid"))
     get_material(pore, "--pore")

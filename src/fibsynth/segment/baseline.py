@@ -74,7 +74,7 @@ def segment_baseline(inp: str | Path, out: str | Path, method: str = "otsu") -> 
     from fibsynth.io import VolumeMeta, atomic_path, create_zarr, read_volume, volume_format, write_volume
 
     if method not in METHODS:
-        raise FibsynthError(f"--method must be one of {', '.join(METHODS)} (got {method!r})")
+        raise FibsynthError(f"must be one of {', '.join(METHODS)} (got {method!r})", param="method")
     vol = read_volume(inp, lazy=True)
     data = vol.data
     info: dict = {"method": method}

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from fibsynth.cliutil import emit_json, parse_list
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -190,7 +190,8 @@ def score_cmd(
     vs = VoxelSize.from_xy_z(voxel_nm, slice_nm).zyx() if voxel_nm is not None else None
     if slice_nm is not None and voxel_nm is None:
         raise FibsynthError("--slice-nm needs --voxel-nm")
-    rows = score_rows(preds, truth, isotropy=isotropy, voxel_zyx=vs, names=name or None)
+    with flag_names(truths="--truth", names="--name"):
+        rows = score_rows(preds, truth, isotropy=isotropy, voxel_zyx=vs, names=name or None)
     for path, text in ((csv_path, to_csv), (md_path, to_markdown)):
         if path is not None:
             with atomic_path(path) as tmp:

@@ -25,10 +25,10 @@ def score_rows(preds: Sequence[str | Path], truths: Sequence[str | Path] = (), *
     if not preds:
         raise FibsynthError("give at least one prediction")
     if truths and len(truths) not in (1, len(preds)):
-        raise FibsynthError(f"--truth: give one ground truth for all predictions or one per prediction "
-                            f"({len(preds)}), got {len(truths)}")
+        raise FibsynthError(f"give one ground truth for all predictions or one per prediction "
+                            f"({len(preds)}), got {len(truths)}", param="truths")
     if names and len(names) != len(preds):
-        raise FibsynthError(f"--name: give one name per prediction ({len(preds)}), got {len(names)}")
+        raise FibsynthError(f"give one name per prediction ({len(preds)}), got {len(names)}", param="names")
     rows = []
     for i, p in enumerate(preds):
         pv = read_structure(p, lazy=True)
