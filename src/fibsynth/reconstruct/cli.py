@@ -40,12 +40,20 @@ def reconstruct_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
     """Segment a real FIB-SEM stack with networks trained on matched synthetic data; writes a report."""
-    from fibsynth.errors import register_flag_names
+    from fibsynth.errors import flag_names
+
+    with flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", adapt="--adapt/--no-adapt"):
+        _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
+             val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+             correct, reestimate, block, budget_min, truth, threads, seed, quiet)
+
+
+def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
+         val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+         correct, reestimate, block, budget_min, truth, threads, seed, quiet) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.workflow import reconstruct
 
-    register_flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", correct="--correct", truth="--truth",
-                        adapt="--adapt/--no-adapt")
     fixes = tuple(c.strip() for c in correct.split(",") if c.strip())
     s = ReconstructSettings.build(None, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
                                   pore=pore, engine=engine, electrons_per_pixel=electrons_per_pixel,
