@@ -35,7 +35,7 @@ def reconstruct_cmd(
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
     budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on shared cores)."),
+    threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:

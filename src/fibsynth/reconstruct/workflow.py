@@ -130,16 +130,18 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
     U-Net, Otsu and k-means. ``work_dir``: the step cache (default ``OUT/work``; runs that share it share every
     step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
     writing outputs."""
+    import numba
     import torch
 
     s = settings or ReconstructSettings()
-    old = torch.get_num_threads()
-    if s.threads:
-        torch.set_num_threads(s.threads)
+    old = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(s.threads)
+    numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
     try:
         return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
     finally:
-        torch.set_num_threads(old)
+        torch.set_num_threads(old[0])
+        numba.set_num_threads(old[1])
 
 
 def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSettings, *,
