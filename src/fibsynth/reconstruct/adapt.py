@@ -39,13 +39,15 @@ def plan(real_shape, synth_shape, *, budget_min: float = 20.0, epochs: int | Non
     """CycleGAN settings for this stack: patch = 128 px where both stacks allow it (else the largest multiple of
     8 that fits, >= 32); generator width 16 and discriminator 32 (issue 14's small model); 3 epochs; patches per
     epoch = the number of distinct real patches, between 32 and 128, scaled down when the budget is short
-    (the adaptation gets a quarter of ``budget_min``; one 128-px patch costs ~0.5 s on 2 cores)."""
+    (the adaptation gets a quarter of ``budget_min``; the cost model assumes 2 s per 128-px patch on one thread:
+    measured 4.8 s per 96-px patch, i.e. ~8.5 s per 128-px patch, on the shared 2-core machine at load 18, and an
+    unloaded core is several times faster -- an assumption, not a measurement, for the unloaded case)."""
     side = min(real_shape[1], real_shape[2], synth_shape[1], synth_shape[2])
     patch = 128 if side >= 128 else max(32, (side // 8) * 8)
     per_real = real_shape[0] * max(1, real_shape[1] // patch) * max(1, real_shape[2] // patch)
     n = int(np.clip(per_real, 32, 128))
     ep = 3
-    cost = 0.5 * (patch / 128) ** 2  # seconds per patch on 2 busy cores (measured, docs/reconstruct.md)
+    cost = 2.0 * (patch / 128) ** 2  # seconds per patch (see docstring)
     affordable = int(0.25 * budget_min * 60 / max(cost * ep, 1e-3))
     n = max(8, min(n, affordable))
     return {"patch": patch, "stride": max(8, patch // 2), "gen_channels": channels or 16, "disc_channels": 32,
