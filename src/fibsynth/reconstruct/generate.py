@@ -30,15 +30,15 @@ def _clip_phi(v: float) -> float:
     return float(np.clip(v, 0.08, 0.85))
 
 
-def draw_parameters(est: dict[str, Any], n: int, voxel_zyx, seed: int) -> list[dict[str, Any]]:
-    """``n`` structure parameter sets around the estimate (see module docstring)."""
+def draw_parameters(est: dict[str, Any], n: int, voxel_zyx, seed: int, *, spread: bool = True) -> list[dict[str, Any]]:
+    """``n`` structure parameter sets around the estimate (see module docstring); ``spread=False``: at it."""
     rng = np.random.default_rng((seed, 31))
     q = est["quantities"]
     min_lig = 2.05 * max(voxel_zyx)
 
     def draw(key: str) -> float:
         v, u = q[key]["value"], q[key]["uncertainty"]
-        return float(rng.normal(v, max(u, MIN_REL_SPREAD * abs(v))))
+        return float(rng.normal(v, max(u, MIN_REL_SPREAD * abs(v)))) if spread else float(v)
 
     out = []
     for i in range(n):

@@ -201,13 +201,25 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     insp = json.loads((d_in / "inspect.json").read_text())
 
     # 2. estimate ----------------------------------------------------------------------------------------------
+    def simulate(est: dict, i: int):
+        """One structure at the estimate (no spread), imaged and augmented like the training data."""
+        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
+        shape = (int(min(real.shape[0], 32)), 96, 96)
+        solid = G.make_structure(p, shape, vz)
+        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i)
+        img, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"])
+        return solid, img
+
     def do_estimate(d: Path) -> dict:
-        est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
+        raw_est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
+        est = E.calibrate(raw_est, simulate, vz, seed=s.seed)
+        est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
 
-    k_e1, d_e1, _ = steps("estimate", {"seed": s.seed}, {"real": k_in}, do_estimate,
-                          "estimating the structure from Otsu and k-means")
+    k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
+                                       "calibrated": 2}, {"real": k_in}, do_estimate,
+                          "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
     nz_s = s.synth_slices or int(min(real.shape[0], 48))
