@@ -218,7 +218,12 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
              "each value has an uncertainty from the spread over the eight octants of the stack and between the two "
              "thresholds. Ligament and pore diameters are the 3D mean local thickness (the size fibsynth's generators "
              "are calibrated to) and mean chord lengths along x, y, z.")
-    tables = [("First estimate (from thresholds)", estimate_table(est1))]
+    tables = [("First estimate (from thresholds; solid fractions and hierarchy ratio calibrated through the "
+               "forward model)", estimate_table(est1))]
+    if est1.get("first_pass_uncalibrated"):
+        tables.append(("The thresholds' raw values before that calibration",
+                       {k: f"{v:.4g}" for k, v in est1["first_pass_uncalibrated"].items()
+                        if k in ("solid_fraction", "ligament_nm", "pore_nm", "hierarchy_ratio")}))
     if est2 is not None:
         tables.append(("Re-estimate from the first reconstruction", estimate_table(est2)))
         etext += ("\n\nAfter the first reconstruction the structure was measured again on it: "
