@@ -216,7 +216,7 @@ def estimate_table(est: dict[str, Any]) -> dict[str, str]:
     return rows
 
 
-CALIBRATED = ("solid_fraction", "upper_solid_fraction", "lower_solid_fraction", "hierarchy_ratio")
+CALIBRATED = ("solid_fraction", "upper_solid_fraction", "lower_solid_fraction")
 
 
 def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int = 2, seed: int = 0,
@@ -230,10 +230,11 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int = 2, 
     value), which is subtracted from the real stack's first-pass values; repeated ``iterations`` times so the bias
     is evaluated near the corrected point. Uncertainties add the synthetic estimate's in quadrature.
 
-    Only ``keys`` are corrected: the solid fractions (shine-through makes a threshold see too much gold) and the
-    hierarchy ratio. Correcting the ligament diameter too was tried and over-corrected on the shipped example
-    (34 -> 16 nm against a true 26 nm; docs/reconstruct.md), so diameters keep their first-pass values and are
-    fixed by the re-estimate from the reconstruction."""
+    Only ``keys`` are corrected: the solid fractions (shine-through makes a threshold see too much gold).
+    Correcting the ligament diameter too was tried and over-corrected on the shipped example (34 -> 16 nm against a
+    true 26 nm), and correcting the hierarchy ratio turned that hierarchical example into a single-level one
+    (9.5 -> 0.63; docs/reconstruct.md), so those keep their first-pass values and are fixed by the re-estimate from
+    the reconstruction."""
     est = json_copy(raw)
     history = []
     for i in range(iterations):

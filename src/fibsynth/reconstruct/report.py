@@ -218,8 +218,7 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
              "each value has an uncertainty from the spread over the eight octants of the stack and between the two "
              "thresholds. Ligament and pore diameters are the 3D mean local thickness (the size fibsynth's generators "
              "are calibrated to) and mean chord lengths along x, y, z.")
-    tables = [("First estimate (from thresholds; solid fractions and hierarchy ratio calibrated through the "
-               "forward model)", estimate_table(est1))]
+    tables = [("First estimate (from thresholds; solid fractions calibrated through the forward model)", estimate_table(est1))]
     if est1.get("first_pass_uncalibrated"):
         tables.append(("The thresholds' raw values before that calibration",
                        {k: f"{v:.4g}" for k, v in est1["first_pass_uncalibrated"].items()

@@ -218,7 +218,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"hierarchical": est["hierarchical"]}
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
-                                       "calibrated": 2}, {"real": k_in}, do_estimate,
+                                       "calibrated": list(E.CALIBRATED)}, {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
