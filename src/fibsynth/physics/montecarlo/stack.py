@@ -298,7 +298,8 @@ def std_path(out: Path) -> Path:
 def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None,
                        voxel_nm: float | None, slice_nm: float | None, scheduler: str | None, workers: int,
                        resume: bool, backend: str = "numba", device: str | None = None) -> None:
-    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
+    from fibsynth.io import read_structure, resolve_voxel_size, write_volume
+    from fibsynth.pipeline import montecarlo_meta
 
     vol = read_structure(structure_path)
     data = np.asarray(vol.data)
@@ -330,9 +331,7 @@ def simulate_stack_cli(structure_path: Path, out: Path, settings: StackSettings,
         "exit_angle_histogram_deg_90bins": res["angle_hist"].tolist(),
     })
     mats, _, _ = _materials(settings)
-    meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="fibsynth.physics.montecarlo", parameters=params,
-                      seed=settings.seed, energy_kev=settings.energy_kev,
-                      materials={"0": settings.pore, "1": settings.solid})
+    meta = montecarlo_meta(voxel, settings, (k0, k1), params)  # the pipeline's one record (z offset k0)
     write_volume(out, res["eta"], meta)
     write_volume(std_path(out), res["std"], meta.with_updates(parameters={**params, "quantity": "standard error"}))
     shutil.rmtree(work, ignore_errors=True)
