@@ -74,6 +74,7 @@ def _register() -> None:
     app.command("synth", help="Monte-Carlo-like images of a structure in seconds: projection + shipped CycleGAN.")(pipeline_cli.synth)
     app.command("info", help="Show a volume's shape, type and metadata.")(info_cli.info)
     app.command("demo", help="Run the end-to-end demo on built-in defaults.")(info_cli.demo)
+    app.command("reconstruct", help="Your real FIB-SEM stack -> 3D segmentation + report (trained on matched synthetic data).")(__import__("fibsynth.reconstruct.cli", fromlist=["reconstruct_cmd"]).reconstruct_cmd)
 
 
 _register()
