@@ -141,16 +141,7 @@ def test_graph_sees_lazy_imports():
     assert "fibsynth.physics.montecarlo.setup" in g["fibsynth.physics.montecarlo.backend_torch"]
 
 
-# cycles known and reported (not in this branch's files): io.outputs checks a volume output's suffix with
-# io.volume.volume_format while io.volume applies io.outputs' rule -- the io owner can move volume_format (or the
-# rule) into a module both import. And, from the pipeline/demo work (main at de08dd8), fibsynth.demo <->
-# fibsynth.experiment.{runner,spec,steps} (the demo runs the shipped experiment, whose report step imports the
-# demo's report code). Any other cycle fails the test.
-KNOWN = [
-    ["fibsynth.io.outputs", "fibsynth.io.volume"],
-    ["fibsynth.demo", "fibsynth.experiment.runner", "fibsynth.experiment.spec", "fibsynth.experiment.steps"],
-    ["fibsynth.microscope.estimate", "fibsynth.microscope.inverse"],  # from the microscope work (main at f488794)
-]
+KNOWN: list[list[str]] = []  # none: every cycle fails the test
 
 
 def test_no_import_cycles():

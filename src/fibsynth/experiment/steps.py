@@ -15,42 +15,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
 from fibsynth.config import StrictModel, VoxelSize
 from fibsynth.errors import FibsynthError
-from fibsynth.io import VolumeMeta, read_volume, write_volume
 
-VOLUME, LABELS, MODEL, METRICS = "volume.npy", "labels.npy", "model", "metrics.json"
-PROJECTION = "projection.npy"  # a fast step's projection, before translation
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-def load(d: Path) -> tuple[np.ndarray, VolumeMeta]:
-    if not (d / VOLUME).exists():
-        raise FibsynthError(f"step output has no volume ({VOLUME})", d)
-    v = read_volume(d / VOLUME)
-    return np.asarray(v.data), v.meta
-
-
-def load_labels(d: Path) -> np.ndarray | None:
-    return np.asarray(read_volume(d / LABELS).data) if (d / LABELS).exists() else None
-
-
-def voxel_of(meta: VolumeMeta, where: Path) -> VoxelSize:
-    if meta.voxel_size_nm is None:
-        raise FibsynthError("volume carries no voxel size", where)
-    return meta.voxel_size_nm
-
-
-def save(out: Path, data: np.ndarray, meta: VolumeMeta, labels: np.ndarray | None = None) -> None:
-    from fibsynth.pipeline import label_meta
-
-    write_volume(out / VOLUME, data, meta)
-    if labels is not None:
-        write_volume(out / LABELS, np.asarray(labels, np.uint8), label_meta(meta))
+from fibsynth.experiment.store import (  # noqa: F401  (step-folder conventions, re-exported)
+    LABELS, METRICS, MODEL, PROJECTION, VOLUME, load, load_labels, save, voxel_of,
+)
 
 
 def one(inputs: dict, role: str) -> Path:
@@ -410,14 +382,14 @@ class DemoReportParams(StrictModel):
 
 
 class DemoReportStep(Step):
-    """The demo's report (:func:`fibsynth.demo.demo_report`): ``report.html``, ``summary.json``, figures."""
+    """The demo's report (:func:`fibsynth.pipeline.demo_report.demo_report`): ``report.html``, ``summary.json``, figures."""
 
     Params = DemoReportParams
     required_inputs = ("structure", "heldout_structure", "montecarlo", "synthetic_train", "synthetic_heldout",
                        "model", "segmentation", "otsu", "score_unet", "score_otsu")
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.demo import demo_report
+        from fibsynth.pipeline.demo_report import demo_report
 
         summary = demo_report(p, {k: one(inputs, k) for k in inputs}, out)
         return {k: round(v, 4) for k, v in summary["segmentation"].items() if k.endswith("MDS")}

@@ -182,7 +182,7 @@ def check_output(
     """
     out = Path(out)
     if kind == "volume":
-        from fibsynth.io.volume import volume_format
+        from fibsynth.io.formats import volume_format
 
         try:
             volume_format(out)

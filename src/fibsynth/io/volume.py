@@ -36,7 +36,7 @@ from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
 from fibsynth.io.metadata import VolumeMeta
 
-TIFF_SUFFIXES = (".tif", ".tiff")
+from fibsynth.io.formats import TIFF_SUFFIXES, volume_format  # noqa: F401  (one home: io.outputs needs it too)
 _INFO_PREFIX = "fibsynth-metadata:"
 _SIDECAR = "fibsynth.json"
 _UNIT_TO_NM = {
@@ -68,23 +68,6 @@ class Volume:
     @property
     def voxel_size(self) -> VoxelSize | None:
         return self.meta.voxel_size_nm
-
-
-def volume_format(path: str | Path) -> str:
-    """``tiff``, ``zarr``, ``npy`` or ``folder`` from the path's suffix."""
-    p = Path(path)
-    name = p.name.lower()
-    if name.endswith(TIFF_SUFFIXES):
-        return "tiff"
-    if name.endswith(".zarr"):
-        return "zarr"
-    if name.endswith(".npy"):
-        return "npy"
-    if p.suffix == "":
-        return "folder"
-    raise FibsynthError(
-        f"unknown suffix {p.suffix!r}: use .tif/.tiff, .zarr, .npy, or a folder name without suffix", path
-    )
 
 
 # --------------------------------------------------------------------------------------------- atomic

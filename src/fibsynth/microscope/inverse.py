@@ -242,7 +242,7 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     ``"polynomial"`` fits a 2D polynomial of ``degree`` to the mean over slices, ``"gaussian"`` smooths it by
     ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading)."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
-    from fibsynth.microscope.estimate import shading_profile
+    from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
     x = _stack(stack, "stack")
@@ -287,7 +287,7 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
     :func:`fibsynth.microscope.estimate.noise_sigma`)."""
     from skimage.restoration import denoise_bilateral, denoise_nl_means
 
-    from fibsynth.microscope.estimate import noise_sigma
+    from fibsynth.microscope.measure import noise_sigma
 
     x = _stack(stack, "stack")
     if not strength > 0:
