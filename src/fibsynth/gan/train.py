@@ -25,6 +25,7 @@ from fibsynth.ml.checkpoint import LAST, check_resume, last_checkpoint
 from fibsynth.ml.runtime import check_threads, fit, make_trainer, quiet_lightning, torch_threads
 from fibsynth.ml.sampler import EpochSampler
 from fibsynth.ml.schedule import early_stopping, plateau_scheduler
+from fibsynth.ml.tiling import window_starts
 
 CKPT_DIR = "checkpoints"
 SAMPLES = "samples"
@@ -53,13 +54,6 @@ class TrainSettings(StrictModel):
 
 # ---------------------------------------------------------------- data
 
-def _patch_origins(n: int, patch: int, stride: int) -> list[int]:
-    if n <= patch:
-        return [0]
-    starts = list(range(0, n - patch + 1, stride))
-    if starts[-1] != n - patch:
-        starts.append(n - patch)
-    return starts
 
 
 class PatchSet:
@@ -71,8 +65,8 @@ class PatchSet:
             ph, pw = max(0, patch - h), max(0, patch - w)
             data = np.pad(data, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
         self.data, self.patch = data, patch
-        self.origins = [(k, y, x) for k in range(z) for y in _patch_origins(data.shape[2], patch, stride)
-                        for x in _patch_origins(data.shape[3], patch, stride)]
+        self.origins = [(k, y, x) for k in range(z) for y in window_starts(data.shape[2], patch, stride)
+                        for x in window_starts(data.shape[3], patch, stride)]
 
     def __len__(self) -> int:
         return len(self.origins)
