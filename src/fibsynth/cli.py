@@ -76,13 +76,105 @@ def _register() -> None:
 _register()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``): unwinds like Ctrl-C so that temporary outputs are removed."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the subprocess test
+    import os
+    import signal
+
+    if os.getpid() != _MAIN_PID[0]:  # a forked child (DataLoader worker ...): die as it would have
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
+
+
+_MAIN_PID = [0]
+
+# errno values that mean "this path cannot be written / read here": reported as one line, not a traceback
+_PATH_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST", "ENAMETOOLONG",
+                "ENOENT", "ELOOP", "EXDEV", "ENOTEMPTY", "EBUSY", "ETXTBSY", "EMFILE", "EFBIG"}
+
+
+def _os_error_line(exc: OSError) -> str | None:
+    import errno
+
+    name = errno.errorcode.get(exc.errno or -1)
+    if name not in _PATH_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    text = exc.strerror or name
+    return f"{where}: {text}" if where else text
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script.
+
+    Exit status: 0 done; 2 a mistake in the input (one line ``fibsynth: error: ...``, no traceback, no partial
+    output); 130 interrupted by Ctrl-C, 143 terminated (SIGTERM): one line ``fibsynth: interrupted (...)``, the
+    temporary outputs removed and the resumable work stores (``mc stack``'s, ``run``'s cache, checkpoints) kept.
+    """
+    import os
+    import signal
+    import threading
+
+    from fibsynth import cliutil
+
+    cliutil.reset_interrupt_note()
+    _quiet_lightning_interrupt()
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        _MAIN_PID[0] = os.getpid()
+        try:
+            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # pragma: no cover
+            old_term = None
     try:
-        with flag_names():  # names a command registers end with it
-            rv = app(args=argv, standalone_mode=False, prog_name="fibsynth")
-        if rv == 130:  # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns its code
-            raise KeyboardInterrupt
+        return _main(argv)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _quiet_lightning_interrupt() -> None:
+    """Lightning logs "Detected KeyboardInterrupt, attempting graceful shutdown" before it exits; fibsynth prints
+    its own one line instead."""
+    import logging
+
+    lg = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(getattr(f, "_fibsynth", False) for f in lg.filters):
+        def drop(record: logging.LogRecord) -> bool:
+            return "Detected KeyboardInterrupt" not in record.getMessage()
+
+        drop._fibsynth = True  # type: ignore[attr-defined]
+        lg.addFilter(drop)
+
+
+def _interrupted(exc: BaseException) -> int:
+    from fibsynth import cliutil
+
+    term = isinstance(exc, Terminated)
+    what = "terminated" if term else "interrupted"
+    note = cliutil.interrupt_note()
+    click.echo(f"fibsynth: {what} ({'SIGTERM' if term else 'Ctrl-C'}; {note})", err=True)
+    return 143 if term else 130
+
+
+def _main(argv: list[str] | None) -> int:
+    from fibsynth import cliutil
+
+    try:
+        with cliutil.quiet_interrupts():
+            # typer's own main turns a KeyboardInterrupt into a silent return of 130 (and main reported 0); the
+            # command is parsed and invoked here instead, so that an interrupt reaches the handler below
+            cmd = typer.main.get_command(app)
+            args = sys.argv[1:] if argv is None else list(argv)
+            with flag_names(), cmd.make_context("fibsynth", args) as ctx:  # names a command registers end with it
+                cmd.invoke(ctx)
     except FibsynthError as exc:
         click.echo(f"fibsynth: error: {exc.cli_line()}", err=True)
         return 2
@@ -98,12 +190,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (click.exceptions.Exit, typer.Exit) as exc:
         return getattr(exc, "exit_code", 0)
-    except (click.Abort, typer.Abort):
+    except (click.Abort, typer.Abort) as exc:
+        # click turns a Ctrl-C during a prompt into Abort; an interrupt caught and re-raised as Abort too
+        ctx = exc.__context__
+        if isinstance(ctx, KeyboardInterrupt):
+            return _interrupted(ctx)
         click.echo("fibsynth: aborted", err=True)
         return 130
-    except KeyboardInterrupt:
-        click.echo("fibsynth: interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except SystemExit as exc:
+        # Lightning catches Ctrl-C in fit(), shuts down and calls sys.exit(1): still an interruption
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _interrupted(exc.__context__)
+        raise
+    except MemoryError:
+        click.echo("fibsynth: error: out of memory; use a smaller input, or a .zarr output/input where the command "
+                   "streams it", err=True)
+        return 2
+    except OSError as exc:
+        line = _os_error_line(exc)
+        if line is None:
+            raise
+        click.echo(f"fibsynth: error: {line}", err=True)
+        return 2
+    except EOFError:  # click used to turn this into "aborted" (130): an input file ended early
+        click.echo("fibsynth: error: an input file ends early (empty or truncated)", err=True)
+        return 2
+    except UnicodeDecodeError as exc:
+        click.echo(f"fibsynth: error: an input is not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
+        return 2
     return 0
 
 

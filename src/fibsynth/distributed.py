@@ -86,8 +86,14 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
         numba_threads = max(1, _cpus() // n)
         if os.environ.get("NUMBA_NUM_THREADS", "").isdigit():  # a lower limit set by the user wins
             numba_threads = max(1, min(numba_threads, int(os.environ["NUMBA_NUM_THREADS"])))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": str(numba_threads)})
+        from fibsynth.cliutil import children_ignore_interrupts
+
+        # the workers ignore SIGINT (inherited, and fibsynth._worker_preload): a Ctrl-C stops this process, which
+        # closes them, instead of every worker printing its own traceback
+        with children_ignore_interrupts():
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": str(numba_threads)},
+                                   preload=["fibsynth._worker_preload"])
         try:
             client = Client(cluster)
         except BaseException:
@@ -95,6 +101,11 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
             raise
     try:
         yield client
+    except KeyboardInterrupt:
+        from fibsynth.cliutil import silence_after_interrupt
+
+        silence_after_interrupt()  # the closing client and cluster log their cancelled tasks otherwise
+        raise
     finally:
         client.close()
         if cluster is not None:

@@ -25,5 +25,7 @@ def demo(
 ) -> None:
     """Run the end-to-end demo (structure -> measurements -> report)."""
     from fibsynth.demo import run_demo
+    from fibsynth.io import check_workdir
 
+    check_workdir(out, inputs=[real], param="out")
     run_demo(out, size=size, seed=seed, real=real)

@@ -43,7 +43,7 @@ def test_generate_and_resume(tmp_path):
     # extend the grid: only the new points run
     assert generate(out, small(thicknesses_nm=[0.0, 20.0, 40.0]), progress=False)["simulated"] == 4
     # other settings on the same file: refused
-    with pytest.raises(FibsynthError, match="other --electrons"):
+    with pytest.raises(FibsynthError, match="other electrons"):
         generate(out, small(electrons=400), progress=False)
     t = read_table(out)
     assert t["eta"].size == 12 and t["substrate"].dtype.kind == "U"

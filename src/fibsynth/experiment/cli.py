@@ -20,7 +20,10 @@ def run(
     from fibsynth.experiment.runner import run_experiment
     from fibsynth.experiment.spec import parse_override
 
+    from fibsynth.cliutil import set_interrupt_note
+
     overrides = dict(parse_override(s, experiment) for s in set_)
+    set_interrupt_note("finished steps are kept in the work folder's cache; run again to continue")
     rep = run_experiment(experiment, workdir=workdir, force=force, dry_run=dry_run, overrides=overrides)
     if json_out:
         typer.echo(rep.to_json())

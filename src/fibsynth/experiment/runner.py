@@ -17,6 +17,7 @@ from fibsynth.experiment.cache import Cache, step_key
 from fibsynth.experiment.lock import workdir_lock
 from fibsynth.experiment.spec import ExperimentSpec, dependencies, load_experiment, order
 from fibsynth.experiment.steps import STEP_KINDS
+from fibsynth.io import check_workdir
 
 
 @dataclass
@@ -79,6 +80,7 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
             raise FibsynthError(f"--force {f}: no such step (steps: {', '.join(spec.steps)})", path)
     # the work folder: --workdir, else the file's 'workdir' (relative to the current folder), else ./NAME-work
     wd = Path(workdir) if workdir is not None else Path(spec.workdir or f"{path.stem}-work")
+    check_workdir(wd, param="workdir")
     cache = Cache(wd)
     names, keys, params = plan(spec, path)
     # --force STEP reruns the step and everything downstream of it
@@ -91,17 +93,26 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
         if not dry_run:
             wd.mkdir(parents=True, exist_ok=True)
             stack.enter_context(workdir_lock(wd))
+            cache.clean_stale()  # temporary folders of a run that was killed (we hold the lock: none is live)
         console = Console(stderr=True, quiet=quiet)
         t_start = time.perf_counter()
         reports: list[StepReport] = []
         status: dict[str, str] = {}
         todo = []
+        records: dict[str, dict] = {}
         for n in names:
             st = spec.steps[n]
+            damaged = None
+            if cache.done(keys[n]) and n not in forced:
+                rec, damaged = cache.check(keys[n], refresh=not dry_run)
+                if rec is not None:
+                    records[n] = rec
             if n in forced:
                 reason = "forced" if n in force else "downstream of a forced step"
-            elif cache.done(keys[n]):
+            elif n in records:
                 reason = "cached"
+            elif damaged:
+                reason = f"cached output damaged ({damaged}): computed again"
             else:
                 changed = [r for refs in dependencies(st).values() for r in refs if status.get(r) == "run"]
                 reason = f"input changed ({', '.join(changed)})" if changed else "not in cache (new or changed parameters)"
@@ -113,6 +124,9 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
                 reports.append(StepReport(n, spec.steps[n].kind, keys[n], st, reason))
                 console.print(f"{'[dim]cached   ' if st == 'cached' else '[yellow]would run'}[/] {n:28s} {spec.steps[n].kind:16s} {reason}")
             return RunReport(spec.name, str(wd), reports, time.perf_counter() - t_start)
+        for n, reason in todo:  # before any work: a step that cannot fit in memory is refused now, not mid-run
+            if reason != "cached":
+                _memory_guard(spec.steps[n].kind, params[n], n, path)
         (wd / "steps").mkdir(exist_ok=True)
         n_run = sum(1 for _, r in todo if r != "cached")
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -122,7 +136,7 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
                 st = spec.steps[n]
                 key = keys[n]
                 if reason == "cached":
-                    rec = cache.record(key)
+                    rec = records[n]
                     reports.append(StepReport(n, st.kind, key, "cached", reason, rec.get("seconds", 0.0), rec.get("summary", {})))
                     console.print(f"[dim]cached[/]  {n}")
                 else:
@@ -155,6 +169,19 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
         console.print(f"[bold]{spec.name}[/]: ran {len(rep.ran)}, cached {len(rep.cached)} steps in {rep.seconds:.1f} s; "
                       f"work folder {wd}")
         return rep
+
+
+def _memory_guard(kind: str, params: Any, name: str, source: Path) -> None:
+    """One line before the run when a step would build more in memory than is available (structure steps build
+    their volume whole: the same guard as ``fibsynth structure``, sized from available memory)."""
+    if kind != "structure":
+        return
+    from fibsynth.structure.write import check_structure_memory
+
+    try:
+        check_structure_memory(params.shape)
+    except FibsynthError as exc:
+        raise FibsynthError(f"step '{name}': {exc.message}", source) from None
 
 
 def _link(link: Path, target: Path) -> None:

@@ -162,7 +162,9 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     if not path.is_file():
         raise FibsynthError("file not found", path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FibsynthError(f"is not a text (YAML) file: byte {exc.start} is not UTF-8", path) from None
     except yaml.YAMLError as exc:
         raise FibsynthError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
     data = expand(raw, path, overrides)

@@ -69,17 +69,27 @@ def read_table(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FibsynthError("calibration table not found", path)
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8", errors="strict") as fh:
+        try:
+            head = fh.read(1 << 16)
+            fh.seek(0)
+            if "\x00" in head:
+                raise FibsynthError("is a binary file, not a calibration CSV", path)
+        except UnicodeDecodeError as exc:
+            raise FibsynthError(f"is not a UTF-8 text file (byte {exc.start}); expected a calibration CSV", path) from None
         reader = csv.DictReader(fh)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise FibsynthError(f"calibration table lacks column(s) {', '.join(missing)} "
                                 f"(need at least {','.join(REQUIRED)})", path)
         rows = []
-        for i, row in enumerate(reader, start=2):
-            if None in row or any(row.get(c) in (None, "") for c in REQUIRED):
-                raise FibsynthError(f"line {i}: incomplete row", path)
-            rows.append(row)
+        try:
+            for i, row in enumerate(reader, start=2):
+                if None in row or any(row.get(c) in (None, "") for c in REQUIRED):
+                    raise FibsynthError(f"line {i}: incomplete row", path)
+                rows.append(row)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise FibsynthError(f"not a readable CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})", path) from None
     if not rows:
         raise FibsynthError("calibration table has no rows", path)
     out: dict[str, np.ndarray] = {}
@@ -99,26 +109,43 @@ def _existing(path: Path, settings: CalibrationSettings) -> set[tuple]:
     """Keys of rows already in ``path``; drops a torn last line; checks the run parameters agree."""
     if not path.exists():
         return set()
-    text = path.read_text()
+    text = _text(path)
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
-        path.write_text("".join(lines))
     if not lines:
         return set()
-    header = lines[0].rstrip("\n").split(",")
-    if header != COLUMNS:
-        raise FibsynthError("--out exists but is not a calibration table written by this command "
-                            "(different columns); choose another file", path)
+    if not is_calibration_table(path, text):
+        raise FibsynthError("exists but is not a calibration table written by this command "
+                            "(different columns); choose another file", path, param="out")
+    if not lines[-1].endswith("\n"):  # a torn last row of a killed run (the header is checked first)
+        lines = lines[:-1]
+        path.write_text("".join(lines))
     done = set()
     for row in csv.DictReader(lines):
         if (int(row["electrons"]) != settings.electrons or int(row["seed"]) != point_seed(
                 settings.seed, float(row["energy_kev"]), float(row["Z"]), float(row["thickness_nm"]))
                 or float(row["incidence_deg"]) != settings.incidence_deg or row["elastic"] != settings.physics_label()):
-            raise FibsynthError("--out holds rows made with other --electrons/--seed/--incidence-deg/--elastic; "
-                                "use the same settings to resume, or another file", path)
+            raise FibsynthError("holds rows made with other electrons/seed/incidence_deg/elastic settings; "
+                                "use the same settings to resume, or another file", path, param="out")
         done.add(_key(float(row["energy_kev"]), row["film"], row["substrate"], float(row["thickness_nm"])))
     return done
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FibsynthError(f"is not a UTF-8 text file (byte {exc.start}); expected a calibration CSV", path) from None
+
+
+def is_calibration_table(path: str | Path, text: str | None = None) -> bool:
+    """True when ``path`` starts with the header this command writes (the only file it appends to or replaces)."""
+    path = Path(path)
+    try:
+        text = text if text is not None else _text(path)
+    except (OSError, FibsynthError):
+        return False
+    first = text.split("\n", 1)[0].rstrip("\r")
+    return first.split(",") == COLUMNS
 
 
 def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool = True) -> dict:
@@ -136,7 +163,7 @@ def generate(out: str | Path, settings: CalibrationSettings, *, progress: bool =
     get_material(settings.film, "--film")
     subs = [(s, get_material(s, "--substrates")) for s in settings.substrates]
     if any(t < 0 for t in settings.thicknesses_nm):
-        raise FibsynthError("--thickness-nm: thicknesses must be >= 0")
+        raise FibsynthError("thicknesses must be >= 0", param="thicknesses_nm")
     done = _existing(out, settings)
     todo = [(e, s, m, t) for e in settings.energies_kev for s, m in subs for t in settings.thicknesses_nm
             if _key(e, settings.film, s, t) not in done]

@@ -9,14 +9,14 @@ import numpy as np
 import typer
 
 from fibsynth.cliutil import emit_json, parse_list, parse_range
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _seed(seed: int) -> int:
     if not (0 <= seed < 2**63):
-        raise FibsynthError(f"--seed must be in [0, 2^63) (got {seed})")
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
     return seed
 
 
@@ -37,15 +37,22 @@ def calibrate(
     restart: bool = typer.Option(False, "--restart", help="Discard rows already in --out instead of resuming."),
 ) -> None:
     """Monte Carlo eta of epoxy films 0..190 nm on bulk substrates (the paper's sMC-BS); resumable CSV."""
-    from fibsynth.fastsim.calibration import CalibrationSettings, generate
+    from fibsynth.fastsim.calibration import CalibrationSettings, generate, is_calibration_table
+    from fibsynth.io import check_output
 
+    register_flag_names(thicknesses_nm="--thickness-nm", energies_kev="--energies")
+    # the CSV is appended to (resumed): it may exist, but only as a calibration table this command wrote
+    check_output(out, kind="file", suffixes=(".csv",), param="out")
+    if out.exists() and out.stat().st_size and not is_calibration_table(out):
+        raise FibsynthError("exists but is not a calibration table written by this command; choose another file",
+                            out, param="out")
     if not (1 <= electrons <= 10**9):
-        raise FibsynthError(f"--electrons must be in [1, 1e9] (got {electrons})")
+        raise FibsynthError(f"must be in [1, 1e9] (got {electrons})", param="electrons")
     if elastic not in ("mott", "browning", "rutherford", "mott-pwa"):
-        raise FibsynthError(f"--elastic must be mott, mott-pwa, browning or rutherford (got {elastic!r})")
+        raise FibsynthError(f"must be mott, mott-pwa, browning or rutherford (got {elastic!r})", param="elastic")
     subs = [s.strip() for s in substrates.split(",") if s.strip()]
     if not subs:
-        raise FibsynthError("--substrates: expected at least one material")
+        raise FibsynthError("expected at least one material", param="substrates")
     settings = CalibrationSettings.build(
         None, energies_kev=parse_list(energies, "--energies", minimum=0.2, maximum=30), substrates=subs,
         thicknesses_nm=parse_range(thickness_nm, "--thickness-nm", minimum=0), film=film, electrons=electrons,
@@ -76,9 +83,12 @@ def train_eta(
     """Train the eta(E, Z, depth) network on a calibration table; report RMSEs on held-out (E, substrate) curves."""
     from fibsynth.fastsim.calibration import read_table
     from fibsynth.fastsim.network import TrainSettings, train
+    from fibsynth.io import check_output
 
     if out.suffix != ".pt":
-        raise FibsynthError("--out: weights file must end in .pt", out)
+        raise FibsynthError("weights file must end in .pt", out, param="out")
+    check_output(out, kind="file", suffixes=(".pt",), inputs=[table], param="out")
+    check_output(out.with_suffix(".json"), kind="file", suffixes=(".json",), inputs=[table], param="out")
     hold = [h.strip() for h in holdout.split(",") if h.strip()] if holdout else None
     settings = TrainSettings.build(None, lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                                    lr_patience=lr_patience, holdout=hold, holdout_fraction=holdout_fraction,
@@ -110,16 +120,27 @@ def eta(
     from fibsynth.physics.materials import get_material
     from fibsynth.physics.montecarlo.engine import check_energy
 
+    register_flag_names(z="--material")
     e = check_energy(energy_kev)
     mat = get_material(material, "--material")
     depths = parse_range(depth_nm, "--depth-nm", minimum=0)
     model = load_model(weights)
-    values = model.predict(e, effective_z(mat), np.asarray(depths))
+    z = effective_z(mat)
+    used, moved = model.depth_in_domain(e, z, np.asarray(depths))  # one line outside the calibrated domain
+    values = model.predict(e, z, np.asarray(depths))
     hk = float(hunger_kuechler(mat, e))
+    note = None
+    if moved.any():
+        d_max = float(used[moved].max())
+        note = (f"depths beyond {d_max:.4g} nm (the network's deepest calibrated depth at {e:g} keV, past the "
+                f"electrons' range in {model.film}) give the film's own eta, the value at {d_max:.4g} nm")
     if as_json:
-        emit_json({"depth_nm": depths, "eta": [round(float(v), 6) for v in values], "hunger_kuechler_bulk": hk})
+        emit_json({"depth_nm": depths, "eta": [round(float(v), 6) for v in values], "hunger_kuechler_bulk": hk,
+                   **({"note": note} if note else {})})
     else:
         typer.echo(f"# {material} under epoxy at {e:g} keV (Hunger-Kuechler bulk {hk:.4f})")
+        if note:
+            typer.echo(f"# {note}")
         typer.echo("depth_nm,eta")
         for d, v in zip(depths, values):
             typer.echo(f"{d:g},{v:.5f}")
@@ -145,13 +166,17 @@ def project_cmd(
 
     from fibsynth.fastsim.network import load_model
     from fibsynth.fastsim.projection import project
-    from fibsynth.io import VolumeMeta, read_structure, resolve_voxel_size, write_volume
+    from fibsynth.io import VolumeMeta, check_output, read_structure, resolve_voxel_size, write_volume
 
+    register_flag_names(z="--solid")
+    w_path = weights
+    check_output(out, inputs=[structure, w_path, None if w_path is None else w_path.with_suffix(".json")])
     vol = read_structure(structure)
     data = np.asarray(vol.data)
     voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if voxel.x != voxel.y:
-        raise FibsynthError(f"x and y pixel sizes must be equal (got {voxel.x}, {voxel.y})", structure)
+        raise FibsynthError(f"x and y pixel sizes must be equal (got {voxel.x}, {voxel.y})", structure,
+                            param="voxel_nm")
     model = load_model(weights)
     t0 = time.perf_counter()
     img, rec = project(data, voxel.zyx(), energy_kev, slices_behind=slices_behind, incidence_deg=incidence_deg,

@@ -86,11 +86,73 @@ class EtaModel:
     depth_kind: str = "range"
     film: str = "epoxy"
 
-    def predict(self, energy_kev, z, depth_nm) -> np.ndarray:
+    @property
+    def domain(self) -> dict | None:
+        """The calibrated domain (ranges of E, Z, depth and depth feature of the training table), if recorded."""
+        dom = self.info.get("domain")
+        return dom if isinstance(dom, dict) else None
+
+    def depth_in_domain(self, energy_kev, z, depth_nm) -> tuple[np.ndarray, np.ndarray]:
+        """Check (E, Z, depth) against the calibrated domain; return the depths to evaluate and a mask of those
+        moved. Raises a one-line error outside it.
+
+        * E and Z must lie in the ranges of the training table (the network extrapolates silently beyond them:
+          at 30 keV it gave eta = 0.14 for gold, Hunger-Kuechler 0.49).
+        * A depth deeper than the deepest calibrated one is evaluated at that depth when that is beyond the
+          Kanaya-Okayama range of the film at E (the substrate is out of the electrons' reach, eta is the film's
+          own and no longer changes with depth); otherwise it is refused.
+        """
+        e, zz, d = np.broadcast_arrays(np.asarray(energy_kev, float), np.asarray(z, float),
+                                       np.asarray(depth_nm, float))
+        if not (np.isfinite(e).all() and np.isfinite(zz).all() and np.isfinite(d).all()):
+            raise FibsynthError("energy, Z and depth must be finite numbers", param="depth_nm")
+        if (d < 0).any():
+            raise FibsynthError(f"depths must be >= 0 nm (got {float(d.min()):g})", param="depth_nm")
+        dom = self.domain
+        if dom is None:
+            return d, np.zeros(d.shape, bool)
+        tol = 1e-6
+        e_lo, e_hi = dom["energy_kev"]
+        if e.size and (e.min() < e_lo * (1 - tol) or e.max() > e_hi * (1 + tol)):
+            bad = float(e.min() if e.min() < e_lo * (1 - tol) else e.max())
+            raise FibsynthError(
+                f"{bad:g} keV is outside the eta network's calibrated domain ({e_lo:g}-{e_hi:g} keV, the energies of "
+                "its training table); the network does not extrapolate: use 'fibsynth mc' (Monte Carlo) there, or "
+                "a network trained on such energies (fibsynth fast calibrate / train-eta)", param="energy_kev")
+        z_lo, z_hi = dom["Z"]
+        if zz.size and (zz.min() < z_lo - 1e-3 or zz.max() > z_hi + 1e-3):
+            bad = float(zz.min() if zz.min() < z_lo - 1e-3 else zz.max())
+            raise FibsynthError(f"Z = {bad:g} is outside the eta network's calibrated domain (Z {z_lo:g}-{z_hi:g}, the "
+                                "substrates of its training table)", param="z")
+        f_hi = float(dom["depth_feature"][1])
+        feat = depth_feature(d, e, self.depth_kind, self.film)
+        deep = feat > f_hi * (1 + tol)
+        if not deep.any():
+            return d, deep
+        from fibsynth.physics.backscatter import kanaya_okayama_range_nm
+
+        # the deepest calibrated depth at each E, in nm
+        d_max = f_hi * (kanaya_okayama_range_nm(self.film, e) if self.depth_kind == "range" else np.ones_like(e))
+        reach = np.broadcast_to(kanaya_okayama_range_nm(self.film, e), d.shape)
+        short = deep & (d_max < reach)
+        if short.any():
+            i = np.flatnonzero(short.ravel())[0]
+            raise FibsynthError(
+                f"{d.ravel()[i]:g} nm is deeper than the eta network's calibrated depths ({d_max.ravel()[i]:g} nm at "
+                f"{e.ravel()[i]:g} keV) while the substrate is still within the electrons' range there "
+                f"({reach.ravel()[i]:.0f} nm of {self.film})", param="depth_nm")
+        return np.where(deep, d_max, d), deep
+
+    def predict(self, energy_kev, z, depth_nm, *, check: bool = True) -> np.ndarray:
+        """eta at (E keV, Z, depth nm under the film), broadcast. With ``check`` (default) the inputs are checked
+        against the calibrated domain (:meth:`depth_in_domain`): outside it a one-line error, never a silent
+        extrapolation."""
         import torch
 
         e, zz, d = np.broadcast_arrays(np.asarray(energy_kev, float), np.asarray(z, float),
                                        np.asarray(depth_nm, float))
+        if check:
+            d, _ = self.depth_in_domain(e, zz, d)
         x = np.stack([e.ravel(), zz.ravel(), depth_feature(d.ravel(), e.ravel(), self.depth_kind, self.film)], axis=1)
         xn = (x - self.x_mean) / self.x_std
         with torch.no_grad():
@@ -109,7 +171,7 @@ class EtaModel:
 
         path = Path(path)
         if path.suffix != ".pt":
-            raise FibsynthError("--out: weights file must end in .pt", path)
+            raise FibsynthError("weights file must end in .pt", path, param="path")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(self.net.state_dict(), tmp)
@@ -135,14 +197,26 @@ def load_model(path: str | Path | None = None) -> EtaModel:
         meta = json.loads(jpath.read_text())
         net = build_net(tuple(meta.get("hidden", HIDDEN)))
         net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
-    except (OSError, ValueError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
-        raise FibsynthError(f"cannot load the eta network: {str(exc).splitlines()[0]}", path) from None
-    net.eval()
-    skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
-    info = {k: v for k, v in meta.items() if k not in skip}
-    return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
-                    float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
-                    meta.get("film", "epoxy"))
+        net.eval()
+        skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
+        info = {k: v for k, v in meta.items() if k not in skip}
+        return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
+                        float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
+                        meta.get("film", "epoxy"))
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for garbage (UnpicklingError, EOFError)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise FibsynthError(f"cannot load the eta network ({type(exc).__name__}{': ' + first[:120] if first else ''})",
+                            path) from None
+
+
+def calibrated_domain(table: dict, depth_kind: str = "range", film: str = "epoxy") -> dict:
+    """The ranges of a training table the network is calibrated on (stored with the weights as ``domain``)."""
+    e = np.asarray(table["energy_kev"], float)
+    d = np.asarray(table["thickness_nm"], float)
+    f = depth_feature(d, e, depth_kind, film)
+    return {"energy_kev": [float(e.min()), float(e.max())], "Z": [float(np.min(table["Z"])), float(np.max(table["Z"]))],
+            "depth_nm": [float(d.min()), float(d.max())], "depth_feature": [float(f.min()), float(f.max())],
+            "depth_feature_kind": depth_kind}
 
 
 def _curve_ids(table: dict) -> tuple[np.ndarray, list[tuple[float, str]]]:
@@ -167,16 +241,16 @@ def split(table: dict, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray,
                 e_s, s = h.split(":", 1)
                 key = f"{float(e_s):g}:{s}"
             except ValueError:
-                raise FibsynthError(f"--holdout: expected E:SUBSTRATE, got {h!r}") from None
+                raise FibsynthError(f"expected E:SUBSTRATE, got {h!r}", param="holdout") from None
             if key not in names:
-                raise FibsynthError(f"--holdout: no curve {h!r} in the table")
+                raise FibsynthError(f"no curve {h!r} in the table", param="holdout")
             want.add(key)
         test_c = [i for i, (e, s) in enumerate(curves) if f"{e:g}:{s}" in want]
     else:
         n = int(round(settings.holdout_fraction * len(curves)))
         test_c = sorted(rng.choice(len(curves), size=n, replace=False).tolist()) if n else []
     if len(test_c) >= len(curves):
-        raise FibsynthError("--holdout leaves no curve to train on")
+        raise FibsynthError("leaves no curve to train on", param="holdout")
     test = np.isin(cid, test_c)
     rest = np.flatnonzero(~test)
     mon_idx = rng.choice(rest, size=max(1, int(round(settings.monitor_fraction * rest.size))), replace=False)
@@ -257,19 +331,20 @@ def train(table: dict, settings: TrainSettings | None = None, *, progress: bool 
         torch.set_num_threads(threads)
 
     info = {"train_settings": settings.model_dump(mode="json"), "held_out_curves": held,
+            "domain": calibrated_domain(table, settings.depth_feature, settings.film),
             "epochs_run": len(history), "best_epoch": best_epoch, "seconds": round(seconds, 2),
             "rows": {"train": int(tr.sum()), "monitor": int(mon.sum()), "test": int(te.sum())}}
     model = EtaModel(net, x_mean, x_std, y_mean, y_std, info, settings.depth_feature, settings.film)
     report = evaluate(model, table, tr, mon, te)
     model.info["report"] = report
-    return model, {**{k: v for k, v in info.items() if k != "report"}, **report}
+    return model, {**{k: v for k, v in info.items() if k not in ("report", "domain")}, **report}
 
 
 def evaluate(model: EtaModel, table: dict, tr, mon, te) -> dict:
     """RMSE of the network against the Monte Carlo rows of each split, and at depth 0 against Hunger-Kuechler."""
     from fibsynth.physics.backscatter import hunger_kuechler_z
 
-    pred = model.predict(table["energy_kev"], table["Z"], table["thickness_nm"])
+    pred = model.predict(table["energy_kev"], table["Z"], table["thickness_nm"], check=False)
     y = np.asarray(table["eta"], float)
 
     def rmse(mask):

@@ -1,6 +1,7 @@
 """Volume I/O: TIFF / ImageJ hyperstacks, folders of TIFF slices, (OME-)Zarr and .npy, with metadata."""
 
 from fibsynth.io.metadata import VolumeMeta
+from fibsynth.io.outputs import check_output, check_workdir, owner_problem
 from fibsynth.io.volume import (
     Volume,
     as_binary,
@@ -19,8 +20,11 @@ __all__ = [
     "VolumeMeta",
     "as_binary",
     "atomic_path",
+    "check_output",
     "check_volume",
+    "check_workdir",
     "create_zarr",
+    "owner_problem",
     "read_structure",
     "read_volume",
     "resolve_voxel_size",

@@ -13,7 +13,9 @@ no suffix            a folder of 2D TIFF slices ``slice_00000.tif`` ... (how FIB
 ===================  ===========================================================================
 
 Arrays are (z, y, x): z is the milling direction. Every write is atomic: data go to a temporary
-name beside the target, which is renamed into place only once complete.
+name beside the target, which is renamed into place only once complete. An existing target is replaced only
+when it is fibsynth's own output of that kind; anything else is refused and nothing is deleted (the rule is in
+:mod:`fibsynth.io.outputs`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -89,29 +91,52 @@ def volume_format(path: str | Path) -> str:
 
 
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, may_replace: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
 
-    Works for files and folders (Zarr stores, slice folders). On any exception the temporary
+    Works for files and folders (Zarr stores, slice folders). On any exception (Ctrl-C included) the temporary
     output is removed, so no partial file is ever left under the target's name.
+
+    An existing *folder* at ``target`` is replaced only when it is fibsynth's own volume output (see
+    :mod:`fibsynth.io.outputs`) or ``may_replace(target)`` says so; anything else is a one-line
+    :class:`FibsynthError` raised before the block runs, and nothing is deleted. An existing file is replaced
+    (callers that write volumes check the file first: :func:`write_volume`).
     """
+    from fibsynth.io.outputs import owner_problem
+
     target = Path(target)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise FibsynthError("output folder does not exist", parent)
+    if not parent.is_dir():
+        raise FibsynthError("is a file, not a folder; the output cannot go into it", parent)
+
+    def check_target() -> None:
+        if target.is_symlink():
+            raise FibsynthError("is a symbolic link; fibsynth does not replace links", target)
+        if target.is_dir() and not (may_replace is not None and may_replace(target)):
+            why = owner_problem(target)
+            if why:
+                raise FibsynthError(f"{why}; fibsynth replaces only its own outputs (choose another path or move "
+                                    "it away)", target)
+
+    check_target()
     tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         yield tmp
-        if target.is_dir() and not target.is_symlink():
+        check_target()  # the target may have appeared while the block ran
+        if target.is_dir():
             trash = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, trash)
             os.replace(tmp, target)
             shutil.rmtree(trash, ignore_errors=True)
+        elif target.exists() and tmp.is_dir():
+            raise FibsynthError("is an existing file; this output is written as a folder", target)
         else:
             os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            if tmp.is_dir():
+        if tmp.exists() or tmp.is_symlink():
+            if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink(missing_ok=True)
@@ -232,6 +257,67 @@ def read_structure(path: str | Path, *, lazy: bool = False) -> Volume:
     return Volume(data, meta)
 
 
+@contextmanager
+def _quiet_tifffile(path: Path | None = None) -> Iterator[None]:
+    """tifffile logs warnings and errors (truncated or damaged files) and may then return fewer pages than the file
+    had: nothing reaches the terminal, and a damaged file is a one-line error instead of a silently short stack."""
+    import logging
+    import warnings
+
+    class _Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.ERROR)
+            self.messages: list[str] = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    log = logging.getLogger("tifffile")
+    level, propagate = log.level, log.propagate
+    handler = _Collect()
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+    damaged = [m for m in handler.messages if any(w in m.lower() for w in ("invalid", "corrupt", "truncat", "failed"))]
+    if damaged:
+        raise FibsynthError(f"cannot read TIFF: damaged or truncated file ({damaged[0].splitlines()[0][:120]})", path)
+
+
+def _check_fits(shape: Any, dtype: Any, path: Path) -> None:
+    """Refuse, before reading, a volume that cannot be held in memory (one line instead of a MemoryError)."""
+    from fibsynth.io.memory import array_bytes, check_memory
+
+    try:
+        nbytes = array_bytes(shape, np.dtype(dtype).itemsize)
+    except (TypeError, ValueError):
+        return
+    check_memory(nbytes, f"reading this {tuple(int(v) for v in shape)} {np.dtype(dtype)} volume whole", path,
+                 hint="this command holds its input in memory: crop it, or use a machine with more memory")
+
+
+def _meta_from_json(text: str, source: Path) -> VolumeMeta:
+    """A metadata record from a sidecar / Zarr attributes; a bad one (not JSON, a negative voxel size) is one line."""
+    from fibsynth.errors import pydantic_error_line
+
+    try:
+        return VolumeMeta.from_json(text)
+    except (ValueError, TypeError) as exc:
+        if hasattr(exc, "errors"):
+            err = pydantic_error_line(exc, source)
+            who = f"{', '.join(err.params)}: " if err.params else ""
+            raise FibsynthError(f"bad fibsynth metadata: {who}{err.message}", source) from None
+        raise FibsynthError(f"bad fibsynth metadata ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                            source) from None
+
+
 def _meta_from_info(info: Any) -> VolumeMeta | None:
     if not isinstance(info, str):
         return None
@@ -255,11 +341,12 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(path), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
             if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
                 raise FibsynthError(f"expected a single-channel stack, got axes {axes!r} shape {series.shape}", path)
+            _check_fits(series.shape, series.dtype, path)
             data = series.asarray()
             ij = tif.imagej_metadata or {}
             page = tif.pages[0]
@@ -318,7 +405,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
     else:
         arr = node
     meta_raw = attrs.get("fibsynth")
-    meta = VolumeMeta.from_json(json.dumps(meta_raw)) if isinstance(meta_raw, dict) else VolumeMeta()
+    meta = _meta_from_json(json.dumps(meta_raw), path) if isinstance(meta_raw, dict) else VolumeMeta()
     if meta.voxel_size_nm is None and voxel is not None:
         meta = meta.model_copy(update={"voxel_size_nm": voxel})
     if lazy:
@@ -326,6 +413,7 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
 
         data = da.from_zarr(arr)
     else:
+        _check_fits(arr.shape, arr.dtype, path)
         data = arr[...]
     return data, meta
 
@@ -354,12 +442,24 @@ def _voxel_from_ngff(ms: dict, ds: dict) -> VoxelSize | None:
 
 def _read_npy(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     try:
+        head = np.load(path, allow_pickle=False, mmap_mode="r")
+        _check_fits(head.shape, head.dtype, path)
+        del head
         data = np.load(path, allow_pickle=False)
+    except FibsynthError:
+        raise
     except Exception as exc:
         raise FibsynthError(f"cannot read .npy ({type(exc).__name__})", path) from None
     side = Path(str(path) + ".json")
-    meta = VolumeMeta.from_json(side.read_text()) if side.is_file() else VolumeMeta()
+    meta = _meta_from_json(_read_text(side), side) if side.is_file() else VolumeMeta()
     return data, meta
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FibsynthError("is not UTF-8 text (expected fibsynth's JSON metadata)", path) from None
 
 
 def _natural_key(name: str) -> list:
@@ -378,8 +478,11 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     first = None
     slices = []
     for f in files:
+        if first is not None and len(slices) == 1:
+            _check_fits((len(files),) + first.shape, first.dtype, path)
         try:
-            img = tifffile.imread(f)
+            with _quiet_tifffile(f):
+                img = tifffile.imread(f)
         except Exception as exc:
             raise FibsynthError(f"cannot read TIFF slice ({type(exc).__name__})", f) from None
         img = np.squeeze(img)
@@ -393,7 +496,7 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
     data = np.stack(slices)
     side = path / _SIDECAR
     if side.is_file():
-        meta = VolumeMeta.from_json(side.read_text())
+        meta = _meta_from_json(_read_text(side), side)
     else:
         _, meta = _read_tiff(files[0])
         meta = meta.model_copy(update={"voxel_size_nm": meta.voxel_size_nm})
@@ -427,8 +530,13 @@ def write_volume(
     ``chunks`` applies to Zarr (default 64^3-ish chunks). Dask arrays are streamed chunk by chunk
     into Zarr without being held in memory.
     """
+    from fibsynth.io.outputs import owner_problem
+
     path = Path(path)
     fmt = volume_format(path)
+    why = owner_problem(path)
+    if why:  # never replace what fibsynth did not write (the CLI checks this before its work: check_output)
+        raise FibsynthError(f"{why}; fibsynth replaces only its own outputs (choose another path or move it away)", path)
     meta = (meta or VolumeMeta()).with_updates()
     data = check_volume(data, path)
     data = _prepare(data, meta)

@@ -109,8 +109,10 @@ def isotropy(
     from fibsynth.metrics.isotropy import isotropy_report
 
     check_options(scheduler, workers)
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise FibsynthError(f"--plot must name a .png file, got {plot}")
+    if plot is not None:
+        from fibsynth.io import check_output
+
+        check_output(plot, kind="file", suffixes=(".png",), inputs=[volume], param="plot")
     vol = read_structure(volume)
     vs = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, volume)
     if vol.data.ndim != 3:

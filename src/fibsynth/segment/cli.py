@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from fibsynth.cliutil import emit_json, parse_list
-from fibsynth.errors import FibsynthError, flag_names
+from fibsynth.errors import FibsynthError, flag_names, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -95,11 +95,16 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the training record as JSON."),
 ) -> None:
     """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels."""
+    from fibsynth.io import check_workdir
     from fibsynth.segment.data import check_mode
     from fibsynth.segment.train import TrainSettings, train
 
+    check_workdir(out, inputs=[*images, *labels, *val_images, *val_labels], param="out")
+    from fibsynth.cliutil import set_interrupt_note
+
+    set_interrupt_note(f"the checkpoints written so far stay in {out}/checkpoints; continue with --resume")
     if len(val_images) != channels_per_stack * len(val_labels):
-        raise FibsynthError("--val-images: give --channels-per-stack images per --val-labels stack")
+        raise FibsynthError("give --channels-per-stack images per --val-labels stack", param="val_images")
     s = TrainSettings.build(
         None, mode=check_mode(mode), k=k, edge=edge, channels_per_stack=channels_per_stack,
         features=_ints(features, "--features"), num_res_units=res_units, patch=patch, stride=stride, batch=batch,
@@ -136,8 +141,10 @@ def predict_cmd(
     """Segment a stack with a trained model (sliding windows, z-blocks, optional dask workers)."""
     import time
 
+    from fibsynth.io import check_output
     from fibsynth.segment.infer import predict_file
 
+    check_output(out, inputs=[model_dir, inp, *channel])
     if threads and not (scheduler or workers):
         import torch
 
@@ -161,8 +168,10 @@ def baseline_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print threshold and solid fraction as JSON."),
 ) -> None:
     """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines)."""
+    from fibsynth.io import check_output
     from fibsynth.segment.baseline import segment_baseline
 
+    check_output(out, inputs=[inp])
     info = segment_baseline(inp, out, method)
     if json_out:
         emit_json(info)
@@ -184,12 +193,22 @@ def score_cmd(
 ) -> None:
     """MP / MGP / MDS against ground truth (paper Table 3) or isotropy errors (Table 4) as a table."""
     from fibsynth.config import VoxelSize
-    from fibsynth.io import atomic_path
+    from fibsynth.io import atomic_path, check_output
     from fibsynth.segment.tables import score_rows, to_csv, to_markdown
+
+    register_flag_names(csv_path="--csv", md_path="--markdown")
+    # before the (long) scoring: the tables' names, and that they overwrite no input (nor a TIFF: --markdown p.tif)
+    if csv_path is not None:
+        check_output(csv_path, kind="file", suffixes=(".csv", ".txt"), inputs=[*preds, *truth], param="csv_path")
+    if md_path is not None:
+        check_output(md_path, kind="file", suffixes=(".md", ".markdown", ".txt"), inputs=[*preds, *truth],
+                     param="md_path")
+    if csv_path is not None and md_path is not None and csv_path.resolve() == md_path.resolve():
+        raise FibsynthError("names the same file as --csv", md_path, param="md_path")
 
     vs = VoxelSize.from_xy_z(voxel_nm, slice_nm).zyx() if voxel_nm is not None else None
     if slice_nm is not None and voxel_nm is None:
-        raise FibsynthError("--slice-nm needs --voxel-nm")
+        raise FibsynthError("needs --voxel-nm", param="slice_nm")
     with flag_names(truths="--truth", names="--name"):
         rows = score_rows(preds, truth, isotropy=isotropy, voxel_zyx=vs, names=name or None)
     for path, text in ((csv_path, to_csv), (md_path, to_markdown)):

@@ -50,14 +50,12 @@ def _voxel(values: dict[str, Any]):
     return VoxelSize.from_xy_z(float(values["voxel_nm"]), None if values.get("slice_nm") is None else float(values["slice_nm"]))
 
 
-def _check_out(out: Path) -> None:
-    from fibsynth.errors import FibsynthError
-    from fibsynth.io import volume_format
+def _check_out(out: Path, inputs=()) -> None:
+    """Before any work: the output's suffix, its folder, and that it replaces nothing fibsynth did not write
+    (:func:`fibsynth.io.check_output`)."""
+    from fibsynth.io import check_output
 
-    volume_format(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FibsynthError("output folder does not exist", parent)
+    check_output(out, inputs=inputs)
 
 
 def _check_cluster(out: Path, scheduler: Optional[str], workers: Optional[int]) -> None:
@@ -119,7 +117,7 @@ def lwm(
              ligament_nm=ligament_nm, waves=waves, seed=seed, chunks=chunks),
         ("shape", "voxel_nm", "solid_fraction", "ligament_nm"),
     )
-    _check_out(out)
+    _check_out(out, inputs=[config])
     _check_cluster(out, scheduler, workers)
     cfg = LWMConfig.build(
         config,
@@ -168,7 +166,7 @@ def hierarchical(
              lower_solid_fraction=lower_solid_fraction, waves=waves, seed=seed, chunks=chunks),
         ("shape", "voxel_nm", "upper_ligament_nm", "lower_ligament_nm", "upper_solid_fraction", "lower_solid_fraction"),
     )
-    _check_out(out)
+    _check_out(out, inputs=[config])
     _check_cluster(out, scheduler, workers)
     cfg = HierarchicalConfig.build(
         config,
@@ -201,7 +199,7 @@ def import_(
     from fibsynth.cliutil import emit_json
     from fibsynth.structure.write import import_structure
 
-    _check_out(out)
+    _check_out(out, inputs=[src])
     info = import_structure(src, out, voxel_nm, slice_nm)
     if as_json:
         emit_json(info)

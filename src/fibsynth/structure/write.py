@@ -9,7 +9,9 @@ import numpy as np
 
 from fibsynth.errors import FibsynthError
 
-IN_MEMORY_LIMIT_BYTES = 8 * 2**30
+#: bytes of memory per voxel when a structure is built in memory and written (the uint8 solid, a copy while the
+#: writer prepares it, and the generator's per-row work arrays): the guard compares this with available memory
+BYTES_PER_VOXEL_IN_MEMORY = 2
 
 
 def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None = None, progress: bool = True, *,
@@ -19,7 +21,8 @@ def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None
     ``.zarr`` outputs are generated chunk by chunk (any size, bounded memory), optionally on dask.distributed
     workers (``scheduler`` address or Client, or ``workers`` local processes; see
     :func:`fibsynth.structure.chunked.write_chunked`); other formats (``.tif``, ``.npy``, slice folder) are
-    generated in memory (up to 8 GiB of voxels) and cannot use workers.
+    generated in memory (as large as available memory allows: :func:`fibsynth.io.memory.check_memory`) and cannot
+    use workers.
     """
     from fibsynth.distributed import check_options, wants_cluster
     from fibsynth.io import volume_format, write_volume
@@ -33,14 +36,18 @@ def write_structure(path: str | Path, model, chunks: tuple[int, int, int] | None
     if wants_cluster(scheduler, workers):
         raise FibsynthError(f"need a .zarr output (workers write their blocks into it); got a {fmt} output",
                             path, param=("scheduler", "workers"))
-    n = math.prod(model.shape)
-    if n > IN_MEMORY_LIMIT_BYTES:
-        raise FibsynthError(
-            f"a {tuple(model.shape)} volume ({n / 2**30:.1f} GiB) is too large to build in memory; "
-            "use a .zarr output, which is written chunk by chunk",
-            path,
-        )
+    check_structure_memory(model.shape, path)
     return write_volume(path, model.solid(), model.meta())
+
+
+def check_structure_memory(shape, source=None) -> None:
+    """One line, before any work, when a structure of ``shape`` cannot be built in memory (sized from the memory
+    available now, not a fixed limit); the way out is a ``.zarr`` output, written chunk by chunk."""
+    from fibsynth.io.memory import check_memory
+
+    n = math.prod(int(v) for v in shape)
+    check_memory(n * BYTES_PER_VOXEL_IN_MEMORY, f"building a {tuple(int(v) for v in shape)} structure in memory",
+                 source, hint="use a .zarr output, which is written chunk by chunk")
 
 
 def import_structure(

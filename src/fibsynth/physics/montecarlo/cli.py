@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from fibsynth.cliutil import emit_json, parse_list, parse_range
+from fibsynth.cliutil import emit_json, parse_list, parse_range, set_interrupt_note
 from fibsynth.errors import FibsynthError, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -42,7 +42,6 @@ _FLAGS = {
     "beam.probe_fwhm_nm": "--probe-nm",
     "probe_fwhm_nm": "--probe-nm",
     "shot_noise_dose": "--shot-noise-dose",
-    "out": "OUT",
     "structure": "STRUCTURE",
 }
 
@@ -75,6 +74,9 @@ def _table_out(out: Path) -> None:
         raise FibsynthError(f"{out} is a folder: give a file name for the CSV table (e.g. {out / 'eta.csv'})")
     if out.suffix.lower() in (".tif", ".tiff", ".zarr", ".npy", ".png", ".jpg", ".bmp", ".json", ".yaml", ".yml"):
         raise FibsynthError(f"--out {out}: writes a CSV table; use a .csv (or .txt) name, not {out.suffix}")
+    from fibsynth.io.outputs import check_output
+
+    check_output(out, kind="table", param="out")
 
 
 @app.command("bulk")
@@ -197,9 +199,9 @@ def stack(
 ) -> None:
     """Simulate a FIB-SEM backscatter image stack of a binary structure, slice by slice."""
     from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
-    from fibsynth.physics.montecarlo.stack import simulate_stack_file
+    from fibsynth.physics.montecarlo.stack import simulate_stack_file, work_path
 
-    register_flag_names(**_FLAGS)
+    register_flag_names(**_FLAGS, out="OUT")
     _check_backend(backend, device, workers=workers, scheduler=scheduler)
     settings = StackSettings.build(
         None,
@@ -209,6 +211,7 @@ def stack(
         geometry=StackGeometry(solid=solid, pore=pore, backing=backing),
         electrons_per_pixel=electrons_per_pixel, seed=seed, shot_noise_dose=dose,
     )
+    set_interrupt_note(f"finished slices kept in {work_path(out)}; --resume continues")
     res = simulate_stack_file(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,
                               scheduler=scheduler, workers=workers, resume=resume, backend=backend,
                               device=None if device == "auto" else device, progress=True)

@@ -27,15 +27,11 @@ backend (``backend_torch.simulate_slice_torch``). No output to the terminal: pro
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import os
 import shutil
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -454,57 +450,21 @@ def _run_slices(vol, voxel_zyx, settings, k0, k1, key, store, resume, scheduler,
     }
 
 
-@contextlib.contextmanager
-def _workers_ignore_sigint():
-    """Ignore SIGINT while the local cluster starts its worker processes: they inherit the ignored disposition
-    (Python keeps an ignored SIGINT ignored), so a Ctrl-C on the terminal, which goes to the whole process group,
-    interrupts this process alone; it then shuts the cluster down cleanly instead of every worker dying mid-task
-    with a traceback of its own. (A Ctrl-C during these seconds of start-up is lost; press it again.)"""
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        yield
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, old)
-
-
 def _run_dask(vol, voxel_zyx, settings, todo, key, scheduler, workers, finish) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    """One task per slice on dask: ``scheduler`` (an address) or a local cluster of ``workers`` processes (0 = one
+    per CPU), through :func:`fibsynth.distributed.dask_client` (its workers ignore the terminal's Ctrl-C, so an
+    interrupt stops this process, which closes them: one line, no worker tracebacks)."""
+    from dask.distributed import as_completed
 
-    cluster = None
-    if scheduler is not None:
-        client = Client(scheduler)
-    else:
-        nw = workers if workers > 0 else (os.cpu_count() or 1)
-        with _workers_ignore_sigint():
-            cluster = LocalCluster(n_workers=min(nw, len(todo)), processes=True, threads_per_worker=1,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
-            client = Client(cluster)
-    interrupted = False
-    try:
+    from fibsynth.distributed import dask_client
+
+    nw = None if scheduler is not None else min(workers if workers > 0 else (os.cpu_count() or 1), len(todo))
+    with dask_client(scheduler, nw) as client:
         [fvol] = client.scatter([vol], broadcast=True)
         sj = settings.model_dump_json()
         futs = [client.submit(_task, fvol, voxel_zyx, k, sj, key=f"mc-slice-{key}-{k}", pure=False) for k in todo]
         for fut in as_completed(futs):
             finish(fut.result())
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if interrupted:
-            # the workers get the same SIGINT from the terminal and die with tracebacks of their own; their
-            # nanny / scheduler loggers would print them while the cluster shuts down: silence them
-            for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.scheduler",
-                         "distributed.core", "distributed.comm", "tornado", "asyncio"):
-                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-        try:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        except Exception:  # noqa: BLE001 - closing a cluster whose workers were interrupted
-            if not interrupted:
-                raise
 
 
 def std_path(out: Path) -> Path:
@@ -546,9 +506,10 @@ def check_stack_output(structure_path: Path, out: Path) -> None:
     for o in (out, std_path(out)):
         if _same_file(o, structure_path):
             raise FibsynthError(f"{o} is the input structure: choose another output", param="out")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FibsynthError("output folder does not exist", parent, param="out")
+    from fibsynth.io.outputs import check_output
+
+    for o in (out, std_path(out)):  # the io rule: writable folder, never replace what fibsynth did not write
+        check_output(o, inputs=[structure_path], param="out")
 
 
 def simulate_stack_file(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None = None,
