@@ -135,3 +135,28 @@ def test_bad_tracking_names_the_parameter():
     with pytest.raises(FibsynthError) as exc:
         simulate_slice(_structure((4, 3, 3)), VOX, 0, _settings(1), tracking="woodcock")
     assert str(exc.value).startswith("tracking: ")
+
+
+def test_the_rejection_check_is_live():
+    """The bit-identity above is not vacuous: with a bound 50x too short the same electrons give fewer BSE,
+    with the true bound exactly the same as with none."""
+    s = _settings(1, backing="pore")
+    mats, backing, repeat = stack_materials(s)
+    tabs = slice_tables(s, mats).as_tuple()
+    rng = tabs[3]
+    vol = np.ones((4, 1, 1), np.uint8)  # gold over epoxy
+    nodist = np.zeros((1, 1, 1), np.uint8)
+
+    def escapes(rstar):
+        n = 0
+        for k in range(400):
+            s0, s1 = kernel.seed_state(7, 0, 0, k)
+            esc, *_ = kernel.transport_one(0.5, 0.5, 0.0, 0.0, 0.0, 1.0, 2.0, np.uint64(s0), np.uint64(s1), vol, 4.0,
+                                           1e6, 1e6, 0, backing,
+                                           repeat, nodist, 0.0, rstar, *tabs)
+            n += bool(esc)
+        return n
+
+    none = escapes(kernel.max_range(rng, False))
+    assert escapes(kernel.max_range(rng, True)) == none
+    assert escapes(kernel.max_range(rng, True) * 0.02) < none

@@ -19,7 +19,11 @@ Transport (per electron, :func:`transport_one`, free of Python objects so it can
   ``eloss[m, j] = 1``) take E sin^2(theta) at once (``tables.py``: the mean loss stays Joy-Luo's);
 * at a collision the target element is chosen with probability n_i sigma_i / sum, the polar angle from the
   element's angular distribution, the azimuth uniformly;
-* electrons whose residual range falls below the range at the cut-off energy are absorbed.
+* electrons whose residual range falls below the range at the cut-off energy are absorbed;
+* range rejection (exact): after a collision an electron deeper below the face than the longest path its
+  energy allows in any mix of the materials (``max_range``) is ended -- it could never come back;
+* optional free-flight skipping (``dist``/``safe``, stacks only): inside a cube of one material (radius from
+  ``stack.distance_map``) a flight crosses voxel planes without stopping.
 
 Random numbers: xoroshiro128+ seeded per electron by splitmix64 from (seed, stream a, stream b, electron),
 so results do not depend on the number of threads or processes.
