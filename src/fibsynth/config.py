@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,12 +56,51 @@ class VoxelSize(StrictModel):
 
     @classmethod
     def from_xy_z(cls, xy_nm: float, z_nm: float | None = None, source: str | None = None) -> "VoxelSize":
+        """Square pixels of ``xy_nm`` and slices of ``z_nm`` (default: cubic voxels)."""
         if z_nm is None:
             z_nm = xy_nm
-        for name, v in (("--voxel-nm", xy_nm), ("--slice-nm", z_nm)):
-            if not (v > 0 and v <= 1e6):  # also catches NaN
-                raise FibsynthError(f"{name} must be in (0, 1e6] nm (got {v})", source)
+        for name, v in (("voxel_nm", xy_nm), ("slice_nm", z_nm)):
+            _check_nm(v, name, source)
         return cls(x=float(xy_nm), y=float(xy_nm), z=float(z_nm))
+
+    @classmethod
+    def coerce(cls, value: Any, *, param: str = "voxel_size", source: str | Path | None = None) -> "VoxelSize":
+        """The one voxel-size normaliser: a :class:`VoxelSize`, a number (cubic voxels, nm), a sequence
+        ``(z, y, x)`` in nm (fibsynth's array order), or a mapping ``{"x": .., "y": .., "z": ..}`` (a dumped
+        VoxelSize). Anything else, or a size that is not finite and in (0, 1e6] nm, is a :class:`FibsynthError`
+        naming ``param``."""
+        if isinstance(value, VoxelSize):
+            return value
+        if isinstance(value, bool) or value is None:
+            raise FibsynthError(f"expected a voxel size in nm (a number, (z, y, x) or x/y/z), got {value!r}",
+                                source, param=param)
+        if isinstance(value, Mapping):
+            try:
+                zyx = tuple(value[k] for k in "zyx")
+            except KeyError:
+                raise FibsynthError(f"expected a mapping with x, y and z in nm, got {dict(value)!r}", source,
+                                    param=param) from None
+            if set(value) - set("xyz"):
+                raise FibsynthError(f"unknown keys {sorted(set(value) - set('xyz'))} (expected x, y, z)", source,
+                                    param=param)
+        elif isinstance(value, numbers.Real) or (hasattr(value, "ndim") and getattr(value, "ndim") == 0):
+            zyx = (value,) * 3
+        else:
+            try:
+                zyx = tuple(value)
+            except TypeError:
+                raise FibsynthError(f"expected a voxel size in nm (a number, (z, y, x) or x/y/z), got {value!r}",
+                                    source, param=param) from None
+            if len(zyx) != 3:
+                raise FibsynthError(f"expected three values (z, y, x) in nm, got {len(zyx)}: {value!r}", source,
+                                    param=param)
+        try:
+            z, y, x = (float(v) for v in zyx)
+        except (TypeError, ValueError):
+            raise FibsynthError(f"voxel sizes must be numbers in nm, got {value!r}", source, param=param) from None
+        for v in (z, y, x):
+            _check_nm(v, param, source)
+        return cls(x=x, y=y, z=z)
 
     def zyx(self) -> tuple[float, float, float]:
         return (self.z, self.y, self.x)
@@ -66,3 +108,12 @@ class VoxelSize(StrictModel):
     @property
     def isotropic(self) -> bool:
         return self.x == self.y == self.z
+
+
+def _check_nm(v: Any, param: str, source: Any) -> None:
+    try:
+        ok = v > 0 and v <= 1e6 and math.isfinite(v)  # also catches NaN
+    except TypeError:
+        ok = False
+    if not ok:
+        raise FibsynthError(f"must be in (0, 1e6] nm (got {v})", source, param=param)

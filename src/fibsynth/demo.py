@@ -1,6 +1,9 @@
-"""The end-to-end demo behind ``make demo`` / ``fibsynth demo``.
+"""The end-to-end demo behind ``make demo`` / ``fibsynth demo``: a shipped experiment plus its report step.
 
-On built-in defaults and a 2-core CPU it finishes in a few minutes: generate a leveled-wave nanoporous-gold
+The pipeline is the experiment ``fibsynth/pipeline/data/demo.yaml`` (run by :mod:`fibsynth.experiment`, cached in
+``OUT/work``); its last step (kind ``demo_report``, :func:`demo_report`) measures the structure, draws the figures
+and writes the report; :func:`run_demo` sets the experiment's variables from its options, runs it and exports the
+products to ``OUT`` under the demo's file names. On built-in defaults and a 2-core CPU it finishes in a few minutes: generate a leveled-wave nanoporous-gold
 structure, measure it (solid fraction, 3D ligament diameter, isotropy errors), simulate a few FIB-SEM
 cross-sections with the Monte Carlo engine (shine-through included), make Monte-Carlo-like stacks of it and of a
 held-out structure with the fast path (shine-through projection + shipped CycleGAN), train a small 2.5D U-Net on
@@ -20,7 +23,7 @@ import numpy as np
 
 from fibsynth import __version__
 from fibsynth.config import VoxelSize
-from fibsynth.io import VolumeMeta, write_volume
+from fibsynth.io import atomic_path, write_volume
 
 
 def _console():
@@ -111,14 +114,15 @@ def read_real_stack(path: str | Path, max_slices: int = 16) -> tuple[np.ndarray,
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3 or min(data.shape) < 1:
-        raise FibsynthError(f"--real: expected a 2-D image or a 3-D stack (z, y, x), got shape {tuple(data.shape)}", path)
+        raise FibsynthError(f"expected a 2-D image or a 3-D stack (z, y, x), got shape {tuple(data.shape)}", path,
+                            param="real")
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise FibsynthError(f"--real: expected integer or float gray values, got {data.dtype}", path)
+        raise FibsynthError(f"expected integer or float gray values, got {data.dtype}", path, param="real")
     k = data.shape[0] // 2
     lo = max(0, k - max_slices // 2)
     sub = np.asarray(data[lo : lo + max_slices], dtype=np.float64)
     if not np.all(np.isfinite(sub)):
-        raise FibsynthError("--real: the stack holds NaN or infinite values", path)
+        raise FibsynthError("the stack holds NaN or infinite values", path, param="real")
     desc = {"file": str(path), "shape (z, y, x)": str(tuple(data.shape)), "dtype": str(data.dtype),
             "slices used": f"{lo}..{lo + sub.shape[0] - 1}",
             "voxel size nm (from its metadata)": str(vol.meta.voxel_size_nm.zyx()) if vol.meta.voxel_size_nm else "none"}
@@ -167,87 +171,79 @@ def _seg_figure(img: np.ndarray, truth: np.ndarray, pred: np.ndarray, otsu: np.n
     return _image_row(panels)
 
 
-def _segment(out: Path, img_a, truth_a, img_b, truth_b, voxel: VoxelSize, seed: int, console, timings):
-    from fibsynth.metrics import evaluate_segmentation
-    from fibsynth.segment.baseline import otsu_threshold
-    from fibsynth.segment.infer import predict_array
-    from fibsynth.segment.train import TrainSettings, train
+DEMO_EXPERIMENT = Path(__file__).with_name("pipeline") / "data" / "demo.yaml"
 
-    label_meta = VolumeMeta(kind="label", voxel_size_nm=voxel, seed=seed)
-    write_volume(out / "train_labels.tif", truth_a, label_meta)
-    settings = TrainSettings(mode="2.5d", k=2, features=(8, 16, 32), num_res_units=1, patch=32, stride=16, batch=16,
-                             epochs=12, lr=3e-3, early_stop=5, seed=seed, augment="xflip")
-    t0 = time.perf_counter()
-    with console.status("training a 2.5D U-Net on the synthetic stack ..."):
-        train([out / "synthetic_train.tif"], [out / "train_labels.tif"], out / "segmentation_model", settings,
-              verbose=False)
-    timings["segmentation_training_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pred = predict_array(out / "segmentation_model", img_b)
-    timings["segmentation_inference_s"] = time.perf_counter() - t0
-    otsu = (img_b > otsu_threshold(img_b)).astype(np.uint8)
-    write_volume(out / "heldout_segmented.tif", pred, label_meta.model_copy(update={"seed": seed + 1}))
-    s_net = evaluate_segmentation(pred, truth_b)
-    s_otsu = evaluate_segmentation(otsu, truth_b)
-    table = {}
-    for name, sc in (("2.5D U-Net", s_net), ("Otsu", s_otsu)):
-        for key in ("MP", "MGP", "MDS"):
-            table[f"{name}: {key}"] = float(sc[key])
-    table["training seconds"] = timings["segmentation_training_s"]
-    console.print(f"[green]segmentation[/] MDS U-Net {s_net['MDS']:.3f} vs Otsu {s_otsu['MDS']:.3f} "
-                  f"(training {timings['segmentation_training_s']:.0f} s)")
-    return table, pred, otsu
+#: step of the demo experiment -> the file ``fibsynth demo`` exports it to (volumes in the step's ``volume.npy``)
+EXPORTS = {
+    "structure": "structure.tif",
+    "heldout_structure": "heldout_structure.tif",
+    "montecarlo": "montecarlo.tif",
+    "synthetic_train": "synthetic_train.tif",
+    "synthetic_heldout": "synthetic_heldout.tif",
+    "heldout_segmented": "heldout_segmented.tif",
+}
 
 
-def run_demo(
-    out: str | Path = "demo-output",
-    *,
-    size: int = 128,
-    seed: int = 0,
-    voxel_nm: float = 5.0,
-    solid_fraction: float = 0.3,
-    ligament_nm: float = 40.0,
-    energy_kev: float = 2.0,
-    mc_slices: int = 3,
-    electrons_per_pixel: int = 100,
-    real: str | Path | None = None,
-) -> dict[str, Any]:
-    """Run the demo and return a summary (also written to ``OUT/summary.json``). ``real``: the user's own FIB-SEM
-    stack, shown (one slice, gray-value histogram) next to the simulated images."""
+def _seconds(step_dir: Path) -> float:
+    """The seconds a step took when it ran (from its cache marker)."""
+    try:
+        return float(json.loads((Path(step_dir) / "DONE.json").read_text()).get("seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _setting(params: dict, key: str) -> Any:
+    """A Monte Carlo setting from the stack's parameter record, flat or inside its composed parts (beam, ...)."""
+    if key in params:
+        return params[key]
+    for v in params.values():
+        if isinstance(v, dict) and key in v:
+            return v[key]
+    raise KeyError(key)
+
+
+def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
+    """The demo's report step: measure the structure, draw the figures from the steps' products and write
+    ``report.html``, ``summary.json`` and ``directional.png`` into ``out``. Returns the summary."""
+    from fibsynth.experiment.steps import METRICS, PROJECTION, load
+    from fibsynth.io import read_volume
     from fibsynth.metrics import isotropy_report, mean_ligament_diameter
     from fibsynth.metrics.plotting import plot_directional
-    from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
     from fibsynth.report import Section, figure_png, write_report
-    from fibsynth.structure import leveled_wave
 
-    console = _console()
-    real_imgs, real_desc = read_real_stack(real) if real is not None else (None, None)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    voxel = VoxelSize.from_xy_z(voxel_nm, voxel_nm)
-    timings: dict[str, float] = {}
+    real_imgs, real_desc = read_real_stack(p.real) if p.real is not None else (None, None)
+    solid, smeta = load(inputs["structure"])
+    voxel = smeta.voxel_size_nm
+    held_out = np.asarray(load(inputs["heldout_structure"])[0])
+    images, mmeta = load(inputs["montecarlo"])
+    synth_a, fmeta = load(inputs["synthetic_train"])
+    synth_b, _ = load(inputs["synthetic_heldout"])
+    pred, _ = load(inputs["segmentation"])
+    otsu, _ = load(inputs["otsu"])
+    size = solid.shape[0]
+    k0 = int((mmeta.offset_voxels or (0, 0, 0))[0])
+    mc_slices = images.shape[0]
+    energy_kev = float(mmeta.energy_kev)
+    mc_params = mmeta.parameters
+    rec = fmeta.parameters
+    timings: dict[str, float] = {
+        "structure_s": _seconds(inputs["structure"]),
+        "monte_carlo_s": _seconds(inputs["montecarlo"]),
+        "fast_path_s": sum(_seconds(inputs[k]) for k in ("heldout_structure", "synthetic_train", "synthetic_heldout")),
+        "segmentation_training_s": _seconds(inputs["model"]),
+        "segmentation_inference_s": _seconds(inputs["segmentation"]),
+    }
     sections: list[Section] = []
 
-    # 1. structure ------------------------------------------------------------------------------------
+    # 1-2. structure and its measurements -------------------------------------------------------------------
     t0 = time.perf_counter()
-    with console.status("generating a leveled-wave structure ..."):
-        solid, model = leveled_wave(
-            (size, size, size), voxel, solid_fraction, ligament_nm, seed=seed, return_model=True
-        )
-    timings["structure_s"] = time.perf_counter() - t0
-    write_volume(out / "structure.tif", solid, model.meta())
-    console.print(f"[green]structure[/] {solid.shape} written to {out / 'structure.tif'} ({timings['structure_s']:.1f} s)")
-
-    # 2. measurements -------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    with console.status("measuring ligament diameter and isotropy ..."):
-        d3 = mean_ligament_diameter(solid, voxel.zyx())
-        iso = isotropy_report(solid, voxel.zyx(), return_functions=True)
+    d3 = mean_ligament_diameter(solid, voxel.zyx())
+    iso = isotropy_report(solid, voxel.zyx(), return_functions=True)
     timings["metrics_s"] = time.perf_counter() - t0
     measured = {
-        "solid_fraction (requested)": solid_fraction,
+        "solid_fraction (requested)": p.solid_fraction,
         "solid_fraction (measured)": float(solid.mean()),
-        "ligament diameter nm (requested)": ligament_nm,
+        "ligament diameter nm (requested)": p.ligament_nm,
         "ligament diameter nm (measured, 3D local thickness)": d3,
         "e_TPCF": iso["e_tpcf"],
         "e_LPF": iso["e_lpf"],
@@ -256,7 +252,6 @@ def run_demo(
         "D_xz nm": iso["D_xz_nm"],
         "D_yz nm": iso["D_yz_nm"],
     }
-    console.print(f"[green]measured[/] ligament {d3:.1f} nm (asked {ligament_nm}), e_TPCF {iso['e_tpcf']:.3f}")
     plot_directional([("demo structure", iso)], out / "directional.png")
     sections.append(
         Section(
@@ -272,31 +267,19 @@ def run_demo(
         )
     )
 
-    # 3. Monte Carlo cross-sections ----------------------------------------------------------------------
-    k0 = size // 2
-    settings = StackSettings(energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, seed=seed)
-    t0 = time.perf_counter()
-    res = simulate_stack(solid, voxel, settings, slices=(k0, k0 + mc_slices), progress=True)
-    timings["monte_carlo_s"] = time.perf_counter() - t0
-    images = np.asarray(res["eta"], dtype=np.float32)
-    mc_meta = VolumeMeta(
-        kind="image", voxel_size_nm=voxel, generator="montecarlo", energy_kev=energy_kev,
-        materials={"0": settings.pore, "1": settings.solid}, seed=seed,
-        parameters={**settings.model_dump(), "slices": [k0, k0 + mc_slices]},
-    )
-    write_volume(out / "montecarlo.tif", images, mc_meta)
+    # 3. Monte Carlo cross-sections -------------------------------------------------------------------------
+    electrons_per_pixel = int(_setting(mc_params, "electrons_per_pixel"))
     n_el = int(size * size * mc_slices * electrons_per_pixel)
     gold = solid[k0 : k0 + mc_slices].astype(bool)
     mc_table = {
         "beam energy keV": energy_kev,
         "electrons per pixel": electrons_per_pixel,
-        "incidence on the face (deg)": settings.incidence_deg,
+        "incidence on the face (deg)": _setting(mc_params, "incidence_deg"),
         "electrons simulated": n_el,
         "seconds": timings["monte_carlo_s"],
         "mean BSE yield over gold": float(images[gold].mean()),
         "mean BSE yield over epoxy": float(images[~gold].mean()),
     }
-    console.print(f"[green]Monte Carlo[/] {mc_slices} slices, {n_el} electrons in {timings['monte_carlo_s']:.1f} s")
     sections.append(
         Section(
             "Monte Carlo FIB-SEM cross-sections",
@@ -309,24 +292,9 @@ def run_demo(
         )
     )
 
-    # 4. fast path: Monte-Carlo-like stacks of the structure and of a held-out one ------------------------
-    from fibsynth.synth import synthesize
-
-    t0 = time.perf_counter()
-    held_out, held_model = leveled_wave(
-        (size, size, size), voxel, solid_fraction, ligament_nm, seed=seed + 1, return_model=True
-    )
-    write_volume(out / "heldout_structure.tif", held_out, held_model.meta())
-    with console.status("fast path: projection + CycleGAN ..."):
-        proj_a, synth_a, rec = synthesize(solid, voxel.zyx(), energy_kev, seed=seed)
-        _, synth_b, _ = synthesize(held_out, voxel.zyx(), energy_kev, seed=seed + 1)
-    timings["fast_path_s"] = time.perf_counter() - t0
-    fast_meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="synth (projection + CycleGAN)",
-                           energy_kev=energy_kev, materials={"0": "epoxy", "1": "gold"}, seed=seed, parameters=rec)
-    write_volume(out / "synthetic_train.tif", synth_a, fast_meta)
-    write_volume(out / "synthetic_heldout.tif", synth_b, fast_meta.model_copy(update={"seed": seed + 1}))
-    console.print(f"[green]fast path[/] 2 x {size} slices in {timings['fast_path_s']:.1f} s")
-    k_show = min(k0, proj_a.shape[0] - 1)
+    # 4. fast path ------------------------------------------------------------------------------------------
+    k_show = min(k0, synth_a.shape[0] - 1)
+    proj_a = np.asarray(read_volume(inputs["synthetic_train"] / PROJECTION).data)
     sections.append(
         Section(
             "Fast physics path",
@@ -364,8 +332,14 @@ def run_demo(
             )
         )
 
-    # 5. segmentation trained on synthetic data, applied to the held-out stack ----------------------------
-    seg_table, pred, otsu = _segment(out, synth_a, solid, synth_b, held_out, voxel, seed, console, timings)
+    # 5. segmentation ---------------------------------------------------------------------------------------
+    s_net = json.loads((inputs["score_unet"] / METRICS).read_text())
+    s_otsu = json.loads((inputs["score_otsu"] / METRICS).read_text())
+    seg_table: dict[str, float] = {}
+    for name, sc in (("2.5D U-Net", s_net), ("Otsu", s_otsu)):
+        for key in ("MP", "MGP", "MDS"):
+            seg_table[f"{name}: {key}"] = float(sc[key])
+    seg_table["training seconds"] = timings["segmentation_training_s"]
     sections.append(
         Section(
             "Segmentation",
@@ -379,12 +353,77 @@ def run_demo(
         )
     )
 
-    summary = {"fibsynth_version": __version__, "seed": seed, "timings": timings, "measured": measured,
+    summary = {"fibsynth_version": __version__, "seed": p.seed, "timings": timings, "measured": measured,
                "montecarlo": mc_table, "segmentation": seg_table, "real_stack": real_desc}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    report = write_report(
+    write_report(
         out / "report.html", "fibsynth demo", sections,
-        meta={"fibsynth": __version__, "seed": seed, "voxel nm": voxel_nm, "shape": str(solid.shape)},
+        meta={"fibsynth": __version__, "seed": p.seed, "voxel nm": voxel.x, "shape": str(solid.shape)},
     )
-    console.print(f"[bold green]report[/] {report}")
+    return summary
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A segmentation model folder (what an earlier demo exported): it may be replaced by this run's model."""
+    return (path / "config.json").is_file() and (path / "model.pt").is_file()
+
+
+def _real_stamp(real: str | Path | None) -> str:
+    if real is None:
+        return ""
+    st = Path(real).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def run_demo(
+    out: str | Path = "demo-output",
+    *,
+    size: int = 128,
+    seed: int = 0,
+    voxel_nm: float = 5.0,
+    solid_fraction: float = 0.3,
+    ligament_nm: float = 40.0,
+    energy_kev: float = 2.0,
+    mc_slices: int = 3,
+    electrons_per_pixel: int = 100,
+    real: str | Path | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run the demo experiment (cached in ``OUT/work``: a rerun with the same options redoes nothing), export its
+    products to ``OUT`` and return the summary (also in ``OUT/summary.json``). ``real``: the user's own FIB-SEM
+    stack, shown (one slice, gray-value histogram) next to the simulated images."""
+    import shutil
+
+    from fibsynth.experiment.runner import run_experiment
+    from fibsynth.experiment.steps import LABELS, MODEL, VOLUME
+    from fibsynth.io import read_volume
+
+    console = _console()
+    if real is not None:
+        read_real_stack(real)  # one-line errors before any work or output
+        real = Path(real).resolve()
+    out = Path(out)
+    k0 = size // 2
+    overrides = {"size": size, "seed": seed, "seed_heldout": seed + 1, "voxel_nm": voxel_nm,
+                 "solid_fraction": solid_fraction, "ligament_nm": ligament_nm, "energy_kev": energy_kev,
+                 "mc_first": k0, "mc_stop": k0 + mc_slices, "electrons_per_pixel": electrons_per_pixel,
+                 "real": None if real is None else str(real), "real_stamp": _real_stamp(real)}
+    out.mkdir(parents=True, exist_ok=True)
+    rep = run_experiment(DEMO_EXPERIMENT, workdir=out / "work", overrides=overrides, quiet=quiet)
+    steps = {s.name: Path(rep.workdir) / "cache" / s.key for s in rep.steps}
+    for step, name in EXPORTS.items():
+        vol = read_volume(steps[step] / VOLUME)
+        write_volume(out / name, vol.data, vol.meta)
+    lab = read_volume(steps["synthetic_train"] / LABELS)
+    write_volume(out / "train_labels.tif", lab.data, lab.meta)
+    with atomic_path(out / "segmentation_model", may_replace=_is_model_folder) as tmp:
+        shutil.copytree(steps["segmentation_model"] / MODEL, tmp)
+    for name in ("directional.png", "summary.json", "report.html"):
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(steps["report"] / name, tmp)
+    summary = json.loads((out / "summary.json").read_text())
+    seg = summary["segmentation"]
+    console.print(f"[green]segmentation[/] MDS U-Net {seg['2.5D U-Net: MDS']:.3f} vs Otsu {seg['Otsu: MDS']:.3f} "
+                  f"(training {seg['training seconds']:.0f} s)")
+    console.print(f"[bold green]report[/] {out / 'report.html'}")
     return summary

@@ -177,10 +177,13 @@ def test_failed_write_leaves_previous_file_intact(tmp_path: Path, monkeypatch) -
 
 
 def test_voxel_size_must_be_positive() -> None:
-    with pytest.raises(FibsynthError, match="--voxel-nm"):
+    # the library names the Python parameters; the CLI prints them as --voxel-nm / --slice-nm
+    with pytest.raises(FibsynthError, match="voxel_nm") as ei:
         VoxelSize.from_xy_z(0.0)
-    with pytest.raises(FibsynthError, match="--slice-nm"):
+    assert ei.value.cli_line().startswith("--voxel-nm")
+    with pytest.raises(FibsynthError, match="slice_nm") as ei:
         VoxelSize.from_xy_z(2.0, float("nan"))
+    assert ei.value.cli_line().startswith("--slice-nm")
 
 
 def test_slice_folder_keeps_bulky_tables_once(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ def test_generate_and_simulate_monte_carlo():
     assert ikw["translate"] == (15.0, 0.0, 0.0)  # slice 3 at 5 nm
     meta = ikw["metadata"]["fibsynth"]
     assert meta["energy_kev"] == 2.0 and meta["generator"] == "montecarlo" and meta["parameters"]["slices"] == [3, 4]
+    assert meta["offset_voxels"] == [3, 0, 0]  # the record carries the offset the translate comes from
     # gold backscatters more than epoxy: the image follows the structure's face
     face = solid[3].astype(bool)
     assert face.any() and (~face).any()

@@ -32,7 +32,7 @@ from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
 
 KINDS = ("structure", "montecarlo", "fast", "degrade", "adapt", "translate", "segment_train", "segment_predict",
-         "evaluate", "table")
+         "baseline", "evaluate", "table", "demo_report")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -84,14 +84,15 @@ def substitute(obj: Any, variables: dict[str, Any], source=None, step: str | Non
 
 
 def parse_override(text: str, source=None) -> tuple[str, Any]:
-    """``name=value`` (value parsed as YAML) for ``--set``."""
+    """``name=value`` (value parsed as YAML), a variable override; errors name the parameter ``set`` (the CLI's
+    ``--set``)."""
     if "=" not in text:
-        raise FibsynthError(f"--set {text!r}: expected NAME=VALUE", source)
+        raise FibsynthError(f"{text!r}: expected NAME=VALUE", source, param="set")
     k, v = text.split("=", 1)
     try:
         return k.strip(), yaml.safe_load(v)
     except yaml.YAMLError:
-        raise FibsynthError(f"--set {text!r}: value is not valid YAML", source) from None
+        raise FibsynthError(f"{text!r}: value is not valid YAML", source, param="set") from None
 
 
 def expand(raw: dict, source=None, overrides: dict[str, Any] | None = None) -> dict:

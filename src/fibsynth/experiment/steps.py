@@ -1,8 +1,9 @@
-"""Step kinds of an experiment; each calls a stage's Python API.
+"""Step kinds of an experiment; each calls the pipeline layer (:mod:`fibsynth.pipeline`), which makes the product
+and its metadata, and stores it in the step's folder.
 
 Conventions inside a step's output folder: ``volume.npy`` (with its ``.npy.json`` metadata) is the step's volume
-(structure, image stack or segmentation), ``labels.npy`` the ground truth aligned with it when known, ``model/``
-a trained model, ``metrics.json`` scores, ``table.md`` / ``table.csv`` tables. ``run`` returns a small summary
+(structure, image stack or segmentation), ``labels.npy`` the ground truth aligned with it when known, ``projection.npy`` a fast step's
+projection before translation, ``model/`` a trained model, ``metrics.json`` scores, ``table.md`` / ``table.csv`` tables. ``run`` returns a small summary
 that is stored in the step's marker and printed in the run report.
 """
 
@@ -22,6 +23,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.io import VolumeMeta, read_volume, write_volume
 
 VOLUME, LABELS, MODEL, METRICS = "volume.npy", "labels.npy", "model", "metrics.json"
+PROJECTION = "projection.npy"  # a fast step's projection, before translation
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -44,10 +46,11 @@ def voxel_of(meta: VolumeMeta, where: Path) -> VoxelSize:
 
 
 def save(out: Path, data: np.ndarray, meta: VolumeMeta, labels: np.ndarray | None = None) -> None:
+    from fibsynth.pipeline import label_meta
+
     write_volume(out / VOLUME, data, meta)
     if labels is not None:
-        write_volume(out / LABELS, np.asarray(labels, np.uint8),
-                     VolumeMeta(kind="label", voxel_size_nm=meta.voxel_size_nm, generator="ground truth"))
+        write_volume(out / LABELS, np.asarray(labels, np.uint8), label_meta(meta))
 
 
 def one(inputs: dict, role: str) -> Path:
@@ -94,18 +97,15 @@ class StructureStep(Step):
     Params = StructureParams
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.structure import hierarchical, leveled_wave
+        from fibsynth.pipeline import make_structure
 
         voxel = VoxelSize.from_xy_z(p.voxel_nm, p.slice_nm)
-        if p.generator == "lwm":
-            solid, model = leveled_wave(p.shape, voxel, p.solid_fraction, p.ligament_nm, p.waves, p.seed,
-                                        return_model=True)
-        else:
-            solid, model = hierarchical(p.shape, voxel, p.upper_ligament_nm, p.lower_ligament_nm,
-                                        p.upper_solid_fraction, p.lower_solid_fraction, p.waves, p.seed,
-                                        return_model=True)
-        save(out, solid, model.meta(), labels=solid)
-        return {"solid_fraction": float(solid.mean()), "shape": list(solid.shape)}
+        prod = make_structure(p.shape, voxel, generator=p.generator, solid_fraction=p.solid_fraction,
+                              ligament_nm=p.ligament_nm, upper_ligament_nm=p.upper_ligament_nm,
+                              lower_ligament_nm=p.lower_ligament_nm, upper_solid_fraction=p.upper_solid_fraction,
+                              lower_solid_fraction=p.lower_solid_fraction, waves=p.waves, seed=p.seed)
+        save(out, prod.data, prod.meta, labels=prod.data)
+        return {"solid_fraction": prod.record["solid_fraction"], "shape": prod.record["shape"]}
 
 
 # ------------------------------------------------------------------------------------------------ Monte Carlo
@@ -126,7 +126,8 @@ class MonteCarloStep(Step):
     required_inputs = ("structure",)
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
+        from fibsynth.physics.montecarlo.stack import StackSettings
+        from fibsynth.pipeline import montecarlo_stack
 
         solid, meta = load(one(inputs, "structure"))
         voxel = voxel_of(meta, one(inputs, "structure"))
@@ -135,13 +136,9 @@ class MonteCarloStep(Step):
             raise FibsynthError(f"params.slices: {k0}:{k1} outside 0:{solid.shape[0]}")
         st = StackSettings(energy_kev=p.energy_kev, electrons_per_pixel=p.electrons_per_pixel, seed=p.seed,
                            incidence_deg=p.incidence_deg, probe_fwhm_nm=p.probe_fwhm_nm)
-        res = simulate_stack(solid, voxel, st, slices=(k0, k1), progress=False, backend=p.backend, device=p.device)
-        img = np.asarray(res["eta"], np.float32)
-        m = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="montecarlo", energy_kev=p.energy_kev,
-                       materials={"0": "epoxy", "1": "gold"}, seed=p.seed,
-                       parameters={**st.model_dump(), "slices": [k0, k1]})
-        save(out, img, m, labels=solid[k0:k1])
-        return {"slices": [k0, k1], "electrons": int(img.size * p.electrons_per_pixel)}
+        prod = montecarlo_stack(solid, voxel, st, slices=(k0, k1), backend=p.backend, device=p.device)
+        save(out, prod.data, prod.meta, labels=solid[k0:k1])
+        return {"slices": [k0, k1], "electrons": prod.record["electrons"]}
 
 
 # ------------------------------------------------------------------------------------------------ fast path
@@ -162,35 +159,22 @@ class FastStep(Step):
     optional_inputs = ("model",)
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.fastsim.projection import project
-        from fibsynth.synth import shipped_model_for, synthesize
+        from fibsynth.pipeline import fast_stack
 
         solid, meta = load(one(inputs, "structure"))
         voxel = voxel_of(meta, one(inputs, "structure"))
-        model: str | None = None
-        if "model" in inputs:
-            model = str(one(inputs, "model") / MODEL)
-        elif p.translation != "projection":
-            try:
-                model = shipped_model_for(p.energy_kev)
-            except FibsynthError:
-                if p.translation == "gan":
-                    raise
-        if p.translation == "projection":
-            model = None
-        if model is None:
-            img, rec = project(solid, voxel.zyx(), p.energy_kev, incidence_deg=p.incidence_deg)
-            record = {"translation": "none (projection only: no model for this energy)" if p.translation == "auto"
-                      else "none (projection only, as asked)",
-                      "projection": {k: v for k, v in rec.items() if k not in ("cells", "weights")}}
+        model = str(one(inputs, "model") / MODEL) if "model" in inputs else None
+        prod = fast_stack(solid, voxel, p.energy_kev, model=model, translation=p.translation,
+                          incidence_deg=p.incidence_deg, seed=p.seed, keep_projection=True)
+        if "translation" in prod.record:  # projection only
+            translation = prod.record["translation"]
         else:
-            _, img, rec = synthesize(solid, voxel.zyx(), p.energy_kev, model=model, incidence_deg=p.incidence_deg,
-                                    seed=p.seed)
-            record = {**rec, "translation": "shipped " + model if "model" not in inputs else "experiment-trained CycleGAN"}
-        m = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="fast path", energy_kev=p.energy_kev,
-                       materials={"0": "epoxy", "1": "gold"}, parameters=json.loads(json.dumps(record, default=str)))
-        save(out, np.asarray(img, np.float32), m, labels=solid)
-        return {"translation": record["translation"]}
+            translation = "shipped " + prod.record["translation_model"] if model is None else "experiment-trained CycleGAN"
+        prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "translation": translation}})
+        save(out, prod.data, prod.meta, labels=solid)
+        if "projection_product" in prod.record:  # the intermediate, for reports
+            prod.record["projection_product"].write(out / PROJECTION)
+        return {"translation": translation}
 
 
 # ------------------------------------------------------------------------------------------------ degrade
@@ -274,14 +258,12 @@ class TranslateStep(Step):
     required_inputs = ("model", "images")
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.gan import Translator
+        from fibsynth.pipeline import adapted_stack
 
         src = one(inputs, "images")
         img, meta = load(src)
-        y = Translator(str(one(inputs, "model") / MODEL), direction=p.direction, tile=p.tile,
-                       seed=p.seed)(img.astype(np.float32))[0]
-        m = meta.model_copy(update={"generator": f"CycleGAN-translated {meta.generator}"})
-        save(out, np.asarray(y, np.float32), m, labels=load_labels(src))
+        prod = adapted_stack(one(inputs, "model") / MODEL, img, meta, direction=p.direction, tile=p.tile, seed=p.seed)
+        save(out, prod.data, prod.meta, labels=load_labels(src))
         return {}
 
 
@@ -316,16 +298,34 @@ class SegmentPredictStep(Step):
     required_inputs = ("model", "images")
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.segment.infer import predict_array
+        from fibsynth.pipeline import segmentation
 
         src = one(inputs, "images")
         img, meta = load(src)
-        pred = predict_array(one(inputs, "model") / MODEL, img, block=p.block, overlap=p.overlap, batch=p.batch,
-                             device=p.device)
-        m = VolumeMeta(kind="label", voxel_size_nm=meta.voxel_size_nm, generator="segmentation",
-                       energy_kev=meta.energy_kev)
-        save(out, pred, m, labels=load_labels(src))
-        return {"solid_fraction": float(pred.mean())}
+        prod = segmentation(one(inputs, "model") / MODEL, img, meta, block=p.block, overlap=p.overlap, batch=p.batch,
+                            device=p.device)
+        save(out, prod.data, prod.meta, labels=load_labels(src))
+        return {"solid_fraction": prod.record["solid_fraction"]}
+
+
+class BaselineParams(StrictModel):
+    method: Literal["otsu", "kmeans"] = "otsu"
+
+
+class BaselineStep(Step):
+    """A global threshold of the ``images`` step's volume (Otsu or k-means): the baseline a trained model must beat."""
+
+    Params = BaselineParams
+    required_inputs = ("images",)
+
+    def run(self, p, inputs, out, ctx):
+        from fibsynth.pipeline import baseline_segmentation
+
+        src = one(inputs, "images")
+        img, meta = load(src)
+        prod = baseline_segmentation(img, meta, method=p.method)
+        save(out, prod.data, prod.meta, labels=load_labels(src))
+        return {"threshold": prod.record["threshold"], "solid_fraction": float(prod.data.mean())}
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -344,19 +344,16 @@ class EvaluateStep(Step):
     optional_inputs = ("truth",)
 
     def run(self, p, inputs, out, ctx):
-        from fibsynth.metrics import evaluate_segmentation, isotropy_report
+        from fibsynth.pipeline import evaluation
 
         src = one(inputs, "prediction")
         pred, meta = load(src)
-        res: dict[str, Any] = {}
+        truth = None
         if p.ground_truth:
             truth = load(one(inputs, "truth"))[0] if "truth" in inputs else load_labels(src)
             if truth is None:
                 raise FibsynthError("params.ground_truth: the prediction has no ground truth; give inputs.truth", src)
-            res.update({k: float(v) for k, v in evaluate_segmentation(pred, truth).items()})
-        if p.isotropy:
-            iso = isotropy_report(pred, voxel_of(meta, src).zyx())
-            res.update({k: float(v) for k, v in iso.items() if isinstance(v, (int, float))})
+        res = evaluation(pred, truth, voxel=voxel_of(meta, src) if p.isotropy else None, isotropy=p.isotropy)
         (out / METRICS).write_text(json.dumps(res, indent=2))
         return {k: round(res[k], 4) for k in ("MP", "MGP", "MDS", "e_tpcf", "e_lpf", "e_diameter") if k in res}
 
@@ -407,6 +404,30 @@ class TableStep(Step):
         return {"rows": len(rows)}
 
 
+# ------------------------------------------------------------------------------------------------ reports
+
+class DemoReportParams(StrictModel):
+    solid_fraction: float = Field(gt=0, lt=1, description="the structure's requested solid fraction")
+    ligament_nm: float = Field(gt=0, description="the structure's requested ligament diameter")
+    seed: int = Field(0, ge=0)
+    real: str | None = Field(None, description="the user's own FIB-SEM stack, shown next to the simulated images")
+    real_stamp: str = Field("", description="size and modification time of 'real' (a changed file redoes the report)")
+
+
+class DemoReportStep(Step):
+    """The demo's report (:func:`fibsynth.demo.demo_report`): ``report.html``, ``summary.json``, figures."""
+
+    Params = DemoReportParams
+    required_inputs = ("structure", "heldout_structure", "montecarlo", "synthetic_train", "synthetic_heldout",
+                       "model", "segmentation", "otsu", "score_unet", "score_otsu")
+
+    def run(self, p, inputs, out, ctx):
+        from fibsynth.demo import demo_report
+
+        summary = demo_report(p, {k: one(inputs, k) for k in inputs}, out)
+        return {k: round(v, 4) for k, v in summary["segmentation"].items() if k.endswith("MDS")}
+
+
 STEP_KINDS: dict[str, Step] = {
     "structure": StructureStep(),
     "montecarlo": MonteCarloStep(),
@@ -416,8 +437,10 @@ STEP_KINDS: dict[str, Step] = {
     "translate": TranslateStep(),
     "segment_train": SegmentTrainStep(),
     "segment_predict": SegmentPredictStep(),
+    "baseline": BaselineStep(),
     "evaluate": EvaluateStep(),
     "table": TableStep(),
+    "demo_report": DemoReportStep(),
 }
 
 __all__ = ["STEP_KINDS", "Step", "load", "load_labels"]

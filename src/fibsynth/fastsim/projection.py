@@ -231,6 +231,7 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     from fibsynth.fastsim.network import load_model
     from fibsynth.physics.backscatter import effective_z, kanaya_okayama_range_nm
     from fibsynth.physics.materials import get_material
+    from fibsynth.config import VoxelSize
     from fibsynth.physics.montecarlo.engine import check_energy, check_incidence
 
     vol = np.ascontiguousarray(structure)
@@ -248,9 +249,7 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
         raise FibsynthError(f"must be in [0, 10] (got {spread})", param="spread")
     if normalise not in ("group", "eta"):
         raise FibsynthError(f"must be group or eta (got {normalise!r})", param="normalise")
-    dz, dy, dx = (float(v) for v in voxel_zyx)
-    if min(dz, dy, dx) <= 0:
-        raise FibsynthError("voxel sizes must be > 0 nm")
+    dz, dy, dx = VoxelSize.coerce(voxel_zyx, param="voxel_zyx").zyx()
     k_def = default_slices_behind(e, dz, pore)
     k = k_def if slices_behind is None else int(slices_behind)
     if not (1 <= k <= MAX_SLICES_BEHIND):

@@ -389,13 +389,14 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
     except Exception as exc:
         raise FibsynthError(f"cannot open Zarr store ({type(exc).__name__})", path) from None
     attrs = dict(node.attrs)
-    voxel = None
+    voxel = offset = None
     if isinstance(node, zarr.Group):
         ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
         if ms:
             ds = ms[0]["datasets"][0]
             arr = node[ds["path"]]
             voxel = _voxel_from_ngff(ms[0], ds)
+            offset = _offset_from_ngff(ds)
         else:
             arrays = list(node.array_keys())
             if not arrays:
@@ -408,6 +409,8 @@ def _read_zarr(path: Path, lazy: bool) -> tuple[Any, VolumeMeta]:
     meta = _meta_from_json(json.dumps(meta_raw), path) if isinstance(meta_raw, dict) else VolumeMeta()
     if meta.voxel_size_nm is None and voxel is not None:
         meta = meta.model_copy(update={"voxel_size_nm": voxel})
+    if meta.offset_voxels is None and offset is not None:
+        meta = meta.model_copy(update={"offset_voxels": offset})
     if lazy:
         import dask.array as da
 
@@ -438,6 +441,25 @@ def _voxel_from_ngff(ms: dict, ds: dict) -> VoxelSize | None:
         return VoxelSize(x=out["x"], y=out["y"], z=out["z"])
     except (KeyError, ValueError):
         return None
+
+
+def _offset_from_ngff(ds: dict) -> tuple[int, int, int] | None:
+    """Offset in voxels from an NGFF ``translation`` (in the same units as its ``scale``), if whole voxels."""
+    scale = trans = None
+    for t in ds.get("coordinateTransformations", []):
+        if t.get("type") == "scale":
+            scale = t.get("scale")
+        elif t.get("type") == "translation":
+            trans = t.get("translation")
+    if not scale or not trans or len(trans) < 3 or len(scale) < 3:
+        return None
+    try:
+        off = [float(t) / float(s) for t, s in zip(trans[-3:], scale[-3:])]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not all(np.isfinite(off)) or any(abs(o - round(o)) > 1e-6 for o in off):
+        return None
+    return tuple(int(round(o)) for o in off)  # type: ignore[return-value]
 
 
 def _read_npy(path: Path) -> tuple[np.ndarray, VolumeMeta]:
@@ -599,13 +621,16 @@ def _ngff_attrs(meta: VolumeMeta, name: str) -> dict:
     scale = [v.z, v.y, v.x] if v is not None else [1.0, 1.0, 1.0]
     unit = "nanometer" if v is not None else None
     axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "zyx"]
+    transforms: list[dict] = [{"type": "scale", "scale": scale}]
+    if meta.offset_voxels is not None and any(meta.offset_voxels):  # NGFF 0.4: translation after scale
+        transforms.append({"type": "translation", "translation": [o * s for o, s in zip(meta.offset_voxels, scale)]})
     return {
         "multiscales": [
             {
                 "version": "0.4",
                 "name": name,
                 "axes": axes,
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+                "datasets": [{"path": "0", "coordinateTransformations": transforms}],
             }
         ],
         "fibsynth": json.loads(meta.to_json()),

@@ -43,14 +43,9 @@ def _max_lag(n: int, max_lag: int | None) -> int:
 
 
 def _h(voxel_size: Sequence[float] | float | None, axis: int) -> float:
-    if voxel_size is None:
-        return 1.0
-    if np.isscalar(voxel_size):
-        return float(voxel_size)  # type: ignore[arg-type]
-    vs = tuple(voxel_size)  # type: ignore[arg-type]
-    if len(vs) != 3:
-        raise FibsynthError(f"voxel_size must be (z, y, x) in nm, got {vs}")
-    return float(vs[axis])
+    from fibsynth.config import VoxelSize
+
+    return 1.0 if voxel_size is None else VoxelSize.coerce(voxel_size, param="voxel_size").zyx()[axis]
 
 
 def tpcf_counts(volume: np.ndarray, axis: int, max_lag: int, *, block_bytes: int = 1 << 27) -> np.ndarray:

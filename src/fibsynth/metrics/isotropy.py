@@ -34,13 +34,9 @@ AXES = {"z": 0, "y": 1, "x": 2}
 
 
 def _voxel(voxel_size: Sequence[float] | float) -> tuple[float, float, float]:
-    if np.isscalar(voxel_size):
-        vs = (float(voxel_size),) * 3  # type: ignore[arg-type]
-    else:
-        vs = tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
-    if len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):
-        raise FibsynthError(f"voxel_size must be three positive numbers (z, y, x) in nm, got {voxel_size}")
-    return vs  # type: ignore[return-value]
+    from fibsynth.config import VoxelSize
+
+    return VoxelSize.coerce(voxel_size, param="voxel_size").zyx()
 
 
 def _binary(volume: Any) -> np.ndarray:

@@ -363,17 +363,17 @@ def _paint_3d(shape, cz, cy, cx, cr2, zstart, hz, hy, hx, rzmax):
 # public API
 # --------------------------------------------------------------------------------------------------------------
 def _spacing(spacing: Sequence[float] | float | None, ndim: int) -> tuple[float, ...]:
+    """(z, y, x) or, for 2D arrays, (y, x) nm per voxel, through the one voxel-size normaliser."""
+    from fibsynth.config import VoxelSize
+
     if spacing is None:
         return (1.0,) * ndim
-    if np.isscalar(spacing):
-        sp = (float(spacing),) * ndim  # type: ignore[arg-type]
-    else:
-        sp = tuple(float(s) for s in spacing)  # type: ignore[union-attr]
-    if len(sp) != ndim:
-        raise FibsynthError(f"spacing must have {ndim} values (z, y, x) for a {ndim}D array, got {len(sp)}")
-    if not all(np.isfinite(s) and s > 0 for s in sp):
-        raise FibsynthError(f"spacing values must be finite and > 0 nm, got {sp}")
-    return sp
+    if ndim == 2 and not np.isscalar(spacing):
+        yx = tuple(spacing)  # type: ignore[arg-type]
+        if len(yx) != 2:
+            raise FibsynthError(f"must have 2 values (y, x) for a 2D array, got {len(yx)}", param="spacing")
+        spacing = (yx[0], *yx)  # z unused
+    return VoxelSize.coerce(spacing, param="spacing").zyx()[3 - ndim:]
 
 
 def _as_bool(solid: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""napari reader: fibsynth volumes as layers, with the voxel size as the layer scale and the metadata kept.
+"""napari reader: fibsynth volumes as layers, with the voxel size as the layer scale, the volume's offset
+(``VolumeMeta.offset_voxels``) as its translate, and the metadata kept.
 
 Pure functions returning napari's ``LayerData`` tuples ``(data, kwargs, layer_type)``; napari is not imported.
 """
@@ -53,6 +54,9 @@ def layer_data(vol: Volume, name: str) -> LayerData:
     kwargs: dict[str, Any] = {"name": name, "metadata": {META_KEY: vol.meta.model_dump(mode="json")}}
     if vol.meta.voxel_size_nm is not None:
         kwargs["scale"] = tuple(float(v) for v in vol.meta.voxel_size_nm.zyx())
+    origin = vol.meta.origin_nm()
+    if origin is not None and any(origin):  # a partial stack sits where it was cut from (e.g. slices k0:k1)
+        kwargs["translate"] = origin
     return vol.data, kwargs, layer_type_for(vol.meta, vol.data)
 
 

@@ -24,15 +24,14 @@ def generate_structure(
     ligament_nm: float = 40.0,
     seed: int = 0,
 ) -> tuple[np.ndarray, VolumeMeta]:
-    """A leveled-wave structure (uint8, 1 = gold) and its metadata."""
-    from fibsynth.structure import leveled_wave
+    """A leveled-wave structure (uint8, 1 = gold) and its metadata (:func:`fibsynth.pipeline.make_structure`)."""
+    from fibsynth.pipeline import make_structure
 
-    solid, model = leveled_wave(tuple(int(s) for s in shape), float(voxel_nm), solid_fraction, ligament_nm,
-                                seed=int(seed), return_model=True)
-    meta = model.meta()
+    prod = make_structure(shape, float(voxel_nm), solid_fraction=solid_fraction, ligament_nm=ligament_nm,
+                          seed=int(seed))
     # the wave table (1000 x 4 floats) is kept in files, but it is bulky in a layer's metadata panel
-    params = {k: v for k, v in meta.parameters.items() if k not in ("wave_table", "wave_columns")}
-    return solid, meta.model_copy(update={"parameters": params})
+    params = {k: v for k, v in prod.meta.parameters.items() if k not in ("wave_table", "wave_columns")}
+    return prod.data, prod.meta.model_copy(update={"parameters": params})
 
 
 def simulate_image(
@@ -47,33 +46,26 @@ def simulate_image(
 ) -> LayerData:
     """BSE image of a structure as an image LayerData.
 
-    Monte Carlo (default): slice ``slice_index`` (default the middle one), a one-slice layer placed at that slice's
-    depth (``translate``) so it overlays the structure. ``fast=True``: the whole stack by the fast path
-    (:func:`fibsynth.synth.synthesize`: projection + shipped CycleGAN; needs a shipped model for ``energy_kev``).
+    Monte Carlo (default): slice ``slice_index`` (default the middle one), a one-slice layer whose metadata carries
+    its offset, so that the reader places it at that slice's depth (``translate``) over the structure.
+    ``fast=True``: the whole stack by the fast path (:func:`fibsynth.pipeline.fast_stack`: projection + shipped
+    CycleGAN; needs a shipped model for ``energy_kev``).
     """
+    from fibsynth.pipeline import fast_stack, montecarlo_stack
+
     nz = solid.shape[0]
-    zyx = voxel.zyx()
     if fast:
-        from fibsynth.synth import synthesize
-
-        _, image, record = synthesize(solid, zyx, energy_kev, seed=seed)
-        meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="synth", energy_kev=energy_kev,
-                          materials={"0": "epoxy", "1": "gold"}, seed=seed, parameters=record)
-        data, kwargs, _ = layer_data(Volume(image, meta), f"fast BSE {energy_kev:g} keV")
+        prod = fast_stack(solid, voxel, energy_kev, seed=seed)
+        data, kwargs, _ = layer_data(Volume(prod.data, prod.meta), f"fast BSE {energy_kev:g} keV")
         return data, {**kwargs, "colormap": "gray"}, "image"
-    from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
-
     k = nz // 2 if slice_index is None else int(slice_index)
     if not 0 <= k < nz:
-        raise FibsynthError(f"slice index {k} outside the structure's 0..{nz - 1}")
-    settings = StackSettings(energy_kev=energy_kev, electrons_per_pixel=int(electrons_per_pixel), seed=int(seed))
-    res = simulate_stack(solid, voxel, settings, slices=(k, k + 1), progress=False)
-    meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="montecarlo", energy_kev=energy_kev,
-                      materials={"0": settings.pore, "1": settings.solid}, seed=int(seed),
-                      parameters={**settings.model_dump(), "slices": [k, k + 1], "seconds": res["seconds"]})
-    data, kwargs, _ = layer_data(Volume(np.asarray(res["eta"], dtype=np.float32), meta),
-                                 f"Monte Carlo BSE {energy_kev:g} keV slice {k}")
-    kwargs.update(translate=(k * zyx[0], 0.0, 0.0), colormap="gray")
+        raise FibsynthError(f"slice index {k} outside the structure's 0..{nz - 1}", param="slice_index")
+    prod = montecarlo_stack(solid, voxel, slices=(k, k + 1), energy_kev=energy_kev,
+                            electrons_per_pixel=int(electrons_per_pixel), seed=int(seed))
+    data, kwargs, _ = layer_data(Volume(prod.data, prod.meta), f"Monte Carlo BSE {energy_kev:g} keV slice {k}")
+    kwargs.setdefault("translate", (0.0, 0.0, 0.0))
+    kwargs["colormap"] = "gray"
     return data, kwargs, "image"
 
 

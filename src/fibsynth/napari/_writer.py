@@ -1,7 +1,8 @@
 """napari writers: an image or labels layer saved with :func:`fibsynth.io.write_volume`.
 
 npe2 single-layer writer signature ``(path, data, attributes) -> [paths written]``; ``attributes`` is the layer's
-state (``scale``, ``metadata``, ``name``, ...). The voxel size is the layer's scale (nm, z y x) and fibsynth's
+state (``scale``, ``translate``, ``metadata``, ``name``, ...). The voxel size is the layer's scale (nm, z y x), its
+offset in voxels the translate divided by the scale, and fibsynth's
 metadata comes back from ``attributes["metadata"]["fibsynth"]`` when the layer was read by fibsynth. napari is not
 imported.
 """
@@ -32,8 +33,24 @@ def _voxel_from_scale(scale: Any, previous: VoxelSize | None) -> VoxelSize | Non
     if len(s) == 2:
         z = previous.z if previous is not None else s[0]
         s = [z, *s]
-    z, y, x = s
-    return VoxelSize(x=x, y=y, z=z)
+    return VoxelSize.coerce(s, param="scale")
+
+
+def _offset_from_translate(translate: Any, voxel: VoxelSize | None, previous: tuple | None) -> tuple | None:
+    """Offset in whole voxels from a napari translate (nm, z y x or y x); the translate wins over the stored
+    offset (the user may have moved the layer). A translate that is not whole voxels keeps the stored offset."""
+    if translate is None or voxel is None:
+        return previous
+    t = [float(v) for v in translate]
+    if len(t) == 2:
+        t = [previous[0] * voxel.z if previous else 0.0, *t]
+    if len(t) != 3:
+        return previous
+    off = [v / s for v, s in zip(t, voxel.zyx())]
+    if any(abs(o - round(o)) > 1e-6 for o in off):
+        return previous
+    off_i = tuple(int(round(o)) for o in off)
+    return None if previous is None and not any(off_i) else off_i
 
 
 def _meta(attributes: dict, kind: str) -> VolumeMeta:
@@ -45,7 +62,8 @@ def _meta(attributes: dict, kind: str) -> VolumeMeta:
     else:
         meta = VolumeMeta(generator="napari", parameters={"layer_name": attributes.get("name")})
     voxel = _voxel_from_scale(attributes.get("scale"), meta.voxel_size_nm)
-    return meta.model_copy(update={"voxel_size_nm": voxel, "kind": meta.kind or kind})
+    offset = _offset_from_translate(attributes.get("translate"), voxel, meta.offset_voxels)
+    return meta.model_copy(update={"voxel_size_nm": voxel, "kind": meta.kind or kind, "offset_voxels": offset})
 
 
 def _labels_dtype(data: Any) -> Any:

@@ -72,6 +72,7 @@ def segment_baseline(inp: str | Path, out: str | Path, method: str = "otsu") -> 
     """Threshold a stack with ``otsu`` or ``kmeans``; writes uint8 labels (1 = gray value above the
     threshold = solid) with the input's voxel size. Zarr output is written slab by slab."""
     from fibsynth.io import VolumeMeta, atomic_path, create_zarr, read_volume, volume_format, write_volume
+    from fibsynth.io.metadata import Generator
 
     if method not in METHODS:
         raise FibsynthError(f"must be one of {', '.join(METHODS)} (got {method!r})", param="method")
@@ -84,7 +85,7 @@ def segment_baseline(inp: str | Path, out: str | Path, method: str = "otsu") -> 
         t, centres = kmeans_threshold(data)
         info["centres"] = list(centres)
     info["threshold"] = t
-    meta = VolumeMeta(kind="label", voxel_size_nm=vol.meta.voxel_size_nm, generator="fibsynth.segment.baseline",
+    meta = VolumeMeta(kind="label", voxel_size_nm=vol.meta.voxel_size_nm, generator=Generator.BASELINE,
                       parameters={**info, "input": str(inp), "nbins": NBINS}, energy_kev=vol.meta.energy_kev)
     if volume_format(out) == "zarr":
         with atomic_path(out) as tmp:

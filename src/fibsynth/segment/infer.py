@@ -241,6 +241,7 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
     spread the blocks over dask workers; both need Zarr input and output.
     """
     from fibsynth.io import VolumeMeta, atomic_path, create_zarr, read_volume, volume_format, write_volume
+    from fibsynth.io.metadata import Generator
     from fibsynth.io.volume import default_chunks
 
     model_dir = Path(model_dir)
@@ -275,7 +276,7 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
         "inputs": [str(p) for p in inputs], "roi": None, "overlap": overlap, "block": block,
         "training": {k: cfg.training.get(k) for k in ("best_epoch", "best_val_loss", "best_val_mds", "seed", "images")},
     }
-    meta = VolumeMeta(kind="label", voxel_size_nm=src_meta.voxel_size_nm, generator="fibsynth.segment.predict",
+    meta = VolumeMeta(kind="label", voxel_size_nm=src_meta.voxel_size_nm, generator=Generator.SEGMENTATION,
                       parameters=params, energy_kev=src_meta.energy_kev)
     pred = BlockPredictor(net, cfg, device=device, roi=roi, overlap=overlap, batch=batch)
     params["roi"] = list(pred.roi)

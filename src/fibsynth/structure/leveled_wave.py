@@ -308,16 +308,8 @@ class LeveledWave:
 
 
 def _voxel(voxel_size) -> VoxelSize:
-    """A :class:`VoxelSize` from a number (isotropic nm), ``(z, y, x)`` nm or a VoxelSize."""
-    if isinstance(voxel_size, VoxelSize):
-        return voxel_size
-    if isinstance(voxel_size, (int, float)):
-        return VoxelSize.from_xy_z(float(voxel_size))
-    try:
-        z, y, x = (float(v) for v in voxel_size)
-    except (TypeError, ValueError):
-        raise FibsynthError(f"voxel size must be a number or (z, y, x) in nm, got {voxel_size!r}") from None
-    return VoxelSize.build(None, x=x, y=y, z=z)
+    """A :class:`VoxelSize` from a number (isotropic nm), ``(z, y, x)`` nm, a mapping or a VoxelSize."""
+    return VoxelSize.coerce(voxel_size, param="voxel_size")
 
 
 def lwm_config(

@@ -199,7 +199,8 @@ def stack(
 ) -> None:
     """Simulate a FIB-SEM backscatter image stack of a binary structure, slice by slice."""
     from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
-    from fibsynth.physics.montecarlo.stack import simulate_stack_file, work_path
+    from fibsynth.physics.montecarlo.stack import work_path
+    from fibsynth.physics.montecarlo.stack_file import simulate_stack_file
 
     register_flag_names(**_FLAGS, out="OUT")
     _check_backend(backend, device, workers=workers, scheduler=scheduler)

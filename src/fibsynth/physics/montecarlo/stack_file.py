@@ -1,0 +1,67 @@
+"""``mc stack`` as one library call: read a structure file, simulate its stack with a work store, write the image
+and its ``_std`` companion with the pipeline's metadata record. Kept apart from :mod:`.stack` because it uses the
+pipeline layer (:func:`fibsynth.pipeline.montecarlo_meta`), which itself calls :mod:`.stack`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fibsynth.physics.montecarlo.settings import StackSettings
+from fibsynth.physics.montecarlo.setup import check_backend, slice_record
+from fibsynth.physics.montecarlo.stack import (
+    Progress,
+    WorkLock,
+    check_stack_output,
+    parse_slices,
+    simulate_stack,
+    std_path,
+    structure_digest,
+    work_path,
+)
+
+
+def simulate_stack_file(structure_path: Path, out: Path, settings: StackSettings, *, slices: str | None = None,
+                        voxel_nm: float | None = None, slice_nm: float | None = None,
+                        scheduler: str | None = None, workers: int = 1, resume: bool = False,
+                        backend: str = "numba", device: str | None = None,
+                        progress: bool | Progress = False) -> dict[str, Any]:
+    """Read a structure file, simulate its stack (work store ``<OUT>.mcwork.zarr``) and write ``out`` and its
+    ``_std`` companion with their metadata. Returns a summary (slices, simulated, seconds, paths)."""
+    from fibsynth.io import read_structure, resolve_voxel_size, write_volume
+    from fibsynth.pipeline import montecarlo_meta
+
+    structure_path, out = Path(structure_path), Path(out)
+    check_backend(backend, device)
+    check_stack_output(structure_path, out)
+    vol = read_structure(structure_path)
+    data = np.asarray(vol.data)
+    voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure_path)
+    k0, k1 = parse_slices(slices, data.shape[0])
+    work = work_path(out)
+    res = simulate_stack(data, voxel, settings, slices=(k0, k1), work=work, resume=resume, scheduler=scheduler,
+                         workers=workers, backend=backend, device=device, progress=progress)
+    params = slice_record(settings)
+    params.update({
+        "structure": str(structure_path),
+        "structure_sha256": structure_digest(np.ascontiguousarray(data, dtype=np.uint8)),
+        "slices": [k0, k1],
+        "backend": backend,
+        "image": "fraction of primary electrons detected as BSE per pixel",
+        "uncertainty": f"binomial standard error sqrt(p(1-p)/N) in {std_path(out).name}",
+        "lateral_boundary": "periodic in x and y",
+        "probe": "Gaussian, probe_fwhm_nm is the FWHM (sigma = FWHM/2.3548) normal to the beam",
+        "beam_direction": "tilted in the y-z plane: (0, sin a, cos a), a = incidence_deg",
+        "energy_histogram_E_over_E0_100bins": res["energy_hist"].tolist(),
+        "exit_angle_histogram_deg_90bins": res["angle_hist"].tolist(),
+    })
+    meta = montecarlo_meta(voxel, settings, (k0, k1), params)  # the pipeline's one record (z offset k0)
+    write_volume(out, res["eta"], meta)
+    write_volume(std_path(out), res["std"], meta.with_updates(parameters={**params, "quantity": "standard error"}))
+    with WorkLock(work):
+        shutil.rmtree(work, ignore_errors=True)
+    return {"out": out, "std": std_path(out), "slices": (k0, k1), "simulated": res["simulated"],
+            "seconds": res["seconds"]}

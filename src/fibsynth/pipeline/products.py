@@ -1,0 +1,324 @@
+"""The products of the pipeline, each made by ONE function that also makes its one metadata record.
+
+========================  =====================================  =============================================
+product                   function                               ``VolumeMeta.generator``
+========================  =====================================  =============================================
+ground-truth structure    :func:`make_structure`                 the generator (``lwm``, ``hierarchical``)
+Monte Carlo stack         :func:`montecarlo_stack`               ``montecarlo``
+projection                :func:`fast_stack` (``projection``)    ``projection``
+fast-path stack           :func:`fast_stack`                     ``synth`` (projection + CycleGAN)
+adapted stack             :func:`adapted_stack`                  ``cyclegan`` (parameters name the source)
+segmentation              :func:`segmentation`                   ``segmentation``
+baseline segmentation     :func:`baseline_segmentation`          ``baseline``
+evaluation                :func:`evaluation`                     (a record, not a volume)
+========================  =====================================  =============================================
+
+Each returns a :class:`Product` (the array, its :class:`~fibsynth.io.VolumeMeta`, and a small ``record`` of what
+the step did for reports); :meth:`Product.write` writes the volume with its metadata. Experiment steps, the demo,
+the napari widget, ``fibsynth synth`` and ``fibsynth mc stack`` call these; no other module builds the metadata of
+these products. The material of each phase (``0`` = pore, ``1`` = solid) comes from :func:`phases`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from fibsynth.config import VoxelSize
+from fibsynth.errors import FibsynthError
+from fibsynth.io import VolumeMeta, write_volume
+from fibsynth.io.metadata import Generator
+
+# ------------------------------------------------------------------------------------------------ one label each
+
+#: ``VolumeMeta.generator`` of each product (one label per product; defined beside VolumeMeta so that the stages'
+#: own writers can use them without importing this layer)
+MONTECARLO = Generator.MONTECARLO
+PROJECTION = Generator.PROJECTION
+FAST = Generator.FAST
+ADAPTED = Generator.ADAPTED
+SEGMENTATION = Generator.SEGMENTATION
+BASELINE = Generator.BASELINE
+GROUND_TRUTH = Generator.GROUND_TRUTH
+
+#: the default sample: gold ligaments, epoxy-filled pores
+SOLID, PORE = "gold", "epoxy"
+
+
+def phases(solid: str = SOLID, pore: str = PORE) -> dict[str, str]:
+    """``VolumeMeta.materials``: label value -> material (``0`` = pore, ``1`` = solid)."""
+    return {"0": str(pore), "1": str(solid)}
+
+
+#: the default phases, ``{"0": "epoxy", "1": "gold"}``
+PHASES = phases()
+
+
+@dataclass
+class Product:
+    """A product of the pipeline: ``data`` (z, y, x), its metadata, and a record of how it was made."""
+
+    data: np.ndarray
+    meta: VolumeMeta
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: str | Path, **kwargs: Any) -> Path:
+        return write_volume(path, self.data, self.meta, **kwargs)
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ------------------------------------------------------------------------------------------------ structure
+
+def make_structure(
+    shape: tuple[int, int, int],
+    voxel: Any,
+    *,
+    generator: Literal["lwm", "hierarchical"] = "lwm",
+    solid_fraction: float = 0.3,
+    ligament_nm: float = 40.0,
+    upper_ligament_nm: float = 110.0,
+    lower_ligament_nm: float = 15.0,
+    upper_solid_fraction: float = 0.5,
+    lower_solid_fraction: float = 0.4,
+    waves: int | None = None,
+    seed: int = 0,
+) -> Product:
+    """A ground-truth binary structure (uint8, 1 = solid) and the generator's metadata (its model's record)."""
+    from fibsynth.structure import hierarchical, leveled_wave
+
+    voxel = VoxelSize.coerce(voxel, param="voxel")
+    extra = {} if waves is None else {"waves": waves}
+    shape = tuple(int(s) for s in shape)
+    t0 = time.perf_counter()
+    if generator == "lwm":
+        solid, model = leveled_wave(shape, voxel, solid_fraction, ligament_nm, seed=seed, return_model=True,
+                                    **extra)
+    elif generator == "hierarchical":
+        solid, model = hierarchical(shape, voxel, upper_ligament_nm, lower_ligament_nm, upper_solid_fraction,
+                                    lower_solid_fraction, seed=seed, return_model=True, **extra)
+    else:
+        raise FibsynthError(f"must be lwm or hierarchical (got {generator!r})", param="generator")
+    return Product(solid, model.meta(), {"seconds": time.perf_counter() - t0,
+                                         "solid_fraction": float(solid.mean()), "shape": list(solid.shape)})
+
+
+def label_meta(like: VolumeMeta, *, generator: str = GROUND_TRUTH, **changes: Any) -> VolumeMeta:
+    """Metadata of a label volume aligned with ``like`` (same voxel size, offset and materials)."""
+    return VolumeMeta(kind="label", voxel_size_nm=like.voxel_size_nm, offset_voxels=like.offset_voxels,
+                      materials=like.materials, generator=generator, **changes)
+
+
+# ------------------------------------------------------------------------------------------------ Monte Carlo
+
+def montecarlo_meta(voxel: Any, settings: Any, slices: tuple[int, int], parameters: dict | None = None) -> VolumeMeta:
+    """The metadata of a Monte Carlo stack of slices ``k0:k1`` (``settings``: the stack's ``StackSettings``); the
+    stack sits at z offset ``k0`` of its structure."""
+    k0, k1 = (int(k) for k in slices)
+    params = {**_jsonable(settings.model_dump(mode="json")), "slices": [k0, k1], **(parameters or {})}
+    beam = getattr(settings, "beam", settings)  # composed settings (beam, geometry) or the flat layout
+    geometry = getattr(settings, "geometry", settings)
+    return VolumeMeta(kind="image", voxel_size_nm=VoxelSize.coerce(voxel, param="voxel"), generator=MONTECARLO,
+                      energy_kev=float(beam.energy_kev), seed=int(settings.seed),
+                      materials=phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE)),
+                      offset_voxels=(k0, 0, 0), parameters=params)
+
+
+def montecarlo_stack(
+    structure: np.ndarray,
+    voxel: Any,
+    settings: Any = None,
+    *,
+    slices: tuple[int, int] | None = None,
+    backend: str = "numba",
+    device: str | None = None,
+    progress: bool = False,
+    **settings_fields: Any,
+) -> Product:
+    """Monte Carlo BSE images of slices ``k0:k1`` of ``structure`` (float32, fraction of primaries backscattered).
+
+    ``settings``: a ``StackSettings``, or its fields as keywords (``energy_kev=2, electrons_per_pixel=100, ...``).
+    The product's metadata carries the z offset ``k0``; ``record`` holds the binomial standard error (``std``),
+    the histograms and the seconds taken."""
+    from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
+
+    if settings is None:
+        settings = StackSettings.build(None, **settings_fields)
+    elif settings_fields:
+        raise FibsynthError("give either settings or its fields, not both", param="settings")
+    voxel = VoxelSize.coerce(voxel, param="voxel")
+    nz = int(np.shape(structure)[0])
+    k0, k1 = (int(k) for k in (slices if slices is not None else (0, nz)))
+    if not 0 <= k0 < k1 <= nz:
+        raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
+    res = simulate_stack(structure, voxel, settings, slices=(k0, k1), progress=progress, backend=backend,
+                         device=device)
+    meta = montecarlo_meta(voxel, settings, (k0, k1), {"seconds": round(float(res["seconds"]), 3)}
+                           if "seconds" in res else None)
+    images = np.asarray(res["eta"], dtype=np.float32)
+    record = {k: v for k, v in res.items() if k != "eta"}
+    record["electrons"] = int(images.size * settings.electrons_per_pixel)
+    return Product(images, meta, record)
+
+
+# ------------------------------------------------------------------------------------------------ fast path
+
+def shipped_model_for(energy_kev: float, solid: str = SOLID, pore: str = PORE) -> str:
+    """Name of the shipped projection -> Monte Carlo model for this energy and material pair, or a one-line error
+    naming what is shipped and how to train another."""
+    from fibsynth.gan.model import shipped_models
+
+    pair = {("gold", "epoxy"): "au-epoxy", ("Au", "epoxy"): "au-epoxy"}.get((solid, pore))
+    name = f"proj2mc-{energy_kev:g}kev-{pair}" if pair else None
+    have = [m for m in shipped_models() if m.startswith("proj2mc-")]
+    if name in have:
+        return name
+    raise FibsynthError(
+        f"{energy_kev:g} keV with {solid}/{pore}: no shipped translation model (shipped: {', '.join(have) or 'none'}); "
+        "train one with 'fibsynth gan train --source PROJECTION --target MONTECARLO --out DIR' and pass it as model",
+        param="energy_kev",
+    )
+
+
+def fast_stack(
+    structure: np.ndarray,
+    voxel: Any,
+    energy_kev: float,
+    *,
+    model: str | Path | None = None,
+    translation: Literal["auto", "gan", "projection"] = "gan",
+    incidence_deg: float = 38.0,
+    solid: str = SOLID,
+    pore: str = PORE,
+    seed: int = 0,
+    keep_projection: bool = False,
+) -> Product:
+    """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
+    projection -> Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``).
+
+    ``translation="projection"`` returns the projection itself (generator ``projection``); ``"auto"`` does so when
+    no model is given and none is shipped for the energy; ``"gan"`` (default) makes a missing model an error.
+    ``seed`` seeds the translation model's noise input. ``keep_projection`` puts the projection product into
+    ``record["projection_product"]``."""
+    from fibsynth.fastsim.projection import project
+
+    voxel = VoxelSize.coerce(voxel, param="voxel")
+    if translation not in ("auto", "gan", "projection"):
+        raise FibsynthError(f"must be auto, gan or projection (got {translation!r})", param="translation")
+    if not (0 <= int(seed) < 2**63):
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    name: str | None = None
+    why = ""
+    if translation != "projection":
+        if model is not None:
+            name = str(model)
+        else:
+            try:
+                name = shipped_model_for(energy_kev, solid, pore)
+            except FibsynthError:
+                if translation == "gan":
+                    raise
+                why = "none (projection only: no model for this energy)"
+    else:
+        why = "none (projection only, as asked)"
+    t0 = time.perf_counter()
+    proj, rec = project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
+    projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
+    common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
+    proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
+                           parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
+    if name is None:
+        record = {"translation": why, "projection": projection, "seconds": time.perf_counter() - t0}
+        return Product(np.asarray(proj, np.float32), proj_meta.model_copy(
+            update={"parameters": _jsonable({**proj_meta.parameters, "translation": why})}), record)
+    from fibsynth.gan import Translator
+
+    translated = Translator(name, seed=int(seed))(proj.astype(np.float32))[0]
+    record = {"projection": projection, "translation_model": name, "translation_seed": int(seed),
+              "incidence_deg": incidence_deg}
+    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+    out = {**record, "seconds": time.perf_counter() - t0}
+    if keep_projection:
+        out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
+    return Product(np.asarray(translated, dtype=np.float32), meta, out)
+
+
+# ------------------------------------------------------------------------------------------------ adaptation
+
+def adapted_stack(model: str | Path, images: np.ndarray, meta: VolumeMeta, *, direction: str = "ab",
+                  tile: int = 512, seed: int = 0) -> Product:
+    """``images`` translated by a trained CycleGAN (domain adaptation); the metadata keeps the source's voxel size,
+    offset, energy and materials and names the source's generator."""
+    from fibsynth.gan import Translator
+
+    y = Translator(str(model), direction=direction, tile=tile, seed=int(seed))(np.asarray(images, np.float32))[0]
+    params = {**meta.parameters, "source_generator": meta.generator, "translation_model": str(model),
+              "direction": direction, "translation_seed": int(seed)}
+    out = meta.model_copy(update={"generator": ADAPTED, "parameters": _jsonable(params)})
+    return Product(np.asarray(y, np.float32), out, {"translation_model": str(model)})
+
+
+# ------------------------------------------------------------------------------------------------ segmentation
+
+def segmentation(model: Any, images: np.ndarray, meta: VolumeMeta | None = None, *, block: int = 32,
+                 overlap: float = 0.25, batch: int = 4, device: str = "cpu") -> Product:
+    """Labels (uint8, 1 = solid) of ``images`` by a trained segmentation model (a folder or ``(net, cfg)``)."""
+    from fibsynth.segment.infer import predict_array
+
+    meta = meta or VolumeMeta()
+    t0 = time.perf_counter()
+    pred = predict_array(model, images, block=block, overlap=overlap, batch=batch, device=device)
+    out = label_meta(meta, generator=SEGMENTATION, energy_kev=meta.energy_kev, seed=meta.seed,
+                     parameters={"model": str(model) if isinstance(model, (str, Path)) else "in memory",
+                                 "block": block, "overlap": overlap})
+    return Product(pred, out, {"seconds": time.perf_counter() - t0, "solid_fraction": float(pred.mean())})
+
+
+def baseline_segmentation(images: np.ndarray, meta: VolumeMeta | None = None, *,
+                          method: Literal["otsu", "kmeans"] = "otsu") -> Product:
+    """A global threshold of ``images`` (Otsu, or two-class k-means): the baseline a trained model must beat."""
+    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+    if method == "otsu":
+        t = float(otsu_threshold(images))
+    elif method == "kmeans":
+        t = float(kmeans_threshold(images)[0])
+    else:
+        raise FibsynthError(f"must be otsu or kmeans (got {method!r})", param="method")
+    seg = (np.asarray(images) > t).astype(np.uint8)
+    out = label_meta(meta or VolumeMeta(), generator=BASELINE, energy_kev=(meta.energy_kev if meta else None),
+                     parameters={"method": method, "threshold": t})
+    return Product(seg, out, {"method": method, "threshold": t})
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel: Any = None,
+               isotropy: bool = False) -> dict[str, float]:
+    """Scores of a segmentation: MP, MGP (percent), Dice and MDS against ``truth`` when given, and the isotropy
+    errors (``isotropy``; needs ``voxel``). The record is plain floats (``metrics.json``)."""
+    from fibsynth.metrics import evaluate_segmentation, isotropy_report
+
+    res: dict[str, float] = {}
+    if truth is not None:
+        res.update({k: float(v) for k, v in evaluate_segmentation(prediction, truth).items()})
+    if isotropy:
+        if voxel is None:
+            raise FibsynthError("isotropy needs the voxel size", param="voxel")
+        iso = isotropy_report(prediction, VoxelSize.coerce(voxel, param="voxel").zyx())
+        res.update({k: float(v) for k, v in iso.items() if isinstance(v, (int, float))})
+    return res
+
+
+__all__ = [
+    "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
+    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
+    "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
+]
