@@ -51,6 +51,7 @@ def _register() -> None:
     from fibsynth.fastsim import cli as fast_cli
     from fibsynth.gan import cli as gan_cli
     from fibsynth.metrics import cli as metrics_cli
+    from fibsynth.microscope import cli as microscope_cli
     from fibsynth.physics.montecarlo import cli as mc_cli
     from fibsynth.segment import cli as segment_cli
     from fibsynth.structure import cli as structure_cli
@@ -62,6 +63,7 @@ def _register() -> None:
     app.add_typer(fast_cli.app, name="fast", help="Fast physics path: eta curves, shine-through projection, eta network.")
     app.add_typer(gan_cli.app, name="gan", help="Unpaired CycleGAN: train, translate (projection -> Monte Carlo look, domain adaptation).")
     app.add_typer(segment_cli.app, name="segment", help="Segmentation: train and apply U-Nets (2D, 2.5D, 3D), baselines, score tables.")
+    app.add_typer(microscope_cli.app, name="microscope", help="Microscope model: FIB-SEM artifacts for simulated stacks, corrections and estimates for real ones.")
     app.command("evaluate", help="Compare a segmentation with its ground truth (MP, MGP, Dice).")(metrics_cli.evaluate)
     app.command("isotropy", help="Isotropy errors of a segmented volume (TPCF, lineal path, ligament diameter).")(
         metrics_cli.isotropy
@@ -72,6 +74,7 @@ def _register() -> None:
     app.command("synth", help="Monte-Carlo-like images of a structure in seconds: projection + shipped CycleGAN.")(pipeline_cli.synth)
     app.command("info", help="Show a volume's shape, type and metadata.")(info_cli.info)
     app.command("demo", help="Run the end-to-end demo on built-in defaults.")(info_cli.demo)
+    app.command("reconstruct", help="Your real FIB-SEM stack -> 3D segmentation + report (trained on matched synthetic data).")(__import__("fibsynth.reconstruct.cli", fromlist=["reconstruct_cmd"]).reconstruct_cmd)
 
 
 _register()

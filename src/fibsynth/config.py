@@ -98,8 +98,9 @@ class VoxelSize(StrictModel):
             z, y, x = (float(v) for v in zyx)
         except (TypeError, ValueError):
             raise FibsynthError(f"voxel sizes must be numbers in nm, got {value!r}", source, param=param) from None
-        for v in (z, y, x):
-            _check_nm(v, param, source)
+        named = isinstance(value, Mapping)  # a mapping names its axes: say which one is wrong
+        for axis, v in zip("zyx", (z, y, x)):
+            _check_nm(v, f"{param}.{axis}" if named else param, source)
         return cls(x=x, y=y, z=z)
 
     def zyx(self) -> tuple[float, float, float]:

@@ -71,7 +71,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     a, b = toy_domains(n=2, size=48)
     train([a], [b], tmp_path / "full", _settings(epochs=2, max_patches=6), ARCH, progress=False)
     train([a], [b], tmp_path / "part", _settings(epochs=1, max_patches=6), ARCH, progress=False)
-    with pytest.raises(FibsynthError, match="--resume"):
+    with pytest.raises(FibsynthError, match="resume"):  # library errors name the Python parameter (was --resume)
         train([a], [b], tmp_path / "part", _settings(epochs=2, max_patches=6), ARCH, progress=False)
     res = train([a], [b], tmp_path / "part", _settings(epochs=2, max_patches=6), ARCH, resume=True, progress=False)
     assert res["epochs"] == 2 and len(res["history"]) == 2

@@ -189,24 +189,19 @@ class DegradeParams(StrictModel):
 
 
 class DegradeStep(Step):
-    """A different contrast curve, blur and noise: a stand-in for a real microscope's images."""
+    """A different contrast curve, blur and noise: a stand-in for a real microscope's images (the simple case of
+    the microscope stage, :func:`fibsynth.microscope.simple_degrade`)."""
 
     Params = DegradeParams
     required_inputs = ("images",)
 
     def run(self, p, inputs, out, ctx):
-        from scipy.ndimage import gaussian_filter
+        from fibsynth.microscope import simple_degrade
 
         src = one(inputs, "images")
         img, meta = load(src)
-        x = img.astype(np.float64)
-        lo, hi = np.percentile(x, [0.1, 99.9])
-        u = np.clip((x - lo) / max(hi - lo, 1e-12), 0, 1) ** p.gamma
-        if p.blur_sigma_px:
-            u = gaussian_filter(u, sigma=(0, p.blur_sigma_px, p.blur_sigma_px))
-        r1, r99 = np.percentile(u, [1, 99])
-        u = u + np.random.default_rng(p.seed).normal(0.0, p.noise_std * (r99 - r1), u.shape)
-        y = (p.gain * u + p.offset).astype(np.float32)
+        y = simple_degrade(img, gamma=p.gamma, gain=p.gain, offset=p.offset, blur_sigma_px=p.blur_sigma_px,
+                           noise_std=p.noise_std, seed=p.seed)
         m = meta.model_copy(update={"generator": f"degraded {meta.generator}", "parameters": {**meta.parameters, "degrade": p.model_dump()}})
         save(out, y, m, labels=load_labels(src))
         return {}

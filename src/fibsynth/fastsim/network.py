@@ -29,6 +29,8 @@ from pydantic import Field
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
+from fibsynth.ml.runtime import torch_threads
+from fibsynth.ml.schedule import EarlyStop, plateau_scheduler
 
 HIDDEN = (16, 32, 32, 32)
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -166,16 +168,14 @@ class EtaModel:
                 "depth_feature": self.depth_kind, "film": self.film, **self.info}
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write the state_dict to ``path`` and the normalisation/training record to ``path`` with ``.json``."""
-        import torch
-
+        """Write the state_dict to ``path`` and the normalisation/training record to ``path`` with ``.json``
+        (each atomically)."""
         path = Path(path)
+        from fibsynth.ml.checkpoint import save_weights
+
         if path.suffix != ".pt":
             raise FibsynthError("weights file must end in .pt", path, param="path")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.net.state_dict(), tmp)
-        tmp.replace(path)
+        save_weights(path, self.net.state_dict())
         jpath = path.with_suffix(".json")
         jtmp = jpath.with_name(jpath.name + ".tmp")
         jtmp.write_text(json.dumps(self.norm_dict(), indent=1) + "\n")
@@ -185,7 +185,7 @@ class EtaModel:
 
 def load_model(path: str | Path | None = None) -> EtaModel:
     """Load weights (``.pt`` state_dict, ``weights_only=True``) and their ``.json``; default: the shipped net."""
-    import torch
+    from fibsynth.ml.checkpoint import load_into, load_weights
 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     jpath = path.with_suffix(".json")
@@ -196,14 +196,19 @@ def load_model(path: str | Path | None = None) -> EtaModel:
     try:
         meta = json.loads(jpath.read_text())
         net = build_net(tuple(meta.get("hidden", HIDDEN)))
-        net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
-        net.eval()
-        skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
-        info = {k: v for k, v in meta.items() if k not in skip}
+    except Exception as exc:  # noqa: BLE001 - any unreadable or malformed JSON record is a refusal
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise FibsynthError(f"cannot load the eta network ({type(exc).__name__}{': ' + first[:120] if first else ''})",
+                            path) from None
+    load_into(net, load_weights(path), path, "the eta network's layers")  # weights-only; garbage/empty: one line
+    net.eval()
+    skip = ("x_mean", "x_std", "y_mean", "y_std", "inputs", "hidden", "activation", "depth_feature", "film")
+    info = {k: v for k, v in meta.items() if k not in skip}
+    try:
         return EtaModel(net, np.asarray(meta["x_mean"], float), np.asarray(meta["x_std"], float),
                         float(meta["y_mean"]), float(meta["y_std"]), info, meta.get("depth_feature", "nm"),
                         meta.get("film", "epoxy"))
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for garbage (UnpicklingError, EOFError)
+    except Exception as exc:  # noqa: BLE001 - a normalisation record with missing or malformed fields
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise FibsynthError(f"cannot load the eta network ({type(exc).__name__}{': ' + first[:120] if first else ''})",
                             path) from None
@@ -281,9 +286,7 @@ def train(table: dict, settings: TrainSettings | None = None, *, progress: bool 
     x_std = np.where(x_std > 0, x_std, 1.0)
     y_mean, y_std = float(y_all[tr].mean()), float(y_all[tr].std() or 1.0)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # tiny network: one thread is fastest and deterministic; the caller's count returns after
         torch.manual_seed(settings.seed % 2**63)
         gen = torch.Generator().manual_seed(settings.seed % 2**63)
         net = build_net()
@@ -291,10 +294,10 @@ def train(table: dict, settings: TrainSettings | None = None, *, progress: bool 
         yt = torch.as_tensor((y_all - y_mean) / y_std, dtype=torch.float32)[:, None]
         itr, imon = torch.as_tensor(np.flatnonzero(tr)), torch.as_tensor(np.flatnonzero(mon))
         opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=settings.lr_factor,
-                                                           patience=settings.lr_patience)
+        sched = plateau_scheduler(opt, factor=settings.lr_factor, patience=settings.lr_patience)
+        stop = EarlyStop(settings.patience)
         lossf = torch.nn.MSELoss()
-        best, best_state, best_epoch, bad = math.inf, None, 0, 0
+        best_state = None
         history = []
         t0 = time.perf_counter()
         from rich.progress import Progress
@@ -315,20 +318,17 @@ def train(table: dict, settings: TrainSettings | None = None, *, progress: bool 
                     mloss = float(lossf(net(xt[imon]), yt[imon]))
                 sched.step(mloss)
                 history.append(mloss)
-                if mloss < best:
-                    best, best_epoch, bad = mloss, epoch, 0
+                done = stop.step(mloss)
+                if stop.improved:
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
                 prog.update(task, advance=1, description=f"training eta network (monitor RMSE "
-                            f"{math.sqrt(best) * y_std:.4f})")
-                if bad >= settings.patience:
+                            f"{math.sqrt(stop.best) * y_std:.4f})")
+                if done:
                     break
+        best_epoch = stop.best_round
         net.load_state_dict(best_state)
         net.eval()
         seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
 
     info = {"train_settings": settings.model_dump(mode="json"), "held_out_curves": held,
             "domain": calibrated_domain(table, settings.depth_feature, settings.film),

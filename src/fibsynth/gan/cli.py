@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from fibsynth.cliutil import emit_json
-from fibsynth.errors import FibsynthError
+from fibsynth.errors import FibsynthError, register_flag_names
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -58,35 +58,36 @@ def train_cmd(
 ) -> None:
     """Train a CycleGAN SOURCE <-> TARGET (unpaired); the model is MODEL_DIR (--out)."""
     from fibsynth.gan.model import Architecture
-    from fibsynth.gan.train import TrainSettings, train
+    from fibsynth.gan.train import TrainSettings, check_settings, train
+    from fibsynth.ml.runtime import check_threads
+
+    register_flag_names(gen_channels="--channels", gen_depth="--depth", gen_blocks="--blocks", gen_norm="--norm",
+                        augment="--no-augment")
 
     if norm not in ("none", "batch", "instance"):
-        raise FibsynthError(f"--norm must be none, batch or instance (got {norm!r})")
+        raise FibsynthError(f"must be none, batch or instance (got {norm!r})", param="norm")
     if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps", "tpu"):
-        raise FibsynthError(f"--accelerator must be auto, cpu, gpu, cuda or mps (got {accelerator!r})")
+        raise FibsynthError(f"must be auto, cpu, gpu, cuda or mps (got {accelerator!r})", param="accelerator")
     dev: object = devices
     if devices != "auto":
         try:
             dev = [int(d) for d in devices.split(",")] if "," in devices else int(devices)
         except ValueError:
-            raise FibsynthError(f"--devices must be auto, a count or a comma-separated list (got {devices!r})") from None
+            raise FibsynthError(f"must be auto, a count or a comma-separated list (got {devices!r})",
+                                param="devices") from None
     settings = TrainSettings.build(None, epochs=epochs, patch=patch, stride=stride, batch=batch, seed=seed, lr=lr,
                                    max_patches=max_patches, augment=not no_augment)
     arch = Architecture.build(None, gen_channels=channels, gen_depth=depth, gen_blocks=blocks, gen_norm=norm,
                               disc_channels=disc_channels, noise_channels=noise_channels)
-    if threads is not None:
-        if not (1 <= threads <= 1024):
-            raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
-        import torch
-
-        torch.set_num_threads(threads)
+    check_settings(settings, arch)  # before the stacks are read
+    check_threads(threads)
     src, src_meta = _read_stacks(source, "--source")
     tgt, _ = _read_stacks(target, "--target")
     extra = {"source_files": [str(p) for p in source], "target_files": [str(p) for p in target]}
     if src_meta.energy_kev is not None:
         extra["source_energy_kev"] = src_meta.energy_kev
     res = train(src, tgt, out, settings, arch, resume=resume, accelerator=accelerator, devices=dev,
-                strategy=strategy, progress=progress, extra=extra)
+                strategy=strategy, progress=progress, extra=extra, threads=threads)
     if not res:
         return
     last = res["history"][-1] if res["history"] else {}
@@ -119,21 +120,8 @@ def translate_cmd(
     from fibsynth.io import VolumeMeta, atomic_path, create_zarr, volume_format, write_volume
 
     if dtype is not None and dtype not in ("uint8", "uint16", "float32"):
-        raise FibsynthError(f"--dtype must be uint8, uint16 or float32 (got {dtype!r})")
-    if batch < 1:
-        raise FibsynthError(f"--batch must be >= 1 (got {batch})")
-    if device is not None and not (device == "cpu" or device.startswith("cuda")):
-        raise FibsynthError(f"--device must be cpu or cuda[:N] (got {device!r})")
-    if device and device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise FibsynthError("--device cuda: no CUDA device is available")
+        raise FibsynthError(f"must be uint8, uint16 or float32 (got {dtype!r})", param="dtype")
     direction = "ba" if reverse else "ab"
-    if threads is not None and not (1 <= threads <= 1024):
-        raise FibsynthError(f"--threads must be in [1, 1024] (got {threads})")
-    if not (0 <= seed < 2**63):
-        raise FibsynthError(f"--seed must be in [0, 2^63) (got {seed})")
     tr = Translator(model, direction, device, tile, overlap, batch, threads=threads, seed=seed)
     from fibsynth.io import read_volume
 

@@ -1,6 +1,7 @@
 """Tiled inference of a generator on whole slices and stacks of any size, with bounded memory.
 
-A slice is reflect-padded so that it is covered by tiles of ``tile`` pixels at a step of ``tile - overlap``
+The blending and accumulation are :mod:`fibsynth.ml.tiling`'s (shared with the segmentation predictor). A slice is
+reflect-padded so that it is covered by tiles of ``tile`` pixels at a step of ``tile - overlap``
 with every tile origin on the generator's ``2**depth`` grid (so each tile sees the same downsampling phase as
 a single pass over the whole slice would). Tile outputs are blended with separable raised-cosine (Hann)
 ramps over the overlap, weight 1 elsewhere; the weights of overlapping tiles sum to 1 without a constant
@@ -16,33 +17,22 @@ from typing import Callable
 import numpy as np
 
 from fibsynth.errors import FibsynthError
-
-
-def _starts(n: int, tile: int, step: int) -> list[int]:
-    """Tile origins 0, step, ... covering [0, n) (n already padded to tile + k*step)."""
-    return list(range(0, max(n - tile, 0) + 1, step))
+from fibsynth.ml.runtime import check_threads, torch_device, torch_threads
+from fibsynth.ml.tiling import blend_2d, grid_starts, hann_ramp
 
 
 def _ramp(tile: int, overlap: int, lead: bool, trail: bool) -> np.ndarray:
     """1-D blending weight: raised cosine over the overlap on sides that meet another tile."""
-    w = np.ones(tile, np.float64)
-    if overlap > 0:
-        t = (np.arange(overlap) + 0.5) / overlap
-        r = 0.5 - 0.5 * np.cos(np.pi * t)  # 0 -> 1, r[i] + r[overlap-1-i] == 1
-        if lead:
-            w[:overlap] = r
-        if trail:
-            w[-overlap:] = r[::-1]
-    return w
+    return hann_ramp(tile, overlap, lead, trail)
 
 
 def plan(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -> tuple[int, int, int, int, int]:
     """(tile, overlap, step, padded_h, padded_w) for an image of ``shape``."""
     h, w = shape
     if tile < 2 * multiple or tile % multiple:
-        raise FibsynthError(f"--tile must be a multiple of {multiple} and >= {2 * multiple} (got {tile})")
+        raise FibsynthError(f"must be a multiple of {multiple} and >= {2 * multiple} (got {tile})", param="tile")
     if not (0 <= overlap < tile) or overlap % multiple:
-        raise FibsynthError(f"--overlap must be a multiple of {multiple} in [0, tile) (got {overlap})")
+        raise FibsynthError(f"must be a multiple of {multiple} in [0, tile) (got {overlap})", param="overlap")
     if h <= tile and w <= tile:  # fits in one tile: a single pass on the slice padded to the next multiple
         th = max(2 * multiple, multiple * int(np.ceil(h / multiple)))
         tw = max(2 * multiple, multiple * int(np.ceil(w / multiple)))
@@ -63,21 +53,13 @@ def translate_image(fn: Callable, image: np.ndarray, *, multiple: int, tile: int
         padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge")
         return fn(padded[None])[0, :, :h, :w]
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge")
-    ys, xs = _starts(ph, t, step), _starts(pw, t, step)
-    acc = np.zeros((out_channels, ph, pw), np.float32)
-    wsum = np.zeros((ph, pw), np.float32)
-    jobs = [(y, x) for y in ys for x in xs]
-    for i in range(0, len(jobs), batch):
-        chunk = jobs[i:i + batch]
-        tiles = np.stack([padded[:, y:y + t, x:x + t] for y, x in chunk])
-        outs = fn(tiles)
-        for (y, x), o in zip(chunk, outs):
-            wy = _ramp(t, ov, y > 0, y + t < ph)
-            wx = _ramp(t, ov, x > 0, x + t < pw)
-            wt = np.outer(wy, wx).astype(np.float32)
-            acc[:, y:y + t, x:x + t] += o * wt
-            wsum[y:y + t, x:x + t] += wt
-    return (acc / wsum)[:, :h, :w]
+
+    def weight(y: int, x: int) -> np.ndarray:
+        return np.outer(_ramp(t, ov, y > 0, y + t < ph), _ramp(t, ov, x > 0, x + t < pw)).astype(np.float32)
+
+    out = blend_2d(fn, padded, grid_starts(ph, t, step), grid_starts(pw, t, step), (t, t), weight, batch=batch,
+                   out_lead=(out_channels,))
+    return out[:, :h, :w]
 
 
 class Translator:
@@ -86,22 +68,25 @@ class Translator:
 
     def __init__(self, model, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 128,
                  batch: int = 4, threads: int | None = None, seed: int = 0):
-        import torch
-
         from fibsynth.gan.model import load_generator
 
+        # validate every setting once, before the model is read (one-line errors naming the parameter)
+        if direction not in ("ab", "ba"):
+            raise FibsynthError(f"must be 'ab' or 'ba' (got {direction!r})", param="direction")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= 4096:
+            raise FibsynthError(f"must be a whole number in [1, 4096] (got {batch!r})", param="batch")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            raise FibsynthError(f"must be a whole number in [0, 2^63) (got {seed!r})", param="seed")
+        self.threads = check_threads(threads)
+        self.device = torch_device(device)
         self.gen, self.cfg = load_generator(model, direction)
         self.src, self.dst = (self.cfg.source, self.cfg.target) if direction == "ab" else (self.cfg.target, self.cfg.source)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.gen.to(self.device)
-        self.tile, self.overlap, self.batch = tile, overlap, batch
         self.multiple = self.gen.multiple
+        plan((1, 1), int(tile), int(overlap), self.multiple)  # checks tile and overlap against the generator
+        self.gen.to(self.device)
+        self.tile, self.overlap, self.batch = int(tile), int(overlap), int(batch)
         self.noise_channels = int(self.cfg.architecture.noise_channels)
         self.seed = int(seed)
-        if threads:
-            torch.set_num_threads(threads)
 
     @property
     def in_channels(self) -> int:
@@ -110,7 +95,7 @@ class Translator:
     def _fn(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             y = self.gen(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
         return y.float().cpu().numpy()
 
@@ -142,12 +127,15 @@ class Translator:
         writable arrays, slice by slice, e.g. Zarr arrays for stacks larger than memory)."""
         stacks = list(data) if isinstance(data, (list, tuple)) else [data]
         if len(stacks) != self.in_channels:
-            raise FibsynthError(f"the model expects {self.in_channels} input channel(s), got {len(stacks)}")
+            raise FibsynthError(f"the model expects {self.in_channels} input channel(s), got {len(stacks)}", param="data")
         two_d = stacks[0].ndim == 2
         stacks = [s[None] if s.ndim == 2 else s for s in stacks]
         shape = stacks[0].shape
         if any(s.shape != shape for s in stacks) or len(shape) != 3:
-            raise FibsynthError(f"input channels must be (z, y, x) stacks of one shape (got {[s.shape for s in stacks]})")
+            raise FibsynthError(f"input channels must be (z, y, x) stacks of one shape (got {[s.shape for s in stacks]})",
+                                param="data")
+        if dtype is not None and dtype not in ("uint8", "uint16", "float32"):
+            raise FibsynthError(f"must be uint8, uint16 or float32 (got {dtype!r})", param="dtype")
         dt = dtype or self.dst.dtype
         if out is None:
             out = [np.empty(shape, dt) for _ in self.dst.lo]
@@ -164,10 +152,11 @@ class Translator:
 
 
 def translate(model, data, *, direction: str = "ab", device: str | None = None, tile: int = 512, overlap: int = 128,
-              batch: int = 4, dtype: str | None = None, seed: int = 0) -> np.ndarray | list[np.ndarray]:
+              batch: int = 4, dtype: str | None = None, seed: int = 0, threads: int | None = None,
+              ) -> np.ndarray | list[np.ndarray]:
     """Translate ``data`` ((h, w), (z, h, w), or a list of stacks for several input channels) with ``model`` (a
     model directory or shipped model name). One output channel: the array; several: a list. ``seed``: the noise
     input of models that have one (slice z gets the noise of (seed, z))."""
-    tr = Translator(model, direction, device, tile, overlap, batch, seed=seed)
+    tr = Translator(model, direction, device, tile, overlap, batch, threads=threads, seed=seed)
     res = tr(data, dtype)
     return res[0] if len(res) == 1 else res

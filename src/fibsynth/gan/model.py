@@ -124,49 +124,36 @@ def read_config(directory: Path) -> ModelConfig:
 
 
 def load_state(path: Path) -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors; only a flat ``{name: tensor}`` dict is accepted."""
+    """``torch.load(weights_only=True)`` with one-line errors; only a flat ``{name: tensor}`` dict is accepted
+    (:func:`fibsynth.ml.checkpoint.load_weights`)."""
+    from fibsynth.ml.checkpoint import load_weights
 
-    import torch
-
-    if not path.is_file():
-        raise FibsynthError("weights file not found", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any failure to parse a weights-only file is a refusal, not a crash
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise FibsynthError(f"refused: not a weights-only tensor file ({first})", path) from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
-        raise FibsynthError("refused: expected a state_dict of named tensors", path)
-    return state
+    return load_weights(path)
 
 
 def load_generator(directory: str | Path, direction: str = "ab"):
     """(generator in eval mode, config) from a model directory or shipped model name."""
+    from fibsynth.ml.checkpoint import load_into
+
+    if direction not in WEIGHTS:
+        raise FibsynthError(f"must be 'ab' or 'ba' (got {direction!r})", param="direction")
     d = resolve(directory)
     cfg = read_config(d)
     gen = make_generator(cfg.architecture, direction)
-    state = load_state(d / WEIGHTS[direction])
-    try:
-        gen.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0][:160]
-        raise FibsynthError(f"weights do not match the architecture in {CONFIG} ({first})", d / WEIGHTS[direction]) from None
+    path = d / WEIGHTS[direction]
+    load_into(gen, load_state(path), path, f"the architecture in {CONFIG}")
     gen.eval()
     return gen, cfg
 
 
 def save_generators(directory: Path, cfg: ModelConfig, gen_ab, gen_ba=None) -> None:
-    import torch
-
-    from fibsynth.io import atomic_path
+    from fibsynth.ml.checkpoint import save_weights
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for key, g in (("ab", gen_ab), ("ba", gen_ba)):
-        if g is None:
-            continue
-        with atomic_path(directory / WEIGHTS[key]) as tmp:
-            torch.save({k: v.detach().cpu().clone() for k, v in g.state_dict().items()}, tmp)
+        if g is not None:
+            save_weights(directory / WEIGHTS[key], g.state_dict())
     cfg.save(directory)
 
 

@@ -21,9 +21,12 @@ from pydantic import Field
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
 from fibsynth.gan.model import Architecture, Intensity, ModelConfig, measure_intensity, to_unit
+from fibsynth.ml.checkpoint import LAST, check_resume, last_checkpoint
+from fibsynth.ml.runtime import check_threads, fit, make_trainer, quiet_lightning, torch_threads
+from fibsynth.ml.sampler import EpochSampler
+from fibsynth.ml.schedule import early_stopping, plateau_scheduler
 
 CKPT_DIR = "checkpoints"
-LAST = "last.ckpt"
 SAMPLES = "samples"
 
 
@@ -79,29 +82,8 @@ class PatchSet:
         return self.data[:, k, y:y + self.patch, x:x + self.patch]
 
 
-class EpochSampler:
-    """Shuffled indices of one epoch, as (index, epoch) pairs, from a generator seeded by (seed, epoch).
-
-    Lightning calls ``set_epoch`` before every epoch (also after ``--resume``), so the patch order, the random
-    pairing with domain B and the augmentation of an epoch depend only on (seed, epoch, index): an interrupted
-    and resumed run draws exactly what the uninterrupted one draws."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        perm = np.random.default_rng((self.seed, self.epoch, 0)).permutation(self.n)
-        return iter([(int(i), self.epoch) for i in perm])
-
-
 class UnpairedPatches:
-    """Item (i, epoch): patch i of domain A and a random patch of domain B, each with a random flip/rotation,
+    """Item (epoch, i) (keys of :class:`fibsynth.ml.EpochSampler`): patch i of domain A and a random patch of domain B, each with a random flip/rotation,
     all drawn from a generator seeded by (seed, epoch, i)."""
 
     def __init__(self, a: PatchSet, b: PatchSet, augment: bool, seed: int):
@@ -118,7 +100,7 @@ class UnpairedPatches:
     def __getitem__(self, item):
         import torch
 
-        i, epoch = item if isinstance(item, tuple) else (item, 0)
+        epoch, i = item if isinstance(item, tuple) else (0, item)
         rng = np.random.default_rng((self.seed, epoch, 1, i))
         j = int(rng.integers(len(self.b)))
         pa, pb = self.a.get(i % len(self.a)), self.b.get(j)
@@ -219,8 +201,7 @@ def _module_class():
             b = (self.s.beta1, self.s.beta2)
             opt_g = torch.optim.Adam(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), lr=self.s.lr, betas=b)
             opt_d = torch.optim.Adam(list(self.d_a.parameters()) + list(self.d_b.parameters()), lr=self.s.lr, betas=b)
-            kw = dict(mode="min", factor=self.s.lr_factor, patience=self.s.lr_patience)
-            sch = [torch.optim.lr_scheduler.ReduceLROnPlateau(o, **kw) for o in (opt_g, opt_d)]
+            sch = [plateau_scheduler(o, factor=self.s.lr_factor, patience=self.s.lr_patience) for o in (opt_g, opt_d)]
             return [opt_g, opt_d], sch
 
         @staticmethod
@@ -358,40 +339,79 @@ def _samples_callback(out_dir: Path, sample_a, sample_b):
     return Samples()
 
 
+def _as_channels(stacks, param: str) -> list:
+    stacks = [stacks] if isinstance(stacks, np.ndarray) or getattr(stacks, "ndim", 0) == 3 else list(stacks)
+    shapes = {tuple(getattr(s, "shape", ())) for s in stacks}
+    if not stacks or len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise FibsynthError(f"channels must be (z, y, x) stacks of one shape (got {sorted(shapes)})", param=param)
+    return stacks
+
+
+def min_patch(arch: Architecture) -> int:
+    """The smallest patch both networks take: a multiple of the generator's 2^depth with at least 2 pixels at
+    its coarsest level (reflection padding), and a discriminator output of at least one pixel (its stride-2
+    layers halve the patch, its two stride-1 4x4 convolutions take 3 pixels)."""
+    m = 2**arch.gen_depth
+    need = max(2 * m, 3 * 2**arch.disc_layers)
+    return m * int(np.ceil(need / m))
+
+
+def check_settings(settings: TrainSettings, arch: Architecture) -> None:
+    """Refuse patch/stride settings the networks cannot train on (one line, before any work)."""
+    if settings.stride > settings.patch:
+        raise FibsynthError(f"the stride ({settings.stride}) must not exceed the patch ({settings.patch})",
+                            param=("stride", "patch"))
+    m = 2**arch.gen_depth
+    if settings.patch % m:
+        raise FibsynthError(f"must be a multiple of {m} (2^depth) (got {settings.patch})", param="patch")
+    if settings.patch < min_patch(arch):
+        raise FibsynthError(f"must be >= {min_patch(arch)} for a generator of depth {arch.gen_depth} and a "
+                            f"discriminator of {arch.disc_layers} layers (got {settings.patch})", param="patch")
+
+
 def train(source: list, target: list, out_dir: str | Path, settings: TrainSettings | None = None,
           arch: Architecture | None = None, *, resume: bool = False, accelerator: str = "auto",
           devices: Any = "auto", strategy: str = "auto", progress: bool = True, extra: dict | None = None,
-          ) -> dict:
+          threads: int | None = None) -> dict:
     """Train a CycleGAN from ``source`` to ``target`` (each a list of (z, y, x) stacks, one per channel; a
     single stack is accepted) into ``out_dir``; returns a summary. ``resume`` continues from
-    ``out_dir/checkpoints/last.ckpt``. Writes ``config.json``, ``generator_ab.pt``, ``generator_ba.pt``,
-    ``history.json`` and ``samples/epoch_*.png``."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    ``out_dir/checkpoints/last.ckpt`` (written after every epoch). Writes ``config.json``, ``generator_ab.pt``,
+    ``generator_ba.pt``, ``history.json`` and ``samples/epoch_*.png``. ``threads``: torch CPU threads for this
+    call only.
 
+    Everything that can be checked is checked before anything is written: settings, the accelerator / devices /
+    strategy (Lightning's refusal becomes a one-line error) and, with ``resume``, that the checkpoint is readable
+    and of this architecture."""
     settings = settings or TrainSettings()
-    source = [source] if isinstance(source, np.ndarray) or getattr(source, "ndim", 0) == 3 else list(source)
-    target = [target] if isinstance(target, np.ndarray) or getattr(target, "ndim", 0) == 3 else list(target)
-    for name, st in (("--source", source), ("--target", target)):
-        shapes = {tuple(s.shape) for s in st}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 3:
-            raise FibsynthError(f"{name}: channels must be (z, y, x) stacks of one shape (got {sorted(shapes)})")
+    source = _as_channels(source, "source")
+    target = _as_channels(target, "target")
+    threads = check_threads(threads)
     arch = (arch or Architecture()).model_copy(update={"in_channels": len(source), "out_channels": len(target)})
-    if settings.stride > settings.patch:
-        raise FibsynthError(f"--stride ({settings.stride}) must not exceed --patch ({settings.patch})")
-    m = 2**arch.gen_depth
-    if settings.patch % m:
-        raise FibsynthError(f"--patch must be a multiple of {m} (2^depth) (got {settings.patch})")
+    check_settings(settings, arch)
     out_dir = Path(out_dir)
     ckpt = out_dir / CKPT_DIR / LAST
     if resume and not ckpt.is_file():
-        raise FibsynthError(f"--resume: no checkpoint {ckpt}")
+        raise FibsynthError(f"no checkpoint {ckpt}", param="resume")
     if not resume and ckpt.is_file():
-        raise FibsynthError(f"{out_dir} already holds a training run; use --resume to continue it or another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise FibsynthError("already holds a training run; use resume to continue it or another folder", out_dir,
+                            param="resume")
+    with torch_threads(threads):
+        return _train(source, target, out_dir, ckpt, settings, arch, resume, accelerator, devices, strategy,
+                      progress, extra)
 
-    L.seed_everything(settings.seed, workers=True, verbose=False)
+
+def _train(source, target, out_dir: Path, ckpt: Path, settings: TrainSettings, arch: Architecture, resume: bool,
+           accelerator, devices, strategy, progress: bool, extra: dict | None) -> dict:
+    import lightning as L
+    import torch
+
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    with quiet_lightning():  # seeds the initial weights, then the patch pairing and augmentation
+        L.seed_everything(settings.seed, workers=True, verbose=False)
+    Module = _module_class()
+    module = Module(arch.model_dump(mode="json"), settings.model_dump(mode="json"))
+    if resume:  # a corrupt checkpoint or one of another architecture: one line, nothing written
+        check_resume(ckpt, module)
     src_int = measure_intensity(source)
     tgt_int = measure_intensity(target)
     if resume:  # the normalisation is part of the trained model: keep the one of the interrupted run
@@ -401,15 +421,10 @@ def train(source: list, target: list, out_dir: str | Path, settings: TrainSettin
         src_int, tgt_int = prev.source, prev.target
     a = PatchSet(normalise_stacks(source, src_int), settings.patch, settings.stride)
     b = PatchSet(normalise_stacks(target, tgt_int), settings.patch, settings.stride)
-    cfg = ModelConfig(architecture=arch, source=src_int, target=tgt_int,
-                      training={"settings": settings.model_dump(mode="json"), "status": "running",
-                                "source_shape": list(source[0].shape), "target_shape": list(target[0].shape),
-                                "source_patches": len(a), "target_patches": len(b), **(extra or {})})
-    cfg.save(out_dir)
-
     ds = UnpairedPatches(a, b, settings.augment, settings.seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=settings.batch, sampler=EpochSampler(len(ds), settings.seed),
                                          num_workers=settings.num_workers, drop_last=len(ds) >= settings.batch)
+    limit = 1.0 if settings.max_patches is None else min(len(loader), max(1, settings.max_patches // settings.batch))
     n_samples = min(settings.samples, len(a), len(b))
     if n_samples:
         ia = np.linspace(0, len(a) - 1, n_samples).astype(int)
@@ -418,28 +433,37 @@ def train(source: list, target: list, out_dir: str | Path, settings: TrainSettin
         sample_b = np.stack([b.get(i) for i in ib]).astype(np.float32)
     else:
         sample_a = sample_b = None
-    Module = _module_class()
-    module = Module(arch.model_dump(mode="json"), settings.model_dump(mode="json"))
     callbacks = [
-        ModelCheckpoint(dirpath=out_dir / CKPT_DIR, save_last=True, save_top_k=0, every_n_epochs=1,
-                        save_on_train_epoch_end=True),
-        EarlyStopping(monitor="monitor", mode="min", patience=settings.early_stop_patience, check_on_train_epoch_end=True),
+        early_stopping("monitor", settings.early_stop_patience, on_train_epoch_end=True),
         _samples_callback(out_dir / SAMPLES, sample_a, sample_b),
+        last_checkpoint(ckpt, after="train_epoch"),
     ]
-    limit = 1.0 if settings.max_patches is None else min(len(loader), max(1, settings.max_patches // settings.batch))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    trainer = L.Trainer(
+    # the trainer is built before anything is written: Lightning refuses unusable accelerators/strategies here
+    trainer = make_trainer(
         max_epochs=settings.epochs, accelerator=accelerator, devices=devices, strategy=strategy,
         callbacks=callbacks, logger=False, enable_progress_bar=progress, enable_model_summary=False,
         deterministic=True if on_cpu else "warn", limit_train_batches=limit, num_sanity_val_steps=0,
-        default_root_dir=str(out_dir), log_every_n_steps=1,
+        default_root_dir=str(out_dir), log_every_n_steps=1, enable_checkpointing=True,
     )
+    cfg = ModelConfig(architecture=arch, source=src_int, target=tgt_int,
+                      training={"settings": settings.model_dump(mode="json"), "status": "running",
+                                "source_shape": list(source[0].shape), "target_shape": list(target[0].shape),
+                                "source_patches": len(a), "target_patches": len(b), **(extra or {})})
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CKPT_DIR).mkdir(exist_ok=True)
+    cfg.save(out_dir)
     t0 = time.perf_counter()
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        trainer.fit(module, loader, ckpt_path=str(ckpt) if resume else None)
-    finally:  # Trainer(deterministic=True) switches a process-wide flag: give it back
-        torch.use_deterministic_algorithms(was_deterministic)
+        fit(trainer, module, loader, ckpt_path=str(ckpt) if resume else None)
+    except KeyboardInterrupt:
+        raise  # the last epoch's checkpoint stays for resume
+    except BaseException:
+        if created and not ckpt.is_file():  # nothing worth keeping was written: leave no partial model folder
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return {}

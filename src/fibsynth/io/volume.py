@@ -309,6 +309,9 @@ def _meta_from_json(text: str, source: Path) -> VolumeMeta:
 
     try:
         return VolumeMeta.from_json(text)
+    except FibsynthError as exc:  # the voxel-size normaliser names the field it refused
+        who = f"{', '.join(p.split('.')[-1] for p in exc.params)}: " if exc.params else ""
+        raise FibsynthError(f"bad fibsynth metadata: {who}{exc.message}", source) from None
     except (ValueError, TypeError) as exc:
         if hasattr(exc, "errors"):
             err = pydantic_error_line(exc, source)

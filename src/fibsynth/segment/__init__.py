@@ -8,13 +8,14 @@ from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold, segment_
 from fibsynth.segment.data import neighbour_indices
 from fibsynth.segment.infer import BlockPredictor, predict_array, predict_file
 from fibsynth.segment.model import ModelConfig, build_net, load_model, save_model
-from fibsynth.segment.train import TrainSettings, train
+from fibsynth.segment.train import TrainSettings, fit, train
 
 __all__ = [
     "BlockPredictor",
     "ModelConfig",
     "TrainSettings",
     "build_net",
+    "fit",
     "kmeans_threshold",
     "load_model",
     "neighbour_indices",

@@ -65,7 +65,12 @@ def train_cmd(
     labels: list[Path] = typer.Option(..., "--labels", help="Ground-truth labels (1 = solid), one per stack, same order."),
     mode: str = typer.Option(..., "--mode", help="2d | 2.5d | 3d"),
     out: Path = typer.Option(..., "--out", help="Model folder (model.pt, config.json, checkpoints/)."),
-    epochs: int = typer.Option(100, "--epochs", help="Maximum epochs (early stopping may end sooner)."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (default 1500 unless --epochs is given), "
+                                     "whatever the stack's size; validated every --val-every steps."),
+    val_every: int = typer.Option(50, "--val-every", help="Optimizer steps per validation round (the unit of "
+                                  "--lr-patience and --early-stop with --steps)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Instead of --steps: passes over the stack (the paper's "
+                                      "schedule; early stopping may end sooner)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, patch order and augmentation."),
     k: int = typer.Option(2, "--k", help="2.5D: neighbouring slices on each side as extra channels."),
     edge: str = typer.Option("replicate", "--edge", help="2.5D at the stack ends: replicate | reflect."),
@@ -79,13 +84,13 @@ def train_cmd(
     stride: int = typer.Option(32, "--stride", help="Patch stride."),
     batch: int = typer.Option(64, "--batch", help="Batch size."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate."),
-    lr_patience: int = typer.Option(10, "--lr-patience", help="Epochs without val improvement before lr x0.1."),
-    early_stop: int = typer.Option(25, "--early-stop", help="Early-stopping patience (epochs)."),
+    lr_patience: int = typer.Option(10, "--lr-patience", help="Validation rounds without improvement before lr x0.1."),
+    early_stop: int = typer.Option(25, "--early-stop", help="Early-stopping patience (validation rounds)."),
     features: str = typer.Option("16,32,64,128", "--features", help="U-Net channels per level."),
     res_units: int = typer.Option(1, "--res-units", help="Residual units per U-Net level."),
     augment: str = typer.Option("dihedral", "--augment", help="dihedral (in-plane flips+90° rotations) | xflip | none."),
     jitter: float = typer.Option(0.1, "--jitter", help="Intensity jitter (gain and offset) on normalised values."),
-    patches_per_epoch: int | None = typer.Option(None, "--patches-per-epoch", help="Random subset of patches per epoch."),
+    patches_per_epoch: int | None = typer.Option(None, "--patches-per-epoch", help="With --epochs: random subset of patches per epoch."),
     accelerator: str = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto | cpu | gpu."),
     devices: str = typer.Option("auto", "--devices", help="Lightning devices: auto | N | list."),
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
@@ -95,30 +100,40 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the training record as JSON."),
 ) -> None:
     """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels."""
+    import warnings
+
+    from fibsynth.cliutil import set_interrupt_note
     from fibsynth.io import check_workdir
     from fibsynth.segment.data import check_mode
-    from fibsynth.segment.train import TrainSettings, train
+    from fibsynth.segment.train import BelowBaselineWarning, TrainSettings, train
 
+    register_flag_names(num_res_units="--res-units", labels="--labels", images="--images")
     check_workdir(out, inputs=[*images, *labels, *val_images, *val_labels], param="out")
-    from fibsynth.cliutil import set_interrupt_note
-
     set_interrupt_note(f"the checkpoints written so far stay in {out}/checkpoints; continue with --resume")
     if len(val_images) != channels_per_stack * len(val_labels):
         raise FibsynthError("give --channels-per-stack images per --val-labels stack", param="val_images")
     s = TrainSettings.build(
         None, mode=check_mode(mode), k=k, edge=edge, channels_per_stack=channels_per_stack,
         features=_ints(features, "--features"), num_res_units=res_units, patch=patch, stride=stride, batch=batch,
-        epochs=epochs, lr=lr, lr_patience=lr_patience, early_stop=early_stop, val_fraction=val_fraction,
-        augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
+        epochs=epochs, steps=steps, val_every=val_every, lr=lr, lr_patience=lr_patience, early_stop=early_stop,
+        val_fraction=val_fraction, augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
         accelerator=accelerator, devices=devices, num_workers=num_workers,
-    )
-    rec = train(images, labels, out, s, val_images=val_images, val_labels=val_labels, resume=resume,
-                progress=progress, verbose=not quiet and not json_out)
+    ).check()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BelowBaselineWarning)
+        rec = train(images, labels, out, s, val_images=val_images, val_labels=val_labels, resume=resume,
+                    progress=progress, verbose=not quiet and not json_out)
+    for w in caught:
+        if issubclass(w.category, BelowBaselineWarning):
+            typer.echo(f"fibsynth: WARNING: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if json_out:
         emit_json({k: v for k, v in rec.items() if k != "history"} | {"out": str(out)})
     else:
-        typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, val loss {rec['best_val_loss']:.4f}, "
-                   f"val MDS {rec['best_val_mds']:.4f}")
+        typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['steps_run']} steps), "
+                   f"val loss {rec['best_val_loss']:.4f}, val MDS {rec['best_val_mds']:.4f} "
+                   f"(Otsu {rec['otsu_val_mds']:.4f})")
 
 
 @app.command("predict", cls=_GreedyLists)
@@ -142,17 +157,16 @@ def predict_cmd(
     import time
 
     from fibsynth.io import check_output
+    from fibsynth.ml.runtime import check_threads, torch_threads
     from fibsynth.segment.infer import predict_file
 
     check_output(out, inputs=[model_dir, inp, *channel])
-    if threads and not (scheduler or workers):
-        import torch
-
-        torch.set_num_threads(int(threads))
+    check_threads(threads)
     t0 = time.perf_counter()
-    res = predict_file(model_dir, [inp, *channel], out, block=block, roi=_ints(roi, "--roi"), overlap=overlap,
-                       batch=batch, device=device, scheduler=scheduler, workers=workers, threads=threads,
-                       progress=_progress_printer(progress))
+    with torch_threads(threads if not (scheduler or workers) else None):  # dask workers set their own
+        res = predict_file(model_dir, [inp, *channel], out, block=block, roi=_ints(roi, "--roi"), overlap=overlap,
+                           batch=batch, device=device, scheduler=scheduler, workers=workers, threads=threads,
+                           progress=_progress_printer(progress))
     res["seconds"] = round(time.perf_counter() - t0, 3)
     if json_out:
         emit_json(res)

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from fibsynth.errors import FibsynthError
+from fibsynth.ml.tiling import window_starts  # noqa: F401 (one definition, in the ML toolkit; used below)
 
 MODES = ("2d", "2.5d", "3d")
 EDGES = ("replicate", "reflect")
@@ -21,7 +22,7 @@ AUGMENTS = ("dihedral", "xflip", "none")
 def check_mode(mode: str) -> str:
     m = str(mode).lower()
     if m not in MODES:
-        raise FibsynthError(f"--mode must be one of {', '.join(MODES)} (got {mode!r})")
+        raise FibsynthError(f"must be one of {', '.join(MODES)} (got {mode!r})", param="mode")
     return m
 
 
@@ -44,7 +45,7 @@ def neighbour_indices(z: int | np.ndarray, nz: int, k: int, edge: str = "replica
     without repeating it (-1 -> 1, numpy's "reflect"). Works for scalar or array ``z``.
     """
     if edge not in EDGES:
-        raise FibsynthError(f"--edge must be one of {', '.join(EDGES)} (got {edge!r})")
+        raise FibsynthError(f"must be one of {', '.join(EDGES)} (got {edge!r})", param="edge")
     z = np.asarray(z, dtype=np.int64)
     idx = z[..., None] + np.arange(-k, k + 1, dtype=np.int64)
     if nz == 1:
@@ -107,16 +108,6 @@ def normalise(data, lo: float, hi: float) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ patches
 
 
-def window_starts(n: int, size: int, step: int) -> list[int]:
-    """Start positions of windows of ``size`` at ``step`` covering 0..n (last flush with the end)."""
-    if n <= size:
-        return [0]
-    starts = list(range(0, n - size + 1, step))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return starts
-
-
 def patch_index(shapes: Sequence[tuple[int, int, int]], mode: str, patch: int, stride: int) -> np.ndarray:
     """Rows (volume, z, y0, x0) of all training patches; in 3D ``z`` is the patch's first slice."""
     rows = []
@@ -125,7 +116,7 @@ def patch_index(shapes: Sequence[tuple[int, int, int]], mode: str, patch: int, s
             need = f"{patch} x {patch}" + (f" x {patch}" if mode == "3d" else "")
             raise FibsynthError(
                 f"a training/validation volume of shape {(nz, ny, nx)} is smaller than the patch ({need}); "
-                "use a smaller --patch or larger stacks"
+                "use a smaller patch or larger stacks", param="patch"
             )
         zs = window_starts(nz, patch, stride) if mode == "3d" else range(nz)
         for z in zs:
@@ -187,6 +178,6 @@ def split_slabs(nz: int, val_fraction: float, min_slices: int) -> tuple[tuple[in
     if nz - n_val < min_slices:
         raise FibsynthError(
             f"a stack of {nz} slices is too thin to hold out {n_val} slices for validation and keep "
-            f">= {min_slices} for training; give --val-images/--val-labels or change --val-fraction"
+            f">= {min_slices} for training; give validation stacks or change the fraction", param="val_fraction"
         )
     return (0, nz - n_val), (nz - n_val, nz)

@@ -1,5 +1,6 @@
 """Whole-stack inference with bounded memory: z-blocks (plus the halo of neighbouring slices a 2.5D or 3D
-network needs), sliding windows inside each block blended with a Gaussian weight, and Zarr in/out.
+network needs), sliding windows inside each block blended with a Gaussian weight (MONAI's importance map, through
+:mod:`fibsynth.ml.tiling`, which the GAN translator shares), and Zarr in/out.
 
 Block invariance. The windows are laid on a grid fixed by the *whole* stack's shape, and a block computes
 exactly the windows that touch its slices, reading the input they need. Every output voxel therefore sees
@@ -17,25 +18,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fibsynth.errors import FibsynthError
-from fibsynth.segment.data import neighbour_indices, normalise, stack_25d, window_starts
+from fibsynth.ml.runtime import torch_device
+from fibsynth.ml.tiling import blend_2d, gaussian_weight, window_starts
+from fibsynth.segment.data import neighbour_indices, normalise, stack_25d
 from fibsynth.segment.model import ModelConfig, load_model
 
 
 def _ceil_to(n: int, d: int) -> int:
     return int(math.ceil(n / d) * d)
-
-
-def gaussian_weight(size: Sequence[int], sigma_scale: float = 0.125, floor: float = 1e-3) -> np.ndarray:
-    """Separable Gaussian blending weight over a window (sigma = 0.125 * size, as MONAI), floored so that
-    window edges keep a small positive weight."""
-    w = np.ones((), dtype=np.float64)
-    for n in size:
-        c = (n - 1) / 2.0
-        s = max(sigma_scale * n, 1e-6)
-        g = np.exp(-0.5 * ((np.arange(n) - c) / s) ** 2)
-        w = np.multiply.outer(w, g)
-    w = w / w.max()
-    return np.maximum(w, floor).astype(np.float32)
 
 
 class BlockPredictor:
@@ -49,10 +39,10 @@ class BlockPredictor:
     def __init__(self, net, cfg: ModelConfig, *, device: str = "cpu", roi: Sequence[int] | int | None = None,
                  overlap: float = 0.25, batch: int = 4):
         if not 0 <= overlap < 1:
-            raise FibsynthError(f"--overlap must be in [0, 1) (got {overlap})")
+            raise FibsynthError(f"must be in [0, 1) (got {overlap})", param="overlap")
         if batch < 1:
-            raise FibsynthError(f"--batch must be >= 1 (got {batch})")
-        self.net, self.cfg, self.device = net, cfg, device
+            raise FibsynthError(f"must be >= 1 (got {batch})", param="batch")
+        self.net, self.cfg, self.device = net, cfg, torch_device(device)
         self.overlap, self.batch = float(overlap), int(batch)
         nd = cfg.spatial_dims
         if roi is None:
@@ -61,7 +51,7 @@ class BlockPredictor:
         if len(roi) == 1:
             roi = roi * nd
         if len(roi) != nd or min(roi) < 1:
-            raise FibsynthError(f"--roi needs {nd} positive sizes for a {cfg.mode} model (got {roi})")
+            raise FibsynthError(f"needs {nd} positive sizes for a {cfg.mode} model (got {roi})", param="roi")
         self.roi = tuple(_ceil_to(r, cfg.divisor) for r in roi)
 
     # ------------------------------------------------------------------------------- geometry
@@ -98,7 +88,6 @@ class BlockPredictor:
     def _tiled(self, x: np.ndarray) -> np.ndarray:
         """Blended P(solid) for an input (B, C, *spatial) whose leading spatial axes are tiled in-plane only
         (y, x for 2D); for 3D the caller handles z and passes full-depth windows."""
-        nd = self.cfg.spatial_dims
         spatial = x.shape[2:]
         plane = spatial[-2:]
         geo = [self._win(n, r) for n, r in zip(plane, self.roi[-2:])]
@@ -110,15 +99,9 @@ class BlockPredictor:
         if len(sy) == 1 and len(sx) == 1:
             return self._forward(x)[..., : plane[0], : plane[1]]
         g = gaussian_weight((wy, wx))
-        acc = np.zeros((x.shape[0],) + lead + (ny, nx), np.float32)
-        wsum = np.zeros((ny, nx), np.float32)
-        for y in sy:
-            for xx in sx:
-                p = self._forward(x[..., y:y + wy, xx:xx + wx])
-                acc[..., y:y + wy, xx:xx + wx] += p * g
-                wsum[y:y + wy, xx:xx + wx] += g
-        del nd
-        return (acc / wsum)[..., : plane[0], : plane[1]]
+        out = blend_2d(lambda w: self._forward(w[0])[None], x, sy, sx, (wy, wx), lambda y, xx: g,
+                       out_lead=(x.shape[0],) + lead)
+        return out[..., : plane[0], : plane[1]]
 
     def predict_block(self, raw: np.ndarray, a: int, z0: int, z1: int, nz: int) -> np.ndarray:
         """P(solid) (z1-z0, y, x) from raw gray values ``raw`` (c, b-a, y, x) holding global slices [a, b)."""
@@ -245,6 +228,7 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
     from fibsynth.io.volume import default_chunks
 
     model_dir = Path(model_dir)
+    torch_device(device)
     net, cfg = load_model(model_dir, device)
     inputs = [Path(p) for p in inputs]
     if len(inputs) != cfg.n_energy:
@@ -260,15 +244,15 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
     out = Path(out)
     distributed = bool(scheduler) or bool(workers)
     if distributed and (volume_format(out) != "zarr" or any(volume_format(p) != "zarr" for p in inputs)):
-        raise FibsynthError("--scheduler/--workers need Zarr input(s) and a .zarr output")
+        raise FibsynthError("need Zarr input(s) and a .zarr output", param=("scheduler", "workers"))
     if workers is not None and workers < 1:
-        raise FibsynthError(f"--workers must be >= 1 (got {workers})")
+        raise FibsynthError(f"must be >= 1 (got {workers})", param="workers")
     if distributed:
         from fibsynth.distributed import check_options
 
         check_options(scheduler, workers)  # not both
     if block < 1:
-        raise FibsynthError(f"--block must be >= 1 (got {block})")
+        raise FibsynthError(f"must be >= 1 (got {block})", param="block")
     src_meta = vols[0].meta
     params = {
         "model_dir": str(model_dir.resolve()), "mode": cfg.mode, "k": cfg.k, "edge": cfg.edge,

@@ -56,7 +56,7 @@ def build_net(cfg: ModelConfig):
     from monai.networks.nets import UNet
 
     if len(cfg.features) < 2:
-        raise FibsynthError("--features needs at least two levels, e.g. 16,32,64")
+        raise FibsynthError("needs at least two levels, e.g. 16,32,64", param="features")
     return UNet(
         spatial_dims=cfg.spatial_dims,
         in_channels=cfg.in_channels,
@@ -70,13 +70,11 @@ def build_net(cfg: ModelConfig):
 
 def save_model(model_dir: str | Path, net, cfg: ModelConfig) -> Path:
     """Write ``model.pt`` (state_dict) and ``config.json`` into ``model_dir`` (each atomically)."""
-    import torch
+    from fibsynth.ml.checkpoint import save_weights
 
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    with atomic_path(d / MODEL_FILE) as tmp:
-        torch.save(state, tmp)
+    save_weights(d / MODEL_FILE, net.state_dict())
     with atomic_path(d / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(cfg.model_dump(mode="json"), indent=1) + "\n")
     return d
@@ -93,23 +91,24 @@ def load_config(model_dir: str | Path) -> ModelConfig:
         data = json.loads(cpath.read_text())
     except json.JSONDecodeError as exc:
         raise FibsynthError(f"invalid JSON ({exc.msg})", cpath) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise FibsynthError(f"cannot read ({str(exc).splitlines()[0][:120]})", cpath) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FibsynthError(f"unknown model format {data.get('format') if isinstance(data, dict) else None!r}", cpath)
     return ModelConfig.build(cpath, **data)
 
 
 def load_model(model_dir: str | Path, device: str = "cpu"):
-    """(net in eval mode on ``device``, ModelConfig)."""
-    import torch
+    """(net in eval mode on ``device``, ModelConfig); weights read weights-only, any unreadable file refused in
+    one line."""
+    from fibsynth.ml.checkpoint import load_into, load_weights
+    from fibsynth.ml.runtime import torch_device
 
+    dev = torch_device(device)
     cfg = load_config(model_dir)
     mpath = Path(model_dir) / MODEL_FILE
     if not mpath.is_file():
         raise FibsynthError(f"no {MODEL_FILE}", model_dir)
     net = build_net(cfg)
-    try:
-        state = torch.load(mpath, weights_only=True, map_location="cpu")
-        net.load_state_dict(state)
-    except (RuntimeError, OSError, KeyError, ValueError) as exc:
-        raise FibsynthError(f"cannot load weights ({str(exc).splitlines()[0][:160]})", mpath) from None
-    return net.to(device).eval(), cfg
+    load_into(net, load_weights(mpath), mpath, f"the network in {CONFIG_FILE}")
+    return net.to(dev).eval(), cfg

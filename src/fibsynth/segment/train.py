@@ -1,5 +1,12 @@
 """Training (paper Table 1): 64x64 patches (64^3 in 3D) at stride 32, batch 64, Dice loss, Adam 1e-4,
-learning rate x0.1 after 10 epochs without improvement of the validation loss, early stopping after 25.
+learning rate x0.1 after 10 rounds without improvement of the validation loss, early stopping after 25.
+
+The schedule counts optimizer steps, not passes over the stack: by default ``DEFAULT_STEPS`` steps of ``batch``
+patches, validated every ``val_every`` steps (a "round", Lightning's epoch), whatever the size of the stack --
+a stack 1000x larger is not trained 1000x longer, a tiny one not 1000x shorter. Giving ``epochs`` instead keeps
+the paper's schedule (an epoch = every patch of the stack once, or ``patches_per_epoch`` of them). At the end
+the validation score is compared with Otsu's threshold on the same validation patches; a model that ends below
+it is reported loudly (:class:`BelowBaselineWarning`, ``record["below_otsu"]``).
 
 Validation uses held-out slabs: a contiguous z range at the end of each training stack (or separate
 stacks), never random patches of the training slices. Normalisation (gray-value percentiles of the
@@ -20,11 +27,22 @@ from pydantic import Field
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
+from fibsynth.ml.checkpoint import LAST, check_resume, content_hash, last_checkpoint
+from fibsynth.ml.runtime import fit as run_fit
+from fibsynth.ml.runtime import make_trainer, quiet_lightning
+from fibsynth.ml.sampler import EpochSampler
+from fibsynth.ml.schedule import early_stopping, plateau_scheduler
 from fibsynth.segment import data as D
 from fibsynth.segment.model import ModelConfig, build_net, save_model
 
 CKPT_DIR = "checkpoints"
 SETTINGS_FILE = "train_settings.json"
+DEFAULT_STEPS = 1500
+DEFAULT_VAL_EVERY = 50
+
+
+class BelowBaselineWarning(UserWarning):
+    """The trained model scores below Otsu's global threshold on its own validation data."""
 
 
 class TrainSettings(StrictModel):
@@ -37,7 +55,13 @@ class TrainSettings(StrictModel):
     patch: int = Field(64, ge=8, le=1024)
     stride: int = Field(32, ge=1, le=1024)
     batch: int = Field(64, ge=1, le=4096)
-    epochs: int = Field(100, ge=1, le=100000)
+    epochs: int | None = Field(None, ge=1, le=100000, description="passes over the stack (the paper's schedule); "
+                               "default: the step schedule")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description=f"optimizer steps (default {DEFAULT_STEPS} "
+                              "unless epochs is given)")
+    val_every: int = Field(DEFAULT_VAL_EVERY, ge=1, le=1_000_000, description="step schedule: optimizer steps per "
+                           "validation round")
+    max_val_patches: int = Field(4096, ge=1, description="validation patches at most (an even subset)")
     lr: float = Field(1e-4, gt=0, le=1)
     lr_patience: int = Field(10, ge=0)
     lr_factor: float = Field(0.1, gt=0, lt=1)
@@ -55,12 +79,34 @@ class TrainSettings(StrictModel):
 
     def check(self) -> "TrainSettings":
         if self.patch % (2 ** (len(self.features) - 1)):
-            raise FibsynthError(f"--patch {self.patch} must be a multiple of {2 ** (len(self.features) - 1)} "
-                                f"(the U-Net's downsampling for --features {','.join(map(str, self.features))})")
+            raise FibsynthError(f"{self.patch} must be a multiple of {2 ** (len(self.features) - 1)} (the U-Net's "
+                                f"downsampling for features {','.join(map(str, self.features))})", param="patch")
         lo, hi = self.norm_percentiles
         if not 0 <= lo < hi <= 100:
-            raise FibsynthError(f"--norm-percentiles must satisfy 0 <= lo < hi <= 100 (got {lo}, {hi})")
+            raise FibsynthError(f"must satisfy 0 <= lo < hi <= 100 (got {lo}, {hi})", param="norm_percentiles")
+        if self.epochs is not None and self.steps is not None:
+            raise FibsynthError("give epochs or steps, not both", param=("epochs", "steps"))
+        if self.steps_schedule and self.patches_per_epoch is not None:
+            raise FibsynthError("counts patches per epoch of the epoch schedule: give epochs with it (the step "
+                                "schedule draws val_every x batch patches per round)", param="patches_per_epoch")
         return self
+
+    @property
+    def steps_schedule(self) -> bool:
+        return self.epochs is None
+
+    def plan(self, n_train: int) -> dict:
+        """The schedule for ``n_train`` training patches: rounds ("epochs" to Lightning), patches per round and
+        the optimizer steps in all."""
+        if self.steps_schedule:
+            steps = self.steps or DEFAULT_STEPS
+            rounds = -(-steps // self.val_every)
+            return {"schedule": "steps", "epochs": rounds, "steps_per_epoch": self.val_every,
+                    "per_epoch": self.val_every * self.batch, "steps": rounds * self.val_every}
+        per = min(n_train, self.patches_per_epoch) if self.patches_per_epoch else n_train
+        spe = -(-per // self.batch)
+        return {"schedule": "epochs", "epochs": self.epochs, "steps_per_epoch": spe, "per_epoch": self.patches_per_epoch,
+                "steps": spe * self.epochs}
 
 
 # ----------------------------------------------------------------------------------------- data sets
@@ -77,12 +123,19 @@ class _Volumes:
         return [lbl.shape for _, lbl in self.items]
 
 
+def _rows(vols: _Volumes, s: TrainSettings, *, train: bool) -> np.ndarray:
+    stride = s.stride if train else s.patch  # validation: non-overlapping, every voxel counted once
+    rows = D.patch_index(vols.shapes, s.mode, s.patch, stride)
+    if not train and len(rows) > s.max_val_patches:  # an even, fixed subset
+        rows = rows[np.linspace(0, len(rows) - 1, s.max_val_patches).round().astype(int)]
+    return rows
+
+
 def _make_dataset(vols: _Volumes, s: TrainSettings, *, train: bool):
     import torch
     from torch.utils.data import Dataset
 
-    stride = s.stride if train else s.patch  # validation: non-overlapping, every voxel counted once
-    rows = D.patch_index(vols.shapes, s.mode, s.patch, stride)
+    rows = _rows(vols, s, train=train)
     k = s.k if s.mode == "2.5d" else 0
 
     class PatchDataset(Dataset):
@@ -100,26 +153,6 @@ def _make_dataset(vols: _Volumes, s: TrainSettings, *, train: bool):
                 np.ascontiguousarray(y, np.int64))[None]
 
     return PatchDataset(), len(rows)
-
-
-class EpochSampler:
-    """Shuffled (epoch, index) keys; the order and the augmentation of epoch e depend only on (seed, e)."""
-
-    def __init__(self, n: int, seed: int, per_epoch: int | None, shuffle: bool):
-        self.n, self.seed, self.per_epoch, self.shuffle, self.epoch = n, seed, per_epoch, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self):
-        return min(self.n, self.per_epoch) if self.per_epoch else self.n
-
-    def __iter__(self):
-        if self.shuffle:
-            order = np.random.default_rng((self.seed, 7919, self.epoch)).permutation(self.n)[: len(self)]
-        else:
-            order = np.arange(self.n)
-        return iter([(self.epoch, int(i)) for i in order])
 
 
 # -------------------------------------------------------------------------------------- lightning
@@ -175,8 +208,7 @@ def _lightning_module(cfg: ModelConfig, s: TrainSettings):
 
         def configure_optimizers(self):
             opt = torch.optim.Adam(self.net.parameters(), lr=s.lr)
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=s.lr_factor,
-                                                               patience=s.lr_patience)
+            sched = plateau_scheduler(opt, factor=s.lr_factor, patience=s.lr_patience)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
 
     return SegModule()
@@ -196,13 +228,13 @@ def _history_callback(verbose: bool):
                 return
             m = trainer.callback_metrics
             n = module._tl[1]
-            row = {"epoch": trainer.current_epoch, "train_loss": module._tl[0] / n if n else None,
+            row = {"epoch": trainer.current_epoch, "step": int(trainer.global_step), "train_loss": module._tl[0] / n if n else None,
                    "val_loss": float(m["val_loss"]), "val_mds": float(m["val_mds"]),
                    "lr": float(trainer.optimizers[0].param_groups[0]["lr"])}
             self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
             if verbose and trainer.is_global_zero:
                 tl = "n/a" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
-                print(f"epoch {row['epoch']:4d}  train_loss {tl}  val_loss {row['val_loss']:.4f}  "
+                print(f"epoch {row['epoch']:4d}  step {row['step']:6d}  train_loss {tl}  val_loss {row['val_loss']:.4f}  "
                       f"val_MDS {row['val_mds']:.4f}  lr {row['lr']:.1e}", file=sys.stderr, flush=True)
 
         def state_dict(self):
@@ -217,63 +249,116 @@ def _history_callback(verbose: bool):
 # --------------------------------------------------------------------------------------------- API
 
 
-def _load_group(images: Sequence, labels: Sequence, c: int, what: str):
-    """Read images (c per label stack, in order) and labels; returns [(img (c,z,y,x), lbl, energies)]."""
+def _group(images: Sequence, labels: Sequence, c: int, what: str, energies=None) -> list:
+    """[(img (c, z, y, x) float32, lbl uint8, energies)] from arrays: ``c`` images per label stack, in order."""
+    if len(images) != c * len(labels):
+        raise FibsynthError(
+            f"{len(images)} {what}images for {len(labels)} label stack(s) with {c} channel(s) per stack: need {c} "
+            "image(s) per label stack (all energies of stack 1, then of stack 2, ...)",
+            param=("val_images" if what else "images", "channels_per_stack"))
+    out = []
+    for j, lab in enumerate(labels):
+        lbl = np.asarray(lab)
+        if lbl.ndim != 3:
+            raise FibsynthError(f"label stack {j} is not (z, y, x) (shape {lbl.shape})", param="labels")
+        lbl = (lbl != 0).astype(np.uint8) if lbl.dtype != np.uint8 else lbl
+        chans = []
+        for im in images[j * c:(j + 1) * c]:
+            im = np.asarray(im)
+            if tuple(im.shape) != lbl.shape:
+                raise FibsynthError(f"image shape {tuple(im.shape)} differs from label shape {lbl.shape}",
+                                    param="images")
+            chans.append(np.asarray(im, np.float32))
+        en = list(energies[j * c:(j + 1) * c]) if energies is not None else [None] * c
+        out.append((np.stack(chans), lbl, en))
+    return out
+
+
+def _read_group(images: Sequence, labels: Sequence, c: int, what: str):
+    """Read images (c per label stack, in order) and labels; returns (images, labels, energies) as lists."""
     from fibsynth.io import read_structure, read_volume
 
     if len(images) != c * len(labels):
-        raise FibsynthError(
-            f"{len(images)} {what}images for {len(labels)} label stack(s) with --channels-per-stack {c}: "
-            f"need {c} image(s) per label stack (all energies of stack 1, then of stack 2, ...)"
-        )
-    out = []
+        _group(images, [None] * len(labels), c, what)  # the one-line count error
+    imgs, lbls, energies = [], [], []
     for j, lp in enumerate(labels):
         lbl = np.asarray(read_structure(lp).data, np.uint8)
-        chans, energies = [], []
+        lbls.append(lbl)
         for ip in images[j * c:(j + 1) * c]:
             v = read_volume(ip)
             if tuple(v.data.shape) != lbl.shape:
                 raise FibsynthError(f"image shape {tuple(v.data.shape)} differs from label shape {lbl.shape} of {lp}", ip)
-            chans.append(np.asarray(v.data, np.float32))
+            imgs.append(np.asarray(v.data))
             energies.append(v.meta.energy_kev)
-        out.append((np.stack(chans), lbl, energies))
-    return out
+    return imgs, lbls, energies
 
 
-def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str | Path, settings: TrainSettings,
-          *, val_images: Sequence = (), val_labels: Sequence = (), resume: bool = False, progress: bool = False,
-          verbose: bool = True) -> dict:
-    """Train a segmentation model; writes ``out/model.pt`` + ``out/config.json`` (best validation loss),
-    ``out/checkpoints/`` (for ``resume``) and returns the training record."""
-    import lightning.pytorch as pl
+def _otsu_counts(vols: _Volumes, raw_first: list[np.ndarray], rows: np.ndarray, s: TrainSettings) -> float:
+    """MDS of Otsu's global threshold (on the validation images' first channel) over the validation patches."""
+    from fibsynth.segment.baseline import otsu_threshold
+
+    t = otsu_threshold(np.concatenate([r.ravel() for r in raw_first]))
+    masks = [(r > t) for r in raw_first]
+    tp = tn = fp = fn = 0
+    for v, z, y, x in rows:
+        zs = slice(z, z + s.patch) if s.mode == "3d" else slice(z, z + 1)
+        ys, xs = slice(y, y + s.patch), slice(x, x + s.patch)
+        p = masks[v][zs, ys, xs]
+        g = vols.items[v][1][zs, ys, xs].astype(bool)
+        tp += int((p & g).sum())
+        tn += int((~p & ~g).sum())
+        fp += int((p & ~g).sum())
+        fn += int((~p & g).sum())
+    d1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    d0 = 2 * tn / max(2 * tn + fp + fn, 1)
+    return 0.5 * (d0 + d1)
+
+
+def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSettings, *, val_images: Sequence = (),
+        val_labels: Sequence = (), energies: Sequence | None = None, resume: bool = False, progress: bool = False,
+        verbose: bool = True, sources: dict | None = None) -> dict:
+    """Train a segmentation model on arrays: ``images`` (``channels_per_stack`` (z, y, x) arrays per label stack,
+    all energies of stack 1, then of stack 2, ...) and ``labels`` (1 = solid); validation on ``val_images`` /
+    ``val_labels`` or on the last ``val_fraction`` of each training stack's slices. Writes ``out/model.pt`` +
+    ``out/config.json`` (best validation loss), ``out/checkpoints/`` (for ``resume``, keyed on the settings and
+    the SHA-256 of the data) and returns the training record. Nothing is left in ``out`` when it fails before
+    its first checkpoint. ``energies``: beam energy per image (recorded in the model); ``sources``: file names
+    to record."""
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader
 
     s = settings.check()
     out = Path(out)
-    if not images or not labels:
-        raise FibsynthError("give --images and --labels")
+    if not len(images) or not len(labels):
+        raise FibsynthError("give training images and labels", param=("images", "labels"))
+    c = s.channels_per_stack
+    groups = _group(images, labels, c, "", energies)
+    vgroups = _group(val_images, val_labels, c, "validation ") if len(val_labels) else []
+    if len(val_images) and not len(val_labels):
+        raise FibsynthError("validation images need their labels", param="val_labels")
     ckdir = out / CKPT_DIR
     sfile = out / SETTINGS_FILE
-    fixed = s.model_dump(mode="json", exclude={"epochs", "accelerator", "devices", "num_workers"})
-    fixed["images"] = [str(p) for p in images]
-    fixed["labels"] = [str(p) for p in labels]
-    ckpt_path = None
+    last = ckdir / LAST
+    fixed = s.model_dump(mode="json", exclude={"epochs", "steps", "accelerator", "devices", "num_workers"})
+    fixed["data_sha256"] = content_hash([g[0] for g in groups] + [g[1] for g in groups]
+                                        + [g[0] for g in vgroups] + [g[1] for g in vgroups])
     if resume:
-        last = ckdir / "last.ckpt"
         if not last.is_file():
-            raise FibsynthError(f"--resume: no checkpoint {last}")
-        if sfile.is_file() and json.loads(sfile.read_text()) != fixed:
-            old = json.loads(sfile.read_text())
-            diff = sorted(k for k in set(old) | set(fixed) if old.get(k) != fixed.get(k))
-            raise FibsynthError(f"--resume: settings differ from the checkpointed run in {', '.join(diff)}", out)
-        ckpt_path = str(last)
-    elif (ckdir / "last.ckpt").exists():
-        raise FibsynthError("holds checkpoints of an earlier run: add --resume to continue it, or use a new --out", out)
-    c = s.channels_per_stack
-    groups = _load_group(images, labels, c, "")
-    vgroups = _load_group(val_images, val_labels, c, "validation ") if val_labels else []
+            raise FibsynthError(f"no checkpoint {last}", param="resume")
+        if sfile.is_file():
+            try:
+                old = json.loads(sfile.read_text())
+            except (ValueError, UnicodeDecodeError):
+                raise FibsynthError(f"cannot read {sfile.name}: not the record of a training run", out,
+                                    param="resume") from None
+            if old != fixed:
+                diff = sorted(k for k in set(old) | set(fixed) if old.get(k) != fixed.get(k))
+                what = ["the training data (its content differs)" if k == "data_sha256" else k for k in diff]
+                raise FibsynthError(f"differs from the checkpointed run in {', '.join(what)}", out, param="resume")
+    elif last.exists():
+        raise FibsynthError("holds checkpoints of an earlier run: resume to continue it, or use a new folder", out,
+                            param="resume")
     min_z = s.patch if s.mode == "3d" else 1
     train_parts, val_parts = [], []
     for img, lbl, _ in groups:
@@ -283,8 +368,8 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
             val_parts.append((img[:, v[0]:v[1]], lbl[v[0]:v[1]]))
     val_parts += [(img, lbl) for img, lbl, _ in vgroups]
     if not val_parts:
-        raise FibsynthError("no validation data: use --val-fraction > 0 or --val-images/--val-labels")
-    energies = groups[0][2]
+        raise FibsynthError("no validation data: use val_fraction > 0 or validation stacks",
+                            param=("val_fraction", "val_images"))
     norm = [D.fit_normalisation([p[0][ch] for p in train_parts], tuple(s.norm_percentiles)) for ch in range(c)]
 
     def prep(parts):
@@ -293,60 +378,103 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
     tr, va = prep(train_parts), prep(val_parts)
     cfg = ModelConfig(mode=s.mode, k=s.k, edge=s.edge, n_energy=c, features=s.features,
                       num_res_units=s.num_res_units, patch=s.patch, norm=norm,
-                      norm_percentiles=s.norm_percentiles, energies_kev=energies)
+                      norm_percentiles=s.norm_percentiles, energies_kev=list(groups[0][2]))
     ds_tr, n_tr = _make_dataset(tr, s, train=True)
     ds_va, n_va = _make_dataset(va, s, train=False)
+    plan = s.plan(n_tr)
 
-    out.mkdir(parents=True, exist_ok=True)
-    sfile.write_text(json.dumps(fixed, indent=1) + "\n")
+    with quiet_lightning():
+        import lightning.pytorch as pl
 
-    import logging
-
-    if not progress:  # Lightning's banner ("GPU available ...", tips) only with --progress
-        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    pl.seed_everything(s.seed, workers=True, verbose=False)
+        pl.seed_everything(s.seed, workers=True, verbose=False)
     module = _lightning_module(cfg, s)
+    if resume:
+        check_resume(last, module)
     history = _history_callback(verbose)
     ck = ModelCheckpoint(dirpath=ckdir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
-                         save_last=True, enable_version_counter=False)
-    es = EarlyStopping(monitor="val_loss", mode="min", patience=s.early_stop)
-    dl_tr = DataLoader(ds_tr, batch_size=s.batch, sampler=EpochSampler(n_tr, s.seed, s.patches_per_epoch, True),
+                         save_last=False, enable_version_counter=False)
+    es = early_stopping("val_loss", s.early_stop)
+    dl_tr = DataLoader(ds_tr, batch_size=s.batch,
+                       sampler=EpochSampler(n_tr, s.seed, plan["per_epoch"], True),
                        num_workers=s.num_workers, persistent_workers=s.num_workers > 0)
     dl_va = DataLoader(ds_va, batch_size=s.batch, sampler=EpochSampler(n_va, s.seed, None, False),
                        num_workers=s.num_workers, persistent_workers=s.num_workers > 0)
     on_cpu = s.accelerator == "cpu" or (s.accelerator == "auto" and not torch.cuda.is_available())
     devices: Any = s.devices if s.devices == "auto" else (int(s.devices) if s.devices.isdigit() else s.devices)
-    trainer = pl.Trainer(
-        max_epochs=s.epochs, accelerator=s.accelerator, devices=devices, precision=s.precision,
-        callbacks=[ck, es, history], logger=False, enable_progress_bar=progress, enable_model_summary=False,
+    trainer = make_trainer(
+        max_epochs=plan["epochs"], accelerator=s.accelerator, devices=devices, precision=s.precision,
+        callbacks=[ck, es, history, last_checkpoint(last, after="train_epoch")], logger=False,
+        enable_progress_bar=progress, enable_model_summary=False,
         deterministic=True if on_cpu else "warn", num_sanity_val_steps=0, default_root_dir=str(out),
         use_distributed_sampler=not on_cpu,
     )
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    wrote_settings = not sfile.exists()
+    sfile.write_text(json.dumps(fixed, indent=1) + "\n")
     try:
-        trainer.fit(module, dl_tr, dl_va, ckpt_path=ckpt_path)
-    except (ValueError, RuntimeError) as exc:
-        if "checkpoint" in str(exc).lower():
-            raise FibsynthError(f"--resume: cannot continue from {ckpt_path} ({str(exc).splitlines()[0][:160]})") from None
+        run_fit(trainer, module, dl_tr, dl_va, ckpt_path=str(last) if resume else None)
+    except BaseException as exc:
+        if not last.is_file():  # nothing to resume from: leave nothing behind
+            if created:
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+            elif wrote_settings:
+                sfile.unlink(missing_ok=True)
+        if isinstance(exc, (ValueError, RuntimeError)) and "checkpoint" in str(exc).lower():
+            raise FibsynthError(f"cannot continue from {last} ({str(exc).splitlines()[0][:160]})",
+                                param="resume") from None
         raise
     if not trainer.is_global_zero:
         return {}
-    best = ck.best_model_path or str(ckdir / "last.ckpt")
+    best = ck.best_model_path or str(last)
     state = torch.load(best, weights_only=True, map_location="cpu")["state_dict"]
     net = build_net(cfg)
     net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
     rows = history.rows
     best_row = min(rows, key=lambda r: r["val_loss"]) if rows else {}
+    otsu_mds = _otsu_counts(va, [p[0][0] for p in val_parts], _rows(va, s, train=False), s)
+    best_mds = best_row.get("val_mds")
+    below = best_mds is not None and best_mds < otsu_mds
+    src = sources or {}
     record = {
-        "settings": s.model_dump(mode="json"), "images": [str(p) for p in images], "labels": [str(p) for p in labels],
-        "val_images": [str(p) for p in val_images], "val_labels": [str(p) for p in val_labels],
+        "settings": s.model_dump(mode="json"), "images": src.get("images", []), "labels": src.get("labels", []),
+        "val_images": src.get("val_images", []), "val_labels": src.get("val_labels", []),
+        "data_sha256": fixed["data_sha256"], "schedule": plan,
         "train_slabs": [list(p[1].shape) for p in train_parts], "val_slabs": [list(p[1].shape) for p in val_parts],
         "held_out": "separate stacks" if vgroups else f"last {s.val_fraction:g} of each stack's slices",
         "n_train_patches": n_tr, "n_val_patches": n_va, "epochs_run": len(rows),
+        "steps_run": int(trainer.global_step),
         "best_epoch": best_row.get("epoch"), "best_val_loss": best_row.get("val_loss"),
-        "best_val_mds": best_row.get("val_mds"), "stopped_early": bool(es.stopped_epoch),
+        "best_val_mds": best_mds, "otsu_val_mds": otsu_mds, "below_otsu": bool(below),
+        "stopped_early": bool(es.stopped_epoch),
         "seed": s.seed, "history": rows, "torch": torch.__version__,
     }
     cfg = cfg.model_copy(update={"training": record})
     save_model(out, net, cfg)
+    if below:
+        import warnings
+
+        warnings.warn(
+            f"the model scores below a global Otsu threshold on its own validation data (MDS {best_mds:.3f} vs "
+            f"Otsu {otsu_mds:.3f}) after {record['steps_run']} optimizer steps: train longer (steps), check the "
+            "labels, or use the threshold", BelowBaselineWarning, stacklevel=2)
     return record
+
+
+def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str | Path, settings: TrainSettings,
+          *, val_images: Sequence = (), val_labels: Sequence = (), resume: bool = False, progress: bool = False,
+          verbose: bool = True) -> dict:
+    """:func:`fit` on files: reads the image stacks (``channels_per_stack`` per label stack) and labels, records
+    their names and energies, and trains (the CLI's and the experiment step's entry point)."""
+    if not images or not labels:
+        raise FibsynthError("give training images and labels", param=("images", "labels"))
+    s = settings.check()
+    c = s.channels_per_stack
+    imgs, lbls, energies = _read_group(images, labels, c, "")
+    vimgs, vlbls, _ = _read_group(val_images, val_labels, c, "validation ") if val_labels else ([], [], [])
+    sources = {"images": [str(p) for p in images], "labels": [str(p) for p in labels],
+               "val_images": [str(p) for p in val_images], "val_labels": [str(p) for p in val_labels]}
+    return fit(imgs, lbls, out, s, val_images=vimgs, val_labels=vlbls, energies=energies, resume=resume,
+               progress=progress, verbose=verbose, sources=sources)

@@ -1,0 +1,56 @@
+"""The microscope stage: the artifacts of a real FIB-SEM in simulated stacks (forward), their correction in real
+stacks (inverse), and estimators that match the forward model to a real microscope.
+
+Arrays in, arrays out (z, y, x); settings are small pydantic models. See docs/microscope.md.
+"""
+
+from fibsynth.microscope.config import (
+    Charging,
+    CorrectConfig,
+    Curtaining,
+    Detector,
+    Drift,
+    MicroscopeModel,
+    Shading,
+)
+from fibsynth.microscope.estimate import (
+    drift_series,
+    fit_model,
+    noise_sigma,
+    phase_levels,
+    poisson_gaussian,
+    shading_profile,
+    stripe_profile_power,
+)
+from fibsynth.microscope.forward import (
+    MicroscopeResult,
+    apply,
+    jitter_structure,
+    jittered_z,
+    sample_at_z,
+    shading_field,
+    simple_degrade,
+    stripe_profiles,
+)
+from fibsynth.microscope.inverse import (
+    align,
+    as_full_scale,
+    correct,
+    correct_drift,
+    correct_shading,
+    denoise,
+    destripe,
+    destripe_slice,
+    register_slices,
+    shading_background,
+    shift_slices,
+)
+from fibsynth.microscope.panel import before_after_figure, before_after_png
+
+__all__ = [
+    "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
+    "align", "apply", "as_full_scale", "before_after_figure", "before_after_png", "correct", "correct_drift",
+    "correct_shading", "denoise", "destripe", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
+    "noise_sigma", "phase_levels", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
+    "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
+]

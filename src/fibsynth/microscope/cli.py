@@ -1,0 +1,286 @@
+"""``fibsynth microscope ...``: apply the microscope model to a simulated stack, correct a real stack, estimate a
+real stack's microscope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fibsynth.errors import FibsynthError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+_OUT_HELP = "Output volume: .tif/.tiff, .npy, a folder name (TIFF slices) or .zarr."
+
+# flat command-line options -> (section, field) of MicroscopeModel
+_APPLY_FIELDS: dict[str, tuple[str, str]] = {
+    "dose": ("detector", "electrons_per_pixel"),
+    "beam_current_pa": ("detector", "beam_current_pa"),
+    "dwell_us": ("detector", "dwell_us"),
+    "efficiency": ("detector", "efficiency"),
+    "gain": ("detector", "gain"),
+    "dark_offset": ("detector", "dark_offset"),
+    "read_noise": ("detector", "read_noise"),
+    "response": ("detector", "response"),
+    "gamma": ("detector", "gamma"),
+    "bits": ("detector", "bits"),
+    "line_jitter_px": ("detector", "line_jitter_px"),
+    "line_offset_std": ("detector", "line_offset_std"),
+    "curtain_amplitude": ("curtaining", "amplitude"),
+    "curtain_width_px": ("curtaining", "width_px"),
+    "shading_depth": ("shading", "depth"),
+    "tilt": ("shading", "tilt"),
+    "contrast_drift": ("drift", "contrast_rms"),
+    "brightness_drift": ("drift", "brightness_rms"),
+    "xy_drift_px": ("drift", "xy_step_px"),
+    "blur_px": ("drift", "blur_px"),
+    "focus_drift_px": ("drift", "focus_rms_px"),
+    "charging": ("charging", "strength"),
+}
+
+
+def _check_out(out: Path, inputs: list, param: str) -> None:
+    """Before any work: the output can be written and replaces nothing but fibsynth's own (docs/safety.md)."""
+    from fibsynth.io import check_output
+
+    check_output(out, inputs=inputs, param=param)
+
+
+def _check_file(path: Optional[Path], inputs: list, suffixes: tuple[str, ...], param: str) -> None:
+    if path is not None:
+        from fibsynth.io import check_output
+
+        check_output(path, inputs=inputs, suffixes=suffixes, kind="file", param=param)
+
+
+def _write(out: Path, data: Any, meta: Any, dtype: str) -> None:
+    import numpy as np
+
+    from fibsynth.io import write_volume
+
+    x = np.asarray(data, np.float64)
+    if dtype in ("uint8", "uint16"):
+        q = float(np.iinfo(dtype).max)
+        x = np.round(np.clip(x, 0, 1) * q).astype(dtype)
+    else:
+        x = x.astype(np.float32)
+    write_volume(out, x, meta)
+
+
+def _panel(path: Optional[Path], before: Any, after: Any, titles: tuple[str, str]) -> None:
+    if path is None:
+        return
+    from fibsynth.io import atomic_path
+    from fibsynth.microscope.panel import before_after_png
+
+    png = before_after_png(before, after, titles=titles)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
+
+
+def _dtype(dtype: str) -> str:
+    if dtype not in ("float32", "uint8", "uint16"):
+        raise FibsynthError(f"one of float32, uint8, uint16 (got {dtype!r})", param="dtype")
+    return dtype
+
+
+@app.command("apply")
+def apply_cmd(
+    inp: Path = typer.Argument(..., help="Simulated image stack (backscatter yield; integer stacks are read as "
+                               "fractions of full scale)."),
+    out: Path = typer.Argument(..., help=_OUT_HELP),
+    config: Optional[Path] = typer.Option(None, "--config", help="Microscope model as YAML (sections detector, "
+                                          "curtaining, shading, drift, charging; see docs/microscope.md)."),
+    random: Optional[float] = typer.Option(None, "--random", help="Draw a random microscope of this strength "
+                                           "(0 ideal ... 1 typical ... 2 bad) from --seed; options below override it."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and of every random artifact."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels of the stack (0 = epoxy): mark the epoxy "
+                                          "for charging; moved with the image into --labels-out."),
+    labels_out: Optional[Path] = typer.Option(None, "--labels-out", help="Write the labels moved with the image."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, or uint8/uint16 (full scale = 1)."),
+    panel: Optional[Path] = typer.Option(None, "--panel", help="Write a before/after PNG."),
+    dose: Optional[float] = typer.Option(None, "--dose", help="Primary electrons per pixel (shot noise)."),
+    beam_current_pa: Optional[float] = typer.Option(None, "--beam-current-pa", help="Probe current, pA (dose with --dwell-us)."),
+    dwell_us: Optional[float] = typer.Option(None, "--dwell-us", help="Pixel dwell time, microseconds."),
+    efficiency: Optional[float] = typer.Option(None, "--efficiency", help="Fraction of backscattered electrons counted."),
+    gain: Optional[float] = typer.Option(None, "--gain", help="Output units per unit of backscatter yield."),
+    dark_offset: Optional[float] = typer.Option(None, "--dark-offset", help="Black level, output units."),
+    read_noise: Optional[float] = typer.Option(None, "--read-noise", help="Gaussian amplifier noise std, output units."),
+    response: Optional[str] = typer.Option(None, "--response", help="linear, gamma or saturating."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="Exponent of the gamma response."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Digitiser bit depth (clips to [0, 1] and quantises)."),
+    line_jitter_px: Optional[float] = typer.Option(None, "--line-jitter-px", help="Scan-line x jitter std, px."),
+    line_offset_std: Optional[float] = typer.Option(None, "--line-offset-std", help="Scan-line offset std, output units."),
+    curtain_amplitude: Optional[float] = typer.Option(None, "--curtain-amplitude", help="Curtain stripes' rms, yield units."),
+    curtain_width_px: Optional[float] = typer.Option(None, "--curtain-width-px", help="Mean stripe width, px."),
+    shading_depth: Optional[float] = typer.Option(None, "--shading-depth", help="Trench shadow at the bottom row (0..1)."),
+    tilt: Optional[float] = typer.Option(None, "--tilt", help="Left-right brightness tilt (relative)."),
+    contrast_drift: Optional[float] = typer.Option(None, "--contrast-drift", help="rms relative beam-current drift."),
+    brightness_drift: Optional[float] = typer.Option(None, "--brightness-drift", help="rms black-level drift."),
+    xy_drift_px: Optional[float] = typer.Option(None, "--xy-drift-px", help="Std of the slice-to-slice xy shift, px."),
+    blur_px: Optional[float] = typer.Option(None, "--blur-px", help="Probe blur sigma, px."),
+    focus_drift_px: Optional[float] = typer.Option(None, "--focus-drift-px", help="rms extra blur from focus drift, px."),
+    charging: Optional[float] = typer.Option(None, "--charging", help="Charging-streak strength in epoxy (yield units)."),
+) -> None:
+    """Give a simulated stack the look of a real FIB-SEM: noise, detector, curtains, shading, drift, charging."""
+    import numpy as np
+
+    from fibsynth.errors import register_flag_names
+    from fibsynth.io import read_volume
+    from fibsynth.microscope.config import MicroscopeModel
+    from fibsynth.microscope.forward import apply
+    from fibsynth.microscope.inverse import as_full_scale
+
+    register_flag_names(**{f"{sec}.{fld}": "--" + opt.replace("_", "-") for opt, (sec, fld) in _APPLY_FIELDS.items()},
+                        strength="--random", out="OUT")
+    flat = dict(dose=dose, beam_current_pa=beam_current_pa, dwell_us=dwell_us, efficiency=efficiency, gain=gain,
+                dark_offset=dark_offset, read_noise=read_noise, response=response, gamma=gamma, bits=bits,
+                line_jitter_px=line_jitter_px, line_offset_std=line_offset_std, curtain_amplitude=curtain_amplitude,
+                curtain_width_px=curtain_width_px, shading_depth=shading_depth, tilt=tilt,
+                contrast_drift=contrast_drift, brightness_drift=brightness_drift, xy_drift_px=xy_drift_px,
+                blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging)
+    _dtype(dtype)
+    ins = [inp, labels, config]
+    _check_out(out, ins, "out")
+    if labels_out is not None:
+        if labels is None:
+            raise FibsynthError("needs --labels", param="labels_out")
+        _check_out(labels_out, ins + [out], "labels_out")
+    _check_file(panel, ins + [out, labels_out], (".png",), "panel")
+    if config is not None and random is not None:
+        raise FibsynthError("give either --config or --random, not both", param="random")
+    if config is not None:
+        base = MicroscopeModel.from_yaml(config).model_dump()
+    elif random is not None:
+        base = MicroscopeModel.sample(seed, strength=random).model_dump()
+    else:
+        base = MicroscopeModel().model_dump()
+    for opt, v in flat.items():
+        if v is not None:
+            sec, fld = _APPLY_FIELDS[opt]
+            base[sec][fld] = v
+    base["seed"] = seed
+    model = MicroscopeModel.build(**base)
+    vol = read_volume(inp)
+    x = as_full_scale(vol.data)
+    lab = None
+    if labels is not None:
+        lab = np.asarray(read_volume(labels).data)
+        if lab.shape != x.shape:
+            raise FibsynthError(f"shape {lab.shape} differs from the stack's {x.shape}", labels)
+    res = apply(x, model, labels=lab)
+    params = {**vol.meta.parameters,
+              "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "applied": res.record}}
+    meta = vol.meta.with_updates(kind="image", generator=f"microscope model ({vol.meta.generator or 'input'})",
+                                 parameters=params, seed=seed)
+    _write(out, res.image, meta, dtype)
+    if labels_out is not None and res.labels is not None:
+        from fibsynth.io import write_volume
+
+        lmeta = meta.with_updates(kind="label", generator="labels moved with the microscope model")
+        write_volume(labels_out, np.asarray(res.labels).astype(np.uint8), lmeta)
+    _panel(panel, x, res.image, ("simulated", "microscope model"))
+
+
+@app.command("correct")
+def correct_cmd(
+    ctx: typer.Context,
+    inp: Path = typer.Argument(..., help="Real FIB-SEM stack (any bit depth; integers read as fractions of full scale)."),
+    out: Path = typer.Argument(..., help=_OUT_HELP),
+    align: bool = typer.Option(False, "--align", help="Register each slice onto the previous one (sub-pixel)."),
+    upsample: int = typer.Option(20, "--upsample", help="Registration precision: 1/UPSAMPLE px."),
+    max_shift_px: Optional[float] = typer.Option(None, "--max-shift-px", help="Reject slice-to-slice shifts larger "
+                                                 "than this (failed registrations)."),
+    destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
+    destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels (default: "
+                                                  "ceil(log2(min size)) - 1). Use 5 for layered samples: more levels "
+                                                  "also flatten structures that run along y over the whole face."),
+    destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
+    shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
+    shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "
+                                       "phases' gray levels), polynomial or gaussian (smooth background)."),
+    drift: bool = typer.Option(False, "--drift", help="Match every slice's brightness and contrast to the stack's."),
+    denoise: str = typer.Option("none", "--denoise", help="none, gaussian, median, bilateral or nl_means."),
+    denoise_strength: float = typer.Option(1.0, "--denoise-strength", help="Sigma/radius (px) for gaussian/median; "
+                                           "multiple of the noise level for bilateral/nl_means."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Corrections as YAML (the options above as keys); "
+                                          "options given on the command line override it."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, or uint8/uint16 (full scale = 1)."),
+    panel: Optional[Path] = typer.Option(None, "--panel", help="Write a before/after PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was applied (shifts, ...) as JSON on stdout."),
+) -> None:
+    """Correct a real stack: alignment, curtain removal, shading, brightness drift, denoising (in this order)."""
+    from fibsynth.cliutil import emit_json
+    from fibsynth.errors import register_flag_names
+    from fibsynth.io import read_volume
+    from fibsynth.microscope.config import CorrectConfig
+
+    register_flag_names(out="OUT")
+    from fibsynth.microscope.inverse import as_full_scale, correct
+
+    _dtype(dtype)
+    _check_out(out, [inp, config], "out")
+    _check_file(panel, [inp, config, out], (".png",), "panel")
+    given = {k: v for k, v in ctx.params.items()
+             if k in CorrectConfig.model_fields and ctx.get_parameter_source(k).name != "DEFAULT"}
+    base = CorrectConfig.from_yaml(config).model_dump() if config is not None else {}
+    cfg = CorrectConfig.build(**{**base, **given})
+    if not (cfg.align or cfg.destripe or cfg.shading or cfg.drift or cfg.denoise != "none"):
+        raise FibsynthError("nothing to do: give at least one of --align, --destripe, --shading, --drift, --denoise")
+    vol = read_volume(inp)
+    x = as_full_scale(vol.data)
+    y, rec = correct(x, cfg)
+    params = {**vol.meta.parameters,
+              "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "corrected": rec}}
+    meta = vol.meta.with_updates(kind="image", parameters=params)
+    _write(out, y, meta, dtype)
+    _panel(panel, x, y, ("as recorded", "corrected"))
+    if json_out:
+        emit_json(rec)
+
+
+@app.command("estimate")
+def estimate_cmd(
+    inp: Path = typer.Argument(..., help="Real FIB-SEM stack."),
+    eta_levels: Optional[str] = typer.Option(None, "--eta-levels", help="EPOXY,GOLD backscatter yields of the "
+                                             "simulation to match (gain and black level from the phases' gray levels)."),
+    no_align: bool = typer.Option(False, "--no-align", help="Do not register the slices (no xy-drift estimate)."),
+    model_out: Optional[Path] = typer.Option(None, "--model-out", help="Write the fitted microscope model as YAML "
+                                             "(for 'fibsynth microscope apply --config')."),
+    json_out: bool = typer.Option(False, "--json", help="Print the estimates and the fitted model as JSON."),
+) -> None:
+    """Measure a real stack's noise, curtain stripes, shading and drift; fit the forward model to it."""
+    from fibsynth.cliutil import emit_json, parse_list
+    from fibsynth.io import atomic_path, read_volume
+    from fibsynth.microscope.estimate import fit_model
+    from fibsynth.microscope.inverse import as_full_scale
+
+    _check_file(model_out, [inp], (".yaml", ".yml"), "model_out")
+    levels = None
+    if eta_levels is not None:
+        v = parse_list(eta_levels, "--eta-levels", minimum=0.0, maximum=1.0)
+        if len(v) != 2:
+            raise FibsynthError(f"expected EPOXY,GOLD (two numbers), got {eta_levels!r}", param="eta_levels")
+        levels = (v[0], v[1])
+    x = as_full_scale(read_volume(inp).data)
+    model, rec = fit_model(x, eta_levels=levels, align=not no_align)
+    if model_out is not None:
+        with atomic_path(model_out) as tmp:
+            tmp.write_text(model.to_yaml())
+    if json_out:
+        emit_json({"model": model.model_dump(mode="json"), "measured": rec})
+        return
+    d, c, s, dr = model.detector, model.curtaining, model.shading, model.drift
+    n = rec["noise"]
+    lines = [
+        f"noise: var = {n['a']:.4g} * mean + {n['b']:.4g} (Poisson-Gaussian); wavelet sigma {n['sigma_wavelet']:.4g}",
+        f"detector: {'%.4g' % d.electrons_per_pixel if d.electrons_per_pixel else 'no shot noise'} detected e/px, "
+        f"gain {d.gain:.4g}, black level {d.dark_offset:.4g}, read noise {d.read_noise:.4g}",
+        f"curtains: stripe rms {rec['stripe_rms']:.4g} (stack units), {c.amplitude:.4g} (yield units)",
+        f"shading: trench shadow {s.depth:.3f} (power {s.power:g}), tilt {s.tilt:.3f}",
+        f"drift: contrast rms {dr.contrast_rms:.4g}, brightness rms {dr.brightness_rms:.4g}, "
+        f"xy step {dr.xy_step_px:.3g} px",
+    ]
+    typer.echo("\n".join(lines))

@@ -1,0 +1,67 @@
+"""``fibsynth reconstruct REAL_STACK OUT_DIR``: the command over :func:`fibsynth.reconstruct.reconstruct`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fibsynth.errors import FibsynthError
+
+
+def reconstruct_cmd(
+    real_stack: Path = typer.Argument(..., help="Your FIB-SEM image stack: TIFF, folder of slices, Zarr or .npy (any bit depth)."),
+    out_dir: Path = typer.Argument(..., help="Output folder: segmentation.tif, probability.tif, confidence.tif, otsu.tif, kmeans.tif, summary.json, report.html (and work/, the cache)."),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in nm (default: the file's metadata)."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in nm (default: the file's, else the pixel size)."),
+    energy_kev: Optional[float] = typer.Option(None, "--energy-kev", help="Beam energy in keV (default: the file's, else 2)."),
+    solid: str = typer.Option("gold", "--solid", help="Solid material (bright phase)."),
+    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (dark phase)."),
+    engine: str = typer.Option("fast", "--engine", help="Imaging of the training structures: fast (seconds) or mc (Monte Carlo, slow)."),
+    electrons_per_pixel: int = typer.Option(20, "--electrons-per-pixel", help="Monte Carlo only."),
+    structures: int = typer.Option(3, "--structures", help="Training structures drawn around the estimate."),
+    val_structures: int = typer.Option(1, "--val-structures", help="Held-out synthetic structures for validation."),
+    synth_slices: Optional[int] = typer.Option(None, "--synth-slices", help="Slices per synthetic stack (default: min(yours, 48))."),
+    synth_side: Optional[int] = typer.Option(None, "--synth-side", help="y/x size of the synthetic stacks (default: yours, within 64..128)."),
+    adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Adapt the synthetic images to your stack with a small CycleGAN."),
+    gan_epochs: Optional[int] = typer.Option(None, "--gan-epochs", help="CycleGAN epochs (default: chosen from the stack size and budget)."),
+    gan_patches: Optional[int] = typer.Option(None, "--gan-patches", help="CycleGAN patches per epoch (default: chosen)."),
+    gan_channels: Optional[int] = typer.Option(None, "--gan-channels", help="CycleGAN generator width (default 16)."),
+    mode: str = typer.Option("2.5d", "--mode", help="Segmentation network: 2.5d (default), 2d or 3d."),
+    seg_steps: Optional[int] = typer.Option(None, "--seg-steps", help="Optimizer steps of the segmentation training (default: from --budget-min)."),
+    correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
+    reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
+    block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
+    budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
+    threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+) -> None:
+    """Segment a real FIB-SEM stack with networks trained on matched synthetic data; writes a report."""
+    from fibsynth.errors import flag_names
+
+    with flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", adapt="--adapt/--no-adapt"):
+        _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
+             val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+             correct, reestimate, block, budget_min, truth, threads, seed, quiet)
+
+
+def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
+         val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+         correct, reestimate, block, budget_min, truth, threads, seed, quiet) -> None:
+    from fibsynth.reconstruct.settings import ReconstructSettings
+    from fibsynth.reconstruct.workflow import reconstruct
+
+    fixes = tuple(c.strip() for c in correct.split(",") if c.strip())
+    s = ReconstructSettings.build(None, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
+                                  pore=pore, engine=engine, electrons_per_pixel=electrons_per_pixel,
+                                  structures=structures, val_structures=val_structures, adapt=adapt,
+                                  synth_slices=synth_slices, synth_side=synth_side,
+                                  gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
+                                  mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
+                                  block=block, budget_min=budget_min, threads=threads, seed=seed)
+    if truth is not None and not truth.exists():
+        raise FibsynthError("file not found", truth, param="truth")
+    reconstruct(real_stack, out_dir, s, truth=truth, quiet=quiet)

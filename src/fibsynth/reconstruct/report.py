@@ -1,0 +1,298 @@
+"""The self-contained HTML report of ``fibsynth reconstruct`` (written with :mod:`fibsynth.report`), for a
+microscopist who reads it without help: what was found, how far to trust it, and how it was made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fibsynth.config import VoxelSize
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _planes(vol: np.ndarray, voxel: VoxelSize):
+    nz, ny, nx = vol.shape
+    return (("xy plane (slice z = %d)" % (nz // 2), vol[nz // 2], (0, nx * voxel.x, ny * voxel.y, 0)),
+            ("xz plane (y = %d)" % (ny // 2), vol[:, ny // 2, :], (0, nx * voxel.x, nz * voxel.z, 0)),
+            ("yz plane (x = %d)" % (nx // 2), vol[:, :, nx // 2], (0, ny * voxel.y, nz * voxel.z, 0)))
+
+
+def overlay_figure(real: np.ndarray, seg: np.ndarray, voxel: VoxelSize):
+    plt = _plt()
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7.2), squeeze=False)
+    for j, ((name, img, ext), (_, s, _)) in enumerate(zip(_planes(real, voxel), _planes(seg, voxel))):
+        for i in range(2):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray", extent=ext, interpolation="nearest", aspect="equal")
+            if i == 1:
+                edge = s.astype(bool) ^ np.roll(s.astype(bool), 1, 0) | s.astype(bool) ^ np.roll(s.astype(bool), 1, 1)
+                ax.imshow(np.ma.masked_where(~s.astype(bool), s), cmap="autumn", alpha=0.35, extent=ext,
+                          interpolation="nearest", aspect="equal")
+                ax.imshow(np.ma.masked_where(~edge, edge), cmap="cool", alpha=0.9, extent=ext,
+                          interpolation="nearest", aspect="equal")
+            ax.set_title(name + (" with the segmentation (solid in orange)" if i else ""), fontsize=9)
+            ax.set_xlabel("nm")
+    fig.tight_layout()
+    return fig
+
+
+def confidence_figure(conf: np.ndarray, prob: np.ndarray, voxel: VoxelSize):
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+    for ax, (name, img, ext) in zip(axes[:3], _planes(conf, voxel)):
+        im = ax.imshow(img, cmap="magma", vmin=0, vmax=1, extent=ext, interpolation="nearest")
+        ax.set_title("confidence, " + name, fontsize=9)
+    fig.colorbar(im, ax=axes[:3].tolist(), shrink=0.8, label="|2P - 1|")
+    axes[3].hist(prob.ravel()[:: max(1, prob.size // 1_000_000)], bins=50, range=(0, 1), color="0.3")
+    axes[3].set_xlabel("P(solid) per voxel")
+    axes[3].set_ylabel("voxels")
+    axes[3].set_title("probabilities: near 0 or 1 = decided", fontsize=9)
+    return fig
+
+
+def histogram_figure(real: np.ndarray, synth: np.ndarray | None, adapted: np.ndarray | None, dist: dict | None):
+    plt = _plt()
+    fig, ax = plt.subplots(1, 1, figsize=(7.5, 3.8))
+    curves = [("real stack", real, "k")]
+    if synth is not None:
+        curves.append(("synthetic (fast path + artifacts)", synth, "C0"))
+    if adapted is not None:
+        curves.append(("synthetic adapted to the real stack", adapted, "C3"))
+    for name, img, col in curves:
+        v = np.asarray(img, np.float64).ravel()
+        lo, hi = np.percentile(v, [0.5, 99.5])
+        ax.hist(np.clip((v - lo) / max(hi - lo, 1e-12), 0, 1), bins=64, range=(0, 1), density=True,
+                histtype="step", color=col, label=name, lw=1.5)
+    ax.set_xlabel("gray value (each scaled to its own 0.5-99.5 % range)")
+    ax.set_ylabel("density")
+    t = "gray-value histograms (as the paper's Fig. 5)"
+    if dist:
+        t += f": distance to real {dist['before']['wasserstein']:.3f} before, {dist['after']['wasserstein']:.3f} after"
+    ax.set_title(t, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def examples_figure(real: np.ndarray, ideal: np.ndarray | None, synth: np.ndarray, adapted: np.ndarray | None,
+                    label: np.ndarray):
+    plt = _plt()
+    panels = [(real, "real stack (middle slice)"), (label, "synthetic ground truth")]
+    if ideal is not None:
+        panels.append((ideal, "its ideal image (fast path)"))
+    panels.append((synth, "with random microscope artifacts"))
+    if adapted is not None:
+        panels.append((adapted, "adapted to the real stack (CycleGAN)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False)
+    for ax, (img, t) in zip(axes[0], panels):
+        ax.imshow(img, cmap="gray", interpolation="nearest")
+        ax.set_title(t, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def drift_figure(insp: dict):
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.2))
+    h = insp["histogram"]
+    e = np.asarray(h["edges"])
+    a.stairs(h["counts"], e, color="k")
+    a.set_xlabel("gray value (as stored)")
+    a.set_ylabel("pixels")
+    a.set_title("histogram of the real stack", fontsize=9)
+    sh = np.asarray(insp["drift_shifts_px"])
+    if sh.size:
+        b.plot(sh[:, 0], label="y shift")
+        b.plot(sh[:, 1], label="x shift")
+    b.set_xlabel("slice")
+    b.set_ylabel("cumulative shift (px)")
+    b.set_title("slice-to-slice drift (phase correlation)", fontsize=9)
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_figure(history: list[dict]):
+    plt = _plt()
+    fig, ax = plt.subplots(1, 1, figsize=(6.5, 3.2))
+    if history:
+        ep = [r["epoch"] for r in history]
+        ax.plot(ep, [r["val_mds"] for r in history], "o-", label="validation MDS (held-out synthetic)")
+        ax.plot(ep, [1 - r["val_loss"] for r in history], "--", label="1 - validation Dice loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def directional_figure(evaluation: dict, eval_dir: Path):
+    plt = _plt()
+    rows = [(n, r) for n, r in evaluation.items() if r.get("functions_file")]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 2.9 * len(rows)), squeeze=False)
+    cols = {"x": "tab:blue", "y": "tab:orange", "z": "tab:green"}
+    for i, (name, r) in enumerate(rows):
+        f = np.load(eval_dir / r["functions_file"])
+        for j, (kind, lab, err) in enumerate((("tpcf", "two-point correlation S2(r)", "e_tpcf"),
+                                             ("lpf", "lineal path L(r)", "e_lpf"))):
+            ax = axes[i, j]
+            for axn in ("x", "y", "z"):
+                ax.plot(f[f"{kind}_{axn}_lag"], f[f"{kind}_{axn}_val"], color=cols[axn], label=f"along {axn}")
+            ax.set_title(f"{name}: {err} = {r[err]:.3f}", fontsize=9)
+            ax.set_xlabel("lag r (nm)")
+            ax.set_ylabel(lab)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt_row(r: dict) -> str:
+    parts = []
+    for k, lab in (("MDS", "MDS vs truth"), ("solid_fraction", "solid fraction"), ("ligament_nm", "ligament nm"),
+                   ("pore_nm", "pore nm"), ("e_tpcf", "e_TPCF"), ("e_lpf", "e_LPF"), ("e_diameter", "e_D")):
+        if k in r:
+            parts.append(f"{lab} {r[k]:.3g}")
+    return "; ".join(parts)
+
+
+def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob, insp, rounds, eval_dir: Path,
+                             voxel: VoxelSize) -> Path:
+    from fibsynth.reconstruct.estimate import estimate_table
+    from fibsynth.report import Section, figure_png, write_report
+
+    ev = summary["evaluation"]
+    est1, est2 = summary["estimate_first_pass"], summary["estimate_from_reconstruction"]
+    final = rounds[-1]
+    tr = final["train"]["record"]
+    sections = []
+    # --- summary
+    net = ev["U-Net (fibsynth)"]
+    text = ("fibsynth segmented your stack into solid (1) and pore (0) with a U-Net trained only on synthetic images "
+            "of structures like yours: it measured your structure, generated matching ground-truth structures, "
+            "simulated their FIB-SEM images at your beam energy and voxel size with random microscope artifacts, "
+            + ("adapted those images to the look of your stack with a small CycleGAN, " if summary["gan_plan"] else "")
+            + "trained the network on them and applied it to your stack. The files are segmentation.tif (0/1), "
+            "probability.tif (P(solid) per voxel), confidence.tif (|2P - 1|: 0 = undecided, 1 = certain), and the "
+            "simple global thresholds otsu.tif and kmeans.tif for comparison.")
+    text += ("\n\nHow far to trust it: on held-out synthetic structures (not seen in training) the network scored "
+             f"MDS {tr['best_val_mds']:.3f} (mean Dice of solid and pore; 1 = perfect) against Otsu's "
+             f"{tr['val_otsu_mds']:.3f}. " if tr.get("best_val_mds") is not None else "")
+    text += (f"{100 * float((conf < 0.5).mean()):.1f} % of the voxels of your stack have a confidence below 0.5 "
+             "(P(solid) between 0.25 and 0.75); they lie on the solid/pore boundaries where the images are ambiguous.")
+    if summary["warnings"]:
+        text += "\n\nWARNING: " + " ".join(summary["warnings"])
+    cmp_table = {name: _fmt_row(r) for name, r in ev.items()}
+    sections.append(Section("Result", text, tables=[("Segmentations of your stack (sizes in nm; isotropy errors: 0 = "
+                                                     "the same statistics along x, y and z)", cmp_table)],
+                            figures=[("Your stack in three planes, top: as recorded; bottom: with the segmentation",
+                                      figure_png(overlay_figure(real, seg, voxel)))]))
+    sections.append(Section("Confidence", "Where the network is unsure (dark) the boundary between solid and pore "
+                            "could lie a pixel or two elsewhere; check those regions before measuring small features.",
+                            figures=[("Per-voxel confidence |2P - 1| in three planes, and the distribution of P(solid)",
+                                      figure_png(confidence_figure(conf, prob, voxel)))]))
+    # --- inspection
+    itab = {k: v for k, v in summary["real_stack"].items()}
+    for k, lab in (("noise_sigma", "noise sigma (gray values)"), ("noise_relative", "noise / (99 % - 1 % gray range)"),
+                   ("stripe_power", "curtain-stripe power (share of slice variance)"),
+                   ("drift_px_per_slice", "mean drift between slices (px)"), ("drift_total_px", "largest total drift (px)"),
+                   ("clipped_fraction", "pixels at the minimum or maximum (clipped)")):
+        itab[lab] = summary["inspection"].get(k)
+    itab["estimators"] = summary["inspection"].get("estimators")
+    itab["corrections applied"] = ", ".join(summary["settings"]["correct"]) or "none (ask with --correct)"
+    sections.append(Section("Your stack", f"Beam energy {summary['energy_kev']:g} keV ({summary['energy_source']}).",
+                            tables=[("What was found", itab)], figures=[("Histogram and drift", figure_png(drift_figure(insp)))]))
+    # --- structure
+    etext = ("The structure was first estimated from global Otsu and k-means thresholds of the (median-filtered) stack; "
+             "each value has an uncertainty from the spread over the eight octants of the stack and between the two "
+             "thresholds. Ligament and pore diameters are the 3D mean local thickness (the size fibsynth's generators "
+             "are calibrated to) and mean chord lengths along x, y, z.")
+    tables = [("First estimate (from thresholds; solid fractions calibrated through the forward model)", estimate_table(est1))]
+    if est1.get("first_pass_uncalibrated"):
+        tables.append(("The thresholds' raw values before that calibration",
+                       {k: f"{v:.4g}" for k, v in est1["first_pass_uncalibrated"].items()
+                        if k in ("solid_fraction", "ligament_nm", "pore_nm", "hierarchy_ratio")}))
+    if est2 is not None:
+        tables.append(("Re-estimate from the first reconstruction", estimate_table(est2)))
+        etext += ("\n\nAfter the first reconstruction the structure was measured again on it: "
+                  + (f"it moved beyond the uncertainty ({', '.join(summary['moved'])}), so the training data were "
+                     "generated once more around the new estimate and the network retrained." if summary["moved"] else
+                     "it agreed within the uncertainty, so the training data were kept."))
+    gen = {}
+    for r in summary["rounds"]:
+        for st in r["structures"]:
+            p = st["parameters"]
+            req = (f"leveled wave, phi {p['solid_fraction']:.3f}, ligament {p['ligament_nm']:.1f} nm"
+                   if p["kind"] == "leveled_wave" else
+                   f"hierarchical, upper {p['upper_ligament_nm']:.0f} nm / phi {p['upper_solid_fraction']:.2f}, lower "
+                   f"{p['lower_ligament_nm']:.1f} nm / phi {p['lower_solid_fraction']:.2f}")
+            m = st["measured"]
+            gen[f"round {r['round'] + 1}, {st['name']}"] = (f"{req} -> measured phi {m['solid_fraction']:.3f}, ligament "
+                                                          f"{m['ligament_nm']:.1f} nm, pore {m['pore_nm']:.1f} nm")
+    tables.append(("Generated training and validation structures (requested -> measured)", gen))
+    sections.append(Section("Structure: estimated and generated", etext, tables=tables))
+    # --- training data
+    d_img = final["images_dir"]
+    d_gen = final["generate"]["dir"]
+    k = None
+    lbl = np.load(d_gen / "train_0_lbl.npy")
+    k = lbl.shape[0] // 2
+    synth = np.load(d_gen / "train_0_img.npy")
+    adapted = np.load(d_img / "train_0_img.npy") if final["adapt"] else None
+    ideal = np.load(d_gen / "example_ideal.npy") if (d_gen / "example_ideal.npy").exists() else None
+    dist = final["adapt"]["distances"] if final["adapt"] else None
+    dtab = {}
+    if dist:
+        dtab = {"Wasserstein distance to the real histogram, before adaptation": dist["before"]["wasserstein"],
+                "after adaptation": dist["after"]["wasserstein"],
+                "total variation of the histograms, before": dist["before"]["total_variation"],
+                "after": dist["after"]["total_variation"]}
+        dtab.update({f"CycleGAN {k2}": v for k2, v in summary["gan_plan"].items()})
+    sections.append(Section(
+        "Training data: synthetic images matched to your stack",
+        "Each synthetic stack is a ground-truth structure imaged at your beam energy and voxel size, with random "
+        "blur, detector response, curtain stripes, shading and noise (at your stack's noise level) so that the network "
+        "does not rely on one look. " + ("A small CycleGAN trained on your stack then translates them to its look. "
+                                        if dist else "No adaptation was asked for (--no-adapt). ")
+        + "The histograms are each scaled to their own range: they compare shapes, as the segmentation (which "
+          "normalises every stack) sees them.",
+        tables=[("Histogram distances (0 = identical)", dtab)] if dtab else [],
+        figures=[("Middle slices", figure_png(examples_figure(real[real.shape[0] // 2], ideal, synth[k],
+                                                               None if adapted is None else adapted[k], lbl[k]))),
+                 ("Gray-value histograms", figure_png(histogram_figure(real, synth, adapted, dist)))]))
+    # --- segmentation training
+    ttab = {"mode": summary["settings"]["mode"], **{k2: v for k2, v in summary["segmentation_plan"].items()},
+            "epochs run": tr.get("epochs_run"), "best validation MDS (held-out synthetic)": tr.get("best_val_mds"),
+            "Otsu on the same validation data": tr.get("val_otsu_mds")}
+    sections.append(Section("Segmentation network", "A U-Net (2.5D: each slice with two neighbours on each side) "
+                            "trained with Dice loss; validated after every epoch on held-out synthetic structures.",
+                            tables=[("Training", ttab)],
+                            figures=[("Validation score during training", figure_png(training_figure(tr.get("history", []))))]))
+    if any(r.get("functions_file") for r in ev.values()):
+        sections.append(Section("Directional functions", "Two-point correlation and lineal-path functions along x, "
+                                "y and z of each segmentation (central crop). For an isotropic material the three "
+                                "curves should coincide; differences show anisotropy of the material or artifacts of "
+                                "the segmentation (e.g. shine-through smearing along z).",
+                                figures=[("Directional functions", figure_png(directional_figure(ev, eval_dir)))]))
+    # --- timings and parameters
+    steps = {f"{r['step']} ({r['key']})": f"{r['status']}, {r['seconds']:.1f} s" for r in summary["steps"]}
+    steps["total"] = f"{summary['seconds_total']:.1f} s"
+    params = {k2: (", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k2, v in summary["settings"].items()}
+    sections.append(Section("Timings and parameters", "Steps marked cached were reused from OUT/work (same inputs and "
+                            "parameters); delete that folder to recompute everything.",
+                            tables=[("Steps", steps), ("Every parameter", params)]))
+    return write_report(path, "fibsynth reconstruct: " + Path(summary["real_stack"]["file"]).name, sections,
+                        meta={"fibsynth": summary["fibsynth_version"], "seed": summary["settings"]["seed"],
+                              "voxel nm (x, y, z)": summary["real_stack"]["voxel size nm (x, y, z)"],
+                              "shape": summary["real_stack"]["shape (z, y, x)"]})

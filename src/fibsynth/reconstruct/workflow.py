@@ -1,0 +1,481 @@
+"""``fibsynth reconstruct``: from the user's real FIB-SEM stack to a 3D segmentation they can trust (issue 14).
+
+Steps (each a content-cached step of the experiment engine's cache, :mod:`fibsynth.experiment.cache`, under
+``OUT/work/cache/<key>``: a key is the hash of the step's parameters and its inputs' keys, so a crash or a changed
+parameter redoes only what depends on it):
+
+1. ``inspect``   read the stack, measure histogram / noise / stripes / drift, apply the corrections asked for;
+2. ``estimate``  first-pass segmentations (Otsu, k-means) -> structure estimates with uncertainties;
+3. ``generate``  training and held-out structures around the estimates, imaged (fast path or Monte Carlo) and
+                 augmented with randomised microscope artifacts;
+4. ``adapt``     a small CycleGAN synthetic -> real trained on this stack; ``translate`` applies it;
+5. ``train``     the 2.5D U-Net on the adapted images, validated on held-out synthetic structures (and compared
+                 with Otsu on the same validation data);
+6. ``predict``   P(solid) of the whole real stack, block by block;
+   ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
+                 more around the new estimate (the adaptation model is reused);
+7. ``evaluate``  solid fraction, ligament diameters and isotropy errors of the result, of Otsu and of k-means
+                 (and scores against a ground truth when one is given, for benchmarks);
+then the outputs (segmentation, probability, confidence, baselines, ``summary.json``) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fibsynth import __version__
+from fibsynth.config import VoxelSize
+from fibsynth.errors import FibsynthError
+from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings
+
+WORK = "work"
+
+
+class _Console:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        if not quiet:
+            from rich.console import Console
+
+            self.c = Console(stderr=True)
+
+    def status(self, text: str):
+        import contextlib
+
+        return contextlib.nullcontext() if self.quiet else self.c.status(text)
+
+    def print(self, text: str) -> None:
+        if not self.quiet:
+            self.c.print(text)
+
+
+class _Steps:
+    """Run or reuse content-cached steps."""
+
+    def __init__(self, work: Path, console: _Console):
+        from fibsynth.experiment.cache import Cache
+
+        self.cache = Cache(work)
+        self.console = console
+        self.log: list[dict[str, Any]] = []
+
+    def __call__(self, name: str, params: dict[str, Any], inputs: dict[str, str], fn: Callable[[Path], dict],
+                 message: str) -> tuple[str, Path, dict]:
+        from fibsynth.experiment.cache import step_key
+
+        key = step_key("reconstruct." + name, params, inputs)
+        t0 = time.perf_counter()
+        if self.cache.done(key):
+            rec = self.cache.record(key)
+            self.log.append({"step": name, "status": "cached", "seconds": 0.0, "key": key[:12]})
+            self.console.print(f"[dim]{name}: cached[/]")
+            return key, self.cache.path(key), rec
+        record: dict[str, Any] = {"step": name, "params": params, "inputs": inputs}
+        with self.console.status(message + " ..."):
+            with self.cache.writing(key, record) as tmp:
+                record["result"] = fn(tmp)
+                record["seconds"] = time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.log.append({"step": name, "status": "ran", "seconds": round(dt, 2), "key": key[:12]})
+        self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
+        return key, self.cache.path(key), record
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(arr))
+
+
+def _file_id(path: Path) -> dict[str, Any]:
+    st = os.stat(path)
+    if path.is_dir():  # folder of slices or Zarr: size and time of every entry
+        ents = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file())
+        import hashlib
+
+        return {"path": str(path.resolve()), "entries": len(ents),
+                "digest": hashlib.sha256(json.dumps(ents).encode()).hexdigest()[:16]}
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict[str, Any]]:
+    from fibsynth.segment.train import TrainSettings
+
+    div = 2 ** (len(s.seg_features) - 1)
+    patch = 64 if side >= 64 else max(div, (side // div) * div)
+    if s.mode == "3d":
+        patch = min(patch, max(div, (nz // div) * div))
+    steps = s.seg_steps or int(np.clip(40 * s.budget_min, 100, 600))
+    per_epoch_steps = max(1, min(20, steps))
+    epochs = max(1, math.ceil(steps / per_epoch_steps))
+    ts = TrainSettings(mode=s.mode, k=2, features=tuple(s.seg_features), num_res_units=1, patch=patch,
+                       stride=patch // 2, batch=s.seg_batch, epochs=epochs, lr=2e-3, lr_patience=4,
+                       early_stop=max(8, epochs // 3), augment="dihedral", seed=int(s.seed),
+                       patches_per_epoch=per_epoch_steps * s.seg_batch, accelerator="cpu", devices="1")
+    return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
+                "patch": patch, "batch": s.seg_batch}
+
+
+def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
+                truth: str | Path | None = None, quiet: bool = False, work_dir: str | Path | None = None
+                ) -> dict[str, Any]:
+    """Run the whole workflow (module docstring) and return the summary (also ``OUT/summary.json``).
+
+    ``truth``: a ground-truth segmentation of the same stack (benchmarks and tests only): adds MDS / MP / MGP of the
+    U-Net, Otsu and k-means. ``work_dir``: the step cache (default ``OUT/work``; runs that share it share every
+    step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
+    writing outputs."""
+    import numba
+    import torch
+
+    s = settings or ReconstructSettings()
+    old = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(s.threads)
+    numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
+    finally:
+        torch.set_num_threads(old[0])
+        numba.set_num_threads(old[1])
+
+
+def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSettings, *,
+                 truth: str | Path | None, quiet: bool, work_dir: str | Path | None) -> dict[str, Any]:
+    from fibsynth.reconstruct import adapt as A
+    from fibsynth.reconstruct import estimate as E
+    from fibsynth.reconstruct import generate as G
+    from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
+
+    real_path, out = Path(real_path), Path(out_dir)
+    t_start = time.perf_counter()
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
+    energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
+                                                                         f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
+    energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
+    truth_arr = None
+    if truth is not None:
+        from fibsynth.io import read_structure
+
+        truth_arr = np.asarray(read_structure(truth).data, np.uint8)
+        if truth_arr.shape != raw.shape:
+            raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
+    bad = [c for c in s.correct if c not in ("align", "destripe", "flatten")]
+    if bad:
+        raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
+                            param="correct")
+    from fibsynth.physics.materials import get_material
+
+    for name in ("solid", "pore"):
+        try:
+            get_material(getattr(s, name))
+        except FibsynthError as exc:
+            raise FibsynthError(exc.message, param=name) from None
+    if out.exists() and not out.is_dir():
+        raise FibsynthError("exists and is not a folder", out, param="out_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    console = _Console(quiet)
+    steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
+    vz = voxel.zyx()
+    materials = (s.solid, s.pore)
+
+    # 1. inspect ---------------------------------------------------------------------------------------------
+    def do_inspect(d: Path) -> dict:
+        rec = inspect_stack(raw)
+        img = raw
+        if s.correct:
+            img, crec = apply_corrections(raw, s.correct, rec["drift_shifts_px"])
+            rec["corrections"] = crec
+            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items() if k not in ("histogram", "drift_shifts_px")}
+        _save(d / "real.npy", img.astype(np.float32))
+        (d / "inspect.json").write_text(json.dumps(rec))
+        return {"noise_relative": rec["noise_relative"]}
+
+    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct)},
+                          {}, do_inspect, "inspecting the real stack")
+    real = np.load(d_in / "real.npy")
+    insp = json.loads((d_in / "inspect.json").read_text())
+
+    # 2. estimate ----------------------------------------------------------------------------------------------
+    def simulate(est: dict, i: int):
+        """One structure at the estimate (no spread), imaged and augmented like the training data."""
+        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
+        shape = (int(min(real.shape[0], 32)), 96, 96)
+        solid = G.make_structure(p, shape, vz)
+        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i)
+        img, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"])
+        return solid, img
+
+    def do_estimate(d: Path) -> dict:
+        raw_est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
+        est = E.calibrate(raw_est, simulate, vz, seed=s.seed)
+        est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
+        (d / "estimate.json").write_text(json.dumps(est))
+        return {"hierarchical": est["hierarchical"]}
+
+    k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
+                                       "calibrated": list(E.CALIBRATED)}, {"real": k_in}, do_estimate,
+                          "estimating the structure (Otsu, k-means; bias removed through the forward model)")
+    est1 = json.loads((d_e1 / "estimate.json").read_text())
+
+    nz_s = s.synth_slices or int(min(real.shape[0], 48))
+    nz_s = max(nz_s, 8 if s.mode != "3d" else 16)
+    side = s.synth_side or int(np.clip(min(real.shape[1:]), 64, 128))
+    synth_shape = (nz_s, side, side)
+    gan_plan = A.plan(real.shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
+                      channels=s.gan_channels)
+    seg_ts, seg_plan = _seg_settings(s, side, nz_s)
+
+    def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
+        gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
+                      "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
+                      "materials": list(materials), "seed": s.seed}
+
+        def do_generate(d: Path) -> dict:
+            n = s.structures + s.val_structures
+            params = G.draw_parameters(est, n, vz, s.seed + 1000 * r)
+            rng = np.random.default_rng((s.seed, r, 7))
+            recs = []
+            for i, p in enumerate(params):
+                solid = G.make_structure(p, synth_shape, vz)
+                ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
+                                                electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
+                img, arec = G.augment(ideal, rng, insp["noise_relative"])
+                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
+                _save(d / f"{tag}_img.npy", img)
+                _save(d / f"{tag}_lbl.npy", solid.astype(np.uint8))
+                if i == 0:
+                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
+                stats = E.structure_stats(solid, vz)
+                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec,
+                             "measured": {k: stats[k] for k in ("solid_fraction", "ligament_nm", "pore_nm")}})
+            (d / "structures.json").write_text(json.dumps(recs))
+            return {"n": len(recs)}
+
+        k_g, d_g, _ = steps("generate", gen_params, {"estimate": k_est}, do_generate,
+                            f"generating {s.structures}+{s.val_structures} matched synthetic stacks {synth_shape}")
+        return {"key": k_g, "dir": d_g, "structures": json.loads((d_g / "structures.json").read_text())}
+
+    def names(d: Path, prefix: str) -> list[str]:
+        return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
+
+    k_gan = d_gan = None
+
+    def adapt_round(gen: dict) -> dict[str, Any]:
+        nonlocal k_gan, d_gan
+        d_g = gen["dir"]
+        if k_gan is None:
+            def do_gan(d: Path) -> dict:
+                srcs = [np.load(d_g / f"{n}_img.npy") for n in names(d_g, "train")]
+                rec = A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
+                return rec
+
+            k_gan, d_gan, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": gen["key"], "real": k_in},
+                                    do_gan, f"training the adaptation CycleGAN ({gan_plan['epochs']} epochs x "
+                                            f"{gan_plan['patches_per_epoch']} patches of {gan_plan['patch']} px, "
+                                            f"width {gan_plan['gen_channels']})")
+
+        def do_translate(d: Path) -> dict:
+            dist_before, dist_after = [], []
+            for n in names(d_g, "train") + names(d_g, "val"):
+                src = np.load(d_g / f"{n}_img.npy")
+                ad = A.translate(d_gan / "model", src, s.seed)
+                _save(d / f"{n}_img.npy", ad)
+                _save(d / f"{n}_lbl.npy", np.load(d_g / f"{n}_lbl.npy"))
+                if n.startswith("train"):
+                    dist_before.append(A.histogram_distance(src, real))
+                    dist_after.append(A.histogram_distance(ad, real))
+            mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+            return {"before": {k: mean(dist_before, k) for k in ("wasserstein", "total_variation")},
+                    "after": {k: mean(dist_after, k) for k in ("wasserstein", "total_variation")}}
+
+        k_t, d_t, rec = steps("translate", {"seed": s.seed}, {"model": k_gan, "generate": gen["key"]}, do_translate,
+                              "adapting the synthetic stacks to the real stack")
+        return {"key": k_t, "dir": d_t, "distances": rec["result"]}
+
+    def train_round(k_imgs: str, d_imgs: Path) -> dict[str, Any]:
+        def do_train(d: Path) -> dict:
+            from fibsynth.io import VolumeMeta, write_volume
+            from fibsynth.metrics import evaluate_segmentation
+            from fibsynth.segment.baseline import otsu_threshold
+            from fibsynth.segment.train import train
+
+            vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
+            files: dict[str, list[Path]] = {"ti": [], "tl": [], "vi": [], "vl": []}
+            for group, (ki, kl) in (("train", ("ti", "tl")), ("val", ("vi", "vl"))):
+                for n in names(d_imgs, group):
+                    fi, fl = d / "data" / f"{n}_img.tif", d / "data" / f"{n}_lbl.tif"
+                    fi.parent.mkdir(exist_ok=True)
+                    write_volume(fi, np.load(d_imgs / f"{n}_img.npy"), VolumeMeta(kind="image", voxel_size_nm=vox,
+                                                                                   energy_kev=energy))
+                    write_volume(fl, np.load(d_imgs / f"{n}_lbl.npy"), VolumeMeta(kind="label", voxel_size_nm=vox))
+                    files[ki].append(fi)
+                    files[kl].append(fl)
+            with A.quiet_lightning():
+                rec = train(files["ti"], files["tl"], d / "model", seg_ts, val_images=files["vi"],
+                            val_labels=files["vl"], verbose=False, progress=False)
+            otsu_mds = []
+            for fi, fl in zip(files["vi"], files["vl"]):
+                v = np.load(d_imgs / (fi.name[:-len("_img.tif")] + "_img.npy"))
+                lbl = np.load(d_imgs / (fl.name[:-len("_lbl.tif")] + "_lbl.npy"))
+                otsu_mds.append(float(evaluate_segmentation((v > otsu_threshold(v)).astype(np.uint8), lbl)["MDS"]))
+            for p in (d / "data").glob("*"):
+                p.unlink()
+            (d / "data").rmdir()
+            return {"best_val_mds": rec.get("best_val_mds"), "epochs_run": rec.get("epochs_run"),
+                    "val_otsu_mds": float(np.mean(otsu_mds)), "history": rec.get("history", [])}
+
+        k_s, d_s, rec = steps("train", {"settings": seg_ts.model_dump(mode="json")}, {"images": k_imgs}, do_train,
+                              f"training the {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer steps of "
+                              f"{seg_plan['batch']} patches)")
+        return {"key": k_s, "dir": d_s, "record": rec["result"]}
+
+    def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
+        def do_predict(d: Path) -> dict:
+            from fibsynth.segment.infer import predict_array
+
+            prob = predict_array(str(d_model / "model"), real, block=s.block, probabilities=True)
+            _save(d / "probability.npy", prob.astype(np.float32))
+            return {"solid_fraction": float((prob > 0.5).mean())}
+
+        k_p, d_p, _ = steps("predict", {"block": s.block}, {"model": k_model, "real": k_in}, do_predict,
+                            f"segmenting the real stack block by block ({s.block} slices)")
+        return {"key": k_p, "dir": d_p}
+
+    rounds: list[dict[str, Any]] = []
+
+    def one_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
+        gen = generate_round(r, est, k_est)
+        ad = adapt_round(gen) if s.adapt else None
+        k_imgs, d_imgs = (ad["key"], ad["dir"]) if ad else (gen["key"], gen["dir"])
+        tr = train_round(k_imgs, d_imgs)
+        if tr["record"]["best_val_mds"] is not None and tr["record"]["best_val_mds"] < tr["record"]["val_otsu_mds"]:
+            console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
+                          f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")
+        pr = predict_round(tr["key"], tr["dir"])
+        return {"round": r, "estimate": est, "estimate_key": k_est, "generate": gen, "adapt": ad, "train": tr,
+                "predict": pr, "images_dir": d_imgs}
+
+    rounds.append(one_round(0, est1, k_e1))
+    est2 = moved_keys = None
+    if s.reestimate:
+        d_p0 = rounds[0]["predict"]["dir"]
+
+        def do_reestimate(d: Path) -> dict:
+            seg = (np.load(d_p0 / "probability.npy") > 0.5).astype(np.uint8)
+            est = E.estimate_structure({"U-Net": seg}, vz, seed=s.seed)
+            # one method only: keep at least the first pass's uncertainty (the U-Net is not free of bias either)
+            for k, q in est["quantities"].items():
+                if k in est1["quantities"]:
+                    q["uncertainty"] = max(q["uncertainty"], est1["quantities"][k]["uncertainty"])
+            (d / "estimate.json").write_text(json.dumps(est))
+            return {}
+
+        k_e2, d_e2, _ = steps("reestimate", {"seed": s.seed}, {"prediction": rounds[0]["predict"]["key"]},
+                              do_reestimate, "re-estimating the structure from the reconstruction")
+        est2 = json.loads((d_e2 / "estimate.json").read_text())
+        moved_keys = E.moved(est1, est2)
+        if moved_keys:
+            console.print(f"[yellow]estimate moved[/] ({', '.join(moved_keys)}): regenerating once around the new estimate")
+            rounds.append(one_round(1, est2, k_e2))
+        else:
+            console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
+    final = rounds[-1]
+    d_pf = final["predict"]["dir"]
+
+    # 7. evaluate ------------------------------------------------------------------------------------------------
+    truth_id = _file_id(Path(truth)) if truth is not None else None
+
+    def do_evaluate(d: Path) -> dict:
+        from fibsynth.metrics import evaluate_segmentation, isotropy_report, mean_ligament_diameter
+        from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+        segs = {"U-Net (fibsynth)": (np.load(d_pf / "probability.npy") > 0.5).astype(np.uint8),
+                "Otsu": (real > otsu_threshold(real)).astype(np.uint8),
+                "k-means": (real > kmeans_threshold(real)[0]).astype(np.uint8)}
+        if truth_arr is not None:
+            segs["ground truth"] = truth_arr
+        _save(d / "otsu.npy", segs["Otsu"])
+        _save(d / "kmeans.npy", segs["k-means"])
+        res: dict[str, Any] = {}
+        for name, seg in segs.items():
+            row: dict[str, Any] = {"solid_fraction": float(seg.mean())}
+            if 0 < seg.mean() < 1:
+                c = E._crop(seg)
+                row["ligament_nm"] = float(mean_ligament_diameter(c, vz))
+                row["pore_nm"] = float(mean_ligament_diameter(1 - c, vz))
+                iso = isotropy_report(c, vz, return_functions=True)
+                row.update({k: float(iso[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")})
+                row["functions_file"] = f"functions_{len(res)}.npz"
+                np.savez(d / row["functions_file"], **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
+                                                            for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
+            if truth_arr is not None and name != "ground truth":
+                sc = evaluate_segmentation(seg, truth_arr)
+                row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
+            res[name] = row
+        (d / "evaluation.json").write_text(json.dumps(res))
+        return {}
+
+    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id}, {"prediction": final["predict"]["key"], "real": k_in},
+                          do_evaluate, "measuring the result, Otsu and k-means")
+    evaluation = json.loads((d_ev / "evaluation.json").read_text())
+
+    # outputs --------------------------------------------------------------------------------------------------------
+    from fibsynth.io import VolumeMeta, write_volume
+
+    prob = np.load(d_pf / "probability.npy")
+    seg = (prob > 0.5).astype(np.uint8)
+    conf = np.abs(2.0 * prob - 1.0).astype(np.float32)
+    vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
+    params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
+              "energy_source": energy_note, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
+              "rounds": len(rounds), "gan_plan": gan_plan if s.adapt else None, "segmentation_plan": seg_plan}
+    label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
+                            materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params)
+    write_volume(out / "segmentation.tif", seg, label_meta)
+    write_volume(out / "probability.tif", prob.astype(np.float32),
+                 label_meta.model_copy(update={"kind": "image", "generator": "fibsynth reconstruct: P(solid) per voxel"}))
+    write_volume(out / "confidence.tif", conf,
+                 label_meta.model_copy(update={"kind": "image",
+                                               "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"}))
+    for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
+        write_volume(out / f"{fn}.tif", np.load(d_ev / f"{fn}.npy"),
+                     label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
+                                                   "parameters": {"real_stack": str(real_path)}}))
+    total = time.perf_counter() - t_start
+    summary: dict[str, Any] = {
+        "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
+        "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
+        "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
+        "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
+        "rounds": [{"round": r["round"], "structures": r["generate"]["structures"],
+                    "histogram_distances": r["adapt"]["distances"] if r["adapt"] else None,
+                    "training": {k: v for k, v in r["train"]["record"].items() if k != "history"}} for r in rounds],
+        "gan_plan": gan_plan if s.adapt else None, "segmentation_plan": seg_plan,
+        "evaluation": evaluation, "steps": steps.log, "seconds_total": round(total, 1),
+        "outputs": {"segmentation": "segmentation.tif", "probability": "probability.tif",
+                    "confidence": "confidence.tif", "otsu": "otsu.tif", "kmeans": "kmeans.tif",
+                    "report": "report.html"},
+    }
+    tr_last = final["train"]["record"]
+    summary["warnings"] = []
+    if tr_last.get("best_val_mds") is not None and tr_last["best_val_mds"] < tr_last["val_otsu_mds"]:
+        summary["warnings"].append(f"the U-Net's validation MDS ({tr_last['best_val_mds']:.3f}) ended below Otsu's "
+                                   f"({tr_last['val_otsu_mds']:.3f}) on the same held-out synthetic data: do not trust "
+                                   "this segmentation more than the threshold; give it more training (seg_steps) or "
+                                   "check the structure estimate")
+    from fibsynth.io import atomic_path
+
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
+    from fibsynth.reconstruct.report import write_reconstruct_report
+
+    with console.status("writing the report"):
+        write_reconstruct_report(out / "report.html", summary, real=real, seg=seg, conf=conf, prob=prob,
+                                 insp=insp, rounds=rounds, eval_dir=d_ev, voxel=vox)
+    console.print(f"[bold green]done[/] in {total:.0f} s: {out / 'segmentation.tif'}, report {out / 'report.html'}")
+    return summary

@@ -1,0 +1,152 @@
+"""Corrections of real stacks, checked on simulated stacks whose artifacts are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from microscope_phantom import ETA_EPOXY, ETA_GOLD, phantom
+from skimage.measure import perimeter
+
+from fibsynth.errors import FibsynthError
+from fibsynth.microscope import (
+    CorrectConfig,
+    Curtaining,
+    Detector,
+    Drift,
+    MicroscopeModel,
+    Shading,
+    align,
+    apply,
+    correct,
+    correct_drift,
+    correct_shading,
+    denoise,
+    destripe,
+    destripe_slice,
+    register_slices,
+)
+from fibsynth.microscope.inverse import _DB4, _dwt2, _haar2, _idwt2, _ihaar2
+
+THR = 0.5 * (ETA_EPOXY + ETA_GOLD)
+
+
+def edge_displacement(img: np.ndarray, ref: np.ndarray, thr: float = THR) -> float:
+    """Mean displacement (px) of the iso-contour at ``thr``: pixels that changed phase per unit of boundary length."""
+    a, b = img > thr, ref > thr
+    length = sum(perimeter(b[k]) for k in range(b.shape[0]))
+    return float((a ^ b).sum() / length)
+
+
+def test_wavelet_transforms_are_orthonormal_and_invertible():
+    h = _DB4
+    assert h.sum() == pytest.approx(np.sqrt(2)) and (h ** 2).sum() == pytest.approx(1.0)
+    assert all(abs(np.dot(h[: -2 * k], h[2 * k:])) < 1e-9 for k in (1, 2, 3))  # orthogonal to its even shifts
+    g = np.array([(-1) ** k * h[7 - k] for k in range(8)])
+    assert all(abs(np.dot(g, np.arange(8.0) ** p)) < 1e-8 for p in range(4))  # four vanishing moments
+    a = np.random.default_rng(0).random((32, 48))
+    for parts, inv in ((_haar2(a), _ihaar2), (_dwt2(a, h), lambda *p: _idwt2(*p, h))):
+        assert np.allclose(inv(*parts), a)
+        assert sum((p ** 2).sum() for p in parts) == pytest.approx((a ** 2).sum())
+
+
+def _drifting(eta, seed):
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                        shading=Shading(depth=0.3, tilt=0.1), seed=seed)
+    r = apply(eta, m)
+    return r.image, np.array(r.record["realised"]["shifts_px"])
+
+
+def test_alignment_recovers_known_shifts_within_half_a_pixel():
+    # a structure that does not change along z: every change between slices is the drift (plus noise, curtains)
+    _, eta = phantom((8, 96, 96), 11)
+    img, true = _drifting(np.repeat(eta[:1], 8, 0), 12)
+    est = register_slices(img)
+    err = np.abs(est + (true - true[0]))  # registration moves each slice back by its drift
+    assert np.abs(true).max() > 2.0  # the drift is several pixels by the end
+    assert err.max() < 0.5, err
+    aligned, shifts = align(img)
+    assert np.allclose(shifts, est)
+    assert np.abs(np.diff(aligned, axis=0)).mean() < 0.7 * np.abs(np.diff(img, axis=0)).mean()
+
+
+def test_alignment_of_a_3d_structure_step_by_step():
+    # a 3D structure changes from slice to slice: each slice-to-slice step is still found within half a pixel
+    _, eta = phantom((8, 96, 96), 13)
+    img, true = _drifting(eta, 14)
+    steps = np.diff(register_slices(img), axis=0)
+    assert np.abs(steps + np.diff(true, axis=0)).max() < 0.5
+
+
+def test_destriping_removes_stripes_and_keeps_edges():
+    lab, eta = phantom((8, 96, 96), 13)
+    m = MicroscopeModel(curtaining=Curtaining(amplitude=0.06, width_px=3.0), seed=14)
+    r = apply(eta, m)
+    stripes = np.repeat(r.stripes[:, None, :], eta.shape[1], 1)
+    assert np.allclose(r.image, np.clip(eta + stripes, 0, None), atol=1e-6)  # yields are not negative
+    # the filter is linear: what is left of the stripes is the filter applied to the stripes alone
+    left = destripe(stripes)
+    removed = 1 - (left ** 2).mean() / (stripes ** 2).mean()
+    assert removed >= 0.8, removed
+    before = edge_displacement(r.image, eta)
+    after = edge_displacement(destripe(r.image), eta)
+    assert after < 0.5 and after < before, (before, after)
+    # the filter keeps the mean (up to the asymmetry of the db4 wavelet on the mirrored image), and leaves alone
+    # whatever varies along y only (no vertical detail)
+    clean = destripe(eta)
+    assert clean.mean() == pytest.approx(eta.mean(), abs=0.01 * (ETA_GOLD - ETA_EPOXY))
+    rows = np.repeat(np.sin(np.arange(96) / 5.0)[None, :, None], 96, 2)
+    assert np.allclose(destripe(rows), rows, atol=1e-9)
+
+
+def test_destripe_slice_pads_odd_sizes_and_checks_arguments():
+    rng = np.random.default_rng(1)
+    img = rng.random((37, 51)) + np.sin(np.arange(51))[None, :]
+    out = destripe_slice(img, levels=3)
+    assert out.shape == img.shape
+    assert (out.mean(0) - out.mean()).std() < 0.3 * (img.mean(0) - img.mean()).std()
+    haar = destripe_slice(img, levels=3, wavelet="haar")
+    assert (haar.mean(0) - haar.mean()).std() < 0.3 * (img.mean(0) - img.mean()).std()
+    for kw, p in ((dict(levels=0), "levels"), (dict(sigma=0), "sigma"), (dict(wavelet="db42"), "wavelet")):
+        with pytest.raises(FibsynthError) as e:
+            destripe_slice(img, **kw)
+        assert e.value.param == p
+
+
+def test_shading_and_drift_corrections():
+    _, eta = phantom((6, 96, 96), 15)
+    m = MicroscopeModel(shading=Shading(depth=0.4, tilt=0.3), seed=1)
+    shaded = apply(eta, m).image
+    flat, bg, info = correct_shading(shaded)
+    assert bg.min() < 0.8 and info["depth"] == pytest.approx(0.4, rel=0.2)
+    rows = lambda v: v.mean((0, 2))  # noqa: E731
+    # the bottom/top ratio of the row means goes from 0.6 back to that of the unshaded stack
+    ratio = lambda v: rows(v)[-16:].mean() / rows(v)[:16].mean()  # noqa: E731
+    assert abs(ratio(flat) - ratio(eta)) < 0.25 * abs(ratio(shaded) - ratio(eta))
+    g = np.array([1.0, 1.2, 0.8, 1.1, 0.9, 1.0])[:, None, None]
+    o = np.array([0.0, 0.05, -0.03, 0.02, 0.0, 0.01])[:, None, None]
+    fixed, rec = correct_drift(eta * g + o)
+    means, stds = fixed.mean((1, 2)), fixed.std((1, 2))
+    assert np.ptp(means) < 0.02 * np.ptp((eta * g + o).mean((1, 2))) + 0.01 * eta.std()
+    assert np.ptp(stds) / stds.mean() < 0.05 and len(rec["gain"]) == 6
+
+
+@pytest.mark.parametrize("method", ["gaussian", "median", "bilateral", "nl_means"])
+def test_denoising_brings_a_noisy_stack_closer_to_the_truth(method):
+    _, eta = phantom((2, 64, 64), 16)
+    noisy = apply(eta, MicroscopeModel(detector=Detector(electrons_per_pixel=100), seed=2)).image
+    out = denoise(noisy, method, 1.0)
+    assert np.sqrt(((out - eta) ** 2).mean()) < 0.8 * np.sqrt(((noisy - eta) ** 2).mean())
+
+
+def test_correct_applies_what_is_asked_and_records_it():
+    _, eta = phantom((4, 64, 64), 17)
+    r = apply(eta, MicroscopeModel(drift=Drift(xy_step_px=1.0), curtaining=Curtaining(amplitude=0.03), seed=3))
+    out, rec = correct(r.image, CorrectConfig(align=True, destripe=True, denoise="gaussian"))
+    assert rec["applied"] == ["align", "destripe", "denoise:gaussian"] and len(rec["shifts_px"]) == 4
+    assert out.shape == eta.shape
+    same, rec0 = correct(r.image)
+    assert rec0["applied"] == [] and np.array_equal(same, r.image.astype(np.float64))
+    with pytest.raises(FibsynthError) as e:
+        denoise(eta, "wiener")
+    assert e.value.param == "method"

@@ -1,0 +1,69 @@
+"""Interim inspection estimators of reconstruct against known truth, and the reader's one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fibsynth.errors import FibsynthError
+from fibsynth.reconstruct.inspect import apply_corrections, noise_sigma, read_stack, slice_drift, stripe_power
+
+
+def _smooth_stack(nz=6, n=96, seed=0):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    return np.stack([100 + 60 * gaussian_filter(rng.standard_normal((n, n)), 4) / 0.07 for _ in range(nz)])
+
+
+def test_noise_sigma_recovers_added_noise():
+    clean = _smooth_stack()
+    rng = np.random.default_rng(1)
+    for sigma in (2.0, 8.0):
+        est = noise_sigma(clean + rng.normal(0, sigma, clean.shape))
+        assert est == pytest.approx(sigma, rel=0.15)
+
+
+def test_drift_recovers_known_shifts_and_align_undoes_them():
+    base = _smooth_stack(nz=1, n=96)[0]
+    shifts = [(0, 0), (2, -1), (3, 1), (1, 4)]
+    stack = np.stack([np.roll(base, (-dy, -dx), axis=(0, 1)) for dy, dx in shifts])
+    cum = np.cumsum(slice_drift(stack), axis=0)
+    assert np.allclose(cum, shifts, atol=0.3)
+    aligned, rec = apply_corrections(stack, ("align",))
+    assert rec["applied"] == ["align"]
+    assert np.allclose(aligned[3], aligned[0])
+
+
+def test_stripe_power_sees_curtains_and_destripe_removes_them():
+    rng = np.random.default_rng(2)
+    clean = _smooth_stack(nz=4) + rng.normal(0, 3, (4, 96, 96))
+    stripes = np.zeros(96)
+    stripes[::7] = 25.0
+    striped = clean + stripes[None, None, :]
+    p0, p1 = stripe_power(clean), stripe_power(striped)
+    assert p1 > 0.004 and p0 < 0.1 * p1
+    fixed, _ = apply_corrections(striped, ("destripe",))
+    assert stripe_power(fixed) < 0.2 * p1
+
+
+def test_read_stack_errors_are_one_line(tmp_path):
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, write_volume
+
+    with pytest.raises(FibsynthError) as e:
+        read_stack(tmp_path / "nope.tif")
+    assert "not found" in str(e.value) and "\n" not in str(e.value)
+    seg = (np.random.default_rng(0).random((4, 32, 32)) > 0.5).astype(np.uint8)
+    write_volume(tmp_path / "seg.tif", seg, VolumeMeta(kind="label", voxel_size_nm=VoxelSize.from_xy_z(4, 8)))
+    with pytest.raises(FibsynthError, match="segmentation, not a microscope image"):
+        read_stack(tmp_path / "seg.tif")
+    img = (np.random.default_rng(0).random((4, 32, 32)) * 200).astype(np.uint8)
+    write_volume(tmp_path / "img.tif", img, VolumeMeta(kind="image"))
+    with pytest.raises(FibsynthError) as e:
+        read_stack(tmp_path / "img.tif")
+    assert e.value.param == "voxel_nm"
+    with pytest.raises(FibsynthError, match="unknown correction"):
+        apply_corrections(img.astype(np.float32), ("sharpen",))
+    data, vox, energy, desc = read_stack(tmp_path / "img.tif", voxel_nm=5, slice_nm=10, energy_kev=3)
+    assert data.dtype == np.float32 and vox.zyx() == (10.0, 5.0, 5.0) and energy == 3

@@ -1,0 +1,144 @@
+"""``fibsynth reconstruct`` end to end on a tiny realistic stack with minimal budgets: outputs, metadata, cache,
+report, one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fibsynth.cli import main
+from fibsynth.io import read_volume
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--structures", "1", "--val-structures", "1", "--synth-slices", "8", "--synth-side", "32",
+        "--gan-epochs", "1", "--gan-patches", "2", "--gan-channels", "4", "--seg-steps", "2",
+        "--no-reestimate", "--seed", "3", "--quiet"]
+
+
+def _maker():
+    spec = importlib.util.spec_from_file_location("realistic_stack", REPO / "benchmarks" / "realistic_stack.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 12 x 40 x 40 stack: band-pass random-field truth, blurred, degraded by the test's artifact model."""
+    from scipy.ndimage import gaussian_filter
+
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, write_volume
+
+    R = _maker()
+    d = tmp_path_factory.mktemp("tiny")
+    vz = (8.0, 4.0, 4.0)
+    truth = R.grf_structure((12, 40, 40), vz, 0.35, 60.0, seed=1)
+    ideal = gaussian_filter(truth.astype(np.float32), (0.7, 1.0, 1.0))
+    u8, t, _ = R.degrade(ideal, truth, seed=4)
+    vox = VoxelSize.from_xy_z(4, 8)
+    write_volume(d / "stack.tif", u8, VolumeMeta(kind="image", voxel_size_nm=vox, energy_kev=2.0))
+    write_volume(d / "truth.tif", t, VolumeMeta(kind="label", voxel_size_nm=vox))
+    return d
+
+
+@pytest.fixture(scope="module")
+def run(tiny):
+    out = tiny / "out"
+    rc = main(["reconstruct", str(tiny / "stack.tif"), str(out), "--truth", str(tiny / "truth.tif"), *TINY])
+    assert rc == 0
+    return out
+
+
+def test_outputs_and_metadata(run, tiny):
+    for name in ("segmentation.tif", "probability.tif", "confidence.tif", "otsu.tif", "kmeans.tif", "summary.json",
+                 "report.html"):
+        assert (run / name).is_file(), name
+    seg = read_volume(run / "segmentation.tif")
+    assert seg.data.shape == (12, 40, 40) and set(np.unique(seg.data)) <= {0, 1}
+    assert seg.meta.kind == "label" and seg.meta.voxel_size_nm.zyx() == (8.0, 4.0, 4.0)
+    assert seg.meta.energy_kev == 2.0 and seg.meta.materials == {"0": "epoxy", "1": "gold"}
+    assert seg.meta.parameters["settings"]["seed"] == 3
+    prob = np.asarray(read_volume(run / "probability.tif").data)
+    conf = np.asarray(read_volume(run / "confidence.tif").data)
+    assert prob.min() >= 0 and prob.max() <= 1
+    assert np.allclose(conf, np.abs(2 * prob - 1), atol=1e-6)
+    assert np.array_equal(np.asarray(seg.data), (prob > 0.5).astype(np.uint8))
+    s = json.loads((run / "summary.json").read_text())
+    assert s["energy_kev"] == 2.0 and s["energy_source"] == "from the file"
+    ev = s["evaluation"]
+    for name in ("U-Net (fibsynth)", "Otsu", "k-means", "ground truth"):
+        assert 0 < ev[name]["solid_fraction"] < 1
+    for name in ("U-Net (fibsynth)", "Otsu", "k-means"):
+        assert 0 <= ev[name]["MDS"] <= 1
+    # the baselines written are the thresholds of the stack
+    otsu = np.asarray(read_volume(run / "otsu.tif").data)
+    assert otsu.mean() == pytest.approx(ev["Otsu"]["solid_fraction"])
+    q = s["estimate_first_pass"]["quantities"]
+    assert q["solid_fraction"]["uncertainty"] > 0 and q["ligament_nm"]["value"] > 0
+    hd = s["rounds"][0]["histogram_distances"]
+    assert set(hd) == {"before", "after"} and hd["before"]["wasserstein"] >= 0
+    assert [r["step"] for r in s["steps"]] == ["inspect", "estimate", "generate", "adapt", "translate", "train",
+                                                "predict", "evaluate"]
+    html = (run / "report.html").read_text()
+    assert "<img" in html and "http://" not in html and "https://" not in html
+    for text in ("Result", "Confidence", "Your stack", "Structure: estimated and generated", "Histogram distances",
+                 "Every parameter"):
+        assert text in html
+
+
+def test_second_run_is_cached(run, tiny, capsys):
+    rc = main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *TINY])
+    assert rc == 0
+    s = json.loads((run / "summary.json").read_text())
+    assert all(r["status"] == "cached" for r in s["steps"]), s["steps"]
+    # a changed training parameter redoes only the training and what depends on it
+    args = [a if a != "2" or i != TINY.index("--seg-steps") + 1 else "3" for i, a in enumerate(TINY)]
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *args]) == 0
+    s = json.loads((run / "summary.json").read_text())
+    status = {r["step"]: r["status"] for r in s["steps"]}
+    assert status["generate"] == status["adapt"] == status["translate"] == "cached"
+    assert status["train"] == status["predict"] == status["evaluate"] == "ran"
+
+
+def test_report_loads_in_chromium(run, tmp_path):
+    spec = importlib.util.spec_from_file_location("report_browser", REPO / "tests" / "test_report_browser.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    if rb.CHROMIUM is None:
+        pytest.skip("no Chromium binary found (apt-get install chromium, or set FIBSYNTH_CHROMIUM)")
+    b = rb.Browser(rb.CHROMIUM, tmp_path / "profile")
+    try:
+        b.open((run / "report.html").as_uri())
+        assert b.errors() == []
+        assert all(u.startswith(("file:", "data:")) for u in b.requested_urls())
+        imgs = b.evaluate(rb._IMAGES_JS)
+        assert len(imgs) >= 6
+        assert all(i["complete"] and i["naturalWidth"] > 0 and i["shownWidth"] > 0 for i in imgs)
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["nope.tif", "OUT"], "not found"),
+    (["STACK", "OUT", "--correct", "sharpen"], "--correct"),
+    (["STACK", "OUT", "--mode", "4d"], "--mode"),
+    (["STACK", "OUT", "--structures", "0"], "--structures"),
+    (["STACK", "OUT", "--solid", "unobtainium"], "--solid"),
+    (["STACK", "OUT", "--truth", "TRUTH_SMALL"], "--truth"),
+])
+def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
+    from fibsynth.io import VolumeMeta, write_volume
+
+    write_volume(tmp_path / "small.tif", np.zeros((3, 8, 8), np.uint8), VolumeMeta(kind="label"))
+    sub = {"STACK": str(tiny / "stack.tif"), "OUT": str(tmp_path / "o"), "TRUTH_SMALL": str(tmp_path / "small.tif")}
+    argv = ["reconstruct"] + [sub.get(a, a) for a in args] + ["--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fibsynth: error:") and "\n" not in err and words in err, err
+    assert not (tmp_path / "o" / "segmentation.tif").exists()
