@@ -8,6 +8,14 @@ its venv is missing, the PENEPMA columns are left empty and the reason is printe
 
     .venv/bin/python benchmarks/bench_mc.py                       # Au and C at 1, 2, 4 keV
     .venv/bin/python benchmarks/bench_mc.py --electrons 100000 --no-penepma --json
+    NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mc.py --stack     # voxel stack vs bulk Au, one core
+
+``--stack``: in the same process and one thread, bulk Au at 2 keV against one slice of a gold/epoxy leveled-wave
+stack (4 nm voxels, 2 keV, 38-degree incidence, shine-through: pores filled with epoxy, epoxy behind the last
+slice) with each tracking option (``voxel``: stop at every voxel plane; ``skip``: fly through runs of one
+material) and range rejection on/off; reports electrons/s, the stack/bulk ratio and the per-pixel figure of
+merit FOM = 1 / (mean per-pixel variance x seconds) relative to the former path (voxel, no rejection). Runs are
+interleaved and repeated; on a shared machine only the ratios within one run mean anything.
 
 The machine may be shared: timings are noisy; repeat runs (``--repeats``) and the median is reported.
 """
@@ -45,6 +53,67 @@ def marginal_rate(material: str, e: float, n: int, threads: int, repeats: int) -
     return statistics.median(rates), eta, std
 
 
+def stack_rates(npix: int, per_pixel: int, repeats: int, depth: int = 64) -> list[dict]:
+    """Bulk Au 2 keV vs one stack slice (see ``--stack``), interleaved, single thread. Marginal rates."""
+    import numba
+    import numpy as np
+
+    from fibsynth.physics.montecarlo.engine import bulk_eta
+    from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
+    from fibsynth.physics.montecarlo.stack import distance_map, simulate_slice
+    from fibsynth.structure.leveled_wave import leveled_wave
+
+    numba.set_num_threads(1)
+    vol = leveled_wave((depth, npix, npix), 4.0, 0.3, 30.0, seed=1)
+    dist = distance_map(vol, 0, False)
+    vox = (4.0, 4.0, 4.0)
+    k = 5  # a face a few voxels into the structure
+
+    def st(n):
+        return StackSettings(beam=Beam(energy_kev=2.0), electrons_per_pixel=n, seed=3,
+                             geometry=StackGeometry(solid="gold", pore="epoxy", backing="pore"))
+
+    modes = [("voxel", False), ("voxel", True), ("skip", False), ("skip", True)]
+
+    def one(n, tr, rj):
+        t0 = time.perf_counter()
+        r = simulate_slice(vol, vox, k, st(n), tracking=tr, dist=dist, range_rejection=rj)
+        return time.perf_counter() - t0, r
+
+    for tr, rj in modes:  # JIT / cache load
+        one(1, tr, rj)
+    bulk_eta("Au", 2.0, 1000, seed=99)
+    n_e = npix * npix * per_pixel
+    rows = []
+    for rep in range(repeats):
+        r1 = bulk_eta("Au", 2.0, n_e, seed=2 * rep)
+        r2 = bulk_eta("Au", 2.0, 2 * n_e, seed=2 * rep + 1)
+        row = {"bulk_au_2kev": n_e / max(r2.seconds - r1.seconds, 1e-9)}
+        for tr, rj in modes:
+            t1, _ = one(per_pixel, tr, rj)
+            t2, res = one(2 * per_pixel, tr, rj)
+            p = res["all"] / (2 * per_pixel)
+            var = float(np.mean(p * (1.0 - p) / (2 * per_pixel)))
+            row[f"{tr}{'+rr' if rj else ''}"] = {"rate": n_e / max(t2 - t1, 1e-9), "seconds": t2, "var": var,
+                                                 "eta": float(p.mean())}
+        rows.append(row)
+    return rows
+
+
+def report_stack(rows: list[dict]) -> dict:
+    out = {}
+    base = "voxel"
+    for name in ("voxel", "voxel+rr", "skip", "skip+rr"):
+        ratio = statistics.median(r[name]["rate"] / r["bulk_au_2kev"] for r in rows)
+        fom = statistics.median((r[base]["var"] * r[base]["seconds"]) / (r[name]["var"] * r[name]["seconds"])
+                                for r in rows)
+        out[name] = {"stack_over_bulk": ratio, "fom_over_voxel": fom,
+                     "rate": statistics.median(r[name]["rate"] for r in rows),
+                     "eta": rows[-1][name]["eta"]}
+    out["bulk_au_2kev"] = statistics.median(r["bulk_au_2kev"] for r in rows)
+    return out
+
+
 def penepma(material: str, e: float, showers: int) -> dict | None:
     if not RUNNER.is_file() or not BENCH_PY.is_file():
         print(f"# PENEPMA skipped: {RUNNER if not RUNNER.is_file() else BENCH_PY} not found", file=sys.stderr)
@@ -68,7 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-penepma", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--stack", action="store_true", help="voxel stack vs bulk Au 2 keV (one thread)")
+    ap.add_argument("--pixels", type=int, default=32, help="--stack: face of PIXELS x PIXELS")
+    ap.add_argument("--per-pixel", type=int, default=20, help="--stack: N electrons per pixel (runs of N and 2N)")
     a = ap.parse_args(argv)
+    if a.stack:
+        rows = stack_rates(a.pixels, a.per_pixel, a.repeats)
+        rep = report_stack(rows)
+        if a.json:
+            print(json.dumps({"host_cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M"), "stack": rep,
+                              "runs": rows}))
+        else:
+            print(f"bulk Au 2 keV: {rep['bulk_au_2kev']:9.0f} e/s (1 thread, median of {a.repeats})")
+            for name in ("voxel", "voxel+rr", "skip", "skip+rr"):
+                r = rep[name]
+                print(f"stack {name:9s} {r['rate']:9.0f} e/s  stack/bulk {r['stack_over_bulk']:.3f}  "
+                      f"FOM/voxel {r['fom_over_voxel']:.2f}  eta {r['eta']:.4f}", flush=True)
+        return 0
     import numba
 
     ncores = numba.config.NUMBA_NUM_THREADS

@@ -19,7 +19,11 @@ Transport (per electron, :func:`transport_one`, free of Python objects so it can
   ``eloss[m, j] = 1``) take E sin^2(theta) at once (``tables.py``: the mean loss stays Joy-Luo's);
 * at a collision the target element is chosen with probability n_i sigma_i / sum, the polar angle from the
   element's angular distribution, the azimuth uniformly;
-* electrons whose residual range falls below the range at the cut-off energy are absorbed.
+* electrons whose residual range falls below the range at the cut-off energy are absorbed;
+* range rejection (exact): after a collision an electron deeper below the face than the longest path its
+  energy allows in any mix of the materials (``max_range``) is ended -- it could never come back;
+* optional free-flight skipping (``dist``/``safe``, stacks only): inside a cube of one material (radius from
+  ``stack.distance_map``) a flight crosses voxel planes without stopping.
 
 Random numbers: xoroshiro128+ seeded per electron by splitmix64 from (seed, stream a, stream b, electron),
 so results do not depend on the number of threads or processes.
@@ -183,9 +187,56 @@ def sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1):
 
 
 @_jit
+def max_range(rng, reject):
+    """Largest CSDA path from each grid energy down to the grid's lowest energy over *any* sequence of the
+    materials: on every grid interval the steepest material's path (the range tables are piecewise linear in
+    the grid coordinate). Binary collisions only shorten it. With ``reject`` False: +inf (no range rejection)."""
+    nm, ng = rng.shape
+    out = np.zeros(ng)
+    for g in range(1, ng):
+        if not reject:
+            out[g] = _BIG
+            continue
+        best = 0.0
+        for m in range(nm):
+            d = rng[m, g] - rng[m, g - 1]
+            if d > best:
+                best = d
+        out[g] = out[g - 1] + best
+    if not reject:
+        out[0] = _BIG
+    return out
+
+
+@_jit
+def _advance(x, y, z, ux, uy, uz, d, dz, dy, dx, nx, ny, kface, lateral):
+    """Move by ``d`` along u and recompute the voxel indices (periodic in x and y)."""
+    x += d * ux
+    y += d * uy
+    z += d * uz
+    ix = 0
+    iy = 0
+    if lateral:
+        lx = nx * dx
+        ly = ny * dy
+        x -= lx * math.floor(x / lx)
+        y -= ly * math.floor(y / ly)
+        ix = int(x / dx)
+        iy = int(y / dy)
+        if ix >= nx:
+            ix = nx - 1
+        if iy >= ny:
+            iy = ny - 1
+    iz = int(z / dz)
+    if iz < kface:
+        iz = kface
+    return x, y, z, ix, iy, iz
+
+
+@_jit
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
-    vol, dz, dy, dx, kface, backing, repeat_last,
+    vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
@@ -216,11 +267,30 @@ def transport_one(
     if uz == 0.0:
         uz = 1e-300
     ivz = 1.0 / uz
+    skip = safe > 0.0
+    nzd = dist.shape[0]
+    zface = kface * dz
     while True:
+        inside = False  # True: the flight ends within the same-material ball around the voxel (no plane tests)
+        if skip:
+            # free flight through the same material without voxel stops: every voxel within Chebyshev
+            # distance ``rs`` holds this material (``distance_map``) and lies behind the face, so a flight
+            # of length <= rs * safe (safe = the smallest voxel edge) cannot reach another material
+            rs = int(dist[iz if iz < nzd else nzd - 1, iy, ix])
+            if iz - kface < rs:
+                rs = iz - kface
+            if rs > 0:
+                dmin = rs * safe
+                if s >= dmin:
+                    pend += dmin
+                    s -= dmin
+                    x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, dmin, dz, dy, dx, nx, ny, kface, lateral)
+                    continue
+                inside = True
         # distance to the next voxel plane
         tx = _BIG
         ty = _BIG
-        if lateral:
+        if lateral and not inside:
             if ux > 0.0:
                 tx = ((ix + 1) * dx - x) * ivx
             elif ux < 0.0:
@@ -230,27 +300,35 @@ def transport_one(
             elif uy < 0.0:
                 ty = (iy * dy - y) * ivy
         # uz is never exactly 0 (nudged after each rotation), so one expression covers both directions
-        tz = ((iz + (1.0 if uz > 0.0 else 0.0)) * dz - z) * ivz
-        if uz > 0.0 and iz >= nz and not repeat_last:
-            tz = _BIG
         axis = 2
-        dmin = tz
-        if tx < dmin:
-            dmin = tx
-            axis = 0
-        if ty < dmin:
-            dmin = ty
-            axis = 1
+        if not inside:
+            tz = ((iz + (1.0 if uz > 0.0 else 0.0)) * dz - z) * ivz
+            if uz > 0.0 and iz >= nz and not repeat_last:
+                tz = _BIG
+            dmin = tz
+            if tx < dmin:
+                dmin = tx
+                axis = 0
+            if ty < dmin:
+                dmin = ty
+                axis = 1
         if s < dmin:
-            # collision inside the current voxel: slow down, then scatter
-            x += s * ux
-            y += s * uy
-            z += s * uz
+            # collision inside the current voxel (or the same-material ball): slow down, then scatter
+            if inside:
+                x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, s, dz, dy, dx, nx, ny, kface, lateral)
+            else:
+                x += s * ux
+                y += s * uy
+                z += s * uz
             rr -= pend + s
             pend = 0.0
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            # range rejection (exact): no path of the residual length can reach the face, whatever the
+            # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
+            if z - zface > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
+                return False, 0.0, ux, uy, uz
             # target element
             j = 0
             ne = nel[mat]
@@ -408,6 +486,8 @@ def run_point(
     ha = np.zeros((nchunks, NA_BINS), dtype=np.int64)
     lx = vol.shape[2] * dx
     ly = vol.shape[1] * dy
+    nodist = np.zeros((1, 1, 1), dtype=np.uint8)  # no free-flight skipping (bulk, films, layers)
+    rstar = max_range(rng, True)
     for c in nb.prange(nchunks):
         start = (n * c) // nchunks
         stop = (n * (c + 1)) // nchunks
@@ -415,7 +495,7 @@ def run_point(
             s0, s1 = seed_state(seed, stream, 0, k)
             x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
             esc, e, ux, uy, uz = transport_one(
-                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
+                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
                 ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
             )
             if esc:
@@ -444,7 +524,7 @@ def _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1):
 @nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
 def run_slice(
     kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
-    vol, dz, dy, dx, backing, repeat_last,
+    vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
     emin, cmin, cmax,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
@@ -461,6 +541,7 @@ def run_slice(
     lx = nx * dx
     ly = ny * dy
     z0 = kface * dz
+    rstar = max_range(rng, reject)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         for ix in range(nx):
@@ -471,7 +552,7 @@ def run_slice(
                 s0, s1 = seed_state(seed, kface, pix, k)
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 esc, e, ux, uy, uz = transport_one(
-                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last,
+                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
                     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
                 )
                 if esc:

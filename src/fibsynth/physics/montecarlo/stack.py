@@ -49,21 +49,72 @@ _materials = stack_materials
 Progress = Callable[[int, int], None]  # progress(done, total) after every finished slice
 
 
+SKIP_CAP = 16  # largest same-material radius (in voxels) stored in the distance map
+TRACKINGS = ("skip", "voxel")
+
+
+def distance_map(vol: np.ndarray, backing: int, repeat_last: bool, cap: int = SKIP_CAP) -> np.ndarray:
+    """Same-material radius of every voxel for free-flight skipping in ``kernel.transport_one``.
+
+    ``d[z, y, x]`` (uint8, shape ``(nz + cap + 2, ny, nx)``) = the largest r <= ``cap`` such that every voxel
+    within Chebyshev distance r (periodic in x and y) holds the material of voxel (z, y, x); the layers from
+    ``nz`` on describe what lies beyond the last slice (``backing`` or the last slice repeated), the last of them
+    stands for all deeper ones (exact: at that depth the r-ball lies wholly in the uniform or z-invariant
+    region). The face (milled material above slice k) is not in the map: the kernel clamps r to ``iz - k``.
+    A flight of length <= r * (smallest voxel edge) from anywhere in the voxel cannot leave that ball
+    (each coordinate moves by at most r voxel edges), so it needs no voxel-boundary stops.
+    """
+    from scipy import ndimage
+
+    nz, ny, nx = vol.shape
+    p = cap + 1
+    deep = cap + 2  # layers beyond the last slice kept in the map
+    below = np.repeat(vol[-1:] if repeat_last else np.full((1, ny, nx), backing, np.uint8), deep + p, axis=0)
+    ext = np.concatenate([vol.astype(np.uint8), below], axis=0)
+    # pad: wrap laterally (periodic), edge above (the kernel's face clamp covers everything above slice k)
+    ext = np.pad(ext, ((p, 0), (p, p), (p, p)), mode="wrap")
+    ext[:p] = ext[p]
+    boundary = ndimage.maximum_filter(ext, size=3, mode="nearest") != ndimage.minimum_filter(ext, size=3,
+                                                                                             mode="nearest")
+    d = ndimage.distance_transform_cdt(~boundary, metric="chessboard")
+    d = d[p : p + nz + deep, p : p + ny, p : p + nx]
+    return np.minimum(d, cap).astype(np.uint8)
+
+
 def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
-                   tables: tuple | None = None) -> dict[str, Any]:
+                   tables: tuple | None = None, *, tracking: str = "voxel",
+                   dist: np.ndarray | None = None, range_rejection: bool = True) -> dict[str, Any]:
     """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
     material if given) on the numba backend. Returns counts of all and detected BSE per pixel and the slice's
-    histograms."""
+    histograms.
+
+    ``tracking="voxel"`` (default) stops at every voxel plane; ``"skip"`` flies through runs of one material
+    without stopping at the voxel planes (:func:`distance_map`; ``dist`` is that map if already computed for
+    this volume and geometry). Same tallies (tests/physics/test_mc_speed.py), but no measurable gain on
+    leveled-wave structures at 4 nm voxels (docs/montecarlo.md, "Stack speed"), so not the default.
+    ``range_rejection`` ends an electron as soon as it is deeper below the face than the longest path its
+    energy allows in any mix of the materials (``kernel.max_range``): it could never come back, so the tallies
+    are unchanged (each electron has its own random stream)."""
     from fibsynth.physics.montecarlo import kernel
 
+    if tracking not in TRACKINGS:
+        raise FibsynthError(f"must be one of {', '.join(TRACKINGS)} (got {tracking!r})", param="tracking")
     mats, backing, repeat = stack_materials(settings)
     if tables is None:
         tables = slice_tables(settings, mats).as_tuple()
     by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
+    vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    if tracking == "skip":
+        if dist is None:
+            dist = distance_map(vol, backing, repeat)
+        safe = min(dz, dy, dx)
+    else:
+        dist, safe = np.zeros((1, 1, 1), np.uint8), 0.0
     allc, detc, he, ha = kernel.run_slice(
         int(k), int(settings.electrons_per_pixel), int(settings.seed), float(settings.beam.energy_kev), by, bz,
-        sig_x, sig_y, np.ascontiguousarray(vol, dtype=np.uint8), dz, dy, dx, backing, repeat,
+        sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.ascontiguousarray(dist, dtype=np.uint8), safe,
+        bool(range_rejection),
         float(settings.detector.e_min_kev), cmin, cmax, *tables,
     )
     return {"k": int(k), "all": allc, "detected": detc, "energy_hist": he, "angle_hist": ha}

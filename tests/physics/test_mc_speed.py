@@ -1,0 +1,162 @@
+"""Stack-kernel speed-ups are exact: range rejection changes no tally, free-flight skipping gives the same images
+(issue 16). Tiny volumes; the speed itself is measured by ``benchmarks/bench_mc.py --stack``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fibsynth.errors import FibsynthError
+from fibsynth.physics.montecarlo import kernel
+from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
+from fibsynth.physics.montecarlo.setup import stack_materials, slice_tables
+from fibsynth.physics.montecarlo.stack import distance_map, simulate_slice
+
+VOX = (4.0, 4.0, 4.0)
+
+
+def _structure(shape=(20, 10, 10), seed=0):
+    """Random blobs (smoothed noise), so there are thick and thin regions of both materials."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    f = ndimage.uniform_filter(rng.random(shape), size=4, mode="wrap")
+    return (f > np.quantile(f, 0.6)).astype(np.uint8)
+
+
+def _settings(n, **geo):
+    return StackSettings(beam=Beam(energy_kev=2.0), electrons_per_pixel=n, seed=11,
+                         geometry=StackGeometry(solid="gold", pore="epoxy", **geo))
+
+
+def _same(a, b):
+    return (np.array_equal(a["all"], b["all"]) and np.array_equal(a["detected"], b["detected"])
+            and np.array_equal(a["energy_hist"], b["energy_hist"])
+            and np.array_equal(a["angle_hist"], b["angle_hist"]))
+
+
+@pytest.mark.parametrize("geo", [{"backing": "pore"}, {"backing": "solid"}, {"backing": "repeat"},
+                                 {"backing": "Si"}])
+def test_range_rejection_changes_no_tally(geo):
+    """Each electron has its own random stream, and a rejected electron could never reach the face: the
+    tallies with and without rejection are identical, electron by electron."""
+    vol = _structure()
+    s = _settings(40, **geo)
+    on = simulate_slice(vol, VOX, 3, s, range_rejection=True)
+    off = simulate_slice(vol, VOX, 3, s, range_rejection=False)
+    assert on["all"].sum() > 0
+    assert _same(on, off)
+
+
+@pytest.mark.parametrize("solid,pore", [("gold", "gold"), ("gold", "C")])
+def test_range_rejection_in_a_column_like_bulk_and_film(solid, pore):
+    """A 1 x 1 column (laterally uniform: bulk gold, a gold layer on carbon): identical with and without."""
+    vol = np.array([1, 1, 0, 0, 0], np.uint8).reshape(5, 1, 1)
+    s = StackSettings(beam=Beam(energy_kev=2.0, incidence_deg=0.0), electrons_per_pixel=3000, seed=5,
+                      geometry=StackGeometry(solid=solid, pore=pore, backing="pore"))
+    on = simulate_slice(vol, (2.0, 1e6, 1e6), 0, s, range_rejection=True)
+    off = simulate_slice(vol, (2.0, 1e6, 1e6), 0, s, range_rejection=False)
+    assert 0.2 < on["all"].sum() / 3000 < 0.6
+    assert _same(on, off)
+
+
+def test_max_range_bounds_every_material():
+    """``max_range`` is at least each material's own range at every grid energy, and the path in any mix."""
+    s = _settings(1, backing="Si")
+    mats, _, _ = stack_materials(s)
+    tab = slice_tables(s, mats)
+    rstar = kernel.max_range(tab.rng, True)
+    assert rstar[0] == 0.0
+    assert np.all(rstar[None, :] >= tab.rng - 1e-9)
+    # a mix: the path through half the grid in one material and the rest in another is also bounded
+    g = tab.rng.shape[1] // 2
+    for a in range(len(mats)):
+        for b in range(len(mats)):
+            mix = tab.rng[a, g] + (tab.rng[b, -1] - tab.rng[b, g])
+            assert mix <= rstar[-1] + 1e-9
+    assert np.all(kernel.max_range(tab.rng, False) > 1e299)
+
+
+def _brute_distance(vol, backing, repeat, cap):
+    nz, ny, nx = vol.shape
+    deep = cap + 2
+
+    def mat(z, y, x):
+        y %= ny
+        x %= nx
+        if z < 0:
+            z = 0  # above the volume: the kernel's face clamp covers it
+        if z < nz:
+            return vol[z, y, x]
+        return vol[nz - 1, y, x] if repeat else backing
+
+    out = np.zeros((nz + deep, ny, nx), np.uint8)
+    for z in range(nz + deep):
+        for y in range(ny):
+            for x in range(nx):
+                m = mat(z, y, x)
+                r = 0
+                while r < cap:
+                    q = r + 1
+                    ok = all(mat(z + a, y + b, x + c) == m for a in range(-q, q + 1) for b in range(-q, q + 1)
+                             for c in range(-q, q + 1))
+                    if not ok:
+                        break
+                    r = q
+                out[z, y, x] = r
+    return out
+
+
+@pytest.mark.parametrize("backing,repeat", [(0, False), (1, False), (0, True)])
+def test_distance_map_is_the_same_material_radius(backing, repeat):
+    vol = _structure((5, 4, 6), seed=3)
+    got = distance_map(vol, backing, repeat, cap=3)
+    assert np.array_equal(got, _brute_distance(vol, backing, repeat, 3))
+
+
+def test_skip_tracking_gives_the_same_image():
+    """Free-flight skipping against voxel-by-voxel tracking: per-pixel counts agree within their binomial
+    standard errors (chi-square of the paired differences) and the totals within 3 sigma."""
+    vol = _structure((24, 12, 12), seed=1)
+    s = _settings(60, backing="pore")
+    a = simulate_slice(vol, VOX, 2, s, tracking="voxel")
+    b = simulate_slice(vol, VOX, 2, s, tracking="skip")
+    n = 60
+    pa, pb = a["all"] / n, b["all"] / n
+    pm = np.clip((pa + pb) / 2, 1.0 / n, 1 - 1.0 / n)
+    var = 2 * pm * (1 - pm) / n  # as if independent: conservative for paired, common-random-number runs
+    chi2 = float(np.sum((pa - pb) ** 2 / var))
+    assert chi2 < pa.size + 4 * np.sqrt(2 * pa.size)
+    assert abs(pa.sum() - pb.sum()) <= 3 * np.sqrt(var.sum())
+    assert pa.sum() > 0
+
+
+def test_bad_tracking_names_the_parameter():
+    with pytest.raises(FibsynthError) as exc:
+        simulate_slice(_structure((4, 3, 3)), VOX, 0, _settings(1), tracking="woodcock")
+    assert str(exc.value).startswith("tracking: ")
+
+
+def test_the_rejection_check_is_live():
+    """The bit-identity above is not vacuous: with a bound 50x too short the same electrons give fewer BSE,
+    with the true bound exactly the same as with none."""
+    s = _settings(1, backing="pore")
+    mats, backing, repeat = stack_materials(s)
+    tabs = slice_tables(s, mats).as_tuple()
+    rng = tabs[3]
+    vol = np.ones((4, 1, 1), np.uint8)  # gold over epoxy
+    nodist = np.zeros((1, 1, 1), np.uint8)
+
+    def escapes(rstar):
+        n = 0
+        for k in range(400):
+            s0, s1 = kernel.seed_state(7, 0, 0, k)
+            esc, *_ = kernel.transport_one(0.5, 0.5, 0.0, 0.0, 0.0, 1.0, 2.0, np.uint64(s0), np.uint64(s1), vol, 4.0,
+                                           1e6, 1e6, 0, backing,
+                                           repeat, nodist, 0.0, rstar, *tabs)
+            n += bool(esc)
+        return n
+
+    none = escapes(kernel.max_range(rng, False))
+    assert escapes(kernel.max_range(rng, True)) == none
+    assert escapes(kernel.max_range(rng, True) * 0.02) < none
