@@ -40,13 +40,14 @@ def wants_cluster(scheduler: Any = None, workers: int | None = None) -> bool:
 
 
 def check_options(scheduler: Any = None, workers: int | None = None) -> None:
-    """One-line errors for contradictory or out-of-range ``--scheduler`` / ``--workers``."""
+    """One-line errors (naming ``scheduler`` / ``workers``) for contradictory or out-of-range values."""
     if scheduler is not None and not _is_client(scheduler) and not (isinstance(scheduler, str) and scheduler.strip()):
-        raise FibsynthError(f"--scheduler needs an address such as tcp://HOST:8786 (got {scheduler!r})")
+        raise FibsynthError(f"needs an address such as tcp://HOST:8786 (got {scheduler!r})", param="scheduler")
     if scheduler is not None and workers is not None:
-        raise FibsynthError("give --scheduler (an existing cluster) or --workers (a local cluster), not both")
+        raise FibsynthError("give a scheduler (an existing cluster) or workers (a local cluster), not both",
+                            param=("scheduler", "workers"))
     if workers is not None and int(workers) < 1:
-        raise FibsynthError(f"--workers must be >= 1 (got {workers})")
+        raise FibsynthError(f"must be >= 1 (got {workers})", param="workers")
 
 
 def _cpus() -> int:
@@ -80,7 +81,7 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
             client = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise FibsynthError(f"--scheduler {scheduler}: cannot connect ({msg})") from None
+            raise FibsynthError(f"cannot connect to {scheduler} ({msg})", param="scheduler") from None
     else:
         n = int(workers)  # type: ignore[arg-type]
         numba_threads = max(1, _cpus() // n)
