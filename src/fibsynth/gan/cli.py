@@ -121,6 +121,12 @@ def translate_cmd(
 
     if dtype is not None and dtype not in ("uint8", "uint16", "float32"):
         raise FibsynthError(f"must be uint8, uint16 or float32 (got {dtype!r})", param="dtype")
+    from fibsynth.errors import register_flag_names
+    from fibsynth.io.outputs import check_output
+
+    register_flag_names(out="OUT")  # a positional argument
+
+    check_output(out, inputs=[inp, *channel, *([Path(model)] if Path(model).exists() else [])], param="out")
     direction = "ba" if reverse else "ab"
     tr = Translator(model, direction, device, tile, overlap, batch, threads=threads, seed=seed)
     from fibsynth.io import read_volume

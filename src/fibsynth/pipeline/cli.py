@@ -28,6 +28,15 @@ def synth(
     from fibsynth.io import read_structure, resolve_voxel_size
     from fibsynth.pipeline import fast_stack
 
+    from fibsynth.errors import register_flag_names
+    from fibsynth.io.outputs import check_output
+
+    register_flag_names(out="OUT")  # a positional argument
+
+    inputs = [structure] + ([model] if model is not None else [])
+    check_output(out, inputs=inputs, param="out")  # before any work: never the input, never a foreign file
+    if projection_out is not None:
+        check_output(projection_out, inputs=[*inputs, out], param="projection_out")
     vol = read_structure(structure)
     voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if model is not None and not Path(model).is_dir():
