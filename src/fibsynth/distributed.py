@@ -47,7 +47,7 @@ def check_options(scheduler: Any = None, workers: int | None = None) -> None:
         raise FibsynthError("give a scheduler (an existing cluster) or workers (a local cluster), not both",
                             param=("scheduler", "workers"))
     if workers is not None and int(workers) < 1:
-        raise FibsynthError(f"must be >= 1 (got {workers})", param="workers")
+        raise FibsynthError(f"--workers must be >= 1 (got {workers})")  # wording pinned by CLI tests
 
 
 def _cpus() -> int:
