@@ -10,11 +10,10 @@ accept.
 Imaging: the fast path (shine-through projection, plus the shipped projection -> Monte Carlo translation where one
 exists for the energy and materials) or, on request, the Monte Carlo.
 
-Augmentation -- INTERIM until ``fibsynth.microscope`` (issue 13) lands: a minimal randomised forward model kept here
-(:func:`augment`): focus blur, detector gamma, curtain stripes, shading and Poisson-Gaussian noise whose level is
-drawn around the noise measured in the real stack. It is deliberately simple and independent of the test stacks'
-artifact model (``benchmarks/realistic_stack.py``). When the microscope package provides a randomised forward
-model, :func:`augment` calls it instead.
+Augmentation: the microscope stage's randomised forward model (:meth:`fibsynth.microscope.MicroscopeModel.sample`
+at :data:`AUGMENT_STRENGTH`, then :func:`fibsynth.microscope.apply`): detector response, curtains, shading, drift
+(the labels move with the image), charging and Poisson-Gaussian noise, with the dose set so the noise matches the
+level measured in the real stack.
 """
 
 from __future__ import annotations
@@ -94,37 +93,31 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
     return img.astype(np.float32), {"engine": "fast path (projection; no shipped translation model at this energy)"}
 
 
-def _microscope_forward():
-    try:
-        from fibsynth import microscope
-    except ImportError:
-        return None
-    return getattr(microscope, "randomised", None) or getattr(microscope, "random_forward", None)
+AUGMENT_STRENGTH = 1.0  # MicroscopeModel.sample: 1 = a typical FIB-SEM
+_LOW, _SPAN = 0.1, 0.7  # the ideal image's 1-99 % range is mapped to [_LOW, _LOW + _SPAN] backscatter yield
 
 
-def augment(img: np.ndarray, rng: np.random.Generator, noise_relative: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """Randomised microscope artifacts (INTERIM, see module docstring); ``noise_relative``: the real stack's noise
-    sigma over its 1-99 % gray range."""
-    from scipy.ndimage import gaussian_filter
+def augment(img: np.ndarray, rng: np.random.Generator, noise_relative: float, labels: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Randomised microscope artifacts: a microscope drawn by :meth:`MicroscopeModel.sample` from ``rng`` and applied
+    to ``img`` (rescaled so its 1-99 % gray range spans 0.7 of the detector's range). The dose is set so the noise at
+    mid-gray is ``noise_relative`` (the real stack's noise sigma over its 1-99 % gray range, times a factor drawn in
+    [0.7, 1.3]) of the gray range. Returns the image, ``labels`` moved with it (drift, line jitter) and the record."""
+    from fibsynth.microscope import MicroscopeModel, apply
 
     x = img.astype(np.float64)
     lo, hi = np.percentile(x, [1, 99])
-    x = np.clip((x - lo) / max(hi - lo, 1e-9), 0, None)
-    nz, ny, nx = x.shape
-    blur = float(rng.uniform(0.0, 1.0))
-    gamma = float(rng.uniform(0.75, 1.3))
-    stripes = float(rng.uniform(0.0, 0.06))
-    shade = float(rng.uniform(0.0, 0.25))
+    x = _LOW + _SPAN * (x - lo) / max(hi - lo, 1e-9)
+    model = MicroscopeModel.sample(rng, strength=AUGMENT_STRENGTH)
     rel = float(np.clip(noise_relative, 0.005, 0.5)) * float(rng.uniform(0.7, 1.3))
-    if blur > 0.05:
-        x = gaussian_filter(x, (0, blur, blur))
-    x = x ** gamma
-    prof = gaussian_filter(rng.standard_normal(nx), 1.0) * stripes
-    x = x + prof[None, None, :] * (1 + 0.3 * np.sin(np.linspace(0, 3, nz)))[:, None, None]
-    x = x * (1 - shade * np.linspace(0, 1, ny) ** 2)[None, :, None]
-    # Poisson-Gaussian: half of the variance from counts, half additive, total sigma ~ rel at mid-gray
-    dose = 0.5 / rel**2 * 0.5
-    x = rng.poisson(np.clip(x, 0, None) * dose) / dose + rng.normal(0, rel / np.sqrt(2), x.shape)
-    rec = {"blur_px": blur, "gamma": gamma, "stripes": stripes, "shading": shade, "noise_relative": rel,
-           "model": "interim reconstruct.generate.augment"}
-    return x.astype(np.float32), rec
+    # Poisson noise of yield eta at dose D * efficiency has sigma sqrt(eta / (D * eff)); at mid-gray it is rel * _SPAN
+    mid = _LOW + _SPAN / 2
+    dose = float(np.clip(mid / ((rel * _SPAN) ** 2 * model.detector.efficiency), 1.0, 1e9))
+    model = model.model_copy(update={"detector": model.detector.model_copy(update={"electrons_per_pixel": dose})})
+    res = apply(x, model, labels=labels)
+    real = res.record["realised"]
+    rec = {"model": "fibsynth.microscope.MicroscopeModel.sample + apply", "strength": AUGMENT_STRENGTH,
+           "noise_relative": rel, "microscope": res.record["model"],
+           "max_shift_px": float(np.abs(np.asarray(real["shifts_px"])).max()),
+           "mean_blur_px": float(np.mean(real["blur_px"])), "mean_stripe_rms": float(np.mean(real["stripe_rms"]))}
+    return res.image.astype(np.float32), res.labels, rec

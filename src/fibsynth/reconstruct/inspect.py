@@ -2,13 +2,9 @@
 
 Reads any stack fibsynth reads (TIFF, folder of slices, Zarr, .npy; any integer or float type) and measures what the
 later steps need: gray-value histogram and percentiles, noise level, curtain-stripe power and slice-to-slice drift.
-
-INTERIM (swap when ``fibsynth.microscope`` lands on main): the estimators and corrections below are minimal
-implementations kept inside reconstruct -- noise sigma by Immerkaer's Laplacian-difference estimator,
-stripe power as the share of high-pass power in the column means, drift with ``phase_cross_correlation``, and
-simple corrections (integer alignment, column-mean destriping, large-scale shading division). When the microscope
-package provides its estimators and corrections, :func:`inspect_stack` and :func:`apply_corrections` call those
-instead (see ``_microscope()``).
+The estimators and the corrections are the microscope stage's (:mod:`fibsynth.microscope`, docs/microscope.md):
+noise by the wavelet MAD, stripe power by the row-pair covariance, drift by registering each slice onto the one
+before; corrections ``align`` (sub-pixel registration), ``destripe`` (wavelet-FFT filter) and ``flatten`` (shading).
 """
 
 from __future__ import annotations
@@ -22,15 +18,6 @@ from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
 
 CORRECTIONS = ("align", "destripe", "flatten")
-
-
-def _microscope():
-    """The landed microscope package, or None (interim estimators are used then)."""
-    try:
-        import fibsynth.microscope as m  # noqa: F401
-    except ImportError:
-        return None
-    return m
 
 
 def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: float | None = None,
@@ -79,66 +66,41 @@ def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: flo
     return img, VoxelSize.from_xy_z(xy, z), (None if energy is None else float(energy)), desc
 
 
-# ------------------------------------------------------------------------------------------ estimators
+# ------------------------------------------------------------------------------------------ inspection
 
-def noise_sigma(img: np.ndarray, max_slices: int = 16) -> float:
-    """Gaussian noise sigma (gray values) by Immerkaer's method (Comput. Vis. Image Underst. 64 (1996) 300: mean
-    absolute response to the difference of two Laplacians, which cancels smooth image content), median over up to
-    ``max_slices`` slices."""
-    from scipy.ndimage import convolve
-
-    kern = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-    idx = np.linspace(0, img.shape[0] - 1, min(max_slices, img.shape[0])).astype(int)
-    vals = []
-    for k in idx:
-        r = convolve(img[k].astype(np.float64), kern, mode="reflect")[1:-1, 1:-1]
-        vals.append(np.sqrt(np.pi / 2.0) * np.abs(r).mean() / 6.0)
-    return float(np.median(vals))
+ESTIMATORS = ("fibsynth.microscope: noise_sigma (wavelet MAD), stripe_profile_power (row-pair covariance), "
+              "register_slices (phase correlation)")
 
 
 def stripe_power(img: np.ndarray) -> float:
-    """Curtain-stripe power: variance of the high-pass (x) column means of each slice, relative to the slice's
-    variance, averaged over slices (0 = no vertical stripes)."""
-    from scipy.ndimage import uniform_filter1d
+    """Curtain-stripe power: the variance of each slice's stripe profile
+    (:func:`fibsynth.microscope.stripe_profile_power`) relative to the slice's variance, averaged over slices
+    (0 = no vertical stripes)."""
+    from fibsynth.microscope import stripe_profile_power
 
-    cols = img.mean(axis=1)  # (z, x)
-    hp = cols - uniform_filter1d(cols, size=max(3, img.shape[2] // 16), axis=1, mode="nearest")
     var = img.reshape(img.shape[0], -1).var(axis=1) + 1e-12
-    # column means of pure noise carry var/ny: remove that floor
-    floor = var / img.shape[1]
-    return float(np.mean(np.clip(hp.var(axis=1) - floor, 0, None) / var))
-
-
-def slice_drift(img: np.ndarray) -> np.ndarray:
-    """Shift (dy, dx) in pixels of each slice relative to the one before (first row zeros)."""
-    from skimage.registration import phase_cross_correlation
-
-    out = np.zeros((img.shape[0], 2))
-    for k in range(1, img.shape[0]):
-        shift, _, _ = phase_cross_correlation(img[k - 1], img[k], upsample_factor=4, normalization=None)
-        out[k] = shift
-    return out
+    return float(np.mean(np.clip(stripe_profile_power(img), 0, None) / var))
 
 
 def inspect_stack(img: np.ndarray) -> dict[str, Any]:
     """Histogram, percentiles, noise, stripe power and drift of a (z, y, x) stack."""
-    m = _microscope()
+    from fibsynth.microscope import noise_sigma, register_slices
+
     lo, p1, p50, p99, hi = (float(v) for v in np.percentile(img, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(img, bins=128, range=(lo, hi if hi > lo else lo + 1))
     sigma = noise_sigma(img)
-    drift = slice_drift(img)
-    cum = np.cumsum(drift, axis=0)
+    cum = register_slices(img)  # cumulative (dy, dx) registering each slice onto slice 0
+    step = np.diff(cum, axis=0)
     rec: dict[str, Any] = {
         "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
         "noise_sigma": sigma, "noise_relative": sigma / max(p99 - p1, 1e-12),
         "stripe_power": stripe_power(img),
-        "drift_px_per_slice": float(np.mean(np.hypot(drift[1:, 0], drift[1:, 1]))) if img.shape[0] > 1 else 0.0,
+        "drift_px_per_slice": float(np.mean(np.hypot(step[:, 0], step[:, 1]))) if len(step) else 0.0,
         "drift_total_px": float(np.max(np.hypot(cum[:, 0], cum[:, 1]))),
         "clipped_fraction": float(np.mean((img == lo) | (img == hi))),
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
         "drift_shifts_px": cum.tolist(),
-        "estimators": "fibsynth.microscope" if m is not None and hasattr(m, "estimate_noise") else
-                      "interim (reconstruct.inspect: Immerkaer noise, column-mean stripe power, phase correlation)",
+        "estimators": ESTIMATORS,
     }
     return rec
 
@@ -147,30 +109,29 @@ def inspect_stack(img: np.ndarray) -> dict[str, Any]:
 
 def apply_corrections(img: np.ndarray, corrections: tuple[str, ...] | list[str], drift_shifts: Any = None
                       ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Apply the corrections the user asked for, in a fixed order (align, destripe, flatten); returns the stack and a
-    record. ``align``: integer shifts from the cumulative slice drift; ``destripe``: remove each slice's high-pass
-    column-mean profile; ``flatten``: divide by a very smooth (sigma = 1/8 of the field) version of the slice."""
-    from scipy.ndimage import gaussian_filter, uniform_filter1d
+    """Apply the corrections the user asked for, in a fixed order (align, destripe, flatten), with the microscope
+    stage's functions; returns the stack and a record. ``align``: move each slice by the cumulative drift
+    (``drift_shifts``, else :func:`fibsynth.microscope.register_slices`); ``destripe``:
+    :func:`fibsynth.microscope.destripe`; ``flatten``: :func:`fibsynth.microscope.correct_shading` (polynomial
+    background of the mean slice, which needs no two-phase model)."""
+    import fibsynth.microscope as M
 
     bad = [c for c in corrections if c not in CORRECTIONS]
     if bad:
         raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
                             param="correct")
-    out = img.astype(np.float32, copy=True)
-    rec: dict[str, Any] = {"applied": [c for c in CORRECTIONS if c in corrections]}
+    out = np.asarray(img, np.float64)
+    rec: dict[str, Any] = {"applied": [c for c in CORRECTIONS if c in corrections], "by": "fibsynth.microscope"}
     if "align" in corrections:
-        cum = np.asarray(drift_shifts if drift_shifts is not None else np.cumsum(slice_drift(out), axis=0))
-        sh = np.round(cum).astype(int)
-        for k in range(out.shape[0]):
-            out[k] = np.roll(out[k], (int(sh[k, 0]), int(sh[k, 1])), axis=(0, 1))
-        rec["align_max_shift_px"] = int(np.abs(sh).max()) if sh.size else 0
+        sh = np.asarray(drift_shifts, np.float64) if drift_shifts is not None else M.register_slices(out)
+        out = M.shift_slices(out, sh)
+        rec["align_max_shift_px"] = float(np.abs(sh).max()) if sh.size else 0.0
     if "destripe" in corrections:
-        cols = out.mean(axis=1, keepdims=True)
-        hp = cols - uniform_filter1d(cols, size=max(3, out.shape[2] // 16), axis=2, mode="nearest")
-        out -= hp
+        out = M.destripe(out)
     if "flatten" in corrections:
-        s = max(out.shape[1:]) / 8.0
-        for k in range(out.shape[0]):
-            bg = gaussian_filter(out[k].astype(np.float64), s, mode="reflect")
-            out[k] = (out[k] / np.maximum(bg, 1e-6 * max(bg.max(), 1e-12)) * bg.mean()).astype(np.float32)
-    return out, rec
+        try:
+            out, _, info = M.correct_shading(out, method="polynomial")
+        except FibsynthError as exc:  # a stack whose mean is not positive
+            raise FibsynthError(f"flatten: {exc.message}", param="correct") from None
+        rec["flatten"] = {"method": info["method"]}
+    return out.astype(np.float32), rec

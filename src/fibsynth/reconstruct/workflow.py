@@ -195,7 +195,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         (d / "inspect.json").write_text(json.dumps(rec))
         return {"noise_relative": rec["noise_relative"]}
 
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct)},
+    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct),
+                                     "estimators": "fibsynth.microscope"},
                           {}, do_inspect, "inspecting the real stack")
     real = np.load(d_in / "real.npy")
     insp = json.loads((d_in / "inspect.json").read_text())
@@ -207,8 +208,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         shape = (int(min(real.shape[0], 32)), 96, 96)
         solid = G.make_structure(p, shape, vz)
         ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i)
-        img, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"])
-        return solid, img
+        img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
+                              labels=solid.astype(np.uint8))
+        return lbl.astype(solid.dtype), img
 
     def do_estimate(d: Path) -> dict:
         raw_est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
@@ -233,7 +235,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
-                      "materials": list(materials), "seed": s.seed}
+                      "materials": list(materials), "seed": s.seed,
+                      "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
         def do_generate(d: Path) -> dict:
             n = s.structures + s.val_structures
@@ -244,10 +247,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 solid = G.make_structure(p, synth_shape, vz)
                 ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
                                                 electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
-                img, arec = G.augment(ideal, rng, insp["noise_relative"])
+                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=solid.astype(np.uint8))
                 tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
                 _save(d / f"{tag}_img.npy", img)
-                _save(d / f"{tag}_lbl.npy", solid.astype(np.uint8))
+                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
                 if i == 0:
                     _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
                 stats = E.structure_stats(solid, vz)
