@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 from fibsynth.errors import FibsynthError
+from fibsynth.io.formats import volume_format
 
 INFO_PREFIX = "fibsynth-metadata:"
 SIDECAR = "fibsynth.json"
@@ -38,16 +39,11 @@ _ZARR_OWN = {".zgroup", ".zattrs", ".zmetadata", "zarr.json"}
 
 
 def _fmt(path: Path) -> str | None:
-    name = path.name.lower()
-    if name.endswith((".tif", ".tiff")):
-        return "tiff"
-    if name.endswith(".zarr"):
-        return "zarr"
-    if name.endswith(".npy"):
-        return "npy"
-    if path.suffix == "":
-        return "folder"
-    return None
+    """The volume format a path names, or None where its suffix names none."""
+    try:
+        return volume_format(path)
+    except FibsynthError:
+        return None
 
 
 def _tiff_is_ours(path: Path) -> bool:
@@ -164,6 +160,14 @@ def _same_or_inside(out: Path, inp: Path) -> str | None:
     return None
 
 
+def _refuse_inputs(path: Path, inputs: Iterable[str | Path | None], hint: str, param: str | None) -> None:
+    """One line when ``path`` is, holds or lies inside one of ``inputs`` (``None`` entries skipped)."""
+    for inp in inputs:
+        why = None if inp is None else _same_or_inside(path, Path(inp))
+        if why:
+            raise FibsynthError(f"{why}; {hint}", path, param=param)
+
+
 def check_output(
     out: str | Path,
     *,
@@ -182,8 +186,6 @@ def check_output(
     """
     out = Path(out)
     if kind == "volume":
-        from fibsynth.io.formats import volume_format
-
         try:
             volume_format(out)
         except FibsynthError as exc:
@@ -192,12 +194,7 @@ def check_output(
         allowed = tuple(s.lower() for s in suffixes)
         if not out.name.lower().endswith(allowed):
             raise FibsynthError(f"expected a file name ending in {' or '.join(allowed)}", out, param=param)
-    for inp in inputs:
-        if inp is None:
-            continue
-        why = _same_or_inside(out, Path(inp))
-        if why:
-            raise FibsynthError(f"{why}; write the output to another path", out, param=param)
+    _refuse_inputs(out, inputs, "write the output to another path", param)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise FibsynthError("output folder does not exist", parent, param=param)
@@ -223,12 +220,7 @@ def check_workdir(path: str | Path, *, inputs: Iterable[str | Path | None] = (),
     """A work folder (cache, model folder, work store): may exist as a folder, must not be a file, nor be, hold or
     lie inside one of ``inputs``."""
     path = Path(path)
-    for inp in inputs:
-        if inp is None:
-            continue
-        why = _same_or_inside(path, Path(inp))
-        if why:
-            raise FibsynthError(f"{why}; use another folder", path, param=param)
+    _refuse_inputs(path, inputs, "use another folder", param)
     if path.exists() and not path.is_dir():
         raise FibsynthError("is an existing file; a folder is needed here", path, param=param)
     parent = path.parent if str(path.parent) else Path(".")
