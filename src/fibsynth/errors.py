@@ -45,7 +45,7 @@ def flag_names(**mapping: str) -> Iterator[None]:
 
 
 def register_flag_names(**mapping: str) -> None:
-    """Like :func:`flag_names`, for the rest of the process (a CLI command's body; the process ends after it)."""
+    """Like :func:`flag_names`, for the rest of the running command (:func:`fibsynth.cli.main` scopes it)."""
     _FLAGS.set({**_FLAGS.get(), **mapping})
 
 
