@@ -94,20 +94,17 @@ def pydantic_error_line(exc: Exception, source: str | Path | None = None) -> Fib
     errors = getattr(exc, "errors", None)
     if not callable(errors):
         return FibsynthError(str(exc), source)
-    parts = []
-    params: list[str] = []
+    fields = []  # (dotted field name or "", what is wrong)
     for err in errors():
-        loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
         got = err.get("input")
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-        if loc:
-            params.append(loc[-1] if len(loc) == 1 else ".".join(loc))
-        parts.append((loc, f"{err.get('msg', 'invalid')}{got_s}"))
-    if len(parts) == 1 and parts[0][0]:
-        return FibsynthError(parts[0][1], source, param=params[0])
-    # several fields: name each inline (flags are resolved by the CLI only for single-parameter errors)
-    text = "; ".join((f"{'.'.join(loc)}: {msg}" if loc else msg) for loc, msg in parts)
-    return _MultiFieldError(text, source, fields=[(".".join(loc) if loc else "", msg) for loc, msg in parts])
+        name = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        fields.append((name, f"{err.get('msg', 'invalid')}{got_s}"))
+    if len(fields) == 1 and fields[0][0]:
+        return FibsynthError(fields[0][1], source, param=fields[0][0])
+    # several fields (or none named): each named inline, mapped to its flag by the CLI
+    text = "; ".join((f"{f}: {m}" if f else m) for f, m in fields)
+    return _MultiFieldError(text, source, fields=fields)
 
 
 class _MultiFieldError(FibsynthError):
