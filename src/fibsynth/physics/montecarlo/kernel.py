@@ -130,14 +130,29 @@ def energy_after(rng_row, rcut, ln_e0, inv_dln, u, path):
     return math.exp(ln_e0 + un / inv_dln), un
 
 
+LEVEL_SHIFT = 4  # a voxel code is material | (block level << LEVEL_SHIFT) (``stack.block_levels``)
+MAT_MASK = (1 << LEVEL_SHIFT) - 1
+
+
 @_jit
 def lookup(vol, iz, iy, ix, backing, repeat_last):
+    """The voxel code at (iz, iy, ix): material | (level << LEVEL_SHIFT) inside the volume, the bare material
+    beyond it (blocks never extend past the last slice)."""
     nz = vol.shape[0]
     if iz < nz:
         return vol[iz, iy, ix]
     if repeat_last:
-        return vol[nz - 1, iy, ix]
+        return vol[nz - 1, iy, ix] & MAT_MASK
     return backing
+
+
+@_jit
+def _clampi(i, lo, hi):
+    if i < lo:
+        return lo
+    if i > hi:
+        return hi
+    return i
 
 
 @_jit
@@ -254,7 +269,9 @@ def transport_one(
     if iy >= ny:
         iy = ny - 1
     iz = kface
-    mat = lookup(vol, iz, iy, ix, backing, repeat_last)
+    code = lookup(vol, iz, iy, ix, backing, repeat_last)
+    mat = code & MAT_MASK
+    lev = code >> LEVEL_SHIFT
     pend = 0.0
     u = (math.log(e0) - ln_e0) * inv_dln
     rr = interp_row(rng[mat], u)
@@ -290,19 +307,29 @@ def transport_one(
         # distance to the next voxel plane
         tx = _BIG
         ty = _BIG
+        # the cell to leave: the voxel (lev 0) or the uniform aligned block of 2^lev voxels around it
+        # (``stack.block_levels``; blocks lie inside the volume and never straddle the periodic edges)
+        bx0 = (ix >> lev) << lev
+        by0 = (iy >> lev) << lev
+        bzb = (iz >> lev) << lev
+        bz0 = bzb if bzb > kface else kface  # a block cut by the face: its top is the face
+        nbk = 1 << lev
         if lateral and not inside:
             if ux > 0.0:
-                tx = ((ix + 1) * dx - x) * ivx
+                tx = ((bx0 + nbk) * dx - x) * ivx
             elif ux < 0.0:
-                tx = (ix * dx - x) * ivx
+                tx = (bx0 * dx - x) * ivx
             if uy > 0.0:
-                ty = ((iy + 1) * dy - y) * ivy
+                ty = ((by0 + nbk) * dy - y) * ivy
             elif uy < 0.0:
-                ty = (iy * dy - y) * ivy
+                ty = (by0 * dy - y) * ivy
         # uz is never exactly 0 (nudged after each rotation), so one expression covers both directions
         axis = 2
         if not inside:
-            tz = ((iz + (1.0 if uz > 0.0 else 0.0)) * dz - z) * ivz
+            if uz > 0.0:
+                tz = ((bzb + nbk) * dz - z) * ivz
+            else:
+                tz = (bz0 * dz - z) * ivz
             if uz > 0.0 and iz >= nz and not repeat_last:
                 tz = _BIG
             dmin = tz
@@ -317,6 +344,8 @@ def transport_one(
             if inside:
                 x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, s, dz, dy, dx, nx, ny, kface, lateral)
             else:
+                # inside a block the voxel indices may go stale; only (index >> lev) is used until the
+                # electron leaves the block, and then they are recomputed
                 x += s * ux
                 y += s * uy
                 z += s * uz
@@ -399,48 +428,59 @@ def transport_one(
             y += dmin * uy
             z += dmin * uz
             if ux > 0.0:
-                ix += 1
+                ix = bx0 + nbk
                 x = ix * dx
                 if ix == nx:
                     ix = 0
                     x = 0.0
             else:
-                x = ix * dx
-                ix -= 1
+                x = bx0 * dx
+                ix = bx0 - 1
                 if ix < 0:
                     ix = nx - 1
                     x = nx * dx
+            if lev > 0:
+                iy = _clampi(int(y / dy), by0, by0 + nbk - 1)
+                iz = _clampi(int(z / dz), bz0, bzb + nbk - 1)
         elif axis == 1:
             x += dmin * ux
             z += dmin * uz
             if uy > 0.0:
-                iy += 1
+                iy = by0 + nbk
                 y = iy * dy
                 if iy == ny:
                     iy = 0
                     y = 0.0
             else:
-                y = iy * dy
-                iy -= 1
+                y = by0 * dy
+                iy = by0 - 1
                 if iy < 0:
                     iy = ny - 1
                     y = ny * dy
+            if lev > 0:
+                ix = _clampi(int(x / dx), bx0, bx0 + nbk - 1)
+                iz = _clampi(int(z / dz), bz0, bzb + nbk - 1)
         else:
             x += dmin * ux
             y += dmin * uy
+            if lev > 0:
+                ix = _clampi(int(x / dx), bx0, bx0 + nbk - 1)
+                iy = _clampi(int(y / dy), by0, by0 + nbk - 1)
             if uz > 0.0:
-                iz += 1
+                iz = bzb + nbk
                 z = iz * dz
             else:
-                z = iz * dz
-                iz -= 1
+                z = bz0 * dz
+                iz = bz0 - 1
                 if iz < kface:
                     rr -= pend
                     if rr <= rc:
                         return False, 0.0, ux, uy, uz
                     u = range_to_u(rng[mat], rinvd[mat], u, rr)
                     return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
-        newmat = lookup(vol, iz, iy, ix, backing, repeat_last)
+        code = lookup(vol, iz, iy, ix, backing, repeat_last)
+        lev = code >> LEVEL_SHIFT
+        newmat = code & MAT_MASK
         if newmat != mat:
             rr -= pend
             pend = 0.0

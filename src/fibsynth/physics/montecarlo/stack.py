@@ -50,7 +50,33 @@ Progress = Callable[[int, int], None]  # progress(done, total) after every finis
 
 
 SKIP_CAP = 16  # largest same-material radius (in voxels) stored in the distance map
-TRACKINGS = ("skip", "voxel")
+BLOCK_LEVELS = 3  # largest uniform block: 2^3 = 8 voxels on a side
+TRACKINGS = ("block", "skip", "voxel")
+
+
+def block_levels(vol: np.ndarray, max_level: int = BLOCK_LEVELS) -> np.ndarray:
+    """Voxel codes for block tracking in ``kernel.transport_one``: ``material | (L << kernel.LEVEL_SHIFT)``
+    with L the largest level <= ``max_level`` such that the aligned block of 2^L x 2^L x 2^L voxels holding the
+    voxel (origin at multiples of 2^L) lies wholly inside the volume and holds one material. A flight inside
+    such a block stops only on the block's faces (the material cannot change inside it). Uniform at L implies
+    uniform at every lower level, so L counts the uniform levels."""
+    from fibsynth.physics.montecarlo.kernel import LEVEL_SHIFT, MAT_MASK
+
+    vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    if vol.size and int(vol.max()) > MAT_MASK:
+        raise FibsynthError(f"material indices must be <= {MAT_MASK} for block tracking", param="vol")
+    lev = np.zeros(vol.shape, np.uint8)
+    nz, ny, nx = vol.shape
+    for level in range(1, max_level + 1):
+        n = 1 << level
+        mz, my, mx = nz // n, ny // n, nx // n
+        if min(mz, my, mx) == 0:
+            break
+        v = vol[: mz * n, : my * n, : mx * n].reshape(mz, n, my, n, mx, n)
+        uni = v.min(axis=(1, 3, 5)) == v.max(axis=(1, 3, 5))
+        full = np.repeat(np.repeat(np.repeat(uni, n, 0), n, 1), n, 2)
+        lev[: mz * n, : my * n, : mx * n] += full
+    return vol | (lev << LEVEL_SHIFT).astype(np.uint8)
 
 
 def distance_map(vol: np.ndarray, backing: int, repeat_last: bool, cap: int = SKIP_CAP) -> np.ndarray:
@@ -83,7 +109,8 @@ def distance_map(vol: np.ndarray, backing: int, repeat_last: bool, cap: int = SK
 
 def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
                    tables: tuple | None = None, *, tracking: str = "voxel",
-                   dist: np.ndarray | None = None, range_rejection: bool = True) -> dict[str, Any]:
+                   dist: np.ndarray | None = None, range_rejection: bool = True,
+                   blocks: np.ndarray | None = None) -> dict[str, Any]:
     """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
     material if given) on the numba backend. Returns counts of all and detected BSE per pixel and the slice's
     histograms.
@@ -105,6 +132,8 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
     by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    if tracking == "block":
+        vol = block_levels(vol) if blocks is None else np.ascontiguousarray(blocks, dtype=np.uint8)
     if tracking == "skip":
         if dist is None:
             dist = distance_map(vol, backing, repeat)
