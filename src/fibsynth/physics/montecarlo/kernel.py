@@ -136,8 +136,20 @@ MAT_MASK = (1 << LEVEL_SHIFT) - 1
 
 @_jit
 def lookup(vol, iz, iy, ix, backing, repeat_last):
-    """The voxel code at (iz, iy, ix): material | (level << LEVEL_SHIFT) inside the volume, the bare material
-    beyond it (blocks never extend past the last slice)."""
+    """The material at voxel (iz, iy, ix) (also beyond the last slice); ``vol`` may hold block codes."""
+    nz = vol.shape[0]
+    if iz < nz:
+        return vol[iz, iy, ix] & MAT_MASK
+    if repeat_last:
+        return vol[nz - 1, iy, ix] & MAT_MASK
+    return backing
+
+
+@_jit
+def lookup_code(vol, iz, iy, ix, backing, repeat_last):
+    """The voxel code at (iz, iy, ix): material | (level << LEVEL_SHIFT) inside the volume (``stack.block_levels``;
+    a plain material volume has level 0 everywhere), the bare material beyond it (blocks never extend past the
+    last slice)."""
     nz = vol.shape[0]
     if iz < nz:
         return vol[iz, iy, ix]
@@ -269,7 +281,7 @@ def transport_one(
     if iy >= ny:
         iy = ny - 1
     iz = kface
-    code = lookup(vol, iz, iy, ix, backing, repeat_last)
+    code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
     mat = code & MAT_MASK
     lev = code >> LEVEL_SHIFT
     pend = 0.0
@@ -478,7 +490,7 @@ def transport_one(
                         return False, 0.0, ux, uy, uz
                     u = range_to_u(rng[mat], rinvd[mat], u, rr)
                     return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
-        code = lookup(vol, iz, iy, ix, backing, repeat_last)
+        code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
         if newmat != mat:
