@@ -229,3 +229,24 @@ def test_the_rejection_check_is_live():
     none = escapes(kernel.max_range(rng, False))
     assert escapes(kernel.max_range(rng, True)) == none
     assert escapes(kernel.max_range(rng, True) * 0.02) < none
+
+
+def test_stack_block_tracking_is_the_default_and_gives_the_same_stack():
+    """``simulate_stack`` computes the block codes once and tracks by blocks by default; the stack equals the
+    voxel-tracked one within errors (chi-square per slice), and a bad ``tracking`` is refused naming it."""
+    from fibsynth.config import VoxelSize
+    from fibsynth.physics.montecarlo.stack import simulate_stack
+
+    vol = _structure((16, 8, 8), seed=5)
+    s = _settings(40, backing="pore")
+    vox = VoxelSize(z=4.0, y=4.0, x=4.0)
+    a = simulate_stack(vol, vox, s, slices=(0, 3), progress=False)
+    b = simulate_stack(vol, vox, s, slices=(0, 3), progress=False, tracking="voxel")
+    assert a["eta"].sum() > 0
+    for i in range(3):
+        ra = {"all": np.rint(a["eta"][i] * 40)}
+        rb = {"all": np.rint(b["eta"][i] * 40)}
+        assert _chi2_same(ra, rb, 40)
+    with pytest.raises(FibsynthError) as exc:
+        simulate_stack(vol, vox, s, slices=(0, 1), progress=False, tracking="woodcock")
+    assert str(exc.value).startswith("tracking: ")
