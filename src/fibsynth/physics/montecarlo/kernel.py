@@ -281,9 +281,7 @@ def transport_one(
     if iy >= ny:
         iy = ny - 1
     iz = kface
-    code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
-    mat = code & MAT_MASK
-    lev = code >> LEVEL_SHIFT
+    mat = lookup(vol, iz, iy, ix, backing, repeat_last)
     pend = 0.0
     u = (math.log(e0) - ln_e0) * inv_dln
     rr = interp_row(rng[mat], u)
@@ -299,6 +297,9 @@ def transport_one(
     skip = safe > 0.0
     nzd = dist.shape[0]
     zface = kface * dz
+    # block level of the cell the electron is in (0 unless ``vol`` holds ``stack.block_levels`` codes); refreshed
+    # at every voxel entry and material change
+    lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
     while True:
         inside = False  # True: the flight ends within the same-material ball around the voxel (no plane tests)
         if skip:
@@ -500,6 +501,7 @@ def transport_one(
                 return False, 0.0, ux, uy, uz
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
             mat = newmat
+            lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
             rr = interp_row(rng[mat], u)
             rc = rcut[mat]
             r, s0, s1 = next_uniform(s0, s1)
