@@ -241,3 +241,30 @@ def test_torch_backend_refuses_vacuum():
         simulate_stack(np.ones((2, 2, 2), np.uint8), VoxelSize.coerce((4, 4, 4)), _settings(1), backend="torch",
                        progress=False)
     assert exc.value.param == "backend"
+
+
+def test_mc_stack_cli_open_pores(tmp_path, capsys):
+    """``fibsynth mc stack --pore vacuum``: accepted, the metadata names vacuum as phase 0; the torch backend
+    refuses it in one line (exit 2) before any work."""
+    from fibsynth.cli import main
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, read_volume, write_volume
+
+    s = np.zeros((3, 4, 4), np.uint8)
+    s[:, :2] = 1
+    src = tmp_path / "s.npy"
+    write_volume(src, s, VolumeMeta(kind="structure", voxel_size_nm=VoxelSize.from_xy_z(4, 4)))
+    out = tmp_path / "img.tif"
+    rc = main(["mc", "stack", str(src), str(out), "--energy-kev", "2", "--electrons-per-pixel", "20",
+               "--workers", "1", "--pore", "vacuum", "--backing", "solid"])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    v = read_volume(out)
+    assert v.meta.materials == {"0": "vacuum", "1": "gold"}
+    assert v.meta.parameters["pore"] == "vacuum"
+    assert v.data.shape == (3, 4, 4) and float(v.data[:, :2].mean()) > float(v.data[:, 2:].mean())
+    bad = tmp_path / "bad.tif"
+    assert main(["mc", "stack", str(src), str(bad), "--energy-kev", "2", "--electrons-per-pixel", "20",
+                 "--workers", "1", "--pore", "vacuum", "--backend", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--backend" in err and not bad.exists()

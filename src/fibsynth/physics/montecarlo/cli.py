@@ -175,8 +175,9 @@ def stack(
     energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV (0.2-30)."),
     electrons_per_pixel: int = typer.Option(..., "--electrons-per-pixel", help="Primary electrons per pixel."),
     solid: str = typer.Option("gold", "--solid", help="Material of solid voxels (1)."),
-    pore: str = typer.Option("epoxy", "--pore", help="Material of pore voxels (0)."),
-    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore, solid, repeat, or a material."),
+    pore: str = typer.Option("epoxy", "--pore", help="Material of pore voxels (0); vacuum = open (empty) pores."),
+    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore, solid, repeat, or a material "
+                                "(or vacuum)."),
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal (52-deg tilt = 38)."),
     probe_nm: float = typer.Option(0.0, "--probe-nm", help="Probe size: FWHM of the Gaussian probe in nm (0 = point)."),
     slices: Optional[str] = typer.Option(None, "--slices", help="K0:K1 simulates slices K0..K1-1 only."),
