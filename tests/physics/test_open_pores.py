@@ -268,3 +268,30 @@ def test_mc_stack_cli_open_pores(tmp_path, capsys):
                  "--workers", "1", "--pore", "vacuum", "--backend", "torch"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--backend" in err and not bad.exists()
+
+
+def test_open_pore_stack_time_against_epoxy():
+    """Open pores cost no more than ~the gold/epoxy stack of the same structure (target <= 1.5x, measured by
+    ``benchmarks/bench_open_pores.py --timing``); here, on a tiny stack in the same process, interleaved, a loose
+    bound (<= 2.5x, best of 3) that catches a pathological slow-down (e.g. flights looping in channels)."""
+    import time
+
+    from fibsynth.pipeline.products import make_structure
+
+    vol = make_structure((24, 16, 16), (4.0, 4.0, 4.0), solid_fraction=0.3, ligament_nm=30.0, seed=2).data
+    cases = []
+    for pore in ("epoxy", "vacuum"):
+        s = _settings(30, pore=pore, backing="pore")
+        mats, _, _ = stack_materials(s)
+        cases.append((s, slice_tables(s, mats).as_tuple()))
+        simulate_slice(vol, VOX, 3, s, cases[-1][1])
+    ratios = []
+    for _ in range(3):
+        t = []
+        for s, tabs in cases:
+            t0 = time.perf_counter()
+            for k in (3, 9):
+                simulate_slice(vol, VOX, k, s, tabs)
+            t.append(time.perf_counter() - t0)
+        ratios.append(t[1] / t[0])
+    assert min(ratios) <= 2.5, ratios
