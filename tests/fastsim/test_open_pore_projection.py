@@ -91,3 +91,29 @@ def test_open_pore_projection_follows_the_monte_carlo(net):
     r_binary = np.corrcoef(mc.ravel(), (proj[::2] > 0).ravel())[0, 1]
     assert r > 0.75, r
     assert r > r_binary + 0.05  # the view factor and angle carry information beyond "solid hit or not"
+
+
+def test_cli_fast_project_and_synth_take_open_pores(tmp_path, capsys):
+    """``fibsynth fast project --pore vacuum`` and ``fibsynth synth --pore vacuum --translation auto`` write the
+    open-pore projection with vacuum as phase 0; ``synth --pore vacuum`` without a translation model for it is one
+    line naming the missing model (none is shipped for open pores)."""
+    from fibsynth.cli import main
+    from fibsynth.io import read_volume, write_volume
+    from fibsynth.pipeline.products import make_structure
+
+    p = make_structure((6, 16, 16), VOX, solid_fraction=0.3, ligament_nm=20.0, seed=1)
+    src = tmp_path / "s.tif"
+    write_volume(src, p.data, p.meta)
+    out = tmp_path / "proj.tif"
+    assert main(["fast", "project", str(src), str(out), "--energy-kev", "2", "--pore", "vacuum"]) == 0
+    v = read_volume(out)
+    assert v.meta.materials == {"0": "vacuum", "1": "gold"} and v.meta.parameters["open_pores"] is True
+    out2 = tmp_path / "synth.tif"
+    assert main(["synth", str(src), str(out2), "--energy-kev", "2", "--pore", "vacuum", "--translation", "auto"]) == 0
+    w = read_volume(out2)
+    assert w.meta.materials == {"0": "vacuum", "1": "gold"} and w.meta.generator == "projection"
+    assert np.array_equal(w.data, v.data)
+    capsys.readouterr()
+    assert main(["synth", str(src), str(tmp_path / "x.tif"), "--energy-kev", "2", "--pore", "vacuum"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no shipped translation model" in err[0]
