@@ -295,3 +295,32 @@ def test_open_pore_stack_time_against_epoxy():
             t.append(time.perf_counter() - t0)
         ratios.append(t[1] / t[0])
     assert min(ratios) <= 2.5, ratios
+
+
+def test_pipeline_products_with_open_pores():
+    """The pipeline's products carry open pores in their metadata: the Monte Carlo stack (``pore="vacuum"``) and
+    the fast path (the open-pore projection when no translation model fits)."""
+    from fibsynth.pipeline.products import fast_stack, montecarlo_stack
+
+    vol = np.zeros((3, 4, 4), np.uint8)
+    vol[:, :, :2] = 1
+    mc = montecarlo_stack(vol, VOX, energy_kev=2.0, electrons_per_pixel=20, pore="vacuum", backing="solid")
+    assert mc.meta.materials == {"0": "vacuum", "1": "gold"}
+    assert mc.meta.parameters["geometry"]["pore"] == "vacuum"
+    fast = fast_stack(vol, VOX, 2.0, pore="vacuum", translation="auto")
+    assert fast.meta.materials == {"0": "vacuum", "1": "gold"} and fast.meta.generator == "projection"
+    assert fast.meta.parameters["projection"]["open_pores"] is True
+
+
+def test_cli_free_standing_film_and_no_vacuum_bulk(tmp_path, capsys):
+    from fibsynth.cli import main
+
+    out = tmp_path / "f.csv"
+    assert main(["mc", "layers", "--film", "Au", "--substrate", "vacuum", "--thickness-nm", "2:4:2",
+                 "--energy-kev", "2", "--electrons", "2000", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 3 and rows[1].split(",")[2] == "vacuum"
+    capsys.readouterr()
+    assert main(["mc", "bulk", "--material", "vacuum", "--energy-kev", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--material" in err

@@ -121,7 +121,7 @@ def bulk(
 @app.command("layers")
 def layers(
     film: str = typer.Option(..., "--film", help="Film material."),
-    substrate: str = typer.Option(..., "--substrate", help="Substrate material."),
+    substrate: str = typer.Option(..., "--substrate", help="Substrate material (vacuum: a free-standing film)."),
     thickness_nm: str = typer.Option(..., "--thickness-nm", help="START:STOP:STEP (STOP inclusive) or one value, nm."),
     energy_kev: str = typer.Option(..., "--energy-kev", help="Comma-separated beam energies in keV."),
     electrons: int = typer.Option(20000, "--electrons", help="Primary electrons per (energy, thickness)."),
@@ -147,7 +147,7 @@ def layers(
     ts = parse_range(thickness_nm, "--thickness-nm", minimum=0.0)
     es = [check_energy(e) for e in parse_list(energy_kev, "--energy-kev")]
     fm = get_material(film, "film")
-    sm = get_material(substrate, "substrate")
+    sm = get_material(substrate, "substrate", allow_vacuum=True)  # vacuum: a free-standing film
     phys = _physics(elastic, cutoff_kev, binary)
     dev = None if device == "auto" else device
     buf = io.StringIO()
