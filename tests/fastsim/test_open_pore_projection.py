@@ -112,6 +112,7 @@ def test_cli_fast_project_and_synth_take_open_pores(tmp_path, capsys):
     assert main(["synth", str(src), str(out2), "--energy-kev", "2", "--pore", "vacuum", "--translation", "auto"]) == 0
     w = read_volume(out2)
     assert w.meta.materials == {"0": "vacuum", "1": "gold"} and w.meta.generator == "projection"
+    assert w.meta.parameters["projection"]["open_pores"] is True
     assert np.array_equal(w.data, v.data)
     capsys.readouterr()
     assert main(["synth", str(src), str(tmp_path / "x.tif"), "--energy-kev", "2", "--pore", "vacuum"]) == 2
