@@ -277,7 +277,7 @@ def matter_layers(vol, nel, backing, repeat_last):
         full = 1
         for iy in range(ny):
             for ix in range(nx):
-                if nel[vol[iz, iy, ix]] == 0:
+                if nel[vol[iz, iy, ix] & MAT_MASK] == 0:  # vol may hold block codes
                     full = 0
                     break
             if full == 0:
