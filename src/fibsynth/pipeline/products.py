@@ -59,6 +59,15 @@ def phases(solid: str = SOLID, pore: str = PORE) -> dict[str, str]:
 PHASES = phases()
 
 
+def label_phases(geometry: Any) -> dict[str, str]:
+    """``VolumeMeta.materials`` of a stack geometry: label value -> material, one per label (``materials``), or
+    ``phases(solid, pore)`` for the binary form (and for the flat settings layout)."""
+    mats = getattr(geometry, "materials", None)
+    if mats is not None:
+        return {str(i): str(m) for i, m in enumerate(mats)}
+    return phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE))
+
+
 @dataclass
 class Product:
     """A product of the pipeline: ``data`` (z, y, x), its metadata, and a record of how it was made."""
@@ -127,7 +136,7 @@ def montecarlo_meta(voxel: Any, settings: Any, slices: tuple[int, int], paramete
     geometry = getattr(settings, "geometry", settings)
     return VolumeMeta(kind="image", voxel_size_nm=VoxelSize.coerce(voxel, param="voxel"), generator=MONTECARLO,
                       energy_kev=float(beam.energy_kev), seed=int(settings.seed),
-                      materials=phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE)),
+                      materials=label_phases(geometry),
                       offset_voxels=(k0, 0, 0), parameters=params)
 
 
@@ -319,6 +328,6 @@ def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel
 
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
-    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
+    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta", "label_phases",
     "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
 ]
