@@ -49,3 +49,28 @@ def test_phase_structure_per_phase():
         assert r["D_xy_nm"] > 4.0  # at least a voxel wide
     only = phase_structure(lab, 4.0, isotropy=False)
     assert only["2"] == {"solid_fraction": rep["2"]["solid_fraction"]}
+
+
+def test_evaluate_and_isotropy_cli_phases(tmp_path, capsys):
+    import json
+
+    from fibsynth.cli import main
+    from fibsynth.io import VolumeMeta, write_volume
+    from fibsynth.structure import multiphase
+
+    t = multiphase((16, 16, 16), 4.0, (0.4, 0.35, 0.25), ligament_nm=(12, 12), seed=2)
+    p = t.copy()
+    p[:2] = 0
+    meta = VolumeMeta(kind="label", voxel_size_nm=4.0)
+    write_volume(tmp_path / "t.npy", t, meta)
+    write_volume(tmp_path / "p.npy", p, meta)
+    assert main(["evaluate", str(tmp_path / "p.npy"), "--truth", str(tmp_path / "t.npy"), "--phases", "3",
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = evaluate_phases(p, t, 3)
+    assert got["MDS"] == pytest.approx(want["MDS"]) and got["dice_2"] == pytest.approx(want["dice_2"])
+    assert main(["evaluate", str(tmp_path / "p.npy"), "--truth", str(tmp_path / "t.npy"), "--phases", "2"]) == 2
+    assert "0..1" in capsys.readouterr().err
+    assert main(["isotropy", str(tmp_path / "t.npy"), "--phase", "2", "--json"]) == 0
+    iso = json.loads(capsys.readouterr().out)
+    assert iso["solid_fraction"] == pytest.approx(float((t == 2).mean()))

@@ -76,6 +76,10 @@ def test_geometry_validation_one_line():
     # flat keywords merge into a given geometry without its defaults (no false "not both")
     s = StackSettings(geometry=StackGeometry(materials=["epoxy", "Au", "Ni"]), energy_kev=2, electrons_per_pixel=5)
     assert s.geometry.n_labels == 3
+    # the settings travel to dask workers as JSON: both forms validate back; the binary dump has no materials key
+    assert StackSettings.model_validate_json(s.model_dump_json()) == s
+    assert "materials" not in _settings().model_dump()["geometry"]
+    assert StackSettings.model_validate_json(_settings().model_dump_json()) == _settings()
 
 
 def test_stack_cli_materials(tmp_path, capsys):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
@@ -188,6 +188,20 @@ class StackGeometry(StrictModel):
                                     "(or use pore = label 0's, or repeat)", param="backing")
         return self
 
+    @model_serializer(mode="wrap")
+    def _binary_dump(self, handler):
+        # the binary form dumps as it always did (no ``materials`` key): work-store keys, cache keys and the image
+        # metadata of binary stacks are unchanged
+        # the label form dumps without solid / pore (they are not given with it): it validates back (dask tasks)
+        out = handler(self)
+        if isinstance(out, dict) and "materials" in out:
+            if out["materials"] is None:
+                out.pop("materials")
+            else:
+                out.pop("solid", None)
+                out.pop("pore", None)
+        return out
+
     def label_materials(self) -> tuple[str, ...]:
         """The material of each label 0..n-1 (``(pore, solid)`` in the binary form)."""
         return self.materials if self.materials is not None else (self.pore, self.solid)
@@ -262,7 +276,8 @@ class StackSettings(StrictModel):
         out: dict[str, Any] = {flat: getattr(getattr(self, part), name) for flat, (part, name) in _FLAT.items()}
         if out["materials"] is None:  # the binary form: the record it always had
             del out["materials"]
-        else:
+        else:  # the label form: its materials, not the unused solid / pore defaults
             out["materials"] = list(out["materials"])
+            del out["solid"], out["pore"]
         out.update(electrons_per_pixel=self.electrons_per_pixel, seed=self.seed, shot_noise_dose=self.shot_noise_dose)
         return out
