@@ -69,3 +69,23 @@ def test_multiotsu_baseline_order():
     assert good > 0.75 and good > bad + 0.1, (good, bad)  # noise sigma 0.08 against gaps of 0.2: ~0.84
     with pytest.raises(FibsynthError, match="permutation"):
         multiotsu_segment(img, 3, order=[0, 1, 1])
+
+
+def test_baseline_cli_multiotsu(tmp_path, capsys):
+    import json
+
+    from fibsynth.cli import main
+    from fibsynth.io import VolumeMeta, read_volume, write_volume
+
+    img, lab = _three_phase((8, 32, 32), 5)
+    write_volume(tmp_path / "img.npy", img, VolumeMeta(kind="image", voxel_size_nm=4.0))
+    rc = main(["segment", "baseline", str(tmp_path / "img.npy"), str(tmp_path / "b.npy"), "--method", "multiotsu",
+               "--classes", "3", "--order", "0,2,1", "--json"])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads(capsys.readouterr().out)
+    v = read_volume(tmp_path / "b.npy")
+    assert info["order"] == [0, 2, 1] and v.meta.generator == "baseline"
+    np.testing.assert_array_equal(v.data, multiotsu_segment(img, 3, order=[0, 2, 1])[0])
+    assert main(["segment", "baseline", str(tmp_path / "img.npy"), str(tmp_path / "c.npy"), "--method",
+                 "multiotsu", "--order", "0,1,1"]) == 2
+    assert "permutation" in capsys.readouterr().err and not (tmp_path / "c.npy").exists()

@@ -400,6 +400,6 @@ def _evaluation_phases(prediction, truth, n: int, voxel: Any, isotropy: bool) ->
 
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
-    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta", "label_phases", "make_multiphase",
-    "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
+    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
+    "label_phases", "make_multiphase", "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
 ]

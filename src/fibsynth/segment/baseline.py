@@ -92,6 +92,23 @@ def multiotsu_segment(images, classes: int, order=None, nbins: int = 256) -> tup
     return lut[np.digitize(np.asarray(images), t)].astype(np.uint8), t
 
 
+def segment_multiotsu(inp: str | Path, out: str | Path, classes: int = 3, order=None) -> dict:
+    """Multi-Otsu labels (0..classes-1; the k-th darkest gray class labelled ``order[k]``) of a stack, written with
+    the input's voxel size (in memory)."""
+    from fibsynth.io import VolumeMeta, read_volume, write_volume
+    from fibsynth.io.metadata import Generator
+
+    vol = read_volume(inp)
+    lab, t = multiotsu_segment(vol.data, classes, order)
+    info = {"method": "multiotsu", "classes": int(classes), "thresholds": t.tolist(),
+            "order": list(range(classes)) if order is None else [int(o) for o in order]}
+    meta = VolumeMeta(kind="label", voxel_size_nm=vol.meta.voxel_size_nm, generator=Generator.BASELINE,
+                      parameters={**info, "input": str(inp), "nbins": 256}, energy_kev=vol.meta.energy_kev)
+    write_volume(out, lab, meta)
+    info["fractions"] = (np.bincount(lab.ravel(), minlength=classes) / lab.size).tolist()
+    return info
+
+
 def segment_baseline(inp: str | Path, out: str | Path, method: str = "otsu") -> dict:
     """Threshold a stack with ``otsu`` or ``kmeans``; writes uint8 labels (1 = gray value above the
     threshold = solid) with the input's voxel size. Zarr output is written slab by slab."""

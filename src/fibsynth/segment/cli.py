@@ -174,21 +174,38 @@ def predict_cmd(
     if json_out:
         emit_json(res)
     else:
-        typer.echo(f"{out}: {res['shape']} in {res['seconds']} s, solid fraction {res['solid_fraction']:.4f}")
+        frac = (f"solid fraction {res['solid_fraction']:.4f}" if "solid_fraction" in res else
+                "phase fractions " + ", ".join(f"{f:.4f}" for f in res["fractions"]))
+        typer.echo(f"{out}: {res['shape']} in {res['seconds']} s, {frac}")
 
 
 @app.command("baseline")
 def baseline_cmd(
     inp: Path = typer.Argument(..., help="Image stack."),
     out: Path = typer.Argument(..., help="Output labels (uint8, 1 = solid)."),
-    method: str = typer.Option("otsu", "--method", help="otsu | kmeans (k = 2, brighter cluster = gold)."),
+    method: str = typer.Option("otsu", "--method", help="otsu | kmeans (k = 2, brighter cluster = gold) | multiotsu "
+                               "(--classes gray classes)."),
+    classes: int = typer.Option(3, "--classes", help="multiotsu: number of phases (2-5)."),
+    order: str | None = typer.Option(None, "--order", help="multiotsu: the labels from darkest to brightest, e.g. "
+                                     "0,2,1 (default 0,1,...)."),
     json_out: bool = typer.Option(False, "--json", help="Print threshold and solid fraction as JSON."),
 ) -> None:
-    """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines)."""
+    """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines); multi-Otsu for n phases."""
     from fibsynth.io import check_output
     from fibsynth.segment.baseline import segment_baseline
 
     check_output(out, inputs=[inp])
+    if method == "multiotsu":
+        from fibsynth.segment.baseline import segment_multiotsu
+
+        ranks = None if order is None else [int(v) for v in parse_list(order, "--order", minimum=0)]
+        info = segment_multiotsu(inp, out, classes, ranks)
+        if json_out:
+            emit_json(info)
+        else:
+            typer.echo(f"{out}: multi-Otsu thresholds {', '.join(f'{t:.6g}' for t in info['thresholds'])}, "
+                       f"phase fractions {', '.join(f'{f:.4f}' for f in info['fractions'])}")
+        return
     info = segment_baseline(inp, out, method)
     if json_out:
         emit_json(info)

@@ -210,14 +210,15 @@ def stack(
 
     register_flag_names(**_FLAGS, out="OUT")
     _check_backend(backend, device, workers=workers, scheduler=scheduler)
+    geometry_fields = {k: v for k, v in (("solid", solid), ("pore", pore)) if v is not None}
+    if materials is not None:
+        geometry_fields["materials"] = [m.strip() for m in materials.split(",")]
     settings = StackSettings.build(
         None,
         beam=Beam.build(None, energy_kev=energy_kev, incidence_deg=incidence_deg, probe_fwhm_nm=probe_nm),
         physics=_physics(elastic, cutoff_kev, binary),
         detector=_detector(det_emin, det_tmin, det_tmax),
-        geometry=StackGeometry.build(None, backing=backing,
-                                     **({} if materials is None else {"materials": [m.strip() for m in materials.split(",")]}),
-                                     **{k: v for k, v in (("solid", solid), ("pore", pore)) if v is not None}),
+        geometry=StackGeometry.build(None, backing=backing, **geometry_fields),
         electrons_per_pixel=electrons_per_pixel, seed=seed, shot_noise_dose=dose,
     )
     set_interrupt_note(f"finished slices kept in {work_path(out)}; --resume continues")

@@ -91,8 +91,8 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
                    tables: tuple | None = None, *, tracking: str = "voxel",
                    dist: np.ndarray | None = None, range_rejection: bool = True) -> dict[str, Any]:
     """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; label i = material i of
-    ``setup.stack_materials``: 0 = pore, 1 = solid in the binary form; a backing material after the labels') on the numba backend. Returns counts of all and detected BSE per pixel and the slice's
-    histograms.
+    ``setup.stack_materials``: 0 = pore, 1 = solid in the binary form; a backing material after the labels') on
+    the numba backend. Returns counts of all and detected BSE per pixel and the slice's histograms.
 
     ``tracking="voxel"`` (default) stops at every voxel plane; ``"skip"`` flies through runs of one material
     without stopping at the voxel planes (:func:`distance_map`; ``dist`` is that map if already computed for
