@@ -64,6 +64,12 @@ def test_geometry_validation_one_line():
     # materials resolved per label; a backing material after them
     mats, backing, repeat = stack_materials(_settings(materials=["epoxy", "Au", "Ni"], backing="silicon"))
     assert [m.name for m in mats] == ["epoxy", "Au", "Ni", "silicon"] and backing == 3 and not repeat
+    # open pores with two solids: vacuum may be any label's material, not all of them
+    mats, _, _ = stack_materials(_settings(materials=["vacuum", "Au", "Ni"]))
+    assert mats[0].is_vacuum and not mats[1].is_vacuum
+    assert StackGeometry(materials=["vacuum", "Au", "Ni"]).open_pores
+    with pytest.raises(FibsynthError, match="every label is vacuum"):
+        stack_materials(_settings(materials=["vacuum", "vacuum"]))
     # labels beyond the materials: refused before any work, naming what to give
     vol = np.zeros((2, 4, 4), np.uint8)
     vol[0, 0, 0] = 2

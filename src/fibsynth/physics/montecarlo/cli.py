@@ -122,7 +122,7 @@ def bulk(
 @app.command("layers")
 def layers(
     film: str = typer.Option(..., "--film", help="Film material."),
-    substrate: str = typer.Option(..., "--substrate", help="Substrate material."),
+    substrate: str = typer.Option(..., "--substrate", help="Substrate material (vacuum: a free-standing film)."),
     thickness_nm: str = typer.Option(..., "--thickness-nm", help="START:STOP:STEP (STOP inclusive) or one value, nm."),
     energy_kev: str = typer.Option(..., "--energy-kev", help="Comma-separated beam energies in keV."),
     electrons: int = typer.Option(20000, "--electrons", help="Primary electrons per (energy, thickness)."),
@@ -148,7 +148,7 @@ def layers(
     ts = parse_range(thickness_nm, "--thickness-nm", minimum=0.0)
     es = [check_energy(e) for e in parse_list(energy_kev, "--energy-kev")]
     fm = get_material(film, "film")
-    sm = get_material(substrate, "substrate")
+    sm = get_material(substrate, "substrate", allow_vacuum=True)  # vacuum: a free-standing film
     phys = _physics(elastic, cutoff_kev, binary)
     dev = None if device == "auto" else device
     buf = io.StringIO()
@@ -176,12 +176,13 @@ def stack(
     energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV (0.2-30)."),
     electrons_per_pixel: int = typer.Option(..., "--electrons-per-pixel", help="Primary electrons per pixel."),
     solid: Optional[str] = typer.Option(None, "--solid", help="Material of solid voxels (1); default gold."),
-    pore: Optional[str] = typer.Option(None, "--pore", help="Material of pore voxels (0); default epoxy."),
+    pore: Optional[str] = typer.Option(None, "--pore", help="Material of pore voxels (0); default epoxy; vacuum = "
+                                       "open (empty) pores."),
     materials: Optional[str] = typer.Option(None, "--materials", help="One material per label 0,1,...,n-1, comma-"
-                                            "separated (e.g. epoxy,Au,Ni for a 3-phase structure); instead of "
-                                            "--solid/--pore."),
+                                            "separated (e.g. epoxy,Au,Ni for a 3-phase structure; vacuum allowed); "
+                                            "instead of --solid/--pore."),
     backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore (label 0's material), solid, "
-                                "repeat, or a material."),
+                                "repeat, or a material (or vacuum)."),
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal (52-deg tilt = 38)."),
     probe_nm: float = typer.Option(0.0, "--probe-nm", help="Probe size: FWHM of the Gaussian probe in nm (0 = point)."),
     slices: Optional[str] = typer.Option(None, "--slices", help="K0:K1 simulates slices K0..K1-1 only."),

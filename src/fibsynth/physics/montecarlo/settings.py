@@ -158,7 +158,11 @@ class StackGeometry(StrictModel):
       not given with it.
 
     ``backing``: ``pore`` (label 0's material), ``solid`` (label 1's; only with two labels), ``repeat`` (the last
-    slice repeated) or another material."""
+    slice repeated) or another material.
+
+    ``pore="vacuum"`` (any label of the label form, and a ``vacuum`` backing): open, non-infiltrated pores -- empty
+    voxels that electrons cross in straight lines without losing energy (``kernel.vacuum_flight``); numba backend
+    only."""
 
     solid: str = "gold"
     pore: str = "epoxy"
@@ -209,6 +213,13 @@ class StackGeometry(StrictModel):
     @property
     def n_labels(self) -> int:
         return len(self.label_materials())
+
+    @property
+    def open_pores(self) -> bool:
+        """True when the pores (label 0) are empty (``pore="vacuum"``, or ``materials[0] == "vacuum"``)."""
+        from fibsynth.physics.materials import is_vacuum
+
+        return is_vacuum(self.label_materials()[0])
 
 
 # the flat field names of StackSettings before it was composed (kept as constructor keywords and read-only

@@ -63,7 +63,7 @@ def layer_column(layers, substrate):
     names: dict[str, int] = {}
 
     def mid(m) -> int:
-        mm = get_material(m)
+        mm = get_material(m, allow_vacuum=True)  # vacuum layers / substrate: films over empty space
         key = mm.describe()
         if key not in names:
             names[key] = len(mats)
@@ -183,12 +183,15 @@ def binomial_std(p, n):
 
 def stack_materials(settings: StackSettings) -> tuple[list[Material], int, bool]:
     """(materials, backing index, repeat_last) of a stack: index i = the material of label i (binary form: 0 =
-    pore, 1 = solid), then a backing material if it is none of the labels' (index n)."""
+    pore, 1 = solid), then a backing material if it is none of the labels' (index n). The pore (any label of the
+    label form) and the backing may be ``vacuum`` (open pores; ``materials.VACUUM_MATERIAL``)."""
     g = settings.geometry
     if g.materials is None:
-        mats = [get_material(g.pore, "pore"), get_material(g.solid, "solid")]
+        mats = [get_material(g.pore, "pore", allow_vacuum=True), get_material(g.solid, "solid")]
     else:
-        mats = [get_material(m, "materials") for m in g.materials]
+        mats = [get_material(m, "materials", allow_vacuum=True) for m in g.materials]
+        if all(m.is_vacuum for m in mats):
+            raise FibsynthError("every label is vacuum: at least one must be matter", param="materials")
     repeat = False
     if g.backing == "pore":
         backing = 0
@@ -197,7 +200,7 @@ def stack_materials(settings: StackSettings) -> tuple[list[Material], int, bool]
     elif g.backing == "repeat":
         backing, repeat = 0, True
     else:
-        mats.append(get_material(g.backing, "backing"))
+        mats.append(get_material(g.backing, "backing", allow_vacuum=True))
         backing = len(mats) - 1
     return mats, backing, repeat
 
@@ -215,6 +218,18 @@ def check_labels(vol: np.ndarray, settings: StackSettings, param: str = "structu
                             "per label (materials)", param=param)
     raise FibsynthError(f"has labels up to {top} but {n} materials were given (labels 0..{n - 1})",
                         param=(param, "materials"))
+
+
+def has_vacuum(mats: list[Material]) -> bool:
+    """Whether any of ``mats`` is vacuum (open pores, a vacuum backing or substrate)."""
+    return any(m.is_vacuum for m in mats)
+
+
+def check_vacuum_backend(mats: list[Material], backend: str) -> None:
+    """Vacuum is transported by the numba kernel only; the torch backend refuses it (one line)."""
+    if backend != "numba" and has_vacuum(mats):
+        raise FibsynthError("vacuum (open pores, vacuum backing or substrate) runs on the numba backend only",
+                            param="backend")
 
 
 def slice_tables(settings: StackSettings, mats: list):

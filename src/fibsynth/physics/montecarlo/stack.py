@@ -44,6 +44,7 @@ from fibsynth.physics.montecarlo.settings import FWHM_TO_SIGMA, StackSettings  #
 from fibsynth.physics.montecarlo.setup import (
     check_backend,
     check_labels,
+    check_vacuum_backend,
     slice_beam,
     slice_tables,
     stack_materials,
@@ -298,7 +299,7 @@ def simulate_stack(
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
-    stack_materials(settings)  # validate material strings early
+    check_vacuum_backend(stack_materials(settings)[0], backend)  # validate material strings early
     if backend == "torch":
         from fibsynth.physics.montecarlo.backend_torch import pick_device
 
