@@ -29,13 +29,16 @@ _ABS_MEAN, _ABS_STD = float(np.sqrt(2 / np.pi)), float(np.sqrt(1 - 2 / np.pi))
 
 
 def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, align: bool = True,
-              reference: Any = None, seed: int = 0) -> tuple[MicroscopeModel, dict[str, Any]]:
+              reference: Any = None, estimate_response: bool = False,
+              seed: int = 0) -> tuple[MicroscopeModel, dict[str, Any]]:
     """A forward model matched to a real stack, and the measurements it came from.
 
     ``eta_levels`` = (epoxy, gold) backscatter yields of the simulation to match (e.g. from the fast path's eta
     curves at the user's energy); the stack's mean phase levels define gain and black level. Without it the stack's
     units are taken as yield units (gain 1, black level 0). Estimated: a power-law detector response (gamma, from the
-    noise curve; the stack is linearised before the rest when it is not ~1), detector dose (from the Poisson slope)
+    noise curve; always measured and recorded, used only with ``estimate_response=True``, which linearises the stack
+    before the rest when gamma is not ~1: the estimate is biased on stacks whose gray levels sit in two narrow
+    clusters, docs/microscope.md), detector dose (from the Poisson slope)
     and read noise, scan-line offsets and jitter, probe blur and focus drift (relative to ``reference``, an ideal
     image stack of the simulation to match, when given; else the total edge blur), stripe amplitude, trench-shadow
     depth and tilt, contrast / brightness drift and the xy step of the slice drift (by registration when
@@ -49,7 +52,7 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     try:
         rg = response_gamma(x)
         rec["response"] = rg
-        if abs(np.log(rg["gamma"])) > GAMMA_TOLERANCE:
+        if estimate_response and abs(np.log(rg["gamma"])) > GAMMA_TOLERANCE:
             gamma = rg["gamma"]
             x = np.clip(x, 0, None) ** (1.0 / gamma)
     except FibsynthError as exc:  # e.g. no shot noise: the response is left linear

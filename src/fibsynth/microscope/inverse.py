@@ -220,7 +220,7 @@ def column_phase_range(stack: Any, *, smooth_px: float = 8.0) -> float:
     return float(np.median(r)) if r else 0.0
 
 
-def runs_along_y(stack: Any, *, smooth_px: float = 8.0, jump: float = 0.7) -> bool:
+def runs_along_y(stack: Any, *, smooth_px: float = 8.0, jump: float = 0.6) -> bool:
     """Whether a two-phase stack holds structure that runs along y over the whole face (a layer whose interface
     crosses the face from top to bottom), which any destriper takes for a stripe.
 

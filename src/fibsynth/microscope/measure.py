@@ -47,8 +47,9 @@ def poisson_gaussian(stack: Any, *, bins: int = 24) -> dict[str, float]:
     return {"a": float(a), "b": float(b), "bins": len(ms)}
 
 
-def _noise_bins(x: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, noise variance, flat blocks) per gray-level bin of 2x2 blocks (see :func:`poisson_gaussian`)."""
+def _noise_bins(x: np.ndarray, bins: int, min_flat: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, noise variance, flat blocks) per gray-level bin of 2x2 blocks (see :func:`poisson_gaussian`); bins
+    in which less than ``min_flat`` of the blocks are flat (mostly edges) are left out."""
     nz, ny, nx = x.shape
     x = x[:, : ny - ny % 2, : nx - nx % 2]
     p00, p01, p10, p11 = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
@@ -76,7 +77,7 @@ def _noise_bins(x: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.nd
                 break
             nflat = int(flat.sum())
             var = float(np.median(d2[flat]) / _MEDIAN_CHI2_1)
-        if not var > 0:
+        if not var > 0 or nflat < min_flat * n:
             continue
         ms.append(float(mean[sel].mean()))
         vs.append(var)
@@ -343,9 +344,10 @@ def response_gamma(stack: Any, *, bins: int = 24) -> dict[str, float]:
     Poisson-Gaussian noise ``var_u = a u + c``), from the noise curve: the variance of each gray-level bin
     (as in :func:`poisson_gaussian`) is ``(gamma u**(gamma-1))**2 (a u + c)`` at ``u = mean**(1/gamma)``; gamma
     is the value of a grid (0.4 ... 2.5) whose linearised variances lie best on a line with ``a > 0`` (log
-    residuals weighted by the blocks per bin). Needs noise that grows with the signal (shot noise); reads gamma
+    residuals weighted by the blocks per bin; bins made mostly of edge blocks, whose variance holds structure,
+    are left out). Needs noise that grows with the signal (shot noise); reads gamma
     1.4 about 13 % low (the first-order noise propagation; docs/microscope.md)."""
-    m, v, n = _noise_bins(_stack(stack, "stack"), bins)
+    m, v, n = _noise_bins(_stack(stack, "stack"), bins, min_flat=0.5)
     if len(m) < 4:
         raise FibsynthError("too few gray levels to measure the detector response", param="stack")
     m = np.clip(m, 1e-9, None)
