@@ -24,6 +24,8 @@ from fibsynth.microscope.measure import (  # noqa: F401  (re-exported: the singl
 # |log gamma| above which fit_model linearises the stack before the other measurements (a linear detector's
 # estimate scatters by about +-0.06 around 1, docs/microscope.md)
 GAMMA_TOLERANCE = 0.1
+# wavelet levels of the destriping before the shading fit: curtains up to ~16 px wide, not the broad tilt
+SHADING_DESTRIPE_LEVELS = 4
 # mean and std of |N(0, 1)|: the forward model's focus drift is blur_px + focus_rms_px * |AR(1) series|
 _ABS_MEAN, _ABS_STD = float(np.sqrt(2 / np.pi)), float(np.sqrt(1 - 2 / np.pi))
 
@@ -90,7 +92,8 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     # shading on a copy without drift (each slice's phase levels mapped to 0 and 1) and without curtains (destriped:
     # strong stripes tip the phase classification of a band); shading is multiplicative, so both leave it unchanged
     span = (np.asarray(ds["bright"]) - np.asarray(ds["dark"]))[:, None, None]
-    flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0)
+    # narrow levels only: the coarse ones take a part of the tilt (a ramp along x, constant along y) for a stripe
+    flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0, levels=SHADING_DESTRIPE_LEVELS)
     try:
         sh = shading_profile(flat)
         sh["offset"] = None if sh["offset"] is None else float((sh["offset"] - 1.0) * span.mean() + dark)
