@@ -118,6 +118,89 @@ def part_alignment(quick):
     return rows
 
 
+def part_align_methods(quick):
+    """The alternatives tried against the random walk of 3D structures (leveled-wave and band-pass field, 192 px,
+    32 slices): the previous square-root Hann taper, the Tukey taper (default), least squares over registrations
+    against the K = 4 previous slices, the median of 32-px tile shifts, the median of a dense optical flow
+    (scikit-image optical_flow_ilk) after the default step, and gradient-magnitude images."""
+    from scipy.signal.windows import tukey
+    from skimage.registration import optical_flow_ilk, phase_cross_correlation
+
+    from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading, apply, register_slices
+
+    def pcc(a, b, up=20):
+        return np.asarray(phase_cross_correlation(a, b, upsample_factor=up, normalization=None)[0], float)
+
+    def prep(img, win="tukey", grad=False):
+        ny, nx = img.shape
+        if grad:
+            img = ndimage.gaussian_gradient_magnitude(img, 1.0)
+        hp = img - ndimage.gaussian_filter(img, max(ny, nx) / 8.0, mode="nearest")
+        w = (np.outer(tukey(ny, 0.3), tukey(nx, 0.3)) if win == "tukey"
+             else np.outer(np.hanning(ny), np.hanning(nx)) ** 0.5)
+        return (hp - hp.mean()) * w
+
+    def chain(x, **kw):
+        p = [prep(s, **kw) for s in x]
+        return np.concatenate([[[0.0, 0.0]], np.cumsum([pcc(p[k - 1], p[k]) for k in range(1, len(x))], 0)])
+
+    def multiref(x, K=4):
+        p = [prep(s) for s in x]
+        nz = len(x)
+        A, b = [np.eye(nz)[0] * 100], [np.zeros(2)]
+        for k in range(1, nz):
+            for j in range(1, min(K, k) + 1):
+                r = np.zeros(nz)
+                r[k], r[k - j] = 1, -1
+                A.append(r)
+                b.append(pcc(p[k - j], p[k]))
+        return np.linalg.lstsq(np.array(A), np.array(b), rcond=None)[0]
+
+    def tiles(x, tile=32):
+        nz, ny, nx = x.shape
+        hp = [s - ndimage.gaussian_filter(s, max(ny, nx) / 8.0, mode="nearest") for s in x]
+        w = np.outer(np.hanning(tile), np.hanning(tile)) ** 0.5
+        out = np.zeros((nz, 2))
+        for k in range(1, nz):
+            sh = [pcc((a - a.mean()) * w, (b - b.mean()) * w, 10)
+                  for y0 in range(0, ny - tile + 1, tile // 2) for x0 in range(0, nx - tile + 1, tile // 2)
+                  for a, b in [(hp[k - 1][y0:y0 + tile, x0:x0 + tile], hp[k][y0:y0 + tile, x0:x0 + tile])]]
+            out[k] = out[k - 1] + np.median(sh, 0)
+        return out
+
+    def flow(x):
+        steps = np.diff(register_slices(x), axis=0)
+        out = np.zeros((len(x), 2))
+        for k in range(1, len(x)):
+            v = optical_flow_ilk(x[k - 1], ndimage.shift(x[k], steps[k - 1], order=3, mode="nearest"), radius=7)
+            out[k] = out[k - 1] + steps[k - 1] - np.array([np.median(v[0][8:-8, 8:-8]), np.median(v[1][8:-8, 8:-8])])
+        return out
+
+    methods = {"sqrt-Hann taper (previous default)": lambda x: chain(x, win="hann"),
+               "Tukey taper (default)": register_slices, "gradient-magnitude images": lambda x: chain(x, grad=True),
+               "least squares, K = 4 earlier slices": multiref, "median of 32-px tiles": tiles,
+               "median of optical flow": flow}
+    rows = []
+    for name, make in (("leveled-wave", lwm), ("band-pass field", bandpass_grf)):
+        res = {m: [] for m in methods}
+        for seed in range(2 if quick else 4):
+            lab = make((32, 192, 192), seed)
+            m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                                drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                                shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+            r = apply(image(lab), m)
+            true = np.array(r.record["realised"]["shifts_px"])
+            for k, f in methods.items():
+                e = np.abs(f(r.image.astype(np.float64)) + true)
+                res[k].append((e.mean(), e.max()))
+        for k, v in res.items():
+            v = np.array(v)
+            rows.append({"structure": name, "method": k, "mean_abs_error_px": ms(v[:, 0]),
+                         "max_abs_error_px": ms(v[:, 1]), "seeds": len(v)})
+            print("align_methods", rows[-1], flush=True)
+    return rows
+
+
 def part_destripe(quick):
     from fibsynth.microscope import Curtaining, MicroscopeModel, apply, destripe
     from fibsynth.microscope.inverse import LAYERED_LEVELS, auto_levels, runs_along_y
@@ -254,7 +337,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--parts", default="align,destripe,estimate,speed")  # a summary of the targets always ends it
     a = p.parse_args()
-    parts = {"align": part_alignment, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed}
+    parts = {"align": part_alignment, "align_methods": part_align_methods, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed}
     res = {}
     t0 = time.perf_counter()
     for k in a.parts.split(","):

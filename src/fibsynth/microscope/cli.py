@@ -195,8 +195,8 @@ def correct_cmd(
                                                  "than this (failed registrations)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels (default: "
-                                                  "ceil(log2(min size)) - 1). Use 5 for layered samples: more levels "
-                                                  "also flatten structures that run along y over the whole face."),
+                                                  "ceil(log2(min size)) - 1, or 5 when a phase layer crosses the "
+                                                  "face: more levels would flatten it)."),
     destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
     shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
     shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "

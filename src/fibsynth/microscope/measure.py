@@ -339,31 +339,53 @@ def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = 
             "relative_to": "total (own phases)" if self_ref else "reference"}
 
 
-def response_gamma(stack: Any, *, bins: int = 24) -> dict[str, float]:
+def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> dict[str, float]:
     """Exponent of a power-law detector response ``out = u**gamma`` (u: the linear signal with its
     Poisson-Gaussian noise ``var_u = a u + c``), from the noise curve: the variance of each gray-level bin
     (as in :func:`poisson_gaussian`) is ``(gamma u**(gamma-1))**2 (a u + c)`` at ``u = mean**(1/gamma)``; gamma
-    is the value of a grid (0.4 ... 2.5) whose linearised variances lie best on a line with ``a > 0`` (log
+    is the value of a grid (0.4 ... 2.5) whose linearised variances lie best on lines with ``a > 0`` (log
     residuals weighted by the blocks per bin; bins made mostly of edge blocks, whose variance holds structure,
-    are left out). Needs noise that grows with the signal (shot noise); reads gamma
-    1.4 about 13 % low (the first-order noise propagation; docs/microscope.md)."""
-    m, v, n = _noise_bins(_stack(stack, "stack"), bins, min_flat=0.5)
-    if len(m) < 4:
+    are left out, and, when over 0.1 % of the pixels pile up at the minimum, so are bins within 3 noise std of it,
+    where the output is clipped: with a black-level drift some slices reach 0, and those bins had turned gamma 0.7
+    into 0.46). ``per_slice=True`` gives each slice its own
+    line (``a``, ``c``) and one gamma for all (meant for black-level drift; measured less stable: fewer blocks per
+    bin). Needs noise that grows with the signal (shot noise) and gray levels spread between the phases
+    (docs/microscope.md).
+    Returns gamma and ``a``, ``c`` (medians over the slices with ``per_slice``)."""
+    x = _stack(stack, "stack")
+    per = []
+    lo = float(x.min())
+    clipped = bool(np.mean(x <= lo) > 1e-3)  # a pile-up at the minimum: the detector clipped there
+    groups = [x[k:k + 1] for k in range(x.shape[0])] if per_slice else [x]
+    for g in groups:
+        try:
+            m, v, n = _noise_bins(g, bins, min_flat=0.5)
+        except FibsynthError:
+            continue
+        if clipped:  # bins within 3 noise std of the clipping level are distorted by it
+            keep = m - lo > 3 * np.sqrt(v)
+            m, v, n = m[keep], v[keep], n[keep]
+        if len(m) >= 4:
+            per.append((m, v, n))
+    if not per:
         raise FibsynthError("too few gray levels to measure the detector response", param="stack")
-    m = np.clip(m, 1e-9, None)
     best = None
     for g in np.exp(np.linspace(np.log(0.4), np.log(2.5), 121)):
-        u = m ** (1 / g)
-        vu = v / (g * u ** (g - 1)) ** 2
-        A = np.stack([u, np.ones_like(u)], 1)
-        w = np.sqrt(n) / vu
-        coef, *_ = np.linalg.lstsq(A * w[:, None], np.sqrt(n), rcond=None)  # relative residuals
-        pred = A @ coef
-        if coef[0] <= 0 or (pred <= 0).any():
-            continue
-        r = float((np.log(pred / vu) ** 2 * n).sum())
-        if best is None or r < best[0]:
-            best = (r, float(g), coef)
+        r, coefs, ok = 0.0, [], True
+        for m, v, n in per:
+            u = m ** (1 / g)
+            vu = v / (g * u ** (g - 1)) ** 2
+            A = np.stack([u, np.ones_like(u)], 1)
+            w = np.sqrt(n) / vu
+            coef, *_ = np.linalg.lstsq(A * w[:, None], np.sqrt(n), rcond=None)  # relative residuals
+            pred = A @ coef
+            if coef[0] <= 0 or (pred <= 0).any():
+                ok = False
+                break
+            r += float((np.log(pred / vu) ** 2 * n).sum())
+            coefs.append(coef)
+        if ok and (best is None or r < best[0]):
+            best = (r, float(g), np.median(np.array(coefs), 0))
     if best is None:
         raise FibsynthError("the noise does not grow with the signal; no response measured", param="stack")
     return {"gamma": best[1], "a": float(best[2][0]), "c": float(best[2][1])}
