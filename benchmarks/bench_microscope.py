@@ -279,9 +279,10 @@ def part_estimators(quick):
         ch2 = charging_streaks(apply(eta, mc2).image)
         pairs["charging_strength (full microscope)"] = (ch2["strength"] / 0.8, 0.1)  # gain 0.8: back to yield units
         pairs["charging_fraction (full microscope)"] = (ch2["line_fraction"], 0.3)
-        # no charging at all: what it reads, as a fraction of the 0.1 above (printed as "relative error")
+        # presence (printed in the "relative error" column as 0 = no, 1 = yes)
         ch0 = charging_streaks(r.image)
-        pairs["charging_absent: strength read / 0.1"] = (ch0["strength"] / 0.8 / 0.1 + 1.0, 1.0)
+        pairs["charging flagged present when present (1 = yes)"] = (float(ch2["present"]) + 1.0, 1.0)
+        pairs["charging flagged present when absent (0 = no)"] = (float(ch0["present"]) + 1.0, 1.0)
         row = {"shape": list(shape), "seed": seed, "fit_s": round(dt, 2)}
         row.update({k: round(e / t - 1, 3) for k, (e, t) in pairs.items()})
         rows.append(row)
