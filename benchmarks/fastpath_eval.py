@@ -174,3 +174,30 @@ def print_table(res, out=print):
                 checks.append(f"{name} NPS within 10 %: {'MET' if m <= 0.10 else 'NOT MET'} (worst band {m:.3f})")
         for c in checks:
             out("  target: " + c)
+
+
+def stack_time(n=160, energies=sets.TEST_ENERGIES, mc_slices=1, electrons_per_pixel=sets.ELECTRONS, seed=1):
+    """Seconds per n^3 stack: the fast path (projection + paired translator + shot noise, all n slices, measured)
+    against the Monte Carlo (``mc_slices`` slices of n x n measured, times n / mc_slices: an extrapolation)."""
+    from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM, make_structure
+    from fibsynth.pipeline import fast_stack, montecarlo_stack
+
+    s = make_structure(seed, n, n, 0.3, 40.0)
+    out = {"n": n, "electrons_per_pixel": electrons_per_pixel, "energies": {}}
+    fast_stack(s[:8, :32, :32], VOXEL_NM, 2.0, translation="paired")  # JIT / weights
+    for e in energies:
+        t0 = time.perf_counter()
+        p = fast_stack(s, VOXEL_NM, e, translation="paired", electrons_per_pixel=electrons_per_pixel,
+                       incidence_deg=INCIDENCE_DEG, seed=seed)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        montecarlo_stack(s, VOXEL_NM, slices=(0, mc_slices), energy_kev=e, electrons_per_pixel=electrons_per_pixel,
+                         seed=seed, incidence_deg=INCIDENCE_DEG)
+        t_mc = (time.perf_counter() - t0) * n / mc_slices
+        out["energies"][e] = {"fast_seconds": t_fast, "mc_seconds_extrapolated": t_mc,
+                              "mc_seconds_per_slice": t_mc / n, "speedup": t_mc / t_fast,
+                              "fast_shape": list(p.data.shape)}
+        print(f"{n}^3 at {e:g} keV: fast path {t_fast:.1f} s, Monte Carlo {t_mc / n:.1f} s/slice -> "
+              f"{t_mc / 60:.0f} min per stack (extrapolated from {mc_slices} slice(s)), x{t_mc / t_fast:.0f}",
+              flush=True)
+    return out
