@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--dilations", default="1,2,4,8,1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=1080.0, help="stop after this much training time")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (.pt with its .json)")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     a = ap.parse_args()
     import torch
@@ -67,9 +68,15 @@ def main():
     print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
     dil = tuple(int(d) for d in a.dilations.split(","))
     net = T._torch_net(xtr.shape[1], a.width, dil)
-    # start the output at the mean yield: faster and more stable
-    with torch.no_grad():
-        net.out.bias.fill_(float(ytr.mean()))
+    history0 = []
+    if a.init is not None:  # continue an earlier run (its record is kept in the new JSON)
+        from fibsynth.ml.checkpoint import load_into, load_weights
+
+        load_into(net, load_weights(a.init), a.init)
+        history0 = [json.loads(a.init.with_suffix(".json").read_text())["training"]]
+    else:  # start the output at the mean yield: faster and more stable
+        with torch.no_grad():
+            net.out.bias.fill_(float(ytr.mean()))
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=15)
     xm, ym = torch.from_numpy(xmo), torch.from_numpy(ymo)
@@ -133,6 +140,7 @@ def main():
                      "augmentation": "periodic shifts in y and x, mirror in x", "seed": a.seed, "threads": 1},
         "epochs_run": len(history), "best_epoch": best_epoch, "monitor_mse": best,
         "monitor_mse_noise_floor": floor, "seconds": secs, "parameters": params,
+        "continued_from": history0,
     }
     cfg = T.make_config(xtr.shape[1], a.width, dil, training)
     (a.out / "paired_translator.json").write_text(json.dumps(cfg, indent=1))
