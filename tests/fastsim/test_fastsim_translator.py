@@ -92,6 +92,9 @@ def test_translator_refuses_what_it_was_not_trained_for(shipped, tmp_path):
     with pytest.raises(FibsynthError) as ei:
         shipped(s, (5, 5, 5), 2.0, solid="copper")
     assert ei.value.param == "solid"
+    with pytest.raises(FibsynthError) as ei:
+        shipped(s, (5, 5, 5), 2.0, pore="vacuum")  # open pores: no pairs trained
+    assert ei.value.param == "pore"
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"not a tensor file")
     (tmp_path / "w.json").write_text(T.DEFAULT_CONFIG.read_text())

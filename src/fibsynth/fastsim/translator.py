@@ -177,14 +177,7 @@ class PairedTranslator:
                  projection: np.ndarray | None = None, slices: tuple[int, int] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """(noisy image, mean image) of slices k0..k1-1, in the Monte Carlo's units (fraction backscattered)."""
-        lo, hi = self.energy_range
-        if not lo <= float(energy_kev) <= hi:
-            raise FibsynthError(f"{energy_kev:g} keV is outside the range the paired translator was trained on "
-                                f"({lo:g}-{hi:g} keV)", param="energy_kev")
-        trained = self.config["training"].get("materials", ["gold", "epoxy"])
-        if [solid, pore] != list(trained):
-            raise FibsynthError(f"the paired translator is trained for {trained[0]}/{trained[1]} only "
-                                f"(got {solid}/{pore})", param="solid")
+        self.check(energy_kev, solid, pore)
         vol = np.asarray(structure)
         k0, k1 = slices if slices is not None else (0, vol.shape[0])
         if projection is None:
@@ -200,6 +193,17 @@ class PairedTranslator:
                          projection=projection[a - k0:b - k0], slices=(a, b), bins_nm=self.bins_nm)
             m[a - k0:b - k0] = self.mean(x, batch=max(1, min(16, 2**20 // max(1, vol.shape[1] * vol.shape[2]))))
         return shot_noise(m, electrons_per_pixel, seed), m
+
+    def check(self, energy_kev: float, solid: str = "gold", pore: str = "epoxy") -> None:
+        """One-line refusal of an energy or material pair the translator was not trained for."""
+        lo, hi = self.energy_range
+        if not lo <= float(energy_kev) <= hi:
+            raise FibsynthError(f"{energy_kev:g} keV is outside the range the paired translator was trained on "
+                                f"({lo:g}-{hi:g} keV)", param="energy_kev")
+        trained = self.config["training"].get("materials", ["gold", "epoxy"])
+        if [solid, pore] != list(trained):
+            raise FibsynthError(f"the paired translator is trained for {trained[0]}/{trained[1]} only "
+                                f"(got {solid}/{pore})", param="pore" if solid == trained[0] else "solid")
 
 
 def shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndarray:

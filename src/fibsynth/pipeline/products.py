@@ -269,6 +269,7 @@ def _paired_fast_stack(structure, voxel, energy_kev, *, model, incidence_deg, so
         raise FibsynthError(f"must be in [0, 1e8] (got {electrons_per_pixel!r})", param="electrons_per_pixel")
     t0 = time.perf_counter()
     tr = load_paired(model)
+    tr.check(energy_kev, solid, pore)  # before any work
     proj, rec = tr.project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
     images, _ = tr(structure, voxel.zyx(), energy_kev, electrons_per_pixel=int(electrons_per_pixel), seed=seed,
                    incidence_deg=incidence_deg, solid=solid, pore=pore, projection=proj)
