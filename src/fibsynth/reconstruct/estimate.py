@@ -200,6 +200,20 @@ def moved(old: dict[str, Any], new: dict[str, Any], keys=("solid_fraction", "lig
     return out
 
 
+def self_consistency(used: dict[str, Any], found: dict[str, Any], keys=("solid_fraction", "ligament_nm")
+                     ) -> dict[str, Any]:
+    """How far a reconstruction's structure (``found``, re-estimated from it) lies from the estimate its training
+    data were generated around (``used``), per quantity in units of the larger of the two uncertainties, and the
+    largest of those (``"distance"``). A label-free check of a round: a network that reproduces the structure it
+    was trained on when applied to the real stack gives a small distance."""
+    per = {}
+    for k in keys:
+        a, b = used["quantities"][k], found["quantities"][k]
+        per[k] = abs(a["value"] - b["value"]) / max(a["uncertainty"], b["uncertainty"], 1e-12)
+    return {"per_quantity": per, "distance": float(max(per.values())),
+            "hierarchical_flipped": bool(used.get("hierarchical") != found.get("hierarchical"))}
+
+
 def estimate_table(est: dict[str, Any]) -> dict[str, str]:
     """Human-readable rows 'quantity: value +- uncertainty'."""
     names = {"solid_fraction": "solid fraction", "ligament_nm": "ligament diameter (3D local thickness) nm",
