@@ -73,6 +73,66 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     return row
 
 
+def timing(sizes, out: Path, seed: int = 0) -> dict:
+    """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
+    fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
+    independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
+    most 48 x 128 x 128; estimate and evaluate: a central crop of at most 96 x 192 x 192) are timed by the
+    benchmark runs and enter the model as constants. ``predict`` runs an untrained network of the default
+    architecture: its cost does not depend on the weights."""
+    import numpy as np
+    import realistic_stack as R
+
+    from fibsynth.reconstruct import adapt as A
+    from fibsynth.reconstruct import estimate as E
+    from fibsynth.reconstruct.inspect import inspect_stack
+    from fibsynth.reconstruct.workflow import predict_blocks
+    from fibsynth.segment.model import ModelConfig, build_net, save_model
+
+    import torch
+
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = ModelConfig(mode="2.5d", k=2, features=(16, 32, 64), num_res_units=1, patch=64, norm=[(30.0, 220.0)])
+    torch.manual_seed(seed)
+    save_model(out / "model", build_net(cfg), cfg)
+    rows = []
+    for n in sizes:
+        vz = (4.0, 4.0, 4.0)
+        truth = R.grf_structure((n, n, n), vz, 0.35, 88.0, seed=seed)
+        u8, _, _ = R.degrade(truth.astype(np.float32) * 0.6 + 0.2, None, seed=seed)
+        img = u8.astype(np.float32)
+        row = {"n": n, "voxels": n ** 3}
+        t0 = time.perf_counter()
+        inspect_stack(img)
+        row["inspect"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        E.estimate_structure(E.first_pass(img), vz, seed=seed)
+        row["estimate (first pass, cropped)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        q = A.fit_histogram(img)
+        A.match_histogram(img[: min(n, 48), : min(n, 128), : min(n, 128)], q)
+        row["adapt (histogram)"] = time.perf_counter() - t0
+        np.save(out / "real.npy", img)
+        t0 = time.perf_counter()
+        predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32)
+        row["predict"] = time.perf_counter() - t0
+        rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
+        print(json.dumps(rows[-1]), flush=True)
+    fits = {}
+    steps = [k for k in rows[0] if k not in ("n", "voxels")]
+    for k in steps:
+        if len(rows) >= 2:
+            x = np.log([r["voxels"] for r in rows])
+            y = np.log([max(r[k], 1e-3) for r in rows])
+            b, la = np.polyfit(x, y, 1)
+            fits[k] = {"exponent": round(float(b), 2),
+                       **{f"{m}^3 (s, 1 thread)": round(float(np.exp(la) * (m ** 3) ** b), 1) for m in (512, 1024)}}
+    res = {"rows": rows, "fits": fits}
+    (out / "timing.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", type=int, nargs=3, default=(128, 192, 192))
@@ -86,7 +146,12 @@ def main(argv=None) -> None:
     ap.add_argument("--cyclegan", action="store_true", help="also run with the CycleGAN adaptation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
+    ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
+                    "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
     a = ap.parse_args(argv)
+    if a.timing:
+        print(json.dumps(timing(a.timing, a.out / "timing", a.seed)["fits"], indent=1))
+        return
     rows = []
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,

@@ -233,10 +233,10 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                   + (f"it moved beyond the uncertainty ({', '.join(summary['moved'])}), so the training data were "
                      "generated once more around the new estimate and the network retrained." if summary["moved"] else
                      "it agreed within the uncertainty, so the training data were kept."))
-        if summary.get("round_choice", {}).get("self_consistency") and summary["moved"]:
-            etext += (" Which round is used: " + summary["round_choice"]["reason"] + " (self-consistency: how far the "
-                      "structure measured on a round's reconstruction lies from the estimate its training data were "
-                      "generated around, in uncertainties; no ground truth is needed for it).")
+        if summary.get("round_choice", {}).get("forward_consistency") and summary["moved"]:
+            etext += (" Which round is used: " + summary["round_choice"]["reason"] + " (r: correlation between your "
+                      "stack and the round's segmentation imaged again by the fast path with your histogram; no "
+                      "ground truth is needed for it).")
     gen = {}
     for r in summary["rounds"]:
         for st in r["structures"]:

@@ -15,8 +15,8 @@ parameter redoes only what depends on it):
 6. ``predict``   P(solid) of the whole real stack, block by block;
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
                  more around the new estimate (the adaptation model is reused), and the second round is kept only
-                 when it is more self-consistent (:func:`fibsynth.reconstruct.estimate.self_consistency`: its
-                 reconstruction's structure lies closer to the estimate it was trained on than the first round's);
+                 when its reconstruction, imaged again, looks more like the real stack than the first round's
+                 (:func:`fibsynth.reconstruct.estimate.forward_consistency`, label-free);
 7. ``evaluate``  solid fraction, ligament diameters and isotropy errors of the result, of Otsu and of k-means
                  (and scores against a ground truth when one is given, for benchmarks);
 then the outputs (segmentation, probability, confidence, baselines, ``summary.json``) and ``report.html``.
@@ -414,30 +414,35 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            return {}
+            return {"forward_consistency": E.forward_consistency(seg, real, vz, energy, materials)}
 
-        k_r, d_r, _ = steps("reestimate", {"seed": s.seed, "round": r}, {"prediction": rounds[r]["predict"]["key"]},
-                            do_reestimate, f"re-estimating the structure from reconstruction {r + 1}")
-        return k_r, json.loads((d_r / "estimate.json").read_text())
+        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+                              {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
+                              f"re-estimating the structure from reconstruction {r + 1}")
+        est = json.loads((d_r / "estimate.json").read_text())
+        est["forward_consistency"] = rec["result"]["forward_consistency"]
+        return k_r, est
 
     if s.reestimate:
         k_e2, est2 = reestimate(0, est1)
         moved_keys = E.moved(est1, est2)
         c1 = E.self_consistency(est1, est2)
-        choice = {"chosen_round": 1, "self_consistency": [c1],
+        choice = {"chosen_round": 1, "self_consistency": [c1], "forward_consistency": [est2["forward_consistency"]],
                   "reason": "the reconstruction confirmed the estimate (within its uncertainty): one round"}
         if moved_keys:
             console.print(f"[yellow]estimate moved[/] ({', '.join(moved_keys)}): regenerating once around the new estimate")
             rounds.append(one_round(1, est2, k_e2))
             _, est3 = reestimate(1, est2)
             c2 = E.self_consistency(est2, est3)
-            keep2 = c2["distance"] < c1["distance"]
-            choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "estimate_round_2_result": est3,
-                      "reason": (f"round 2 kept: its reconstruction lies closer to the structure it was trained on "
-                                 f"({c2['distance']:.2f} vs {c1['distance']:.2f} uncertainties for round 1)" if keep2 else
-                                 f"round 1 kept: round 2's reconstruction is not more self-consistent "
-                                 f"({c2['distance']:.2f} vs {c1['distance']:.2f} uncertainties for round 1), so "
-                                 "regenerating did not help")}
+            f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
+            keep2 = f2 > f1
+            choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
+                      "estimate_round_2_result": est3,
+                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
+                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
+                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
+                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1), so regenerating did not "
+                                 "help")}
             console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
         else:
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
