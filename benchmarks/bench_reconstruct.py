@@ -73,6 +73,30 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     return row
 
 
+def fit_timing(rows: list[dict]) -> dict:
+    """Per step: a power law t = a N^b (log-log least squares) and an affine model t = c + d N (fixed cost plus
+    per-voxel cost, least squares with c, d >= 0), each extrapolated to 512^3 and 1024^3 voxels (one thread). The
+    affine model is the one to use where a fixed cost (imports, model loading) dominates the small sizes; the
+    power law where the work is not yet linear (e.g. a crop that the small sizes do not fill)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    fits = {}
+    for k in [k for k in rows[0] if k not in ("n", "voxels")]:
+        if len(rows) < 2:
+            break
+        n = np.array([r["voxels"] for r in rows], np.float64)
+        t = np.array([max(r[k], 1e-3) for r in rows], np.float64)
+        b, la = np.polyfit(np.log(n), np.log(t), 1)
+        (c, d), _ = nnls(np.stack([np.ones_like(n), n], 1), t)
+        fits[k] = {"power_law_exponent": round(float(b), 2), "fixed_s": round(float(c), 2),
+                   "us_per_voxel": round(float(d) * 1e6, 3)}
+        for m in (512, 1024):
+            fits[k][f"{m}^3 power law (s)"] = round(float(np.exp(la) * (m ** 3) ** b), 1)
+            fits[k][f"{m}^3 affine (s)"] = round(float(c + d * m ** 3), 1)
+    return fits
+
+
 def timing(sizes, out: Path, seed: int = 0) -> dict:
     """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
     fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
@@ -119,15 +143,7 @@ def timing(sizes, out: Path, seed: int = 0) -> dict:
         row["predict"] = time.perf_counter() - t0
         rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
-    fits = {}
-    steps = [k for k in rows[0] if k not in ("n", "voxels")]
-    for k in steps:
-        if len(rows) >= 2:
-            x = np.log([r["voxels"] for r in rows])
-            y = np.log([max(r[k], 1e-3) for r in rows])
-            b, la = np.polyfit(x, y, 1)
-            fits[k] = {"exponent": round(float(b), 2),
-                       **{f"{m}^3 (s, 1 thread)": round(float(np.exp(la) * (m ** 3) ** b), 1) for m in (512, 1024)}}
+    fits = fit_timing(rows)
     res = {"rows": rows, "fits": fits}
     (out / "timing.json").write_text(json.dumps(res, indent=1))
     return res
