@@ -154,7 +154,7 @@ def project_cmd(
     slices_behind: Optional[int] = typer.Option(None, "--slices-behind", help="K: slices behind the face that shine through (default: half the KO range of the pore filling / slice thickness)."),
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal, tilted in y-z (as fibsynth mc)."),
     solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
-    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (label 0); the network is calibrated for epoxy."),
+    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (label 0); the network is calibrated for epoxy; vacuum = open pores."),
     spread: float = typer.Option(0.5, "--spread", help="Lateral window half-width per nm of depth: a hit at depth d counts with the solid fraction within +-spread*d around it (0: first hit only)."),
     normalise: str = typer.Option("group", "--normalise", help="group: (eta - eta_pore)/(eta_solid - eta_pore) in [0, 1]; eta: backscatter coefficients."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Network weights (.pt); default: the shipped network."),
@@ -183,10 +183,13 @@ def project_cmd(
                        solid=solid, pore=pore, model=model, normalise=normalise, spread=spread)
     dt = time.perf_counter() - t0
     params = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
-    params.update({"structure": str(structure), "weights": str(weights or "shipped eta_net.pt"),
-                   "model": "first solid voxel along the tilted beam path within K slices -> eta_net(E, Z, depth), "
-                            "weighted by the solid fraction of a lateral window of half-width spread*depth",
-                   "ray_cells_slice_y_depthnm": rec["cells"], "cell_weights": rec["weights"]})
+    model_text = ("first solid voxel along the tilted beam path within K slices -> eta_net(E, Z, depth), "
+                  "weighted by the solid fraction of a lateral window of half-width spread*depth")
+    if rec.get("open_pores"):
+        model_text = ("open pores: first solid voxel along the beam path through vacuum -> eta_net(E, Z, 0) x "
+                      "Arnal angle factor x escape fraction through the pore (docs/fastsim.md)")
+    params.update({"structure": str(structure), "weights": str(weights or "shipped eta_net.pt"), "model": model_text,
+                   "ray_cells_slice_y_depthnm": rec["cells"], "cell_weights": rec.get("weights", [])})
     meta = VolumeMeta(kind="image", voxel_size_nm=voxel, generator="projection", parameters=params,
                       seed=vol.meta.seed, energy_kev=rec["energy_kev"], materials={"0": pore, "1": solid})
     write_volume(out, img, meta)

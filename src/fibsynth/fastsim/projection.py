@@ -222,6 +222,176 @@ def depth_weights(model, energy_kev: float, z_solid: float, depths: np.ndarray, 
     return w, w_none
 
 
+# ------------------------------------------------------------------------------------------ open pores (vacuum)
+
+N_ESCAPE_DIRECTIONS = 32  # cosine-law directions per wall hit for the escape fraction G
+
+
+def escape_directions(n: int = N_ESCAPE_DIRECTIONS) -> np.ndarray:
+    """``n`` unit vectors (rows x, y, z) distributed by the cosine law about +z (a deterministic Hammersley set:
+    sin^2 theta = (i + 1/2) / n, azimuth by the golden ratio)."""
+    i = np.arange(n)
+    s2 = (i + 0.5) / n
+    phi = 2.0 * np.pi * ((i * 0.6180339887498949) % 1.0)
+    st, ct = np.sqrt(s2), np.sqrt(1.0 - s2)
+    return np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
+
+
+@nb.njit(cache=True)
+def _solid_at(vol, k, z, y, x):
+    """Solid at voxel (z, y, x) of slice k's sample: milled above the face (z < k), periodic in y and x, the last
+    slice continued below the stack."""
+    nz, ny, nx = vol.shape
+    if z < k:
+        return 0
+    if z >= nz:
+        z = nz - 1
+    return vol[z, y % ny, x % nx]
+
+
+@nb.njit(cache=True)
+def _escape_fraction(vol, k, pz, py, px, nvec, dirs, dz, dy, dx, max_steps):
+    """Fraction of cosine-law directions about the wall normal ``nvec`` (x, y, z) from the point (pz, py, px) (nm)
+    that reach the face plane z = k dz through vacuum (a march in steps of half the smallest voxel edge; periodic
+    in x and y; a direction that meets solid, or runs below the stack, is blocked)."""
+    nz, ny, nx = vol.shape
+    nx_, ny_, nz_ = nvec[0], nvec[1], nvec[2]
+    # an orthonormal frame (t1, t2, n)
+    if abs(nz_) < 0.9:
+        ax, ay, az = 0.0, 0.0, 1.0
+    else:
+        ax, ay, az = 1.0, 0.0, 0.0
+    t1x = ay * nz_ - az * ny_
+    t1y = az * nx_ - ax * nz_
+    t1z = ax * ny_ - ay * nx_
+    t1n = math.sqrt(t1x * t1x + t1y * t1y + t1z * t1z)
+    t1x /= t1n
+    t1y /= t1n
+    t1z /= t1n
+    t2x = ny_ * t1z - nz_ * t1y
+    t2y = nz_ * t1x - nx_ * t1z
+    t2z = nx_ * t1y - ny_ * t1x
+    h = 0.5 * min(dz, min(dy, dx))
+    zface = k * dz
+    zbot = nz * dz
+    ok = 0
+    for m in range(dirs.shape[0]):
+        a, b, c = dirs[m, 0], dirs[m, 1], dirs[m, 2]
+        vx = a * t1x + b * t2x + c * nx_
+        vy = a * t1y + b * t2y + c * ny_
+        vz = a * t1z + b * t2z + c * nz_
+        z, y, x = pz, py, px
+        for _ in range(max_steps):
+            z += h * vz
+            y += h * vy
+            x += h * vx
+            if z < zface:
+                ok += 1
+                break
+            if z >= zbot:
+                break
+            if _solid_at(vol, k, int(z / dz), int(math.floor(y / dy)), int(math.floor(x / dx))):
+                break
+    return ok / dirs.shape[0]
+
+
+@nb.njit(cache=True)
+def _wall_normal(vol, k, z, y, x):
+    """Outward normal (x, y, z) of the solid at voxel (z, y, x) of slice k: minus the Sobel gradient of the solid
+    over the 3 x 3 x 3 neighbourhood (milled material above the face counts as vacuum). Zero if flat."""
+    gx = 0.0
+    gy = 0.0
+    gz = 0.0
+    for a in range(-1, 2):
+        for b in range(-1, 2):
+            for c in range(-1, 2):
+                w = (2.0 if a == 0 else 1.0) * (2.0 if b == 0 else 1.0) * (2.0 if c == 0 else 1.0)
+                v = _solid_at(vol, k, z + a, y + b, x + c) * w
+                gz += a * v
+                gy += b * v
+                gx += c * v
+    return -gx, -gy, -gz
+
+
+@nb.njit(parallel=True, cache=True)
+def _project_open(vol, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, dirs, max_steps, out):
+    """Open pores: out[k - k0, y, x] = A(theta) G for the first solid cell c along the ray (through vacuum: no
+    attenuation), 0 if the ray leaves the stack; A(theta) = ((1 + cos a) / (1 + cos theta))^p (Arnal et al.
+    1969, relative to the face at incidence a; theta between the beam and the wall normal), G the escape fraction
+    of the wall's cosine-law emission through the open pore (:func:`_escape_fraction`; 1 at the face)."""
+    nz, ny, nx = vol.shape
+    nc = dj.size
+    ty = by / bz
+    ref = 1.0 + bz
+    for kk in nb.prange(k1 - k0):
+        k = k0 + kk
+        nvec = np.empty(3)
+        for y in range(ny):
+            for x in range(nx):
+                h = -1
+                for c in range(nc):
+                    z = k + dj[c]
+                    if z >= nz:
+                        break
+                    if vol[z, (y + di[c]) % ny, x] != 0:
+                        h = c
+                        break
+                if h < 0:
+                    out[kk, y, x] = 0.0
+                    continue
+                if depth[h] <= 0.0:
+                    out[kk, y, x] = 1.0  # solid at the face
+                    continue
+                zc = k + dj[h]
+                yc = (y + di[h]) % ny
+                gx, gy, gz = _wall_normal(vol, k, zc, yc, x)
+                g = math.sqrt(gx * gx + gy * gy + gz * gz)
+                ct = 0.0
+                if g > 0.0:
+                    ct = -(gy * by + gz * bz) / g
+                if ct <= 0.05:  # flat or facing away at voxel resolution: take the wall as facing the beam
+                    nvec[0], nvec[1], nvec[2] = 0.0, -by, -bz
+                    ct = 1.0
+                else:
+                    nvec[0], nvec[1], nvec[2] = gx / g, gy / g, gz / g
+                # entry point of the ray into the hit voxel, moved back a hair into the pore
+                d = depth[h] - 1e-3 * dz
+                pz = k * dz + d
+                py = (y + 0.5) * dy + d * ty
+                px = (x + 0.5) * dx
+                gesc = _escape_fraction(vol, k, pz, py, px, nvec, dirs, dz, dy, dx, max_steps)
+                out[kk, y, x] = (ref / (1.0 + ct)) ** p_arnal * gesc
+
+
+def project_open(vol: np.ndarray, voxel_zyx, e: float, a: float, k0: int, k1: int, *, solid: str, model,
+                 normalise: str, slices_behind: int) -> tuple[np.ndarray, dict]:
+    """The projection of open (empty) pores: see :func:`project` (``pore="vacuum"``) and docs/fastsim.md.
+    ``vol`` uint8 (1 = solid), ``voxel_zyx`` in nm, ``e`` keV, ``a`` degrees, slices ``k0:k1``, rays followed
+    through ``slices_behind`` slices (the whole stack by default: vacuum attenuates nothing)."""
+    from fibsynth.physics.backscatter import effective_z
+    from fibsynth.physics.materials import get_material
+
+    dz, dy, dx = voxel_zyx
+    nz = vol.shape[0]
+    k = int(slices_behind)
+    z_solid = effective_z(get_material(solid, "solid"))
+    w_top = float(model.predict(e, z_solid, 0.0))  # bare solid: no filling to attenuate anything
+    p_arnal = 9.0 / math.sqrt(z_solid)
+    cells = ray_cells(k, dz, dy, a)
+    by, bz = math.sin(math.radians(a)), math.cos(math.radians(a))
+    out = np.empty((k1 - k0,) + vol.shape[1:], np.float32)
+    max_steps = int(4 * (vol.shape[0] * dz + vol.shape[1] * dy + vol.shape[2] * dx) / (0.5 * min(dz, dy, dx)))
+    _project_open(vol, k0, k1, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), cells[:, 2].copy(),
+                  float(dz), float(dy), float(dx), by, bz, p_arnal, escape_directions(), max_steps, out)
+    if normalise == "eta":
+        out *= np.float32(w_top)
+    record = {"energy_kev": e, "slices_behind": k, "slices_behind_default": min(MAX_SLICES_BEHIND, nz),
+              "incidence_deg": a, "solid": solid, "pore": "vacuum", "Z_solid": z_solid, "normalise": normalise,
+              "eta_solid_surface": w_top, "eta_pore": 0.0, "open_pores": True, "arnal_exponent": p_arnal,
+              "escape_directions": N_ESCAPE_DIRECTIONS, "cells": cells.tolist(), "slices": [k0, k1]}
+    return out, record
+
+
 def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy_kev: float, *,
             slices_behind: int | None = None, incidence_deg: float = 38.0, solid: str = "gold",
             pore: str = "epoxy", model=None, normalise: str = "group", slices: tuple[int, int] | None = None,
@@ -230,7 +400,7 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     and a record of the parameters (K, weights, pore value)."""
     from fibsynth.fastsim.network import load_model
     from fibsynth.physics.backscatter import effective_z, kanaya_okayama_range_nm
-    from fibsynth.physics.materials import get_material
+    from fibsynth.physics.materials import get_material, is_vacuum
     from fibsynth.config import VoxelSize
     from fibsynth.physics.montecarlo.engine import check_energy, check_incidence
 
@@ -250,15 +420,18 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     if normalise not in ("group", "eta"):
         raise FibsynthError(f"must be group or eta (got {normalise!r})", param="normalise")
     dz, dy, dx = VoxelSize.coerce(voxel_zyx, param="voxel_zyx").zyx()
-    k_def = default_slices_behind(e, dz, pore)
-    k = k_def if slices_behind is None else int(slices_behind)
-    if not (1 <= k <= MAX_SLICES_BEHIND):
-        raise FibsynthError(f"must be in [1, {MAX_SLICES_BEHIND}] (got {slices_behind})", param="slices_behind")
     nz = vol.shape[0]
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
+    k_def = default_slices_behind(e, dz, pore) if not is_vacuum(pore) else min(MAX_SLICES_BEHIND, nz)
+    k = k_def if slices_behind is None else int(slices_behind)
+    if not (1 <= k <= MAX_SLICES_BEHIND):
+        raise FibsynthError(f"must be in [1, {MAX_SLICES_BEHIND}] (got {slices_behind})", param="slices_behind")
     model = model if model is not None else load_model()
+    if is_vacuum(pore):
+        return project_open(vol, (dz, dy, dx), e, a, k0, k1, solid=solid, model=model, normalise=normalise,
+                            slices_behind=k)
     z_solid = effective_z(get_material(solid, "--solid"))
     get_material(pore, "--pore")
     cells = ray_cells(k, dz, dy, a)

@@ -114,7 +114,14 @@ class Material:
     def mean_a(self) -> float:
         return float(np.sum(self.mass_fractions * self.a))
 
+    @property
+    def is_vacuum(self) -> bool:
+        """True for :data:`VACUUM` (no atoms): electrons cross it in straight lines without losing energy."""
+        return len(self.z) == 0
+
     def describe(self) -> str:
+        if self.is_vacuum:
+            return VACUUM
         parts = "".join(f"{symbol(z)}{_fmt(c)}" for z, c in zip(self.z, self.count))
         return f"{parts}:{self.density:g}"
 
@@ -136,6 +143,20 @@ LIBRARY: dict[str, str] = {
     "copper": "Cu:8.96",
     "aluminium": "Al:2.699",
 }
+
+# Empty space: open (non-infiltrated) pores, or nothing beyond a stack or under a film. Accepted only where the
+# Monte Carlo can transport through it (``get_material(..., allow_vacuum=True)``: stack pores and backings, layers
+# and substrates of layer runs); the kernel flies straight through it (``montecarlo/kernel.py``).
+VACUUM = "vacuum"
+VACUUM_MATERIAL = Material(name=VACUUM, z=(), count=(), density=0.0)
+
+
+def is_vacuum(spec: "str | Material") -> bool:
+    """Whether a material string (or :class:`Material`) is :data:`VACUUM`."""
+    if isinstance(spec, Material):
+        return spec.is_vacuum
+    return str(spec).strip().lower() == VACUUM
+
 
 _TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
 
@@ -175,10 +196,16 @@ def param_name(name: str) -> str:
     return name[2:].replace("-", "_") if name.startswith("--") else name
 
 
-def get_material(spec: str | Material, param: str = "material") -> Material:
+def get_material(spec: str | Material, param: str = "material", *, allow_vacuum: bool = False) -> Material:
     """Resolve a material string (library name, element symbol or ``FORMULA:DENSITY``); errors name the
-    Python parameter ``param`` (the CLI maps it to its flag)."""
+    Python parameter ``param`` (the CLI maps it to its flag). ``vacuum`` (:data:`VACUUM_MATERIAL`) only with
+    ``allow_vacuum`` (where the caller can handle empty space)."""
     param = param_name(param)
+    if is_vacuum(spec):
+        if allow_vacuum:
+            return VACUUM_MATERIAL
+        raise FibsynthError("vacuum has no atoms: it is accepted only for open pores, backings and film "
+                            "substrates of the Monte Carlo", param=param)
     if isinstance(spec, Material):
         return spec
     text = str(spec).strip()

@@ -21,6 +21,9 @@ def synth(
     slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness (nm) if the structure carries none."),
     projection_out: Optional[Path] = typer.Option(None, "--projection-out", help="Also write the raw projection here."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the translation's noise input (default: the structure's seed, else 0)."),
+    solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
+    pore: str = typer.Option("epoxy", "--pore", help="Pore material (label 0): epoxy, another material, or vacuum (open pores)."),
+    translation: str = typer.Option("gan", "--translation", help="gan (a translation model must exist), auto (the projection alone when no model is shipped for the energy and materials) or projection (no translation)."),
 ) -> None:
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
     import numpy as np
@@ -44,12 +47,14 @@ def synth(
     if seed is None:
         seed = int(vol.meta.seed or 0)
     prod = fast_stack(np.asarray(vol.data), voxel, energy_kev, model=model, incidence_deg=incidence_deg, seed=seed,
-                      keep_projection=projection_out is not None)
+                      keep_projection=projection_out is not None, solid=solid, pore=pore,
+                      translation=translation)  # type: ignore[arg-type]
     dt = prod.record["seconds"]
     prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "structure": str(structure),
                                                             "seconds": round(dt, 3)}})
     if projection_out is not None:
-        prod.record["projection_product"].write(projection_out)
+        proj = prod.record.get("projection_product", prod)  # projection only: the product is the projection
+        proj.write(projection_out)
     prod.write(out)
-    typer.echo(f"wrote {out}: {prod.data.shape[0]} images in {dt:.1f} s (model {prod.record['translation_model']})",
-               err=True)
+    used = prod.record.get("translation_model") or prod.record.get("translation", "none")
+    typer.echo(f"wrote {out}: {prod.data.shape[0]} images in {dt:.1f} s (model {used})", err=True)

@@ -52,6 +52,7 @@ from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
 from fibsynth.physics.montecarlo.setup import (
     LATERAL_INFINITE_NM,
     BseResult,
+    check_vacuum_backend,
     layer_setup,
     slice_beam,
     slice_tables,
@@ -522,6 +523,7 @@ def run_layers_torch(
 
     su = layer_setup(layers, substrate, energy_kev, electrons, seed=seed, physics=physics, detector=detector,
                      incidence_deg=incidence_deg)
+    check_vacuum_backend(su.materials, "torch")
     dev = pick_device(device)
     dt = _dtype(dtype)
     batch = int(batch or default_batch(dev))
@@ -600,6 +602,7 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
     dt = _dtype(dtype)
     batch = int(batch or default_batch(dev))
     mats, backing, repeat = stack_materials(settings)
+    check_vacuum_backend(mats, "torch")
     if int(np.prod(vol.shape)) and int(vol.max()) >= len(mats):
         raise FibsynthError(f"material index {int(vol.max())} in the volume, but only {len(mats)} materials",
                             param="structure")

@@ -121,7 +121,7 @@ def bulk(
 @app.command("layers")
 def layers(
     film: str = typer.Option(..., "--film", help="Film material."),
-    substrate: str = typer.Option(..., "--substrate", help="Substrate material."),
+    substrate: str = typer.Option(..., "--substrate", help="Substrate material (vacuum: a free-standing film)."),
     thickness_nm: str = typer.Option(..., "--thickness-nm", help="START:STOP:STEP (STOP inclusive) or one value, nm."),
     energy_kev: str = typer.Option(..., "--energy-kev", help="Comma-separated beam energies in keV."),
     electrons: int = typer.Option(20000, "--electrons", help="Primary electrons per (energy, thickness)."),
@@ -147,7 +147,7 @@ def layers(
     ts = parse_range(thickness_nm, "--thickness-nm", minimum=0.0)
     es = [check_energy(e) for e in parse_list(energy_kev, "--energy-kev")]
     fm = get_material(film, "film")
-    sm = get_material(substrate, "substrate")
+    sm = get_material(substrate, "substrate", allow_vacuum=True)  # vacuum: a free-standing film
     phys = _physics(elastic, cutoff_kev, binary)
     dev = None if device == "auto" else device
     buf = io.StringIO()
@@ -175,8 +175,9 @@ def stack(
     energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV (0.2-30)."),
     electrons_per_pixel: int = typer.Option(..., "--electrons-per-pixel", help="Primary electrons per pixel."),
     solid: str = typer.Option("gold", "--solid", help="Material of solid voxels (1)."),
-    pore: str = typer.Option("epoxy", "--pore", help="Material of pore voxels (0)."),
-    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore, solid, repeat, or a material."),
+    pore: str = typer.Option("epoxy", "--pore", help="Material of pore voxels (0); vacuum = open (empty) pores."),
+    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore, solid, repeat, or a material "
+                                "(or vacuum)."),
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal (52-deg tilt = 38)."),
     probe_nm: float = typer.Option(0.0, "--probe-nm", help="Probe size: FWHM of the Gaussian probe in nm (0 = point)."),
     slices: Optional[str] = typer.Option(None, "--slices", help="K0:K1 simulates slices K0..K1-1 only."),

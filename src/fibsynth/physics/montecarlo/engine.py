@@ -87,6 +87,10 @@ def run_layers(
 def bulk_eta(material, energy_kev, electrons, *, seed=0, physics=None, detector=None, incidence_deg=0.0,
              stream=0, backend="numba", device=None):
     """Backscatter coefficient of a bulk target (:class:`BseResult`)."""
+    from fibsynth.physics.materials import is_vacuum
+
+    if is_vacuum(material):
+        raise FibsynthError("vacuum has no atoms: a bulk target needs matter", param="material")
     return run_layers([], material, energy_kev, electrons, seed=seed, physics=physics, detector=detector,
                       incidence_deg=incidence_deg, stream=stream, backend=backend, device=device)
 

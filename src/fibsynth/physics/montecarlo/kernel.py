@@ -233,18 +233,159 @@ def _advance(x, y, z, ux, uy, uz, d, dz, dy, dx, nx, ny, kface, lateral):
     return x, y, z, ix, iy, iz
 
 
+# ------------------------------------------------------------------------------------------ vacuum (open pores)
+
+
+@_jit
+def matter_layers(vol, nel, backing, repeat_last):
+    """Layers without vacuum, for exact range rejection when the geometry holds vacuum (``nel[m] == 0``).
+
+    Returns ``(mdep, mfull)``: ``mfull[i] = 1`` if layer i (``i < nz``) holds no vacuum voxel, ``mfull[nz]`` the
+    same for everything beyond the last slice (the backing, or the last slice with ``repeat_last``);
+    ``mdep[i]`` = number of full layers among 0..i-1. Both are empty when there is no vacuum anywhere (the
+    kernel then uses the depth below the face, as before)."""
+    nz, ny, nx = vol.shape
+    mfull = np.ones(nz + 1, np.uint8)
+    for iz in range(nz):
+        full = 1
+        for iy in range(ny):
+            for ix in range(nx):
+                if nel[vol[iz, iy, ix]] == 0:
+                    full = 0
+                    break
+            if full == 0:
+                break
+        mfull[iz] = full
+    if repeat_last:
+        mfull[nz] = mfull[nz - 1] if nz > 0 else 1
+    else:
+        mfull[nz] = 1 if nel[backing] != 0 else 0
+    if mfull.min() == 1:
+        return np.zeros(0), np.zeros(0, np.uint8)
+    mdep = np.zeros(nz + 1)
+    for iz in range(nz):
+        mdep[iz + 1] = mdep[iz] + mfull[iz]
+    return mdep, mfull
+
+
+@_jit
+def matter_depth(z, iz, kface, dz, mdep, mfull):
+    """Lower bound of the path *in matter* from depth z (in layer iz >= kface) up to the face.
+
+    Any path to the face crosses every layer between; a layer without vacuum (``mfull``) must be crossed
+    from its lower to its upper plane in matter (>= dz), and the current layer's part above z if it is full.
+    Layers with vacuum may be crossed through it at no cost in range. Without vacuum this is z - kface dz."""
+    nz = mdep.shape[0] - 1
+    i = iz if iz < nz else nz
+    d = (mdep[i] - mdep[kface]) * dz
+    if mfull[i]:
+        d += z - i * dz
+    return d
+
+
+@_jit
+def vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx, kface, backing, repeat_last, nel, lateral):
+    """Straight flight through vacuum voxels (no collision, no energy loss) from (x, y, z) in voxel (iz, iy, ix).
+
+    Returns ``(status, x, y, z, ix, iy, iz, mat)``: status 0 -- reached voxel (iz, iy, ix) of matter ``mat``
+    (position on its boundary plane); 1 -- crossed the face plane upwards (a backscattered electron); 2 -- lost:
+    flying down into a vacuum backing (nothing below), parallel to the face (never arrives), or along a channel
+    that stays open through the periodic tiling for more than 4 (nx + ny + nz) + 64 voxel crossings (it would
+    fly on for ever in the tiled sample, or meet a wall far from the beam)."""
+    nz, ny, nx = vol.shape
+    ivx = 1.0 / ux if ux != 0.0 else 0.0
+    ivy = 1.0 / uy if uy != 0.0 else 0.0
+    ivz = 1.0 / uz
+    for _ in range(4 * (nx + ny + nz) + 64):
+        if iz >= nz and not repeat_last and uz > 0.0:
+            return 2, x, y, z, ix, iy, iz, 0
+        tx = _BIG
+        ty = _BIG
+        if lateral:
+            if ux > 0.0:
+                tx = ((ix + 1) * dx - x) * ivx
+            elif ux < 0.0:
+                tx = (ix * dx - x) * ivx
+            if uy > 0.0:
+                ty = ((iy + 1) * dy - y) * ivy
+            elif uy < 0.0:
+                ty = (iy * dy - y) * ivy
+        axis = 2
+        dmin = ((iz + (1.0 if uz > 0.0 else 0.0)) * dz - z) * ivz
+        if tx < dmin:
+            dmin = tx
+            axis = 0
+        if ty < dmin:
+            dmin = ty
+            axis = 1
+        if not dmin < 0.5 * _BIG:
+            return 2, x, y, z, ix, iy, iz, 0
+        if axis == 0:
+            y += dmin * uy
+            z += dmin * uz
+            if ux > 0.0:
+                ix += 1
+                x = ix * dx
+                if ix == nx:
+                    ix = 0
+                    x = 0.0
+            else:
+                x = ix * dx
+                ix -= 1
+                if ix < 0:
+                    ix = nx - 1
+                    x = nx * dx
+        elif axis == 1:
+            x += dmin * ux
+            z += dmin * uz
+            if uy > 0.0:
+                iy += 1
+                y = iy * dy
+                if iy == ny:
+                    iy = 0
+                    y = 0.0
+            else:
+                y = iy * dy
+                iy -= 1
+                if iy < 0:
+                    iy = ny - 1
+                    y = ny * dy
+        else:
+            x += dmin * ux
+            y += dmin * uy
+            if uz > 0.0:
+                iz += 1
+                z = iz * dz
+            else:
+                z = iz * dz
+                iz -= 1
+                if iz < kface:
+                    return 1, x, y, z, ix, iy, kface, 0
+        m = lookup(vol, iz, iy, ix, backing, repeat_last)
+        if nel[m] != 0:
+            return 0, x, y, z, ix, iy, iz, m
+    return 2, x, y, z, ix, iy, iz, 0
+
+
 @_jit
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    mdep=None, mfull=None,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
 
     State: the material ``mat``, its residual CSDA range ``rr`` (tables' ``rng``) at the last update and the
     path ``pend`` travelled since, and the energy-grid coordinate ``u`` at the last update. A laterally uniform
     volume (nx = ny = 1: bulk, films, layer stacks) skips the lateral voxel planes: crossing them changes
-    nothing there (periodic copies of the same column)."""
+    nothing there (periodic copies of the same column).
+
+    Vacuum (materials with ``nel == 0``: open pores, a vacuum backing or substrate): an electron entering it flies
+    straight on (:func:`vacuum_flight`) to the next matter voxel, where a new free path is sampled, or out
+    through the face (a BSE, with its energy unchanged), or is lost. ``mdep``/``mfull`` (:func:`matter_layers`)
+    make range rejection count only the path that must be spent in matter (:func:`matter_depth`); a geometry
+    with vacuum must pass them (``run_slice`` and ``run_point`` do), ``None`` means no vacuum."""
     nz, ny, nx = vol.shape
     lateral = nx > 1 or ny > 1
     ix = int(x / dx)
@@ -255,6 +396,12 @@ def transport_one(
         iy = ny - 1
     iz = kface
     mat = lookup(vol, iz, iy, ix, backing, repeat_last)
+    if nel[mat] == 0:
+        # the beam lands on an open pore: straight down to its wall or bottom
+        st, x, y, z, ix, iy, iz, mat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx, kface,
+                                                     backing, repeat_last, nel, nx > 1 or ny > 1)
+        if st != 0:
+            return st == 1, e0 if st == 1 else 0.0, ux, uy, uz
     pend = 0.0
     u = (math.log(e0) - ln_e0) * inv_dln
     rr = interp_row(rng[mat], u)
@@ -327,7 +474,11 @@ def transport_one(
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
             # range rejection (exact): no path of the residual length can reach the face, whatever the
             # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
-            if z - zface > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
+            dep = z - zface
+            if mdep is not None:
+                if mdep.shape[0] > 0:
+                    dep = matter_depth(z, iz, kface, dz, mdep, mfull)
+            if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
                 return False, 0.0, ux, uy, uz
             # target element
             j = 0
@@ -447,6 +598,13 @@ def transport_one(
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            if nel[newmat] == 0:
+                st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
+                                                                kface, backing, repeat_last, nel, lateral)
+                if st == 1:
+                    return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
+                if st == 2:
+                    return False, 0.0, ux, uy, uz
             mat = newmat
             rr = interp_row(rng[mat], u)
             rc = rcut[mat]
@@ -488,6 +646,7 @@ def run_point(
     ly = vol.shape[1] * dy
     nodist = np.zeros((1, 1, 1), dtype=np.uint8)  # no free-flight skipping (bulk, films, layers)
     rstar = max_range(rng, True)
+    mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     for c in nb.prange(nchunks):
         start = (n * c) // nchunks
         stop = (n * (c + 1)) // nchunks
@@ -497,6 +656,7 @@ def run_point(
             esc, e, ux, uy, uz = transport_one(
                 x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
                 ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                mdep, mfull,
             )
             if esc:
                 _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -542,6 +702,7 @@ def run_slice(
     ly = ny * dy
     z0 = kface * dz
     rstar = max_range(rng, reject)
+    mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         for ix in range(nx):
@@ -554,6 +715,7 @@ def run_slice(
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
                     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                    mdep, mfull,
                 )
                 if esc:
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)

@@ -145,11 +145,21 @@ class Beam(StrictModel):
 
 class StackGeometry(StrictModel):
     """Materials of a voxel stack: ``solid`` (voxels = 1), ``pore`` (voxels = 0) and ``backing``, what lies
-    beyond the last slice: ``pore``, ``solid``, ``repeat`` (the last slice repeated) or another material."""
+    beyond the last slice: ``pore``, ``solid``, ``repeat`` (the last slice repeated) or another material.
+
+    ``pore="vacuum"`` (and a ``vacuum`` backing): open, non-infiltrated pores -- empty voxels that electrons cross
+    in straight lines without losing energy (``kernel.vacuum_flight``); numba backend only."""
 
     solid: str = "gold"
     pore: str = "epoxy"
     backing: str = "pore"
+
+    @property
+    def open_pores(self) -> bool:
+        """True when the pores are empty (``pore="vacuum"``)."""
+        from fibsynth.physics.materials import is_vacuum
+
+        return is_vacuum(self.pore)
 
 
 # the flat field names of StackSettings before it was composed (kept as constructor keywords and read-only

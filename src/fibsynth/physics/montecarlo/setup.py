@@ -63,7 +63,7 @@ def layer_column(layers, substrate):
     names: dict[str, int] = {}
 
     def mid(m) -> int:
-        mm = get_material(m)
+        mm = get_material(m, allow_vacuum=True)  # vacuum layers / substrate: films over empty space
         key = mm.describe()
         if key not in names:
             names[key] = len(mats)
@@ -182,9 +182,10 @@ def binomial_std(p, n):
 
 
 def stack_materials(settings: StackSettings) -> tuple[list[Material], int, bool]:
-    """(materials, backing index, repeat_last) of a stack: index 0 = pore, 1 = solid, 2 = a backing material."""
+    """(materials, backing index, repeat_last) of a stack: index 0 = pore, 1 = solid, 2 = a backing material.
+    The pore and the backing may be ``vacuum`` (open pores; ``materials.VACUUM_MATERIAL``)."""
     g = settings.geometry
-    mats = [get_material(g.pore, "pore"), get_material(g.solid, "solid")]
+    mats = [get_material(g.pore, "pore", allow_vacuum=True), get_material(g.solid, "solid")]
     repeat = False
     if g.backing == "pore":
         backing = 0
@@ -193,9 +194,21 @@ def stack_materials(settings: StackSettings) -> tuple[list[Material], int, bool]
     elif g.backing == "repeat":
         backing, repeat = 0, True
     else:
-        mats.append(get_material(g.backing, "backing"))
+        mats.append(get_material(g.backing, "backing", allow_vacuum=True))
         backing = 2
     return mats, backing, repeat
+
+
+def has_vacuum(mats: list[Material]) -> bool:
+    """Whether any of ``mats`` is vacuum (open pores, a vacuum backing or substrate)."""
+    return any(m.is_vacuum for m in mats)
+
+
+def check_vacuum_backend(mats: list[Material], backend: str) -> None:
+    """Vacuum is transported by the numba kernel only; the torch backend refuses it (one line)."""
+    if backend != "numba" and has_vacuum(mats):
+        raise FibsynthError("vacuum (open pores, vacuum backing or substrate) runs on the numba backend only",
+                            param="backend")
 
 
 def slice_tables(settings: StackSettings, mats: list):

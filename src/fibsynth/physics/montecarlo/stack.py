@@ -41,7 +41,13 @@ import numpy as np
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
 from fibsynth.physics.montecarlo.settings import FWHM_TO_SIGMA, StackSettings  # noqa: F401 (re-exported)
-from fibsynth.physics.montecarlo.setup import check_backend, slice_beam, slice_tables, stack_materials
+from fibsynth.physics.montecarlo.setup import (
+    check_backend,
+    check_vacuum_backend,
+    slice_beam,
+    slice_tables,
+    stack_materials,
+)
 
 # old private name, kept for one release (``stack._materials`` was imported by the torch path and tests)
 _materials = stack_materials
@@ -292,7 +298,7 @@ def simulate_stack(
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
-    stack_materials(settings)  # validate material strings early
+    check_vacuum_backend(stack_materials(settings)[0], backend)  # validate material strings early
     if backend == "torch":
         from fibsynth.physics.montecarlo.backend_torch import pick_device
 

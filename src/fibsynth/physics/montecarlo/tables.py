@@ -11,6 +11,10 @@ Energy tables live on one grid uniform in ln E (keV) from :data:`E_GRID_MIN` to 
 * ``cum[m, j, g]``   cumulative probability that a collision hits element j (n_j sigma_j / sum),
 * ``nel[m]``         number of elements of material m; ``rcut[m]`` residual range at the cut-off energy.
 
+A vacuum material (``materials.VACUUM_MATERIAL``, open pores) has ``nel[m] = 0`` and all-zero rows: no
+collisions, no energy loss; the kernel recognises it by ``nel[m] == 0`` and flies straight through it (the zero
+range row adds nothing to ``kernel.max_range``).
+
 Angular distribution (tabulated inverse CDF, the same sampling rule for every model). For element j of
 material m and angular-grid energy a (its own log grid: ``n_ang`` points, ``ua = u * ang_scale + ang_off``),
 ``muq[m, j, a, k]`` holds, at ``t_k = k / (N_PROB - 1)``, the odds ratio
@@ -255,10 +259,10 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
     cum = np.ones((nm, nch * MAX_ELEMENTS_PER_MATERIAL, N_GRID))
     prut = np.ones((nm, nch * MAX_ELEMENTS_PER_MATERIAL, N_GRID))
     acoef = np.zeros((nm, nch * MAX_ELEMENTS_PER_MATERIAL))
-    maxel = nch * max(len(m.z) for m in materials)
+    maxel = nch * max([len(m.z) for m in materials] + [1])
     pwa = None
     if model == "mott-pwa":
-        zs = sorted({int(z) for m in materials for z in m.z})
+        zs = sorted({int(z) for m in materials for z in m.z}) or [79]  # (79: any element, if all are vacuum)
         tab = _mott_pwa(zs)
         pwa = {z: k for k, z in enumerate(tab.z)}
         ang_e = tab.e_ev / 1000.0
@@ -268,6 +272,8 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
     inv_dlna = 1.0 / (ln_a[1] - ln_a[0])
     muq = np.ones((nm, maxel, len(ang_e), N_PROB))
     for m, mat in enumerate(materials):
+        if mat.is_vacuum:
+            continue  # vacuum: nel = 0, zero tables (the kernel flies straight through it; see _vacuum_rows)
         n_i = mat.number_densities_nm3
         if pwa is None:
             part = np.array([n * elastic.total_cross_section_nm2(model, z, e) for n, z in zip(n_i, mat.z)])
@@ -311,7 +317,8 @@ def build_tables(materials: list[Material], model: str = "mott", cutoff_kev: flo
         for m, mat in enumerate(materials):
             eloss[m, len(mat.z): 2 * len(mat.z)] = 1.0
     rinvd = np.zeros((nm, N_GRID))
-    rinvd[:, :-1] = 1.0 / np.diff(rng, axis=1)
+    solid = [m for m, mat in enumerate(materials) if not mat.is_vacuum]
+    rinvd[solid, :-1] = 1.0 / np.diff(rng[solid], axis=1)
     return Tables(
         ln_e0=float(ln[0]),
         inv_dln=inv_dln,
