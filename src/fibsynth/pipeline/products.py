@@ -59,6 +59,15 @@ def phases(solid: str = SOLID, pore: str = PORE) -> dict[str, str]:
 PHASES = phases()
 
 
+def label_phases(geometry: Any) -> dict[str, str]:
+    """``VolumeMeta.materials`` of a stack geometry: label value -> material, one per label (``materials``), or
+    ``phases(solid, pore)`` for the binary form (and for the flat settings layout)."""
+    mats = getattr(geometry, "materials", None)
+    if mats is not None:
+        return {str(i): str(m) for i, m in enumerate(mats)}
+    return phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE))
+
+
 @dataclass
 class Product:
     """A product of the pipeline: ``data`` (z, y, x), its metadata, and a record of how it was made."""
@@ -110,6 +119,33 @@ def make_structure(
                                          "solid_fraction": float(solid.mean()), "shape": list(solid.shape)})
 
 
+def make_multiphase(
+    shape: tuple[int, int, int],
+    voxel: Any,
+    fractions: tuple[float, ...],
+    *,
+    kind: Literal["two-field", "particles"] = "two-field",
+    ligament_nm: Any = 40.0,
+    particle_radius_nm: Any = 20.0,
+    phases: Any = None,
+    waves: int | None = None,
+    seed: int = 0,
+) -> Product:
+    """A ground-truth structure of n phases (uint8 labels 0..n-1, :mod:`fibsynth.structure.multiphase`); its
+    metadata records the phase (material) of each label and the measured fractions."""
+    from fibsynth.structure.multiphase import multiphase
+
+    voxel = VoxelSize.coerce(voxel, param="voxel")
+    extra = {} if waves is None else {"waves": waves}
+    t0 = time.perf_counter()
+    lab, model = multiphase(tuple(int(v) for v in shape), voxel, fractions, kind=kind, ligament_nm=ligament_nm,
+                            particle_radius_nm=particle_radius_nm, phases=phases, seed=seed, return_model=True,
+                            **extra)
+    meta = model.meta()
+    return Product(lab, meta, {"seconds": time.perf_counter() - t0, "shape": list(lab.shape),
+                               "fractions": meta.parameters["fractions_measured"]})
+
+
 def label_meta(like: VolumeMeta, *, generator: str = GROUND_TRUTH, **changes: Any) -> VolumeMeta:
     """Metadata of a label volume aligned with ``like`` (same voxel size, offset and materials)."""
     return VolumeMeta(kind="label", voxel_size_nm=like.voxel_size_nm, offset_voxels=like.offset_voxels,
@@ -127,7 +163,7 @@ def montecarlo_meta(voxel: Any, settings: Any, slices: tuple[int, int], paramete
     geometry = getattr(settings, "geometry", settings)
     return VolumeMeta(kind="image", voxel_size_nm=VoxelSize.coerce(voxel, param="voxel"), generator=MONTECARLO,
                       energy_kev=float(beam.energy_kev), seed=int(settings.seed),
-                      materials=phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE)),
+                      materials=label_phases(geometry),
                       offset_voxels=(k0, 0, 0), parameters=params)
 
 
@@ -269,7 +305,8 @@ def adapted_stack(model: str | Path, images: np.ndarray, meta: VolumeMeta, *, di
 
 def segmentation(model: Any, images: np.ndarray, meta: VolumeMeta | None = None, *, block: int = 32,
                  overlap: float = 0.25, batch: int = 4, device: str = "cpu") -> Product:
-    """Labels (uint8, 1 = solid) of ``images`` by a trained segmentation model (a folder or ``(net, cfg)``)."""
+    """Labels (uint8, 1 = solid; a model of n classes: 0..n-1) of ``images`` by a trained segmentation model (a
+    folder or ``(net, cfg)``)."""
     from fibsynth.segment.infer import predict_array
 
     meta = meta or VolumeMeta()
@@ -278,20 +315,40 @@ def segmentation(model: Any, images: np.ndarray, meta: VolumeMeta | None = None,
     out = label_meta(meta, generator=SEGMENTATION, energy_kev=meta.energy_kev, seed=meta.seed,
                      parameters={"model": str(model) if isinstance(model, (str, Path)) else "in memory",
                                  "block": block, "overlap": overlap})
-    return Product(pred, out, {"seconds": time.perf_counter() - t0, "solid_fraction": float(pred.mean())})
+    record: dict[str, Any] = {"seconds": time.perf_counter() - t0}
+    if isinstance(model, (str, Path)):
+        from fibsynth.segment.model import load_config
+
+        classes = load_config(model).classes
+    else:
+        classes = model[1].classes
+    if classes > 2:  # n phases: each one's fraction (the mean of labels is none)
+        record["fractions"] = (np.bincount(pred.ravel(), minlength=classes) / pred.size).tolist()
+    else:
+        record["solid_fraction"] = float(pred.mean())
+    return Product(pred, out, record)
 
 
 def baseline_segmentation(images: np.ndarray, meta: VolumeMeta | None = None, *,
-                          method: Literal["otsu", "kmeans"] = "otsu") -> Product:
-    """A global threshold of ``images`` (Otsu, or two-class k-means): the baseline a trained model must beat."""
-    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+                          method: Literal["otsu", "kmeans", "multiotsu"] = "otsu", classes: int = 3,
+                          order: Any = None) -> Product:
+    """A global threshold of ``images`` (Otsu, or two-class k-means): the baseline a trained model must beat.
+    ``multiotsu``: ``classes`` gray classes by multi-Otsu thresholds, the k-th darkest labelled ``order[k]`` (the
+    labels from darkest to brightest; default k)."""
+    from fibsynth.segment.baseline import kmeans_threshold, multiotsu_segment, otsu_threshold
 
+    if method == "multiotsu":
+        seg, ts = multiotsu_segment(images, classes, order)
+        out = label_meta(meta or VolumeMeta(), generator=BASELINE, energy_kev=(meta.energy_kev if meta else None),
+                         parameters={"method": method, "thresholds": ts.tolist(), "classes": int(classes),
+                                     "order": None if order is None else [int(o) for o in order]})
+        return Product(seg, out, {"method": method, "thresholds": ts.tolist()})
     if method == "otsu":
         t = float(otsu_threshold(images))
     elif method == "kmeans":
         t = float(kmeans_threshold(images)[0])
     else:
-        raise FibsynthError(f"must be otsu or kmeans (got {method!r})", param="method")
+        raise FibsynthError(f"must be otsu, kmeans or multiotsu (got {method!r})", param="method")
     seg = (np.asarray(images) > t).astype(np.uint8)
     out = label_meta(meta or VolumeMeta(), generator=BASELINE, energy_kev=(meta.energy_kev if meta else None),
                      parameters={"method": method, "threshold": t})
@@ -301,11 +358,17 @@ def baseline_segmentation(images: np.ndarray, meta: VolumeMeta | None = None, *,
 # ------------------------------------------------------------------------------------------------ evaluation
 
 def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel: Any = None,
-               isotropy: bool = False) -> dict[str, float]:
+               isotropy: bool = False, phases: int | None = None) -> dict[str, float]:
     """Scores of a segmentation: MP, MGP (percent), Dice and MDS against ``truth`` when given, and the isotropy
-    errors (``isotropy``; needs ``voxel``). The record is plain floats (``metrics.json``)."""
+    errors (``isotropy``; needs ``voxel``). The record is plain floats (``metrics.json``).
+
+    ``phases`` = n > 2 (n-phase labels 0..n-1): MP, MDS (mean over the phases) and per phase Dice, MGP and
+    fractions (:func:`fibsynth.metrics.evaluate_phases`); with ``isotropy`` each phase's isotropy errors and
+    diameters, keys ``phase<i>_<name>``."""
     from fibsynth.metrics import evaluate_segmentation, isotropy_report
 
+    if phases is not None and int(phases) > 2:
+        return _evaluation_phases(prediction, truth, int(phases), voxel, isotropy)
     res: dict[str, float] = {}
     if truth is not None:
         res.update({k: float(v) for k, v in evaluate_segmentation(prediction, truth).items()})
@@ -317,8 +380,26 @@ def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel
     return res
 
 
+def _evaluation_phases(prediction, truth, n: int, voxel: Any, isotropy: bool) -> dict[str, float]:
+    from fibsynth.metrics import evaluate_phases, phase_structure
+
+    res: dict[str, float] = {}
+    if truth is not None:
+        res.update({k: float(v) for k, v in evaluate_phases(prediction, truth, n).items()
+                    if isinstance(v, (int, float))})
+    if isotropy:
+        if voxel is None:
+            raise FibsynthError("isotropy needs the voxel size", param="voxel")
+        per = phase_structure(prediction, VoxelSize.coerce(voxel, param="voxel").zyx(), n)
+    else:
+        per = phase_structure(prediction, None, n, isotropy=False)
+    for i, rec in per.items():
+        res.update({f"phase{i}_{k}": float(v) for k, v in rec.items()})
+    return res
+
+
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
     "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
-    "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
+    "label_phases", "make_multiphase", "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
 ]
