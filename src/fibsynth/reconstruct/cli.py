@@ -17,7 +17,7 @@ def reconstruct_cmd(
     slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in nm (default: the file's, else the pixel size)."),
     energy_kev: Optional[float] = typer.Option(None, "--energy-kev", help="Beam energy in keV (default: the file's, else 2)."),
     solid: str = typer.Option("gold", "--solid", help="Solid material (bright phase)."),
-    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (dark phase)."),
+    pore: str = typer.Option("epoxy", "--pore", help="Pore filling (dark phase), or vacuum for open (not infiltrated) pores."),
     engine: str = typer.Option("fast", "--engine", help="Imaging of the training structures: fast (seconds) or mc (Monte Carlo, slow)."),
     electrons_per_pixel: int = typer.Option(20, "--electrons-per-pixel", help="Monte Carlo only."),
     structures: int = typer.Option(3, "--structures", help="Training structures drawn around the estimate."),

@@ -197,7 +197,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     for name in ("solid", "pore"):
         try:
-            get_material(getattr(s, name))
+            get_material(getattr(s, name), allow_vacuum=(name == "pore"))  # open pores: vacuum
         except FibsynthError as exc:
             raise FibsynthError(exc.message, param=name) from None
     if out.exists() and not out.is_dir():
