@@ -130,6 +130,7 @@ def test_report_loads_in_chromium(run, tmp_path):
     (["STACK", "OUT", "--mode", "4d"], "--mode"),
     (["STACK", "OUT", "--structures", "0"], "--structures"),
     (["STACK", "OUT", "--solid", "unobtainium"], "--solid"),
+    (["STACK", "OUT", "--solid", "vacuum"], "--solid"),  # open pores yes, an empty solid no
     (["STACK", "OUT", "--truth", "TRUTH_SMALL"], "--truth"),
 ])
 def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):

@@ -229,27 +229,38 @@ def fast_stack(
     energy_kev: float,
     *,
     model: str | Path | None = None,
-    translation: Literal["auto", "gan", "projection"] = "gan",
+    translation: Literal["auto", "gan", "paired", "projection"] = "gan",
     incidence_deg: float = 38.0,
     solid: str = SOLID,
     pore: str = PORE,
     seed: int = 0,
     keep_projection: bool = False,
+    electrons_per_pixel: int = 100,
 ) -> Product:
     """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
     projection -> Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``).
 
     ``translation="projection"`` returns the projection itself (generator ``projection``); ``"auto"`` does so when
     no model is given and none is shipped for the energy; ``"gan"`` (default) makes a missing model an error.
-    ``seed`` seeds the translation model's noise input. ``keep_projection`` puts the projection product into
-    ``record["projection_product"]``."""
+    ``translation="paired"`` uses the paired translator instead (:mod:`fibsynth.fastsim.translator`: the Monte
+    Carlo's mean image regressed from the structure and its projection, trained on paired data for 1-4 keV, plus
+    binomial shot noise at ``electrons_per_pixel``; ``model`` then names other weights, a ``.pt`` with its
+    ``.json``). It is the measured-better translator (docs/fastsim.md, section 8); ``"gan"`` stays the default
+    for this release so that existing callers keep their output.
+
+    ``seed`` seeds the translation model's noise input (the paired translator's shot noise). ``keep_projection``
+    puts the projection product into ``record["projection_product"]``."""
     from fibsynth.fastsim.projection import project
 
     voxel = VoxelSize.coerce(voxel, param="voxel")
-    if translation not in ("auto", "gan", "projection"):
-        raise FibsynthError(f"must be auto, gan or projection (got {translation!r})", param="translation")
+    if translation not in ("auto", "gan", "paired", "projection"):
+        raise FibsynthError(f"must be auto, gan, paired or projection (got {translation!r})", param="translation")
     if not (0 <= int(seed) < 2**63):
         raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    if translation == "paired":
+        return _paired_fast_stack(structure, voxel, energy_kev, model=model, incidence_deg=incidence_deg,
+                                  solid=solid, pore=pore, seed=int(seed), keep_projection=keep_projection,
+                                  electrons_per_pixel=electrons_per_pixel)
     name: str | None = None
     why = ""
     if translation != "projection":
@@ -284,6 +295,33 @@ def fast_stack(
     if keep_projection:
         out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
     return Product(np.asarray(translated, dtype=np.float32), meta, out)
+
+
+def _paired_fast_stack(structure, voxel, energy_kev, *, model, incidence_deg, solid, pore, seed, keep_projection,
+                       electrons_per_pixel) -> Product:
+    from fibsynth.fastsim.translator import load_paired
+
+    if isinstance(electrons_per_pixel, bool) or not 0 <= int(electrons_per_pixel) <= 10**8:
+        raise FibsynthError(f"must be in [0, 1e8] (got {electrons_per_pixel!r})", param="electrons_per_pixel")
+    t0 = time.perf_counter()
+    tr = load_paired(model)
+    tr.check(energy_kev, solid, pore)  # before any work
+    proj, rec = tr.project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
+    images, _ = tr(structure, voxel.zyx(), energy_kev, electrons_per_pixel=int(electrons_per_pixel), seed=seed,
+                   incidence_deg=incidence_deg, solid=solid, pore=pore, projection=proj)
+    projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
+    common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
+    name = "paired-translator" if model is None else str(model)
+    record = {"projection": projection, "translation_model": name, "translator": "paired",
+              "translation_seed": int(seed), "electrons_per_pixel": int(electrons_per_pixel),
+              "incidence_deg": incidence_deg}
+    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+    out = {**record, "seconds": time.perf_counter() - t0}
+    if keep_projection:
+        proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
+                               parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
+        out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
+    return Product(np.asarray(images, np.float32), meta, out)
 
 
 # ------------------------------------------------------------------------------------------------ adaptation

@@ -66,14 +66,20 @@ def make_structure(p: dict[str, Any], shape, voxel_zyx) -> np.ndarray:
 def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: str = "fast",
                     materials: tuple[str, str] = ("gold", "epoxy"), electrons_per_pixel: int = 20,
                     seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-    """Ideal (artifact-free) image stack of a structure and a record of how it was made."""
+    """Ideal (artifact-free) image stack of a structure and a record of how it was made. ``materials[1]`` may be
+    ``vacuum`` (open pores): the projection then follows the beam down the pores (no translation model exists for
+    open pores), the Monte Carlo flies electrons through them."""
+    from fibsynth.physics.materials import is_vacuum
+
     if engine == "mc":
         from fibsynth.config import VoxelSize
         from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
 
         vox = VoxelSize(z=voxel_zyx[0], y=voxel_zyx[1], x=voxel_zyx[2])
+        # open pores (vacuum): what lies beyond the last slice is more of the structure, not empty space
+        backing = "repeat" if is_vacuum(materials[1]) else "pore"
         st = StackSettings(energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=materials[0],
-                           pore=materials[1], seed=seed)
+                           pore=materials[1], backing=backing, seed=seed)
         res = simulate_stack(solid, vox, st, progress=False)
         return np.asarray(res["eta"], np.float32), {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
     from fibsynth.errors import FibsynthError
