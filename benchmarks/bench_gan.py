@@ -16,6 +16,12 @@ blur (sigma 1 px) and Gaussian noise, stored as uint8. Histogram distance to hel
     .venv/bin/python benchmarks/bench_gan.py --out D --data-only
     .venv/bin/python benchmarks/bench_gan.py --out D --part a --ship & .venv/bin/python benchmarks/bench_gan.py --out D --part b
 
+Issue 15, translators side by side on the paired held-out test set (3 structures, mean +- sd; Monte Carlo data
+cached by experiments/fastpath_sets.py): the paired translator (fibsynth.fastsim.translator, the fast path's
+translator) against the shipped CycleGAN at 2 keV, SSIM vs the MC-MC ceiling, histogram distance, noise power:
+
+    nice -n 10 .venv/bin/python benchmarks/bench_gan.py --issue15 [--energies 1,2,4]
+
 Timings on the shared 2-core machine are noisy. ``--ship`` copies the (a) generator into
 ``src/fibsynth/gan/models/proj2mc-2kev-au-epoxy``.
 """
@@ -82,7 +88,19 @@ def main() -> None:
     ap.add_argument("--reuse-models", action="store_true", help="evaluate the models already in OUT (no training)")
     ap.add_argument("--patience", type=int, default=25, help="early-stopping patience in epochs (paper: 25)")
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--issue15", action="store_true", help="paired translator vs CycleGAN on the paired test set")
+    ap.add_argument("--energies", default="2", help="with --issue15 (the CycleGAN exists at 2 keV only)")
     args = ap.parse_args()
+    if args.issue15:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fastpath_eval
+
+        res = fastpath_eval.evaluate(energies=tuple(float(e) for e in args.energies.split(",")),
+                                     translators=("paired", "gan"))
+        fastpath_eval.print_table(res)
+        return
     import torch
 
     torch.set_num_threads(args.threads)

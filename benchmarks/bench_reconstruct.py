@@ -2,8 +2,9 @@
 
 For each kind of ground truth (``benchmarks/realistic_stack.py``: ``grf`` band-pass random field, ``hier`` two-scale
 random field, ``sofc`` real segmented volume) a stack is made (imaged by the fast path or the Monte Carlo, degraded by
-the test's own artifact model), then reconstructed twice -- with the CycleGAN adaptation (the default) and without
-(``--no-adapt``) -- sharing one step cache, and scored against its ground truth next to Otsu and k-means.
+the test's own artifact model), then reconstructed with the default adaptation (histogram matching), without
+adaptation (``--no-adapt``) and, with ``--cyclegan``, with the small CycleGAN -- sharing one step cache -- and scored
+against its ground truth next to Otsu and k-means.
 
 Targets (issue 14): on 128 slices of 192 x 192 at 2 keV, MDS >= 0.95 and >= 0.08 above Otsu on two structures of
 different kinds, the whole command < 20 min on 2 cores with the fast path.
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
-        slice_nm: float, no_adapt: bool) -> dict:
+        slice_nm: float, no_adapt: bool, cyclegan: bool = False) -> dict:
     import realistic_stack as R
 
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
@@ -38,20 +39,25 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     t_make = time.perf_counter() - t0
     row = {"kind": kind, "shape": list(shape), "imaging": imaging, "stack_seconds": round(t_make, 1),
            "truth_solid_fraction": rec["truth_solid_fraction"]}
-    variants = [("adapted", True)] + ([("no adaptation", False)] if not no_adapt else [])
-    for name, adapt in variants:
+    variants = [("adapted", True, "histogram")] + ([("no adaptation", False, "histogram")] if not no_adapt else [])
+    variants += [("CycleGAN", True, "cyclegan")] if cyclegan else []
+    for name, adapt, method in variants:
         t0 = time.perf_counter()
-        s = ReconstructSettings(budget_min=budget, adapt=adapt, seed=seed)
-        summ = reconstruct(stack, out / f"{kind}_{'adapt' if adapt else 'noadapt'}", s, truth=truth,
-                           work_dir=out / f"{kind}_work")
+        s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, seed=seed)
+        sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
+        summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
         ev = summ["evaluation"]
         row[f"U-Net {name}: MDS"] = ev["U-Net (fibsynth)"]["MDS"]
         row[f"U-Net {name}: seconds"] = round(dt, 1)
         row[f"U-Net {name}: rounds"] = len(summ["rounds"])
+        row[f"U-Net {name}: solid fraction"] = round(ev["U-Net (fibsynth)"]["solid_fraction"], 3)
+        row[f"U-Net {name}: round used"] = summ["round_choice"]["chosen_round"]
+        row[f"U-Net {name}: round choice"] = summ["round_choice"]["reason"]
         row["Otsu: MDS"] = ev["Otsu"]["MDS"]
         row["k-means: MDS"] = ev["k-means"]["MDS"]
-        if adapt:
+        row["Otsu: solid fraction"] = round(ev["Otsu"]["solid_fraction"], 3)
+        if name == "adapted":
             row["histogram distance before/after"] = summ["rounds"][-1]["histogram_distances"]
             row["estimate"] = {k: round(v["value"], 3) for k, v in
                                (summ["estimate_from_reconstruction"] or summ["estimate_first_pass"])["quantities"].items()
@@ -67,6 +73,82 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     return row
 
 
+def fit_timing(rows: list[dict]) -> dict:
+    """Per step: a power law t = a N^b (log-log least squares) and an affine model t = c + d N (fixed cost plus
+    per-voxel cost, least squares with c, d >= 0), each extrapolated to 512^3 and 1024^3 voxels (one thread). The
+    affine model is the one to use where a fixed cost (imports, model loading) dominates the small sizes; the
+    power law where the work is not yet linear (e.g. a crop that the small sizes do not fill)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    fits = {}
+    for k in [k for k in rows[0] if k not in ("n", "voxels")]:
+        if len(rows) < 2:
+            break
+        n = np.array([r["voxels"] for r in rows], np.float64)
+        t = np.array([max(r[k], 1e-3) for r in rows], np.float64)
+        b, la = np.polyfit(np.log(n), np.log(t), 1)
+        (c, d), _ = nnls(np.stack([np.ones_like(n), n], 1), t)
+        fits[k] = {"power_law_exponent": round(float(b), 2), "fixed_s": round(float(c), 2),
+                   "us_per_voxel": round(float(d) * 1e6, 3)}
+        for m in (512, 1024):
+            fits[k][f"{m}^3 power law (s)"] = round(float(np.exp(la) * (m ** 3) ** b), 1)
+            fits[k][f"{m}^3 affine (s)"] = round(float(c + d * m ** 3), 1)
+    return fits
+
+
+def timing(sizes, out: Path, seed: int = 0) -> dict:
+    """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
+    fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
+    independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
+    most 48 x 128 x 128; estimate and evaluate: a central crop of at most 96 x 192 x 192) are timed by the
+    benchmark runs and enter the model as constants. ``predict`` runs an untrained network of the default
+    architecture: its cost does not depend on the weights."""
+    import numpy as np
+    import realistic_stack as R
+
+    from fibsynth.reconstruct import adapt as A
+    from fibsynth.reconstruct import estimate as E
+    from fibsynth.reconstruct.inspect import inspect_stack
+    from fibsynth.reconstruct.workflow import predict_blocks
+    from fibsynth.segment.model import ModelConfig, build_net, save_model
+
+    import torch
+
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = ModelConfig(mode="2.5d", k=2, features=(16, 32, 64), num_res_units=1, patch=64, norm=[(30.0, 220.0)])
+    torch.manual_seed(seed)
+    save_model(out / "model", build_net(cfg), cfg)
+    rows = []
+    for n in sizes:
+        vz = (4.0, 4.0, 4.0)
+        truth = R.grf_structure((n, n, n), vz, 0.35, 88.0, seed=seed)
+        u8, _, _ = R.degrade(truth.astype(np.float32) * 0.6 + 0.2, None, seed=seed)
+        img = u8.astype(np.float32)
+        row = {"n": n, "voxels": n ** 3}
+        t0 = time.perf_counter()
+        inspect_stack(img)
+        row["inspect"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        E.estimate_structure(E.first_pass(img), vz, seed=seed)
+        row["estimate (first pass, cropped)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        q = A.fit_histogram(img)
+        A.match_histogram(img[: min(n, 48), : min(n, 128), : min(n, 128)], q)
+        row["adapt (histogram)"] = time.perf_counter() - t0
+        np.save(out / "real.npy", img)
+        t0 = time.perf_counter()
+        predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32)
+        row["predict"] = time.perf_counter() - t0
+        rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
+        print(json.dumps(rows[-1]), flush=True)
+    fits = fit_timing(rows)
+    res = {"rows": rows, "fits": fits}
+    (out / "timing.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", type=int, nargs=3, default=(128, 192, 192))
@@ -77,13 +159,20 @@ def main(argv=None) -> None:
     ap.add_argument("--voxel-nm", type=float, default=4.0)
     ap.add_argument("--slice-nm", type=float, default=8.0)
     ap.add_argument("--no-adapt-baseline", action="store_true", help="skip the run without adaptation")
+    ap.add_argument("--cyclegan", action="store_true", help="also run with the CycleGAN adaptation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
+    ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
+                    "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
     a = ap.parse_args(argv)
+    if a.timing:
+        print(json.dumps(timing(a.timing, a.out / "timing", a.seed)["fits"], indent=1))
+        return
     rows = []
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
-                        seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline))
+                        seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
+                        cyclegan=a.cyclegan))
         print(json.dumps(rows[-1], indent=1), flush=True)
     (a.out / "results.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
 

@@ -62,7 +62,12 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     # the fitted model drives 'apply'
     assert main(["microscope", "apply", str(p), str(tmp_path / "b.tif"), "--config", str(model_yaml)]) == 0
     assert main(["microscope", "estimate", str(real)]) == 0
-    assert "curtains:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "curtains:" in out and "scan lines:" in out and "total (own phases)" in out
+    # an ideal simulation as the blur reference, and the response fitted
+    assert main(["microscope", "estimate", str(real), "--reference", str(p), "--estimate-response", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert est["measured"]["blur"]["relative_to"] == "reference" and "gamma" in est["measured"]["response"]
 
 
 @pytest.mark.parametrize("args, text", [

@@ -118,13 +118,15 @@ class MonteCarloStep(Step):
 class FastParams(StrictModel):
     energy_kev: float = Field(ge=0.2, le=30.0)
     incidence_deg: float = Field(38.0, ge=0, le=85)
-    translation: Literal["auto", "gan", "projection"] = "auto"
+    translation: Literal["auto", "gan", "paired", "projection"] = "auto"
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the translation model's noise input")
+    electrons_per_pixel: int = Field(100, ge=1, le=10**6, description="dose of the paired translator's shot noise")
 
 
 class FastStep(Step):
     """Projection + CycleGAN (``model`` input, else the shipped model for the energy); projection alone when
-    ``translation: projection`` or (``auto``) when no model exists for the energy. The summary says which."""
+    ``translation: projection`` or (``auto``) when no model exists for the energy; ``translation: paired`` uses
+    the paired translator (shot noise at ``electrons_per_pixel``). The summary says which."""
 
     Params = FastParams
     required_inputs = ("structure",)
@@ -137,9 +139,12 @@ class FastStep(Step):
         voxel = voxel_of(meta, one(inputs, "structure"))
         model = str(one(inputs, "model") / MODEL) if "model" in inputs else None
         prod = fast_stack(solid, voxel, p.energy_kev, model=model, translation=p.translation,
-                          incidence_deg=p.incidence_deg, seed=p.seed, keep_projection=True)
+                          incidence_deg=p.incidence_deg, seed=p.seed, keep_projection=True,
+                          electrons_per_pixel=p.electrons_per_pixel)
         if "translation" in prod.record:  # projection only
             translation = prod.record["translation"]
+        elif prod.record.get("translator") == "paired":
+            translation = "paired translator " + str(prod.record["translation_model"])
         else:
             translation = "shipped " + prod.record["translation_model"] if model is None else "experiment-trained CycleGAN"
         prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "translation": translation}})

@@ -4,6 +4,7 @@
     model = load_model()                                  # the shipped network (trained on the packaged sMC-BS)
     eta = model.predict(2.0, 79, [0, 10, 20])             # gold under 0/10/20 nm of epoxy at 2 keV
     images, record = project(structure, (5, 5, 5), 2.0)   # one float32 image per slice (z, y, x)
+    noisy, mean = load_paired()(structure, (5, 5, 5), 2.0, electrons_per_pixel=100, seed=0)  # Monte-Carlo-like
 
 See docs/fastsim.md for the model and its measured fidelity against the Monte Carlo.
 """
@@ -13,7 +14,8 @@ _EXPORTS = {
     "DEFAULT_TABLE": "network", "DEFAULT_WEIGHTS": "network", "EtaModel": "network", "TrainSettings": "network",
     "load_model": "network", "train": "network",
     "DEFAULT_SPREAD": "projection", "default_slices_behind": "projection", "project": "projection",
-    "ray_cells": "projection",
+    "ray_cells": "projection", "THIN_SOLID_DEPTH": "projection",
+    "PairedTranslator": "translator", "load_paired": "translator", "shot_noise": "translator",
 }
 __all__ = sorted(_EXPORTS)
 

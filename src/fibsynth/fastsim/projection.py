@@ -41,6 +41,15 @@ MAX_SLICES_BEHIND = 512
 # Lateral window half-width per nm of depth (dimensionless): chosen on a leveled-wave structure (seed 3) against
 # the Monte Carlo at 1, 2 and 4 keV (benchmarks/bench_fastsim.py reports on another structure, seed 1).
 DEFAULT_SPREAD = 0.5
+METHODS = ("window", "layered")
+#: solid_depth of the thin-solid model: e-folding depth of the hit's solid fraction as a fraction of the solid's
+#: Kanaya-Okayama range (gold: 1.6 nm at 2 keV, 5.0 nm at 4 keV); chosen on the training structures of
+#: experiments/fastpath_sets.py (4 keV). The paired translator's projection channel uses it.
+THIN_SOLID_DEPTH = 0.085
+#: the default keeps the earlier model (a solid voxel at the face is bulk solid) for this release
+DEFAULT_SOLID_DEPTH = 0.0
+#: the layered march stops when less than this fraction of the beam is left
+LAYERED_T_MIN = 1e-3
 
 
 def default_slices_behind(energy_kev: float, slice_nm: float, pore: str = "epoxy") -> int:
@@ -97,6 +106,36 @@ def _summed_area(vol):
     return sat
 
 
+@nb.njit(parallel=True, cache=True)
+def _summed_area_f(vol):
+    """Per-slice summed-area tables of a float volume (float64)."""
+    nz, ny, nx = vol.shape
+    sat = np.zeros((nz, ny + 1, nx + 1), np.float64)
+    for z in nb.prange(nz):
+        for y in range(ny):
+            run = 0.0
+            for x in range(nx):
+                run += vol[z, y, x]
+                sat[z, y + 1, x + 1] = sat[z, y, x + 1] + run
+    return sat
+
+
+def depth_smoothed(vol: np.ndarray, dz: float, length_nm: float) -> np.ndarray:
+    """dens[z] = sum_m k_m vol[z + m] / sum_m k_m, k_m = exp(-m dz / length) over m < ceil(3 length / dz) + 1 and
+    z + m inside the volume (the kernel is renormalised at the end of the structure, which is not taken as thin):
+    the solid's share of the first nanometres below a face."""
+    n = int(math.ceil(3.0 * length_nm / dz)) + 1
+    kw = np.exp(-np.arange(n) * dz / length_nm)
+    out = np.zeros(vol.shape, np.float32)
+    norm = np.zeros(vol.shape[0], np.float64)
+    nz = vol.shape[0]
+    for m in range(min(n, nz)):
+        out[: nz - m] += np.float32(kw[m]) * vol[m:]
+        norm[: nz - m] += kw[m]
+    out /= norm.astype(np.float32)[:, None, None]
+    return np.minimum(out, np.float32(1.0), out=out)
+
+
 @nb.njit(inline="always")
 def _rect(sat, z, y0, y1, x0, x1):
     # sum over rows y0..y1-1, columns x0..x1-1 (0 <= y0 <= y1 <= ny, same for x)
@@ -116,7 +155,7 @@ def _wrapped_mean(sat, z, yc, xc, ry, rx, ny, nx):
         x0 += nx
     if y0 + hy <= ny and x0 + hx <= nx:  # the common case: no wrap
         return _rect(sat, z, y0, y0 + hy, x0, x0 + hx) / (hy * hx)
-    total = 0
+    total = sat[z, 0, 0] * 0
     ya, yn = y0, hy
     while yn > 0:
         yb = min(ny, ya + yn)
@@ -132,7 +171,7 @@ def _wrapped_mean(sat, z, yc, xc, ry, rx, ny, nx):
 
 
 @nb.njit(parallel=True, cache=True)
-def _project(vol, sat, k0, k1, dj, di, ry, rx, w, w_none, out):
+def _project(vol, dens, sat, k0, k1, dj, di, ry, rx, w, w_none, out):
     """out[k - k0, y, x] = w_none + (w[c] - w_none) * F for the first cell c of the ray from (k, y, x) that holds
     solid (F: solid fraction of the lateral window of half-widths ry[c], rx[c] around the hit; F = 1 without a
     window), else w_none. Cells are sorted by depth (dj non-decreasing): cells past the last slice end the march.
@@ -166,7 +205,8 @@ def _project(vol, sat, k0, k1, dj, di, ry, rx, w, w_none, out):
                 if h < 0:
                     out[kk, y, x] = w_none
                 elif ry[h] == 0 and rx[h] == 0:
-                    out[kk, y, x] = w[h]
+                    v = dens[zs[h], rows[h], x]
+                    out[kk, y, x] = w[h] if v >= 1 else w_none + (w[h] - w_none) * v
                     hit[x] = -1
                 else:
                     start[h + 1] += 1
@@ -206,6 +246,37 @@ def _project(vol, sat, k0, k1, dj, di, ry, rx, w, w_none, out):
                         f = _wrapped_mean(sat, z, yc, x, r_y, r_x, ny, nx)
                         out[kk, y, x] = w_none + (w[c] - w_none) * f
                 b0 = b1
+
+
+@nb.njit(parallel=True, cache=True)
+def _project_layered(vol, sat, k0, k1, dj, di, ry, rx, w, w_none, t_min, out):
+    """The layered model: out = w_none + sum_c (w[c] - w_none) F_c T_c over the ray's cells c in depth order,
+    F_c = solid fraction of the lateral window (half-widths ry[c], rx[c]) around the ray at cell c (the voxel itself
+    where the window is 0), T_c = prod_{c' < c} (1 - F_c') the fraction of the beam not yet stopped by gold in
+    front. The march ends when T < t_min or past the last slice."""
+    nz, ny, nx = vol.shape
+    nc = dj.size
+    for kk in nb.prange(k1 - k0):
+        k = k0 + kk
+        for y in range(ny):
+            for x in range(nx):
+                t = 1.0
+                acc = 0.0
+                for c in range(nc):
+                    z = k + dj[c]
+                    if z >= nz:
+                        break
+                    yc = (y + di[c]) % ny
+                    if ry[c] == 0 and rx[c] == 0:
+                        f = 1.0 if vol[z, yc, x] != 0 else 0.0
+                    else:
+                        f = _wrapped_mean(sat, z, yc, x, ry[c], rx[c], ny, nx)
+                    if f > 0.0:
+                        acc += (w[c] - w_none) * f * t
+                        t *= 1.0 - f
+                        if t < t_min:
+                            break
+                out[kk, y, x] = w_none + acc
 
 
 def depth_weights(model, energy_kev: float, z_solid: float, depths: np.ndarray, *, d_far: float,
@@ -395,9 +466,20 @@ def project_open(vol: np.ndarray, voxel_zyx, e: float, a: float, k0: int, k1: in
 def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy_kev: float, *,
             slices_behind: int | None = None, incidence_deg: float = 38.0, solid: str = "gold",
             pore: str = "epoxy", model=None, normalise: str = "group", slices: tuple[int, int] | None = None,
-            spread: float = DEFAULT_SPREAD) -> tuple[np.ndarray, dict]:
+            spread: float = DEFAULT_SPREAD, method: str = "window",
+            solid_depth: float | None = None) -> tuple[np.ndarray, dict]:
     """Project a binary structure (z, y, x; 1 = solid) into one float32 image per slice. Returns the images
-    and a record of the parameters (K, weights, pore value)."""
+    and a record of the parameters (K, weights, pore value).
+
+    ``method="window"`` (default): the first solid voxel along the ray, scaled by its window's solid fraction.
+    ``method="layered"``: every cell along the ray contributes in proportion to its window's solid fraction and to
+    the part of the beam that the gold in front has not stopped (docs/fastsim.md, section 4).
+
+    ``solid_depth`` (window method): the hit's solid fraction F is taken over the first nanometres of the solid
+    below the hit, weighted exp(-depth / L) with L = ``solid_depth`` x the Kanaya-Okayama range of the solid at
+    this energy (thin gold backscatters less than bulk gold; 0 = the hit slice alone, the earlier model). ``None``:
+    :data:`DEFAULT_SOLID_DEPTH` (0, unchanged); :data:`THIN_SOLID_DEPTH` is the measured better choice at 4 keV
+    (docs/fastsim.md, section 4)."""
     from fibsynth.fastsim.network import load_model
     from fibsynth.physics.backscatter import effective_z, kanaya_okayama_range_nm
     from fibsynth.physics.materials import get_material, is_vacuum
@@ -417,6 +499,11 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     a = check_incidence(incidence_deg)
     if not (0.0 <= spread <= 10.0):
         raise FibsynthError(f"must be in [0, 10] (got {spread})", param="spread")
+    if method not in METHODS:
+        raise FibsynthError(f"must be one of {', '.join(METHODS)} (got {method!r})", param="method")
+    sd = DEFAULT_SOLID_DEPTH if solid_depth is None else float(solid_depth)
+    if not (0.0 <= sd <= 1.0):
+        raise FibsynthError(f"must be in [0, 1] (got {solid_depth})", param="solid_depth")
     if normalise not in ("group", "eta"):
         raise FibsynthError(f"must be group or eta (got {normalise!r})", param="normalise")
     dz, dy, dx = VoxelSize.coerce(voxel_zyx, param="voxel_zyx").zyx()
@@ -449,17 +536,27 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     out = np.empty((k1 - k0,) + vol.shape[1:], np.float32)
     ry = np.rint(spread * cells[:, 2] / dy).astype(np.int64)
     rx = np.rint(spread * cells[:, 2] / dx).astype(np.int64)
-    if spread > 0 and (ry.any() or rx.any()):
-        zmax = min(nz, k1 + int(cells[:, 0].max()))
+    if method == "layered":
+        zmax = min(nz, k1 + int(cells[:, 0].max()) + 1)
         sat = _summed_area(vol[k0:zmax])
-        vol_used = vol[k0:zmax]
+        _project_layered(vol[k0:zmax], sat, 0, k1 - k0, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64),
+                         ry, rx, w.astype(np.float64), float(w_none_out), LAYERED_T_MIN, out)
     else:
-        sat = np.zeros((1, 1, 1), np.int32)
-        vol_used = vol[k0:]
-    _project(vol_used, sat, 0, k1 - k0, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), ry, rx,
-             w.astype(np.float32), np.float32(w_none_out), out)
-    record = {"energy_kev": e, "slices_behind": k, "slices_behind_default": k_def, "incidence_deg": a,
+        length = sd * float(kanaya_okayama_range_nm(solid, e))
+        zmax = min(nz, k1 + int(cells[:, 0].max()))
+        vol_used = vol[k0:zmax]
+        if length > 0:  # the solid's share of the first nanometres below each voxel
+            zext = min(nz, zmax + int(math.ceil(3.0 * length / dz)) + 1)
+            dens = depth_smoothed(vol[k0:zext], dz, length)[: zmax - k0]
+            sat = _summed_area_f(dens) if spread > 0 and (ry.any() or rx.any()) else np.zeros((1, 1, 1))
+        else:
+            dens = vol_used
+            sat = (_summed_area(vol_used) if spread > 0 and (ry.any() or rx.any())
+                   else np.zeros((1, 1, 1), np.int32))
+        _project(vol_used, dens, sat, 0, k1 - k0, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), ry, rx,
+                 w.astype(np.float32), np.float32(w_none_out), out)
+    record = {"method": method, "energy_kev": e, "slices_behind": k, "slices_behind_default": k_def, "incidence_deg": a,
               "solid": solid, "pore": pore, "Z_solid": z_solid, "normalise": normalise,
               "eta_solid_surface": w_top, "eta_pore": w_none, "depth_far_nm": d_far,
-              "spread": spread, "cells": cells.tolist(), "weights": w.tolist(), "slices": [k0, k1]}
+              "spread": spread, "solid_depth": sd if method == "window" else None, "cells": cells.tolist(), "weights": w.tolist(), "slices": [k0, k1]}
     return out, record

@@ -172,6 +172,46 @@ def as_binary(data: Any, source: str | Path | None = None) -> Any:
     )
 
 
+MAX_LABELS = 255
+
+
+def as_labels(data: Any, source: str | Path | None = None, *, n: int | None = None, require_all: bool = False,
+              param: str | None = None) -> Any:
+    """Return a uint8 label volume with values 0..n-1 (a phase per label). Accepts integer or bool volumes whose
+    values are all in 0..254 (``n`` given: in 0..n-1); ``require_all``: every label 0..n-1 (or 0..max) present.
+
+    Anything else (gray values, negative or too large labels, a missing phase) is a one-line error naming the
+    offending values."""
+    data = check_volume(data, source)
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    if isinstance(data, np.ndarray):
+        values = np.unique(data)
+    else:  # dask
+        import dask.array as da
+
+        values = da.unique(data).compute()
+    if not np.issubdtype(data.dtype, np.integer):  # floats: whole numbers only (e.g. a Fiji float label stack)
+        frac = [v for v in values.tolist() if v != int(v)]
+        if frac:
+            raise FibsynthError(f"labels must be integers 0..n-1; found gray values {frac[:4]}"
+                                f"{' ...' if len(frac) > 4 else ''}", source, param=param)
+    vals = [int(v) for v in values.tolist()]
+    limit = MAX_LABELS if n is None else int(n)
+    bad = [v for v in vals if v < 0 or v >= limit]
+    if bad:
+        shown = bad[:6]
+        raise FibsynthError(f"labels must be in 0..{limit - 1}; found {shown}{' ...' if len(bad) > 6 else ''}",
+                            source, param=param)
+    want = int(n) if n is not None else (max(vals) + 1 if vals else 0)
+    if require_all:
+        missing = sorted(set(range(want)) - set(vals))
+        if missing:
+            raise FibsynthError(f"labels {missing[:6]} of 0..{want - 1} are absent: every phase must occur",
+                                source, param=param)
+    return data.astype(np.uint8, copy=False)
+
+
 def _unique_chunked(data: np.ndarray) -> np.ndarray:
     seen: set = set()
     for z in range(data.shape[0]):
@@ -229,6 +269,14 @@ def read_volume(path: str | Path, *, lazy: bool = False) -> Volume:
     else:
         data, meta = _read_folder(path)
     data = check_volume(data, path)
+    return Volume(data, meta)
+
+
+def read_labels(path: str | Path, *, n: int | None = None, require_all: bool = False, lazy: bool = False) -> Volume:
+    """Read a label volume (phase per voxel, 0..n-1; :func:`as_labels`); a binary structure is labels 0..1."""
+    vol = read_volume(path, lazy=lazy)
+    data = as_labels(vol.data, path, n=n, require_all=require_all)
+    meta = vol.meta if vol.meta.kind else vol.meta.model_copy(update={"kind": "structure"})
     return Volume(data, meta)
 
 

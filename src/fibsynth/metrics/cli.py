@@ -48,6 +48,8 @@ def evaluate(
     workers: int | None = typer.Option(
         None, "--workers", help="Count the blocks on a local dask cluster of N worker processes (Zarr inputs)."
     ),
+    phases: int | None = typer.Option(None, "--phases", help="N > 2: label volumes 0..N-1; MP, MDS (mean over the "
+                                      "phases) and Dice, MGP and fractions per phase."),
 ) -> None:
     """Compare a segmentation with its ground truth: MP and MGP (percent), Dice per phase and their mean."""
     from fibsynth.distributed import check_options, dask_client, wants_cluster
@@ -55,6 +57,9 @@ def evaluate(
     from fibsynth.metrics.ground_truth import evaluate_segmentation
 
     check_options(scheduler, workers)
+    if phases is not None:
+        _evaluate_phases(pred, truth, phases, json_out, wants_cluster(scheduler, workers))
+        return
     if wants_cluster(scheduler, workers):
         for f in (pred, truth):
             if not f.exists():
@@ -88,6 +93,36 @@ def evaluate(
     )
 
 
+def _evaluate_phases(pred: Path, truth: Path, n: int, json_out: bool, cluster: bool) -> None:
+    from fibsynth.io import read_labels
+    from fibsynth.metrics.multiphase import evaluate_phases
+
+    if not 2 <= n <= 255:
+        raise FibsynthError(f"--phases must be in [2, 255] (got {n})")
+    if cluster:
+        raise FibsynthError("--phases counts in this process: drop --scheduler/--workers")
+    p = read_labels(pred, n=n, lazy=True)
+    t = read_labels(truth, n=n, lazy=True)
+    if tuple(p.data.shape) != tuple(t.data.shape):
+        raise FibsynthError(
+            f"shape {tuple(p.data.shape)} of {pred} differs from shape {tuple(t.data.shape)} of --truth {truth}")
+    r = evaluate_phases(p.data, t.data, n)
+    keys = ["MP", "MDS"] + [f"{m}_{i}" for i in range(n) for m in ("dice", "MGP", "fraction_pred", "fraction_true")]
+    if json_out:
+        emit_json({k: _clean(float(r[k])) for k in keys})
+        return
+    names = t.meta.materials or {}
+    rows = [("MP (%)", _fmt(r["MP"], ".4f"), "misplaced voxels (any phase)"),
+            ("MDS", _fmt(r["MDS"], ".5f"), f"mean Dice over the {n} phases")]
+    for i in range(n):
+        what = f"phase {i}" + (f" ({names[str(i)]})" if str(i) in names else "")
+        rows += [(f"Dice {i}", _fmt(r[f"dice_{i}"], ".5f"), what),
+                 (f"MGP {i} (%)", _fmt(r[f"MGP_{i}"], ".4f"), f"{what} predicted as another phase"),
+                 (f"fraction {i}", f"{r[f'fraction_pred_{i}']:.4f} / {r[f'fraction_true_{i}']:.4f}",
+                  "predicted / true")]
+    _table(f"{pred.name} vs {truth.name} ({r['n_voxels']} voxels, {n} phases)", rows)
+
+
 def isotropy(
     volume: Path = typer.Argument(..., help="Segmented binary volume (z, y, x), 1 = solid."),
     voxel_nm: float | None = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm); default: file metadata."),
@@ -102,6 +137,8 @@ def isotropy(
     workers: int | None = typer.Option(
         None, "--workers", help="Per-axis functions as tasks on a local dask cluster of N worker processes."
     ),
+    phase: int | None = typer.Option(None, "--phase", help="VOLUME holds labels 0..n-1: the errors of phase I "
+                                     "(its voxels as the solid)."),
 ) -> None:
     """Isotropy errors of a segmented volume without ground truth (TPCF, lineal path, ligament diameter)."""
     from fibsynth.distributed import check_options
@@ -113,7 +150,15 @@ def isotropy(
         from fibsynth.io import check_output
 
         check_output(plot, kind="file", suffixes=(".png",), inputs=[volume], param="plot")
-    vol = read_structure(volume)
+    if phase is None:
+        vol = read_structure(volume)
+    else:
+        from fibsynth.io import Volume, read_labels
+
+        lab = read_labels(volume)
+        if not 0 <= phase <= int(lab.data.max()):
+            raise FibsynthError(f"--phase must be a label of the volume, 0..{int(lab.data.max())} (got {phase})")
+        vol = Volume((lab.data == phase).astype("uint8"), lab.meta)
     vs = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, volume)
     if vol.data.ndim != 3:
         raise FibsynthError(f"{volume}: isotropy needs a 3D volume, got shape {tuple(vol.data.shape)}")

@@ -14,14 +14,18 @@ from fibsynth.microscope.config import (
     Shading,
 )
 from fibsynth.microscope.estimate import (
+    blur_series,
     drift_series,
     fit_model,
     noise_sigma,
     phase_levels,
     poisson_gaussian,
+    response_gamma,
+    scan_line_artifacts,
     shading_profile,
     stripe_profile_power,
 )
+from fibsynth.microscope.measure import charging_streaks
 from fibsynth.microscope.forward import (
     MicroscopeResult,
     apply,
@@ -42,6 +46,7 @@ from fibsynth.microscope.inverse import (
     destripe,
     destripe_slice,
     register_slices,
+    runs_along_y,
     shading_background,
     shift_slices,
 )
@@ -49,7 +54,8 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
-    "align", "apply", "as_full_scale", "before_after_figure", "before_after_png", "correct", "correct_drift",
+    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "response_gamma", "runs_along_y",
+    "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",

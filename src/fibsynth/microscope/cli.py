@@ -195,8 +195,8 @@ def correct_cmd(
                                                  "than this (failed registrations)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels (default: "
-                                                  "ceil(log2(min size)) - 1). Use 5 for layered samples: more levels "
-                                                  "also flatten structures that run along y over the whole face."),
+                                                  "ceil(log2(min size)) - 1, or 5 when a phase layer crosses the "
+                                                  "face: more levels would flatten it)."),
     destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
     shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
     shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "
@@ -247,6 +247,11 @@ def estimate_cmd(
     eta_levels: Optional[str] = typer.Option(None, "--eta-levels", help="EPOXY,GOLD backscatter yields of the "
                                              "simulation to match (gain and black level from the phases' gray levels)."),
     no_align: bool = typer.Option(False, "--no-align", help="Do not register the slices (no xy-drift estimate)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="An ideal simulated image stack of the same "
+                                             "kind of structure: the blur is then the extra blur the model must add "
+                                             "(default: the stack's total edge blur)."),
+    estimate_response: bool = typer.Option(False, "--estimate-response", help="Fit a gamma detector response and "
+                                           "linearise the stack with it before the other estimates."),
     model_out: Optional[Path] = typer.Option(None, "--model-out", help="Write the fitted microscope model as YAML "
                                              "(for 'fibsynth microscope apply --config')."),
     json_out: bool = typer.Option(False, "--json", help="Print the estimates and the fitted model as JSON."),
@@ -265,7 +270,9 @@ def estimate_cmd(
             raise FibsynthError(f"expected EPOXY,GOLD (two numbers), got {eta_levels!r}", param="eta_levels")
         levels = (v[0], v[1])
     x = as_full_scale(read_volume(inp).data)
-    model, rec = fit_model(x, eta_levels=levels, align=not no_align)
+    ref = as_full_scale(read_volume(reference).data) if reference is not None else None
+    model, rec = fit_model(x, eta_levels=levels, align=not no_align, reference=ref,
+                           estimate_response=estimate_response)
     if model_out is not None:
         with atomic_path(model_out) as tmp:
             tmp.write_text(model.to_yaml())
@@ -282,5 +289,9 @@ def estimate_cmd(
         f"shading: trench shadow {s.depth:.3f} (power {s.power:g}), tilt {s.tilt:.3f}",
         f"drift: contrast rms {dr.contrast_rms:.4g}, brightness rms {dr.brightness_rms:.4g}, "
         f"xy step {dr.xy_step_px:.3g} px",
+        f"scan lines: offset std {d.line_offset_std:.4g}, jitter {d.line_jitter_px:.3g} px",
+        f"blur: {dr.blur_px:.3g} px + focus drift rms {dr.focus_rms_px:.3g} px ({rec['blur']['relative_to']})",
+        f"response: gamma {rec['response'].get('gamma', float('nan')):.3g} measured, "
+        f"{'applied' if d.response == 'gamma' else 'not applied (--estimate-response)'}",
     ]
     typer.echo("\n".join(lines))

@@ -17,27 +17,58 @@ from fibsynth.microscope.config import Curtaining, Detector, Drift, MicroscopeMo
 from fibsynth.microscope.forward import _stack
 
 from fibsynth.microscope.measure import (  # noqa: F401  (re-exported: the single estimators)
-    drift_series, noise_sigma, phase_levels, poisson_gaussian, shading_profile, stripe_profile_power,
+    blur_series, drift_series, noise_sigma, phase_levels, poisson_gaussian, response_gamma, scan_line_artifacts,
+    shading_profile, stripe_profile_power,
 )
+
+# |log gamma| above which fit_model linearises the stack before the other measurements (a linear detector's
+# estimate scatters by about +-0.06 around 1, docs/microscope.md)
+GAMMA_TOLERANCE = 0.1
+# wavelet levels of the destriping before the shading fit: curtains up to ~16 px wide, not the broad tilt
+SHADING_DESTRIPE_LEVELS = 4
+# mean and std of |N(0, 1)|: the forward model's focus drift is blur_px + focus_rms_px * |AR(1) series|
+_ABS_MEAN, _ABS_STD = float(np.sqrt(2 / np.pi)), float(np.sqrt(1 - 2 / np.pi))
 
 
 def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, align: bool = True,
+              reference: Any = None, estimate_response: bool = False,
               seed: int = 0) -> tuple[MicroscopeModel, dict[str, Any]]:
     """A forward model matched to a real stack, and the measurements it came from.
 
     ``eta_levels`` = (epoxy, gold) backscatter yields of the simulation to match (e.g. from the fast path's eta
     curves at the user's energy); the stack's mean phase levels define gain and black level. Without it the stack's
-    units are taken as yield units (gain 1, black level 0). Estimated: detector dose (from the Poisson slope) and read
-    noise, stripe amplitude, trench-shadow depth and tilt, contrast / brightness drift and the xy step of the slice
-    drift (by registration when ``align``). Not estimated (left at the defaults): focus drift, scan-line jitter and
-    offsets, charging, non-linear response (the fit assumes a linear detector)."""
+    units are taken as yield units (gain 1, black level 0). Estimated: a power-law detector response (gamma, from the
+    noise curve; always measured and recorded, used only with ``estimate_response=True``, which linearises the stack
+    before the rest when gamma is not ~1: the estimate is biased on stacks whose gray levels sit in two narrow
+    clusters, docs/microscope.md), detector dose (from the Poisson slope)
+    and read noise, scan-line offsets and jitter, probe blur and focus drift (relative to ``reference``, an ideal
+    image stack of the simulation to match, when given; else the total edge blur), stripe amplitude, trench-shadow
+    depth and tilt, contrast / brightness drift and the xy step of the slice drift (by registration when
+    ``align``). Not estimated (left at the defaults): charging, a saturating response."""
     from fibsynth.microscope.inverse import destripe, register_slices, shift_slices
 
     x = _stack(stack, "stack")
     rec: dict[str, Any] = {}
-    # noise on the stack as it is (interpolation during alignment would smooth it)
+    # detector response first: every later measurement assumes a linear detector
+    gamma = 1.0
+    try:
+        rg = response_gamma(x)
+        rec["response"] = rg
+        if estimate_response and abs(np.log(rg["gamma"])) > GAMMA_TOLERANCE:
+            gamma = rg["gamma"]
+            x = np.clip(x, 0, None) ** (1.0 / gamma)
+    except FibsynthError as exc:  # e.g. no shot noise: the response is left linear
+        rec["response"] = {"not_measured": exc.message}
+    rec["response"]["linearised_with"] = gamma
+    # noise, scan lines and blur on the stack as it is (interpolation during alignment would smooth it)
     pg = poisson_gaussian(x)
     rec["noise"] = {**pg, "sigma_wavelet": noise_sigma(x)}
+    lines = scan_line_artifacts(x)
+    rec["scan_lines"] = lines
+    bl = blur_series(x, reference=reference, line_offset_std=lines["offset_std"])
+    blur = np.asarray(bl["blur_px"])
+    focus = float(blur.std() / _ABS_STD) if len(blur) > 1 else 0.0
+    rec["blur"] = {**bl, "mean_px": float(blur.mean()), "std_px": float(blur.std())}
     # slice drift first: the other measurements are made on the aligned stack
     xy_step = 0.0
     if align and x.shape[0] > 1:
@@ -61,7 +92,8 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     # shading on a copy without drift (each slice's phase levels mapped to 0 and 1) and without curtains (destriped:
     # strong stripes tip the phase classification of a band); shading is multiplicative, so both leave it unchanged
     span = (np.asarray(ds["bright"]) - np.asarray(ds["dark"]))[:, None, None]
-    flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0)
+    # narrow levels only: the coarse ones take a part of the tilt (a ramp along x, constant along y) for a stripe
+    flat = destripe((x - np.asarray(ds["dark"])[:, None, None]) / span + 1.0, levels=SHADING_DESTRIPE_LEVELS)
     try:
         sh = shading_profile(flat)
         sh["offset"] = None if sh["offset"] is None else float((sh["offset"] - 1.0) * span.mean() + dark)
@@ -83,7 +115,9 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     rec["drift"] = {"contrast": contrast.round(5).tolist(), "brightness": (black - black.mean()).round(6).tolist()}
     det = Detector(electrons_per_pixel=None if dose is None else float(np.clip(dose, 1e-6, 1e9)), efficiency=1.0,
                    gain=float(np.clip(gain_face, 1e-6, 1e3)), dark_offset=float(np.clip(offset, -10, 10)),
-                   read_noise=float(min(read, 10.0)))
+                   read_noise=float(min(read, 10.0)), response="gamma" if gamma != 1.0 else "linear",
+                   gamma=float(np.clip(gamma, 0.06, 20)), line_offset_std=float(min(lines["offset_std"], 1.0)),
+                   line_jitter_px=float(min(lines["jitter_px"], 10.0)))
     model = MicroscopeModel(
         detector=det,
         # stripes are added to eta before the shading: divide by the gain measured under the shading
@@ -91,7 +125,9 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
         shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
                         tilt=float(np.clip(sh["tilt"], -1.9, 1.9))),
         drift=Drift(contrast_rms=float(min(contrast.std(), 1.0)), brightness_rms=float(min(black.std(), 1.0)),
-                    xy_step_px=float(min(xy_step, 50.0))),
+                    xy_step_px=float(min(xy_step, 50.0)),
+                    blur_px=float(np.clip(blur.mean() - _ABS_MEAN * focus, 0.0, 20.0)),
+                    focus_rms_px=float(min(focus, 20.0))),
         seed=seed,
     )
     return model, rec

@@ -37,6 +37,19 @@ def poisson_gaussian(stack: Any, *, bins: int = 24) -> dict[str, float]:
     (weights: flat blocks in the bin / variance). Blocks on edges are left out by their gradient (see the code). For the detector of :class:`~fibsynth.microscope.config.Detector`: ``a = gain / (electrons_per_pixel *
     efficiency)`` and ``b = read_noise**2 - a * dark_offset`` (+ ``q**2/12`` for a quantisation step q)."""
     x = _stack(stack, "stack")
+    ms, vs, ws = (list(v) for v in _noise_bins(x, bins))
+    ws = [np.sqrt(n) / v for n, v in zip(ws, vs)]  # a median variance of n blocks has a std ~ var / sqrt(n)
+    if len(ms) < 2:
+        return {"a": 0.0, "b": float(vs[0]) if vs else noise_sigma(x) ** 2, "bins": len(ms)}
+    m, v, w = np.array(ms), np.array(vs), np.array(ws, float)
+    A = np.stack([m, np.ones_like(m)], 1) * w[:, None]
+    (a, b), *_ = np.linalg.lstsq(A, v * w, rcond=None)
+    return {"a": float(a), "b": float(b), "bins": len(ms)}
+
+
+def _noise_bins(x: np.ndarray, bins: int, min_flat: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, noise variance, flat blocks) per gray-level bin of 2x2 blocks (see :func:`poisson_gaussian`); bins
+    in which less than ``min_flat`` of the blocks are flat (mostly edges) are left out."""
     nz, ny, nx = x.shape
     x = x[:, : ny - ny % 2, : nx - nx % 2]
     p00, p01, p10, p11 = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
@@ -64,17 +77,12 @@ def poisson_gaussian(stack: Any, *, bins: int = 24) -> dict[str, float]:
                 break
             nflat = int(flat.sum())
             var = float(np.median(d2[flat]) / _MEDIAN_CHI2_1)
-        if not var > 0:
+        if not var > 0 or nflat < min_flat * n:
             continue
         ms.append(float(mean[sel].mean()))
         vs.append(var)
-        ws.append(np.sqrt(nflat) / var)  # a median variance of n blocks has a std ~ var / sqrt(n)
-    if len(ms) < 2:
-        return {"a": 0.0, "b": float(np.median(d2) / _MEDIAN_CHI2_1), "bins": len(ms)}
-    m, v, w = np.array(ms), np.array(vs), np.array(ws, float)
-    A = np.stack([m, np.ones_like(m)], 1) * w[:, None]
-    (a, b), *_ = np.linalg.lstsq(A, v * w, rcond=None)
-    return {"a": float(a), "b": float(b), "bins": len(ms)}
+        ws.append(float(nflat))
+    return np.array(ms), np.array(vs), np.array(ws)
 
 
 def stripe_profile_power(stack: Any, *, min_gap_px: int | None = None) -> np.ndarray:
@@ -223,3 +231,247 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
     (d0, d1), *_ = np.linalg.lstsq(np.stack([np.ones(okc.sum()), xc[okc] - 0.5], 1), (clight - cdark)[okc],
                                    rcond=None)
     return {"depth": depth, "power": p, "tilt": float(d1 / max(d0, 1e-12)), "offset": offset}
+
+
+# ------------------------------------------------------------------------------------------------ scan lines, blur,
+# detector response (issue 13's second round of estimators; docs/microscope.md gives their measured accuracy)
+
+def _column_blocks(nx: int, blocks: int) -> list[slice]:
+    e = np.linspace(0, nx, blocks + 1).astype(int)
+    return [slice(int(e[i]), int(e[i + 1])) for i in range(blocks)]
+
+
+def _cross_block_variance(per_block: np.ndarray) -> float:
+    """Mean covariance over pairs of column blocks of per-row series (blocks, z, rows): what the blocks share (a
+    per-line artifact) without what differs between them (structure, noise)."""
+    p = per_block - per_block.mean(2, keepdims=True)
+    nb = p.shape[0]
+    c = [float((p[i] * p[j]).mean()) for i in range(nb) for j in range(i + 1, nb)]
+    return float(np.mean(c))
+
+
+def scan_line_artifacts(stack: Any, *, blocks: int = 4) -> dict[str, float]:
+    """Per-scan-line offset (std, stack units) and x jitter (std, pixels) of a stack.
+
+    A line artifact is the same in every part of the line, while structure and noise differ between distant parts:
+    so the covariance, over the lines, of a per-line measurement made separately in ``blocks`` blocks of columns
+    estimates the artifact's variance without their bias (as :func:`stripe_profile_power` does for stripes).
+    Offsets: the median over a block of the difference of a line and the next (the median ignores the structure's
+    edges), whose variance is twice the offset variance. Jitter: the x shift of a line against the next by a
+    least-squares (optical-flow) fit in each block, on lines smoothed by 0.7 px along x, after removing each
+    block's mean difference (the offsets); its variance is twice the jitter variance. The jitter estimate assumes
+    shifts well under the feature size (the forward model's up to ~1 px); it reads about 10 % low from the noise
+    in the gradients (docs/microscope.md)."""
+    x = _stack(stack, "stack")
+    nz, ny, nx = x.shape
+    if ny < 8 or nx < 8 * blocks:
+        raise FibsynthError(f"too small for a scan-line measurement ({ny} x {nx})", param="stack")
+    bl = _column_blocks(nx, blocks)
+    d = np.diff(x, axis=1)
+    med = np.stack([np.median(d[:, :, b], axis=2) for b in bl])
+    off_var = max(_cross_block_variance(med) / 2.0, 0.0)
+    sm = ndimage.gaussian_filter1d(x, 0.7, axis=2)
+    a, b = sm[:, :-1], sm[:, 1:]
+    g = np.gradient(0.5 * (a + b), axis=2)
+    diff = b - a
+    shifts = []
+    for sl in bl:
+        dd = diff[:, :, sl] - diff[:, :, sl].mean(2, keepdims=True)
+        gg = g[:, :, sl]
+        den = (gg * gg).sum(2)
+        s = (gg * dd).sum(2) / np.maximum(den, 1e-30)
+        shifts.append(np.clip(np.where(den > 0, s, 0.0), -3, 3))
+    jit_var = max(_cross_block_variance(np.stack(shifts)) / 2.0, 0.0)
+    return {"offset_std": float(np.sqrt(off_var)), "jitter_px": float(np.sqrt(jit_var))}
+
+
+_BLUR_SCALES = (1.0, 2.0)
+
+
+def _y_gradient_energy(img: np.ndarray, s: float, noise_var: float = 0.0, line_var: float = 0.0) -> float:
+    """Mean square of the y derivative of a Gaussian (scale ``s``) of one image, the expected contributions of
+    white noise (``noise_var`` per pixel) and of per-line offsets (``line_var``) removed. Only y: vertical
+    curtains and x line jitter have no y derivative."""
+    g = ndimage.gaussian_filter(img, s, order=(1, 0), mode="reflect")
+    c = int(3 * s) + 1
+    e = float((g[c:-c, c:-c] ** 2).mean()) if min(img.shape) > 2 * c + 2 else float((g ** 2).mean())
+    # sum of squares of the sampled filters: d/dy Gaussian 1/(4 sqrt(pi) s^3), Gaussian 1/(2 sqrt(pi) s)
+    return e - noise_var / (8 * np.pi * s ** 4) - line_var / (4 * np.sqrt(np.pi) * s ** 3)
+
+
+def _blur_ratio(img: np.ndarray, noise_var: float = 0.0, line_var: float = 0.0) -> float:
+    s1, s2 = _BLUR_SCALES
+    e2 = _y_gradient_energy(img, s2, noise_var, line_var)
+    return _y_gradient_energy(img, s1, noise_var, line_var) / e2 if e2 > 0 else float("nan")
+
+
+def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = None,
+                line_offset_std: float = 0.0, max_px: float = 6.0) -> dict[str, Any]:
+    """Per-slice Gaussian blur (sigma, pixels) of a two-phase stack relative to ``reference``.
+
+    The ratio of the y-gradient energies after Gaussian derivative filters of 1 and 2 px falls as the edges get
+    blurrier, independently of contrast, shading and the amount of boundary; curved boundaries change it too, so
+    it is compared with the same ratio of a ``reference`` blurred by a known sigma: the blur is the sigma that
+    gives the reference the stack's ratio. ``reference``: an ideal image stack of the same kind of structure
+    (e.g. the simulation the forward model is matched to; the blur is then the extra blur the model should add).
+    Without it, the stack's own phases (Otsu per band of rows) are the reference, and the result is the *total*
+    blur, corrected for the pixelation of that binary map by adding a box pixel's variance 1/12 (reads ~5 % low,
+    docs/microscope.md). The noise (``noise_var``, default from :func:`poisson_gaussian`) and line offsets are
+    subtracted from the gradient energies."""
+    x = _stack(stack, "stack")
+    if noise_var is None:
+        pg = poisson_gaussian(x)
+        noise_var = float(np.mean(np.clip(pg["a"] * x + pg["b"], 0, None)))
+    lv = float(line_offset_std) ** 2
+    ratios = np.array([_blur_ratio(s, noise_var, lv) for s in x])
+    self_ref = reference is None
+    ref = _band_classes(x, 12, 1).astype(np.float64) if self_ref else _stack(reference, "reference")
+    ref = ref[np.linspace(0, ref.shape[0] - 1, min(4, ref.shape[0])).astype(int)]
+    grid = np.arange(0.0, max_px + 1e-9, 0.05)
+    curve = np.array([np.mean([_blur_ratio(ndimage.gaussian_filter(r, b) if b > 0 else r) for r in ref])
+                      for b in grid])
+    # the ratio falls with the blur: interpolate on the falling curve
+    order = np.argsort(-curve)
+    sig = np.interp(-ratios, -curve[order], grid[order])
+    if self_ref:
+        sig = np.sqrt(sig ** 2 + 1.0 / 12.0)
+    return {"blur_px": sig.round(4).tolist(), "ratio": ratios.round(5).tolist(),
+            "relative_to": "total (own phases)" if self_ref else "reference"}
+
+
+def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> dict[str, float]:
+    """Exponent of a power-law detector response ``out = u**gamma`` (u: the linear signal with its
+    Poisson-Gaussian noise ``var_u = a u + c``), from the noise curve: the variance of each gray-level bin
+    (as in :func:`poisson_gaussian`) is ``(gamma u**(gamma-1))**2 (a u + c)`` at ``u = mean**(1/gamma)``; gamma
+    is the value of a grid (0.4 ... 2.5) whose linearised variances lie best on lines with ``a > 0`` (log
+    residuals weighted by the blocks per bin; bins made mostly of edge blocks, whose variance holds structure,
+    are left out, and, when over 0.1 % of the pixels pile up at the minimum, so are bins within 3 noise std of it,
+    where the output is clipped: with a black-level drift some slices reach 0, and those bins had turned gamma 0.7
+    into 0.46). ``per_slice=True`` gives each slice its own
+    line (``a``, ``c``) and one gamma for all (meant for black-level drift; measured less stable: fewer blocks per
+    bin). Needs noise that grows with the signal (shot noise) and gray levels spread between the phases
+    (docs/microscope.md).
+    Returns gamma and ``a``, ``c`` (medians over the slices with ``per_slice``)."""
+    x = _stack(stack, "stack")
+    per = []
+    lo = float(x.min())
+    clipped = bool(np.mean(x <= lo) > 1e-3)  # a pile-up at the minimum: the detector clipped there
+    groups = [x[k:k + 1] for k in range(x.shape[0])] if per_slice else [x]
+    for g in groups:
+        try:
+            m, v, n = _noise_bins(g, bins, min_flat=0.5)
+        except FibsynthError:
+            continue
+        if clipped:  # bins within 3 noise std of the clipping level are distorted by it
+            keep = m - lo > 3 * np.sqrt(v)
+            m, v, n = m[keep], v[keep], n[keep]
+        if len(m) >= 4:
+            per.append((m, v, n))
+    if not per:
+        raise FibsynthError("too few gray levels to measure the detector response", param="stack")
+    best = None
+    for g in np.exp(np.linspace(np.log(0.4), np.log(2.5), 121)):
+        r, coefs, ok = 0.0, [], True
+        for m, v, n in per:
+            u = m ** (1 / g)
+            vu = v / (g * u ** (g - 1)) ** 2
+            A = np.stack([u, np.ones_like(u)], 1)
+            w = np.sqrt(n) / vu
+            coef, *_ = np.linalg.lstsq(A * w[:, None], np.sqrt(n), rcond=None)  # relative residuals
+            pred = A @ coef
+            if coef[0] <= 0 or (pred <= 0).any():
+                ok = False
+                break
+            r += float((np.log(pred / vu) ** 2 * n).sum())
+            coefs.append(coef)
+        if ok and (best is None or r < best[0]):
+            best = (r, float(g), np.median(np.array(coefs), 0))
+    if best is None:
+        raise FibsynthError("the noise does not grow with the signal; no response measured", param="stack")
+    return {"gamma": best[1], "a": float(best[2][0]), "c": float(best[2][1])}
+
+
+def _row_slopes(x: np.ndarray, core: np.ndarray, c: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per-line least-squares slope of ``x`` on ``c`` over the pixels of ``core`` (own intercept per line)."""
+    n = core.sum(2)
+    sc, sx = (core * c).sum(2), (core * x).sum(2)
+    var_c = (core * c * c).sum(2) - sc ** 2 / np.maximum(n, 1)
+    cov = (core * c * x).sum(2) - sc * sx / np.maximum(n, 1)
+    return cov[ok] / var_c[ok]
+
+
+def _remove_epoxy_columns(x: np.ndarray, epoxy: np.ndarray) -> np.ndarray:
+    """Subtract from each slice the column profile of its dark phase (median over the lines of each column's epoxy
+    pixels, mean kept): curtains and the tilt are column profiles, fixed for all lines; charging differs from line
+    to line and mostly survives (the median follows the majority of unstruck lines)."""
+    out = x.copy()
+    for k in range(x.shape[0]):
+        e = np.where(epoxy[k], x[k], np.nan)
+        have = epoxy[k].any(0)
+        if have.sum() < 2:
+            continue
+        med = np.zeros(x.shape[2])
+        med[have] = np.nanmedian(e[:, have], axis=0)
+        med[~have] = med[have].mean()
+        out[k] -= (med - med[have].mean())[None, :]
+    return out
+
+
+PRESENT_STANDARD_ERRORS = 8.0
+
+
+def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = (5, 8, 12, 18, 27, 40), margin_px: int = 2,
+                     remove_columns: bool = True) -> dict[str, Any]:
+    """Charging streaks in the dark phase: strength (stack units), fraction of struck scan lines and build-up length.
+
+    The forward model's charge builds up while the beam scans epoxy along x (``c_f``: the epoxy mask filtered by a
+    causal exponential of length L) and brightens the struck lines by ``strength * c_f``. For each line the epoxy
+    pixels at least ``margin_px`` from a boundary along x are regressed on ``c_f`` and, as a control, on ``c_r``,
+    the same filter run against the scan direction: structure, blur and curtains are statistically the same
+    both ways, charging is not. Over the lines, with ``k_f = b_f + s [struck]`` and ``k_r = b_r + s rho [struck]``
+    (``rho``: the regression of ``c_f`` on ``c_r``, measured), the differences of the means and of the variances
+    give ``f s`` and ``f (1 - f) s**2``, hence ``s`` and ``f``. L is the value of ``lengths`` with the largest
+    ``f s``. The phases are found by Otsu per band of rows (strength well under the phase contrast).
+    ``remove_columns`` (default) first subtracts the dark phase's column profile of each slice: curtains and tilt
+    are column profiles and gave an x-asymmetric bias (no charging read as 0.2-0.9 of a 0.1 strength); the median
+    also takes a little of the charging, so the struck fraction reads low (docs/microscope.md). ``present``: ``f s``
+    above ``PRESENT_STANDARD_ERRORS`` (8) standard errors of the mean slope difference over the lines (neighbouring
+    lines cross the same features, so that naive standard error is too small; 8 separated 4 seeds with and
+    without charging on the benchmark's microscope, a threshold not checked beyond them)."""
+    from scipy import signal
+
+    x = _stack(stack, "stack")
+    bright = _band_classes(x, 12, 1)
+    epoxy = ~bright
+    if remove_columns:  # then classify again: the curtains had tipped the classification of some columns
+        x = _remove_epoxy_columns(x, epoxy)
+        epoxy = ~_band_classes(x, 12, 1)
+    core = ndimage.binary_erosion(epoxy, np.ones((1, 1, 2 * margin_px + 1), bool)).astype(np.float64)
+    n = core.sum(2)
+    best = None
+    for L in lengths:
+        r = float(np.exp(-1.0 / L))
+        cf = signal.lfilter([1 - r], [1, -r], epoxy.astype(np.float64), axis=2)
+        cr = signal.lfilter([1 - r], [1, -r], epoxy[:, :, ::-1].astype(np.float64), axis=2)[:, :, ::-1]
+        var_f = (core * cf * cf).sum(2) - (core * cf).sum(2) ** 2 / np.maximum(n, 1)
+        var_r = (core * cr * cr).sum(2) - (core * cr).sum(2) ** 2 / np.maximum(n, 1)
+        ok = (n >= 10) & (var_f > 1e-2 * np.maximum(n, 1)) & (var_r > 1e-2 * np.maximum(n, 1))
+        if ok.sum() < 20:
+            continue
+        kf, kr = _row_slopes(x, core, cf, ok), _row_slopes(x, core, cr, ok)
+        rho = _row_slopes(cf, core, cr, ok)
+        d = float((kf.mean() - kr.mean()) / max(1 - rho.mean(), 1e-3))
+        v = float((kf.var() - kr.var()) / max(1 - (rho ** 2).mean(), 1e-3))
+        se = float((kf - kr).std() / np.sqrt(len(kf)) / max(1 - rho.mean(), 1e-3))
+        if best is None or d > best[0]:
+            best = (d, v, float(L), int(ok.sum()), se)
+    if best is None:
+        raise FibsynthError("too few scan lines cross the dark phase to measure charging", param="stack")
+    d, v, L, lines, se = best
+    present = bool(d > PRESENT_STANDARD_ERRORS * se)
+    if d <= 0 or v <= 0:
+        return {"strength": 0.0, "line_fraction": 0.0, "length_px": L, "lines": lines, "f_s": d, "f_1mf_s2": v,
+                "f_s_error": se, "present": present}
+    strength = v / d + d
+    return {"strength": float(strength), "line_fraction": float(min(d / strength, 1.0)), "length_px": L,
+            "lines": lines, "f_s": d, "f_1mf_s2": v, "f_s_error": se, "present": present}

@@ -23,6 +23,8 @@ from fibsynth.pipeline.products import (
     evaluation,
     fast_stack,
     label_meta,
+    label_phases,
+    make_multiphase,
     make_structure,
     montecarlo_meta,
     montecarlo_stack,
@@ -34,5 +36,6 @@ from fibsynth.pipeline.products import (
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
     "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
-    "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
+    "label_phases", "make_multiphase", "make_structure", "montecarlo_meta", "montecarlo_stack", "phases",
+    "segmentation", "shipped_model_for",
 ]

@@ -23,7 +23,8 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the translation's noise input (default: the structure's seed, else 0)."),
     solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
     pore: str = typer.Option("epoxy", "--pore", help="Pore material (label 0): epoxy, another material, or vacuum (open pores)."),
-    translation: str = typer.Option("gan", "--translation", help="gan (a translation model must exist), auto (the projection alone when no model is shipped for the energy and materials) or projection (no translation)."),
+    translation: str = typer.Option("gan", "--translation", help="gan (a translation model must exist), paired (the paired translator: the Monte Carlo's mean image plus shot noise at --electrons-per-pixel; gold/epoxy, 1-4 keV; measured closer to the Monte Carlo, docs/fastsim.md), auto (the projection alone when no model is shipped for the energy and materials) or projection (no translation)."),
+    electrons_per_pixel: int = typer.Option(100, "--electrons-per-pixel", help="Dose of the paired translator's shot noise (electrons per pixel)."),
 ) -> None:
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
     import numpy as np
@@ -48,7 +49,7 @@ def synth(
         seed = int(vol.meta.seed or 0)
     prod = fast_stack(np.asarray(vol.data), voxel, energy_kev, model=model, incidence_deg=incidence_deg, seed=seed,
                       keep_projection=projection_out is not None, solid=solid, pore=pore,
-                      translation=translation)  # type: ignore[arg-type]
+                      translation=translation, electrons_per_pixel=electrons_per_pixel)  # type: ignore[arg-type]
     dt = prod.record["seconds"]
     prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "structure": str(structure),
                                                             "seconds": round(dt, 3)}})

@@ -59,6 +59,15 @@ def phases(solid: str = SOLID, pore: str = PORE) -> dict[str, str]:
 PHASES = phases()
 
 
+def label_phases(geometry: Any) -> dict[str, str]:
+    """``VolumeMeta.materials`` of a stack geometry: label value -> material, one per label (``materials``), or
+    ``phases(solid, pore)`` for the binary form (and for the flat settings layout)."""
+    mats = getattr(geometry, "materials", None)
+    if mats is not None:
+        return {str(i): str(m) for i, m in enumerate(mats)}
+    return phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE))
+
+
 @dataclass
 class Product:
     """A product of the pipeline: ``data`` (z, y, x), its metadata, and a record of how it was made."""
@@ -110,6 +119,33 @@ def make_structure(
                                          "solid_fraction": float(solid.mean()), "shape": list(solid.shape)})
 
 
+def make_multiphase(
+    shape: tuple[int, int, int],
+    voxel: Any,
+    fractions: tuple[float, ...],
+    *,
+    kind: Literal["two-field", "particles"] = "two-field",
+    ligament_nm: Any = 40.0,
+    particle_radius_nm: Any = 20.0,
+    phases: Any = None,
+    waves: int | None = None,
+    seed: int = 0,
+) -> Product:
+    """A ground-truth structure of n phases (uint8 labels 0..n-1, :mod:`fibsynth.structure.multiphase`); its
+    metadata records the phase (material) of each label and the measured fractions."""
+    from fibsynth.structure.multiphase import multiphase
+
+    voxel = VoxelSize.coerce(voxel, param="voxel")
+    extra = {} if waves is None else {"waves": waves}
+    t0 = time.perf_counter()
+    lab, model = multiphase(tuple(int(v) for v in shape), voxel, fractions, kind=kind, ligament_nm=ligament_nm,
+                            particle_radius_nm=particle_radius_nm, phases=phases, seed=seed, return_model=True,
+                            **extra)
+    meta = model.meta()
+    return Product(lab, meta, {"seconds": time.perf_counter() - t0, "shape": list(lab.shape),
+                               "fractions": meta.parameters["fractions_measured"]})
+
+
 def label_meta(like: VolumeMeta, *, generator: str = GROUND_TRUTH, **changes: Any) -> VolumeMeta:
     """Metadata of a label volume aligned with ``like`` (same voxel size, offset and materials)."""
     return VolumeMeta(kind="label", voxel_size_nm=like.voxel_size_nm, offset_voxels=like.offset_voxels,
@@ -127,7 +163,7 @@ def montecarlo_meta(voxel: Any, settings: Any, slices: tuple[int, int], paramete
     geometry = getattr(settings, "geometry", settings)
     return VolumeMeta(kind="image", voxel_size_nm=VoxelSize.coerce(voxel, param="voxel"), generator=MONTECARLO,
                       energy_kev=float(beam.energy_kev), seed=int(settings.seed),
-                      materials=phases(getattr(geometry, "solid", SOLID), getattr(geometry, "pore", PORE)),
+                      materials=label_phases(geometry),
                       offset_voxels=(k0, 0, 0), parameters=params)
 
 
@@ -193,27 +229,38 @@ def fast_stack(
     energy_kev: float,
     *,
     model: str | Path | None = None,
-    translation: Literal["auto", "gan", "projection"] = "gan",
+    translation: Literal["auto", "gan", "paired", "projection"] = "gan",
     incidence_deg: float = 38.0,
     solid: str = SOLID,
     pore: str = PORE,
     seed: int = 0,
     keep_projection: bool = False,
+    electrons_per_pixel: int = 100,
 ) -> Product:
     """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
     projection -> Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``).
 
     ``translation="projection"`` returns the projection itself (generator ``projection``); ``"auto"`` does so when
     no model is given and none is shipped for the energy; ``"gan"`` (default) makes a missing model an error.
-    ``seed`` seeds the translation model's noise input. ``keep_projection`` puts the projection product into
-    ``record["projection_product"]``."""
+    ``translation="paired"`` uses the paired translator instead (:mod:`fibsynth.fastsim.translator`: the Monte
+    Carlo's mean image regressed from the structure and its projection, trained on paired data for 1-4 keV, plus
+    binomial shot noise at ``electrons_per_pixel``; ``model`` then names other weights, a ``.pt`` with its
+    ``.json``). It is the measured-better translator (docs/fastsim.md, section 8); ``"gan"`` stays the default
+    for this release so that existing callers keep their output.
+
+    ``seed`` seeds the translation model's noise input (the paired translator's shot noise). ``keep_projection``
+    puts the projection product into ``record["projection_product"]``."""
     from fibsynth.fastsim.projection import project
 
     voxel = VoxelSize.coerce(voxel, param="voxel")
-    if translation not in ("auto", "gan", "projection"):
-        raise FibsynthError(f"must be auto, gan or projection (got {translation!r})", param="translation")
+    if translation not in ("auto", "gan", "paired", "projection"):
+        raise FibsynthError(f"must be auto, gan, paired or projection (got {translation!r})", param="translation")
     if not (0 <= int(seed) < 2**63):
         raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    if translation == "paired":
+        return _paired_fast_stack(structure, voxel, energy_kev, model=model, incidence_deg=incidence_deg,
+                                  solid=solid, pore=pore, seed=int(seed), keep_projection=keep_projection,
+                                  electrons_per_pixel=electrons_per_pixel)
     name: str | None = None
     why = ""
     if translation != "projection":
@@ -250,6 +297,33 @@ def fast_stack(
     return Product(np.asarray(translated, dtype=np.float32), meta, out)
 
 
+def _paired_fast_stack(structure, voxel, energy_kev, *, model, incidence_deg, solid, pore, seed, keep_projection,
+                       electrons_per_pixel) -> Product:
+    from fibsynth.fastsim.translator import load_paired
+
+    if isinstance(electrons_per_pixel, bool) or not 0 <= int(electrons_per_pixel) <= 10**8:
+        raise FibsynthError(f"must be in [0, 1e8] (got {electrons_per_pixel!r})", param="electrons_per_pixel")
+    t0 = time.perf_counter()
+    tr = load_paired(model)
+    tr.check(energy_kev, solid, pore)  # before any work
+    proj, rec = tr.project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
+    images, _ = tr(structure, voxel.zyx(), energy_kev, electrons_per_pixel=int(electrons_per_pixel), seed=seed,
+                   incidence_deg=incidence_deg, solid=solid, pore=pore, projection=proj)
+    projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
+    common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
+    name = "paired-translator" if model is None else str(model)
+    record = {"projection": projection, "translation_model": name, "translator": "paired",
+              "translation_seed": int(seed), "electrons_per_pixel": int(electrons_per_pixel),
+              "incidence_deg": incidence_deg}
+    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+    out = {**record, "seconds": time.perf_counter() - t0}
+    if keep_projection:
+        proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
+                               parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
+        out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
+    return Product(np.asarray(images, np.float32), meta, out)
+
+
 # ------------------------------------------------------------------------------------------------ adaptation
 
 def adapted_stack(model: str | Path, images: np.ndarray, meta: VolumeMeta, *, direction: str = "ab",
@@ -269,7 +343,8 @@ def adapted_stack(model: str | Path, images: np.ndarray, meta: VolumeMeta, *, di
 
 def segmentation(model: Any, images: np.ndarray, meta: VolumeMeta | None = None, *, block: int = 32,
                  overlap: float = 0.25, batch: int = 4, device: str = "cpu") -> Product:
-    """Labels (uint8, 1 = solid) of ``images`` by a trained segmentation model (a folder or ``(net, cfg)``)."""
+    """Labels (uint8, 1 = solid; a model of n classes: 0..n-1) of ``images`` by a trained segmentation model (a
+    folder or ``(net, cfg)``)."""
     from fibsynth.segment.infer import predict_array
 
     meta = meta or VolumeMeta()
@@ -278,20 +353,40 @@ def segmentation(model: Any, images: np.ndarray, meta: VolumeMeta | None = None,
     out = label_meta(meta, generator=SEGMENTATION, energy_kev=meta.energy_kev, seed=meta.seed,
                      parameters={"model": str(model) if isinstance(model, (str, Path)) else "in memory",
                                  "block": block, "overlap": overlap})
-    return Product(pred, out, {"seconds": time.perf_counter() - t0, "solid_fraction": float(pred.mean())})
+    record: dict[str, Any] = {"seconds": time.perf_counter() - t0}
+    if isinstance(model, (str, Path)):
+        from fibsynth.segment.model import load_config
+
+        classes = load_config(model).classes
+    else:
+        classes = model[1].classes
+    if classes > 2:  # n phases: each one's fraction (the mean of labels is none)
+        record["fractions"] = (np.bincount(pred.ravel(), minlength=classes) / pred.size).tolist()
+    else:
+        record["solid_fraction"] = float(pred.mean())
+    return Product(pred, out, record)
 
 
 def baseline_segmentation(images: np.ndarray, meta: VolumeMeta | None = None, *,
-                          method: Literal["otsu", "kmeans"] = "otsu") -> Product:
-    """A global threshold of ``images`` (Otsu, or two-class k-means): the baseline a trained model must beat."""
-    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+                          method: Literal["otsu", "kmeans", "multiotsu"] = "otsu", classes: int = 3,
+                          order: Any = None) -> Product:
+    """A global threshold of ``images`` (Otsu, or two-class k-means): the baseline a trained model must beat.
+    ``multiotsu``: ``classes`` gray classes by multi-Otsu thresholds, the k-th darkest labelled ``order[k]`` (the
+    labels from darkest to brightest; default k)."""
+    from fibsynth.segment.baseline import kmeans_threshold, multiotsu_segment, otsu_threshold
 
+    if method == "multiotsu":
+        seg, ts = multiotsu_segment(images, classes, order)
+        out = label_meta(meta or VolumeMeta(), generator=BASELINE, energy_kev=(meta.energy_kev if meta else None),
+                         parameters={"method": method, "thresholds": ts.tolist(), "classes": int(classes),
+                                     "order": None if order is None else [int(o) for o in order]})
+        return Product(seg, out, {"method": method, "thresholds": ts.tolist()})
     if method == "otsu":
         t = float(otsu_threshold(images))
     elif method == "kmeans":
         t = float(kmeans_threshold(images)[0])
     else:
-        raise FibsynthError(f"must be otsu or kmeans (got {method!r})", param="method")
+        raise FibsynthError(f"must be otsu, kmeans or multiotsu (got {method!r})", param="method")
     seg = (np.asarray(images) > t).astype(np.uint8)
     out = label_meta(meta or VolumeMeta(), generator=BASELINE, energy_kev=(meta.energy_kev if meta else None),
                      parameters={"method": method, "threshold": t})
@@ -301,11 +396,17 @@ def baseline_segmentation(images: np.ndarray, meta: VolumeMeta | None = None, *,
 # ------------------------------------------------------------------------------------------------ evaluation
 
 def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel: Any = None,
-               isotropy: bool = False) -> dict[str, float]:
+               isotropy: bool = False, phases: int | None = None) -> dict[str, float]:
     """Scores of a segmentation: MP, MGP (percent), Dice and MDS against ``truth`` when given, and the isotropy
-    errors (``isotropy``; needs ``voxel``). The record is plain floats (``metrics.json``)."""
+    errors (``isotropy``; needs ``voxel``). The record is plain floats (``metrics.json``).
+
+    ``phases`` = n > 2 (n-phase labels 0..n-1): MP, MDS (mean over the phases) and per phase Dice, MGP and
+    fractions (:func:`fibsynth.metrics.evaluate_phases`); with ``isotropy`` each phase's isotropy errors and
+    diameters, keys ``phase<i>_<name>``."""
     from fibsynth.metrics import evaluate_segmentation, isotropy_report
 
+    if phases is not None and int(phases) > 2:
+        return _evaluation_phases(prediction, truth, int(phases), voxel, isotropy)
     res: dict[str, float] = {}
     if truth is not None:
         res.update({k: float(v) for k, v in evaluate_segmentation(prediction, truth).items()})
@@ -317,8 +418,26 @@ def evaluation(prediction: np.ndarray, truth: np.ndarray | None = None, *, voxel
     return res
 
 
+def _evaluation_phases(prediction, truth, n: int, voxel: Any, isotropy: bool) -> dict[str, float]:
+    from fibsynth.metrics import evaluate_phases, phase_structure
+
+    res: dict[str, float] = {}
+    if truth is not None:
+        res.update({k: float(v) for k, v in evaluate_phases(prediction, truth, n).items()
+                    if isinstance(v, (int, float))})
+    if isotropy:
+        if voxel is None:
+            raise FibsynthError("isotropy needs the voxel size", param="voxel")
+        per = phase_structure(prediction, VoxelSize.coerce(voxel, param="voxel").zyx(), n)
+    else:
+        per = phase_structure(prediction, None, n, isotropy=False)
+    for i, rec in per.items():
+        res.update({f"phase{i}_{k}": float(v) for k, v in rec.items()})
+    return res
+
+
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
     "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
-    "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
+    "label_phases", "make_multiphase", "make_structure", "montecarlo_meta", "montecarlo_stack", "phases", "segmentation", "shipped_model_for",
 ]

@@ -100,3 +100,39 @@ def histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 64) -> dict[str
     hb = np.histogram(ub, bins=bins, range=(0, 1))[0].astype(np.float64)
     tv = 0.5 * np.abs(ha / ha.sum() - hb / hb.sum()).sum()
     return {"wasserstein": float(wasserstein_distance(ua, ub)), "total_variation": float(tv)}
+
+
+HIST_LEVELS = 1024  # quantiles of the real stack kept by the histogram adaptation
+
+
+def fit_histogram(real: np.ndarray, levels: int = HIST_LEVELS, max_values: int = 4_000_000, seed: int = 0) -> np.ndarray:
+    """The histogram adaptation's whole "model": ``levels`` evenly spaced quantiles of the real stack's gray values
+    (from a random subset of at most ``max_values`` voxels for large stacks)."""
+    v = np.asarray(real, np.float64).ravel()
+    if v.size > max_values:
+        v = np.random.default_rng(seed).choice(v, max_values, replace=False)
+    return np.quantile(v, (np.arange(levels) + 0.5) / levels).astype(np.float64)
+
+
+def match_histogram(stack: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Monotone gray-value map of a whole synthetic stack onto the real stack's distribution (quantile matching):
+    each voxel's rank in its stack is replaced by the real stack's gray value at that rank. Ties (quantised images)
+    keep one value. Ranks, hence the structure's boundaries, are unchanged; only the gray-value curve changes
+    (detector response, contrast, brightness)."""
+    x = np.asarray(stack, np.float32)
+    vals, inv, counts = np.unique(x.ravel(), return_inverse=True, return_counts=True)
+    mid_rank = (np.cumsum(counts) - 0.5 * counts) / x.size  # mid-rank of each distinct value, in (0, 1)
+    q = np.asarray(quantiles, np.float64)
+    levels = (np.arange(q.size) + 0.5) / q.size
+    return np.interp(mid_rank, levels, q).astype(np.float32)[inv].reshape(x.shape)
+
+
+def match_linear(stack: np.ndarray, quantiles: np.ndarray, percentiles=(1.0, 99.0)) -> np.ndarray:
+    """The minimal adaptation: the synthetic stack's 1-99 % gray range mapped linearly onto the real stack's
+    (same quantile "model" as :func:`match_histogram`); the gray-value curve's shape stays the synthetic one."""
+    x = np.asarray(stack, np.float32)
+    q = np.asarray(quantiles, np.float64)
+    levels = (np.arange(q.size) + 0.5) / q.size
+    lo_r, hi_r = np.interp(np.asarray(percentiles) / 100.0, levels, q)
+    lo_s, hi_s = np.percentile(x, percentiles)
+    return (lo_r + (x - lo_s) * (hi_r - lo_r) / max(hi_s - lo_s, 1e-12)).astype(np.float32)

@@ -24,7 +24,8 @@ def reconstruct_cmd(
     val_structures: int = typer.Option(1, "--val-structures", help="Held-out synthetic structures for validation."),
     synth_slices: Optional[int] = typer.Option(None, "--synth-slices", help="Slices per synthetic stack (default: min(yours, 48))."),
     synth_side: Optional[int] = typer.Option(None, "--synth-side", help="y/x size of the synthetic stacks (default: yours, within 64..128)."),
-    adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Adapt the synthetic images to your stack with a small CycleGAN."),
+    adapt: bool = typer.Option(True, "--adapt/--no-adapt", help="Adapt the synthetic images to your stack (see --adapt-method)."),
+    adapt_method: str = typer.Option("histogram", "--adapt-method", help="histogram (default: gray values mapped onto your stack's histogram, seconds), linear (only the gray range) or cyclegan (a small CycleGAN trained on your stack, minutes)."),
     gan_epochs: Optional[int] = typer.Option(None, "--gan-epochs", help="CycleGAN epochs (default: chosen from the stack size and budget)."),
     gan_patches: Optional[int] = typer.Option(None, "--gan-patches", help="CycleGAN patches per epoch (default: chosen)."),
     gan_channels: Optional[int] = typer.Option(None, "--gan-channels", help="CycleGAN generator width (default 16)."),
@@ -44,12 +45,12 @@ def reconstruct_cmd(
 
     with flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", adapt="--adapt/--no-adapt"):
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
-             val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+             val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
-         val_structures, synth_slices, synth_side, adapt, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
+         val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.workflow import reconstruct
@@ -58,6 +59,7 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
     s = ReconstructSettings.build(None, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
                                   pore=pore, engine=engine, electrons_per_pixel=electrons_per_pixel,
                                   structures=structures, val_structures=val_structures, adapt=adapt,
+                                  adapt_method=adapt_method.lower(),
                                   synth_slices=synth_slices, synth_side=synth_side,
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
                                   mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,

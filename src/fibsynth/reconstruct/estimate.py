@@ -200,6 +200,46 @@ def moved(old: dict[str, Any], new: dict[str, Any], keys=("solid_fraction", "lig
     return out
 
 
+def self_consistency(used: dict[str, Any], found: dict[str, Any], keys=("solid_fraction", "ligament_nm")
+                     ) -> dict[str, Any]:
+    """How far a reconstruction's structure (``found``, re-estimated from it) lies from the estimate its training
+    data were generated around (``used``), per quantity in units of the larger of the two uncertainties, and the
+    largest of those (``"distance"``). A label-free check of a round: a network that reproduces the structure it
+    was trained on when applied to the real stack gives a small distance."""
+    per = {}
+    for k in keys:
+        a, b = used["quantities"][k], found["quantities"][k]
+        per[k] = abs(a["value"] - b["value"]) / max(a["uncertainty"], b["uncertainty"], 1e-12)
+    return {"per_quantity": per, "distance": float(max(per.values())),
+            "hierarchical_flipped": bool(used.get("hierarchical") != found.get("hierarchical"))}
+
+
+def forward_consistency(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float,
+                        materials: tuple[str, str] = ("gold", "epoxy"), smooth_px: float = 1.0) -> float:
+    """Label-free score of a segmentation of the real stack: image it again with the fast path's shine-through
+    projection, map that image's gray values onto the real stack's histogram and return the Pearson correlation
+    of the two stacks (both smoothed in-plane by ``smooth_px`` against noise), on the central crop used for the
+    estimates. The closer a segmentation is to the true structure, the more its re-imaged stack looks like the real
+    one -- measured on a Monte Carlo imaged test stack: truth 0.906 > truth dilated by one pixel 0.857 > eroded
+    0.811, and two U-Net reconstructions (MDS 0.859, 0.746) 0.850 > 0.769 (docs/reconstruct.md). Not meaningful
+    against a threshold of the stack itself (it copies the stack's noise and shine-through, Otsu scored 0.94):
+    use it to compare reconstructions of the same kind."""
+    from scipy.ndimage import gaussian_filter
+
+    from fibsynth.fastsim.projection import project
+    from fibsynth.reconstruct.adapt import fit_histogram, match_histogram
+
+    s = _crop(np.asarray(seg, np.uint8))
+    r = _crop(np.asarray(real, np.float32))
+    img, _ = project(s, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1])
+    m = match_histogram(img, fit_histogram(r))
+    a = gaussian_filter(r, (0, smooth_px, smooth_px)).ravel()
+    b = gaussian_filter(m, (0, smooth_px, smooth_px)).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def estimate_table(est: dict[str, Any]) -> dict[str, str]:
     """Human-readable rows 'quantity: value +- uncertainty'."""
     names = {"solid_fraction": "solid fraction", "ligament_nm": "ligament diameter (3D local thickness) nm",

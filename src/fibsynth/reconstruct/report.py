@@ -92,7 +92,7 @@ def examples_figure(real: np.ndarray, ideal: np.ndarray | None, synth: np.ndarra
         panels.append((ideal, "its ideal image (fast path)"))
     panels.append((synth, "with random microscope artifacts"))
     if adapted is not None:
-        panels.append((adapted, "adapted to the real stack (CycleGAN)"))
+        panels.append((adapted, "adapted to the real stack"))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), squeeze=False)
     for ax, (img, t) in zip(axes[0], panels):
         ax.imshow(img, cmap="gray", interpolation="nearest")
@@ -168,13 +168,17 @@ def _fmt_row(r: dict) -> str:
 
 
 def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob, insp, rounds, eval_dir: Path,
-                             voxel: VoxelSize) -> Path:
+                             voxel: VoxelSize, final: dict | None = None) -> Path:
     from fibsynth.reconstruct.estimate import estimate_table
     from fibsynth.report import Section, figure_png, write_report
 
     ev = summary["evaluation"]
     est1, est2 = summary["estimate_first_pass"], summary["estimate_from_reconstruction"]
-    final = rounds[-1]
+    final = final if final is not None else rounds[-1]
+    method = summary.get("adaptation")
+    how = {"histogram": "matched their gray-value histogram to your stack's (a monotone gray-value map), ",
+           "linear": "mapped their gray range linearly onto your stack's, ",
+           "cyclegan": "adapted those images to the look of your stack with a small CycleGAN, "}
     tr = final["train"]["record"]
     sections = []
     # --- summary
@@ -182,7 +186,7 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
     text = ("fibsynth segmented your stack into solid (1) and pore (0) with a U-Net trained only on synthetic images "
             "of structures like yours: it measured your structure, generated matching ground-truth structures, "
             "simulated their FIB-SEM images at your beam energy and voxel size with random microscope artifacts, "
-            + ("adapted those images to the look of your stack with a small CycleGAN, " if summary["gan_plan"] else "")
+            + how.get(method, "")
             + "trained the network on them and applied it to your stack. The files are segmentation.tif (0/1), "
             "probability.tif (P(solid) per voxel), confidence.tif (|2P - 1|: 0 = undecided, 1 = certain), and the "
             "simple global thresholds otsu.tif and kmeans.tif for comparison.")
@@ -229,6 +233,10 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                   + (f"it moved beyond the uncertainty ({', '.join(summary['moved'])}), so the training data were "
                      "generated once more around the new estimate and the network retrained." if summary["moved"] else
                      "it agreed within the uncertainty, so the training data were kept."))
+        if summary.get("round_choice", {}).get("forward_consistency") and summary["moved"]:
+            etext += (" Which round is used: " + summary["round_choice"]["reason"] + " (r: correlation between your "
+                      "stack and the round's segmentation imaged again by the fast path with your histogram; no "
+                      "ground truth is needed for it).")
     gen = {}
     for r in summary["rounds"]:
         for st in r["structures"]:
@@ -258,13 +266,21 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                 "after adaptation": dist["after"]["wasserstein"],
                 "total variation of the histograms, before": dist["before"]["total_variation"],
                 "after": dist["after"]["total_variation"]}
-        dtab.update({f"CycleGAN {k2}": v for k2, v in summary["gan_plan"].items()})
+        if summary.get("gan_plan"):
+            dtab.update({f"CycleGAN {k2}": v for k2, v in summary["gan_plan"].items()})
     sections.append(Section(
         "Training data: synthetic images matched to your stack",
         "Each synthetic stack is a ground-truth structure imaged at your beam energy and voxel size, with random "
         "blur, detector response, curtain stripes, shading and noise (at your stack's noise level) so that the network "
-        "does not rely on one look. " + ("A small CycleGAN trained on your stack then translates them to its look. "
-                                        if dist else "No adaptation was asked for (--no-adapt). ")
+        "does not rely on one look. " + ({"cyclegan": "A small CycleGAN trained on your stack then translates them to "
+                                                     "its look. ",
+                                         "histogram": "Their gray values are then mapped monotonically onto your "
+                                                      "stack's histogram (quantile matching: the structure's boundaries "
+                                                      "stay where they are, the detector response and contrast become "
+                                                      "yours). ",
+                                         "linear": "Their 1-99 % gray range is then mapped linearly onto your "
+                                                   "stack's. "}.get(method, "") if dist
+                                        else "No adaptation was asked for (--no-adapt). ")
         + "The histograms are each scaled to their own range: they compare shapes, as the segmentation (which "
           "normalises every stack) sees them.",
         tables=[("Histogram distances (0 = identical)", dtab)] if dtab else [],

@@ -23,7 +23,11 @@ class ReconstructSettings(StrictModel):
     val_structures: int = Field(1, ge=1, le=16, description="held-out synthetic structures for validation")
     synth_slices: int | None = Field(None, ge=4, le=4096, description="slices per synthetic stack (default: min(real, 48))")
     synth_side: int | None = Field(None, ge=32, le=4096, description="y/x size of synthetic stacks (default: real, 64..128)")
-    adapt: bool = Field(True, description="CycleGAN adaptation of the synthetic images to the real stack")
+    adapt: bool = Field(True, description="adapt the synthetic images to the real stack (method: adapt_method)")
+    adapt_method: Literal["histogram", "linear", "cyclegan"] = Field(
+        "histogram", description="histogram: monotone gray-value map onto the real stack's distribution (quantile "
+        "matching; the default, measured against the others in docs/reconstruct.md); linear: only the 1-99 % gray "
+        "range mapped onto the real stack's; cyclegan: a small CycleGAN trained on this stack (gan_* settings)")
     gan_epochs: int | None = Field(None, ge=1, le=1000)
     gan_patches: int | None = Field(None, ge=1, le=100000, description="CycleGAN patches per epoch")
     gan_channels: int | None = Field(None, ge=2, le=128, description="CycleGAN generator width")

@@ -8,12 +8,15 @@ parameter redoes only what depends on it):
 2. ``estimate``  first-pass segmentations (Otsu, k-means) -> structure estimates with uncertainties;
 3. ``generate``  training and held-out structures around the estimates, imaged (fast path or Monte Carlo) and
                  augmented with randomised microscope artifacts;
-4. ``adapt``     a small CycleGAN synthetic -> real trained on this stack; ``translate`` applies it;
+4. ``adapt``     the synthetic -> real gray-value map: the real stack's quantiles (histogram matching, the default)
+                 or a small CycleGAN trained on this stack; ``translate`` applies it;
 5. ``train``     the 2.5D U-Net on the adapted images, validated on held-out synthetic structures (and compared
                  with Otsu on the same validation data);
 6. ``predict``   P(solid) of the whole real stack, block by block;
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
-                 more around the new estimate (the adaptation model is reused);
+                 more around the new estimate (the adaptation model is reused), and the second round is kept only
+                 when its reconstruction, imaged again, looks more like the real stack than the first round's
+                 (:func:`fibsynth.reconstruct.estimate.forward_consistency`, label-free);
 7. ``evaluate``  solid fraction, ligament diameters and isotropy errors of the result, of Otsu and of k-means
                  (and scores against a ground truth when one is given, for benchmarks);
 then the outputs (segmentation, probability, confidence, baselines, ``summary.json``) and ``report.html``.
@@ -119,6 +122,28 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
                        patches_per_epoch=per_epoch_steps * s.seg_batch, accelerator="cpu", devices="1")
     return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
                 "patch": patch, "batch": s.seg_batch}
+
+
+def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32) -> dict[str, Any]:
+    """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
+    memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
+    (:func:`fibsynth.segment.infer.predict_array` with ``z_range``) and written into a memory-mapped ``.npy``, so
+    only one block is held in memory whatever the stack's size. Returns the solid fraction (P > 0.5)."""
+    from fibsynth.segment.infer import predict_array
+    from fibsynth.segment.model import load_model
+
+    model = load_model(str(model_dir), "cpu")
+    src = np.load(stack_npy, mmap_mode="r")
+    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=src.shape)
+    solid = 0
+    for z0 in range(0, src.shape[0], max(1, int(block))):
+        z1 = min(z0 + max(1, int(block)), src.shape[0])
+        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True)
+        out[z0:z1] = p
+        solid += int(np.count_nonzero(p > 0.5))
+    out.flush()
+    del out
+    return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
 
 
 def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
@@ -228,8 +253,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     nz_s = max(nz_s, 8 if s.mode != "3d" else 16)
     side = s.synth_side or int(np.clip(min(real.shape[1:]), 64, 128))
     synth_shape = (nz_s, side, side)
-    gan_plan = A.plan(real.shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
-                      channels=s.gan_channels)
+    method = s.adapt_method if s.adapt else None
+    gan_plan = (A.plan(real.shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
+                       channels=s.gan_channels) if method == "cyclegan" else None)
     seg_ts, seg_plan = _seg_settings(s, side, nz_s)
 
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
@@ -271,7 +297,16 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def adapt_round(gen: dict) -> dict[str, Any]:
         nonlocal k_gan, d_gan
         d_g = gen["dir"]
-        if k_gan is None:
+        if k_gan is None and method in ("histogram", "linear"):
+            def do_hist(d: Path) -> dict:
+                q = A.fit_histogram(real, seed=s.seed)
+                _save(d / "quantiles.npy", q)
+                return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
+
+            k_gan, d_gan, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
+                                    {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution "
+                                                             "(histogram adaptation)")
+        elif k_gan is None:
             def do_gan(d: Path) -> dict:
                 srcs = [np.load(d_g / f"{n}_img.npy") for n in names(d_g, "train")]
                 rec = A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
@@ -286,7 +321,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             dist_before, dist_after = [], []
             for n in names(d_g, "train") + names(d_g, "val"):
                 src = np.load(d_g / f"{n}_img.npy")
-                ad = A.translate(d_gan / "model", src, s.seed)
+                if method == "cyclegan":
+                    ad = A.translate(d_gan / "model", src, s.seed)
+                else:
+                    match = A.match_histogram if method == "histogram" else A.match_linear
+                    ad = match(src, np.load(d_gan / "quantiles.npy"))
                 _save(d / f"{n}_img.npy", ad)
                 _save(d / f"{n}_lbl.npy", np.load(d_g / f"{n}_lbl.npy"))
                 if n.startswith("train"):
@@ -296,7 +335,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             return {"before": {k: mean(dist_before, k) for k in ("wasserstein", "total_variation")},
                     "after": {k: mean(dist_after, k) for k in ("wasserstein", "total_variation")}}
 
-        k_t, d_t, rec = steps("translate", {"seed": s.seed}, {"model": k_gan, "generate": gen["key"]}, do_translate,
+        k_t, d_t, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_gan, "generate": gen["key"]},
+                              do_translate,
                               "adapting the synthetic stacks to the real stack")
         return {"key": k_t, "dir": d_t, "distances": rec["result"]}
 
@@ -339,11 +379,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
-            from fibsynth.segment.infer import predict_array
-
-            prob = predict_array(str(d_model / "model"), real, block=s.block, probabilities=True)
-            _save(d / "probability.npy", prob.astype(np.float32))
-            return {"solid_fraction": float((prob > 0.5).mean())}
+            return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block)
 
         k_p, d_p, _ = steps("predict", {"block": s.block}, {"model": k_model, "real": k_in}, do_predict,
                             f"segmenting the real stack block by block ({s.block} slices)")
@@ -365,29 +401,52 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     rounds.append(one_round(0, est1, k_e1))
     est2 = moved_keys = None
-    if s.reestimate:
-        d_p0 = rounds[0]["predict"]["dir"]
+    choice: dict[str, Any] = {"chosen_round": 1, "reason": "one round only"}
+
+    def reestimate(r: int, used: dict) -> tuple[str, dict]:
+        d_p = rounds[r]["predict"]["dir"]
 
         def do_reestimate(d: Path) -> dict:
-            seg = (np.load(d_p0 / "probability.npy") > 0.5).astype(np.uint8)
+            seg = (np.load(d_p / "probability.npy") > 0.5).astype(np.uint8)
             est = E.estimate_structure({"U-Net": seg}, vz, seed=s.seed)
-            # one method only: keep at least the first pass's uncertainty (the U-Net is not free of bias either)
+            # one method only: keep at least the estimate's uncertainty (the U-Net is not free of bias either)
             for k, q in est["quantities"].items():
-                if k in est1["quantities"]:
-                    q["uncertainty"] = max(q["uncertainty"], est1["quantities"][k]["uncertainty"])
+                if k in used["quantities"]:
+                    q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            return {}
+            return {"forward_consistency": E.forward_consistency(seg, real, vz, energy, materials)}
 
-        k_e2, d_e2, _ = steps("reestimate", {"seed": s.seed}, {"prediction": rounds[0]["predict"]["key"]},
-                              do_reestimate, "re-estimating the structure from the reconstruction")
-        est2 = json.loads((d_e2 / "estimate.json").read_text())
+        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+                              {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
+                              f"re-estimating the structure from reconstruction {r + 1}")
+        est = json.loads((d_r / "estimate.json").read_text())
+        est["forward_consistency"] = rec["result"]["forward_consistency"]
+        return k_r, est
+
+    if s.reestimate:
+        k_e2, est2 = reestimate(0, est1)
         moved_keys = E.moved(est1, est2)
+        c1 = E.self_consistency(est1, est2)
+        choice = {"chosen_round": 1, "self_consistency": [c1], "forward_consistency": [est2["forward_consistency"]],
+                  "reason": "the reconstruction confirmed the estimate (within its uncertainty): one round"}
         if moved_keys:
             console.print(f"[yellow]estimate moved[/] ({', '.join(moved_keys)}): regenerating once around the new estimate")
             rounds.append(one_round(1, est2, k_e2))
+            _, est3 = reestimate(1, est2)
+            c2 = E.self_consistency(est2, est3)
+            f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
+            keep2 = f2 > f1
+            choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
+                      "estimate_round_2_result": est3,
+                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
+                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
+                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
+                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1), so regenerating did not "
+                                 "help")}
+            console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
         else:
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
-    final = rounds[-1]
+    final = rounds[choice["chosen_round"] - 1]
     d_pf = final["predict"]["dir"]
 
     # 7. evaluate ------------------------------------------------------------------------------------------------
@@ -436,7 +495,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
               "energy_source": energy_note, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
-              "rounds": len(rounds), "gan_plan": gan_plan if s.adapt else None, "segmentation_plan": seg_plan}
+              "rounds": len(rounds), "chosen_round": choice["chosen_round"], "adaptation": method,
+              "gan_plan": gan_plan, "segmentation_plan": seg_plan}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
                             materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params)
     write_volume(out / "segmentation.tif", seg, label_meta)
@@ -455,10 +515,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
+        "round_choice": choice, "adaptation": method,
         "rounds": [{"round": r["round"], "structures": r["generate"]["structures"],
                     "histogram_distances": r["adapt"]["distances"] if r["adapt"] else None,
                     "training": {k: v for k, v in r["train"]["record"].items() if k != "history"}} for r in rounds],
-        "gan_plan": gan_plan if s.adapt else None, "segmentation_plan": seg_plan,
+        "gan_plan": gan_plan, "segmentation_plan": seg_plan,
         "evaluation": evaluation, "steps": steps.log, "seconds_total": round(total, 1),
         "outputs": {"segmentation": "segmentation.tif", "probability": "probability.tif",
                     "confidence": "confidence.tif", "otsu": "otsu.tif", "kmeans": "kmeans.tif",
@@ -479,6 +540,6 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     with console.status("writing the report"):
         write_reconstruct_report(out / "report.html", summary, real=real, seg=seg, conf=conf, prob=prob,
-                                 insp=insp, rounds=rounds, eval_dir=d_ev, voxel=vox)
+                                 insp=insp, rounds=rounds, eval_dir=d_ev, voxel=vox, final=final)
     console.print(f"[bold green]done[/] in {total:.0f} s: {out / 'segmentation.tif'}, report {out / 'report.html'}")
     return summary

@@ -62,7 +62,8 @@ def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
 @app.command("train", cls=_GreedyLists)
 def train_cmd(
     images: list[Path] = typer.Option(..., "--images", help="Training image stacks (several after one flag or repeated)."),
-    labels: list[Path] = typer.Option(..., "--labels", help="Ground-truth labels (1 = solid), one per stack, same order."),
+    labels: list[Path] = typer.Option(..., "--labels", help="Ground-truth labels (1 = solid; with --classes N: "
+                                      "0..N-1), one per stack, same order."),
     mode: str = typer.Option(..., "--mode", help="2d | 2.5d | 3d"),
     out: Path = typer.Option(..., "--out", help="Model folder (model.pt, config.json, checkpoints/)."),
     steps: int | None = typer.Option(None, "--steps", help="Optimizer steps (default 1500 unless --epochs is given), "
@@ -98,8 +99,10 @@ def train_cmd(
     progress: bool = typer.Option(False, "--progress", help="Show Lightning's progress bar."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-epoch lines on stderr."),
     json_out: bool = typer.Option(False, "--json", help="Print the training record as JSON."),
+    classes: int = typer.Option(2, "--classes", help="Phases to segment: 2 = pore/solid (Dice loss); N > 2 = labels "
+                                "0..N-1 (Dice + cross-entropy; multi-Otsu as the baseline)."),
 ) -> None:
-    """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels."""
+    """Train a 2D, 2.5D or 3D U-Net on image stacks with ground-truth labels (binary, or N phases)."""
     import warnings
 
     from fibsynth.cliutil import set_interrupt_note
@@ -117,7 +120,7 @@ def train_cmd(
         features=_ints(features, "--features"), num_res_units=res_units, patch=patch, stride=stride, batch=batch,
         epochs=epochs, steps=steps, val_every=val_every, lr=lr, lr_patience=lr_patience, early_stop=early_stop,
         val_fraction=val_fraction, augment=augment, jitter=jitter, seed=seed, patches_per_epoch=patches_per_epoch,
-        accelerator=accelerator, devices=devices, num_workers=num_workers,
+        accelerator=accelerator, devices=devices, num_workers=num_workers, classes=classes,
     ).check()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BelowBaselineWarning)
@@ -133,7 +136,7 @@ def train_cmd(
     else:
         typer.echo(f"{out}: best epoch {rec['best_epoch']} of {rec['epochs_run']} ({rec['steps_run']} steps), "
                    f"val loss {rec['best_val_loss']:.4f}, val MDS {rec['best_val_mds']:.4f} "
-                   f"(Otsu {rec['otsu_val_mds']:.4f})")
+                   f"({'multi-Otsu' if classes > 2 else 'Otsu'} {rec['otsu_val_mds']:.4f})")
 
 
 @app.command("predict", cls=_GreedyLists)
@@ -171,21 +174,38 @@ def predict_cmd(
     if json_out:
         emit_json(res)
     else:
-        typer.echo(f"{out}: {res['shape']} in {res['seconds']} s, solid fraction {res['solid_fraction']:.4f}")
+        frac = (f"solid fraction {res['solid_fraction']:.4f}" if "solid_fraction" in res else
+                "phase fractions " + ", ".join(f"{f:.4f}" for f in res["fractions"]))
+        typer.echo(f"{out}: {res['shape']} in {res['seconds']} s, {frac}")
 
 
 @app.command("baseline")
 def baseline_cmd(
     inp: Path = typer.Argument(..., help="Image stack."),
     out: Path = typer.Argument(..., help="Output labels (uint8, 1 = solid)."),
-    method: str = typer.Option("otsu", "--method", help="otsu | kmeans (k = 2, brighter cluster = gold)."),
+    method: str = typer.Option("otsu", "--method", help="otsu | kmeans (k = 2, brighter cluster = gold) | multiotsu "
+                               "(--classes gray classes)."),
+    classes: int = typer.Option(3, "--classes", help="multiotsu: number of phases (2-5)."),
+    order: str | None = typer.Option(None, "--order", help="multiotsu: the labels from darkest to brightest, e.g. "
+                                     "0,2,1 (default 0,1,...)."),
     json_out: bool = typer.Option(False, "--json", help="Print threshold and solid fraction as JSON."),
 ) -> None:
-    """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines)."""
+    """Global Otsu threshold or 2-means clustering of gray values (the paper's baselines); multi-Otsu for n phases."""
     from fibsynth.io import check_output
     from fibsynth.segment.baseline import segment_baseline
 
     check_output(out, inputs=[inp])
+    if method == "multiotsu":
+        from fibsynth.segment.baseline import segment_multiotsu
+
+        ranks = None if order is None else [int(v) for v in parse_list(order, "--order", minimum=0)]
+        info = segment_multiotsu(inp, out, classes, ranks)
+        if json_out:
+            emit_json(info)
+        else:
+            typer.echo(f"{out}: multi-Otsu thresholds {', '.join(f'{t:.6g}' for t in info['thresholds'])}, "
+                       f"phase fractions {', '.join(f'{f:.4f}' for f in info['fractions'])}")
+        return
     info = segment_baseline(inp, out, method)
     if json_out:
         emit_json(info)

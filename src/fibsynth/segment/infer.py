@@ -28,8 +28,17 @@ def _ceil_to(n: int, d: int) -> int:
     return int(math.ceil(n / d) * d)
 
 
+def to_labels(p: np.ndarray, classes: int = 2) -> np.ndarray:
+    """Labels (uint8) from a predictor's output: P(solid) > 0.5 for two classes; for n classes the most probable
+    class of the probabilities (z, n, y, x)."""
+    if classes == 2:
+        return (p > 0.5).astype(np.uint8)
+    return np.argmax(p, axis=1).astype(np.uint8)
+
+
 class BlockPredictor:
-    """Probability of solid for z-blocks of a stack, with a network and its :class:`ModelConfig`.
+    """Probability of solid for z-blocks of a stack, with a network and its :class:`ModelConfig` (a model of
+    n > 2 classes: the probability of every class, (z, n, y, x)).
 
     ``roi``: window size (in-plane for 2D/2.5D; z, y, x for 3D), rounded up to the U-Net's divisor;
     dimensions smaller than the window are padded (edge values) and cropped back. ``overlap``: fraction
@@ -82,7 +91,8 @@ class BlockPredictor:
 
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-            p = torch.softmax(self.net(t).float(), dim=1)[:, 1]
+            p = torch.softmax(self.net(t).float(), dim=1)
+            p = p[:, 1] if self.cfg.classes == 2 else p  # binary: P(solid); n classes: (B, n, ...)
             return p.cpu().numpy()
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:
@@ -99,8 +109,9 @@ class BlockPredictor:
         if len(sy) == 1 and len(sx) == 1:
             return self._forward(x)[..., : plane[0], : plane[1]]
         g = gaussian_weight((wy, wx))
+        cls = () if self.cfg.classes == 2 else (self.cfg.classes,)
         out = blend_2d(lambda w: self._forward(w[0])[None], x, sy, sx, (wy, wx), lambda y, xx: g,
-                       out_lead=(x.shape[0],) + lead)
+                       out_lead=(x.shape[0],) + cls + lead)
         return out[..., : plane[0], : plane[1]]
 
     def predict_block(self, raw: np.ndarray, a: int, z0: int, z1: int, nz: int) -> np.ndarray:
@@ -111,7 +122,8 @@ class BlockPredictor:
         x = np.stack([normalise(raw[c], *cfg.norm[c]) for c in range(cfg.n_energy)])
         if cfg.mode == "3d":
             return self._block_3d(x, a, z0, z1, nz)
-        out = np.empty((z1 - z0,) + x.shape[2:], np.float32)
+        cls = () if cfg.classes == 2 else (cfg.classes,)
+        out = np.empty((z1 - z0,) + cls + x.shape[2:], np.float32)
         k = cfg.k if cfg.mode == "2.5d" else 0
         for s in range(z0, z1, self.batch):
             zs = list(range(s, min(s + self.batch, z1)))
@@ -124,12 +136,15 @@ class BlockPredictor:
         if nz < w:  # the whole stack is one window: pad it (edge) in z
             x = np.pad(x, [(0, 0), (0, w - nz), (0, 0), (0, 0)], mode="edge")
         gz = gaussian_weight((w,)) if len(window_starts(max(nz, w), w, max(1, int(w * (1 - self.overlap))))) > 1 else np.ones(w, np.float32)
-        acc = np.zeros((z1 - z0,) + x.shape[2:], np.float32)
-        wsum = np.zeros((z1 - z0, 1, 1), np.float32)
+        multi = self.cfg.classes > 2
+        acc = np.zeros((z1 - z0,) + ((self.cfg.classes,) if multi else ()) + x.shape[2:], np.float32)
+        wsum = np.zeros((z1 - z0,) + (1,) * (acc.ndim - 1), np.float32)
         for s in starts:
-            p = self._tiled(x[None, :, s - a: s - a + w])[0]  # (w, y, x)
+            p = self._tiled(x[None, :, s - a: s - a + w])[0]  # (w, y, x); n classes: (n, w, y, x)
+            if multi:
+                p = p.transpose(1, 0, 2, 3)
             lo, hi = max(s, z0), min(s + w, z1)
-            gw = gz[lo - s: hi - s, None, None]
+            gw = gz[lo - s: hi - s].reshape((-1,) + (1,) * (acc.ndim - 1))
             acc[lo - z0: hi - z0] += p[lo - s: hi - s] * gw
             wsum[lo - z0: hi - z0] += gw
         return acc / wsum
@@ -147,9 +162,9 @@ def predict_array(model: Any, images, *, block: int = 32, roi=None, overlap: flo
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Segment a stack held in memory or lazily (NumPy, dask or zarr arrays, one per energy channel).
 
-    ``model``: a model folder or ``(net, cfg)``. Returns uint8 labels (1 = solid) for the slices
-    ``z_range`` (default all), computed block by block (``block`` slices); with ``probabilities`` the
-    float32 P(solid) instead.
+    ``model``: a model folder or ``(net, cfg)``. Returns uint8 labels (1 = solid; a model of n classes: labels
+    0..n-1, the most probable class) for the slices ``z_range`` (default all), computed block by block (``block``
+    slices); with ``probabilities`` the float32 P(solid) instead (n classes: (z, n, y, x), every class).
     """
     net, cfg = load_model(model, device) if isinstance(model, (str, Path)) else model
     imgs = _as_channels(images)
@@ -164,11 +179,12 @@ def predict_array(model: Any, images, *, block: int = 32, roi=None, overlap: flo
     if not 0 <= z_lo < z_hi <= nz:
         raise FibsynthError(f"z range {z_lo}:{z_hi} outside 0:{nz}")
     block = max(1, int(block))
-    out = np.empty((z_hi - z_lo,) + shape[1:], np.float32 if probabilities else np.uint8)
+    cls = (cfg.classes,) if probabilities and cfg.classes > 2 else ()
+    out = np.empty((z_hi - z_lo,) + cls + shape[1:], np.float32 if probabilities else np.uint8)
     for z0 in range(z_lo, z_hi, block):
         z1 = min(z0 + block, z_hi)
         p = _run_block(pred, imgs, z0, z1, nz)
-        out[z0 - z_lo: z1 - z_lo] = p if probabilities else (p > 0.5)
+        out[z0 - z_lo: z1 - z_lo] = p if probabilities else to_labels(p, cfg.classes)
         if progress:
             progress(z1 - z_lo, z_hi - z_lo)
     return out
@@ -209,7 +225,7 @@ def _block_task(model_dir: str, inputs: list[str], out_array: str, z0: int, z1: 
     pred = BlockPredictor(net, cfg, device=opts.get("device", "cpu"), roi=opts.get("roi"),
                           overlap=opts.get("overlap", 0.25), batch=opts.get("batch", 4))
     p = _run_block(pred, imgs, z0, z1, imgs[0].shape[0])
-    zarr.open_array(out_array, mode="r+")[z0:z1] = (p > 0.5).astype(np.uint8)
+    zarr.open_array(out_array, mode="r+")[z0:z1] = to_labels(p, cfg.classes)
     return z1 - z0
 
 
@@ -217,7 +233,8 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
                  roi=None, overlap: float = 0.25, batch: int = 4, device: str = "cpu",
                  scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> dict:
-    """Segment the stack(s) ``inputs`` (one file per energy channel) into ``out`` (uint8, 1 = solid).
+    """Segment the stack(s) ``inputs`` (one file per energy channel) into ``out`` (uint8, 1 = solid; a model of n
+    classes writes labels 0..n-1).
 
     A ``.zarr`` output is written block by block (bounded memory); other formats are assembled in memory.
     ``scheduler`` (a dask scheduler address) or ``workers`` (a local cluster of that many processes)
@@ -257,6 +274,7 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
     params = {
         "model_dir": str(model_dir.resolve()), "mode": cfg.mode, "k": cfg.k, "edge": cfg.edge,
         "n_energy": cfg.n_energy, "features": list(cfg.features), "norm": [list(n) for n in cfg.norm],
+        **({"classes": cfg.classes} if cfg.classes > 2 else {}),
         "inputs": [str(p) for p in inputs], "roi": None, "overlap": overlap, "block": block,
         "training": {k: cfg.training.get(k) for k in ("best_epoch", "best_val_loss", "best_val_mds", "seed", "images")},
     }
@@ -271,14 +289,18 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
         labels = predict_array((net, cfg), [v.data for v in vols], block=block, roi=roi, overlap=overlap,
                                batch=batch, device=device, progress=progress)
         write_volume(out, labels, meta)
-        return {"out": str(out), "shape": shape, "blocks": len(blocks), "solid_fraction": float(labels.mean())}
+        res = {"out": str(out), "shape": shape, "blocks": len(blocks), "solid_fraction": float(labels.mean())}
+        if cfg.classes > 2:  # the mean of labels is no fraction: each phase's instead
+            res.pop("solid_fraction")
+            res["fractions"] = (np.bincount(labels.ravel(), minlength=cfg.classes) / labels.size).tolist()
+        return res
     chunks = (block,) + default_chunks(shape)[1:]
     with atomic_path(out) as tmp:
         arr = create_zarr(tmp, shape, np.uint8, meta, chunks=chunks)
         if not distributed:
             imgs = [v.data for v in vols]
             for i, (z0, z1) in enumerate(blocks):
-                arr[z0:z1] = (_run_block(pred, imgs, z0, z1, nz) > 0.5).astype(np.uint8)
+                arr[z0:z1] = to_labels(_run_block(pred, imgs, z0, z1, nz), cfg.classes)
                 if progress:
                     progress(z1, nz)
         else:
@@ -299,6 +321,11 @@ def predict_file(model_dir: str | Path, inputs: Sequence[str | Path], out: str |
                         progress(done, nz)
     import zarr
 
+    if cfg.classes > 2:
+        arr = zarr.open_group(str(out), mode="r")["0"]
+        counts = sum(np.bincount(np.asarray(arr[z0:z1]).ravel(), minlength=cfg.classes) for z0, z1 in blocks)
+        return {"out": str(out), "shape": shape, "blocks": len(blocks),
+                "fractions": (counts / float(np.prod(shape))).tolist()}
     solid = float(np.mean([np.asarray(zarr.open_group(str(out), mode="r")["0"][z0:z1]).mean() * (z1 - z0)
                            for z0, z1 in blocks]) * len(blocks) / nz)
     return {"out": str(out), "shape": shape, "blocks": len(blocks), "solid_fraction": solid}

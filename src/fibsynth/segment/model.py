@@ -35,6 +35,7 @@ class ModelConfig(StrictModel):
     norm_percentiles: tuple[float, float] = (1.0, 99.0)
     energies_kev: list[float | None] = Field(default_factory=list)
     training: dict[str, Any] = Field(default_factory=dict)
+    classes: int = Field(2, ge=2, le=255, description="output classes (phases): 2 = pore/solid, n = labels 0..n-1")
 
     @property
     def in_channels(self) -> int:
@@ -51,8 +52,8 @@ class ModelConfig(StrictModel):
 
 
 def build_net(cfg: ModelConfig):
-    """A MONAI residual U-Net: 2 output channels (pore, solid), batch norm (so that eval-mode outputs do
-    not depend on which other voxels share a window or a batch)."""
+    """A MONAI residual U-Net: ``cfg.classes`` output channels (2: pore, solid; n: phases 0..n-1; softmax over
+    them), batch norm (so that eval-mode outputs do not depend on which other voxels share a window or a batch)."""
     from monai.networks.nets import UNet
 
     if len(cfg.features) < 2:
@@ -60,7 +61,7 @@ def build_net(cfg: ModelConfig):
     return UNet(
         spatial_dims=cfg.spatial_dims,
         in_channels=cfg.in_channels,
-        out_channels=2,
+        out_channels=cfg.classes,
         channels=tuple(cfg.features),
         strides=(2,) * (len(cfg.features) - 1),
         num_res_units=cfg.num_res_units,

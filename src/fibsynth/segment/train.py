@@ -76,6 +76,8 @@ class TrainSettings(StrictModel):
     devices: str = "auto"
     num_workers: int = Field(0, ge=0, le=64)
     precision: str = "32-true"
+    classes: int = Field(2, ge=2, le=255, description="phases to segment: 2 = pore/solid (Dice loss), n = labels "
+                         "0..n-1 (Dice + cross-entropy over the n classes)")
 
     def check(self) -> "TrainSettings":
         if self.patch % (2 ** (len(self.features) - 1)):
@@ -167,7 +169,12 @@ def _lightning_module(cfg: ModelConfig, s: TrainSettings):
         def __init__(self):
             super().__init__()
             self.net = build_net(cfg)
-            self.loss = DiceLoss(to_onehot_y=True, softmax=True)  # mean Dice of pore and solid
+            if cfg.classes == 2:
+                self.loss = DiceLoss(to_onehot_y=True, softmax=True)  # mean Dice of pore and solid
+            else:  # n phases: mean Dice over the classes + cross-entropy (softmax over the n outputs)
+                from monai.losses import DiceCELoss
+
+                self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
             self._counts = None
             self._tl = [0.0, 0]  # running train loss of this epoch (this process)
 
@@ -186,13 +193,19 @@ def _lightning_module(cfg: ModelConfig, s: TrainSettings):
             return loss
 
         def on_validation_epoch_start(self):
-            self._counts = torch.zeros(4, dtype=torch.float64, device=self.device)
+            n = 4 if cfg.classes == 2 else cfg.classes * cfg.classes
+            self._counts = torch.zeros(n, dtype=torch.float64, device=self.device)
 
         def validation_step(self, batch, _):
             x, y = batch
             out = self.net(x)
             self.log("val_loss", self.loss(out, y), on_step=False, on_epoch=True, batch_size=x.shape[0],
                      sync_dist=True)
+            if cfg.classes > 2:  # the confusion matrix, true x predicted
+                p = out.argmax(1, keepdim=True)
+                self._counts += torch.bincount((y.long() * cfg.classes + p).reshape(-1),
+                                               minlength=cfg.classes ** 2).double()
+                return
             p = out.argmax(1, keepdim=True).bool()
             t = y.bool()
             self._counts += torch.stack([(p & t).sum(), (~p & ~t).sum(), (p & ~t).sum(), (~p & t).sum()]).double()
@@ -201,6 +214,10 @@ def _lightning_module(cfg: ModelConfig, s: TrainSettings):
             c = self._counts
             if self.trainer.world_size > 1:
                 c = self.all_gather(c).sum(0)
+            if cfg.classes > 2:
+                self.log("val_mds", _mds_confusion(c.cpu().numpy().reshape(cfg.classes, cfg.classes)),
+                         sync_dist=False)
+                return
             tp, tn, fp, fn = (float(v) for v in c)
             d1 = 2 * tp / max(2 * tp + fp + fn, 1.0)
             d0 = 2 * tn / max(2 * tn + fp + fn, 1.0)
@@ -212,6 +229,14 @@ def _lightning_module(cfg: ModelConfig, s: TrainSettings):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
 
     return SegModule()
+
+
+def _mds_confusion(cm: np.ndarray) -> float:
+    """Mean Dice over the classes of a confusion matrix (rows = truth); a class absent from both scores 1."""
+    cm = np.asarray(cm, np.float64)
+    den = cm.sum(0) + cm.sum(1)
+    d = np.where(den > 0, 2 * np.diag(cm) / np.maximum(den, 1.0), 1.0)
+    return float(d.mean())
 
 
 def _history_callback(verbose: bool):
@@ -249,8 +274,9 @@ def _history_callback(verbose: bool):
 # --------------------------------------------------------------------------------------------- API
 
 
-def _group(images: Sequence, labels: Sequence, c: int, what: str, energies=None) -> list:
-    """[(img (c, z, y, x) float32, lbl uint8, energies)] from arrays: ``c`` images per label stack, in order."""
+def _group(images: Sequence, labels: Sequence, c: int, what: str, energies=None, classes: int = 2) -> list:
+    """[(img (c, z, y, x) float32, lbl uint8, energies)] from arrays: ``c`` images per label stack, in order;
+    with ``classes`` > 2 the labels must be 0..classes-1."""
     if len(images) != c * len(labels):
         raise FibsynthError(
             f"{len(images)} {what}images for {len(labels)} label stack(s) with {c} channel(s) per stack: need {c} "
@@ -261,7 +287,15 @@ def _group(images: Sequence, labels: Sequence, c: int, what: str, energies=None)
         lbl = np.asarray(lab)
         if lbl.ndim != 3:
             raise FibsynthError(f"label stack {j} is not (z, y, x) (shape {lbl.shape})", param="labels")
-        lbl = (lbl != 0).astype(np.uint8) if lbl.dtype != np.uint8 else lbl
+        if classes == 2:
+            lbl = (lbl != 0).astype(np.uint8) if lbl.dtype != np.uint8 else lbl
+        else:
+            from fibsynth.io import as_labels
+
+            try:
+                lbl = as_labels(lbl, n=classes, param="labels")
+            except FibsynthError as exc:
+                raise FibsynthError(f"label stack {j}: {exc.message}", param="labels") from None
         chans = []
         for im in images[j * c:(j + 1) * c]:
             im = np.asarray(im)
@@ -274,15 +308,16 @@ def _group(images: Sequence, labels: Sequence, c: int, what: str, energies=None)
     return out
 
 
-def _read_group(images: Sequence, labels: Sequence, c: int, what: str):
-    """Read images (c per label stack, in order) and labels; returns (images, labels, energies) as lists."""
-    from fibsynth.io import read_structure, read_volume
+def _read_group(images: Sequence, labels: Sequence, c: int, what: str, classes: int = 2):
+    """Read images (c per label stack, in order) and labels (binary, or 0..classes-1); returns (images, labels,
+    energies) as lists."""
+    from fibsynth.io import read_labels, read_structure, read_volume
 
     if len(images) != c * len(labels):
         _group(images, [None] * len(labels), c, what)  # the one-line count error
     imgs, lbls, energies = [], [], []
     for j, lp in enumerate(labels):
-        lbl = np.asarray(read_structure(lp).data, np.uint8)
+        lbl = np.asarray((read_structure(lp) if classes == 2 else read_labels(lp, n=classes)).data, np.uint8)
         lbls.append(lbl)
         for ip in images[j * c:(j + 1) * c]:
             v = read_volume(ip)
@@ -291,6 +326,25 @@ def _read_group(images: Sequence, labels: Sequence, c: int, what: str):
             imgs.append(np.asarray(v.data))
             energies.append(v.meta.energy_kev)
     return imgs, lbls, energies
+
+
+def _multiotsu_mds(vols: _Volumes, raw_first: list[np.ndarray], rows: np.ndarray, s: TrainSettings,
+                   order: list[int]) -> float:
+    """MDS of the multi-Otsu thresholds (``classes`` gray classes, mapped to the labels by ``order``: the labels
+    from darkest to brightest on the training slabs) over the validation patches."""
+    from fibsynth.segment.baseline import multiotsu_thresholds
+
+    t = multiotsu_thresholds(np.concatenate([r.ravel() for r in raw_first]), s.classes)
+    lut = np.asarray(order, np.int64)
+    n = s.classes
+    cm = np.zeros(n * n, np.int64)
+    for v, z, y, x in rows:
+        zs = slice(z, z + s.patch) if s.mode == "3d" else slice(z, z + 1)
+        ys, xs = slice(y, y + s.patch), slice(x, x + s.patch)
+        p = lut[np.digitize(raw_first[v][zs, ys, xs], t)]
+        g = vols.items[v][1][zs, ys, xs].astype(np.int64)
+        cm += np.bincount((g * n + p).ravel(), minlength=n * n)
+    return _mds_confusion(cm.reshape(n, n))
 
 
 def _otsu_counts(vols: _Volumes, raw_first: list[np.ndarray], rows: np.ndarray, s: TrainSettings) -> float:
@@ -314,6 +368,17 @@ def _otsu_counts(vols: _Volumes, raw_first: list[np.ndarray], rows: np.ndarray, 
     return 0.5 * (d0 + d1)
 
 
+def _brightness_order(images: list[np.ndarray], labels: list[np.ndarray], n: int) -> list[int]:
+    """The labels 0..n-1 from darkest to brightest mean gray value (a label absent from the data goes last)."""
+    tot = np.zeros(n)
+    cnt = np.zeros(n)
+    for im, lb in zip(images, labels):
+        tot += np.bincount(lb.ravel(), weights=np.asarray(im, np.float64).ravel(), minlength=n)[:n]
+        cnt += np.bincount(lb.ravel(), minlength=n)[:n]
+    mean = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.inf)
+    return [int(i) for i in np.argsort(mean, kind="stable")]
+
+
 def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSettings, *, val_images: Sequence = (),
         val_labels: Sequence = (), energies: Sequence | None = None, resume: bool = False, progress: bool = False,
         verbose: bool = True, sources: dict | None = None) -> dict:
@@ -333,14 +398,15 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     if not len(images) or not len(labels):
         raise FibsynthError("give training images and labels", param=("images", "labels"))
     c = s.channels_per_stack
-    groups = _group(images, labels, c, "", energies)
-    vgroups = _group(val_images, val_labels, c, "validation ") if len(val_labels) else []
+    groups = _group(images, labels, c, "", energies, classes=s.classes)
+    vgroups = _group(val_images, val_labels, c, "validation ", classes=s.classes) if len(val_labels) else []
     if len(val_images) and not len(val_labels):
         raise FibsynthError("validation images need their labels", param="val_labels")
     ckdir = out / CKPT_DIR
     sfile = out / SETTINGS_FILE
     last = ckdir / LAST
-    fixed = s.model_dump(mode="json", exclude={"epochs", "steps", "accelerator", "devices", "num_workers"})
+    fixed = s.model_dump(mode="json", exclude={"epochs", "steps", "accelerator", "devices", "num_workers"}
+                         | ({"classes"} if s.classes == 2 else set()))  # binary: the record it always had
     fixed["data_sha256"] = content_hash([g[0] for g in groups] + [g[1] for g in groups]
                                         + [g[0] for g in vgroups] + [g[1] for g in vgroups])
     if resume:
@@ -378,7 +444,7 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     tr, va = prep(train_parts), prep(val_parts)
     cfg = ModelConfig(mode=s.mode, k=s.k, edge=s.edge, n_energy=c, features=s.features,
                       num_res_units=s.num_res_units, patch=s.patch, norm=norm,
-                      norm_percentiles=s.norm_percentiles, energies_kev=list(groups[0][2]))
+                      norm_percentiles=s.norm_percentiles, energies_kev=list(groups[0][2]), classes=s.classes)
     ds_tr, n_tr = _make_dataset(tr, s, train=True)
     ds_va, n_va = _make_dataset(va, s, train=False)
     plan = s.plan(n_tr)
@@ -434,7 +500,11 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
     rows = history.rows
     best_row = min(rows, key=lambda r: r["val_loss"]) if rows else {}
-    otsu_mds = _otsu_counts(va, [p[0][0] for p in val_parts], _rows(va, s, train=False), s)
+    if s.classes == 2:
+        otsu_mds = _otsu_counts(va, [p[0][0] for p in val_parts], _rows(va, s, train=False), s)
+    else:  # multi-Otsu, its gray classes given to the labels in the order of their mean gray on the training slabs
+        order = _brightness_order([p[0][0] for p in train_parts], [p[1] for p in train_parts], s.classes)
+        otsu_mds = _multiotsu_mds(va, [p[0][0] for p in val_parts], _rows(va, s, train=False), s, order)
     best_mds = best_row.get("val_mds")
     below = best_mds is not None and best_mds < otsu_mds
     src = sources or {}
@@ -451,6 +521,8 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
         "stopped_early": bool(es.stopped_epoch),
         "seed": s.seed, "history": rows, "torch": torch.__version__,
     }
+    if s.classes > 2:  # (the binary record keeps its keys)
+        record.update(classes=s.classes, baseline="multi-otsu (gray classes in the training slabs' label order)")
     cfg = cfg.model_copy(update={"training": record})
     save_model(out, net, cfg)
     if below:
@@ -472,8 +544,8 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
         raise FibsynthError("give training images and labels", param=("images", "labels"))
     s = settings.check()
     c = s.channels_per_stack
-    imgs, lbls, energies = _read_group(images, labels, c, "")
-    vimgs, vlbls, _ = _read_group(val_images, val_labels, c, "validation ") if val_labels else ([], [], [])
+    imgs, lbls, energies = _read_group(images, labels, c, "", s.classes)
+    vimgs, vlbls, _ = _read_group(val_images, val_labels, c, "validation ", s.classes) if val_labels else ([], [], [])
     sources = {"images": [str(p) for p in images], "labels": [str(p) for p in labels],
                "val_images": [str(p) for p in val_images], "val_labels": [str(p) for p in val_labels]}
     return fit(imgs, lbls, out, s, val_images=vimgs, val_labels=vlbls, energies=energies, resume=resume,

@@ -1,4 +1,5 @@
-"""Ground-truth binary structures: leveled-wave (single-level) and hierarchical nanoporous gold.
+"""Ground-truth structures: leveled-wave (single-level) and hierarchical nanoporous gold (binary), and
+structures of three or more phases (label volumes 0..n-1, :mod:`.multiphase`).
 
 Python API::
 
@@ -21,6 +22,15 @@ from fibsynth.structure.leveled_wave import (
     lwm_config,
     wave_number,
 )
+from fibsynth.structure.multiphase import (
+    Multiphase,
+    MultiphaseConfig,
+    import_labels,
+    multiphase,
+    multiphase_config,
+    phase_fractions,
+    write_multiphase,
+)
 from fibsynth.structure.write import import_structure, write_structure
 
 __all__ = [
@@ -29,14 +39,21 @@ __all__ = [
     "HierarchicalConfig",
     "LWMConfig",
     "LeveledWave",
+    "Multiphase",
+    "MultiphaseConfig",
     "hierarchical",
     "hierarchical_config",
+    "import_labels",
     "import_structure",
     "leveled_wave",
     "ligament_factor",
     "lwm_config",
+    "multiphase",
+    "multiphase_config",
+    "phase_fractions",
     "to_dask",
     "wave_number",
+    "write_multiphase",
     "write_chunked",
     "write_structure",
 ]

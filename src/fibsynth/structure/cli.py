@@ -1,4 +1,4 @@
-"""``fibsynth structure ...``: generate leveled-wave / hierarchical structures, import user volumes."""
+"""``fibsynth structure ...``: generate leveled-wave / hierarchical / multiphase structures, import user volumes."""
 
 from __future__ import annotations
 
@@ -187,20 +187,93 @@ def hierarchical(
     })
 
 
+def _floats(text: Optional[str], flag: str) -> Optional[list]:
+    from fibsynth.cliutil import parse_list
+
+    return None if text is None else parse_list(text, flag)
+
+
+def _names(text: Optional[str]) -> Optional[list]:
+    return None if text is None else [t.strip() for t in text.split(",")]
+
+
+@app.command("multiphase")
+def multiphase_cmd(
+    out: Path = typer.Argument(..., help=_OUT_HELP),
+    shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--shape", help=_SHAPE_HELP),
+    voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm)."),
+    slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in z (nm); default --voxel-nm."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="two-field (pore + two solid phases, e.g. a Ni/YSZ "
+                                       "fuel-cell anode; default) or particles (label 0 a matrix, labels 1.. spheres)."),
+    fractions: Optional[str] = typer.Option(None, "--fractions", help="Volume fraction of each label 0,1,...,n-1, "
+                                            "comma-separated, sum 1 (two-field: 3 of them)."),
+    ligament_nm: Optional[str] = typer.Option(None, "--ligament-nm", help="two-field: ligament of the solid "
+                                              "network and of the field splitting it, nm (one value: both; default 40)."),
+    radius_nm: Optional[str] = typer.Option(None, "--radius-nm", help="particles: sphere radius of labels 1..n-1, "
+                                            "nm (one value: all; default 20)."),
+    phases: Optional[str] = typer.Option(None, "--phases", help="Material of each label, comma-separated, recorded "
+                                         "in the metadata (mc stack --materials takes the same list)."),
+    waves: Optional[int] = typer.Option(None, "--waves", help="Plane waves per field (default 1000)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options (CLI wins)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """A structure of three or more phases: a label volume (uint8, 0..n-1), one phase per label."""
+    from fibsynth.errors import register_flag_names
+    from fibsynth.structure.multiphase import Multiphase, MultiphaseConfig, write_multiphase
+
+    register_flag_names(particle_radius_nm="--radius-nm")
+    v = _merge(
+        config,
+        dict(shape=shape, voxel_nm=voxel_nm, slice_nm=slice_nm, kind=kind, fractions=_floats(fractions, "--fractions"),
+             ligament_nm=_floats(ligament_nm, "--ligament-nm"), radius_nm=_floats(radius_nm, "--radius-nm"),
+             phases=_names(phases), waves=waves, seed=seed),
+        ("shape", "voxel_nm", "fractions"),
+    )
+    _check_out(out, inputs=[config])
+
+    def tup(x):
+        return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+    fields = dict(shape=tuple(v["shape"]), voxel_size=_voxel(v), fractions=tup(v["fractions"]),
+                  waves=v.get("waves", 1000), seed=v.get("seed", 0), kind=v.get("kind", "two-field"))
+    for key, name in (("ligament_nm", "ligament_nm"), ("radius_nm", "particle_radius_nm"), ("phases", "phases")):
+        if v.get(key) is not None:
+            fields[name] = tup(v[key])
+    model = Multiphase(MultiphaseConfig.build(config, **fields))
+    write_multiphase(out, model)
+    p = model.parameters()
+    _report(out, model, as_json, {"generator": "multiphase", "kind": p["kind"], "phases": p["phases"],
+                                  "fractions": p["fractions"], "fractions_measured": p["fractions_measured"],
+                                  "seed": model.config.seed})
+
+
 @app.command("import")
 def import_(
-    src: Path = typer.Argument(..., metavar="IN", help="User binary volume ({0,1}, {0,255} or bool): TIFF, slice folder, .zarr, .npy."),
+    src: Path = typer.Argument(..., metavar="IN", help="User binary volume ({0,1}, {0,255} or bool) or, with "
+                               "--labels, a label volume (integers 0..n-1): TIFF, slice folder, .zarr, .npy."),
     out: Path = typer.Argument(..., metavar="OUT", help="Output volume (suffix picks the format)."),
     voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size in x and y (nm); required if IN has none."),
     slice_nm: Optional[float] = typer.Option(None, "--slice-nm", help="Slice thickness in z (nm); default --voxel-nm."),
+    labels: bool = typer.Option(False, "--labels", help="IN is a label volume of n >= 2 phases (0..n-1, each present)."),
+    phases: Optional[str] = typer.Option(None, "--phases", help="With --labels: the material of each label, "
+                                         "comma-separated (recorded in the metadata)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
-    """Validate a user-supplied binary structure and rewrite it with fibsynth metadata."""
+    """Validate a user-supplied binary structure (or label volume) and rewrite it with fibsynth metadata."""
     from fibsynth.cliutil import emit_json
+    from fibsynth.errors import FibsynthError
     from fibsynth.structure.write import import_structure
 
     _check_out(out, inputs=[src])
-    info = import_structure(src, out, voxel_nm, slice_nm)
+    if phases is not None and not labels:
+        raise FibsynthError("--phases goes with --labels")
+    if labels:
+        from fibsynth.structure.multiphase import import_labels
+
+        info = import_labels(src, out, voxel_nm, slice_nm, phases=_names(phases))
+    else:
+        info = import_structure(src, out, voxel_nm, slice_nm)
     if as_json:
         emit_json(info)
     else:

@@ -43,6 +43,7 @@ _FLAGS = {
     "probe_fwhm_nm": "--probe-nm",
     "shot_noise_dose": "--shot-noise-dose",
     "structure": "STRUCTURE",
+    "geometry.materials": "--materials",
 }
 
 
@@ -190,10 +191,14 @@ def stack(
     out: Path = typer.Argument(..., help="Output image stack (.tif, .zarr, .npy or folder)."),
     energy_kev: float = typer.Option(..., "--energy-kev", help="Beam energy in keV (0.2-30)."),
     electrons_per_pixel: int = typer.Option(..., "--electrons-per-pixel", help="Primary electrons per pixel."),
-    solid: str = typer.Option("gold", "--solid", help="Material of solid voxels (1)."),
-    pore: str = typer.Option("epoxy", "--pore", help="Material of pore voxels (0); vacuum = open (empty) pores."),
-    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore, solid, repeat, or a material "
-                                "(or vacuum)."),
+    solid: Optional[str] = typer.Option(None, "--solid", help="Material of solid voxels (1); default gold."),
+    pore: Optional[str] = typer.Option(None, "--pore", help="Material of pore voxels (0); default epoxy; vacuum = "
+                                       "open (empty) pores."),
+    materials: Optional[str] = typer.Option(None, "--materials", help="One material per label 0,1,...,n-1, comma-"
+                                            "separated (e.g. epoxy,Au,Ni for a 3-phase structure; vacuum allowed); "
+                                            "instead of --solid/--pore."),
+    backing: str = typer.Option("pore", "--backing", help="Beyond the last slice: pore (label 0's material), solid, "
+                                "repeat, or a material (or vacuum)."),
     incidence_deg: float = typer.Option(38.0, "--incidence-deg", help="Beam angle to the face normal (52-deg tilt = 38)."),
     probe_nm: float = typer.Option(0.0, "--probe-nm", help="Probe size: FWHM of the Gaussian probe in nm (0 = point)."),
     slices: Optional[str] = typer.Option(None, "--slices", help="K0:K1 simulates slices K0..K1-1 only."),
@@ -214,19 +219,23 @@ def stack(
                                 "one process; GPU when present: use with --workers 1)."),
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Simulate a FIB-SEM backscatter image stack of a binary structure, slice by slice."""
+    """Simulate a FIB-SEM backscatter image stack of a binary structure (or of labels 0..n-1 with --materials),
+    slice by slice."""
     from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
     from fibsynth.physics.montecarlo.stack import work_path
     from fibsynth.physics.montecarlo.stack_file import simulate_stack_file
 
     register_flag_names(**_FLAGS, out="OUT")
     _check_backend(backend, device, workers=workers, scheduler=scheduler)
+    geometry_fields = {k: v for k, v in (("solid", solid), ("pore", pore)) if v is not None}
+    if materials is not None:
+        geometry_fields["materials"] = [m.strip() for m in materials.split(",")]
     settings = StackSettings.build(
         None,
         beam=Beam.build(None, energy_kev=energy_kev, incidence_deg=incidence_deg, probe_fwhm_nm=probe_nm),
         physics=_physics(elastic, cutoff_kev, binary),
         detector=_detector(det_emin, det_tmin, det_tmax),
-        geometry=StackGeometry(solid=solid, pore=pore, backing=backing),
+        geometry=StackGeometry.build(None, backing=backing, **geometry_fields),
         electrons_per_pixel=electrons_per_pixel, seed=seed, shot_noise_dose=dose,
     )
     set_interrupt_note(f"finished slices kept in {work_path(out)}; --resume continues")

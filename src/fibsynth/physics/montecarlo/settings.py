@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
@@ -143,23 +143,83 @@ class Beam(StrictModel):
         return sig, sig / bz
 
 
-class StackGeometry(StrictModel):
-    """Materials of a voxel stack: ``solid`` (voxels = 1), ``pore`` (voxels = 0) and ``backing``, what lies
-    beyond the last slice: ``pore``, ``solid``, ``repeat`` (the last slice repeated) or another material.
+MAX_LABELS = 255  # labels of a structure (uint8 voxels; 255 leaves room for a backing material index)
 
-    ``pore="vacuum"`` (and a ``vacuum`` backing): open, non-infiltrated pores -- empty voxels that electrons cross
-    in straight lines without losing energy (``kernel.vacuum_flight``); numba backend only."""
+
+class StackGeometry(StrictModel):
+    """Materials of a voxel stack and what lies beyond its last slice.
+
+    Two forms:
+
+    * binary (the default): ``solid`` (voxels = 1) and ``pore`` (voxels = 0);
+    * one material per label: ``materials`` lists the material of label 0, 1, ..., n-1 (n >= 2), e.g.
+      ``materials=["epoxy", "Au", "Ni"]`` for a structure with labels 0..2. ``materials=[pore, solid]`` is the
+      binary form (same materials, same tables: the same images for the same seeds). ``solid`` and ``pore`` are
+      not given with it.
+
+    ``backing``: ``pore`` (label 0's material), ``solid`` (label 1's; only with two labels), ``repeat`` (the last
+    slice repeated) or another material.
+
+    ``pore="vacuum"`` (any label of the label form, and a ``vacuum`` backing): open, non-infiltrated pores -- empty
+    voxels that electrons cross in straight lines without losing energy (``kernel.vacuum_flight``); numba backend
+    only."""
 
     solid: str = "gold"
     pore: str = "epoxy"
     backing: str = "pore"
+    materials: tuple[str, ...] | None = None
+
+    @field_validator("materials")
+    @classmethod
+    def _label_list(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not 2 <= len(v) <= MAX_LABELS:
+            raise ValueError(f"needs one material per label, 2 to {MAX_LABELS} of them (got {len(v)})")
+        if any(not str(m).strip() for m in v):
+            raise ValueError("an empty material name")
+        return tuple(str(m).strip() for m in v)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "StackGeometry":
+        if self.materials is not None:
+            both = sorted({"solid", "pore"} & self.model_fields_set)
+            if both:
+                raise FibsynthError(f"give materials (one per label) or {' and '.join(both)}, not both",
+                                    param="materials")
+            if self.backing == "solid" and len(self.materials) != 2:
+                raise FibsynthError(f"'solid' is ambiguous with {len(self.materials)} labels: name the material "
+                                    "(or use pore = label 0's, or repeat)", param="backing")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _binary_dump(self, handler):
+        # the binary form dumps as it always did (no ``materials`` key): work-store keys, cache keys and the image
+        # metadata of binary stacks are unchanged
+        # the label form dumps without solid / pore (they are not given with it): it validates back (dask tasks)
+        out = handler(self)
+        if isinstance(out, dict) and "materials" in out:
+            if out["materials"] is None:
+                out.pop("materials")
+            else:
+                out.pop("solid", None)
+                out.pop("pore", None)
+        return out
+
+    def label_materials(self) -> tuple[str, ...]:
+        """The material of each label 0..n-1 (``(pore, solid)`` in the binary form)."""
+        return self.materials if self.materials is not None else (self.pore, self.solid)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_materials())
 
     @property
     def open_pores(self) -> bool:
-        """True when the pores are empty (``pore="vacuum"``)."""
+        """True when the pores (label 0) are empty (``pore="vacuum"``, or ``materials[0] == "vacuum"``)."""
         from fibsynth.physics.materials import is_vacuum
 
-        return is_vacuum(self.pore)
+        return is_vacuum(self.label_materials()[0])
 
 
 # the flat field names of StackSettings before it was composed (kept as constructor keywords and read-only
@@ -178,6 +238,7 @@ _FLAT: dict[str, tuple[str, str]] = {
     "solid": ("geometry", "solid"),
     "pore": ("geometry", "pore"),
     "backing": ("geometry", "backing"),
+    "materials": ("geometry", "materials"),
 }
 
 
@@ -210,7 +271,7 @@ class StackSettings(StrictModel):
         for part, values in parts.items():
             given = out.get(part)
             if isinstance(given, StrictModel):
-                given = given.model_dump()
+                given = given.model_dump(exclude_unset=True)  # what was given, not the defaults beside it
             out[part] = {**(given or {}), **values}
         return out
 
@@ -224,5 +285,10 @@ class StackSettings(StrictModel):
     def record(self) -> dict[str, Any]:
         """The flat parameter record written into an image's metadata (one key per setting)."""
         out: dict[str, Any] = {flat: getattr(getattr(self, part), name) for flat, (part, name) in _FLAT.items()}
+        if out["materials"] is None:  # the binary form: the record it always had
+            del out["materials"]
+        else:  # the label form: its materials, not the unused solid / pore defaults
+            out["materials"] = list(out["materials"])
+            del out["solid"], out["pore"]
         out.update(electrons_per_pixel=self.electrons_per_pixel, seed=self.seed, shot_noise_dose=self.shot_noise_dose)
         return out

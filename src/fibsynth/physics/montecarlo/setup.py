@@ -182,21 +182,42 @@ def binomial_std(p, n):
 
 
 def stack_materials(settings: StackSettings) -> tuple[list[Material], int, bool]:
-    """(materials, backing index, repeat_last) of a stack: index 0 = pore, 1 = solid, 2 = a backing material.
-    The pore and the backing may be ``vacuum`` (open pores; ``materials.VACUUM_MATERIAL``)."""
+    """(materials, backing index, repeat_last) of a stack: index i = the material of label i (binary form: 0 =
+    pore, 1 = solid), then a backing material if it is none of the labels' (index n). The pore (any label of the
+    label form) and the backing may be ``vacuum`` (open pores; ``materials.VACUUM_MATERIAL``)."""
     g = settings.geometry
-    mats = [get_material(g.pore, "pore", allow_vacuum=True), get_material(g.solid, "solid")]
+    if g.materials is None:
+        mats = [get_material(g.pore, "pore", allow_vacuum=True), get_material(g.solid, "solid")]
+    else:
+        mats = [get_material(m, "materials", allow_vacuum=True) for m in g.materials]
+        if all(m.is_vacuum for m in mats):
+            raise FibsynthError("every label is vacuum: at least one must be matter", param="materials")
     repeat = False
     if g.backing == "pore":
         backing = 0
     elif g.backing == "solid":
-        backing = 1
+        backing = 1  # StackGeometry allows it with two labels only
     elif g.backing == "repeat":
         backing, repeat = 0, True
     else:
         mats.append(get_material(g.backing, "backing", allow_vacuum=True))
-        backing = 2
+        backing = len(mats) - 1
     return mats, backing, repeat
+
+
+def check_labels(vol: np.ndarray, settings: StackSettings, param: str = "structure") -> None:
+    """A structure's labels against the stack's materials: every voxel value must name a material (binary form:
+    0 = pore, 1 = solid; ``materials``: 0..n-1). One line naming ``param`` otherwise."""
+    g = settings.geometry
+    n = g.n_labels
+    top = int(vol.max()) if vol.size else 0
+    if top < n:
+        return
+    if g.materials is None:
+        raise FibsynthError(f"must be binary (0 = pore, 1 = solid); it has labels up to {top}: give one material "
+                            "per label (materials)", param=param)
+    raise FibsynthError(f"has labels up to {top} but {n} materials were given (labels 0..{n - 1})",
+                        param=(param, "materials"))
 
 
 def has_vacuum(mats: list[Material]) -> bool:

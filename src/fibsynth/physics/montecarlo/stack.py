@@ -43,6 +43,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.physics.montecarlo.settings import FWHM_TO_SIGMA, StackSettings  # noqa: F401 (re-exported)
 from fibsynth.physics.montecarlo.setup import (
     check_backend,
+    check_labels,
     check_vacuum_backend,
     slice_beam,
     slice_tables,
@@ -90,9 +91,9 @@ def distance_map(vol: np.ndarray, backing: int, repeat_last: bool, cap: int = SK
 def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: int, settings: StackSettings,
                    tables: tuple | None = None, *, tracking: str = "voxel",
                    dist: np.ndarray | None = None, range_rejection: bool = True) -> dict[str, Any]:
-    """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; 0 = pore, 1 = solid, 2 = backing
-    material if given) on the numba backend. Returns counts of all and detected BSE per pixel and the slice's
-    histograms.
+    """Simulate slice ``k`` of the material-index volume ``vol`` (uint8; label i = material i of
+    ``setup.stack_materials``: 0 = pore, 1 = solid in the binary form; a backing material after the labels') on
+    the numba backend. Returns counts of all and detected BSE per pixel and the slice's histograms.
 
     ``tracking="voxel"`` (default) stops at every voxel plane; ``"skip"`` flies through runs of one material
     without stopping at the voxel planes (:func:`distance_map`; ``dist`` is that map if already computed for
@@ -267,7 +268,8 @@ def simulate_stack(
     backend: str = "numba",
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Simulate slices ``k0..k1-1`` of a binary ``structure`` (z, y, x; 1 = solid).
+    """Simulate slices ``k0..k1-1`` of a ``structure`` (z, y, x): binary (1 = solid) with ``settings.geometry``'s
+    ``solid`` / ``pore``, or labels 0..n-1 with one material per label (``geometry.materials``).
 
     ``workers == 1`` and no ``scheduler``: in-process, numba threads over the pixels of each slice. Otherwise a
     dask cluster (``scheduler`` address, or a local cluster of ``workers`` single-threaded processes; 0 = one
@@ -292,8 +294,7 @@ def simulate_stack(
     vol = np.ascontiguousarray(structure, dtype=np.uint8)
     if vol.ndim != 3:
         raise FibsynthError(f"must be 3-D (z, y, x), got shape {vol.shape}", param="structure")
-    if vol.size and vol.max() > 1:
-        raise FibsynthError("must be binary (0 = pore, 1 = solid)", param="structure")
+    check_labels(vol, settings)  # binary (0 = pore, 1 = solid), or labels 0..n-1 with one material each
     nz, ny, nx = vol.shape
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):

@@ -1,0 +1,212 @@
+"""Issue-15 fidelity measures of the fast path against the Monte Carlo on the held-out paired test set
+(experiments/fastpath_sets.py): used by bench_fastsim.py (projection, paired translator) and bench_gan.py
+(translators side by side). Every number is per held-out structure, then mean +- sd over the structures."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import fastpath_sets as sets  # noqa: E402
+
+
+def projection_variants():
+    """name -> callable(structure, energy) -> images of slices 0..SLICES-1 (any gray scale)."""
+    from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
+    from fibsynth.fastsim.projection import project
+
+    def window(s, e):
+        return project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))[0]
+
+    out = {"window s=0.5 (default)": window}
+    try:
+        from fibsynth.fastsim.projection import THIN_SOLID_DEPTH
+
+        def thin(s, e):
+            return project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
+                           solid_depth=THIN_SOLID_DEPTH)[0]
+
+        out[f"window + thin solid (solid_depth={THIN_SOLID_DEPTH})"] = thin
+    except ImportError:
+        pass
+    try:
+        from fibsynth.fastsim.projection import METHODS  # noqa: F401
+
+        def layered(s, e):
+            return project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
+                           method="layered")[0]
+
+        out["layered"] = layered
+    except ImportError:
+        pass
+    return out
+
+
+def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACHE, translators=("paired", "gan"),
+             noise_seeds=(11, 12, 13, 14), progress=print) -> dict:
+    from fibsynth.fastsim import fidelity as F
+
+    res: dict = {"test": {"structures": list(seeds), "size": sets.SIZE, "slices": sets.SLICES,
+                          "electrons_per_pixel": sets.ELECTRONS, "voxel_nm": F.VOXEL_NM,
+                          "incidence_deg": F.INCIDENCE_DEG}, "energies": {}}
+    variants = projection_variants()
+    paired = None
+    if "paired" in translators:
+        from fibsynth.fastsim.translator import load_paired
+
+        paired = load_paired()
+    for e in energies:
+        rows: dict = {}
+
+        def add(name, key, value):
+            rows.setdefault(name, {}).setdefault(key, []).append(value)
+
+        for seed in seeds:
+            s = sets.test_structure(seed)
+            mc0 = sets.test_mc(seed, e, 0, cache)
+            mc1 = sets.test_mc(seed, e, 1, cache)
+            ref, ref2, std = mc0["eta"], mc1["eta"], mc0["std"]
+            nps_mc = F.radial_nps(ref, ref2)
+            ps_mc = F.radial_power(ref)
+            add("mc second realisation", "corr", F.pearson(ref2, ref))
+            add("mc second realisation", "ssim", F.ssim(ref2, ref))
+            add("mc second realisation", "hist", F.hist_distance(ref2, ref))
+            add("mc second realisation", "ceiling_corr",
+                float(np.sqrt(max(0.0, 1 - np.mean(std ** 2) / np.var(ref)))))
+            add("mc second realisation", "mc_seconds", mc0["seconds"])
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                p = fn(s, e)
+                add("projection " + name, "seconds", time.perf_counter() - t0)
+                add("projection " + name, "corr", F.pearson(p, ref))
+                # mean(MC)-vs-projection correlation: average of both realisations removes half the noise
+                add("projection " + name, "corr_vs_mc_mean", F.pearson(p, 0.5 * (ref + ref2)))
+            if paired is not None:
+                from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
+
+                t0 = time.perf_counter()
+                a, m = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
+                              incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))
+                add("paired translator", "seconds", time.perf_counter() - t0)
+                from fibsynth.fastsim.translator import shot_noise
+
+                # the noisy output's measures: averaged over the noise draws (seeds), so that one draw's luck does not
+                # decide; the noise power from pairs of draws
+                draws = [a] + [shot_noise(m, sets.ELECTRONS, sd) for sd in noise_seeds[1:]]
+                for key, fn in (("corr", F.pearson), ("ssim", F.ssim), ("hist", F.hist_distance)):
+                    add("paired translator", key, float(np.mean([fn(d, ref) for d in draws])))
+                add("paired translator", "ps_ratio", np.mean([F.radial_power(d) / ps_mc for d in draws], 0).tolist())
+                add("paired translator", "nps_ratio",
+                    np.mean([F.radial_nps(draws[i], draws[i + 1]) for i in range(0, len(draws) - 1, 2)], 0)
+                    .__truediv__(nps_mc).tolist())
+                img = m
+                name = "paired translator mean (no noise)"
+                add(name, "corr", F.pearson(img, ref))
+                add(name, "ssim", F.ssim(img, ref))
+                add(name, "hist", F.hist_distance(img, ref))
+                add(name, "ps_ratio", (F.radial_power(img) / ps_mc).tolist())
+                add("paired translator mean (no noise)", "rmse_vs_mc_mean",
+                    float(np.sqrt(np.mean((m - 0.5 * (ref + ref2)) ** 2))))
+                add("mc second realisation", "ps_ratio", (F.radial_power(ref2) / ps_mc).tolist())
+            if "gan" in translators and e == 2.0:
+                from fibsynth.gan import Translator
+                from fibsynth.fastsim.projection import project
+                from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
+
+                p = project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))[0]
+                t0 = time.perf_counter()
+                g = Translator("proj2mc-2kev-au-epoxy", seed=noise_seeds[0])(p)[0]
+                add("cyclegan proj2mc-2kev (old)", "seconds", time.perf_counter() - t0)
+                g2 = Translator("proj2mc-2kev-au-epoxy", seed=noise_seeds[1])(p)[0]
+                add("cyclegan proj2mc-2kev (old)", "corr", F.pearson(g, ref))
+                add("cyclegan proj2mc-2kev (old)", "ssim", F.ssim(g, ref))
+                add("cyclegan proj2mc-2kev (old)", "hist", F.hist_distance(g, ref))
+                add("cyclegan proj2mc-2kev (old)", "ps_ratio", (F.radial_power(g) / ps_mc).tolist())
+                add("cyclegan proj2mc-2kev (old)", "nps_ratio", (F.radial_nps(g, g2) / nps_mc).tolist())
+                lin = (p - p.mean()) / p.std() * ref.std() + ref.mean()  # oracle linear match on the test slices
+                add("projection mean/std matched", "ssim", F.ssim(lin, ref))
+                add("projection mean/std matched", "hist", F.hist_distance(lin, ref))
+            progress(f"E {e:g} keV, structure {seed}: done")
+        summary = {}
+        for name, d in rows.items():
+            summary[name] = {}
+            for key, vals in d.items():
+                if isinstance(vals[0], list):  # per-band ratios: mean +- sd per band, and the worst band's |r - 1|
+                    arr = np.asarray(vals)
+                    summary[name][key] = {"bands_mean": arr.mean(0).tolist(), "bands_sd": arr.std(0, ddof=1).tolist(),
+                                          "max_abs_dev": F.mean_sd(np.abs(arr - 1).max(1))}
+                else:
+                    summary[name][key] = F.mean_sd(vals)
+        res["energies"][e] = summary
+    return res
+
+
+def print_table(res, out=print):
+    from fibsynth.fastsim.fidelity import fmt
+
+    for e, rows in res["energies"].items():
+        ceil = rows["mc second realisation"]
+        out(f"\n{e:g} keV (held-out structures {res['test']['structures']}, {res['test']['slices']} slices "
+            f"{res['test']['size']}x{res['test']['size']}, {res['test']['electrons_per_pixel']} e/px; mean +- sd over "
+            f"structures)")
+        out(f"  MC vs MC (ceiling): corr {fmt(ceil['corr'])}, SSIM {fmt(ceil['ssim'])}, hist {fmt(ceil['hist'], 4)}, "
+            f"noise-limited corr {fmt(ceil['ceiling_corr'])}")
+        for name, r in rows.items():
+            if name == "mc second realisation":
+                continue
+            parts = []
+            for key in ("corr", "corr_vs_mc_mean", "ssim", "hist", "rmse_vs_mc_mean", "seconds"):
+                if key in r:
+                    parts.append(f"{key} {fmt(r[key], 4 if key in ('hist', 'rmse_vs_mc_mean') else 3)}")
+            for key in ("nps_ratio", "ps_ratio"):
+                if key in r:
+                    parts.append(f"{key} bands [{', '.join(f'{v:.3f}' for v in r[key]['bands_mean'])}] "
+                                 f"max|r-1| {fmt(r[key]['max_abs_dev'])}")
+            out(f"  {name}: " + "; ".join(parts))
+        checks = []
+        for name, r in rows.items():
+            if "corr" in r and name.startswith("projection "):
+                checks.append(f"{name} corr >= 0.93: {'MET' if r['corr']['mean'] >= 0.93 else 'NOT MET'} "
+                              f"({r['corr']['mean']:.3f})")
+            if "ssim" in r and name in ("paired translator", "cyclegan proj2mc-2kev (old)"):
+                d = r["ssim"]["mean"] - ceil["ssim"]["mean"]
+                checks.append(f"{name} SSIM within 0.01 of ceiling: {'MET' if abs(d) <= 0.01 else 'NOT MET'} "
+                              f"(diff {d:+.4f})")
+                h = r["hist"]["mean"] - ceil["hist"]["mean"]
+                checks.append(f"{name} hist <= MC-MC: {'MET' if h <= 0 else 'NOT MET'} "
+                              f"({r['hist']['mean']:.4f} vs {ceil['hist']['mean']:.4f})")
+            if "nps_ratio" in r:
+                m = r["nps_ratio"]["max_abs_dev"]["mean"]
+                checks.append(f"{name} NPS within 10 %: {'MET' if m <= 0.10 else 'NOT MET'} (worst band {m:.3f})")
+        for c in checks:
+            out("  target: " + c)
+
+
+def stack_time(n=160, energies=sets.TEST_ENERGIES, mc_slices=1, electrons_per_pixel=sets.ELECTRONS, seed=1):
+    """Seconds per n^3 stack: the fast path (projection + paired translator + shot noise, all n slices, measured)
+    against the Monte Carlo (``mc_slices`` slices of n x n measured, times n / mc_slices: an extrapolation)."""
+    from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM, make_structure
+    from fibsynth.pipeline import fast_stack, montecarlo_stack
+
+    s = make_structure(seed, n, n, 0.3, 40.0)
+    out = {"n": n, "electrons_per_pixel": electrons_per_pixel, "energies": {}}
+    fast_stack(s[:8, :32, :32], VOXEL_NM, 2.0, translation="paired")  # JIT / weights
+    for e in energies:
+        t0 = time.perf_counter()
+        p = fast_stack(s, VOXEL_NM, e, translation="paired", electrons_per_pixel=electrons_per_pixel,
+                       incidence_deg=INCIDENCE_DEG, seed=seed)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        montecarlo_stack(s, VOXEL_NM, slices=(0, mc_slices), energy_kev=e, electrons_per_pixel=electrons_per_pixel,
+                         seed=seed, incidence_deg=INCIDENCE_DEG)
+        t_mc = (time.perf_counter() - t0) * n / mc_slices
+        out["energies"][e] = {"fast_seconds": t_fast, "mc_seconds_extrapolated": t_mc,
+                              "mc_seconds_per_slice": t_mc / n, "speedup": t_mc / t_fast,
+                              "fast_shape": list(p.data.shape)}
+        print(f"{n}^3 at {e:g} keV: fast path {t_fast:.1f} s, Monte Carlo {t_mc / n:.1f} s/slice -> "
+              f"{t_mc / 60:.0f} min per stack (extrapolated from {mc_slices} slice(s)), x{t_mc / t_fast:.0f}",
+              flush=True)
+    return out

@@ -1,0 +1,72 @@
+"""The paired data sets of issue 15 (fast path vs Monte Carlo), shared by benchmarks/bench_fastsim.py,
+benchmarks/bench_gan.py and experiments/fastpath_train_translator.py. Monte Carlo images are cached (default
+/tmp/fastpath/mc); run this file to generate them all:
+
+    nice -n 10 python experiments/fastpath_sets.py [--cache DIR] [--part test|train|all]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+CACHE = Path("/tmp/fastpath/mc")
+ELECTRONS = 100
+SLICES = 4
+SIZE = 64
+#: held-out test structures (never used for training or for choosing anything): the benchmark's parameters
+TEST_SEEDS = (201, 202, 203)
+TEST_ENERGIES = (1.0, 2.0, 4.0)
+#: two Monte Carlo realisations of every test slice (the MC-vs-MC ceiling)
+TEST_MC_SEEDS = (1000, 2000)
+#: training structures: (seed, solid fraction, ligament nm), a spread of the benchmark's parameters
+TRAIN = ((101, 0.3, 40.0), (102, 0.25, 30.0), (103, 0.35, 50.0), (104, 0.3, 40.0), (105, 0.3, 30.0),
+         (106, 0.35, 40.0))
+TRAIN_ENERGIES = (1.0, 2.0, 3.0, 4.0)
+
+
+def test_structure(seed):
+    from fibsynth.fastsim.fidelity import make_structure
+
+    return make_structure(seed, SIZE, SLICES, 0.3, 40.0)
+
+
+def train_structure(seed, sf, lig):
+    from fibsynth.fastsim.fidelity import make_structure
+
+    return make_structure(seed, SIZE, SLICES, sf, lig)
+
+
+def test_mc(seed, energy, realisation, cache=CACHE, run=True):
+    from fibsynth.fastsim.fidelity import mc_images
+
+    return mc_images(test_structure(seed), energy, slices=SLICES, electrons_per_pixel=ELECTRONS,
+                     seed=TEST_MC_SEEDS[realisation] + seed, cache=cache, run=run)
+
+
+def train_mc(seed, sf, lig, energy, cache=CACHE, run=True):
+    from fibsynth.fastsim.fidelity import mc_images
+
+    return mc_images(train_structure(seed, sf, lig), energy, slices=SLICES, electrons_per_pixel=ELECTRONS,
+                     seed=seed, cache=cache, run=run)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--part", choices=("test", "train", "all"), default="all")
+    a = ap.parse_args()
+    if a.part in ("test", "all"):
+        for e in sorted(TEST_ENERGIES, reverse=True):
+            for s in TEST_SEEDS:
+                for r in (0, 1):
+                    m = test_mc(s, e, r, a.cache)
+                    print(f"test seed {s} E {e} realisation {r}: {m['seconds']:.1f} s", flush=True)
+    if a.part in ("train", "all"):
+        for e in sorted(TRAIN_ENERGIES, reverse=True):
+            for s, sf, lig in TRAIN:
+                m = train_mc(s, sf, lig, e, a.cache)
+                print(f"train seed {s} E {e}: {m['seconds']:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Train the fast path's paired translator (issue 15) on the cached paired data of experiments/fastpath_sets.py.
+
+    nice -n 10 python experiments/fastpath_sets.py --part train          # Monte Carlo data (cached, ~10 min)
+    nice -n 10 python experiments/fastpath_train_translator.py --out /tmp/fastpath/model [--ship]
+
+Training structures: fastpath_sets.TRAIN (6 leveled waves; the last one is the monitor for early stopping);
+energies fastpath_sets.TRAIN_ENERGIES; the held-out test structures (fastpath_sets.TEST_SEEDS) are never read.
+Loss: mean squared error against single 100 e/px Monte Carlo images (its minimiser is the Monte Carlo's mean
+image). Augmentation: random periodic shifts in y and x (projection, structure and Monte Carlo are periodic)
+and mirror in x (the beam is tilted in y-z). One torch thread, seeded: reproducible.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fastpath_sets as sets  # noqa: E402
+
+
+def load_pairs(seeds_params, energies, cache):
+    from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
+    from fibsynth.fastsim.translator import features
+
+    xs, ys = [], []
+    for seed, sf, lig in seeds_params:
+        s = sets.train_structure(seed, sf, lig)
+        for e in energies:
+            m = sets.train_mc(seed, sf, lig, e, cache)
+            x = features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))
+            xs.append(x)
+            ys.append(m["eta"])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("/tmp/fastpath/model"))
+    ap.add_argument("--cache", type=Path, default=sets.CACHE)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--patience", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--width", type=int, default=24)
+    ap.add_argument("--dilations", default="1,2,4,8,1")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-seconds", type=float, default=1080.0, help="stop after this much training time")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (.pt with its .json)")
+    ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
+    a = ap.parse_args()
+    import torch
+
+    from fibsynth.fastsim import translator as T
+
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    train_sets, monitor_sets = sets.TRAIN[:-1], sets.TRAIN[-1:]
+    t0 = time.perf_counter()
+    xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache)
+    xmo, ymo = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache)
+    print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    dil = tuple(int(d) for d in a.dilations.split(","))
+    net = T._torch_net(xtr.shape[1], a.width, dil)
+    history0 = []
+    if a.init is not None:  # continue an earlier run (its record is kept in the new JSON)
+        from fibsynth.ml.checkpoint import load_into, load_weights
+
+        load_into(net, load_weights(a.init), a.init)
+        history0 = [json.loads(a.init.with_suffix(".json").read_text())["training"]]
+    else:  # start the output at the mean yield: faster and more stable
+        with torch.no_grad():
+            net.out.bias.fill_(float(ytr.mean()))
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=15)
+    xm, ym = torch.from_numpy(xmo), torch.from_numpy(ymo)
+    best, best_state, best_epoch, history = np.inf, None, -1, []
+    t0 = time.perf_counter()
+    n = len(xtr)
+    for epoch in range(a.epochs):
+        net.train()
+        order = rng.permutation(n)
+        losses = []
+        for i in range(0, n, a.batch):
+            idx = order[i:i + a.batch]
+            sy, sx = (int(v) for v in rng.integers(0, xtr.shape[-1], 2))
+            xb = np.roll(xtr[idx], (sy, sx), axis=(-2, -1))
+            yb = np.roll(ytr[idx], (sy, sx), axis=(-2, -1))
+            if rng.random() < 0.5:
+                xb, yb = xb[..., ::-1], yb[..., ::-1]
+            xb, yb = torch.from_numpy(np.ascontiguousarray(xb)), torch.from_numpy(np.ascontiguousarray(yb))
+            loss = torch.mean((net(xb) - yb) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        net.eval()
+        with torch.no_grad():
+            mon = float(torch.mean((net(xm) - ym) ** 2))
+        sched.step(mon)
+        history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "monitor_mse": mon,
+                        "lr": opt.param_groups[0]["lr"]})
+        if mon < best:
+            best, best_epoch = mon, epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if epoch % 10 == 0:
+            print(f"epoch {epoch}: train {np.mean(losses):.6f} monitor {mon:.6f} lr {opt.param_groups[0]['lr']:.1e} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if epoch - best_epoch >= a.patience or time.perf_counter() - t0 > a.max_seconds:
+            break
+    secs = time.perf_counter() - t0
+    net.load_state_dict(best_state)
+    from fibsynth.ml.checkpoint import save_weights
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    save_weights(a.out / "paired_translator.pt", net.state_dict())
+    params = sum(p.numel() for p in net.parameters())
+    # noise floor of the monitor MSE: the Monte Carlo's own binomial variance (what a perfect mean scores)
+    floor = float(np.mean(ymo * (1 - ymo)) / sets.ELECTRONS)
+    training = {
+        "trained_by": "experiments/fastpath_train_translator.py",
+        "materials": ["gold", "epoxy"], "voxel_nm": 5.0, "incidence_deg": 38.0,
+        "energy_range_kev": [min(sets.TRAIN_ENERGIES), max(sets.TRAIN_ENERGIES)],
+        "energies_kev": list(sets.TRAIN_ENERGIES),
+        "data": {"structures": [{"seed": s, "solid_fraction": sf, "ligament_nm": lig,
+                                 "shape": [sets.SLICES + 64, sets.SIZE, sets.SIZE]} for s, sf, lig in sets.TRAIN],
+                 "generator": "fibsynth.structure.leveled_wave, 5 nm voxels",
+                 "monte_carlo": f"fibsynth.pipeline.montecarlo_stack, slices 0-{sets.SLICES - 1}, "
+                                f"{sets.ELECTRONS} electrons/pixel, 38 deg, default physics, MC seed = structure seed",
+                 "train_structures": [s for s, _, _ in train_sets], "monitor_structures": [s for s, _, _ in monitor_sets],
+                 "held_out_test_structures": list(sets.TEST_SEEDS)},
+        "settings": {"epochs_max": a.epochs, "max_seconds": a.max_seconds, "patience": a.patience, "batch": a.batch, "lr": a.lr,
+                     "optimizer": "Adam, ReduceLROnPlateau x0.3 after 15", "loss": "MSE vs single MC images",
+                     "augmentation": "periodic shifts in y and x, mirror in x", "seed": a.seed, "threads": 1},
+        "epochs_run": len(history), "best_epoch": best_epoch, "monitor_mse": best,
+        "monitor_mse_noise_floor": floor, "seconds": secs, "parameters": params,
+        "continued_from": history0,
+    }
+    cfg = T.make_config(xtr.shape[1], a.width, dil, training)
+    (a.out / "paired_translator.json").write_text(json.dumps(cfg, indent=1))
+    (a.out / "history.json").write_text(json.dumps(history))
+    print(json.dumps(training, indent=1))
+    if a.ship:
+        for f in ("paired_translator.pt", "paired_translator.json"):
+            shutil.copy(a.out / f, T.DATA / f)
+        print("shipped to", T.DATA)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Paired projection / Monte Carlo data and the fidelity measures of issue 15 (benchmarks, training, tests).
+
+Data: leveled-wave structures (5 nm voxels) imaged by the Monte Carlo (``fibsynth.pipeline.montecarlo_stack``,
+beam at 38 degrees, binomial shot noise at ``electrons_per_pixel``) on their first slices, with enough structure
+behind the imaged faces; cached as ``.npz`` under a directory so that the Monte Carlo runs once.
+
+Measures (all over the pixels of a stack of slices; ``docs/fastsim.md`` section 5):
+
+* :func:`pearson` -- pixel correlation (invariant to affine gray scaling);
+* :func:`ssim` -- mean per-slice SSIM (``skimage``, data range = the reference's peak-to-peak, as bench_gan);
+* :func:`hist_distance` -- Wasserstein distance of the gray-value histograms in units of the reference's 0.1-99.9 %
+  range (as bench_gan);
+* :func:`radial_nps` -- radially averaged power spectrum of the noise (difference of two realisations of the same
+  slices / sqrt 2, so the structure cancels), in bands of spatial frequency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+VOXEL_NM = 5.0
+INCIDENCE_DEG = 38.0
+#: structure depth behind the last imaged slice (slices): 320 nm, beyond it the Monte Carlo's epoxy backing
+BEHIND = 64
+
+
+def make_structure(seed: int, size: int = 64, slices: int = 4, solid_fraction: float = 0.3,
+                   ligament_nm: float = 40.0, behind: int = BEHIND) -> np.ndarray:
+    from fibsynth.structure import leveled_wave
+
+    return leveled_wave((slices + behind, size, size), voxel_size=VOXEL_NM, solid_fraction=solid_fraction,
+                        ligament_nm=ligament_nm, seed=seed)
+
+
+def mc_images(structure: np.ndarray, energy_kev: float, *, slices: int, electrons_per_pixel: int, seed: int,
+              cache: Path | None = None, tag: str = "", run: bool = True) -> dict:
+    """Monte Carlo images (``eta``) and binomial standard errors (``std``) of slices 0..slices-1, cached under
+    ``cache`` by a key of the structure's content and the settings."""
+    key = hashlib.sha1(np.ascontiguousarray(structure).tobytes()).hexdigest()[:12]
+    name = f"mc_{tag}{key}_E{energy_kev:g}_n{slices}_e{electrons_per_pixel}_s{seed}.npz"
+    if cache is not None:
+        f = Path(cache) / name
+        if f.is_file():
+            z = np.load(f)
+            return {"eta": z["eta"], "std": z["std"], "seconds": float(z["seconds"])}
+    if not run:
+        raise FileNotFoundError(f"not cached: {name}")
+    from fibsynth.pipeline import montecarlo_stack
+
+    t0 = time.perf_counter()
+    p = montecarlo_stack(structure, VOXEL_NM, slices=(0, slices), energy_kev=float(energy_kev),
+                         electrons_per_pixel=int(electrons_per_pixel), seed=int(seed), incidence_deg=INCIDENCE_DEG)
+    out = {"eta": np.asarray(p.data, np.float32), "std": np.asarray(p.record["std"], np.float32),
+           "seconds": time.perf_counter() - t0}
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        tmp = Path(cache) / (name + ".tmp.npz")
+        np.savez_compressed(tmp, **out)
+        tmp.replace(Path(cache) / name)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ measures
+
+def pearson(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64))[0, 1])
+
+
+def ssim(x, ref) -> float:
+    """Mean SSIM per slice; data range = peak-to-peak of the reference stack (as ``benchmarks/bench_gan.py``)."""
+    from skimage.metrics import structural_similarity
+
+    rng = float(np.ptp(ref))
+    return float(np.mean([structural_similarity(np.asarray(a, np.float64), np.asarray(b, np.float64), data_range=rng)
+                          for a, b in zip(x, ref)]))
+
+
+def hist_distance(x, ref) -> float:
+    """Wasserstein distance of the gray-value distributions / the reference's 0.1-99.9 % range."""
+    from scipy.stats import wasserstein_distance
+
+    lo, hi = np.percentile(ref, (0.1, 99.9))
+    return float(wasserstein_distance(np.ravel(x).astype(np.float64), np.ravel(ref).astype(np.float64)) / (hi - lo))
+
+
+def radial_power(stack, bands: int = 4) -> np.ndarray:
+    """Radially averaged 2-D power spectrum of each slice (mean removed), averaged over slices, in ``bands`` equal
+    bands of |f| from 0 to Nyquist (cycles/pixel 0..0.5; the zero frequency excluded)."""
+    x = np.asarray(stack, np.float64)
+    x = x - x.mean(axis=(-2, -1), keepdims=True)
+    p = (np.abs(np.fft.fft2(x)) ** 2).mean(axis=0) / (x.shape[-1] * x.shape[-2])
+    fy = np.fft.fftfreq(x.shape[-2])[:, None]
+    fx = np.fft.fftfreq(x.shape[-1])[None, :]
+    f = np.hypot(fy, fx)
+    edges = np.linspace(0, 0.5, bands + 1)
+    out = np.empty(bands)
+    for b in range(bands):
+        m = (f > edges[b]) & (f <= edges[b + 1]) if b else (f > 0) & (f <= edges[1])
+        out[b] = p[m].mean()
+    return out
+
+
+def radial_nps(a, b, bands: int = 4) -> np.ndarray:
+    """Noise power spectrum from two realisations of the same slices: the power of (a - b) / sqrt 2 (the
+    structure cancels, the independent noise adds)."""
+    return radial_power((np.asarray(a, np.float64) - np.asarray(b, np.float64)) / np.sqrt(2.0), bands)
+
+
+def mean_sd(values) -> dict:
+    v = np.asarray(list(values), np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"), "n": int(v.size),
+            "values": [float(x) for x in v]}
+
+
+def fmt(ms: dict, digits: int = 3) -> str:
+    return f"{ms['mean']:.{digits}f} +- {ms['sd']:.{digits}f}"
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, default=float)

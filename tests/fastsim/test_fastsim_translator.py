@@ -1,0 +1,119 @@
+"""The paired translator: sheared depth features, binomial shot noise, the shipped weights, fast_stack wiring."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fibsynth.errors import FibsynthError
+from fibsynth.fastsim import translator as T
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_depth_fractions_put_a_voxel_in_its_bin_where_the_tilted_beam_meets_it():
+    s = np.zeros((40, 16, 8), np.uint8)
+    s[9, 10, 3] = 1  # one gold voxel, slice 9
+    bins = T.DEPTH_BINS_NM
+    for a in (0.0, 38.0):
+        f = T.sheared_depth_fractions(s, (5.0, 5.0, 5.0), a, bins)
+        tan = math.tan(math.radians(a))
+        for k in range(10):
+            d = (9 - k + 0.5) * 5.0  # centre depth of the voxel seen from slice k
+            b = int(np.searchsorted(bins, d, side="right") - 1)
+            j0 = int(math.ceil(bins[b] / 5.0 - 0.5 - 1e-9))
+            j1 = int(math.ceil(bins[b + 1] / 5.0 - 0.5 - 1e-9))
+            y = (10 - int(round(d * tan / 5.0))) % 16  # the pixel whose ray reaches y = 10 at that depth
+            assert f[b, k, y, 3] == pytest.approx(1.0 / (j1 - j0)), (a, k)
+            assert f[:, k].sum() == pytest.approx(1.0 / (j1 - j0))  # nowhere else
+        assert f[:, 10:].sum() == 0  # milled away: behind the face no more
+
+
+def test_shot_noise_is_binomial_seeded_and_zero_dose_is_the_mean():
+    p = np.full((200, 200), 0.3, np.float32)
+    a = T.shot_noise(p, 100, seed=5)
+    assert np.array_equal(a, T.shot_noise(p, 100, seed=5)) and not np.array_equal(a, T.shot_noise(p, 100, seed=6))
+    # mean p, variance p (1 - p) / N (4e4 pixels: the sample variance is within ~2 % of it)
+    assert a.mean() == pytest.approx(0.3, abs=0.002)
+    assert a.var() == pytest.approx(0.3 * 0.7 / 100, rel=0.05)
+    assert np.allclose(a * 100, np.rint(a * 100), atol=1e-4)  # whole numbers of electrons
+    assert np.array_equal(T.shot_noise(p, 0, seed=1), p)
+    with pytest.raises(FibsynthError) as ei:
+        T.shot_noise(p, -1, seed=0)
+    assert ei.value.param == "electrons_per_pixel"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return T.load_paired()
+
+
+def test_shipped_weights_are_small_and_carry_their_record(shipped):
+    assert T.DEFAULT_WEIGHTS.stat().st_size < 1_000_000
+    cfg = json.loads(T.DEFAULT_CONFIG.read_text())
+    tr = cfg["training"]
+    assert tr["materials"] == ["gold", "epoxy"] and tr["energy_range_kev"][0] <= 1 and tr["energy_range_kev"][1] >= 4
+    assert set(tr["data"]["held_out_test_structures"]).isdisjoint(tr["data"]["train_structures"])
+    assert "measured" in cfg and set(cfg["measured"]["energies"]) >= {"1.0", "2.0", "4.0"}
+
+
+def test_translator_brightens_gold_is_deterministic_and_in_the_monte_carlo_range(shipped):
+    from fibsynth.structure import leveled_wave
+
+    s = leveled_wave((40, 32, 32), voxel_size=5.0, solid_fraction=0.3, ligament_nm=40.0, seed=4)
+    for e in (1.0, 4.0):
+        a, m = shipped(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=100, seed=3, slices=(0, 2))
+        b, _ = shipped(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=100, seed=3, slices=(0, 2))
+        c, _ = shipped(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=100, seed=4, slices=(0, 2))
+        assert np.array_equal(a, b) and not np.array_equal(a, c)
+        assert a.shape == m.shape == (2, 32, 32) and 0 <= m.min() and m.max() <= 1
+        face = s[:2].astype(bool)
+        # gold at the face backscatters far more than epoxy (bulk eta ~0.4-0.5 vs ~0.05-0.1 at 38 deg)
+        assert m[face].mean() > m[~face].mean() + 0.1
+        assert 0.25 < m[face].mean() < 0.7 and 0.0 < np.median(m[~face]) < 0.3
+
+
+def test_translator_refuses_what_it_was_not_trained_for(shipped, tmp_path):
+    s = np.zeros((8, 8, 8), np.uint8)
+    with pytest.raises(FibsynthError) as ei:
+        shipped(s, (5, 5, 5), 10.0)
+    assert ei.value.param == "energy_kev"
+    with pytest.raises(FibsynthError) as ei:
+        shipped(s, (5, 5, 5), 2.0, solid="copper")
+    assert ei.value.param == "solid"
+    with pytest.raises(FibsynthError) as ei:
+        shipped(s, (5, 5, 5), 2.0, pore="vacuum")  # open pores: no pairs trained
+    assert ei.value.param == "pore"
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"not a tensor file")
+    (tmp_path / "w.json").write_text(T.DEFAULT_CONFIG.read_text())
+    with pytest.raises(FibsynthError, match="refused"):
+        T.PairedTranslator(bad)
+
+
+def test_fast_stack_paired_translation():
+    from fibsynth import pipeline
+    from fibsynth.structure import leveled_wave
+
+    s = leveled_wave((30, 24, 24), voxel_size=5.0, solid_fraction=0.3, ligament_nm=40.0, seed=2)
+    p = pipeline.fast_stack(s, 5.0, 2.0, translation="paired", seed=7, electrons_per_pixel=50, keep_projection=True)
+    q = pipeline.fast_stack(s, 5.0, 2.0, translation="paired", seed=7, electrons_per_pixel=50)
+    assert np.array_equal(p.data, q.data) and p.data.shape == s.shape and p.data.dtype == np.float32
+    assert p.meta.generator == pipeline.FAST and p.meta.parameters["translator"] == "paired"
+    assert p.meta.parameters["electrons_per_pixel"] == 50 and p.meta.seed == 7
+    assert np.allclose(p.data * 50, np.rint(p.data * 50), atol=1e-3)  # counts of 50 electrons
+    assert p.record["projection_product"].meta.generator == pipeline.PROJECTION
+    with pytest.raises(FibsynthError) as ei:
+        pipeline.fast_stack(s, 5.0, 2.0, translation="paired", electrons_per_pixel=-3)
+    assert ei.value.param == "electrons_per_pixel"
