@@ -96,18 +96,32 @@ def bulk(
     backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel) or torch (vectorised; GPU when present)."),
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    secondary: bool = typer.Option(False, "--secondary", help="Also tally secondary electrons: yield delta = SE1 + "
+                                   "SE2 (numba backend; model in docs/montecarlo.md)."),
 ) -> None:
     """Backscatter coefficient of a bulk target (binomial standard error sqrt(eta(1-eta)/N))."""
     from fibsynth.physics.montecarlo.engine import bulk_eta
 
     register_flag_names(**_FLAGS)
     _check_backend(backend, device)
-    res = bulk_eta(material, energy_kev, electrons, seed=seed, physics=_physics(elastic, cutoff_kev, binary),
-                   detector=_detector(det_emin, det_tmin, det_tmax), incidence_deg=incidence_deg, backend=backend,
-                   device=None if device == "auto" else device)
+    se = None
+    if secondary:
+        from fibsynth.physics.montecarlo.secondary import bulk_se_yield
+
+        if backend != "numba":
+            raise FibsynthError("secondary electrons are tallied by the numba backend only", param="backend")
+        se = bulk_se_yield(material, energy_kev, electrons, seed=seed, physics=_physics(elastic, cutoff_kev, binary),
+                           detector=_detector(det_emin, det_tmin, det_tmax), incidence_deg=incidence_deg)
+        res = se.bse
+    else:
+        res = bulk_eta(material, energy_kev, electrons, seed=seed, physics=_physics(elastic, cutoff_kev, binary),
+                       detector=_detector(det_emin, det_tmin, det_tmax), incidence_deg=incidence_deg,
+                       backend=backend, device=None if device == "auto" else device)
     mat = res.parameters["substrate"]
     out = {"eta": res.eta, "eta_std": res.eta_std, "electrons": res.electrons,
            "electrons_per_second": res.electrons_per_second}
+    if se is not None:
+        out.update({"delta": se.delta, "se1": se.se1, "se2": se.se2})
     if (det_emin, det_tmin, det_tmax) != (0.0, 0.0, 180.0):
         out.update({"detected": res.detected_fraction, "detected_std": res.detected_std})
     if as_json:
@@ -117,6 +131,8 @@ def bulk(
                    f"({res.electrons} electrons, {res.electrons_per_second:.0f} electrons/s)")
         if "detected" in out:
             typer.echo(f"detected fraction = {res.detected_fraction:.4f} +- {res.detected_std:.4f}")
+        if se is not None:
+            typer.echo(f"SE yield delta = {se.delta:.4f} (SE1 {se.se1:.4f}, SE2 {se.se2:.4f})")
 
 
 @app.command("layers")

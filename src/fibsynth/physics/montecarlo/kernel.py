@@ -38,7 +38,7 @@ import numpy as np
 
 NE_BINS = 100  # energy histogram: E / E0 in [0, 1]
 NA_BINS = 90  # exit polar angle to the face normal, 1-degree bins
-N_TALLY = 3  # 0: all BSE, 1: BSE accepted by the detector, 2: reserved for secondary electrons (not simulated)
+N_TALLY = 3  # 0: all BSE, 1: BSE accepted by the detector, 2: reserved (SE are tallied by run_point_se / run_slice_se)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -395,11 +395,115 @@ def vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx, kface, backi
 
 
 @_jit
+def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap):
+    """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
+    neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
+    the nearest vacuum is closer than one voxel edge -- the distances that matter for SE escape when the escape
+    depth is below the voxel size."""
+    nz, ny, nx = vol.shape
+    iz = int(z / dz)
+    iy = int(y / dy)
+    ix = int(x / dx)
+    best = dcap
+    for oz in range(-1, 2):
+        jz = iz + oz
+        if jz < kface:
+            continue
+        for oy in range(-1, 2):
+            jy = iy + oy
+            wy = jy % ny
+            for ox in range(-1, 2):
+                if oz == 0 and oy == 0 and ox == 0:
+                    continue
+                jx = ix + ox
+                m = lookup(vol, jz, wy, jx % nx, backing, repeat_last)
+                if nel[m] != 0:
+                    continue
+                ddx = 0.0
+                if x < jx * dx:
+                    ddx = jx * dx - x
+                elif x > (jx + 1) * dx:
+                    ddx = x - (jx + 1) * dx
+                ddy = 0.0
+                if y < jy * dy:
+                    ddy = jy * dy - y
+                elif y > (jy + 1) * dy:
+                    ddy = y - (jy + 1) * dy
+                ddz = 0.0
+                if z < jz * dz:
+                    ddz = jz * dz - z
+                elif z > (jz + 1) * dz:
+                    ddz = z - (jz + 1) * dz
+                d = math.sqrt(ddx * ddx + ddy * ddy + ddz * ddz)
+                if d < best:
+                    best = d
+    return best
+
+
+@_jit
+def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, uz, path, zface,
+               vol, nel, backing, repeat_last, dz, dy, dx, kface, wall):
+    """Secondary electrons from one straight segment (``secondary.py`` has the model and its sources).
+
+    The segment of length ``path`` ends at (x, y, z) with direction u; the energy lost on it,
+    E(u_old) - E(u_new), is taken as uniform along it. SE produced per keV lost: ``sep[mat, 0]``
+    (= 1 / epsilon); escape probability 0.5 exp(-d / lambda), lambda = ``sep[mat, 1]``, d the distance to the
+    nearest surface facing vacuum: the face (depth z - zface; the mean of exp(-d / lambda) over the segment is
+    then exact) and, with ``wall``, open-pore walls (:func:`wall_distance`; the mean over the segment by
+    Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron has not yet been deeper below
+    the face than ``sep[mat, 2]``: the primary's first pass through the escape zone), ``seacc[1]`` SE2 (after
+    it: electrons coming back towards the surface, i.e. backscattering), ``seacc[2]`` the "has been deep" flag
+    (the caller resets it per electron)."""
+    lam = sep[mat, 1]
+    if lam <= 0.0:
+        return
+    d2 = z - zface
+    d1 = d2 - path * uz
+    if d1 < 0.0:
+        d1 = 0.0
+    if d2 < 0.0:
+        d2 = 0.0
+    dmin = d1 if d1 < d2 else d2
+    dmax = d1 if d1 > d2 else d2
+    f = -1.0
+    if wall:
+        cap = 30.0 * lam
+        wa = wall_distance(vol, nel, backing, repeat_last, x - path * ux, y - path * uy, z - path * uz,
+                           dz, dy, dx, kface, cap)
+        wm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
+                           z - 0.5 * path * uz, dz, dy, dx, kface, cap)
+        wb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap)
+        if wa < dmax or wm < dmax or wb < dmax:
+            ea = d1 if d1 < wa else wa
+            em = 0.5 * (d1 + d2)
+            if wm < em:
+                em = wm
+            eb = d2 if d2 < wb else wb
+            f = (math.exp(-ea / lam) + 4.0 * math.exp(-em / lam) + math.exp(-eb / lam)) / 6.0
+    if f < 0.0 and dmin < 30.0 * lam:
+        dd = dmax - dmin
+        if dd > 1e-6 * lam:
+            f = lam * (math.exp(-dmin / lam) - math.exp(-dmax / lam)) / dd
+        else:
+            f = math.exp(-dmin / lam)
+    if f > 0.0:
+        de = math.exp(ln_e0 + u_old / inv_dln) - math.exp(ln_e0 + u_new / inv_dln)
+        if de > 0.0:
+            n = 0.5 * de * sep[mat, 0] * f
+            if seacc[2] > 0.0:
+                seacc[1] += n
+            else:
+                seacc[0] += n
+    if dmax > sep[mat, 2]:
+        seacc[2] = 1.0
+
+
+@_jit
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-    mdep=None, mfull=None,
+    mdep=None, mfull=None, sep=None, seacc=None, sewall=False,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
 
@@ -412,7 +516,11 @@ def transport_one(
     straight on (:func:`vacuum_flight`) to the next matter voxel, where a new free path is sampled, or out
     through the face (a BSE, with its energy unchanged), or is lost. ``mdep``/``mfull`` (:func:`matter_layers`)
     make range rejection count only the path that must be spent in matter (:func:`matter_depth`); a geometry
-    with vacuum must pass them (``run_slice`` and ``run_point`` do), ``None`` means no vacuum."""
+    with vacuum must pass them (``run_slice`` and ``run_point`` do), ``None`` means no vacuum.
+
+    Secondary electrons (optional, ``sep``/``seacc``, :func:`se_segment`): the energy lost on each straight
+    segment is turned into the expected number of escaping SE and added to ``seacc``; no random number is drawn,
+    so the transport (and every BSE tally) is identical with and without it. ``None`` compiles the hooks away."""
     nz, ny, nx = vol.shape
     lateral = nx > 1 or ny > 1
     ix = int(x / dx)
@@ -510,10 +618,15 @@ def transport_one(
                 y += s * uy
                 z += s * uz
             rr -= pend + s
-            pend = 0.0
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
+            if sep is not None:
+                u_old = u
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            if sep is not None:
+                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
+                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
+            pend = 0.0
             # range rejection (exact): no path of the residual length can reach the face, whatever the
             # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
             dep = z - zface
@@ -541,6 +654,11 @@ def transport_one(
                 en = math.exp(ln_e0 + u / inv_dln) * ct * ct
                 if en <= 0.0:
                     return False, 0.0, ux, uy, uz
+                if sep is not None:
+                    # the knock-on electron's energy is deposited at the collision point
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, (math.log(en) - ln_e0) * inv_dln,
+                               x, y, z, ux, uy, uz, 0.0, zface, vol, nel, backing, repeat_last, dz, dy, dx,
+                               kface, sewall)
                 u = (math.log(en) - ln_e0) * inv_dln
                 if u <= 0.0:
                     return False, 0.0, ux, uy, uz
@@ -640,17 +758,27 @@ def transport_one(
                     rr -= pend
                     if rr <= rc:
                         return False, 0.0, ux, uy, uz
+                    if sep is not None:
+                        u_old = u
                     u = range_to_u(rng[mat], rinvd[mat], u, rr)
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
                     return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
         code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
         if newmat != mat:
             rr -= pend
-            pend = 0.0
             if rr <= rc:
                 return False, 0.0, ux, uy, uz
+            if sep is not None:
+                u_old = u
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            if sep is not None:
+                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
+                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
+            pend = 0.0
             if nel[newmat] == 0:
                 st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
                                                                 kface, backing, repeat_last, nel, lateral)
@@ -776,3 +904,93 @@ def run_slice(
             allc[iy, ix] = tal[0]
             det[iy, ix] = tal[1]
     return allc, det, he.sum(axis=0), ha.sum(axis=0)
+
+
+@nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
+def run_point_se(
+    n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
+    vol, dz, dy, dx, kface, backing, repeat_last,
+    emin, cmin, cmax,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    sep,
+):
+    """:func:`run_point` with the secondary-electron tally (``sep``: per-material SE parameters, see
+    :func:`se_segment`). The BSE tallies are identical to :func:`run_point`'s (same random numbers); the SE
+    yields come back as per-run sums (SE1, SE2) of expected escaping SE."""
+    tal = np.zeros((nchunks, N_TALLY), dtype=np.int64)
+    he = np.zeros((nchunks, NE_BINS), dtype=np.int64)
+    ha = np.zeros((nchunks, NA_BINS), dtype=np.int64)
+    se = np.zeros((nchunks, 2), dtype=np.float64)
+    lx = vol.shape[2] * dx
+    ly = vol.shape[1] * dy
+    nodist = np.zeros((1, 1, 1), dtype=np.uint8)
+    rstar = max_range(rng, True)
+    mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    for c in nb.prange(nchunks):
+        start = (n * c) // nchunks
+        stop = (n * (c + 1)) // nchunks
+        acc = np.zeros(3, dtype=np.float64)
+        for k in range(start, stop):
+            s0, s1 = seed_state(seed, stream, 0, k)
+            x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
+            acc[2] = 0.0
+            esc, e, ux, uy, uz = transport_one(
+                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
+                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                mdep, mfull, sep, acc, False,
+            )
+            if esc:
+                _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+        se[c, 0] = acc[0]
+        se[c, 1] = acc[1]
+    return tal.sum(axis=0), he.sum(axis=0), ha.sum(axis=0), se.sum(axis=0)
+
+
+@nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
+def run_slice_se(
+    kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
+    vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
+    emin, cmin, cmax,
+    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    sep, wall,
+):
+    """:func:`run_slice` with the secondary-electron tally: per-pixel BSE counts (identical to
+    :func:`run_slice`'s) and per-pixel sums of expected escaping SE1 and SE2 (``wall``: open-pore walls emit
+    too, :func:`se_segment`)."""
+    nz, ny, nx = vol.shape
+    allc = np.zeros((ny, nx), dtype=np.int64)
+    det = np.zeros((ny, nx), dtype=np.int64)
+    se1 = np.zeros((ny, nx), dtype=np.float64)
+    se2 = np.zeros((ny, nx), dtype=np.float64)
+    he = np.zeros((ny, NE_BINS), dtype=np.int64)
+    ha = np.zeros((ny, NA_BINS), dtype=np.int64)
+    lx = nx * dx
+    ly = ny * dy
+    z0 = kface * dz
+    rstar = max_range(rng, reject)
+    mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    for iy in nb.prange(ny):
+        tal = np.zeros(N_TALLY, dtype=np.int64)
+        acc = np.zeros(3, dtype=np.float64)
+        for ix in range(nx):
+            tal[0] = 0
+            tal[1] = 0
+            acc[0] = 0.0
+            acc[1] = 0.0
+            pix = iy * nx + ix
+            for k in range(n_per_pixel):
+                s0, s1 = seed_state(seed, kface, pix, k)
+                x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
+                acc[2] = 0.0
+                esc, e, ux, uy, uz = transport_one(
+                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
+                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                    mdep, mfull, sep, acc, wall,
+                )
+                if esc:
+                    _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+            allc[iy, ix] = tal[0]
+            det[iy, ix] = tal[1]
+            se1[iy, ix] = acc[0]
+            se2[iy, ix] = acc[1]
+    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0)

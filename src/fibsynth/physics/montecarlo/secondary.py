@@ -1,0 +1,193 @@
+"""Secondary electrons (SE) in the Monte Carlo: an optional tally on top of the BSE transport (issue 17, item 3).
+
+Model (the "Joy" model of SE production and escape: D. C. Joy, *Monte Carlo Modeling for Electron Microscopy and
+Microanalysis*, OUP 1995, ch. 8; Y. Lin and D. C. Joy, Surf. Interface Anal. 37 (2005) 895):
+
+* a primary or backscattered electron that loses dE on a path element at depth d below a surface facing vacuum
+  produces dE / epsilon secondary electrons there (epsilon: the mean energy spent per SE produced);
+* each of them escapes with probability 0.5 exp(-d / lambda) (half of them head towards the surface; lambda is
+  the SE escape depth);
+* the kernel (:func:`~fibsynth.physics.montecarlo.kernel.se_segment`) adds the *expected* number of escaping SE
+  per straight segment (energy loss spread uniformly along it, the mean of exp(-d / lambda) over it exact), and
+  the energy of binary collisions (knock-on electrons, deposited at the collision point). No random number is
+  drawn, so the electron transport and every BSE tally are bit-identical with the SE tally on or off;
+* SE1: produced before the electron has first been deeper than 5 lambda (the primary's first pass through the
+  escape zone); SE2: produced after that (electrons coming back up: backscattered electrons on their way out).
+
+Parameters, per element, from the two numbers every SE-yield compilation gives: the maximum yield delta_m and the
+energy E_m where it occurs. In the constant-loss model with a range R = b E^1.67 (the model behind the universal
+yield curve delta / delta_m = 1.28 (E / E_m)^-0.67 (1 - exp(-1.614 (E / E_m)^1.67)), Lin & Joy 2005), the yield
+delta = (lambda E / (2 epsilon R)) (1 - exp(-R / lambda)) peaks where R(E_m) = 1.614 lambda, with
+delta_m = 0.248 E_m / epsilon. Hence
+
+    lambda = R_KO(E_m) / 1.614       (Kanaya-Okayama range, exponent 1.67: ``stopping.kanaya_okayama_range_nm``)
+    epsilon = 0.248 E_m / delta_m * k
+
+with one scale ``k`` per element (``EPSILON_SCALE``) that brings the Monte Carlo's yield at E_m onto delta_m (the
+Monte Carlo electron does not lose all its energy on a straight path: it backscatters, diffuses and adds SE2).
+Its value was measured once with ``benchmarks/se_yield.py --calibrate`` and is stored below; the yields at
+0.5-5 keV are then predictions, compared with measurements in docs/montecarlo.md.
+
+Surfaces: only the milled face (the plane z = kface dz) is an SE-emitting surface; SE produced next to an
+open-pore wall are counted by their depth below the face (not done: emission from pore walls).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fibsynth.errors import FibsynthError
+from fibsynth.physics.materials import Material, is_vacuum, symbol
+from fibsynth.physics.stopping import kanaya_okayama_range_nm
+
+# delta_m, E_m (keV): CRC Handbook of Chemistry and Physics, table "Secondary electron emission" (elements;
+# compiled from Bruining, Hachenberg & Brauer). C is graphite. See docs/montecarlo.md for the caveats.
+SE_PEAK = {
+    6: (1.0, 0.30),
+    13: (1.0, 0.30),
+    14: (1.1, 0.25),
+    29: (1.3, 0.60),
+    79: (1.4, 0.80),
+}
+X_PEAK = 1.614  # R(E_m) / lambda at the maximum of the constant-loss yield with R ~ E^1.67
+DELTA_M_FACTOR = 0.5 * (1.0 - np.exp(-X_PEAK)) / X_PEAK  # delta_m = DELTA_M_FACTOR * E_m / epsilon (= 0.248)
+ZONE_LAMBDAS = 5.0  # SE1 / SE2 split: the first pass ends deeper than this many escape depths (exp(-5) < 1 %)
+# measured Monte Carlo corrections (lambda scale, epsilon scale) of the analytic values, 1.0 = analytic:
+# ``benchmarks/se_yield.py --calibrate`` (the MC yield curve peaks at E_m with the value delta_m)
+# (measured 2026-11-29, 1500 electrons per energy for the peak, 6000 at E_m, seed 1)
+SCALES: dict[int, tuple[float, float]] = {6: (0.425, 0.446), 13: (0.371, 0.348), 14: (0.313, 0.271),
+                                          29: (0.336, 0.322), 79: (0.364, 0.267)}
+
+
+def element_parameters(z: int, density: float | None = None, scales: tuple[float, float] | None = None
+                       ) -> tuple[float, float]:
+    """(epsilon in keV, lambda in nm) of element ``z`` at ``density`` (g/cm^3; default the element's natural);
+    ``scales`` = (lambda scale, epsilon scale) replaces the stored :data:`SCALES` (calibration)."""
+    from fibsynth.physics.materials import get_material
+
+    if z not in SE_PEAK:
+        have = ", ".join(symbol(k) for k in sorted(SE_PEAK))
+        raise FibsynthError(f"no secondary-electron parameters for {symbol(z)} (have {have})", param="material")
+    dm, em = SE_PEAK[z]
+    mat = get_material(symbol(z))
+    if density is not None:
+        mat = Material(mat.name, mat.z, mat.count, float(density))
+    ls, es = scales if scales is not None else SCALES.get(z, (1.0, 1.0))
+    lam = kanaya_okayama_range_nm(mat, em) / X_PEAK * ls
+    eps = DELTA_M_FACTOR * em / dm * es
+    return eps, lam
+
+
+def material_parameters(material: Material, scales=None) -> tuple[float, float]:
+    """(epsilon keV, lambda nm) of a material: an element's own; a compound takes those of its element with the
+    largest mass fraction (an approximation: e.g. epoxy -> carbon), scaled to the compound's density for lambda."""
+    if len(material.z) == 1:
+        return element_parameters(material.z[0], material.density, scales)
+    w = np.asarray(material.count, dtype=float) * material.a
+    z = material.z[int(np.argmax(w))]
+    return element_parameters(z, material.density, scales)
+
+
+def se_table(materials: list[Material], scales=None) -> np.ndarray:
+    """Kernel parameters ``sep[m] = (1 / epsilon [1/keV], lambda [nm], SE1 zone depth [nm])``; vacuum rows 0."""
+    sep = np.zeros((len(materials), 3), dtype=np.float64)
+    for m, mat in enumerate(materials):
+        if is_vacuum(mat) or len(mat.z) == 0:
+            continue
+        eps, lam = material_parameters(mat, scales)
+        sep[m] = (1.0 / eps, lam, ZONE_LAMBDAS * lam)
+    return sep
+
+
+def universal_yield(e_kev, delta_m: float, e_m: float):
+    """The semi-empirical universal law (Lin & Joy 2005) -- for comparison only, not used by the Monte Carlo."""
+    x = np.asarray(e_kev, dtype=float) / e_m
+    return delta_m * 1.28 * x**-0.67 * (1.0 - np.exp(-1.614 * x**1.67))
+
+
+class SeResult:
+    """SE and BSE yields of a point-beam run: ``se1``, ``se2``, ``delta`` (= se1 + se2) per primary electron,
+    ``bse`` (the :class:`~fibsynth.physics.montecarlo.setup.BseResult` of the same electrons: the transport is
+    the one of ``run_layers``), and the run's parameter record (with the SE parameters)."""
+
+    def __init__(self, bse, se1: float, se2: float, parameters: dict):
+        self.bse = bse
+        self.se1 = float(se1)
+        self.se2 = float(se2)
+        self.parameters = parameters
+
+    @property
+    def delta(self) -> float:
+        return self.se1 + self.se2
+
+    @property
+    def eta(self) -> float:
+        return self.bse.eta
+
+
+def run_layers_se(layers, substrate, energy_kev: float, electrons: int, *, seed: int = 0, physics=None,
+                  detector=None, incidence_deg: float = 0.0, stream: int = 0, se_scales=None) -> SeResult:
+    """SE yield (and the BSE tallies) of a point beam on layers over ``substrate`` (numba backend)."""
+    import time
+
+    from fibsynth.physics.montecarlo import kernel
+    from fibsynth.physics.montecarlo.engine import N_CHUNKS
+    from fibsynth.physics.montecarlo.setup import LATERAL_INFINITE_NM, BseResult, layer_setup
+
+    su = layer_setup(layers, substrate, energy_kev, electrons, seed=seed, physics=physics, detector=detector,
+                     incidence_deg=incidence_deg)
+    sep = se_table(su.materials, se_scales)
+    lat = LATERAL_INFINITE_NM
+    t0 = time.perf_counter()
+    tal, he, ha, se = kernel.run_point_se(
+        su.electrons, N_CHUNKS, int(seed), int(stream), su.e0, 0.5 * lat, 0.5 * lat, su.by, su.bz, 0.0, 0.0,
+        su.vol, su.dz, lat, lat, 0, su.substrate_id, False,
+        su.emin, su.cmin, su.cmax, *su.tables.as_tuple(), sep,
+    )
+    dt = time.perf_counter() - t0
+    record = {**su.record, "backend": "numba", "secondary": {
+        "model": "Joy/Lin-Joy: dE/epsilon produced, 0.5 exp(-d/lambda) escape, face only",
+        "epsilon_kev": [float(1.0 / r[0]) if r[0] > 0 else None for r in sep],
+        "lambda_nm": [float(r[1]) for r in sep]}}
+    bse = BseResult(electrons=su.electrons, backscattered=int(tal[0]), detected=int(tal[1]), energy_hist=he,
+                    angle_hist=ha, seconds=dt, parameters=record)
+    n = su.electrons
+    return SeResult(bse, se[0] / n, se[1] / n, record)
+
+
+def bulk_se_yield(material, energy_kev: float, electrons: int, *, seed: int = 0, physics=None, detector=None,
+                  incidence_deg: float = 0.0, stream: int = 0, se_scales=None) -> SeResult:
+    """Total SE yield delta = SE1 + SE2 of a bulk target (:class:`SeResult`)."""
+    if is_vacuum(material):
+        raise FibsynthError("vacuum has no atoms: a bulk target needs matter", param="material")
+    return run_layers_se([], material, energy_kev, electrons, seed=seed, physics=physics, detector=detector,
+                         incidence_deg=incidence_deg, stream=stream, se_scales=se_scales)
+
+
+def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bool = True,
+                      range_rejection: bool = True) -> dict:
+    """SE image of slice ``k`` of a stack (an in-lens-type SE detector: every escaping SE counted).
+
+    Same geometry, beam and transport as :func:`~fibsynth.physics.montecarlo.stack.simulate_slice` (whose BSE
+    counts come back unchanged under ``all``/``detected``); ``se1``/``se2`` are the expected SE per primary
+    electron and pixel, ``se`` their sum. ``walls``: open-pore walls emit SE too (a vacuum pore material),
+    otherwise only the face. SE that leave a wall into a pore are all counted (no re-absorption by the opposite
+    wall, no collection efficiency): an upper bound of what an in-lens detector sees from inside a pore."""
+    from fibsynth.physics.montecarlo import kernel
+    from fibsynth.physics.montecarlo.setup import slice_beam, slice_tables, stack_materials
+
+    mats, backing, repeat = stack_materials(settings)
+    tables = slice_tables(settings, mats).as_tuple()
+    sep = se_table(mats)
+    by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
+    dz, dy, dx = (float(v) for v in voxel_zyx)
+    vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    has_vac = any(m.is_vacuum for m in mats)
+    n = int(settings.electrons_per_pixel)
+    allc, detc, se1, se2, he, ha = kernel.run_slice_se(
+        int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
+        sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
+        float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac),
+    )
+    return {"k": int(k), "all": allc, "detected": detc, "se1": se1 / n, "se2": se2 / n, "se": (se1 + se2) / n,
+            "energy_hist": he, "angle_hist": ha}
