@@ -61,13 +61,6 @@ BLOCK_LEVELS = 3  # largest uniform block: 2^3 = 8 voxels on a side
 TRACKINGS = ("block", "skip", "voxel")
 
 
-def _block_mat_mask() -> int:
-    """The largest material index a block code holds (``kernel.MAT_MASK``)."""
-    from fibsynth.physics.montecarlo.kernel import MAT_MASK
-
-    return MAT_MASK
-
-
 def block_levels(vol: np.ndarray, max_level: int = BLOCK_LEVELS) -> np.ndarray:
     """Voxel codes for block tracking in ``kernel.transport_one``: ``material | (L << kernel.LEVEL_SHIFT)``
     with L the largest level <= ``max_level`` such that the aligned block of 2^L x 2^L x 2^L voxels holding the
@@ -340,8 +333,11 @@ def simulate_stack(
         raise FibsynthError("the torch backend runs in one process: workers must be 1 and no scheduler",
                             param=("backend", "workers"))
     vol = np.ascontiguousarray(structure, dtype=np.uint8)
-    if tracking == "block" and vol.size and int(vol.max()) > _block_mat_mask():
-        tracking = "voxel"  # more labels than a block code holds: voxel tracking, the same tallies
+    if tracking == "block":
+        from fibsynth.physics.montecarlo.kernel import MAT_MASK
+
+        if vol.size and int(vol.max()) > MAT_MASK:
+            tracking = "voxel"  # more labels than a block code holds: voxel tracking, the same tallies
     if vol.ndim != 3:
         raise FibsynthError(f"must be 3-D (z, y, x), got shape {vol.shape}", param="structure")
     check_labels(vol, settings)  # binary (0 = pore, 1 = solid), or labels 0..n-1 with one material each
