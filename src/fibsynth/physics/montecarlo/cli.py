@@ -44,7 +44,37 @@ _FLAGS = {
     "shot_noise_dose": "--shot-noise-dose",
     "structure": "STRUCTURE",
     "geometry.materials": "--materials",
+    "signal": "--detector",
+    "kind": "--detector",
+    "se_efficiency": "--se-efficiency",
+    "bse_weight": "--bse-weight",
+    "inlens_bse_theta_deg": "--inlens-bse-theta",
+    "et_elevation_deg": "--et-elevation",
+    "et_azimuth_deg": "--et-azimuth",
+    "et_half_angle_deg": "--et-half-angle",
+    "trench_width_nm": "--trench-width-nm",
+    "trench_depth_nm": "--trench-depth-nm",
 }
+
+_DETECTOR_HELP = ("Image signal: bse (backscattered electrons, the --detector-* acceptance), se (every escaping "
+                  "secondary electron), inlens (SE + BSE near the column axis) or et (Everhart-Thornley: SE and a "
+                  "BSE share, shadowed by the trench walls). See docs/montecarlo.md.")
+
+
+def _signal(kind: str, **values):
+    """The SE detector model of ``mc stack --detector`` (None for bse); only the options given are passed."""
+    from fibsynth.physics.montecarlo.detectors import DETECTORS, SignalDetector
+
+    kind = kind.strip().lower()
+    if kind not in DETECTORS:
+        raise FibsynthError(f"must be one of {', '.join(DETECTORS)} (got {kind!r})", param="signal")
+    given = {k: v for k, v in values.items() if v is not None}
+    if kind == "bse":
+        if given:
+            raise FibsynthError(f"{', '.join(sorted(given))}: options of an SE detector (inlens, et), not of bse",
+                                param="signal")
+        return None
+    return SignalDetector.build(None, kind=kind, **given)
 
 
 def _physics(elastic: str, cutoff_kev: float, binary: bool = True):
@@ -218,9 +248,26 @@ def stack(
     backend: str = typer.Option("numba", "--backend", help="numba (CPU kernel, dask slices) or torch (vectorised, "
                                 "one process; GPU when present: use with --workers 1)."),
     device: str = typer.Option("auto", "--device", help="With --backend torch: auto, cpu, cuda or cuda:N."),
+    detector: str = typer.Option("bse", "--detector", help=_DETECTOR_HELP),
+    se_efficiency: Optional[float] = typer.Option(None, "--se-efficiency", help="inlens/et: fraction of the SE "
+                                                  "that reach the detector (default 1)."),
+    bse_weight: Optional[float] = typer.Option(None, "--bse-weight", help="inlens/et: signal of one collected BSE "
+                                               "in SE (default 1)."),
+    inlens_bse_theta: Optional[float] = typer.Option(None, "--inlens-bse-theta", help="inlens: BSE within this "
+                                                     "angle of the column axis count (default 10 deg)."),
+    et_elevation: Optional[float] = typer.Option(None, "--et-elevation", help="et: detector elevation above the "
+                                                 "sample surface (default 30 deg)."),
+    et_azimuth: Optional[float] = typer.Option(None, "--et-azimuth", help="et: detector azimuth, 0 = side (+x), "
+                                               "90 = out of the trench front (default 45 deg)."),
+    et_half_angle: Optional[float] = typer.Option(None, "--et-half-angle", help="et: half-angle of the "
+                                                  "scintillator seen from the sample (default 10 deg)."),
+    trench_width_nm: Optional[float] = typer.Option(None, "--trench-width-nm", help="et: trench width (default "
+                                                    "the face width)."),
+    trench_depth_nm: Optional[float] = typer.Option(None, "--trench-depth-nm", help="et: depth of the face's "
+                                                    "first row below the sample surface (default 0)."),
 ) -> None:
-    """Simulate a FIB-SEM backscatter image stack of a binary structure (or of labels 0..n-1 with --materials),
-    slice by slice."""
+    """Simulate a FIB-SEM image stack (BSE, or SE with --detector se|inlens|et) of a binary structure (or of
+    labels 0..n-1 with --materials), slice by slice."""
     from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
     from fibsynth.physics.montecarlo.stack import work_path
     from fibsynth.physics.montecarlo.stack_file import simulate_stack_file
@@ -237,6 +284,10 @@ def stack(
         detector=_detector(det_emin, det_tmin, det_tmax),
         geometry=StackGeometry.build(None, backing=backing, **geometry_fields),
         electrons_per_pixel=electrons_per_pixel, seed=seed, shot_noise_dose=dose,
+        signal=_signal(detector, se_efficiency=se_efficiency, bse_weight=bse_weight,
+                       inlens_bse_theta_deg=inlens_bse_theta, et_elevation_deg=et_elevation,
+                       et_azimuth_deg=et_azimuth, et_half_angle_deg=et_half_angle, trench_width_nm=trench_width_nm,
+                       trench_depth_nm=trench_depth_nm),
     )
     set_interrupt_note(f"finished slices kept in {work_path(out)}; --resume continues")
     res = simulate_stack_file(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,

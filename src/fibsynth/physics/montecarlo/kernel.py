@@ -952,16 +952,24 @@ def run_slice_se(
     vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
     emin, cmin, cmax,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-    sep, wall,
+    sep, wall, cone,
 ):
     """:func:`run_slice` with the secondary-electron tally: per-pixel BSE counts (identical to
     :func:`run_slice`'s) and per-pixel sums of expected escaping SE1 and SE2 (``wall``: open-pore walls emit
-    too, :func:`se_segment`)."""
+    too, :func:`se_segment`).
+
+    Detector models (``secondary.py``, ``detectors.py``): ``cone`` = (ax, ay, az, cos_min) counts, per pixel,
+    the BSE whose exit direction lies within the cone of axis a (a unit vector) -- the BSE seen by a detector in
+    that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone, the sums of
+    s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone)."""
     nz, ny, nx = vol.shape
     allc = np.zeros((ny, nx), dtype=np.int64)
     det = np.zeros((ny, nx), dtype=np.int64)
     se1 = np.zeros((ny, nx), dtype=np.float64)
     se2 = np.zeros((ny, nx), dtype=np.float64)
+    sesq = np.zeros((ny, nx), dtype=np.float64)
+    secone = np.zeros((ny, nx), dtype=np.float64)
+    conec = np.zeros((ny, nx), dtype=np.int64)
     he = np.zeros((ny, NE_BINS), dtype=np.int64)
     ha = np.zeros((ny, NA_BINS), dtype=np.int64)
     lx = nx * dx
@@ -977,20 +985,32 @@ def run_slice_se(
             tal[1] = 0
             acc[0] = 0.0
             acc[1] = 0.0
+            nc = 0
+            sq = 0.0
+            sc = 0.0
             pix = iy * nx + ix
             for k in range(n_per_pixel):
                 s0, s1 = seed_state(seed, kface, pix, k)
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 acc[2] = 0.0
+                before = acc[0] + acc[1]
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
                     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
                     mdep, mfull, sep, acc, wall,
                 )
+                sv = acc[0] + acc[1] - before
+                sq += sv * sv
                 if esc:
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+                    if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
+                        nc += 1
+                        sc += sv
             allc[iy, ix] = tal[0]
             det[iy, ix] = tal[1]
             se1[iy, ix] = acc[0]
             se2[iy, ix] = acc[1]
-    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0)
+            sesq[iy, ix] = sq
+            secone[iy, ix] = sc
+            conec[iy, ix] = nc
+    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone

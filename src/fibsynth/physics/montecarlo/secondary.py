@@ -165,29 +165,38 @@ def bulk_se_yield(material, energy_kev: float, electrons: int, *, seed: int = 0,
 
 
 def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bool = True,
-                      range_rejection: bool = True) -> dict:
+                      range_rejection: bool = True, tables: tuple | None = None, cone=None,
+                      blocks: np.ndarray | None = None) -> dict:
     """SE image of slice ``k`` of a stack (an in-lens-type SE detector: every escaping SE counted).
 
     Same geometry, beam and transport as :func:`~fibsynth.physics.montecarlo.stack.simulate_slice` (whose BSE
     counts come back unchanged under ``all``/``detected``); ``se1``/``se2`` are the expected SE per primary
     electron and pixel, ``se`` their sum. ``walls``: open-pore walls emit SE too (a vacuum pore material),
     otherwise only the face. SE that leave a wall into a pore are all counted (no re-absorption by the opposite
-    wall, no collection efficiency): an upper bound of what an in-lens detector sees from inside a pore."""
+    wall, no collection efficiency): an upper bound of what an in-lens detector sees from inside a pore.
+
+    ``cone`` (ax, ay, az, cos_min): also count per pixel the BSE leaving within that cone (``cone``; a detector's
+    direct view, :meth:`SignalDetector.cone <fibsynth.physics.montecarlo.detectors.SignalDetector.cone>`), with
+    the per-electron sums ``se_sq`` (of SE^2) and ``se_cone`` (of SE for electrons whose BSE is in the cone) for
+    the standard error of a detector signal. ``blocks``: the volume's block codes (``stack.block_levels``) for
+    block tracking (the same tallies)."""
     from fibsynth.physics.montecarlo import kernel
     from fibsynth.physics.montecarlo.setup import slice_beam, slice_tables, stack_materials
 
     mats, backing, repeat = stack_materials(settings)
-    tables = slice_tables(settings, mats).as_tuple()
+    if tables is None:
+        tables = slice_tables(settings, mats).as_tuple()
     sep = se_table(mats)
     by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
     dz, dy, dx = (float(v) for v in voxel_zyx)
-    vol = np.ascontiguousarray(vol, dtype=np.uint8)
+    vol = np.ascontiguousarray(vol if blocks is None else blocks, dtype=np.uint8)
     has_vac = any(m.is_vacuum for m in mats)
     n = int(settings.electrons_per_pixel)
-    allc, detc, se1, se2, he, ha = kernel.run_slice_se(
+    cone = np.array([0.0, 0.0, -1.0, 2.0]) if cone is None else np.asarray(cone, dtype=np.float64)
+    allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
-        float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac),
+        float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac), cone,
     )
     return {"k": int(k), "all": allc, "detected": detc, "se1": se1 / n, "se2": se2 / n, "se": (se1 + se2) / n,
-            "energy_hist": he, "angle_hist": ha}
+            "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone}

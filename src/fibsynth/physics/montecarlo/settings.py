@@ -25,6 +25,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.physics.elastic import MODELS as ELASTIC_MODELS
 from fibsynth.physics.elastic import canonical_model
 from fibsynth.physics.materials import param_name
+from fibsynth.physics.montecarlo.detectors import SignalDetector
 
 E_MIN_KEV = 0.2
 E_MAX_KEV = 30.0
@@ -257,6 +258,20 @@ class StackSettings(StrictModel):
     electrons_per_pixel: int = Field(ge=1, le=10**8)
     seed: int = Field(0, ge=0, lt=2**63)
     shot_noise_dose: float = Field(0.0, ge=0.0)
+    signal: SignalDetector | None = None
+
+    @model_serializer(mode="wrap")
+    def _bse_dump(self, handler):
+        # the BSE detector (signal None) dumps as it always did: work-store keys and metadata of BSE stacks unchanged
+        out = handler(self)
+        if isinstance(out, dict) and out.get("signal", 0) is None:
+            out.pop("signal")
+        return out
+
+    @property
+    def detector_kind(self) -> str:
+        """``bse`` or the SE detector's kind (``se``, ``inlens``, ``et``)."""
+        return "bse" if self.signal is None else self.signal.kind
 
     @model_validator(mode="before")
     @classmethod
@@ -291,4 +306,6 @@ class StackSettings(StrictModel):
             out["materials"] = list(out["materials"])
             del out["solid"], out["pore"]
         out.update(electrons_per_pixel=self.electrons_per_pixel, seed=self.seed, shot_noise_dose=self.shot_noise_dose)
+        if self.signal is not None:  # an SE detector: its kind and parameters (BSE records are unchanged)
+            out.update(self.signal.record())
         return out

@@ -13,6 +13,9 @@ epoxy-filled pores and backscattering from gold behind them (shine-through) come
 * Image value per pixel: fraction of primaries detected as BSE (detector model applied in the kernel); its
   statistical uncertainty is the binomial standard error sqrt(p (1 - p) / N), written as a second stack
   (``<OUT>_std``). With ``shot_noise_dose`` D > 0 the image is Poisson(D p) / D instead (a real dose).
+  With an SE detector (``settings.signal``: ``se``, ``inlens``, ``et``; :mod:`.detectors`) the image is the
+  detector's signal per primary electron (escaping SE, collected, plus its BSE share) and its standard error from
+  the per-electron second moments; BSE stacks (``signal=None``) are computed exactly as before.
 * Slices are independent and seeded by (seed, slice, pixel, electron): any partition over threads, processes
   or machines gives the same stack. Results go slice by slice into a work store ``<OUT>.mcwork.zarr``;
   ``resume`` skips slices already there (the store is keyed on the settings, the slices and a hash of the
@@ -140,6 +143,13 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
     if tables is None:
         tables = slice_tables(settings, mats).as_tuple()
     by, bz, sig_x, sig_y, cmin, cmax = slice_beam(settings)
+    if settings.signal is not None:  # an SE detector: the SE kernel (same transport; voxel or block tracking)
+        from fibsynth.physics.montecarlo.secondary import simulate_slice_se
+
+        if tracking == "block" and blocks is None:
+            blocks = block_levels(vol)
+        return simulate_slice_se(vol, voxel_zyx, k, settings, tables=tables, cone=settings.signal.cone(by, bz),
+                                 blocks=blocks if tracking == "block" else None, range_rejection=range_rejection)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     vol = np.ascontiguousarray(vol, dtype=np.uint8)
     if tracking == "block":
@@ -159,8 +169,19 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
     return {"k": int(k), "all": allc, "detected": detc, "energy_hist": he, "angle_hist": ha}
 
 
-def _slice_image(res: dict, settings: StackSettings) -> tuple[np.ndarray, np.ndarray]:
+def _slice_image(res: dict, settings: StackSettings, voxel_zyx=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     n = settings.electrons_per_pixel
+    if settings.signal is not None:  # SE detector: signal per primary (detectors.signal_image), Poisson dose noise
+        from fibsynth.physics.montecarlo.detectors import signal_image
+
+        p, std = signal_image(settings.signal, res, n, float(voxel_zyx[1]), float(voxel_zyx[2]))
+        if settings.shot_noise_dose > 0:
+            rng = np.random.default_rng([settings.seed, res["k"], 0x5407])
+            d = settings.shot_noise_dose
+            mean = p
+            p = rng.poisson(mean * d) / d
+            std = np.sqrt(std**2 + mean / d)
+        return p.astype(np.float32), std.astype(np.float32)
     p = res["detected"] / n
     std = np.sqrt(p * (1.0 - p) / n)
     if settings.shot_noise_dose > 0:
@@ -346,6 +367,13 @@ def simulate_stack(
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
     check_vacuum_backend(stack_materials(settings)[0], backend)  # validate material strings early
+    if settings.signal is not None:
+        if backend == "torch":
+            raise FibsynthError(f"the {settings.signal.kind} detector (secondary electrons) runs on the numba "
+                                "backend only", param="backend")
+        from fibsynth.physics.montecarlo.secondary import se_table
+
+        se_table(stack_materials(settings)[0])  # a material without SE parameters: refused before any work
     if backend == "torch":
         from fibsynth.physics.montecarlo.backend_torch import pick_device
 
@@ -459,7 +487,7 @@ def _run_slices(vol, voxel_zyx, settings, k0, k1, key, store, resume, scheduler,
     def finish(res):
         nonlocal finished
         i = res["k"] - k0
-        eta[i], std[i] = _slice_image(res, settings)
+        eta[i], std[i] = _slice_image(res, settings, voxel_zyx)
         ehist[i] = res["energy_hist"]
         ahist[i] = res["angle_hist"]
         if store is not None:

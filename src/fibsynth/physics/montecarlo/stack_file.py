@@ -83,8 +83,12 @@ def simulate_stack_file(structure_path: Path, out: Path, settings: StackSettings
         "structure_sha256": structure_digest(np.ascontiguousarray(data, dtype=np.uint8)),
         "slices": [k0, k1],
         "backend": backend,
-        "image": "fraction of primary electrons detected as BSE per pixel",
-        "uncertainty": f"binomial standard error sqrt(p(1-p)/N) in {std_path(out).name}",
+        "detector": settings.detector_kind,
+        "image": ("fraction of primary electrons detected as BSE per pixel" if settings.signal is None else
+                  f"{settings.detector_kind} detector signal per primary electron (collected SE + BSE share, "
+                  "see docs/montecarlo.md 'SE image stacks')"),
+        "uncertainty": (f"binomial standard error sqrt(p(1-p)/N) in {std_path(out).name}" if settings.signal is None
+                        else f"standard error of the per-electron signal in {std_path(out).name}"),
         "lateral_boundary": "periodic in x and y",
         "probe": "Gaussian, probe_fwhm_nm is the FWHM (sigma = FWHM/2.3548) normal to the beam",
         "beam_direction": "tilted in the y-z plane: (0, sin a, cos a), a = incidence_deg",

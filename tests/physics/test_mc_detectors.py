@@ -1,0 +1,113 @@
+"""SE image stacks and detector models (issue 17, item 3): ``mc stack --detector se|inlens|et``.
+
+The trench view factor is checked against its closed form, the ET detector's trench shadow is shown on a flat face
+(none for the in-lens detector), the SE stack's transport is the BSE stack's, and the CLI records the detector."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fibsynth.config import VoxelSize
+from fibsynth.physics.montecarlo.detectors import (
+    SignalDetector,
+    _cone_directions,
+    _cosine_directions,
+    collection_maps,
+    trench_escape,
+)
+from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
+from fibsynth.physics.montecarlo.stack import simulate_slice, simulate_stack
+
+
+def _settings(kind=None, n=40, **det):
+    return StackSettings(beam=Beam(energy_kev=2.0), geometry=StackGeometry(solid="Si", pore="vacuum",
+                                                                           backing="solid"),
+                         electrons_per_pixel=n, seed=3, signal=None if kind is None else SignalDetector(kind=kind,
+                                                                                                        **det))
+
+
+def test_trench_view_factor_closed_form():
+    """Cosine-law SE from the centre of the face of a slot of width W at depth h: the directions (ux, uy) are
+    uniform on the unit disk, those that leave through the top form a wedge of half-angle atan(W / 2h) around
+    -y, so the escaping fraction is atan(W / 2h) / pi (1/2 at the top edge, -> 0 deep down)."""
+    dirs = _cosine_directions(4096)
+    assert np.allclose(np.linalg.norm(dirs, axis=1), 1.0) and (dirs[:, 2] < 0).all()
+    w = 100.0
+    h = np.array([1e-6, 10.0, 50.0, 100.0, 400.0])
+    f = trench_escape(dirs, np.zeros_like(h), h, w)
+    assert f == pytest.approx(np.arctan(w / (2 * h)) / math.pi, abs=0.01)
+    # off-centre points see less than the centre; the cone directions stay inside their cone
+    assert trench_escape(dirs, 40.0, 50.0, w) < trench_escape(dirs, 0.0, 50.0, w)
+    axis = np.array([0.6, -0.5, -0.6])
+    cone = _cone_directions(axis, 10.0, 1024)
+    assert (cone @ (axis / np.linalg.norm(axis)) >= math.cos(math.radians(10.0)) - 1e-12).all()
+
+
+def test_se_stack_transport_is_the_bse_stack():
+    """An SE detector runs the SE kernel on the same random streams: its BSE counts are the BSE run's."""
+    vol = np.ones((4, 8, 8), np.uint8)
+    vol[:, 2:5, 3:6] = 0
+    b = simulate_slice(vol, (4.0, 4.0, 4.0), 1, _settings(None), tracking="block")
+    s = simulate_slice(vol, (4.0, 4.0, 4.0), 1, _settings("et", trench_width_nm=64.0), tracking="block")
+    assert np.array_equal(b["all"], s["all"]) and np.array_equal(b["detected"], s["detected"])
+    assert np.array_equal(b["energy_hist"], s["energy_hist"])
+    assert s["se"].mean() > 0.3  # Si at 2 keV: delta ~ 0.4-0.5 (docs/montecarlo.md)
+
+
+def test_et_trench_shadow_and_flat_inlens():
+    """A flat Si face at the end of a trench as wide as the face (64 nm) and reaching up to its first row.
+    In-lens: no shadow (top and bottom rows equal within noise). ET: the SE leaving the trench fall with depth
+    as atan(W / 2h) / pi predicts (top rows brighter than the bottom by > 2x), and the BSE share from a detector
+    on the +x side (azimuth 45, elevation 45: the line of sight clear where x + 0.71 h <= W / 2) is shadowed on
+    the detector's side: the deep pixels next to the +x wall see no BSE, those at the -x wall do."""
+    vol = np.ones((2, 16, 16), np.uint8)
+    vox = VoxelSize(x=4.0, y=4.0, z=4.0)
+    inl = simulate_stack(vol, vox, _settings("inlens", n=60), slices=(0, 1), progress=False)["eta"][0]
+    top, bottom = inl[:4].mean(), inl[-4:].mean()
+    assert abs(top / bottom - 1.0) < 0.08, (top, bottom)
+    et = simulate_stack(vol, vox, _settings("et", n=60, trench_width_nm=64.0), slices=(0, 1),
+                        progress=False)["eta"][0]
+    assert et[:4].mean() > 2.0 * et[-4:].mean()
+    assert et.max() < inl.max()
+    # BSE share only (SE efficiency ~ 0): a wide cone towards +x, -z at 45 degrees elevation
+    det = dict(se_efficiency=1e-9, et_azimuth_deg=45.0, et_elevation_deg=45.0, et_half_angle_deg=20.0,
+               trench_width_nm=64.0)
+    bse = simulate_stack(vol, vox, _settings("et", n=150, **det), slices=(0, 1), progress=False)["eta"][0]
+    _, fb = collection_maps(SignalDetector(kind="et", **det), 16, 16, 4.0, 4.0)
+    assert fb[-1, -1] == 0.0 and fb[-1, 0] > 0.7 and fb[0, 0] == 1.0
+    assert bse[-3:, -3:].sum() < 1e-6 and bse[-3:, :3].mean() > 1e-4  # (the SE part: ~1e-10)
+    assert bse[:, :4].mean() > 2.0 * bse[:, -4:].mean()
+
+
+def test_cli_stack_detectors(tmp_path, capsys):
+    """``mc stack --detector et`` writes an SE stack whose metadata records the detector and its parameters;
+    bse records ``detector: bse``; an unknown detector, an ET option with bse, and torch with an SE detector
+    are refused in one line (exit 2) before any output."""
+    from fibsynth.cli import main
+    from fibsynth.io import VolumeMeta, read_volume, write_volume
+
+    s = np.ones((2, 6, 6), np.uint8)
+    s[:, 2:4, 2:4] = 0
+    src = tmp_path / "s.npy"
+    write_volume(src, s, VolumeMeta(kind="structure", voxel_size_nm=VoxelSize.from_xy_z(4, 4)))
+    base = ["--energy-kev", "2", "--electrons-per-pixel", "10", "--workers", "1", "--solid", "Au", "--pore",
+            "vacuum", "--backing", "solid"]
+    out = tmp_path / "et.tif"
+    assert main(["mc", "stack", str(src), str(out), *base, "--detector", "et", "--et-elevation", "40"]) == 0, \
+        capsys.readouterr().err
+    v = read_volume(out)
+    p = v.meta.parameters
+    assert p["detector"] == "et" and p["et_elevation_deg"] == 40.0 and p["trench_depth_nm"] == 0.0
+    assert v.data.shape == (2, 6, 6) and float(v.data.mean()) > 0
+    out2 = tmp_path / "bse.tif"
+    assert main(["mc", "stack", str(src), str(out2), *base]) == 0
+    assert read_volume(out2).meta.parameters["detector"] == "bse"
+    capsys.readouterr()
+    for extra, flag in [(["--detector", "sem"], "--detector"), (["--et-elevation", "30"], "--detector"),
+                        (["--detector", "inlens", "--backend", "torch"], "--backend"),
+                        (["--detector", "et", "--et-elevation", "120"], "--et-elevation")]:
+        bad = tmp_path / "bad.tif"
+        assert main(["mc", "stack", str(src), str(bad), *base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err and not bad.exists(), (extra, err)
