@@ -111,3 +111,48 @@ def test_cli_stack_detectors(tmp_path, capsys):
         assert main(["mc", "stack", str(src), str(bad), *base, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and flag in err and not bad.exists(), (extra, err)
+
+
+def test_pore_view_factor_of_a_slot():
+    """An open slot 3 voxels wide (x = 3..6 nm), long in y, under the face: the view factor of the pore voxels
+    along its wall (centre x = 3.5 nm) at depth h is the share of cosine-law directions (ux, uy uniform on the unit
+    disk) with -0.5 <= ux h / |uz| <= 2.5 (an independent fine quadrature); matter and pore voxels that touch no
+    matter 0; the pore voxels over a floor open to the face 1."""
+    from fibsynth.physics.montecarlo.secondary import pore_view_factors
+
+    vol = np.ones((20, 4, 9), np.uint8)
+    vol[:, :, 3:6] = 0
+    nel = np.array([0, 1], np.int64)
+    g = pore_view_factors(vol, 2, (1.0, 1.0, 1.0), nel, 1, False)
+    assert g.shape == (18, 4, 9) and (g[:, :, :3] == 0).all() and (g[:-1, :, 4] == 0).all()  # (the last layer touches the backing)
+    u = (np.arange(2000) + 0.5) / 2000
+    r, phi = np.meshgrid(np.sqrt(u), 2 * np.pi * u, indexing="ij")
+    ux, uz = r * np.cos(phi), np.sqrt(1 - r * r)
+    for j in (0, 2, 6, 15):
+        h = j + 0.5
+        want = float(np.mean((ux * h <= 2.5 * uz) & (ux * h >= -0.5 * uz)))
+        assert g[j, 1, 3] == pytest.approx(want, abs=0.06), (j, g[j, 1, 3], want)  # march in half-voxel steps
+    assert g[0, 1, 3] > g[6, 1, 3] > g[15, 1, 3] and g[6, 1, 5] == pytest.approx(g[6, 1, 3], abs=0.03)  # mirror
+    free = np.zeros((6, 4, 4), np.uint8)
+    free[5] = 1  # a floor: its pore voxels just above see the face through empty space
+    assert np.allclose(pore_view_factors(free, 0, (1.0, 1.0, 1.0), nel, 1, False)[4], 1.0)
+
+
+def test_straight_pore_view_never_adds_and_leaves_solid_alone():
+    """Same electrons: SE leaving pore walls that count only with their pore's view factor give a per-pixel SE
+    signal <= that of counting all of them (equal where the electrons never reach a wall: an all-solid sample)."""
+    from fibsynth.physics.montecarlo.secondary import simulate_slice_se
+
+    vol = np.ones((6, 8, 8), np.uint8)
+    vol[:, 2:6, 3:5] = 0
+    st = StackSettings(beam=Beam(energy_kev=1.0), geometry=StackGeometry(solid="Si", pore="vacuum",
+                                                                         backing="solid"),
+                       electrons_per_pixel=30, seed=2)
+    a = simulate_slice_se(vol, (2.0, 2.0, 2.0), 1, st, pore_view="all")
+    s = simulate_slice_se(vol, (2.0, 2.0, 2.0), 1, st, pore_view="straight")
+    assert np.array_equal(a["all"], s["all"])
+    assert (s["se"] <= a["se"] + 1e-12).all() and s["se"][2:6, 3:5].mean() < 0.8 * a["se"][2:6, 3:5].mean()
+    solid = np.ones_like(vol)
+    a = simulate_slice_se(solid, (2.0, 2.0, 2.0), 1, st, pore_view="all")
+    s = simulate_slice_se(solid, (2.0, 2.0, 2.0), 1, st, pore_view="straight")
+    assert np.array_equal(a["se"], s["se"])

@@ -6,6 +6,11 @@
   energy filter and polar-angle acceptance of :class:`~fibsynth.physics.montecarlo.settings.Detector`
   (energy-filtered BSE = ``e_min_kev`` > 0). Unchanged: the same kernel and the same images as before.
 * ``se``: the ideal SE image -- every secondary electron that escapes (face and open-pore walls), per primary.
+* SE leaving an open-pore wall (``inlens``, ``et``; ``pore_view="straight"``, the default): inside a pore of
+  nanometres to micrometres neither detector's field bends a few-eV SE appreciably, so it flies straight: it
+  leaves the pore with the view factor of the pore voxel it enters (the cosine-law share of directions that reach
+  the face plane through vacuum, ``secondary.pore_view_factors``), else it is lost on another wall (SE3 not
+  modelled). ``pore_view="all"`` counts every SE that leaves a wall (the upper bound; always so for ``se``).
 * ``inlens``: an in-lens (through-the-lens) detector. The immersion field of the objective lens reaches the face
   along the beam path and draws the escaping SE up the bore whatever their direction of emission (SE1 + SE2,
   collection efficiency ``se_efficiency``, no trench shadow); BSE count only when they leave within
@@ -58,10 +63,16 @@ class SignalDetector(StrictModel):
     et_half_angle_deg: float = Field(10.0, gt=0.0, le=60.0)
     trench_width_nm: float | None = Field(None, gt=0.0)
     trench_depth_nm: float = Field(0.0, ge=0.0)
+    pore_view: Literal["straight", "all"] = "straight"
+
+    @property
+    def pore_view_mode(self) -> str:
+        """How SE leaving open-pore walls count: ``all`` for the ideal ``se`` image, else ``pore_view``."""
+        return "all" if self.kind == "se" else self.pore_view
 
     def record(self) -> dict[str, Any]:
         """The metadata of the detector (only the parameters its kind uses)."""
-        out: dict[str, Any] = {"detector": self.kind}
+        out: dict[str, Any] = {"detector": self.kind, "pore_view": self.pore_view_mode}
         if self.kind == "inlens":
             out.update(se_efficiency=self.se_efficiency, bse_weight=self.bse_weight,
                        inlens_bse_theta_deg=self.inlens_bse_theta_deg)

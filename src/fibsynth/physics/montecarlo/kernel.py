@@ -395,16 +395,19 @@ def vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx, kface, backi
 
 
 @_jit
-def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap):
+def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv=None):
     """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
     neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
     the nearest vacuum is closer than one voxel edge -- the distances that matter for SE escape when the escape
-    depth is below the voxel size."""
+    depth is below the voxel size. Returns (distance, g): g the view factor ``segv[z - kface, y, x]`` of that
+    vacuum voxel (``secondary.pore_view_factors``: the share of SE entering it that fly out of the pore), 1
+    without ``segv`` (or a 1 x 1 x 1 one: every SE that leaves a wall counts)."""
     nz, ny, nx = vol.shape
     iz = int(z / dz)
     iy = int(y / dy)
     ix = int(x / dx)
     best = dcap
+    gbest = 1.0
     for oz in range(-1, 2):
         jz = iz + oz
         if jz < kface:
@@ -437,12 +440,15 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
                 d = math.sqrt(ddx * ddx + ddy * ddy + ddz * ddz)
                 if d < best:
                     best = d
-    return best
+                    if segv is not None and segv.shape[0] > 1:
+                        rz = jz - kface
+                        gbest = segv[rz, wy, jx % nx] if rz < segv.shape[0] else 0.0
+    return best, gbest
 
 
 @_jit
 def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, uz, path, zface,
-               vol, nel, backing, repeat_last, dz, dy, dx, kface, wall):
+               vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv=None):
     """Secondary electrons from one straight segment (``secondary.py`` has the model and its sources).
 
     The segment of length ``path`` ends at (x, y, z) with direction u; the energy lost on it,
@@ -453,7 +459,9 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron has not yet been deeper below
     the face than ``sep[mat, 2]``: the primary's first pass through the escape zone), ``seacc[1]`` SE2 (after
     it: electrons coming back towards the surface, i.e. backscattering), ``seacc[2]`` the "has been deep" flag
-    (the caller resets it per electron)."""
+    (the caller resets it per electron). ``segv`` (optional): per-voxel view factors of the pores below the face;
+    a wall's escape probability is then weighted by that of the vacuum voxel it emits into (SE that would hit
+    another wall are lost), and a point takes the larger of its face and wall escape probabilities."""
     lam = sep[mat, 1]
     if lam <= 0.0:
         return
@@ -468,18 +476,16 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     f = -1.0
     if wall:
         cap = 30.0 * lam
-        wa = wall_distance(vol, nel, backing, repeat_last, x - path * ux, y - path * uy, z - path * uz,
-                           dz, dy, dx, kface, cap)
-        wm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
-                           z - 0.5 * path * uz, dz, dy, dx, kface, cap)
-        wb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap)
+        wa, ga = wall_distance(vol, nel, backing, repeat_last, x - path * ux, y - path * uy, z - path * uz,
+                               dz, dy, dx, kface, cap, segv)
+        wm, gm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
+                               z - 0.5 * path * uz, dz, dy, dx, kface, cap, segv)
+        wb, gb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap, segv)
         if wa < dmax or wm < dmax or wb < dmax:
-            ea = d1 if d1 < wa else wa
-            em = 0.5 * (d1 + d2)
-            if wm < em:
-                em = wm
-            eb = d2 if d2 < wb else wb
-            f = (math.exp(-ea / lam) + 4.0 * math.exp(-em / lam) + math.exp(-eb / lam)) / 6.0
+            pa = max(math.exp(-d1 / lam), ga * math.exp(-wa / lam))
+            pm = max(math.exp(-0.5 * (d1 + d2) / lam), gm * math.exp(-wm / lam))
+            pb = max(math.exp(-d2 / lam), gb * math.exp(-wb / lam))
+            f = (pa + 4.0 * pm + pb) / 6.0
     if f < 0.0 and dmin < 30.0 * lam:
         dd = dmax - dmin
         if dd > 1e-6 * lam:
@@ -503,7 +509,7 @@ def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-    mdep=None, mfull=None, sep=None, seacc=None, sewall=False,
+    mdep=None, mfull=None, sep=None, seacc=None, sewall=False, segv=None,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
 
@@ -625,7 +631,7 @@ def transport_one(
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
+                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             # range rejection (exact): no path of the residual length can reach the face, whatever the
             # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
@@ -658,7 +664,7 @@ def transport_one(
                     # the knock-on electron's energy is deposited at the collision point
                     se_segment(sep, seacc, mat, ln_e0, inv_dln, u, (math.log(en) - ln_e0) * inv_dln,
                                x, y, z, ux, uy, uz, 0.0, zface, vol, nel, backing, repeat_last, dz, dy, dx,
-                               kface, sewall)
+                               kface, sewall, segv)
                 u = (math.log(en) - ln_e0) * inv_dln
                 if u <= 0.0:
                     return False, 0.0, ux, uy, uz
@@ -763,7 +769,7 @@ def transport_one(
                     u = range_to_u(rng[mat], rinvd[mat], u, rr)
                     if sep is not None:
                         se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
         code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
         lev = code >> LEVEL_SHIFT
@@ -777,7 +783,7 @@ def transport_one(
             u = range_to_u(rng[mat], rinvd[mat], u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
+                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             if nel[newmat] == 0:
                 st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
@@ -952,7 +958,7 @@ def run_slice_se(
     vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
     emin, cmin, cmax,
     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-    sep, wall, cone,
+    sep, wall, cone, segv,
 ):
     """:func:`run_slice` with the secondary-electron tally: per-pixel BSE counts (identical to
     :func:`run_slice`'s) and per-pixel sums of expected escaping SE1 and SE2 (``wall``: open-pore walls emit
@@ -961,7 +967,8 @@ def run_slice_se(
     Detector models (``secondary.py``, ``detectors.py``): ``cone`` = (ax, ay, az, cos_min) counts, per pixel,
     the BSE whose exit direction lies within the cone of axis a (a unit vector) -- the BSE seen by a detector in
     that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone, the sums of
-    s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone)."""
+    s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone).
+    ``segv``: the pores' view factors (:func:`se_segment`; a 1 x 1 x 1 array: none, every SE leaving a wall counts)."""
     nz, ny, nx = vol.shape
     allc = np.zeros((ny, nx), dtype=np.int64)
     det = np.zeros((ny, nx), dtype=np.int64)
@@ -997,7 +1004,7 @@ def run_slice_se(
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
                     ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull, sep, acc, wall,
+                    mdep, mfull, sep, acc, wall, segv,
                 )
                 sv = acc[0] + acc[1] - before
                 sq += sv * sv

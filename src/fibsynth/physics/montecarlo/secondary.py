@@ -34,10 +34,14 @@ open-pore wall are counted by their depth below the face (not done: emission fro
 
 from __future__ import annotations
 
+import math
+
+import numba as nb
 import numpy as np
 
 from fibsynth.errors import FibsynthError
 from fibsynth.physics.materials import Material, is_vacuum, symbol
+from fibsynth.physics.montecarlo.kernel import MAT_MASK, lookup
 from fibsynth.physics.stopping import kanaya_okayama_range_nm
 
 # delta_m, E_m (keV): CRC Handbook of Chemistry and Physics, table "Secondary electron emission" (elements;
@@ -164,9 +168,83 @@ def bulk_se_yield(material, energy_kev: float, electrons: int, *, seed: int = 0,
                          incidence_deg=incidence_deg, stream=stream, se_scales=se_scales)
 
 
+PORE_VIEW_DIRECTIONS = 128  # cosine-law directions per pore voxel for its view factor (Hammersley set)
+PORE_VIEW_DEPTH = 64  # slices below the face with view factors (deeper pore voxels: 0)
+
+
+def _march_out(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+    """Fraction of ``dirs`` along which a straight line from (z, y, x) nm reaches the face plane z = k dz through
+    vacuum (steps of half the smallest voxel edge; periodic in x, y; blocked by matter or past the stack)."""
+    nz, ny, nx = vol.shape
+    h = 0.5 * min(dz, min(dy, dx))
+    zf = k * dz
+    ok = 0
+    for m in range(dirs.shape[0]):
+        vx, vy, vz = dirs[m, 0], dirs[m, 1], dirs[m, 2]
+        pz, py, px = z, y, x
+        while True:
+            pz += h * vz
+            py += h * vy
+            px += h * vx
+            if pz < zf:
+                ok += 1
+                break
+            iz = int(pz / dz)
+            if iz >= nz + 1:
+                break
+            m_ = lookup(vol, iz, int(math.floor(py / dy)) % ny, int(math.floor(px / dx)) % nx, backing, repeat_last)
+            if nel[m_] != 0:
+                break
+    return ok / dirs.shape[0]
+
+
+def pore_view_factors(vol: np.ndarray, k: int, voxel_zyx, nel: np.ndarray, backing: int, repeat_last: bool,
+                      depth: int = PORE_VIEW_DEPTH, n_directions: int = PORE_VIEW_DIRECTIONS) -> np.ndarray:
+    """View factors of the open pores of slice k's sample: for every vacuum voxel within ``depth`` slices below
+    the face that touches matter (26 neighbours; the others are never looked up and stay 0), the fraction of
+    cosine-law directions about the face's outward normal (-z) along which a straight line from its centre leaves
+    through the face plane without meeting matter. An SE emitted from a wall into that
+    voxel escapes the pore with this probability (the others hit another wall and are lost: SE3 not modelled);
+    at the face opening of a flat wall it is 1/2, the cosine-law share of a wall's emission that goes up. Matter
+    voxels: 0. Shape (min(depth, nz - k), ny, nx); index z - k."""
+    dz, dy, dx = (float(v) for v in voxel_zyx)
+    nz, ny, nx = vol.shape
+    i = np.arange(n_directions)
+    s2 = (i + 0.5) / n_directions  # cosine law: sin^2 theta uniform; azimuth by the golden ratio
+    phi = 2.0 * np.pi * ((i * 0.6180339887498949) % 1.0)
+    st = np.sqrt(s2)
+    dirs = np.stack([st * np.cos(phi), st * np.sin(phi), -np.sqrt(1.0 - s2)], axis=1)
+    return _view_kernel(np.ascontiguousarray(vol, dtype=np.uint8), int(k), int(min(depth, nz - k)),
+                        np.ascontiguousarray(nel), int(backing), bool(repeat_last), dirs, dz, dy, dx)
+
+
+def _view_kernel_py(vol, k, depth, nel, backing, repeat_last, dirs, dz, dy, dx):
+    nz, ny, nx = vol.shape
+    out = np.zeros((max(depth, 1), ny, nx), np.float64)
+    for j in nb.prange(depth):
+        z = k + j
+        for y in range(ny):
+            for x in range(nx):
+                if nel[vol[z, y, x] & MAT_MASK] != 0:
+                    continue
+                near = False  # only pore voxels next to matter (26 neighbours) are ever looked up
+                for oz in range(-1, 2):
+                    if z + oz < k:
+                        continue
+                    for oy in range(-1, 2):
+                        for ox in range(-1, 2):
+                            if nel[lookup(vol, z + oz, (y + oy) % ny, (x + ox) % nx, backing, repeat_last)] != 0:
+                                near = True
+                if not near:
+                    continue
+                out[j, y, x] = _march_out_jit(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy,
+                                              (x + 0.5) * dx, dirs, dz, dy, dx)
+    return out
+
+
 def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bool = True,
                       range_rejection: bool = True, tables: tuple | None = None, cone=None,
-                      blocks: np.ndarray | None = None) -> dict:
+                      blocks: np.ndarray | None = None, pore_view: str = "all") -> dict:
     """SE image of slice ``k`` of a stack (an in-lens-type SE detector: every escaping SE counted).
 
     Same geometry, beam and transport as :func:`~fibsynth.physics.montecarlo.stack.simulate_slice` (whose BSE
@@ -179,7 +257,9 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
     direct view, :meth:`SignalDetector.cone <fibsynth.physics.montecarlo.detectors.SignalDetector.cone>`), with
     the per-electron sums ``se_sq`` (of SE^2) and ``se_cone`` (of SE for electrons whose BSE is in the cone) for
     the standard error of a detector signal. ``blocks``: the volume's block codes (``stack.block_levels``) for
-    block tracking (the same tallies)."""
+    block tracking (the same tallies). ``pore_view="straight"``: SE leaving an open-pore wall count only with the
+    view factor of the pore voxel they enter (:func:`pore_view_factors`: straight flight out of the pore, those
+    that meet another wall are lost); ``"all"`` (default): every SE leaving a wall counts."""
     from fibsynth.physics.montecarlo import kernel
     from fibsynth.physics.montecarlo.setup import slice_beam, slice_tables, stack_materials
 
@@ -193,10 +273,19 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
     has_vac = any(m.is_vacuum for m in mats)
     n = int(settings.electrons_per_pixel)
     cone = np.array([0.0, 0.0, -1.0, 2.0]) if cone is None else np.asarray(cone, dtype=np.float64)
+    if pore_view not in ("all", "straight"):
+        raise FibsynthError(f"must be all or straight (got {pore_view!r})", param="pore_view")
+    segv = np.ones((1, 1, 1), np.float64)
+    if pore_view == "straight" and walls and has_vac:
+        segv = pore_view_factors(vol, int(k), (dz, dy, dx), tables[6], backing, repeat)
     allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
-        float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac), cone,
+        float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac), cone, segv,
     )
     return {"k": int(k), "all": allc, "detected": detc, "se1": se1 / n, "se2": se2 / n, "se": (se1 + se2) / n,
             "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone}
+
+
+_march_out_jit = nb.njit(cache=True)(_march_out)
+_view_kernel = nb.njit(cache=True, parallel=True)(_view_kernel_py)

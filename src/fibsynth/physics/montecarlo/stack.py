@@ -149,7 +149,8 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
         if tracking == "block" and blocks is None:
             blocks = block_levels(vol)
         return simulate_slice_se(vol, voxel_zyx, k, settings, tables=tables, cone=settings.signal.cone(by, bz),
-                                 blocks=blocks if tracking == "block" else None, range_rejection=range_rejection)
+                                 blocks=blocks if tracking == "block" else None, range_rejection=range_rejection,
+                                 pore_view=settings.signal.pore_view_mode)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     vol = np.ascontiguousarray(vol, dtype=np.uint8)
     if tracking == "block":
