@@ -543,12 +543,8 @@ def transport_one(
     rc = rcut[mat]
     r, s0, s1 = next_uniform(s0, s1)
     s = -math.log(r) / interp_row(lam_inv[mat], u)
-    # inverse direction components for the plane distances
-    ivx = 1.0 / ux if ux != 0.0 else 0.0
-    ivy = 1.0 / uy if uy != 0.0 else 0.0
     if uz == 0.0:
         uz = 1e-300
-    ivz = 1.0 / uz
     skip = safe > 0.0
     nzd = dist.shape[0]
     zface = kface * dz
@@ -572,9 +568,6 @@ def transport_one(
                     x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, dmin, dz, dy, dx, nx, ny, kface, lateral)
                     continue
                 inside = True
-        # distance to the next voxel plane
-        tx = _BIG
-        ty = _BIG
         # the cell to leave: the voxel (lev 0) or the uniform aligned block of 2^lev voxels around it
         # (``stack.block_levels``; blocks lie inside the volume and never straddle the periodic edges)
         bx0 = (ix >> lev) << lev
@@ -582,31 +575,53 @@ def transport_one(
         bzb = (iz >> lev) << lev
         bz0 = bzb if bzb > kface else kface  # a block cut by the face: its top is the face
         nbk = 1 << lev
-        if lateral and not inside:
-            if ux > 0.0:
-                tx = ((bx0 + nbk) * dx - x) * ivx
-            elif ux < 0.0:
-                tx = (bx0 * dx - x) * ivx
-            if uy > 0.0:
-                ty = ((by0 + nbk) * dy - y) * ivy
-            elif uy < 0.0:
-                ty = (by0 * dy - y) * ivy
-        # uz is never exactly 0 (nudged after each rotation), so one expression covers both directions
+        dmin = _BIG
         axis = 2
         if not inside:
+            # signed distances to the cell's exit planes along each axis; the flight ends inside the cell when
+            # every displacement s u_i falls short of its plane (no division: the plane distances d_i = e_i / u_i
+            # are computed only when a plane is reached, fewer than half of the steps)
+            ex = 0.0
+            ey = 0.0
+            hit = False
+            if lateral:
+                if ux > 0.0:
+                    ex = (bx0 + nbk) * dx - x
+                    hit = s * ux >= ex
+                elif ux < 0.0:
+                    ex = bx0 * dx - x
+                    hit = s * ux <= ex
+                if uy > 0.0:
+                    ey = (by0 + nbk) * dy - y
+                    hit = hit | (s * uy >= ey)
+                elif uy < 0.0:
+                    ey = by0 * dy - y
+                    hit = hit | (s * uy <= ey)
+            # uz is never exactly 0 (nudged after each rotation)
+            zplane = True
             if uz > 0.0:
-                tz = ((bzb + nbk) * dz - z) * ivz
+                ez = (bzb + nbk) * dz - z
+                if iz >= nz and not repeat_last:
+                    zplane = False  # the backing below the last slice: no planes
+                else:
+                    hit = hit | (s * uz >= ez)
             else:
-                tz = (bz0 * dz - z) * ivz
-            if uz > 0.0 and iz >= nz and not repeat_last:
-                tz = _BIG
-            dmin = tz
-            if tx < dmin:
-                dmin = tx
-                axis = 0
-            if ty < dmin:
-                dmin = ty
-                axis = 1
+                ez = bz0 * dz - z
+                hit = hit | (s * uz <= ez)
+            if hit:
+                if zplane:
+                    dmin = ez / uz
+                if lateral:
+                    if ux != 0.0:
+                        tx = ex / ux
+                        if tx < dmin:
+                            dmin = tx
+                            axis = 0
+                    if uy != 0.0:
+                        ty = ey / uy
+                        if ty < dmin:
+                            dmin = ty
+                            axis = 1
         if s < dmin:
             # collision inside the current voxel (or the same-material ball): slow down, then scatter
             if inside:
@@ -648,7 +663,6 @@ def transport_one(
             else:
                 mu, s0, s1 = sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1)
             ct = 1.0 - 2.0 * mu
-            st = 2.0 * math.sqrt(mu * (1.0 - mu))
             if eloss[mat, j] > 0.0:
                 # binary collision with an atomic electron: the primary keeps E cos^2(theta)
                 en = math.exp(ln_e0 + u / inv_dln) * ct * ct
@@ -674,20 +688,21 @@ def transport_one(
                 q = cp * cp + sp * sp
                 if q <= 1.0 and q > 1e-12:
                     break
-            q = st / math.sqrt(q)
-            cp *= q
-            sp *= q
+            # new direction: with sin(theta) = 2 sqrt(mu (1 - mu)), (cp, sp) / sqrt(q) = (cos phi, sin phi) and
+            # w = 1 - uz^2, the rotation needs (cp, sp) sin(theta) / sqrt(q w) and cp sin(theta) sqrt(w) / sqrt(q)
+            # = cp f w: one square root and one division for all of it
             if abs(uz) > 0.99999:
                 sg = 1.0 if uz > 0.0 else -1.0
-                nux = cp
-                nuy = sp
+                f = 2.0 * math.sqrt(mu * (1.0 - mu) / q)
+                nux = cp * f
+                nuy = sp * f
                 nuz = ct * sg
             else:
-                tmp = math.sqrt(1.0 - uz * uz)
-                itmp = 1.0 / tmp
-                nux = ux * ct + (ux * uz * cp - uy * sp) * itmp
-                nuy = uy * ct + (uy * uz * cp + ux * sp) * itmp
-                nuz = uz * ct - cp * tmp
+                w = 1.0 - uz * uz
+                f = 2.0 * math.sqrt(mu * (1.0 - mu) / (q * w))
+                nux = ux * ct + (ux * uz * cp - uy * sp) * f
+                nuy = uy * ct + (uy * uz * cp + ux * sp) * f
+                nuz = uz * ct - cp * f * w
             # renormalise (one Newton step for 1/sqrt(n2) about 1: rounding errors are O(1e-16), so the
             # residual after the step is O(1e-32))
             nrm = 1.5 - 0.5 * (nux * nux + nuy * nuy + nuz * nuz)
@@ -696,10 +711,6 @@ def transport_one(
             uz = nuz * nrm
             if uz == 0.0:
                 uz = 1e-300
-            ivz = 1.0 / uz
-            if lateral:
-                ivx = 1.0 / ux if ux != 0.0 else 0.0
-                ivy = 1.0 / uy if uy != 0.0 else 0.0
             r, s0, s1 = next_uniform(s0, s1)
             s = -math.log(r) / interp_row(lam_inv[mat], u)
             continue
