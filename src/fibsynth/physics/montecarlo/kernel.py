@@ -57,6 +57,9 @@ _BIG = 1e300
 _TWO_PI = 2.0 * math.pi
 
 _jit = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+# the per-electron transport allocates nothing: compiled without reference counting, its ~15 array arguments are
+# not incremented on entry and decremented on each of its exits (out-of-line atomic calls, ~30 per electron)
+_jit_norc = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False)
 
 
 @_jit
@@ -111,6 +114,37 @@ def range_to_u(rng_row, rinvd_row, u, r):
     while rng_row[j + 1] < r:
         j += 1
     return j + (r - rng_row[j]) * rinvd_row[j]
+
+
+@_jit
+def interp_m(tab, m, u):
+    """:func:`interp_row` of row ``m`` of a 2-D table, indexed in place: a row view (``tab[m]``) costs a
+    reference-count increment and decrement (atomic, out of line) each time in the transport loop."""
+    i = int(u)
+    f = u - i
+    return tab[m, i] * (1.0 - f) + tab[m, i + 1] * f
+
+
+@_jit
+def interp_mj(tab, m, j, u):
+    """:func:`interp_row` of row ``(m, j)`` of a 3-D table, indexed in place (see :func:`interp_m`)."""
+    i = int(u)
+    f = u - i
+    return tab[m, j, i] * (1.0 - f) + tab[m, j, i + 1] * f
+
+
+@_jit
+def range_to_u_m(rng, rinvd, m, u, r):
+    """:func:`range_to_u` on row ``m`` of the range tables, indexed in place (see :func:`interp_m`)."""
+    i = int(u)
+    j = int(u - (rng[m, i] * (1.0 - (u - i)) + rng[m, i + 1] * (u - i) - r) * rinvd[m, i])
+    if j < 0:
+        j = 0
+    while j > 0 and rng[m, j] > r:
+        j -= 1
+    while rng[m, j + 1] < r:
+        j += 1
+    return j + (r - rng[m, j]) * rinvd[m, j]
 
 
 @_jit
@@ -203,7 +237,7 @@ def sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1):
     probability prut, else mu = R."""
     r, s0, s1 = next_uniform(s0, s1)
     r2, s0, s1 = next_uniform(s0, s1)
-    if r <= interp_row(prut[mat, j], u):
+    if r <= interp_mj(prut, mat, j, u):
         a = acoef[mat, j] / math.exp(ln_e0 + u / inv_dln)
         mu = a * r2 / (1.0 + a - r2)
     else:
@@ -498,7 +532,7 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         seacc[2] = 1.0
 
 
-@_jit
+@_jit_norc
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
@@ -539,10 +573,10 @@ def transport_one(
             return st == 1, e0 if st == 1 else 0.0, ux, uy, uz
     pend = 0.0
     u = (math.log(e0) - ln_e0) * inv_dln
-    rr = interp_row(rng[mat], u)
+    rr = interp_m(rng, mat, u)
     rc = rcut[mat]
     r, s0, s1 = next_uniform(s0, s1)
-    s = -math.log(r) / interp_row(lam_inv[mat], u)
+    s = -math.log(r) / interp_m(lam_inv, mat, u)
     if uz == 0.0:
         uz = 1e-300
     skip = safe > 0.0
@@ -637,7 +671,7 @@ def transport_one(
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
-            u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            u = range_to_u_m(rng, rinvd, mat, u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
                            vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
@@ -655,7 +689,7 @@ def transport_one(
             ne = nel[mat]
             if ne > 1:
                 r, s0, s1 = next_uniform(s0, s1)
-                while j < ne - 1 and r > interp_row(cum[mat, j], u):
+                while j < ne - 1 and r > interp_mj(cum, mat, j, u):
                     j += 1
             # polar angle
             if analytic:
@@ -676,7 +710,7 @@ def transport_one(
                 u = (math.log(en) - ln_e0) * inv_dln
                 if u <= 0.0:
                     return False, 0.0, ux, uy, uz
-                rr = interp_row(rng[mat], u)
+                rr = interp_m(rng, mat, u)
                 if rr <= rc:
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
@@ -712,7 +746,7 @@ def transport_one(
             if uz == 0.0:
                 uz = 1e-300
             r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_row(lam_inv[mat], u)
+            s = -math.log(r) / interp_m(lam_inv, mat, u)
             continue
         # reach the voxel boundary
         pend += dmin
@@ -771,7 +805,7 @@ def transport_one(
                         return False, 0.0, ux, uy, uz
                     if sep is not None:
                         u_old = u
-                    u = range_to_u(rng[mat], rinvd[mat], u, rr)
+                    u = range_to_u_m(rng, rinvd, mat, u, rr)
                     if sep is not None:
                         se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
                                    vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
@@ -785,7 +819,7 @@ def transport_one(
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
-            u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            u = range_to_u_m(rng, rinvd, mat, u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
                            vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall)
@@ -799,10 +833,10 @@ def transport_one(
                     return False, 0.0, ux, uy, uz
             mat = newmat
             lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
-            rr = interp_row(rng[mat], u)
+            rr = interp_m(rng, mat, u)
             rc = rcut[mat]
             r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_row(lam_inv[mat], u)
+            s = -math.log(r) / interp_m(lam_inv, mat, u)
 
 
 @_jit
