@@ -12,7 +12,9 @@ Per energy and replicate r (training structure TRAIN_SEEDS[r], torch seed r):
   the mean Dice score (MDS) against the structure; Otsu's threshold on the same test stacks is the floor.
 
 The difference MDS(fast-trained) - MDS(MC-trained) is reported per replicate, then mean +- sd (target: within
-0.005). Monte Carlo images are cached (default /tmp/fast4/mc; ~5 s per 64x64 slice at 2 keV on one free core).
+0.005). Monte Carlo images are cached (default /tmp/fast4/mc, or $FIBSYNTH_FAST4_CACHE; 108 slices of 64 x 64 per
+energy took 12 / 26 / 37 min at 1 / 2 / 4 keV on the shared machine at load 8-16). The Monte Carlo source is always
+trained (last, so that with --wait the others train while a --generate run still makes its data).
 
     nice -n 10 python benchmarks/bench_fastpath_unet.py --generate --energies 2     # Monte Carlo data only
     nice -n 10 python benchmarks/bench_fastpath_unet.py --energies 2 1 4 --json R.json
