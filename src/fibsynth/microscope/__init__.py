@@ -15,6 +15,7 @@ from fibsynth.microscope.config import (
 )
 from fibsynth.microscope.estimate import (
     blur_series,
+    curtain_profile_power,
     drift_series,
     fit_model,
     noise_sigma,
@@ -56,7 +57,7 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
-    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "response_gamma", "runs_along_y",
+    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
