@@ -71,6 +71,22 @@ def test_curtain_profile_power_ignores_structure_and_layers_and_undoes_the_blur(
     assert np.sqrt(max(stripe_profile_power(clean).mean(), 0)) > 2 * true
 
 
+def test_contrast_series_is_not_fooled_by_a_focus_drift():
+    from fibsynth.microscope import drift_series
+
+    # the same slice at four focus blurs and a known beam-current (contrast) change: the contrast series follows
+    # the current, not the blur (1-px cores read the blur as a contrast change)
+    _, eta = phantom((1, 128, 128), 25)
+    gains = np.array([1.0, 1.1, 0.9, 1.0])
+    stack = np.stack([apply(eta, MicroscopeModel(drift=Drift(blur_px=b), seed=1)).image[0] * g
+                      for b, g in zip((0.6, 1.4, 0.6, 1.4), gains)])
+    c = np.array(drift_series(stack)["contrast"])
+    assert np.abs(c - gains / gains.mean()).max() < 0.035, c
+    from fibsynth.microscope import phase_levels
+    shallow = np.array([np.subtract(*phase_levels(s, erode_px=1)[::-1]) for s in stack])
+    assert np.abs(shallow / shallow.mean() - gains / gains.mean()).max() > 2 * np.abs(c - gains / gains.mean()).max()
+
+
 def test_shading_profile_recovers_depth_tilt_and_black_level():
     _, eta = phantom((8, 128, 128), 23)
     m = MicroscopeModel(detector=Detector(dark_offset=0.1), shading=Shading(depth=0.35, power=2.0, tilt=-0.25), seed=5)
