@@ -9,6 +9,8 @@ its venv is missing, the PENEPMA columns are left empty and the reason is printe
     .venv/bin/python benchmarks/bench_mc.py                       # Au and C at 1, 2, 4 keV
     .venv/bin/python benchmarks/bench_mc.py --electrons 100000 --no-penepma --json
     NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mc.py --stack     # voxel stack vs bulk Au, one core
+    NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_mc.py --stack --modes block+rr \
+        --penepma-args "--repeats 3 --wcc 50 --wcr 50"   # both targets (stack/bulk, bulk/PENEPMA) in one run
     .venv/bin/python benchmarks/bench_mc.py --scaling --procs 1,2 --dask-workers 1,2   # processes / dask
 
 ``--stack``: in the same process and one thread, bulk Au at 2 keV against one slice of a gold/epoxy leveled-wave
@@ -16,7 +18,8 @@ stack (4 nm voxels, 2 keV, 38-degree incidence, shine-through: pores filled with
 slice) with each tracking option (``voxel``: stop at every voxel plane; ``skip``: fly through runs of one
 material; ``block``: stop only on the faces of uniform aligned blocks) and range rejection on/off; reports
 electrons/s, the stack/bulk ratio and the per-pixel figure of merit FOM = 1 / (mean per-pixel variance x
-marginal seconds) relative to the former path (voxel, no rejection). Runs are interleaved and repeated; times are
+marginal seconds) relative to the first mode listed, and (unless ``--no-penepma``) PENEPMA's marginal rate on
+bulk Au at the same energy and the bulk/PENEPMA ratio, in the same run. Runs are interleaved and repeated; times are
 process CPU time (``--clock wall`` for elapsed time); on a shared machine only the ratios within one run mean
 anything.
 
@@ -256,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra penepma_runner.py options, e.g. '--repeats 3 --wcc 50 --wcr 50' (default: the "
                          "runner's defaults: EABS 50 eV, C1 = C2 = 0.02, WCC = WCR = 10 eV)")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--stack", action="store_true", help="voxel stack vs bulk Au 2 keV (one thread)")
+    ap.add_argument("--stack", action="store_true",
+                    help="voxel stack vs bulk Au 2 keV (one thread), and PENEPMA on bulk Au at the same energy "
+                         "unless --no-penepma")
     ap.add_argument("--pixels", type=int, default=32, help="--stack: face of PIXELS x PIXELS")
     ap.add_argument("--per-pixel", type=int, default=20, help="--stack: N electrons per pixel (runs of N and 2N)")
     ap.add_argument("--energy", type=float, default=2.0, help="--stack: beam energy (keV) of the stack and the bulk")
@@ -288,6 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         modes = a.modes.split(",") if a.modes else None
         rows = stack_rates(a.pixels, a.per_pixel, a.repeats, clock=a.clock, energy=a.energy, modes=modes)
         rep = report_stack(rows)
+        # PENEPMA on bulk Au at the same energy, in the same run: both target ratios from one invocation
+        pen = None if a.no_penepma else penepma("Au", a.energy, a.showers, a.penepma_args.split())
+        if pen and pen.get("showers_per_second_marginal"):
+            ps = pen["showers_per_second_marginal"]
+            rep["penepma"] = {"eta": pen.get("eta"), "eta_std": pen.get("eta_std"), "showers_per_s": ps,
+                              "params": pen.get("params"), "clock": pen.get("clock")}
+            rep["bulk_over_penepma"] = rep["bulk_au"] / ps
+        rep["loadavg"] = os.getloadavg()
         if a.json:
             print(json.dumps({"host_cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M"), "stack": rep,
                               "runs": rows}))
@@ -298,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                 r = rep[name]
                 print(f"stack {name:9s} {r['rate']:9.0f} e/s  stack/bulk {r['stack_over_bulk']:.3f}  "
                       f"FOM/first {r['fom_over_voxel']:.2f}  eta {r['eta']:.4f}", flush=True)
+            if "penepma" in rep:
+                p = rep["penepma"]
+                print(f"PENEPMA Au {a.energy:g} keV: {p['showers_per_s']:9.0f} showers/s ({p['clock']} time), eta "
+                      f"{p['eta']:.4f}; bulk Au / PENEPMA {rep['bulk_over_penepma']:.1f}x; params {p['params']}")
+            print(f"load average {' '.join(f'{v:.1f}' for v in rep['loadavg'])}")
         return 0
     import numba
 

@@ -17,6 +17,7 @@ from fibsynth.microscope import (
     apply,
     blur_series,
     charging_streaks,
+    curtain_profile_power,
     fit_model,
     noise_sigma,
     poisson_gaussian,
@@ -49,6 +50,41 @@ def test_stripe_power_is_unbiased_by_structure_and_noise():
     assert np.sqrt(max(stripe_profile_power(r.image).mean(), 0)) == pytest.approx(true, rel=0.2)
     # without curtains the estimate is a small fraction of that stripe level
     assert stripe_profile_power(noisy).mean() < 0.1 * true ** 2
+
+
+def test_curtain_profile_power_ignores_structure_and_layers_and_undoes_the_blur():
+    from scipy import ndimage
+
+    lab, eta = phantom((6, 128, 128), 24)
+    lab[:, :, 40:72] = 1  # a gold layer down the face: a "stripe" of the structure's own column profile
+    eta = ETA_EPOXY + (ETA_GOLD - ETA_EPOXY) * ndimage.gaussian_filter(lab.astype(float), (0, 0.6, 0.6))
+    det = Detector(electrons_per_pixel=300)
+    r = apply(eta, MicroscopeModel(detector=det, curtaining=Curtaining(amplitude=0.04),
+                                   drift=Drift(blur_px=1.0), seed=6))
+    true = np.sqrt((r.stripes ** 2).mean())  # before the probe blur
+    undone = curtain_profile_power(r.image, blur_px=1.0)
+    assert undone["rms"] == pytest.approx(true, rel=0.15) and undone["deconvolved"]
+    assert curtain_profile_power(r.image)["rms"] < 0.9 * true  # the blurred curtains are weaker
+    clean = apply(eta, MicroscopeModel(detector=det, drift=Drift(blur_px=1.0), seed=6)).image
+    assert curtain_profile_power(clean, blur_px=1.0)["rms"] < 0.25 * true
+    # the row-covariance estimate takes the layer for curtains
+    assert np.sqrt(max(stripe_profile_power(clean).mean(), 0)) > 2 * true
+
+
+def test_contrast_series_is_not_fooled_by_a_focus_drift():
+    from fibsynth.microscope import drift_series
+
+    # the same slice at four focus blurs and a known beam-current (contrast) change: the contrast series follows
+    # the current, not the blur (1-px cores read the blur as a contrast change)
+    _, eta = phantom((1, 128, 128), 25)
+    gains = np.array([1.0, 1.1, 0.9, 1.0])
+    stack = np.stack([apply(eta, MicroscopeModel(drift=Drift(blur_px=b), seed=1)).image[0] * g
+                      for b, g in zip((0.6, 1.4, 0.6, 1.4), gains)])
+    c = np.array(drift_series(stack)["contrast"])
+    assert np.abs(c - gains / gains.mean()).max() < 0.035, c
+    from fibsynth.microscope import phase_levels
+    shallow = np.array([np.subtract(*phase_levels(s, erode_px=1)[::-1]) for s in stack])
+    assert np.abs(shallow / shallow.mean() - gains / gains.mean()).max() > 2 * np.abs(c - gains / gains.mean()).max()
 
 
 def test_shading_profile_recovers_depth_tilt_and_black_level():

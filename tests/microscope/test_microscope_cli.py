@@ -53,6 +53,10 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     fv = read_volume(fixed)
     assert fv.data.dtype == np.float32
     assert set(fv.meta.parameters["microscope"]) == {"applied", "corrected"}  # what made it and what fixed it
+    assert main(["microscope", "correct", str(real), str(tmp_path / "phase.tif"), "--destripe", "--destripe-method",
+                 "phase", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["applied"] == ["destripe"] and rec["config"]["destripe_method"] == "phase"
 
     model_yaml = tmp_path / "m.yaml"
     assert main(["microscope", "estimate", str(real), "--eta-levels", "0.1,0.5", "--json",
@@ -78,6 +82,7 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     (["correct", "{p}", "{o}"], "nothing to do"),
     (["correct", "{p}", "{o}", "--denoise", "wiener"], "--denoise:"),
     (["correct", "{p}", "{o}", "--destripe", "--destripe-levels", "0"], "--destripe-levels:"),
+    (["correct", "{p}", "{o}", "--destripe", "--destripe-method", "fft"], "--destripe-method:"),
     (["estimate", "{p}", "--eta-levels", "0.5,0.1"], "--eta-levels:"),
     (["estimate", "{p}", "--eta-levels", "0.5"], "--eta-levels:"),
     (["correct", "{missing}", "{o}", "--align"], "file not found"),

@@ -252,3 +252,23 @@ def test_stack_block_tracking_is_the_default_and_gives_the_same_stack():
     with pytest.raises(FibsynthError) as exc:
         simulate_stack(vol, vox, s, slices=(0, 1), progress=False, tracking="woodcock")
     assert str(exc.value).startswith("tracking: ")
+
+
+def test_in_place_table_helpers_equal_the_row_versions():
+    """The transport indexes table rows in place (no row views: a view costs an atomic reference-count pair in
+    the loop); ``interp_m``/``interp_mj``/``range_to_u_m`` must give exactly what the row functions give on the
+    real range, free-path and channel tables of a two-material stack."""
+    mats, _, _ = stack_materials(_settings(1))
+    t = slice_tables(_settings(1), mats)
+    rng = np.random.default_rng(5)
+    ng = t.rng.shape[1]
+    for m in range(t.rng.shape[0]):
+        for u in rng.uniform(1.0, ng - 2.0, 200):
+            assert kernel.interp_m(t.rng, m, u) == kernel.interp_row(t.rng[m], u)
+            assert kernel.interp_m(t.lam_inv, m, u) == kernel.interp_row(t.lam_inv[m], u)
+            for j in range(int(t.nel[m])):
+                assert kernel.interp_mj(t.cum, m, j, u) == kernel.interp_row(t.cum[m, j], u)
+            # a residual range somewhere below the range at u (the transport's use)
+            r = kernel.interp_row(t.rng[m], u) * rng.uniform(0.05, 0.999)
+            if r > t.rng[m, 0]:
+                assert kernel.range_to_u_m(t.rng, t.rinvd, m, u, r) == kernel.range_to_u(t.rng[m], t.rinvd[m], u, r)

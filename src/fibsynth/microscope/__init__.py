@@ -15,6 +15,7 @@ from fibsynth.microscope.config import (
 )
 from fibsynth.microscope.estimate import (
     blur_series,
+    curtain_profile_power,
     drift_series,
     fit_model,
     noise_sigma,
@@ -44,7 +45,9 @@ from fibsynth.microscope.inverse import (
     correct_shading,
     denoise,
     destripe,
+    destripe_phase_slice,
     destripe_slice,
+    phase_stripe_profile,
     register_slices,
     runs_along_y,
     shading_background,
@@ -54,9 +57,9 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
-    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "response_gamma", "runs_along_y",
+    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
-    "correct_shading", "denoise", "destripe", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
-    "noise_sigma", "phase_levels", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
+    "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
+    "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
 ]

@@ -194,9 +194,12 @@ def correct_cmd(
     max_shift_px: Optional[float] = typer.Option(None, "--max-shift-px", help="Reject slice-to-slice shifts larger "
                                                  "than this (failed registrations)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
+    destripe_method: str = typer.Option("auto", "--destripe-method", help="wavelet (wavelet-Fourier filter), phase "
+                                        "(column profile of the residual of a two-phase level model: for two-phase "
+                                        "stacks; keeps layers) or auto (phase when a phase layer crosses the face "
+                                        "and no --destripe-levels are given, else wavelet)."),
     destripe_levels: Optional[int] = typer.Option(None, "--destripe-levels", help="Wavelet levels (default: "
-                                                  "ceil(log2(min size)) - 1, or 5 when a phase layer crosses the "
-                                                  "face: more levels would flatten it)."),
+                                                  "ceil(log2(min size)) - 1)."),
     destripe_sigma: float = typer.Option(1.0, "--destripe-sigma", help="Width of the Fourier damping (frequency steps)."),
     shading: bool = typer.Option(False, "--shading", help="Divide by the smooth background (trench shadow, tilt)."),
     shading_method: str = typer.Option("model", "--shading-method", help="model (trench shadow + tilt fitted to the "

@@ -157,9 +157,11 @@ class CorrectConfig(StrictModel):
     upsample: int = Field(20, ge=1, le=1000, description="registration precision 1/upsample px")
     max_shift_px: float | None = Field(None, gt=0, description="reject slice-to-slice shifts larger than this")
     destripe: bool = False
+    destripe_method: Literal["auto", "wavelet", "phase"] = Field(
+        "auto", description="wavelet (Muench et al. filter), phase (column profile of the residual of a two-phase "
+        "level model) or auto: phase when a phase layer crosses the face and no levels are given, else wavelet")
     destripe_levels: int | None = Field(None, ge=1, le=10, description="wavelet levels of the Muench et al. filter; "
-                                        "default ceil(log2(min(ny, nx))) - 1, or 5 when a phase layer crosses "
-                                        "the face (see docs/microscope.md)")
+                                        "default ceil(log2(min(ny, nx))) - 1 (see docs/microscope.md)")
     destripe_sigma: float = Field(1.0, gt=0, le=100, description="Gaussian damping width in the Fourier domain")
     shading: bool = False
     shading_method: Literal["model", "polynomial", "gaussian"] = "model"

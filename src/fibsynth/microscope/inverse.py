@@ -163,7 +163,8 @@ def auto_levels(ny: int, nx: int, max_width_px: float | None = None) -> int:
     A random stripe pattern has broad components that only the coarse levels reach (16 x 192 x 192 stack, db4:
     5 levels removed 79 % / 51 % of the power of 2-px / 6-px stripes, 7 levels 99.6 % / 98.9 %), but a structure
     that runs along y over the whole face is a stripe too: 7 levels moved the interface of a vertical SOFC layer by
-    10.4 px, 5 levels by 0.03-0.09 px. For layered samples pass ``levels=5`` (or ``max_width_px``)."""
+    10.4 px, 5 levels by 0.03-0.09 px but left 38 % of the power of broad curtains; :func:`destripe` therefore uses
+    the phase method (:func:`destripe_phase_slice`) when :func:`runs_along_y` finds such a layer."""
     by_size = int(np.ceil(np.log2(max(min(ny, nx), 2)))) - 1
     if max_width_px is not None:
         by_size = min(by_size, int(np.ceil(np.log2(max(float(max_width_px), 2.0)))))
@@ -233,19 +234,109 @@ def runs_along_y(stack: Any, *, smooth_px: float = 8.0, jump: float = 0.6) -> bo
 
 
 LAYERED_LEVELS = 5
+DESTRIPE_METHODS = ("auto", "wavelet", "phase")
 
 
-def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavelet: str = "db4") -> np.ndarray:
-    """:func:`destripe_slice` on every slice of a (z, y, x) stack.
+def _phase_level_model(img: np.ndarray, bright: np.ndarray, core: np.ndarray, tilt_iters: int = 2) -> np.ndarray:
+    """Noise- and stripe-free look of a two-phase image: each phase's level a quadratic in y (the trench shadow),
+    both multiplied by a shared left-right tilt ``1 + t (x/(nx-1) - 1/2)`` (fitted by alternating least squares on the
+    ``core`` pixels, away from the phase boundaries). No other x dependence: anything else that varies along x and
+    not along y is left in the residual, where the column profile picks it up."""
+    ny, nx = img.shape
+    y = np.broadcast_to(np.linspace(-0.5, 0.5, ny)[:, None], img.shape)
+    xn = np.broadcast_to(np.linspace(-0.5, 0.5, nx)[None, :], img.shape)
+    t = 0.0
+    level = np.zeros_like(img)
+    for it in range(tilt_iters + 1):
+        f = img / (1.0 + t * xn)
+        level = np.zeros_like(img)
+        for phase in (False, True):
+            sel = bright == phase
+            fit_on = core & sel
+            if fit_on.sum() < 20:
+                fit_on = sel
+            if not fit_on.any():
+                continue
+            yc = y[fit_on]
+            coef, *_ = np.linalg.lstsq(np.stack([np.ones_like(yc), yc, yc * yc], 1), f[fit_on], rcond=None)
+            ys = y[sel]
+            level[sel] = np.stack([np.ones_like(ys), ys, ys * ys], 1) @ coef
+        if it < tilt_iters:
+            a = (level * xn)[core]
+            t = float(a @ (img - level)[core] / max(float(a @ a), 1e-12))
+    return level * (1.0 + t * xn)
 
-    ``levels=None``: :func:`auto_levels` of the slice size, or at most ``LAYERED_LEVELS`` (5) when
-    :func:`runs_along_y` finds a layer crossing the face (7 levels flattened a vertical SOFC layer, moving its
-    interface by 10.4 px; 5 keep it within 0.1 px but remove less of broad curtains: docs/microscope.md)."""
+
+def phase_stripe_profile(img: Any, guide: Any | None = None, *, edge_px: int = 2, min_rows: float = 0.1) -> np.ndarray:
+    """Curtain profile (nx,) of one two-phase image, zero mean: the median over the rows of the residual left
+    after a phase-level model.
+
+    The phases are split by Otsu on ``guide`` (default the image) smoothed by 1 px; each phase's level is fitted
+    (:func:`_phase_level_model`: shadow along y, tilt along x); pixels within ``edge_px`` of a phase boundary are
+    left out (blurred edges); the median over the remaining rows of ``image - level`` in each column is that
+    column's stripe value. Columns with fewer than ``min_rows`` of the rows left (an interface that runs down the
+    whole face) are interpolated from their neighbours, so that a layer is never taken for a stripe."""
+    from skimage.filters import threshold_otsu
+
+    a = np.asarray(img, np.float64)
+    g = a if guide is None else np.asarray(guide, np.float64)
+    ny, nx = a.shape
+    sm = ndimage.gaussian_filter(g, 1.0)
+    if not sm.max() > sm.min():
+        return np.zeros(nx)
+    bright = sm > threshold_otsu(sm)
+    edge = (ndimage.binary_dilation(bright, iterations=edge_px)
+            & ndimage.binary_dilation(~bright, iterations=edge_px)) if edge_px > 0 else np.zeros_like(bright)
+    resid = np.where(edge, np.nan, a - _phase_level_model(a, bright, ~edge))
+    ok = (~edge).sum(0) >= max(3, min_rows * ny)
+    if not ok.any():
+        return np.zeros(nx)
+    idx = np.arange(nx)
+    prof = np.interp(idx, idx[ok], np.nanmedian(resid[:, ok], 0))
+    return prof - prof.mean()
+
+
+def destripe_phase_slice(img: Any, *, iters: int = 3, init_levels: int = LAYERED_LEVELS, edge_px: int = 2,
+                         min_rows: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Remove vertical stripes from one two-phase image by subtracting a column profile measured on the residual
+    of a phase-level model (:func:`phase_stripe_profile`); returns the image and the profile (nx,).
+
+    Strong curtains can push pixels across the phase threshold; the phases are therefore first found on a copy
+    destriped by the wavelet filter with ``init_levels`` (safe for layers), and the split is redone ``iters`` times
+    on the image minus the last profile. The profile is measured on the original image each time."""
+    a = np.asarray(img, np.float64)
+    if a.ndim != 2:
+        raise FibsynthError(f"expected a 2D image, got shape {a.shape}", param="img")
+    if iters < 1:
+        raise FibsynthError(f"must be >= 1 (got {iters})", param="iters")
+    guide = destripe_slice(a, levels=init_levels) if init_levels else a
+    prof = np.zeros(a.shape[1])
+    for _ in range(iters):
+        prof = phase_stripe_profile(a, guide, edge_px=edge_px, min_rows=min_rows)
+        guide = a - prof[None, :]
+    return guide, prof
+
+
+def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavelet: str = "db4",
+             method: str = "auto") -> np.ndarray:
+    """Remove vertical curtain stripes from every slice of a (z, y, x) stack.
+
+    ``method="wavelet"``: :func:`destripe_slice` (Muench et al. 2009), ``levels=None`` meaning :func:`auto_levels`
+    of the slice size. ``method="phase"``: :func:`destripe_phase_slice`, the column profile of the residual of a
+    two-phase level model (only for stacks of two gray phases; it removes broad curtains the wavelet filter cannot
+    reach without flattening layers). ``method="auto"`` (default): the wavelet filter, except when
+    :func:`runs_along_y` finds a phase layer crossing the face and ``levels`` is not given: then the phase method
+    (the wavelet filter at 7 levels flattened a vertical SOFC layer by 10.4 px and at 5 levels left 38 % of the
+    power of broad curtains; measured figures in docs/microscope.md)."""
     x = _stack(stack, "stack")
+    if method not in DESTRIPE_METHODS:
+        raise FibsynthError(f"unknown method {method!r}; one of {', '.join(DESTRIPE_METHODS)}", param="method")
+    if method == "auto":
+        method = "phase" if levels is None and runs_along_y(x) else "wavelet"
+    if method == "phase":
+        return np.stack([destripe_phase_slice(s)[0] for s in x])
     if levels is None:
         levels = auto_levels(*x.shape[1:])
-        if levels > LAYERED_LEVELS and runs_along_y(x):
-            levels = LAYERED_LEVELS
     return np.stack([destripe_slice(s, levels=levels, sigma=sigma, wavelet=wavelet) for s in x])
 
 
@@ -378,7 +469,7 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:
-        x = destripe(x, levels=cfg.destripe_levels, sigma=cfg.destripe_sigma)
+        x = destripe(x, levels=cfg.destripe_levels, sigma=cfg.destripe_sigma, method=cfg.destripe_method)
         rec["applied"].append("destripe")
     if cfg.shading:
         x, bg, info = correct_shading(x, method=cfg.shading_method, sigma_px=cfg.shading_sigma_px)

@@ -57,6 +57,9 @@ _BIG = 1e300
 _TWO_PI = 2.0 * math.pi
 
 _jit = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+# the per-electron transport allocates nothing: compiled without reference counting, its ~15 array arguments are
+# not incremented on entry and decremented on each of its exits (out-of-line atomic calls, ~30 per electron)
+_jit_norc = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False)
 
 
 @_jit
@@ -111,6 +114,37 @@ def range_to_u(rng_row, rinvd_row, u, r):
     while rng_row[j + 1] < r:
         j += 1
     return j + (r - rng_row[j]) * rinvd_row[j]
+
+
+@_jit
+def interp_m(tab, m, u):
+    """:func:`interp_row` of row ``m`` of a 2-D table, indexed in place: a row view (``tab[m]``) costs a
+    reference-count increment and decrement (atomic, out of line) each time in the transport loop."""
+    i = int(u)
+    f = u - i
+    return tab[m, i] * (1.0 - f) + tab[m, i + 1] * f
+
+
+@_jit
+def interp_mj(tab, m, j, u):
+    """:func:`interp_row` of row ``(m, j)`` of a 3-D table, indexed in place (see :func:`interp_m`)."""
+    i = int(u)
+    f = u - i
+    return tab[m, j, i] * (1.0 - f) + tab[m, j, i + 1] * f
+
+
+@_jit
+def range_to_u_m(rng, rinvd, m, u, r):
+    """:func:`range_to_u` on row ``m`` of the range tables, indexed in place (see :func:`interp_m`)."""
+    i = int(u)
+    j = int(u - (rng[m, i] * (1.0 - (u - i)) + rng[m, i + 1] * (u - i) - r) * rinvd[m, i])
+    if j < 0:
+        j = 0
+    while j > 0 and rng[m, j] > r:
+        j -= 1
+    while rng[m, j + 1] < r:
+        j += 1
+    return j + (r - rng[m, j]) * rinvd[m, j]
 
 
 @_jit
@@ -203,7 +237,7 @@ def sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1):
     probability prut, else mu = R."""
     r, s0, s1 = next_uniform(s0, s1)
     r2, s0, s1 = next_uniform(s0, s1)
-    if r <= interp_row(prut[mat, j], u):
+    if r <= interp_mj(prut, mat, j, u):
         a = acoef[mat, j] / math.exp(ln_e0 + u / inv_dln)
         mu = a * r2 / (1.0 + a - r2)
     else:
@@ -504,7 +538,7 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         seacc[2] = 1.0
 
 
-@_jit
+@_jit_norc
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
@@ -545,16 +579,12 @@ def transport_one(
             return st == 1, e0 if st == 1 else 0.0, ux, uy, uz
     pend = 0.0
     u = (math.log(e0) - ln_e0) * inv_dln
-    rr = interp_row(rng[mat], u)
+    rr = interp_m(rng, mat, u)
     rc = rcut[mat]
     r, s0, s1 = next_uniform(s0, s1)
-    s = -math.log(r) / interp_row(lam_inv[mat], u)
-    # inverse direction components for the plane distances
-    ivx = 1.0 / ux if ux != 0.0 else 0.0
-    ivy = 1.0 / uy if uy != 0.0 else 0.0
+    s = -math.log(r) / interp_m(lam_inv, mat, u)
     if uz == 0.0:
         uz = 1e-300
-    ivz = 1.0 / uz
     skip = safe > 0.0
     nzd = dist.shape[0]
     zface = kface * dz
@@ -578,9 +608,6 @@ def transport_one(
                     x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, dmin, dz, dy, dx, nx, ny, kface, lateral)
                     continue
                 inside = True
-        # distance to the next voxel plane
-        tx = _BIG
-        ty = _BIG
         # the cell to leave: the voxel (lev 0) or the uniform aligned block of 2^lev voxels around it
         # (``stack.block_levels``; blocks lie inside the volume and never straddle the periodic edges)
         bx0 = (ix >> lev) << lev
@@ -588,31 +615,53 @@ def transport_one(
         bzb = (iz >> lev) << lev
         bz0 = bzb if bzb > kface else kface  # a block cut by the face: its top is the face
         nbk = 1 << lev
-        if lateral and not inside:
-            if ux > 0.0:
-                tx = ((bx0 + nbk) * dx - x) * ivx
-            elif ux < 0.0:
-                tx = (bx0 * dx - x) * ivx
-            if uy > 0.0:
-                ty = ((by0 + nbk) * dy - y) * ivy
-            elif uy < 0.0:
-                ty = (by0 * dy - y) * ivy
-        # uz is never exactly 0 (nudged after each rotation), so one expression covers both directions
+        dmin = _BIG
         axis = 2
         if not inside:
+            # signed distances to the cell's exit planes along each axis; the flight ends inside the cell when
+            # every displacement s u_i falls short of its plane (no division: the plane distances d_i = e_i / u_i
+            # are computed only when a plane is reached, fewer than half of the steps)
+            ex = 0.0
+            ey = 0.0
+            hit = False
+            if lateral:
+                if ux > 0.0:
+                    ex = (bx0 + nbk) * dx - x
+                    hit = s * ux >= ex
+                elif ux < 0.0:
+                    ex = bx0 * dx - x
+                    hit = s * ux <= ex
+                if uy > 0.0:
+                    ey = (by0 + nbk) * dy - y
+                    hit = hit | (s * uy >= ey)
+                elif uy < 0.0:
+                    ey = by0 * dy - y
+                    hit = hit | (s * uy <= ey)
+            # uz is never exactly 0 (nudged after each rotation)
+            zplane = True
             if uz > 0.0:
-                tz = ((bzb + nbk) * dz - z) * ivz
+                ez = (bzb + nbk) * dz - z
+                if iz >= nz and not repeat_last:
+                    zplane = False  # the backing below the last slice: no planes
+                else:
+                    hit = hit | (s * uz >= ez)
             else:
-                tz = (bz0 * dz - z) * ivz
-            if uz > 0.0 and iz >= nz and not repeat_last:
-                tz = _BIG
-            dmin = tz
-            if tx < dmin:
-                dmin = tx
-                axis = 0
-            if ty < dmin:
-                dmin = ty
-                axis = 1
+                ez = bz0 * dz - z
+                hit = hit | (s * uz <= ez)
+            if hit:
+                if zplane:
+                    dmin = ez / uz
+                if lateral:
+                    if ux != 0.0:
+                        tx = ex / ux
+                        if tx < dmin:
+                            dmin = tx
+                            axis = 0
+                    if uy != 0.0:
+                        ty = ey / uy
+                        if ty < dmin:
+                            dmin = ty
+                            axis = 1
         if s < dmin:
             # collision inside the current voxel (or the same-material ball): slow down, then scatter
             if inside:
@@ -628,7 +677,7 @@ def transport_one(
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
-            u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            u = range_to_u_m(rng, rinvd, mat, u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
                            vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
@@ -646,7 +695,7 @@ def transport_one(
             ne = nel[mat]
             if ne > 1:
                 r, s0, s1 = next_uniform(s0, s1)
-                while j < ne - 1 and r > interp_row(cum[mat, j], u):
+                while j < ne - 1 and r > interp_mj(cum, mat, j, u):
                     j += 1
             # polar angle
             if analytic:
@@ -654,7 +703,6 @@ def transport_one(
             else:
                 mu, s0, s1 = sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1)
             ct = 1.0 - 2.0 * mu
-            st = 2.0 * math.sqrt(mu * (1.0 - mu))
             if eloss[mat, j] > 0.0:
                 # binary collision with an atomic electron: the primary keeps E cos^2(theta)
                 en = math.exp(ln_e0 + u / inv_dln) * ct * ct
@@ -668,7 +716,7 @@ def transport_one(
                 u = (math.log(en) - ln_e0) * inv_dln
                 if u <= 0.0:
                     return False, 0.0, ux, uy, uz
-                rr = interp_row(rng[mat], u)
+                rr = interp_m(rng, mat, u)
                 if rr <= rc:
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
@@ -680,20 +728,21 @@ def transport_one(
                 q = cp * cp + sp * sp
                 if q <= 1.0 and q > 1e-12:
                     break
-            q = st / math.sqrt(q)
-            cp *= q
-            sp *= q
+            # new direction: with sin(theta) = 2 sqrt(mu (1 - mu)), (cp, sp) / sqrt(q) = (cos phi, sin phi) and
+            # w = 1 - uz^2, the rotation needs (cp, sp) sin(theta) / sqrt(q w) and cp sin(theta) sqrt(w) / sqrt(q)
+            # = cp f w: one square root and one division for all of it
             if abs(uz) > 0.99999:
                 sg = 1.0 if uz > 0.0 else -1.0
-                nux = cp
-                nuy = sp
+                f = 2.0 * math.sqrt(mu * (1.0 - mu) / q)
+                nux = cp * f
+                nuy = sp * f
                 nuz = ct * sg
             else:
-                tmp = math.sqrt(1.0 - uz * uz)
-                itmp = 1.0 / tmp
-                nux = ux * ct + (ux * uz * cp - uy * sp) * itmp
-                nuy = uy * ct + (uy * uz * cp + ux * sp) * itmp
-                nuz = uz * ct - cp * tmp
+                w = 1.0 - uz * uz
+                f = 2.0 * math.sqrt(mu * (1.0 - mu) / (q * w))
+                nux = ux * ct + (ux * uz * cp - uy * sp) * f
+                nuy = uy * ct + (uy * uz * cp + ux * sp) * f
+                nuz = uz * ct - cp * f * w
             # renormalise (one Newton step for 1/sqrt(n2) about 1: rounding errors are O(1e-16), so the
             # residual after the step is O(1e-32))
             nrm = 1.5 - 0.5 * (nux * nux + nuy * nuy + nuz * nuz)
@@ -702,12 +751,8 @@ def transport_one(
             uz = nuz * nrm
             if uz == 0.0:
                 uz = 1e-300
-            ivz = 1.0 / uz
-            if lateral:
-                ivx = 1.0 / ux if ux != 0.0 else 0.0
-                ivy = 1.0 / uy if uy != 0.0 else 0.0
             r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_row(lam_inv[mat], u)
+            s = -math.log(r) / interp_m(lam_inv, mat, u)
             continue
         # reach the voxel boundary
         pend += dmin
@@ -766,7 +811,7 @@ def transport_one(
                         return False, 0.0, ux, uy, uz
                     if sep is not None:
                         u_old = u
-                    u = range_to_u(rng[mat], rinvd[mat], u, rr)
+                    u = range_to_u_m(rng, rinvd, mat, u, rr)
                     if sep is not None:
                         se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
                                    vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
@@ -780,7 +825,7 @@ def transport_one(
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
-            u = range_to_u(rng[mat], rinvd[mat], u, rr)
+            u = range_to_u_m(rng, rinvd, mat, u, rr)
             if sep is not None:
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
                            vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
@@ -794,10 +839,10 @@ def transport_one(
                     return False, 0.0, ux, uy, uz
             mat = newmat
             lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
-            rr = interp_row(rng[mat], u)
+            rr = interp_m(rng, mat, u)
             rc = rcut[mat]
             r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_row(lam_inv[mat], u)
+            s = -math.log(r) / interp_m(lam_inv, mat, u)
 
 
 @_jit
