@@ -7,13 +7,17 @@ labels 1..n-1 are solids, each with its own material. The model is the binary on
     I = w_0 + sum_m (w_m(d) - w_0) F_m        (first non-filling voxel along the beam at depth d),
     I = w_0                                   (none within K slices),
 
-where w_m(d) = eta_net(E, Z_m, d) is material m's backscatter under d nm of the filling (the network, each
-material with its own effective Z), w_0 the filling's value far from any solid, and F_m the share of material m in
+where w_m(d) = eta_net(E, Z_m, d) is material m's backscatter under d nm of the filling (the network; a compound
+by Castaing's mass-fraction rule over its elements' curves, w_m = sum_i c_i eta_net(E, Z_i, d), ``compound=
+"castaing"``, the default -- or with the mass-weighted mean Z as the binary projection does, ``compound="mean_z"``;
+measured against the Monte Carlo in docs/multiphase.md), w_0 the filling's value far from any solid (the mean of
+the materials' far values), and F_m the share of material m in
 the lateral window (half-width ``spread`` x d) around the hit, in the hit's slice. So each material behind the face
 shines through in proportion to its own eta(E, Z, t), and where the beam's footprint covers two solids both count.
 Labels that share a material are one phase of the projection (their indicators are summed), so splitting a label
-into two of the same material changes nothing; with one solid material this *is* the binary projection (it is
-delegated to :func:`fibsynth.fastsim.projection.project`, and the general path reproduces it bit for bit, tested).
+into two of the same material changes nothing; with one solid element this *is* the binary projection (it is
+delegated to :func:`fibsynth.fastsim.projection.project`, and the general path reproduces it bit for bit, tested;
+for a compound the general path with ``compound="mean_z"`` does).
 
 ``normalise="group"``: I' = (I - w_0) / (max_m w_m(0) - w_0): filling 0, the brightest material at the face 1.
 ``normalise="eta"``: backscatter coefficients.
@@ -83,20 +87,54 @@ def solid_groups(materials: Sequence[str]) -> list[tuple[str, list[int]]]:
     return list(groups.items())
 
 
+COMPOUND_RULES = ("castaing", "mean_z")
+
+
+def material_curve(model, energy_kev: float, material: str, depths, compound: str = "castaing") -> np.ndarray:
+    """eta_net of ``material`` under ``depths`` nm of epoxy: the network at the element's Z, or for a compound
+    Castaing's rule sum_i c_i eta_net(E, Z_i, d) (``c_i`` mass fractions; ``compound="mean_z"``: the network at the
+    mass-weighted mean Z, :func:`fibsynth.physics.backscatter.effective_z`)."""
+    from fibsynth.physics.backscatter import effective_z
+    from fibsynth.physics.materials import get_material
+
+    mat = get_material(material, "materials")
+    d = np.asarray(depths, float)
+    if len(mat.z) == 1 or compound == "mean_z":
+        return np.asarray(model.predict(energy_kev, effective_z(mat), d), float)
+    return sum(float(c) * np.asarray(model.predict(energy_kev, float(z), d), float)
+               for c, z in zip(mat.mass_fractions, mat.z))
+
+
+def _weights(model, e, material, depths, d_far, compound):
+    """:func:`.projection.depth_weights` with :func:`material_curve` (same running minimum)."""
+    grid = np.concatenate([np.asarray(depths, float), [d_far]])
+    eta = material_curve(model, e, material, grid, compound)
+    w, w_none = eta[:-1], float(eta[-1])
+    if w.size and w[0] > w_none:
+        order = np.argsort(grid[:-1], kind="stable")
+        ws = np.minimum.accumulate(w[order])
+        w = np.empty_like(ws)
+        w[order] = np.maximum(ws, w_none)
+    return w, w_none
+
+
 def project_labels(labels: np.ndarray, voxel_zyx, energy_kev: float, materials: Sequence[str], *,
                    slices_behind: int | None = None, incidence_deg: float = 38.0, model=None,
                    normalise: str = "group", slices: tuple[int, int] | None = None, spread: float | None = None,
-                   solid_depth: float | None = None) -> tuple[np.ndarray, dict]:
+                   solid_depth: float | None = None, compound: str = "castaing") -> tuple[np.ndarray, dict]:
     """Project a label volume (z, y, x; label i = ``materials[i]``, label 0 the filling) into one float32 image
     per slice; returns the images and a record (module docstring). With one distinct solid material this is
     :func:`fibsynth.fastsim.projection.project` of ``labels > 0``."""
     from fibsynth.fastsim.projection import DEFAULT_SPREAD, project
+    from fibsynth.physics.materials import get_material
 
+    if compound not in COMPOUND_RULES:
+        raise FibsynthError(f"must be one of {', '.join(COMPOUND_RULES)} (got {compound!r})", param="compound")
     mats = _check_materials(materials)
     vol = _check_labels(labels, len(mats))
     spread = DEFAULT_SPREAD if spread is None else spread
     groups = solid_groups(mats)
-    if len(groups) == 1:
+    if len(groups) == 1 and (compound == "mean_z" or len(get_material(groups[0][0]).z) == 1):
         img, rec = project((vol > 0).astype(np.uint8), voxel_zyx, energy_kev, slices_behind=slices_behind,
                            incidence_deg=incidence_deg, solid=groups[0][0], pore=mats[0], model=model,
                            normalise=normalise, slices=slices, spread=spread, solid_depth=solid_depth)
@@ -104,17 +142,17 @@ def project_labels(labels: np.ndarray, voxel_zyx, energy_kev: float, materials: 
         return img, rec
     return _project_materials(vol, mats, voxel_zyx, energy_kev, slices_behind=slices_behind,
                               incidence_deg=incidence_deg, model=model, normalise=normalise, slices=slices,
-                              spread=spread, solid_depth=solid_depth)
+                              spread=spread, solid_depth=solid_depth, compound=compound)
 
 
 def _project_materials(vol: np.ndarray, mats: tuple[str, ...], voxel_zyx, energy_kev: float, *,
-                       slices_behind, incidence_deg, model, normalise, slices, spread, solid_depth
-                       ) -> tuple[np.ndarray, dict]:
+                       slices_behind, incidence_deg, model, normalise, slices, spread, solid_depth,
+                       compound: str = "castaing") -> tuple[np.ndarray, dict]:
     """The general path (any number of solid materials; also used by the tests on binary volumes)."""
     from fibsynth.config import VoxelSize
     from fibsynth.fastsim.network import load_model
     from fibsynth.fastsim.projection import (DEFAULT_SOLID_DEPTH, MAX_SLICES_BEHIND, _project, _summed_area,
-                                             _summed_area_f, default_slices_behind, depth_smoothed, depth_weights,
+                                             _summed_area_f, default_slices_behind, depth_smoothed,
                                              ray_cells)
     from fibsynth.physics.backscatter import effective_z, kanaya_okayama_range_nm
     from fibsynth.physics.materials import get_material, is_vacuum
@@ -144,13 +182,15 @@ def _project_materials(vol: np.ndarray, mats: tuple[str, ...], voxel_zyx, energy
     zs = [effective_z(get_material(m, "materials")) for m, _ in groups]
     if is_vacuum(pore):
         return _project_open_labels_call(vol, mats, groups, zs, (dz, dy, dx), e, a, k0, k1, model=model,
-                                    normalise=normalise, slices_behind=k)
+                                    normalise=normalise, slices_behind=k, compound=compound)
     cells = ray_cells(k, dz, dy, a)
     d_far = max(k * dz, float(kanaya_okayama_range_nm(pore, e)))
-    ws, w_none = [], None
-    for z in zs:
-        w, w_none = depth_weights(model, e, z, cells[:, 2], d_far=d_far)
+    ws, fars = [], []
+    for m, _ in groups:
+        w, far = _weights(model, e, m, cells[:, 2], d_far, compound)
         ws.append(w)
+        fars.append(far)
+    w_none = fars[0] if len(fars) == 1 else float(np.mean(fars))
     tops = [float(w[0]) for w in ws]
     if normalise == "group":
         span = max(abs(t - w_none) for t in tops)
@@ -189,7 +229,7 @@ def _project_materials(vol: np.ndarray, mats: tuple[str, ...], voxel_zyx, energy
               "incidence_deg": a, "materials": list(mats), "pore": pore, "normalise": normalise,
               "phases": [{"material": m, "labels": labs, "Z": z, "eta_surface": t}
                          for (m, labs), z, t in zip(groups, zs, tops)],
-              "eta_pore": w_none, "depth_far_nm": d_far, "group_span": span, "spread": spread, "solid_depth": sd,
+              "compound": compound, "eta_pore": w_none, "depth_far_nm": d_far, "group_span": span, "spread": spread, "solid_depth": sd,
               "cells": cells.tolist(), "weights": [w.tolist() for w in ws], "slices": [k0, k1]}
     return total, record
 
@@ -242,13 +282,14 @@ def _project_open_labels(hit, lab, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_
                 out[kk, y, x] = scale[m] * ((ref / (1.0 + ct)) ** p_arnal[m] * gesc)
 
 
-def _project_open_labels_call(vol, mats, groups, zs, voxel_zyx, e, a, k0, k1, *, model, normalise, slices_behind):
+def _project_open_labels_call(vol, mats, groups, zs, voxel_zyx, e, a, k0, k1, *, model, normalise, slices_behind,
+                              compound="castaing"):
     from fibsynth.fastsim.projection import MAX_SLICES_BEHIND, N_ESCAPE_DIRECTIONS, escape_directions, ray_cells
 
     dz, dy, dx = voxel_zyx
     nz = vol.shape[0]
     k = int(slices_behind)
-    tops = [float(model.predict(e, z, 0.0)) for z in zs]
+    tops = [float(material_curve(model, e, m, [0.0], compound)[0]) for m, _ in groups]
     n = len(mats)
     p_arr = np.zeros(n, np.float64)
     scale = np.zeros(n, np.float64)
