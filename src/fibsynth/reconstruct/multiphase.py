@@ -61,13 +61,14 @@ class MultiphaseSettings(ReconstructSettings):
     def _check_phases(self):
         if self.materials is not None:
             n = len(self.materials)
+            # FibsynthError (not a ValueError) passes through pydantic unchanged: one line naming the parameter
             if not 3 <= n <= MAX_PHASES:
-                raise ValueError(f"materials: give 3 to {MAX_PHASES} materials, one per label (got {n}); two "
-                                 "materials are the binary workflow (solid, pore)")
+                raise FibsynthError(f"give 3 to {MAX_PHASES} materials, one per label (got {n}); two materials are "
+                                    "the binary workflow (solid, pore)", param="materials")
             if self.phases is not None and self.phases != n:
-                raise ValueError(f"phases: {self.phases} phases but {n} materials were given")
+                raise FibsynthError(f"{self.phases} phases but {n} materials were given", param="phases")
         elif self.phases is None:
-            raise ValueError("phases: give the number of phases or one material per label (materials)")
+            raise FibsynthError("give the number of phases or one material per label (materials)", param="phases")
         return self
 
     @property
