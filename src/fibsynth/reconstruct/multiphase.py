@@ -324,6 +324,39 @@ def confidence(prob: np.ndarray) -> np.ndarray:
     return ((n * prob.max(axis=1) - 1.0) / (n - 1)).astype(np.float32)
 
 
+def moved_phases(old: dict[str, Any], new: dict[str, Any], n: int) -> list[str]:
+    """The phase fractions and the network diameter whose new value differs from the old one by more than the larger
+    of the two uncertainties."""
+    out = []
+    for k in [f"fraction_{i}" for i in range(n)] + ["network_diameter_nm"]:
+        a, b = old["quantities"].get(k), new["quantities"].get(k)
+        if a and b and abs(a["value"] - b["value"]) > max(a["uncertainty"], b["uncertainty"]):
+            out.append(k)
+    return out
+
+
+def forward_consistency_phases(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float, materials,
+                               smooth_px: float = 1.0) -> float:
+    """:func:`fibsynth.reconstruct.estimate.forward_consistency` for n phases: the segmentation imaged again by the
+    n-phase projection, mapped onto the real stack's histogram, Pearson r with the real stack (both smoothed
+    in-plane), on the estimates' central crop. Label-free; compares reconstructions of the same kind."""
+    from scipy.ndimage import gaussian_filter
+
+    from fibsynth.fastsim.multiphase import project_labels
+    from fibsynth.reconstruct.adapt import fit_histogram, match_histogram
+    from fibsynth.reconstruct.estimate import _crop
+
+    sg = _crop(np.asarray(seg, np.uint8))
+    r = _crop(np.asarray(real, np.float32))
+    img, _ = project_labels(sg, tuple(voxel_zyx), energy_kev, list(materials))
+    m = match_histogram(img, fit_histogram(r))
+    a = gaussian_filter(r, (0, smooth_px, smooth_px)).ravel()
+    b = gaussian_filter(m, (0, smooth_px, smooth_px)).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 # ------------------------------------------------------------------------------------------------ the workflow
 
 def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: MultiphaseSettings, *,
@@ -402,109 +435,166 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     seg_ts, seg_plan = _seg_settings(s, side, nz_s)
     seg_ts = type(seg_ts)(**{**seg_ts.model_dump(), "classes": n})
 
-    # 3. generate ----------------------------------------------------------------------------------------------
-    def do_generate(d: Path) -> dict:
-        params = draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed)
-        rng = np.random.default_rng((s.seed, 0, 7))
-        recs = []
-        for i, p in enumerate(params):
-            lab = make_structure(p, synth_shape, vz)
-            ideal, irec = image_labels(lab, vz, energy, materials, engine=s.engine,
-                                       electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
-            img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=lab)
-            tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
-            _save(d / f"{tag}_img.npy", img)
-            _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
-            if i == 0:
-                _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
-            st = _phase_stats(lab, vz, n)
-            recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": st})
-        (d / "structures.json").write_text(json.dumps(recs))
-        return {"n": len(recs)}
-
-    k_g, d_g, _ = steps("phases_generate", {"structures": s.structures, "val": s.val_structures,
-                                            "shape": list(synth_shape), "voxel": list(vz), "energy": energy,
-                                            "engine": s.engine, "epp": s.electrons_per_pixel,
-                                            "materials": list(materials), "seed": s.seed,
-                                            "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}},
-                        {"estimate": k_e}, do_generate,
-                        f"generating {s.structures}+{s.val_structures} matched {n}-phase synthetic stacks {synth_shape}")
-    structures = json.loads((d_g / "structures.json").read_text())
-
     def names(d: Path, prefix: str) -> list[str]:
         return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
 
-    # 4. adapt -------------------------------------------------------------------------------------------------
-    distances = None
-    k_imgs, d_imgs = k_g, d_g
-    if method is not None:
-        if method in ("histogram", "linear"):
-            def do_hist(d: Path) -> dict:
-                q = A.fit_histogram(real, seed=s.seed)
-                _save(d / "quantiles.npy", q)
-                return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
+    adapt_model: dict[str, Any] = {}  # the adaptation model of round 1, reused by round 2 (as the binary workflow)
 
-            k_a, d_a, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
-                                {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution")
-        else:
-            def do_gan(d: Path) -> dict:
-                srcs = [np.load(d_g / f"{nm}_img.npy") for nm in names(d_g, "train")]
-                return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
+    def one_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
+        """Steps 3-6 around an estimate."""
+        # 3. generate ------------------------------------------------------------------------------------------
+        def do_generate(d: Path) -> dict:
+            params = draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed + 1000 * r)
+            rng = np.random.default_rng((s.seed, r, 7))
+            recs = []
+            for i, p in enumerate(params):
+                lab = make_structure(p, synth_shape, vz)
+                ideal, irec = image_labels(lab, vz, energy, materials, engine=s.engine,
+                                           electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
+                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=lab)
+                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
+                _save(d / f"{tag}_img.npy", img)
+                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
+                if i == 0:
+                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
+                st = _phase_stats(lab, vz, n)
+                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": st})
+            (d / "structures.json").write_text(json.dumps(recs))
+            return {"n": len(recs)}
 
-            k_a, d_a, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": k_g, "real": k_in}, do_gan,
-                                "training the adaptation CycleGAN")
+        gen_params = {"structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
+                      "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
+                      "materials": list(materials), "seed": s.seed,
+                      "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
+        if r > 0:  # round 1 keeps the key it had before rounds existed
+            gen_params["round"] = r
+        k_g, d_g, _ = steps("phases_generate", gen_params, {"estimate": k_est}, do_generate,
+                            f"generating {s.structures}+{s.val_structures} matched {n}-phase synthetic stacks {synth_shape}")
+        structures = json.loads((d_g / "structures.json").read_text())
 
-        def do_translate(d: Path) -> dict:
-            before, after = [], []
-            for nm in names(d_g, "train") + names(d_g, "val"):
-                src = np.load(d_g / f"{nm}_img.npy")
-                if method == "cyclegan":
-                    ad = A.translate(d_a / "model", src, s.seed)
-                else:
-                    match = A.match_histogram if method == "histogram" else A.match_linear
-                    ad = match(src, np.load(d_a / "quantiles.npy"))
-                _save(d / f"{nm}_img.npy", ad)
-                _save(d / f"{nm}_lbl.npy", np.load(d_g / f"{nm}_lbl.npy"))
-                if nm.startswith("train"):
-                    before.append(A.histogram_distance(src, real))
-                    after.append(A.histogram_distance(ad, real))
-            mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-            return {"before": {k: mean(before, k) for k in ("wasserstein", "total_variation")},
-                    "after": {k: mean(after, k) for k in ("wasserstein", "total_variation")}}
+        # 4. adapt -------------------------------------------------------------------------------------------------
+        distances = None
+        k_imgs, d_imgs = k_g, d_g
+        if method is not None:
+            if adapt_model:
+                k_a, d_a = adapt_model["key"], adapt_model["dir"]
+            elif method in ("histogram", "linear"):
+                def do_hist(d: Path) -> dict:
+                    q = A.fit_histogram(real, seed=s.seed)
+                    _save(d / "quantiles.npy", q)
+                    return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
 
-        k_imgs, d_imgs, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_a, "generate": k_g},
-                                    do_translate, "adapting the synthetic stacks to the real stack")
-        distances = rec["result"]
+                k_a, d_a, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
+                                    {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution")
+            else:
+                def do_gan(d: Path) -> dict:
+                    srcs = [np.load(d_g / f"{nm}_img.npy") for nm in names(d_g, "train")]
+                    return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
 
-    # 5. train -------------------------------------------------------------------------------------------------
-    def do_train(d: Path) -> dict:
-        from fibsynth.segment.train import fit
+                k_a, d_a, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": k_g, "real": k_in}, do_gan,
+                                    "training the adaptation CycleGAN")
+            adapt_model.update(key=k_a, dir=d_a)
 
-        ti = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "train")]
-        tl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "train")]
-        vi = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "val")]
-        vl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "val")]
-        with A.quiet_lightning():
-            rec = fit(ti, tl, d / "model", seg_ts, val_images=vi, val_labels=vl, verbose=False, progress=False)
-        return {"best_val_mds": rec.get("best_val_mds"), "val_multiotsu_mds": rec.get("otsu_val_mds"),
-                "epochs_run": rec.get("epochs_run"), "steps_run": rec.get("steps_run"),
-                "history": rec.get("history", [])}
+            def do_translate(d: Path) -> dict:
+                before, after = [], []
+                for nm in names(d_g, "train") + names(d_g, "val"):
+                    src = np.load(d_g / f"{nm}_img.npy")
+                    if method == "cyclegan":
+                        ad = A.translate(d_a / "model", src, s.seed)
+                    else:
+                        match = A.match_histogram if method == "histogram" else A.match_linear
+                        ad = match(src, np.load(d_a / "quantiles.npy"))
+                    _save(d / f"{nm}_img.npy", ad)
+                    _save(d / f"{nm}_lbl.npy", np.load(d_g / f"{nm}_lbl.npy"))
+                    if nm.startswith("train"):
+                        before.append(A.histogram_distance(src, real))
+                        after.append(A.histogram_distance(ad, real))
+                mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+                return {"before": {k: mean(before, k) for k in ("wasserstein", "total_variation")},
+                        "after": {k: mean(after, k) for k in ("wasserstein", "total_variation")}}
 
-    k_t, d_t, rec = steps("phases_train", {"settings": seg_ts.model_dump(mode="json")}, {"images": k_imgs}, do_train,
-                          f"training the {n}-class {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer "
-                          f"steps of {seg_plan['batch']} patches)")
-    tr = rec["result"]
-    if tr["best_val_mds"] is not None and tr["val_multiotsu_mds"] is not None and \
-            tr["best_val_mds"] < tr["val_multiotsu_mds"]:
-        console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['best_val_mds']:.3f} is below "
-                      f"multi-Otsu's {tr['val_multiotsu_mds']:.3f} on the same held-out synthetic data")
+            k_imgs, d_imgs, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_a, "generate": k_g},
+                                        do_translate, "adapting the synthetic stacks to the real stack")
+            distances = rec["result"]
 
-    # 6. predict -----------------------------------------------------------------------------------------------
-    def do_predict(d: Path) -> dict:
-        return predict_blocks_phases(d_t / "model", d_in / "real.npy", d / "probabilities.npy", n, block=s.block)
+        # 5. train -------------------------------------------------------------------------------------------------
+        def do_train(d: Path) -> dict:
+            from fibsynth.segment.train import fit
 
-    k_p, d_p, _ = steps("phases_predict", {"block": s.block, "classes": n}, {"model": k_t, "real": k_in}, do_predict,
-                        f"segmenting the real stack block by block ({s.block} slices)")
+            ti = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "train")]
+            tl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "train")]
+            vi = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "val")]
+            vl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "val")]
+            with A.quiet_lightning():
+                rec = fit(ti, tl, d / "model", seg_ts, val_images=vi, val_labels=vl, verbose=False, progress=False)
+            return {"best_val_mds": rec.get("best_val_mds"), "val_multiotsu_mds": rec.get("otsu_val_mds"),
+                    "epochs_run": rec.get("epochs_run"), "steps_run": rec.get("steps_run"),
+                    "history": rec.get("history", [])}
+
+        k_t, d_t, rec = steps("phases_train", {"settings": seg_ts.model_dump(mode="json")}, {"images": k_imgs}, do_train,
+                              f"training the {n}-class {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer "
+                              f"steps of {seg_plan['batch']} patches)")
+        tr = rec["result"]
+        if tr["best_val_mds"] is not None and tr["val_multiotsu_mds"] is not None and \
+                tr["best_val_mds"] < tr["val_multiotsu_mds"]:
+            console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['best_val_mds']:.3f} is below "
+                          f"multi-Otsu's {tr['val_multiotsu_mds']:.3f} on the same held-out synthetic data")
+
+        # 6. predict -----------------------------------------------------------------------------------------------
+        def do_predict(d: Path) -> dict:
+            return predict_blocks_phases(d_t / "model", d_in / "real.npy", d / "probabilities.npy", n, block=s.block)
+
+        k_p, d_p, _ = steps("phases_predict", {"block": s.block, "classes": n}, {"model": k_t, "real": k_in}, do_predict,
+                            f"segmenting the real stack block by block ({s.block} slices)")
+        return {"round": r, "estimate": est, "key_generate": k_g, "dir_generate": d_g, "structures": structures,
+                "dir_images": d_imgs, "distances": distances, "training": tr, "key_predict": k_p, "dir_predict": d_p}
+
+    rounds = [one_round(0, est, k_e)]
+    est2 = moved_keys = None
+    choice: dict[str, Any] = {"chosen_round": 1, "reason": "one round only (no re-estimate asked)"}
+
+    def reestimate(r: int, used: dict) -> tuple[str, dict]:
+        d_pr = rounds[r]["dir_predict"]
+
+        def do_reestimate(d: Path) -> dict:
+            sg = np.argmax(np.load(d_pr / "probabilities.npy", mmap_mode="r"), axis=1).astype(np.uint8)
+            e2 = estimate_phases({"U-Net": sg}, vz, n)
+            for k, q in e2["quantities"].items():  # one method only: keep at least the estimate's uncertainty
+                if k in used["quantities"]:
+                    q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
+            e2["brightness_order"] = used.get("brightness_order")
+            (d / "estimate.json").write_text(json.dumps(e2))
+            return {"forward_consistency": forward_consistency_phases(sg, real, vz, energy, materials)}
+
+        k_r, d_r, rec_r = steps("phases_reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+                                {"prediction": rounds[r]["key_predict"], "real": k_in}, do_reestimate,
+                                f"re-estimating the phases from reconstruction {r + 1}")
+        e2 = json.loads((d_r / "estimate.json").read_text())
+        e2["forward_consistency"] = rec_r["result"]["forward_consistency"]
+        return k_r, e2
+
+    if s.reestimate:
+        k_e2, est2 = reestimate(0, est)
+        moved_keys = moved_phases(est, est2, n)
+        choice = {"chosen_round": 1, "forward_consistency": [est2["forward_consistency"]],
+                  "reason": "the reconstruction confirmed the estimate (within its uncertainty): one round"}
+        if moved_keys:
+            console.print(f"[yellow]estimate moved[/] ({', '.join(moved_keys)}): regenerating once around the new estimate")
+            rounds.append(one_round(1, est2, k_e2))
+            _, est3 = reestimate(1, est2)
+            f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
+            keep2 = f2 > f1
+            choice = {"chosen_round": 2 if keep2 else 1, "forward_consistency": [f1, f2],
+                      "estimate_round_2_result": {k: v["value"] for k, v in est3["quantities"].items()},
+                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
+                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
+                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
+                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1)")}
+            console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
+    final = rounds[choice["chosen_round"] - 1]
+    d_g, d_imgs, structures, distances, tr = (final["dir_generate"], final["dir_images"], final["structures"],
+                                              final["distances"], final["training"])
+    k_p, d_p = final["key_predict"], final["dir_predict"]
     prob = np.load(d_p / "probabilities.npy", mmap_mode="r")
     seg = np.argmax(prob, axis=1).astype(np.uint8)
     conf = confidence(np.asarray(prob))
@@ -573,7 +663,8 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "phases": n, "materials": mats,
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
-        "estimate_first_pass": est, "structures": structures, "adaptation": method, "histogram_distances": distances,
+        "estimate_first_pass": est, "estimate_from_reconstruction": est2, "moved": moved_keys,
+        "round_choice": choice, "rounds": len(rounds), "structures": structures, "adaptation": method, "histogram_distances": distances,
         "training": {k: v for k, v in tr.items() if k != "history"}, "segmentation_plan": seg_plan,
         "gan_plan": gan_plan, "evaluation": evaluation, "steps": steps.log, "seconds_total": round(total, 1),
         "outputs": {"segmentation": "segmentation.tif", "confidence": "confidence.tif",

@@ -179,7 +179,13 @@ def write_phases_report(path: Path, summary: dict, *, real, seg, conf, insp, gen
         "training structures were drawn around these values (for three phases: two leveled-wave fields, A the solid "
         "network and B the part of it that is phase 2).",
         tables=[("First estimate", estimate_table(est, mlist)),
-                ("Generated training and validation structures (requested -> measured)", gen)]))
+                *([("Re-estimate from the reconstruction (round 1)", estimate_table(summary["estimate_from_reconstruction"],
+                                                                                     mlist))]
+                  if summary.get("estimate_from_reconstruction") else []),
+                ("Rounds", {"moved beyond the uncertainty": ", ".join(summary.get("moved") or []) or "nothing",
+                            "rounds run": summary.get("rounds", 1),
+                            "used": summary.get("round_choice", {}).get("reason", "")}),
+                ("Generated training and validation structures of the round used (requested -> measured)", gen)]))
     figs = []
     if (gen_dir / "train_0_img.npy").exists():
         lbl = np.load(gen_dir / "train_0_lbl.npy")
