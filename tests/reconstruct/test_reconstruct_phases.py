@@ -15,7 +15,7 @@ from fibsynth.io import read_volume
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--structures", "1", "--val-structures", "1", "--synth-slices", "8", "--synth-side", "32", "--seg-steps", "2",
-        "--seed", "3", "--quiet"]
+        "--no-reestimate", "--seed", "3", "--quiet"]
 
 
 def _maker():
@@ -119,3 +119,24 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and words in err, err
     assert not (out / "segmentation.tif").exists()
+
+
+def test_forward_consistency_and_moved(tiny):
+    """The re-estimate round's label-free choice: the truth, imaged again, correlates better with the stack than a
+    degraded segmentation; ``moved_phases`` names what left its uncertainty."""
+    from scipy.ndimage import binary_dilation
+
+    from fibsynth.reconstruct.multiphase import forward_consistency_phases, moved_phases
+
+    real = np.asarray(read_volume(tiny / "stack.tif").data, np.float32)
+    truth = np.asarray(read_volume(tiny / "truth.tif").data)
+    worse = truth.copy()
+    worse[binary_dilation(truth == 2, iterations=2) & (truth == 0)] = 2  # the bright phase grown into the filling
+    mats = ("epoxy", "Ni", "Au")
+    r_true = forward_consistency_phases(truth, real, (8.0, 4.0, 4.0), 2.0, mats)
+    r_worse = forward_consistency_phases(worse, real, (8.0, 4.0, 4.0), 2.0, mats)
+    assert r_true > r_worse and r_true > 0.3
+    q = lambda v, u: {"value": v, "uncertainty": u}  # noqa: E731
+    old = {"quantities": {"fraction_0": q(0.4, 0.02), "fraction_1": q(0.3, 0.02), "network_diameter_nm": q(30, 2)}}
+    new = {"quantities": {"fraction_0": q(0.45, 0.01), "fraction_1": q(0.31, 0.01), "network_diameter_nm": q(31, 1)}}
+    assert moved_phases(old, new, 2) == ["fraction_0"]
