@@ -55,7 +55,7 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
-    from fibsynth.reconstruct.workflow import reconstruct
+    from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
     fixes = tuple(c.strip() for c in correct.split(",") if c.strip())
     cls, extra = ReconstructSettings, {}

@@ -195,23 +195,6 @@ def estimate_phases(segs: dict[str, np.ndarray], voxel_zyx, n: int) -> dict[str,
     return {"quantities": q, "methods": list(segs), "phases": n}
 
 
-def estimate_table(est: dict[str, Any], materials) -> dict[str, str]:
-    rows = {}
-    for k, v in est["quantities"].items():
-        if k.startswith("fraction_"):
-            i = int(k.split("_")[1])
-            lab = f"volume fraction of phase {i} ({materials[i]})"
-        elif k.startswith("diameter_"):
-            i = int(k.split("_")[1])
-            lab = f"diameter of phase {i} ({materials[i]}), 3D local thickness nm"
-        elif k == "network_diameter_nm":
-            lab = "diameter of the solid network (all phases but 0) nm"
-        else:
-            lab = k
-        rows[lab] = f"{v['value']:.4g} +- {v['uncertainty']:.2g}"
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------ generation
 
 def _b_ligament(fractions, lig_a: float, target_d2: float, voxel_zyx, seed: int) -> float:
@@ -361,7 +344,7 @@ def forward_consistency_phases(seg: np.ndarray, real: np.ndarray, voxel_zyx, ene
 
 def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: MultiphaseSettings, *,
                        truth: str | Path | None, quiet: bool, work_dir: str | Path | None) -> dict[str, Any]:
-    """The n-phase workflow (module docstring); called by :func:`fibsynth.reconstruct.reconstruct` for
+    """The n-phase workflow (module docstring); :func:`fibsynth.reconstruct.reconstruct` calls it for
     :class:`MultiphaseSettings`."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G

@@ -108,9 +108,26 @@ def phase_table(row: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def estimate_table(est: dict[str, Any], materials) -> dict[str, str]:
+    rows = {}
+    for k, v in est["quantities"].items():
+        if k.startswith("fraction_"):
+            i = int(k.split("_")[1])
+            lab = f"volume fraction of phase {i} ({materials[i]})"
+        elif k.startswith("diameter_"):
+            i = int(k.split("_")[1])
+            lab = f"diameter of phase {i} ({materials[i]}), 3D local thickness nm"
+        elif k == "network_diameter_nm":
+            lab = "diameter of the solid network (all phases but 0) nm"
+        else:
+            lab = k
+        rows[lab] = f"{v['value']:.4g} +- {v['uncertainty']:.2g}"
+    return rows
+
+
+
 def write_phases_report(path: Path, summary: dict, *, real, seg, conf, insp, gen_dir: Path, img_dir: Path | None,
                         history: list, voxel: VoxelSize) -> Path:
-    from fibsynth.reconstruct.multiphase import estimate_table
     from fibsynth.report import Section, figure_png, write_report
 
     n = summary["phases"]

@@ -163,10 +163,6 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
     torch.set_num_threads(s.threads)
     numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        from fibsynth.reconstruct.multiphase import MultiphaseSettings, reconstruct_phases
-
-        if isinstance(s, MultiphaseSettings):  # three or more phases: reconstruct/multiphase.py
-            return reconstruct_phases(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
         return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
     finally:
         torch.set_num_threads(old[0])
