@@ -25,11 +25,12 @@ def synth(
     pore: str = typer.Option("epoxy", "--pore", help="Pore material (label 0): epoxy, another material, or vacuum (open pores)."),
     translation: str = typer.Option("gan", "--translation", help="gan (a translation model must exist), paired (the paired translator: the Monte Carlo's mean image plus shot noise at --electrons-per-pixel; gold/epoxy, 1-4 keV; measured closer to the Monte Carlo, docs/fastsim.md), auto (the projection alone when no model is shipped for the energy and materials) or projection (no translation)."),
     electrons_per_pixel: int = typer.Option(100, "--electrons-per-pixel", help="Dose of the paired translator's shot noise (electrons per pixel)."),
+    materials: Optional[str] = typer.Option(None, "--materials", help="One material per label, comma-separated (label 0 = the filling, e.g. epoxy,Ni,YSZ): STRUCTURE is a label volume 0..n-1 (default for a label volume: the materials its metadata records). No model is shipped for n phases: --translation auto or projection gives the n-phase projection."),
 ) -> None:
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
     import numpy as np
 
-    from fibsynth.io import read_structure, resolve_voxel_size
+    from fibsynth.io import read_labels, read_structure, resolve_voxel_size
     from fibsynth.pipeline import fast_stack
 
     from fibsynth.errors import register_flag_names
@@ -41,7 +42,25 @@ def synth(
     check_output(out, inputs=inputs, param="out")  # before any work: never the input, never a foreign file
     if projection_out is not None:
         check_output(projection_out, inputs=[*inputs, out], param="projection_out")
-    vol = read_structure(structure)
+    mats = None
+    if materials is not None:
+        mats = [m.strip() for m in materials.split(",")]
+        vol = read_labels(structure, n=len(mats))
+    else:
+        try:
+            vol = read_structure(structure)  # binary, as before
+        except FibsynthError as binary_error:
+            try:
+                vol = read_labels(structure)
+            except FibsynthError:
+                raise binary_error from None
+            recorded = vol.meta.materials or {}
+            top = int(np.asarray(vol.data).max())
+            named = [recorded.get(str(i)) for i in range(top + 1)]
+            if not all(named):  # a label volume: the materials its metadata records, else ask for them
+                raise FibsynthError(f"has labels 0..{top}, not binary: give one material per label (materials)",
+                                    structure, param="materials") from None
+            mats = [str(m) for m in named]
     voxel = resolve_voxel_size(vol.meta.voxel_size_nm, voxel_nm, slice_nm, structure)
     if model is not None and not Path(model).is_dir():
         raise FibsynthError("not a model directory", model, param="model")
@@ -49,7 +68,8 @@ def synth(
         seed = int(vol.meta.seed or 0)
     prod = fast_stack(np.asarray(vol.data), voxel, energy_kev, model=model, incidence_deg=incidence_deg, seed=seed,
                       keep_projection=projection_out is not None, solid=solid, pore=pore,
-                      translation=translation, electrons_per_pixel=electrons_per_pixel)  # type: ignore[arg-type]
+                      translation=translation, electrons_per_pixel=electrons_per_pixel,  # type: ignore[arg-type]
+                      materials=mats)
     dt = prod.record["seconds"]
     prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "structure": str(structure),
                                                             "seconds": round(dt, 3)}})

@@ -236,6 +236,7 @@ def fast_stack(
     seed: int = 0,
     keep_projection: bool = False,
     electrons_per_pixel: int = 100,
+    materials: Any = None,
 ) -> Product:
     """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
     projection -> Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``).
@@ -249,10 +250,18 @@ def fast_stack(
     for this release so that existing callers keep their output.
 
     ``seed`` seeds the translation model's noise input (the paired translator's shot noise). ``keep_projection``
-    puts the projection product into ``record["projection_product"]``."""
+    puts the projection product into ``record["projection_product"]``.
+
+    ``materials``: a label volume (0..n-1) with one material per label (label 0 the filling); ``solid`` and
+    ``pore`` are then not used. The n-phase projection (:func:`fibsynth.fastsim.multiphase.project_labels`); no
+    translation model is shipped for n phases, so ``auto`` gives the projection, ``gan`` needs ``model`` (a
+    CycleGAN you trained on such projections) and ``paired`` is refused (its translator is gold/epoxy)."""
     from fibsynth.fastsim.projection import project
 
     voxel = VoxelSize.coerce(voxel, param="voxel")
+    if materials is not None:
+        return _labels_fast_stack(structure, voxel, energy_kev, materials, model=model, translation=translation,
+                                  incidence_deg=incidence_deg, seed=seed, keep_projection=keep_projection)
     if translation not in ("auto", "gan", "paired", "projection"):
         raise FibsynthError(f"must be auto, gan, paired or projection (got {translation!r})", param="translation")
     if not (0 <= int(seed) < 2**63):
@@ -287,6 +296,47 @@ def fast_stack(
             update={"parameters": _jsonable({**proj_meta.parameters, "translation": why})}), record)
     from fibsynth.gan import Translator
 
+    translated = Translator(name, seed=int(seed))(proj.astype(np.float32))[0]
+    record = {"projection": projection, "translation_model": name, "translation_seed": int(seed),
+              "incidence_deg": incidence_deg}
+    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+    out = {**record, "seconds": time.perf_counter() - t0}
+    if keep_projection:
+        out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
+    return Product(np.asarray(translated, dtype=np.float32), meta, out)
+
+
+def _labels_fast_stack(structure, voxel, energy_kev, materials, *, model, translation, incidence_deg, seed,
+                       keep_projection) -> Product:
+    """:func:`fast_stack` of a label volume with one material per label."""
+    from fibsynth.fastsim.multiphase import project_labels
+
+    if translation not in ("auto", "gan", "paired", "projection"):
+        raise FibsynthError(f"must be auto, gan, paired or projection (got {translation!r})", param="translation")
+    if translation == "paired":
+        raise FibsynthError("the paired translator is trained for gold/epoxy: with one material per label use "
+                            "projection (or gan with a model you trained)", param="translation")
+    if translation == "gan" and model is None:
+        raise FibsynthError("no translation model is shipped for one material per label: use projection or auto, "
+                            "or pass a CycleGAN you trained on such projections as model", param="translation")
+    if not (0 <= int(seed) < 2**63):
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    t0 = time.perf_counter()
+    proj, rec = project_labels(structure, voxel.zyx(), energy_kev, materials, incidence_deg=incidence_deg)
+    mats = rec["materials"]
+    projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
+    common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev),
+                  materials={str(i): m for i, m in enumerate(mats)})
+    proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
+                           parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
+    if translation in ("auto", "projection") and model is None or translation == "projection":
+        why = "none (projection only: no translation model is shipped for one material per label)"
+        record = {"translation": why, "projection": projection, "seconds": time.perf_counter() - t0}
+        return Product(np.asarray(proj, np.float32), proj_meta.model_copy(
+            update={"parameters": _jsonable({**proj_meta.parameters, "translation": why})}), record)
+    from fibsynth.gan import Translator
+
+    name = str(model)
     translated = Translator(name, seed=int(seed))(proj.astype(np.float32))[0]
     record = {"projection": projection, "translation_model": name, "translation_seed": int(seed),
               "incidence_deg": incidence_deg}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fibsynth.reconstruct.estimate import estimate_structure, first_pass, structure_stats
 from fibsynth.reconstruct.settings import ReconstructSettings
-from fibsynth.reconstruct.workflow import reconstruct
+from fibsynth.reconstruct.run import reconstruct  # the binary workflow, or n phases for MultiphaseSettings
 
 EXAMPLE_STACK = Path(__file__).resolve().parent / "data" / "example_stack.tif"
 

@@ -39,6 +39,8 @@ def reconstruct_cmd(
     threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+    phases: Optional[int] = typer.Option(None, "--phases", help="Three or more phases (3-5): labels 0..N-1, darkest first unless --materials names them."),
+    materials: Optional[str] = typer.Option(None, "--materials", help="One material per label, comma-separated, label 0 the filling (e.g. epoxy,Ni,Zr0.852Y0.148O1.926:5.9): an n-phase reconstruction (docs/reconstruct.md)."),
 ) -> None:
     """Segment a real FIB-SEM stack with networks trained on matched synthetic data; writes a report."""
     from fibsynth.errors import flag_names
@@ -46,17 +48,24 @@ def reconstruct_cmd(
     with flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", adapt="--adapt/--no-adapt"):
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
-             correct, reestimate, block, budget_min, truth, threads, seed, quiet)
+             correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
-         correct, reestimate, block, budget_min, truth, threads, seed, quiet) -> None:
+         correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
-    from fibsynth.reconstruct.workflow import reconstruct
+    from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
     fixes = tuple(c.strip() for c in correct.split(",") if c.strip())
-    s = ReconstructSettings.build(None, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
+    cls, extra = ReconstructSettings, {}
+    if phases is not None or materials is not None:  # three or more phases (reconstruct/multiphase.py)
+        from fibsynth.reconstruct.multiphase import MultiphaseSettings
+
+        cls = MultiphaseSettings
+        extra = {"phases": phases,
+                 "materials": None if materials is None else tuple(m.strip() for m in materials.split(","))}
+    s = cls.build(None, **extra, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
                                   pore=pore, engine=engine, electrons_per_pixel=electrons_per_pixel,
                                   structures=structures, val_structures=val_structures, adapt=adapt,
                                   adapt_method=adapt_method.lower(),
