@@ -42,6 +42,12 @@ def projection_variants():
         out["layered"] = layered
     except ImportError:
         pass
+    if "depth_layers" in METHODS:
+        def depth_layers(s, e):
+            return project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
+                           method="depth_layers")[0]
+
+        out["depth layers (MC-fitted layer weights)"] = depth_layers
     return out
 
 
@@ -110,6 +116,16 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                 add(name, "ps_ratio", (F.radial_power(img) / ps_mc).tolist())
                 add("paired translator mean (no noise)", "rmse_vs_mc_mean",
                     float(np.sqrt(np.mean((m - 0.5 * (ref + ref2)) ** 2))))
+                # histogram diagnosis: (a) is the MC's noise binomial about the true mean?  E[(r1 - r0)^2] / 2 over
+                # the binomial variance of the mean image (1 = yes); (b) the mean image's own error against the true
+                # mean: E[(m - r)^2] - E[m (1 - m) / N] (the noise part removed), as a standard deviation; (c) its
+                # bias (stack mean minus the MCs' mean); (d) its spread: var(m) / cov(r0, r1) (= var of the true mean)
+                binom = float(np.mean(m * (1 - m) / sets.ELECTRONS))
+                add(name, "mc_noise_var_over_binomial", float(np.mean((ref2 - ref) ** 2) / 2 / binom))
+                ev = 0.5 * (np.mean((m - ref) ** 2) + np.mean((m - ref2) ** 2)) - binom
+                add(name, "error_sd_vs_true_mean", float(np.sqrt(max(ev, 0.0))))
+                add(name, "bias", float(m.mean() - 0.5 * (ref.mean() + ref2.mean())))
+                add(name, "var_over_true_mean_var", float(m.var() / np.cov(ref.ravel(), ref2.ravel())[0, 1]))
                 add("mc second realisation", "ps_ratio", (F.radial_power(ref2) / ps_mc).tolist())
             if "gan" in translators and e == 2.0:
                 from fibsynth.gan import Translator
@@ -158,9 +174,10 @@ def print_table(res, out=print):
             if name == "mc second realisation":
                 continue
             parts = []
-            for key in ("corr", "corr_vs_mc_mean", "ssim", "hist", "rmse_vs_mc_mean", "seconds"):
+            for key in ("corr", "corr_vs_mc_mean", "ssim", "hist", "rmse_vs_mc_mean", "error_sd_vs_true_mean", "bias",
+                        "mc_noise_var_over_binomial", "var_over_true_mean_var", "seconds"):
                 if key in r:
-                    parts.append(f"{key} {fmt(r[key], 4 if key in ('hist', 'rmse_vs_mc_mean') else 3)}")
+                    parts.append(f"{key} {fmt(r[key], 4 if key in ('hist', 'rmse_vs_mc_mean', 'bias', 'error_sd_vs_true_mean') else 3)}")
             for key in ("nps_ratio", "ps_ratio"):
                 if key in r:
                     parts.append(f"{key} bands [{', '.join(f'{v:.3f}' for v in r[key]['bands_mean'])}] "

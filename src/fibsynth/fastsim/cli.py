@@ -157,7 +157,7 @@ def project_cmd(
     pore: str = typer.Option("epoxy", "--pore", help="Pore filling (label 0); the network is calibrated for epoxy; vacuum = open pores."),
     spread: float = typer.Option(0.5, "--spread", help="Lateral window half-width per nm of depth: a hit at depth d counts with the solid fraction within +-spread*d around it (0: first hit only)."),
     normalise: str = typer.Option("group", "--normalise", help="group: (eta - eta_pore)/(eta_solid - eta_pore) in [0, 1]; eta: backscatter coefficients."),
-    method: str = typer.Option("window", "--method", help="window: first solid voxel along the beam, scaled by its window's solid fraction; layered: every cell along the beam in proportion to its window and the beam left (measured worse, docs/fastsim.md)."),
+    method: str = typer.Option("window", "--method", help="window: first solid voxel along the beam, scaled by its window's solid fraction; layered: every cell along the beam in proportion to its window and the beam left (measured worse, docs/fastsim.md); depth_layers: thin-solid window plus Monte Carlo-fitted weights of the gold layers behind the face (gold/epoxy, 1-4 keV; best measured at 4 keV)."),
     solid_depth: float = typer.Option(0.0, "--solid-depth", help="Thin-solid model: the hit's solid fraction over exp(-depth / (this x KO range of the solid)) below it; 0 = off (default), 0.085 = the measured better choice at 4 keV."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Network weights (.pt); default: the shipped network."),
     voxel_nm: Optional[float] = typer.Option(None, "--voxel-nm", help="Pixel size (nm) if the structure carries none."),

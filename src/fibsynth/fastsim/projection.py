@@ -30,7 +30,10 @@ when the solid backscatters more than the pore filling, which removes small netw
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
+from pathlib import Path
 
 import numba as nb
 import numpy as np
@@ -41,7 +44,7 @@ MAX_SLICES_BEHIND = 512
 # Lateral window half-width per nm of depth (dimensionless): chosen on a leveled-wave structure (seed 3) against
 # the Monte Carlo at 1, 2 and 4 keV (benchmarks/bench_fastsim.py reports on another structure, seed 1).
 DEFAULT_SPREAD = 0.5
-METHODS = ("window", "layered")
+METHODS = ("window", "layered", "depth_layers")
 #: solid_depth of the thin-solid model: e-folding depth of the hit's solid fraction as a fraction of the solid's
 #: Kanaya-Okayama range (gold: 1.6 nm at 2 keV, 5.0 nm at 4 keV); chosen on the training structures of
 #: experiments/fastpath_sets.py (4 keV). The paired translator's projection channel uses it.
@@ -474,6 +477,8 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
     ``method="window"`` (default): the first solid voxel along the ray, scaled by its window's solid fraction.
     ``method="layered"``: every cell along the ray contributes in proportion to its window's solid fraction and to
     the part of the beam that the gold in front has not stopped (docs/fastsim.md, section 4).
+    ``method="depth_layers"``: the thin-solid window projection plus the gold in the layers behind the face,
+    weighted by Monte Carlo-fitted weights per energy (:func:`project_layers`; gold/epoxy, 1-4 keV).
 
     ``solid_depth`` (window method): the hit's solid fraction F is taken over the first nanometres of the solid
     below the hit, weighted exp(-depth / L) with L = ``solid_depth`` x the Kanaya-Okayama range of the solid at
@@ -521,6 +526,9 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
                             slices_behind=k)
     z_solid = effective_z(get_material(solid, "--solid"))
     get_material(pore, "--pore")
+    if method == "depth_layers":
+        return project_layers(vol, (dz, dy, dx), e, a, k0, k1, solid=solid, pore=pore, model=model,
+                              normalise=normalise)
     cells = ray_cells(k, dz, dy, a)
     d_far = max(k * dz, float(kanaya_okayama_range_nm(pore, e)))
     w, w_none = depth_weights(model, e, z_solid, cells[:, 2], d_far=d_far)
@@ -560,3 +568,129 @@ def project(structure: np.ndarray, voxel_zyx: tuple[float, float, float], energy
               "eta_solid_surface": w_top, "eta_pore": w_none, "depth_far_nm": d_far,
               "spread": spread, "solid_depth": sd if method == "window" else None, "cells": cells.tolist(), "weights": w.tolist(), "slices": [k0, k1]}
     return out, record
+
+
+#: depth bins (nm along the face normal) of the sheared solid-fraction channels; the last ends at 320 nm
+DEPTH_BINS_NM = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+
+
+def sheared_depth_fractions(structure: np.ndarray, voxel_zyx, incidence_deg: float,
+                            bins_nm=DEPTH_BINS_NM) -> np.ndarray:
+    """(B, nz, ny, nx) float32: for every slice k and pixel (y, x), the mean solid of the slices k + j whose centre
+    depth (j + 1/2) dz lies in bin b, each taken at the beam's lateral position y + (j + 1/2) dz tan(a) / dy
+    (nearest pixel, periodic in y). Slices past the end of the structure count as pore (epoxy backing)."""
+    vol = np.asarray(structure)
+    dz, dy, _ = (float(v) for v in voxel_zyx)
+    nz = vol.shape[0]
+    t = math.tan(math.radians(incidence_deg))
+    nb = len(bins_nm) - 1
+    out = np.zeros((nb,) + vol.shape, np.float32)
+    for b in range(nb):
+        j0 = int(math.ceil(bins_nm[b] / dz - 0.5 - 1e-9))
+        j1 = int(math.ceil(bins_nm[b + 1] / dz - 0.5 - 1e-9))  # j in [j0, j1): centre depth in [lo, hi)
+        j0, j1 = max(j0, 0), max(j1, 0)
+        if j1 <= j0:  # a bin thinner than a slice: the slice whose centre is nearest the bin's centre
+            j0 = int(max(0, math.floor(0.5 * (bins_nm[b] + bins_nm[b + 1]) / dz)))
+            j1 = j0 + 1
+        acc = out[b]
+        for j in range(j0, j1):
+            if j >= nz:
+                break
+            shift = int(round((j + 0.5) * dz * t / dy))
+            # out[k, y] += vol[k + j, y + shift]  (np.roll by -shift along y)
+            acc[: nz - j] += np.roll(vol[j:], -shift, axis=1)
+        acc /= float(j1 - j0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- depth layers
+# The depth-layer projection (``project(..., method="depth_layers")``): the thin-solid window projection plus the
+# gold in several layers behind the face, seen along the tilted beam.
+# 
+# The window model (:func:`fibsynth.fastsim.projection.project`) takes the *first* solid voxel along the ray; at
+# 4 keV the Monte Carlo's electrons reach through several gold layers (Kanaya-Okayama range of gold 59 nm, of epoxy
+# ~400 nm), so gold behind the first hit and beside the ray also adds backscatter. This model adds it linearly:
+# 
+#     I = b_0 + b_p P + sum_j b_j (G_s * D_j),
+# 
+# * P: the window projection with the thin-solid model (``solid_depth`` =
+#   :data:`fibsynth.fastsim.projection.THIN_SOLID_DEPTH`), group-normalised;
+# * D_j: the solid fraction in depth bin j behind the face (:data:`DEPTH_BINS_NM`
+#   from 5 nm on), each slice sheared along y with the tilted beam
+#   (:func:`sheared_depth_fractions`);
+# * G_s: a periodic Gaussian of standard deviation :data:`LAYERS_SPREAD_NM` laterally (the electrons' lateral spread on
+#   the way to the buried gold and back);
+# * b: least-squares weights per beam energy, fitted to Monte Carlo images (fraction backscattered) of training
+#   structures only (``experiments/fastpath_fit_layers.py``; the table is ``data/depth_layers.json``), linear in
+#   energy between the fitted energies; outside them the model refuses.
+# 
+# ``normalise="eta"`` returns I (the Monte Carlo's units); ``"group"`` maps pore (all features 0) to 0 and bulk
+# solid (all features 1) to 1, like the window model. Gold/epoxy only (the table's materials).
+
+LAYERS_TABLE = Path(__file__).resolve().parent / "data" / "depth_layers.json"
+LAYERS_FORMAT = "fibsynth-depth-layers-1"
+#: lateral spread (Gaussian standard deviation, nm) of the buried layers' contribution
+LAYERS_SPREAD_NM = 5.0
+
+
+@lru_cache(maxsize=4)
+def load_layers_table(path: str | None = None) -> dict:
+    p = Path(path) if path else LAYERS_TABLE
+    try:
+        t = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise FibsynthError(f"cannot read the depth-layer table ({exc})", p, param="method") from None
+    if t.get("format") != LAYERS_FORMAT:
+        raise FibsynthError(f"not a depth-layer table (format {LAYERS_FORMAT!r})", p, param="method")
+    return t
+
+
+def layer_weights_at(table: dict, energy_kev: float) -> np.ndarray:
+    """The weight vector (b_0, b_p, b_1..b_B) at ``energy_kev``, linear between the fitted energies."""
+    es = np.array([float(e) for e in table["energies_kev"]])
+    w = np.array(table["weights"], np.float64)
+    e = float(energy_kev)
+    if not es.min() - 1e-9 <= e <= es.max() + 1e-9:
+        raise FibsynthError(f"{e:g} keV is outside the energies the depth-layer model was fitted at "
+                            f"({es.min():g}-{es.max():g} keV)", param="energy_kev")
+    return np.array([np.interp(e, es, w[:, i]) for i in range(w.shape[1])])
+
+
+def layer_features(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg: float, k0: int, k1: int, *,
+                   solid: str, pore: str, model=None, spread_nm: float = LAYERS_SPREAD_NM) -> np.ndarray:
+    """(1 + B, k1 - k0, ny, nx) float32: the thin-solid projection, then the laterally spread, sheared depth
+    fractions of bins 1..B (bin 0, the face slice, is the projection's)."""
+    from scipy.ndimage import gaussian_filter
+
+    p, _ = project(vol, voxel_zyx, energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore, model=model,
+                   slices=(k0, k1), solid_depth=THIN_SOLID_DEPTH, method="window")
+    dz, dy, dx = (float(v) for v in voxel_zyx)
+    reach = int(math.ceil(DEPTH_BINS_NM[-1] / dz)) + 1
+    d = sheared_depth_fractions(vol[k0:min(vol.shape[0], k1 + reach)], (dz, dy, dx), incidence_deg,
+                                DEPTH_BINS_NM)[1:, : k1 - k0]
+    sig = (0.0, spread_nm / dy, spread_nm / dx)
+    d = np.stack([gaussian_filter(c, sig, mode="wrap") for c in d]) if spread_nm > 0 else d
+    return np.concatenate([p[None], d]).astype(np.float32)
+
+
+def project_layers(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg: float, k0: int, k1: int, *,
+                   solid: str, pore: str, model=None, normalise: str = "group", table: dict | None = None
+                   ) -> tuple[np.ndarray, dict]:
+    t = table if table is not None else load_layers_table()
+    if [solid, pore] != list(t["materials"]):
+        raise FibsynthError(f"the depth-layer model is fitted for {t['materials'][0]}/{t['materials'][1]} only "
+                            f"(got {solid}/{pore})", param="pore" if solid == t["materials"][0] else "solid")
+    w = layer_weights_at(t, energy_kev)
+    f = layer_features(vol, voxel_zyx, energy_kev, incidence_deg, k0, k1, solid=solid, pore=pore, model=model,
+                       spread_nm=float(t.get("spread_nm", LAYERS_SPREAD_NM)))
+    img = w[0] + np.tensordot(w[1:], f, axes=(0, 0))
+    bulk = float(w.sum())
+    if normalise == "group":
+        if not bulk - w[0] > 0:
+            raise FibsynthError(f"the depth-layer model gives no contrast at {energy_kev:g} keV", param="energy_kev")
+        img = (img - w[0]) / (bulk - w[0])
+    rec = {"method": "depth_layers", "energy_kev": float(energy_kev), "incidence_deg": float(incidence_deg),
+           "solid": solid, "pore": pore, "normalise": normalise, "layer_weights": w.tolist(),
+           "eta_pore": float(w[0]), "eta_solid_bulk": bulk, "spread_nm": float(t.get("spread_nm", LAYERS_SPREAD_NM)),
+           "slices": [k0, k1]}
+    return img.astype(np.float32), rec

@@ -35,43 +35,13 @@ from typing import Any
 import numpy as np
 
 from fibsynth.errors import FibsynthError
+from fibsynth.fastsim.projection import DEPTH_BINS_NM, sheared_depth_fractions  # noqa: F401  (re-exported)
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_WEIGHTS = DATA / "paired_translator.pt"
 DEFAULT_CONFIG = DATA / "paired_translator.json"
 FORMAT = "fibsynth-paired-translator-1"
-#: depth bins (nm along the face normal) of the sheared solid-fraction channels; the last ends at 320 nm
-DEPTH_BINS_NM = (0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
 E_CENTRE, E_SCALE = 2.5, 1.5
-
-
-def sheared_depth_fractions(structure: np.ndarray, voxel_zyx, incidence_deg: float,
-                            bins_nm=DEPTH_BINS_NM) -> np.ndarray:
-    """(B, nz, ny, nx) float32: for every slice k and pixel (y, x), the mean solid of the slices k + j whose centre
-    depth (j + 1/2) dz lies in bin b, each taken at the beam's lateral position y + (j + 1/2) dz tan(a) / dy
-    (nearest pixel, periodic in y). Slices past the end of the structure count as pore (epoxy backing)."""
-    vol = np.asarray(structure)
-    dz, dy, _ = (float(v) for v in voxel_zyx)
-    nz = vol.shape[0]
-    t = math.tan(math.radians(incidence_deg))
-    nb = len(bins_nm) - 1
-    out = np.zeros((nb,) + vol.shape, np.float32)
-    for b in range(nb):
-        j0 = int(math.ceil(bins_nm[b] / dz - 0.5 - 1e-9))
-        j1 = int(math.ceil(bins_nm[b + 1] / dz - 0.5 - 1e-9))  # j in [j0, j1): centre depth in [lo, hi)
-        j0, j1 = max(j0, 0), max(j1, 0)
-        if j1 <= j0:  # a bin thinner than a slice: the slice whose centre is nearest the bin's centre
-            j0 = int(max(0, math.floor(0.5 * (bins_nm[b] + bins_nm[b + 1]) / dz)))
-            j1 = j0 + 1
-        acc = out[b]
-        for j in range(j0, j1):
-            if j >= nz:
-                break
-            shift = int(round((j + 0.5) * dz * t / dy))
-            # out[k, y] += vol[k + j, y + shift]  (np.roll by -shift along y)
-            acc[: nz - j] += np.roll(vol[j:], -shift, axis=1)
-        acc /= float(j1 - j0)
-    return out
 
 
 def features(structure: np.ndarray, voxel_zyx, energy_kev: float, *, incidence_deg: float = 38.0,
