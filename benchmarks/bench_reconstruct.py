@@ -25,25 +25,44 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
-        slice_nm: float, no_adapt: bool, cyclegan: bool = False) -> dict:
+def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int, voxel_nm: float, slice_nm: float,
+               cache: Path | None = None) -> tuple[Path, Path, dict, float]:
+    """The realistic stack and its truth: made into ``out``, or, with ``cache``, reused from (or made into) that folder
+    under a name holding every parameter, so timing reruns need not repeat the Monte Carlo."""
     import realistic_stack as R
 
-    from fibsynth.reconstruct import ReconstructSettings, reconstruct
+    folder = cache if cache is not None else out
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f"{kind}_{'x'.join(map(str, shape))}_{imaging}{epp if imaging == 'mc' else ''}_v{voxel_nm:g}_s{slice_nm:g}_seed{seed}"
+    stack, truth = (folder / f"{tag}_stack.tif", folder / f"{tag}_truth.tif") if cache else (
+        out / f"{kind}_stack.tif", out / f"{kind}_truth.tif")
+    if cache is not None and stack.is_file() and truth.is_file():
+        import tifffile
 
-    out.mkdir(parents=True, exist_ok=True)
-    stack, truth = out / f"{kind}_stack.tif", out / f"{kind}_truth.tif"
+        t = tifffile.imread(truth)
+        return stack, truth, {"truth_solid_fraction": float(t.mean()), "reused": str(stack)}, 0.0
     t0 = time.perf_counter()
     rec = R.write_stack(stack, truth, kind=kind, shape=tuple(shape), voxel_nm=voxel_nm, slice_nm=slice_nm,
                         energy_kev=2.0, engine=imaging, electrons_per_pixel=epp, seed=seed)
-    t_make = time.perf_counter() - t0
-    row = {"kind": kind, "shape": list(shape), "imaging": imaging, "stack_seconds": round(t_make, 1),
-           "truth_solid_fraction": rec["truth_solid_fraction"]}
+    return stack, truth, rec, time.perf_counter() - t0
+
+
+def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
+        slice_nm: float, no_adapt: bool, cyclegan: bool = False, cache: Path | None = None,
+        train_seed: int | None = None) -> dict:
+    from fibsynth.reconstruct import ReconstructSettings, reconstruct
+
+    out.mkdir(parents=True, exist_ok=True)
+    stack, truth, rec, t_make = test_stack(kind, shape, out, imaging=imaging, epp=epp, seed=seed, voxel_nm=voxel_nm,
+                                           slice_nm=slice_nm, cache=cache)
+    row = {"kind": kind, "shape": list(shape), "imaging": imaging, "electrons_per_pixel": epp if imaging == "mc" else None,
+           "stack": str(stack), "stack_seconds": round(t_make, 1), "truth_solid_fraction": rec["truth_solid_fraction"]}
     variants = [("adapted", True, "histogram")] + ([("no adaptation", False, "histogram")] if not no_adapt else [])
     variants += [("CycleGAN", True, "cyclegan")] if cyclegan else []
     for name, adapt, method in variants:
         t0 = time.perf_counter()
-        s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, seed=seed)
+        s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method,
+                                seed=seed if train_seed is None else train_seed)
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
         summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
@@ -57,7 +76,16 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         row["Otsu: MDS"] = ev["Otsu"]["MDS"]
         row["k-means: MDS"] = ev["k-means"]["MDS"]
         row["Otsu: solid fraction"] = round(ev["Otsu"]["solid_fraction"], 3)
+        row[f"U-Net {name}: steps (s)"] = [(st["step"], st["status"], st["seconds"]) for st in summ["steps"]]
+        row[f"U-Net {name}: MDS per round"] = summ.get("round_mds")
         if name == "adapted":
+            fp = summ["estimate_first_pass"]
+            row["first-pass estimate (uncalibrated)"] = {k: round(v, 3) for k, v in fp["first_pass_uncalibrated"].items()
+                                                         if k in ("solid_fraction", "ligament_nm", "hierarchy_ratio")}
+            row["first-pass estimate (calibrated) +- u"] = {
+                k: [round(fp["quantities"][k]["value"], 3), round(fp["quantities"][k]["uncertainty"], 3)]
+                for k in ("solid_fraction", "ligament_nm", "hierarchy_ratio")}
+            row["first-pass hierarchical"] = fp["hierarchical"]
             row["histogram distance before/after"] = summ["rounds"][-1]["histogram_distances"]
             row["estimate"] = {k: round(v["value"], 3) for k, v in
                                (summ["estimate_from_reconstruction"] or summ["estimate_first_pass"])["quantities"].items()
@@ -160,7 +188,10 @@ def main(argv=None) -> None:
     ap.add_argument("--slice-nm", type=float, default=8.0)
     ap.add_argument("--no-adapt-baseline", action="store_true", help="skip the run without adaptation")
     ap.add_argument("--cyclegan", action="store_true", help="also run with the CycleGAN adaptation")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="test stack seed (and reconstruct's, unless --train-seed)")
+    ap.add_argument("--train-seed", type=int, default=None, help="reconstruct's seed (default: --seed)")
+    ap.add_argument("--stack-cache", type=Path, default=None, help="reuse / keep the test stacks in this folder "
+                    "(named by every parameter), so a rerun does not repeat the Monte Carlo")
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
     ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
                     "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
@@ -172,9 +203,12 @@ def main(argv=None) -> None:
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
-                        cyclegan=a.cyclegan))
+                        cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed))
         print(json.dumps(rows[-1], indent=1), flush=True)
-    (a.out / "results.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
+    import os
+
+    (a.out / "results.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows,
+                                                    "load_average_at_end": os.getloadavg()}, indent=1))
 
 
 if __name__ == "__main__":

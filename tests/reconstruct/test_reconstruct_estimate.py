@@ -80,3 +80,45 @@ def test_all_solid_is_an_error():
 
     with pytest.raises(FibsynthError, match="entirely solid"):
         structure_stats(np.ones((4, 8, 8), np.uint8), VOX)
+
+
+def _threshold_under_drift(solid: np.ndarray, seed: int = 0) -> np.ndarray:
+    """What a global threshold makes of a structure imaged with trench shading, left-right tilt and brightness drift
+    over the slices (blurred, noisy): the solid fraction varies over the field and the stack."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.filters import threshold_otsu
+
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = solid.shape
+    img = gaussian_filter(solid.astype(np.float32), (0, 1, 1))
+    y, x = np.linspace(0, 1, ny)[:, None], np.linspace(-0.5, 0.5, nx)[None]
+    img = img + (-0.3 * y**2 + 0.2 * x)[None] + 0.2 * np.sin(np.linspace(0, 6, nz))[:, None, None]
+    img = gaussian_filter(img + rng.normal(0, 0.1, img.shape), (0, 1, 1))
+    return (img > threshold_otsu(img)).astype(np.uint8)
+
+
+def test_shading_and_drift_do_not_make_a_structure_hierarchical():
+    # before the detrending the thresholded single-level structure read 4.15 (hierarchical), now ~1.3
+    from fibsynth.structure import hierarchical, leveled_wave
+
+    lw = leveled_wave((24, 80, 80), VOX, 0.3, 32.0, seed=5)
+    seg = _threshold_under_drift(lw)
+    assert abs(seg.mean() - lw.mean()) > 0.01  # the drift did change what the threshold sees
+    est = estimate_structure({"threshold": seg}, VOX)
+    assert est["hierarchical"] is False
+    assert est["quantities"]["hierarchy_ratio"]["value"] < 0.5 * HIER_RATIO
+    two = hierarchical((24, 80, 80), VOX, 140.0, 22.0, 0.55, 0.5, seed=2)
+    est2 = estimate_structure({"threshold": _threshold_under_drift(two)}, VOX)
+    assert est2["hierarchical"] is True  # a coarse network survives the detrending
+
+
+def test_round_draws_are_capped():
+    from fibsynth.reconstruct.generate import MAX_REL_SPREAD, draw_parameters
+
+    est = {"hierarchical": False, "quantities": {"solid_fraction": {"value": 0.26, "uncertainty": 0.12},
+                                                 "ligament_nm": {"value": 30.0, "uncertainty": 20.0}}}
+    ps = draw_parameters(est, 400, VOX, seed=1)
+    phi = np.array([p["solid_fraction"] for p in ps])
+    lig = np.array([p["ligament_nm"] for p in ps])
+    assert abs(phi.std() / 0.26 - MAX_REL_SPREAD) < 0.05  # not the uncertainty's 0.46
+    assert abs(lig.std() / 30.0 - MAX_REL_SPREAD) < 0.06

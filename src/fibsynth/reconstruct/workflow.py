@@ -448,6 +448,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
     final = rounds[choice["chosen_round"] - 1]
     d_pf = final["predict"]["dir"]
+    round_mds = None
+    if truth_arr is not None:  # benchmarks: the score of every round, to judge the round choice
+        from fibsynth.metrics import evaluate_segmentation
+
+        round_mds = [float(evaluate_segmentation((np.load(r["predict"]["dir"] / "probability.npy", mmap_mode="r") > 0.5)
+                                                 .astype(np.uint8), truth_arr)["MDS"]) for r in rounds]
 
     # 7. evaluate ------------------------------------------------------------------------------------------------
     truth_id = _file_id(Path(truth)) if truth is not None else None
@@ -515,7 +521,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
-        "round_choice": choice, "adaptation": method,
+        "round_choice": choice, "round_mds": round_mds, "adaptation": method,
         "rounds": [{"round": r["round"], "structures": r["generate"]["structures"],
                     "histogram_distances": r["adapt"]["distances"] if r["adapt"] else None,
                     "training": {k: v for k, v in r["train"]["record"].items() if k != "history"}} for r in rounds],
