@@ -49,7 +49,7 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
 
 def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
         slice_nm: float, no_adapt: bool, cyclegan: bool = False, cache: Path | None = None,
-        train_seed: int | None = None) -> dict:
+        train_seed: int | None = None, translation: str = "auto") -> dict:
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
 
     out.mkdir(parents=True, exist_ok=True)
@@ -61,9 +61,10 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     variants += [("CycleGAN", True, "cyclegan")] if cyclegan else []
     for name, adapt, method in variants:
         t0 = time.perf_counter()
-        s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method,
+        s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, translation=translation,
                                 seed=seed if train_seed is None else train_seed)
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
+        sub += "" if translation == "auto" else f"_{translation}"
         summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
         ev = summ["evaluation"]
@@ -188,6 +189,8 @@ def main(argv=None) -> None:
     ap.add_argument("--slice-nm", type=float, default=8.0)
     ap.add_argument("--no-adapt-baseline", action="store_true", help="skip the run without adaptation")
     ap.add_argument("--cyclegan", action="store_true", help="also run with the CycleGAN adaptation")
+    ap.add_argument("--translation", default="auto", choices=["auto", "paired", "cyclegan", "projection"],
+                    help="reconstruct's fast-path translation of the training images")
     ap.add_argument("--seed", type=int, default=0, help="test stack seed (and reconstruct's, unless --train-seed)")
     ap.add_argument("--train-seed", type=int, default=None, help="reconstruct's seed (default: --seed)")
     ap.add_argument("--stack-cache", type=Path, default=None, help="reuse / keep the test stacks in this folder "
@@ -203,7 +206,7 @@ def main(argv=None) -> None:
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
-                        cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed))
+                        cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation))
         print(json.dumps(rows[-1], indent=1), flush=True)
     import os
 

@@ -19,6 +19,7 @@ def reconstruct_cmd(
     solid: str = typer.Option("gold", "--solid", help="Solid material (bright phase)."),
     pore: str = typer.Option("epoxy", "--pore", help="Pore filling (dark phase), or vacuum for open (not infiltrated) pores."),
     engine: str = typer.Option("fast", "--engine", help="Imaging of the training structures: fast (seconds) or mc (Monte Carlo, slow)."),
+    translation: str = typer.Option("auto", "--translation", help="Fast engine: auto (the paired translator for gold/epoxy at 1-4 keV, else the shipped CycleGAN, else the projection alone), paired, cyclegan or projection."),
     electrons_per_pixel: int = typer.Option(20, "--electrons-per-pixel", help="Monte Carlo only."),
     structures: int = typer.Option(3, "--structures", help="Training structures drawn around the estimate."),
     val_structures: int = typer.Option(1, "--val-structures", help="Held-out synthetic structures for validation."),
@@ -48,12 +49,14 @@ def reconstruct_cmd(
     with flag_names(out_dir="OUT_DIR", real_stack="REAL_STACK", adapt="--adapt/--no-adapt"):
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
-             correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials)
+             correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
+             translation=translation)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
-         correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None) -> None:
+         correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
+         translation="auto") -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -66,7 +69,8 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
         extra = {"phases": phases,
                  "materials": None if materials is None else tuple(m.strip() for m in materials.split(","))}
     s = cls.build(None, **extra, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
-                                  pore=pore, engine=engine, electrons_per_pixel=electrons_per_pixel,
+                                  pore=pore, engine=engine, translation=translation.lower(),
+                                  electrons_per_pixel=electrons_per_pixel,
                                   structures=structures, val_structures=val_structures, adapt=adapt,
                                   adapt_method=adapt_method.lower(),
                                   synth_slices=synth_slices, synth_side=synth_side,

@@ -68,10 +68,15 @@ def make_structure(p: dict[str, Any], shape, voxel_zyx) -> np.ndarray:
 
 def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: str = "fast",
                     materials: tuple[str, str] = ("gold", "epoxy"), electrons_per_pixel: int = 20,
-                    seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+                    seed: int = 0, translation: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """Ideal (artifact-free) image stack of a structure and a record of how it was made. ``materials[1]`` may be
     ``vacuum`` (open pores): the projection then follows the beam down the pores (no translation model exists for
-    open pores), the Monte Carlo flies electrons through them."""
+    open pores), the Monte Carlo flies electrons through them.
+
+    ``translation`` (fast engine only): ``paired`` -- the paired translator's expected Monte Carlo image (noise-free:
+    the microscope augmentation adds the real stack's noise; gold/epoxy, 1-4 keV); ``cyclegan`` -- the shipped
+    CycleGAN for the energy; ``projection`` -- the shine-through projection alone; ``auto`` -- paired where it
+    applies, else the shipped CycleGAN where one exists, else the projection."""
     from fibsynth.physics.materials import is_vacuum
 
     if engine == "mc":
@@ -88,11 +93,32 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
     from fibsynth.errors import FibsynthError
     from fibsynth.synth import shipped_model_for, synthesize
 
-    try:
-        shipped_model_for(energy_kev, materials[0], materials[1])
-        has_model = True
-    except FibsynthError:
-        has_model = False
+    if translation not in ("auto", "paired", "cyclegan", "projection"):
+        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
+    if translation in ("auto", "paired"):
+        from fibsynth.fastsim.translator import load_paired
+
+        tr = load_paired()
+        try:
+            tr.check(energy_kev, materials[0], materials[1])
+            paired_ok = True
+        except FibsynthError:
+            if translation == "paired":
+                raise
+            paired_ok = False
+        if paired_ok:
+            _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
+                         solid=materials[0], pore=materials[1])
+            return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
+                                             "model": str(tr.weights.name)}
+    has_model = False
+    if translation in ("auto", "cyclegan"):
+        try:
+            shipped_model_for(energy_kev, materials[0], materials[1])
+            has_model = True
+        except FibsynthError:
+            if translation == "cyclegan":
+                raise
     if has_model:
         _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed)
         return img, {"engine": "fast path (projection + shipped CycleGAN)", "model": rec["translation_model"]}

@@ -18,6 +18,9 @@ class ReconstructSettings(StrictModel):
     solid: str = Field("gold", description="solid material")
     pore: str = Field("epoxy", description="pore filling")
     engine: Literal["fast", "mc"] = Field("fast", description="imaging of the training structures")
+    translation: Literal["auto", "paired", "cyclegan", "projection"] = Field(
+        "auto", description="fast engine: the projection's translation to the Monte Carlo look (auto: the paired "
+        "translator where it applies -- gold/epoxy, 1-4 keV --, else the shipped CycleGAN, else none)")
     electrons_per_pixel: int = Field(20, ge=1, le=100000, description="Monte Carlo only")
     structures: int = Field(3, ge=1, le=64, description="training structures drawn around the estimates")
     val_structures: int = Field(1, ge=1, le=16, description="held-out synthetic structures for validation")

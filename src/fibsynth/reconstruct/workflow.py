@@ -232,7 +232,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
         shape = (int(min(real.shape[0], 32)), 96, 96)
         solid = G.make_structure(p, shape, vz)
-        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i)
+        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
+                                     translation=s.translation)
         img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
                               labels=solid.astype(np.uint8))
         return lbl.astype(solid.dtype), img
@@ -245,6 +246,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"hierarchical": est["hierarchical"]}
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
+                                       "translation": s.translation,
                                        "calibrated": list(E.CALIBRATED)}, {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
@@ -261,6 +263,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
+                      "translation": s.translation,
                       "materials": list(materials), "seed": s.seed,
                       "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
@@ -272,7 +275,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             for i, p in enumerate(params):
                 solid = G.make_structure(p, synth_shape, vz)
                 ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
-                                                electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
+                                                electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
+                                                translation=s.translation)
                 img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=solid.astype(np.uint8))
                 tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
                 _save(d / f"{tag}_img.npy", img)
