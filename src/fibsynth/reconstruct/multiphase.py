@@ -170,14 +170,15 @@ def _phase_stats(seg: np.ndarray, voxel_zyx, n: int) -> dict[str, float]:
 def estimate_phases(segs: dict[str, np.ndarray], voxel_zyx, n: int) -> dict[str, Any]:
     """Per-phase fractions and diameters with uncertainties from one or several label volumes of the stack (the
     binary estimate's rule: octants' standard error combined in quadrature with half the spread between methods)."""
-    from fibsynth.reconstruct.estimate import _crop, _octants
+    from fibsynth.reconstruct.estimate import _crop, _octant_slices
 
     voxel_zyx = tuple(float(v) for v in voxel_zyx)
     per_method, sem = {}, {}
     for name, seg in segs.items():
         seg = _crop(np.asarray(seg, np.uint8))
         whole = _phase_stats(seg, voxel_zyx, n)
-        octs = [_phase_stats(o, voxel_zyx, n) for o in _octants(seg)] if max(seg.shape) >= 16 else []
+        octs = ([_phase_stats(seg[sl], voxel_zyx, n) for sl in _octant_slices(seg.shape)]
+                if max(seg.shape) >= 16 else [])
         per_method[name] = whole
         for k in whole:
             vals = np.array([o[k] for o in octs if np.isfinite(o[k])])
