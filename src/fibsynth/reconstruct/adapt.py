@@ -136,3 +136,27 @@ def match_linear(stack: np.ndarray, quantiles: np.ndarray, percentiles=(1.0, 99.
     lo_r, hi_r = np.interp(np.asarray(percentiles) / 100.0, levels, q)
     lo_s, hi_s = np.percentile(x, percentiles)
     return (lo_r + (x - lo_s) * (hi_r - lo_r) / max(hi_s - lo_s, 1e-12)).astype(np.float32)
+
+
+def adapt_set(gen_dir: Path, model_dir: Path, out_dir: Path, names: list[str], method: str, real: np.ndarray,
+              seed: int) -> dict[str, dict[str, float]]:
+    """Adapt the generated stacks ``names`` (``<name>_img.npy`` / ``_lbl.npy`` in ``gen_dir``) to the real stack with
+    ``method`` (``cyclegan``: the model in ``model_dir/model``; ``histogram`` / ``linear``: ``model_dir/quantiles.npy``)
+    and write them to ``out_dir``; returns the mean histogram distances to ``real`` of the training stacks before and
+    after."""
+    before, after = [], []
+    for nm in names:
+        src = np.load(gen_dir / f"{nm}_img.npy")
+        if method == "cyclegan":
+            ad = translate(model_dir / "model", src, seed)
+        else:
+            match = match_histogram if method == "histogram" else match_linear
+            ad = match(src, np.load(model_dir / "quantiles.npy"))
+        np.save(out_dir / f"{nm}_img.npy", np.ascontiguousarray(ad))
+        np.save(out_dir / f"{nm}_lbl.npy", np.ascontiguousarray(np.load(gen_dir / f"{nm}_lbl.npy")))
+        if nm.startswith("train"):
+            before.append(histogram_distance(src, real))
+            after.append(histogram_distance(ad, real))
+    keys = ("wasserstein", "total_variation")
+    return {"before": {k: float(np.mean([r[k] for r in before])) for k in keys},
+            "after": {k: float(np.mean([r[k] for r in after])) for k in keys}}

@@ -480,22 +480,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
             adapt_model.update(key=k_a, dir=d_a)
 
             def do_translate(d: Path) -> dict:
-                before, after = [], []
-                for nm in names(d_g, "train") + names(d_g, "val"):
-                    src = np.load(d_g / f"{nm}_img.npy")
-                    if method == "cyclegan":
-                        ad = A.translate(d_a / "model", src, s.seed)
-                    else:
-                        match = A.match_histogram if method == "histogram" else A.match_linear
-                        ad = match(src, np.load(d_a / "quantiles.npy"))
-                    _save(d / f"{nm}_img.npy", ad)
-                    _save(d / f"{nm}_lbl.npy", np.load(d_g / f"{nm}_lbl.npy"))
-                    if nm.startswith("train"):
-                        before.append(A.histogram_distance(src, real))
-                        after.append(A.histogram_distance(ad, real))
-                mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-                return {"before": {k: mean(before, k) for k in ("wasserstein", "total_variation")},
-                        "after": {k: mean(after, k) for k in ("wasserstein", "total_variation")}}
+                return A.adapt_set(d_g, d_a, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed)
 
             k_imgs, d_imgs, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_a, "generate": k_g},
                                         do_translate, "adapting the synthetic stacks to the real stack")

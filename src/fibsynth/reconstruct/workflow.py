@@ -322,22 +322,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                             f"width {gan_plan['gen_channels']})")
 
         def do_translate(d: Path) -> dict:
-            dist_before, dist_after = [], []
-            for n in names(d_g, "train") + names(d_g, "val"):
-                src = np.load(d_g / f"{n}_img.npy")
-                if method == "cyclegan":
-                    ad = A.translate(d_gan / "model", src, s.seed)
-                else:
-                    match = A.match_histogram if method == "histogram" else A.match_linear
-                    ad = match(src, np.load(d_gan / "quantiles.npy"))
-                _save(d / f"{n}_img.npy", ad)
-                _save(d / f"{n}_lbl.npy", np.load(d_g / f"{n}_lbl.npy"))
-                if n.startswith("train"):
-                    dist_before.append(A.histogram_distance(src, real))
-                    dist_after.append(A.histogram_distance(ad, real))
-            mean = lambda rows, k: float(np.mean([r[k] for r in rows]))  # noqa: E731
-            return {"before": {k: mean(dist_before, k) for k in ("wasserstein", "total_variation")},
-                    "after": {k: mean(dist_after, k) for k in ("wasserstein", "total_variation")}}
+            return A.adapt_set(d_g, d_gan, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed)
 
         k_t, d_t, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_gan, "generate": gen["key"]},
                               do_translate,
