@@ -429,55 +429,236 @@ def vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx, kface, backi
 
 
 @_jit
+def _box_distance(x, y, z, jz, jy, jx, dz, dy, dx):
+    """Distance from the point (x, y, z) to the box of voxel (jz, jy, jx) (unwrapped indices)."""
+    ddx = 0.0
+    if x < jx * dx:
+        ddx = jx * dx - x
+    elif x > (jx + 1) * dx:
+        ddx = x - (jx + 1) * dx
+    ddy = 0.0
+    if y < jy * dy:
+        ddy = jy * dy - y
+    elif y > (jy + 1) * dy:
+        ddy = y - (jy + 1) * dy
+    ddz = 0.0
+    if z < jz * dz:
+        ddz = jz * dz - z
+    elif z > (jz + 1) * dz:
+        ddz = z - (jz + 1) * dz
+    return math.sqrt(ddx * ddx + ddy * ddy + ddz * ddz)
+
+
+@_jit
+def march_out(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+    """Fraction of ``dirs`` along which a straight line from (z, y, x) nm reaches the face plane z = k dz through
+    vacuum (steps of half the smallest voxel edge; periodic in x, y; blocked by matter or past the stack)."""
+    nz, ny, nx = vol.shape
+    h = 0.5 * min(dz, min(dy, dx))
+    zf = k * dz
+    ok = 0
+    for m in range(dirs.shape[0]):
+        vx, vy, vz = dirs[m, 0], dirs[m, 1], dirs[m, 2]
+        pz, py, px = z, y, x
+        while True:
+            pz += h * vz
+            py += h * vy
+            px += h * vx
+            if pz < zf:
+                ok += 1
+                break
+            iz = int(pz / dz)
+            if iz >= nz + 1:
+                break
+            m_ = lookup(vol, iz, int(math.floor(py / dy)) % ny, int(math.floor(px / dx)) % nx, backing, repeat_last)
+            if nel[m_] != 0:
+                break
+    return ok / dirs.shape[0]
+
+
+@_jit
+def pore_view(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+    """View factor of pore voxel (z, y, x) for the face at slice k (``secondary.pore_view_factors``): 0 unless it
+    touches matter (26 neighbours in slices >= k), else :func:`march_out` from its centre."""
+    nz, ny, nx = vol.shape
+    near = False
+    for oz in range(-1, 2):
+        if z + oz < k:
+            continue
+        for oy in range(-1, 2):
+            for ox in range(-1, 2):
+                if nel[lookup(vol, z + oz, (y + oy) % ny, (x + ox) % nx, backing, repeat_last)] != 0:
+                    near = True
+    if not near:
+        return 0.0
+    return march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy, (x + 0.5) * dx, dirs,
+                     dz, dy, dx)
+
+
+@nb.njit(cache=True, parallel=True, error_model="numpy")
+def wall_masks(vol, nel, backing, repeat_last, kface, depth):
+    """Per voxel of slices kface .. kface + depth - 1 (indices beyond the volume: its backing / last slice; the
+    layer nz + 1 stands for all deeper ones), the bit mask of its 26 neighbours that are vacuum (bit
+    9 (oz + 1) + 3 (oy + 1) + (ox + 1); neighbours in front of the face, z < kface, never set): what
+    :func:`wall_distance` searches, computed once per slice so that a point far from any pore wall costs one
+    look-up."""
+    nz, ny, nx = vol.shape
+    out = np.zeros((depth, ny, nx), np.uint32)
+    for j in nb.prange(depth):
+        iz = kface + j
+        for iy in range(ny):
+            for ix in range(nx):
+                bits = 0
+                for oz in range(-1, 2):
+                    if iz + oz < kface:
+                        continue
+                    for oy in range(-1, 2):
+                        for ox in range(-1, 2):
+                            if oz == 0 and oy == 0 and ox == 0:
+                                continue
+                            if nel[lookup(vol, iz + oz, (iy + oy) % ny, (ix + ox) % nx, backing, repeat_last)] == 0:
+                                bits |= 1 << (9 * (oz + 1) + 3 * (oy + 1) + ox + 1)
+                out[j, iy, ix] = _undominated(bits)
+    return out
+
+
+@_jit
+def _undominated(bits):
+    """Drop from a neighbour mask the neighbours that cannot be the one the full search picks: neighbour o is
+    never nearer than a neighbour o' whose nonzero offsets are a subset of o's (same signs) -- the distance to
+    o's box adds the gaps along o's other axes (e.g. a vacuum face neighbour hides edge and corner neighbours on
+    its side). Only an o' searched before o (lower bit) hides it: at equal distance (a point on a voxel plane)
+    the full search keeps the first one, and so does the masked search (the same view factor)."""
+    out = bits
+    for b in range(27):
+        if not (bits >> b) & 1:
+            continue
+        oz, oy, ox = b // 9 - 1, (b // 3) % 3 - 1, b % 3 - 1
+        for c in range(b):
+            if not (bits >> c) & 1:
+                continue
+            pz, py, px = c // 9 - 1, (c // 3) % 3 - 1, c % 3 - 1
+            if (pz == 0 or pz == oz) and (py == 0 or py == oy) and (px == 0 or px == ox):
+                out &= ~(1 << b)
+                break
+    return out
+
+
+@_jit
 def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv=None):
     """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
     neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
     the nearest vacuum is closer than one voxel edge -- the distances that matter for SE escape when the escape
-    depth is below the voxel size. Returns (distance, g): g the view factor ``segv[z - kface, y, x]`` of that
-    vacuum voxel (``secondary.pore_view_factors``: the share of SE entering it that fly out of the pore), 1
-    without ``segv`` (or a 1 x 1 x 1 one: every SE that leaves a wall counts)."""
+    depth is below the voxel size. Returns (distance, g): g the view factor of that vacuum voxel (the share of SE
+    entering it that fly out of the pore), 1 when every SE that leaves a wall counts.
+
+    ``segv``: None (full neighbour search, g = 1) or the tuple (views, masks, dirs) of ``secondary.se_walls``:
+    ``masks`` = :func:`wall_masks` of this slice (a point whose voxel has none of its neighbours in vacuum costs
+    one look-up; otherwise only the neighbours that can be the nearest are measured; points outside the masked layers take the full search: same result); ``views`` the pore view
+    factors (index z - kface, ``secondary.pore_view_factors``; no layers: g = 1; deeper than its layers: 0),
+    entries < 0 computed here on first use (:func:`pore_view` with the cosine-law directions ``dirs``; the value
+    is a function of the voxel only, so concurrent threads write the same number)."""
     nz, ny, nx = vol.shape
     iz = int(z / dz)
     iy = int(y / dy)
     ix = int(x / dx)
     best = dcap
+    bz = -1
+    by = 0
+    bx = 0
+    done = False
+    if segv is not None:
+        masks = segv[1]
+        li = iz - kface
+        if iz > nz + 1:
+            li = nz + 1 - kface
+        if li >= 0 and li < masks.shape[0] and iy >= 0 and iy < ny and ix >= 0 and ix < nx:
+            bits = masks[li, iy, ix]
+            if bits == 0:
+                return dcap, 1.0
+            # gaps to the neighbour boxes along each axis (below, same, above); the distance to a
+            # neighbour box is the root of the sum of its three gaps
+            xl = x - ix * dx
+            xh = (ix + 1) * dx - x
+            yl = y - iy * dy
+            yh = (iy + 1) * dy - y
+            zl = z - iz * dz
+            zh = (iz + 1) * dz - z
+            best2 = dcap * dcap
+            bb = -1
+            b = 0
+            while bits != 0:
+                if bits & 1:
+                    oz = b // 9
+                    oy = (b // 3) % 3
+                    ox = b % 3
+                    gz = max(zl, 0.0) if oz == 0 else (max(-zl, -zh, 0.0) if oz == 1 else max(zh, 0.0))
+                    gy = max(yl, 0.0) if oy == 0 else (max(-yl, -yh, 0.0) if oy == 1 else max(yh, 0.0))
+                    gx = max(xl, 0.0) if ox == 0 else (max(-xl, -xh, 0.0) if ox == 1 else max(xh, 0.0))
+                    d2 = gz * gz + gy * gy + gx * gx
+                    if d2 < best2:
+                        best2 = d2
+                        bb = b
+                bits >>= 1
+                b += 1
+            if bb >= 0:
+                best = math.sqrt(best2)
+                bz = iz + bb // 9 - 1
+                by = (iy + (bb // 3) % 3 - 1) % ny
+                bx = (ix + bb % 3 - 1) % nx
+            done = True
+    if not done:
+        for oz in range(-1, 2):
+            jz = iz + oz
+            if jz < kface:
+                continue
+            for oy in range(-1, 2):
+                jy = iy + oy
+                wy = jy % ny
+                for ox in range(-1, 2):
+                    if oz == 0 and oy == 0 and ox == 0:
+                        continue
+                    jx = ix + ox
+                    m = lookup(vol, jz, wy, jx % nx, backing, repeat_last)
+                    if nel[m] != 0:
+                        continue
+                    d = _box_distance(x, y, z, jz, jy, jx, dz, dy, dx)
+                    if d < best:
+                        best = d
+                        bz = jz
+                        by = wy
+                        bx = jx % nx
     gbest = 1.0
-    for oz in range(-1, 2):
-        jz = iz + oz
-        if jz < kface:
-            continue
-        for oy in range(-1, 2):
-            jy = iy + oy
-            wy = jy % ny
-            for ox in range(-1, 2):
-                if oz == 0 and oy == 0 and ox == 0:
-                    continue
-                jx = ix + ox
-                m = lookup(vol, jz, wy, jx % nx, backing, repeat_last)
-                if nel[m] != 0:
-                    continue
-                ddx = 0.0
-                if x < jx * dx:
-                    ddx = jx * dx - x
-                elif x > (jx + 1) * dx:
-                    ddx = x - (jx + 1) * dx
-                ddy = 0.0
-                if y < jy * dy:
-                    ddy = jy * dy - y
-                elif y > (jy + 1) * dy:
-                    ddy = y - (jy + 1) * dy
-                ddz = 0.0
-                if z < jz * dz:
-                    ddz = jz * dz - z
-                elif z > (jz + 1) * dz:
-                    ddz = z - (jz + 1) * dz
-                d = math.sqrt(ddx * ddx + ddy * ddy + ddz * ddz)
-                if d < best:
-                    best = d
-                    if segv is not None and segv.shape[0] > 1:
-                        rz = jz - kface
-                        gbest = segv[rz, wy, jx % nx] if rz < segv.shape[0] else 0.0
+    if segv is not None and bz >= 0:
+        views = segv[0]
+        if views.shape[0] > 0:
+            rz = bz - kface
+            if rz < views.shape[0]:
+                gbest = views[rz, by, bx]
+                if gbest < 0.0:
+                    gbest = pore_view(vol, nel, backing, repeat_last, kface, bz, by, bx, segv[2], dz, dy, dx)
+                    views[rz, by, bx] = gbest
+            else:
+                gbest = 0.0
     return best, gbest
+
+
+SE_ACC = 9  # length of an SE accumulator that carries the last segment end's wall search (``se_segment``)
+
+
+@_jit
+def _escape(d, w, g, lam):
+    """max(exp(-d / lam), g exp(-w / lam)): escape through the face at depth d or, with the view factor
+    0 <= g <= 1, through a pore wall at distance w (one exponential where the other term cannot win)."""
+    if w >= d or g <= 0.0:
+        return math.exp(-d / lam)
+    if g >= 1.0:
+        return math.exp(-w / lam)
+    eb = g * math.exp(-w / lam)
+    if d - w > 30.0 * lam:  # exp(-d / lam) < 1e-13 exp(-w / lam)
+        return eb
+    ea = math.exp(-d / lam)
+    return ea if ea > eb else eb
 
 
 @_jit
@@ -493,9 +674,12 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron has not yet been deeper below
     the face than ``sep[mat, 2]``: the primary's first pass through the escape zone), ``seacc[1]`` SE2 (after
     it: electrons coming back towards the surface, i.e. backscattering), ``seacc[2]`` the "has been deep" flag
-    (the caller resets it per electron). ``segv`` (optional): per-voxel view factors of the pores below the face;
-    a wall's escape probability is then weighted by that of the vacuum voxel it emits into (SE that would hit
-    another wall are lost), and a point takes the larger of its face and wall escape probabilities."""
+    (the caller resets it per electron); an accumulator of length ``SE_ACC`` also keeps the last segment end
+    and its wall search in ``seacc[3:9]`` (reused when the next segment starts there; the caller sets
+    ``seacc[3]`` to 1e300 per electron). ``segv`` (optional, :func:`wall_distance`): the slice's wall masks and
+    pore view factors; a wall's escape probability is weighted by the view factor of the vacuum voxel it emits
+    into (SE that would hit another wall are lost), and a point takes the larger of its face and wall escape
+    probabilities."""
     lam = sep[mat, 1]
     if lam <= 0.0:
         return
@@ -510,15 +694,33 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     f = -1.0
     if wall:
         cap = 30.0 * lam
-        wa, ga = wall_distance(vol, nel, backing, repeat_last, x - path * ux, y - path * uy, z - path * uz,
-                               dz, dy, dx, kface, cap, segv)
-        wm, gm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
-                               z - 0.5 * path * uz, dz, dy, dx, kface, cap, segv)
-        wb, gb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap, segv)
-        if wa < dmax or wm < dmax or wb < dmax:
-            pa = max(math.exp(-d1 / lam), ga * math.exp(-wa / lam))
-            pm = max(math.exp(-0.5 * (d1 + d2) / lam), gm * math.exp(-wm / lam))
-            pb = max(math.exp(-d2 / lam), gb * math.exp(-wb / lam))
+        xa = x - path * ux
+        ya = y - path * uy
+        za = z - path * uz
+        if (seacc.shape[0] >= SE_ACC and abs(xa - seacc[3]) < 1e-9 and abs(ya - seacc[4]) < 1e-9
+                and abs(za - seacc[5]) < 1e-9 and seacc[8] == cap):
+            wa = seacc[6]  # this segment starts where the last one ended: its end point's search
+            ga = seacc[7]
+        else:
+            wa, ga = wall_distance(vol, nel, backing, repeat_last, xa, ya, za, dz, dy, dx, kface, cap, segv)
+        if path > 0.0:
+            wm, gm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
+                                   z - 0.5 * path * uz, dz, dy, dx, kface, cap, segv)
+            wb, gb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap, segv)
+        else:  # energy deposited at one point (a binary collision): the three points coincide
+            wm, gm, wb, gb = wa, ga, wa, ga
+        if seacc.shape[0] >= SE_ACC:
+            seacc[3] = x
+            seacc[4] = y
+            seacc[5] = z
+            seacc[6] = wb
+            seacc[7] = gb
+            seacc[8] = cap
+        # (no wall within the cap at any of the three points: its escape term is below exp(-30), left out)
+        if (wa < dmax or wm < dmax or wb < dmax) and (wa < cap or wm < cap or wb < cap):
+            pa = _escape(d1, wa, ga, lam)
+            pm = _escape(0.5 * (d1 + d2), wm, gm, lam)
+            pb = _escape(d2, wb, gb, lam)
             f = (pa + 4.0 * pm + pb) / 6.0
     if f < 0.0 and dmin < 30.0 * lam:
         dd = dmax - dmin
@@ -1013,7 +1215,9 @@ def run_slice_se(
     the BSE whose exit direction lies within the cone of axis a (a unit vector) -- the BSE seen by a detector in
     that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone, the sums of
     s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone).
-    ``segv``: the pores' view factors (:func:`se_segment`; a 1 x 1 x 1 array: none, every SE leaving a wall counts)."""
+    ``segv``: the tuple (views, masks, dirs) of ``secondary.se_walls`` (:func:`wall_distance`: the slice's
+    neighbour masks and the pores' view factors, filled on first use; no view layers: every SE leaving a wall
+    counts)."""
     nz, ny, nx = vol.shape
     allc = np.zeros((ny, nx), dtype=np.int64)
     det = np.zeros((ny, nx), dtype=np.int64)
@@ -1031,7 +1235,7 @@ def run_slice_se(
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
-        acc = np.zeros(3, dtype=np.float64)
+        acc = np.zeros(SE_ACC, dtype=np.float64)
         for ix in range(nx):
             tal[0] = 0
             tal[1] = 0
@@ -1045,6 +1249,7 @@ def run_slice_se(
                 s0, s1 = seed_state(seed, kface, pix, k)
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 acc[2] = 0.0
+                acc[3] = 1e300
                 before = acc[0] + acc[1]
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,

@@ -34,14 +34,13 @@ open-pore wall are counted by their depth below the face (not done: emission fro
 
 from __future__ import annotations
 
-import math
 
 import numba as nb
 import numpy as np
 
 from fibsynth.errors import FibsynthError
 from fibsynth.physics.materials import Material, is_vacuum, symbol
-from fibsynth.physics.montecarlo.kernel import MAT_MASK, lookup
+from fibsynth.physics.montecarlo.kernel import MAT_MASK, lookup, march_out
 from fibsynth.physics.stopping import kanaya_okayama_range_nm
 
 # delta_m, E_m (keV): CRC Handbook of Chemistry and Physics, table "Secondary electron emission" (elements;
@@ -172,30 +171,37 @@ PORE_VIEW_DIRECTIONS = 128  # cosine-law directions per pore voxel for its view 
 PORE_VIEW_DEPTH = 64  # slices below the face with view factors (deeper pore voxels: 0)
 
 
-def _march_out(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
-    """Fraction of ``dirs`` along which a straight line from (z, y, x) nm reaches the face plane z = k dz through
-    vacuum (steps of half the smallest voxel edge; periodic in x, y; blocked by matter or past the stack)."""
+def view_directions(n_directions: int = PORE_VIEW_DIRECTIONS) -> np.ndarray:
+    """Cosine-law directions about the face's outward normal (-z): sin^2 theta uniform, azimuth by the golden
+    ratio (a deterministic Hammersley-type set); shape (n, 3) as (ux, uy, uz)."""
+    i = np.arange(n_directions)
+    s2 = (i + 0.5) / n_directions
+    phi = 2.0 * np.pi * ((i * 0.6180339887498949) % 1.0)
+    st = np.sqrt(s2)
+    return np.ascontiguousarray(np.stack([st * np.cos(phi), st * np.sin(phi), -np.sqrt(1.0 - s2)], axis=1))
+
+
+WALL_MASK_DEPTH = 128  # slices below the face with precomputed neighbour masks (deeper points: the full search)
+
+
+def se_walls(vol: np.ndarray, k: int, nel: np.ndarray, backing: int, repeat_last: bool, pore_view: str,
+             depth: int = PORE_VIEW_DEPTH, mask_depth: int = WALL_MASK_DEPTH) -> tuple:
+    """What the SE kernel needs for open-pore walls in slice ``k`` (``kernel.wall_distance``), computed once per
+    slice instead of per SE: the bit masks of each voxel's vacuum neighbours (``kernel.wall_masks``, the slices
+    k .. k + ``mask_depth`` - 1 and the backing layer) and, for ``pore_view="straight"``, the pore view factors of
+    the slices k .. k + ``depth`` - 1 to be filled on first use (-1 = not yet; the values are those of
+    :func:`pore_view_factors`), with the cosine-law directions. ``pore_view="all"``: no view layers (g = 1)."""
+    from fibsynth.physics.montecarlo import kernel
+
     nz, ny, nx = vol.shape
-    h = 0.5 * min(dz, min(dy, dx))
-    zf = k * dz
-    ok = 0
-    for m in range(dirs.shape[0]):
-        vx, vy, vz = dirs[m, 0], dirs[m, 1], dirs[m, 2]
-        pz, py, px = z, y, x
-        while True:
-            pz += h * vz
-            py += h * vy
-            px += h * vx
-            if pz < zf:
-                ok += 1
-                break
-            iz = int(pz / dz)
-            if iz >= nz + 1:
-                break
-            m_ = lookup(vol, iz, int(math.floor(py / dy)) % ny, int(math.floor(px / dx)) % nx, backing, repeat_last)
-            if nel[m_] != 0:
-                break
-    return ok / dirs.shape[0]
+    masks = kernel.wall_masks(vol, nel, int(backing), bool(repeat_last), int(k), int(min(mask_depth, nz + 2 - k)))
+    if pore_view == "straight":
+        views = np.full((max(min(depth, nz - k), 1), ny, nx), -1.0)
+        dirs = view_directions()
+    else:
+        views = np.zeros((0, ny, nx))
+        dirs = np.zeros((0, 3))
+    return views, masks, dirs
 
 
 def pore_view_factors(vol: np.ndarray, k: int, voxel_zyx, nel: np.ndarray, backing: int, repeat_last: bool,
@@ -209,11 +215,7 @@ def pore_view_factors(vol: np.ndarray, k: int, voxel_zyx, nel: np.ndarray, backi
     voxels: 0. Shape (min(depth, nz - k), ny, nx); index z - k."""
     dz, dy, dx = (float(v) for v in voxel_zyx)
     nz, ny, nx = vol.shape
-    i = np.arange(n_directions)
-    s2 = (i + 0.5) / n_directions  # cosine law: sin^2 theta uniform; azimuth by the golden ratio
-    phi = 2.0 * np.pi * ((i * 0.6180339887498949) % 1.0)
-    st = np.sqrt(s2)
-    dirs = np.stack([st * np.cos(phi), st * np.sin(phi), -np.sqrt(1.0 - s2)], axis=1)
+    dirs = view_directions(n_directions)
     return _view_kernel(np.ascontiguousarray(vol, dtype=np.uint8), int(k), int(min(depth, nz - k)),
                         np.ascontiguousarray(nel), int(backing), bool(repeat_last), dirs, dz, dy, dx)
 
@@ -237,7 +239,7 @@ def _view_kernel_py(vol, k, depth, nel, backing, repeat_last, dirs, dz, dy, dx):
                                 near = True
                 if not near:
                     continue
-                out[j, y, x] = _march_out_jit(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy,
+                out[j, y, x] = march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy,
                                               (x + 0.5) * dx, dirs, dz, dy, dx)
     return out
 
@@ -275,9 +277,10 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
     cone = np.array([0.0, 0.0, -1.0, 2.0]) if cone is None else np.asarray(cone, dtype=np.float64)
     if pore_view not in ("all", "straight"):
         raise FibsynthError(f"must be all or straight (got {pore_view!r})", param="pore_view")
-    segv = np.ones((1, 1, 1), np.float64)
-    if pore_view == "straight" and walls and has_vac:
-        segv = pore_view_factors(vol, int(k), (dz, dy, dx), tables[6], backing, repeat)
+    if walls and has_vac:
+        segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view)
+    else:
+        segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 3)))
     allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
@@ -287,5 +290,4 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
             "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone}
 
 
-_march_out_jit = nb.njit(cache=True)(_march_out)
 _view_kernel = nb.njit(cache=True, parallel=True)(_view_kernel_py)
