@@ -10,7 +10,8 @@ the structure of ``se_fastpath.py``), 2 keV, 38 degrees, slices 0..K-1 with the 
 stack, run with ``simulate_stack`` in this process (block tracking, numba threads); per repeat, interleaved: the
 BSE stack with epoxy pores, the ``se`` and ``inlens`` stacks with epoxy pores and with open (vacuum) pores.
 CPU seconds of the process (all threads; ``time.process_time``: on a shared machine the wall clock mostly
-measures the other jobs). Medians and the per-repeat ratios to the same detector's gold/epoxy stack and to the BSE gold/epoxy stack (paired
+measures the other jobs). Medians and the per-repeat ratios to the same detector's gold/epoxy stack and to the
+BSE gold/epoxy stack (paired
 in the same repeat; the machine's load cancels in the ratios).
 
 ``--save`` / ``--compare``: the ``se`` and ``inlens`` open-pore stacks (images and their per-pixel standard

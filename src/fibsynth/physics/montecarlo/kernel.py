@@ -554,7 +554,8 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
 
     ``segv``: None (full neighbour search, g = 1) or the tuple (views, masks, dirs) of ``secondary.se_walls``:
     ``masks`` = :func:`wall_masks` of this slice (a point whose voxel has none of its neighbours in vacuum costs
-    one look-up; otherwise only the neighbours that can be the nearest are measured; points outside the masked layers take the full search: same result); ``views`` the pore view
+    one look-up; otherwise only the neighbours that can be the nearest are measured; points outside the masked
+    layers take the full search: same result); ``views`` the pore view
     factors (index z - kface, ``secondary.pore_view_factors``; no layers: g = 1; deeper than its layers: 0),
     entries < 0 computed here on first use (:func:`pore_view` with the cosine-law directions ``dirs``; the value
     is a function of the voxel only, so concurrent threads write the same number)."""
