@@ -3,6 +3,7 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/se_fastpath.py --seeds 1,2,3,4 --per-pixel 60
     PYTHONPATH=src .venv/bin/python benchmarks/se_fastpath.py --seeds 1 --spreads 0.3,0.5   # the spread choice (also spread_se1 in the code)
+    PYTHONPATH=src .venv/bin/python benchmarks/se_fastpath.py --seeds 1,2,3,4 --per-pixel 60 --cache DIR --calibrate-on 1
 
 Per seed a leveled-wave structure (24 x 40 x 40, 4 nm voxels, solid fraction 0.3, ligament 30 nm: the structure of
 ``bench_open_pores.py --fastsim``; slices 0..11, the last slice repeated behind the stack), simulated slice by
@@ -77,6 +78,36 @@ def run(seeds, per_pixel, spreads, shape=(24, 40, 40), energy=2.0, solid="gold",
     return {"yields_delta1_delta2_etacone": yields, "yields_seconds": t_yields, "rows": rows}
 
 
+def calibrate(seeds, per_pixel, calib_seed, shape=(24, 40, 40), energy=2.0, solid="gold", cache=None):
+    """The mean scale of the SE terms (``project_se(scale=)``) measured on ``calib_seed``'s Monte Carlo stack
+    (mean(MC) = scale mean(SE terms) + mean(in-lens BSE share)) and, for every seed, the mean of the scaled
+    projection against the Monte Carlo's and its standard error (held out: the seeds other than ``calib_seed``).
+    The Monte Carlo stacks come from ``run``'s cache (run it first with the same ``--cache``)."""
+    from fibsynth.fastsim.se_projection import flat_face_yields, project_se
+
+    yields = flat_face_yields(solid, energy, 38.0)
+    parts = {}
+    for seed in seeds:
+        path = os.path.join(cache, f"se_mc_{solid}_{energy:g}_{seed}_{per_pixel}.npz")
+        z = np.load(path)
+        vol = structure(shape, 4.0, seed)
+        k1 = shape[0] // 2
+        full, _ = project_se(vol, (4.0, 4.0, 4.0), energy, solid=solid, slices=(0, k1), yields=yields)
+        se, _ = project_se(vol, (4.0, 4.0, 4.0), energy, solid=solid, slices=(0, k1), yields=yields, bse_weight=0.0)
+        parts[seed] = (z["eta"].astype(float), z["std"].astype(float), se.astype(float), (full - se).astype(float))
+    mc, _, se, bse = parts[calib_seed]
+    scale = float((mc.mean() - bse.mean()) / se.mean())
+    rows = []
+    for seed, (mc, std, se, bse) in parts.items():
+        img = scale * se + bse
+        rows.append({"seed": seed, "held_out": seed != calib_seed, "mc_mean": float(mc.mean()),
+                     "projection_mean_unscaled": float((se + bse).mean()), "projection_mean_scaled": float(img.mean()),
+                     "scaled_over_mc": float(img.mean() / mc.mean()),
+                     "mc_mean_standard_error": float(np.sqrt((std**2).sum()) / std.size),
+                     "pearson": float(np.corrcoef(mc.ravel(), img.ravel())[0, 1])})
+    return {"calibration_seed": calib_seed, "scale": scale, "rows": rows}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3,4")
@@ -84,8 +115,14 @@ def main(argv=None) -> int:
     ap.add_argument("--spreads", default="0.5")
     ap.add_argument("--views", default="straight")
     ap.add_argument("--cache", default=None, help="folder to keep / reuse the Monte Carlo stacks")
+    ap.add_argument("--calibrate-on", type=int, default=None,
+                    help="measure the SE mean scale on this seed's cached Monte Carlo stack; report all seeds")
     a = ap.parse_args(argv)
     out = {"time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if a.calibrate_on is not None:
+        out.update(calibrate([int(v) for v in a.seeds.split(",")], a.per_pixel, a.calibrate_on, cache=a.cache))
+        print(json.dumps(out, indent=1))
+        return 0
     out.update(run([int(v) for v in a.seeds.split(",")], a.per_pixel, [float(v) for v in a.spreads.split(",")],
                    views=tuple(a.views.split(",")), cache=a.cache))
     print(json.dumps(out, indent=1))

@@ -23,6 +23,20 @@ def test_flat_face_gives_the_bulk_yield_and_nothing_through_empty_space():
     assert e.value.param == "view"
 
 
+def test_in_lens_bse_share_is_in_the_image_and_scale_multiplies_the_se_terms():
+    """The BSE share w eta_cone P_open is part of the image (it was dropped before 2026-11-29), and ``scale``
+    multiplies only the SE terms: a flat face gives scale (delta_1 + delta_2) + w eta_cone."""
+    vol = np.ones((6, 8, 8), np.uint8)
+    y = (1.0, 0.25, 0.04)
+    img = project_se(vol, (4.0, 4.0, 4.0), 2.0, solid="gold", yields=y)[0]
+    assert np.allclose(img, 1.29, rtol=1e-4)
+    img2 = project_se(vol, (4.0, 4.0, 4.0), 2.0, solid="gold", yields=y, scale=1.5, bse_weight=2.0)[0]
+    assert np.allclose(img2, 1.5 * 1.25 + 2.0 * 0.04, rtol=1e-4)
+    with pytest.raises(FibsynthError) as e:
+        project_se(vol, (4.0, 4.0, 4.0), 2.0, yields=y, scale=0.0)
+    assert e.value.param == "scale"
+
+
 def test_slot_edge_brightening_and_dark_bottom():
     """A 2-voxel open slot along y in gold, 20 nm deep: the face next to its edges is brighter than the face far
     away (the cloud meets the wall), and the beam that falls into the slot sees a darker bottom (few SE fly out;
