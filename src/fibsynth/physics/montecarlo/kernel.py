@@ -725,19 +725,24 @@ def transport_one(
             zplane = (uz < 0.0) | (iz < nz) | repeat_last
             hit = hit | ((s * abs(uz) >= abs(ez)) & zplane)
             if hit:
-                if zplane:
-                    dmin = ez / uz
+                # the nearest exit plane by selects, without a division per axis (t_a < t_b <=> |e_a| |u_b| <
+                # |e_b| |u_a|), then one division for it; ties go to z, then x, then y (as the former branches)
+                ea = abs(ez) if zplane else _BIG
+                aa = abs(uz)
                 if lateral:
-                    if ux != 0.0:
-                        tx = ex / ux
-                        if tx < dmin:
-                            dmin = tx
-                            axis = 0
-                    if uy != 0.0:
-                        ty = ey / uy
-                        if ty < dmin:
-                            dmin = ty
-                            axis = 1
+                    ax_ = abs(ux)
+                    ex_ = abs(ex)
+                    lt = ex_ * aa < ea * ax_
+                    ea = ex_ if lt else ea
+                    aa = ax_ if lt else aa
+                    axis = 0 if lt else axis
+                    ay_ = abs(uy)
+                    ey_ = abs(ey)
+                    lt = ey_ * aa < ea * ay_
+                    ea = ey_ if lt else ea
+                    aa = ay_ if lt else aa
+                    axis = 1 if lt else axis
+                dmin = ea / aa
         if s < dmin:
             # collision inside the current voxel (or the same-material ball): slow down, then scatter
             if inside:
