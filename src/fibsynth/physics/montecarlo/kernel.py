@@ -9,7 +9,8 @@ and the same material as backing; a film is one voxel of thickness ``t`` on a ba
 
 Transport (per electron, :func:`transport_one`, free of Python objects so it can be ported to a GPU):
 
-* free flight s = -lambda(E) ln R with the total elastic mean free path of the current material;
+* free flight s = lambda(E) X, X a unit exponential (ziggurat, :func:`next_exp`), with the total mean free path
+  of the current material (the kernel's tables: ``tables.kernel_layout``);
 * the flight is traced voxel by voxel (Amanatides-Woo DDA, exact ray-plane intersections). When it reaches a
   voxel of another material it stops on the boundary and the rest of the flight is resampled in the new
   material (exact for exponential free paths: memorylessness). No step can jump over a thin ligament;
@@ -26,7 +27,9 @@ Transport (per electron, :func:`transport_one`, free of Python objects so it can
   ``stack.distance_map``) a flight crosses voxel planes without stopping.
 
 Random numbers: xoroshiro128+ seeded per electron by splitmix64 from (seed, stream a, stream b, electron),
-so results do not depend on the number of threads or processes.
+so results do not depend on the number of threads or processes. Per collision: one 64-bit output for the free
+path (ziggurat), one split into two 32-bit uniforms for the channel and the angular-grid pick, one 53-bit uniform
+for the polar angle, 1.27 outputs (two 32-bit halves each) for the azimuth.
 """
 
 from __future__ import annotations
