@@ -433,18 +433,26 @@ def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = 
             "blur_px_first_map": first.round(4).tolist() if self_ref else None}
 
 
-def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> dict[str, float]:
+IDENTIFIABLE_GAMMA_RATIO = 2.0
+
+
+def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> dict[str, Any]:
     """Exponent of a power-law detector response ``out = u**gamma`` (u: the linear signal with its
     Poisson-Gaussian noise ``var_u = a u + c``), from the noise curve: the variance of each gray-level bin
-    (as in :func:`poisson_gaussian`) is ``(gamma u**(gamma-1))**2 (a u + c)`` at ``u = mean**(1/gamma)``; gamma
-    is the value of a grid (0.4 ... 2.5) whose linearised variances lie best on lines with ``a > 0`` (log
-    residuals weighted by the blocks per bin; bins made mostly of edge blocks, whose variance holds structure,
-    are left out, and, when over 0.1 % of the pixels pile up at the minimum, so are bins within 3 noise std of it,
-    where the output is clipped: with a black-level drift some slices reach 0, and those bins had turned gamma 0.7
-    into 0.46). ``per_slice=True`` gives each slice its own
-    line (``a``, ``c``) and one gamma for all (meant for black-level drift; measured less stable: fewer blocks per
-    bin). Needs noise that grows with the signal (shot noise) and gray levels spread between the phases
-    (docs/microscope.md).
+    (2x2 blocks binned by their own mean; bins made mostly of edge blocks left out) is
+    ``(gamma u**(gamma-1))**2 (a u + c)`` at ``u = mean**(1/gamma)``; gamma is the value of a grid (0.4 ... 2.5)
+    whose linearised variances lie best on lines with ``a > 0`` (log residuals weighted by the blocks per bin;
+    when over 0.1 % of the pixels pile up at the minimum, bins within 3 noise std of it are left out, where the
+    output is clipped). ``per_slice=True`` gives each slice its own line (``a``, ``c``) and one gamma for all.
+
+    Identifiability: the curve has three unknowns (gamma, a, c). A two-phase stack whose flat regions sit at two
+    gray levels (no shading, drift or curtains spreading them) gives two points, and a line through two points
+    exists for every gamma: gamma is then not identifiable (docs/microscope.md shows the flat residual). The
+    result says so: ``gamma_interval`` is the range of the grid whose residual is within 4 units of the
+    per-degree-of-freedom residual of the best (a ~95 % interval), ``levels`` the spread of the bins' gray levels
+    in noise std, and ``identifiable`` is True when the interval spans at most a factor
+    ``IDENTIFIABLE_GAMMA_RATIO`` (2; measured: 2.6-3.3 on two-cluster stacks, 1.45-1.8 on the benchmark's full
+    microscope but 2.3 in one seed of 9).
     Returns gamma and ``a``, ``c`` (medians over the slices with ``per_slice``)."""
     x = _stack(stack, "stack")
     per = []
@@ -463,8 +471,10 @@ def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> di
             per.append((m, v, n))
     if not per:
         raise FibsynthError("too few gray levels to measure the detector response", param="stack")
-    best = None
-    for g in np.exp(np.linspace(np.log(0.4), np.log(2.5), 121)):
+    grid = np.exp(np.linspace(np.log(0.4), np.log(2.5), 121))
+    resid = np.full(grid.size, np.nan)
+    coefs_at: dict[int, np.ndarray] = {}
+    for i, g in enumerate(grid):
         r, coefs, ok = 0.0, [], True
         for m, v, n in per:
             u = m ** (1 / g)
@@ -478,11 +488,20 @@ def response_gamma(stack: Any, *, bins: int = 24, per_slice: bool = False) -> di
                 break
             r += float((np.log(pred / vu) ** 2 * n).sum())
             coefs.append(coef)
-        if ok and (best is None or r < best[0]):
-            best = (r, float(g), np.median(np.array(coefs), 0))
-    if best is None:
+        if ok:
+            resid[i] = r
+            coefs_at[i] = np.median(np.array(coefs), 0)
+    if not np.isfinite(resid).any():
         raise FibsynthError("the noise does not grow with the signal; no response measured", param="stack")
-    return {"gamma": best[1], "a": float(best[2][0]), "c": float(best[2][1])}
+    best = int(np.nanargmin(resid))
+    dof = max(sum(len(m) for m, _, _ in per) - 3 * len(per), 1)
+    within = np.isfinite(resid) & (resid <= resid[best] + 4.0 * max(resid[best], 1e-12) / dof)
+    lo_g, hi_g = float(grid[within].min()), float(grid[within].max())
+    gamma = float(grid[best])
+    spread = max(float(np.ptp(m) / np.sqrt(np.median(v))) for m, v, _ in per)
+    return {"gamma": gamma, "a": float(coefs_at[best][0]), "c": float(coefs_at[best][1]),
+            "gamma_interval": [lo_g, hi_g], "levels": round(spread, 2),
+            "identifiable": bool(hi_g / lo_g <= IDENTIFIABLE_GAMMA_RATIO)}
 
 
 def _row_slopes(x: np.ndarray, core: np.ndarray, c: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -494,55 +513,68 @@ def _row_slopes(x: np.ndarray, core: np.ndarray, c: np.ndarray, ok: np.ndarray) 
     return cov[ok] / var_c[ok]
 
 
-def _remove_epoxy_columns(x: np.ndarray, epoxy: np.ndarray) -> np.ndarray:
-    """Subtract from each slice the column profile of its dark phase (median over the lines of each column's epoxy
-    pixels, mean kept): curtains and the tilt are column profiles, fixed for all lines; charging differs from line
-    to line and mostly survives (the median follows the majority of unstruck lines)."""
-    out = x.copy()
+def _epoxy_column_profile(x: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Per slice, the mean over the lines of each column's pixels in ``core`` (columns without any: the slice's
+    mean), minus its mean: (z, x). Curtains and the tilt are such column profiles, fixed for all lines."""
+    w = core.sum(1)
+    prof = (x * core).sum(1) / np.maximum(w, 1)
+    out = np.zeros_like(prof)
     for k in range(x.shape[0]):
-        e = np.where(epoxy[k], x[k], np.nan)
-        have = epoxy[k].any(0)
+        have = w[k] > 0
         if have.sum() < 2:
             continue
-        med = np.zeros(x.shape[2])
-        med[have] = np.nanmedian(e[:, have], axis=0)
-        med[~have] = med[have].mean()
-        out[k] -= (med - med[have].mean())[None, :]
+        p = prof[k].copy()
+        p[~have] = p[have].mean()
+        out[k] = p - p[have].mean()
     return out
 
 
 PRESENT_STANDARD_ERRORS = 8.0
+# build-up lengths tried (px): a geometric grid, 20 % apart (the earlier 5/8/12/18/27/40 bracketed 15 by 12 and
+# 18, and the struck fraction moves by ~10 % between neighbouring lengths)
+CHARGING_LENGTHS = tuple(float(v) for v in np.round(5.0 * 1.2 ** np.arange(13), 1))
 
 
-def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = (5, 8, 12, 18, 27, 40), margin_px: int = 2,
+def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTHS, margin_px: int = 3,
                      remove_columns: bool = True) -> dict[str, Any]:
     """Charging streaks in the dark phase: strength (stack units), fraction of struck scan lines and build-up length.
 
     The forward model's charge builds up while the beam scans epoxy along x (``c_f``: the epoxy mask filtered by a
     causal exponential of length L) and brightens the struck lines by ``strength * c_f``. For each line the epoxy
-    pixels at least ``margin_px`` from a boundary along x are regressed on ``c_f`` and, as a control, on ``c_r``,
+    pixels at least ``margin_px`` from a boundary along x (3: with 2, the tail of a ~1.2 px blurred gold edge
+    pulled the chosen length up, 18-21 px for 15, on the benchmark's full microscope) are regressed on ``c_f`` and, as a control, on ``c_r``,
     the same filter run against the scan direction: structure, blur and curtains are statistically the same
     both ways, charging is not. Over the lines, with ``k_f = b_f + s [struck]`` and ``k_r = b_r + s rho [struck]``
     (``rho``: the regression of ``c_f`` on ``c_r``, measured), the differences of the means and of the variances
-    give ``f s`` and ``f (1 - f) s**2``, hence ``s`` and ``f``. L is the value of ``lengths`` with the largest
-    ``f s``. The phases are found by Otsu per band of rows (strength well under the phase contrast).
-    ``remove_columns`` (default) first subtracts the dark phase's column profile of each slice: curtains and tilt
-    are column profiles and gave an x-asymmetric bias (no charging read as 0.2-0.9 of a 0.1 strength); the median
-    also takes a little of the charging, so the struck fraction reads low (docs/microscope.md). ``present``: ``f s``
-    above ``PRESENT_STANDARD_ERRORS`` (8) standard errors of the mean slope difference over the lines (neighbouring
-    lines cross the same features, so that naive standard error is too small; 8 separated 4 seeds with and
-    without charging on the benchmark's microscope, a threshold not checked beyond them)."""
+    give ``f s`` and ``f (1 - f) s**2``, hence ``s`` and ``f``.
+
+    ``remove_columns`` (default) first subtracts each slice's column profile of the epoxy (mean over the lines
+    of the epoxy cores; curtains and tilt are column profiles and gave an x-asymmetric bias: no charging read as
+    0.2-0.9 of a 0.1 strength). That profile also holds the charging's own column mean, ``f s`` times the column
+    mean ``m`` of ``c_f``, which is known from the mask: the slopes of ``m`` on ``c_f`` and ``c_r`` give the share of
+    ``f s`` it removed, and the estimate is divided by it (exact for a mean; the earlier column *median* took an
+    unknown part of the charging and made the struck fraction read 20-40 % low).
+
+    L: the length of ``lengths`` that maximises the mean over lines of the charge-explained sum of squares
+    ``k_f**2 var(c_f) - k_r**2 var(c_r)`` (a struck line's ``cov(x, c_f(L))**2 / var(c_f(L))`` is largest at the
+    true L; the earlier choice, the largest ``f s``, picked 5 or 40 px for 15). ``present``: ``f s`` above
+    ``PRESENT_STANDARD_ERRORS`` (8) naive standard errors of the mean slope difference (neighbouring lines cross
+    the same features, so that standard error is too small: 8 is empirical, measured false-alarm rate in
+    docs/microscope.md). The phases are found by Otsu per band of rows (strength well under the phase contrast)."""
     from scipy import signal
 
     x = _stack(stack, "stack")
-    bright = _band_classes(x, 12, 1)
-    epoxy = ~bright
-    if remove_columns:  # then classify again: the curtains had tipped the classification of some columns
-        x = _remove_epoxy_columns(x, epoxy)
-        epoxy = ~_band_classes(x, 12, 1)
-    core = ndimage.binary_erosion(epoxy, np.ones((1, 1, 2 * margin_px + 1), bool)).astype(np.float64)
+    foot = np.ones((1, 1, 2 * margin_px + 1), bool)
+    epoxy = ~_band_classes(x, 12, 1)
+    if remove_columns:  # classify again without the column profile: curtains tip the classification of columns
+        prof = _epoxy_column_profile(x, ndimage.binary_erosion(epoxy, foot))
+        epoxy = ~_band_classes(x - prof[:, None, :], 12, 1)
+    core_b = ndimage.binary_erosion(epoxy, foot)
+    if remove_columns:
+        x = x - _epoxy_column_profile(x, core_b)[:, None, :]
+    core = core_b.astype(np.float64)
     n = core.sum(2)
-    best = None
+    rows = []
     for L in lengths:
         r = float(np.exp(-1.0 / L))
         cf = signal.lfilter([1 - r], [1, -r], epoxy.astype(np.float64), axis=2)
@@ -554,14 +586,21 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = (5, 8, 12, 18, 
             continue
         kf, kr = _row_slopes(x, core, cf, ok), _row_slopes(x, core, cr, ok)
         rho = _row_slopes(cf, core, cr, ok)
-        d = float((kf.mean() - kr.mean()) / max(1 - rho.mean(), 1e-3))
-        v = float((kf.var() - kr.var()) / max(1 - (rho ** 2).mean(), 1e-3))
-        se = float((kf - kr).std() / np.sqrt(len(kf)) / max(1 - rho.mean(), 1e-3))
-        if best is None or d > best[0]:
-            best = (d, v, float(L), int(ok.sum()), se)
-    if best is None:
+        den, den2 = max(1 - rho.mean(), 1e-3), max(1 - (rho ** 2).mean(), 1e-3)
+        d = float((kf.mean() - kr.mean()) / den)
+        v = float((kf.var() - kr.var()) / den2)
+        se = float((kf - kr).std() / np.sqrt(len(kf)) / den)
+        explained = float(np.mean(kf ** 2 * var_f[ok] - kr ** 2 * var_r[ok]))
+        if remove_columns:  # the share of f s that the column profile took: m = column mean of c_f, f s m removed
+            m = np.broadcast_to(_epoxy_column_profile(cf, core_b)[:, None, :], x.shape)
+            al, bl = _row_slopes(m, core, cf, ok), _row_slopes(m, core, cr, ok)
+            kept = max(1.0 - float(al.mean() - bl.mean()) / den, 0.2)
+            d, se = d / kept, se / kept
+            v = v - d * d * float(al.var() - bl.var()) / den2
+        rows.append((explained, d, v, float(L), int(ok.sum()), se))
+    if not rows:
         raise FibsynthError("too few scan lines cross the dark phase to measure charging", param="stack")
-    d, v, L, lines, se = best
+    _, d, v, L, lines, se = max(rows)
     present = bool(d > PRESENT_STANDARD_ERRORS * se)
     if d <= 0 or v <= 0:
         return {"strength": 0.0, "line_fraction": 0.0, "length_px": L, "lines": lines, "f_s": d, "f_1mf_s2": v,
