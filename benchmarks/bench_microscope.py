@@ -20,7 +20,10 @@ Parts:
    the stripe-free truth, for two stripe strengths, without noise and at 300 e/px;
    ``align_limit``: the same stacks' noise-free, artifact-free, undrifted slices registered (the structure's own
    apparent motion: the information limit of image-only alignment) and an oracle Wiener smoother of the steps;
-3. estimators: fit_model on stacks made by a known forward model, relative error of each parameter, several seeds;
+3. estimators: fit_model on stacks made by a known forward model, relative error of each parameter, several seeds
+   (plus the Poisson slope, the blur without a reference, gamma on two gray-level clusters and its identifiability
+   flag, charging with shot noise only and with the full microscope);
+   ``charging``: presence (detection / false alarms), strength, struck fraction and length on 10 fresh seeds;
 4. speed of apply / correct / fit_model per slice.
 """
 
