@@ -302,8 +302,17 @@ def estimate_table(est: dict[str, Any]) -> dict[str, str]:
 CALIBRATED = ("solid_fraction", "upper_solid_fraction", "lower_solid_fraction")
 
 
+def _logit(p: float) -> float:
+    p = float(np.clip(p, 1e-4, 1 - 1e-4))
+    return math.log(p / (1 - p))
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int = 2, seed: int = 0,
-              keys: tuple[str, ...] = CALIBRATED) -> dict[str, Any]:
+              keys: tuple[str, ...] = CALIBRATED, scale: str = "additive") -> dict[str, Any]:
     """Remove the first pass's bias through the forward model (simulation-based calibration).
 
     A threshold of a FIB-SEM image does not see the structure: shine-through makes gold behind the face look
@@ -334,8 +343,11 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int = 2, 
         rec = {}
         for k, q in new["quantities"].items():
             if k in keys and k in syn["quantities"] and k in true["quantities"]:
-                bias = syn["quantities"][k]["value"] - true["quantities"][k]["value"]
-                value = q["value"] - bias
+                sv, tv = syn["quantities"][k]["value"], true["quantities"][k]["value"]
+                if scale == "odds":  # the bias as a ratio of odds: shrinks towards 0 and 1
+                    value = _expit(_logit(q["value"]) - (_logit(sv) - _logit(tv)))
+                else:
+                    value = q["value"] - (sv - tv)
                 q["value"] = value
                 q["uncertainty"] = math.hypot(q["uncertainty"], syn["quantities"][k]["uncertainty"])
                 q["first_pass_bias"] = rec[k] = raw["quantities"][k]["value"] - value  # the correction applied

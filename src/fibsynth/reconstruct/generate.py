@@ -90,42 +90,53 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
                            pore=materials[1], backing=backing, seed=seed)
         res = simulate_stack(solid, vox, st, progress=False)
         return np.asarray(res["eta"], np.float32), {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
-    from fibsynth.errors import FibsynthError
-    from fibsynth.synth import shipped_model_for, synthesize
+    from fibsynth.synth import synthesize
 
-    if translation not in ("auto", "paired", "cyclegan", "projection"):
-        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
-    if translation in ("auto", "paired"):
+    use = check_translation(translation, energy_kev, materials)
+    if use == "paired":
         from fibsynth.fastsim.translator import load_paired
 
         tr = load_paired()
-        try:
-            tr.check(energy_kev, materials[0], materials[1])
-            paired_ok = True
-        except FibsynthError:
-            if translation == "paired":
-                raise
-            paired_ok = False
-        if paired_ok:
-            _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
-                         solid=materials[0], pore=materials[1])
-            return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
-                                             "model": str(tr.weights.name)}
-    has_model = False
-    if translation in ("auto", "cyclegan"):
-        try:
-            shipped_model_for(energy_kev, materials[0], materials[1])
-            has_model = True
-        except FibsynthError:
-            if translation == "cyclegan":
-                raise
-    if has_model:
+        _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
+                     solid=materials[0], pore=materials[1])
+        return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
+                                         "model": str(tr.weights.name)}
+    if use == "cyclegan":
         _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed)
         return img, {"engine": "fast path (projection + shipped CycleGAN)", "model": rec["translation_model"]}
     from fibsynth.fastsim.projection import project
 
     img, _ = project(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1])
     return img.astype(np.float32), {"engine": "fast path (projection; no shipped translation model at this energy)"}
+
+
+def check_translation(translation: str, energy_kev: float, materials: tuple[str, str]) -> str:
+    """The fast path's translation that ``translation`` resolves to at this energy and material pair (``paired``,
+    ``cyclegan`` or ``projection``; see :func:`image_structure`), or a one-line :class:`FibsynthError` when the one
+    asked for does not apply (``paired`` outside its energy range or materials, ``cyclegan`` without a shipped
+    model). Cheap: the workflow calls it before any step runs."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.synth import shipped_model_for
+
+    if translation not in ("auto", "paired", "cyclegan", "projection"):
+        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
+    if translation in ("auto", "paired"):
+        from fibsynth.fastsim.translator import load_paired
+
+        try:
+            load_paired().check(energy_kev, materials[0], materials[1])
+            return "paired"
+        except FibsynthError:
+            if translation == "paired":
+                raise
+    if translation in ("auto", "cyclegan"):
+        try:
+            shipped_model_for(energy_kev, materials[0], materials[1])
+            return "cyclegan"
+        except FibsynthError:
+            if translation == "cyclegan":
+                raise
+    return "projection"
 
 
 AUGMENT_STRENGTH = 1.0  # MicroscopeModel.sample: 1 = a typical FIB-SEM

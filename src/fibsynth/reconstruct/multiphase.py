@@ -52,7 +52,8 @@ class MultiphaseSettings(ReconstructSettings):
     """:class:`ReconstructSettings` with ``phases`` (3..5) and/or one material per label (``materials``; label 0 the
     filling, e.g. ``("epoxy", "Ni", "Zr0.852Y0.148O1.926:5.9")``). ``solid`` and ``pore`` are not used: without
     ``materials`` label 0 is ``pore`` and labels 1..n-1 are generic elements evenly spread in backscatter between
-    ``pore`` and ``solid`` (only their order and contrast matter once the histogram is adapted)."""
+    ``pore`` and ``solid`` (only their order and contrast matter once the histogram is adapted). ``translation``:
+    ``auto`` or ``projection`` (both: the n-phase projection alone; no translation model exists for n phases)."""
 
     phases: int | None = Field(None, ge=3, le=MAX_PHASES, description="number of phases (labels 0..n-1)")
     materials: tuple[str, ...] | None = Field(None, description="material per label, label 0 the filling")
@@ -69,6 +70,11 @@ class MultiphaseSettings(ReconstructSettings):
                 raise FibsynthError(f"{self.phases} phases but {n} materials were given", param="phases")
         elif self.phases is None:
             raise FibsynthError("give the number of phases or one material per label (materials)", param="phases")
+        if self.translation not in ("auto", "projection"):
+            # no paired translator or CycleGAN exists for n phases: the training images are the n-phase projection
+            raise FibsynthError(f"{self.translation!r} is not available for three or more phases (their training "
+                                "images are the n-phase projection, with no translation model): leave it at auto "
+                                "or give projection", param="translation")
         return self
 
     @property

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fibsynth.config import StrictModel
+from fibsynth.errors import FibsynthError
 
 DEFAULT_ENERGY_KEV = 2.0
+CORRECTIONS = ("align", "destripe", "flatten")
 
 
 class ReconstructSettings(StrictModel):
@@ -46,3 +48,34 @@ class ReconstructSettings(StrictModel):
                          "afterwards). 1 by default: on a shared 2-core machine (load 18) one thread ran the CycleGAN "
                          "17x and the shipped translation 15x faster than two; raise it on a machine of your own")
     seed: int = Field(0, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _check_combinations(self):
+        """Combinations refused before anything runs (the energy-dependent ones: :func:`check_imaging`). A
+        :class:`FibsynthError` passes through pydantic unchanged: one line naming the parameter."""
+        bad = [c for c in self.correct if c not in CORRECTIONS]
+        if bad:
+            raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
+                                param="correct")
+        if self.engine == "mc" and self.translation != "auto":
+            raise FibsynthError(f"{self.translation!r} applies to the fast engine only (the Monte Carlo engine's images "
+                                "need no translation): leave it at auto or use engine fast", param="translation")
+        return self
+
+
+def check_imaging(s: ReconstructSettings, energy_kev: float) -> None:
+    """Refuse, in one line and before any step runs or any folder is made, an imaging the workflow could not do at
+    this beam energy (known only once the stack's metadata is read): the materials, and the translation asked for
+    (``paired``: the paired translator's energy range and materials; ``cyclegan``: a shipped model for the energy
+    and materials)."""
+    from fibsynth.physics.materials import get_material
+
+    for name in ("solid", "pore"):
+        try:
+            get_material(getattr(s, name), allow_vacuum=(name == "pore"))  # open pores: vacuum
+        except FibsynthError as exc:
+            raise FibsynthError(exc.message, param=name) from None
+    from fibsynth.reconstruct.generate import check_translation
+
+    if s.engine == "fast":
+        check_translation(s.translation, energy_kev, (s.solid, s.pore))

@@ -36,7 +36,7 @@ import numpy as np
 from fibsynth import __version__
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
-from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings
+from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings, check_imaging
 
 WORK = "work"
 
@@ -189,17 +189,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         truth_arr = np.asarray(read_structure(truth).data, np.uint8)
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
-    bad = [c for c in s.correct if c not in ("align", "destripe", "flatten")]
-    if bad:
-        raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
-                            param="correct")
-    from fibsynth.physics.materials import get_material
-
-    for name in ("solid", "pore"):
-        try:
-            get_material(getattr(s, name), allow_vacuum=(name == "pore"))  # open pores: vacuum
-        except FibsynthError as exc:
-            raise FibsynthError(exc.message, param=name) from None
+    check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
