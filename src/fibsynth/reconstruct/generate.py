@@ -19,6 +19,7 @@ level measured in the real stack.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,8 @@ def make_structure(p: dict[str, Any], shape, voxel_zyx) -> np.ndarray:
 
 def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: str = "fast",
                     materials: tuple[str, str] = ("gold", "epoxy"), electrons_per_pixel: int = 20,
-                    seed: int = 0, translation: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+                    seed: int = 0, translation: str = "auto", detector: str = "bse"
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
     """Ideal (artifact-free) image stack of a structure and a record of how it was made. ``materials[1]`` may be
     ``vacuum`` (open pores): the projection then follows the beam down the pores (no translation model exists for
     open pores), the Monte Carlo flies electrons through them.
@@ -76,9 +78,19 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
     ``translation`` (fast engine only): ``paired`` -- the paired translator's expected Monte Carlo image (noise-free:
     the microscope augmentation adds the real stack's noise; gold/epoxy, 1-4 keV); ``cyclegan`` -- the shipped
     CycleGAN for the energy; ``projection`` -- the shine-through projection alone; ``auto`` -- paired where it
-    applies, else the shipped CycleGAN where one exists, else the projection."""
+    applies, else the shipped CycleGAN where one exists, else the projection.
+
+    ``detector`` (the user's detector): ``bse`` (the default; everything above), or a secondary-electron detector:
+    the Monte Carlo with that detector model (``se``, ``inlens``, ``et``;
+    :class:`~fibsynth.physics.montecarlo.detectors.SignalDetector` at its defaults), or on the fast engine the SE
+    projection of open pores (:func:`fibsynth.fastsim.se_projection.project_se`; ``inlens``: straight-out pore
+    view and the in-lens BSE share, ``se``: every escaping SE, no BSE) -- ``materials[1]`` must be vacuum there, and
+    no translation applies (``translation`` auto or projection)."""
+    from fibsynth.errors import FibsynthError
     from fibsynth.physics.materials import is_vacuum
 
+    if detector not in ("bse", "se", "inlens", "et"):
+        raise FibsynthError(f"must be bse, se, inlens or et (got {detector!r})", param="detector")
     if engine == "mc":
         from fibsynth.config import VoxelSize
         from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
@@ -86,10 +98,20 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
         vox = VoxelSize(z=voxel_zyx[0], y=voxel_zyx[1], x=voxel_zyx[2])
         # open pores (vacuum): what lies beyond the last slice is more of the structure, not empty space
         backing = "repeat" if is_vacuum(materials[1]) else "pore"
+        signal = None
+        if detector != "bse":
+            from fibsynth.physics.montecarlo.detectors import SignalDetector
+
+            signal = SignalDetector(kind=detector)
         st = StackSettings(energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=materials[0],
-                           pore=materials[1], backing=backing, seed=seed)
+                           pore=materials[1], backing=backing, seed=seed, signal=signal)
         res = simulate_stack(solid, vox, st, progress=False)
-        return np.asarray(res["eta"], np.float32), {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
+        rec = {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
+        if signal is not None:
+            rec.update(signal.record())
+        return np.asarray(res["eta"], np.float32), rec
+    if detector != "bse":
+        return _project_se(solid, voxel_zyx, energy_kev, materials, detector, translation)
     from fibsynth.synth import synthesize
 
     use = check_translation(translation, energy_kev, materials)
@@ -108,6 +130,44 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
 
     img, _ = project(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1])
     return img.astype(np.float32), {"engine": "fast path (projection; no shipped translation model at this energy)"}
+
+
+@functools.lru_cache(maxsize=16)
+def _flat_face_yields(solid: str, energy_kev: float, incidence_deg: float) -> tuple[float, float, float]:
+    from fibsynth.fastsim.se_projection import flat_face_yields
+
+    return flat_face_yields(solid, energy_kev, incidence_deg)  # bulk Monte Carlo, seed 0: a few seconds, once
+
+
+def _project_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fast engine's SE image of an open-pore structure (see :func:`image_structure`)."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.fastsim.se_projection import project_se
+    from fibsynth.physics.materials import is_vacuum
+
+    if detector == "et":
+        raise FibsynthError("the Everhart-Thornley detector has no fast model: use engine mc", param="detector")
+    if not is_vacuum(materials[1]):
+        raise FibsynthError(f"the fast SE model images open pores only (got {materials[1]}-filled pores): give pore "
+                            "vacuum, or use engine mc", param="detector")
+    if translation not in ("auto", "projection"):
+        raise FibsynthError(f"{translation!r} has no secondary-electron model: use auto or projection",
+                            param="translation")
+    yields = _flat_face_yields(materials[0], float(energy_kev), 38.0)
+    img, rec = project_se(np.asarray(solid), tuple(voxel_zyx), energy_kev, solid=materials[0], yields=yields,
+                          view="all" if detector == "se" else "straight",
+                          bse_weight=0.0 if detector == "se" else 1.0)
+    return img.astype(np.float32), {"engine": f"fast path (SE projection of open pores, {detector} detector)",
+                                    "detector": detector, "view": rec["view"], "bse_weight": rec["bse_weight"],
+                                    "delta_1": rec["delta_1"], "delta_2": rec["delta_2"]}
+
+
+def fast_detector(detector: str) -> str:
+    """The detector whose fast model stands in for ``detector`` where the workflow needs a fast image (the
+    calibration's simulations, the forward-consistency check): itself, and in-lens for Everhart-Thornley (no fast
+    ET model; both see SE of the face and the open-pore walls)."""
+    return "inlens" if detector == "et" else detector
 
 
 def check_translation(translation: str, energy_kev: float, materials: tuple[str, str]) -> str:

@@ -75,6 +75,9 @@ class MultiphaseSettings(ReconstructSettings):
             raise FibsynthError(f"{self.translation!r} is not available for three or more phases (their training "
                                 "images are the n-phase projection, with no translation model): leave it at auto "
                                 "or give projection", param="translation")
+        if self.detector != "bse":
+            raise FibsynthError(f"the {self.detector} detector is not available for three or more phases (the n-phase "
+                                "images are BSE): give bse", param="detector")
         return self
 
     @property
@@ -330,21 +333,20 @@ def forward_consistency_phases(seg: np.ndarray, real: np.ndarray, voxel_zyx, ene
     """:func:`fibsynth.reconstruct.estimate.forward_consistency` for n phases: the segmentation imaged again by the
     n-phase projection, mapped onto the real stack's histogram, Pearson r with the real stack (both smoothed
     in-plane), on the estimates' central crop. Label-free; compares reconstructions of the same kind."""
-    from scipy.ndimage import gaussian_filter
+    return forward_consistency_phases_octants(seg, real, voxel_zyx, energy_kev, materials, smooth_px)["r"]
 
+
+def forward_consistency_phases_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float, materials,
+                                       smooth_px: float = 1.0) -> dict[str, Any]:
+    """:func:`forward_consistency_phases` of the whole crop and of each octant (for
+    :func:`fibsynth.reconstruct.estimate.choose_round`)."""
     from fibsynth.fastsim.multiphase import project_labels
-    from fibsynth.reconstruct.adapt import fit_histogram, match_histogram
-    from fibsynth.reconstruct.estimate import _crop
+    from fibsynth.reconstruct.estimate import _crop, correlation_octants
 
     sg = _crop(np.asarray(seg, np.uint8))
     r = _crop(np.asarray(real, np.float32))
     img, _ = project_labels(sg, tuple(voxel_zyx), energy_kev, list(materials))
-    m = match_histogram(img, fit_histogram(r))
-    a = gaussian_filter(r, (0, smooth_px, smooth_px)).ravel()
-    b = gaussian_filter(m, (0, smooth_px, smooth_px)).ravel()
-    if a.std() == 0 or b.std() == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
+    return correlation_octants(r, img, smooth_px)
 
 
 # ------------------------------------------------------------------------------------------------ the workflow
@@ -539,13 +541,16 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             e2["brightness_order"] = used.get("brightness_order")
             (d / "estimate.json").write_text(json.dumps(e2))
-            return {"forward_consistency": forward_consistency_phases(sg, real, vz, energy, materials)}
+            fc = forward_consistency_phases_octants(sg, real, vz, energy, materials)
+            return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
-        k_r, d_r, rec_r = steps("phases_reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+        k_r, d_r, rec_r = steps("phases_reestimate", {"seed": s.seed, "round": r,
+                                                      "check": "forward_consistency_octants"},
                                 {"prediction": rounds[r]["key_predict"], "real": k_in}, do_reestimate,
                                 f"re-estimating the phases from reconstruction {r + 1}")
         e2 = json.loads((d_r / "estimate.json").read_text())
         e2["forward_consistency"] = rec_r["result"]["forward_consistency"]
+        e2["forward_consistency_octants"] = rec_r["result"].get("forward_consistency_octants")
         return k_r, e2
 
     if s.reestimate:
@@ -558,13 +563,15 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
             rounds.append(one_round(1, est2, k_e2))
             _, est3 = reestimate(1, est2)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
-            keep2 = f2 > f1
-            choice = {"chosen_round": 2 if keep2 else 1, "forward_consistency": [f1, f2],
+            from fibsynth.reconstruct.estimate import choose_round
+            from fibsynth.reconstruct.workflow import round_reason
+
+            test = choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
+                                  for e in (est2, est3)))
+            keep2 = test["keep_round_2"]
+            choice = {"chosen_round": 2 if keep2 else 1, "forward_consistency": [f1, f2], "test": test,
                       "estimate_round_2_result": {k: v["value"] for k, v in est3["quantities"].items()},
-                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
-                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
-                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
-                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1)")}
+                      "reason": round_reason(keep2, f1, f2, test)}
             console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
     final = rounds[choice["chosen_round"] - 1]
     d_g, d_imgs, structures, distances, tr = (final["dir_generate"], final["dir_images"], final["structures"],

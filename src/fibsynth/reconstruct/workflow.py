@@ -146,6 +146,17 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
 
 
+def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str:
+    """The sentence the summary and report give for the round choice (:func:`fibsynth.reconstruct.estimate.choose_round`)."""
+    octs = (f"; octants {test['octant_delta_mean']:+.4f} +- {test['octant_delta_sem']:.4f}"
+            if "octant_delta_mean" in test else "")
+    if keep2:
+        return (f"round 2 kept: its reconstruction, imaged again, correlates clearly better with your stack "
+                f"(r = {f2:.4f} vs {f1:.4f} for round 1{octs})")
+    return (f"round 1 kept: round 2's reconstruction, imaged again, does not correlate clearly better with your "
+            f"stack (r = {f2:.4f} vs {f1:.4f} for round 1{octs}; rule: {test['rule']}), so regenerating did not help")
+
+
 def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
                 truth: str | Path | None = None, quiet: bool = False, work_dir: str | Path | None = None
                 ) -> dict[str, Any]:
@@ -216,6 +227,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     real = np.load(d_in / "real.npy")
     insp = json.loads((d_in / "inspect.json").read_text())
 
+    detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
+
     # 2. estimate ----------------------------------------------------------------------------------------------
     def simulate(est: dict, i: int):
         """One structure at the estimate (no spread), imaged and augmented like the training data."""
@@ -223,7 +236,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         shape = (int(min(real.shape[0], 32)), 96, 96)
         solid = G.make_structure(p, shape, vz)
         ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
-                                     translation=s.translation)
+                                     translation=s.translation, detector=G.fast_detector(s.detector))
         img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
                               labels=solid.astype(np.uint8))
         return lbl.astype(solid.dtype), img
@@ -236,8 +249,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"hierarchical": est["hierarchical"]}
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
-                                       "translation": s.translation,
-                                       "calibrated": list(E.CALIBRATED)}, {"real": k_in}, do_estimate,
+                                       "translation": s.translation, **detector_key,
+                                       "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE},
+                          {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
@@ -253,7 +267,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
-                      "translation": s.translation,
+                      "translation": s.translation, **detector_key,
                       "materials": list(materials), "seed": s.seed,
                       "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
@@ -266,7 +280,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 solid = G.make_structure(p, synth_shape, vz)
                 ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
                                                 electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
-                                                translation=s.translation)
+                                                translation=s.translation, detector=s.detector)
                 img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=solid.astype(np.uint8))
                 tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
                 _save(d / f"{tag}_img.npy", img)
@@ -393,13 +407,16 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            return {"forward_consistency": E.forward_consistency(seg, real, vz, energy, materials)}
+            fc = E.forward_consistency_octants(seg, real, vz, energy, materials, detector=G.fast_detector(s.detector))
+            return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
-        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
+                                             **detector_key},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
         est = json.loads((d_r / "estimate.json").read_text())
         est["forward_consistency"] = rec["result"]["forward_consistency"]
+        est["forward_consistency_octants"] = rec["result"].get("forward_consistency_octants")
         return k_r, est
 
     if s.reestimate:
@@ -414,14 +431,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             _, est3 = reestimate(1, est2)
             c2 = E.self_consistency(est2, est3)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
-            keep2 = f2 > f1
+            test = E.choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
+                                    for e in (est2, est3)))
+            keep2 = test["keep_round_2"]
             choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
-                      "estimate_round_2_result": est3,
-                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
-                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
-                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
-                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1), so regenerating did not "
-                                 "help")}
+                      "test": test, "estimate_round_2_result": est3, "reason": round_reason(keep2, f1, f2, test)}
             console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
         else:
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
@@ -479,7 +493,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     conf = np.abs(2.0 * prob - 1.0).astype(np.float32)
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
-              "energy_source": energy_note, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
+              "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
               "rounds": len(rounds), "chosen_round": choice["chosen_round"], "adaptation": method,
               "gan_plan": gan_plan, "segmentation_plan": seg_plan}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
@@ -497,6 +511,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
+        "detector": s.detector,
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
