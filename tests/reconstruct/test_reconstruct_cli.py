@@ -153,6 +153,11 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--correct", "align,sharpen"], "--correct"),
     (["--phases", "3", "--translation", "paired"], "--translation"),
     (["--materials", "epoxy,Ni,Au", "--translation", "cyclegan"], "--translation"),
+    (["--detector", "et"], "--detector"),  # no fast Everhart-Thornley model
+    (["--detector", "inlens"], "--detector"),  # the fast SE model needs open pores
+    (["--detector", "inlens", "--pore", "vacuum", "--translation", "paired"], "--translation"),
+    (["--detector", "backscatter"], "--detector"),
+    (["--phases", "3", "--detector", "se", "--engine", "mc"], "--detector"),
 ])
 def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
     """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before
