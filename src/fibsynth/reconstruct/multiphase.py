@@ -357,13 +357,14 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     :class:`MultiphaseSettings`."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
-    from fibsynth.reconstruct.workflow import WORK, _Console, _file_id, _save, _seg_settings, _Steps
+    from fibsynth.reconstruct.inspect import read_stack
+    from fibsynth.reconstruct.workflow import WORK, _Console, _file_id, _save, _seg_settings, _Steps, inspect_step
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
     n = s.n
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
+                                          lazy=True)
     energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
                                                                          f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
     energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
@@ -388,22 +389,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))
 
     # 1. inspect (the binary workflow's step: same key, shared cache) ----------------------------------------
-    def do_inspect(d: Path) -> dict:
-        rec = inspect_stack(raw)
-        img = raw
-        if s.correct:
-            img, crec = apply_corrections(raw, s.correct, rec["drift_shifts_px"])
-            rec["corrections"] = crec
-            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items() if k not in ("histogram", "drift_shifts_px")}
-        _save(d / "real.npy", img.astype(np.float32))
-        (d / "inspect.json").write_text(json.dumps(rec))
-        return {"noise_relative": rec["noise_relative"]}
-
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct),
-                                     "estimators": "fibsynth.microscope"},
-                          {}, do_inspect, "inspecting the real stack")
-    real = np.load(d_in / "real.npy")
-    insp = json.loads((d_in / "inspect.json").read_text())
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     def do_estimate(d: Path) -> dict:

@@ -146,6 +146,24 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
 
 
+def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
+    """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
+    (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
+    apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
+    (read-only: only what a later step touches is read) and the inspection record."""
+    from fibsynth.reconstruct.inspect import inspect_to_npy
+
+    def do_inspect(d: Path) -> dict:
+        rec = inspect_to_npy(raw, d / "real.npy", tuple(correct))
+        (d / "inspect.json").write_text(json.dumps(rec))
+        return {"noise_relative": rec["noise_relative"]}
+
+    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct),
+                                     "estimators": "fibsynth.microscope"},
+                          {}, do_inspect, "inspecting the real stack")
+    return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+
+
 def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str:
     """The sentence the summary and report give for the round choice (:func:`fibsynth.reconstruct.estimate.choose_round`)."""
     octs = (f"; octants {test['octant_delta_mean']:+.4f} +- {test['octant_delta_sem']:.4f}"
@@ -185,11 +203,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
+    from fibsynth.reconstruct.inspect import read_stack
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
+                                          lazy=True)
     energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
                                                                          f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
     energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
@@ -210,22 +229,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     materials = (s.solid, s.pore)
 
     # 1. inspect ---------------------------------------------------------------------------------------------
-    def do_inspect(d: Path) -> dict:
-        rec = inspect_stack(raw)
-        img = raw
-        if s.correct:
-            img, crec = apply_corrections(raw, s.correct, rec["drift_shifts_px"])
-            rec["corrections"] = crec
-            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items() if k not in ("histogram", "drift_shifts_px")}
-        _save(d / "real.npy", img.astype(np.float32))
-        (d / "inspect.json").write_text(json.dumps(rec))
-        return {"noise_relative": rec["noise_relative"]}
-
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct),
-                                     "estimators": "fibsynth.microscope"},
-                          {}, do_inspect, "inspecting the real stack")
-    real = np.load(d_in / "real.npy")
-    insp = json.loads((d_in / "inspect.json").read_text())
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
 
@@ -242,7 +246,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return lbl.astype(solid.dtype), img
 
     def do_estimate(d: Path) -> dict:
-        raw_est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
+        raw_est = E.estimate_structure(E.first_pass(E._crop(real)), vz, seed=s.seed)  # the crop only in memory
         est = E.calibrate(raw_est, simulate, vz, seed=s.seed)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
@@ -250,7 +254,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
                                        "translation": s.translation, **detector_key,
-                                       "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE},
+                                       "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
+                                       "first_pass": "crop"},
                           {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
