@@ -199,6 +199,32 @@ def check_translation(translation: str, energy_kev: float, materials: tuple[str,
     return "projection"
 
 
+def write_set(d, params: list[dict[str, Any]], n_train: int, make, image, measure, noise_relative: float,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """The generate step of both workflows (binary and n phases): for each parameter set, ``make(p)`` -> label
+    volume, ``image(labels, p)`` -> (ideal image, imaging record), :func:`augment` with ``rng`` at the real stack's
+    ``noise_relative``; writes ``train_<i>`` / ``val_<i>`` ``_img.npy`` and ``_lbl.npy`` (the first ``n_train`` are
+    training structures), ``example_ideal.npy`` (the first structure's middle slice) and ``structures.json`` (per
+    structure: name, parameters, imaging and augmentation records, ``measure(labels)``) into folder ``d``."""
+    import json
+    from pathlib import Path
+
+    d = Path(d)
+    recs = []
+    for i, p in enumerate(params):
+        lab = make(p)
+        ideal, irec = image(lab, p)
+        img, lbl, arec = augment(ideal, rng, noise_relative, labels=np.asarray(lab).astype(np.uint8))
+        tag = f"train_{i}" if i < n_train else f"val_{i - n_train}"
+        np.save(d / f"{tag}_img.npy", np.ascontiguousarray(img))
+        np.save(d / f"{tag}_lbl.npy", np.ascontiguousarray(lbl.astype(np.uint8)))
+        if i == 0:
+            np.save(d / "example_ideal.npy", np.ascontiguousarray(ideal[ideal.shape[0] // 2]))
+        recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": measure(lab)})
+    (d / "structures.json").write_text(json.dumps(recs))
+    return {"n": len(recs)}
+
+
 AUGMENT_STRENGTH = 1.0  # MicroscopeModel.sample: 1 = a typical FIB-SEM
 _LOW, _SPAN = 0.1, 0.7  # the ideal image's 1-99 % range is mapped to [_LOW, _LOW + _SPAN] backscatter yield
 

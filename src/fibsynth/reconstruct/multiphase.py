@@ -422,23 +422,12 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         """Steps 3-6 around an estimate."""
         # 3. generate ------------------------------------------------------------------------------------------
         def do_generate(d: Path) -> dict:
-            params = draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed + 1000 * r)
-            rng = np.random.default_rng((s.seed, r, 7))
-            recs = []
-            for i, p in enumerate(params):
-                lab = make_structure(p, synth_shape, vz)
-                ideal, irec = image_labels(lab, vz, energy, materials, engine=s.engine,
-                                           electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
-                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=lab)
-                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
-                _save(d / f"{tag}_img.npy", img)
-                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
-                if i == 0:
-                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
-                st = _phase_stats(lab, vz, n)
-                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": st})
-            (d / "structures.json").write_text(json.dumps(recs))
-            return {"n": len(recs)}
+            return G.write_set(
+                d, draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed + 1000 * r), s.structures,
+                lambda p: make_structure(p, synth_shape, vz),
+                lambda lab, p: image_labels(lab, vz, energy, materials, engine=s.engine,
+                                            electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31),
+                lambda lab: _phase_stats(lab, vz, n), insp["noise_relative"], np.random.default_rng((s.seed, r, 7)))
 
         gen_params = {"structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,

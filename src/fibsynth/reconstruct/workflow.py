@@ -277,26 +277,17 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                       "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
         def do_generate(d: Path) -> dict:
-            n = s.structures + s.val_structures
-            params = G.draw_parameters(est, n, vz, s.seed + 1000 * r)
-            rng = np.random.default_rng((s.seed, r, 7))
-            recs = []
-            for i, p in enumerate(params):
-                solid = G.make_structure(p, synth_shape, vz)
-                ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
-                                                electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
-                                                translation=s.translation, detector=s.detector)
-                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=solid.astype(np.uint8))
-                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
-                _save(d / f"{tag}_img.npy", img)
-                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
-                if i == 0:
-                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
-                stats = E.structure_stats(solid, vz)
-                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec,
-                             "measured": {k: stats[k] for k in ("solid_fraction", "ligament_nm", "pore_nm")}})
-            (d / "structures.json").write_text(json.dumps(recs))
-            return {"n": len(recs)}
+            def measure(solid):
+                st = E.structure_stats(solid, vz)
+                return {k: st[k] for k in ("solid_fraction", "ligament_nm", "pore_nm")}
+
+            return G.write_set(
+                d, G.draw_parameters(est, s.structures + s.val_structures, vz, s.seed + 1000 * r), s.structures,
+                lambda p: G.make_structure(p, synth_shape, vz),
+                lambda solid, p: G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
+                                                   electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
+                                                   translation=s.translation, detector=s.detector),
+                measure, insp["noise_relative"], np.random.default_rng((s.seed, r, 7)))
 
         k_g, d_g, _ = steps("generate", gen_params, {"estimate": k_est}, do_generate,
                             f"generating {s.structures}+{s.val_structures} matched synthetic stacks {synth_shape}")
