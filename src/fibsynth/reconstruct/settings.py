@@ -8,9 +8,9 @@ from pydantic import Field, model_validator
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
+from fibsynth.reconstruct.inspect import CORRECTIONS
 
 DEFAULT_ENERGY_KEV = 2.0
-CORRECTIONS = ("align", "destripe", "flatten")
 
 
 class ReconstructSettings(StrictModel):
