@@ -73,3 +73,16 @@ def test_reconstruct_an_inlens_stack_of_open_pores(tmp_path):
     assert all(r["imaging"]["detector"] == "inlens" and "SE projection" in r["imaging"]["engine"] for r in recs)
     seg = read_volume(out / "segmentation.tif")
     assert seg.meta.parameters["detector"] == "inlens" and seg.meta.materials == {"0": "vacuum", "1": "gold"}
+
+
+def test_fast_stand_ins_and_monte_carlo_with_filled_pores_is_accepted():
+    """Where the workflow needs a fast image: the SE projection for open pores (in-lens for ET), the BSE projection
+    for filled pores (Monte Carlo SE runs only); the settings accept MC SE with filled pores."""
+    from fibsynth.reconstruct import ReconstructSettings
+    from fibsynth.reconstruct.generate import fast_detector
+    from fibsynth.reconstruct.settings import check_imaging
+
+    assert fast_detector("et", "vacuum") == "inlens" and fast_detector("se", "vacuum") == "se"
+    assert fast_detector("inlens", "epoxy") == "bse" and fast_detector("bse", "epoxy") == "bse"
+    s = ReconstructSettings(engine="mc", detector="et", pore="epoxy")
+    check_imaging(s, 2.0)  # no error

@@ -163,10 +163,16 @@ def _project_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, t
                                     "delta_1": rec["delta_1"], "delta_2": rec["delta_2"]}
 
 
-def fast_detector(detector: str) -> str:
+def fast_detector(detector: str, pore: str = "vacuum") -> str:
     """The detector whose fast model stands in for ``detector`` where the workflow needs a fast image (the
     calibration's simulations, the forward-consistency check): itself, and in-lens for Everhart-Thornley (no fast
-    ET model; both see SE of the face and the open-pore walls)."""
+    ET model; both see SE of the face and the open-pore walls). With filled pores (``--engine mc`` only) no fast SE
+    model exists: the BSE projection stands in (an approximation: SE material contrast of an infiltrated face,
+    like BSE, orders the phases by Z; both images are histogram-matched to the stack before use)."""
+    from fibsynth.physics.materials import is_vacuum
+
+    if detector != "bse" and not is_vacuum(pore):
+        return "bse"
     return "inlens" if detector == "et" else detector
 
 

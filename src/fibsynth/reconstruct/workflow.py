@@ -240,7 +240,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         shape = (int(min(real.shape[0], 32)), 96, 96)
         solid = G.make_structure(p, shape, vz)
         ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
-                                     translation=s.translation, detector=G.fast_detector(s.detector))
+                                     translation=s.translation, detector=G.fast_detector(s.detector, s.pore))
         img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
                               labels=solid.astype(np.uint8))
         return lbl.astype(solid.dtype), img
@@ -403,7 +403,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            fc = E.forward_consistency_octants(seg, real, vz, energy, materials, detector=G.fast_detector(s.detector))
+            fc = E.forward_consistency_octants(seg, real, vz, energy, materials, detector=G.fast_detector(s.detector, s.pore))
             return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
