@@ -143,3 +143,27 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     err = capsys.readouterr().err.strip()
     assert err.startswith("fibsynth: error:") and "\n" not in err and words in err, err
     assert not (tmp_path / "o" / "segmentation.tif").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--translation", "paired", "--energy-kev", "8"], "outside the range"),
+    (["--translation", "paired", "--pore", "vacuum"], "--pore"),
+    (["--translation", "cyclegan", "--energy-kev", "4"], "no shipped translation model"),
+    (["--engine", "mc", "--translation", "paired"], "--translation"),
+    (["--correct", "align,sharpen"], "--correct"),
+    (["--phases", "3", "--translation", "paired"], "--translation"),
+    (["--materials", "epoxy,Ni,Au", "--translation", "cyclegan"], "--translation"),
+    (["--detector", "et"], "--detector"),  # no fast Everhart-Thornley model
+    (["--detector", "inlens"], "--detector"),  # the fast SE model needs open pores
+    (["--detector", "inlens", "--pore", "vacuum", "--translation", "paired"], "--translation"),
+    (["--detector", "backscatter"], "--detector"),
+    (["--phases", "3", "--detector", "se", "--engine", "mc"], "--detector"),
+])
+def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
+    """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before
+    any step runs: no output folder, not even the step cache OUT/work."""
+    out = tmp_path / "o"
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(out), *args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fibsynth: error:") and "\n" not in err and words in err, err
+    assert not out.exists()

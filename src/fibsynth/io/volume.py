@@ -137,8 +137,11 @@ def check_volume(data: Any, source: str | Path | None = None, *, allow_2d: bool 
     if min(data.shape) < 1:
         raise FibsynthError(f"empty volume of shape {tuple(data.shape)}", source)
     if np.issubdtype(data.dtype, np.floating):
-        bad = ~np.isfinite(data)
-        n_bad = int(bad.sum()) if isinstance(data, np.ndarray) else int(bad.sum().compute())
+        if isinstance(data, np.memmap):  # a memory-mapped file: checked slab by slab, never read whole
+            n_bad = sum(int(np.count_nonzero(~np.isfinite(data[z:z + 16]))) for z in range(0, data.shape[0], 16))
+        else:
+            bad = ~np.isfinite(data)
+            n_bad = int(bad.sum()) if isinstance(data, np.ndarray) else int(bad.sum().compute())
         if n_bad:
             raise FibsynthError(f"contains {n_bad} NaN or infinite values", source)
     elif not (np.issubdtype(data.dtype, np.integer) or data.dtype == bool):
@@ -248,11 +251,12 @@ def resolve_voxel_size(
 # ---------------------------------------------------------------------------------------------- read
 
 
-def read_volume(path: str | Path, *, lazy: bool = False) -> Volume:
+def read_volume(path: str | Path, *, lazy: bool = False, mmap: bool = False) -> Volume:
     """Read a volume and its metadata (voxel size from fibsynth's own metadata, else the file's tags).
 
     ``lazy=True`` returns a dask array for Zarr stores (volumes larger than memory); other formats
-    are read into memory.
+    are read into memory. ``mmap=True``: an uncompressed, contiguous TIFF comes back as a read-only memory map
+    (:func:`tifffile.memmap`) instead of being read (others as without it).
     """
     path = Path(path)
     if not path.exists():
@@ -261,7 +265,7 @@ def read_volume(path: str | Path, *, lazy: bool = False) -> Volume:
     if path.is_dir() and fmt not in ("zarr", "folder"):
         raise FibsynthError("is a folder, expected a file", path)
     if fmt == "tiff":
-        data, meta = _read_tiff(path)
+        data, meta = _read_tiff(path, mmap)
     elif fmt == "zarr":
         data, meta = _read_zarr(path, lazy)
     elif fmt == "npy":
@@ -371,7 +375,7 @@ def _unit_scale(unit: Any) -> float | None:
     return _UNIT_TO_NM.get(u)
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
+def _read_tiff(path: Path, mmap: bool = False) -> tuple[np.ndarray, VolumeMeta]:
     import tifffile
 
     try:
@@ -380,8 +384,19 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, VolumeMeta]:
             axes = series.axes
             if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
                 raise FibsynthError(f"expected a single-channel stack, got axes {axes!r} shape {series.shape}", path)
-            _check_fits(series.shape, series.dtype, path)
-            data = series.asarray()
+            data = None
+            if mmap:
+                try:
+                    data = tifffile.memmap(str(path), mode="r")
+                except Exception:  # compressed, tiled or otherwise not mappable: read it
+                    data = None
+                if data is not None and data.size != int(np.prod(series.shape)):
+                    data = None
+                elif data is not None:
+                    data = data.reshape(series.shape)
+            if data is None:
+                _check_fits(series.shape, series.dtype, path)
+                data = series.asarray()
             ij = tif.imagej_metadata or {}
             page = tif.pages[0]
             tags = page.tags

@@ -108,10 +108,10 @@ HIST_LEVELS = 1024  # quantiles of the real stack kept by the histogram adaptati
 def fit_histogram(real: np.ndarray, levels: int = HIST_LEVELS, max_values: int = 4_000_000, seed: int = 0) -> np.ndarray:
     """The histogram adaptation's whole "model": ``levels`` evenly spaced quantiles of the real stack's gray values
     (from a random subset of at most ``max_values`` voxels for large stacks)."""
-    v = np.asarray(real, np.float64).ravel()
-    if v.size > max_values:
-        v = np.random.default_rng(seed).choice(v, max_values, replace=False)
-    return np.quantile(v, (np.arange(levels) + 0.5) / levels).astype(np.float64)
+    v = np.asarray(real).ravel()  # a view of a memory-mapped stack: only the chosen voxels are read
+    if v.size > max_values:  # the same voxels as choosing from the values themselves
+        v = v[np.random.default_rng(seed).choice(v.size, max_values, replace=False)]
+    return np.quantile(np.asarray(v, np.float64), (np.arange(levels) + 0.5) / levels).astype(np.float64)
 
 
 def match_histogram(stack: np.ndarray, quantiles: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ def reconstruct_cmd(
     pore: str = typer.Option("epoxy", "--pore", help="Pore filling (dark phase), or vacuum for open (not infiltrated) pores."),
     engine: str = typer.Option("fast", "--engine", help="Imaging of the training structures: fast (seconds) or mc (Monte Carlo, slow)."),
     translation: str = typer.Option("auto", "--translation", help="Fast engine: auto (the paired translator for gold/epoxy at 1-4 keV, else the shipped CycleGAN, else the projection alone), paired, cyclegan or projection."),
+    detector: str = typer.Option("bse", "--detector", help="The detector your stack was imaged with: bse (default), inlens (in-lens SE), se (every escaping SE) or et (Everhart-Thornley, --engine mc only). SE on the fast engine needs open pores (--pore vacuum)."),
     electrons_per_pixel: int = typer.Option(20, "--electrons-per-pixel", help="Monte Carlo only."),
     structures: int = typer.Option(3, "--structures", help="Training structures drawn around the estimate."),
     val_structures: int = typer.Option(1, "--val-structures", help="Held-out synthetic structures for validation."),
@@ -50,13 +51,13 @@ def reconstruct_cmd(
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
-             translation=translation)
+             translation=translation, detector=detector)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
-         translation="auto") -> None:
+         translation="auto", detector="bse") -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -70,6 +71,7 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                  "materials": None if materials is None else tuple(m.strip() for m in materials.split(","))}
     s = cls.build(None, **extra, voxel_nm=voxel_nm, slice_nm=slice_nm, energy_kev=energy_kev, solid=solid,
                                   pore=pore, engine=engine, translation=translation.lower(),
+                                  detector=detector.lower(),
                                   electrons_per_pixel=electrons_per_pixel,
                                   structures=structures, val_structures=val_structures, adapt=adapt,
                                   adapt_method=adapt_method.lower(),

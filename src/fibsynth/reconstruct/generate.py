@@ -19,6 +19,7 @@ level measured in the real stack.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,8 @@ def make_structure(p: dict[str, Any], shape, voxel_zyx) -> np.ndarray:
 
 def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: str = "fast",
                     materials: tuple[str, str] = ("gold", "epoxy"), electrons_per_pixel: int = 20,
-                    seed: int = 0, translation: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+                    seed: int = 0, translation: str = "auto", detector: str = "bse"
+                    ) -> tuple[np.ndarray, dict[str, Any]]:
     """Ideal (artifact-free) image stack of a structure and a record of how it was made. ``materials[1]`` may be
     ``vacuum`` (open pores): the projection then follows the beam down the pores (no translation model exists for
     open pores), the Monte Carlo flies electrons through them.
@@ -76,9 +78,19 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
     ``translation`` (fast engine only): ``paired`` -- the paired translator's expected Monte Carlo image (noise-free:
     the microscope augmentation adds the real stack's noise; gold/epoxy, 1-4 keV); ``cyclegan`` -- the shipped
     CycleGAN for the energy; ``projection`` -- the shine-through projection alone; ``auto`` -- paired where it
-    applies, else the shipped CycleGAN where one exists, else the projection."""
+    applies, else the shipped CycleGAN where one exists, else the projection.
+
+    ``detector`` (the user's detector): ``bse`` (the default; everything above), or a secondary-electron detector:
+    the Monte Carlo with that detector model (``se``, ``inlens``, ``et``;
+    :class:`~fibsynth.physics.montecarlo.detectors.SignalDetector` at its defaults), or on the fast engine the SE
+    projection of open pores (:func:`fibsynth.fastsim.se_projection.project_se`; ``inlens``: straight-out pore
+    view and the in-lens BSE share, ``se``: every escaping SE, no BSE) -- ``materials[1]`` must be vacuum there, and
+    no translation applies (``translation`` auto or projection)."""
+    from fibsynth.errors import FibsynthError
     from fibsynth.physics.materials import is_vacuum
 
+    if detector not in ("bse", "se", "inlens", "et"):
+        raise FibsynthError(f"must be bse, se, inlens or et (got {detector!r})", param="detector")
     if engine == "mc":
         from fibsynth.config import VoxelSize
         from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
@@ -86,46 +98,137 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
         vox = VoxelSize(z=voxel_zyx[0], y=voxel_zyx[1], x=voxel_zyx[2])
         # open pores (vacuum): what lies beyond the last slice is more of the structure, not empty space
         backing = "repeat" if is_vacuum(materials[1]) else "pore"
-        st = StackSettings(energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=materials[0],
-                           pore=materials[1], backing=backing, seed=seed)
-        res = simulate_stack(solid, vox, st, progress=False)
-        return np.asarray(res["eta"], np.float32), {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
-    from fibsynth.errors import FibsynthError
-    from fibsynth.synth import shipped_model_for, synthesize
+        signal = None
+        if detector != "bse":
+            from fibsynth.physics.montecarlo.detectors import SignalDetector
 
-    if translation not in ("auto", "paired", "cyclegan", "projection"):
-        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
-    if translation in ("auto", "paired"):
+            signal = SignalDetector(kind=detector)
+        st = StackSettings(energy_kev=energy_kev, electrons_per_pixel=electrons_per_pixel, solid=materials[0],
+                           pore=materials[1], backing=backing, seed=seed, signal=signal)
+        res = simulate_stack(solid, vox, st, progress=False)
+        rec = {"engine": "Monte Carlo", "electrons_per_pixel": electrons_per_pixel}
+        if signal is not None:
+            rec.update(signal.record())
+        return np.asarray(res["eta"], np.float32), rec
+    if detector != "bse":
+        return _project_se(solid, voxel_zyx, energy_kev, materials, detector, translation)
+    from fibsynth.synth import synthesize
+
+    use = check_translation(translation, energy_kev, materials)
+    if use == "paired":
         from fibsynth.fastsim.translator import load_paired
 
         tr = load_paired()
-        try:
-            tr.check(energy_kev, materials[0], materials[1])
-            paired_ok = True
-        except FibsynthError:
-            if translation == "paired":
-                raise
-            paired_ok = False
-        if paired_ok:
-            _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
-                         solid=materials[0], pore=materials[1])
-            return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
-                                             "model": str(tr.weights.name)}
-    has_model = False
-    if translation in ("auto", "cyclegan"):
-        try:
-            shipped_model_for(energy_kev, materials[0], materials[1])
-            has_model = True
-        except FibsynthError:
-            if translation == "cyclegan":
-                raise
-    if has_model:
+        _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
+                     solid=materials[0], pore=materials[1])
+        return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
+                                         "model": str(tr.weights.name)}
+    if use == "cyclegan":
         _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed)
         return img, {"engine": "fast path (projection + shipped CycleGAN)", "model": rec["translation_model"]}
     from fibsynth.fastsim.projection import project
 
     img, _ = project(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1])
     return img.astype(np.float32), {"engine": "fast path (projection; no shipped translation model at this energy)"}
+
+
+@functools.lru_cache(maxsize=16)
+def _flat_face_yields(solid: str, energy_kev: float, incidence_deg: float) -> tuple[float, float, float]:
+    from fibsynth.fastsim.se_projection import flat_face_yields
+
+    return flat_face_yields(solid, energy_kev, incidence_deg)  # bulk Monte Carlo, seed 0: a few seconds, once
+
+
+def _project_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fast engine's SE image of an open-pore structure (see :func:`image_structure`)."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.fastsim.se_projection import project_se
+    from fibsynth.physics.materials import is_vacuum
+
+    if detector == "et":
+        raise FibsynthError("the Everhart-Thornley detector has no fast model: use engine mc", param="detector")
+    if not is_vacuum(materials[1]):
+        raise FibsynthError(f"the fast SE model images open pores only (got {materials[1]}-filled pores): give pore "
+                            "vacuum, or use engine mc", param="detector")
+    if translation not in ("auto", "projection"):
+        raise FibsynthError(f"{translation!r} has no secondary-electron model: use auto or projection",
+                            param="translation")
+    yields = _flat_face_yields(materials[0], float(energy_kev), 38.0)
+    img, rec = project_se(np.asarray(solid), tuple(voxel_zyx), energy_kev, solid=materials[0], yields=yields,
+                          view="all" if detector == "se" else "straight",
+                          bse_weight=0.0 if detector == "se" else 1.0)
+    return img.astype(np.float32), {"engine": f"fast path (SE projection of open pores, {detector} detector)",
+                                    "detector": detector, "view": rec["view"], "bse_weight": rec["bse_weight"],
+                                    "delta_1": rec["delta_1"], "delta_2": rec["delta_2"]}
+
+
+def fast_detector(detector: str, pore: str = "vacuum") -> str:
+    """The detector whose fast model stands in for ``detector`` where the workflow needs a fast image (the
+    calibration's simulations, the forward-consistency check): itself, and in-lens for Everhart-Thornley (no fast
+    ET model; both see SE of the face and the open-pore walls). With filled pores (``--engine mc`` only) no fast SE
+    model exists: the BSE projection stands in (an approximation: SE material contrast of an infiltrated face,
+    like BSE, orders the phases by Z; both images are histogram-matched to the stack before use)."""
+    from fibsynth.physics.materials import is_vacuum
+
+    if detector != "bse" and not is_vacuum(pore):
+        return "bse"
+    return "inlens" if detector == "et" else detector
+
+
+def check_translation(translation: str, energy_kev: float, materials: tuple[str, str]) -> str:
+    """The fast path's translation that ``translation`` resolves to at this energy and material pair (``paired``,
+    ``cyclegan`` or ``projection``; see :func:`image_structure`), or a one-line :class:`FibsynthError` when the one
+    asked for does not apply (``paired`` outside its energy range or materials, ``cyclegan`` without a shipped
+    model). Cheap: the workflow calls it before any step runs."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.synth import shipped_model_for
+
+    if translation not in ("auto", "paired", "cyclegan", "projection"):
+        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
+    if translation in ("auto", "paired"):
+        from fibsynth.fastsim.translator import load_paired
+
+        try:
+            load_paired().check(energy_kev, materials[0], materials[1])
+            return "paired"
+        except FibsynthError:
+            if translation == "paired":
+                raise
+    if translation in ("auto", "cyclegan"):
+        try:
+            shipped_model_for(energy_kev, materials[0], materials[1])
+            return "cyclegan"
+        except FibsynthError:
+            if translation == "cyclegan":
+                raise
+    return "projection"
+
+
+def write_set(d, params: list[dict[str, Any]], n_train: int, make, image, measure, noise_relative: float,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """The generate step of both workflows (binary and n phases): for each parameter set, ``make(p)`` -> label
+    volume, ``image(labels, p)`` -> (ideal image, imaging record), :func:`augment` with ``rng`` at the real stack's
+    ``noise_relative``; writes ``train_<i>`` / ``val_<i>`` ``_img.npy`` and ``_lbl.npy`` (the first ``n_train`` are
+    training structures), ``example_ideal.npy`` (the first structure's middle slice) and ``structures.json`` (per
+    structure: name, parameters, imaging and augmentation records, ``measure(labels)``) into folder ``d``."""
+    import json
+    from pathlib import Path
+
+    d = Path(d)
+    recs = []
+    for i, p in enumerate(params):
+        lab = make(p)
+        ideal, irec = image(lab, p)
+        img, lbl, arec = augment(ideal, rng, noise_relative, labels=np.asarray(lab).astype(np.uint8))
+        tag = f"train_{i}" if i < n_train else f"val_{i - n_train}"
+        np.save(d / f"{tag}_img.npy", np.ascontiguousarray(img))
+        np.save(d / f"{tag}_lbl.npy", np.ascontiguousarray(lbl.astype(np.uint8)))
+        if i == 0:
+            np.save(d / "example_ideal.npy", np.ascontiguousarray(ideal[ideal.shape[0] // 2]))
+        recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": measure(lab)})
+    (d / "structures.json").write_text(json.dumps(recs))
+    return {"n": len(recs)}
 
 
 AUGMENT_STRENGTH = 1.0  # MicroscopeModel.sample: 1 = a typical FIB-SEM

@@ -20,22 +20,33 @@ from fibsynth.errors import FibsynthError
 CORRECTIONS = ("align", "destripe", "flatten")
 
 
+#: stacks larger than this (as float32) are inspected lazily (:func:`inspect_to_npy`): read block by block, the
+#: histogram, noise and stripes measured on evenly spaced sample slices
+LAZY_BYTES = 512 * 2**20
+SAMPLE_SLICES = 32
+
+
 def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: float | None = None,
-               energy_kev: float | None = None) -> tuple[np.ndarray, VoxelSize, float | None, dict[str, Any]]:
+               energy_kev: float | None = None, lazy: bool = False
+               ) -> tuple[Any, VoxelSize, float | None, dict[str, Any]]:
     """The real stack as float32 (z, y, x), its voxel size (options override the file's metadata) and beam energy
-    (option, else the file's, else None), and a description. One-line errors for everything a user can get wrong."""
+    (option, else the file's, else None), and a description. One-line errors for everything a user can get wrong.
+
+    ``lazy=True``: a Zarr store comes back as a dask array and an uncompressed TIFF as a memory map, in the file's
+    own type, not read into memory (the checks read the first slices; a Zarr's finiteness is checked chunk by
+    chunk); other inputs are read as before. :func:`inspect_to_npy` takes either."""
     from fibsynth.io import read_volume
 
     path = Path(path)
     if not path.exists():
         raise FibsynthError("file or folder not found", path)
     try:
-        vol = read_volume(path)
+        vol = read_volume(path, lazy=lazy, mmap=lazy)
     except FibsynthError:
         raise
     except Exception as exc:  # an unreadable file of a known suffix
         raise FibsynthError(f"cannot read the stack ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", path) from None
-    data = np.asarray(vol.data)
+    data = vol.data  # lazy: a dask array (Zarr) or a memory map (TIFF) where possible
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
@@ -44,11 +55,14 @@ def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: flo
         raise FibsynthError(f"expected integer or float gray values, got {data.dtype}", path)
     if data.shape[0] < 3 or min(data.shape[1:]) < 16:
         raise FibsynthError(f"too small to reconstruct: need at least 3 slices of 16x16 pixels, got {tuple(data.shape)}", path)
-    if data.dtype == np.bool_ or (data.size and np.unique(data[: min(4, data.shape[0])]).size <= 2):
+    if data.dtype == np.bool_ or (data.size and np.unique(np.asarray(data[: min(4, data.shape[0])])).size <= 2):
         raise FibsynthError("holds only two gray values: this looks like a segmentation, not a microscope image", path)
-    img = data.astype(np.float32)
-    if not np.all(np.isfinite(img)):
-        raise FibsynthError("the stack holds NaN or infinite values", path)
+    if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
+        img = data  # read_volume checked its finiteness chunk by chunk (dask) or slab by slab (memory map)
+    else:
+        img = data.astype(np.float32)
+        if not np.all(np.isfinite(img)):
+            raise FibsynthError("the stack holds NaN or infinite values", path)
     meta_vox = vol.meta.voxel_size_nm
     if voxel_nm is None and meta_vox is None:
         raise FibsynthError("the stack carries no voxel size: give the pixel size", path, param="voxel_nm")
@@ -135,3 +149,73 @@ def apply_corrections(img: np.ndarray, corrections: tuple[str, ...] | list[str],
             raise FibsynthError(f"flatten: {exc.message}", param="correct") from None
         rec["flatten"] = {"method": info["method"]}
     return out.astype(np.float32), rec
+
+
+# ------------------------------------------------------------------------------------------ lazy inspection
+
+def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32, max_bytes: int = LAZY_BYTES,
+                   sample_slices: int = SAMPLE_SLICES) -> dict[str, Any]:
+    """Inspect ``stack`` (array, memory map or dask array) and write it, corrected if asked, as float32 to
+    ``out_npy``; returns the inspection record (:func:`inspect_stack`'s keys).
+
+    Stacks of at most ``max_bytes`` (as float32), or with corrections asked for (they need the whole stack), are read
+    into memory and inspected exactly as before. Larger ones never are: they are copied block by block (``block``
+    slices, or the Zarr's chunks along z, whichever is larger: a chunk is the least that can be read) into a
+    memory-mapped ``out_npy``; the drift is registered pair by pair across the blocks (the same steps
+    as :func:`~fibsynth.microscope.register_slices` over the whole stack), the minimum, maximum and clipped fraction
+    are exact, and the histogram, percentiles, noise and stripe power come from ``sample_slices`` evenly spaced
+    slices (``"sampled_slices"`` in the record)."""
+    from fibsynth.microscope import noise_sigma, register_slices
+
+    shape = tuple(int(n) for n in stack.shape)
+    if int(np.prod(shape)) * 4 <= max_bytes or corrections:
+        img = np.asarray(stack, np.float32)
+        rec = inspect_stack(img)
+        if corrections:
+            img, crec = apply_corrections(img, corrections, rec["drift_shifts_px"])
+            rec["corrections"] = crec
+            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items()
+                                       if k not in ("histogram", "drift_shifts_px")}
+        np.save(out_npy, np.ascontiguousarray(img, np.float32))
+        return rec
+    nz = shape[0]
+    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
+    cum = np.zeros((nz, 2))
+    lo, hi = np.inf, -np.inf
+    last = None
+    b = max(1, int(block))
+    chunks = getattr(stack, "chunksize", None)  # a dask array: whole chunks along z (each is read once)
+    if chunks:
+        b = max(1, int(chunks[0])) * max(1, b // max(1, int(chunks[0])))
+    for z0 in range(0, nz, b):
+        z1 = min(z0 + b, nz)
+        blk = np.asarray(stack[z0:z1], np.float32)
+        out[z0:z1] = blk
+        lo, hi = min(lo, float(blk.min())), max(hi, float(blk.max()))
+        if last is None:
+            cum[z0:z1] = register_slices(blk) if z1 - z0 > 1 else 0.0
+        else:
+            c = register_slices(np.concatenate([last[None], blk]))
+            cum[z0:z1] = cum[z0 - 1] + c[1:]
+        last = blk[-1].copy()
+    out.flush()
+    clipped = sum(int(np.count_nonzero((out[z0:z0 + b] == lo) | (out[z0:z0 + b] == hi))) for z0 in range(0, nz, b))
+    idx = np.unique(np.linspace(0, nz - 1, min(nz, int(sample_slices))).round().astype(int))
+    sample = np.asarray(out[idx])
+    del out
+    _, p1, p50, p99, _ = (float(v) for v in np.percentile(sample, [0, 1, 50, 99, 100]))
+    counts, edges = np.histogram(sample, bins=128, range=(lo, hi if hi > lo else lo + 1))
+    sigma = noise_sigma(sample)
+    step = np.diff(cum, axis=0)
+    return {
+        "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
+        "noise_sigma": sigma, "noise_relative": sigma / max(p99 - p1, 1e-12),
+        "stripe_power": stripe_power(sample),
+        "drift_px_per_slice": float(np.mean(np.hypot(step[:, 0], step[:, 1]))) if len(step) else 0.0,
+        "drift_total_px": float(np.max(np.hypot(cum[:, 0], cum[:, 1]))),
+        "clipped_fraction": clipped / float(np.prod(shape)),
+        "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
+        "drift_shifts_px": cum.tolist(),
+        "sampled_slices": idx.tolist(),
+        "estimators": ESTIMATORS,
+    }

@@ -52,7 +52,8 @@ class MultiphaseSettings(ReconstructSettings):
     """:class:`ReconstructSettings` with ``phases`` (3..5) and/or one material per label (``materials``; label 0 the
     filling, e.g. ``("epoxy", "Ni", "Zr0.852Y0.148O1.926:5.9")``). ``solid`` and ``pore`` are not used: without
     ``materials`` label 0 is ``pore`` and labels 1..n-1 are generic elements evenly spread in backscatter between
-    ``pore`` and ``solid`` (only their order and contrast matter once the histogram is adapted)."""
+    ``pore`` and ``solid`` (only their order and contrast matter once the histogram is adapted). ``translation``:
+    ``auto`` or ``projection`` (both: the n-phase projection alone; no translation model exists for n phases)."""
 
     phases: int | None = Field(None, ge=3, le=MAX_PHASES, description="number of phases (labels 0..n-1)")
     materials: tuple[str, ...] | None = Field(None, description="material per label, label 0 the filling")
@@ -69,6 +70,14 @@ class MultiphaseSettings(ReconstructSettings):
                 raise FibsynthError(f"{self.phases} phases but {n} materials were given", param="phases")
         elif self.phases is None:
             raise FibsynthError("give the number of phases or one material per label (materials)", param="phases")
+        if self.translation not in ("auto", "projection"):
+            # no paired translator or CycleGAN exists for n phases: the training images are the n-phase projection
+            raise FibsynthError(f"{self.translation!r} is not available for three or more phases (their training "
+                                "images are the n-phase projection, with no translation model): leave it at auto "
+                                "or give projection", param="translation")
+        if self.detector != "bse":
+            raise FibsynthError(f"the {self.detector} detector is not available for three or more phases (the n-phase "
+                                "images are BSE): give bse", param="detector")
         return self
 
     @property
@@ -324,21 +333,20 @@ def forward_consistency_phases(seg: np.ndarray, real: np.ndarray, voxel_zyx, ene
     """:func:`fibsynth.reconstruct.estimate.forward_consistency` for n phases: the segmentation imaged again by the
     n-phase projection, mapped onto the real stack's histogram, Pearson r with the real stack (both smoothed
     in-plane), on the estimates' central crop. Label-free; compares reconstructions of the same kind."""
-    from scipy.ndimage import gaussian_filter
+    return forward_consistency_phases_octants(seg, real, voxel_zyx, energy_kev, materials, smooth_px)["r"]
 
+
+def forward_consistency_phases_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float, materials,
+                                       smooth_px: float = 1.0) -> dict[str, Any]:
+    """:func:`forward_consistency_phases` of the whole crop and of each octant (for
+    :func:`fibsynth.reconstruct.estimate.choose_round`)."""
     from fibsynth.fastsim.multiphase import project_labels
-    from fibsynth.reconstruct.adapt import fit_histogram, match_histogram
-    from fibsynth.reconstruct.estimate import _crop
+    from fibsynth.reconstruct.estimate import _crop, correlation_octants
 
     sg = _crop(np.asarray(seg, np.uint8))
     r = _crop(np.asarray(real, np.float32))
     img, _ = project_labels(sg, tuple(voxel_zyx), energy_kev, list(materials))
-    m = match_histogram(img, fit_histogram(r))
-    a = gaussian_filter(r, (0, smooth_px, smooth_px)).ravel()
-    b = gaussian_filter(m, (0, smooth_px, smooth_px)).ravel()
-    if a.std() == 0 or b.std() == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
+    return correlation_octants(r, img, smooth_px)
 
 
 # ------------------------------------------------------------------------------------------------ the workflow
@@ -349,13 +357,14 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     :class:`MultiphaseSettings`."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
-    from fibsynth.reconstruct.workflow import WORK, _Console, _file_id, _save, _seg_settings, _Steps
+    from fibsynth.reconstruct.inspect import read_stack
+    from fibsynth.reconstruct.workflow import WORK, _Console, _file_id, _save, _seg_settings, _Steps, inspect_step
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
     n = s.n
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
+                                          lazy=True)
     energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
                                                                          f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
     energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
@@ -380,22 +389,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))
 
     # 1. inspect (the binary workflow's step: same key, shared cache) ----------------------------------------
-    def do_inspect(d: Path) -> dict:
-        rec = inspect_stack(raw)
-        img = raw
-        if s.correct:
-            img, crec = apply_corrections(raw, s.correct, rec["drift_shifts_px"])
-            rec["corrections"] = crec
-            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items() if k not in ("histogram", "drift_shifts_px")}
-        _save(d / "real.npy", img.astype(np.float32))
-        (d / "inspect.json").write_text(json.dumps(rec))
-        return {"noise_relative": rec["noise_relative"]}
-
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct),
-                                     "estimators": "fibsynth.microscope"},
-                          {}, do_inspect, "inspecting the real stack")
-    real = np.load(d_in / "real.npy")
-    insp = json.loads((d_in / "inspect.json").read_text())
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     def do_estimate(d: Path) -> dict:
@@ -428,23 +422,12 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         """Steps 3-6 around an estimate."""
         # 3. generate ------------------------------------------------------------------------------------------
         def do_generate(d: Path) -> dict:
-            params = draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed + 1000 * r)
-            rng = np.random.default_rng((s.seed, r, 7))
-            recs = []
-            for i, p in enumerate(params):
-                lab = make_structure(p, synth_shape, vz)
-                ideal, irec = image_labels(lab, vz, energy, materials, engine=s.engine,
-                                           electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31)
-                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=lab)
-                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
-                _save(d / f"{tag}_img.npy", img)
-                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
-                if i == 0:
-                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
-                st = _phase_stats(lab, vz, n)
-                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec, "measured": st})
-            (d / "structures.json").write_text(json.dumps(recs))
-            return {"n": len(recs)}
+            return G.write_set(
+                d, draw_parameters(est, n, s.structures + s.val_structures, vz, s.seed + 1000 * r), s.structures,
+                lambda p: make_structure(p, synth_shape, vz),
+                lambda lab, p: image_labels(lab, vz, energy, materials, engine=s.engine,
+                                            electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31),
+                lambda lab: _phase_stats(lab, vz, n), insp["noise_relative"], np.random.default_rng((s.seed, r, 7)))
 
         gen_params = {"structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
@@ -533,13 +516,16 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             e2["brightness_order"] = used.get("brightness_order")
             (d / "estimate.json").write_text(json.dumps(e2))
-            return {"forward_consistency": forward_consistency_phases(sg, real, vz, energy, materials)}
+            fc = forward_consistency_phases_octants(sg, real, vz, energy, materials)
+            return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
-        k_r, d_r, rec_r = steps("phases_reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+        k_r, d_r, rec_r = steps("phases_reestimate", {"seed": s.seed, "round": r,
+                                                      "check": "forward_consistency_octants"},
                                 {"prediction": rounds[r]["key_predict"], "real": k_in}, do_reestimate,
                                 f"re-estimating the phases from reconstruction {r + 1}")
         e2 = json.loads((d_r / "estimate.json").read_text())
         e2["forward_consistency"] = rec_r["result"]["forward_consistency"]
+        e2["forward_consistency_octants"] = rec_r["result"].get("forward_consistency_octants")
         return k_r, e2
 
     if s.reestimate:
@@ -552,13 +538,15 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
             rounds.append(one_round(1, est2, k_e2))
             _, est3 = reestimate(1, est2)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
-            keep2 = f2 > f1
-            choice = {"chosen_round": 2 if keep2 else 1, "forward_consistency": [f1, f2],
+            from fibsynth.reconstruct.estimate import choose_round
+            from fibsynth.reconstruct.workflow import round_reason
+
+            test = choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
+                                  for e in (est2, est3)))
+            keep2 = test["keep_round_2"]
+            choice = {"chosen_round": 2 if keep2 else 1, "forward_consistency": [f1, f2], "test": test,
                       "estimate_round_2_result": {k: v["value"] for k, v in est3["quantities"].items()},
-                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
-                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
-                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
-                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1)")}
+                      "reason": round_reason(keep2, f1, f2, test)}
             console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
     final = rounds[choice["chosen_round"] - 1]
     d_g, d_imgs, structures, distances, tr = (final["dir_generate"], final["dir_images"], final["structures"],

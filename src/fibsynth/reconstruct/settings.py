@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fibsynth.config import StrictModel
+from fibsynth.errors import FibsynthError
+from fibsynth.reconstruct.inspect import CORRECTIONS
 
 DEFAULT_ENERGY_KEV = 2.0
 
@@ -21,6 +23,11 @@ class ReconstructSettings(StrictModel):
     translation: Literal["auto", "paired", "cyclegan", "projection"] = Field(
         "auto", description="fast engine: the projection's translation to the Monte Carlo look (auto: the paired "
         "translator where it applies -- gold/epoxy, 1-4 keV --, else the shipped CycleGAN, else none)")
+    detector: Literal["bse", "se", "inlens", "et"] = Field(
+        "bse", description="the detector your stack was imaged with: bse (backscatter, the default), inlens (in-lens "
+        "SE), se (every escaping SE, ideal) or et (Everhart-Thornley: SE + a BSE share, trench shadow; Monte Carlo "
+        "engine only). SE detectors on the fast engine need open pores (pore vacuum): the SE projection "
+        "(fastsim/se_projection.py)")
     electrons_per_pixel: int = Field(20, ge=1, le=100000, description="Monte Carlo only")
     structures: int = Field(3, ge=1, le=64, description="training structures drawn around the estimates")
     val_structures: int = Field(1, ge=1, le=16, description="held-out synthetic structures for validation")
@@ -46,3 +53,54 @@ class ReconstructSettings(StrictModel):
                          "afterwards). 1 by default: on a shared 2-core machine (load 18) one thread ran the CycleGAN "
                          "17x and the shipped translation 15x faster than two; raise it on a machine of your own")
     seed: int = Field(0, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _check_combinations(self):
+        """Combinations refused before anything runs (the energy-dependent ones: :func:`check_imaging`). A
+        :class:`FibsynthError` passes through pydantic unchanged: one line naming the parameter."""
+        bad = [c for c in self.correct if c not in CORRECTIONS]
+        if bad:
+            raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
+                                param="correct")
+        if self.engine == "mc" and self.translation != "auto":
+            raise FibsynthError(f"{self.translation!r} applies to the fast engine only (the Monte Carlo engine's images "
+                                "need no translation): leave it at auto or use engine fast", param="translation")
+        if self.detector != "bse" and self.engine == "fast":
+            if self.detector == "et":
+                raise FibsynthError("the Everhart-Thornley detector has no fast model (trench shadow, BSE share): "
+                                    "use engine mc, or detector inlens", param="detector")
+            from fibsynth.physics.materials import is_vacuum
+
+            if not is_vacuum(self.pore):
+                raise FibsynthError(f"the fast {self.detector} SE model images open pores only (the SE projection, "
+                                    f"fastsim/se_projection.py): give pore vacuum, or use engine mc for "
+                                    f"{self.pore}-filled pores", param="detector")
+            if self.translation not in ("auto", "projection"):
+                raise FibsynthError(f"{self.translation!r} has no secondary-electron model (the translators are BSE, "
+                                    "gold/epoxy): leave it at auto or give projection", param="translation")
+        return self
+
+
+def check_imaging(s: ReconstructSettings, energy_kev: float) -> None:
+    """Refuse, in one line and before any step runs or any folder is made, an imaging the workflow could not do at
+    this beam energy (known only once the stack's metadata is read): the materials, and the translation asked for
+    (``paired``: the paired translator's energy range and materials; ``cyclegan``: a shipped model for the energy
+    and materials), and for an SE detector materials without secondary-electron parameters."""
+    from fibsynth.physics.materials import get_material
+
+    for name in ("solid", "pore"):
+        try:
+            get_material(getattr(s, name), allow_vacuum=(name == "pore"))  # open pores: vacuum
+        except FibsynthError as exc:
+            raise FibsynthError(exc.message, param=name) from None
+    from fibsynth.reconstruct.generate import check_translation
+
+    if s.detector != "bse":  # secondary electrons: the materials need SE parameters (as mc stack --detector)
+        from fibsynth.physics.montecarlo.secondary import se_table
+
+        try:
+            se_table([get_material(s.solid), get_material(s.pore, allow_vacuum=True)])
+        except FibsynthError as exc:
+            raise FibsynthError(f"{s.detector} detector: {exc.message}", param="solid") from None
+    elif s.engine == "fast":
+        check_translation(s.translation, energy_kev, (s.solid, s.pore))

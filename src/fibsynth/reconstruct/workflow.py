@@ -36,7 +36,7 @@ import numpy as np
 from fibsynth import __version__
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
-from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings
+from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings, check_imaging
 
 WORK = "work"
 
@@ -146,6 +146,35 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
 
 
+def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
+    """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
+    (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
+    apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
+    (read-only: only what a later step touches is read) and the inspection record."""
+    from fibsynth.reconstruct.inspect import inspect_to_npy
+
+    def do_inspect(d: Path) -> dict:
+        rec = inspect_to_npy(raw, d / "real.npy", tuple(correct))
+        (d / "inspect.json").write_text(json.dumps(rec))
+        return {"noise_relative": rec["noise_relative"]}
+
+    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct),
+                                     "estimators": "fibsynth.microscope"},
+                          {}, do_inspect, "inspecting the real stack")
+    return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+
+
+def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str:
+    """The sentence the summary and report give for the round choice (:func:`fibsynth.reconstruct.estimate.choose_round`)."""
+    octs = (f"; octants {test['octant_delta_mean']:+.4f} +- {test['octant_delta_sem']:.4f}"
+            if "octant_delta_mean" in test else "")
+    if keep2:
+        return (f"round 2 kept: its reconstruction, imaged again, correlates clearly better with your stack "
+                f"(r = {f2:.4f} vs {f1:.4f} for round 1{octs})")
+    return (f"round 1 kept: round 2's reconstruction, imaged again, does not correlate clearly better with your "
+            f"stack (r = {f2:.4f} vs {f1:.4f} for round 1{octs}; rule: {test['rule']}), so regenerating did not help")
+
+
 def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
                 truth: str | Path | None = None, quiet: bool = False, work_dir: str | Path | None = None
                 ) -> dict[str, Any]:
@@ -174,11 +203,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import apply_corrections, inspect_stack, read_stack
+    from fibsynth.reconstruct.inspect import read_stack
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev)
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
+                                          lazy=True)
     energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
                                                                          f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
     energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
@@ -189,17 +219,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         truth_arr = np.asarray(read_structure(truth).data, np.uint8)
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
-    bad = [c for c in s.correct if c not in ("align", "destripe", "flatten")]
-    if bad:
-        raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
-                            param="correct")
-    from fibsynth.physics.materials import get_material
-
-    for name in ("solid", "pore"):
-        try:
-            get_material(getattr(s, name), allow_vacuum=(name == "pore"))  # open pores: vacuum
-        except FibsynthError as exc:
-            raise FibsynthError(exc.message, param=name) from None
+    check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
@@ -209,22 +229,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     materials = (s.solid, s.pore)
 
     # 1. inspect ---------------------------------------------------------------------------------------------
-    def do_inspect(d: Path) -> dict:
-        rec = inspect_stack(raw)
-        img = raw
-        if s.correct:
-            img, crec = apply_corrections(raw, s.correct, rec["drift_shifts_px"])
-            rec["corrections"] = crec
-            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items() if k not in ("histogram", "drift_shifts_px")}
-        _save(d / "real.npy", img.astype(np.float32))
-        (d / "inspect.json").write_text(json.dumps(rec))
-        return {"noise_relative": rec["noise_relative"]}
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
 
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(s.correct),
-                                     "estimators": "fibsynth.microscope"},
-                          {}, do_inspect, "inspecting the real stack")
-    real = np.load(d_in / "real.npy")
-    insp = json.loads((d_in / "inspect.json").read_text())
+    detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     def simulate(est: dict, i: int):
@@ -233,21 +240,23 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         shape = (int(min(real.shape[0], 32)), 96, 96)
         solid = G.make_structure(p, shape, vz)
         ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
-                                     translation=s.translation)
+                                     translation=s.translation, detector=G.fast_detector(s.detector, s.pore))
         img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
                               labels=solid.astype(np.uint8))
         return lbl.astype(solid.dtype), img
 
     def do_estimate(d: Path) -> dict:
-        raw_est = E.estimate_structure(E.first_pass(real), vz, seed=s.seed)
-        est = E.calibrate(raw_est, simulate, vz, seed=s.seed)
+        raw_est = E.estimate_structure(E.first_pass(E._crop(real)), vz, seed=s.seed)  # the crop only in memory
+        est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
-                                       "translation": s.translation,
-                                       "calibrated": list(E.CALIBRATED)}, {"real": k_in}, do_estimate,
+                                       "translation": s.translation, **detector_key,
+                                       "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
+                                       "first_pass": "crop"},
+                          {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
@@ -263,31 +272,22 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
-                      "translation": s.translation,
+                      "translation": s.translation, **detector_key,
                       "materials": list(materials), "seed": s.seed,
                       "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
         def do_generate(d: Path) -> dict:
-            n = s.structures + s.val_structures
-            params = G.draw_parameters(est, n, vz, s.seed + 1000 * r)
-            rng = np.random.default_rng((s.seed, r, 7))
-            recs = []
-            for i, p in enumerate(params):
-                solid = G.make_structure(p, synth_shape, vz)
-                ideal, irec = G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
-                                                electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
-                                                translation=s.translation)
-                img, lbl, arec = G.augment(ideal, rng, insp["noise_relative"], labels=solid.astype(np.uint8))
-                tag = f"train_{i}" if i < s.structures else f"val_{i - s.structures}"
-                _save(d / f"{tag}_img.npy", img)
-                _save(d / f"{tag}_lbl.npy", lbl.astype(np.uint8))
-                if i == 0:
-                    _save(d / "example_ideal.npy", ideal[ideal.shape[0] // 2])
-                stats = E.structure_stats(solid, vz)
-                recs.append({"name": tag, "parameters": p, "imaging": irec, "augmentation": arec,
-                             "measured": {k: stats[k] for k in ("solid_fraction", "ligament_nm", "pore_nm")}})
-            (d / "structures.json").write_text(json.dumps(recs))
-            return {"n": len(recs)}
+            def measure(solid):
+                st = E.structure_stats(solid, vz)
+                return {k: st[k] for k in ("solid_fraction", "ligament_nm", "pore_nm")}
+
+            return G.write_set(
+                d, G.draw_parameters(est, s.structures + s.val_structures, vz, s.seed + 1000 * r), s.structures,
+                lambda p: G.make_structure(p, synth_shape, vz),
+                lambda solid, p: G.image_structure(solid, vz, energy, engine=s.engine, materials=materials,
+                                                   electrons_per_pixel=s.electrons_per_pixel, seed=p["seed"] % 2**31,
+                                                   translation=s.translation, detector=s.detector),
+                measure, insp["noise_relative"], np.random.default_rng((s.seed, r, 7)))
 
         k_g, d_g, _ = steps("generate", gen_params, {"estimate": k_est}, do_generate,
                             f"generating {s.structures}+{s.val_structures} matched synthetic stacks {synth_shape}")
@@ -403,13 +403,16 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            return {"forward_consistency": E.forward_consistency(seg, real, vz, energy, materials)}
+            fc = E.forward_consistency_octants(seg, real, vz, energy, materials, detector=G.fast_detector(s.detector, s.pore))
+            return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
-        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency"},
+        k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
+                                             **detector_key},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
         est = json.loads((d_r / "estimate.json").read_text())
         est["forward_consistency"] = rec["result"]["forward_consistency"]
+        est["forward_consistency_octants"] = rec["result"].get("forward_consistency_octants")
         return k_r, est
 
     if s.reestimate:
@@ -424,14 +427,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             _, est3 = reestimate(1, est2)
             c2 = E.self_consistency(est2, est3)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
-            keep2 = f2 > f1
+            test = E.choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
+                                    for e in (est2, est3)))
+            keep2 = test["keep_round_2"]
             choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
-                      "estimate_round_2_result": est3,
-                      "reason": (f"round 2 kept: its reconstruction, imaged again, correlates better with your stack "
-                                 f"(r = {f2:.4f} vs {f1:.4f} for round 1)" if keep2 else
-                                 f"round 1 kept: round 2's reconstruction, imaged again, does not correlate better "
-                                 f"with your stack (r = {f2:.4f} vs {f1:.4f} for round 1), so regenerating did not "
-                                 "help")}
+                      "test": test, "estimate_round_2_result": est3, "reason": round_reason(keep2, f1, f2, test)}
             console.print(("[green]" if keep2 else "[yellow]") + choice["reason"] + "[/]")
         else:
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
@@ -489,7 +489,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     conf = np.abs(2.0 * prob - 1.0).astype(np.float32)
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
-              "energy_source": energy_note, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
+              "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
               "rounds": len(rounds), "chosen_round": choice["chosen_round"], "adaptation": method,
               "gan_plan": gan_plan, "segmentation_plan": seg_plan}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
@@ -507,6 +507,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
+        "detector": s.detector,
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
