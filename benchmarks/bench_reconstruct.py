@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int, voxel_nm: float, slice_nm: float,
-               cache: Path | None = None) -> tuple[Path, Path, dict, float]:
+               cache: Path | None = None, artifact_dose: float = 40.0) -> tuple[Path, Path, dict, float]:
     """The realistic stack and its truth: made into ``out``, or, with ``cache``, reused from (or made into) that folder
     under a name holding every parameter, so timing reruns need not repeat the Monte Carlo."""
     import realistic_stack as R
@@ -34,6 +34,7 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
     folder = cache if cache is not None else out
     folder.mkdir(parents=True, exist_ok=True)
     tag = f"{kind}_{'x'.join(map(str, shape))}_{imaging}{epp if imaging == 'mc' else ''}_v{voxel_nm:g}_s{slice_nm:g}_seed{seed}"
+    tag += "" if artifact_dose == 40.0 else f"_dose{artifact_dose:g}"
     stack, truth = (folder / f"{tag}_stack.tif", folder / f"{tag}_truth.tif") if cache else (
         out / f"{kind}_stack.tif", out / f"{kind}_truth.tif")
     if cache is not None and stack.is_file() and truth.is_file():
@@ -43,28 +44,30 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
         return stack, truth, {"truth_solid_fraction": float(t.mean()), "reused": str(stack)}, 0.0
     t0 = time.perf_counter()
     rec = R.write_stack(stack, truth, kind=kind, shape=tuple(shape), voxel_nm=voxel_nm, slice_nm=slice_nm,
-                        energy_kev=2.0, engine=imaging, electrons_per_pixel=epp, seed=seed)
+                        energy_kev=2.0, engine=imaging, electrons_per_pixel=epp, seed=seed, artifact_dose=artifact_dose)
     return stack, truth, rec, time.perf_counter() - t0
 
 
 def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
         slice_nm: float, no_adapt: bool, cyclegan: bool = False, cache: Path | None = None,
-        train_seed: int | None = None, translation: str = "auto") -> dict:
+        train_seed: int | None = None, translation: str = "auto", tta: int | None = None,
+        artifact_dose: float = 40.0) -> dict:
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
 
     out.mkdir(parents=True, exist_ok=True)
     stack, truth, rec, t_make = test_stack(kind, shape, out, imaging=imaging, epp=epp, seed=seed, voxel_nm=voxel_nm,
-                                           slice_nm=slice_nm, cache=cache)
+                                           slice_nm=slice_nm, cache=cache, artifact_dose=artifact_dose)
     row = {"kind": kind, "shape": list(shape), "imaging": imaging, "electrons_per_pixel": epp if imaging == "mc" else None,
-           "stack": str(stack), "stack_seconds": round(t_make, 1), "truth_solid_fraction": rec["truth_solid_fraction"]}
+           "artifact_dose": artifact_dose, "stack": str(stack), "stack_seconds": round(t_make, 1), "truth_solid_fraction": rec["truth_solid_fraction"]}
     variants = [("adapted", True, "histogram")] + ([("no adaptation", False, "histogram")] if not no_adapt else [])
     variants += [("CycleGAN", True, "cyclegan")] if cyclegan else []
     for name, adapt, method in variants:
         t0 = time.perf_counter()
         s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, translation=translation,
-                                seed=seed if train_seed is None else train_seed)
+                                seed=seed if train_seed is None else train_seed, **({} if tta is None else {"tta": tta}))
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
         sub += "" if translation == "auto" else f"_{translation}"
+        sub += "" if tta is None else f"_tta{tta}"
         summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
         ev = summ["evaluation"]
@@ -79,6 +82,7 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         row["Otsu: solid fraction"] = round(ev["Otsu"]["solid_fraction"], 3)
         row[f"U-Net {name}: steps (s)"] = [(st["step"], st["status"], st["seconds"]) for st in summ["steps"]]
         row[f"U-Net {name}: MDS per round"] = summ.get("round_mds")
+        row[f"U-Net {name}: tta"] = s.tta
         if name == "adapted":
             fp = summ["estimate_first_pass"]
             row["first-pass estimate (uncalibrated)"] = {k: round(v, 3) for k, v in fp["first_pass_uncalibrated"].items()
@@ -195,6 +199,10 @@ def main(argv=None) -> None:
     ap.add_argument("--train-seed", type=int, default=None, help="reconstruct's seed (default: --seed)")
     ap.add_argument("--stack-cache", type=Path, default=None, help="reuse / keep the test stacks in this folder "
                     "(named by every parameter), so a rerun does not repeat the Monte Carlo")
+    ap.add_argument("--tta", type=int, default=None, help="reconstruct's test-time augmentation (default: its "
+                    "default; a given value is added to the output folder's name, so runs sharing --out compare)")
+    ap.add_argument("--artifact-dose", type=float, default=40.0, help="detected quanta at full scale of the test "
+                    "artifact model's Poisson noise (realistic_stack.degrade; 40 = the issue's original test stacks)")
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
     ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
                     "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
@@ -206,7 +214,8 @@ def main(argv=None) -> None:
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
-                        cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation))
+                        cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation,
+                        tta=a.tta, artifact_dose=a.artifact_dose))
         print(json.dumps(rows[-1], indent=1), flush=True)
     import os
 

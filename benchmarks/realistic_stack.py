@@ -198,8 +198,10 @@ def degrade(img: np.ndarray, truth: np.ndarray | None = None, seed: int = 0, *, 
 
 def make_stack(kind: str = "grf", shape=(32, 96, 96), voxel_nm: float = 4.0, slice_nm: float = 8.0,
                energy_kev: float = 2.0, engine: str = "fast", electrons_per_pixel: int = 10, seed: int = 0,
-               strength: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(uint8 realistic stack, its truth in image coordinates, record)."""
+               strength: float = 1.0, artifact_dose: float = 40.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(uint8 realistic stack, its truth in image coordinates, record). ``artifact_dose``: detected quanta at full
+    scale of the artifact model's Poisson noise (:func:`degrade`'s ``dose``; 40 = the original test stacks, about
+    the lowest dose a real instrument images at, docs/reconstruct.md "recon6")."""
     vz = (slice_nm, voxel_nm, voxel_nm)
     if kind == "grf":
         truth = grf_structure(shape, vz, 0.35, 22 * voxel_nm, seed=seed)
@@ -210,7 +212,7 @@ def make_stack(kind: str = "grf", shape=(32, 96, 96), voxel_nm: float = 4.0, sli
     else:
         raise ValueError(f"kind must be grf, hier or sofc, not {kind!r}")
     ideal = image(truth, vz, energy_kev, engine, electrons_per_pixel, seed)
-    u8, t, p = degrade(ideal, truth, seed + 1000, strength=strength)
+    u8, t, p = degrade(ideal, truth, seed + 1000, strength=strength, dose=artifact_dose)
     rec = {"kind": kind, "engine": engine, "energy_kev": energy_kev, "electrons_per_pixel": electrons_per_pixel,
            "truth_solid_fraction": float(truth.mean()), "artifacts": p, "seed": seed}
     return u8, t.astype(np.uint8), rec
@@ -245,10 +247,11 @@ def main(argv=None) -> None:
     ap.add_argument("--electrons-per-pixel", type=int, default=10)
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--artifact-dose", type=float, default=40.0)
     a = ap.parse_args(argv)
     rec = write_stack(a.out, a.truth, kind=a.kind, shape=tuple(a.shape), voxel_nm=a.voxel_nm, slice_nm=a.slice_nm,
                       energy_kev=a.energy_kev, engine=a.engine, electrons_per_pixel=a.electrons_per_pixel,
-                      seed=a.seed, strength=a.strength)
+                      seed=a.seed, strength=a.strength, artifact_dose=a.artifact_dose)
     print(f"wrote {a.out} (truth solid fraction {rec['truth_solid_fraction']:.3f})")
 
 

@@ -158,6 +158,8 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--detector", "inlens", "--pore", "vacuum", "--translation", "paired"], "--translation"),
     (["--detector", "backscatter"], "--detector"),
     (["--phases", "3", "--detector", "se", "--engine", "mc"], "--detector"),
+    (["--phases", "3", "--tta", "4"], "--tta"),  # the n-class prediction has no averaged form
+    (["--tta", "9"], "--tta"),
 ])
 def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
     """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before

@@ -36,6 +36,7 @@ def reconstruct_cmd(
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
     reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
+    tta: int = typer.Option(1, "--tta", help="Test-time augmentation: average the network's output over this many in-plane rotations/flips of your stack (1-8; 1 = none, the default; N costs N predictions; two-phase reconstructions only)."),
     budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
     threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
@@ -51,13 +52,13 @@ def reconstruct_cmd(
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
-             translation=translation, detector=detector)
+             translation=translation, detector=detector, tta=tta)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
-         translation="auto", detector="bse") -> None:
+         translation="auto", detector="bse", tta=1) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -78,7 +79,7 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   synth_slices=synth_slices, synth_side=synth_side,
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
                                   mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
-                                  block=block, budget_min=budget_min, threads=threads, seed=seed)
+                                  block=block, budget_min=budget_min, threads=threads, seed=seed, tta=tta)
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")
     reconstruct(real_stack, out_dir, s, truth=truth, quiet=quiet)

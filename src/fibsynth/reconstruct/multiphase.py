@@ -75,6 +75,9 @@ class MultiphaseSettings(ReconstructSettings):
             raise FibsynthError(f"{self.translation!r} is not available for three or more phases (their training "
                                 "images are the n-phase projection, with no translation model): leave it at auto "
                                 "or give projection", param="translation")
+        if self.tta != 1:
+            raise FibsynthError(f"test-time augmentation ({self.tta}) is not available for three or more phases (the "
+                                "n-class prediction has no averaged form yet): leave it at 1", param="tta")
         if self.detector != "bse":
             raise FibsynthError(f"the {self.detector} detector is not available for three or more phases (the n-phase "
                                 "images are BSE): give bse", param="detector")

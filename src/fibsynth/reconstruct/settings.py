@@ -48,6 +48,10 @@ class ReconstructSettings(StrictModel):
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")
+    tta: int = Field(1, ge=1, le=8, description="test-time augmentation: P(solid) averaged over this many in-plane "
+                     "symmetries of the real stack (rotations and flips; 1 = none, the default: 8 cost 8x the prediction and "
+                     "gained nothing on the Monte Carlo test stacks, -0.001 to -0.003 MDS). Figures in "
+                     "docs/reconstruct.md (recon6)")
     budget_min: float = Field(20.0, gt=0, le=10000, description="time budget in minutes that guides the automatic choices")
     threads: int = Field(1, ge=1, le=1024, description="torch and numba CPU threads during the run (restored "
                          "afterwards). 1 by default: on a shared 2-core machine (load 18) one thread ran the CycleGAN "

@@ -124,11 +124,13 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
                 "patch": patch, "batch": s.seg_batch}
 
 
-def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32) -> dict[str, Any]:
+def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1
+                   ) -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
     memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
-    (:func:`fibsynth.segment.infer.predict_array` with ``z_range``) and written into a memory-mapped ``.npy``, so
-    only one block is held in memory whatever the stack's size. Returns the solid fraction (P > 0.5)."""
+    (:func:`fibsynth.segment.infer.predict_array` with ``z_range``; ``tta``: averaged over that many in-plane
+    symmetries) and written into a memory-mapped ``.npy``, so only one block is held in memory whatever the stack's
+    size. Returns the solid fraction (P > 0.5)."""
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
@@ -138,7 +140,7 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     solid = 0
     for z0 in range(0, src.shape[0], max(1, int(block))):
         z1 = min(z0 + max(1, int(block)), src.shape[0])
-        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True)
+        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, tta=tta)
         out[z0:z1] = p
         solid += int(np.count_nonzero(p > 0.5))
     out.flush()
@@ -368,10 +370,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
-            return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block)
+            return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
+                                  tta=s.tta)
 
-        k_p, d_p, _ = steps("predict", {"block": s.block}, {"model": k_model, "real": k_in}, do_predict,
-                            f"segmenting the real stack block by block ({s.block} slices)")
+        k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
+                            {"model": k_model, "real": k_in}, do_predict,
+                            f"segmenting the real stack block by block ({s.block} slices"
+                            + (f", mean of {s.tta} in-plane symmetries)" if s.tta > 1 else ")"))
         return {"key": k_p, "dir": d_p}
 
     rounds: list[dict[str, Any]] = []

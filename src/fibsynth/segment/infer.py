@@ -42,17 +42,22 @@ class BlockPredictor:
 
     ``roi``: window size (in-plane for 2D/2.5D; z, y, x for 3D), rounded up to the U-Net's divisor;
     dimensions smaller than the window are padded (edge values) and cropped back. ``overlap``: fraction
-    of a window shared with its neighbour. ``batch``: slices (2D/2.5D) per forward pass.
+    of a window shared with its neighbour. ``batch``: slices (2D/2.5D) per forward pass. ``tta``: test-time
+    augmentation, the mean of P over the first ``tta`` of the 8 in-plane symmetries of the square (:data:`TTA_OPS`:
+    4 rotations, then the same after a left-right flip), each undone before averaging; 1 = none. In-plane only: the
+    slice direction is not a symmetry of a FIB-SEM stack (the beam sees below the face, not above it).
     """
 
     def __init__(self, net, cfg: ModelConfig, *, device: str = "cpu", roi: Sequence[int] | int | None = None,
-                 overlap: float = 0.25, batch: int = 4):
+                 overlap: float = 0.25, batch: int = 4, tta: int = 1):
         if not 0 <= overlap < 1:
             raise FibsynthError(f"must be in [0, 1) (got {overlap})", param="overlap")
         if batch < 1:
             raise FibsynthError(f"must be >= 1 (got {batch})", param="batch")
+        if not 1 <= int(tta) <= len(TTA_OPS):
+            raise FibsynthError(f"must be 1..{len(TTA_OPS)} (got {tta})", param="tta")
         self.net, self.cfg, self.device = net, cfg, torch_device(device)
-        self.overlap, self.batch = float(overlap), int(batch)
+        self.overlap, self.batch, self.tta = float(overlap), int(batch), int(tta)
         nd = cfg.spatial_dims
         if roi is None:
             roi = (512, 512) if nd == 2 else (64, 128, 128)
@@ -115,11 +120,23 @@ class BlockPredictor:
         return out[..., : plane[0], : plane[1]]
 
     def predict_block(self, raw: np.ndarray, a: int, z0: int, z1: int, nz: int) -> np.ndarray:
-        """P(solid) (z1-z0, y, x) from raw gray values ``raw`` (c, b-a, y, x) holding global slices [a, b)."""
+        """P(solid) (z1-z0, y, x) from raw gray values ``raw`` (c, b-a, y, x) holding global slices [a, b)
+        (averaged over ``tta`` in-plane symmetries)."""
         cfg = self.cfg
         if raw.shape[0] != cfg.n_energy:
             raise FibsynthError(f"model expects {cfg.n_energy} image channel(s), got {raw.shape[0]}")
         x = np.stack([normalise(raw[c], *cfg.norm[c]) for c in range(cfg.n_energy)])
+        if self.tta == 1:
+            return self._predict_normalised(x, a, z0, z1, nz)
+        acc = None
+        for rot, flip in TTA_OPS[: self.tta]:
+            p = self._predict_normalised(np.ascontiguousarray(_dihedral(x, rot, flip)), a, z0, z1, nz)
+            p = _dihedral_inverse(p, rot, flip)
+            acc = p.astype(np.float32) if acc is None else acc + p
+        return acc / np.float32(self.tta)
+
+    def _predict_normalised(self, x: np.ndarray, a: int, z0: int, z1: int, nz: int) -> np.ndarray:
+        cfg = self.cfg
         if cfg.mode == "3d":
             return self._block_3d(x, a, z0, z1, nz)
         cls = () if cfg.classes == 2 else (cfg.classes,)
@@ -150,6 +167,24 @@ class BlockPredictor:
         return acc / wsum
 
 
+# ---------------------------------------------------------------------------------------------- TTA
+
+#: in-plane symmetries of the square for test-time augmentation: (quarter turns in y-x, left-right flip first)
+TTA_OPS: tuple[tuple[int, bool], ...] = tuple((r, f) for f in (False, True) for r in range(4))
+
+
+def _dihedral(a: np.ndarray, rot: int, flip: bool) -> np.ndarray:
+    """Flip (x) then rotate (y-x plane) the last two axes."""
+    if flip:
+        a = a[..., ::-1]
+    return np.rot90(a, rot, axes=(-2, -1))
+
+
+def _dihedral_inverse(a: np.ndarray, rot: int, flip: bool) -> np.ndarray:
+    a = np.rot90(a, -rot, axes=(-2, -1))
+    return a[..., ::-1] if flip else a
+
+
 # ---------------------------------------------------------------------------------------------- API
 
 
@@ -159,12 +194,13 @@ def _as_channels(images) -> list:
 
 def predict_array(model: Any, images, *, block: int = 32, roi=None, overlap: float = 0.25, batch: int = 4,
                   device: str = "cpu", z_range: tuple[int, int] | None = None, probabilities: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                  progress: Callable[[int, int], None] | None = None, tta: int = 1) -> np.ndarray:
     """Segment a stack held in memory or lazily (NumPy, dask or zarr arrays, one per energy channel).
 
     ``model``: a model folder or ``(net, cfg)``. Returns uint8 labels (1 = solid; a model of n classes: labels
     0..n-1, the most probable class) for the slices ``z_range`` (default all), computed block by block (``block``
     slices); with ``probabilities`` the float32 P(solid) instead (n classes: (z, n, y, x), every class).
+    ``tta``: average over that many in-plane symmetries (:class:`BlockPredictor`).
     """
     net, cfg = load_model(model, device) if isinstance(model, (str, Path)) else model
     imgs = _as_channels(images)
@@ -173,7 +209,7 @@ def predict_array(model: Any, images, *, block: int = 32, roi=None, overlap: flo
         raise FibsynthError(f"image channels differ in shape: {[tuple(i.shape) for i in imgs]}")
     if len(shape) != 3:
         raise FibsynthError(f"expected a (z, y, x) stack, got shape {shape}")
-    pred = BlockPredictor(net, cfg, device=device, roi=roi, overlap=overlap, batch=batch)
+    pred = BlockPredictor(net, cfg, device=device, roi=roi, overlap=overlap, batch=batch, tta=tta)
     nz = shape[0]
     z_lo, z_hi = z_range or (0, nz)
     if not 0 <= z_lo < z_hi <= nz:
