@@ -120,7 +120,8 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
             if translation == "cyclegan":
                 raise
     if has_model:
-        _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed)
+        _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed,
+                                translation="gan")
         return img, {"engine": "fast path (projection + shipped CycleGAN)", "model": rec["translation_model"]}
     from fibsynth.fastsim.projection import project
 
