@@ -91,8 +91,10 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
 
         # the workers ignore SIGINT (inherited, and fibsynth._worker_preload): a Ctrl-C stops this process, which
         # closes them, instead of every worker printing its own traceback
+        # dashboard_address=":0": with None the scheduler still starts its HTTP server on the default port 8787
+        # and warns on stderr when another cluster holds it; ":0" takes any free port silently
         with children_ignore_interrupts():
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": str(numba_threads)},
                                    preload=["fibsynth._worker_preload"])
         try:
