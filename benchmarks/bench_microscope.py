@@ -20,7 +20,10 @@ Parts:
    the stripe-free truth, for two stripe strengths, without noise and at 300 e/px;
    ``align_limit``: the same stacks' noise-free, artifact-free, undrifted slices registered (the structure's own
    apparent motion: the information limit of image-only alignment) and an oracle Wiener smoother of the steps;
-3. estimators: fit_model on stacks made by a known forward model, relative error of each parameter, several seeds;
+3. estimators: fit_model on stacks made by a known forward model, relative error of each parameter, several seeds
+   (plus the Poisson slope, the blur without a reference, gamma on two gray-level clusters and its identifiability
+   flag, charging with shot noise only and with the full microscope);
+   ``charging``: presence (detection / false alarms), strength, struck fraction and length on 10 fresh seeds;
 4. speed of apply / correct / fit_model per slice.
 """
 
@@ -89,11 +92,14 @@ def structures(n_slices, n, quick):
     return out[:1] if quick else out
 
 
+ALIGN_SIZES: list[int] | None = None  # --align-sizes
+
+
 def part_alignment(quick):
     from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading, apply, register_slices
 
     rows = []
-    sizes = [192] if quick else [96, 192, 384]
+    sizes = ALIGN_SIZES or ([192] if quick else [96, 192, 384])
     nz = 32
     for n in sizes:
         for name, make in (("leveled-wave", lwm), ("band-pass field", bandpass_grf)):
@@ -297,22 +303,86 @@ def part_destripe(quick):
     return rows
 
 
+CHARGING = dict(strength=0.1, line_fraction=0.3, length_px=15)
+
+
+def charged(model, seed):
+    """``model`` with the benchmark's charging (strength 0.1 on 30 % of the lines, 15 px); None: shot noise only."""
+    from fibsynth.microscope import Charging, Detector, MicroscopeModel
+
+    if model is None:
+        return MicroscopeModel(detector=Detector(electrons_per_pixel=400, efficiency=0.5),
+                               charging=Charging(**CHARGING), seed=seed)
+    return model.model_copy(update={"charging": Charging(**CHARGING)})
+
+
+def charging_scale(model, result):
+    """What a unit of charging strength (yield units) becomes in the stack: gain x mean shading x mean contrast."""
+    from fibsynth.microscope.forward import shading_field
+
+    ny, nx = result.image.shape[1:]
+    return model.detector.gain * float(shading_field(model, ny, nx).mean()) * float(
+        np.mean(result.record["realised"]["contrast"]))
+
+
+def part_charging(quick):
+    """Charging on fresh seeds (10-19; 5 with --quick), 16 x 192 x 192 random-field stacks through the estimate
+    part's full microscope, with and without charging (strength 0.1 on 30 % of the lines, 15 px): presence flag
+    (detection and false-alarm rates) and the relative errors of strength, struck fraction and build-up length."""
+    from fibsynth.microscope import apply, charging_streaks
+
+    seeds = range(10, 15 if quick else 20)
+    rows, det, false, zs0, zs1 = [], 0, 0, [], []
+    errs = {"strength": [], "line_fraction": [], "length_px": []}
+    for seed in seeds:
+        eta = image(grf((16, 192, 192), seed))
+        m = estimate_model(seed)
+        r1 = apply(eta, charged(m, seed))
+        c1 = charging_streaks(r1.image)
+        c0 = charging_streaks(apply(eta, m).image)
+        det += c1["present"]
+        false += c0["present"]
+        zs1.append(c1["f_s"] / c1["f_s_error"])
+        zs0.append(c0["f_s"] / c0["f_s_error"])
+        errs["strength"].append(c1["strength"] / (0.1 * charging_scale(m, r1)) - 1)
+        errs["line_fraction"].append(c1["line_fraction"] / 0.3 - 1)
+        errs["length_px"].append(c1["length_px"] / 15.0 - 1)
+        print("charging seed", seed, {k: round(v[-1], 3) for k, v in errs.items()},
+              "z", round(zs1[-1], 1), "z without", round(zs0[-1], 1), flush=True)
+    n = len(seeds)
+    row = {"seeds": f"{seeds.start}-{seeds.stop - 1}", "detected": f"{det} of {n}", "false_alarms": f"{false} of {n}",
+           "z_with": [round(z, 1) for z in zs1], "z_without": [round(z, 1) for z in zs0]}
+    for k, v in errs.items():
+        v = np.array(v)
+        row[f"{k}_rel_error"] = f"{ms(v)}, worst {v[np.argmax(np.abs(v))]:+.3f}"
+    rows.append(row)
+    print("charging", row, flush=True)
+    return rows
+
+
+def estimate_model(seed):
+    """The estimate part's full microscope (every parameter fit_model sets), seed + 100."""
+    from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading
+
+    return MicroscopeModel(
+        detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8, dark_offset=0.05, read_noise=0.02,
+                          line_offset_std=0.01, line_jitter_px=0.3),
+        curtaining=Curtaining(amplitude=0.04), shading=Shading(depth=0.3, tilt=0.15),
+        drift=Drift(contrast_rms=0.1, brightness_rms=0.03, xy_step_px=0.8, correlation_slices=4, blur_px=0.8,
+                    focus_rms_px=0.4),
+        seed=seed + 100)
+
+
 def part_estimators(quick):
     from fibsynth.microscope import (Charging, Curtaining, Detector, Drift, MicroscopeModel, Shading, apply,
-                                     charging_streaks, fit_model, response_gamma)
+                                     blur_series, charging_streaks, fit_model, response_gamma)
 
     rows = []
     shape = (16, 192, 192)
     for seed in range(3 if quick else 4):
         eta = image(grf(shape, seed))
         ref = image(grf((4,) + shape[1:], 1000 + seed))  # another realisation: the simulation to match the blur to
-        true = MicroscopeModel(
-            detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8, dark_offset=0.05, read_noise=0.02,
-                              line_offset_std=0.01, line_jitter_px=0.3),
-            curtaining=Curtaining(amplitude=0.04), shading=Shading(depth=0.3, tilt=0.15),
-            drift=Drift(contrast_rms=0.1, brightness_rms=0.03, xy_step_px=0.8, correlation_slices=4, blur_px=0.8,
-                        focus_rms_px=0.4),
-            seed=seed + 100)
+        true = estimate_model(seed)
         r = apply(eta, true)
         t0 = time.perf_counter()
         fit, rec = fit_model(r.image, eta_levels=(ETA0, ETA1), reference=ref)
@@ -322,13 +392,19 @@ def part_estimators(quick):
         blur, est_blur = np.array(real["blur_px"]), np.array(rec["blur"]["blur_px"])
         step = np.sqrt((np.diff(np.array(real["shifts_px"]), axis=0) ** 2).mean() / 2)
         pairs = {
-            "dose": (fit.detector.electrons_per_pixel, 200.0),
-            "gain": (fit.detector.gain, 0.8),
+            # the beam-current drift scales the dose, so the phase levels see gain x mean current, and the fitted
+            # model (contrast normalised to mean 1) is the same microscope with gain and dose both x mean current
+            "poisson_slope": (rec["noise"]["a"], 0.8 / 200.0),
+            "dose": (fit.detector.electrons_per_pixel, 200.0 * c.mean()),
+            "gain": (fit.detector.gain, 0.8 * c.mean()),
             "read_noise": (fit.detector.read_noise, 0.02),
             "line_offsets": (fit.detector.line_offset_std, 0.01),
             "line_jitter": (fit.detector.line_jitter_px, 0.3),
             "blur_mean": (est_blur.mean(), blur.mean()),
             "blur_std_over_slices": (est_blur.std(), blur.std()),
+            # without a reference: the total blur (the ideal image's 0.6 px and the microscope's)
+            "blur_total_no_reference": (np.mean(blur_series(r.image, line_offset_std=rec["scan_lines"]["offset_std"])
+                                                ["blur_px"]), np.sqrt(blur ** 2 + 0.36).mean()),
             "curtains": (fit.curtaining.amplitude, float(np.sqrt((r.stripes ** 2).mean()))),
             "shadow_depth": (fit.shading.depth, 0.3),
             "tilt": (fit.shading.tilt, 0.15),
@@ -339,17 +415,30 @@ def part_estimators(quick):
         # gamma: the same microscope with a power-law response (0.7 and 1.4), response_gamma alone
         for g in (0.7, 1.4):
             m = true.model_copy(update={"detector": true.detector.model_copy(update={"response": "gamma", "gamma": g})})
-            pairs[f"gamma_{g}"] = (response_gamma(apply(eta, m).image)["gamma"], g)
-        # charging: strength / struck fraction on a stack with shot noise only (with curtains and tilt it fails)
-        mc = MicroscopeModel(detector=Detector(electrons_per_pixel=400, efficiency=0.5),
-                             charging=Charging(strength=0.1, line_fraction=0.3, length_px=15), seed=seed)
-        ch = charging_streaks(apply(eta, mc).image)
+            rg = response_gamma(apply(eta, m).image)
+            pairs[f"gamma_{g}"] = (rg["gamma"], g)
+            pairs[f"gamma_{g} flagged identifiable (1 = yes)"] = (float(rg["identifiable"]) + 1.0, 1.0)
+            # two narrow clusters of gray levels (shot and read noise only): not identifiable, and said so
+            two = MicroscopeModel(detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8,
+                                                    dark_offset=0.05, read_noise=0.02, response="gamma", gamma=g),
+                                  seed=seed)
+            rt = response_gamma(apply(eta, two).image)
+            pairs[f"gamma_{g} two clusters"] = (rt["gamma"], g)
+            pairs[f"gamma_{g} two clusters flagged identifiable (0 = no)"] = (float(rt["identifiable"]) + 1.0, 1.0)
+            pairs[f"gamma_{g} two clusters: truth inside gamma_interval (1 = yes)"] = (
+                float(rt["gamma_interval"][0] <= g <= rt["gamma_interval"][1]) + 1.0, 1.0)
+        # charging: strength / struck fraction / build-up length on a stack with shot noise only and with the full
+        # microscope (charging_streaks; strength in the stack's units, compared with 0.1 x gain x mean shading x
+        # mean contrast, what a struck, fully charged pixel gains on average)
+        ch = charging_streaks(apply(eta, charged(None, seed)).image)
         pairs["charging_strength (noise only)"] = (ch["strength"], 0.1)
         pairs["charging_fraction (noise only)"] = (ch["line_fraction"], 0.3)
-        mc2 = true.model_copy(update={"charging": Charging(strength=0.1, line_fraction=0.3, length_px=15)})
-        ch2 = charging_streaks(apply(eta, mc2).image)
-        pairs["charging_strength (full microscope)"] = (ch2["strength"] / 0.8, 0.1)  # gain 0.8: back to yield units
+        pairs["charging_length (noise only)"] = (ch["length_px"], 15.0)
+        rc = apply(eta, charged(true, seed))
+        ch2 = charging_streaks(rc.image)
+        pairs["charging_strength (full microscope)"] = (ch2["strength"], charging_scale(true, rc) * 0.1)
         pairs["charging_fraction (full microscope)"] = (ch2["line_fraction"], 0.3)
+        pairs["charging_length (full microscope)"] = (ch2["length_px"], 15.0)
         # presence (printed in the "relative error" column as 0 = no, 1 = yes)
         ch0 = charging_streaks(r.image)
         pairs["charging flagged present when present (1 = yes)"] = (float(ch2["present"]) + 1.0, 1.0)
@@ -414,8 +503,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer sizes and seeds")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--parts", default="align,destripe,estimate,speed")  # a summary of the targets always ends it
+    p.add_argument("--align-sizes", default=None,
+                   help="fields of view (px) for the align part, comma-separated (default 96,192,384)")
     a = p.parse_args()
-    parts = {"align": part_alignment, "align_limit": part_align_limit, "align_methods": part_align_methods, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed}
+    if a.align_sizes:
+        global ALIGN_SIZES
+        ALIGN_SIZES = [int(v) for v in a.align_sizes.split(",")]
+    parts = {"align": part_alignment, "align_limit": part_align_limit, "align_methods": part_align_methods, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging}
     res = {}
     t0 = time.perf_counter()
     for k in a.parts.split(","):

@@ -219,3 +219,58 @@ def test_fit_model_with_line_artifacts_blur_and_gamma():
     off = {k: round(est / tru - 1, 3) for k, (est, tru) in pairs.items() if abs(est / tru - 1) > 0.2}
     assert not off, off
     assert fit.detector.response == "gamma" and rec["response"]["linearised_with"] == fit.detector.gamma
+
+
+# ---------------------------------------------------------------------------------------- third round (issue 13)
+
+def test_poisson_slope_is_unbiased_under_black_level_drift_and_shading():
+    # known slope a = gain / (dose x efficiency) = 0.004; the black level drifts from slice to slice (which
+    # flattened the pooled fit by ~10 %) and the shadow spreads the gray levels
+    _, eta = phantom((8, 128, 128), 61)
+    m = MicroscopeModel(detector=_detector(), drift=Drift(brightness_rms=0.03, correlation_slices=3),
+                        shading=Shading(depth=0.3), seed=1)
+    x = apply(eta, m).image
+    pg = poisson_gaussian(x)
+    assert pg["a"] == pytest.approx(0.004, rel=0.08) and len(pg["b_per_slice"]) == 8
+    # each slice's intercept is read**2 - a x (its black level): it follows the drift
+    black = 0.05 + np.array(apply(eta, m).record["realised"]["brightness"])
+    assert np.corrcoef(pg["b_per_slice"], black)[0, 1] < -0.8
+    pooled = poisson_gaussian(x, per_slice=False)
+    assert abs(pooled["a"] / 0.004 - 1) > 2 * abs(pg["a"] / 0.004 - 1)
+
+
+def test_blur_without_reference_is_not_read_low_from_the_phase_map():
+    # the phase map of a blurred image has lost its sharp bends (read 9-14 % low); redone from the deblurred slice
+    _, eta = phantom((6, 128, 128), 70)
+    x = apply(eta, MicroscopeModel(detector=_detector(), drift=Drift(blur_px=1.0), seed=0)).image
+    b = blur_series(x)
+    total = np.sqrt(1.0 + 0.6 ** 2)  # the probe's 1 px and the phantom's 0.6 px
+    assert np.mean(b["blur_px"]) == pytest.approx(total, rel=0.08)
+    assert abs(np.mean(b["blur_px"]) / total - 1) < abs(np.mean(b["blur_px_first_map"]) / total - 1) - 0.03
+
+
+def test_response_gamma_says_when_two_gray_levels_cannot_determine_it():
+    # shot and read noise only: two clusters of gray levels, two points of the noise curve for three unknowns
+    _, eta = phantom((6, 128, 128), 44)
+    for g in (0.7, 1.4):
+        two = response_gamma(apply(eta, MicroscopeModel(detector=_detector(response="gamma", gamma=g),
+                                                        seed=1)).image)
+        lo, hi = two["gamma_interval"]
+        assert not two["identifiable"] and hi / lo > 2 and lo <= g <= hi
+    # levels spread by blur, curtains and shading: the interval is narrower and holds the truth
+    m = MicroscopeModel(detector=_detector(response="gamma", gamma=0.7), curtaining=Curtaining(amplitude=0.04),
+                        shading=Shading(depth=0.3, tilt=0.15), drift=Drift(blur_px=0.5), seed=9)
+    spread = response_gamma(apply(eta, m).image)
+    lo, hi = spread["gamma_interval"]
+    assert lo <= 0.7 <= hi and hi / lo < 0.8 * (two["gamma_interval"][1] / two["gamma_interval"][0])
+
+
+def test_charging_fraction_and_length_with_shot_noise():
+    # the column profile no longer takes an unknown part of the charging: struck fraction and length come back
+    _, eta = phantom((8, 192, 192), 0)
+    r = apply(eta, MicroscopeModel(detector=Detector(electrons_per_pixel=400, efficiency=0.5),
+                                   charging=Charging(strength=0.1, line_fraction=0.3, length_px=15), seed=0))
+    est = charging_streaks(r.image)
+    assert est["line_fraction"] == pytest.approx(0.3, rel=0.12)
+    assert est["strength"] == pytest.approx(0.1, rel=0.12)
+    assert est["length_px"] == pytest.approx(15, rel=0.25) and est["present"]

@@ -67,11 +67,15 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     assert main(["microscope", "apply", str(p), str(tmp_path / "b.tif"), "--config", str(model_yaml)]) == 0
     assert main(["microscope", "estimate", str(real)]) == 0
     out = capsys.readouterr().out
-    assert "curtains:" in out and "scan lines:" in out and "total (own phases)" in out
+    assert "curtains:" in out and "scan lines:" in out and "total (own phases)" in out and "charging:" in out
     # an ideal simulation as the blur reference, and the response fitted
     assert main(["microscope", "estimate", str(real), "--reference", str(p), "--estimate-response", "--json"]) == 0
     est = json.loads(capsys.readouterr().out)
     assert est["measured"]["blur"]["relative_to"] == "reference" and "gamma" in est["measured"]["response"]
+    assert "gamma_interval" in est["measured"]["response"] and "present" in est["measured"]["charging"]
+    assert main(["microscope", "estimate", str(real), "--estimate-charging", "--no-align", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert (est["model"]["charging"]["strength"] > 0) == est["measured"]["charging"]["present"]
 
 
 @pytest.mark.parametrize("args, text", [

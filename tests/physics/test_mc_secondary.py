@@ -74,17 +74,19 @@ def test_se2_share_grows_with_z():
 
 def test_open_pore_wall_edge_brightening():
     """A slot (open pore) in Si at 1 keV: pixels next to its walls are brighter in SE than the flat face
-    (the topographic edge effect), which face-only emission does not show; BSE counts are unchanged."""
+    (the topographic edge effect), which face-only emission does not show; BSE counts are unchanged.
+    1200 electrons per pixel (was 150): at 150 the edge/flat ratio (expected ~2.2-2.3) scattered by +-0.2 between
+    seeds and fell below 2 for about 1 seed in 12 with either kernel (mcspeed6, /work/notes/mcspeed6.md)."""
     vol = np.ones((8, 1, 16), np.uint8)
     vol[:, :, 6:10] = 0
-    st = StackSettings(beam=Beam(energy_kev=1.0, incidence_deg=0.0), electrons_per_pixel=150, seed=3,
+    st = StackSettings(beam=Beam(energy_kev=1.0, incidence_deg=0.0), electrons_per_pixel=1200, seed=3,
                        geometry=StackGeometry(solid="Si", pore="vacuum", backing="solid"))
     r = simulate_slice_se(vol, (2.0, 2.0, 2.0), 0, st)
     f = simulate_slice_se(vol, (2.0, 2.0, 2.0), 0, st, walls=False)
     se, sf = r["se"][0], f["se"][0]
     edge = 0.5 * (se[5] + se[10])
     flat = 0.5 * (se[0] + se[15])
-    assert edge > 2.0 * flat, (edge, flat)  # measured 2.54 vs 0.87
+    assert edge > 2.0 * flat, (edge, flat)  # measured 2.54 vs 0.87 at 150 e/px (former kernel); ~2.35 vs ~1.05 at 1200
     assert edge > 2.0 * 0.5 * (sf[5] + sf[10]), (edge, sf)  # face only: 0.71
     assert np.array_equal(r["all"], f["all"])
 

@@ -272,3 +272,74 @@ def test_in_place_table_helpers_equal_the_row_versions():
             r = kernel.interp_row(t.rng[m], u) * rng.uniform(0.05, 0.999)
             if r > t.rng[m, 0]:
                 assert kernel.range_to_u_m(t.rng, t.rinvd, m, u, r) == kernel.range_to_u(t.rng[m], t.rinvd[m], u, r)
+
+
+# ------------------------------------------------------------------ mcspeed6: sampling and table layout
+
+
+def _exp_draws(n, seed):
+    import numba
+
+    @numba.njit(cache=False)
+    def draw(n, s0, s1):
+        out = np.empty(n)
+        for i in range(n):
+            out[i], s0, s1 = kernel.next_exp(s0, s1)
+        return out
+
+    s0, s1 = kernel.seed_state(seed, 1, 2, 3)
+    return draw(n, np.uint64(s0), np.uint64(s1))
+
+
+def test_ziggurat_free_paths_are_unit_exponential():
+    """``next_exp`` (the free-path sampler, ziggurat) against the unit exponential: binned chi-square over 0-8
+    (fine bins) plus the tail beyond the ziggurat's base layer (sampled by its own branch), and the mean. A wrong
+    layer table (e.g. the sampler scaled by 2 %) fails it."""
+    n = 1_000_000
+    x = _exp_draws(n, 3)
+    edges = np.concatenate([np.linspace(0.0, 8.0, 161), [10.0, np.inf]])
+
+    def chi2(v):
+        c, _ = np.histogram(v, edges)
+        e = n * (np.exp(-edges[:-1]) - np.exp(-edges[1:]))
+        return float(((c - e) ** 2 / e).sum())
+
+    dof = len(edges) - 2
+    assert chi2(x) < dof + 5 * np.sqrt(2 * dof)
+    assert abs(x.mean() - 1.0) < 5.0 / np.sqrt(n)
+    tail = int((x > kernel._ZR).sum())
+    assert abs(tail - n * np.exp(-kernel._ZR)) < 5 * np.sqrt(n * np.exp(-kernel._ZR))
+    assert chi2(1.02 * x) > dof + 5 * np.sqrt(2 * dof)  # power: a 2 % scale error fails the same bound
+
+
+@pytest.mark.parametrize("geo", [{}, {"solid": "Al2O3:3.95", "pore": "Ni"}])
+def test_kernel_layout_keeps_every_distribution(geo):
+    """``Tables.as_tuple()`` (what the kernel reads) against the ``Tables`` fields: mean free path = 1 / lam_inv,
+    channel probabilities the same per channel after the reordering (most probable first), the angular rows and
+    channel flags moved with their channel, the angular rows in float32."""
+    from fibsynth.physics.montecarlo.tables import channel_order
+
+    st = _settings(1, **geo)
+    mats, _, _ = stack_materials(st)
+    t = slice_tables(st, mats)
+    lam, cumg, muq, prut, acoef, eloss = (t.as_tuple()[k] for k in (2, 7, 11, 12, 13, 14))
+    assert t.as_tuple() is t.as_tuple()  # built once
+    solid = t.lam_inv > 0
+    np.testing.assert_allclose(lam[solid] * t.lam_inv[solid], 1.0, rtol=1e-14)
+    order = channel_order(t.cum, t.nel)
+    assert muq.dtype == np.float32
+    for m in range(len(mats)):
+        ne = int(t.nel[m])
+        p = np.diff(np.concatenate([np.zeros((1, t.cum.shape[2])), t.cum[m, :ne]]), axis=0)
+        pk = np.diff(np.concatenate([np.zeros((t.cum.shape[2], 1)), cumg[m, :, :ne]], axis=1), axis=1).T
+        np.testing.assert_allclose(pk, p[order[m, :ne]], atol=1e-12)
+        assert np.all(cumg[m, :, ne - 1] == 1.0)
+        assert sorted(order[m, :ne]) == list(range(ne))
+        means = pk.mean(axis=1)
+        assert np.all(np.diff(means) <= 1e-15)  # decreasing probability
+        for k in range(ne):
+            j = order[m, k]
+            np.testing.assert_array_equal(muq[m, k], t.muq[m, j].astype(np.float32))
+            assert eloss[m, k] == t.eloss[m, j]
+            np.testing.assert_array_equal(prut[m, k], t.prut[m, j])
+            np.testing.assert_array_equal(acoef[m, k], t.acoef[m, j])

@@ -255,6 +255,8 @@ def estimate_cmd(
                                              "(default: the stack's total edge blur)."),
     estimate_response: bool = typer.Option(False, "--estimate-response", help="Fit a gamma detector response and "
                                            "linearise the stack with it before the other estimates."),
+    estimate_charging: bool = typer.Option(False, "--estimate-charging", help="Put the measured charging streaks "
+                                           "into the fitted model when they are found (always measured and printed)."),
     model_out: Optional[Path] = typer.Option(None, "--model-out", help="Write the fitted microscope model as YAML "
                                              "(for 'fibsynth microscope apply --config')."),
     json_out: bool = typer.Option(False, "--json", help="Print the estimates and the fitted model as JSON."),
@@ -275,7 +277,7 @@ def estimate_cmd(
     x = as_full_scale(read_volume(inp).data)
     ref = as_full_scale(read_volume(reference).data) if reference is not None else None
     model, rec = fit_model(x, eta_levels=levels, align=not no_align, reference=ref,
-                           estimate_response=estimate_response)
+                           estimate_response=estimate_response, estimate_charging=estimate_charging)
     if model_out is not None:
         with atomic_path(model_out) as tmp:
             tmp.write_text(model.to_yaml())
@@ -295,6 +297,14 @@ def estimate_cmd(
         f"scan lines: offset std {d.line_offset_std:.4g}, jitter {d.line_jitter_px:.3g} px",
         f"blur: {dr.blur_px:.3g} px + focus drift rms {dr.focus_rms_px:.3g} px ({rec['blur']['relative_to']})",
         f"response: gamma {rec['response'].get('gamma', float('nan')):.3g} measured, "
-        f"{'applied' if d.response == 'gamma' else 'not applied (--estimate-response)'}",
+        f"{'applied' if d.response == 'gamma' else 'not applied (--estimate-response)'}"
+        + (f"; range {rec['response']['gamma_interval'][0]:.3g}-{rec['response']['gamma_interval'][1]:.3g}"
+           f"{'' if rec['response']['identifiable'] else ' (not identifiable: too few gray levels)'}"
+           if "gamma_interval" in rec["response"] else ""),
     ]
+    ch = rec.get("charging", {})
+    if "strength" in ch:
+        lines.append(f"charging: {'found' if ch['present'] else 'not found'}; strength {ch['strength']:.4g} (stack "
+                     f"units) on {ch['line_fraction']:.2f} of the lines, build-up {ch['length_px']:g} px"
+                     f"{'' if model.charging.strength > 0 else ' (not in the model: --estimate-charging)'}")
     typer.echo("\n".join(lines))

@@ -221,7 +221,11 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
         if blur[k] > 0:
             img = ndimage.gaussian_filter(img, blur[k])
         if model.charging.strength > 0:
-            epoxy = (lab[k] == 0) if lab is not None else (x[k] < thr)
+            if lab is not None:
+                epoxy = lab[k] == 0  # already moved with the drift
+            else:  # the epoxy the beam scans: the sample moved by the drift, like the image
+                xs = ndimage.shift(x[k], shifts[k], order=1, mode="nearest") if shifts[k].any() else x[k]
+                epoxy = xs < thr
             img = _charge(img, epoxy, model, rng)
         img = img * shade
         if det.line_jitter_px > 0:

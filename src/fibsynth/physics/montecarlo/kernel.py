@@ -9,7 +9,8 @@ and the same material as backing; a film is one voxel of thickness ``t`` on a ba
 
 Transport (per electron, :func:`transport_one`, free of Python objects so it can be ported to a GPU):
 
-* free flight s = -lambda(E) ln R with the total elastic mean free path of the current material;
+* free flight s = lambda(E) X, X a unit exponential (ziggurat, :func:`next_exp`), with the total mean free path
+  of the current material (the kernel's tables: ``tables.kernel_layout``);
 * the flight is traced voxel by voxel (Amanatides-Woo DDA, exact ray-plane intersections). When it reaches a
   voxel of another material it stops on the boundary and the rest of the flight is resampled in the new
   material (exact for exponential free paths: memorylessness). No step can jump over a thin ligament;
@@ -26,7 +27,9 @@ Transport (per electron, :func:`transport_one`, free of Python objects so it can
   ``stack.distance_map``) a flight crosses voxel planes without stopping.
 
 Random numbers: xoroshiro128+ seeded per electron by splitmix64 from (seed, stream a, stream b, electron),
-so results do not depend on the number of threads or processes.
+so results do not depend on the number of threads or processes. Per collision: one 64-bit output for the free
+path (ziggurat), one split into two 32-bit uniforms for the channel and the angular-grid pick, one 53-bit uniform
+for the polar angle, 1.27 outputs (two 32-bit halves each) for the azimuth.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ _S16 = np.uint64(16)
 _S37 = np.uint64(37)
 _S27b = np.uint64(27)
 _INV53 = 1.0 / 9007199254740992.0
+_S3 = np.uint64(3)
+_S32 = np.uint64(32)
+_S56 = np.uint64(56)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_MASK53 = np.uint64((1 << 53) - 1)
+_INV31 = 1.0 / 2147483648.0
+_INV32 = 1.0 / 4294967296.0
 _BIG = 1e300
 _TWO_PI = 2.0 * math.pi
 
@@ -92,6 +102,67 @@ def next_uniform(s0, s1):
     s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
     s1 = (s1 << _S37) | (s1 >> _S27b)
     return (float(res >> _S11) + 1.0) * _INV53, s0, s1
+
+
+@_jit
+def next_u64(s0, s1):
+    """The next 64-bit output of xoroshiro128+ and the advanced state (the same step as :func:`next_uniform`)."""
+    res = s0 + s1
+    s1 ^= s0
+    s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
+    s1 = (s1 << _S37) | (s1 >> _S27b)
+    return res, s0, s1
+
+
+def _ziggurat_exp_tables(n=256):
+    """Marsaglia & Tsang's ziggurat for the unit exponential (J. Stat. Softw. 5 (2000) 8, ``zigset``), on 53-bit
+    integers: layer i is accepted at once when the integer ``j < ZK[i]`` (then x = j ZW[i]); ``ZF[i] = exp(-x_i)``
+    at the layer edges. Base layer 0 holds the tail beyond ``ZR``, sampled exactly as ZR + Exp (memoryless)."""
+    r = 7.697117470131487
+    v = 3.949659822581572e-3  # area of each layer
+    m = 2.0**53
+    zk = np.zeros(n, np.uint64)
+    zw = np.zeros(n)
+    zf = np.zeros(n)
+    de = r
+    te = r
+    q = v / math.exp(-de)
+    zk[0] = np.uint64((de / q) * m)
+    zk[1] = 0
+    zw[0] = q / m
+    zw[n - 1] = de / m
+    zf[0] = 1.0
+    zf[n - 1] = math.exp(-de)
+    for i in range(n - 2, 0, -1):
+        de = -math.log(v / de + math.exp(-de))
+        zk[i + 1] = np.uint64((de / te) * m)
+        te = de
+        zf[i] = math.exp(-de)
+        zw[i] = de / m
+    return r, zk, zw, zf
+
+
+_ZR, _ZK, _ZW, _ZF = _ziggurat_exp_tables()
+
+
+@_jit
+def next_exp(s0, s1):
+    """A unit exponential deviate (ziggurat, no logarithm in 98.9 % of the draws: one 64-bit output, its top 8
+    bits pick the layer, bits 3-55 the abscissa) and the advanced state. Exact in distribution (the rejection and
+    tail steps of Marsaglia & Tsang); replaces -ln(R) for the free paths."""
+    while True:
+        res, s0, s1 = next_u64(s0, s1)
+        iz = int(res >> _S56)
+        jz = (res >> _S3) & _MASK53
+        if jz < _ZK[iz]:
+            return float(jz) * _ZW[iz], s0, s1
+        if iz == 0:
+            r, s0, s1 = next_uniform(s0, s1)
+            return _ZR - math.log(r), s0, s1
+        x = float(jz) * _ZW[iz]
+        r, s0, s1 = next_uniform(s0, s1)
+        if _ZF[iz] + r * (_ZF[iz - 1] - _ZF[iz]) < math.exp(-x):
+            return x, s0, s1
 
 
 @_jit
@@ -202,10 +273,10 @@ def _clampi(i, lo, hi):
 
 
 @_jit
-def sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1):
-    """mu = (1 - cos theta)/2 from the tabulated inverse CDF (see ``tables.py``): the angular-grid energy is
-    picked stochastically between the two neighbours, then mu = q v / (xi + q v), v = 1 - xi, with the odds
-    ratio q linear in t = 1 - xi^(1/4)."""
+def mu_table(muq, mat, j, u, ang_scale, ang_off, rga, xi):
+    """mu = (1 - cos theta)/2 from the tabulated inverse CDF (see ``tables.py``) for uniforms ``rga`` and ``xi``:
+    the angular-grid energy is picked stochastically between the two neighbours (``rga``), then mu = q v /
+    (xi + q v), v = 1 - xi, with the odds ratio q linear in t = 1 - xi^(1/4). ``muq`` may be float32."""
     nang = muq.shape[2]
     npr = muq.shape[3]
     ua = u * ang_scale + ang_off
@@ -215,20 +286,26 @@ def sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1):
         ga = nang - 1
     else:
         # grid point a + 1 with probability ua - a (branch-free: floor(ua + R), R uniform)
-        r, s0, s1 = next_uniform(s0, s1)
-        ga = int(ua + 1.0 - r)
+        ga = int(ua + 1.0 - rga)
         if ga > nang - 1:
             ga = nang - 1
-    xi, s0, s1 = next_uniform(s0, s1)
     tk = (1.0 - math.sqrt(math.sqrt(xi))) * (npr - 1)
     k = int(tk)
     if k > npr - 2:
         k = npr - 2
     f = tk - k
-    q0 = muq[mat, j, ga, k]
-    q = q0 + f * (muq[mat, j, ga, k + 1] - q0)
+    q0 = float(muq[mat, j, ga, k])
+    q = q0 + f * (float(muq[mat, j, ga, k + 1]) - q0)
     qv = q * (1.0 - xi)
-    return qv / (xi + qv), s0, s1
+    return qv / (xi + qv)
+
+
+@_jit
+def sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1):
+    """:func:`mu_table` with its two uniforms drawn from the stream (s0, s1); returns (mu, s0, s1)."""
+    r, s0, s1 = next_uniform(s0, s1)
+    xi, s0, s1 = next_uniform(s0, s1)
+    return mu_table(muq, mat, j, u, ang_scale, ang_off, r, xi), s0, s1
 
 
 @_jit
@@ -270,8 +347,8 @@ def max_range(rng, reject):
 
 
 @_jit
-def _advance(x, y, z, ux, uy, uz, d, dz, dy, dx, nx, ny, kface, lateral):
-    """Move by ``d`` along u and recompute the voxel indices (periodic in x and y)."""
+def _advance(x, y, z, ux, uy, uz, d, dz, dy, dx, nx, ny, kface, lateral, idz, idy, idx):
+    """Move by ``d`` along u and recompute the voxel indices (periodic in x and y; ``id*`` = 1 / voxel edge)."""
     x += d * ux
     y += d * uy
     z += d * uz
@@ -280,15 +357,15 @@ def _advance(x, y, z, ux, uy, uz, d, dz, dy, dx, nx, ny, kface, lateral):
     if lateral:
         lx = nx * dx
         ly = ny * dy
-        x -= lx * math.floor(x / lx)
-        y -= ly * math.floor(y / ly)
-        ix = int(x / dx)
-        iy = int(y / dy)
+        x -= lx * math.floor(x * (idx / nx))
+        y -= ly * math.floor(y * (idy / ny))
+        ix = int(x * idx)
+        iy = int(y * idy)
         if ix >= nx:
             ix = nx - 1
         if iy >= ny:
             iy = ny - 1
-    iz = int(z / dz)
+    iz = int(z * idz)
     if iz < kface:
         iz = kface
     return x, y, z, ix, iy, iz
@@ -542,8 +619,8 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
     vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-    mdep=None, mfull=None, sep=None, seacc=None, sewall=False, segv=None,
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    mdep=None, mfull=None, sep=None, seacc=None, sewall=False, segv=None, rcp=None,
 ):
     """Follow one electron entering at (x, y, z) with direction u. Returns (escaped, E, ux, uy, uz).
 
@@ -560,11 +637,25 @@ def transport_one(
 
     Secondary electrons (optional, ``sep``/``seacc``, :func:`se_segment`): the energy lost on each straight
     segment is turned into the expected number of escaping SE and added to ``seacc``; no random number is drawn,
-    so the transport (and every BSE tally) is identical with and without it. ``None`` compiles the hooks away."""
+    so the transport (and every BSE tally) is identical with and without it. ``None`` compiles the hooks away.
+
+    ``rcp`` (:func:`reciprocals`): 1/dx, 1/dy, 1/dz, 1/inv_dln computed once by the caller. Without it they are
+    divisions on every call (the compiler hoists each x / dx to a reciprocal at the function's entry: ~8
+    divisions per electron)."""
     nz, ny, nx = vol.shape
     lateral = nx > 1 or ny > 1
-    ix = int(x / dx)
-    iy = int(y / dy)
+    if rcp is None:
+        idx = 1.0 / dx
+        idy = 1.0 / dy
+        idz = 1.0 / dz
+        dln = 1.0 / inv_dln
+    else:
+        idx = rcp[0]
+        idy = rcp[1]
+        idz = rcp[2]
+        dln = rcp[3]
+    ix = int(x * idx)
+    iy = int(y * idy)
     if ix >= nx:
         ix = nx - 1
     if iy >= ny:
@@ -581,8 +672,8 @@ def transport_one(
     u = (math.log(e0) - ln_e0) * inv_dln
     rr = interp_m(rng, mat, u)
     rc = rcut[mat]
-    r, s0, s1 = next_uniform(s0, s1)
-    s = -math.log(r) / interp_m(lam_inv, mat, u)
+    s, s0, s1 = next_exp(s0, s1)
+    s *= interp_m(lam, mat, u)
     if uz == 0.0:
         uz = 1e-300
     skip = safe > 0.0
@@ -605,7 +696,7 @@ def transport_one(
                 if s >= dmin:
                     pend += dmin
                     s -= dmin
-                    x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, dmin, dz, dy, dx, nx, ny, kface, lateral)
+                    x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, dmin, dz, dy, dx, nx, ny, kface, lateral, idz, idy, idx)
                     continue
                 inside = True
         # the cell to leave: the voxel (lev 0) or the uniform aligned block of 2^lev voxels around it
@@ -621,51 +712,44 @@ def transport_one(
             # signed distances to the cell's exit planes along each axis; the flight ends inside the cell when
             # every displacement s u_i falls short of its plane (no division: the plane distances d_i = e_i / u_i
             # are computed only when a plane is reached, fewer than half of the steps)
+            # Branch-free: the exit plane along each axis is chosen by selects (after a collision the signs of
+            # u_x, u_y, u_z are random: branches on them were mispredicted about half the time), and the flight
+            # reaches it when s |u_i| >= |e_i| (e_i the signed offset of that plane; |e_i| is the distance).
             ex = 0.0
             ey = 0.0
             hit = False
             if lateral:
-                if ux > 0.0:
-                    ex = (bx0 + nbk) * dx - x
-                    hit = s * ux >= ex
-                elif ux < 0.0:
-                    ex = bx0 * dx - x
-                    hit = s * ux <= ex
-                if uy > 0.0:
-                    ey = (by0 + nbk) * dy - y
-                    hit = hit | (s * uy >= ey)
-                elif uy < 0.0:
-                    ey = by0 * dy - y
-                    hit = hit | (s * uy <= ey)
-            # uz is never exactly 0 (nudged after each rotation)
-            zplane = True
-            if uz > 0.0:
-                ez = (bzb + nbk) * dz - z
-                if iz >= nz and not repeat_last:
-                    zplane = False  # the backing below the last slice: no planes
-                else:
-                    hit = hit | (s * uz >= ez)
-            else:
-                ez = bz0 * dz - z
-                hit = hit | (s * uz <= ez)
+                ex = ((bx0 + nbk) * dx if ux > 0.0 else bx0 * dx) - x
+                ey = ((by0 + nbk) * dy if uy > 0.0 else by0 * dy) - y
+                hit = (s * abs(ux) >= abs(ex)) | (s * abs(uy) >= abs(ey))
+            # uz is never exactly 0 (nudged after each rotation); below the last slice, flying deeper into the
+            # backing, there are no planes
+            ez = ((bzb + nbk) * dz if uz > 0.0 else bz0 * dz) - z
+            zplane = (uz < 0.0) | (iz < nz) | repeat_last
+            hit = hit | ((s * abs(uz) >= abs(ez)) & zplane)
             if hit:
-                if zplane:
-                    dmin = ez / uz
+                # the nearest exit plane by selects, without a division per axis (t_a < t_b <=> |e_a| |u_b| <
+                # |e_b| |u_a|), then one division for it; ties go to z, then x, then y (as the former branches)
+                ea = abs(ez) if zplane else _BIG
+                aa = abs(uz)
                 if lateral:
-                    if ux != 0.0:
-                        tx = ex / ux
-                        if tx < dmin:
-                            dmin = tx
-                            axis = 0
-                    if uy != 0.0:
-                        ty = ey / uy
-                        if ty < dmin:
-                            dmin = ty
-                            axis = 1
+                    ax_ = abs(ux)
+                    ex_ = abs(ex)
+                    lt = ex_ * aa < ea * ax_
+                    ea = ex_ if lt else ea
+                    aa = ax_ if lt else aa
+                    axis = 0 if lt else axis
+                    ay_ = abs(uy)
+                    ey_ = abs(ey)
+                    lt = ey_ * aa < ea * ay_
+                    ea = ey_ if lt else ea
+                    aa = ay_ if lt else aa
+                    axis = 1 if lt else axis
+                dmin = ea / aa
         if s < dmin:
             # collision inside the current voxel (or the same-material ball): slow down, then scatter
             if inside:
-                x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, s, dz, dy, dx, nx, ny, kface, lateral)
+                x, y, z, ix, iy, iz = _advance(x, y, z, ux, uy, uz, s, dz, dy, dx, nx, ny, kface, lateral, idz, idy, idx)
             else:
                 # inside a block the voxel indices may go stale; only (index >> lev) is used until the
                 # electron leaves the block, and then they are recomputed
@@ -690,22 +774,28 @@ def transport_one(
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
                 return False, 0.0, ux, uy, uz
-            # target element
+            # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
+            # 64-bit output
+            res, s0, s1 = next_u64(s0, s1)
             j = 0
             ne = nel[mat]
             if ne > 1:
-                r, s0, s1 = next_uniform(s0, s1)
-                while j < ne - 1 and r > interp_mj(cum, mat, j, u):
+                # channels in order of decreasing probability, energy-major (``tables.kernel_layout``)
+                r = (float(res >> _S32) + 0.5) * _INV32
+                ic = int(u)
+                fc = u - ic
+                while j < ne - 1 and r > cum[mat, ic, j] + fc * (cum[mat, ic + 1, j] - cum[mat, ic, j]):
                     j += 1
             # polar angle
             if analytic:
                 mu, s0, s1 = sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1)
             else:
-                mu, s0, s1 = sample_mu_table(muq, mat, j, u, ang_scale, ang_off, s0, s1)
+                xi, s0, s1 = next_uniform(s0, s1)
+                mu = mu_table(muq, mat, j, u, ang_scale, ang_off, (float(res & _MASK32) + 0.5) * _INV32, xi)
             ct = 1.0 - 2.0 * mu
             if eloss[mat, j] > 0.0:
                 # binary collision with an atomic electron: the primary keeps E cos^2(theta)
-                en = math.exp(ln_e0 + u / inv_dln) * ct * ct
+                en = math.exp(ln_e0 + u * dln) * ct * ct
                 if en <= 0.0:
                     return False, 0.0, ux, uy, uz
                 if sep is not None:
@@ -720,11 +810,11 @@ def transport_one(
                 if rr <= rc:
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
+            # (both coordinates from one 64-bit output, 32 bits each: 1.27 draws per collision instead of 2.54)
             while True:
-                r, s0, s1 = next_uniform(s0, s1)
-                r2, s0, s1 = next_uniform(s0, s1)
-                cp = 2.0 * r - 1.0
-                sp = 2.0 * r2 - 1.0
+                res, s0, s1 = next_u64(s0, s1)
+                cp = (float(res >> _S32) + 0.5) * _INV31 - 1.0
+                sp = (float(res & _MASK32) + 0.5) * _INV31 - 1.0
                 q = cp * cp + sp * sp
                 if q <= 1.0 and q > 1e-12:
                     break
@@ -751,8 +841,8 @@ def transport_one(
             uz = nuz * nrm
             if uz == 0.0:
                 uz = 1e-300
-            r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_m(lam_inv, mat, u)
+            s, s0, s1 = next_exp(s0, s1)
+            s *= interp_m(lam, mat, u)
             continue
         # reach the voxel boundary
         pend += dmin
@@ -773,8 +863,8 @@ def transport_one(
                     ix = nx - 1
                     x = nx * dx
             if lev > 0:
-                iy = _clampi(int(y / dy), by0, by0 + nbk - 1)
-                iz = _clampi(int(z / dz), bz0, bzb + nbk - 1)
+                iy = _clampi(int(y * idy), by0, by0 + nbk - 1)
+                iz = _clampi(int(z * idz), bz0, bzb + nbk - 1)
         elif axis == 1:
             x += dmin * ux
             z += dmin * uz
@@ -791,14 +881,14 @@ def transport_one(
                     iy = ny - 1
                     y = ny * dy
             if lev > 0:
-                ix = _clampi(int(x / dx), bx0, bx0 + nbk - 1)
-                iz = _clampi(int(z / dz), bz0, bzb + nbk - 1)
+                ix = _clampi(int(x * idx), bx0, bx0 + nbk - 1)
+                iz = _clampi(int(z * idz), bz0, bzb + nbk - 1)
         else:
             x += dmin * ux
             y += dmin * uy
             if lev > 0:
-                ix = _clampi(int(x / dx), bx0, bx0 + nbk - 1)
-                iy = _clampi(int(y / dy), by0, by0 + nbk - 1)
+                ix = _clampi(int(x * idx), bx0, bx0 + nbk - 1)
+                iy = _clampi(int(y * idy), by0, by0 + nbk - 1)
             if uz > 0.0:
                 iz = bzb + nbk
                 z = iz * dz
@@ -815,7 +905,7 @@ def transport_one(
                     if sep is not None:
                         se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
                                    vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
-                    return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
+                    return True, math.exp(ln_e0 + u * dln), ux, uy, uz
         code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
@@ -834,15 +924,26 @@ def transport_one(
                 st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
                                                                 kface, backing, repeat_last, nel, lateral)
                 if st == 1:
-                    return True, math.exp(ln_e0 + u / inv_dln), ux, uy, uz
+                    return True, math.exp(ln_e0 + u * dln), ux, uy, uz
                 if st == 2:
                     return False, 0.0, ux, uy, uz
             mat = newmat
             lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
             rr = interp_m(rng, mat, u)
             rc = rcut[mat]
-            r, s0, s1 = next_uniform(s0, s1)
-            s = -math.log(r) / interp_m(lam_inv, mat, u)
+            s, s0, s1 = next_exp(s0, s1)
+            s *= interp_m(lam, mat, u)
+
+
+@_jit
+def reciprocals(dz, dy, dx, inv_dln):
+    """The ``rcp`` argument of :func:`transport_one`."""
+    out = np.empty(4)
+    out[0] = 1.0 / dx
+    out[1] = 1.0 / dy
+    out[2] = 1.0 / dz
+    out[3] = 1.0 / inv_dln
+    return out
 
 
 @_jit
@@ -869,7 +970,7 @@ def run_point(
     n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, kface, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """``n`` electrons at one beam position; tallies per fixed chunk (deterministic for any thread count)."""
     tal = np.zeros((nchunks, N_TALLY), dtype=np.int64)
@@ -880,6 +981,7 @@ def run_point(
     nodist = np.zeros((1, 1, 1), dtype=np.uint8)  # no free-flight skipping (bulk, films, layers)
     rstar = max_range(rng, True)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    rcp = reciprocals(dz, dy, dx, inv_dln)
     for c in nb.prange(nchunks):
         start = (n * c) // nchunks
         stop = (n * (c + 1)) // nchunks
@@ -888,8 +990,8 @@ def run_point(
             x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
             esc, e, ux, uy, uz = transport_one(
                 x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
-                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                mdep, mfull,
+                ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                mdep, mfull, None, None, False, None, rcp,
             )
             if esc:
                 _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -919,7 +1021,7 @@ def run_slice(
     kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
 ):
     """Raster the face of slice ``kface`` at the pixel (voxel) centres.
 
@@ -936,6 +1038,7 @@ def run_slice(
     z0 = kface * dz
     rstar = max_range(rng, reject)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    rcp = reciprocals(dz, dy, dx, inv_dln)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         for ix in range(nx):
@@ -947,8 +1050,8 @@ def run_slice(
                 x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull,
+                    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                    mdep, mfull, None, None, False, None, rcp,
                 )
                 if esc:
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -962,7 +1065,7 @@ def run_point_se(
     n, nchunks, seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, kface, backing, repeat_last,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
     sep,
 ):
     """:func:`run_point` with the secondary-electron tally (``sep``: per-material SE parameters, see
@@ -977,6 +1080,7 @@ def run_point_se(
     nodist = np.zeros((1, 1, 1), dtype=np.uint8)
     rstar = max_range(rng, True)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    rcp = reciprocals(dz, dy, dx, inv_dln)
     for c in nb.prange(nchunks):
         start = (n * c) // nchunks
         stop = (n * (c + 1)) // nchunks
@@ -987,8 +1091,8 @@ def run_point_se(
             acc[2] = 0.0
             esc, e, ux, uy, uz = transport_one(
                 x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
-                ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                mdep, mfull, sep, acc, False,
+                ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                mdep, mfull, sep, acc, False, None, rcp,
             )
             if esc:
                 _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
@@ -1002,7 +1106,7 @@ def run_slice_se(
     kface, n_per_pixel, seed, e0, by, bz, sigma_x, sigma_y,
     vol, dz, dy, dx, backing, repeat_last, dist, safe, reject,
     emin, cmin, cmax,
-    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
     sep, wall, cone, segv,
 ):
     """:func:`run_slice` with the secondary-electron tally: per-pixel BSE counts (identical to
@@ -1029,6 +1133,7 @@ def run_slice_se(
     z0 = kface * dz
     rstar = max_range(rng, reject)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
+    rcp = reciprocals(dz, dy, dx, inv_dln)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         acc = np.zeros(3, dtype=np.float64)
@@ -1048,8 +1153,8 @@ def run_slice_se(
                 before = acc[0] + acc[1]
                 esc, e, ux, uy, uz = transport_one(
                     x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-                    ln_e0, inv_dln, lam_inv, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull, sep, acc, wall, segv,
+                    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
+                    mdep, mfull, sep, acc, wall, segv, rcp,
                 )
                 sv = acc[0] + acc[1] - before
                 sq += sv * sv
