@@ -184,7 +184,7 @@ def test_adapt_translate_and_fast_with_trained_model(tmp_path):
         "steps:\n"
         "  gt: {kind: structure, params: {shape: [8, 32, 32], voxel_nm: 5, ligament_nm: 20}}\n"
         "  mc: {kind: montecarlo, inputs: {structure: gt}, params: {energy_kev: 1, electrons_per_pixel: 2}}\n"
-        "  proj: {kind: fast, inputs: {structure: gt}, params: {energy_kev: 1}}\n"
+        "  proj: {kind: fast, inputs: {structure: gt}, params: {energy_kev: 1, translation: projection}}\n"
         "  gan: {kind: adapt, inputs: {source: proj, target: mc},\n"
         "        params: {epochs: 1, patch: 32, stride: 32, batch: 2, max_patches: 4, gen_channels: 4, gen_depth: 2,\n"
         "                 disc_channels: 4, accelerator: cpu}}\n"

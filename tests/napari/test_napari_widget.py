@@ -54,7 +54,8 @@ def test_fast_path_whole_stack():
     img, kw, t = simulate_image(solid, meta.voxel_size_nm, energy_kev=2.0, fast=True)
     assert t == "image" and img.shape == (8, 32, 32) and np.isfinite(img).all()
     assert kw["metadata"]["fibsynth"]["generator"] == "synth"
-    assert kw["metadata"]["fibsynth"]["parameters"]["translation_model"] == "proj2mc-2kev-au-epoxy"
+    # the fast path's default at 2 keV gold/epoxy: the paired translator (was the shipped CycleGAN before issue 15)
+    assert kw["metadata"]["fibsynth"]["parameters"]["translator"] == "paired"
     assert img[solid.astype(bool)].mean() > img[~solid.astype(bool)].mean()
 
 

@@ -145,13 +145,15 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
                               for role, v in st.inputs.items()}
                     ctx = {"dirs": {r: cache.path(keys[r]) for refs in dependencies(st).values() for r in refs},
                            "step": n, "workdir": wd}
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     record = {"step": n, "kind": st.kind, "params": params[n].model_dump(mode="json"),
                               "inputs": {role: v for role, v in st.inputs.items()}, "fibsynth": __version__}
                     try:
                         with cache.writing(key, record) as tmp:
                             summary = STEP_KINDS[st.kind].run(params[n], inputs, tmp, ctx) or {}
-                            record.update(summary=summary, seconds=round(time.perf_counter() - t0, 2))
+                            record.update(summary=summary, seconds=round(time.perf_counter() - t0, 2),
+                                          cpu_seconds=round(time.process_time() - c0, 2),  # all threads; load-free
+                                          peak_rss_mb=_peak_rss_mb())
                     except FibsynthError as exc:
                         raise FibsynthError(f"step '{n}': {exc.message}", exc.source or path) from None
                     dt = time.perf_counter() - t0
@@ -169,6 +171,18 @@ def run_experiment(path: str | Path, *, workdir: str | Path | None = None, force
         console.print(f"[bold]{spec.name}[/]: ran {len(rep.ran)}, cached {len(rep.cached)} steps in {rep.seconds:.1f} s; "
                       f"work folder {wd}")
         return rep
+
+
+def _peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far (MB; a running maximum over the steps run in this process)."""
+    try:
+        import resource
+        import sys
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    except (ImportError, OSError):  # pragma: no cover - not on every platform
+        return None
 
 
 def _memory_guard(kind: str, params: Any, name: str, source: Path) -> None:

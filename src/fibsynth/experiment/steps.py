@@ -118,15 +118,18 @@ class MonteCarloStep(Step):
 class FastParams(StrictModel):
     energy_kev: float = Field(ge=0.2, le=30.0)
     incidence_deg: float = Field(38.0, ge=0, le=85)
-    translation: Literal["auto", "gan", "paired", "projection"] = "auto"
+    translation: Literal["best", "auto", "gan", "paired", "projection"] = Field(
+        "best", description="best: the paired translator for gold/epoxy at its trained energies (1-4 keV), else gan")
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the translation model's noise input")
     electrons_per_pixel: int = Field(100, ge=1, le=10**6, description="dose of the paired translator's shot noise")
 
 
 class FastStep(Step):
-    """Projection + CycleGAN (``model`` input, else the shipped model for the energy); projection alone when
-    ``translation: projection`` or (``auto``) when no model exists for the energy; ``translation: paired`` uses
-    the paired translator (shot noise at ``electrons_per_pixel``). The summary says which."""
+    """The fast path (:func:`fibsynth.pipeline.fast_stack`). Default ``translation: best``: the paired translator
+    (shot noise at ``electrons_per_pixel``) for gold/epoxy at the energies it was trained on, else as ``gan``;
+    ``paired`` always the paired translator; ``gan`` projection + CycleGAN (``model`` input, else the shipped model
+    for the energy); projection alone when ``translation: projection`` or (``auto``) when no CycleGAN exists for the
+    energy. The summary says which (and, for ``best``, why)."""
 
     Params = FastParams
     required_inputs = ("structure",)
@@ -151,7 +154,10 @@ class FastStep(Step):
         save(out, prod.data, prod.meta, labels=solid)
         if "projection_product" in prod.record:  # the intermediate, for reports
             prod.record["projection_product"].write(out / PROJECTION)
-        return {"translation": translation}
+        summary = {"translation": translation}
+        if "translation_choice" in prod.record:
+            summary["translation_choice"] = prod.record["translation_choice"]
+        return summary
 
 
 # ------------------------------------------------------------------------------------------------ degrade

@@ -48,14 +48,15 @@ def simulate_image(
 
     Monte Carlo (default): slice ``slice_index`` (default the middle one), a one-slice layer whose metadata carries
     its offset, so that the reader places it at that slice's depth (``translate``) over the structure.
-    ``fast=True``: the whole stack by the fast path (:func:`fibsynth.pipeline.fast_stack`: projection + shipped
-    CycleGAN; needs a shipped model for ``energy_kev``).
+    ``fast=True``: the whole stack by the fast path (:func:`fibsynth.pipeline.fast_stack`: projection + the paired
+    translator, shot noise at ``electrons_per_pixel``, for gold/epoxy at 1-4 keV; elsewhere the shipped CycleGAN,
+    which must exist for ``energy_kev``).
     """
     from fibsynth.pipeline import fast_stack, montecarlo_stack
 
     nz = solid.shape[0]
     if fast:
-        prod = fast_stack(solid, voxel, energy_kev, seed=seed)
+        prod = fast_stack(solid, voxel, energy_kev, seed=seed, electrons_per_pixel=int(electrons_per_pixel))
         data, kwargs, _ = layer_data(Volume(prod.data, prod.meta), f"fast BSE {energy_kev:g} keV")
         return data, {**kwargs, "colormap": "gray"}, "image"
     k = nz // 2 if slice_index is None else int(slice_index)

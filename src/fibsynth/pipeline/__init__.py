@@ -17,9 +17,11 @@ from fibsynth.pipeline.products import (
     PROJECTION,
     SEGMENTATION,
     SOLID,
+    TRANSLATIONS,
     Product,
     adapted_stack,
     baseline_segmentation,
+    best_translation,
     evaluation,
     fast_stack,
     label_meta,
@@ -35,7 +37,8 @@ from fibsynth.pipeline.products import (
 
 __all__ = [
     "ADAPTED", "BASELINE", "FAST", "GROUND_TRUTH", "MONTECARLO", "PHASES", "PORE", "PROJECTION", "SEGMENTATION",
-    "SOLID", "Product", "adapted_stack", "baseline_segmentation", "evaluation", "fast_stack", "label_meta",
+    "SOLID", "TRANSLATIONS", "Product", "adapted_stack", "baseline_segmentation", "best_translation", "evaluation",
+    "fast_stack", "label_meta",
     "label_phases", "make_multiphase", "make_structure", "montecarlo_meta", "montecarlo_stack", "phases",
     "segmentation", "shipped_model_for",
 ]

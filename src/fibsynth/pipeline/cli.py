@@ -23,11 +23,11 @@ def synth(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the translation's noise input (default: the structure's seed, else 0)."),
     solid: str = typer.Option("gold", "--solid", help="Solid material (label 1)."),
     pore: str = typer.Option("epoxy", "--pore", help="Pore material (label 0): epoxy, another material, or vacuum (open pores)."),
-    translation: str = typer.Option("gan", "--translation", help="gan (a translation model must exist), paired (the paired translator: the Monte Carlo's mean image plus shot noise at --electrons-per-pixel; gold/epoxy, 1-4 keV; measured closer to the Monte Carlo, docs/fastsim.md), auto (the projection alone when no model is shipped for the energy and materials) or projection (no translation)."),
-    electrons_per_pixel: int = typer.Option(100, "--electrons-per-pixel", help="Dose of the paired translator's shot noise (electrons per pixel)."),
+    translation: str = typer.Option("best", "--translation", help="best (default: the paired translator for gold/epoxy at the energies it was trained on, 1-4 keV; elsewhere as gan, with a note saying why), paired (the paired translator: the Monte Carlo's mean image plus shot noise at --electrons-per-pixel; measured closer to the Monte Carlo, docs/fastsim.md), gan (the projection -> Monte Carlo CycleGAN: --model, else the shipped one; an error where none is shipped), auto (the CycleGAN, else the projection alone) or projection (no translation)."),
+    electrons_per_pixel: int = typer.Option(100, "--electrons-per-pixel", help="Dose of the paired translator's shot noise (electrons per pixel; match the Monte Carlo you compare with)."),
     materials: Optional[str] = typer.Option(None, "--materials", help="One material per label, comma-separated (label 0 = the filling, e.g. epoxy,Ni,YSZ): STRUCTURE is a label volume 0..n-1 (default for a label volume: the materials its metadata records). No model is shipped for n phases: --translation auto or projection gives the n-phase projection."),
 ) -> None:
-    """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation model."""
+    """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation (the paired translator by default)."""
     import numpy as np
 
     from fibsynth.io import read_labels, read_structure, resolve_voxel_size
@@ -78,4 +78,5 @@ def synth(
         proj.write(projection_out)
     prod.write(out)
     used = prod.record.get("translation_model") or prod.record.get("translation", "none")
-    typer.echo(f"wrote {out}: {prod.data.shape[0]} images in {dt:.1f} s (model {used})", err=True)
+    why = f"; {prod.record['translation_choice']}" if "translation_choice" in prod.record else ""
+    typer.echo(f"wrote {out}: {prod.data.shape[0]} images in {dt:.1f} s (model {used}{why})", err=True)

@@ -1,5 +1,5 @@
 """The demo's report step (experiment step kind ``demo_report``): measures the structure, draws the figures from
-the steps' products (structure, Monte Carlo slices, projection, CycleGAN, segmentation, Otsu) and writes
+the steps' products (structure, Monte Carlo slices, projection, translated stack, segmentation, Otsu) and writes
 ``report.html`` and ``summary.json``. It reads step folders through :mod:`fibsynth.experiment.store` and is run by
 :mod:`fibsynth.experiment.steps`; :mod:`fibsynth.demo` runs the experiment and re-exports it.
 """
@@ -86,9 +86,9 @@ def _image_row(panels: list[tuple[np.ndarray, str, np.ndarray | None]]) -> Any:
 
 
 def _fast_figure(face: np.ndarray, proj: np.ndarray, synth: np.ndarray, mc: np.ndarray,
-                 real: np.ndarray | None = None) -> Any:
+                 real: np.ndarray | None = None, translator: str = "CycleGAN") -> Any:
     panels = [(face, "structure (face)", None), (proj, "shine-through projection", None),
-              (synth, "projection -> CycleGAN", None), (mc, "Monte Carlo", None)]
+              (synth, f"projection -> {translator}", None), (mc, "Monte Carlo", None)]
     if real is not None:
         panels.append((real, "real stack (user's, --real)", None))
     return _image_row(panels)
@@ -120,9 +120,10 @@ def read_real_stack(path: str | Path, max_slices: int = 16) -> tuple[np.ndarray,
     return sub, desc
 
 
-def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray, real: np.ndarray | None = None) -> Any:
+def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray, real: np.ndarray | None = None,
+                    translator: str = "CycleGAN") -> Any:
     """eta of gold under epoxy (shipped network) at 1, 2, 4 keV, and gray-value histograms of Monte Carlo,
-    projection and CycleGAN output (each scaled to its own 0.5-99.5 percentile range, as the paper's Fig. 5)."""
+    projection and translated output (each scaled to its own 0.5-99.5 percentile range, as the paper's Fig. 5)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +140,7 @@ def _physics_figure(mc: np.ndarray, proj: np.ndarray, synth: np.ndarray, real: n
     ax.set_ylabel("backscatter coefficient $\\eta$")
     ax.set_title("eta network: gold under epoxy", fontsize=10)
     ax.legend(fontsize=8)
-    curves = [("Monte Carlo", mc, "k"), ("projection", proj, "C0"), ("projection -> CycleGAN", synth, "C3")]
+    curves = [("Monte Carlo", mc, "k"), ("projection", proj, "C0"), (f"projection -> {translator}", synth, "C3")]
     if real is not None:
         curves.append(("real stack", real, "C2"))
     for name, img, col in curves:
@@ -204,6 +205,7 @@ def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
     energy_kev = float(mmeta.energy_kev)
     mc_params = mmeta.parameters
     rec = fmeta.parameters
+    translator = "paired translator" if rec.get("translator") == "paired" else "CycleGAN"
     timings: dict[str, float] = {
         "structure_s": _seconds(inputs["structure"]),
         "monte_carlo_s": _seconds(inputs["montecarlo"]),
@@ -277,17 +279,21 @@ def demo_report(p: Any, inputs: dict[str, Path], out: Path) -> dict[str, Any]:
         Section(
             "Fast physics path",
             "Shine-through projection (the eta(E, Z, depth) network trained on fibsynth's Monte Carlo film "
-            "calibration) and the shipped CycleGAN that gives it the Monte Carlo look; seconds for a whole stack.",
+            "calibration) and " + ("the paired translator (the Monte Carlo's mean image regressed from the structure "
+                                   "and its projection, plus binomial shot noise at the Monte Carlo's dose)"
+                                   if translator == "paired translator" else "the shipped CycleGAN")
+            + " that gives it the Monte Carlo look; seconds for a whole stack.",
             tables=[("Fast path", {"slices": 2 * size, "seconds": timings["fast_path_s"],
                                    "translation model": rec["translation_model"],
                                    "slices behind the face (K)": rec["projection"].get("slices_behind")})],
-            figures=[("Structure | projection | CycleGAN output | Monte Carlo (same slice)"
+            figures=[(f"Structure | projection | {translator} output | Monte Carlo (same slice)"
                       + (" | the real stack's middle slice" if real_imgs is not None else ""),
                       figure_png(_fast_figure(solid[k_show], proj_a[k_show], synth_a[k_show], images[0],
-                                              None if real_imgs is None else real_imgs[real_imgs.shape[0] // 2]))),
+                                              None if real_imgs is None else real_imgs[real_imgs.shape[0] // 2],
+                                              translator))),
                      ("eta curves of the network, and gray-value histograms of one slice made three ways"
                       + (" and of the real stack" if real_imgs is not None else ""),
-                      figure_png(_physics_figure(images[0], proj_a[k0], synth_a[k0], real_imgs)))],
+                      figure_png(_physics_figure(images[0], proj_a[k0], synth_a[k0], real_imgs, translator)))],
         )
     )
     if real_imgs is not None:

@@ -229,7 +229,7 @@ def fast_stack(
     energy_kev: float,
     *,
     model: str | Path | None = None,
-    translation: Literal["auto", "gan", "paired", "projection"] = "gan",
+    translation: Literal["best", "auto", "gan", "paired", "projection"] = "best",
     incidence_deg: float = 38.0,
     solid: str = SOLID,
     pore: str = PORE,
@@ -239,15 +239,17 @@ def fast_stack(
     materials: Any = None,
 ) -> Product:
     """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
-    projection -> Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``).
+    translation to the Monte Carlo's look.
 
-    ``translation="projection"`` returns the projection itself (generator ``projection``); ``"auto"`` does so when
-    no model is given and none is shipped for the energy; ``"gan"`` (default) makes a missing model an error.
-    ``translation="paired"`` uses the paired translator instead (:mod:`fibsynth.fastsim.translator`: the Monte
-    Carlo's mean image regressed from the structure and its projection, trained on paired data for 1-4 keV, plus
-    binomial shot noise at ``electrons_per_pixel``; ``model`` then names other weights, a ``.pt`` with its
-    ``.json``). It is the measured-better translator (docs/fastsim.md, section 8); ``"gan"`` stays the default
-    for this release so that existing callers keep their output.
+    ``translation="best"`` (default): the paired translator wherever it is valid -- gold/epoxy at the energies it
+    was trained on (1-4 keV), no ``model`` given -- else as ``"gan"``; the record says which and why
+    (``translation_choice``). ``"paired"``: the paired translator (:mod:`fibsynth.fastsim.translator`: the Monte
+    Carlo's mean image regressed from the structure and its projection, trained on paired data, plus binomial shot
+    noise at ``electrons_per_pixel``; ``model`` then names other weights, a ``.pt`` with its ``.json``); it is
+    measured closer to the Monte Carlo than the CycleGAN (docs/fastsim.md, section 8). ``"gan"``: a projection ->
+    Monte Carlo CycleGAN (``model``, else the shipped one for ``energy_kev``; a missing model is an error).
+    ``"projection"`` returns the projection itself (generator ``projection``); ``"auto"`` does so when no CycleGAN
+    is given and none is shipped for the energy.
 
     ``seed`` seeds the translation model's noise input (the paired translator's shot noise). ``keep_projection``
     puts the projection product into ``record["projection_product"]``.
@@ -255,21 +257,29 @@ def fast_stack(
     ``materials``: a label volume (0..n-1) with one material per label (label 0 the filling); ``solid`` and
     ``pore`` are then not used. The n-phase projection (:func:`fibsynth.fastsim.multiphase.project_labels`); no
     translation model is shipped for n phases, so ``auto`` gives the projection, ``gan`` needs ``model`` (a
-    CycleGAN you trained on such projections) and ``paired`` is refused (its translator is gold/epoxy)."""
+    CycleGAN you trained on such projections), ``best`` is ``gan`` and ``paired`` is refused (its translator is
+    gold/epoxy)."""
     from fibsynth.fastsim.projection import project
 
     voxel = VoxelSize.coerce(voxel, param="voxel")
     if materials is not None:
+        if translation == "best":
+            translation = "gan"  # no paired translator for n phases: as gan (a model given, else an error)
         return _labels_fast_stack(structure, voxel, energy_kev, materials, model=model, translation=translation,
                                   incidence_deg=incidence_deg, seed=seed, keep_projection=keep_projection)
-    if translation not in ("auto", "gan", "paired", "projection"):
-        raise FibsynthError(f"must be auto, gan, paired or projection (got {translation!r})", param="translation")
+    if translation not in TRANSLATIONS:
+        raise FibsynthError(f"must be {', '.join(TRANSLATIONS[:-1])} or {TRANSLATIONS[-1]} (got {translation!r})",
+                            param="translation")
     if not (0 <= int(seed) < 2**63):
         raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    choice = None
+    if translation == "best":
+        translation, choice = best_translation(energy_kev, solid, pore, model)
     if translation == "paired":
-        return _paired_fast_stack(structure, voxel, energy_kev, model=model, incidence_deg=incidence_deg,
-                                  solid=solid, pore=pore, seed=int(seed), keep_projection=keep_projection,
-                                  electrons_per_pixel=electrons_per_pixel)
+        return _with_choice(_paired_fast_stack(structure, voxel, energy_kev, model=model, incidence_deg=incidence_deg,
+                                               solid=solid, pore=pore, seed=int(seed),
+                                               keep_projection=keep_projection,
+                                               electrons_per_pixel=electrons_per_pixel), choice)
     name: str | None = None
     why = ""
     if translation != "projection":
@@ -278,8 +288,10 @@ def fast_stack(
         else:
             try:
                 name = shipped_model_for(energy_kev, solid, pore)
-            except FibsynthError:
+            except FibsynthError as exc:
                 if translation == "gan":
+                    if choice is not None:  # the default fell back here: say why the paired translator was not used
+                        raise FibsynthError(f"{exc.message}; {choice}", param=exc.param) from None
                     raise
                 why = "none (projection only: no model for this energy)"
     else:
@@ -303,7 +315,38 @@ def fast_stack(
     out = {**record, "seconds": time.perf_counter() - t0}
     if keep_projection:
         out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
-    return Product(np.asarray(translated, dtype=np.float32), meta, out)
+    return _with_choice(Product(np.asarray(translated, dtype=np.float32), meta, out), choice)
+
+
+#: the fast path's translations (:func:`fast_stack`); ``best`` is the default
+TRANSLATIONS = ("best", "auto", "gan", "paired", "projection")
+
+
+def best_translation(energy_kev: float, solid: str = SOLID, pore: str = PORE, model: Any = None,
+                     materials: Any = None) -> tuple[str, str]:
+    """(translation, why) that ``translation="best"`` resolves to: ``paired`` for gold/epoxy at an energy the
+    shipped paired translator was trained on when no ``model`` is given, else ``gan`` (a given CycleGAN, else the
+    shipped one; an error naming this note where none is shipped)."""
+    if materials is not None:
+        return "gan", "the paired translator is for gold/epoxy, not one material per label"
+    if model is not None:
+        return "gan", "a model was given: the CycleGAN"
+    from fibsynth.fastsim.translator import load_paired
+
+    try:
+        load_paired().check(energy_kev, solid, pore)
+    except FibsynthError as exc:
+        return "gan", f"the paired translator does not apply ({exc.message}): the CycleGAN"
+    return "paired", "the paired translator (gold/epoxy, within its trained energies)"
+
+
+def _with_choice(prod: Product, choice: str | None) -> Product:
+    """Record in ``prod`` (record and metadata) why the default translation chose what it did."""
+    if choice is None:
+        return prod
+    prod.record["translation_choice"] = choice
+    prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "translation_choice": choice}})
+    return prod
 
 
 def _labels_fast_stack(structure, voxel, energy_kev, materials, *, model, translation, incidence_deg, seed,

@@ -124,7 +124,8 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
         return mean.astype(np.float32), {"engine": "fast path (projection + paired translator, expected image)",
                                          "model": str(tr.weights.name)}
     if use == "cyclegan":
-        _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed)
+        _, img, rec = synthesize(solid, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1], seed=seed,
+                                translation="gan")
         return img, {"engine": "fast path (projection + shipped CycleGAN)", "model": rec["translation_model"]}
     from fibsynth.fastsim.projection import project
 
