@@ -40,7 +40,8 @@ import numpy as np
 
 from fibsynth.errors import FibsynthError
 from fibsynth.physics.materials import Material, is_vacuum, symbol
-from fibsynth.physics.montecarlo.kernel import MAT_MASK, lookup, march_out
+from fibsynth.physics.montecarlo.kernel import MAT_MASK
+from fibsynth.physics.montecarlo.kernel import pore_view as _pore_view_at  # one voxel; `pore_view` is an option here
 from fibsynth.physics.stopping import kanaya_okayama_range_nm
 
 # delta_m, E_m (keV): CRC Handbook of Chemistry and Physics, table "Secondary electron emission" (elements;
@@ -229,18 +230,8 @@ def _view_kernel_py(vol, k, depth, nel, backing, repeat_last, dirs, dz, dy, dx):
             for x in range(nx):
                 if nel[vol[z, y, x] & MAT_MASK] != 0:
                     continue
-                near = False  # only pore voxels next to matter (26 neighbours) are ever looked up
-                for oz in range(-1, 2):
-                    if z + oz < k:
-                        continue
-                    for oy in range(-1, 2):
-                        for ox in range(-1, 2):
-                            if nel[lookup(vol, z + oz, (y + oy) % ny, (x + ox) % nx, backing, repeat_last)] != 0:
-                                near = True
-                if not near:
-                    continue
-                out[j, y, x] = march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy,
-                                              (x + 0.5) * dx, dirs, dz, dy, dx)
+                # 0 unless the pore voxel touches matter (only those are ever looked up), else march_out
+                out[j, y, x] = _pore_view_at(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx)
     return out
 
 
