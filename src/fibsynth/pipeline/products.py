@@ -300,22 +300,8 @@ def fast_stack(
     proj, rec = project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore)
     projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
     common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
-    proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
-                           parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
-    if name is None:
-        record = {"translation": why, "projection": projection, "seconds": time.perf_counter() - t0}
-        return Product(np.asarray(proj, np.float32), proj_meta.model_copy(
-            update={"parameters": _jsonable({**proj_meta.parameters, "translation": why})}), record)
-    from fibsynth.gan import Translator
-
-    translated = Translator(name, seed=int(seed))(proj.astype(np.float32))[0]
-    record = {"projection": projection, "translation_model": name, "translation_seed": int(seed),
-              "incidence_deg": incidence_deg}
-    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
-    out = {**record, "seconds": time.perf_counter() - t0}
-    if keep_projection:
-        out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
-    return _with_choice(Product(np.asarray(translated, dtype=np.float32), meta, out), choice)
+    return _with_choice(_translated_product(proj, projection, common, incidence_deg=incidence_deg, seed=int(seed),
+                                            name=name, why=why, keep_projection=keep_projection, t0=t0), choice)
 
 
 #: the fast path's translations (:func:`fast_stack`); ``best`` is the default
@@ -370,20 +356,31 @@ def _labels_fast_stack(structure, voxel, energy_kev, materials, *, model, transl
     projection = {k: v for k, v in rec.items() if k not in ("cells", "weights")}
     common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev),
                   materials={str(i): m for i, m in enumerate(mats)})
-    proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed),
+    projection_only = translation in ("auto", "projection") and model is None or translation == "projection"
+    return _translated_product(proj, projection, common, incidence_deg=incidence_deg, seed=int(seed),
+                               name=None if projection_only else str(model),
+                               why="none (projection only: no translation model is shipped for one material per "
+                                   "label)", keep_projection=keep_projection, t0=t0)
+
+
+def _translated_product(proj: np.ndarray, projection: dict, common: dict, *, incidence_deg: float, seed: int,
+                        name: str | None, why: str, keep_projection: bool, t0: float) -> Product:
+    """The fast stack from a projection: the projection itself (``name`` None; ``why`` recorded as the
+    translation), or its translation by the CycleGAN ``name`` (with the projection product under
+    ``projection_product`` when ``keep_projection``). ``common``: the images' VolumeMeta fields; ``t0``: when the
+    step started (the record's ``seconds``)."""
+    proj_meta = VolumeMeta(generator=PROJECTION, seed=seed,
                            parameters=_jsonable({"projection": projection, "incidence_deg": incidence_deg}), **common)
-    if translation in ("auto", "projection") and model is None or translation == "projection":
-        why = "none (projection only: no translation model is shipped for one material per label)"
+    if name is None:
         record = {"translation": why, "projection": projection, "seconds": time.perf_counter() - t0}
         return Product(np.asarray(proj, np.float32), proj_meta.model_copy(
             update={"parameters": _jsonable({**proj_meta.parameters, "translation": why})}), record)
     from fibsynth.gan import Translator
 
-    name = str(model)
-    translated = Translator(name, seed=int(seed))(proj.astype(np.float32))[0]
-    record = {"projection": projection, "translation_model": name, "translation_seed": int(seed),
+    translated = Translator(name, seed=seed)(proj.astype(np.float32))[0]
+    record = {"projection": projection, "translation_model": name, "translation_seed": seed,
               "incidence_deg": incidence_deg}
-    meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+    meta = VolumeMeta(generator=FAST, seed=seed, parameters=_jsonable(record), **common)
     out = {**record, "seconds": time.perf_counter() - t0}
     if keep_projection:
         out["projection_product"] = Product(np.asarray(proj, np.float32), proj_meta)
