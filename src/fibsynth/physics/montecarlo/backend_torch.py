@@ -235,6 +235,19 @@ def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
     return nux * nrm, nuy * nrm, nuz * nrm, keep
 
 
+def _count(acc, bins, mask):
+    """``acc[b] += number of i with mask[i] and bins[i] == b`` (``bins`` integer, 0 <= bins < len(acc)), without
+    reading anything back to the host: ``bincount`` sizes its output from ``bins.max()`` (a device-to-host copy,
+    i.e. a synchronisation, on CUDA) and ``bins[mask]`` needs the count of ``mask``; ``histc`` with a fixed range
+    does neither, and it skips values outside the range (the electrons not in ``mask``). Exact: bin centres
+    b + 0.5 in float64, counts are integers below 2^53."""
+    import torch
+
+    n = acc.numel()
+    v = torch.where(mask, bins.to(torch.float64) + 0.5, -1.0)
+    acc += torch.histc(v, bins=n, min=0.0, max=float(n)).to(acc.dtype)
+
+
 _STATE = ("ix", "iy", "iz", "px", "py", "pz", "ux", "uy", "uz", "u", "s", "mat", "pix", "eid")
 
 
@@ -412,14 +425,17 @@ def transport(
             n_increase += (live & (e.double() > e_last[eid])).sum()
             e_last[eid[live]] = e[live].double()
             n_term.index_add_(0, eid[absorbed | esc], torch.ones_like(eid[absorbed | esc]))
-        ee, euy, euz, epix = e[esc], uy[esc], uz[esc], st["pix"][esc]
-        ccol = (-(euy * by + euz * bz)).clamp(-1.0, 1.0)
-        dmask = (ee >= emin) & (ccol >= cmin) & (ccol <= cmax)
-        n_all += torch.bincount(epix, minlength=npix)
-        n_det += torch.bincount(epix[dmask], minlength=npix)
-        he += torch.bincount((ee / e0 * NE_BINS).long().clamp(0, NE_BINS - 1), minlength=NE_BINS)
-        ang = torch.rad2deg(torch.arccos((-euz).clamp(-1.0, 1.0)))
-        ha += torch.bincount(ang.long().clamp(0, NA_BINS - 1), minlength=NA_BINS)
+        # tallies of the escaped electrons without a host-device synchronisation: boolean-mask indexing
+        # (``e[esc]``) and ``bincount`` (it reads the largest index back to size its output) each wait for the
+        # device; ``_count`` bins every electron's value with the others pushed out of ``histc``'s range
+        ccol = (-(uy * by + uz * bz)).clamp(-1.0, 1.0)
+        det = esc & (e >= emin) & (ccol >= cmin) & (ccol <= cmax)
+        pix = st["pix"]
+        _count(n_all, pix, esc)
+        _count(n_det, pix, det)
+        _count(he, (e / e0 * NE_BINS).long().clamp(0, NE_BINS - 1), esc)
+        ang = torch.rad2deg(torch.arccos((-uz).clamp(-1.0, 1.0)))
+        _count(ha, ang.long().clamp(0, NA_BINS - 1), esc)
         alive = alive & ~dead & ~esc
 
         # collision: element, polar angle, azimuth, rotation (computed for all, kept where collide)
