@@ -14,8 +14,8 @@ the time of a 512^3 stack at 100 electrons per pixel (512 * 512^2 * 100 = 1.34e1
 On a shared machine CPU timings are noisy; ``--threads`` pins torch's CPU threads (default 1). ``--numba`` adds
 the numba engine's marginal rate on the same targets (all numba threads) for comparison.
 
-Time budget (``--budget-s``, default 90 on CUDA, 0 = none): the warm-up run of each target (up to half a batch
-of electrons, or a quarter of the slice's electrons per pixel) also times it, and N (electrons per pixel for the
+Time budget (``--budget-s``, default 90 on CUDA, 0 = none): after a small warm-up, a probe run of each target
+(half a batch of electrons, or a quarter of the slice's electrons per pixel) times it, and N (electrons per pixel for the
 slice) is lowered, never raised, so that the target's 3 x repeats runs fit its share of the budget (the slice
 gets 1.5 shares, each bulk energy one). The estimate is pessimistic (a short warm-up pays start-up and the tail),
 so the whole script ends well inside the budget; every lowered N is reported, and the table ends the output.
@@ -59,9 +59,11 @@ def bulk_rate(energy: float, n: int, repeats: int, device, batch, threads, dtype
     from fibsynth.physics.montecarlo.backend_torch import bulk_eta_torch
 
     kw = dict(device=device, batch=batch, threads=threads, dtype=dtype)
+    bulk_eta_torch("Au", energy, min(n, 20000), seed=98, **kw)  # warm-up (CUDA context, lazy module loading)
     n_w = min(n, max(20000, batch // 2))
-    w = bulk_eta_torch("Au", energy, n_w, seed=99, **kw)  # warm-up (allocator, CUDA context) and time probe
-    n = _fit(n, n_w, w.seconds, 3 * repeats, share_s, 20000, f"bulk Au {energy:g} keV")
+    w = bulk_eta_torch("Au", energy, n_w, seed=99, **kw) if n_w > 20000 else None  # time probe (large batch)
+    if w is not None:
+        n = _fit(n, n_w, w.seconds, 3 * repeats, share_s, 20000, f"bulk Au {energy:g} keV")
     rates, events = [], []
     res = None
     for k in range(repeats):
@@ -87,7 +89,8 @@ def slice_rate(energy: float, size: int, voxel: float, npp: int, repeats: int, d
         return simulate_slice_torch(vol, (voxel, voxel, voxel), k, s, device=device, batch=batch, threads=threads,
                                     dtype=dtype)
 
-    w = run(max(1, npp // 4), 99)  # warm-up and time probe
+    run(1, 98)  # warm-up
+    w = run(max(1, npp // 4), 99)  # time probe
     npp = _fit(npp, max(1, npp // 4), w["seconds"], 3 * repeats, share_s, 1, "slice (electrons per pixel)")
     rates, events = [], []
     for r in range(repeats):
