@@ -984,11 +984,15 @@ def transport_one(
             ne = nel[mat]
             if ne > 1:
                 # channels in order of decreasing probability, energy-major (``tables.kernel_layout``)
+                # j = the number of interpolated cumulative probabilities below r (they increase with the
+                # channel): a branch-free count over contiguous entries instead of a search whose exit is
+                # unpredictable (epoxy: 8 channels, ~2 comparisons and a mispredicted branch per collision)
                 r = (float(res >> _S32) + 0.5) * _INV32
                 ic = int(u)
                 fc = u - ic
-                while j < ne - 1 and r > cum[mat, ic, j] + fc * (cum[mat, ic + 1, j] - cum[mat, ic, j]):
-                    j += 1
+                for k in range(ne - 1):
+                    c0 = cum[mat, ic, k]
+                    j += 1 if r > c0 + fc * (cum[mat, ic + 1, k] - c0) else 0
             # polar angle
             if analytic:
                 mu, s0, s1 = sample_mu_analytic(prut, acoef, mat, j, u, ln_e0, inv_dln, s0, s1)
@@ -997,16 +1001,18 @@ def transport_one(
                 mu = mu_table(muq, mat, j, u, ang_scale, ang_off, (float(res & _MASK32) + 0.5) * _INV32, xi)
             ct = 1.0 - 2.0 * mu
             if eloss[mat, j] > 0.0:
-                # binary collision with an atomic electron: the primary keeps E cos^2(theta)
-                en = math.exp(ln_e0 + u * dln) * ct * ct
-                if en <= 0.0:
+                # binary collision with an atomic electron: the primary keeps E cos^2(theta), i.e. its grid
+                # coordinate drops by ln(cos^2 theta) / dlnE (one logarithm; was exp then log of the energy)
+                c2 = ct * ct
+                if c2 <= 0.0:
                     return False, 0.0, ux, uy, uz
+                ub = u + math.log(c2) * inv_dln
                 if sep is not None:
                     # the knock-on electron's energy is deposited at the collision point
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, (math.log(en) - ln_e0) * inv_dln,
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, ub,
                                x, y, z, ux, uy, uz, 0.0, zface, vol, nel, backing, repeat_last, dz, dy, dx,
                                kface, sewall, segv)
-                u = (math.log(en) - ln_e0) * inv_dln
+                u = ub
                 if u <= 0.0:
                     return False, 0.0, ux, uy, uz
                 rr = interp_m(rng, mat, u)
@@ -1023,21 +1029,23 @@ def transport_one(
                     break
             # new direction: with sin(theta) = 2 sqrt(mu (1 - mu)), (cp, sp) / sqrt(q) = (cos phi, sin phi) and
             # w = 1 - uz^2, the rotation needs (cp, sp) sin(theta) / sqrt(q w) and cp sin(theta) sqrt(w) / sqrt(q)
-            # = cp f w: one square root and one division for all of it
+            # = cp f w: one square root and one division for all of it, in single precision (f's relative error
+            # ~1e-7 tilts the new direction by ~1e-7 of the deflection; the renormalisation below then leaves
+            # O(1e-14)): shorter latency on the collision's dependency chain
             if abs(uz) > 0.99999:
                 sg = 1.0 if uz > 0.0 else -1.0
-                f = 2.0 * math.sqrt(mu * (1.0 - mu) / q)
+                f = 2.0 * float(math.sqrt(np.float32(mu * (1.0 - mu)) / np.float32(q)))
                 nux = cp * f
                 nuy = sp * f
                 nuz = ct * sg
             else:
                 w = 1.0 - uz * uz
-                f = 2.0 * math.sqrt(mu * (1.0 - mu) / (q * w))
+                f = 2.0 * float(math.sqrt(np.float32(mu * (1.0 - mu)) / np.float32(q * w)))
                 nux = ux * ct + (ux * uz * cp - uy * sp) * f
                 nuy = uy * ct + (uy * uz * cp + ux * sp) * f
                 nuz = uz * ct - cp * f * w
-            # renormalise (one Newton step for 1/sqrt(n2) about 1: rounding errors are O(1e-16), so the
-            # residual after the step is O(1e-32))
+            # renormalise (one Newton step for 1/sqrt(n2) about 1: the norm is off by O(1e-7) (single-precision
+            # f), so the residual after the step is O(1e-14))
             nrm = 1.5 - 0.5 * (nux * nux + nuy * nuy + nuz * nuz)
             ux = nux * nrm
             uy = nuy * nrm
@@ -1047,68 +1055,55 @@ def transport_one(
             s, s0, s1 = next_exp(s0, s1)
             s *= interp_m(lam, mat, u)
             continue
-        # reach the voxel boundary
+        # reach the cell boundary. Branch-free over the axis and the direction (both random after a collision:
+        # branches on them were mispredicted about half the time): every coordinate moves, the crossed one is set
+        # exactly on its plane and its index stepped (wrapped periodically in x and y); the others are recomputed
+        # from the position, clamped to the cell (a voxel, lev 0: the same index; in a block the indices may
+        # have gone stale and are renewed here)
         pend += dmin
         s -= dmin
-        if axis == 0:
-            y += dmin * uy
-            z += dmin * uz
-            if ux > 0.0:
-                ix = bx0 + nbk
-                x = ix * dx
-                if ix == nx:
-                    ix = 0
-                    x = 0.0
-            else:
-                x = bx0 * dx
-                ix = bx0 - 1
-                if ix < 0:
-                    ix = nx - 1
-                    x = nx * dx
-            if lev > 0:
-                iy = _clampi(int(y * idy), by0, by0 + nbk - 1)
-                iz = _clampi(int(z * idz), bz0, bzb + nbk - 1)
-        elif axis == 1:
-            x += dmin * ux
-            z += dmin * uz
-            if uy > 0.0:
-                iy = by0 + nbk
-                y = iy * dy
-                if iy == ny:
-                    iy = 0
-                    y = 0.0
-            else:
-                y = by0 * dy
-                iy = by0 - 1
-                if iy < 0:
-                    iy = ny - 1
-                    y = ny * dy
-            if lev > 0:
-                ix = _clampi(int(x * idx), bx0, bx0 + nbk - 1)
-                iz = _clampi(int(z * idz), bz0, bzb + nbk - 1)
-        else:
-            x += dmin * ux
-            y += dmin * uy
-            if lev > 0:
-                ix = _clampi(int(x * idx), bx0, bx0 + nbk - 1)
-                iy = _clampi(int(y * idy), by0, by0 + nbk - 1)
-            if uz > 0.0:
-                iz = bzb + nbk
-                z = iz * dz
-            else:
-                z = bz0 * dz
-                iz = bz0 - 1
-                if iz < kface:
-                    rr -= pend
-                    if rr <= rc:
-                        return False, 0.0, ux, uy, uz
-                    if sep is not None:
-                        u_old = u
-                    u = range_to_u_m(rng, rinvd, mat, u, rr)
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
-                    return True, math.exp(ln_e0 + u * dln), ux, uy, uz
+        xa = x + dmin * ux
+        ya = y + dmin * uy
+        za = z + dmin * uz
+        # x: the stepped index and its plane
+        ixs = bx0 + nbk if ux > 0.0 else bx0 - 1
+        xp = ixs * dx if ux > 0.0 else bx0 * dx
+        xp = 0.0 if ixs == nx else xp
+        ixs = 0 if ixs == nx else ixs
+        xp = nx * dx if ixs < 0 else xp
+        ixs = nx - 1 if ixs < 0 else ixs
+        # y
+        iys = by0 + nbk if uy > 0.0 else by0 - 1
+        yp = iys * dy if uy > 0.0 else by0 * dy
+        yp = 0.0 if iys == ny else yp
+        iys = 0 if iys == ny else iys
+        yp = ny * dy if iys < 0 else yp
+        iys = ny - 1 if iys < 0 else iys
+        # z (no wrap; above the face: out)
+        izs = bzb + nbk if uz > 0.0 else bz0 - 1
+        zp = izs * dz if uz > 0.0 else bz0 * dz
+        if axis == 2 and izs < kface:
+            x = xa
+            y = ya
+            rr -= pend
+            if rr <= rc:
+                return False, 0.0, ux, uy, uz
+            if sep is not None:
+                u_old = u
+            u = range_to_u_m(rng, rinvd, mat, u, rr)
+            if sep is not None:
+                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
+                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            return True, math.exp(ln_e0 + u * dln), ux, uy, uz
+        cx = _clampi(int(xa * idx), bx0, bx0 + nbk - 1)
+        cy = _clampi(int(ya * idy), by0, by0 + nbk - 1)
+        cz = _clampi(int(za * idz), bz0, bzb + nbk - 1)
+        ix = ixs if axis == 0 else cx
+        x = xp if axis == 0 else xa
+        iy = iys if axis == 1 else cy
+        y = yp if axis == 1 else ya
+        iz = izs if axis == 2 else cz
+        z = zp if axis == 2 else za
         code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
