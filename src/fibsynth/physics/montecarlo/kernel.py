@@ -289,7 +289,7 @@ def mu_table(muq, mat, j, u, ang_scale, ang_off, rga, xi):
         ga = int(ua + 1.0 - rga)
         if ga > nang - 1:
             ga = nang - 1
-    tk = (1.0 - math.sqrt(math.sqrt(xi))) * (npr - 1)
+    tk = (1.0 - float(math.sqrt(math.sqrt(np.float32(xi))))) * (npr - 1)  # t to ~1e-7: q moves by < 1e-7 of a cell
     k = int(tk)
     if k > npr - 2:
         k = npr - 2

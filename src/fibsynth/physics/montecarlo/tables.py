@@ -152,7 +152,10 @@ def kernel_layout(t: "Tables") -> tuple:
     eloss = np.ascontiguousarray(t.eloss[rows, order]) if t.eloss is not None else np.zeros((nm, nch))
     with np.errstate(divide="ignore"):
         lam = np.where(t.lam_inv > 0, 1.0 / np.where(t.lam_inv > 0, t.lam_inv, 1.0), 0.0)
-    cumg = np.ascontiguousarray(cum.transpose(0, 2, 1))
+    # only the channels some material has (slots beyond max(nel) are never read): 16 -> e.g. 8 for epoxy, half
+    # the bytes per grid energy
+    kmax = max(1, int(np.max(t.nel))) if len(t.nel) else 1
+    cumg = np.ascontiguousarray(cum[:, :kmax].transpose(0, 2, 1))
     return (t.ln_e0, t.inv_dln, lam, t.rng, t.rinvd, t.rcut, t.nel, cumg, t.analytic, t.ang_scale, t.ang_off,
             muq, prut, acoef, eloss)
 
