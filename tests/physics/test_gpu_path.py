@@ -264,3 +264,27 @@ def test_table_reads_stay_inside_the_tables_for_undefined_coordinates(monkeypatc
     assert mu.shape == u.shape and 0.0 <= float(mu[5]) <= 1.0
     with pytest.raises(RuntimeError, match="outside interp"):
         gpu._check_index(torch.tensor([0, tt.lam.numel()]), tt.lam.numel() - 1, "interp", torch.zeros(2))
+
+
+def test_a_zero_uniform_in_a_binary_collision_gives_a_finite_direction():
+    """CUDA's float32 uniforms can be exactly 0. The angular sampling takes xi in (0, 1] (as the numba kernel): at
+    xi = 0 a binary channel's row, whose odds ratio is 0 at its last point, would give mu = 0 / 0, and the electron
+    NaN coordinates (undefined table indices afterwards)."""
+    from fibsynth.physics.montecarlo.setup import layer_setup
+
+    tt = gpu.TorchTables(layer_setup([], "Au", 2.0, 10, seed=0).tables, torch.device("cpu"), torch.float32)
+    n = 4
+    row = torch.ones(n, dtype=torch.int64)  # gold's binary channel
+    u = torch.full((n,), (math.log(2.0) - tt.ln_e0) * tt.inv_dln)
+    assert torch.isnan(gpu.sample_mu_table(tt, row, u, torch.full((n,), 0.5), torch.zeros(n))).all()  # the hazard
+    rr = torch.zeros((5, n))
+    rr[0] = 0.999999  # above the elastic channel's cumulative probability: the binary channel
+    rr[1] = 0.5
+    d = torch.tensor([[0.0, 0.6, 0.0, 0.3], [0.0, 0.0, 0.6, 0.4], [1.0, 0.8, 0.8, -0.866]])
+    d = d / d.norm(dim=0)
+    nx, ny, nz, keep = gpu.scatter(tt, torch.zeros(n, dtype=torch.int64), u, torch.full((n,), 2.0), d[0], d[1], d[2],
+                                   rr)
+    assert float(tt.interp(tt.cum, torch.zeros(1, dtype=torch.int64), u[:1])) < 0.999999  # j = 1: binary
+    for v in (nx, ny, nz, keep):
+        assert torch.isfinite(v).all()
+    np.testing.assert_allclose((nx * nx + ny * ny + nz * nz).numpy(), 1.0, atol=1e-6)

@@ -242,7 +242,10 @@ def scatter(tt: TorchTables, mat, u, e, ux, uy, uz, rr):
         r2 = rr[2]
         omc = torch.where(rr[1] <= tt.interp(tt.prut, row, u), 2.0 * a * r2 / (1.0 + a - r2), 2.0 * r2)
     else:
-        omc = 2.0 * sample_mu_table(tt, mat * tt.n_el_muq + j, u, rr[1], rr[2])
+        # xi in (0, 1] as in the kernel (1 - a uniform in [0, 1)): CUDA's float32 uniforms can be exactly 0, and at
+        # xi = 0 a binary channel's row (q = 0 at its last point) gives mu = 0 / 0 = NaN, an electron with NaN
+        # coordinates whose table indices are undefined (one candidate for the H200's out-of-bounds gather)
+        omc = 2.0 * sample_mu_table(tt, mat * tt.n_el_muq + j, u, rr[1], 1.0 - rr[2])
     omc = omc.clamp(0.0, 2.0)
     ct = 1.0 - omc
     stt = torch.sqrt(omc * (2.0 - omc))
