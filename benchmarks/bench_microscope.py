@@ -344,8 +344,9 @@ def part_charging(quick):
         c0 = charging_streaks(apply(eta, m).image)
         det += c1["present"]
         false += c0["present"]
-        zs1.append(c1["f_s"] / c1["f_s_error"])
-        zs0.append(c0["f_s"] / c0["f_s_error"])
+        # the presence statistic (f s with the lines' x trends out, over its naive standard error)
+        zs1.append(c1.get("f_s_detrended", c1["f_s"]) / c1["f_s_error"])
+        zs0.append(c0.get("f_s_detrended", c0["f_s"]) / c0["f_s_error"])
         errs["strength"].append(c1["strength"] / (0.1 * charging_scale(m, r1)) - 1)
         errs["line_fraction"].append(c1["line_fraction"] / 0.3 - 1)
         errs["line_fraction_moments"].append(c1.get("line_fraction_moments", c1["line_fraction"]) / 0.3 - 1)

@@ -295,7 +295,7 @@ def test_charging_fraction_with_the_full_microscope():
     m = _full_microscope(100)
     r = apply(eta, m.model_copy(update={"charging": Charging(strength=0.1, line_fraction=0.3, length_px=15)}))
     est = charging_streaks(r.image)
-    assert est["present"] and est["line_fraction"] == pytest.approx(0.3, rel=0.15)
+    assert est["present"] and est["fraction_reliable"] and est["line_fraction"] == pytest.approx(0.3, rel=0.15)
     scale = 0.8 * (1 - 0.3 * np.linspace(0, 1, 192) ** 2).mean() * np.mean(r.record["realised"]["contrast"])
     assert est["strength"] == pytest.approx(0.1 * scale, rel=0.15)
     assert 10 <= est["length_px"] <= 22

@@ -683,6 +683,10 @@ def _struck_mixture(k: np.ndarray, noise: np.ndarray, f0: float, s0: float,
 
 
 PRESENT_STANDARD_ERRORS = 8.0
+# the struck and unstruck lines' slopes must lie this many (structure + noise) sd apart for the mixture to tell f
+# from s: measured 2.8-3.0 where the fraction came back within 15 % (strength 0.1, 5 seeds), 1.0-1.7 where it read
+# 40-99 % low (strength 0.05)
+RELIABLE_SEPARATION = 2.0
 # build-up lengths tried (px): a geometric grid, 20 % apart (the earlier 5/8/12/18/27/40 bracketed 15 by 12 and
 # 18, and the struck fraction moves by ~10 % between neighbouring lengths)
 CHARGING_LENGTHS = tuple(float(v) for v in np.round(5.0 * 1.2 ** np.arange(13), 1))
@@ -708,7 +712,10 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTH
     ``c_f`` and ``c_r`` is not zero for one stack (neighbouring lines cross the same features) and was, through
     the difference of the means and variances of ``k_f`` and ``k_r`` that this estimator used before (kept as
     ``f_s``, ``f_1mf_s2`` and ``line_fraction_moments``), the main cause of the struck fraction's +-25 % scatter
-    between seeds (docs/microscope.md); the mixture rests on the two modes' separation instead.
+    between seeds (docs/microscope.md); the mixture rests on the two modes' separation instead, reported as
+    ``separation`` (``s`` over the lines' sd); ``fraction_reliable``: present and ``separation`` >= 2 (weak
+    charging, ~1-1.7 sd apart, is detected at best and its fraction reads 40-99 % low: the two modes merge and
+    ``f`` trades against ``s``).
 
     ``remove_columns`` (default) first subtracts each slice's column profile of the epoxy (curtains and tilt are
     column profiles and gave an x-asymmetric bias); its charging part ``f s m(x)`` (``m`` the column mean of
@@ -794,6 +801,8 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTH
     if not (mix["s"] > 0 and 0 < mix["f"] < 1):
         out.update(strength=0.0, line_fraction=0.0)
         return out
+    sd = float(np.sqrt(mix["tau2"] + np.median(noise)))
     out.update(strength=mix["s"], line_fraction=mix["f"], structure_slope_sd=float(np.sqrt(mix["tau2"])),
-               mixture_iterations=mix["iterations"])
+               separation=float(mix["s"] / sd), mixture_iterations=mix["iterations"],
+               fraction_reliable=bool(present and mix["s"] / sd >= RELIABLE_SEPARATION))
     return out
