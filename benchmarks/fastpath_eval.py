@@ -99,12 +99,12 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                 a, m = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
                               incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))
                 add("paired translator", "seconds", time.perf_counter() - t0)
-                variants = [("paired translator", a, m)]
+                outputs = [("paired translator", a, m)]
                 if paired.histogram_calibration:  # before/after the histogram calibration, same structures and seeds
                     a0, m0 = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
                                     incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES), calibrated=False)
-                    variants.append(("paired translator, no histogram calibration", a0, m0))
-                for vname, va, vm in variants:
+                    outputs.append(("paired translator, no histogram calibration", a0, m0))
+                for vname, va, vm in outputs:
                     # the noisy output's measures: averaged over the noise draws (seeds), so that one draw's luck
                     # does not decide; the noise power from pairs of draws
                     draws = [va] + [shot_noise(vm, sets.ELECTRONS, sd) for sd in noise_seeds[1:]]
