@@ -51,7 +51,7 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
 def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
         slice_nm: float, no_adapt: bool, cyclegan: bool = False, cache: Path | None = None,
         train_seed: int | None = None, translation: str = "auto", tta: int | None = None,
-        artifact_dose: float = 40.0) -> dict:
+        artifact_dose: float = 40.0, device: str = "auto", threads: int = 1) -> dict:
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
 
     out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,8 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     for name, adapt, method in variants:
         t0 = time.perf_counter()
         s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, translation=translation,
-                                seed=seed if train_seed is None else train_seed, **({} if tta is None else {"tta": tta}))
+                                seed=seed if train_seed is None else train_seed, device=device, threads=threads,
+                                **({} if tta is None else {"tta": tta}))
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
         sub += "" if translation == "auto" else f"_{translation}"
         sub += "" if tta is None else f"_tta{tta}"
@@ -102,7 +103,9 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     full = tuple(shape) == (128, 192, 192)
     row["target < 20 min" + ("" if full else " (the target is for 128x192x192; this is a reduced size)")] = bool(
         row["U-Net adapted: seconds"] < 1200)
-    row["threads"] = 1
+    row["threads"] = threads
+    row["device"] = summ.get("device")
+    row["steps"] = summ.get("steps")
     return row
 
 
@@ -130,7 +133,7 @@ def fit_timing(rows: list[dict]) -> dict:
     return fits
 
 
-def timing(sizes, out: Path, seed: int = 0) -> dict:
+def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int = 1) -> dict:
     """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
     fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
     independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
@@ -148,7 +151,10 @@ def timing(sizes, out: Path, seed: int = 0) -> dict:
 
     import torch
 
-    torch.set_num_threads(1)
+    import numba
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     out.mkdir(parents=True, exist_ok=True)
     cfg = ModelConfig(mode="2.5d", k=2, features=(16, 32, 64), num_res_units=1, patch=64, norm=[(30.0, 220.0)])
     torch.manual_seed(seed)
@@ -172,7 +178,7 @@ def timing(sizes, out: Path, seed: int = 0) -> dict:
         row["adapt (histogram)"] = time.perf_counter() - t0
         np.save(out / "real.npy", img)
         t0 = time.perf_counter()
-        predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32)
+        predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32, device=device)
         row["predict"] = time.perf_counter() - t0
         rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
@@ -204,18 +210,22 @@ def main(argv=None) -> None:
     ap.add_argument("--artifact-dose", type=float, default=40.0, help="detected quanta at full scale of the test "
                     "artifact model's Poisson noise (realistic_stack.degrade; 40 = the issue's original test stacks)")
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
+    ap.add_argument("--device", default=None, help="reconstruct's --device (default: auto; with --timing: cpu)")
+    ap.add_argument("--threads", type=int, default=1, help="reconstruct's --threads (CPU threads of torch and "
+                    "numba; default 1)")
     ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
                     "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
     a = ap.parse_args(argv)
     if a.timing:
-        print(json.dumps(timing(a.timing, a.out / "timing", a.seed)["fits"], indent=1))
+        print(json.dumps(timing(a.timing, a.out / "timing", a.seed, device=a.device or "cpu", threads=a.threads)["fits"],
+                         indent=1))
         return
     rows = []
     for kind in a.kinds:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
                         cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation,
-                        tta=a.tta, artifact_dose=a.artifact_dose))
+                        tta=a.tta, artifact_dose=a.artifact_dose, device=a.device or "auto", threads=a.threads))
         print(json.dumps(rows[-1], indent=1), flush=True)
     import os
 

@@ -33,3 +33,25 @@ def test_predict_blocks_from_zarr_equals_whole_stack_prediction(tmp_path):
     assert rec["blocks"] == 3 and prob.shape == img.shape
     np.testing.assert_allclose(prob, whole, atol=1e-5)
     assert rec["solid_fraction"] == float((prob > 0.5).mean())
+
+
+def test_predict_blocks_on_gpu_equals_cpu(tmp_path):
+    """The GPU path (``device="cuda"``: model and blocks on the GPU, larger batches) gives the CPU's probabilities."""
+    import pytest
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from fibsynth.reconstruct.workflow import lightning_device, predict_blocks
+    from fibsynth.segment.model import ModelConfig, build_net, save_model
+
+    rng = np.random.default_rng(2)
+    lbl = (rng.random((9, 40, 40)) > 0.5).astype(np.uint8)
+    np.save(tmp_path / "real.npy", (60 + 120 * lbl + rng.normal(0, 10, lbl.shape)).astype(np.float32))
+    torch.manual_seed(0)
+    cfg = ModelConfig(mode="2.5d", k=1, features=(4, 8), num_res_units=0, patch=16, norm=[(60.0, 180.0)])
+    save_model(tmp_path / "model", build_net(cfg), cfg)
+    predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "cpu.npy", block=4, device="cpu")
+    predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "gpu.npy", block=4, device="cuda")
+    np.testing.assert_allclose(np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"), atol=1e-3)
+    assert lightning_device("auto") == {"accelerator": "gpu", "devices": "0,"}

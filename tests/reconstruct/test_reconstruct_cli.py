@@ -160,6 +160,7 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--phases", "3", "--detector", "se", "--engine", "mc"], "--detector"),
     (["--phases", "3", "--tta", "4"], "--tta"),  # the n-class prediction has no averaged form
     (["--tta", "9"], "--tta"),
+    (["--device", "tpu9"], "--device"),
 ])
 def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
     """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before
@@ -168,4 +169,17 @@ def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args,
     assert main(["reconstruct", str(tiny / "stack.tif"), str(out), *args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fibsynth: error:") and "\n" not in err and words in err, err
+    assert not out.exists()
+
+
+def test_absent_gpu_refused_before_anything_runs(tiny, tmp_path, capsys):
+    """``--device cuda`` on a machine without CUDA: one line naming --device, nothing written."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "o"
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(out), "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fibsynth: error:") and "\n" not in err and "--device" in err and "CUDA" in err, err
     assert not out.exists()

@@ -55,9 +55,12 @@ def plan(real_shape, synth_shape, *, budget_min: float = 20.0, epochs: int | Non
 
 
 def train_adaptation(sources: list[np.ndarray], real: np.ndarray, out_dir: Path, p: dict[str, Any], seed: int,
-                     max_real_slices: int = 64) -> dict[str, Any]:
+                     max_real_slices: int = 64, device: str = "cpu") -> dict[str, Any]:
     """Train the synthetic -> real CycleGAN (``fibsynth.gan.train``) on the synthetic stacks (concatenated along z)
-    and up to ``max_real_slices`` evenly spaced real slices."""
+    and up to ``max_real_slices`` evenly spaced real slices, on the torch ``device`` (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``)."""
+    from fibsynth.reconstruct.workflow import lightning_device
+
     from fibsynth.gan.model import Architecture
     from fibsynth.gan.train import TrainSettings, train
 
@@ -69,15 +72,18 @@ def train_adaptation(sources: list[np.ndarray], real: np.ndarray, out_dir: Path,
                        seed=int(seed % 2**32), samples=0, early_stop_patience=max(p["epochs"], 1),
                        lr=2e-4)
     with quiet_lightning():
-        res = train([src], [tgt], out_dir, st, arch, progress=False, accelerator="cpu", devices=1)
+        ld = lightning_device(device)
+        res = train([src], [tgt], out_dir, st, arch, progress=False, accelerator=ld["accelerator"],
+                    devices=ld["devices"] if ld["accelerator"] == "gpu" else 1)
     return {"epochs": res.get("epochs"), "seconds": res.get("seconds"),
             "final_losses": (res.get("history") or [{}])[-1]}
 
 
-def translate(model_dir: Path, stack: np.ndarray, seed: int) -> np.ndarray:
+def translate(model_dir: Path, stack: np.ndarray, seed: int, device: str = "cpu") -> np.ndarray:
     from fibsynth.gan import Translator
+    from fibsynth.reconstruct.workflow import resolved_device
 
-    tr = Translator(str(model_dir), device="cpu", seed=int(seed % 2**32))
+    tr = Translator(str(model_dir), device=resolved_device(device), seed=int(seed % 2**32))
     return np.asarray(tr(stack.astype(np.float32), dtype="float32")[0], np.float32)
 
 
@@ -139,7 +145,7 @@ def match_linear(stack: np.ndarray, quantiles: np.ndarray, percentiles=(1.0, 99.
 
 
 def adapt_set(gen_dir: Path, model_dir: Path, out_dir: Path, names: list[str], method: str, real: np.ndarray,
-              seed: int) -> dict[str, dict[str, float]]:
+              seed: int, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Adapt the generated stacks ``names`` (``<name>_img.npy`` / ``_lbl.npy`` in ``gen_dir``) to the real stack with
     ``method`` (``cyclegan``: the model in ``model_dir/model``; ``histogram`` / ``linear``: ``model_dir/quantiles.npy``)
     and write them to ``out_dir``; returns the mean histogram distances to ``real`` of the training stacks before and
@@ -148,7 +154,7 @@ def adapt_set(gen_dir: Path, model_dir: Path, out_dir: Path, names: list[str], m
     for nm in names:
         src = np.load(gen_dir / f"{nm}_img.npy")
         if method == "cyclegan":
-            ad = translate(model_dir / "model", src, seed)
+            ad = translate(model_dir / "model", src, seed, device)
         else:
             match = match_histogram if method == "histogram" else match_linear
             ad = match(src, np.load(model_dir / "quantiles.npy"))

@@ -41,6 +41,7 @@ def reconstruct_cmd(
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
     threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
+    device: str = typer.Option("auto", "--device", help="Where the networks train and run: auto (a CUDA GPU if this machine has one, else the CPU), cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     phases: Optional[int] = typer.Option(None, "--phases", help="Three or more phases (3-5): labels 0..N-1, darkest first unless --materials names them."),
     materials: Optional[str] = typer.Option(None, "--materials", help="One material per label, comma-separated, label 0 the filling (e.g. epoxy,Ni,Zr0.852Y0.148O1.926:5.9): an n-phase reconstruction (docs/reconstruct.md)."),
@@ -52,13 +53,13 @@ def reconstruct_cmd(
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
-             translation=translation, detector=detector, tta=tta)
+             translation=translation, detector=detector, tta=tta, device=device)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
-         translation="auto", detector="bse", tta=1) -> None:
+         translation="auto", detector="bse", tta=1, device="auto") -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -79,7 +80,8 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   synth_slices=synth_slices, synth_side=synth_side,
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
                                   mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
-                                  block=block, budget_min=budget_min, threads=threads, seed=seed, tta=tta)
+                                  block=block, budget_min=budget_min, threads=threads, seed=seed, tta=tta,
+                                  device=device.lower())
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")
     reconstruct(real_stack, out_dir, s, truth=truth, quiet=quiet)

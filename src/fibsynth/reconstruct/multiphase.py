@@ -296,19 +296,24 @@ def image_labels(lab: np.ndarray, voxel_zyx, energy_kev: float, materials, *, en
 
 # ------------------------------------------------------------------------------------------------ prediction
 
-def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: int, *, block: int = 32) -> dict:
+def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: int, *, block: int = 32,
+                          device: str = "cpu") -> dict:
     """Per-class probabilities (z, n, y, x) of a stack stored as ``.npy`` into a memory-mapped ``out_npy``, block by
     block (as the binary :func:`fibsynth.reconstruct.workflow.predict_blocks`)."""
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
-    model = load_model(str(model_dir), "cpu")
+    from fibsynth.reconstruct.workflow import resolved_device
+
+    dev = resolved_device(device)
+    model = load_model(str(model_dir), dev)
     src = np.load(stack_npy, mmap_mode="r")
     out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=(src.shape[0], n) + src.shape[1:])
     b = max(1, int(block))
     for z0 in range(0, src.shape[0], b):
         z1 = min(z0 + b, src.shape[0])
-        out[z0:z1] = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True)
+        out[z0:z1] = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, device=dev,
+                                   batch=16 if dev.startswith("cuda") else 4)
     out.flush()
     del out
     return {"blocks": -(-src.shape[0] // b)}
@@ -361,7 +366,8 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
     from fibsynth.reconstruct.inspect import read_stack
-    from fibsynth.reconstruct.workflow import WORK, _Console, _file_id, _save, _seg_settings, _Steps, inspect_step
+    from fibsynth.reconstruct.workflow import (NOT_KEYED, WORK, _Console, _file_id, _save, _seg_settings, _Steps,
+                                               inspect_step)
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
@@ -383,6 +389,9 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     if bad:
         raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
                             param="correct")
+    from fibsynth.reconstruct.workflow import resolved_device
+
+    resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
@@ -459,14 +468,15 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
             else:
                 def do_gan(d: Path) -> dict:
                     srcs = [np.load(d_g / f"{nm}_img.npy") for nm in names(d_g, "train")]
-                    return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
+                    return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed, device=s.device)
 
                 k_a, d_a, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": k_g, "real": k_in}, do_gan,
                                     "training the adaptation CycleGAN")
             adapt_model.update(key=k_a, dir=d_a)
 
             def do_translate(d: Path) -> dict:
-                return A.adapt_set(d_g, d_a, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed)
+                return A.adapt_set(d_g, d_a, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed,
+                               device=s.device)
 
             k_imgs, d_imgs, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_a, "generate": k_g},
                                         do_translate, "adapting the synthetic stacks to the real stack")
@@ -486,7 +496,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                     "epochs_run": rec.get("epochs_run"), "steps_run": rec.get("steps_run"),
                     "history": rec.get("history", [])}
 
-        k_t, d_t, rec = steps("phases_train", {"settings": seg_ts.model_dump(mode="json")}, {"images": k_imgs}, do_train,
+        k_t, d_t, rec = steps("phases_train", {"settings": seg_ts.model_dump(mode="json", exclude=NOT_KEYED)}, {"images": k_imgs}, do_train,
                               f"training the {n}-class {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer "
                               f"steps of {seg_plan['batch']} patches)")
         tr = rec["result"]
@@ -497,7 +507,8 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
 
         # 6. predict -----------------------------------------------------------------------------------------------
         def do_predict(d: Path) -> dict:
-            return predict_blocks_phases(d_t / "model", d_in / "real.npy", d / "probabilities.npy", n, block=s.block)
+            return predict_blocks_phases(d_t / "model", d_in / "real.npy", d / "probabilities.npy", n, block=s.block,
+                                         device=s.device)
 
         k_p, d_p, _ = steps("phases_predict", {"block": s.block, "classes": n}, {"model": k_t, "real": k_in}, do_predict,
                             f"segmenting the real stack block by block ({s.block} slices)")

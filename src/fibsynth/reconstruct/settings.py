@@ -56,6 +56,9 @@ class ReconstructSettings(StrictModel):
     threads: int = Field(1, ge=1, le=1024, description="torch and numba CPU threads during the run (restored "
                          "afterwards). 1 by default: on a shared 2-core machine (load 18) one thread ran the CycleGAN "
                          "17x and the shipped translation 15x faster than two; raise it on a machine of your own")
+    device: str = Field("auto", description="torch device of the CycleGAN, the U-Net training and the prediction: auto "
+                        "(cuda if this machine has a CUDA GPU, else cpu), cpu, cuda or cuda:N. Not part of the step "
+                        "cache's keys: a run resumed on another device reuses what is done")
     seed: int = Field(0, ge=0, lt=2**32)
 
     @model_validator(mode="after")

@@ -106,6 +106,9 @@ def _file_id(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+NOT_KEYED = {"accelerator", "devices"}  # where a model trains does not change what the step means
+
+
 def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict[str, Any]]:
     from fibsynth.segment.train import TrainSettings
 
@@ -119,13 +122,31 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
     ts = TrainSettings(mode=s.mode, k=2, features=tuple(s.seg_features), num_res_units=1, patch=patch,
                        stride=patch // 2, batch=s.seg_batch, epochs=epochs, lr=2e-3, lr_patience=4,
                        early_stop=max(8, epochs // 3), augment="dihedral", seed=int(s.seed),
-                       patches_per_epoch=per_epoch_steps * s.seg_batch, accelerator="cpu", devices="1")
+                       patches_per_epoch=per_epoch_steps * s.seg_batch, **lightning_device(s.device))
     return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
                 "patch": patch, "batch": s.seg_batch}
 
 
-def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1
-                   ) -> dict[str, Any]:
+def lightning_device(device: str) -> dict[str, str]:
+    """``accelerator`` / ``devices`` of a Lightning trainer for a torch device name (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``): one device, CPU or the given GPU."""
+    from fibsynth.ml.runtime import torch_device
+
+    dev = torch_device(None if device == "auto" else device)
+    if dev.type == "cuda":
+        return {"accelerator": "gpu", "devices": f"{dev.index or 0},"}
+    return {"accelerator": dev.type, "devices": "1"}
+
+
+def resolved_device(device: str) -> str:
+    """The torch device name ``device`` (``auto``: cuda if available, else cpu) resolves to on this machine."""
+    from fibsynth.ml.runtime import torch_device
+
+    return str(torch_device(None if device == "auto" else device))
+
+
+def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,
+                   device: str = "cpu") -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
     memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
     (:func:`fibsynth.segment.infer.predict_array` with ``z_range``; ``tta``: averaged over that many in-plane
@@ -134,13 +155,16 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
-    model = load_model(str(model_dir), "cpu")
+    dev = resolved_device(device)
+    model = load_model(str(model_dir), dev)
+    batch = 16 if dev.startswith("cuda") else 4  # patches per forward pass: a GPU wants more work per launch
     src = np.load(stack_npy, mmap_mode="r")
     out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=src.shape)
     solid = 0
     for z0 in range(0, src.shape[0], max(1, int(block))):
         z1 = min(z0 + max(1, int(block)), src.shape[0])
-        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, tta=tta)
+        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, tta=tta, device=dev,
+                          batch=batch)
         out[z0:z1] = p
         solid += int(np.count_nonzero(p > 0.5))
     out.flush()
@@ -222,6 +246,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
+    device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +340,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         elif k_gan is None:
             def do_gan(d: Path) -> dict:
                 srcs = [np.load(d_g / f"{n}_img.npy") for n in names(d_g, "train")]
-                rec = A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed)
+                rec = A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed, device=s.device)
                 return rec
 
             k_gan, d_gan, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": gen["key"], "real": k_in},
@@ -324,7 +349,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                             f"width {gan_plan['gen_channels']})")
 
         def do_translate(d: Path) -> dict:
-            return A.adapt_set(d_g, d_gan, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed)
+            return A.adapt_set(d_g, d_gan, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed,
+                               device=s.device)
 
         k_t, d_t, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_gan, "generate": gen["key"]},
                               do_translate,
@@ -363,7 +389,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             return {"best_val_mds": rec.get("best_val_mds"), "epochs_run": rec.get("epochs_run"),
                     "val_otsu_mds": float(np.mean(otsu_mds)), "history": rec.get("history", [])}
 
-        k_s, d_s, rec = steps("train", {"settings": seg_ts.model_dump(mode="json")}, {"images": k_imgs}, do_train,
+        k_s, d_s, rec = steps("train", {"settings": seg_ts.model_dump(mode="json", exclude=NOT_KEYED)},
+                              {"images": k_imgs}, do_train,
                               f"training the {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer steps of "
                               f"{seg_plan['batch']} patches)")
         return {"key": k_s, "dir": d_s, "record": rec["result"]}
@@ -371,7 +398,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
-                                  tta=s.tta)
+                                  tta=s.tta, device=s.device)
 
         k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
                             {"model": k_model, "real": k_in}, do_predict,
@@ -512,7 +539,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
-        "detector": s.detector,
+        "detector": s.detector, "device": device, "threads": s.threads,
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
