@@ -146,6 +146,9 @@ def test_histogram_calibration_undoes_a_regression_to_the_mean():
     with pytest.raises(FibsynthError) as ei:
         T.fit_histogram_offsets([p], [mc], 100, knots=(0.2, 0.1))
     assert ei.value.param == "knots"
+    with pytest.raises(FibsynthError) as ei:
+        T.fit_histogram_offsets([np.full(10, 0.9)], [mc], 100, knots=(0.0, 0.1, 0.2))
+    assert ei.value.param == "means"
 
 
 def test_shipped_histogram_calibration_is_monotone_and_optional(shipped):

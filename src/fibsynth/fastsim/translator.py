@@ -228,20 +228,6 @@ def apply_histogram_offsets(mean: np.ndarray, knots, offsets) -> np.ndarray:
                    ).astype(np.float32)
 
 
-def expected_count_cdf(mean: np.ndarray, electrons_per_pixel: int, bins: int = 1000) -> np.ndarray:
-    """The expected cumulative histogram of the counts k = 0..N of ``Binomial(N, mean)`` over all pixels (the mean
-    histogrammed into ``bins`` bins of [0, 1] first)."""
-    from scipy.stats import binom
-
-    n = int(electrons_per_pixel)
-    m = np.clip(np.ravel(mean).astype(np.float64), 0.0, 1.0)
-    h = np.bincount(np.minimum((m * bins).astype(np.int64), bins - 1), minlength=bins)
-    c = (np.arange(bins) + 0.5) / bins
-    used = h > 0
-    pmf = binom.pmf(np.arange(n + 1)[None, :], n, c[used][:, None])
-    return np.cumsum(h[used] @ pmf) / m.size
-
-
 def count_cdf(images: np.ndarray, electrons_per_pixel: int) -> np.ndarray:
     """The cumulative histogram of the counts k = 0..N of images in units of the fraction k / N."""
     n = int(electrons_per_pixel)
@@ -260,6 +246,7 @@ def fit_histogram_offsets(means, mc_images, electrons_per_pixel: int, knots=HIST
     ``electrons_per_pixel`` primaries per pixel). Returns offsets, the distance before and after, and whether the
     map is monotone."""
     from scipy.optimize import minimize
+    from scipy.stats import binom
 
     n = int(electrons_per_pixel)
     if n < 1:
@@ -269,8 +256,6 @@ def fit_histogram_offsets(means, mc_images, electrons_per_pixel: int, knots=HIST
         raise FibsynthError("must be at least 2 increasing yields", param="knots")
     m = np.concatenate([np.ravel(a) for a in means]).astype(np.float64)
     target = count_cdf(np.concatenate([np.ravel(a) for a in mc_images]), n)
-    from scipy.stats import binom
-
     bins = 1000
     h = np.bincount(np.minimum((np.clip(m, 0, 1) * bins).astype(np.int64), bins - 1), minlength=bins)
     used = h > 0
@@ -293,6 +278,8 @@ def fit_histogram_offsets(means, mc_images, electrons_per_pixel: int, knots=HIST
     active = np.array([(knots[max(j - 1, 0)] < hi) and (knots[min(j + 1, len(knots) - 1)] > lo)
                        for j in range(len(knots))])
     idx = np.flatnonzero(active)
+    if idx.size == 0:
+        raise FibsynthError(f"no mean yield within the knots' range {knots[0]:g}-{knots[-1]:g}", param="means")
 
     def full(x):  # constant beyond the first and last fitted knots
         return np.interp(np.arange(len(knots)), idx, x)
