@@ -303,7 +303,7 @@ def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: in
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
-    from fibsynth.reconstruct.workflow import resolved_device
+    from fibsynth.ml.runtime import resolved_device
 
     dev = resolved_device(device)
     model = load_model(str(model_dir), dev)
@@ -389,7 +389,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     if bad:
         raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
                             param="correct")
-    from fibsynth.reconstruct.workflow import resolved_device
+    from fibsynth.ml.runtime import resolved_device
 
     resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     if out.exists() and not out.is_dir():
