@@ -7,6 +7,7 @@ same command resumes an interrupted set. Then the tables of the finished replica
 
     PYTHONPATH=src nice -n 10 python experiments/paper_replicates.py --workdir /tmp/paper-reps --n 3 --set size=96
     python experiments/paper_replicates.py --workdir /tmp/paper-reps --n 3 --aggregate-only
+    python experiments/paper_replicates.py --workdir /tmp/paper-reps --n 3 --costs-only   # an unfinished set's costs
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from fibsynth.experiment.replicates import aggregate, costs_markdown, finished, replicate_dirs, run_replicate
+from fibsynth.experiment.replicates import (aggregate, costs, costs_markdown, finished, replicate_dirs,
+                                            run_replicate)
 
 PAPER = Path(__file__).with_name("paper.yaml")
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=3, help="replicates (>= 3 for a spread)")
     ap.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="override a variable of paper.yaml")
     ap.add_argument("--aggregate-only", action="store_true", help="only aggregate the finished replicates")
+    ap.add_argument("--costs-only", action="store_true",
+                    help="only the costs of the steps finished so far in every replicate folder (finished or not)")
     ap.add_argument("--experiment", type=Path, default=PAPER)
     a = ap.parse_args(argv)
     overrides = {}
@@ -38,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         k, _, v = s.partition("=")
         overrides[k] = yaml.safe_load(v)
     t0 = time.perf_counter()
+    if a.costs_only:  # an interrupted set: what its finished steps cost
+        c = costs([d for d in replicate_dirs(a.workdir, a.n) if d.is_dir()])
+        md = [f"steps finished so far in {c['replicates']} replicate folder(s) of {a.experiment.name} "
+              f"({', '.join(a.set) or 'default variables'}); per kind and folder: {c['steps_per_kind']}", "",
+              costs_markdown(c), ""]
+        (a.workdir / "costs.md").write_text("\n".join(md))
+        (a.workdir / "costs.json").write_text(json.dumps(c, indent=1, default=str))
+        print("\n".join(md))
+        return 0
     if not a.aggregate_only:
         for r in range(a.n):  # one at a time, so that a finished replicate is usable while the next runs
             load = os.getloadavg()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fibsynth.errors import FibsynthError
-from fibsynth.experiment.replicates import PAPER_SEEDS, aggregate, costs_markdown, finished, run_replicate
+from fibsynth.experiment.replicates import PAPER_SEEDS, aggregate, costs, costs_markdown, finished, run_replicate
 
 
 def _replicate(wd: Path, mds: list[float], mc_s: float, fast_s: float, rss: float) -> Path:
@@ -45,6 +45,21 @@ def test_tables_as_mean_and_sd_and_costs(tmp_path):
     assert costs["peak_rss_mb"] == 700.0
     text = costs_markdown(costs)
     assert "| 1 keV |" in text and "37x" in text  # MC 55 CPU s vs fast 1.5 CPU s per stack
+
+
+def test_costs_of_an_unfinished_set(tmp_path):
+    a = _replicate(tmp_path / "rep0", [0.9, 0.8, 0.7], 100.0, 2.0, 500.0)
+    b = tmp_path / "rep1"  # interrupted: one Monte Carlo stack done, no tables
+    (b / "steps" / "mc_1").mkdir(parents=True)
+    (b / "steps" / "mc_1" / "DONE.json").write_text(json.dumps(
+        {"kind": "montecarlo", "params": {"energy_kev": 1}, "seconds": 140.0, "cpu_seconds": 70.0, "peak_rss_mb": 9}))
+    (b / "steps" / "seg").mkdir(parents=True)  # a step still running: no DONE.json, not counted
+    c = costs([a, b])
+    assert c["steps_per_kind"] == [{"fast": 1, "montecarlo": 2, "segment_train": 1}, {"montecarlo": 1}]
+    assert c["cpu_seconds_per_stack"]["montecarlo 1 keV"][0] == pytest.approx(60.0)  # 50 and 70
+    assert c["wall_seconds_per_stack"]["fast 1 keV"][0] == pytest.approx(2.0)  # only rep0 has one
+    assert c["peak_rss_mb"] == 500.0
+    assert "| 1 keV |" in costs_markdown(c)
 
 
 def test_mismatched_tables_are_refused(tmp_path):

@@ -111,9 +111,59 @@ def test_fast_stack_paired_translation():
     q = pipeline.fast_stack(s, 5.0, 2.0, translation="paired", seed=7, electrons_per_pixel=50)
     assert np.array_equal(p.data, q.data) and p.data.shape == s.shape and p.data.dtype == np.float32
     assert p.meta.generator == pipeline.FAST and p.meta.parameters["translator"] == "paired"
+    assert p.meta.parameters["histogram_calibration"] is True
     assert p.meta.parameters["electrons_per_pixel"] == 50 and p.meta.seed == 7
     assert np.allclose(p.data * 50, np.rint(p.data * 50), atol=1e-3)  # counts of 50 electrons
     assert p.record["projection_product"].meta.generator == pipeline.PROJECTION
     with pytest.raises(FibsynthError) as ei:
         pipeline.fast_stack(s, 5.0, 2.0, translation="paired", electrons_per_pixel=-3)
     assert ei.value.param == "electrons_per_pixel"
+
+
+def test_histogram_calibration_undoes_a_regression_to_the_mean():
+    """A mean image shrunk towards its centre (as a regression's is) gives a noisy histogram unlike the Monte
+    Carlo's; the fitted monotone offsets bring the expected histogram back, and leave an unshrunk mean alone."""
+    rng = np.random.default_rng(0)
+    gold = rng.random(12000) < 0.35
+    p = np.clip(np.where(gold, 0.45, 0.08) + 0.04 * rng.standard_normal(gold.size), 0.0, 1.0)
+    mc = T.shot_noise(p, 100, seed=1)
+    knots = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    shrunk = 0.25 + 0.85 * (p - 0.25)
+    f = T.fit_histogram_offsets([shrunk], [mc], 100, knots=knots, smooth=1.0)
+    assert f["monotone"] and f["distance_after"] < 0.3 * f["distance_before"]
+    fixed = T.apply_histogram_offsets(shrunk, f["knots"], f["offsets"])
+    assert fixed.dtype == np.float32 and np.all(np.diff(fixed[np.argsort(shrunk)]) >= 0)  # no pixel passes another
+    # the tails come back out: low yields lower, high yields higher
+    assert np.interp(0.1, knots, f["offsets"]) < -0.005 and np.interp(0.45, knots, f["offsets"]) > 0.005
+    # against a fresh Monte Carlo draw the noisy histogram is as close as a second Monte Carlo run
+    from fibsynth.fastsim.fidelity import hist_distance
+
+    ref = T.shot_noise(p, 100, seed=2)
+    assert hist_distance(T.shot_noise(fixed, 100, seed=3), ref) < 2 * hist_distance(mc, ref) + 1e-3
+    assert hist_distance(T.shot_noise(shrunk, 100, seed=3), ref) > 2 * hist_distance(mc, ref)
+    g = T.fit_histogram_offsets([p], [mc], 100, knots=knots, smooth=1.0)  # nothing to correct
+    assert max(abs(v) for v in g["offsets"][1:-1]) < 0.004
+    with pytest.raises(FibsynthError) as ei:
+        T.fit_histogram_offsets([p], [mc], 100, knots=(0.2, 0.1))
+    assert ei.value.param == "knots"
+    with pytest.raises(FibsynthError) as ei:
+        T.fit_histogram_offsets([np.full(10, 0.9)], [mc], 100, knots=(0.0, 0.1, 0.2))
+    assert ei.value.param == "means"
+
+
+def test_shipped_histogram_calibration_is_monotone_and_optional(shipped):
+    from fibsynth.structure import leveled_wave
+
+    cal = shipped.histogram_calibration
+    assert cal is not None and cal["energies_kev"][0] <= 1 and cal["energies_kev"][-1] >= 4
+    knots = np.asarray(cal["knots"])
+    for d in cal["offsets"]:
+        assert np.all(np.diff(knots + np.asarray(d)) > 0) and max(abs(v) for v in d) < 0.05
+    s = leveled_wave((40, 32, 32), voxel_size=5.0, solid_fraction=0.3, ligament_nm=40.0, seed=4)
+    _, raw = shipped(s, (5.0, 5.0, 5.0), 2.5, electrons_per_pixel=0, slices=(0, 2), calibrated=False)
+    _, cal_m = shipped(s, (5.0, 5.0, 5.0), 2.5, electrons_per_pixel=0, slices=(0, 2))
+    d = [np.interp(2.5, cal["energies_kev"], np.asarray(cal["offsets"])[:, j]) for j in range(len(knots))]
+    assert np.array_equal(cal_m, T.apply_histogram_offsets(raw, knots, d)) and not np.array_equal(cal_m, raw)
+    assert np.abs(cal_m - raw).max() < 0.05
+    o = np.argsort(raw.ravel(), kind="stable")
+    assert np.all(np.diff(cal_m.ravel()[o]) >= 0)  # the order of the pixels is kept

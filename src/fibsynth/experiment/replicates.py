@@ -113,7 +113,15 @@ def aggregate(workdirs: list[Path], digits: int = 3) -> dict[str, Any]:
         md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         md += ["| " + " | ".join(r) + " |" for r in rows]
         tables[name] = "\n".join(md)
-    # costs: per step kind (summed over a replicate's steps), per stack of montecarlo / fast steps per energy
+    return {"tables": tables, "costs": costs(workdirs)}
+
+
+def costs(workdirs: list[Path]) -> dict[str, Any]:
+    """Seconds (wall, CPU) per step kind and per Monte Carlo / fast stack per energy, peak memory, and the finished
+    steps per kind in each folder, from the steps' ``DONE.json`` records. Works on unfinished replicates too (an
+    interrupted set: the per-kind sums then cover the steps finished so far, ``steps_per_kind`` says which)."""
+    workdirs = [Path(w) for w in workdirs]
+    steps_per_kind: list[dict[str, int]] = []
     kind_wall: dict[str, list[float]] = defaultdict(list)
     kind_cpu: dict[str, list[float]] = defaultdict(list)
     per_stack: dict[tuple[str, float], list[float]] = defaultdict(list)
@@ -123,8 +131,10 @@ def aggregate(workdirs: list[Path], digits: int = 3) -> dict[str, Any]:
         wall: dict[str, float] = defaultdict(float)
         cpu: dict[str, float] = defaultdict(float)
         no_cpu: set[str] = set()  # kinds with a step recorded before CPU time was: no CPU sum for this replicate
+        count: dict[str, int] = defaultdict(int)
         for rec in _records(w):
             kind = rec.get("kind", "?")
+            count[kind] += 1
             wall[kind] += float(rec.get("seconds", 0.0))
             if "cpu_seconds" in rec:
                 cpu[kind] += float(rec["cpu_seconds"])
@@ -137,20 +147,20 @@ def aggregate(workdirs: list[Path], digits: int = 3) -> dict[str, Any]:
                     per_stack_cpu[key].append(float(rec["cpu_seconds"]))
             if rec.get("peak_rss_mb") is not None:
                 peak.append(float(rec["peak_rss_mb"]))
+        steps_per_kind.append(dict(sorted(count.items())))
         for k, v in wall.items():
             kind_wall[k].append(v)
         for k, v in cpu.items():
             if k not in no_cpu:
                 kind_cpu[k].append(v)
-    costs = {
-        "replicates": len(workdirs),
+    return {
+        "replicates": len(workdirs), "steps_per_kind": steps_per_kind,
         "wall_seconds_per_kind": {k: _mean_sd(v) for k, v in sorted(kind_wall.items())},
         "cpu_seconds_per_kind": {k: _mean_sd(v) for k, v in sorted(kind_cpu.items())},  # complete replicates only
         "wall_seconds_per_stack": {f"{k} {e:g} keV": _mean_sd(v) for (k, e), v in sorted(per_stack.items())},
         "cpu_seconds_per_stack": {f"{k} {e:g} keV": _mean_sd(v) for (k, e), v in sorted(per_stack_cpu.items())},
         "peak_rss_mb": max(peak) if peak else None,
     }
-    return {"tables": tables, "costs": costs}
 
 
 def costs_markdown(costs: dict[str, Any]) -> str:

@@ -17,6 +17,14 @@ regression (no adversary, no invented texture):
    Binomial(N, p) / N (each primary backscatters or not, independently), so the output is drawn from exactly that
    distribution with a seeded NumPy generator (``electrons_per_pixel=0``: the noiseless mean image).
 
+4. **Histogram calibration** (:func:`fit_histogram_offsets`, :func:`apply_histogram_offsets`): a regression to the
+   mean is, by construction, a little narrower than the true mean in the tails (it predicts E[p | features]); the
+   gray-value histogram of ``Binomial(N, m) / N`` then differs from the Monte Carlo's by more than a second Monte
+   Carlo run does. A monotone per-energy map m -> m + offset(m) (piecewise linear in the yield, fitted on the
+   training pairs so that the *expected* count histogram of the noisy output matches the Monte Carlo's) corrects
+   the mean image's gray-value distribution without adding noise or moving any pixel past another
+   (``calibrated=False``: the plain regression).
+
 One model for the energy range it was trained on (:data:`ENERGY_RANGE_KEV` is the range the shipped weights were
 trained and checked on; ``docs/fastsim.md`` lists the measured fidelity). CPU, deterministic per seed: inference
 runs on one torch thread in float32 and the noise generator is ``numpy.random.default_rng(seed)``.
@@ -42,6 +50,8 @@ DEFAULT_WEIGHTS = DATA / "paired_translator.pt"
 DEFAULT_CONFIG = DATA / "paired_translator.json"
 FORMAT = "fibsynth-paired-translator-1"
 E_CENTRE, E_SCALE = 2.5, 1.5
+#: yield knots (fraction backscattered) of the histogram calibration's piecewise-linear offset
+HIST_KNOTS = tuple(round(0.05 * i, 2) for i in range(17))
 
 
 def features(structure: np.ndarray, voxel_zyx, energy_kev: float, *, incidence_deg: float = 38.0,
@@ -142,11 +152,30 @@ class PairedTranslator:
         y = np.concatenate(out) if out else np.zeros((0,) + x.shape[2:], np.float32)
         return np.clip(y, 0.0, 1.0).astype(np.float32)
 
+    @property
+    def histogram_calibration(self) -> dict | None:
+        """The fitted histogram calibration of the configuration (knots, energies, offsets), or None."""
+        return self.config.get("histogram_calibration")
+
+    def calibrate(self, mean: np.ndarray, energy_kev: float) -> np.ndarray:
+        """The mean image through the histogram calibration at ``energy_kev`` (offsets interpolated linearly between
+        the fitted energies); unchanged when the configuration has none."""
+        cal = self.histogram_calibration
+        if not cal:
+            return mean
+        energies = np.asarray(cal["energies_kev"], np.float64)
+        offsets = np.asarray(cal["offsets"], np.float64)  # (energies, knots)
+        e = float(np.clip(energy_kev, energies[0], energies[-1]))
+        d = np.array([np.interp(e, energies, offsets[:, j]) for j in range(offsets.shape[1])])
+        return apply_histogram_offsets(mean, cal["knots"], d)
+
     def __call__(self, structure: np.ndarray, voxel_zyx, energy_kev: float, *, electrons_per_pixel: int = 100,
                  seed: int = 0, incidence_deg: float = 38.0, solid: str = "gold", pore: str = "epoxy",
-                 projection: np.ndarray | None = None, slices: tuple[int, int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(noisy image, mean image) of slices k0..k1-1, in the Monte Carlo's units (fraction backscattered)."""
+                 projection: np.ndarray | None = None, slices: tuple[int, int] | None = None,
+                 calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(noisy image, mean image) of slices k0..k1-1, in the Monte Carlo's units (fraction backscattered);
+        ``calibrated``: the mean image through the histogram calibration (:meth:`calibrate`), else the plain
+        regression."""
         self.check(energy_kev, solid, pore)
         vol = np.asarray(structure)
         k0, k1 = slices if slices is not None else (0, vol.shape[0])
@@ -162,6 +191,8 @@ class PairedTranslator:
             x = features(vol, voxel_zyx, energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore,
                          projection=projection[a - k0:b - k0], slices=(a, b), bins_nm=self.bins_nm)
             m[a - k0:b - k0] = self.mean(x, batch=max(1, min(16, 2**20 // max(1, vol.shape[1] * vol.shape[2]))))
+        if calibrated:
+            m = self.calibrate(m, energy_kev)
         return shot_noise(m, electrons_per_pixel, seed), m
 
     def check(self, energy_kev: float, solid: str = "gold", pore: str = "epoxy") -> None:
@@ -187,6 +218,85 @@ def shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndar
         return np.asarray(mean, np.float32).copy()
     rng = np.random.default_rng(int(seed))
     return (rng.binomial(n, np.clip(mean, 0.0, 1.0)) / n).astype(np.float32)
+
+
+def apply_histogram_offsets(mean: np.ndarray, knots, offsets) -> np.ndarray:
+    """m + offset(m), the offset piecewise linear through (``knots``, ``offsets``) (constant beyond the ends),
+    clipped to [0, 1]; float32. Monotone in m wherever the offsets' slope is above -1 (checked when fitted)."""
+    m = np.asarray(mean, np.float32)
+    return np.clip(m + np.interp(m, np.asarray(knots, np.float64), np.asarray(offsets, np.float64)), 0.0, 1.0
+                   ).astype(np.float32)
+
+
+def count_cdf(images: np.ndarray, electrons_per_pixel: int) -> np.ndarray:
+    """The cumulative histogram of the counts k = 0..N of images in units of the fraction k / N."""
+    n = int(electrons_per_pixel)
+    k = np.clip(np.rint(np.ravel(images).astype(np.float64) * n).astype(np.int64), 0, n)
+    return np.cumsum(np.bincount(k, minlength=n + 1)) / k.size
+
+
+def fit_histogram_offsets(means, mc_images, electrons_per_pixel: int, knots=HIST_KNOTS, smooth: float = 3.0,
+                          max_offset: float = 0.1, max_evaluations: int = 6000) -> dict:
+    """Offsets at ``knots`` such that Binomial(N, m + offset(m)) / N has the gray-value histogram of the Monte Carlo
+    images of the same slices: the Wasserstein distance of the expected count histogram from the Monte Carlo's
+    (in yield units), plus ``smooth`` x the sum of squared second differences of the offsets, minimised (Powell,
+    each offset within +-``max_offset``, the map kept monotone).
+
+    ``means``/``mc_images``: lists of arrays (the regression's mean images and Monte Carlo images with
+    ``electrons_per_pixel`` primaries per pixel). Returns offsets, the distance before and after, and whether the
+    map is monotone."""
+    from scipy.optimize import minimize
+    from scipy.stats import binom
+
+    n = int(electrons_per_pixel)
+    if n < 1:
+        raise FibsynthError(f"must be >= 1 (got {n})", param="electrons_per_pixel")
+    knots = np.asarray(knots, np.float64)
+    if knots.ndim != 1 or len(knots) < 2 or np.any(np.diff(knots) <= 0):
+        raise FibsynthError("must be at least 2 increasing yields", param="knots")
+    m = np.concatenate([np.ravel(a) for a in means]).astype(np.float64)
+    target = count_cdf(np.concatenate([np.ravel(a) for a in mc_images]), n)
+    bins = 1000
+    h = np.bincount(np.minimum((np.clip(m, 0, 1) * bins).astype(np.int64), bins - 1), minlength=bins)
+    used = h > 0
+    centres = (np.arange(bins)[used] + 0.5) / bins
+    weights = h[used] / m.size
+    grid = 4000  # the mapped yields are spread linearly onto a fine grid whose binomial pmfs are computed once
+    pmf = binom.pmf(np.arange(n + 1)[None, :], n, (np.arange(grid + 1) / grid)[:, None])
+
+    def distance(d):
+        p = np.clip(centres + np.interp(centres, knots, d), 0.0, 1.0) * grid
+        i = np.minimum(p.astype(np.int64), grid - 1)
+        f = p - i
+        w = np.bincount(i, weights * (1 - f), minlength=grid + 1) + np.bincount(i + 1, weights * f, minlength=grid + 1)
+        cdf = np.cumsum(w @ pmf)
+        return float(np.abs(cdf - target).sum() / n)
+
+    # only knots with data between their neighbours are fitted; beyond the data the offset stays that of the last
+    # fitted knot (no extrapolated trend)
+    lo, hi = float(m.min()), float(m.max())
+    active = np.array([(knots[max(j - 1, 0)] < hi) and (knots[min(j + 1, len(knots) - 1)] > lo)
+                       for j in range(len(knots))])
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        raise FibsynthError(f"no mean yield within the knots' range {knots[0]:g}-{knots[-1]:g}", param="means")
+
+    def full(x):  # constant beyond the first and last fitted knots
+        return np.interp(np.arange(len(knots)), idx, x)
+
+    def objective(x):
+        d = full(x)
+        if np.any(np.diff(knots + d) <= 0):  # never move one pixel past another
+            return 1.0 + float(np.sum(np.abs(x)))
+        return distance(d) + smooth * float(np.sum(np.diff(x, 2) ** 2))
+
+    d0 = np.zeros(len(knots))
+    res = minimize(objective, np.zeros(len(idx)), method="Powell", bounds=[(-max_offset, max_offset)] * len(idx),
+                   options={"xtol": 1e-5, "ftol": 1e-9, "maxfev": int(max_evaluations)})
+    d = full(np.asarray(res.x, np.float64))
+    monotone = bool(np.all(np.diff(knots + d) > 0))
+    return {"knots": knots.tolist(), "offsets": d.tolist(), "distance_before": distance(d0),
+            "distance_after": distance(d), "monotone": monotone, "evaluations": int(res.nfev)}
 
 
 _CACHE: dict[str, PairedTranslator] = {}

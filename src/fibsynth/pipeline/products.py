@@ -403,6 +403,7 @@ def _paired_fast_stack(structure, voxel, energy_kev, *, model, incidence_deg, so
     common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
     name = "paired-translator" if model is None else str(model)
     record = {"projection": projection, "translation_model": name, "translator": "paired",
+              "histogram_calibration": bool(tr.histogram_calibration),
               "translation_seed": int(seed), "electrons_per_pixel": int(electrons_per_pixel),
               "incidence_deg": incidence_deg}
     meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
