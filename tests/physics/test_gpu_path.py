@@ -245,3 +245,22 @@ def test_slice_reuses_uploaded_volume_and_tables():
     b = gpu.simulate_slice_torch(torch.as_tensor(vol), (2.0, 2.0, 2.0), 2, s, tables=tt, threads=1)
     assert np.array_equal(a["all"], b["all"]) and np.array_equal(a["energy_hist"], b["energy_hist"])
     assert a["all"].sum() > 0
+
+
+def test_table_reads_stay_inside_the_tables_for_undefined_coordinates(monkeypatch):
+    """A NaN or infinite energy-grid coordinate must never turn into an index outside a table: NaN -> int64 is
+    INT64_MIN on the CPU and device-defined on CUDA, where an H200 run aborted with a device-side index assert.
+    With the check mode on, every such read is verified; an index outside its table is one error naming it."""
+    from fibsynth.physics.montecarlo.setup import layer_setup
+
+    monkeypatch.setattr(gpu, "_CHECK", True)
+    tt = gpu.TorchTables(layer_setup([], "Au", 2.0, 10, seed=0).tables, torch.device("cpu"), torch.float32)
+    u = torch.tensor([float("nan"), float("inf"), -float("inf"), -1e30, 1e30, 3.5, -2.0])
+    row = torch.zeros(u.shape, dtype=torch.int64)
+    v = tt.interp(tt.lam, row, u)  # indices checked inside; NaN/inf values may come out, reads stay in the table
+    assert v.shape == u.shape and torch.isfinite(v[5])
+    xi = torch.tensor([0.0, 1e-12, 0.5, 0.999999, float("nan"), 0.3, 0.7])
+    mu = gpu.sample_mu_table(tt, row, u, torch.full(u.shape, 0.5), xi)
+    assert mu.shape == u.shape and 0.0 <= float(mu[5]) <= 1.0
+    with pytest.raises(RuntimeError, match="outside interp"):
+        gpu._check_index(torch.tensor([0, tt.lam.numel()]), tt.lam.numel() - 1, "interp", torch.zeros(2))

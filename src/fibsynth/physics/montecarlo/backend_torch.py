@@ -41,6 +41,7 @@ float64. Random numbers: ``torch.Generator`` (Philox on CUDA, Mersenne Twister o
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -60,6 +61,9 @@ from fibsynth.physics.montecarlo.setup import (
 )
 
 _BIG = 1e30
+# FIBSYNTH_TORCH_CHECK=1: every table / voxel gather checks its indices on the host and names the table that an
+# out-of-range index would have read (a device-side assert on CUDA names nothing; costs a sync per gather)
+_CHECK = os.environ.get("FIBSYNTH_TORCH_CHECK", "") == "1"
 _MASK64 = (1 << 64) - 1
 _POLAR = 0.99999  # |uz| above which the rotation uses the polar-axis formula (as in the kernel)
 
@@ -137,9 +141,15 @@ class TorchTables:
 
     def interp(self, flat, row, u):
         """Linear interpolation of table rows ``row`` (int tensor) at grid coordinates ``u``."""
-        i = u.floor().clamp(0, self.g - 2)
+        import torch
+
+        # a NaN grid coordinate (an electron whose energy went undefined) reads row start, not memory outside the
+        # table: NaN -> integer is INT64_MIN on the CPU and device-defined on CUDA
+        i = torch.nan_to_num(u.floor(), nan=0.0).clamp(0, self.g - 2)
         f = u - i
         idx = row * self.g + i.long()
+        if _CHECK:
+            _check_index(idx, flat.numel() - 1, "interp", u)
         return flat[idx] * (1.0 - f) + flat[idx + 1] * f
 
     def invert_range(self, mat, r):
@@ -150,6 +160,8 @@ class TorchTables:
         j = torch.searchsorted(self.rng_sorted, key, right=True) - 1 - mat * self.g
         j = j.clamp(0, self.g - 2)
         idx = mat * self.g + j
+        if _CHECK:
+            _check_index(idx, self.rng.numel() - 1, "invert_range", r)
         lo = self.rng[idx]
         hi = self.rng[idx + 1]
         return j.to(r.dtype) + (r - lo) / (hi - lo)
@@ -173,10 +185,24 @@ class _Geometry:
         import torch
 
         izc = iz.clamp(0, self.nz - 1)
-        m = self.vol[(izc * self.ny + iy) * self.nx + ix].long()
+        idx = (izc * self.ny + iy.clamp(0, self.ny - 1)) * self.nx + ix.clamp(0, self.nx - 1)
+        if _CHECK:
+            _check_index(idx, self.vol.numel(), "voxel lookup")
+        m = self.vol[idx].long()
         if not self.repeat_last:
             m = torch.where(iz >= self.nz, torch.full_like(m, self.backing), m)
         return m
+
+
+def _check_index(idx, size: int, what: str, coord=None) -> None:
+    """FIBSYNTH_TORCH_CHECK mode: raise (naming the table) if any of ``idx`` lies outside [0, size)."""
+    import torch
+
+    bad = (idx < 0) | (idx >= size)
+    if bool(bad.any()):
+        nonfinite = "" if coord is None else f"; non-finite coordinates among them: {int((~torch.isfinite(coord[bad])).sum())}"
+        raise RuntimeError(f"torch transport: {int(bad.sum())} index(es) outside {what} (size {size}): "
+                           f"min {int(idx.min())}, max {int(idx.max())}{nonfinite}")
 
 
 def sample_mu_table(tt: TorchTables, row, u, r_row, xi):
@@ -186,11 +212,13 @@ def sample_mu_table(tt: TorchTables, row, u, r_row, xi):
     import torch
 
     ua = u * tt.ang_scale + tt.ang_off
-    ga = torch.floor(ua + 1.0 - r_row).clamp(0, tt.n_ang - 1).long()
+    ga = torch.nan_to_num(torch.floor(ua + 1.0 - r_row), nan=0.0).clamp(0, tt.n_ang - 1).long()
     tk = (1.0 - torch.sqrt(torch.sqrt(xi))) * (tt.n_prob - 1)
-    k = torch.floor(tk).clamp(0, tt.n_prob - 2)
+    k = torch.nan_to_num(torch.floor(tk), nan=0.0).clamp(0, tt.n_prob - 2)
     f = tk - k
     base = (row * tt.n_ang + ga) * tt.n_prob + k.long()
+    if _CHECK:
+        _check_index(base, tt.muq.numel() - 1, "angular table (muq)", u)
     q0 = tt.muq[base]
     q = q0 + f * (tt.muq[base + 1] - q0)
     qv = q * (1.0 - xi)
@@ -424,6 +452,9 @@ def transport(
 
         # collision: element, polar angle, azimuth, rotation (computed for all, kept where collide)
         rr = torch.rand((5, n), generator=gen, device=dev, dtype=dtype)
+        # electrons that ended in this step are parked at E0 before the collision tables are read
+        un = torch.where(alive, un, u_park)
+        e = torch.where(alive, e, torch.full_like(e, e0))
         nux, nuy, nuz, keep = scatter(tt, mat, un, e, ux, uy, uz, rr)
         binary = collide & (keep < 1.0)
         ub = ((torch.log(e * keep) - tt.ln_e0) * tt.inv_dln).clamp_min(0.0)  # u = 0: below the cut-off
