@@ -144,7 +144,7 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
     independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
     most 48 x 128 x 128; estimate and evaluate: a central crop of at most 96 x 192 x 192) are timed by the
     benchmark runs and enter the model as constants. ``predict`` runs an untrained network of the default
-    architecture: its cost does not depend on the weights."""
+    architecture (reconstruct's default ``seg_features``): its cost does not depend on the weights."""
     import numpy as np
     import realistic_stack as R
 
@@ -165,7 +165,10 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     out.mkdir(parents=True, exist_ok=True)
-    cfg = ModelConfig(mode="2.5d", k=2, features=(16, 32, 64), num_res_units=1, patch=64, norm=[(30.0, 220.0)])
+    from fibsynth.reconstruct import ReconstructSettings
+
+    cfg = ModelConfig(mode="2.5d", k=2, features=ReconstructSettings().seg_features, num_res_units=1, patch=64,
+                      norm=[(30.0, 220.0)])
     torch.manual_seed(seed)
     save_model(out / "model", build_net(cfg), cfg)
     rows = []
