@@ -44,10 +44,9 @@ class ReconstructSettings(StrictModel):
     mode: Literal["2d", "2.5d", "3d"] = Field("2.5d", description="segmentation network")
     seg_steps: int | None = Field(None, ge=1, le=10**6, description="optimizer steps of the segmentation training")
     seg_features: tuple[int, ...] = Field(
-        (32, 64, 128), description="U-Net widths per level. (32, 64, 128) by default: on the full-size Monte Carlo "
-        "test stack it beat (16, 32, 64) in every paired run (same training data, same seed) and removed the narrow "
-        "net's bad-seed failures (0.852-0.912 MDS over seeds and data vs 0.904-0.916), for ~3x the training time "
-        "(docs/reconstruct.md, recon7)")
+        (16, 32, 64), description="U-Net widths per level. (32, 64, 128) was measured against this default on the "
+        "full-size Monte Carlo test stack in 4 paired runs (same data and seed): differences +0.052, +0.012, -0.041, "
+        "+0.002 MDS -- no clear gain; both widths have bad training seeds (docs/reconstruct.md, recon7)")
     seg_batch: int = Field(16, ge=1, le=1024)
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
