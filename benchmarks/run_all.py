@@ -17,6 +17,10 @@ SCRIPTS = [
     ["bench_structure.py"],
     ["bench_metrics.py", "--warm"],
     ["bench_mc.py"],
+    # the microscope stage at a short size: speed of apply / correct / non-local means (16 x 256 x 256) and the
+    # alignment error at 96 px (2 seeds x 2 structures); the full accuracy run is
+    # `bench_microscope.py --parts align,destripe,estimate,charging,speed` (docs/microscope.md)
+    ["bench_microscope.py", "--quick", "--parts", "speed,align", "--align-sizes", "96"],
 ]
 
 

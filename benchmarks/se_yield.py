@@ -14,16 +14,13 @@ import argparse
 
 import numpy as np
 
+from fibsynth.physics.montecarlo.se_reference import COMPARE_ENERGIES, measured_spread
 from fibsynth.physics.montecarlo.secondary import SCALES, SE_PEAK, bulk_se_yield
 
 ELEMENTS = [("graphite", 6), ("Al", 13), ("Si", 14), ("Cu", 29), ("Au", 79)]
 
-# Measured spread (min, max) of delta at E (keV): carbon, the experimental sets compiled in the USTC SEY database
-# (http://micro.ustc.edu.cn/database/SEY/expdata/C.html; Mehnaz, Yang, Da, Ding), sets 1-7, at the energies where
-# at least two sets have a value (0.155 at 0.5 keV in set 4 left out: a transcription error next to 0.900-1.136).
-# Al, Si, Cu, Au: no measured table found (docs/montecarlo.md lists where we looked) -- none is invented here.
-MEASURED_SPREAD = {6: {0.5: (0.669, 1.02), 1.0: (0.467, 0.990), 2.0: (0.308, 0.527), 3.0: (0.209, 0.400),
-                       5.0: (0.164, 0.315)}}
+# Measured spreads: fibsynth.physics.montecarlo.se_reference (Joy's database for Al, Si, Cu, Au; the USTC SEY
+# database for carbon) -- measurements only, with their sources; nothing was fitted to them.
 
 
 def peak_energy(name, scales, electrons, seed):
@@ -52,20 +49,24 @@ def calibrate(electrons, seed):
 
 
 def table(electrons, seed, energies):
+    total = []
     for name, z in ELEMENTS:
         row = []
         inside = []
         for e in energies:
             r = bulk_se_yield(name, e, electrons, seed=seed)
             mark = ""
-            spread = MEASURED_SPREAD.get(z, {}).get(e)
+            spread = measured_spread(name, e)
             if spread is not None:
                 ok = spread[0] <= r.delta <= spread[1]
                 inside.append(ok)
-                mark = f" [{'inside' if ok else 'outside'} {spread[0]}-{spread[1]}]"
+                mark = f" [{'inside' if ok else 'OUTSIDE'} {spread[0]:g}-{spread[1]:g}, {spread[2]} sets]"
             row.append(f"{e:g}: {r.delta:.3f} (SE1 {r.se1:.3f}, SE2 {r.se2:.3f}, eta {r.eta:.3f}){mark}")
+        total += inside
         tail = f" -- inside the measured spread at {sum(inside)}/{len(inside)}" if inside else ""
-        print(name, SCALES[z], " | ".join(row) + tail, flush=True)
+        print(name, SCALES[z], "\n   " + "\n   ".join(row) + tail, flush=True)
+    if total:
+        print(f"all elements: inside at {sum(total)}/{len(total)} = {100 * sum(total) / len(total):.0f} %")
 
 
 if __name__ == "__main__":
@@ -73,7 +74,7 @@ if __name__ == "__main__":
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--electrons", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--energies", default="0.5,1,2,3,5")
+    ap.add_argument("--energies", default=",".join(f"{e:g}" for e in COMPARE_ENERGIES))
     a = ap.parse_args()
     if a.calibrate:
         calibrate(a.electrons, a.seed)

@@ -98,3 +98,28 @@ def test_se_slice_with_masks_equals_the_full_search():
         assert np.allclose(out[0][i], out[1][i], rtol=5e-3, atol=1e-3), i  # per-pixel SE errors: ~5 %
         assert abs(out[0][i].sum() / out[1][i].sum() - 1.0) < 1e-4, i
     assert out[0][2].sum() > 0
+
+
+@pytest.mark.parametrize("vox,k,backing,repeat", [((2.0, 1.5, 1.0), 2, 1, False), ((1.0, 1.0, 1.0), 0, 0, True)])
+def test_precomputed_view_rays_equal_the_march(vox, k, backing, repeat):
+    """``view_rays`` (the cells of each direction's half-voxel march, precomputed once per voxel size) give, from
+    every pore voxel, the view factor of ``march_out``'s step-by-step march along the same directions: equal,
+    not merely close (the same cells are looked up)."""
+    from fibsynth.physics.montecarlo.secondary import view_directions, view_rays
+
+    vol = _porous(seed=7, shape=(14, 12, 12))
+    nel = np.array([0, 1], np.int64)
+    rays = view_rays(vox)
+    assert rays.dtype == np.int8 and np.abs(rays).max() == 1
+    dirs = view_directions()
+    n = 0
+    for z in range(k, vol.shape[0]):
+        for y in range(12):
+            for x in range(12):
+                if vol[z, y, x]:
+                    continue
+                a = kernel.pore_view(vol, nel, backing, repeat, k, z, y, x, dirs, *vox)
+                b = kernel.pore_view(vol, nel, backing, repeat, k, z, y, x, rays, *vox)
+                assert a == b, (z, y, x, a, b)
+                n += a > 0
+    assert n > 100

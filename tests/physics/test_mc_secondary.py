@@ -52,6 +52,41 @@ def test_carbon_yield_inside_published_spread():
         assert lo <= d <= hi, (e, d)
 
 
+def test_metal_yields_inside_joy_database_spread():
+    """Al, Si, Cu, Au at 0.5, 1, 2, 3, 5 keV against the spread of the measured yields in D. C. Joy's database
+    (``se_reference``: every set with a point within 5 % of the energy; docs/montecarlo.md lists the numbers).
+    Issue 17's target is >= 80 % of the compared energies inside. The model (no parameter fitted to these data)
+    is inside at 16 of 20 with 4000 electrons (benchmarks/se_yield.py); Au at 2 keV lies 3 % under the top of
+    its spread, about one standard error at this test's 2000 electrons, so >= 15 is asserted here. The misses are
+    known and documented: Al 0.5 keV and Au 0.5 keV under the sets there, Al and Si 5 keV under the lowest set.
+    Cu: inside at all five."""
+    from fibsynth.physics.montecarlo.se_reference import COMPARE_ENERGIES, measured_spread
+
+    inside = {}
+    for el in ("Al", "Si", "Cu", "Au"):
+        for e in COMPARE_ENERGIES:
+            lo, hi, sets = measured_spread(el, e)
+            assert sets >= 2
+            d = bulk_se_yield(el, e, 2000, seed=1).delta
+            inside[el, e] = lo <= d <= hi
+    assert sum(inside.values()) >= 15, inside
+    assert all(inside["Cu", e] for e in COMPARE_ENERGIES), inside
+
+
+def test_se_reference_spread_lookup():
+    """The measured-spread lookup: points within 5 % of the energy, at least two sets, min and max of them."""
+    from fibsynth.physics.montecarlo.se_reference import JOY_SE_YIELD, measured_points, measured_spread
+
+    pts = measured_points("Au", 0.5)
+    assert sorted(pts) == [(4, 0.5, 1.55), (69, 0.52, 1.42)]
+    assert measured_spread("Au", 0.5) == (1.42, 1.55, 2)
+    assert measured_spread("graphite", 2.0) == (0.308, 0.527, 2)
+    assert measured_spread("Cu", 0.25) is None  # no set has a point there (only >= 0.4 keV are kept)
+    for sets in JOY_SE_YIELD.values():
+        for s in sets:
+            assert all(0.4 <= e <= 5.0 and 0.0 < d < 4.0 for e, d in s.points), s
+
+
 def test_gold_yield_shape_and_crossover():
     """Au (CRC Handbook: delta_m 1.4 at 0.8 keV, second crossover above 2 keV): delta rises then falls; above 1
     at 2 keV; higher than carbon's at 2 keV."""

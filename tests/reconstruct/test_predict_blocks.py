@@ -42,7 +42,8 @@ def test_predict_blocks_on_gpu_equals_cpu(tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from fibsynth.reconstruct.workflow import lightning_device, predict_blocks
+    from fibsynth.ml.runtime import lightning_device
+    from fibsynth.reconstruct.workflow import predict_blocks
     from fibsynth.segment.model import ModelConfig, build_net, save_model
 
     rng = np.random.default_rng(2)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "load_model": "network", "train": "network",
     "DEFAULT_SPREAD": "projection", "default_slices_behind": "projection", "project": "projection",
     "ray_cells": "projection", "THIN_SOLID_DEPTH": "projection",
+    "check_materials": "multiphase", "project_labels": "multiphase",
     "PairedTranslator": "translator", "load_paired": "translator", "shot_noise": "translator",
 }
 __all__ = sorted(_EXPORTS)

@@ -58,7 +58,10 @@ def _check_labels(labels, n: int) -> np.ndarray:
     return np.ascontiguousarray(vol, dtype=np.uint8)
 
 
-def _check_materials(materials: Sequence[str]) -> tuple[str, ...]:
+def check_materials(materials: Sequence[str]) -> tuple[str, ...]:
+    """One material per label (a sequence or a comma-separated string), label 0 the filling: at least two, none
+    empty, only label 0 may be ``vacuum``, every name known (:func:`fibsynth.physics.materials.get_material`).
+    Returns the stripped names; a bad one raises one line naming ``materials`` and the label."""
     from fibsynth.physics.materials import get_material, is_vacuum
 
     if isinstance(materials, str):
@@ -130,7 +133,7 @@ def project_labels(labels: np.ndarray, voxel_zyx, energy_kev: float, materials: 
 
     if compound not in COMPOUND_RULES:
         raise FibsynthError(f"must be one of {', '.join(COMPOUND_RULES)} (got {compound!r})", param="compound")
-    mats = _check_materials(materials)
+    mats = check_materials(materials)
     vol = _check_labels(labels, len(mats))
     spread = DEFAULT_SPREAD if spread is None else spread
     groups = solid_groups(mats)

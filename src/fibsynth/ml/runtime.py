@@ -48,6 +48,20 @@ def torch_device(device: str | None = None, *, param: str = "device"):
     raise FibsynthError(f"must be cpu, cuda, cuda:N or mps (got {device!r})", param=param)
 
 
+def lightning_device(device: str) -> dict[str, str]:
+    """``accelerator`` / ``devices`` of a Lightning trainer for a torch device name (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``): one device, CPU or the given GPU."""
+    dev = torch_device(None if device == "auto" else device)
+    if dev.type == "cuda":
+        return {"accelerator": "gpu", "devices": f"{dev.index or 0},"}
+    return {"accelerator": dev.type, "devices": "1"}
+
+
+def resolved_device(device: str) -> str:
+    """The torch device name ``device`` (``auto``: cuda if available, else cpu) resolves to on this machine."""
+    return str(torch_device(None if device == "auto" else device))
+
+
 def check_threads(threads: int | None, *, param: str = "threads") -> int | None:
     """``None`` (torch's default) or a thread count in [1, 1024]."""
     if threads is None:

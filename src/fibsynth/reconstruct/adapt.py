@@ -59,7 +59,7 @@ def train_adaptation(sources: list[np.ndarray], real: np.ndarray, out_dir: Path,
     """Train the synthetic -> real CycleGAN (``fibsynth.gan.train``) on the synthetic stacks (concatenated along z)
     and up to ``max_real_slices`` evenly spaced real slices, on the torch ``device`` (``auto``, ``cpu``, ``cuda``,
     ``cuda:N``)."""
-    from fibsynth.reconstruct.workflow import lightning_device
+    from fibsynth.ml.runtime import lightning_device
 
     from fibsynth.gan.model import Architecture
     from fibsynth.gan.train import TrainSettings, train
@@ -81,7 +81,7 @@ def train_adaptation(sources: list[np.ndarray], real: np.ndarray, out_dir: Path,
 
 def translate(model_dir: Path, stack: np.ndarray, seed: int, device: str = "cpu") -> np.ndarray:
     from fibsynth.gan import Translator
-    from fibsynth.reconstruct.workflow import resolved_device
+    from fibsynth.ml.runtime import resolved_device
 
     tr = Translator(str(model_dir), device=resolved_device(device), seed=int(seed % 2**32))
     return np.asarray(tr(stack.astype(np.float32), dtype="float32")[0], np.float32)

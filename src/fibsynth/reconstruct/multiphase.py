@@ -98,18 +98,10 @@ def bulk_eta(material: str, energy_kev: float) -> float:
 
 def resolve_materials(s: MultiphaseSettings, energy_kev: float) -> tuple[str, ...]:
     """The material of each label (see :class:`MultiphaseSettings`); every name checked (one line, ``materials``)."""
-    from fibsynth.physics.materials import get_material, is_vacuum
+    from fibsynth.fastsim import check_materials
 
     if s.materials is not None:
-        mats = tuple(m.strip() for m in s.materials)
-        for i, m in enumerate(mats):
-            if is_vacuum(m) and i > 0:
-                raise FibsynthError(f"label {i}: only label 0 (the filling) may be vacuum", param="materials")
-            try:
-                get_material(m, allow_vacuum=(i == 0))
-            except FibsynthError as exc:
-                raise FibsynthError(f"label {i}: {exc.message}", param="materials") from None
-        return mats
+        return check_materials(s.materials)
     lo, hi = bulk_eta(s.pore, energy_kev), bulk_eta(s.solid, energy_kev)
     etas = {el: bulk_eta(el, energy_kev) for el in GENERIC_ELEMENTS}
     out = [s.pore]
@@ -303,7 +295,7 @@ def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: in
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
-    from fibsynth.reconstruct.workflow import resolved_device
+    from fibsynth.ml.runtime import resolved_device
 
     dev = resolved_device(device)
     model = load_model(str(model_dir), dev)
@@ -391,7 +383,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     if bad:
         raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from align, destripe, flatten)",
                             param="correct")
-    from fibsynth.reconstruct.workflow import resolved_device
+    from fibsynth.ml.runtime import resolved_device
 
     resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     if out.exists() and not out.is_dir():

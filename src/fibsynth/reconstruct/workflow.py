@@ -37,6 +37,7 @@ import numpy as np
 from fibsynth import __version__
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
+from fibsynth.ml.runtime import lightning_device, resolved_device
 from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings, check_imaging
 
 WORK = "work"
@@ -126,24 +127,6 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
                        patches_per_epoch=per_epoch_steps * s.seg_batch, **lightning_device(s.device))
     return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
                 "patch": patch, "batch": s.seg_batch}
-
-
-def lightning_device(device: str) -> dict[str, str]:
-    """``accelerator`` / ``devices`` of a Lightning trainer for a torch device name (``auto``, ``cpu``, ``cuda``,
-    ``cuda:N``): one device, CPU or the given GPU."""
-    from fibsynth.ml.runtime import torch_device
-
-    dev = torch_device(None if device == "auto" else device)
-    if dev.type == "cuda":
-        return {"accelerator": "gpu", "devices": f"{dev.index or 0},"}
-    return {"accelerator": dev.type, "devices": "1"}
-
-
-def resolved_device(device: str) -> str:
-    """The torch device name ``device`` (``auto``: cuda if available, else cpu) resolves to on this machine."""
-    from fibsynth.ml.runtime import torch_device
-
-    return str(torch_device(None if device == "auto" else device))
 
 
 def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,

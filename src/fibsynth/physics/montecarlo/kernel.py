@@ -70,6 +70,11 @@ _jit = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 # the per-electron transport allocates nothing: compiled without reference counting, its ~15 array arguments are
 # not incremented on entry and decremented on each of its exits (out-of-line atomic calls, ~30 per electron)
 _jit_norc = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False)
+# the SE helpers called per trajectory segment: no reference counting (they allocate nothing), and the wall search
+# inlined into se_segment (a call passing the slice's three arrays cost ~40 ns, half the search's time: measured
+# with benchmarks-style micro timing of wall_distance, 2026-11-30)
+_jit_se = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False)
+_jit_se_inline = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 
 
 @_jit
@@ -554,9 +559,63 @@ def march_out(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
 
 
 @_jit
+def march_cells(vol, nel, backing, repeat_last, k, z, y, x, cells):
+    """:func:`march_out` from the centre of voxel (z, y, x) with the rays precomputed (``secondary.view_rays``:
+    per direction the cells that the half-voxel march visits, in order, each once, as steps of -1, 0, 1 voxel
+    per axis): the same cells are looked up, without the per-step coordinate arithmetic (periodic in x and y by
+    one wrap test per step). A ray reaches the face when its next cell lies above slice k."""
+    nz, ny, nx = vol.shape
+    ok = 0
+    for m in range(cells.shape[0]):
+        jz = z
+        jy = y
+        jx = x
+        for j in range(cells.shape[1]):
+            jz += cells[m, j, 0]
+            if jz < k:
+                ok += 1
+                break
+            jy += cells[m, j, 1]
+            if jy < 0:
+                jy += ny
+            elif jy >= ny:
+                jy -= ny
+            jx += cells[m, j, 2]
+            if jx < 0:
+                jx += nx
+            elif jx >= nx:
+                jx -= nx
+            if nel[lookup(vol, jz, jy, jx, backing, repeat_last)] != 0:
+                break
+    return ok / cells.shape[0]
+
+
+def _march(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+    """The view factor's march from voxel (z, y, x): :func:`march_cells` when ``dirs`` holds precomputed rays
+    (int32, (n, L, 3)), else :func:`march_out` along the directions ``dirs`` ((n, 3) floats)."""
+    if dirs.ndim == 3:
+        return march_cells(vol, nel, backing, repeat_last, k, z, y, x, dirs)
+    return march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy, (x + 0.5) * dx, dirs,
+                     dz, dy, dx)
+
+
+@nb.extending.overload(_march, jit_options={"cache": True, "fastmath": True, "error_model": "numpy"})
+def _march_overload(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+    if dirs.ndim == 3:
+        def impl(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+            return march_cells(vol, nel, backing, repeat_last, k, z, y, x, dirs)
+    else:
+        def impl(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
+            return march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy, (x + 0.5) * dx,
+                             dirs, dz, dy, dx)
+    return impl
+
+
+@_jit
 def pore_view(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
     """View factor of pore voxel (z, y, x) for the face at slice k (``secondary.pore_view_factors``): 0 unless it
-    touches matter (26 neighbours in slices >= k), else :func:`march_out` from its centre."""
+    touches matter (26 neighbours in slices >= k), else :func:`march_out` from its centre (``dirs``: the
+    directions), or its precomputed form :func:`march_cells` (``dirs``: ``secondary.view_rays``)."""
     nz, ny, nx = vol.shape
     near = False
     for oz in range(-1, 2):
@@ -568,8 +627,7 @@ def pore_view(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx):
                     near = True
     if not near:
         return 0.0
-    return march_out(vol, nel, backing, repeat_last, k, (z + 0.5) * dz, (y + 0.5) * dy, (x + 0.5) * dx, dirs,
-                     dz, dy, dx)
+    return _march(vol, nel, backing, repeat_last, k, z, y, x, dirs, dz, dy, dx)
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
@@ -621,7 +679,7 @@ def _undominated(bits):
     return out
 
 
-@_jit
+@_jit_se_inline
 def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv=None):
     """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
     neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
@@ -724,7 +782,7 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
 SE_ACC = 9  # length of an SE accumulator that carries the last segment end's wall search (``se_segment``)
 
 
-@_jit
+@_jit_se
 def _escape(d, w, g, lam):
     """max(exp(-d / lam), g exp(-w / lam)): escape through the face at depth d or, with the view factor
     0 <= g <= 1, through a pore wall at distance w (one exponential where the other term cannot win)."""
@@ -739,7 +797,7 @@ def _escape(d, w, g, lam):
     return ea if ea > eb else eb
 
 
-@_jit
+@_jit_se
 def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, uz, path, zface,
                vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv=None):
     """Secondary electrons from one straight segment (``secondary.py`` has the model and its sources).

@@ -34,6 +34,8 @@ open-pore wall are counted by their depth below the face (not done: emission fro
 
 from __future__ import annotations
 
+import functools
+import math
 
 import numba as nb
 import numpy as np
@@ -182,23 +184,76 @@ def view_directions(n_directions: int = PORE_VIEW_DIRECTIONS) -> np.ndarray:
     return np.ascontiguousarray(np.stack([st * np.cos(phi), st * np.sin(phi), -np.sqrt(1.0 - s2)], axis=1))
 
 
+def _ray_cells_py(dirs, dz, dy, dx, depth, out):
+    # the half-voxel march of kernel.march_out from the centre of voxel (0, 0, 0), step by step with the same
+    # arithmetic; each cell it enters is written once (consecutive repeats and the start cell dropped), up to
+    # the first cell ``depth`` slices above. Returns the number of cells per ray (out=None: only counts them).
+    h = 0.5 * min(dz, min(dy, dx))
+    n = dirs.shape[0]
+    lens = np.zeros(n, np.int64)
+    for m in range(n):
+        vx, vy, vz = dirs[m, 0], dirs[m, 1], dirs[m, 2]
+        pz, py, px = 0.5 * dz, 0.5 * dy, 0.5 * dx
+        lz, ly, lx = 0, 0, 0
+        j = 0
+        while True:
+            pz += h * vz
+            py += h * vy
+            px += h * vx
+            cz = int(math.floor(pz / dz))
+            cy = int(math.floor(py / dy))
+            cx = int(math.floor(px / dx))
+            if cz != lz or cy != ly or cx != lx:
+                if out is not None:  # the step from the previous cell: -1, 0 or 1 per axis (h <= half a voxel)
+                    out[m, j, 0] = cz - lz
+                    out[m, j, 1] = cy - ly
+                    out[m, j, 2] = cx - lx
+                j += 1
+                lz, ly, lx = cz, cy, cx
+            if cz <= -depth:
+                break
+        lens[m] = j  # (rows after the last are zero: never reached, the last cell is above every face)
+    return lens
+
+
+_ray_cells = nb.njit(cache=True, fastmath=True, error_model="numpy")(_ray_cells_py)
+
+
+@functools.lru_cache(maxsize=16)
+def view_rays(voxel_zyx: tuple, n_directions: int = PORE_VIEW_DIRECTIONS, depth: int = PORE_VIEW_DEPTH) -> np.ndarray:
+    """The view-factor rays (``kernel.march_cells``) for voxels of size ``voxel_zyx``: per cosine-law direction
+    (:func:`view_directions`) the cells that the half-voxel march of ``kernel.march_out`` from a voxel centre
+    visits, in order, each once, until ``depth`` slices above, as steps from one cell to the next (dz, dy, dx in
+    -1, 0, 1; int8, shape (n, L, 3); the first from the start voxel). Marching these cells from any pore voxel gives ``march_out``'s view factor (the same cells up to
+    floating-point ties of a coordinate on a voxel plane: identical on every pore voxel of the tested volumes)
+    without its per-step arithmetic. Cached per voxel size: do not write to it."""
+    dz, dy, dx = (float(v) for v in voxel_zyx)
+    dirs = view_directions(n_directions)
+    lens = _ray_cells(dirs, dz, dy, dx, int(depth), None)
+    out = np.zeros((dirs.shape[0], int(lens.max()), 3), np.int8)
+    _ray_cells(dirs, dz, dy, dx, int(depth), out)
+    return out
+
+
 WALL_MASK_DEPTH = 128  # slices below the face with precomputed neighbour masks (deeper points: the full search)
 
 
 def se_walls(vol: np.ndarray, k: int, nel: np.ndarray, backing: int, repeat_last: bool, pore_view: str,
-             depth: int = PORE_VIEW_DEPTH, mask_depth: int = WALL_MASK_DEPTH) -> tuple:
+             depth: int = PORE_VIEW_DEPTH, mask_depth: int = WALL_MASK_DEPTH, voxel_zyx=None) -> tuple:
     """What the SE kernel needs for open-pore walls in slice ``k`` (``kernel.wall_distance``), computed once per
     slice instead of per SE: the bit masks of each voxel's vacuum neighbours (``kernel.wall_masks``, the slices
     k .. k + ``mask_depth`` - 1 and the backing layer) and, for ``pore_view="straight"``, the pore view factors of
     the slices k .. k + ``depth`` - 1 to be filled on first use (-1 = not yet; the values are those of
-    :func:`pore_view_factors`), with the cosine-law directions. ``pore_view="all"``: no view layers (g = 1)."""
+    :func:`pore_view_factors`), with the cosine-law directions -- or, given ``voxel_zyx``, their precomputed rays
+    (:func:`view_rays`: the same view factors without the per-step arithmetic of the march).
+    ``pore_view="all"``: no view layers (g = 1)."""
     from fibsynth.physics.montecarlo import kernel
 
     nz, ny, nx = vol.shape
     masks = kernel.wall_masks(vol, nel, int(backing), bool(repeat_last), int(k), int(min(mask_depth, nz + 2 - k)))
     if pore_view == "straight":
         views = np.full((max(min(depth, nz - k), 1), ny, nx), -1.0)
-        dirs = view_directions()
+        dirs = view_directions() if voxel_zyx is None else view_rays(tuple(float(v) for v in voxel_zyx), depth=depth)
     else:
         views = np.zeros((0, ny, nx))
         dirs = np.zeros((0, 3))
@@ -216,7 +271,7 @@ def pore_view_factors(vol: np.ndarray, k: int, voxel_zyx, nel: np.ndarray, backi
     voxels: 0. Shape (min(depth, nz - k), ny, nx); index z - k."""
     dz, dy, dx = (float(v) for v in voxel_zyx)
     nz, ny, nx = vol.shape
-    dirs = view_directions(n_directions)
+    dirs = view_rays((dz, dy, dx), n_directions, depth)
     return _view_kernel(np.ascontiguousarray(vol, dtype=np.uint8), int(k), int(min(depth, nz - k)),
                         np.ascontiguousarray(nel), int(backing), bool(repeat_last), dirs, dz, dy, dx)
 
@@ -269,7 +324,7 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
     if pore_view not in ("all", "straight"):
         raise FibsynthError(f"must be all or straight (got {pore_view!r})", param="pore_view")
     if walls and has_vac:
-        segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view)
+        segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view, voxel_zyx=(dz, dy, dx))
     else:
         segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 3)))
     allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
