@@ -51,7 +51,8 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
 def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, seed: int, voxel_nm: float,
         slice_nm: float, no_adapt: bool, cyclegan: bool = False, cache: Path | None = None,
         train_seed: int | None = None, translation: str = "auto", tta: int | None = None,
-        artifact_dose: float = 40.0, device: str = "auto", threads: int = 1) -> dict:
+        artifact_dose: float = 40.0, device: str = "auto", threads: int | str = "auto",
+        seg_features: tuple[int, ...] | None = None) -> dict:
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
 
     out.mkdir(parents=True, exist_ok=True)
@@ -65,10 +66,12 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         t0 = time.perf_counter()
         s = ReconstructSettings(budget_min=budget, adapt=adapt, adapt_method=method, translation=translation,
                                 seed=seed if train_seed is None else train_seed, device=device, threads=threads,
-                                **({} if tta is None else {"tta": tta}))
+                                **({} if tta is None else {"tta": tta}),
+                                **({} if seg_features is None else {"seg_features": tuple(seg_features)}))
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
         sub += "" if translation == "auto" else f"_{translation}"
         sub += "" if tta is None else f"_tta{tta}"
+        sub += "" if seg_features is None else "_f" + "-".join(map(str, seg_features))
         summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
         ev = summ["evaluation"]
@@ -84,6 +87,7 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         row[f"U-Net {name}: steps (s)"] = [(st["step"], st["status"], st["seconds"]) for st in summ["steps"]]
         row[f"U-Net {name}: MDS per round"] = summ.get("round_mds")
         row[f"U-Net {name}: tta"] = s.tta
+        row[f"U-Net {name}: seg_features"] = list(s.seg_features)
         if name == "adapted":
             fp = summ["estimate_first_pass"]
             row["first-pass estimate (uncalibrated)"] = {k: round(v, 3) for k, v in fp["first_pass_uncalibrated"].items()
@@ -103,7 +107,8 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
     full = tuple(shape) == (128, 192, 192)
     row["target < 20 min" + ("" if full else " (the target is for 128x192x192; this is a reduced size)")] = bool(
         row["U-Net adapted: seconds"] < 1200)
-    row["threads"] = threads
+    row["threads"] = summ.get("threads", threads)
+    row["threads_choice"] = summ.get("threads_choice")
     row["device"] = summ.get("device")
     row["steps"] = summ.get("steps")
     return row
@@ -133,13 +138,13 @@ def fit_timing(rows: list[dict]) -> dict:
     return fits
 
 
-def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int = 1) -> dict:
+def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | str = 1) -> dict:
     """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
     fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
     independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
     most 48 x 128 x 128; estimate and evaluate: a central crop of at most 96 x 192 x 192) are timed by the
     benchmark runs and enter the model as constants. ``predict`` runs an untrained network of the default
-    architecture: its cost does not depend on the weights."""
+    architecture (reconstruct's default ``seg_features``): its cost does not depend on the weights."""
     import numpy as np
     import realistic_stack as R
 
@@ -153,10 +158,17 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int = 
 
     import numba
 
+    from fibsynth.ml.runtime import resolve_threads
+
+    threads, choice = resolve_threads(threads)
+    print(json.dumps({"threads_choice": choice}), flush=True)
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     out.mkdir(parents=True, exist_ok=True)
-    cfg = ModelConfig(mode="2.5d", k=2, features=(16, 32, 64), num_res_units=1, patch=64, norm=[(30.0, 220.0)])
+    from fibsynth.reconstruct import ReconstructSettings
+
+    cfg = ModelConfig(mode="2.5d", k=2, features=ReconstructSettings().seg_features, num_res_units=1, patch=64,
+                      norm=[(30.0, 220.0)])
     torch.manual_seed(seed)
     save_model(out / "model", build_net(cfg), cfg)
     rows = []
@@ -211,8 +223,11 @@ def main(argv=None) -> None:
                     "artifact model's Poisson noise (realistic_stack.degrade; 40 = the issue's original test stacks)")
     ap.add_argument("--out", type=Path, default=Path("bench-reconstruct"))
     ap.add_argument("--device", default=None, help="reconstruct's --device (default: auto; with --timing: cpu)")
-    ap.add_argument("--threads", type=int, default=1, help="reconstruct's --threads (CPU threads of torch and "
-                    "numba; default 1)")
+    ap.add_argument("--threads", default="auto", help="reconstruct's --threads (CPU threads of torch and numba): "
+                    "auto (default, as reconstruct: usable CPUs less the 1-minute load, 1..16) or a number")
+    ap.add_argument("--seg-features", type=int, nargs="+", default=None, help="reconstruct's U-Net widths per "
+                    "level (default: its default; a given value is added to the output folder's name, so runs "
+                    "sharing --out -- and so the steps before training -- compare)")
     ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
                     "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
     a = ap.parse_args(argv)
@@ -225,7 +240,8 @@ def main(argv=None) -> None:
         rows.append(run(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel, budget=a.budget_min,
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
                         cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation,
-                        tta=a.tta, artifact_dose=a.artifact_dose, device=a.device or "auto", threads=a.threads))
+                        tta=a.tta, artifact_dose=a.artifact_dose, device=a.device or "auto", threads=a.threads,
+                        seg_features=a.seg_features))
         print(json.dumps(rows[-1], indent=1), flush=True)
     import os
 

@@ -183,3 +183,25 @@ def test_absent_gpu_refused_before_anything_runs(tiny, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("fibsynth: error:") and "\n" not in err and "--device" in err and "CUDA" in err, err
     assert not out.exists()
+
+
+def test_threads_auto_recorded(run):
+    """The default ``--threads auto`` is resolved when the run starts (usable CPUs less the 1-minute load, 1..16)
+    and recorded in summary.json with the figures it used."""
+    from fibsynth.ml.runtime import auto_threads
+
+    s = json.loads((run / "summary.json").read_text())
+    assert s["settings"]["threads"] == "auto"
+    c = s["threads_choice"]
+    assert c["rule"].startswith("auto") and c["usable_cpus"] >= 1 and c["load_1min"] >= 0
+    assert s["threads"] == c["threads"] == auto_threads(c["usable_cpus"], c["load_1min"])
+    assert 1 <= s["threads"] <= min(c["usable_cpus"], 16)
+
+
+@pytest.mark.parametrize("value", ["0", "many", "2000"])
+def test_threads_refused_in_one_line(tiny, tmp_path, capsys, value):
+    out = tmp_path / "o"
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(out), "--threads", value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fibsynth: error:") and "\n" not in err and "--threads" in err, err
+    assert not out.exists()

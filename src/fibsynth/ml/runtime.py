@@ -71,6 +71,82 @@ def check_threads(threads: int | None, *, param: str = "threads") -> int | None:
     return threads
 
 
+AUTO_THREADS_CAP = 16  # most threads the automatic rule gives one run (a choice: one run leaves a big node's rest free)
+
+
+def _cgroup_cpus(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """CPUs a cgroup-v2 quota allows (``cpu.max`` = "QUOTA PERIOD"; "max" = no quota), or None when there is no
+    quota or no such file (cgroup v1, macOS, Windows)."""
+    try:
+        with open(path) as fh:
+            quota, period = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return max(float(quota) / float(period), 0.0)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its CPU affinity (``os.sched_getaffinity``, which a batch scheduler or
+    ``taskset`` narrows; ``os.cpu_count()`` where the platform has no affinity), further bounded by a cgroup-v2 CPU
+    quota (a container's ``--cpus``), rounded up. At least 1."""
+    import math
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    q = _cgroup_cpus()
+    if q is not None:
+        n = min(n, max(1, math.ceil(q)))
+    return max(1, n)
+
+
+def load_1min() -> float:
+    """The 1-minute load average (runnable + waiting tasks of the whole machine), 0 where the platform has none."""
+    import os
+
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def auto_threads(usable: int | None = None, load: float | None = None, cap: int = AUTO_THREADS_CAP) -> int:
+    """The thread count of ``threads="auto"``: the usable CPUs less the machine's current 1-minute load (rounded
+    half up), between 1 and ``cap``: ``max(1, min(usable - round(load), cap))``. So a 2-core machine already
+    running two or more busy processes gets 1 thread (oversubscribing shared cores made torch 15-17x slower there,
+    docs/reconstruct.md), an idle one 2, an idle 16-core node 16. ``usable`` / ``load``: default
+    :func:`usable_cpus` / :func:`load_1min` (given in tests)."""
+    import math
+
+    usable = usable_cpus() if usable is None else int(usable)
+    load = load_1min() if load is None else float(load)
+    busy = math.floor(max(load, 0.0) + 0.5)
+    return max(1, min(usable - busy, int(cap)))
+
+
+def resolve_threads(threads: int | str, *, param: str = "threads") -> tuple[int, dict[str, Any]]:
+    """``threads`` as a count: an integer in [1, 1024] as given, ``"auto"`` by :func:`auto_threads` at this moment.
+    Returns the count and a record of how it was chosen (for a run's summary): ``{"threads", "rule", "usable_cpus",
+    "load_1min"}``."""
+    if isinstance(threads, str) and threads.strip().lower() == "auto":
+        usable, load = usable_cpus(), load_1min()
+        n = auto_threads(usable, load)
+        return n, {"threads": n, "rule": f"auto: max(1, min(usable CPUs - round(1-min load), {AUTO_THREADS_CAP}))",
+                   "usable_cpus": usable, "load_1min": load}
+    if isinstance(threads, str) and threads.strip().isdigit():
+        threads = int(threads.strip())
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+        raise FibsynthError(f"must be auto or a whole number in [1, 1024] (got {threads!r})", param=param)
+    return threads, {"threads": threads, "rule": "given"}
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` torch CPU threads, then give the process its previous count back

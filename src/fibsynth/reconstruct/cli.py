@@ -39,7 +39,7 @@ def reconstruct_cmd(
     tta: int = typer.Option(1, "--tta", help="Test-time augmentation: average the network's output over this many in-plane rotations/flips of your stack (1-8; 1 = none, the default; N costs N predictions; two-phase reconstructions only)."),
     budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground truth of the same stack (benchmarks): adds MDS of every method."),
-    threads: int = typer.Option(1, "--threads", help="torch and numba CPU threads (1: fastest on shared cores; raise it on a machine of your own)."),
+    threads: str = typer.Option("auto", "--threads", help="torch and numba CPU threads: auto (default: the usable CPUs less the current 1-minute load average, 1..16; printed and recorded in summary.json) or a number."),
     seed: int = typer.Option(0, "--seed", help="Random seed of every random step."),
     device: str = typer.Option("auto", "--device", help="Where the networks train and run: auto (a CUDA GPU if this machine has one, else the CPU), cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),

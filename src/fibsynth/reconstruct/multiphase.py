@@ -352,14 +352,16 @@ def forward_consistency_phases_octants(seg: np.ndarray, real: np.ndarray, voxel_
 # ------------------------------------------------------------------------------------------------ the workflow
 
 def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: MultiphaseSettings, *,
-                       truth: str | Path | None, quiet: bool, work_dir: str | Path | None) -> dict[str, Any]:
+                       truth: str | Path | None, quiet: bool, work_dir: str | Path | None,
+                       threads: dict[str, Any] | None = None) -> dict[str, Any]:
     """The n-phase workflow (module docstring); :func:`fibsynth.reconstruct.reconstruct` calls it for
-    :class:`MultiphaseSettings`."""
+    :class:`MultiphaseSettings` inside :func:`fibsynth.reconstruct.workflow.thread_scope`, whose record of the
+    thread choice is ``threads``."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
     from fibsynth.reconstruct.inspect import read_stack
     from fibsynth.reconstruct.workflow import (NOT_KEYED, WORK, _Console, _file_id, _save, _seg_settings, _Steps,
-                                               inspect_step)
+                                               inspect_step, threads_line)
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
@@ -388,6 +390,11 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     console = _Console(quiet)
+    if threads is None:  # called without thread_scope: report what torch runs with
+        import torch
+
+        threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
+    console.print(threads_line(threads))
     steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
     vz = voxel.zyx()
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))
@@ -624,7 +631,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
-        "phases": n, "materials": mats,
+        "phases": n, "materials": mats, "threads": threads["threads"], "threads_choice": threads,
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est, "estimate_from_reconstruction": est2, "moved": moved_keys,
         "round_choice": choice, "rounds": len(rounds), "structures": structures, "adaptation": method, "histogram_distances": distances,

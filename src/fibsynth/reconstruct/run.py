@@ -19,14 +19,8 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Any = None
 
     if not isinstance(settings, MultiphaseSettings):
         return reconstruct_binary(real_path, out_dir, settings, truth=truth, quiet=quiet, work_dir=work_dir)
-    import numba
-    import torch
+    from fibsynth.reconstruct.workflow import thread_scope
 
-    old = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    numba.set_num_threads(min(settings.threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return reconstruct_phases(real_path, out_dir, settings, truth=truth, quiet=quiet, work_dir=work_dir)
-    finally:
-        torch.set_num_threads(old[0])
-        numba.set_num_threads(old[1])
+    with thread_scope(settings.threads) as threads:
+        return reconstruct_phases(real_path, out_dir, settings, truth=truth, quiet=quiet, work_dir=work_dir,
+                                  threads=threads)

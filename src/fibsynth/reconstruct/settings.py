@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fibsynth.config import StrictModel
 from fibsynth.errors import FibsynthError
@@ -43,7 +43,10 @@ class ReconstructSettings(StrictModel):
     gan_channels: int | None = Field(None, ge=2, le=128, description="CycleGAN generator width")
     mode: Literal["2d", "2.5d", "3d"] = Field("2.5d", description="segmentation network")
     seg_steps: int | None = Field(None, ge=1, le=10**6, description="optimizer steps of the segmentation training")
-    seg_features: tuple[int, ...] = Field((16, 32, 64), description="U-Net widths per level")
+    seg_features: tuple[int, ...] = Field(
+        (16, 32, 64), description="U-Net widths per level. (32, 64, 128) was measured against this default on the "
+        "full-size Monte Carlo test stack in 4 paired runs (same data and seed): differences +0.052, +0.012, -0.041, "
+        "+0.002 MDS -- no clear gain; both widths have bad training seeds (docs/reconstruct.md, recon7)")
     seg_batch: int = Field(16, ge=1, le=1024)
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
@@ -53,13 +56,28 @@ class ReconstructSettings(StrictModel):
                      "gained nothing on the Monte Carlo test stacks, -0.001 to -0.003 MDS). Figures in "
                      "docs/reconstruct.md (recon6)")
     budget_min: float = Field(20.0, gt=0, le=10000, description="time budget in minutes that guides the automatic choices")
-    threads: int = Field(1, ge=1, le=1024, description="torch and numba CPU threads during the run (restored "
-                         "afterwards). 1 by default: on a shared 2-core machine (load 18) one thread ran the CycleGAN "
-                         "17x and the shipped translation 15x faster than two; raise it on a machine of your own")
+    threads: int | Literal["auto"] = Field(
+        "auto", description="torch and numba CPU threads during the run (restored afterwards). auto (the default): "
+        "the usable CPUs (CPU affinity, a cgroup CPU quota) less the machine's current 1-minute load average, "
+        "between 1 and 16 (fibsynth.ml.runtime.auto_threads), chosen when the run starts and recorded in its "
+        "summary: 1 on a shared 2-core machine that is already busy (there one thread ran the CycleGAN 17x and the "
+        "shipped translation 15x faster than two), all of an idle machine's cores up to 16. An integer: that many")
     device: str = Field("auto", description="torch device of the CycleGAN, the U-Net training and the prediction: auto "
                         "(cuda if this machine has a CUDA GPU, else cpu), cpu, cuda or cuda:N. Not part of the step "
                         "cache's keys: a run resumed on another device reuses what is done")
     seed: int = Field(0, ge=0, lt=2**32)
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _check_threads(cls, v):
+        """auto, or a whole number in [1, 1024] (also as text): one line naming ``threads`` otherwise."""
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v.strip())
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1024:
+            raise FibsynthError(f"must be auto or a whole number in [1, 1024] (got {v!r})", param="threads")
+        return v
 
     @model_validator(mode="after")
     def _check_combinations(self):

@@ -24,12 +24,13 @@ then the outputs (segmentation, probability, confidence, baselines, ``summary.js
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -193,22 +194,44 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
     U-Net, Otsu and k-means. ``work_dir``: the step cache (default ``OUT/work``; runs that share it share every
     step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
     writing outputs."""
+    s = settings or ReconstructSettings()
+    with thread_scope(s.threads) as threads:
+        return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir, threads=threads)
+
+
+@contextlib.contextmanager
+def thread_scope(threads: int | str) -> Iterator[dict[str, Any]]:
+    """torch's and numba's CPU threads for the run: ``threads`` as given, or for ``"auto"`` the rule of
+    :func:`fibsynth.ml.runtime.auto_threads` (usable CPUs less the current 1-minute load, 1..16) evaluated now;
+    the previous counts are restored afterwards. Yields the record of the choice (``threads``, ``rule``, and for
+    auto ``usable_cpus`` and ``load_1min``) for the run's output and summary."""
     import numba
     import torch
 
-    s = settings or ReconstructSettings()
+    from fibsynth.ml.runtime import resolve_threads
+
+    n, rec = resolve_threads(threads)
     old = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(s.threads)
-    numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
-        return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir)
+        yield rec
     finally:
         torch.set_num_threads(old[0])
         numba.set_num_threads(old[1])
 
 
+def threads_line(rec: dict[str, Any]) -> str:
+    """The one line a run prints about its CPU threads."""
+    if "usable_cpus" not in rec:
+        return f"CPU threads: {rec['threads']} ({rec.get('rule', 'given')})"
+    return (f"CPU threads: {rec['threads']} (auto: {rec['usable_cpus']} usable CPUs, 1-minute load "
+            f"{rec['load_1min']:.1f}; give --threads N to choose)")
+
+
 def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSettings, *,
-                 truth: str | Path | None, quiet: bool, work_dir: str | Path | None) -> dict[str, Any]:
+                 truth: str | Path | None, quiet: bool, work_dir: str | Path | None,
+                 threads: dict[str, Any] | None = None) -> dict[str, Any]:
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
     from fibsynth.reconstruct import generate as G
@@ -234,6 +257,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     console = _Console(quiet)
+    if threads is None:  # called without thread_scope: report what torch runs with
+        import torch
+
+        threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
+    console.print(threads_line(threads))
     steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
@@ -522,7 +550,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
-        "detector": s.detector, "device": device, "threads": s.threads,
+        "detector": s.detector, "device": device, "threads": threads["threads"], "threads_choice": threads,
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
