@@ -80,6 +80,12 @@ def ms(values):
     return f"{v.mean():.3f} +- {v.std():.3f}"
 
 
+def ms_worst(values):
+    """mean +- sd and the value of largest magnitude (signed), for relative errors."""
+    v = np.asarray(values, float)
+    return f"{ms(v)}, worst {v[np.argmax(np.abs(v))]:+.3f}"
+
+
 def structures(n_slices, n, quick):
     out = [("random field", lambda s: grf((n_slices, n, n), s))]
     if SOFC.exists() and n <= 201 and n_slices <= 201:
@@ -357,8 +363,7 @@ def part_charging(quick):
     row = {"seeds": f"{seeds.start}-{seeds.stop - 1}", "detected": f"{det} of {n}", "false_alarms": f"{false} of {n}",
            "z_with": [round(z, 1) for z in zs1], "z_without": [round(z, 1) for z in zs0]}
     for k, v in errs.items():
-        v = np.array(v)
-        row[f"{k}_rel_error"] = f"{ms(v)}, worst {v[np.argmax(np.abs(v))]:+.3f}"
+        row[f"{k}_rel_error"] = ms_worst(v)
     rows.append(row)
     print("charging", row, flush=True)
     return rows
@@ -395,8 +400,7 @@ def part_charging_values(quick):
         row = {"case": {k: case[k] for k in ("line_fraction", "strength", "length_px")},
                "seeds": f"{seeds.start}-{seeds.stop - 1}", "detected": f"{det} of {len(seeds)}"}
         for k, v in errs.items():
-            v = np.array(v)
-            row[f"{k}_rel_error"] = f"{ms(v)}, worst {v[np.argmax(np.abs(v))]:+.3f}"
+            row[f"{k}_rel_error"] = ms_worst(v)
         rows.append(row)
         print("charging_values", row, flush=True)
     return rows
@@ -533,8 +537,7 @@ def summary(res):
     for k in (est[0] if est else {}):
         if k in ("shape", "seed", "fit_s"):
             continue
-        v = np.array([r[k] for r in est])
-        out[f"estimator {k}: relative error"] = f"{ms(v)}, worst {v[np.argmax(np.abs(v))]:+.3f} (target 0.2)"
+        out[f"estimator {k}: relative error"] = f"{ms_worst([r[k] for r in est])} (target 0.2)"
     for k, v in out.items():
         print("target", k, "=", v)
     return out
