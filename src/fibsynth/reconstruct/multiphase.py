@@ -292,10 +292,10 @@ def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: in
                           device: str = "cpu") -> dict:
     """Per-class probabilities (z, n, y, x) of a stack stored as ``.npy`` into a memory-mapped ``out_npy``, block by
     block (as the binary :func:`fibsynth.reconstruct.workflow.predict_blocks`)."""
+    from fibsynth.ml.runtime import resolved_device
+    from fibsynth.reconstruct.workflow import predict_batch
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
-
-    from fibsynth.ml.runtime import resolved_device
 
     dev = resolved_device(device)
     model = load_model(str(model_dir), dev)
@@ -305,7 +305,7 @@ def predict_blocks_phases(model_dir: Path, stack_npy: Path, out_npy: Path, n: in
     for z0 in range(0, src.shape[0], b):
         z1 = min(z0 + b, src.shape[0])
         out[z0:z1] = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, device=dev,
-                                   batch=16 if dev.startswith("cuda") else 4)
+                                   batch=predict_batch(dev))
     out.flush()
     del out
     return {"blocks": -(-src.shape[0] // b)}

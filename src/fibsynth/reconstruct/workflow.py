@@ -129,6 +129,11 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
                 "patch": patch, "batch": s.seg_batch}
 
 
+def predict_batch(device: str) -> int:
+    """Patches per forward pass when segmenting the real stack: a GPU wants more work per launch."""
+    return 16 if device.startswith("cuda") else 4
+
+
 def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,
                    device: str = "cpu") -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
@@ -141,7 +146,7 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
 
     dev = resolved_device(device)
     model = load_model(str(model_dir), dev)
-    batch = 16 if dev.startswith("cuda") else 4  # patches per forward pass: a GPU wants more work per launch
+    batch = predict_batch(dev)
     src = np.load(stack_npy, mmap_mode="r")
     out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=src.shape)
     solid = 0
