@@ -343,3 +343,96 @@ def test_kernel_layout_keeps_every_distribution(geo):
             assert eloss[m, k] == t.eloss[m, j]
             np.testing.assert_array_equal(prut[m, k], t.prut[m, j])
             np.testing.assert_array_equal(acoef[m, k], t.acoef[m, j])
+
+
+def test_box_levels_are_uniform_aligned_boxes_no_worse_than_cubes():
+    """``box_levels`` (uint16): material in the low bits; per voxel an aligned box of 2^Lx x 2^Ly x 2^Lz voxels
+    that lies inside the volume and holds one material, with the longest mean chord 2 / (1/a + 1/b + 1/c) among
+    all such boxes (brute force over the 64 candidates), so never shorter than the voxel's cube
+    (``block_levels``) and longer for some voxels of a flat uniform region."""
+    from fibsynth.physics.montecarlo.stack import box_levels
+
+    vol = _structure((11, 9, 13), seed=4)
+    vol[:2, :8, :8] = 1  # a flat uniform slab: 2 x 8 x 8 boxes, where the cubes are 2 x 2 x 2
+    vox = (4.0, 3.0, 5.0)
+    code = box_levels(vol, vox)
+    assert code.dtype == np.uint16
+    assert np.array_equal(code & kernel.MAT_MASK, vol)
+    lev = code >> kernel.LEVEL_SHIFT
+    got = np.stack([(lev >> 4) & 3, (lev >> 2) & 3, lev & 3], axis=-1)  # (Lz, Ly, Lx)
+    cube = block_levels(vol) >> kernel.LEVEL_SHIFT
+    nz, ny, nx = vol.shape
+
+    def inv(lz, ly, lx):
+        return 1 / ((1 << lz) * vox[0]) + 1 / ((1 << ly) * vox[1]) + 1 / ((1 << lx) * vox[2])
+
+    def uniform(z, y, x, lz, ly, lx):
+        z0, y0, x0 = (z >> lz) << lz, (y >> ly) << ly, (x >> lx) << lx
+        if z0 + (1 << lz) > nz or y0 + (1 << ly) > ny or x0 + (1 << lx) > nx:
+            return False
+        box = vol[z0 : z0 + (1 << lz), y0 : y0 + (1 << ly), x0 : x0 + (1 << lx)]
+        return box.min() == box.max()
+
+    cands = [(a, b, c) for a in range(4) for b in range(4) for c in range(4)]
+    longer = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                lz, ly, lx = (int(v) for v in got[z, y, x])
+                assert uniform(z, y, x, lz, ly, lx)
+                best = min(inv(*cnd) for cnd in cands if uniform(z, y, x, *cnd))
+                assert inv(lz, ly, lx) == pytest.approx(best, rel=1e-12)
+                c = int(cube[z, y, x])
+                assert inv(lz, ly, lx) <= inv(c, c, c) + 1e-12
+                longer += inv(lz, ly, lx) < inv(c, c, c) - 1e-12
+    assert tuple(got[0, 0, 0]) == (1, 3, 3) and longer > 0
+    with pytest.raises(FibsynthError) as exc:
+        box_levels(np.full((2, 2, 2), 16, np.uint8))
+    assert str(exc.value).startswith("vol: ")
+
+
+@pytest.mark.parametrize("geo,k", [({"backing": "pore"}, 3), ({"backing": "repeat"}, 5), ({"backing": "Si"}, 0),
+                                   ({"pore": "vacuum", "backing": "solid"}, 3)])
+def test_box_and_cube_tracking_give_the_same_image(geo, k):
+    """Box tracking (the default of ``tracking="block"``: ``box_levels``) and cube tracking (``blocks=`` the
+    ``block_levels`` codes) against voxel-by-voxel tracking: the same per-pixel counts within errors, for faces
+    that cut boxes, partial boxes at the edges, every backing and open pores (in practice identical tallies:
+    the same random streams meet the same material boundaries)."""
+    from fibsynth.physics.montecarlo.stack import box_levels
+
+    vol = _structure((22, 12, 10), seed=2)
+    vol[8:10, :8, :8] = 0  # a flat pore: 2 x 8 x 8 boxes
+    s = _settings(60, **geo)
+    a = simulate_slice(vol, VOX, k, s, tracking="voxel")
+    b = simulate_slice(vol, VOX, k, s, tracking="block")
+    c = simulate_slice(vol, VOX, k, s, tracking="block", blocks=block_levels(vol))
+    d = simulate_slice(vol, VOX, k, s, tracking="block", blocks=box_levels(vol, VOX))
+    assert a["all"].sum() > 0
+    assert _chi2_same(a, b, 60) and _chi2_same(a, c, 60)
+    assert _same(b, d)  # the default computes the same box codes
+
+
+def test_box_comparison_has_power():
+    """A wrong box map (mixed flat 8 x 8 x 2 boxes claimed uniform; they tile the volume, as real boxes lie inside
+    it) changes the image far beyond its errors."""
+    vol = _structure((20, 16, 16), seed=2)
+    s = _settings(60, backing="pore")
+    a = simulate_slice(vol, VOX, 2, s, tracking="voxel")
+    wrong = vol.astype(np.uint16) | np.uint16((3 | (3 << 2) | (1 << 4)) << kernel.LEVEL_SHIFT)
+    b = simulate_slice(vol, VOX, 2, s, tracking="block", blocks=wrong)
+    assert not _chi2_same(a, b, 60)
+
+
+def test_the_kernel_profiler_instruments_the_current_kernel():
+    """``benchmarks/mc_kernel_profile.py`` patches the kernel's source at fixed places; every place must still
+    exist (a kernel edit that moves one would otherwise break the profiler silently). Text only: not compiled."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "mc_kernel_profile.py"
+    spec = importlib.util.spec_from_file_location("mc_kernel_profile", path)
+    prof = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prof)
+    src = prof.instrumented_source(prof.KERNEL.read_text())
+    compile(src, "kernel_profiled.py", "exec")
+    assert src.count("rdtsc()") >= 8 and "cache=True" not in src
