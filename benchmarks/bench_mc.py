@@ -16,8 +16,7 @@ its venv is missing, the PENEPMA columns are left empty and the reason is printe
 ``--stack``: in the same process and one thread, bulk Au at 2 keV against one slice of a gold/epoxy leveled-wave
 stack (4 nm voxels, 2 keV, 38-degree incidence, shine-through: pores filled with epoxy, epoxy behind the last
 slice) with each tracking option (``voxel``: stop at every voxel plane; ``skip``: fly through runs of one
-material; ``block``: stop only on the faces of uniform aligned boxes, the default ``stack.box_levels``;
-``cube``: the same with the cubes of ``stack.block_levels``, the former default) and range rejection on/off; reports
+material; ``block``: stop only on the faces of uniform aligned blocks) and range rejection on/off; reports
 electrons/s, the stack/bulk ratio and the per-pixel figure of merit FOM = 1 / (mean per-pixel variance x
 marginal seconds) relative to the first mode listed, and (unless ``--no-penepma``) PENEPMA's marginal rate on
 bulk Au at the same energy and the bulk/PENEPMA ratio, in the same run. Runs are interleaved and repeated; times are
@@ -74,8 +73,7 @@ STACK_MODES = {
     "voxel": {"tracking": "voxel", "range_rejection": False},
     "voxel+rr": {"tracking": "voxel"},
     "skip+rr": {"tracking": "skip"},
-    "block+rr": {"tracking": "block"},  # the default: box codes (stack.box_levels)
-    "cube+rr": {"tracking": "block"},  # the former default: cube codes (stack.block_levels)
+    "block+rr": {"tracking": "block"},
 }
 
 
@@ -90,15 +88,15 @@ def stack_rates(npix: int, per_pixel: int, repeats: int, depth: int = 64, clock:
 
     from fibsynth.physics.montecarlo.engine import bulk_eta
     from fibsynth.physics.montecarlo.settings import Beam, StackGeometry, StackSettings
-    from fibsynth.physics.montecarlo.stack import block_levels, box_levels, distance_map, simulate_slice
+    from fibsynth.physics.montecarlo.stack import block_levels, distance_map, simulate_slice
     from fibsynth.structure.leveled_wave import leveled_wave
 
     numba.set_num_threads(1)
     now = time.process_time if clock == "cpu" else time.perf_counter
     vol = leveled_wave((depth, npix, npix), 4.0, 0.3, 30.0, seed=1)
     dist = distance_map(vol, 0, False)
+    blocks = block_levels(vol)
     vox = (4.0, 4.0, 4.0)
-    boxes, cubes = box_levels(vol, vox), block_levels(vol)
     k = 5  # a face a few voxels into the structure
 
     def st(n):
@@ -109,8 +107,7 @@ def stack_rates(npix: int, per_pixel: int, repeats: int, depth: int = 64, clock:
 
     def one(n, name):
         t0 = now()
-        r = simulate_slice(vol, vox, k, st(n), dist=dist, blocks=cubes if name.startswith("cube") else boxes,
-                           **modes[name])
+        r = simulate_slice(vol, vox, k, st(n), dist=dist, blocks=blocks, **modes[name])
         return now() - t0, r
 
     def bulk(n, seed):

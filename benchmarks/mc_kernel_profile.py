@@ -73,14 +73,14 @@ def _event(slot: str, count: str, ind: str) -> str:
 def instrumented_source(src: str) -> str:
     src = _replace(src, "import numpy as np\n", "import numpy as np\n" + _HEADER)
     src = src.replace("cache=True", "cache=False")
-    entry = "    lvx, lvy, lvz = cell_levels(vol, lookup_code(vol, iz, iy, ix, backing, repeat_last))\n    while True:\n"
+    entry = "    lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT\n    while True:\n"
     src = _replace(src, entry, entry.replace("    while True:\n", "    t0 = rdtsc()\n    while True:\n"))
     ind = " " * 12
     coll = "            s, s0, s1 = next_exp(s0, s1)\n            s *= interp_m(lam, mat, u)\n            continue\n"
     src = _replace(src, coll, coll[:-len(f"{ind}continue\n")] + f"{ind}kb = 1 if eloss[mat, j] > 0.0 else 0\n"
                    + _event(f"{C_COLL} + 2 * mat + kb", f"{N_COLL} + 2 * mat + kb", ind) + f"{ind}continue\n")
     change = ("            mat = newmat\n"
-              "            lvx, lvy, lvz = cell_levels(vol, lookup_code(vol, iz, iy, ix, backing, repeat_last))\n"
+              "            lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT\n"
               "            rr = interp_m(rng, mat, u)\n            rc = rcut[mat]\n            s, s0, s1 = next_exp(s0, s1)\n"
               "            s *= interp_m(lam, mat, u)\n")
     src = _replace(src, change, f"{ind}oldm = mat\n" + change

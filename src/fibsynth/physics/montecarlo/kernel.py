@@ -268,42 +268,6 @@ def lookup_code(vol, iz, iy, ix, backing, repeat_last):
     return backing
 
 
-def cell_levels(vol, code):
-    """The cell of a voxel code as levels (Lx, Ly, Lz): the uniform aligned box of 2^Lx x 2^Ly x 2^Lz voxels
-    around the voxel. ``vol`` of uint16: box codes (``stack.box_levels``: Lx, Ly, Lz in 2 bits each above the
-    material); any other dtype: cube codes (``stack.block_levels``: one level L, the box 2^L on every axis)."""
-    lev = code >> LEVEL_SHIFT
-    if vol.dtype == np.uint16:
-        return lev & 3, (lev >> 2) & 3, (lev >> 4) & 3
-    return lev, lev, lev
-
-
-@nb.extending.overload(cell_levels, jit_options={"cache": True, "fastmath": True, "error_model": "numpy"},
-                       inline="always")
-def _cell_levels_overload(vol, code):
-    if vol.dtype == nb.types.uint16:
-        def impl(vol, code):
-            lev = code >> LEVEL_SHIFT
-            return lev & 3, (lev >> 2) & 3, (lev >> 4) & 3
-    else:
-        def impl(vol, code):
-            lev = code >> LEVEL_SHIFT
-            return lev, lev, lev
-    return impl
-
-
-@_jit
-def assign_box(code, m, lz, ly, lx, c):
-    """``code`` = ``c`` on every voxel whose aligned box of 2^lz x 2^ly x 2^lx voxels is uniform (``m``: per box
-    its material, 255 if mixed; ``stack.box_levels``)."""
-    mz, my, mx = m.shape
-    for iz in range(mz << lz):
-        for iy in range(my << ly):
-            for ix in range(mx << lx):
-                if m[iz >> lz, iy >> ly, ix >> lx] != 255:
-                    code[iz, iy, ix] = c
-
-
 @_jit
 def _clampi(i, lo, hi):
     if i < lo:
@@ -978,7 +942,7 @@ def transport_one(
     zface = kface * dz
     # block level of the cell the electron is in (0 unless ``vol`` holds ``stack.block_levels`` codes); refreshed
     # at every voxel entry and material change
-    lvx, lvy, lvz = cell_levels(vol, lookup_code(vol, iz, iy, ix, backing, repeat_last))
+    lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
     while True:
         inside = False  # True: the flight ends within the same-material ball around the voxel (no plane tests)
         if skip:
@@ -998,13 +962,11 @@ def transport_one(
                 inside = True
         # the cell to leave: the voxel (lev 0) or the uniform aligned block of 2^lev voxels around it
         # (``stack.block_levels``; blocks lie inside the volume and never straddle the periodic edges)
-        bx0 = (ix >> lvx) << lvx
-        by0 = (iy >> lvy) << lvy
-        bzb = (iz >> lvz) << lvz
+        bx0 = (ix >> lev) << lev
+        by0 = (iy >> lev) << lev
+        bzb = (iz >> lev) << lev
         bz0 = bzb if bzb > kface else kface  # a block cut by the face: its top is the face
-        nbx = 1 << lvx
-        nby = 1 << lvy
-        nbz = 1 << lvz
+        nbk = 1 << lev
         dmin = _BIG
         axis = 2
         if not inside:
@@ -1018,12 +980,12 @@ def transport_one(
             ey = 0.0
             hit = False
             if lateral:
-                ex = ((bx0 + nbx) * dx if ux > 0.0 else bx0 * dx) - x
-                ey = ((by0 + nby) * dy if uy > 0.0 else by0 * dy) - y
+                ex = ((bx0 + nbk) * dx if ux > 0.0 else bx0 * dx) - x
+                ey = ((by0 + nbk) * dy if uy > 0.0 else by0 * dy) - y
                 hit = (s * abs(ux) >= abs(ex)) | (s * abs(uy) >= abs(ey))
             # uz is never exactly 0 (nudged after each rotation); below the last slice, flying deeper into the
             # backing, there are no planes
-            ez = ((bzb + nbz) * dz if uz > 0.0 else bz0 * dz) - z
+            ez = ((bzb + nbk) * dz if uz > 0.0 else bz0 * dz) - z
             zplane = (uz < 0.0) | (iz < nz) | repeat_last
             hit = hit | ((s * abs(uz) >= abs(ez)) & zplane)
             if hit:
@@ -1162,21 +1124,21 @@ def transport_one(
         ya = y + dmin * uy
         za = z + dmin * uz
         # x: the stepped index and its plane
-        ixs = bx0 + nbx if ux > 0.0 else bx0 - 1
+        ixs = bx0 + nbk if ux > 0.0 else bx0 - 1
         xp = ixs * dx if ux > 0.0 else bx0 * dx
         xp = 0.0 if ixs == nx else xp
         ixs = 0 if ixs == nx else ixs
         xp = nx * dx if ixs < 0 else xp
         ixs = nx - 1 if ixs < 0 else ixs
         # y
-        iys = by0 + nby if uy > 0.0 else by0 - 1
+        iys = by0 + nbk if uy > 0.0 else by0 - 1
         yp = iys * dy if uy > 0.0 else by0 * dy
         yp = 0.0 if iys == ny else yp
         iys = 0 if iys == ny else iys
         yp = ny * dy if iys < 0 else yp
         iys = ny - 1 if iys < 0 else iys
         # z (no wrap; above the face: out)
-        izs = bzb + nbz if uz > 0.0 else bz0 - 1
+        izs = bzb + nbk if uz > 0.0 else bz0 - 1
         zp = izs * dz if uz > 0.0 else bz0 * dz
         if axis == 2 and izs < kface:
             x = xa
@@ -1191,9 +1153,9 @@ def transport_one(
                 se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
                            vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             return True, math.exp(ln_e0 + u * dln), ux, uy, uz
-        cx = _clampi(int(xa * idx), bx0, bx0 + nbx - 1)
-        cy = _clampi(int(ya * idy), by0, by0 + nby - 1)
-        cz = _clampi(int(za * idz), bz0, bzb + nbz - 1)
+        cx = _clampi(int(xa * idx), bx0, bx0 + nbk - 1)
+        cy = _clampi(int(ya * idy), by0, by0 + nbk - 1)
+        cz = _clampi(int(za * idz), bz0, bzb + nbk - 1)
         ix = ixs if axis == 0 else cx
         x = xp if axis == 0 else xa
         iy = iys if axis == 1 else cy
@@ -1201,7 +1163,7 @@ def transport_one(
         iz = izs if axis == 2 else cz
         z = zp if axis == 2 else za
         code = lookup_code(vol, iz, iy, ix, backing, repeat_last)
-        lvx, lvy, lvz = cell_levels(vol, code)
+        lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
         if newmat != mat:
             rr -= pend
@@ -1222,7 +1184,7 @@ def transport_one(
                 if st == 2:
                     return False, 0.0, ux, uy, uz
             mat = newmat
-            lvx, lvy, lvz = cell_levels(vol, lookup_code(vol, iz, iy, ix, backing, repeat_last))
+            lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
             rr = interp_m(rng, mat, u)
             rc = rcut[mat]
             s, s0, s1 = next_exp(s0, s1)

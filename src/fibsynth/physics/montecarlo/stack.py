@@ -89,56 +89,6 @@ def block_levels(vol: np.ndarray, max_level: int = BLOCK_LEVELS) -> np.ndarray:
     return vol | (lev << LEVEL_SHIFT).astype(np.uint8)
 
 
-def box_levels(vol: np.ndarray, voxel_zyx=(1.0, 1.0, 1.0), max_level: int = BLOCK_LEVELS) -> np.ndarray:
-    """Voxel codes for box tracking in ``kernel.transport_one`` (uint16): ``material | (Lx | Ly << 2 | Lz << 4)
-    << kernel.LEVEL_SHIFT``, the aligned box of 2^Lx x 2^Ly x 2^Lz voxels (origin at multiples of its sides, each
-    level <= ``max_level`` <= 3) that holds the voxel, lies wholly inside the volume and holds one material, chosen
-    among all such boxes for the longest mean chord 4 V / S = 2 / (1/a + 1/b + 1/c) (sides a, b, c in nm from
-    ``voxel_zyx``; ties: the larger volume, then the lower levels in z, y, x order). The cubes of
-    :func:`block_levels` are among the candidates, so no voxel gets a shorter mean chord than its cube; in sheets
-    of one material (the pores between ligaments) the box can be flat and longer, and a flight crosses fewer cell
-    faces. The kernel tells the two codings apart by the dtype (``kernel.cell_levels``)."""
-    from fibsynth.physics.montecarlo.kernel import LEVEL_SHIFT, MAT_MASK, assign_box
-
-    vol = np.ascontiguousarray(vol, dtype=np.uint8)
-    if vol.size and int(vol.max()) > MAT_MASK:
-        raise FibsynthError(f"material indices must be <= {MAT_MASK} for box tracking", param="vol")
-    if not 0 <= max_level <= 3:
-        raise FibsynthError(f"must be 0..3 (got {max_level})", param="max_level")
-    vz, vy, vx = (float(v) for v in voxel_zyx)
-    mixed = np.uint8(255)
-    # coarse[(lz, ly, lx)]: per aligned box the material, or 255 where it holds two (only whole boxes)
-    coarse = {(0, 0, 0): vol}
-    for lz in range(max_level + 1):
-        for ly in range(max_level + 1):
-            for lx in range(max_level + 1):
-                if (lz, ly, lx) == (0, 0, 0):
-                    continue
-                if lx > 0:
-                    src, ax = coarse[(lz, ly, lx - 1)], 2
-                elif ly > 0:
-                    src, ax = coarse[(lz, ly - 1, lx)], 1
-                else:
-                    src, ax = coarse[(lz - 1, ly, lx)], 0
-                n = src.shape[ax] // 2
-                a = np.take(src, np.arange(0, 2 * n, 2), axis=ax)
-                b = np.take(src, np.arange(1, 2 * n, 2), axis=ax)
-                coarse[(lz, ly, lx)] = np.where(a == b, a, mixed)
-    # worst candidate first, so that the best uniform box is written last
-    def rank(key):
-        lz, ly, lx = key
-        return (-(1.0 / ((1 << lz) * vz) + 1.0 / ((1 << ly) * vy) + 1.0 / ((1 << lx) * vx)), lz + ly + lx, key)
-
-    code = np.zeros(vol.shape, np.uint16)
-    for key in sorted(coarse, key=rank):
-        m = coarse[key]
-        if key == (0, 0, 0) or m.size == 0:
-            continue
-        lz, ly, lx = key
-        assign_box(code, m, lz, ly, lx, np.uint16(lx | (ly << 2) | (lz << 4)))
-    return vol.astype(np.uint16) | (code << np.uint16(LEVEL_SHIFT))
-
-
 def distance_map(vol: np.ndarray, backing: int, repeat_last: bool, cap: int = SKIP_CAP) -> np.ndarray:
     """Same-material radius of every voxel for free-flight skipping in ``kernel.transport_one``.
 
@@ -196,19 +146,15 @@ def simulate_slice(vol: np.ndarray, voxel_zyx: tuple[float, float, float], k: in
     if settings.signal is not None:  # an SE detector: the SE kernel (same transport; voxel or block tracking)
         from fibsynth.physics.montecarlo.secondary import simulate_slice_se
 
-        if tracking == "block" and (blocks is None or blocks.dtype == np.uint16):
-            # the SE kernel tracks by cubes (``block_levels``); box codes are turned back into them
-            blocks = block_levels(vol if blocks is None else blocks & np.uint16(kernel.MAT_MASK))
+        if tracking == "block" and blocks is None:
+            blocks = block_levels(vol)
         return simulate_slice_se(vol, voxel_zyx, k, settings, tables=tables, cone=settings.signal.cone(by, bz),
                                  blocks=blocks if tracking == "block" else None, range_rejection=range_rejection,
                                  pore_view=settings.signal.pore_view_mode)
     dz, dy, dx = (float(v) for v in voxel_zyx)
     vol = np.ascontiguousarray(vol, dtype=np.uint8)
     if tracking == "block":
-        if blocks is None:
-            vol = box_levels(vol, (dz, dy, dx))
-        else:  # box codes (uint16, ``box_levels``) or cube codes (``block_levels``)
-            vol = np.ascontiguousarray(blocks, dtype=np.uint16 if blocks.dtype == np.uint16 else np.uint8)
+        vol = block_levels(vol) if blocks is None else np.ascontiguousarray(blocks, dtype=np.uint8)
     if tracking == "skip":
         if dist is None:
             dist = distance_map(vol, backing, repeat)
@@ -573,11 +519,11 @@ def _run_slices(vol, voxel_zyx, settings, k0, k1, key, store, resume, scheduler,
                 finish(bt.simulate_slice_torch(vol_t, voxel_zyx, k, settings, device=dev, tables=tt))
         else:
             tables = tabs.as_tuple()
-            blocks = box_levels(vol, voxel_zyx) if tracking == "block" else None
+            blocks = block_levels(vol) if tracking == "block" else None
             for k in todo:
                 finish(simulate_slice(vol, voxel_zyx, k, settings, tables, tracking=tracking, blocks=blocks))
     elif todo:
-        _run_dask(box_levels(vol, voxel_zyx) if tracking == "block" else vol, voxel_zyx, settings, todo, key, scheduler,
+        _run_dask(block_levels(vol) if tracking == "block" else vol, voxel_zyx, settings, todo, key, scheduler,
                   workers, finish, tracking)
     return {
         "eta": eta,
