@@ -20,6 +20,10 @@ shares and the ratios, not the absolute ticks. The random streams are the real k
 the real ones (the tallies are identical to the uninstrumented kernel's).
 
     NUMBA_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/mc_kernel_profile.py --energies 1,2,4
+    # the real kernel's per-energy costs for the projection: stack and bulk Au at each energy, interleaved, process
+    # CPU time of fixed-size runs; per-repeat stack/bulk and stack cost per electron relative to the 2 keV stack
+    NUMBA_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/mc_kernel_profile.py --rates --energies 1,2,4 \
+        --repeats 8 --per-pixel 20
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +133,42 @@ def breakdown(c: np.ndarray, mats: tuple[str, ...]) -> dict:
             "noesc": (c[C_ELEC] / max(c[N_ELEC], 1), c[N_ELEC] / n_el)}
 
 
+def rates(r, kernel, energies: list[float], n: int, per_pixel: int, repeats: int) -> None:
+    """The real kernel: per-energy stack (32 x 32 LW slice) and bulk Au rates in one process, energies interleaved
+    (order reversed every other repeat), process CPU time of fixed-size runs."""
+    for e in energies:
+        r.stack(kernel, 1, 1, e)
+        r.layers(kernel, (), "Au", e, 100, 1)
+
+    def t(f):
+        c = time.process_time()
+        f()
+        return time.process_time() - c
+
+    res = {(w, e): [] for w in ("s", "b") for e in energies}
+    for rep in range(repeats):
+        for e in (energies if rep % 2 == 0 else energies[::-1]):
+            res[("s", e)].append(1024 * per_pixel / t(lambda: r.stack(kernel, per_pixel, 100 + rep, e)))
+            res[("b", e)].append(n / t(lambda: r.layers(kernel, (), "Au", e, n, 100 + rep)))
+
+    def ms(x):
+        return f"{statistics.mean(x):.3f} +- {statistics.stdev(x):.3f}" if len(x) > 1 else f"{x[0]:.3f}"
+
+    ref = 2.0 if 2.0 in energies else energies[0]
+    print(f"real kernel, {repeats} repeats, {per_pixel} e/px on the 32 x 32 LW slice, {n} bulk Au electrons")
+    for e in energies:
+        print(f"{e:g} keV: stack {statistics.median(res[('s', e)]):.0f} e/s, bulk Au {statistics.median(res[('b', e)]):.0f} "
+              f"e/s (medians); stack/bulk per repeat {ms([s / b for s, b in zip(res[('s', e)], res[('b', e)])])}; "
+              f"stack cost per electron / {ref:g} keV's {ms([a / b for a, b in zip(res[('s', ref)], res[('s', e)])])}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--energies", default="2", help="comma-separated beam energies (keV)")
     ap.add_argument("--electrons", type=int, default=40_000, help="bulk Au electrons per repeat")
     ap.add_argument("--per-pixel", type=int, default=30, help="electrons per pixel on the 32 x 32 LW slice")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rates", action="store_true", help="time the real kernel per energy instead of profiling")
     a = ap.parse_args(argv)
     import numba
 
@@ -141,6 +176,13 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from mc_kernel_ab import Runner
 
+    if a.rates:
+        from fibsynth.physics.montecarlo import kernel
+
+        rates(Runner(kernel, kernel), kernel, [float(v) for v in a.energies.split(",")], a.electrons, a.per_pixel,
+              a.repeats)
+        print("load average", " ".join(f"{v:.1f}" for v in os.getloadavg()))
+        return 0
     k = load_instrumented()
     r = Runner(k, k)
     print(f"instrumented copy of {KERNEL.relative_to(REPO)}; one thread; ticks = rdtsc counts")
