@@ -92,12 +92,15 @@ def instrumented_source(src: str) -> str:
                    + _event(f"{C_STOP} + 2 * oldm + 1", f"{N_STOP} + 2 * oldm + 1", ind)
                    + "        else:\n" + _event(f"{C_STOP} + 2 * mat", f"{N_STOP} + 2 * mat", ind))
     src = _replace(src, "    out = np.empty(4)\n    out[0] = 1.0 / dx", "    out = np.zeros(64)\n    out[0] = 1.0 / dx")
-    # run_slice and run_point: the whole call per electron, by outcome; the counters come back as a last output
-    for call, ind in (("esc, e, ux, uy, uz = transport_one(\n                    x, y, z0", " " * 16),
-                      ("esc, e, ux, uy, uz = transport_one(\n                x, y, kface * dz", " " * 12)):
+    # the per-electron loops of run_slice (_slice_row) and run_point (_point_chunk): the whole transport per
+    # electron, by outcome; the counters come back as a last output of run_slice / run_point
+    for call, ind in (("esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, None,\n"
+                       "                                                None,", " " * 12),
+                      ("esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, None, None,\n",
+                       " " * 8)):
         src = _replace(src, call, "tA = rdtsc()\n" + ind + call)
-    for tally, ind in (("                if esc:\n                    _tally(tal, he[iy]", " " * 16),
-                       ("            if esc:\n                _tally(tal[c], he[c]", " " * 12)):
+    for tally, ind in (("            if esc:\n                _tally(tal, he, ha", " " * 12),
+                       ("        if esc:\n            _tally(tal, he, ha", " " * 8)):
         src = _replace(src, tally, f"{ind}dtA = float(rdtsc() - tA)\n{ind}if dtA < 60000.0:\n"
                        f"{ind}    rcp[{C_ELEC} + (1 if esc else 0)] += dtA\n"
                        f"{ind}    rcp[{N_ELEC} + (1 if esc else 0)] += 1.0\n" + tally)

@@ -70,6 +70,11 @@ _jit = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 # the per-electron transport allocates nothing: compiled without reference counting, its ~15 array arguments are
 # not incremented on entry and decremented on each of its exits (out-of-line atomic calls, ~30 per electron)
 _jit_norc = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False)
+# the transport body, inlined (numba IR) into its callers: a call passing its ~45 arguments (each array is ~7-11
+# machine words) cost ~200 ticks per electron, more than a collision (measured with benchmarks/mc_kernel_profile.py:
+# 4.5 % of a 1 keV stack, 7 % of bulk gold at 1 keV). Its arguments are grouped in three tuples: CPython passes a
+# call of more than 30 arguments as *args, which numba's inliner refuses.
+_jit_inline = nb.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", _nrt=False, inline="always")
 # the SE helpers called per trajectory segment: no reference counting (they allocate nothing), and the wall search
 # inlined into se_segment (a call passing the slice's three arrays cost ~40 ns, half the search's time: measured
 # with benchmarks-style micro timing of wall_distance, 2026-11-30)
@@ -903,6 +908,21 @@ def transport_one(
     ``rcp`` (:func:`reciprocals`): 1/dx, 1/dy, 1/dz, 1/inv_dln computed once by the caller. Without it they are
     divisions on every call (the compiler hoists each x / dx to a reciprocal at the function's entry: ~8
     divisions per electron)."""
+    return transport_body((x, y, z, ux, uy, uz, e0, s0, s1),
+                          (vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar),
+                          (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef,
+                           eloss),
+                          mdep, mfull, sep, seacc, sewall, segv, rcp)
+
+
+@_jit_inline
+def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
+    """:func:`transport_one` with its arguments grouped: ``st`` = (x, y, z, ux, uy, uz, e0, s0, s1), ``geo`` =
+    (vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar), ``tabs`` = the tables
+    (``Tables.as_tuple()``); inlined into every caller (no call per electron)."""
+    x, y, z, ux, uy, uz, e0, s0, s1 = st
+    vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar = geo
+    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss = tabs
     nz, ny, nx = vol.shape
     lateral = nx > 1 or ny > 1
     if rcp is None:
@@ -1238,20 +1258,27 @@ def run_point(
     rstar = max_range(rng, True)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax)
     for c in nb.prange(nchunks):
-        start = (n * c) // nchunks
-        stop = (n * (c + 1)) // nchunks
-        for k in range(start, stop):
-            s0, s1 = seed_state(seed, stream, 0, k)
-            x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
-            esc, e, ux, uy, uz = transport_one(
-                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
-                ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                mdep, mfull, None, None, False, None, rcp,
-            )
-            if esc:
-                _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+        _point_chunk((n * c) // nchunks, (n * (c + 1)) // nchunks, beam, geo, tabs, mdep, mfull, rcp, tal[c], he[c],
+                     ha[c])
     return tal.sum(axis=0), he.sum(axis=0), ha.sum(axis=0)
+
+
+@_jit_norc
+def _point_chunk(start, stop, beam, geo, tabs, mdep, mfull, rcp, tal, he, ha):
+    """Electrons ``start``..``stop - 1`` of :func:`run_point` (the transport inlined: no call per electron)."""
+    seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax = beam
+    z0 = geo[4] * geo[1]
+    for k in range(start, stop):
+        s0, s1 = seed_state(seed, stream, 0, k)
+        x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
+        esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, None, None,
+                                            False, None, rcp)
+        if esc:
+            _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
 
 
 @_jit
@@ -1295,25 +1322,36 @@ def run_slice(
     rstar = max_range(rng, reject)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
-        for ix in range(nx):
-            tal[0] = 0
-            tal[1] = 0
-            pix = iy * nx + ix
-            for k in range(n_per_pixel):
-                s0, s1 = seed_state(seed, kface, pix, k)
-                x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
-                esc, e, ux, uy, uz = transport_one(
-                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-                    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull, None, None, False, None, rcp,
-                )
-                if esc:
-                    _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
-            allc[iy, ix] = tal[0]
-            det[iy, ix] = tal[1]
+        _slice_row(iy, beam, geo, tabs, mdep, mfull, rcp, tal, he[iy], ha[iy], allc[iy], det[iy])
     return allc, det, he.sum(axis=0), ha.sum(axis=0)
+
+
+@_jit_norc
+def _slice_row(iy, beam, geo, tabs, mdep, mfull, rcp, tal, he, ha, allc, det):
+    """Pixel row ``iy`` of :func:`run_slice` (the transport inlined: no call per electron)."""
+    seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax = beam
+    kface = geo[4]
+    dy = geo[2]
+    dx = geo[3]
+    nx = geo[0].shape[2]
+    for ix in range(nx):
+        tal[0] = 0
+        tal[1] = 0
+        pix = iy * nx + ix
+        for k in range(n_per_pixel):
+            s0, s1 = seed_state(seed, kface, pix, k)
+            x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
+            esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, None,
+                                                None, False, None, rcp)
+            if esc:
+                _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
+        allc[ix] = tal[0]
+        det[ix] = tal[1]
 
 
 @nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
