@@ -98,7 +98,22 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     # noise on the stack as it is (interpolation during alignment would smooth it)
     pg = poisson_gaussian(x)
     rec["noise"] = {**pg, "sigma_wavelet": noise_sigma(x)}
-    raw = x
+    # charging, scan lines and blur on the stack as it is too: they are per scan line, and the alignment's
+    # sub-pixel y shifts mix neighbouring lines (charging measured after the alignment read s 11-14 % and f 7-9 %
+    # low on the benchmark's charged stacks). Struck and unstruck lines alternate at random, which reads as line
+    # offsets and as fine y detail (line offsets 2.3x high, blur 28 % low with the true offsets): both subtract the
+    # charging's share when it is flagged present
+    try:
+        ch = charging_streaks(x)
+    except FibsynthError as exc:  # e.g. too few lines cross the dark phase
+        ch = {"present": False, "not_measured": exc.message}
+    rec["charging"] = ch
+    lines = scan_line_artifacts(x, charging=ch)
+    rec["scan_lines"] = lines
+    bl = blur_series(x, reference=reference, line_offset_std=lines["offset_std"], charging=ch)
+    blur = np.asarray(bl["blur_px"])
+    focus = float(blur.std() / _ABS_STD) if len(blur) > 1 else 0.0
+    rec["blur"] = {**bl, "mean_px": float(blur.mean()), "std_px": float(blur.std())}
     # slice drift first: the other measurements are made on the aligned stack
     xy_step = 0.0
     if align and x.shape[0] > 1:
@@ -107,20 +122,6 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
         xy_step = float(np.sqrt((steps ** 2).mean() / 2))
         rec["shifts_px"] = np.round(shifts, 3).tolist()
         x = shift_slices(x, shifts)
-    try:
-        ch = charging_streaks(x)
-    except FibsynthError as exc:  # e.g. too few lines cross the dark phase
-        ch = {"present": False, "not_measured": exc.message}
-    rec["charging"] = ch
-    # scan lines and blur on the stack as it was (interpolation smooths it); struck and unstruck lines alternate
-    # at random, which reads as line offsets and as fine y detail (blur read 24-31 % low, line offsets 2.3x high
-    # on the benchmark's charged stacks): both subtract the charging's share when it is flagged present
-    lines = scan_line_artifacts(raw, charging=ch)
-    rec["scan_lines"] = lines
-    bl = blur_series(raw, reference=reference, line_offset_std=lines["offset_std"], charging=ch)
-    blur = np.asarray(bl["blur_px"])
-    focus = float(blur.std() / _ABS_STD) if len(blur) > 1 else 0.0
-    rec["blur"] = {**bl, "mean_px": float(blur.mean()), "std_px": float(blur.std())}
     ds = drift_series(x)
     dark, bright = float(np.mean(ds["dark"])), float(np.mean(ds["bright"]))
     if eta_levels is not None:
