@@ -427,7 +427,8 @@ def part_charging_side(quick):
     charging): line offsets without / with the charging's share subtracted, and the total blur without a
     reference (true: sqrt(realised probe blur^2 + 0.6^2), mean over slices) (a) with the line offsets measured
     without the correction (fit_model before), (b) with the true line offsets and no charging correction
-    (``blur_series`` alone), (c) with the corrected offsets and ``charging=`` (fit_model now)."""
+    (``blur_series`` alone), (c) with the corrected offsets and ``charging=`` (fit_model now); on the charged
+    stacks also fit_model end to end and, as before, charging measured after the alignment."""
     from fibsynth.microscope import apply, blur_series, charging_streaks, scan_line_artifacts
 
     seeds = range(10, 15 if quick else 20)
@@ -451,6 +452,20 @@ def part_charging_side(quick):
                             ("(b) blur, true offsets, no correction", {"line_offset_std": 0.01}),
                             ("(c) blur, corrected offsets and charging=", {"line_offset_std": l1, "charging": ch})):
                 res[key].append(float(np.mean(blur_series(x, **kw)["blur_px"])) / total - 1)
+            if case == "with charging":  # fit_model end to end, and charging measured after the alignment (before)
+                from fibsynth.microscope import fit_model, register_slices, shift_slices
+
+                _, rec = fit_model(x, eta_levels=(ETA0, ETA1))
+                al = charging_streaks(shift_slices(x, register_slices(x)))
+                s_true, f_true = 0.1 * charging_scale(m, r), r.record["realised"]["struck_line_fraction"]
+                for key, v in (("fit_model: line offsets", rec["scan_lines"]["offset_std"] / 0.01 - 1),
+                               ("fit_model: total blur", rec["blur"]["mean_px"] / total - 1),
+                               ("fit_model: charging strength", rec["charging"]["strength"] / s_true - 1),
+                               ("fit_model: struck fraction vs realised", rec["charging"]["line_fraction"] / f_true - 1),
+                               ("before: charging after the alignment, strength", al["strength"] / s_true - 1),
+                               ("before: charging after the alignment, struck fraction vs realised",
+                                al["line_fraction"] / f_true - 1)):
+                    res.setdefault(key, []).append(v)
         for key, v in res.items():
             rows.append({"case": case, "estimate": key, "rel_error": ms_worst(v),
                          "seeds": f"{seeds.start}-{seeds.stop - 1}"})
