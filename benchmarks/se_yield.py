@@ -24,27 +24,31 @@ ELEMENTS = [("graphite", 6), ("Al", 13), ("Si", 14), ("Cu", 29), ("Au", 79)]
 
 
 def peak_energy(name, scales, electrons, seed):
+    """Energy of the maximum of the Monte Carlo yield curve: a parabola in log E through the five grid points
+    around the largest yield (the curve is flat near its top: three points follow the noise)."""
     es = np.geomspace(0.2, 3.0, 13)
     d = np.array([bulk_se_yield(name, e, electrons, seed=seed, se_scales=scales).delta for e in es])
-    i = int(np.clip(np.argmax(d), 1, len(es) - 2))
-    x = np.log(es[i - 1:i + 2])
-    a, b, _ = np.polyfit(x, d[i - 1:i + 2], 2)
-    return float(np.exp(-b / (2 * a))) if a < 0 else float(es[i])
+    i = int(np.clip(np.argmax(d), 2, len(es) - 3))
+    x = np.log(es[i - 2:i + 3])
+    a, b, _ = np.polyfit(x, d[i - 2:i + 3], 2)
+    return float(np.exp(-b / (2 * a))) if a < 0 else float(es[int(np.argmax(d))])
 
 
 def calibrate(electrons, seed):
+    """Per element: the lambda scale that puts the yield maximum at the handbook's E_m (log E_peak is close to
+    linear in log scale: a straight line fitted through six scales, solved for E_m), then the epsilon scale
+    that makes the yield at E_m equal to delta_m (delta ~ 1 / epsilon)."""
     out = {}
     for name, z in ELEMENTS:
         dm, em = SE_PEAK[z]
-        grid = [0.15, 0.25, 0.4, 0.6, 1.0]
+        grid = [0.3, 0.42, 0.6, 0.85, 1.2, 1.7]
         peaks = [peak_energy(name, (s, 1.0), electrons, seed) for s in grid]
-        # E_peak grows with the lambda scale: interpolate log(scale) at log(E_m)
-        lp = np.log(peaks)
-        order = np.argsort(lp)
-        ls = float(np.exp(np.interp(np.log(em), lp[order], np.log(grid)[order])))
+        slope, icpt = np.polyfit(np.log(grid), np.log(peaks), 1)
+        ls = float(np.exp((np.log(em) - icpt) / slope))
         d = bulk_se_yield(name, em, 4 * electrons, seed=seed, se_scales=(ls, 1.0)).delta
         out[z] = (round(ls, 3), round(d / dm, 3))
-        print(name, "peaks", [round(p, 3) for p in peaks], "E_m", em, "-> scales", out[z], flush=True)
+        print(name, "peaks", [round(p, 3) for p in peaks], f"slope {slope:.3f}", "E_m", em, "-> scales", out[z],
+              flush=True)
     print("SCALES =", out)
 
 

@@ -779,6 +779,8 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
     return best, gbest
 
 
+# ``se_segment``'s u_new for "all the energy left": exp(ln_e0 + U_ALL / inv_dln) = 0
+U_ALL = -1e30
 SE_ACC = 9  # length of an SE accumulator that carries the last segment end's wall search (``se_segment``)
 
 
@@ -807,10 +809,11 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     (= 1 / epsilon); escape probability 0.5 exp(-d / lambda), lambda = ``sep[mat, 1]``, d the distance to the
     nearest surface facing vacuum: the face (depth z - zface; the mean of exp(-d / lambda) over the segment is
     then exact) and, with ``wall``, open-pore walls (:func:`wall_distance`; the mean over the segment by
-    Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron has not yet been deeper below
-    the face than ``sep[mat, 2]``: the primary's first pass through the escape zone), ``seacc[1]`` SE2 (after
-    it: electrons coming back towards the surface, i.e. backscattering), ``seacc[2]`` the "has been deep" flag
-    (the caller resets it per electron); an accumulator of length ``SE_ACC`` also keeps the last segment end
+    Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron is still on its way in: it
+    has not yet been deeper below the face than ``sep[mat, 2]`` and has not yet moved back towards the face on
+    a segment reaching deeper than lambda), ``seacc[1]`` SE2 (after that: electrons coming back towards the
+    surface, i.e. backscattering), ``seacc[2]`` the "on its way out" flag (the caller resets it per electron);
+    ``u_new`` = :data:`U_ALL` spends all the energy left (an electron the transport stops following); an accumulator of length ``SE_ACC`` also keeps the last segment end
     and its wall search in ``seacc[3:9]`` (reused when the next segment starts there; the caller sets
     ``seacc[3]`` to 1e300 per electron). ``segv`` (optional, :func:`wall_distance`): the slice's wall masks and
     pore view factors; a wall's escape probability is weighted by the view factor of the vacuum voxel it emits
@@ -864,6 +867,10 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
             f = lam * (math.exp(-dmin / lam) - math.exp(-dmax / lam)) / dd
         else:
             f = math.exp(-dmin / lam)
+    if uz < 0.0 and dmax > lam:
+        # moving back towards the face from deeper than one escape depth: from now on a backscattering
+        # electron (SE2)
+        seacc[2] = 1.0
     if f > 0.0:
         de = math.exp(ln_e0 + u_old / inv_dln) - math.exp(ln_e0 + u_new / inv_dln)
         if de > 0.0:
@@ -1019,6 +1026,9 @@ def transport_one(
                 z += s * uz
             rr -= pend + s
             if rr <= rc:
+                if sep is not None:  # the electron stops: all its energy is lost on this segment
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend + s, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
@@ -1034,6 +1044,9 @@ def transport_one(
                 if mdep.shape[0] > 0:
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
+                if sep is not None:  # it cannot come back out, but its energy still makes SE: spent here
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
             # 64-bit output
@@ -1063,6 +1076,9 @@ def transport_one(
                 # coordinate drops by ln(cos^2 theta) / dlnE (one logarithm; was exp then log of the energy)
                 c2 = ct * ct
                 if c2 <= 0.0:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
                 ub = u + math.log(c2) * inv_dln
                 if sep is not None:
@@ -1072,9 +1088,15 @@ def transport_one(
                                kface, sewall, segv)
                 u = ub
                 if u <= 0.0:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
                 rr = interp_m(rng, mat, u)
                 if rr <= rc:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             # (both coordinates from one 64-bit output, 32 bits each: 1.27 draws per collision instead of 2.54)
@@ -1145,6 +1167,9 @@ def transport_one(
             y = ya
             rr -= pend
             if rr <= rc:
+                if sep is not None:
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, zface, ux, uy, uz, pend, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
@@ -1168,6 +1193,9 @@ def transport_one(
         if newmat != mat:
             rr -= pend
             if rr <= rc:
+                if sep is not None:
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
