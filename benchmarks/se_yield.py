@@ -2,10 +2,12 @@
 
     python benchmarks/se_yield.py --calibrate     # measure the (lambda, epsilon) scales stored in secondary.SCALES
     python benchmarks/se_yield.py                 # yields at 0.5-5 keV (SE1, SE2, eta) vs the published ones
+    python benchmarks/se_yield.py --per-set       # ... and measured / model for each measured set
 
 Calibration: for each element the lambda scale is chosen so that the Monte Carlo yield curve peaks at the
-handbook's E_m (log-parabola through the three largest yields on a log-spaced energy grid, scanned over lambda
-scales and interpolated), then the epsilon scale so that the yield at E_m equals delta_m (delta ~ 1/epsilon).
+handbook's E_m (log-parabola through the five grid points around the largest yield on a log-spaced energy grid, at
+six lambda scales; log E_peak against log scale fitted by a straight line and solved for E_m), then the epsilon
+scale so that the yield at E_m equals delta_m (delta ~ 1/epsilon).
 """
 
 from __future__ import annotations
@@ -52,13 +54,32 @@ def calibrate(electrons, seed):
     print("SCALES =", out)
 
 
-def table(electrons, seed, energies):
+def per_set(model):
+    """Measured / model for every set of Joy's database (model interpolated log-log between the compared
+    energies): a ratio that stays constant over a set's energies means the model has the set's shape and
+    differs only in level (surface state), a drifting ratio a different energy dependence."""
+    from fibsynth.physics.montecarlo.se_reference import JOY_SE_YIELD
+
+    for el, sets in JOY_SE_YIELD.items():
+        es = np.array(sorted(model[el]))
+        ds = np.array([model[el][e] for e in es])
+        for s in sets:
+            r = [d / float(np.exp(np.interp(np.log(e), np.log(es), np.log(ds)))) for e, d in s.points
+                 if es[0] <= e <= es[-1]]
+            if r:
+                print(f"{el} ref {s.ref:3d}: measured / model at {len(r):2d} points: median {np.median(r):.2f}, "
+                      f"range {min(r):.2f}-{max(r):.2f}  ({s.citation})")
+
+
+def table(electrons, seed, energies, sets=False):
     total = []
+    model = {}
     for name, z in ELEMENTS:
         row = []
         inside = []
         for e in energies:
             r = bulk_se_yield(name, e, electrons, seed=seed)
+            model.setdefault({"graphite": "C"}.get(name, name), {})[e] = r.delta
             mark = ""
             spread = measured_spread(name, e)
             if spread is not None:
@@ -71,6 +92,8 @@ def table(electrons, seed, energies):
         print(name, SCALES[z], "\n   " + "\n   ".join(row) + tail, flush=True)
     if total:
         print(f"all elements: inside at {sum(total)}/{len(total)} = {100 * sum(total) / len(total):.0f} %")
+    if sets:
+        per_set(model)
 
 
 if __name__ == "__main__":
@@ -79,8 +102,9 @@ if __name__ == "__main__":
     ap.add_argument("--electrons", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--energies", default=",".join(f"{e:g}" for e in COMPARE_ENERGIES))
+    ap.add_argument("--per-set", action="store_true", help="also measured / model per set of Joy's database")
     a = ap.parse_args()
     if a.calibrate:
         calibrate(a.electrons, a.seed)
     else:
-        table(a.electrons, a.seed, [float(x) for x in a.energies.split(",")])
+        table(a.electrons, a.seed, [float(x) for x in a.energies.split(",")], a.per_set)

@@ -1044,9 +1044,13 @@ def transport_one(
                 if mdep.shape[0] > 0:
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
-                if sep is not None:  # it cannot come back out, but its energy still makes SE: spent here
+                if sep is not None:
+                    # it cannot come back out, but its energy still makes SE: spent here, escaping through the
+                    # face only (with the wall search too, mostly deep below the face, the open-pore in-lens stack
+                    # of benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view
+                    # factors of deep pore voxels, where they are small)
                     se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, False, segv)
                 return False, 0.0, ux, uy, uz
             # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
             # 64-bit output
@@ -1399,8 +1403,9 @@ def run_slice_se(
 
     Detector models (``secondary.py``, ``detectors.py``): ``cone`` = (ax, ay, az, cos_min) counts, per pixel,
     the BSE whose exit direction lies within the cone of axis a (a unit vector) -- the BSE seen by a detector in
-    that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone, the sums of
-    s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone).
+    that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone + d BSE, the sums
+    of s^2, s c and s t over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone, t: 1
+    when it backscatters at all; the last for the ET detector's SE3 share).
     ``segv``: the tuple (views, masks, dirs) of ``secondary.se_walls`` (:func:`wall_distance`: the slice's
     neighbour masks and the pores' view factors, filled on first use; no view layers: every SE leaving a wall
     counts)."""
@@ -1412,6 +1417,7 @@ def run_slice_se(
     sesq = np.zeros((ny, nx), dtype=np.float64)
     secone = np.zeros((ny, nx), dtype=np.float64)
     conec = np.zeros((ny, nx), dtype=np.int64)
+    sebse = np.zeros((ny, nx), dtype=np.float64)
     he = np.zeros((ny, NE_BINS), dtype=np.int64)
     ha = np.zeros((ny, NA_BINS), dtype=np.int64)
     lx = nx * dx
@@ -1431,6 +1437,7 @@ def run_slice_se(
             nc = 0
             sq = 0.0
             sc = 0.0
+            sb = 0.0
             pix = iy * nx + ix
             for k in range(n_per_pixel):
                 s0, s1 = seed_state(seed, kface, pix, k)
@@ -1446,6 +1453,7 @@ def run_slice_se(
                 sv = acc[0] + acc[1] - before
                 sq += sv * sv
                 if esc:
+                    sb += sv
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
                     if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
                         nc += 1
@@ -1457,4 +1465,5 @@ def run_slice_se(
             sesq[iy, ix] = sq
             secone[iy, ix] = sc
             conec[iy, ix] = nc
-    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone
+            sebse[iy, ix] = sb
+    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone, sebse

@@ -313,7 +313,8 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
 
     ``cone`` (ax, ay, az, cos_min): also count per pixel the BSE leaving within that cone (``cone``; a detector's
     direct view, :meth:`SignalDetector.cone <fibsynth.physics.montecarlo.detectors.SignalDetector.cone>`), with
-    the per-electron sums ``se_sq`` (of SE^2) and ``se_cone`` (of SE for electrons whose BSE is in the cone) for
+    the per-electron sums ``se_sq`` (of SE^2), ``se_cone`` (of SE for electrons whose BSE is in the cone) and
+    ``se_bse`` (of SE for electrons that backscatter) for
     the standard error of a detector signal. ``blocks``: the volume's block codes (``stack.block_levels``) for
     block tracking (the same tallies). ``pore_view="straight"``: SE leaving an open-pore wall count only with the
     view factor of the pore voxel they enter (:func:`pore_view_factors`: straight flight out of the pore, those
@@ -337,13 +338,14 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
         segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view, voxel_zyx=(dz, dy, dx))
     else:
         segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 3)))
-    allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
+    allc, detc, se1, se2, he, ha, conec, sesq, secone, sebse = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
         float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac), cone, segv,
     )
     return {"k": int(k), "all": allc, "detected": detc, "se1": se1 / n, "se2": se2 / n, "se": (se1 + se2) / n,
-            "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone}
+            "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone,
+            "se_bse": sebse}
 
 
 _view_kernel = nb.njit(cache=True, parallel=True)(_view_kernel_py)
