@@ -102,6 +102,7 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert len(s2["rounds"][0]["candidates_training"]) == 2
     assert [x["step"] for x in s2["steps"]].count("train") == 2
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["rounds"][0]["seed_choice"]["chosen"] == ch["chosen"]
+    assert "networks were trained on the same synthetic data" in (tmp_path / "two" / "report.html").read_text()
     s1 = reconstruct(tmp_path / "stack.tif", tmp_path / "one", ReconstructSettings(**base, seg_seeds=1),
                      truth=tmp_path / "truth.tif", quiet=True, work_dir=work)
     assert s1["rounds"][0]["seed_choice"] is None and s1["rounds"][0]["seed"] == 3 and s1["candidate_mds"] is None
@@ -116,3 +117,12 @@ def test_seg_seeds_refused_in_one_line(tmp_path, capsys, value):
     rc = main(["reconstruct", str(tmp_path / "none.tif"), str(tmp_path / "out"), "--seg-seeds", value, "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--seg-seeds" in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_seg_seeds_refused_for_n_phases():
+    from fibsynth.reconstruct.multiphase import MultiphaseSettings
+
+    assert MultiphaseSettings(phases=3).seg_seeds == 1
+    with pytest.raises(FibsynthError) as e:
+        MultiphaseSettings(phases=3, seg_seeds=2)
+    assert e.value.param == "seg_seeds" and "\n" not in str(e.value)

@@ -78,6 +78,9 @@ class MultiphaseSettings(ReconstructSettings):
         if self.tta != 1:
             raise FibsynthError(f"test-time augmentation ({self.tta}) is not available for three or more phases (the "
                                 "n-class prediction has no averaged form yet): leave it at 1", param="tta")
+        if self.seg_seeds != 1:
+            raise FibsynthError(f"choosing among {self.seg_seeds} U-Nets is not available for three or more phases (the "
+                                "choice re-images binary reconstructions): leave it at 1", param="seg_seeds")
         if self.detector != "bse":
             raise FibsynthError(f"the {self.detector} detector is not available for three or more phases (the n-phase "
                                 "images are BSE): give bse", param="detector")
