@@ -52,9 +52,10 @@ def level_slices(img: np.ndarray, percentiles: tuple[float, float] = LEVEL_PERCE
     the same percentiles. Removes brightness and contrast drift over the stack (beam current, detector gain),
     which a global threshold turns into a solid-fraction error: on the full-size Monte Carlo test stacks, whose
     pore gray falls from ~125 to ~50 over 128 slices, the first pass's excess solid fraction was +0.21 / +0.25
-    (grf / two-scale, central crop's threshold) against +0.16 to +0.18 on five stacks without that drift, and
-    +0.16 / +0.17 after leveling (docs/reconstruct.md, recon8). A slice where the two percentiles coincide is
-    left as it is."""
+    (grf / two-scale, central crop's threshold) against +0.16 to +0.17 on five stacks without that drift, and
+    +0.17 / +0.18 after leveling (docs/reconstruct.md, recon8). A slice where the two percentiles coincide is
+    left as it is. Off by default (:data:`FIRST_PASS_LEVEL`): the calibration that follows over-corrects, and
+    the drift had partly hidden that."""
     a = np.asarray(img, np.float32)
     if a.ndim != 3 or a.shape[0] < 2:
         return a

@@ -57,6 +57,7 @@ class MultiphaseSettings(ReconstructSettings):
 
     phases: int | None = Field(None, ge=3, le=MAX_PHASES, description="number of phases (labels 0..n-1)")
     materials: tuple[str, ...] | None = Field(None, description="material per label, label 0 the filling")
+    seg_seeds: int = Field(1, ge=1, le=8, description="one network (choosing among seeds is binary only)")
 
     @model_validator(mode="after")
     def _check_phases(self):
