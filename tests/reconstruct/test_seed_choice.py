@@ -19,10 +19,11 @@ def test_choose_candidate_takes_the_most_consistent():
     fcs = [{"r": 0.7664, "octants": [0.83] * 8}, {"r": 0.8120, "octants": [0.862] * 8},
            {"r": 0.8117, "octants": [0.865] * 8}]
     c = E.choose_candidate(fcs)
-    assert c["chosen"] == 1 and c["score"] == E.CANDIDATE_SCORE == "r" and c["r"] == [0.7664, 0.8120, 0.8117]
-    assert E.choose_candidate(fcs, "octant_mean")["chosen"] == 2
+    assert c["chosen"] == 2 and c["score"] == E.CANDIDATE_SCORE == "octant_mean" and c["r"] == [0.7664, 0.8120, 0.8117]
+    assert c["scores"] == c["octant_mean"] == pytest.approx([0.83, 0.862, 0.865])
+    assert E.choose_candidate(fcs, "r")["chosen"] == 1
     assert E.choose_candidate([{"r": 0.5}])["chosen"] == 0
-    assert E.choose_candidate([{"r": 0.5}, {"r": 0.6}], "octant_mean")["chosen"] == 1  # no octants: r
+    assert E.choose_candidate([{"r": 0.5}, {"r": 0.6}])["chosen"] == 1  # no octants: r
     with pytest.raises(FibsynthError) as e:
         E.choose_candidate(fcs, "mds")
     assert e.value.param == "score" and "\n" not in str(e.value)
@@ -97,7 +98,8 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
                      truth=tmp_path / "truth.tif", quiet=True, work_dir=work)
     ch = s2["rounds"][0]["seed_choice"]
     assert ch["seeds"] == [3, 4] and len(ch["r"]) == 2 and len(ch["octants"]) == 2
-    assert ch["chosen"] == int(np.argmax(ch["r"])) and s2["rounds"][0]["seed"] == ch["seeds"][ch["chosen"]]
+    assert ch["scores"] == pytest.approx([float(np.mean(o)) for o in ch["octants"]])
+    assert ch["chosen"] == int(np.argmax(ch["scores"])) and s2["rounds"][0]["seed"] == ch["seeds"][ch["chosen"]]
     assert len(s2["candidate_mds"][0]) == 2 and s2["round_mds"][0] == s2["candidate_mds"][0][ch["chosen"]]
     assert len(s2["rounds"][0]["candidates_training"]) == 2
     assert [x["step"] for x in s2["steps"]].count("train") == 2
