@@ -11,8 +11,10 @@ parameter redoes only what depends on it):
 4. ``adapt``     the synthetic -> real gray-value map: the real stack's quantiles (histogram matching, the default)
                  or a small CycleGAN trained on this stack; ``translate`` applies it;
 5. ``train``     the 2.5D U-Net on the adapted images, validated on held-out synthetic structures (and compared
-                 with Otsu on the same validation data);
-6. ``predict``   P(solid) of the whole real stack, block by block;
+                 with Otsu on the same validation data); ``seg_seeds`` networks with seeds seed, seed + 1, ...;
+6. ``predict``   P(solid) of the whole real stack, block by block, with each network; ``choose_seed`` keeps the
+                 one whose segmentation, imaged again, correlates best with the real stack
+                 (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free);
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
                  more around the new estimate (the adaptation model is reused), and the second round is kept only
                  when its reconstruction, imaged again, looks more like the real stack than the first round's
