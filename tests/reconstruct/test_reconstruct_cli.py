@@ -17,7 +17,7 @@ from fibsynth.io import read_volume
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--structures", "1", "--val-structures", "1", "--synth-slices", "8", "--synth-side", "32",
         "--gan-epochs", "1", "--gan-patches", "2", "--gan-channels", "4", "--seg-steps", "2",
-        "--no-reestimate", "--seed", "3", "--quiet"]
+        "--seg-seeds", "1", "--no-reestimate", "--seed", "3", "--quiet"]
 
 
 def _maker():

@@ -33,6 +33,7 @@ def reconstruct_cmd(
     gan_channels: Optional[int] = typer.Option(None, "--gan-channels", help="CycleGAN generator width (default 16)."),
     mode: str = typer.Option("2.5d", "--mode", help="Segmentation network: 2.5d (default), 2d or 3d."),
     seg_steps: Optional[int] = typer.Option(None, "--seg-steps", help="Optimizer steps of the segmentation training (default: from --budget-min)."),
+    seg_seeds: Optional[int] = typer.Option(None, "--seg-seeds", help="U-Nets trained per round with different seeds; the one whose reconstruction, imaged again, correlates best with your stack is kept (label-free). N costs N trainings (default: see docs/reconstruct.md)."),
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
     reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
@@ -53,13 +54,13 @@ def reconstruct_cmd(
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
-             translation=translation, detector=detector, tta=tta, device=device)
+             translation=translation, detector=detector, tta=tta, device=device, seg_seeds=seg_seeds)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
-         translation="auto", detector="bse", tta=1, device="auto") -> None:
+         translation="auto", detector="bse", tta=1, device="auto", seg_seeds=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -81,7 +82,8 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
                                   mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
                                   block=block, budget_min=budget_min, threads=threads, seed=seed, tta=tta,
-                                  device=device.lower())
+                                  device=device.lower(),
+                                  **({"seg_seeds": seg_seeds} if seg_seeds is not None else {}))
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")
     reconstruct(real_stack, out_dir, s, truth=truth, quiet=quiet)

@@ -42,13 +42,48 @@ def _crop(a: np.ndarray, shape=MAX_ESTIMATE_SHAPE) -> np.ndarray:
     return a[tuple(sl)]
 
 
-def first_pass(img: np.ndarray) -> dict[str, np.ndarray]:
+#: percentiles of each slice mapped onto the stack's median ones by :func:`level_slices`
+LEVEL_PERCENTILES = (2.0, 98.0)
+
+
+def level_slices(img: np.ndarray, percentiles: tuple[float, float] = LEVEL_PERCENTILES) -> np.ndarray:
+    """The stack with each slice's gray values mapped linearly so that its ``percentiles`` (2 and 98 %: inside the
+    dark and the bright phase while each covers more than 2 % of the slice) equal the median over the slices of
+    the same percentiles. Removes brightness and contrast drift over the stack (beam current, detector gain),
+    which a global threshold turns into a solid-fraction error: on the full-size Monte Carlo test stacks, whose
+    pore gray falls from ~125 to ~50 over 128 slices, the first pass's excess solid fraction was +0.21 / +0.25
+    (grf / two-scale, central crop's threshold) against +0.16 to +0.17 on five stacks without that drift, and
+    +0.17 / +0.18 after leveling (docs/reconstruct.md, recon8). A slice where the two percentiles coincide is
+    left as it is. Off by default (:data:`FIRST_PASS_LEVEL`): the calibration that follows over-corrects, and
+    the drift had partly hidden that."""
+    a = np.asarray(img, np.float32)
+    if a.ndim != 3 or a.shape[0] < 2:
+        return a
+    lo, hi = np.percentile(a, percentiles, axis=(1, 2))
+    span = hi - lo
+    ok = span > 1e-6 * max(1.0, float(np.abs(a).max()))
+    if not ok.any():
+        return a
+    lo_m, hi_m = float(np.median(lo[ok])), float(np.median(hi[ok]))
+    gain = np.where(ok, (hi_m - lo_m) / np.where(ok, span, 1.0), 1.0).astype(np.float32)
+    off = np.where(ok, lo_m - lo * gain, 0.0).astype(np.float32)
+    return a * gain[:, None, None] + off[:, None, None]
+
+
+#: whether :func:`first_pass` levels the slices first (:func:`level_slices`)
+FIRST_PASS_LEVEL = False
+
+
+def first_pass(img: np.ndarray, level: bool | None = None) -> dict[str, np.ndarray]:
     """Otsu and k-means segmentations of the stack after a 3x3 median in each slice (noise would otherwise break
-    the ligaments into specks and bias the diameters low)."""
+    the ligaments into specks and bias the diameters low); with ``level`` (default :data:`FIRST_PASS_LEVEL`) each
+    slice's brightness and contrast are first leveled to the stack's (:func:`level_slices`)."""
     from scipy.ndimage import median_filter
 
     from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
 
+    if FIRST_PASS_LEVEL if level is None else level:
+        img = level_slices(img)
     sm = median_filter(img, size=(1, 3, 3))
     return {"otsu": (sm > otsu_threshold(sm)).astype(np.uint8),
             "kmeans": (sm > kmeans_threshold(sm)[0]).astype(np.uint8)}
@@ -340,6 +375,33 @@ def choose_round(fc1: dict[str, Any] | float, fc2: dict[str, Any] | float) -> di
     else:
         out.update(keep_round_2=bool(r2 - r1 > ROUND_MARGIN), rule=f"r2 - r1 > {ROUND_MARGIN:g}")
     return out
+
+
+#: what :func:`choose_candidate` ranks U-Nets of the same round by: "octant_mean", the mean of the 8 octants'
+#: forward consistency (the default), or "r", the whole crop's (as :func:`choose_round`). Measured on six triples of
+#: seeds with a ground truth (docs/reconstruct.md, recon8): the octant mean ranked the best seed first in all six and
+#: the truth itself above every network on the full-size grf stack (0.889 vs <= 0.879); the whole-crop r ranked the
+#: best first in four, the worst first in one (full-size two-scale stack, spread 0.008 MDS) and the truth below a
+#: network (0.815 vs 0.830: large-scale shading and drift weigh on one whole-crop correlation). In-sample evidence
+CANDIDATE_SCORE = "octant_mean"
+
+
+def choose_candidate(fcs: list[dict[str, Any]], score: str | None = None) -> dict[str, Any]:
+    """Which of several reconstructions of the same stack from the same training data (U-Nets trained with
+    different seeds) to keep: the one whose :func:`forward_consistency_octants` is highest (``score``:
+    "octant_mean" or "r", default :data:`CANDIDATE_SCORE`). No candidate is preferred a priori, so there is no
+    margin: the bad seeds this guards against under-segmented the full-size Monte Carlo test stack by a third and
+    scored 0.03-0.05 below the good ones on both scores (docs/reconstruct.md, recon8). Returns
+    ``{"chosen": index, "score": name, "scores": [...], "r": [...], "octant_mean": [...]}``."""
+    score = score or CANDIDATE_SCORE
+    if score not in ("r", "octant_mean"):
+        raise FibsynthError(f"unknown candidate score {score!r} (r or octant_mean)", param="score")
+    if not fcs:
+        raise FibsynthError("no reconstruction to choose from", param="fcs")
+    r = [float(f["r"]) for f in fcs]
+    om = [float(np.mean(f["octants"])) if f.get("octants") else float(f["r"]) for f in fcs]
+    vals = r if score == "r" else om
+    return {"chosen": int(np.argmax(vals)), "score": score, "scores": vals, "r": r, "octant_mean": om}
 
 
 def estimate_table(est: dict[str, Any]) -> dict[str, str]:

@@ -57,6 +57,7 @@ class MultiphaseSettings(ReconstructSettings):
 
     phases: int | None = Field(None, ge=3, le=MAX_PHASES, description="number of phases (labels 0..n-1)")
     materials: tuple[str, ...] | None = Field(None, description="material per label, label 0 the filling")
+    seg_seeds: int = Field(1, ge=1, le=8, description="one network (choosing among seeds is binary only)")
 
     @model_validator(mode="after")
     def _check_phases(self):
@@ -78,6 +79,9 @@ class MultiphaseSettings(ReconstructSettings):
         if self.tta != 1:
             raise FibsynthError(f"test-time augmentation ({self.tta}) is not available for three or more phases (the "
                                 "n-class prediction has no averaged form yet): leave it at 1", param="tta")
+        if self.seg_seeds != 1:
+            raise FibsynthError(f"choosing among {self.seg_seeds} U-Nets is not available for three or more phases (the "
+                                "choice re-images binary reconstructions): leave it at 1", param="seg_seeds")
         if self.detector != "bse":
             raise FibsynthError(f"the {self.detector} detector is not available for three or more phases (the n-phase "
                                 "images are BSE): give bse", param="detector")

@@ -237,6 +237,13 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
             etext += (" Which round is used: " + summary["round_choice"]["reason"] + " (r: correlation between your "
                       "stack and the round's segmentation imaged again by the fast path with your histogram; no "
                       "ground truth is needed for it).")
+    for r in summary["rounds"]:
+        ch = r.get("seed_choice")
+        if ch:
+            etext += (f"\n\nRound {r['round'] + 1}: {len(ch['seeds'])} networks were trained on the same synthetic data "
+                      f"with different seeds ({', '.join(str(x) for x in ch['seeds'])}); the one with seed "
+                      f"{ch['seeds'][ch['chosen']]} is used, as its segmentation of your stack, imaged again, correlates "
+                      f"best with your stack ({ch['score']}: " + ", ".join(f"{v:.4f}" for v in ch["scores"]) + ").")
     gen = {}
     for r in summary["rounds"]:
         for st in r["structures"]:

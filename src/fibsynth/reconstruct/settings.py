@@ -48,6 +48,13 @@ class ReconstructSettings(StrictModel):
         "full-size Monte Carlo test stack in 4 paired runs (same data and seed): differences +0.052, +0.012, -0.041, "
         "+0.002 MDS -- no clear gain; both widths have bad training seeds (docs/reconstruct.md, recon7)")
     seg_batch: int = Field(16, ge=1, le=1024)
+    seg_seeds: int = Field(
+        2, ge=1, le=8, description="U-Nets trained per round on the same synthetic data with different seeds (seed, "
+        "seed + 1, ...); the one whose reconstruction of your stack, imaged again by the fast path, correlates best "
+        "with the stack is kept (label-free, fibsynth.reconstruct.estimate.choose_candidate). N costs N trainings "
+        "and predictions per round (2, the default: one more training per round, ~1 min of an idle core). Measured "
+        "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
+        "synthetic validation score picked the worst seed on two; 1 is the single network of before")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")

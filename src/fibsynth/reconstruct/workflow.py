@@ -11,8 +11,10 @@ parameter redoes only what depends on it):
 4. ``adapt``     the synthetic -> real gray-value map: the real stack's quantiles (histogram matching, the default)
                  or a small CycleGAN trained on this stack; ``translate`` applies it;
 5. ``train``     the 2.5D U-Net on the adapted images, validated on held-out synthetic structures (and compared
-                 with Otsu on the same validation data);
-6. ``predict``   P(solid) of the whole real stack, block by block;
+                 with Otsu on the same validation data); ``seg_seeds`` networks with seeds seed, seed + 1, ...;
+6. ``predict``   P(solid) of the whole real stack, block by block, with each network; ``choose_seed`` keeps the
+                 one whose segmentation, imaged again, correlates best with the real stack
+                 (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free);
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
                  more around the new estimate (the adaptation model is reused), and the second round is kept only
                  when its reconstruction, imaged again, looks more like the real stack than the first round's
@@ -298,7 +300,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
                                        "translation": s.translation, **detector_key,
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
-                                       "first_pass": "crop"},
+                                       "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {})},
                           {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
@@ -373,7 +375,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                               "adapting the synthetic stacks to the real stack")
         return {"key": k_t, "dir": d_t, "distances": rec["result"]}
 
-    def train_round(k_imgs: str, d_imgs: Path) -> dict[str, Any]:
+    def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0) -> dict[str, Any]:
+        ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
+
         def do_train(d: Path) -> dict:
             from fibsynth.io import VolumeMeta, write_volume
             from fibsynth.metrics import evaluate_segmentation
@@ -392,7 +396,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     files[ki].append(fi)
                     files[kl].append(fl)
             with A.quiet_lightning():
-                rec = train(files["ti"], files["tl"], d / "model", seg_ts, val_images=files["vi"],
+                rec = train(files["ti"], files["tl"], d / "model", ts, val_images=files["vi"],
                             val_labels=files["vl"], verbose=False, progress=False)
             otsu_mds = []
             for fi, fl in zip(files["vi"], files["vl"]):
@@ -405,11 +409,11 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             return {"best_val_mds": rec.get("best_val_mds"), "epochs_run": rec.get("epochs_run"),
                     "val_otsu_mds": float(np.mean(otsu_mds)), "history": rec.get("history", [])}
 
-        k_s, d_s, rec = steps("train", {"settings": seg_ts.model_dump(mode="json", exclude=NOT_KEYED)},
+        k_s, d_s, rec = steps("train", {"settings": ts.model_dump(mode="json", exclude=NOT_KEYED)},
                               {"images": k_imgs}, do_train,
                               f"training the {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer steps of "
-                              f"{seg_plan['batch']} patches)")
-        return {"key": k_s, "dir": d_s, "record": rec["result"]}
+                              f"{seg_plan['batch']} patches" + (f", seed {ts.seed}" if s.seg_seeds > 1 else "") + ")")
+        return {"key": k_s, "dir": d_s, "record": rec["result"], "seed": int(ts.seed)}
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
@@ -424,17 +428,39 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     rounds: list[dict[str, Any]] = []
 
+    def choose_seed(r: int, cands: list[dict[str, Any]]) -> dict[str, Any]:
+        """The U-Net of this round whose reconstruction, imaged again, correlates best with the real stack."""
+        def do_choose(d: Path) -> dict:
+            fcs = [E.forward_consistency_octants((np.load(c["predict"]["dir"] / "probability.npy", mmap_mode="r") > 0.5)
+                                                 .astype(np.uint8), real, vz, energy, materials,
+                                                 detector=G.fast_detector(s.detector, s.pore)) for c in cands]
+            ch = E.choose_candidate(fcs)
+            return {**ch, "seeds": [c["train"]["seed"] for c in cands], "octants": [f["octants"] for f in fcs]}
+
+        _, _, rec = steps("choose_seed", {"round": r, "score": E.CANDIDATE_SCORE, **detector_key},
+                          {f"prediction_{i}": c["predict"]["key"] for i, c in enumerate(cands)} | {"real": k_in},
+                          do_choose, f"choosing among {len(cands)} U-Nets of round {r + 1} by forward consistency")
+        ch = rec["result"]
+        console.print(f"round {r + 1}: U-Net seed {ch['seeds'][ch['chosen']]} kept ({ch['score']} = "
+                      + ", ".join(f"{v:.4f}" for v in ch["scores"]) + " for seeds "
+                      + ", ".join(str(x) for x in ch["seeds"]) + ")")
+        return ch
+
     def one_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen = generate_round(r, est, k_est)
         ad = adapt_round(gen) if s.adapt else None
         k_imgs, d_imgs = (ad["key"], ad["dir"]) if ad else (gen["key"], gen["dir"])
-        tr = train_round(k_imgs, d_imgs)
-        if tr["record"]["best_val_mds"] is not None and tr["record"]["best_val_mds"] < tr["record"]["val_otsu_mds"]:
-            console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
-                          f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")
-        pr = predict_round(tr["key"], tr["dir"])
-        return {"round": r, "estimate": est, "estimate_key": k_est, "generate": gen, "adapt": ad, "train": tr,
-                "predict": pr, "images_dir": d_imgs}
+        cands = []
+        for j in range(s.seg_seeds):
+            tr = train_round(k_imgs, d_imgs, j)
+            if tr["record"]["best_val_mds"] is not None and tr["record"]["best_val_mds"] < tr["record"]["val_otsu_mds"]:
+                console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
+                              f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")
+            cands.append({"train": tr, "predict": predict_round(tr["key"], tr["dir"])})
+        seed_choice = choose_seed(r, cands) if len(cands) > 1 else None
+        best = cands[seed_choice["chosen"] if seed_choice else 0]
+        return {"round": r, "estimate": est, "estimate_key": k_est, "generate": gen, "adapt": ad, "train": best["train"],
+                "predict": best["predict"], "images_dir": d_imgs, "candidates": cands, "seed_choice": seed_choice}
 
     rounds.append(one_round(0, est1, k_e1))
     est2 = moved_keys = None
@@ -485,12 +511,17 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             console.print("[green]estimate confirmed[/] by the reconstruction (within its uncertainty)")
     final = rounds[choice["chosen_round"] - 1]
     d_pf = final["predict"]["dir"]
-    round_mds = None
+    round_mds = candidate_mds = None
     if truth_arr is not None:  # benchmarks: the score of every round, to judge the round choice
         from fibsynth.metrics import evaluate_segmentation
 
-        round_mds = [float(evaluate_segmentation((np.load(r["predict"]["dir"] / "probability.npy", mmap_mode="r") > 0.5)
-                                                 .astype(np.uint8), truth_arr)["MDS"]) for r in rounds]
+        def _mds(pr: dict) -> float:
+            return float(evaluate_segmentation((np.load(pr["dir"] / "probability.npy", mmap_mode="r") > 0.5)
+                                               .astype(np.uint8), truth_arr)["MDS"])
+
+        round_mds = [_mds(r["predict"]) for r in rounds]
+        if s.seg_seeds > 1:  # every candidate U-Net's score, to judge the choice among seeds
+            candidate_mds = [[_mds(c["predict"]) for c in r["candidates"]] for r in rounds]
 
     # 7. evaluate ------------------------------------------------------------------------------------------------
     truth_id = _file_id(Path(truth)) if truth is not None else None
@@ -559,10 +590,14 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         "voxel_size_nm": {"x": vz[2], "y": vz[1], "z": vz[0]}, "settings": s.model_dump(mode="json"),
         "inspection": {k: v for k, v in insp.items() if k not in ("histogram", "drift_shifts_px")},
         "estimate_first_pass": est1, "estimate_from_reconstruction": est2, "moved": moved_keys,
-        "round_choice": choice, "round_mds": round_mds, "adaptation": method,
+        "round_choice": choice, "round_mds": round_mds, "candidate_mds": candidate_mds, "adaptation": method,
         "rounds": [{"round": r["round"], "structures": r["generate"]["structures"],
                     "histogram_distances": r["adapt"]["distances"] if r["adapt"] else None,
-                    "training": {k: v for k, v in r["train"]["record"].items() if k != "history"}} for r in rounds],
+                    "training": {k: v for k, v in r["train"]["record"].items() if k != "history"},
+                    "seed": r["train"]["seed"], "seed_choice": r["seed_choice"],
+                    "candidates_training": ([{k: v for k, v in c["train"]["record"].items() if k != "history"}
+                                             for c in r["candidates"]] if len(r["candidates"]) > 1 else None)}
+                   for r in rounds],
         "gan_plan": gan_plan, "segmentation_plan": seg_plan,
         "evaluation": evaluation, "steps": steps.log, "seconds_total": round(total, 1),
         "outputs": {"segmentation": "segmentation.tif", "probability": "probability.tif",
