@@ -128,6 +128,16 @@ def test_charging_brightens_epoxy_lines():
     assert d[lab == 1].mean() < d[lab == 0].mean()  # charge builds up over epoxy
 
 
+def test_charging_records_the_realised_struck_fraction():
+    # the truth for the struck-fraction estimator: lines are struck at random, so the realised share scatters
+    # around line_fraction (by 2.8 % relative over the benchmark's 3072 lines)
+    eta = np.full((3, 40, 32), 0.1)  # all epoxy (labels 0): every struck line is brightened
+    m = MicroscopeModel(charging=Charging(strength=0.2, line_fraction=0.3, length_px=10), seed=5)
+    r = apply(eta, m, labels=np.zeros(eta.shape, np.uint8))
+    assert r.record["realised"]["struck_line_fraction"] == pytest.approx(((r.image - eta) > 1e-6).any(2).mean(), abs=1e-5)
+    assert "struck_line_fraction" not in apply(eta, MicroscopeModel(seed=5)).record["realised"]
+
+
 def test_jittered_z_and_sampling():
     assert np.allclose(jittered_z(10, 0.0), np.arange(10))
     z = jittered_z(400, 0.2, seed=1)

@@ -156,3 +156,40 @@ def test_straight_pore_view_never_adds_and_leaves_solid_alone():
     a = simulate_slice_se(solid, (2.0, 2.0, 2.0), 1, st, pore_view="all")
     s = simulate_slice_se(solid, (2.0, 2.0, 2.0), 1, st, pore_view="straight")
     assert np.array_equal(a["se"], s["se"])
+
+
+def test_et_se3_share_of_the_backscattered_electrons(tmp_path, capsys):
+    """SE3 (``et_se3``): per BSE that leaves the trench, et_se3 SE from the pole piece and chamber walls. Off by
+    default (dumps as before: no ``et_se3`` key); on, the ET image gains exactly et_se3 * eta * v per pixel (v the
+    cosine-law trench view factor: less in the deep rows), and with the SE and cone BSE switched off its standard
+    error is the binomial one of eta. Only for the et detector (refused for inlens, also on the CLI)."""
+    from fibsynth.physics.montecarlo.detectors import signal_image
+    from fibsynth.physics.montecarlo.secondary import simulate_slice_se
+
+    assert "et_se3" not in SignalDetector(kind="et").model_dump()
+    assert SignalDetector(kind="et", et_se3=0.5).model_dump()["et_se3"] == 0.5
+    with pytest.raises(ValueError, match="et_se3"):
+        SignalDetector(kind="inlens", et_se3=0.5)
+    vol = np.ones((4, 8, 4), np.uint8)
+    st = _settings(None, n=200)
+    res = simulate_slice_se(vol, (4.0, 8.0, 8.0), 0, st)
+    n = st.electrons_per_pixel
+    geo = dict(trench_width_nm=32.0, trench_depth_nm=0.0)
+    off, _ = signal_image(SignalDetector(kind="et", **geo), res, n, 8.0, 8.0)
+    on, _ = signal_image(SignalDetector(kind="et", et_se3=0.4, **geo), res, n, 8.0, 8.0)
+    _, _, f3 = collection_maps(SignalDetector(kind="et", et_se3=0.4, **geo), 8, 4, 8.0, 8.0, se3=True)
+    eta = res["all"] / n
+    assert np.allclose(on - off, f3 * eta, rtol=1e-12, atol=1e-15)
+    assert 0.1 < eta.mean() < 0.3  # Si at 2 keV, 38 degrees
+    assert f3[0].mean() > 2 * f3[-1].mean() and f3.max() <= 0.4 * 0.5 + 1e-12  # shadowed; <= et_se3 / 2 at the top
+    only3 = SignalDetector(kind="et", et_se3=0.4, se_efficiency=1e-12, bse_weight=0.0, **geo)
+    img, std = signal_image(only3, res, n, 8.0, 8.0)
+    assert np.allclose(img, f3 * eta, rtol=1e-6)
+    assert np.allclose(std, f3 * np.sqrt(eta * (1 - eta) / n), rtol=1e-3, atol=1e-9)
+    from fibsynth.cli import main
+
+    out = tmp_path / "y.tif"
+    assert main(["mc", "stack", str(tmp_path / "x.tif"), str(out), "--energy-kev", "2", "--electrons-per-pixel",
+                 "5", "--detector", "inlens", "--et-se3", "0.3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--et-se3" in err and len(err.splitlines()) == 1 and not out.exists(), err

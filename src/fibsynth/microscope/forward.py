@@ -160,12 +160,14 @@ def shading_field(model: MicroscopeModel, ny: int, nx: int) -> np.ndarray:
     return (1 - s.depth * yy ** s.power) * (1 + s.tilt * (xx - 0.5))
 
 
-def _charge(img: np.ndarray, epoxy: np.ndarray, model: MicroscopeModel, rng: np.random.Generator) -> np.ndarray:
+def _charge(img: np.ndarray, epoxy: np.ndarray, model: MicroscopeModel,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The image with the struck lines' charge added, and which lines were struck."""
     ch = model.charging
     r = float(np.exp(-1.0 / ch.length_px))
     c = signal.lfilter([1 - r], [1, -r], epoxy.astype(np.float64), axis=1)
     struck = rng.random(img.shape[0]) < ch.line_fraction
-    return img + ch.strength * c * struck[:, None]
+    return img + ch.strength * c * struck[:, None], struck
 
 
 def _response(out: np.ndarray, model: MicroscopeModel) -> np.ndarray:
@@ -211,6 +213,7 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             p1, p99 = np.percentile(x, [1, 99])
             thr = 0.5 * (p1 + p99)
     out = np.empty(x.shape, np.float32)
+    struck = np.zeros((nz, ny), bool)
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
     for k in range(nz):
         img = x[k] + stripes[k][None, :]  # curtains are relief of the milled face: they move with the sample
@@ -226,7 +229,7 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             else:  # the epoxy the beam scans: the sample moved by the drift, like the image
                 xs = ndimage.shift(x[k], shifts[k], order=1, mode="nearest") if shifts[k].any() else x[k]
                 epoxy = xs < thr
-            img = _charge(img, epoxy, model, rng)
+            img, struck[k] = _charge(img, epoxy, model, rng)
         img = img * shade
         if det.line_jitter_px > 0:
             dx = det.line_jitter_px * rng.standard_normal(ny)[:, None]
@@ -258,4 +261,6 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             "stripe_rms": np.round(np.sqrt((stripes ** 2).mean(1)), 6).tolist(),
         },
     }
+    if model.charging.strength > 0:  # the realised share of struck lines (the model's line_fraction is its mean)
+        record["realised"]["struck_line_fraction"] = round(float(struck.mean()), 5)
     return MicroscopeResult(out, lab, record, stripes if model.curtaining.amplitude > 0 else None)

@@ -372,7 +372,7 @@ def _cross_block_variance(per_block: np.ndarray) -> float:
     return float(np.mean(c))
 
 
-def scan_line_artifacts(stack: Any, *, blocks: int = 4) -> dict[str, float]:
+def scan_line_artifacts(stack: Any, *, blocks: int = 4, charging: dict[str, Any] | None = None) -> dict[str, float]:
     """Per-scan-line offset (std, stack units) and x jitter (std, pixels) of a stack.
 
     A line artifact is the same in every part of the line, while structure and noise differ between distant parts:
@@ -383,7 +383,13 @@ def scan_line_artifacts(stack: Any, *, blocks: int = 4) -> dict[str, float]:
     least-squares (optical-flow) fit in each block, on lines smoothed by 0.7 px along x, after removing each
     block's mean difference (the offsets); its variance is twice the jitter variance. The jitter estimate assumes
     shifts well under the feature size (the forward model's up to ~1 px); it reads about 10 % low from the noise
-    in the gradients (docs/microscope.md)."""
+    in the gradients (docs/microscope.md).
+
+    ``charging`` (a :func:`charging_streaks` result): struck lines carry their charge along the line, in every
+    block alike, and read as line offsets (benchmark's full microscope, charging strength 0.1 on 30 % of the
+    lines: 0.022-0.024 for 0.010, docs/microscope.md); when it is flagged present, the share it adds to the same
+    statistic, ``f (1 - f) s^2`` times the mean over lines and block pairs of the product of the blocks' medians
+    of the charge state ``c_f`` (:func:`charging_line_variance`), is subtracted."""
     x = _stack(stack, "stack")
     nz, ny, nx = x.shape
     if ny < 8 or nx < 8 * blocks:
@@ -391,7 +397,15 @@ def scan_line_artifacts(stack: Any, *, blocks: int = 4) -> dict[str, float]:
     bl = _column_blocks(nx, blocks)
     d = np.diff(x, axis=1)
     med = np.stack([np.median(d[:, :, b], axis=2) for b in bl])
-    off_var = max(_cross_block_variance(med) / 2.0, 0.0)
+    off_var = _cross_block_variance(med) / 2.0
+    if charging is not None:
+        cf = _charge_state(x, charging)
+        if cf is not None:
+            f, st = float(charging["line_fraction"]), float(charging["strength"])
+            m = np.stack([np.median(cf[:, :, b], axis=2) for b in bl])
+            pairs = [float((m[i] * m[j]).mean()) for i in range(len(bl)) for j in range(i + 1, len(bl))]
+            off_var -= f * (1 - f) * st * st * float(np.mean(pairs))
+    off_var = max(off_var, 0.0)
     sm = ndimage.gaussian_filter1d(x, 0.7, axis=2)
     a, b = sm[:, :-1], sm[:, 1:]
     g = np.gradient(0.5 * (a + b), axis=2)
@@ -451,7 +465,8 @@ def _deblurred_phases(x: np.ndarray, sigma: np.ndarray, iters: int = 4) -> np.nd
 
 
 def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = None,
-                line_offset_std: float = 0.0, max_px: float = 6.0, self_iters: int = 2) -> dict[str, Any]:
+                line_offset_std: float = 0.0, max_px: float = 6.0, self_iters: int = 2,
+                charging: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-slice Gaussian blur (sigma, pixels) of a two-phase stack relative to ``reference``.
 
     The ratio of the y-gradient energies after Gaussian derivative filters of 1 and 2 px falls as the edges get
@@ -465,13 +480,18 @@ def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = 
     read 7-13 % low (with the true labels as reference: within 1.5 %; noise made no difference; docs/microscope.md).
     So the map is redone ``self_iters`` times from the slice deblurred by the current estimate (4 Van Cittert
     iterations) and the blur measured again (bias down to ~1-6 % low). The noise (``noise_var``, default from
-    :func:`poisson_gaussian`) and line offsets are subtracted from the gradient energies."""
+    :func:`poisson_gaussian`) and line offsets are subtracted from the gradient energies, and so is, with
+    ``charging`` (a :func:`charging_streaks` result flagged present), the charging's line-to-line share
+    (:func:`charging_line_variance`): struck and unstruck lines alternate at random, a component white along y
+    that the ratio takes for fine detail (on the benchmark's charged stacks the blur read 24-31 % low with the
+    true line offsets; docs/microscope.md)."""
     x = _stack(stack, "stack")
     if noise_var is None:
         pg = poisson_gaussian(x)
         noise_var = float(np.mean(np.clip(pg["a"] * x + pg["b"], 0, None)))
-    lv = float(line_offset_std) ** 2
-    ratios = np.array([_blur_ratio(s, noise_var, lv) for s in x])
+    lv = float(line_offset_std) ** 2 + (np.zeros(x.shape[0]) if charging is None
+                                         else charging_line_variance(x, charging))
+    ratios = np.array([_blur_ratio(s, noise_var, v) for s, v in zip(x, np.broadcast_to(lv, x.shape[:1]))])
     self_ref = reference is None
     ref = _band_classes(x, 12, 1).astype(np.float64) if self_ref else _stack(reference, "reference")
     sig = _blur_from_reference(ratios, ref, max_px)
@@ -682,10 +702,52 @@ def _struck_mixture(k: np.ndarray, noise: np.ndarray, f0: float, s0: float,
     return {"f": f, "s": float(s), "mu0": float(mu0), "tau2": tau2, "iterations": it + 1}
 
 
+def _charging_epoxy(x: np.ndarray, margin_px: int = 3, remove_columns: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The dark phase that charges (:func:`_midlevel_dark`, classified again without the column profile when
+    ``remove_columns``: curtains tip the classification of columns) and the relative phase contrast (z, y)."""
+    foot = np.ones((1, 1, 2 * margin_px + 1), bool)
+    bright = _band_classes(x, 12, 1)
+    if not remove_columns:
+        return _midlevel_dark(x, bright)
+    prof = _epoxy_column_profile(x, ndimage.binary_erosion(~bright, foot))
+    xc = x - prof[:, None, :]
+    return _midlevel_dark(xc, _band_classes(xc, 12, 1))
+
+
+def charging_line_variance(stack: Any, charging: dict[str, Any]) -> np.ndarray:
+    """Per slice, the mean over the pixels of the variance that charging streaks (:func:`charging_streaks`'
+    ``strength``, ``line_fraction``, ``length_px``) add *from line to line*: a line is struck or not at random, so
+    the charge is, besides its mean ``f s c_f``, a component white along y of variance ``f (1 - f) (s c_f)^2``
+    (``c_f`` the charge state of the slice's own epoxy, ``s`` scaled by the phase contrast of the row). Zero when
+    the charging is not flagged present."""
+    from scipy import signal
+
+    x = _stack(stack, "stack")
+    cf = _charge_state(x, charging)
+    if cf is None:
+        return np.zeros(x.shape[0])
+    f, s = float(charging["line_fraction"]), float(charging["strength"])
+    return f * (1 - f) * s * s * (cf ** 2).mean((1, 2))
+
+
+def _charge_state(x: np.ndarray, charging: dict[str, Any]) -> np.ndarray | None:
+    """The charge state ``c_f`` of every pixel (the epoxy filtered by the causal exponential of the measured
+    length) times the relative phase contrast of its row, or None when ``charging`` is not flagged present."""
+    from scipy import signal
+
+    f, s = float(charging.get("line_fraction", 0.0)), float(charging.get("strength", 0.0))
+    if not charging.get("present") or not s > 0 or not 0 < f < 1:
+        return None
+    epoxy, rel = _charging_epoxy(x)
+    r = float(np.exp(-1.0 / float(charging["length_px"])))
+    return rel[:, :, None] * signal.lfilter([1 - r], [1, -r], epoxy.astype(np.float64), axis=2)
+
+
 PRESENT_STANDARD_ERRORS = 8.0
 # the struck and unstruck lines' slopes must lie this many (structure + noise) sd apart for the mixture to tell f
 # from s: measured 2.8-3.0 where the fraction came back within 15 % (strength 0.1, 5 seeds), 1.0-1.7 where it read
-# 40-99 % low (strength 0.05)
+# 40-99 % low (strength 0.05); over strengths 0.05-0.1 x 10 seeds it flagged 24 of 50 stacks, one of them 25 % low
+# (a blurry stack at 2.27 sd), and left 8 good ones (1.6-2.1 sd) unflagged (docs/microscope.md, detection limit)
 RELIABLE_SEPARATION = 2.0
 # build-up lengths tried (px): a geometric grid, 20 % apart (the earlier 5/8/12/18/27/40 bracketed 15 by 12 and
 # 18, and the struck fraction moves by ~10 % between neighbouring lengths)
@@ -734,14 +796,7 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTH
 
     x = _stack(stack, "stack").astype(np.float64)
     foot = np.ones((1, 1, 2 * margin_px + 1), bool)
-    bright = _band_classes(x, 12, 1)
-    if remove_columns:  # classify again without the column profile: curtains tip the classification of columns
-        prof = _epoxy_column_profile(x, ndimage.binary_erosion(~bright, foot))
-        xc = x - prof[:, None, :]
-        bright = _band_classes(xc, 12, 1)
-        epoxy, rel = _midlevel_dark(xc, bright)
-    else:
-        epoxy, rel = _midlevel_dark(x, bright)
+    epoxy, rel = _charging_epoxy(x, margin_px, remove_columns)
     dist = np.stack([ndimage.distance_transform_edt(e) if e.any() else np.zeros(e.shape) for e in epoxy])
     core_b = ndimage.binary_erosion(epoxy, foot) & (dist >= margin_px)
     if remove_columns:

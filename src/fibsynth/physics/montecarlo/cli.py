@@ -54,6 +54,7 @@ _FLAGS = {
     "et_half_angle_deg": "--et-half-angle",
     "trench_width_nm": "--trench-width-nm",
     "trench_depth_nm": "--trench-depth-nm",
+    "et_se3": "--et-se3",
 }
 
 _DETECTOR_HELP = ("Image signal: bse (backscattered electrons, the --detector-* acceptance), se (every escaping "
@@ -74,6 +75,8 @@ def _signal(kind: str, **values):
             raise FibsynthError(f"{', '.join(sorted(given))}: options of an SE detector (inlens, et), not of bse",
                                 param="signal")
         return None
+    if kind != "et" and given.get("et_se3", 0.0) > 0.0:
+        raise FibsynthError(f"SE3 is modelled for the et detector only, not {kind}", param="et_se3")
     return SignalDetector.build(None, kind=kind, **given)
 
 
@@ -265,6 +268,9 @@ def stack(
                                                     "the face width)."),
     trench_depth_nm: Optional[float] = typer.Option(None, "--trench-depth-nm", help="et: depth of the face's "
                                                     "first row below the sample surface (default 0)."),
+    et_se3: Optional[float] = typer.Option(None, "--et-se3", help="et: SE3 -- SE collected per BSE that leaves "
+                                           "the trench (made on the pole piece and chamber walls; default 0 = "
+                                           "off; depends on the chamber)."),
 ) -> None:
     """Simulate a FIB-SEM image stack (BSE, or SE with --detector se|inlens|et) of a binary structure (or of
     labels 0..n-1 with --materials), slice by slice."""
@@ -287,7 +293,7 @@ def stack(
         signal=_signal(detector, se_efficiency=se_efficiency, bse_weight=bse_weight,
                        inlens_bse_theta_deg=inlens_bse_theta, et_elevation_deg=et_elevation,
                        et_azimuth_deg=et_azimuth, et_half_angle_deg=et_half_angle, trench_width_nm=trench_width_nm,
-                       trench_depth_nm=trench_depth_nm),
+                       trench_depth_nm=trench_depth_nm, et_se3=et_se3),
     )
     set_interrupt_note(f"finished slices kept in {work_path(out)}; --resume continues")
     res = simulate_stack_file(structure, out, settings, slices=slices, voxel_nm=voxel_nm, slice_nm=slice_nm,

@@ -779,6 +779,8 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
     return best, gbest
 
 
+# ``se_segment``'s u_new for "all the energy left": exp(ln_e0 + U_ALL / inv_dln) = 0
+U_ALL = -1e30
 SE_ACC = 9  # length of an SE accumulator that carries the last segment end's wall search (``se_segment``)
 
 
@@ -807,10 +809,11 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
     (= 1 / epsilon); escape probability 0.5 exp(-d / lambda), lambda = ``sep[mat, 1]``, d the distance to the
     nearest surface facing vacuum: the face (depth z - zface; the mean of exp(-d / lambda) over the segment is
     then exact) and, with ``wall``, open-pore walls (:func:`wall_distance`; the mean over the segment by
-    Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron has not yet been deeper below
-    the face than ``sep[mat, 2]``: the primary's first pass through the escape zone), ``seacc[1]`` SE2 (after
-    it: electrons coming back towards the surface, i.e. backscattering), ``seacc[2]`` the "has been deep" flag
-    (the caller resets it per electron); an accumulator of length ``SE_ACC`` also keeps the last segment end
+    Simpson's rule on its ends and middle). Tally: ``seacc[0]`` SE1 (the electron is still on its way in: it
+    has not yet been deeper below the face than ``sep[mat, 2]`` and has not yet moved back towards the face on
+    a segment reaching deeper than lambda), ``seacc[1]`` SE2 (after that: electrons coming back towards the
+    surface, i.e. backscattering), ``seacc[2]`` the "on its way out" flag (the caller resets it per electron);
+    ``u_new`` = :data:`U_ALL` spends all the energy left (an electron the transport stops following); an accumulator of length ``SE_ACC`` also keeps the last segment end
     and its wall search in ``seacc[3:9]`` (reused when the next segment starts there; the caller sets
     ``seacc[3]`` to 1e300 per electron). ``segv`` (optional, :func:`wall_distance`): the slice's wall masks and
     pore view factors; a wall's escape probability is weighted by the view factor of the vacuum voxel it emits
@@ -864,6 +867,10 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
             f = lam * (math.exp(-dmin / lam) - math.exp(-dmax / lam)) / dd
         else:
             f = math.exp(-dmin / lam)
+    if uz < 0.0 and dmax > lam:
+        # moving back towards the face from deeper than one escape depth: from now on a backscattering
+        # electron (SE2)
+        seacc[2] = 1.0
     if f > 0.0:
         de = math.exp(ln_e0 + u_old / inv_dln) - math.exp(ln_e0 + u_new / inv_dln)
         if de > 0.0:
@@ -1019,6 +1026,9 @@ def transport_one(
                 z += s * uz
             rr -= pend + s
             if rr <= rc:
+                if sep is not None:  # the electron stops: all its energy is lost on this segment
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend + s, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
@@ -1034,6 +1044,13 @@ def transport_one(
                 if mdep.shape[0] > 0:
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
+                if sep is not None:
+                    # it cannot come back out, but its energy still makes SE: spent here, escaping through the
+                    # face only (with the wall search too, mostly deep below the face, the open-pore in-lens stack
+                    # of benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view
+                    # factors of deep pore voxels, where they are small)
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, False, segv)
                 return False, 0.0, ux, uy, uz
             # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
             # 64-bit output
@@ -1063,6 +1080,9 @@ def transport_one(
                 # coordinate drops by ln(cos^2 theta) / dlnE (one logarithm; was exp then log of the energy)
                 c2 = ct * ct
                 if c2 <= 0.0:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
                 ub = u + math.log(c2) * inv_dln
                 if sep is not None:
@@ -1072,9 +1092,15 @@ def transport_one(
                                kface, sewall, segv)
                 u = ub
                 if u <= 0.0:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
                 rr = interp_m(rng, mat, u)
                 if rr <= rc:
+                    if sep is not None:
+                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
+                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             # (both coordinates from one 64-bit output, 32 bits each: 1.27 draws per collision instead of 2.54)
@@ -1145,6 +1171,9 @@ def transport_one(
             y = ya
             rr -= pend
             if rr <= rc:
+                if sep is not None:
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, zface, ux, uy, uz, pend, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
@@ -1168,6 +1197,9 @@ def transport_one(
         if newmat != mat:
             rr -= pend
             if rr <= rc:
+                if sep is not None:
+                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend, zface,
+                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
                 return False, 0.0, ux, uy, uz
             if sep is not None:
                 u_old = u
@@ -1371,8 +1403,9 @@ def run_slice_se(
 
     Detector models (``secondary.py``, ``detectors.py``): ``cone`` = (ax, ay, az, cos_min) counts, per pixel,
     the BSE whose exit direction lies within the cone of axis a (a unit vector) -- the BSE seen by a detector in
-    that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone, the sums of
-    s^2 and s c over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone).
+    that direction (cos_min > 1: none). For the per-pixel variance of a signal a SE + b BSE_cone + d BSE, the sums
+    of s^2, s c and s t over the electrons (s: one electron's expected SE, c: 1 when its BSE is in the cone, t: 1
+    when it backscatters at all; the last for the ET detector's SE3 share).
     ``segv``: the tuple (views, masks, dirs) of ``secondary.se_walls`` (:func:`wall_distance`: the slice's
     neighbour masks and the pores' view factors, filled on first use; no view layers: every SE leaving a wall
     counts)."""
@@ -1384,6 +1417,7 @@ def run_slice_se(
     sesq = np.zeros((ny, nx), dtype=np.float64)
     secone = np.zeros((ny, nx), dtype=np.float64)
     conec = np.zeros((ny, nx), dtype=np.int64)
+    sebse = np.zeros((ny, nx), dtype=np.float64)
     he = np.zeros((ny, NE_BINS), dtype=np.int64)
     ha = np.zeros((ny, NA_BINS), dtype=np.int64)
     lx = nx * dx
@@ -1403,6 +1437,7 @@ def run_slice_se(
             nc = 0
             sq = 0.0
             sc = 0.0
+            sb = 0.0
             pix = iy * nx + ix
             for k in range(n_per_pixel):
                 s0, s1 = seed_state(seed, kface, pix, k)
@@ -1418,6 +1453,7 @@ def run_slice_se(
                 sv = acc[0] + acc[1] - before
                 sq += sv * sv
                 if esc:
+                    sb += sv
                     _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
                     if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
                         nc += 1
@@ -1429,4 +1465,5 @@ def run_slice_se(
             sesq[iy, ix] = sq
             secone[iy, ix] = sc
             conec[iy, ix] = nc
-    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone
+            sebse[iy, ix] = sb
+    return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone, sebse

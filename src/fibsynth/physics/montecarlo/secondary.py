@@ -11,8 +11,16 @@ Microanalysis*, OUP 1995, ch. 8; Y. Lin and D. C. Joy, Surf. Interface Anal. 37 
   per straight segment (energy loss spread uniformly along it, the mean of exp(-d / lambda) over it exact), and
   the energy of binary collisions (knock-on electrons, deposited at the collision point). No random number is
   drawn, so the electron transport and every BSE tally are bit-identical with the SE tally on or off;
-* SE1: produced before the electron has first been deeper than 5 lambda (the primary's first pass through the
-  escape zone); SE2: produced after that (electrons coming back up: backscattered electrons on their way out).
+* all the energy an electron loses in the target counts, also what it still has when the transport stops
+  following it (below the cut-off energy, or range-rejected: it can no longer reach the face), spent at the point
+  where it stops (se8; before, that energy was dropped: the yield then depended on the cut-off, by 7-8 % at
+  0.5 keV between a 50 and a 150 eV cut-off);
+* SE1: produced by the electron while it is still on its way in -- before it first turns back towards the face
+  from deeper than one escape depth lambda, and before it has been deeper than 5 lambda; SE2: produced after
+  that (a backscattering electron on its way out). With this split SE2 / SE1 = beta eta with beta 2.7-3.6 for C,
+  Al, Cu and Au at 3 keV, the classic delta = delta_1 (1 + beta eta) picture (H. Seiler, J. Appl. Phys. 54
+  (1983) R1); the depth-only split used before (se4-se7) counted the SE of electrons that turn back within the
+  top 5 lambda as SE1 and gave Au an SE2 share level with Cu's.
 
 Parameters, per element, from the two numbers every SE-yield compilation gives: the maximum yield delta_m and the
 energy E_m where it occurs. In the constant-loss model with a range R = b E^1.67 (the model behind the universal
@@ -59,10 +67,12 @@ X_PEAK = 1.614  # R(E_m) / lambda at the maximum of the constant-loss yield with
 DELTA_M_FACTOR = 0.5 * (1.0 - np.exp(-X_PEAK)) / X_PEAK  # delta_m = DELTA_M_FACTOR * E_m / epsilon (= 0.248)
 ZONE_LAMBDAS = 5.0  # SE1 / SE2 split: the first pass ends deeper than this many escape depths (exp(-5) < 1 %)
 # measured Monte Carlo corrections (lambda scale, epsilon scale) of the analytic values, 1.0 = analytic:
-# ``benchmarks/se_yield.py --calibrate`` (the MC yield curve peaks at E_m with the value delta_m)
-# (measured 2026-11-29, 1500 electrons per energy for the peak, 6000 at E_m, seed 1)
-SCALES: dict[int, tuple[float, float]] = {6: (0.425, 0.446), 13: (0.371, 0.348), 14: (0.313, 0.271),
-                                          29: (0.336, 0.322), 79: (0.364, 0.267)}
+# ``benchmarks/se_yield.py --calibrate --electrons 3000`` (the MC yield curve peaks at E_m with the value delta_m;
+# measured 2026-11-30 (se8) after the kernel stopped dropping the energy of electrons that end below the cut-off
+# or are range-rejected; the same procedure on the kernel before gave (0.41, 0.43), (0.35, 0.33), (0.32, 0.28),
+# (0.34, 0.33), (0.35, 0.26): the scales stored until then within 0.02)
+SCALES: dict[int, tuple[float, float]] = {6: (0.664, 0.772), 13: (0.56, 0.566), 14: (0.556, 0.519),
+                                          29: (0.485, 0.482), 79: (0.443, 0.337)}
 
 
 def element_parameters(z: int, density: float | None = None, scales: tuple[float, float] | None = None
@@ -303,7 +313,8 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
 
     ``cone`` (ax, ay, az, cos_min): also count per pixel the BSE leaving within that cone (``cone``; a detector's
     direct view, :meth:`SignalDetector.cone <fibsynth.physics.montecarlo.detectors.SignalDetector.cone>`), with
-    the per-electron sums ``se_sq`` (of SE^2) and ``se_cone`` (of SE for electrons whose BSE is in the cone) for
+    the per-electron sums ``se_sq`` (of SE^2), ``se_cone`` (of SE for electrons whose BSE is in the cone) and
+    ``se_bse`` (of SE for electrons that backscatter) for
     the standard error of a detector signal. ``blocks``: the volume's block codes (``stack.block_levels``) for
     block tracking (the same tallies). ``pore_view="straight"``: SE leaving an open-pore wall count only with the
     view factor of the pore voxel they enter (:func:`pore_view_factors`: straight flight out of the pore, those
@@ -327,13 +338,14 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
         segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view, voxel_zyx=(dz, dy, dx))
     else:
         segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 3)))
-    allc, detc, se1, se2, he, ha, conec, sesq, secone = kernel.run_slice_se(
+    allc, detc, se1, se2, he, ha, conec, sesq, secone, sebse = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
         float(settings.detector.e_min_kev), cmin, cmax, *tables, sep, bool(walls and has_vac), cone, segv,
     )
     return {"k": int(k), "all": allc, "detected": detc, "se1": se1 / n, "se2": se2 / n, "se": (se1 + se2) / n,
-            "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone}
+            "energy_hist": he, "angle_hist": ha, "cone": conec, "se_sq": sesq, "se_cone": secone,
+            "se_bse": sebse}
 
 
 _view_kernel = nb.njit(cache=True, parallel=True)(_view_kernel_py)
