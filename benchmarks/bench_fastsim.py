@@ -148,6 +148,8 @@ def main() -> None:
     ap.add_argument("--stack-time", type=int, default=0, metavar="N",
                     help="with --targets: also time the fast path on an N^3 stack against the Monte Carlo "
                          "(one slice measured, extrapolated to N)")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=WEIGHTS",
+                    help="with --targets: also score this paired translator (.pt with its .json) in the same run")
     ap.add_argument("--record-in-shipped", action="store_true",
                     help="with --targets: store the measured fidelity in the shipped paired translator's JSON")
     a = ap.parse_args()
@@ -159,7 +161,8 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import fastpath_eval
 
-        res = fastpath_eval.evaluate(energies=energies)
+        cands = dict(c.split("=", 1) for c in a.candidate)
+        res = fastpath_eval.evaluate(energies=energies, candidates=cands)
         fastpath_eval.print_table(res)
         if a.stack_time:
             res["stack_time"] = fastpath_eval.stack_time(a.stack_time, energies)

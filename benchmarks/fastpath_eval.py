@@ -51,8 +51,35 @@ def projection_variants():
     return out
 
 
+def mean_image_rows(add, name, m, ref, ref2, ps_mc):
+    """Rows of a translator's noiseless mean image ``m`` against the two Monte Carlo realisations."""
+    from fibsynth.fastsim import fidelity as F
+
+    add(name, "corr", F.pearson(m, ref))
+    add(name, "ssim", F.ssim(m, ref))
+    add(name, "hist", F.hist_distance(m, ref))
+    add(name, "ps_ratio", (F.radial_power(m) / ps_mc).tolist())
+    add(name, "rmse_vs_mc_mean", float(np.sqrt(np.mean((m - 0.5 * (ref + ref2)) ** 2))))
+    # histogram diagnosis: (a) is the MC's noise binomial about the true mean?  E[(r1 - r0)^2] / 2 over
+    # the binomial variance of the mean image (1 = yes); (b) the mean image's own error against the true
+    # mean: E[(m - r)^2] - E[m (1 - m) / N] (the noise part removed), as a standard deviation; (c) its
+    # bias (stack mean minus the MCs' mean); (d) its spread: var(m) / cov(r0, r1) (= var of the true mean)
+    binom = float(np.mean(m * (1 - m) / sets.ELECTRONS))
+    add(name, "mc_noise_var_over_binomial", float(np.mean((ref2 - ref) ** 2) / 2 / binom))
+    # the same per gray level (8 quantile bins of this mean image): binomial at every level, not only on average?
+    add(name, "mc_noise_var_over_binomial_by_level",
+        F.noise_variance_by_level(m, ref, ref2, sets.ELECTRONS)["ratio"])
+    ev = 0.5 * (np.mean((m - ref) ** 2) + np.mean((m - ref2) ** 2)) - binom
+    add(name, "error_sd_vs_true_mean", float(np.sqrt(max(ev, 0.0))))
+    add(name, "bias", float(m.mean() - 0.5 * (ref.mean() + ref2.mean())))
+    add(name, "var_over_true_mean_var", float(m.var() / np.cov(ref.ravel(), ref2.ravel())[0, 1]))
+
+
 def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACHE, translators=("paired", "gan"),
-             noise_seeds=(11, 12, 13, 14), progress=print) -> dict:
+             noise_seeds=(11, 12, 13, 14), progress=print, candidates=None) -> dict:
+    """``candidates``: {name: weights path} of other paired translators (each with its .json) scored in the same run,
+    on the same structures and noise seeds, as rows "candidate NAME" (calibrated, if it has a calibration) and
+    "candidate NAME, no histogram calibration"."""
     from fibsynth.fastsim import fidelity as F
 
     res: dict = {"test": {"structures": list(seeds), "size": sets.SIZE, "slices": sets.SLICES,
@@ -64,6 +91,11 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
         from fibsynth.fastsim.translator import load_paired
 
         paired = load_paired()
+    cands = {}
+    for cname, path in (candidates or {}).items():
+        from fibsynth.fastsim.translator import PairedTranslator
+
+        cands[cname] = PairedTranslator(path)
     for e in energies:
         rows: dict = {}
 
@@ -104,6 +136,13 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                     a0, m0 = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
                                     incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES), calibrated=False)
                     outputs.append(("paired translator, no histogram calibration", a0, m0))
+                for cname, ctr in cands.items():
+                    for cal in ((True, False) if ctr.histogram_calibration else (False,)):
+                        ca, cm = ctr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
+                                     incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES), calibrated=cal)
+                        cn = f"candidate {cname}" + ("" if cal else ", no histogram calibration")
+                        outputs.append((cn, ca, cm))
+                        mean_image_rows(add, cn + " mean (no noise)", cm, ref, ref2, ps_mc)
                 for vname, va, vm in outputs:
                     # the noisy output's measures: averaged over the noise draws (seeds), so that one draw's luck
                     # does not decide; the noise power from pairs of draws
@@ -114,24 +153,7 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                     add(vname, "nps_ratio",
                         np.mean([F.radial_nps(draws[i], draws[i + 1]) for i in range(0, len(draws) - 1, 2)], 0)
                         .__truediv__(nps_mc).tolist())
-                img = m
-                name = "paired translator mean (no noise)"
-                add(name, "corr", F.pearson(img, ref))
-                add(name, "ssim", F.ssim(img, ref))
-                add(name, "hist", F.hist_distance(img, ref))
-                add(name, "ps_ratio", (F.radial_power(img) / ps_mc).tolist())
-                add("paired translator mean (no noise)", "rmse_vs_mc_mean",
-                    float(np.sqrt(np.mean((m - 0.5 * (ref + ref2)) ** 2))))
-                # histogram diagnosis: (a) is the MC's noise binomial about the true mean?  E[(r1 - r0)^2] / 2 over
-                # the binomial variance of the mean image (1 = yes); (b) the mean image's own error against the true
-                # mean: E[(m - r)^2] - E[m (1 - m) / N] (the noise part removed), as a standard deviation; (c) its
-                # bias (stack mean minus the MCs' mean); (d) its spread: var(m) / cov(r0, r1) (= var of the true mean)
-                binom = float(np.mean(m * (1 - m) / sets.ELECTRONS))
-                add(name, "mc_noise_var_over_binomial", float(np.mean((ref2 - ref) ** 2) / 2 / binom))
-                ev = 0.5 * (np.mean((m - ref) ** 2) + np.mean((m - ref2) ** 2)) - binom
-                add(name, "error_sd_vs_true_mean", float(np.sqrt(max(ev, 0.0))))
-                add(name, "bias", float(m.mean() - 0.5 * (ref.mean() + ref2.mean())))
-                add(name, "var_over_true_mean_var", float(m.var() / np.cov(ref.ravel(), ref2.ravel())[0, 1]))
+                mean_image_rows(add, "paired translator mean (no noise)", m, ref, ref2, ps_mc)
                 add("mc second realisation", "ps_ratio", (F.radial_power(ref2) / ps_mc).tolist())
             if "gan" in translators and e == 2.0:
                 from fibsynth.gan import Translator
@@ -184,6 +206,10 @@ def print_table(res, out=print):
                         "mc_noise_var_over_binomial", "var_over_true_mean_var", "seconds"):
                 if key in r:
                     parts.append(f"{key} {fmt(r[key], 4 if key in ('hist', 'rmse_vs_mc_mean', 'bias', 'error_sd_vs_true_mean') else 3)}")
+            if "mc_noise_var_over_binomial_by_level" in r:
+                parts.append("MC noise var / binomial per level (8 bins of the mean, low -> high) ["
+                             + ", ".join(f"{v:.3f}" for v in r["mc_noise_var_over_binomial_by_level"]["bands_mean"])
+                             + "]")
             for key in ("nps_ratio", "ps_ratio"):
                 if key in r:
                     parts.append(f"{key} bands [{', '.join(f'{v:.3f}' for v in r[key]['bands_mean'])}] "
@@ -194,8 +220,9 @@ def print_table(res, out=print):
             if "corr" in r and name.startswith("projection "):
                 checks.append(f"{name} corr >= 0.93: {'MET' if r['corr']['mean'] >= 0.93 else 'NOT MET'} "
                               f"({r['corr']['mean']:.3f})")
-            if "ssim" in r and name in ("paired translator", "paired translator, no histogram calibration",
-                                        "cyclegan proj2mc-2kev (old)"):
+            if "ssim" in r and (name in ("paired translator", "paired translator, no histogram calibration",
+                                         "cyclegan proj2mc-2kev (old)")
+                                or (name.startswith("candidate ") and "mean (no noise)" not in name)):
                 d = r["ssim"]["mean"] - ceil["ssim"]["mean"]
                 checks.append(f"{name} SSIM within 0.01 of ceiling: {'MET' if abs(d) <= 0.01 else 'NOT MET'} "
                               f"(diff {d:+.4f})")

@@ -31,6 +31,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/fastpath/paired_translator.json"),
                     help="the translator JSON with the calibration (a copy of the shipped one)")
     ap.add_argument("--ship", action="store_true", help="write it into the shipped JSON instead")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="calibrate this translator (.pt with its .json; written into that .json) instead of the shipped")
+    ap.add_argument("--extra-unet-test", action="store_true",
+                    help="also fit on the extra training pairs of fastpath_train_translator.py --extra-unet-test "
+                         "(the U-Net benchmark's MC stacks 401-403 at 1/2/4 keV)")
     a = ap.parse_args(argv)
     import torch
 
@@ -38,7 +43,13 @@ def main(argv=None) -> int:
     from fibsynth.fastsim import translator as T
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
 
-    tr = T.load_paired()
+    tr = T.load_paired(a.weights)
+    extra = []
+    if a.extra_unet_test:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+        import bench_fastpath_unet as U
+
+        extra = [(seed, U.structure(seed, U.TEST_SLICES)) for seed in U.TEST_SEEDS]
     fits = []
     t0 = time.perf_counter()
     for e in sets.TRAIN_ENERGIES:
@@ -49,6 +60,15 @@ def main(argv=None) -> int:
                       slices=(0, sets.SLICES), calibrated=False)
             means.append(m)
             mcs.append(sets.train_mc(seed, sf, lig, e, a.cache, run=False)["eta"])
+        for seed, s in extra:
+            try:
+                mc = U.mc(seed, U.TEST_SLICES, e, run=False)["eta"]
+            except FileNotFoundError:  # 3 keV: not in that cache
+                continue
+            _, m = tr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=0, incidence_deg=INCIDENCE_DEG,
+                      slices=(0, U.TEST_SLICES), calibrated=False)
+            means.append(m)
+            mcs.append(mc)
         f = T.fit_histogram_offsets(means, mcs, sets.ELECTRONS, smooth=a.smooth)
         if not f["monotone"]:
             print(f"{e:g} keV: the fitted map is not monotone", file=sys.stderr)
@@ -56,18 +76,21 @@ def main(argv=None) -> int:
         fits.append(f)
         print(f"{e:g} keV: expected-histogram distance on the training pairs {f['distance_before']:.5f} -> "
               f"{f['distance_after']:.5f} (yield units); offsets {np.round(f['offsets'], 4).tolist()}", flush=True)
-    cfg = json.loads(T.DEFAULT_CONFIG.read_text())
+    cfg_path = T.DEFAULT_CONFIG if a.weights is None else a.weights.with_suffix(".json")
+    cfg = json.loads(cfg_path.read_text())
     cfg["histogram_calibration"] = {
         "by": "experiments/fastpath_fit_histogram.py", "smooth": a.smooth,
         "data": "training structures " + ", ".join(str(t[0]) for t in sets.TRAIN) + f", slices 0-{sets.SLICES - 1}, "
-                f"{sets.ELECTRONS} e/px (the translator's training pairs)",
+                f"{sets.ELECTRONS} e/px (the translator's training pairs)"
+                + (", and the U-Net benchmark's MC stacks " + ", ".join(str(t[0]) for t in extra)
+                   + " (12 slices, 1/2/4 keV)" if extra else ""),
         "objective": "Wasserstein distance (yield units) of the expected count histogram of Binomial(N, m + offset(m))"
                      " from the Monte Carlo's, + smooth x sum of squared second differences of the offsets",
         "knots": list(fits[0]["knots"]), "energies_kev": [float(e) for e in sets.TRAIN_ENERGIES],
         "offsets": [[round(float(v), 6) for v in f["offsets"]] for f in fits],
         "distance_before": [f["distance_before"] for f in fits], "distance_after": [f["distance_after"] for f in fits],
         "seconds": time.perf_counter() - t0}
-    out = T.DEFAULT_CONFIG if a.ship else a.out
+    out = T.DEFAULT_CONFIG if a.ship else (cfg_path if a.weights is not None else a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(cfg, indent=1))

@@ -39,6 +39,29 @@ def load_pairs(seeds_params, energies, cache):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def load_unet_test_pairs(energies=(1.0, 2.0, 4.0)):
+    """Extra pairs: the U-Net benchmark's held-out Monte Carlo stacks (benchmarks/bench_fastpath_unet.py,
+    structures 401-403, 12 slices, 1/2/4 keV, cached by its --generate run). The fast path never images these
+    structures there (its fast-path U-Nets are trained on 301-303 and all models segment these MC stacks), so
+    training on them leaves that comparison clean; the translator's own test set (201-203) stays held out."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_fastpath_unet as U
+    from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
+    from fibsynth.fastsim.translator import features
+
+    xs, ys = [], []
+    for seed in U.TEST_SEEDS:
+        s = U.structure(seed, U.TEST_SLICES)
+        for e in energies:
+            m = U.mc(seed, U.TEST_SLICES, e, run=False)
+            xs.append(features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, U.TEST_SLICES)))
+            ys.append(m["eta"])
+    return np.concatenate(xs), np.concatenate(ys), {"structures": list(U.TEST_SEEDS), "slices": U.TEST_SLICES,
+                                                    "energies_kev": list(energies),
+                                                    "monte_carlo": f"bench_fastpath_unet.py cache, MC seed 7000 + "
+                                                                   f"structure seed, {U.ELECTRONS} e/px"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/fastpath/model"))
@@ -52,6 +75,13 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=1080.0, help="stop after this much training time")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (.pt with its .json)")
+    ap.add_argument("--extra-unet-test", action="store_true",
+                    help="add the U-Net benchmark's held-out MC stacks (401-403, 1/2/4 keV) as training pairs")
+    ap.add_argument("--mean-weight", type=float, default=0.0,
+                    help="loss + this x the squared error of each image's mean yield (the mean level)")
+    ap.add_argument("--add-dilation", type=int, default=0,
+                    help="with --init: insert a zero-initialised residual layer of this dilation before the last one "
+                         "(the network's function is unchanged at the start; a larger receptive field)")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     a = ap.parse_args()
     import torch
@@ -65,16 +95,38 @@ def main():
     t0 = time.perf_counter()
     xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache)
     xmo, ymo = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache)
+    extra = None
+    if a.extra_unet_test:
+        xex, yex, extra = load_unet_test_pairs()
+        xtr, ytr = np.concatenate([xtr, xex]), np.concatenate([ytr, yex])
     print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
     dil = tuple(int(d) for d in a.dilations.split(","))
-    net = T._torch_net(xtr.shape[1], a.width, dil)
     history0 = []
     if a.init is not None:  # continue an earlier run (its record is kept in the new JSON)
         from fibsynth.ml.checkpoint import load_into, load_weights
 
+        icfg = json.loads(a.init.with_suffix(".json").read_text())
+        dil = tuple(int(d) for d in icfg["architecture"]["dilations"])
+        a.width = int(icfg["architecture"]["width"])
+        net = T._torch_net(xtr.shape[1], a.width, dil)
         load_into(net, load_weights(a.init), a.init)
-        history0 = [json.loads(a.init.with_suffix(".json").read_text())["training"]]
-    else:  # start the output at the mean yield: faster and more stable
+        history0 = [icfg["training"]] + list(icfg["training"].get("continued_from", []))
+        history0[0] = {k: v for k, v in history0[0].items() if k != "continued_from"}
+        if a.add_dilation:
+            old = net
+            dil = dil[:-1] + (a.add_dilation,) + dil[-1:]
+            net = T._torch_net(xtr.shape[1], a.width, dil)
+            with torch.no_grad():
+                net.inp.load_state_dict(old.inp.state_dict())
+                net.out.load_state_dict(old.out.state_dict())
+                for i in range(len(old.body) - 1):
+                    net.body[i].load_state_dict(old.body[i].state_dict())
+                net.body[-1].load_state_dict(old.body[-1].state_dict())
+                net.body[-2].weight.zero_()
+                net.body[-2].bias.zero_()
+    else:
+        net = T._torch_net(xtr.shape[1], a.width, dil)
+    if a.init is None:  # start the output at the mean yield: faster and more stable
         with torch.no_grad():
             net.out.bias.fill_(float(ytr.mean()))
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
@@ -95,14 +147,20 @@ def main():
             if rng.random() < 0.5:
                 xb, yb = xb[..., ::-1], yb[..., ::-1]
             xb, yb = torch.from_numpy(np.ascontiguousarray(xb)), torch.from_numpy(np.ascontiguousarray(yb))
-            loss = torch.mean((net(xb) - yb) ** 2)
+            pred = net(xb)
+            loss = torch.mean((pred - yb) ** 2)
+            if a.mean_weight:
+                loss = loss + a.mean_weight * torch.mean((pred.mean((-2, -1)) - yb.mean((-2, -1))) ** 2)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
         net.eval()
         with torch.no_grad():
-            mon = float(torch.mean((net(xm) - ym) ** 2))
+            pm = net(xm)
+            mon = float(torch.mean((pm - ym) ** 2))
+            if a.mean_weight:
+                mon += a.mean_weight * float(torch.mean((pm.mean((-2, -1)) - ym.mean((-2, -1))) ** 2))
         sched.step(mon)
         history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "monitor_mse": mon,
                         "lr": opt.param_groups[0]["lr"]})
@@ -134,9 +192,11 @@ def main():
                  "monte_carlo": f"fibsynth.pipeline.montecarlo_stack, slices 0-{sets.SLICES - 1}, "
                                 f"{sets.ELECTRONS} electrons/pixel, 38 deg, default physics, MC seed = structure seed",
                  "train_structures": [s for s, _, _ in train_sets], "monitor_structures": [s for s, _, _ in monitor_sets],
-                 "held_out_test_structures": list(sets.TEST_SEEDS)},
+                 "held_out_test_structures": list(sets.TEST_SEEDS), "extra_pairs": extra},
         "settings": {"epochs_max": a.epochs, "max_seconds": a.max_seconds, "patience": a.patience, "batch": a.batch, "lr": a.lr,
-                     "optimizer": "Adam, ReduceLROnPlateau x0.3 after 15", "loss": "MSE vs single MC images",
+                     "optimizer": "Adam, ReduceLROnPlateau x0.3 after 15", "loss": "MSE vs single MC images" + (
+                         f" + {a.mean_weight:g} x squared error of each image's mean" if a.mean_weight else ""),
+                     "mean_weight": a.mean_weight, "add_dilation": a.add_dilation,
                      "augmentation": "periodic shifts in y and x, mirror in x", "seed": a.seed, "threads": 1},
         "epochs_run": len(history), "best_epoch": best_epoch, "monitor_mse": best,
         "monitor_mse_noise_floor": floor, "seconds": secs, "parameters": params,

@@ -167,3 +167,30 @@ def test_shipped_histogram_calibration_is_monotone_and_optional(shipped):
     assert np.abs(cal_m - raw).max() < 0.05
     o = np.argsort(raw.ravel(), kind="stable")
     assert np.all(np.diff(cal_m.ravel()[o]) >= 0)  # the order of the pixels is kept
+
+
+def test_noise_variance_by_level_tells_binomial_from_overdispersed_noise():
+    from fibsynth.errors import FibsynthError
+    from fibsynth.fastsim.fidelity import noise_variance_by_level
+
+    rng = np.random.default_rng(3)
+    n = 100
+    p = rng.uniform(0.05, 0.65, (4, 64, 64))
+    r0, r1 = rng.binomial(n, p) / n, rng.binomial(n, p) / n
+    res = noise_variance_by_level(p, r0, r1, n)
+    ratio, se = np.array(res["ratio"]), np.array(res["ratio_se"])
+    assert len(ratio) == 8 and sum(res["pixels"]) == p.size
+    assert np.all(np.abs(ratio - 1) < 4 * se) and np.all(se < 0.05)
+    # the bins follow the level: their binomial variance rises with p up to 0.5
+    assert res["binomial"][0] < res["binomial"][3] < res["binomial"][6]
+    # extra variance on top of the binomial one (each realisation's p jitters by 0.03): every bin sees it
+    q0 = np.clip(p + rng.normal(0, 0.03, p.shape), 0, 1)
+    q1 = np.clip(p + rng.normal(0, 0.03, p.shape), 0, 1)
+    over = noise_variance_by_level(p, rng.binomial(n, q0) / n, rng.binomial(n, q1) / n, n)
+    assert min(over["ratio"]) > 1.15
+    with pytest.raises(FibsynthError) as err:
+        noise_variance_by_level(p, r0, r1, 1)
+    assert err.value.param == "electrons_per_pixel"
+    with pytest.raises(FibsynthError) as err:
+        noise_variance_by_level(p[:1], r0, r1, n)
+    assert err.value.param == "level"

@@ -111,6 +111,41 @@ def radial_nps(a, b, bands: int = 4) -> np.ndarray:
     return radial_power((np.asarray(a, np.float64) - np.asarray(b, np.float64)) / np.sqrt(2.0), bands)
 
 
+def noise_variance_by_level(level, r0, r1, electrons_per_pixel: int, bins: int = 8) -> dict:
+    """Is the noise of two realisations ``r0``, ``r1`` (fractions k / N of N = ``electrons_per_pixel`` primaries) of
+    the same slices binomial at every gray level?  Pixels are grouped by ``level`` (an estimate of the mean made
+    without their noise, e.g. a translator's mean image) into ``bins`` quantile bins; per bin the measured noise
+    variance E[(r1 - r0)^2] / 2 is compared with the unbiased binomial estimate from the realisations themselves,
+    E[r (1 - r)] / (N - 1) (= p (1 - p) / N for Binomial(N, p) / N, whatever p is). Returns the bins' edges, both
+    variances, their ratio (1 for binomial noise) and its standard error."""
+    from fibsynth.errors import FibsynthError
+
+    n = int(electrons_per_pixel)
+    if n < 2:
+        raise FibsynthError(f"must be >= 2 (got {n})", param="electrons_per_pixel")
+    lv = np.ravel(level).astype(np.float64)
+    a = np.ravel(r0).astype(np.float64)
+    b = np.ravel(r1).astype(np.float64)
+    if not lv.size == a.size == b.size:
+        raise FibsynthError(f"level and realisations differ in size ({lv.size}, {a.size}, {b.size})", param="level")
+    if lv.size < 2 * bins:
+        raise FibsynthError(f"{lv.size} pixels are too few for {bins} bins", param="bins")
+    d = (b - a) ** 2 / 2
+    v = (a * (1 - a) + b * (1 - b)) / 2 / (n - 1)
+    edges = np.quantile(lv, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, bins - 1)
+    out = {"edges": edges.tolist(), "measured": [], "binomial": [], "ratio": [], "ratio_se": [], "pixels": []}
+    for k in range(bins):
+        sel = idx == k
+        dm, vm = float(d[sel].mean()), float(v[sel].mean())
+        out["measured"].append(dm)
+        out["binomial"].append(vm)
+        out["ratio"].append(dm / vm if vm > 0 else float("nan"))
+        out["ratio_se"].append(float(d[sel].std(ddof=1) / np.sqrt(sel.sum()) / vm) if vm > 0 else float("nan"))
+        out["pixels"].append(int(sel.sum()))
+    return out
+
+
 def mean_sd(values) -> dict:
     v = np.asarray(list(values), np.float64)
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"), "n": int(v.size),
