@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
           "each cell mean +- sd over the replicates", ""]
     for name, table in agg["tables"].items():
         md += [f"**{name}**", "", table, ""]
+    for name, table in agg["paired"].items():
+        md += [f"**{name}, within-replicate differences** (mean +- sd [95 % t-interval of the mean])", "", table, ""]
     md += ["**costs**", "", costs_markdown(agg["costs"]), ""]
     (a.workdir / "replicates.md").write_text("\n".join(md))
     (a.workdir / "replicates.json").write_text(json.dumps(agg, indent=1, default=str))

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from fibsynth.errors import FibsynthError
-from fibsynth.experiment.replicates import PAPER_SEEDS, aggregate, costs, costs_markdown, finished, run_replicate
+from scipy import stats as scipy_stats
+
+from fibsynth.experiment.replicates import (PAPER_SEEDS, aggregate, costs, costs_markdown, finished, paired_table,
+                                          run_replicate)
 
 
 def _replicate(wd: Path, mds: list[float], mc_s: float, fast_s: float, rss: float) -> Path:
@@ -82,3 +85,23 @@ def test_replicate_seeds_and_a_tiny_replicate(tmp_path):
     assert rep.ran == ["gt"] and Path(rep.workdir) == tmp_path / "w" / "rep2"
     done = json.loads((tmp_path / "w" / "rep2" / "steps" / "gt" / "DONE.json").read_text())
     assert done["params"]["seed"] == 9 and done["cpu_seconds"] >= 0 and done["peak_rss_mb"] > 0
+
+
+def test_within_replicate_differences_rank_what_the_cells_cannot(tmp_path):
+    # three replicates whose level moves by 0.1 (one shared offset per replicate) while sML - sMC stays near -0.02:
+    # the cells' sd (~0.1) hides the difference, the paired one resolves it
+    offs, diffs = [0.0, 0.1, -0.1], [-0.019, -0.021, -0.020]
+    reps = [_replicate(tmp_path / f"rep{r}", [0.80 + o, 0.7, 0.80 + o + d], 1.0, 1.0, 1.0)
+            for r, (o, d) in enumerate(zip(offs, diffs))]
+    agg = aggregate(reps)
+    md = agg["paired"]["t"].splitlines()
+    assert md[0] == "| model | 1 kV MDS | 2 kV MDS |"
+    assert len(md) == 3  # only sML - sMC: the table has no sMCDA row
+    sd = statistics.stdev(diffs)
+    half = scipy_stats.t.ppf(0.975, 2) * sd / 3 ** 0.5
+    assert md[2] == (f"| sML - sMC | -0.020 +- {sd:.3f} [{-0.020 - half:+.3f}, {-0.020 + half:+.3f}] |  |")
+    assert -0.020 + half < 0  # the interval excludes 0 ...
+    assert statistics.stdev([0.80 + o for o in offs]) > 4 * abs(-0.020)  # ... where the cells' sd is ~5x the gap
+    with pytest.raises(FibsynthError, match="csvs"):
+        paired_table([reps[0] / "tables" / "t.csv"])
+    assert aggregate(reps[:1])["paired"] == {}  # one replicate: no differences

@@ -85,6 +85,51 @@ def aggregate_table(csvs: list[Path], digits: int = 3) -> tuple[list[str], list[
     return header, rows
 
 
+#: the model pairs whose per-replicate differences :func:`aggregate` reports when a table has both rows
+PAPER_PAIRS: tuple[tuple[str, str], ...] = (("sML", "sMC"), ("sMCDA", "sMC"), ("sMCDA", "sML"))
+
+
+def paired_table(csvs: list[Path], pairs: tuple[tuple[str, str], ...] = PAPER_PAIRS,
+                 digits: int = 3) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the differences row a - row b of one table, taken within each replicate and then given as
+    mean +- sd with the 95 % t-interval of the mean, for every pair (a, b) whose two rows the table has.
+
+    The models of one replicate share its structures, its stand-in real stack and its test data, so their scores
+    move together from replicate to replicate; the sd of a within-replicate difference is then much smaller than
+    the sd of either cell, and this is what can rank two models with few replicates. Needs >= 2 replicates."""
+    from scipy import stats
+
+    if len(csvs) < 2:
+        raise FibsynthError(f"paired differences need >= 2 replicates (got {len(csvs)})", param="csvs")
+    tables = []
+    for p in csvs:
+        with open(p, newline="") as f:
+            rows = list(csv.reader(f))
+        tables.append((rows[0], {r[0]: r for r in rows[1:]}))
+    header = tables[0][0]
+    out = []
+    for a, b in pairs:
+        if not all(a in t and b in t for _, t in tables):
+            continue
+        row = [f"{a} - {b}"]
+        for j in range(1, len(header)):
+            try:
+                d = [float(t[a][j]) - float(t[b][j]) for _, t in tables]
+            except ValueError:
+                row.append("")
+                continue
+            m, sd = _mean_sd(d)
+            half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+            row.append(f"{m:+.{digits}f} +- {sd:.{digits}f} [{m - half:+.{digits}f}, {m + half:+.{digits}f}]")
+        out.append(row)
+    return header, out
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(md + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def _records(wd: Path) -> list[dict]:
     out = []
     steps = wd / "steps"
@@ -96,24 +141,29 @@ def _records(wd: Path) -> list[dict]:
     return out
 
 
-def aggregate(workdirs: list[Path], digits: int = 3) -> dict[str, Any]:
-    """Tables (name -> markdown, mean +- sd over the replicates) and costs of finished replicate folders."""
+def aggregate(workdirs: list[Path], digits: int = 3,
+              pairs: tuple[tuple[str, str], ...] = PAPER_PAIRS) -> dict[str, Any]:
+    """Tables (name -> markdown, mean +- sd over the replicates), the within-replicate differences of the model
+    ``pairs`` (name -> markdown, :func:`paired_table`; with >= 2 replicates, for tables that have both rows) and
+    costs of finished replicate folders."""
     workdirs = [Path(w) for w in workdirs]
     missing = [str(w) for w in workdirs if not (w / "tables").is_dir()]
     if missing:
         raise FibsynthError(f"no tables in {', '.join(missing)} (replicate not finished?)", param="workdirs")
     names = sorted(p.stem for p in (workdirs[0] / "tables").glob("*.csv"))
-    tables = {}
+    tables, paired = {}, {}
     for name in names:
         csvs = [w / "tables" / f"{name}.csv" for w in workdirs]
         absent = [str(p) for p in csvs if not p.is_file()]
         if absent:
             raise FibsynthError(f"table {name} missing in {', '.join(absent)}", param="workdirs")
         header, rows = aggregate_table(csvs, digits)
-        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(r) + " |" for r in rows]
-        tables[name] = "\n".join(md)
-    return {"tables": tables, "costs": costs(workdirs)}
+        tables[name] = _markdown(header, rows)
+        if len(csvs) >= 2:
+            header, rows = paired_table(csvs, pairs, digits)
+            if rows:
+                paired[name] = _markdown(header, rows)
+    return {"tables": tables, "paired": paired, "costs": costs(workdirs)}
 
 
 def costs(workdirs: list[Path]) -> dict[str, Any]:
