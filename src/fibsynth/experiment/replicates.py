@@ -57,13 +57,15 @@ def _fmt(values: list[float], digits: int) -> str:
     return f"{m:.{digits}f}" if math.isnan(sd) else f"{m:.{digits}f} +- {sd:.{digits}f}"
 
 
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
 def aggregate_table(csvs: list[Path], digits: int = 3) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of one table over replicates: each numeric cell as mean +- sd. The replicates' tables must
     have the same header and row labels."""
-    tables = []
-    for p in csvs:
-        with open(p, newline="") as f:
-            tables.append(list(csv.reader(f)))
+    tables = [_read_csv(p) for p in csvs]
     header = tables[0][0]
     for p, t in zip(csvs, tables):
         if t[0] != header or [r[0] for r in t[1:]] != [r[0] for r in tables[0][1:]]:
@@ -101,11 +103,7 @@ def paired_table(csvs: list[Path], pairs: tuple[tuple[str, str], ...] = PAPER_PA
 
     if len(csvs) < 2:
         raise FibsynthError(f"paired differences need >= 2 replicates (got {len(csvs)})", param="csvs")
-    tables = []
-    for p in csvs:
-        with open(p, newline="") as f:
-            rows = list(csv.reader(f))
-        tables.append((rows[0], {r[0]: r for r in rows[1:]}))
+    tables = [(rows[0], {r[0]: r for r in rows[1:]}) for rows in map(_read_csv, csvs)]
     header = tables[0][0]
     out = []
     for a, b in pairs:
