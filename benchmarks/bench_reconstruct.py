@@ -34,6 +34,7 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
     folder = cache if cache is not None else out
     folder.mkdir(parents=True, exist_ok=True)
     tag = f"{kind}_{'x'.join(map(str, shape))}_{imaging}{epp if imaging == 'mc' else ''}_v{voxel_nm:g}_s{slice_nm:g}_seed{seed}"
+    ideal = folder / f"{tag}_ideal.npy" if cache is not None else None  # shared by every artifact dose
     tag += "" if artifact_dose == 40.0 else f"_dose{artifact_dose:g}"
     stack, truth = (folder / f"{tag}_stack.tif", folder / f"{tag}_truth.tif") if cache else (
         out / f"{kind}_stack.tif", out / f"{kind}_truth.tif")
@@ -44,7 +45,8 @@ def test_stack(kind: str, shape, out: Path, *, imaging: str, epp: int, seed: int
         return stack, truth, {"truth_solid_fraction": float(t.mean()), "reused": str(stack)}, 0.0
     t0 = time.perf_counter()
     rec = R.write_stack(stack, truth, kind=kind, shape=tuple(shape), voxel_nm=voxel_nm, slice_nm=slice_nm,
-                        energy_kev=2.0, engine=imaging, electrons_per_pixel=epp, seed=seed, artifact_dose=artifact_dose)
+                        energy_kev=2.0, engine=imaging, electrons_per_pixel=epp, seed=seed, artifact_dose=artifact_dose,
+                        ideal_cache=ideal)
     return stack, truth, rec, time.perf_counter() - t0
 
 

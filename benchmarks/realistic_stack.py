@@ -198,10 +198,13 @@ def degrade(img: np.ndarray, truth: np.ndarray | None = None, seed: int = 0, *, 
 
 def make_stack(kind: str = "grf", shape=(32, 96, 96), voxel_nm: float = 4.0, slice_nm: float = 8.0,
                energy_kev: float = 2.0, engine: str = "fast", electrons_per_pixel: int = 10, seed: int = 0,
-               strength: float = 1.0, artifact_dose: float = 40.0) -> tuple[np.ndarray, np.ndarray, dict]:
+               strength: float = 1.0, artifact_dose: float = 40.0,
+               ideal_cache: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(uint8 realistic stack, its truth in image coordinates, record). ``artifact_dose``: detected quanta at full
     scale of the artifact model's Poisson noise (:func:`degrade`'s ``dose``; 40 = the original test stacks, about
-    the lowest dose a real instrument images at, docs/reconstruct.md "recon6")."""
+    the lowest dose a real instrument images at, docs/reconstruct.md "recon6"). ``ideal_cache``: a ``.npy`` path for
+    the ideal (undegraded) image: read when it exists (its shape must match), else written after imaging, so stacks
+    that differ only in their artifacts (e.g. the dose) share one Monte Carlo run."""
     vz = (slice_nm, voxel_nm, voxel_nm)
     if kind == "grf":
         truth = grf_structure(shape, vz, 0.35, 22 * voxel_nm, seed=seed)
@@ -211,7 +214,17 @@ def make_stack(kind: str = "grf", shape=(32, 96, 96), voxel_nm: float = 4.0, sli
         truth = sofc_structure(shape, seed=seed)
     else:
         raise ValueError(f"kind must be grf, hier or sofc, not {kind!r}")
-    ideal = image(truth, vz, energy_kev, engine, electrons_per_pixel, seed)
+    ideal = None
+    if ideal_cache is not None and Path(ideal_cache).is_file():
+        ideal = np.load(ideal_cache)
+        if ideal.shape != truth.shape:
+            raise ValueError(f"ideal image {ideal_cache} has shape {ideal.shape}, not {truth.shape}")
+    if ideal is None:
+        ideal = image(truth, vz, energy_kev, engine, electrons_per_pixel, seed)
+        if ideal_cache is not None:
+            tmp = Path(str(ideal_cache) + ".tmp.npy")
+            np.save(tmp, ideal)
+            tmp.replace(ideal_cache)
     u8, t, p = degrade(ideal, truth, seed + 1000, strength=strength, dose=artifact_dose)
     rec = {"kind": kind, "engine": engine, "energy_kev": energy_kev, "electrons_per_pixel": electrons_per_pixel,
            "truth_solid_fraction": float(truth.mean()), "artifacts": p, "seed": seed}
