@@ -147,18 +147,21 @@ def fit_timing(rows: list[dict]) -> dict:
 
 
 def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | str = 1) -> dict:
-    """Per-step time of the size-dependent steps at n^3 for n in ``sizes`` (one thread), a power law t = a N^b
-    fitted per step (N = voxels) and its extrapolation to 512^3 and 1024^3. The steps whose work is capped
-    independently of the stack size (training: a fixed number of optimizer steps; generate: synthetic stacks of at
-    most 48 x 128 x 128; estimate and evaluate: a central crop of at most 96 x 192 x 192) are timed by the
-    benchmark runs and enter the model as constants. ``predict`` runs an untrained network of the default
-    architecture (reconstruct's default ``seg_features``): its cost does not depend on the weights."""
+    """Per-step time of the size-dependent steps at n^3 for n in ``sizes``, each done as the workflow does it, a
+    power law t = a N^b and an affine model t = c + d N fitted per step (N = voxels) and extrapolated to 512^3 and
+    1024^3. The steps whose work is capped independently of the stack size (training: a fixed number of optimizer
+    steps; generate / translate / calibration: synthetic stacks of at most 48 x 128 x 128; the first-pass estimate,
+    re-estimates and forward consistency: a central crop of at most 96 x 192 x 192) are timed by the benchmark runs
+    and enter the model as constants; the first-pass estimate is timed here too, to show where it stops growing.
+    ``predict`` runs an untrained network of the default architecture (reconstruct's default ``seg_features``): its
+    cost does not depend on the weights. ``evaluate + outputs``: the whole-stack Otsu and k-means thresholds, the
+    crop statistics of the three segmentations (no truth) and the five output TIFFs, as the workflow writes them."""
     import numpy as np
     import realistic_stack as R
 
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
-    from fibsynth.reconstruct.inspect import inspect_stack
+    from fibsynth.reconstruct.inspect import inspect_to_npy
     from fibsynth.reconstruct.workflow import predict_blocks
     from fibsynth.segment.model import ModelConfig, build_net, save_model
 
@@ -184,28 +187,60 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
         vz = (4.0, 4.0, 4.0)
         truth = R.grf_structure((n, n, n), vz, 0.35, 88.0, seed=seed)
         u8, _, _ = R.degrade(truth.astype(np.float32) * 0.6 + 0.2, None, seed=seed)
-        img = u8.astype(np.float32)
+        del truth
         row = {"n": n, "voxels": n ** 3}
         t0 = time.perf_counter()
-        inspect_stack(img)
+        inspect_to_npy(u8, out / "real.npy")  # as the workflow: inspect, store float32 (block by block if large)
+        img = np.load(out / "real.npy", mmap_mode="r")
         row["inspect"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        E.estimate_structure(E.first_pass(img), vz, seed=seed)
-        row["estimate (first pass, cropped)"] = time.perf_counter() - t0
+        E.estimate_structure(E.first_pass(E._crop(img)), vz, seed=seed)  # the workflow's first pass: the crop
+        row["estimate (first pass, central crop)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        q = A.fit_histogram(img)
-        A.match_histogram(img[: min(n, 48), : min(n, 128), : min(n, 128)], q)
+        q = A.fit_histogram(img, seed=seed)
+        A.match_histogram(np.asarray(img[: min(n, 48), : min(n, 128), : min(n, 128)]), q)
         row["adapt (histogram)"] = time.perf_counter() - t0
-        np.save(out / "real.npy", img)
         t0 = time.perf_counter()
         predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32, device=device)
         row["predict"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _evaluate_and_write(img, np.load(out / "prob.npy", mmap_mode="r"), vz, out)
+        row["evaluate + outputs"] = time.perf_counter() - t0
+        del img
         rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
     fits = fit_timing(rows)
-    res = {"rows": rows, "fits": fits}
+    res = {"rows": rows, "fits": fits, "threads": threads, "threads_choice": choice}
     (out / "timing.json").write_text(json.dumps(res, indent=1))
     return res
+
+
+def _evaluate_and_write(real, prob, vz, out: Path) -> None:
+    """The workflow's evaluate step without a truth (thresholds of the whole stack, statistics of the central crop)
+    and its output files (segmentation, probability, confidence, Otsu, k-means)."""
+    import numpy as np
+
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, write_volume
+    from fibsynth.metrics import isotropy_report, mean_ligament_diameter
+    from fibsynth.reconstruct import estimate as E
+    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+    segs = {"U-Net": (prob > 0.5).astype(np.uint8), "Otsu": (real > otsu_threshold(real)).astype(np.uint8),
+            "k-means": (real > kmeans_threshold(real)[0]).astype(np.uint8)}
+    for seg in segs.values():
+        if 0 < seg.mean() < 1:
+            c = E._crop(seg)
+            mean_ligament_diameter(c, vz)
+            mean_ligament_diameter(1 - c, vz)
+            isotropy_report(c, vz, return_functions=True)
+    meta = VolumeMeta(kind="label", voxel_size_nm=VoxelSize(z=vz[0], y=vz[1], x=vz[2]))
+    write_volume(out / "segmentation.tif", segs["U-Net"], meta)
+    write_volume(out / "probability.tif", np.asarray(prob, np.float32), meta.model_copy(update={"kind": "image"}))
+    write_volume(out / "confidence.tif", np.abs(2.0 * np.asarray(prob) - 1.0).astype(np.float32),
+                 meta.model_copy(update={"kind": "image"}))
+    write_volume(out / "otsu.tif", segs["Otsu"], meta)
+    write_volume(out / "kmeans.tif", segs["k-means"], meta)
 
 
 def main(argv=None) -> None:
