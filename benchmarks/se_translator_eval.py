@@ -36,9 +36,10 @@ NOISE_SEEDS = (11, 12, 13, 14)
 
 def noise_ratio_by_level(level, r0, r1, law, n, bins=8):
     """Per quantile bin of ``level``: the Monte Carlo's noise variance E[(r1 - r0)^2] / 2 over the law's v(m) / N."""
-    a, b = law
+    from fibsynth.fastsim.translator import per_primary_variance
+
     lv, d = np.ravel(level).astype(float), (np.ravel(r1).astype(float) - np.ravel(r0)) ** 2 / 2
-    v = (a * lv + b * lv * lv) / n
+    v = per_primary_variance(lv, law) / n
     edges = np.quantile(lv, np.linspace(0, 1, bins + 1))
     idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, bins - 1)
     return [float(d[idx == k].mean() / v[idx == k].mean()) for k in range(bins)]
@@ -66,10 +67,10 @@ def training_stats(tr, cache):
 def evaluate(weights=None, cache=sets.CACHE, progress=print):
     from fibsynth.fastsim import fidelity as F
     from fibsynth.fastsim.se_projection import project_se
-    from fibsynth.fastsim.translator import PairedTranslator, load_paired, se_shot_noise
+    from fibsynth.fastsim.translator import PairedTranslator, load_paired, per_primary_variance, se_shot_noise
 
     tr = PairedTranslator(weights) if weights is not None else load_paired(detector=sets.DETECTOR)
-    law = tr.signal["noise"]["per_primary_variance"]
+    law = tr.signal["noise"]
     n = sets.ELECTRONS
     t0 = time.perf_counter()
     st = training_stats(tr, cache)
@@ -134,8 +135,7 @@ def evaluate(weights=None, cache=sets.CACHE, progress=print):
         add(t, "rmse_vs_mc_mean", float(np.sqrt(np.mean((m - mean_mc) ** 2))))
         add(t, "bias", float(m.mean() - mean_mc.mean()))
         add(t, "mc_noise_var_over_law_by_level", noise_ratio_by_level(m, ref, ref2, law, n))
-        add(t, "mc_noise_var_over_law", float(np.mean((ref2 - ref) ** 2) / 2 /
-                                              np.mean((law[0] * m + law[1] * m * m) / n)))
+        add(t, "mc_noise_var_over_law", float(np.mean((ref2 - ref) ** 2) / 2 / np.mean(per_primary_variance(m, law) / n)))
         progress(f"structure {seed}: done")
     summary = {}
     for name, d in rows.items():

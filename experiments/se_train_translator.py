@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=900.0, help="stop after this much training time")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
+    ap.add_argument("--refit-noise", action="store_true",
+                    help="keep the trained weights in --out; only fit the noise law again and rewrite the .json")
     a = ap.parse_args()
     import torch
 
@@ -81,6 +83,15 @@ def main():
     xmo, ymo, smo = load_pairs(monitor_sets, signal, a.cache)
     print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s); yields {yields}",
           flush=True)
+    if a.refit_noise:
+        cpath = a.out / "paired_translator_se.json"
+        cfg = json.loads(cpath.read_text())
+        tr = T.PairedTranslator(a.out / "paired_translator_se.pt")
+        means = [tr.mean(x[None])[0] for x in np.concatenate([xtr, xmo])]
+        cfg["signal"]["noise"] = T.fit_se_noise_law(means, list(np.concatenate([str_, smo])), sets.ELECTRONS)
+        cpath.write_text(json.dumps(cfg, indent=1))
+        print(json.dumps(cfg["signal"]["noise"], indent=1))
+        return
     dil = tuple(int(d) for d in a.dilations.split(","))
     net = T._torch_net(xtr.shape[1], a.width, dil)
     with torch.no_grad():  # start the output at the mean signal
