@@ -888,6 +888,40 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         seacc[2] = 1.0
 
 
+
+@_jit_inline
+def _stop(mat, u, path, pos, wall, sep, sec):
+    """An electron the transport stops following (cut-off, range rejection, a binary collision taking all its
+    energy): with the SE tally (``sep`` not None) all its energy left is spent on its last segment (``path`` long,
+    ending at ``pos`` = (x, y, z, ux, uy, uz); :func:`se_segment` with u_new = :data:`U_ALL`; ``wall``: open-pore
+    walls emit too). ``sec`` = (seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface,
+    segv) as :func:`transport_body` groups them (no-ops without the SE tally)."""
+    if sep is not None:
+        seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv = sec
+        x, y, z, ux, uy, uz = pos
+        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, path, zface,
+                   vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv)
+
+
+@_jit_inline
+def _spend(rr, rc, rng, rinvd, mat, u, path, pos, wall, sep, sec):
+    """Spend the pending ``path`` (nm, travelled in ``mat`` since the last update) from the residual range ``rr``:
+    returns (alive, rr, u) with the range and the energy-grid coordinate after it (:func:`range_to_u_m`), and the
+    SE of the energy lost on that segment tallied (``sep``/``sec``, :func:`_stop`); alive is False when the range
+    falls to the cut-off's ``rc`` (then all the energy left is spent on the segment, :func:`_stop`)."""
+    rr -= path
+    if rr <= rc:
+        _stop(mat, u, path, pos, wall, sep, sec)
+        return False, rr, u
+    un = range_to_u_m(rng, rinvd, mat, u, rr)
+    if sep is not None:
+        seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv = sec
+        x, y, z, ux, uy, uz = pos
+        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, un, x, y, z, ux, uy, uz, path, zface,
+                   vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv)
+    return True, rr, un
+
+
 @_jit_norc
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
@@ -967,6 +1001,8 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
     skip = safe > 0.0
     nzd = dist.shape[0]
     zface = kface * dz
+    # the SE tally's arguments (:func:`_spend`, :func:`_stop`)
+    sec = (seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv)
     # block level of the cell the electron is in (0 unless ``vol`` holds ``stack.block_levels`` codes); refreshed
     # at every voxel entry and material change
     lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
@@ -1044,18 +1080,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 x += s * ux
                 y += s * uy
                 z += s * uz
-            rr -= pend + s
-            if rr <= rc:
-                if sep is not None:  # the electron stops: all its energy is lost on this segment
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend + s, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend + s, (x, y, z, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             # range rejection (exact): no path of the residual length can reach the face, whatever the
             # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
@@ -1064,13 +1091,11 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 if mdep.shape[0] > 0:
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
-                if sep is not None:
-                    # it cannot come back out, but its energy still makes SE: spent here, escaping through the
-                    # face only (with the wall search too, mostly deep below the face, the open-pore in-lens stack
-                    # of benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view
-                    # factors of deep pore voxels, where they are small)
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, False, segv)
+                # it cannot come back out, but its energy still makes SE: spent here, escaping through the face
+                # only (with the wall search too, mostly deep below the face, the open-pore in-lens stack of
+                # benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view factors of
+                # deep pore voxels, where they are small)
+                _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), False, sep, sec)
                 return False, 0.0, ux, uy, uz
             # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
             # 64-bit output
@@ -1100,9 +1125,7 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 # coordinate drops by ln(cos^2 theta) / dlnE (one logarithm; was exp then log of the energy)
                 c2 = ct * ct
                 if c2 <= 0.0:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
                 ub = u + math.log(c2) * inv_dln
                 if sep is not None:
@@ -1112,15 +1135,11 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                                kface, sewall, segv)
                 u = ub
                 if u <= 0.0:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
                 rr = interp_m(rng, mat, u)
                 if rr <= rc:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             # (both coordinates from one 64-bit output, 32 bits each: 1.27 draws per collision instead of 2.54)
@@ -1187,20 +1206,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
         izs = bzb + nbk if uz > 0.0 else bz0 - 1
         zp = izs * dz if uz > 0.0 else bz0 * dz
         if axis == 2 and izs < kface:
-            x = xa
-            y = ya
-            rr -= pend
-            if rr <= rc:
-                if sep is not None:
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, zface, ux, uy, uz, pend, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend, (xa, ya, zface, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             return True, math.exp(ln_e0 + u * dln), ux, uy, uz
         cx = _clampi(int(xa * idx), bx0, bx0 + nbk - 1)
         cy = _clampi(int(ya * idy), by0, by0 + nbk - 1)
@@ -1215,18 +1223,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
         if newmat != mat:
-            rr -= pend
-            if rr <= rc:
-                if sep is not None:
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend, (x, y, z, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             if nel[newmat] == 0:
                 st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
