@@ -1406,24 +1406,32 @@ def run_point_se(
     rstar = max_range(rng, True)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax)
     for c in nb.prange(nchunks):
-        start = (n * c) // nchunks
-        stop = (n * (c + 1)) // nchunks
         acc = np.zeros(3, dtype=np.float64)
-        for k in range(start, stop):
-            s0, s1 = seed_state(seed, stream, 0, k)
-            x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
-            acc[2] = 0.0
-            esc, e, ux, uy, uz = transport_one(
-                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
-                ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                mdep, mfull, sep, acc, False, None, rcp,
-            )
-            if esc:
-                _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+        _point_chunk_se((n * c) // nchunks, (n * (c + 1)) // nchunks, beam, geo, tabs, mdep, mfull, rcp, sep, acc,
+                        tal[c], he[c], ha[c])
         se[c, 0] = acc[0]
         se[c, 1] = acc[1]
     return tal.sum(axis=0), he.sum(axis=0), ha.sum(axis=0), se.sum(axis=0)
+
+
+@_jit_norc
+def _point_chunk_se(start, stop, beam, geo, tabs, mdep, mfull, rcp, sep, acc, tal, he, ha):
+    """Electrons ``start``..``stop - 1`` of :func:`run_point_se` (the transport inlined, as in
+    :func:`_point_chunk`); the SE sums accumulate in ``acc``."""
+    seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax = beam
+    z0 = geo[4] * geo[1]
+    for k in range(start, stop):
+        s0, s1 = seed_state(seed, stream, 0, k)
+        x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
+        acc[2] = 0.0
+        esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, sep, acc,
+                                            False, None, rcp)
+        if esc:
+            _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
 
 
 @nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
@@ -1463,44 +1471,58 @@ def run_slice_se(
     rstar = max_range(rng, reject)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         acc = np.zeros(SE_ACC, dtype=np.float64)
-        for ix in range(nx):
-            tal[0] = 0
-            tal[1] = 0
-            acc[0] = 0.0
-            acc[1] = 0.0
-            nc = 0
-            sq = 0.0
-            sc = 0.0
-            sb = 0.0
-            pix = iy * nx + ix
-            for k in range(n_per_pixel):
-                s0, s1 = seed_state(seed, kface, pix, k)
-                x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
-                acc[2] = 0.0
-                acc[3] = 1e300
-                before = acc[0] + acc[1]
-                esc, e, ux, uy, uz = transport_one(
-                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-                    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull, sep, acc, wall, segv, rcp,
-                )
-                sv = acc[0] + acc[1] - before
-                sq += sv * sv
-                if esc:
-                    sb += sv
-                    _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
-                    if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
-                        nc += 1
-                        sc += sv
-            allc[iy, ix] = tal[0]
-            det[iy, ix] = tal[1]
-            se1[iy, ix] = acc[0]
-            se2[iy, ix] = acc[1]
-            sesq[iy, ix] = sq
-            secone[iy, ix] = sc
-            conec[iy, ix] = nc
-            sebse[iy, ix] = sb
+        _slice_row_se(iy, beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he[iy], ha[iy],
+                      (allc[iy], det[iy], se1[iy], se2[iy], sesq[iy], secone[iy], conec[iy], sebse[iy]))
     return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone, sebse
+
+
+@_jit_norc
+def _slice_row_se(iy, beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he, ha, out):
+    """Pixel row ``iy`` of :func:`run_slice_se` (the transport inlined, as in :func:`_slice_row`); ``out`` = the
+    row's (allc, det, se1, se2, sesq, secone, conec, sebse)."""
+    seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax = beam
+    allc, det, se1, se2, sesq, secone, conec, sebse = out
+    kface = geo[4]
+    dy = geo[2]
+    dx = geo[3]
+    nx = geo[0].shape[2]
+    for ix in range(nx):
+        tal[0] = 0
+        tal[1] = 0
+        acc[0] = 0.0
+        acc[1] = 0.0
+        nc = 0
+        sq = 0.0
+        sc = 0.0
+        sb = 0.0
+        pix = iy * nx + ix
+        for k in range(n_per_pixel):
+            s0, s1 = seed_state(seed, kface, pix, k)
+            x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
+            acc[2] = 0.0
+            acc[3] = 1e300
+            before = acc[0] + acc[1]
+            esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, sep, acc,
+                                                wall, segv, rcp)
+            sv = acc[0] + acc[1] - before
+            sq += sv * sv
+            if esc:
+                sb += sv
+                _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
+                if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
+                    nc += 1
+                    sc += sv
+        allc[ix] = tal[0]
+        det[ix] = tal[1]
+        se1[ix] = acc[0]
+        se2[ix] = acc[1]
+        sesq[ix] = sq
+        secone[ix] = sc
+        conec[ix] = nc
+        sebse[ix] = sb
