@@ -48,6 +48,7 @@ def former_kernel(rev: str):
         path.write_text(src)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod  # numba's cache records the module by name and imports it when loading
     spec.loader.exec_module(mod)
     return mod
 
