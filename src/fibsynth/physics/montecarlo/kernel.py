@@ -105,23 +105,20 @@ def seed_state(seed, a, b, n):
 
 
 @_jit
-def next_uniform(s0, s1):
-    """A uniform double in (0, 1] and the advanced state."""
-    res = s0 + s1
-    s1 ^= s0
-    s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
-    s1 = (s1 << _S37) | (s1 >> _S27b)
-    return (float(res >> _S11) + 1.0) * _INV53, s0, s1
-
-
-@_jit
 def next_u64(s0, s1):
-    """The next 64-bit output of xoroshiro128+ and the advanced state (the same step as :func:`next_uniform`)."""
+    """The next 64-bit output of xoroshiro128+ and the advanced state."""
     res = s0 + s1
     s1 ^= s0
     s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
     s1 = (s1 << _S37) | (s1 >> _S27b)
     return res, s0, s1
+
+
+@_jit
+def next_uniform(s0, s1):
+    """A uniform double in (0, 1] (the top 53 bits of :func:`next_u64`'s output) and the advanced state."""
+    res, s0, s1 = next_u64(s0, s1)
+    return (float(res >> _S11) + 1.0) * _INV53, s0, s1
 
 
 def _ziggurat_exp_tables(n=256):
@@ -271,6 +268,20 @@ def lookup_code(vol, iz, iy, ix, backing, repeat_last):
     if repeat_last:
         return vol[nz - 1, iy, ix] & MAT_MASK
     return backing
+
+
+@_jit_inline
+def _step_periodic(b0, nbk, u, d, n):
+    """The boundary step along one periodic axis (x or y) of :func:`transport_body`: the index of the cell beyond
+    the exit plane of the cell [b0, b0 + nbk) when moving along u, and that plane's coordinate, wrapped (index n
+    -> 0 at coordinate 0, index -1 -> n - 1 at n d). Selects, no branches (see the caller)."""
+    i = b0 + nbk if u > 0.0 else b0 - 1
+    p = i * d if u > 0.0 else b0 * d
+    p = 0.0 if i == n else p
+    i = 0 if i == n else i
+    p = n * d if i < 0 else p
+    i = n - 1 if i < 0 else i
+    return i, p
 
 
 @_jit
@@ -1188,20 +1199,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
         xa = x + dmin * ux
         ya = y + dmin * uy
         za = z + dmin * uz
-        # x: the stepped index and its plane
-        ixs = bx0 + nbk if ux > 0.0 else bx0 - 1
-        xp = ixs * dx if ux > 0.0 else bx0 * dx
-        xp = 0.0 if ixs == nx else xp
-        ixs = 0 if ixs == nx else ixs
-        xp = nx * dx if ixs < 0 else xp
-        ixs = nx - 1 if ixs < 0 else ixs
-        # y
-        iys = by0 + nbk if uy > 0.0 else by0 - 1
-        yp = iys * dy if uy > 0.0 else by0 * dy
-        yp = 0.0 if iys == ny else yp
-        iys = 0 if iys == ny else iys
-        yp = ny * dy if iys < 0 else yp
-        iys = ny - 1 if iys < 0 else iys
+        # x and y: the stepped index and its plane (wrapped)
+        ixs, xp = _step_periodic(bx0, nbk, ux, dx, nx)
+        iys, yp = _step_periodic(by0, nbk, uy, dy, ny)
         # z (no wrap; above the face: out)
         izs = bzb + nbk if uz > 0.0 else bz0 - 1
         zp = izs * dz if uz > 0.0 else bz0 * dz
