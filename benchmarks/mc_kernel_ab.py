@@ -7,6 +7,12 @@ module and compiled beside the current one; both run the same set-ups (bulk/film
 one slice of a gold/epoxy leveled-wave stack through ``run_slice``). A former kernel without ``next_exp`` (before
 ``mcspeed6``) reads the ``Tables`` fields in their own layout; a later one reads ``Tables.as_tuple()``.
 
+    # bit-identity with the same seeds (a refactoring): BSE and SE stacks, open pores, bulk, films, transport_one
+    .venv/bin/python benchmarks/mc_kernel_ab.py --rev dcceba5 --identity --electrons 50000 --per-pixel 10
+    # paired speed of the SE kernel (run_slice_se) beside the BSE one; --se-cost: against a copy of the current
+    # kernel whose se_segment does nothing (what the per-segment call costs vs the SE arithmetic)
+    NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/mc_kernel_ab.py --rev dcceba5 --se-timing --per-pixel 40
+    NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/mc_kernel_ab.py --se-cost --per-pixel 40 --repeats 10
     # statistical identity: eta of bulk and film targets (z-scores), energy/angle histograms (two-sample
     # chi-square), stack images per pixel (chi-square over the pixels); independent seeds for the two kernels
     .venv/bin/python benchmarks/mc_kernel_ab.py --rev fb7d6a9 --stats --electrons 200000 --per-pixel 200
@@ -49,6 +55,28 @@ def former_kernel(rev: str):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = mod  # numba's cache records the module by name and imports it when loading
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def empty_se_kernel():
+    """A copy of the current kernel whose ``se_segment`` does nothing but one store (its call and arguments kept):
+    ``--se-cost`` times it against the real one to split an SE stack's extra cost into the per-segment call and
+    the SE arithmetic."""
+    src = (REPO / KERNEL).read_text()
+    old = "    lam = sep[mat, 1]\n    if lam <= 0.0:\n        return\n    d2 = z - zface\n"
+    if src.count(old) != 1:
+        raise SystemExit("mc_kernel_ab: se_segment changed, cannot build the empty copy")
+    src = src.replace(old, "    lam = sep[mat, 1]\n    if lam > -1.0:\n        seacc[2] = lam\n        return\n"
+                      "    d2 = z - zface\n")
+    d = Path(tempfile.gettempdir()) / f"mc_kernel_ab_{os.getuid()}" / "se_empty"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "kernel_se_empty.py"
+    if not path.exists() or path.read_text() != src:
+        path.write_text(src)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -378,6 +406,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stats", action="store_true")
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--se-timing", action="store_true", help="paired speed of the SE kernel (run_slice_se)")
+    ap.add_argument("--se-cost", action="store_true",
+                    help="--se-timing against a copy of the current kernel whose se_segment does nothing "
+                    "(--rev unused)")
     ap.add_argument("--se-scales", choices=("current", "old"), default="current",
                     help="SE parameters for --se-timing: the stored scales, or those before se8's recalibration")
     ap.add_argument("--identity", action="store_true",
@@ -390,7 +421,9 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "src"))
     from fibsynth.physics.montecarlo import kernel as current
 
-    r = Runner(former_kernel(a.rev), current)
+    r = Runner(empty_se_kernel() if a.se_cost else former_kernel(a.rev), current)
+    if a.se_cost:
+        a.se_timing = True
     if a.identity and identity(r, a.electrons, a.per_pixel):
         return 1
     if a.stats:
