@@ -899,7 +899,6 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         seacc[2] = 1.0
 
 
-
 @_jit_inline
 def _stop(mat, u, path, pos, wall, sep, sec):
     """An electron the transport stops following (cut-off, range rejection, a binary collision taking all its
