@@ -62,6 +62,60 @@ def load_unet_test_pairs(energies=(1.0, 2.0, 4.0)):
                                                                    f"structure seed, {U.ELECTRONS} e/px"}
 
 
+def fit(net, xtr, ytr, xmo, ymo, rng, *, epochs, patience, batch, lr, max_seconds, mean_weight=0.0):
+    """Train ``net`` (in place) on the pairs (xtr, ytr) with early stopping on the monitor pairs (xmo, ymo); the
+    best monitor state is loaded at the end. Returns (best monitor loss, its epoch, history, seconds). Shared by
+    the SE translator's experiments/se_train_translator.py."""
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=15)
+    xm, ym = torch.from_numpy(xmo), torch.from_numpy(ymo)
+    best, best_state, best_epoch, history = np.inf, None, -1, []
+    t0 = time.perf_counter()
+    n = len(xtr)
+    for epoch in range(epochs):
+        net.train()
+        order = rng.permutation(n)
+        losses = []
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            sy, sx = (int(v) for v in rng.integers(0, xtr.shape[-1], 2))
+            xb = np.roll(xtr[idx], (sy, sx), axis=(-2, -1))
+            yb = np.roll(ytr[idx], (sy, sx), axis=(-2, -1))
+            if rng.random() < 0.5:
+                xb, yb = xb[..., ::-1], yb[..., ::-1]
+            xb, yb = torch.from_numpy(np.ascontiguousarray(xb)), torch.from_numpy(np.ascontiguousarray(yb))
+            pred = net(xb)
+            loss = torch.mean((pred - yb) ** 2)
+            if mean_weight:
+                loss = loss + mean_weight * torch.mean((pred.mean((-2, -1)) - yb.mean((-2, -1))) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        net.eval()
+        with torch.no_grad():
+            pm = net(xm)
+            mon = float(torch.mean((pm - ym) ** 2))
+            if mean_weight:
+                mon += mean_weight * float(torch.mean((pm.mean((-2, -1)) - ym.mean((-2, -1))) ** 2))
+        sched.step(mon)
+        history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "monitor_mse": mon,
+                        "lr": opt.param_groups[0]["lr"]})
+        if mon < best:
+            best, best_epoch = mon, epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if epoch % 10 == 0:
+            print(f"epoch {epoch}: train {np.mean(losses):.6f} monitor {mon:.6f} lr {opt.param_groups[0]['lr']:.1e} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if epoch - best_epoch >= patience or time.perf_counter() - t0 > max_seconds:
+            break
+    secs = time.perf_counter() - t0
+    net.load_state_dict(best_state)
+    return best, best_epoch, history, secs
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/fastpath/model"))
@@ -129,51 +183,9 @@ def main():
     if a.init is None:  # start the output at the mean yield: faster and more stable
         with torch.no_grad():
             net.out.bias.fill_(float(ytr.mean()))
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=15)
-    xm, ym = torch.from_numpy(xmo), torch.from_numpy(ymo)
-    best, best_state, best_epoch, history = np.inf, None, -1, []
-    t0 = time.perf_counter()
-    n = len(xtr)
-    for epoch in range(a.epochs):
-        net.train()
-        order = rng.permutation(n)
-        losses = []
-        for i in range(0, n, a.batch):
-            idx = order[i:i + a.batch]
-            sy, sx = (int(v) for v in rng.integers(0, xtr.shape[-1], 2))
-            xb = np.roll(xtr[idx], (sy, sx), axis=(-2, -1))
-            yb = np.roll(ytr[idx], (sy, sx), axis=(-2, -1))
-            if rng.random() < 0.5:
-                xb, yb = xb[..., ::-1], yb[..., ::-1]
-            xb, yb = torch.from_numpy(np.ascontiguousarray(xb)), torch.from_numpy(np.ascontiguousarray(yb))
-            pred = net(xb)
-            loss = torch.mean((pred - yb) ** 2)
-            if a.mean_weight:
-                loss = loss + a.mean_weight * torch.mean((pred.mean((-2, -1)) - yb.mean((-2, -1))) ** 2)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        net.eval()
-        with torch.no_grad():
-            pm = net(xm)
-            mon = float(torch.mean((pm - ym) ** 2))
-            if a.mean_weight:
-                mon += a.mean_weight * float(torch.mean((pm.mean((-2, -1)) - ym.mean((-2, -1))) ** 2))
-        sched.step(mon)
-        history.append({"epoch": epoch, "train_mse": float(np.mean(losses)), "monitor_mse": mon,
-                        "lr": opt.param_groups[0]["lr"]})
-        if mon < best:
-            best, best_epoch = mon, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        if epoch % 10 == 0:
-            print(f"epoch {epoch}: train {np.mean(losses):.6f} monitor {mon:.6f} lr {opt.param_groups[0]['lr']:.1e} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        if epoch - best_epoch >= a.patience or time.perf_counter() - t0 > a.max_seconds:
-            break
-    secs = time.perf_counter() - t0
-    net.load_state_dict(best_state)
+    best, best_epoch, history, secs = fit(net, xtr, ytr, xmo, ymo, rng, epochs=a.epochs, patience=a.patience,
+                                          batch=a.batch, lr=a.lr, max_seconds=a.max_seconds,
+                                          mean_weight=a.mean_weight)
     from fibsynth.ml.checkpoint import save_weights
 
     a.out.mkdir(parents=True, exist_ok=True)

@@ -69,3 +69,19 @@ def test_projection_follows_the_monte_carlo_in_lens_stack():
     hit = np.corrcoef(mc.ravel(), (img > 0).ravel())[0, 1]
     assert r > 0.75 and r > hit + 0.05, (r, hit)
     assert 0.6 < img.mean() / mc.mean() < 1.5
+
+
+def test_components_sum_to_the_image_and_leave_it_unchanged():
+    """``components``: SE1, SE2 and the in-lens BSE share add up to the image (the SE translator's inputs), with
+    the first-hit depth; the image is the same with or without them."""
+    vol = np.ones((8, 8, 8), np.uint8)
+    vol[:3, 1:7, 2:5] = 0  # a 3-slice-deep open pore, long in y (the beam's tilt)
+    y = (1.0, 0.25, 0.04)
+    img = project_se(vol, (4.0, 4.0, 4.0), 2.0, solid="gold", yields=y, slices=(0, 2))[0]
+    img2, rec = project_se(vol, (4.0, 4.0, 4.0), 2.0, solid="gold", yields=y, slices=(0, 2), components=True)
+    c = rec["components"]
+    assert np.array_equal(img, img2) and c.shape == (2, 4, 8, 8)
+    assert np.allclose(c[:, :3].sum(axis=1), img, atol=1e-6)
+    assert c[0, 3, 3, 6] == 0.0  # solid at the face: hit at depth 0
+    assert c[0, 3, 2, 3] == 12.0  # down the pore: its bottom, 3 slices (12 nm) below the face
+    assert (c[0, 3][vol[0] == 1] == 0).all() and c[0, 3].max() == 12.0

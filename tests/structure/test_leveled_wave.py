@@ -189,3 +189,54 @@ def test_bad_values_are_one_line_errors(kwargs, match):
     with pytest.raises(FibsynthError, match=match) as ei:
         leveled_wave(**base)
     assert "\n" not in str(ei.value)
+
+
+def _net_shear(w, weight):
+    """Least-squares in-plane displacement per unit z of the plane waves, each weighted by a function of its
+    in-plane wave number: (sum w k k^T)^-1 sum w k q_z, k = (q_y, q_x) (the apparent shear of z-slices)."""
+    k, qz = w[:, 1:3], w[:, 0]
+    c = weight(np.hypot(k[:, 0], k[:, 1]))
+    return np.linalg.solve((k * c[:, None]).T @ k, (k * c[:, None]).T @ qz)
+
+
+def test_mirrored_wave_set_is_uniform_and_has_no_net_shear():
+    """Every wave of a mirrored set is still uniform on the sphere with |q| = q0 and quantised q_x, but the set's
+    off-diagonal moments vanish for any weights of |q_z|, |q_y|, |q_x|: no net shear for slices along any axis.
+    A set of independent directions has one of order 1/sqrt(N)."""
+    q0 = 0.7
+    w = sample_waves(20000, q0, np.random.default_rng(0), "mirrored")
+    assert w.shape == (20000, 4)
+    assert np.allclose(np.linalg.norm(w[:, :3], axis=1), q0, rtol=1e-12)
+    c = w[:, 2] / (q0 / X_PERIOD_WAVELENGTHS)
+    assert np.allclose(c, np.rint(c), atol=1e-9)
+    u = w[:, :3] / q0
+    assert np.allclose((u**2).mean(axis=0), 1 / 3, atol=0.01)
+    for k in range(3):
+        hist, _ = np.histogram(u[:, k], bins=10, range=(-1, 1))
+        assert np.abs(hist / len(u) - 0.1).max() < 0.012
+    assert abs(w[:, 3].mean() - math.pi) < 0.05 and len(np.unique(w[:, 3])) == len(w)  # own phase per wave
+    weights = (lambda k: np.ones_like(k), lambda k: np.exp(-((k / q0 - 0.5) ** 2)), lambda k: (k / q0) ** 3)
+    for weight in weights:
+        for axes in ((0, 1, 2), (1, 0, 2), (2, 1, 0)):  # slices along z, y and x
+            assert np.abs(_net_shear(w[:, list(axes) + [3]], weight)).max() < 1e-12
+    ind = sample_waves(1000, q0, np.random.default_rng(1))
+    assert np.abs(_net_shear(ind, weights[0])).max() > 1e-3  # seed 1: 0.03 / 0.02 per unit z
+
+
+def test_mirrored_structure_keeps_fraction_ligament_and_isotropy():
+    from fibsynth.metrics.isotropy import isotropy_report
+
+    s, m = leveled_wave((96, 96, 96), 1.0, 0.3, 6.0, waves=4000, seed=0, wave_set="mirrored", return_model=True)
+    assert abs(float(s.mean()) - 0.3) < 0.001
+    assert m.parameters()["wave_set"] == "mirrored" and m.waves.shape == (4000, 4)
+    assert isotropy_report(s, (1.0, 1.0, 1.0))["e_tpcf"] < 0.08
+    region = (slice(10, 27), slice(31, 50), slice(3, 90))  # a block computed alone is the same region
+    assert np.array_equal(m.solid(region), s[region])
+
+
+def test_mirrored_wave_set_needs_a_multiple_of_four_waves():
+    with pytest.raises(FibsynthError, match="multiple of 4") as ei:
+        leveled_wave((8, 8, 8), 1.0, 0.3, 4.0, waves=10, wave_set="mirrored")
+    assert ei.value.param == "waves" and "\n" not in str(ei.value)
+    with pytest.raises(FibsynthError):
+        leveled_wave((8, 8, 8), 1.0, 0.3, 4.0, waves=12, wave_set="rotated")

@@ -98,12 +98,19 @@ def project_se(structure: np.ndarray, voxel_zyx, energy_kev: float, *, solid: st
                spread: float = DEFAULT_SPREAD, spread_se1: float = DEFAULT_SPREAD_SE1, view: str = "straight",
                bse_weight: float = 1.0,
                inlens_bse_theta_deg: float = 10.0, yields: tuple[float, float, float] | None = None,
-               electrons: int = 4000, seed: int = 0, scale: float = 1.0) -> tuple[np.ndarray, dict]:
+               electrons: int = 4000, seed: int = 0, scale: float = 1.0, components: bool = False
+               ) -> tuple[np.ndarray, dict]:
     """In-lens SE images of slices ``k0:k1`` of a binary open-pore structure (see the module docstring).
     ``yields`` = (delta_1, delta_2, eta_cone) of the flat face at this energy and incidence; ``None``: measured
     with the bulk Monte Carlo (``electrons``, ``seed``; a few seconds). ``scale`` multiplies the SE terms (1 =
     the model; :data:`MEAN_SCALE_AU_2KEV` is the factor measured against the Monte Carlo for gold at 2 keV, see
-    docs/fastsim.md). Returns (images float32, record)."""
+    docs/fastsim.md). Returns (images float32, record).
+
+    ``components``: also the image's parts, ``record["components"]`` (k1 - k0, 4, ny, nx) float32: the SE1 term,
+    the SE2 term, the in-lens BSE share (their sum is the image, up to float rounding) and the depth (nm, along
+    the face normal) of the first solid cell on each pixel's ray (the stack's depth below slice k where the beam
+    meets nothing) -- the paired SE translator's inputs (:mod:`fibsynth.fastsim.translator`). The images are the
+    same with or without it."""
     from scipy import ndimage
 
     from fibsynth.config import VoxelSize
@@ -156,6 +163,7 @@ def project_se(structure: np.ndarray, voxel_zyx, energy_kev: float, *, solid: st
 
         p_open, _ = project(vol, (dz, dy, dx), e, incidence_deg=a, solid=solid, pore="vacuum", slices=(k0, k1))
     out = np.zeros((k1 - k0, ny, nx), np.float32)
+    parts = np.zeros((k1 - k0, 4, ny, nx), np.float32) if components else None
     hz = np.empty((ny, nx), np.int64)
     hy = np.empty((ny, nx), np.int64)
     hc = np.empty((ny, nx), np.int64)
@@ -173,11 +181,19 @@ def project_se(structure: np.ndarray, voxel_zyx, energy_kev: float, *, solid: st
         if p_open is not None:  # (before 2026-11-29 23:50 UTC this share was added after the image was stored)
             img = img + np.float32(bse_weight * eta_cone) * p_open[k - k0]
         out[k - k0] = np.where(hit, img, 0.0)
+        if parts is not None:
+            parts[k - k0, 0] = np.where(hit, scale * d1 * blur1[zi, yi, xi] / b_flat1, 0.0)
+            parts[k - k0, 1] = np.where(hit, scale * d2 * blur2[zi, yi, xi] / b_flat, 0.0)
+            if p_open is not None:
+                parts[k - k0, 2] = np.where(hit, np.float32(bse_weight * eta_cone) * p_open[k - k0], 0.0)
+            parts[k - k0, 3] = np.where(hit, zi * dz, (nz - k) * dz)
     record = {"model": "SE projection of open pores (fastsim/se_projection.py)", "energy_kev": e,
               "incidence_deg": a, "solid": solid, "pore": "vacuum", "delta_1": d1, "delta_2": d2,
               "eta_cone": eta_cone, "bse_weight": bse_weight, "inlens_bse_theta_deg": inlens_bse_theta_deg,
               "spread": spread, "sigma_nm": sig, "spread_se1": spread_se1, "sigma_se1_nm": sig1, "range_ko_nm": r_ko, "view": view, "slices": [k0, k1],
               "scale": float(scale)}
+    if parts is not None:
+        record["components"] = parts
     return out, record
 
 

@@ -59,7 +59,9 @@ def features(structure: np.ndarray, voxel_zyx, energy_kev: float, *, incidence_d
              slices: tuple[int, int] | None = None, bins_nm=DEPTH_BINS_NM,
              solid_depth: float | None = None) -> np.ndarray:
     """(nz', C, ny, nx) float32 inputs of the network for slices k0..k1-1 (default all); ``solid_depth``: that of
-    the projection channel (default :data:`fibsynth.fastsim.projection.THIN_SOLID_DEPTH`)."""
+    the projection channel (default :data:`fibsynth.fastsim.projection.THIN_SOLID_DEPTH`). ``projection`` may
+    have several channels, (nz', P, ny, nx) (the SE translator's :func:`se_projection_channels`): they come
+    first, then the depth bins and the energy."""
     vol = np.asarray(structure)
     nz = vol.shape[0]
     k0, k1 = slices if slices is not None else (0, nz)
@@ -72,7 +74,9 @@ def features(structure: np.ndarray, voxel_zyx, energy_kev: float, *, incidence_d
     reach = int(math.ceil(bins_nm[-1] / dz)) + 1
     depth = sheared_depth_fractions(vol[k0:min(nz, k1 + reach)], voxel_zyx, incidence_deg, bins_nm)[:, : k1 - k0]
     e = np.full((1,) + depth.shape[1:], (float(energy_kev) - E_CENTRE) / E_SCALE, np.float32)
-    x = np.concatenate([np.asarray(projection, np.float32)[None], depth, e], axis=0)
+    p = np.asarray(projection, np.float32)
+    p = p[None] if p.ndim == 3 else p.transpose(1, 0, 2, 3)  # (nz', C, ny, nx): several projection channels
+    x = np.concatenate([p, depth, e], axis=0)
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3))
 
 
@@ -118,6 +122,10 @@ class PairedTranslator:
             raise FibsynthError(f"not a paired translator configuration (format {FORMAT!r})", cpath, param="weights")
         arch = cfg["architecture"]
         self.config = cfg
+        #: the detector the translator was trained for: ``bse`` (no ``signal`` block: the gold/epoxy translator) or
+        #: an SE detector (``signal``: the SE projection's settings and the noise law, :func:`se_projection_channels`)
+        self.signal = cfg.get("signal") or {"detector": "bse"}
+        self.detector = str(self.signal.get("detector", "bse"))
         self.bins_nm = tuple(float(b) for b in cfg["features"]["depth_bins_nm"])
         self.solid_depth = float(cfg["features"].get("solid_depth", 0.0))
         self.net = _torch_net(int(arch["in_channels"]), int(arch["width"]), tuple(int(d) for d in arch["dilations"]))
@@ -125,13 +133,46 @@ class PairedTranslator:
         self.net.eval()
         self.weights = wpath
 
+    def summary(self) -> dict:
+        """A short record of what the translator was trained on and how close it was measured to the Monte Carlo
+        (for a product's metadata): materials, detector, energies, structures, noise law, measured fidelity."""
+        t = self.config["training"]
+        data = t.get("data", {})
+        out = {"weights": self.weights.name, "detector": self.detector, "materials": t.get("materials"),
+               "energy_range_kev": t.get("energy_range_kev"), "incidence_deg": t.get("incidence_deg"),
+               "voxel_nm": t.get("voxel_nm"), "trained_by": t.get("trained_by"),
+               "train_structures": data.get("train_structures"), "monitor_structures": data.get("monitor_structures"),
+               "held_out_test_structures": data.get("held_out_test_structures"), "monte_carlo": data.get("monte_carlo")}
+        if self.detector != "bse":
+            out["noise_law"] = self.signal.get("noise")
+        meas = self.config.get("measured")
+        if meas and "rows" in meas:  # the SE translator's record (benchmarks/se_translator_eval.py)
+            rows = meas["rows"]
+            out["measured"] = {"by": meas.get("by"), "time": meas.get("time"), **{
+                f"{name}: {key}": round(float(rows[name][key]["mean"]), 4)
+                for name in ("se translator", "se projection + mean/std rescale + noise", "mc second realisation",
+                             "se projection") if name in rows
+                for key in ("corr", "ssim", "hist") if key in rows[name]}}
+            for name in ("se translator", "se projection + mean/std rescale + noise"):
+                if name in rows and "nps_ratio" in rows[name]:
+                    out["measured"][f"{name}: nps worst band |r - 1|"] = round(
+                        float(rows[name]["nps_ratio"]["max_abs_dev"]["mean"]), 4)
+        elif meas:
+            out["measured"] = {"by": meas.get("by")}
+        return out
+
     @property
     def energy_range(self) -> tuple[float, float]:
         lo, hi = self.config["training"]["energy_range_kev"]
         return float(lo), float(hi)
 
     def project(self, structure, voxel_zyx, energy_kev, **kw):
-        """The projection channel this translator was trained on (its ``solid_depth``)."""
+        """The projection channel(s) this translator was trained on: the BSE projection at its ``solid_depth``, or
+        for an SE translator the SE projection's channels (:func:`se_projection_channels`; ``solid``,
+        ``incidence_deg`` and ``slices`` are used, ``pore`` is vacuum)."""
+        if self.detector != "bse":
+            kw.pop("pore", None)
+            return se_projection_channels(structure, voxel_zyx, energy_kev, self.signal, **kw)
         from fibsynth.fastsim.projection import project
 
         return project(structure, voxel_zyx, energy_kev, solid_depth=self.solid_depth, **kw)
@@ -150,7 +191,15 @@ class PairedTranslator:
         finally:
             torch.set_num_threads(threads)
         y = np.concatenate(out) if out else np.zeros((0,) + x.shape[2:], np.float32)
-        return np.clip(y, 0.0, 1.0).astype(np.float32)
+        # a fraction backscattered lies in [0, 1]; an SE signal (SE per primary) only above 0
+        return np.clip(y, 0.0, 1.0 if self.detector == "bse" else None).astype(np.float32)
+
+    def sample(self, mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndarray:
+        """The noisy image at ``electrons_per_pixel`` primaries per pixel: binomial shot noise (:func:`shot_noise`)
+        for BSE, the SE translator's measured per-primary noise law (:func:`se_shot_noise`) for SE."""
+        if self.detector == "bse":
+            return shot_noise(mean, electrons_per_pixel, seed)
+        return se_shot_noise(mean, electrons_per_pixel, seed, self.signal["noise"])
 
     @property
     def histogram_calibration(self) -> dict | None:
@@ -172,11 +221,12 @@ class PairedTranslator:
     def __call__(self, structure: np.ndarray, voxel_zyx, energy_kev: float, *, electrons_per_pixel: int = 100,
                  seed: int = 0, incidence_deg: float = 38.0, solid: str = "gold", pore: str = "epoxy",
                  projection: np.ndarray | None = None, slices: tuple[int, int] | None = None,
-                 calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(noisy image, mean image) of slices k0..k1-1, in the Monte Carlo's units (fraction backscattered);
-        ``calibrated``: the mean image through the histogram calibration (:meth:`calibrate`), else the plain
-        regression."""
-        self.check(energy_kev, solid, pore)
+                 calibrated: bool = True, detector: str = "bse") -> tuple[np.ndarray, np.ndarray]:
+        """(noisy image, mean image) of slices k0..k1-1, in the Monte Carlo's units (fraction backscattered; for
+        an SE translator the detector's signal per primary); ``calibrated``: the mean image through the histogram
+        calibration (:meth:`calibrate`), else the plain regression. ``detector``: the one asked for (it must be
+        the translator's)."""
+        self.check(energy_kev, solid, pore, detector)
         vol = np.asarray(structure)
         k0, k1 = slices if slices is not None else (0, vol.shape[0])
         if projection is None:
@@ -193,14 +243,18 @@ class PairedTranslator:
             m[a - k0:b - k0] = self.mean(x, batch=max(1, min(16, 2**20 // max(1, vol.shape[1] * vol.shape[2]))))
         if calibrated:
             m = self.calibrate(m, energy_kev)
-        return shot_noise(m, electrons_per_pixel, seed), m
+        return self.sample(m, electrons_per_pixel, seed), m
 
-    def check(self, energy_kev: float, solid: str = "gold", pore: str = "epoxy") -> None:
-        """One-line refusal of an energy or material pair the translator was not trained for."""
+    def check(self, energy_kev: float, solid: str = "gold", pore: str = "epoxy", detector: str = "bse") -> None:
+        """One-line refusal of an energy, material pair or detector the translator was not trained for."""
+        if detector != self.detector:
+            raise FibsynthError(f"this paired translator is trained for the {self.detector} detector only "
+                                f"(got {detector})", param="detector")
         lo, hi = self.energy_range
         if not lo <= float(energy_kev) <= hi:
+            what = f"{lo:g}-{hi:g} keV" if hi > lo else f"{lo:g} keV"
             raise FibsynthError(f"{energy_kev:g} keV is outside the range the paired translator was trained on "
-                                f"({lo:g}-{hi:g} keV)", param="energy_kev")
+                                f"({what})", param="energy_kev")
         trained = self.config["training"].get("materials", ["gold", "epoxy"])
         if [solid, pore] != list(trained):
             raise FibsynthError(f"the paired translator is trained for {trained[0]}/{trained[1]} only "
@@ -218,6 +272,93 @@ def shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndar
         return np.asarray(mean, np.float32).copy()
     rng = np.random.default_rng(int(seed))
     return (rng.binomial(n, np.clip(mean, 0.0, 1.0)) / n).astype(np.float32)
+
+
+def per_primary_variance(mean: np.ndarray, law: dict) -> np.ndarray:
+    """The variance per primary v(m) of an SE signal of mean m: piecewise linear through the measured points
+    (``law["m"]``, ``law["v"]``, :func:`fit_se_noise_law`); below the first point proportional to m (v -> 0 with
+    the signal), above the last proportional to m^2 (a constant relative spread)."""
+    km = np.asarray(law["m"], np.float64)
+    kv = np.asarray(law["v"], np.float64)
+    m = np.asarray(mean, np.float64)
+    v = np.interp(m, km, kv)
+    v = np.where(m < km[0], m * (kv[0] / km[0]), v)
+    return np.where(m > km[-1], m * m * (kv[-1] / km[-1] ** 2), v)
+
+
+def se_shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int, law: dict) -> np.ndarray:
+    """The SE image at N = ``electrons_per_pixel`` primaries per pixel: the mean of N independent per-primary
+    signals of mean m (``mean``) and variance v(m) (:func:`per_primary_variance` with ``law``, measured on the
+    Monte Carlo's per-pixel second moments), drawn as a gamma variate of mean m and variance v(m) / N (exact first
+    two moments, never negative, the right skew of a sum of non-negative signals), seeded; 0 where m = 0; N = 0:
+    ``mean`` itself. (The Monte Carlo tallies the expected escaping SE of each primary, so its noise is that of
+    the primaries' paths, not a Poisson count of SE: v(m) measures it.)"""
+    n = int(electrons_per_pixel)
+    if n < 0:
+        raise FibsynthError(f"must be >= 0 (got {n})", param="electrons_per_pixel")
+    if not 0 <= int(seed) < 2**63:
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    if n == 0:
+        return np.asarray(mean, np.float32).copy()
+    m = np.clip(np.asarray(mean, np.float64), 0.0, None)
+    var = np.maximum(per_primary_variance(m, law), 1e-12) / n
+    pos = m > 0
+    shape = np.where(pos, m * m / var, 1.0)
+    scale = np.where(pos, var / np.where(pos, m, 1.0), 0.0)
+    rng = np.random.default_rng(int(seed))
+    return np.where(pos, rng.gamma(shape, scale), 0.0).astype(np.float32)
+
+
+def fit_se_noise_law(means, mc_std, electrons_per_pixel: int, bins: int = 32) -> dict:
+    """The per-primary variance law of :func:`per_primary_variance`: v is the Monte Carlo's per-pixel estimate
+    N std^2 (``mc_std``: its standard errors at N = ``electrons_per_pixel``), m a noiseless mean image of the same
+    slices (the translator's), so that the regressor carries no noise; the pixels are grouped into ``bins``
+    quantile bins of m, and the bins' mean m and mean v are the law's points. Also returns, for comparison, the
+    best two-parameter law a m + b m^2 (relative least squares over the bins) and its worst bin ratio (a simple
+    law misses some levels by ~10 %: the variance depends on more than the mean)."""
+    n = int(electrons_per_pixel)
+    m = np.concatenate([np.ravel(x) for x in means]).astype(np.float64)
+    v = np.concatenate([np.ravel(s) for s in mc_std]).astype(np.float64) ** 2 * n
+    keep = m > 0
+    m, v = m[keep], v[keep]
+    if m.size < 2 * bins:
+        raise FibsynthError(f"{m.size} pixels with a signal are too few for {bins} bins", param="means")
+    edges = np.quantile(m, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, bins - 1)
+    cnt = np.bincount(idx, minlength=bins)
+    ok = cnt > 0
+    m1 = np.bincount(idx, m, bins)[ok] / cnt[ok]
+    m2 = np.bincount(idx, m * m, bins)[ok] / cnt[ok]
+    vb = np.bincount(idx, v, bins)[ok] / cnt[ok]
+    A = np.stack([m1, m2], 1) / vb[:, None]
+    (a, b), *_ = np.linalg.lstsq(A, np.ones_like(vb), rcond=None)
+    worst = float(np.max(np.abs(vb / (a * m1 + b * m2) - 1)))
+    return {"m": [float(x) for x in m1], "v": [float(x) for x in vb],
+            "law": "per-primary variance piecewise linear in the mean through the points (m, v); gamma-distributed "
+                   "pixel mean of N primaries", "fit": f"{bins} quantile bins of the mean image",
+            "two_parameter_law": {"a": float(a), "b": float(b), "worst_bin_deviation": worst}, "pixels": int(m.size)}
+
+
+def se_projection_channels(structure: np.ndarray, voxel_zyx, energy_kev: float, signal: dict, *,
+                           solid: str = "silicon", incidence_deg: float = 38.0,
+                           slices: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+    """The SE translator's projection channels of slices k0..k1-1, (nz', 4, ny, nx) float32: the SE projection's
+    SE1 term, SE2 term and in-lens BSE share (:func:`fibsynth.fastsim.se_projection.project_se` with
+    ``components``), each over the flat face's SE yield delta_1 + delta_2, and the depth of the first solid cell
+    on the pixel's ray over the Kanaya-Okayama range (at most 4). ``signal``: the translator's ``signal`` block
+    (detector, stored flat-face yields -- so no bulk Monte Carlo runs here --, spreads, pore view, BSE weight)."""
+    from fibsynth.fastsim.se_projection import project_se
+
+    d1, d2, eta_cone = (float(v) for v in signal["yields"])
+    _, rec = project_se(structure, voxel_zyx, energy_kev, solid=solid, incidence_deg=incidence_deg, slices=slices,
+                        spread=float(signal["spread"]), spread_se1=float(signal["spread_se1"]),
+                        view=str(signal["pore_view"]), bse_weight=float(signal["bse_weight"]),
+                        inlens_bse_theta_deg=float(signal["inlens_bse_theta_deg"]), yields=(d1, d2, eta_cone),
+                        components=True)
+    c = rec.pop("components")
+    c[:, :3] /= np.float32(d1 + d2)
+    c[:, 3] = np.minimum(c[:, 3] / np.float32(rec["range_ko_nm"]), 4.0)
+    return c, rec
 
 
 def apply_histogram_offsets(mean: np.ndarray, knots, offsets) -> np.ndarray:
@@ -301,22 +442,40 @@ def fit_histogram_offsets(means, mc_images, electrons_per_pixel: int, knots=HIST
 
 _CACHE: dict[str, PairedTranslator] = {}
 
+#: shipped weights per detector: the BSE translator (gold/epoxy, 1-4 keV) and the in-lens SE translator of one
+#: open-pore configuration (silicon/vacuum, 2 keV; ``experiments/se_train_translator.py``, docs/fastsim.md)
+SHIPPED = {"bse": DEFAULT_WEIGHTS, "inlens": DATA / "paired_translator_se.pt"}
 
-def load_paired(weights: str | Path | None = None) -> PairedTranslator:
-    """The shipped paired translator (cached), or one from ``weights`` (+ its ``.json``)."""
-    key = str(Path(weights).resolve()) if weights is not None else "shipped"
+
+def load_paired(weights: str | Path | None = None, detector: str = "bse") -> PairedTranslator:
+    """The shipped paired translator for ``detector`` (cached; ``bse`` or ``inlens``), or one from ``weights``
+    (+ its ``.json``)."""
+    if weights is None and detector not in SHIPPED:
+        raise FibsynthError(f"no paired translator is shipped for the {detector} detector (shipped: "
+                            f"{', '.join(SHIPPED)})", param="detector")
+    key = str(Path(weights).resolve()) if weights is not None else ("shipped" if detector == "bse"
+                                                                     else f"shipped-{detector}")
     if key not in _CACHE:
-        _CACHE[key] = PairedTranslator(weights)
+        _CACHE[key] = PairedTranslator(weights if weights is not None else SHIPPED[detector])
     return _CACHE[key]
 
 
-def make_config(in_channels: int, width: int, dilations, training: dict[str, Any]) -> dict:
+def make_config(in_channels: int, width: int, dilations, training: dict[str, Any], signal: dict | None = None
+                ) -> dict:
+    """The .json beside a translator's weights; ``signal``: an SE translator's block (detector, the SE
+    projection's settings and flat-face yields, the noise law; see :func:`se_projection_channels`)."""
     from fibsynth.fastsim.projection import THIN_SOLID_DEPTH
 
-    return {"format": FORMAT,
-            "architecture": {"in_channels": int(in_channels), "width": int(width),
-                             "dilations": [int(d) for d in dilations]},
-            "features": {"depth_bins_nm": list(DEPTH_BINS_NM), "solid_depth": THIN_SOLID_DEPTH,
-                         "projection": "group-normalised, default K and spread, solid_depth as given",
-                         "energy": f"(E - {E_CENTRE}) / {E_SCALE}"},
-            "training": training}
+    cfg = {"format": FORMAT,
+           "architecture": {"in_channels": int(in_channels), "width": int(width),
+                            "dilations": [int(d) for d in dilations]},
+           "features": {"depth_bins_nm": list(DEPTH_BINS_NM), "solid_depth": THIN_SOLID_DEPTH,
+                        "projection": "group-normalised, default K and spread, solid_depth as given",
+                        "energy": f"(E - {E_CENTRE}) / {E_SCALE}"},
+           "training": training}
+    if signal is not None:
+        cfg["signal"] = signal
+        cfg["features"]["projection"] = ("SE projection channels (translator.se_projection_channels): SE1, SE2, "
+                                         "in-lens BSE share over delta_1 + delta_2; first-hit depth over R_KO")
+        cfg["features"]["solid_depth"] = 0.0
+    return cfg

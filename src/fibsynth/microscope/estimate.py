@@ -108,7 +108,7 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     except FibsynthError as exc:  # e.g. too few lines cross the dark phase
         ch = {"present": False, "not_measured": exc.message}
     rec["charging"] = ch
-    lines = scan_line_artifacts(x, charging=ch)
+    lines = scan_line_artifacts(x, charging=ch, noise=pg)
     rec["scan_lines"] = lines
     bl = blur_series(x, reference=reference, line_offset_std=lines["offset_std"], charging=ch)
     blur = np.asarray(bl["blur_px"])

@@ -25,6 +25,7 @@ def synth(
     pore: str = typer.Option("epoxy", "--pore", help="Pore material (label 0): epoxy, another material, or vacuum (open pores)."),
     translation: str = typer.Option("best", "--translation", help="best (default: the paired translator for gold/epoxy at the energies it was trained on, 1-4 keV; elsewhere as gan, with a note saying why), paired (the paired translator: the Monte Carlo's mean image plus shot noise at --electrons-per-pixel; measured closer to the Monte Carlo, docs/fastsim.md), gan (the projection -> Monte Carlo CycleGAN: --model, else the shipped one; an error where none is shipped), auto (the CycleGAN, else the projection alone) or projection (no translation)."),
     electrons_per_pixel: int = typer.Option(100, "--electrons-per-pixel", help="Dose of the paired translator's shot noise (electrons per pixel; match the Monte Carlo you compare with)."),
+    detector: str = typer.Option("bse", "--detector", help="bse (default), or a secondary-electron detector for open pores (--pore vacuum): inlens (default translation: the paired SE translator where it was trained -- silicon, 2 keV --, else the SE projection alone) or se (the SE projection, every escaping SE). docs/fastsim.md section 9."),
     materials: Optional[str] = typer.Option(None, "--materials", help="One material per label, comma-separated (label 0 = the filling, e.g. epoxy,Ni,YSZ): STRUCTURE is a label volume 0..n-1 (default for a label volume: the materials its metadata records). No model is shipped for n phases: --translation auto or projection gives the n-phase projection."),
 ) -> None:
     """Monte-Carlo-like image stack of STRUCTURE in seconds: projection + translation (the paired translator by default)."""
@@ -69,7 +70,7 @@ def synth(
     prod = fast_stack(np.asarray(vol.data), voxel, energy_kev, model=model, incidence_deg=incidence_deg, seed=seed,
                       keep_projection=projection_out is not None, solid=solid, pore=pore,
                       translation=translation, electrons_per_pixel=electrons_per_pixel,  # type: ignore[arg-type]
-                      materials=mats)
+                      materials=mats, detector=detector.strip().lower())
     dt = prod.record["seconds"]
     prod.meta = prod.meta.model_copy(update={"parameters": {**prod.meta.parameters, "structure": str(structure),
                                                             "seconds": round(dt, 3)}})

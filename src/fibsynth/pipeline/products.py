@@ -237,6 +237,7 @@ def fast_stack(
     keep_projection: bool = False,
     electrons_per_pixel: int = 100,
     materials: Any = None,
+    detector: str = "bse",
 ) -> Product:
     """Monte-Carlo-like images of every slice of ``structure`` in seconds: the shine-through projection, then a
     translation to the Monte Carlo's look.
@@ -258,10 +259,25 @@ def fast_stack(
     ``pore`` are then not used. The n-phase projection (:func:`fibsynth.fastsim.multiphase.project_labels`); no
     translation model is shipped for n phases, so ``auto`` gives the projection, ``gan`` needs ``model`` (a
     CycleGAN you trained on such projections), ``best`` is ``gan`` and ``paired`` is refused (its translator is
-    gold/epoxy)."""
+    gold/epoxy).
+
+    ``detector``: ``bse`` (the default; everything above) or a secondary-electron detector for a binary structure
+    with open pores (``pore="vacuum"``): ``inlens`` or ``se`` (``et`` has no fast model). There ``best`` is the
+    paired SE translator where it was trained -- silicon with open pores at 2 keV, in-lens
+    (:data:`fibsynth.fastsim.translator.SHIPPED`; its mean image plus the Monte Carlo's measured per-primary noise
+    at ``electrons_per_pixel``, measured in docs/fastsim.md section 9) -- else the SE projection alone
+    (:func:`fibsynth.fastsim.se_projection.project_se`, noise-free, SE per primary), with the reason recorded;
+    ``paired`` is that translator (``model``: other SE translator weights) or an error where it does not apply,
+    ``auto`` and ``projection`` the SE projection, ``gan`` an error (no CycleGAN exists for SE images). The
+    metadata carries the translator's record (training data, seeds, measured fidelity)."""
     from fibsynth.fastsim.projection import project
 
     voxel = VoxelSize.coerce(voxel, param="voxel")
+    if detector != "bse":
+        return _se_fast_stack(structure, voxel, energy_kev, detector=detector, model=model, translation=translation,
+                              incidence_deg=incidence_deg, solid=solid, pore=pore, seed=seed,
+                              keep_projection=keep_projection, electrons_per_pixel=electrons_per_pixel,
+                              materials=materials)
     if materials is not None:
         if translation == "best":
             translation = "gan"  # no paired translator for n phases: as gan (a model given, else an error)
@@ -324,6 +340,90 @@ def best_translation(energy_kev: float, solid: str = SOLID, pore: str = PORE, mo
     except FibsynthError as exc:
         return "gan", f"the paired translator does not apply ({exc.message}): the CycleGAN"
     return "paired", "the paired translator (gold/epoxy, within its trained energies)"
+
+
+def best_se_translation(energy_kev: float, solid: str, detector: str, model: Any = None,
+                        incidence_deg: float = 38.0) -> tuple[str, str]:
+    """(translation, why) that ``translation="best"`` resolves to for an open-pore SE stack: ``paired`` where the
+    shipped SE translator (or ``model``, other SE translator weights) was trained -- its detector, material, energy
+    and beam incidence --, else ``projection`` (the SE projection alone)."""
+    from fibsynth.fastsim.translator import load_paired
+
+    try:
+        tr = load_paired(model, detector=detector)
+        tr.check(energy_kev, solid, "vacuum", detector)
+        a = tr.config["training"].get("incidence_deg")
+        if a is not None and abs(float(incidence_deg) - float(a)) > 1e-6:
+            raise FibsynthError(f"it is trained at {float(a):g} degrees incidence (got {float(incidence_deg):g})",
+                                param="incidence_deg")
+    except FibsynthError as exc:
+        return "projection", f"the paired SE translator does not apply ({exc.message}): the SE projection alone"
+    trained = tr.config["training"]["materials"][0]
+    return "paired", (f"the paired SE translator ({trained}/vacuum, {tr.detector}, "
+                      f"{tr.energy_range[0]:g} keV, as trained)")
+
+
+def _se_fast_stack(structure, voxel, energy_kev, *, detector, model, translation, incidence_deg, solid, pore, seed,
+                   keep_projection, electrons_per_pixel, materials) -> Product:
+    """:func:`fast_stack` with a secondary-electron detector (open pores)."""
+    from fibsynth.physics.materials import is_vacuum
+
+    if detector not in ("se", "inlens", "et"):
+        raise FibsynthError(f"must be bse, se, inlens or et (got {detector!r})", param="detector")
+    if detector == "et":
+        raise FibsynthError("the Everhart-Thornley detector has no fast model: use the Monte Carlo", param="detector")
+    if materials is not None:
+        raise FibsynthError(f"the fast {detector} model is for a binary structure with open pores, not one material "
+                            "per label", param="detector")
+    if not is_vacuum(pore):
+        raise FibsynthError(f"the fast {detector} model images open pores only (got {pore}-filled pores): give pore "
+                            "vacuum, or use the Monte Carlo", param="pore")
+    if translation not in TRANSLATIONS:
+        raise FibsynthError(f"must be {', '.join(TRANSLATIONS[:-1])} or {TRANSLATIONS[-1]} (got {translation!r})",
+                            param="translation")
+    if translation == "gan":
+        raise FibsynthError(f"no CycleGAN exists for {detector} images: use best, paired or projection",
+                            param="translation")
+    if not (0 <= int(seed) < 2**63):
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    choice = None
+    if translation == "best":
+        translation, choice = best_se_translation(energy_kev, solid, detector, model, incidence_deg)
+    common = dict(kind="image", voxel_size_nm=voxel, energy_kev=float(energy_kev), materials=phases(solid, pore))
+    t0 = time.perf_counter()
+    if translation == "paired":
+        from fibsynth.fastsim.translator import load_paired
+
+        if isinstance(electrons_per_pixel, bool) or not 0 <= int(electrons_per_pixel) <= 10**8:
+            raise FibsynthError(f"must be in [0, 1e8] (got {electrons_per_pixel!r})", param="electrons_per_pixel")
+        tr = load_paired(model, detector=detector)
+        tr.check(energy_kev, solid, "vacuum", detector)  # before any work
+        ch, rec = tr.project(structure, voxel.zyx(), energy_kev, incidence_deg=incidence_deg, solid=solid)
+        images, _ = tr(structure, voxel.zyx(), energy_kev, electrons_per_pixel=int(electrons_per_pixel), seed=seed,
+                       incidence_deg=incidence_deg, solid=solid, pore="vacuum", projection=ch, detector=detector)
+        projection = {k: v for k, v in rec.items() if k != "components"}
+        record = {"projection": projection, "translation_model": "paired-translator-se" if model is None else str(model),
+                  "translator": "paired", "detector": detector, "translation_seed": int(seed),
+                  "electrons_per_pixel": int(electrons_per_pixel), "incidence_deg": incidence_deg,
+                  "translator_record": tr.summary()}
+        meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
+        out = {**record, "seconds": time.perf_counter() - t0}
+        if keep_projection:  # the SE projection: the sum of its parts (the channels are normalised by d1 + d2)
+            d = np.float32(sum(float(v) for v in tr.signal["yields"][:2]))
+            proj_meta = VolumeMeta(generator=PROJECTION, seed=int(seed), parameters=_jsonable(
+                {"projection": projection, "incidence_deg": incidence_deg, "detector": detector}), **common)
+            out["projection_product"] = Product((ch[:, :3].sum(axis=1) * d).astype(np.float32), proj_meta)
+        return _with_choice(Product(np.asarray(images, np.float32), meta, out), choice)
+    from fibsynth.fastsim.se_projection import project_se
+
+    img, rec = project_se(np.asarray(structure), voxel.zyx(), energy_kev, solid=solid, incidence_deg=incidence_deg,
+                          view="all" if detector == "se" else "straight", bse_weight=0.0 if detector == "se" else 1.0)
+    why = choice or "none (the SE projection alone, as asked)"
+    projection = {**rec, "detector": detector}
+    record = {"translation": why, "projection": projection, "seconds": time.perf_counter() - t0}
+    meta = VolumeMeta(generator=PROJECTION, seed=int(seed), parameters=_jsonable(
+        {"projection": projection, "incidence_deg": incidence_deg, "translation": why, "detector": detector}), **common)
+    return _with_choice(Product(np.asarray(img, np.float32), meta, record), choice)
 
 
 def _with_choice(prod: Product, choice: str | None) -> Product:
