@@ -105,23 +105,20 @@ def seed_state(seed, a, b, n):
 
 
 @_jit
-def next_uniform(s0, s1):
-    """A uniform double in (0, 1] and the advanced state."""
-    res = s0 + s1
-    s1 ^= s0
-    s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
-    s1 = (s1 << _S37) | (s1 >> _S27b)
-    return (float(res >> _S11) + 1.0) * _INV53, s0, s1
-
-
-@_jit
 def next_u64(s0, s1):
-    """The next 64-bit output of xoroshiro128+ and the advanced state (the same step as :func:`next_uniform`)."""
+    """The next 64-bit output of xoroshiro128+ and the advanced state."""
     res = s0 + s1
     s1 ^= s0
     s0 = ((s0 << _S24) | (s0 >> _S40)) ^ s1 ^ (s1 << _S16)
     s1 = (s1 << _S37) | (s1 >> _S27b)
     return res, s0, s1
+
+
+@_jit
+def next_uniform(s0, s1):
+    """A uniform double in (0, 1] (the top 53 bits of :func:`next_u64`'s output) and the advanced state."""
+    res, s0, s1 = next_u64(s0, s1)
+    return (float(res >> _S11) + 1.0) * _INV53, s0, s1
 
 
 def _ziggurat_exp_tables(n=256):
@@ -271,6 +268,20 @@ def lookup_code(vol, iz, iy, ix, backing, repeat_last):
     if repeat_last:
         return vol[nz - 1, iy, ix] & MAT_MASK
     return backing
+
+
+@_jit_inline
+def _step_periodic(b0, nbk, u, d, n):
+    """The boundary step along one periodic axis (x or y) of :func:`transport_body`: the index of the cell beyond
+    the exit plane of the cell [b0, b0 + nbk) when moving along u, and that plane's coordinate, wrapped (index n
+    -> 0 at coordinate 0, index -1 -> n - 1 at n d). Selects, no branches (see the caller)."""
+    i = b0 + nbk if u > 0.0 else b0 - 1
+    p = i * d if u > 0.0 else b0 * d
+    p = 0.0 if i == n else p
+    i = 0 if i == n else i
+    p = n * d if i < 0 else p
+    i = n - 1 if i < 0 else i
+    return i, p
 
 
 @_jit
@@ -888,6 +899,39 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         seacc[2] = 1.0
 
 
+@_jit_inline
+def _stop(mat, u, path, pos, wall, sep, sec):
+    """An electron the transport stops following (cut-off, range rejection, a binary collision taking all its
+    energy): with the SE tally (``sep`` not None) all its energy left is spent on its last segment (``path`` long,
+    ending at ``pos`` = (x, y, z, ux, uy, uz); :func:`se_segment` with u_new = :data:`U_ALL`; ``wall``: open-pore
+    walls emit too). ``sec`` = (seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface,
+    segv) as :func:`transport_body` groups them (no-ops without the SE tally)."""
+    if sep is not None:
+        seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv = sec
+        x, y, z, ux, uy, uz = pos
+        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, path, zface,
+                   vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv)
+
+
+@_jit_inline
+def _spend(rr, rc, rng, rinvd, mat, u, path, pos, wall, sep, sec):
+    """Spend the pending ``path`` (nm, travelled in ``mat`` since the last update) from the residual range ``rr``:
+    returns (alive, rr, u) with the range and the energy-grid coordinate after it (:func:`range_to_u_m`), and the
+    SE of the energy lost on that segment tallied (``sep``/``sec``, :func:`_stop`); alive is False when the range
+    falls to the cut-off's ``rc`` (then all the energy left is spent on the segment, :func:`_stop`)."""
+    rr -= path
+    if rr <= rc:
+        _stop(mat, u, path, pos, wall, sep, sec)
+        return False, rr, u
+    un = range_to_u_m(rng, rinvd, mat, u, rr)
+    if sep is not None:
+        seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv = sec
+        x, y, z, ux, uy, uz = pos
+        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, un, x, y, z, ux, uy, uz, path, zface,
+                   vol, nel, backing, repeat_last, dz, dy, dx, kface, wall, segv)
+    return True, rr, un
+
+
 @_jit_norc
 def transport_one(
     x, y, z, ux, uy, uz, e0, s0, s1,
@@ -967,6 +1011,8 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
     skip = safe > 0.0
     nzd = dist.shape[0]
     zface = kface * dz
+    # the SE tally's arguments (:func:`_spend`, :func:`_stop`)
+    sec = (seacc, ln_e0, inv_dln, zface, vol, nel, backing, repeat_last, dz, dy, dx, kface, segv)
     # block level of the cell the electron is in (0 unless ``vol`` holds ``stack.block_levels`` codes); refreshed
     # at every voxel entry and material change
     lev = lookup_code(vol, iz, iy, ix, backing, repeat_last) >> LEVEL_SHIFT
@@ -1044,18 +1090,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 x += s * ux
                 y += s * uy
                 z += s * uz
-            rr -= pend + s
-            if rr <= rc:
-                if sep is not None:  # the electron stops: all its energy is lost on this segment
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend + s, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend + s, (x, y, z, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend + s, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             # range rejection (exact): no path of the residual length can reach the face, whatever the
             # materials on the way (``rstar`` bounds the path in any material sequence, see ``max_range``)
@@ -1064,13 +1101,11 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 if mdep.shape[0] > 0:
                     dep = matter_depth(z, iz, kface, dz, mdep, mfull)
             if dep > interp_row(rstar, u) * (1.0 + 1e-9) + 1e-9:
-                if sep is not None:
-                    # it cannot come back out, but its energy still makes SE: spent here, escaping through the
-                    # face only (with the wall search too, mostly deep below the face, the open-pore in-lens stack
-                    # of benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view
-                    # factors of deep pore voxels, where they are small)
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, False, segv)
+                # it cannot come back out, but its energy still makes SE: spent here, escaping through the face
+                # only (with the wall search too, mostly deep below the face, the open-pore in-lens stack of
+                # benchmarks/se_speed.py cost 2.68 instead of 2.29x its gold/epoxy stack: the view factors of
+                # deep pore voxels, where they are small)
+                _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), False, sep, sec)
                 return False, 0.0, ux, uy, uz
             # target channel (element, elastic or binary) and the angular-grid pick: two 32-bit uniforms from one
             # 64-bit output
@@ -1100,9 +1135,7 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                 # coordinate drops by ln(cos^2 theta) / dlnE (one logarithm; was exp then log of the energy)
                 c2 = ct * ct
                 if c2 <= 0.0:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
                 ub = u + math.log(c2) * inv_dln
                 if sep is not None:
@@ -1112,15 +1145,11 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
                                kface, sewall, segv)
                 u = ub
                 if u <= 0.0:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
                 rr = interp_m(rng, mat, u)
                 if rr <= rc:
-                    if sep is not None:
-                        se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, 0.0, zface,
-                                   vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+                    _stop(mat, u, 0.0, (x, y, z, ux, uy, uz), sewall, sep, sec)
                     return False, 0.0, ux, uy, uz
             # azimuth: (cos phi, sin phi) from a uniform point in the unit disc (rejection, no trigonometry)
             # (both coordinates from one 64-bit output, 32 bits each: 1.27 draws per collision instead of 2.54)
@@ -1169,38 +1198,16 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
         xa = x + dmin * ux
         ya = y + dmin * uy
         za = z + dmin * uz
-        # x: the stepped index and its plane
-        ixs = bx0 + nbk if ux > 0.0 else bx0 - 1
-        xp = ixs * dx if ux > 0.0 else bx0 * dx
-        xp = 0.0 if ixs == nx else xp
-        ixs = 0 if ixs == nx else ixs
-        xp = nx * dx if ixs < 0 else xp
-        ixs = nx - 1 if ixs < 0 else ixs
-        # y
-        iys = by0 + nbk if uy > 0.0 else by0 - 1
-        yp = iys * dy if uy > 0.0 else by0 * dy
-        yp = 0.0 if iys == ny else yp
-        iys = 0 if iys == ny else iys
-        yp = ny * dy if iys < 0 else yp
-        iys = ny - 1 if iys < 0 else iys
+        # x and y: the stepped index and its plane (wrapped)
+        ixs, xp = _step_periodic(bx0, nbk, ux, dx, nx)
+        iys, yp = _step_periodic(by0, nbk, uy, dy, ny)
         # z (no wrap; above the face: out)
         izs = bzb + nbk if uz > 0.0 else bz0 - 1
         zp = izs * dz if uz > 0.0 else bz0 * dz
         if axis == 2 and izs < kface:
-            x = xa
-            y = ya
-            rr -= pend
-            if rr <= rc:
-                if sep is not None:
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, zface, ux, uy, uz, pend, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend, (xa, ya, zface, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, zface, ux, uy, uz, pend, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             return True, math.exp(ln_e0 + u * dln), ux, uy, uz
         cx = _clampi(int(xa * idx), bx0, bx0 + nbk - 1)
         cy = _clampi(int(ya * idy), by0, by0 + nbk - 1)
@@ -1215,18 +1222,9 @@ def transport_body(st, geo, tabs, mdep, mfull, sep, seacc, sewall, segv, rcp):
         lev = code >> LEVEL_SHIFT
         newmat = code & MAT_MASK
         if newmat != mat:
-            rr -= pend
-            if rr <= rc:
-                if sep is not None:
-                    se_segment(sep, seacc, mat, ln_e0, inv_dln, u, U_ALL, x, y, z, ux, uy, uz, pend, zface,
-                               vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
+            alive, rr, u = _spend(rr, rc, rng, rinvd, mat, u, pend, (x, y, z, ux, uy, uz), sewall, sep, sec)
+            if not alive:
                 return False, 0.0, ux, uy, uz
-            if sep is not None:
-                u_old = u
-            u = range_to_u_m(rng, rinvd, mat, u, rr)
-            if sep is not None:
-                se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u, x, y, z, ux, uy, uz, pend, zface,
-                           vol, nel, backing, repeat_last, dz, dy, dx, kface, sewall, segv)
             pend = 0.0
             if nel[newmat] == 0:
                 st, x, y, z, ix, iy, iz, newmat = vacuum_flight(x, y, z, ux, uy, uz, ix, iy, iz, vol, dz, dy, dx,
@@ -1407,24 +1405,32 @@ def run_point_se(
     rstar = max_range(rng, True)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax)
     for c in nb.prange(nchunks):
-        start = (n * c) // nchunks
-        stop = (n * (c + 1)) // nchunks
         acc = np.zeros(3, dtype=np.float64)
-        for k in range(start, stop):
-            s0, s1 = seed_state(seed, stream, 0, k)
-            x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
-            acc[2] = 0.0
-            esc, e, ux, uy, uz = transport_one(
-                x, y, kface * dz, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, nodist, 0.0, rstar,
-                ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                mdep, mfull, sep, acc, False, None, rcp,
-            )
-            if esc:
-                _tally(tal[c], he[c], ha[c], e, e0, uy, uz, by, bz, emin, cmin, cmax)
+        _point_chunk_se((n * c) // nchunks, (n * (c + 1)) // nchunks, beam, geo, tabs, mdep, mfull, rcp, sep, acc,
+                        tal[c], he[c], ha[c])
         se[c, 0] = acc[0]
         se[c, 1] = acc[1]
     return tal.sum(axis=0), he.sum(axis=0), ha.sum(axis=0), se.sum(axis=0)
+
+
+@_jit_norc
+def _point_chunk_se(start, stop, beam, geo, tabs, mdep, mfull, rcp, sep, acc, tal, he, ha):
+    """Electrons ``start``..``stop - 1`` of :func:`run_point_se` (the transport inlined, as in
+    :func:`_point_chunk`); the SE sums accumulate in ``acc``."""
+    seed, stream, e0, x0, y0, by, bz, sigma_x, sigma_y, lx, ly, emin, cmin, cmax = beam
+    z0 = geo[4] * geo[1]
+    for k in range(start, stop):
+        s0, s1 = seed_state(seed, stream, 0, k)
+        x, y, s0, s1 = _probe(x0, y0, sigma_x, sigma_y, lx, ly, s0, s1)
+        acc[2] = 0.0
+        esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, sep, acc,
+                                            False, None, rcp)
+        if esc:
+            _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
 
 
 @nb.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")
@@ -1464,44 +1470,58 @@ def run_slice_se(
     rstar = max_range(rng, reject)
     mdep, mfull = matter_layers(vol, nel, backing, repeat_last)
     rcp = reciprocals(dz, dy, dx, inv_dln)
+    geo = (vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar)
+    tabs = (ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss)
+    beam = (seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         acc = np.zeros(SE_ACC, dtype=np.float64)
-        for ix in range(nx):
-            tal[0] = 0
-            tal[1] = 0
-            acc[0] = 0.0
-            acc[1] = 0.0
-            nc = 0
-            sq = 0.0
-            sc = 0.0
-            sb = 0.0
-            pix = iy * nx + ix
-            for k in range(n_per_pixel):
-                s0, s1 = seed_state(seed, kface, pix, k)
-                x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
-                acc[2] = 0.0
-                acc[3] = 1e300
-                before = acc[0] + acc[1]
-                esc, e, ux, uy, uz = transport_one(
-                    x, y, z0, 0.0, by, bz, e0, s0, s1, vol, dz, dy, dx, kface, backing, repeat_last, dist, safe, rstar,
-                    ln_e0, inv_dln, lam, rng, rinvd, rcut, nel, cum, analytic, ang_scale, ang_off, muq, prut, acoef, eloss,
-                    mdep, mfull, sep, acc, wall, segv, rcp,
-                )
-                sv = acc[0] + acc[1] - before
-                sq += sv * sv
-                if esc:
-                    sb += sv
-                    _tally(tal, he[iy], ha[iy], e, e0, uy, uz, by, bz, emin, cmin, cmax)
-                    if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
-                        nc += 1
-                        sc += sv
-            allc[iy, ix] = tal[0]
-            det[iy, ix] = tal[1]
-            se1[iy, ix] = acc[0]
-            se2[iy, ix] = acc[1]
-            sesq[iy, ix] = sq
-            secone[iy, ix] = sc
-            conec[iy, ix] = nc
-            sebse[iy, ix] = sb
+        _slice_row_se(iy, beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he[iy], ha[iy],
+                      (allc[iy], det[iy], se1[iy], se2[iy], sesq[iy], secone[iy], conec[iy], sebse[iy]))
     return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone, sebse
+
+
+@_jit_norc
+def _slice_row_se(iy, beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he, ha, out):
+    """Pixel row ``iy`` of :func:`run_slice_se` (the transport inlined, as in :func:`_slice_row`); ``out`` = the
+    row's (allc, det, se1, se2, sesq, secone, conec, sebse)."""
+    seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax = beam
+    allc, det, se1, se2, sesq, secone, conec, sebse = out
+    kface = geo[4]
+    dy = geo[2]
+    dx = geo[3]
+    nx = geo[0].shape[2]
+    for ix in range(nx):
+        tal[0] = 0
+        tal[1] = 0
+        acc[0] = 0.0
+        acc[1] = 0.0
+        nc = 0
+        sq = 0.0
+        sc = 0.0
+        sb = 0.0
+        pix = iy * nx + ix
+        for k in range(n_per_pixel):
+            s0, s1 = seed_state(seed, kface, pix, k)
+            x, y, s0, s1 = _probe((ix + 0.5) * dx, (iy + 0.5) * dy, sigma_x, sigma_y, lx, ly, s0, s1)
+            acc[2] = 0.0
+            acc[3] = 1e300
+            before = acc[0] + acc[1]
+            esc, e, ux, uy, uz = transport_body((x, y, z0, 0.0, by, bz, e0, s0, s1), geo, tabs, mdep, mfull, sep, acc,
+                                                wall, segv, rcp)
+            sv = acc[0] + acc[1] - before
+            sq += sv * sv
+            if esc:
+                sb += sv
+                _tally(tal, he, ha, e, e0, uy, uz, by, bz, emin, cmin, cmax)
+                if ux * cone[0] + uy * cone[1] + uz * cone[2] >= cone[3]:
+                    nc += 1
+                    sc += sv
+        allc[ix] = tal[0]
+        det[ix] = tal[1]
+        se1[ix] = acc[0]
+        se2[ix] = acc[1]
+        sesq[ix] = sq
+        secone[ix] = sc
+        conec[ix] = nc
+        sebse[ix] = sb
