@@ -171,9 +171,9 @@ def _se_sentence(se: dict[str, Any] | None) -> str:
     """The report's sentence on the SE imaging of the fast images (empty for BSE)."""
     if not se:
         return ""
-    how = ("the shipped paired SE translator's expected Monte Carlo image" if se["translation"] == "paired"
+    how = ("made by the shipped paired SE translator (its expected Monte Carlo image)" if se["translation"] == "paired"
            else "the SE projection of open pores alone")
-    return f"Secondary electrons ({se['detector']} detector): {se['used_for']} come from {how} -- {se['why']}. "
+    return f"Secondary electrons ({se['detector']} detector): {se['used_for']} are {how}. Why: {se['why']}. "
 
 
 def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob, insp, rounds, eval_dir: Path,
