@@ -303,7 +303,8 @@ def forward_consistency(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev
     0.811, and two U-Net reconstructions (MDS 0.859, 0.746) 0.850 > 0.769 (docs/reconstruct.md). Not meaningful
     against a threshold of the stack itself (it copies the stack's noise and shine-through, Otsu scored 0.94):
     use it to compare reconstructions of the same kind. ``detector`` se / inlens: re-imaged by the SE projection
-    of open pores (:func:`fibsynth.reconstruct.generate.image_structure`'s fast SE model) instead."""
+    of open pores alone (:func:`fibsynth.reconstruct.generate.image_structure` with ``translation="projection"``;
+    no translator, like the BSE projection here) instead."""
     return forward_consistency_octants(seg, real, voxel_zyx, energy_kev, materials, smooth_px, detector)["r"]
 
 
@@ -321,7 +322,9 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
     else:
         from fibsynth.reconstruct.generate import image_structure
 
-        img, _ = image_structure(s, tuple(voxel_zyx), energy_kev, materials=tuple(materials), detector=detector)
+        # the SE projection alone, as the BSE branch uses the projection alone (no translator)
+        img, _ = image_structure(s, tuple(voxel_zyx), energy_kev, materials=tuple(materials), detector=detector,
+                                 translation="projection")
     return correlation_octants(r, img, smooth_px)
 
 

@@ -9,7 +9,8 @@ relative: an estimate from one segmentation can carry a wide uncertainty -- phi 
 structures at phi 0.08-0.20 and that round scored 0.75 against 0.86), clipped to what the generators accept.
 
 Imaging: the fast path (shine-through projection, plus the shipped projection -> Monte Carlo translation where one
-exists for the energy and materials) or, on request, the Monte Carlo.
+exists for the energy and materials; for an SE detector with open pores the shipped paired SE translator where it
+applies, else the SE projection: :func:`se_translation`) or, on request, the Monte Carlo.
 
 Augmentation: the microscope stage's randomised forward model (:meth:`fibsynth.microscope.MicroscopeModel.sample`
 at :data:`AUGMENT_STRENGTH`, then :func:`fibsynth.microscope.apply`): detector response, curtains, shading, drift
@@ -82,10 +83,14 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
 
     ``detector`` (the user's detector): ``bse`` (the default; everything above), or a secondary-electron detector:
     the Monte Carlo with that detector model (``se``, ``inlens``, ``et``;
-    :class:`~fibsynth.physics.montecarlo.detectors.SignalDetector` at its defaults), or on the fast engine the SE
-    projection of open pores (:func:`fibsynth.fastsim.se_projection.project_se`; ``inlens``: straight-out pore
-    view and the in-lens BSE share, ``se``: every escaping SE, no BSE) -- ``materials[1]`` must be vacuum there, and
-    no translation applies (``translation`` auto or projection)."""
+    :class:`~fibsynth.physics.montecarlo.detectors.SignalDetector` at its defaults), or on the fast engine (open
+    pores only: ``materials[1]`` vacuum) the shipped paired SE translator's expected image where it applies (the
+    rule of :func:`fibsynth.pipeline.fast_stack`: its detector, solid, energy and 38 degrees incidence -- today
+    in-lens, silicon, 2 keV; noise-free, the augmentation adds the real stack's noise), else the SE projection
+    of open pores (:func:`fibsynth.fastsim.se_projection.project_se`; ``inlens``: straight-out pore view and the
+    in-lens BSE share, ``se``: every escaping SE, no BSE). ``translation`` there: ``auto`` -- the translator where
+    it applies, else the projection --, ``paired`` (an error where it does not apply), ``projection``;
+    :func:`se_translation` decides, and the record says which and why (``translation``, ``translation_choice``)."""
     from fibsynth.errors import FibsynthError
     from fibsynth.physics.materials import is_vacuum
 
@@ -111,7 +116,7 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
             rec.update(signal.record())
         return np.asarray(res["eta"], np.float32), rec
     if detector != "bse":
-        return _project_se(solid, voxel_zyx, energy_kev, materials, detector, translation)
+        return _image_se(solid, voxel_zyx, energy_kev, materials, detector, translation, seed)
     from fibsynth.synth import synthesize
 
     use = check_translation(translation, energy_kev, materials)
@@ -140,28 +145,97 @@ def _flat_face_yields(solid: str, energy_kev: float, incidence_deg: float) -> tu
     return flat_face_yields(solid, energy_kev, incidence_deg)  # bulk Monte Carlo, seed 0: a few seconds, once
 
 
-def _project_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str
-                ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The fast engine's SE image of an open-pore structure (see :func:`image_structure`)."""
+#: the beam incidence of every fast image of the workflow (the projections' default)
+INCIDENCE_DEG = 38.0
+
+
+def se_translation(translation: str, energy_kev: float, materials: tuple[str, str], detector: str
+                   ) -> tuple[str, str]:
+    """(translation, why) of the fast engine's SE image of open pores (:func:`image_structure`): ``paired`` where
+    the shipped paired SE translator (:func:`fibsynth.fastsim.load_paired` for ``detector``) applies -- its
+    detector, solid (with vacuum pores), energy and incidence, the rule of :func:`fibsynth.pipeline.fast_stack` --
+    for ``translation`` auto or paired, else ``projection`` (the SE projection alone). One-line
+    :class:`FibsynthError` (naming ``translation``) for ``paired`` where the translator does not apply and for
+    ``cyclegan`` (no CycleGAN exists for SE images); ``detector`` for et (no fast model) and filled pores. Cheap
+    after the first call (the translator is loaded once): the workflow calls it before any step runs."""
     from fibsynth.errors import FibsynthError
-    from fibsynth.fastsim.se_projection import project_se
     from fibsynth.physics.materials import is_vacuum
 
+    if translation not in ("auto", "paired", "cyclegan", "projection"):
+        raise FibsynthError(f"must be auto, paired, cyclegan or projection (got {translation!r})", param="translation")
     if detector == "et":
         raise FibsynthError("the Everhart-Thornley detector has no fast model: use engine mc", param="detector")
     if not is_vacuum(materials[1]):
         raise FibsynthError(f"the fast SE model images open pores only (got {materials[1]}-filled pores): give pore "
                             "vacuum, or use engine mc", param="detector")
-    if translation not in ("auto", "projection"):
-        raise FibsynthError(f"{translation!r} has no secondary-electron model: use auto or projection",
+    if translation == "cyclegan":
+        raise FibsynthError(f"no CycleGAN exists for {detector} images: use auto, paired or projection",
                             param="translation")
-    yields = _flat_face_yields(materials[0], float(energy_kev), 38.0)
+    if translation == "projection":
+        return "projection", "the SE projection alone, as asked"
+    from fibsynth.fastsim import load_paired
+
+    try:
+        tr = load_paired(detector=detector)
+        tr.check(energy_kev, materials[0], "vacuum", detector)
+        rec = tr.summary()
+        a = rec.get("incidence_deg")
+        if a is not None and abs(float(a) - INCIDENCE_DEG) > 1e-6:
+            raise FibsynthError(f"it is trained at {float(a):g} degrees incidence (the workflow images at "
+                                f"{INCIDENCE_DEG:g})", param="incidence_deg")
+    except FibsynthError as exc:
+        if translation == "paired":
+            raise FibsynthError(f"the paired SE translator does not apply ({exc.message}): use auto or projection",
+                                param="translation") from None
+        return "projection", f"the paired SE translator does not apply ({exc.message}): the SE projection alone"
+    lo, hi = tr.energy_range
+    energies = f"{lo:g} keV" if hi == lo else f"{lo:g}-{hi:g} keV"
+    return "paired", (f"the paired SE translator ({'/'.join(rec['materials'])}, {tr.detector}, {energies}, "
+                      f"{INCIDENCE_DEG:g} degrees, as trained)")
+
+
+def se_translator_record(detector: str) -> dict[str, Any]:
+    """The shipped SE translator's record (training data, seeds, measured fidelity;
+    :meth:`fibsynth.fastsim.PairedTranslator.summary`) for a run's summary, without its noise law (the workflow
+    uses the expected image: the augmentation adds the real stack's noise)."""
+    from fibsynth.fastsim import load_paired
+
+    return {k: v for k, v in load_paired(detector=detector).summary().items() if k != "noise_law"}
+
+
+def se_translator_id(detector: str) -> str:
+    """The shipped SE translator's identity for the step cache's keys: the first 16 hex digits of its weights'
+    SHA-256 (a retrained translator makes new keys)."""
+    import hashlib
+
+    from fibsynth.fastsim import load_paired
+
+    return hashlib.sha256(load_paired(detector=detector).weights.read_bytes()).hexdigest()[:16]
+
+
+def _image_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str, seed: int
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fast engine's SE image of an open-pore structure (see :func:`image_structure`)."""
+    use, why = se_translation(translation, energy_kev, materials, detector)
+    if use == "paired":
+        from fibsynth.fastsim import load_paired
+
+        tr = load_paired(detector=detector)
+        _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
+                     incidence_deg=INCIDENCE_DEG, solid=materials[0], pore="vacuum", detector=detector)
+        return mean.astype(np.float32), {
+            "engine": f"fast path (SE projection + paired SE translator, expected image, {detector} detector)",
+            "detector": detector, "translation": "paired", "translation_choice": why, "model": str(tr.weights.name)}
+    from fibsynth.fastsim.se_projection import project_se
+
+    yields = _flat_face_yields(materials[0], float(energy_kev), INCIDENCE_DEG)
     img, rec = project_se(np.asarray(solid), tuple(voxel_zyx), energy_kev, solid=materials[0], yields=yields,
-                          view="all" if detector == "se" else "straight",
+                          incidence_deg=INCIDENCE_DEG, view="all" if detector == "se" else "straight",
                           bse_weight=0.0 if detector == "se" else 1.0)
     return img.astype(np.float32), {"engine": f"fast path (SE projection of open pores, {detector} detector)",
                                     "detector": detector, "view": rec["view"], "bse_weight": rec["bse_weight"],
-                                    "delta_1": rec["delta_1"], "delta_2": rec["delta_2"]}
+                                    "delta_1": rec["delta_1"], "delta_2": rec["delta_2"],
+                                    "translation": "projection", "translation_choice": why}
 
 
 def fast_detector(detector: str, pore: str = "vacuum") -> str:

@@ -167,6 +167,15 @@ def _fmt_row(r: dict) -> str:
     return "; ".join(parts)
 
 
+def _se_sentence(se: dict[str, Any] | None) -> str:
+    """The report's sentence on the SE imaging of the fast images (empty for BSE)."""
+    if not se:
+        return ""
+    how = ("made by the shipped paired SE translator (its expected Monte Carlo image)" if se["translation"] == "paired"
+           else "the SE projection of open pores alone")
+    return f"Secondary electrons ({se['detector']} detector): {se['used_for']} are {how}. Why: {se['why']}. "
+
+
 def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob, insp, rounds, eval_dir: Path,
                              voxel: VoxelSize, final: dict | None = None) -> Path:
     from fibsynth.reconstruct.estimate import estimate_table
@@ -288,6 +297,7 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                                          "linear": "Their 1-99 % gray range is then mapped linearly onto your "
                                                    "stack's. "}.get(method, "") if dist
                                         else "No adaptation was asked for (--no-adapt). ")
+        + _se_sentence(summary.get("se_translation"))
         + "The histograms are each scaled to their own range: they compare shapes, as the segmentation (which "
           "normalises every stack) sees them.",
         tables=[("Histogram distances (0 = identical)", dtab)] if dtab else [],

@@ -22,12 +22,13 @@ class ReconstructSettings(StrictModel):
     engine: Literal["fast", "mc"] = Field("fast", description="imaging of the training structures")
     translation: Literal["auto", "paired", "cyclegan", "projection"] = Field(
         "auto", description="fast engine: the projection's translation to the Monte Carlo look (auto: the paired "
-        "translator where it applies -- gold/epoxy, 1-4 keV --, else the shipped CycleGAN, else none)")
+        "translator where it applies -- BSE: gold/epoxy, 1-4 keV; in-lens SE: silicon/vacuum, 2 keV --, else the "
+        "shipped CycleGAN (BSE only), else none)")
     detector: Literal["bse", "se", "inlens", "et"] = Field(
         "bse", description="the detector your stack was imaged with: bse (backscatter, the default), inlens (in-lens "
         "SE), se (every escaping SE, ideal) or et (Everhart-Thornley: SE + a BSE share, trench shadow; Monte Carlo "
-        "engine only). SE detectors on the fast engine need open pores (pore vacuum): the SE projection "
-        "(fastsim/se_projection.py)")
+        "engine only). SE detectors on the fast engine need open pores (pore vacuum): the paired SE translator "
+        "where it applies (in-lens, silicon, 2 keV), else the SE projection (fastsim/se_projection.py)")
     electrons_per_pixel: int = Field(20, ge=1, le=100000, description="Monte Carlo only")
     structures: int = Field(3, ge=1, le=64, description="training structures drawn around the estimates")
     val_structures: int = Field(1, ge=1, le=16, description="held-out synthetic structures for validation")
@@ -107,17 +108,18 @@ class ReconstructSettings(StrictModel):
                 raise FibsynthError(f"the fast {self.detector} SE model images open pores only (the SE projection, "
                                     f"fastsim/se_projection.py): give pore vacuum, or use engine mc for "
                                     f"{self.pore}-filled pores", param="detector")
-            if self.translation not in ("auto", "projection"):
-                raise FibsynthError(f"{self.translation!r} has no secondary-electron model (the translators are BSE, "
-                                    "gold/epoxy): leave it at auto or give projection", param="translation")
+            if self.translation == "cyclegan":
+                raise FibsynthError(f"{self.translation!r} has no secondary-electron model (the CycleGANs are BSE, "
+                                    "gold/epoxy): leave it at auto, or give paired or projection", param="translation")
         return self
 
 
 def check_imaging(s: ReconstructSettings, energy_kev: float) -> None:
     """Refuse, in one line and before any step runs or any folder is made, an imaging the workflow could not do at
     this beam energy (known only once the stack's metadata is read): the materials, and the translation asked for
-    (``paired``: the paired translator's energy range and materials; ``cyclegan``: a shipped model for the energy
-    and materials), and for an SE detector materials without secondary-electron parameters."""
+    (``paired``: the paired translator's energy range and materials -- for an SE detector the SE translator's,
+    :func:`fibsynth.reconstruct.generate.se_translation`; ``cyclegan``: a shipped model for the energy and
+    materials), and for an SE detector materials without secondary-electron parameters."""
     from fibsynth.physics.materials import get_material
 
     for name in ("solid", "pore"):
@@ -134,5 +136,9 @@ def check_imaging(s: ReconstructSettings, energy_kev: float) -> None:
             se_table([get_material(s.solid), get_material(s.pore, allow_vacuum=True)])
         except FibsynthError as exc:
             raise FibsynthError(f"{s.detector} detector: {exc.message}", param="solid") from None
+        if s.engine == "fast":  # paired where the shipped SE translator does not apply: refused here
+            from fibsynth.reconstruct.generate import se_translation
+
+            se_translation(s.translation, energy_kev, (s.solid, s.pore), s.detector)
     elif s.engine == "fast":
         check_translation(s.translation, energy_kev, (s.solid, s.pore))

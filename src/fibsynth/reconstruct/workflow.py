@@ -277,6 +277,20 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
+    # SE of open pores: the fast images come from the paired SE translator where it applies, else the SE projection
+    # (generate.se_translation). Keys change only where the translator makes them (the projection's images are
+    # the same as before it existed): the estimate's calibration (fast images, any engine) and the fast generate.
+    se_use = se_key = None
+    fd = G.fast_detector(s.detector, s.pore)
+    if fd != "bse":
+        use, why = G.se_translation(s.translation, energy, materials, fd)
+        se_use = {"detector": fd, "translation": use, "why": why,
+                  "used_for": ("the training images and the estimate's calibration" if s.engine == "fast" else
+                               "the estimate's calibration images (the training images are Monte Carlo)"),
+                  "forward_consistency": "the SE projection alone (as the BSE projection alone for BSE)"}
+        if use == "paired":
+            se_use["translator"] = G.se_translator_record(fd)
+            se_key = {"se_translation": use, "se_translator": G.se_translator_id(fd)}
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     def simulate(est: dict, i: int):
@@ -298,7 +312,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"hierarchical": est["hierarchical"]}
 
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
-                                       "translation": s.translation, **detector_key,
+                                       "translation": s.translation, **detector_key, **(se_key or {}),
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {})},
                           {"real": k_in}, do_estimate,
@@ -318,6 +332,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
                       "voxel": list(vz), "energy": energy, "engine": s.engine, "epp": s.electrons_per_pixel,
                       "translation": s.translation, **detector_key,
+                      **(se_key if se_key and s.engine == "fast" else {}),
                       "materials": list(materials), "seed": s.seed,
                       "augment": {"model": "fibsynth.microscope", "strength": G.AUGMENT_STRENGTH}}
 
@@ -571,6 +586,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
               "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
               "rounds": len(rounds), "chosen_round": choice["chosen_round"], "adaptation": method,
               "gan_plan": gan_plan, "segmentation_plan": seg_plan}
+    if se_use:
+        params["se_translation"] = {k: se_use[k] for k in ("detector", "translation", "why", "used_for")}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
                             materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params)
     write_volume(out / "segmentation.tif", seg, label_meta)
@@ -604,6 +621,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     "confidence": "confidence.tif", "otsu": "otsu.tif", "kmeans": "kmeans.tif",
                     "report": "report.html"},
     }
+    if se_use:  # which SE imaging made the fast images, and why (BSE summaries: as before)
+        summary["se_translation"] = se_use
     tr_last = final["train"]["record"]
     summary["warnings"] = []
     if tr_last.get("best_val_mds") is not None and tr_last["best_val_mds"] < tr_last["val_otsu_mds"]:
