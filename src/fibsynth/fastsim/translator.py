@@ -261,13 +261,19 @@ class PairedTranslator:
                                 f"(got {solid}/{pore})", param="pore" if solid == trained[0] else "solid")
 
 
-def shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndarray:
-    """Binomial(N, p) / N per pixel (N = ``electrons_per_pixel``, p = ``mean``), seeded; N = 0: ``mean`` itself."""
+def _noise_args(electrons_per_pixel: int, seed: int) -> int:
+    """The primaries per pixel as an int, after checking it and the noise ``seed`` (library errors naming them)."""
     n = int(electrons_per_pixel)
     if n < 0:
         raise FibsynthError(f"must be >= 0 (got {n})", param="electrons_per_pixel")
     if not 0 <= int(seed) < 2**63:
         raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    return n
+
+
+def shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int) -> np.ndarray:
+    """Binomial(N, p) / N per pixel (N = ``electrons_per_pixel``, p = ``mean``), seeded; N = 0: ``mean`` itself."""
+    n = _noise_args(electrons_per_pixel, seed)
     if n == 0:
         return np.asarray(mean, np.float32).copy()
     rng = np.random.default_rng(int(seed))
@@ -293,11 +299,7 @@ def se_shot_noise(mean: np.ndarray, electrons_per_pixel: int, seed: int, law: di
     two moments, never negative, the right skew of a sum of non-negative signals), seeded; 0 where m = 0; N = 0:
     ``mean`` itself. (The Monte Carlo tallies the expected escaping SE of each primary, so its noise is that of
     the primaries' paths, not a Poisson count of SE: v(m) measures it.)"""
-    n = int(electrons_per_pixel)
-    if n < 0:
-        raise FibsynthError(f"must be >= 0 (got {n})", param="electrons_per_pixel")
-    if not 0 <= int(seed) < 2**63:
-        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    n = _noise_args(electrons_per_pixel, seed)
     if n == 0:
         return np.asarray(mean, np.float32).copy()
     m = np.clip(np.asarray(mean, np.float64), 0.0, None)
