@@ -12,14 +12,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.fastsim import translator as T
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_depth_fractions_put_a_voxel_in_its_bin_where_the_tilted_beam_meets_it():

@@ -13,12 +13,6 @@ def smooth_image():
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on two oversubscribed shared cores (measured: ~0.03 s vs
-    ~0.6 s per CycleGAN step under load); restored afterwards so other test folders are unaffected."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
+    """Every GAN test on one torch thread (tests/conftest.py's ``one_torch_thread``)."""
     yield
-    torch.set_num_threads(n)
