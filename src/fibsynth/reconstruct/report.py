@@ -164,7 +164,19 @@ def _fmt_row(r: dict) -> str:
                    ("pore_nm", "pore nm"), ("e_tpcf", "e_TPCF"), ("e_lpf", "e_LPF"), ("e_diameter", "e_D")):
         if k in r:
             parts.append(f"{lab} {r[k]:.3g}")
+    grid = r.get("statistics_grid") or {}
+    coarse = {ph: st for ph, st in grid.items() if any(int(f) > 1 for f in st)}
+    if coarse:  # a coarse phase measured on a subsampled grid (evaluate's cost cap): say so
+        parts.append("measured on every " + ", ".join(f"{'x'.join(str(int(f)) for f in st)} (z x y x x) voxel for "
+                                                      f"the {ph}" for ph, st in coarse.items()))
     return "; ".join(parts)
+
+
+def _sample(vol, max_voxels: int = 4_000_000) -> np.ndarray:
+    """At most ~``max_voxels`` voxels of a (memory-mapped) stack, every k-th slice and pixel: for histograms, so the
+    report never reads a large stack whole."""
+    k = max(1, int(np.ceil((int(np.prod(vol.shape)) / max_voxels) ** (1 / 3))))
+    return np.asarray(vol[::k, ::k, ::k])
 
 
 def _se_sentence(se: dict[str, Any] | None) -> str:
@@ -202,7 +214,9 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
     text += ("\n\nHow far to trust it: on held-out synthetic structures (not seen in training) the network scored "
              f"MDS {tr['best_val_mds']:.3f} (mean Dice of solid and pore; 1 = perfect) against Otsu's "
              f"{tr['val_otsu_mds']:.3f}. " if tr.get("best_val_mds") is not None else "")
-    text += (f"{100 * float((conf < 0.5).mean()):.1f} % of the voxels of your stack have a confidence below 0.5 "
+    low = summary.get("low_confidence_fraction")
+    low = float(low) if low is not None else float((conf < 0.5).mean())
+    text += (f"{100 * low:.1f} % of the voxels of your stack have a confidence below 0.5 "
              "(P(solid) between 0.25 and 0.75); they lie on the solid/pore boundaries where the images are ambiguous.")
     if summary["warnings"]:
         text += "\n\nWARNING: " + " ".join(summary["warnings"])
@@ -303,7 +317,7 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
         tables=[("Histogram distances (0 = identical)", dtab)] if dtab else [],
         figures=[("Middle slices", figure_png(examples_figure(real[real.shape[0] // 2], ideal, synth[k],
                                                                None if adapted is None else adapted[k], lbl[k]))),
-                 ("Gray-value histograms", figure_png(histogram_figure(real, synth, adapted, dist)))]))
+                 ("Gray-value histograms", figure_png(histogram_figure(_sample(real), synth, adapted, dist)))]))
     # --- segmentation training
     ttab = {"mode": summary["settings"]["mode"], **{k2: v for k2, v in summary["segmentation_plan"].items()},
             "epochs run": tr.get("epochs_run"), "best validation MDS (held-out synthetic)": tr.get("best_val_mds"),

@@ -163,6 +163,70 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
 
 
+def threshold_blocks(src: np.ndarray, threshold: float, out_npy: Path, block: int = 32) -> float:
+    """``src > threshold`` (uint8) of a (memory-mapped) stack into a memory-mapped ``out_npy``, ``block`` slices at a
+    time, so memory does not grow with the stack. Returns the solid fraction."""
+    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.uint8, shape=tuple(src.shape))
+    n = 0
+    step = max(1, int(block))
+    for z0 in range(0, src.shape[0], step):
+        b = np.asarray(src[z0:z0 + step]) > threshold
+        out[z0:z0 + step] = b
+        n += int(np.count_nonzero(b))
+    out.flush()
+    del out
+    return n / max(1, int(np.prod(src.shape)))
+
+
+def confidence_blocks(prob: np.ndarray, out_npy: Path, block: int = 32) -> float:
+    """The confidence |2P - 1| (float32) of a (memory-mapped) probability map into a memory-mapped ``out_npy``, block
+    by block. Returns the fraction of voxels below 0.5 (P between 0.25 and 0.75), for the report."""
+    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=tuple(prob.shape))
+    low = 0
+    step = max(1, int(block))
+    for z0 in range(0, prob.shape[0], step):
+        c = np.abs(2.0 * np.asarray(prob[z0:z0 + step], np.float32) - 1.0)
+        out[z0:z0 + step] = c
+        low += int(np.count_nonzero(c < 0.5))
+    out.flush()
+    del out
+    return low / max(1, int(np.prod(prob.shape)))
+
+
+def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) -> dict[str, Any]:
+    """Ligament and pore diameters (3D local thickness) and isotropy errors of a binary crop, each phase measured on
+    the grid :func:`fibsynth.reconstruct.estimate.thickness_steps` chooses for it: the full resolution for fine
+    structures; for a coarse phase every f-th voxel along an axis, so that its larger features span about
+    :data:`~fibsynth.reconstruct.estimate.THICKNESS_MAX_PX` grid points (the local thickness costs ~ feature size^3
+    per medial-axis voxel: > 11 min on the SOFC crop at full resolution). The isotropy errors and directional
+    functions use the solid's grid. The grids are returned (``statistics_grid``: steps z, y, x per phase) and
+    shown in the report. ``functions_file``: the directional functions are saved there (``functions_file`` in the
+    result: its name)."""
+    from fibsynth.metrics import isotropy_report, mean_ligament_diameter
+    from fibsynth.reconstruct.estimate import thickness_steps
+
+    c = np.asarray(crop, np.uint8)
+    row: dict[str, Any] = {}
+    grid = {}
+    for phase, key, a in (("solid", "ligament_nm", c != 0), ("pore", "pore_nm", c == 0)):
+        st = thickness_steps(a, vz)
+        grid[phase] = list(st)
+        sub = a[tuple(slice(None, None, f) for f in st)]
+        row[key] = float(mean_ligament_diameter(sub, [h * f for h, f in zip(vz, st)]))
+    st = grid["solid"]
+    sub = c[tuple(slice(None, None, f) for f in st)]
+    row["statistics_grid"] = grid
+    if not 0 < sub.mean() < 1:
+        return row
+    iso = isotropy_report(sub, [h * f for h, f in zip(vz, st)], return_functions=True)
+    row.update({k: float(iso[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")})
+    if functions_file is not None:
+        row["functions_file"] = Path(functions_file).name
+        np.savez(functions_file, **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
+                                    for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
+    return row
+
+
 def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
     """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
@@ -306,7 +370,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def do_estimate(d: Path) -> dict:
         raw_est = E.estimate_structure(E.first_pass(E._crop(real)), vz, seed=s.seed)  # the crop only in memory
-        est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE)
+        est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE,
+                          iterations=E.CALIBRATION_ITERATIONS)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
@@ -314,7 +379,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     k_e1, d_e1, _ = steps("estimate", {"seed": s.seed, "energy": energy, "materials": list(materials),
                                        "translation": s.translation, **detector_key, **(se_key or {}),
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
-                                       "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {})},
+                                       "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
+                                       "first_pass_classes": E.FIRST_PASS_CLASSES,
+                                       "calibration_iterations": E.CALIBRATION_ITERATIONS,
+                                       "thickness_max_px": E.THICKNESS_MAX_PX},
                           {"real": k_in}, do_estimate,
                           "estimating the structure (Otsu, k-means; bias removed through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
@@ -446,8 +514,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def choose_seed(r: int, cands: list[dict[str, Any]]) -> dict[str, Any]:
         """The U-Net of this round whose reconstruction, imaged again, correlates best with the real stack."""
         def do_choose(d: Path) -> dict:
-            fcs = [E.forward_consistency_octants((np.load(c["predict"]["dir"] / "probability.npy", mmap_mode="r") > 0.5)
-                                                 .astype(np.uint8), real, vz, energy, materials,
+            fcs = [E.forward_consistency_octants((np.asarray(E._crop(np.load(c["predict"]["dir"] / "probability.npy",
+                                                                             mmap_mode="r"))) > 0.5).astype(np.uint8),
+                                                 E._crop(real), vz, energy, materials,
                                                  detector=G.fast_detector(s.detector, s.pore)) for c in cands]
             ch = E.choose_candidate(fcs)
             return {**ch, "seeds": [c["train"]["seed"] for c in cands], "octants": [f["octants"] for f in fcs]}
@@ -485,17 +554,20 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         d_p = rounds[r]["predict"]["dir"]
 
         def do_reestimate(d: Path) -> dict:
-            seg = (np.load(d_p / "probability.npy") > 0.5).astype(np.uint8)
+            # the central crop only (all the estimate and the check use): memory does not grow with the stack
+            seg = (np.asarray(E._crop(np.load(d_p / "probability.npy", mmap_mode="r"))) > 0.5).astype(np.uint8)
             est = E.estimate_structure({"U-Net": seg}, vz, seed=s.seed)
             # one method only: keep at least the estimate's uncertainty (the U-Net is not free of bias either)
             for k, q in est["quantities"].items():
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
-            fc = E.forward_consistency_octants(seg, real, vz, energy, materials, detector=G.fast_detector(s.detector, s.pore))
+            fc = E.forward_consistency_octants(seg, E._crop(real), vz, energy, materials,
+                                               detector=G.fast_detector(s.detector, s.pore))
             return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
+                                             "thickness_max_px": E.THICKNESS_MAX_PX,
                                              **detector_key},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
@@ -542,45 +614,44 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     truth_id = _file_id(Path(truth)) if truth is not None else None
 
     def do_evaluate(d: Path) -> dict:
-        from fibsynth.metrics import evaluate_segmentation, isotropy_report, mean_ligament_diameter
+        from fibsynth.metrics import evaluate_segmentation
         from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
 
-        segs = {"U-Net (fibsynth)": (np.load(d_pf / "probability.npy") > 0.5).astype(np.uint8),
-                "Otsu": (real > otsu_threshold(real)).astype(np.uint8),
-                "k-means": (real > kmeans_threshold(real)[0]).astype(np.uint8)}
-        if truth_arr is not None:
-            segs["ground truth"] = truth_arr
-        _save(d / "otsu.npy", segs["Otsu"])
-        _save(d / "kmeans.npy", segs["k-means"])
+        # the three segmentations of the whole stack, block by block into memory-mapped files (memory does not grow
+        # with the stack); the statistics on the central crop (crop_statistics: a subsampled grid for coarse phases)
+        prob = np.load(d_pf / "probability.npy", mmap_mode="r")
+        thr = {"segmentation": 0.5, "otsu": otsu_threshold(real), "kmeans": kmeans_threshold(real)[0]}
+        fracs = {name: threshold_blocks(prob if name == "segmentation" else real, t, d / f"{name}.npy", s.block)
+                 for name, t in thr.items()}
+        segs = {"U-Net (fibsynth)": "segmentation", "Otsu": "otsu", "k-means": "kmeans"}
         res: dict[str, Any] = {}
-        for name, seg in segs.items():
-            row: dict[str, Any] = {"solid_fraction": float(seg.mean())}
-            if 0 < seg.mean() < 1:
-                c = E._crop(seg)
-                row["ligament_nm"] = float(mean_ligament_diameter(c, vz))
-                row["pore_nm"] = float(mean_ligament_diameter(1 - c, vz))
-                iso = isotropy_report(c, vz, return_functions=True)
-                row.update({k: float(iso[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")})
-                row["functions_file"] = f"functions_{len(res)}.npz"
-                np.savez(d / row["functions_file"], **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
-                                                            for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
-            if truth_arr is not None and name != "ground truth":
+        for name, fn in [*segs.items(), *([("ground truth", None)] if truth_arr is not None else [])]:
+            seg = truth_arr if fn is None else np.load(d / f"{fn}.npy", mmap_mode="r")
+            phi = float(truth_arr.mean()) if fn is None else fracs[fn]
+            row: dict[str, Any] = {"solid_fraction": phi}
+            if 0 < phi < 1:
+                row.update(crop_statistics(np.asarray(E._crop(seg)), vz, d / f"functions_{len(res)}.npz"))
+            if truth_arr is not None and fn is not None:
                 sc = evaluate_segmentation(seg, truth_arr)
                 row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
             res[name] = row
         (d / "evaluation.json").write_text(json.dumps(res))
         return {}
 
-    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id}, {"prediction": final["predict"]["key"], "real": k_in},
+    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id, "blocks": "memmap",
+                                       "statistics_grid": {"max_px": E.THICKNESS_MAX_PX, "percentile": 90}},
+                          {"prediction": final["predict"]["key"], "real": k_in},
                           do_evaluate, "measuring the result, Otsu and k-means")
     evaluation = json.loads((d_ev / "evaluation.json").read_text())
 
     # outputs --------------------------------------------------------------------------------------------------------
     from fibsynth.io import VolumeMeta, write_volume
 
-    prob = np.load(d_pf / "probability.npy")
-    seg = (prob > 0.5).astype(np.uint8)
-    conf = np.abs(2.0 * prob - 1.0).astype(np.float32)
+    prob = np.load(d_pf / "probability.npy", mmap_mode="r")  # never read whole: outputs go block by block
+    seg = np.load(d_ev / "segmentation.npy", mmap_mode="r")
+    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / "confidence.tmp.npy"
+    low_conf = confidence_blocks(prob, conf_tmp, s.block)
+    conf = np.load(conf_tmp, mmap_mode="r")
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
               "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
@@ -591,7 +662,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
                             materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params)
     write_volume(out / "segmentation.tif", seg, label_meta)
-    write_volume(out / "probability.tif", prob.astype(np.float32),
+    write_volume(out / "probability.tif", prob,
                  label_meta.model_copy(update={"kind": "image", "generator": "fibsynth reconstruct: P(solid) per voxel"}))
     write_volume(out / "confidence.tif", conf,
                  label_meta.model_copy(update={"kind": "image",
@@ -616,7 +687,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                              for c in r["candidates"]] if len(r["candidates"]) > 1 else None)}
                    for r in rounds],
         "gan_plan": gan_plan, "segmentation_plan": seg_plan,
-        "evaluation": evaluation, "steps": steps.log, "seconds_total": round(total, 1),
+        "evaluation": evaluation, "low_confidence_fraction": low_conf, "steps": steps.log, "seconds_total": round(total, 1),
         "outputs": {"segmentation": "segmentation.tif", "probability": "probability.tif",
                     "confidence": "confidence.tif", "otsu": "otsu.tif", "kmeans": "kmeans.tif",
                     "report": "report.html"},
@@ -639,5 +710,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     with console.status("writing the report"):
         write_reconstruct_report(out / "report.html", summary, real=real, seg=seg, conf=conf, prob=prob,
                                  insp=insp, rounds=rounds, eval_dir=d_ev, voxel=vox, final=final)
+    del conf
+    conf_tmp.unlink(missing_ok=True)
     console.print(f"[bold green]done[/] in {total:.0f} s: {out / 'segmentation.tif'}, report {out / 'report.html'}")
     return summary
