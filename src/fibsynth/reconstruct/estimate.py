@@ -85,15 +85,16 @@ FIRST_PASS_CLASSES = 3
 
 def kmeans_thresholds(data, classes: int, max_iter: int = 1000) -> np.ndarray:
     """Lloyd's k-means with k = ``classes`` on the gray values (weighted 256-bin histogram, as
-    :func:`fibsynth.segment.baseline.kmeans_threshold` for k = 2), initialised at the quantiles (2i + 1) / 2k:
+    :func:`fibsynth.segment.baseline.kmeans_threshold` for k = 2), initialised evenly over the 1-99 % gray range:
     the k - 1 decision thresholds (midpoints of neighbouring centres), darkest first."""
     from fibsynth.segment.baseline import histogram
 
     counts, x = histogram(data)
     w = counts.astype(np.float64)
     cdf = np.cumsum(w) / w.sum()
-    c = np.array([x[min(x.size - 1, int(np.searchsorted(cdf, (2 * i + 1) / (2 * classes))))] for i in range(classes)],
-                 np.float64)
+    lo, hi = x[int(np.searchsorted(cdf, 0.01))], x[min(x.size - 1, int(np.searchsorted(cdf, 0.99)))]
+    c = lo + (np.arange(classes) + 0.5) * (hi - lo) / classes  # evenly over the 1-99 % range: a large class does
+    # not capture two initial centres (quantile starts split a 60 % dark mode in two)
     for _ in range(max_iter):
         t = 0.5 * (c[1:] + c[:-1])
         lab = np.searchsorted(t, x)  # class of each bin
