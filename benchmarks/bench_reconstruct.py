@@ -216,31 +216,28 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
 
 
 def _evaluate_and_write(real, prob, vz, out: Path) -> None:
-    """The workflow's evaluate step without a truth (thresholds of the whole stack, statistics of the central crop)
-    and its output files (segmentation, probability, confidence, Otsu, k-means)."""
+    """The workflow's evaluate step without a truth (thresholds of the whole stack block by block into memory-mapped
+    files, statistics of the central crop on the feature-size grid: ``workflow.crop_statistics``) and its output
+    files (segmentation, probability, confidence, Otsu, k-means), all from memory-mapped arrays as the workflow."""
     import numpy as np
 
     from fibsynth.config import VoxelSize
     from fibsynth.io import VolumeMeta, write_volume
-    from fibsynth.metrics import isotropy_report, mean_ligament_diameter
     from fibsynth.reconstruct import estimate as E
+    from fibsynth.reconstruct.workflow import confidence_blocks, crop_statistics, threshold_blocks
     from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
 
-    segs = {"U-Net": (prob > 0.5).astype(np.uint8), "Otsu": (real > otsu_threshold(real)).astype(np.uint8),
-            "k-means": (real > kmeans_threshold(real)[0]).astype(np.uint8)}
-    for seg in segs.values():
-        if 0 < seg.mean() < 1:
-            c = E._crop(seg)
-            mean_ligament_diameter(c, vz)
-            mean_ligament_diameter(1 - c, vz)
-            isotropy_report(c, vz, return_functions=True)
+    thr = {"segmentation": (prob, 0.5), "otsu": (real, otsu_threshold(real)), "kmeans": (real, kmeans_threshold(real)[0])}
+    for name, (src, t) in thr.items():
+        if 0 < threshold_blocks(src, t, out / f"{name}.npy") < 1:
+            crop_statistics(np.asarray(E._crop(np.load(out / f"{name}.npy", mmap_mode="r"))), vz)
+    confidence_blocks(prob, out / "confidence.npy")
     meta = VolumeMeta(kind="label", voxel_size_nm=VoxelSize(z=vz[0], y=vz[1], x=vz[2]))
-    write_volume(out / "segmentation.tif", segs["U-Net"], meta)
-    write_volume(out / "probability.tif", np.asarray(prob, np.float32), meta.model_copy(update={"kind": "image"}))
-    write_volume(out / "confidence.tif", np.abs(2.0 * np.asarray(prob) - 1.0).astype(np.float32),
+    for name in ("segmentation", "otsu", "kmeans"):
+        write_volume(out / f"{name}.tif", np.load(out / f"{name}.npy", mmap_mode="r"), meta)
+    write_volume(out / "probability.tif", prob, meta.model_copy(update={"kind": "image"}))
+    write_volume(out / "confidence.tif", np.load(out / "confidence.npy", mmap_mode="r"),
                  meta.model_copy(update={"kind": "image"}))
-    write_volume(out / "otsu.tif", segs["Otsu"], meta)
-    write_volume(out / "kmeans.tif", segs["k-means"], meta)
 
 
 def main(argv=None) -> None:

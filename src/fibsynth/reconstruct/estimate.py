@@ -553,8 +553,9 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     bright, blur and noise thin or fatten ligaments. ``simulate(estimate, i)`` returns ``(solid, image)``: a
     synthetic structure drawn at the current estimate and its image made exactly like the training data. The
     same first pass on that image gives the estimator's bias there (first-pass estimate minus the structure's true
-    value), which is subtracted from the real stack's first-pass values; repeated ``iterations`` times so the bias
-    is evaluated near the corrected point. For a two-level estimate the fine network's fraction follows the
+    value), which is subtracted from the real stack's first-pass values; with ``iterations`` > 1 (default
+    :data:`CALIBRATION_ITERATIONS`, 1) repeated so the bias is evaluated near the corrected point (that walks below
+    the truth: the simulated bias exceeds the real one, more so at lower solid fractions). For a two-level estimate the fine network's fraction follows the
     corrected total (phi = upper x lower), so the next simulation and the training structures are drawn at it
     (before, they stayed at the uncorrected fractions). Uncertainties add the synthetic estimate's in quadrature.
     ``scale``: ``odds`` (default, :data:`CALIBRATION_SCALE`) removes the bias as a ratio of odds, logit(phi) -

@@ -241,10 +241,25 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
     sections.append(Section("Your stack", f"Beam energy {summary['energy_kev']:g} keV ({summary['energy_source']}).",
                             tables=[("What was found", itab)], figures=[("Histogram and drift", figure_png(drift_figure(insp)))]))
     # --- structure
-    etext = ("The structure was first estimated from global Otsu and k-means thresholds of the (median-filtered) stack; "
-             "each value has an uncertainty from the spread over the eight octants of the stack and between the two "
+    methods = est1.get("methods") or []
+    three = any(m.endswith("3") for m in methods)
+    etext = (("The structure was first estimated from global thresholds of the (median-filtered) stack: the brightest "
+              "of three gray classes (multi-Otsu and k-means) is taken as solid, because in a backscatter image the "
+              "filler with solid just beneath the face (shine-through) forms a middle gray class that a two-class "
+              "threshold would count as solid; " if three else
+              "The structure was first estimated from global Otsu and k-means thresholds of the (median-filtered) stack; ")
+             + "each value has an uncertainty from the spread over the eight octants of the stack and between the two "
              "thresholds. Ligament and pore diameters are the 3D mean local thickness (the size fibsynth's generators "
              "are calibrated to) and mean chord lengths along x, y, z.")
+    grids = {m: g for m, g in (est1.get("thickness_steps") or {}).items()
+             if any(int(f) > 1 for st in g.values() for f in st)}
+    if grids:
+        etext += (" A coarse phase's local thickness was measured on a subsampled grid (every "
+                  + "; ".join(f"{m}: " + ", ".join(f"{'x'.join(str(int(f)) for f in st)} voxel for the {ph}"
+                                                  for ph, st in g.items() if any(int(f) > 1 for f in st))
+                              for m, g in grids.items())
+                  + " along z x y x x), so that its larger features still span about two dozen grid points: the "
+                  "full-resolution cost grows with the cube of the feature size.")
     tables = [("First estimate (from thresholds; solid fractions calibrated through the forward model)", estimate_table(est1))]
     if est1.get("first_pass_uncalibrated"):
         tables.append(("The thresholds' raw values before that calibration",

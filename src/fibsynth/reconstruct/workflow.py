@@ -384,7 +384,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "calibration_iterations": E.CALIBRATION_ITERATIONS,
                                        "thickness_max_px": E.THICKNESS_MAX_PX},
                           {"real": k_in}, do_estimate,
-                          "estimating the structure (Otsu, k-means; bias removed through the forward model)")
+                          "estimating the structure (brightest of 3 gray classes: multi-Otsu, k-means; bias removed "
+                          "through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
     nz_s = s.synth_slices or int(min(real.shape[0], 48))
