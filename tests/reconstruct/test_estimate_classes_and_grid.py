@@ -117,3 +117,22 @@ def test_crop_statistics_state_their_grid(tmp_path):
     assert any(f > 1 for f in row["statistics_grid"]["solid"]) and "e_diameter" in row
     assert "measured on every" in _fmt_row(row)
     assert abs(row["ligament_nm"] - 120 * 4.0) / 480.0 < 0.08
+
+
+def test_flat_octant_scores_zero_not_nan(monkeypatch):
+    """An octant that is entirely pore in a segmentation is flat when imaged again; flat only to rounding, np.corrcoef
+    gave NaN there (SOFC run, recon10) and argmax picked the NaN. It scores 0 (as an exactly flat octant) and a
+    non-finite score is never chosen."""
+    rng = np.random.default_rng(1)
+    real = rng.random((16, 32, 32)).astype(np.float32) * 100
+    img = rng.random((16, 32, 32)).astype(np.float32)
+    img[8:] = 0.5 + np.float32(1e-7) * rng.random((8, 32, 32)).astype(np.float32)  # flat to rounding (in-plane
+    # smoothing only: the z >= 8 octants stay flat)
+    import fibsynth.reconstruct.adapt as A
+
+    monkeypatch.setattr(A, "match_histogram", lambda im, q: im)  # keep the octant flat to rounding, as in the run
+    res = E.correlation_octants(real, img)
+    assert all(np.isfinite(v) for v in res["octants"]) and np.isfinite(res["r"])
+    assert res["octants"][4:] == [0.0] * 4
+    ch = E.choose_candidate([{"r": 0.5, "octants": [0.9, float("nan")]}, {"r": 0.4, "octants": [0.5, 0.4]}])
+    assert ch["chosen"] == 1

@@ -428,7 +428,8 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
 
 def correlation_octants(real_crop: np.ndarray, img: np.ndarray, smooth_px: float = 1.0) -> dict[str, Any]:
     """Pearson r of ``real_crop`` and ``img`` mapped onto its histogram, both smoothed in-plane by ``smooth_px``:
-    of the whole and of each octant (0 where either is flat)."""
+    of the whole and of each octant (0 where either is flat, also flat to rounding: standard deviation below 1e-6 of
+    the largest magnitude)."""
     from scipy.ndimage import gaussian_filter
 
     from fibsynth.reconstruct.adapt import fit_histogram, match_histogram
@@ -437,9 +438,15 @@ def correlation_octants(real_crop: np.ndarray, img: np.ndarray, smooth_px: float
     a = gaussian_filter(real_crop, (0, smooth_px, smooth_px))
     b = gaussian_filter(m, (0, smooth_px, smooth_px))
 
+    def flat(v) -> bool:  # flat, or flat to rounding (an all-pore octant imaged again: np.corrcoef gave NaN there)
+        return float(v.std()) <= 1e-6 * max(1e-30, float(np.abs(v).max()))
+
     def corr(x, y) -> float:
         x, y = x.ravel(), y.ravel()
-        return 0.0 if x.std() == 0 or y.std() == 0 else float(np.corrcoef(x, y)[0, 1])
+        if flat(x) or flat(y):
+            return 0.0
+        r = float(np.corrcoef(x, y)[0, 1])
+        return r if math.isfinite(r) else 0.0
 
     return {"r": corr(a, b), "octants": [corr(a[sl], b[sl]) for sl in _octant_slices(a.shape)]}
 
@@ -502,7 +509,8 @@ def choose_candidate(fcs: list[dict[str, Any]], score: str | None = None) -> dic
     r = [float(f["r"]) for f in fcs]
     om = [float(np.mean(f["octants"])) if f.get("octants") else float(f["r"]) for f in fcs]
     vals = r if score == "r" else om
-    return {"chosen": int(np.argmax(vals)), "score": score, "scores": vals, "r": r, "octant_mean": om}
+    safe = [v if math.isfinite(v) else -math.inf for v in vals]  # np.argmax would pick a NaN
+    return {"chosen": int(np.argmax(safe)), "score": score, "scores": vals, "r": r, "octant_mean": om}
 
 
 def estimate_table(est: dict[str, Any]) -> dict[str, str]:
