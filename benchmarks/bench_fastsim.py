@@ -164,6 +164,7 @@ def main() -> None:
         cands = dict(c.split("=", 1) for c in a.candidate)
         res = fastpath_eval.evaluate(energies=energies, candidates=cands)
         fastpath_eval.print_table(res)
+        fastpath_eval.print_intervals(res)
         if a.stack_time:
             res["stack_time"] = fastpath_eval.stack_time(a.stack_time, energies)
         if a.targets_json:
