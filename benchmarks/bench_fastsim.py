@@ -178,8 +178,12 @@ def main() -> None:
                                "energies": {str(e): {name: {k: (v if "bands_mean" in v else
                                                                 {"mean": v["mean"], "sd": v["sd"], "n": v["n"]})
                                                             for k, v in r.items()}
-                                                     for name, r in rows.items()}
-                                            for e, rows in res["energies"].items()}}
+                                                     for name, r in rows.items() if not name.startswith("candidate ")}
+                                            for e, rows in res["energies"].items()},
+                               # every target as a paired 95 % t-interval over the structures (shipped rows only)
+                               "targets": {str(e): {name: d for name, d in rows.items()
+                                                    if not name.startswith("candidate ")}
+                                           for e, rows in res["targets"].items()}}
             DEFAULT_CONFIG.write_text(json.dumps(cfg, indent=1, default=float))
         return
     report: dict = {}
