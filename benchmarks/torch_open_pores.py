@@ -115,14 +115,14 @@ def film(electrons, seed):
     return rows
 
 
-def speed(size, npp, repeats, k=8):
+def speed(size, npp, repeats, k=8, seed=1):
     import torch
 
     from fibsynth.physics.montecarlo.backend_torch import TorchTables, simulate_slice_torch
     from fibsynth.physics.montecarlo.setup import slice_tables, stack_materials
     from fibsynth.pipeline.products import make_structure
 
-    vol = make_structure((size, size, size), VOX, solid_fraction=0.3, ligament_nm=30.0, seed=1).data
+    vol = make_structure((size, size, size), VOX, solid_fraction=0.3, ligament_nm=30.0, seed=seed).data
     cases = {}
     for pore in ("epoxy", "vacuum"):
         s = settings(2.0, npp, 7, solid="gold", pore=pore, backing="pore")
@@ -139,7 +139,8 @@ def speed(size, npp, repeats, k=8):
             info[pore] = {"eta": float(r["all"].sum() / r["launched"]), "events_per_e": r["events"] / r["launched"],
                           "vacuum_events_per_e": r.get("vacuum_events", 0) / r["launched"]}
     n = size * size * npp
-    out = {"structure": f"{size}^3 LW 0.3/30 nm, 4 nm voxels, slice {k}, 2 keV, 38 deg, {npp} e/px", "electrons": n}
+    out = {"structure": f"{size}^3 LW 0.3/30 nm (seed {seed}), 4 nm voxels, slice {k}, 2 keV, 38 deg, {npp} e/px",
+           "electrons": n}
     for pore in cases:
         t = statistics.median(times[pore])
         out[pore] = {"median_s": t, "electrons_per_s": n / t, "times": times[pore], **info[pore]}
@@ -160,12 +161,14 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--speed-per-pixel", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--structure-seeds", default="1", help="comma-separated structure seeds for --speed")
     a = ap.parse_args(argv)
     if a.validate:
         validate(a.per_pixel, [float(x) for x in a.energies.split(",")], a.seed)
         film(a.film_electrons, a.seed)
     if a.speed:
-        speed(a.size, a.speed_per_pixel, a.repeats)
+        for sd in a.structure_seeds.split(","):
+            speed(a.size, a.speed_per_pixel, a.repeats, seed=int(sd))
     return 0
 
 
