@@ -611,16 +611,11 @@ def part_charging_values(quick):
 
 
 def estimate_model(seed):
-    """The estimate part's full microscope (every parameter fit_model sets), seed + 100."""
-    from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading
+    """The estimate part's full microscope (every parameter fit_model sets): ``MicroscopeModel.full_reference``
+    (shared with tests/microscope/test_estimate.py), seed + 100."""
+    from fibsynth.microscope import MicroscopeModel
 
-    return MicroscopeModel(
-        detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8, dark_offset=0.05, read_noise=0.02,
-                          line_offset_std=0.01, line_jitter_px=0.3),
-        curtaining=Curtaining(amplitude=0.04), shading=Shading(depth=0.3, tilt=0.15),
-        drift=Drift(contrast_rms=0.1, brightness_rms=0.03, xy_step_px=0.8, correlation_slices=4, blur_px=0.8,
-                    focus_rms_px=0.4),
-        seed=seed + 100)
+    return MicroscopeModel.full_reference(seed + 100)
 
 
 def part_estimators(quick):

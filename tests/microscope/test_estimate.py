@@ -278,21 +278,11 @@ def test_charging_fraction_and_length_with_shot_noise():
 
 # ---------------------------------------------------------------------------------------- fourth round (issue 13)
 
-def _full_microscope(seed):
-    return MicroscopeModel(
-        detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8, dark_offset=0.05, read_noise=0.02,
-                          line_offset_std=0.01, line_jitter_px=0.3),
-        curtaining=Curtaining(amplitude=0.04), shading=Shading(depth=0.3, tilt=0.15),
-        drift=Drift(contrast_rms=0.1, brightness_rms=0.03, xy_step_px=0.8, correlation_slices=4, blur_px=0.8,
-                    focus_rms_px=0.4),
-        seed=seed)
-
-
 def test_charging_fraction_with_the_full_microscope():
     # the struck fraction from a mixture of the lines' slopes (was the difference of slope variances, which read
     # +37 % here; +-25 % between seeds of the benchmark); strength in stack units: x gain x shading x current
     _, eta = phantom((8, 192, 192), 0)
-    m = _full_microscope(100)
+    m = MicroscopeModel.full_reference(100)
     r = apply(eta, m.model_copy(update={"charging": Charging(strength=0.1, line_fraction=0.3, length_px=15)}))
     est = charging_streaks(r.image)
     assert est["present"] and est["fraction_reliable"] and est["line_fraction"] == pytest.approx(0.3, rel=0.15)
@@ -335,7 +325,8 @@ def test_fit_model_measures_charging_and_scan_lines_before_the_alignment_mixes_l
     # charging is per scan line: measured after the alignment (sub-pixel y shifts interpolate between lines) the
     # strength read 16 % low here; and its share comes out of the line offsets (2.3x high without)
     _, eta = phantom((8, 192, 192), 0)
-    m = _full_microscope(100).model_copy(update={"charging": Charging(strength=0.1, line_fraction=0.3, length_px=15)})
+    m = MicroscopeModel.full_reference(100).model_copy(
+        update={"charging": Charging(strength=0.1, line_fraction=0.3, length_px=15)})
     r = apply(eta, m)
     _, rec = fit_model(r.image, eta_levels=(ETA_EPOXY, ETA_GOLD))
     scale = 0.8 * (1 - 0.3 * np.linspace(0, 1, 192) ** 2).mean() * np.mean(r.record["realised"]["contrast"])
