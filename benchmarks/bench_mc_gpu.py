@@ -86,7 +86,7 @@ def marginal_rate(n: int, t_n: float, t_2n: float) -> float:
 
 
 def slice_rate(energy: float, size: int, voxel: float, npp: int, repeats: int, device, batch, threads,
-               dtype, share_s=None) -> dict:
+               dtype, share_s=None, pore: str = "epoxy") -> dict:
     from fibsynth.physics.montecarlo.backend_torch import simulate_slice_torch
     from fibsynth.physics.montecarlo.stack import StackSettings
 
@@ -94,24 +94,28 @@ def slice_rate(energy: float, size: int, voxel: float, npp: int, repeats: int, d
     k = size // 4
 
     def run(n, seed):
-        s = StackSettings(energy_kev=energy, electrons_per_pixel=n, seed=seed)
+        # pore (and the default backing, the pore's material) epoxy, or vacuum: open pores over empty space
+        s = StackSettings(energy_kev=energy, electrons_per_pixel=n, seed=seed, pore=pore)
         return simulate_slice_torch(vol, (voxel, voxel, voxel), k, s, device=device, batch=batch, threads=threads,
                                     dtype=dtype)
 
     run(1, 98)  # warm-up
     w = run(max(1, npp // 4), 99)  # time probe
     npp = _fit(npp, max(1, npp // 4), w["seconds"], 3 * repeats, share_s, 1, "slice (electrons per pixel)")
-    rates, events = [], []
+    rates, events, vac = [], [], []
     for r in range(repeats):
         a = run(npp, 2 * r)
         b = run(2 * npp, 2 * r + 1)
         n = size * size * npp
         rates.append(marginal_rate(n, a["seconds"], b["seconds"]))
         events.append(b["events"] / b["launched"])
-    return {"target": f"slice {size}^3 @ {voxel:g} nm, {energy:g} keV, 38 deg, solid fraction 0.3",
+        vac.append(b.get("vacuum_events", 0) / b["launched"])
+    what = "gold/epoxy" if pore == "epoxy" else f"gold/{pore} (open pores)"
+    return {"target": f"slice {size}^3 @ {voxel:g} nm, {energy:g} keV, 38 deg, {what}, sf 0.3",
             "electrons_per_s": statistics.median(rates), "rates": rates,
-            "events_per_electron": statistics.median(events), "device": b["device"], "N": size * size * npp,
-            "electrons_per_pixel": npp}
+            "events_per_electron": statistics.median(events), "vacuum_events_per_electron": statistics.median(vac),
+            "eta": float(b["all"].sum() / b["launched"]), "device": b["device"], "N": size * size * npp,
+            "electrons_per_pixel": npp, "pore": pore}
 
 
 def numba_rate(energy: float, n: int, repeats: int) -> float:
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slice-electrons", type=int, default=None,
                     help="electrons per pixel (N); default 200 CUDA, 10 CPU")
     ap.add_argument("--no-slice", action="store_true")
+    ap.add_argument("--open-pores", action="store_true",
+                    help="also the same slice with open pores (pore and backing vacuum), and its rate / gold-epoxy's")
     ap.add_argument("--numba", action="store_true", help="also measure the numba engine (all its threads)")
     ap.add_argument("--budget-s", type=float, default=None,
                     help="lower N so the timed runs fit about this many seconds; default 90 CUDA, 0 (none) CPU")
@@ -162,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     # shares of the budget: one per bulk energy, 1.5 for the slice; 60 % of it for the timed runs, the rest for
     # importing torch, the CUDA context, table set-up, warm-ups and probes (so that the whole script, not just
     # its timed runs, ends within about the budget: benchmarks/gpu_check.sh gives it 100 s)
-    unit = 0.6 * budget / (len(energies) + (0 if a.no_slice else 1.5)) if budget > 0 else None
+    n_slices = 0 if a.no_slice else (2 if a.open_pores else 1)
+    unit = 0.6 * budget / (len(energies) + 1.5 * n_slices) if budget > 0 else None
     rows = []
     for e in energies:
         row = bulk_rate(e, n, a.repeats, dev, batch, a.threads, dtype, unit)
@@ -174,17 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         npp = a.slice_electrons or (200 if cuda else 10)
         rows.append(slice_rate(2.0, size, a.voxel_nm, npp, a.repeats, dev, batch, a.threads, dtype,
                                1.5 * unit if unit else None))
+        if a.open_pores:
+            rows.append(slice_rate(2.0, size, a.voxel_nm, npp, a.repeats, dev, batch, a.threads, dtype,
+                                   1.5 * unit if unit else None, pore="vacuum"))
+            rows[-1]["rate_over_gold_epoxy"] = rows[-1]["electrons_per_s"] / rows[-2]["electrons_per_s"]
     for r in rows:
         r["stack_512_100epp_hours"] = STACK_ELECTRONS / r["electrons_per_s"] / 3600.0
     if a.json:
         print(json.dumps({"device": str(dev), "device_name": name, "torch": torch.__version__, "rows": rows}))
         return 0
-    print(f"{'target':58s} {'N':>9s} {'e-/s':>10s} {'/2e7':>6s} {'events/e-':>9s} {'eta':>7s} "
+    print(f"{'target':66s} {'N':>9s} {'e-/s':>10s} {'/2e7':>6s} {'events/e-':>9s} {'eta':>7s} "
           f"{'512^3@100 (h)':>14s}" + ("  numba e-/s" if a.numba else ""))
+    for r in rows:
+        if "rate_over_gold_epoxy" in r:
+            print(f"# open pores / gold-epoxy slice rate: {r['rate_over_gold_epoxy']:.3f} "
+                  f"(vacuum crossings {r['vacuum_events_per_electron']:.1f} of {r['events_per_electron']:.1f} events/e-)")
     for r in rows:
         eta = f"{r['eta']:.4f}" if "eta" in r else ""
         extra = f"  {r['numba_electrons_per_s']:.3g}" if "numba_electrons_per_s" in r else ""
-        print(f"{r['target']:58s} {r['N']:9.3g} {r['electrons_per_s']:10.3g} {r['electrons_per_s'] / GPU_GOAL:6.2f} "
+        print(f"{r['target']:66s} {r['N']:9.3g} {r['electrons_per_s']:10.3g} {r['electrons_per_s'] / GPU_GOAL:6.2f} "
               f"{r['events_per_electron']:9.0f} {eta:>7s} {r['stack_512_100epp_hours']:14.3g}{extra}")
     print(f"# {dev} ({name}), {str(dtype).replace('torch.', '')}, batch {batch}: marginal rate N/(t(2N)-t(N)), "
           f"median of {a.repeats}; /2e7 = rate / the issue's GPU goal; 512^3@100 = {STACK_ELECTRONS:.3g} electrons "

@@ -27,13 +27,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 nproc; $PY -c "import torch, numba, numpy, fibsynth; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
 'numba', numba.__version__, 'numpy', numpy.__version__, 'threads', torch.get_num_threads())"
 
-# 1. Monte Carlo torch path on the GPU (issue 16): bulk Au at 1/2/4 keV and one gold/epoxy slice, marginal rates.
+# 1. Monte Carlo torch path on the GPU (issue 16): bulk Au at 1/2/4 keV, one gold/epoxy slice and the same slice
+#    with open pores (vacuum, issue 17), marginal rates.
 #    Session 7's run aborted on a device-side index assert; first a short run in check mode (every table index
 #    checked on the host, launches synchronous) so that a remaining bad index is named, then the timed run.
 stamp "bench_mc_gpu, check mode"
-if [ "$QUICK" = 1 ]; then MCG="--device cpu --electrons 4000 --batch 4000 --repeats 1 --slice-size 16 --slice-electrons 4"
+if [ "$QUICK" = 1 ]; then MCG="--device cpu --electrons 4000 --batch 4000 --repeats 1 --slice-size 16 --slice-electrons 4 --open-pores"
      MCK="$MCG"
-else MCG="--device cuda --repeats 2"; MCK="--device cuda --electrons 200000 --repeats 1"; fi
+else MCG="--device cuda --repeats 2 --open-pores"; MCK="--device cuda --electrons 200000 --repeats 1 --open-pores"; fi
 FIBSYNTH_TORCH_CHECK=1 CUDA_LAUNCH_BLOCKING=1 timeout 120 $PY benchmarks/bench_mc_gpu.py $MCK --json \
     > "$OUT/mc_gpu_check.json" 2> "$OUT/mc_gpu_check.err"; echo "rc $?"; tail -3 "$OUT/mc_gpu_check.err"
 stamp "bench_mc_gpu"

@@ -45,6 +45,17 @@ def test_info_shows_metadata(capsys, tmp_path: Path) -> None:
     assert "(2, 3, 4)" in out and '"seed": 7' in out
 
 
+def test_input_note_is_one_line(capsys, tmp_path: Path) -> None:
+    """How an input was interpreted (here: an ImageJ file whose slices are labelled channels) is one line."""
+    import tifffile
+
+    p = tmp_path / "ij.tif"
+    tifffile.imwrite(p, np.zeros((3, 4, 5), np.uint8), imagej=True)
+    assert main(["info", str(p)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fibsynth: note: ij.tif: the ImageJ file labels its 3 images as channels; read as 3 slices (z)"]
+
+
 def test_console_script_has_no_traceback(tmp_path: Path) -> None:
     """The installed entry point (a real subprocess) prints no traceback for a user mistake."""
     proc = subprocess.run(

@@ -6,6 +6,7 @@ of range) print one line ``fibsynth: error: ...`` on stderr and exit with status
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -138,10 +139,33 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError):  # pragma: no cover
             old_term = None
     try:
-        return _main(argv)
+        with _input_notes_as_lines():
+            return _main(argv)
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+@contextlib.contextmanager
+def _input_notes_as_lines():
+    """:class:`fibsynth.errors.InputNote` warnings (how an input was interpreted) print as one line each,
+    ``fibsynth: note: ...``, instead of Python's two-line warning with a source location."""
+    import warnings
+
+    from fibsynth.errors import InputNote
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if isinstance(category, type) and issubclass(category, InputNote):
+            click.echo(f"fibsynth: note: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputNote)
+        warnings.showwarning = show
+        yield
 
 
 def _quiet_lightning_interrupt() -> None:

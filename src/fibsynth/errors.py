@@ -49,6 +49,13 @@ def register_flag_names(**mapping: str) -> None:
     _FLAGS.set({**_FLAGS.get(), **mapping})
 
 
+class InputNote(UserWarning):
+    """How fibsynth read an input it had to interpret (e.g. an ImageJ file whose slices are labelled channels).
+
+    Not an error: the command goes on. The CLI prints it as one line ``fibsynth: note: ...`` on stderr.
+    """
+
+
 class FibsynthError(Exception):
     """A mistake in the user's input: printed as one line by the CLI (exit status 2).
 

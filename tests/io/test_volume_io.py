@@ -156,9 +156,46 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
 
 def test_rgb_tiff_refused(tmp_path: Path) -> None:
     p = tmp_path / "rgb.tif"
-    tifffile.imwrite(p, np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 1] = 7  # real colour: the channels differ
+    tifffile.imwrite(p, rgb, photometric="rgb")
     with pytest.raises(FibsynthError, match="single-channel"):
         read_volume(p)
+
+
+def test_gray_saved_as_rgb_is_read_as_gray_with_a_note(tmp_path: Path) -> None:
+    from fibsynth.errors import InputNote
+
+    gray = np.random.default_rng(0).integers(0, 255, (4, 8, 9), dtype=np.uint8)
+    p = tmp_path / "rgb.tif"
+    tifffile.imwrite(p, np.repeat(gray[..., None], 3, -1), photometric="rgb")
+    with pytest.warns(InputNote, match="equal channels"):
+        vol = read_volume(p)
+    np.testing.assert_array_equal(np.asarray(vol.data), gray)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for k in range(4):
+        tifffile.imwrite(folder / f"s{k}.tif", np.repeat(gray[k, ..., None], 3, -1), photometric="rgb")
+    with pytest.warns(InputNote):
+        np.testing.assert_array_equal(np.asarray(read_volume(folder).data), gray)
+
+
+def test_imagej_stack_labelled_channels_is_read_as_slices(tmp_path: Path) -> None:
+    """tifffile.imwrite(..., imagej=True) of a 3-D array labels its axis channels; Fiji files say slices."""
+    from fibsynth.errors import InputNote
+
+    data = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    p = tmp_path / "ij.tif"
+    tifffile.imwrite(p, data, imagej=True, resolution=(1 / 0.004, 1 / 0.004),
+                     metadata={"spacing": 0.008, "unit": "micron"})
+    with pytest.warns(InputNote, match="5 slices"):
+        vol = read_volume(p)
+    np.testing.assert_array_equal(np.asarray(vol.data), data)
+    assert (vol.meta.voxel_size_nm.x, vol.meta.voxel_size_nm.z) == pytest.approx((4.0, 8.0))
+    two = tmp_path / "two.tif"  # channels beside slices: a real multi-channel file, refused
+    tifffile.imwrite(two, np.zeros((3, 2, 6, 7), np.uint16), imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(FibsynthError, match="2 channels"):
+        read_volume(two)
 
 
 def test_failed_write_leaves_previous_file_intact(tmp_path: Path, monkeypatch) -> None:

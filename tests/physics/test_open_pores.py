@@ -237,19 +237,29 @@ def test_through_hole_over_vacuum_is_dark_and_repeat_terminates():
         assert r["all"].sum() > 0
 
 
-def test_torch_backend_refuses_vacuum():
-    from fibsynth.physics.montecarlo.stack import simulate_stack
+def test_torch_backend_takes_open_pores_but_not_secondary_electrons():
+    """The torch backend transports vacuum (BSE; tests/physics/test_torch_open_pores.py checks it against the
+    kernel); an SE detector stays on the numba backend: refused in one line naming the backend."""
+    pytest.importorskip("torch")
     from fibsynth.config import VoxelSize
+    from fibsynth.physics.montecarlo.detectors import SignalDetector
+    from fibsynth.physics.montecarlo.stack import simulate_stack
 
+    vol = np.ones((2, 2, 2), np.uint8)
+    vol[:, 0] = 0
+    res = simulate_stack(vol, VoxelSize.coerce((4, 4, 4)), _settings(50, backing="solid"), backend="torch",
+                         device="cpu", progress=False)
+    img = res["eta"]
+    assert img.shape == (2, 2, 2) and float(img[:, 1].mean()) > 0.3
+    se = _settings(1).model_copy(update={"signal": SignalDetector(kind="inlens")})
     with pytest.raises(FibsynthError) as exc:
-        simulate_stack(np.ones((2, 2, 2), np.uint8), VoxelSize.coerce((4, 4, 4)), _settings(1), backend="torch",
-                       progress=False)
-    assert exc.value.param == "backend"
+        simulate_stack(vol, VoxelSize.coerce((4, 4, 4)), se, backend="torch", progress=False)
+    assert exc.value.param == "backend" and "\n" not in str(exc.value)
 
 
 def test_mc_stack_cli_open_pores(tmp_path, capsys):
     """``fibsynth mc stack --pore vacuum``: accepted, the metadata names vacuum as phase 0; the torch backend
-    refuses it in one line (exit 2) before any work."""
+    takes it too, but refuses an SE detector in one line (exit 2) before any work."""
     from fibsynth.cli import main
     from fibsynth.config import VoxelSize
     from fibsynth.io import VolumeMeta, read_volume, write_volume
@@ -269,7 +279,7 @@ def test_mc_stack_cli_open_pores(tmp_path, capsys):
     assert v.data.shape == (3, 4, 4) and float(v.data[:, :2].mean()) > float(v.data[:, 2:].mean())
     bad = tmp_path / "bad.tif"
     assert main(["mc", "stack", str(src), str(bad), "--energy-kev", "2", "--electrons-per-pixel", "20",
-                 "--workers", "1", "--pore", "vacuum", "--backend", "torch"]) == 2
+                 "--workers", "1", "--pore", "vacuum", "--backend", "torch", "--detector", "inlens"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--backend" in err and not bad.exists()
 

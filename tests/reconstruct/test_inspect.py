@@ -80,3 +80,55 @@ def test_read_stack_errors_are_one_line(tmp_path):
         apply_corrections(img.astype(np.float32), ("sharpen",))
     data, vox, energy, desc = read_stack(tmp_path / "img.tif", voxel_nm=5, slice_nm=10, energy_kev=3)
     assert data.dtype == np.float32 and vox.zyx() == (10.0, 5.0, 5.0) and energy == 3
+
+
+def _aligned_with_fill(rng, shape=(9, 40, 50), shifts=((0, 0), (2, -3), (4, 1), (-1, 5), (3, 3), (0, 0), (1, -2),
+                                                          (2, 2), (0, 4)), fill=0):
+    """Slices moved by integer shifts with the uncovered pixels set to ``fill``: what an aligned stack looks like."""
+    a = rng.integers(1, 250, shape).astype(np.uint8)
+    out = np.full_like(a, fill)
+    ny, nx = shape[1:]
+    for k, (dy, dx) in enumerate(shifts):
+        out[k, max(dy, 0):ny + min(dy, 0), max(dx, 0):nx + min(dx, 0)] = \
+            a[k, max(-dy, 0):ny + min(-dy, 0), max(-dx, 0):nx + min(-dx, 0)]
+    return a, out
+
+
+def test_fill_borders_finds_the_alignment_fill_and_nothing_else():
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX, crop_fill, fill_borders
+
+    rng = np.random.default_rng(0)
+    clean, aligned = _aligned_with_fill(rng)
+    assert fill_borders(clean) is None  # no fill: nothing left out
+    blank = np.concatenate([np.zeros((1, 40, 50), np.uint8), aligned, np.full((2, 40, 50), 255, np.uint8)])
+    rec = fill_borders(blank, block=4)  # several blocks along z
+    m = FILL_MARGIN_PX
+    assert rec["box"] == [[1, 10], [4 + m, 40 - 1 - m], [5 + m, 50 - 3 - m]]  # largest shifts: 4 down, 1 up, ...
+    assert rec["removed"]["slices_at_start"] == 1 and rec["removed"]["slices_at_end"] == 2
+    assert rec["fill_values"] == [0.0, 255.0] and rec["blank_slices"] == []
+    view, rec2 = crop_fill(blank)
+    assert rec2["input_shape"] == [12, 40, 50]
+    assert view.shape == (9, 40 - 5 - 2 * m, 50 - 8 - 2 * m) and view.min() > 0  # no fill pixel left
+    # a dark pore touching the edge is not a fill: only whole rows/columns of one value are
+    pores = clean.copy()
+    pores[:, :6, :20] = 0
+    assert fill_borders(pores) is None
+    narrow = np.zeros_like(clean)
+    narrow[:, 10:20] = clean[:, 10:20]
+    with pytest.raises(FibsynthError, match=f"only 9 slices of {8 - 2 * m + 2}x50 pixels"):
+        crop_fill(narrow)
+    with pytest.raises(FibsynthError, match="every slice is blank"):
+        crop_fill(np.zeros((4, 20, 20), np.uint8))
+
+
+def test_inspection_of_a_stack_with_fill_measures_the_image_only(tmp_path):
+    from fibsynth.reconstruct.inspect import crop_fill, inspect_to_npy
+
+    rng = np.random.default_rng(1)
+    _, aligned = _aligned_with_fill(rng)
+    view, fill = crop_fill(aligned)
+    for max_bytes in (10**9, 1):  # in memory, and block by block (the lazy path)
+        rec = inspect_to_npy(view, tmp_path / "real.npy", fill=fill, max_bytes=max_bytes, block=4)
+        stored = np.load(tmp_path / "real.npy")
+        assert stored.shape == view.shape and rec["min"] >= 1  # the fill's 0 is not in the histogram
+        assert rec["alignment_fill"]["box"] == fill["box"] and rec["input_shape"] == [9, 40, 50]

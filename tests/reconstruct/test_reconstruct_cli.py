@@ -205,3 +205,34 @@ def test_threads_refused_in_one_line(tiny, tmp_path, capsys, value):
     err = capsys.readouterr().err.strip()
     assert err.startswith("fibsynth: error:") and "\n" not in err and "--threads" in err, err
     assert not out.exists()
+
+
+def test_alignment_fill_is_left_out_and_the_outputs_carry_the_offset(tiny, tmp_path, capsys):
+    """An aligned stack's fill (constant edge rows/columns, a blank first slice) is not reconstructed: the outputs
+    cover the image region, carry its offset, and the summary and report say so."""
+    from fibsynth.io import VolumeMeta, write_volume
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX as m
+
+    stack = read_volume(tiny / "stack.tif")
+    truth = np.asarray(read_volume(tiny / "truth.tif").data)
+    img = np.asarray(stack.data)
+    padded = np.zeros((13, 45, 46), img.dtype)
+    padded[1:, 3:43, 4:44] = img
+    big_truth = np.zeros(padded.shape, np.uint8)
+    big_truth[1:, 3:43, 4:44] = truth
+    write_volume(tmp_path / "aligned.tif", padded, stack.meta)
+    write_volume(tmp_path / "truth.tif", big_truth, VolumeMeta(kind="label", voxel_size_nm=stack.meta.voxel_size_nm))
+    out = tmp_path / "out"
+    args = [a for a in TINY if a != "--quiet"]
+    assert main(["reconstruct", str(tmp_path / "aligned.tif"), str(out), "--truth", str(tmp_path / "truth.tif"),
+                 *args]) == 0
+    assert "alignment fill left out" in " ".join(capsys.readouterr().err.split())
+    seg = read_volume(out / "segmentation.tif")
+    off = (1, 3 + m, 4 + m)
+    assert seg.data.shape == (12, 40 - 2 * m, 40 - 2 * m) and tuple(seg.meta.offset_voxels) == off
+    s = json.loads((out / "summary.json").read_text())
+    assert s["region"]["offset_zyx"] == list(off) and s["inspection"]["min"] > 0
+    ev = s["evaluation"]
+    assert ev["ground truth"]["solid_fraction"] == pytest.approx(
+        truth[:, m:40 - m, m:40 - m].mean())  # the truth scored on the same region
+    assert "alignment fill (not microscope data)" in (out / "report.html").read_text()

@@ -382,8 +382,7 @@ def _read_tiff(path: Path, mmap: bool = False) -> tuple[np.ndarray, VolumeMeta]:
         with _quiet_tifffile(path), tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
-            if any(a in axes for a in "SC") and series.shape[axes.find("S") if "S" in axes else axes.find("C")] > 1:
-                raise FibsynthError(f"expected a single-channel stack, got axes {axes!r} shape {series.shape}", path)
+            _check_tiff_axes(axes, tuple(series.shape), path)
             data = None
             if mmap:
                 try:
@@ -406,11 +405,60 @@ def _read_tiff(path: Path, mmap: bool = False) -> tuple[np.ndarray, VolumeMeta]:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise FibsynthError(f"cannot read TIFF ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", path) from None
-    data = np.squeeze(data) if data.ndim > 3 else data
+    data = _as_gray_stack(data, axes, path)
     meta = _meta_from_info(ij.get("Info")) or VolumeMeta()
     if meta.voxel_size_nm is None:
         meta = meta.model_copy(update={"voxel_size_nm": _voxel_from_imagej(ij, xres, yres)})
     return data, meta
+
+
+def _check_tiff_axes(axes: str, shape: tuple[int, ...], path: Path) -> None:
+    """Refuse, before reading, what cannot be one gray-level stack: true multi-channel data (channels beside slices
+    or time points), colour samples other than 3 or 4. A colour (RGB) stack is checked for gray after reading."""
+    sizes = dict(zip(axes, shape))
+    if sizes.get("S", 1) > 1 and sizes["S"] not in (3, 4):
+        raise FibsynthError(f"expected a gray-level stack, got {sizes['S']} samples per pixel (axes {axes!r} shape "
+                            f"{shape}); save it as 8- or 16-bit grayscale (Fiji: Image > Type > 8-bit)", path)
+    if sizes.get("C", 1) > 1 and (sizes.get("S", 1) > 1 or any(sizes.get(a, 1) > 1 for a in "ZTQI")):
+        raise FibsynthError(f"expected a single-channel stack, got {sizes['C']} channels (axes {axes!r} shape "
+                            f"{shape}); keep one channel (Fiji: Image > Color > Split Channels) and save it alone",
+                            path)
+
+
+def _as_gray_stack(data: Any, axes: str, path: Path, note: bool = True) -> Any:
+    """One gray-level (z, y, x) stack from what a TIFF series holds, with a one-line note where it was interpreted.
+
+    * ImageJ files written without axis labels (e.g. ``tifffile.imwrite(..., imagej=True)`` of a 3-D array) call
+      their only stack axis "channels": with no other stack axis it is read as the slices.
+    * A colour (RGB/RGBA) stack whose three colour channels are equal (a gray image saved as colour) is read as that
+      gray image; one whose channels differ is refused (no silent colour-to-gray conversion).
+    """
+    import warnings
+
+    from fibsynth.errors import InputNote
+
+    sizes = dict(zip(axes, data.shape))
+    if sizes.get("S", 1) > 1:
+        s = axes.index("S")
+        first = np.take(data, 0, axis=s)
+        for c in (1, 2):
+            other = np.take(data, c, axis=s)
+            for k in range(first.shape[0] if first.ndim == 3 else 1):  # slice by slice: no whole-stack temporaries
+                a, b = (first[k], other[k]) if first.ndim == 3 else (first, other)
+                if not np.array_equal(a, b):
+                    raise FibsynthError(
+                        f"colour (RGB) stack whose channels differ (axes {axes!r}); fibsynth reads single-channel "
+                        f"gray-level stacks: convert it (Fiji: Image > Type > 8-bit) or export the detector's gray "
+                        f"image",
+                        path)
+        if note:
+            warnings.warn(f"{path.name}: colour (RGB) stack with equal channels, read as its gray image", InputNote,
+                          stacklevel=2)
+        data, axes = first, axes.replace("S", "")
+    if sizes.get("C", 1) > 1:
+        warnings.warn(f"{path.name}: the ImageJ file labels its {sizes['C']} images as channels; read as "
+                      f"{sizes['C']} slices (z)", InputNote, stacklevel=2)
+    return np.squeeze(data) if data.ndim > 3 else data
 
 
 def _voxel_from_imagej(ij: dict, xres: Any, yres: Any) -> VoxelSize | None:
@@ -557,6 +605,8 @@ def _read_folder(path: Path) -> tuple[np.ndarray, VolumeMeta]:
         except Exception as exc:
             raise FibsynthError(f"cannot read TIFF slice ({type(exc).__name__})", f) from None
         img = np.squeeze(img)
+        if img.ndim == 3 and img.shape[-1] in (3, 4):  # a colour slice: its gray image if the channels agree
+            img = _as_gray_stack(img, "YXS", f, note=first is None)
         if first is None:
             first = img
         if img.shape != first.shape or img.dtype != first.dtype:

@@ -80,6 +80,116 @@ def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: flo
     return img, VoxelSize.from_xy_z(xy, z), (None if energy is None else float(energy)), desc
 
 
+# ------------------------------------------------------------------------------------------ alignment fill
+
+#: rows/columns next to a detected fill that are also left out: an aligned slice was resampled, so the pixels next
+#: to its fill mix fill and image
+FILL_MARGIN_PX = 1
+
+
+def _leading(flags: np.ndarray) -> np.ndarray:
+    """Per row of ``flags`` (k, n): how many leading entries are True."""
+    f = np.asarray(flags, bool)
+    first_false = np.where(f.all(axis=1), f.shape[1], np.argmin(f, axis=1))
+    return first_false.astype(int)
+
+
+def fill_borders(stack: Any, *, block: int = 32) -> dict[str, Any] | None:
+    """The alignment fill of a stack and the largest box free of it, or None when there is none.
+
+    Aligning a FIB-SEM stack (Fiji's SIFT or StackReg alignment, Atlas, Dragonfly) moves each slice and fills what
+    moved in with one constant gray value (mostly 0), so whole rows and columns along the slices' edges hold that
+    value and nothing else; blank slices (one gray value) at the start or end of the stack are the same. Such
+    pixels are not microscope data: they would add a spike to the histogram, read as pore or solid, and pass for
+    structure. This finds, per slice, the edge rows and columns that hold one value only (equal to the slice's
+    corner) and the blank slices at either end, and returns the common box without them, ``FILL_MARGIN_PX`` further
+    in where fill was found (resampled neighbours of the fill). A real image row of one constant value (a fully
+    clipped row) is treated the same way: it is not data either.
+
+    Returns ``{"box": [[z0, z1], [y0, y1], [x0, x1]], "removed": {...}, "fill_values": [...], "blank_slices": [...]}``
+    (``blank_slices``: blank slices inside the box, which are kept and reported). Reads ``stack`` (array, memory map
+    or dask array) block by block along z."""
+    nz, ny, nx = (int(n) for n in stack.shape)
+    top = np.zeros(nz, int)
+    bottom = np.zeros(nz, int)
+    left = np.zeros(nz, int)
+    right = np.zeros(nz, int)
+    blank = np.zeros(nz, bool)
+    values: set[float] = set()
+    b = max(1, int(block))
+    for z0 in range(0, nz, b):
+        blk = np.asarray(stack[z0:z0 + b])
+        for j, img in enumerate(blk):
+            k = z0 + j
+            corners = (img[0, 0], img[0, -1], img[-1, 0], img[-1, -1])
+            rows = np.zeros(ny, bool)
+            cols = np.zeros(nx, bool)
+            for c in set(v.item() for v in corners):
+                eq = img == c
+                rows |= eq.all(axis=1)
+                cols |= eq.all(axis=0)
+            if rows.all():
+                blank[k] = True
+                values.add(float(img[0, 0]))
+                continue
+            top[k] = _leading(rows[None])[0]
+            bottom[k] = _leading(rows[None, ::-1])[0]
+            left[k] = _leading(cols[None])[0]
+            right[k] = _leading(cols[None, ::-1])[0]
+            for found, v in ((top[k], img[0, 0]), (left[k], img[0, 0]), (bottom[k], img[-1, 0]),
+                             (right[k], img[0, -1])):
+                if found:
+                    values.add(float(v))
+    live = np.flatnonzero(~blank)
+    if live.size == 0:
+        return {"box": None, "blank_slices": list(range(nz)), "fill_values": sorted(values)}
+    z0, z1 = int(live[0]), int(live[-1]) + 1
+
+    def edge(counts: np.ndarray) -> int:
+        m = int(counts[z0:z1][~blank[z0:z1]].max())
+        return m + FILL_MARGIN_PX if m else 0
+
+    y0, y1 = edge(top), ny - edge(bottom)
+    x0, x1 = edge(left), nx - edge(right)
+    if (z0, z1, y0, y1, x0, x1) == (0, nz, 0, ny, 0, nx):
+        return None
+    return {"box": [[z0, z1], [y0, y1], [x0, x1]],
+            "removed": {"slices_at_start": z0, "slices_at_end": nz - z1, "rows_top": y0, "rows_bottom": ny - y1,
+                        "columns_left": x0, "columns_right": nx - x1},
+            "fill_values": sorted(values),
+            "blank_slices": [int(k) for k in np.flatnonzero(blank[z0:z1]) + z0],
+            "margin_px": FILL_MARGIN_PX}
+
+
+def crop_fill(stack: Any, path: Any = None) -> tuple[Any, dict[str, Any] | None]:
+    """``stack`` without its alignment fill (:func:`fill_borders`; a view, nothing copied) and the record, or the
+    stack itself and None. One-line error when nothing usable is left."""
+    rec = fill_borders(stack)
+    if rec is None:
+        return stack, None
+    if rec["box"] is None:
+        raise FibsynthError("every slice is blank (one gray value): no image to reconstruct", path)
+    rec["input_shape"] = [int(n) for n in stack.shape]
+    (z0, z1), (y0, y1), (x0, x1) = rec["box"]
+    if z1 - z0 < 3 or min(y1 - y0, x1 - x0) < 16:
+        raise FibsynthError(
+            f"after leaving out the alignment fill (rows/columns of one gray value at the slice edges, blank slices) "
+            f"only {z1 - z0} slices of {y1 - y0}x{x1 - x0} pixels are left; need at least 3 of 16x16: crop the stack "
+            f"to its common image region", path)
+    return stack[z0:z1, y0:y1, x0:x1], rec
+
+
+def fill_line(rec: dict[str, Any], shape: tuple[int, ...]) -> str:
+    """The sentence that tells the user what was left out and where the reconstructed region lies."""
+    r = rec["removed"]
+    (z0, z1), (y0, y1), (x0, x1) = rec["box"]
+    parts = [f"{v} {k.replace('_', ' ')}" for k, v in r.items() if v]
+    vals = ", ".join(f"{v:g}" for v in rec["fill_values"]) or "-"
+    return (f"alignment fill left out ({'; '.join(parts)}; fill value {vals}, plus a {rec['margin_px']}-px margin): "
+            f"reconstructing the region z {z0}:{z1}, y {y0}:{y1}, x {x0}:{x1} of the {tuple(shape)} stack; the outputs "
+            f"cover that region and carry its offset (z, y, x) = ({z0}, {y0}, {x0})")
+
+
 # ------------------------------------------------------------------------------------------ inspection
 
 ESTIMATORS = ("fibsynth.microscope: noise_sigma (wavelet MAD), stripe_profile_power (row-pair covariance), "
@@ -154,7 +264,7 @@ def apply_corrections(img: np.ndarray, corrections: tuple[str, ...] | list[str],
 # ------------------------------------------------------------------------------------------ lazy inspection
 
 def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32, max_bytes: int = LAZY_BYTES,
-                   sample_slices: int = SAMPLE_SLICES) -> dict[str, Any]:
+                   sample_slices: int = SAMPLE_SLICES, fill: dict[str, Any] | None = None) -> dict[str, Any]:
     """Inspect ``stack`` (array, memory map or dask array) and write it, corrected if asked, as float32 to
     ``out_npy``; returns the inspection record (:func:`inspect_stack`'s keys).
 
@@ -164,13 +274,16 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
     memory-mapped ``out_npy``; the drift is registered pair by pair across the blocks (the same steps
     as :func:`~fibsynth.microscope.register_slices` over the whole stack), the minimum, maximum and clipped fraction
     are exact, and the histogram, percentiles, noise and stripe power come from ``sample_slices`` evenly spaced
-    slices (``"sampled_slices"`` in the record)."""
+    slices (``"sampled_slices"`` in the record). ``fill``: the record of :func:`crop_fill` when ``stack`` is the
+    cropped view it returned (stored in the record as ``alignment_fill``, with the ``input_shape``)."""
     from fibsynth.microscope import noise_sigma, register_slices
 
+    extra = {"alignment_fill": fill, "input_shape": list(fill["input_shape"])} if fill else {}
     shape = tuple(int(n) for n in stack.shape)
     if int(np.prod(shape)) * 4 <= max_bytes or corrections:
         img = np.asarray(stack, np.float32)
         rec = inspect_stack(img)
+        rec.update(extra)
         if corrections:
             img, crec = apply_corrections(img, corrections, rec["drift_shifts_px"])
             rec["corrections"] = crec
@@ -218,4 +331,5 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
         "drift_shifts_px": cum.tolist(),
         "sampled_slices": idx.tolist(),
         "estimators": ESTIMATORS,
+        **extra,
     }

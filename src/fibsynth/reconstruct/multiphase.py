@@ -365,7 +365,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     from fibsynth.reconstruct import generate as G
     from fibsynth.reconstruct.inspect import read_stack
     from fibsynth.reconstruct.workflow import (NOT_KEYED, WORK, _Console, _file_id, _save, _seg_settings, _Steps,
-                                               inspect_step, threads_line)
+                                               fill_region, inspect_step, threads_line)
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
@@ -405,6 +405,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
 
     # 1. inspect (the binary workflow's step: same key, shared cache) ----------------------------------------
     k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
+    truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     def do_estimate(d: Path) -> dict:
@@ -620,7 +621,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
               "estimate": {k: v["value"] for k, v in est["quantities"].items()}, "adaptation": method,
               "segmentation_plan": seg_plan}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (n-class U-Net)",
-                            materials=mats, seed=s.seed, energy_kev=energy, parameters=params)
+                            materials=mats, seed=s.seed, energy_kev=energy, parameters=params, offset_voxels=offset)
     write_volume(out / "segmentation.tif", seg, label_meta)
     write_volume(out / "confidence.tif", conf, label_meta.model_copy(update={
         "kind": "image", "generator": "fibsynth reconstruct: confidence (n P_max - 1) / (n - 1) (0 = undecided, 1 = certain)"}))
@@ -646,6 +647,8 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                     "report": "report.html"},
         "warnings": [],
     }
+    if fill_note:  # the outputs cover the region without the alignment fill
+        summary["region"] = {"offset_zyx": list(offset), "shape_zyx": list(seg.shape), "note": fill_note}
     if tr.get("best_val_mds") is not None and tr.get("val_multiotsu_mds") is not None and \
             tr["best_val_mds"] < tr["val_multiotsu_mds"]:
         summary["warnings"].append(f"the U-Net's validation MDS ({tr['best_val_mds']:.3f}) ended below multi-Otsu's "

@@ -223,6 +223,8 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                    ("clipped_fraction", "pixels at the minimum or maximum (clipped)")):
         itab[lab] = summary["inspection"].get(k)
     itab["estimators"] = summary["inspection"].get("estimators")
+    if summary.get("region"):
+        itab["alignment fill (not microscope data)"] = summary["region"]["note"]
     itab["corrections applied"] = ", ".join(summary["settings"]["correct"]) or "none (ask with --correct)"
     sections.append(Section("Your stack", f"Beam energy {summary['energy_kev']:g} keV ({summary['energy_source']}).",
                             tables=[("What was found", itab)], figures=[("Histogram and drift", figure_png(drift_figure(insp)))]))

@@ -174,6 +174,8 @@ def write_phases_report(path: Path, summary: dict, *, real, seg, conf, insp, gen
                    ("stripe_power", "curtain-stripe power (share of slice variance)"),
                    ("drift_px_per_slice", "mean drift between slices (px)")):
         itab[lab] = summary["inspection"].get(k)
+    if summary.get("region"):
+        itab["alignment fill (not microscope data)"] = summary["region"]["note"]
     itab["corrections applied"] = ", ".join(summary["settings"]["correct"]) or "none (ask with --correct)"
     sections.append(Section("Your stack", f"Beam energy {summary['energy_kev']:g} keV ({summary['energy_source']}).",
                             tables=[("What was found", itab)], figures=[("Histogram and drift", figure_png(drift_figure(insp)))]))

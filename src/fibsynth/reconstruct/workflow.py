@@ -168,17 +168,38 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
     apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
     (read-only: only what a later step touches is read) and the inspection record."""
-    from fibsynth.reconstruct.inspect import inspect_to_npy
+    from fibsynth.reconstruct.inspect import crop_fill, inspect_to_npy
+
+    cropped, fill = crop_fill(raw, real_path)  # alignment fill (constant edge rows/columns, blank end slices) left out
 
     def do_inspect(d: Path) -> dict:
-        rec = inspect_to_npy(raw, d / "real.npy", tuple(correct))
+        rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill)
         (d / "inspect.json").write_text(json.dumps(rec))
         return {"noise_relative": rec["noise_relative"]}
 
-    k_in, d_in, _ = steps("inspect", {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct),
-                                     "estimators": "fibsynth.microscope"},
-                          {}, do_inspect, "inspecting the real stack")
+    key = {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct), "estimators": "fibsynth.microscope"}
+    if fill is not None:  # keys of stacks without fill as before (their caches stay valid)
+        key["alignment_fill"] = fill["box"]
+    k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
     return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+
+
+def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
+                ) -> tuple[np.ndarray | None, tuple[int, int, int] | None, str | None]:
+    """After the inspect step: where the stack had alignment fill (:func:`fibsynth.reconstruct.inspect.fill_borders`),
+    the ground truth (benchmarks) cropped to the reconstructed region, that region's offset (z, y, x) for the
+    outputs' metadata, and the sentence for the console, summary and report; else ``(truth_arr, None, None)``."""
+    from fibsynth.reconstruct.inspect import fill_line
+
+    fill = insp.get("alignment_fill")
+    if not fill:
+        return truth_arr, None, None
+    (z0, z1), (y0, y1), (x0, x1) = fill["box"]
+    line = fill_line(fill, tuple(insp["input_shape"]))
+    console.print(f"[yellow]{line}[/]")
+    if truth_arr is not None:
+        truth_arr = np.ascontiguousarray(truth_arr[z0:z1, y0:y1, x0:x1])
+    return truth_arr, (z0, y0, x0), line
 
 
 def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str:
@@ -275,6 +296,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     # 1. inspect ---------------------------------------------------------------------------------------------
     k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
+    truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
     # SE of open pores: the fast images come from the paired SE translator where it applies, else the SE projection
@@ -589,7 +611,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     if se_use:
         params["se_translation"] = {k: se_use[k] for k in ("detector", "translation", "why", "used_for")}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
-                            materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params)
+                            materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params,
+                            offset_voxels=offset)
     write_volume(out / "segmentation.tif", seg, label_meta)
     write_volume(out / "probability.tif", prob.astype(np.float32),
                  label_meta.model_copy(update={"kind": "image", "generator": "fibsynth reconstruct: P(solid) per voxel"}))
@@ -623,6 +646,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     }
     if se_use:  # which SE imaging made the fast images, and why (BSE summaries: as before)
         summary["se_translation"] = se_use
+    if fill_note:  # the outputs cover the region without the alignment fill (summaries of other stacks: as before)
+        summary["region"] = {"offset_zyx": list(offset), "shape_zyx": list(seg.shape), "note": fill_note}
     tr_last = final["train"]["record"]
     summary["warnings"] = []
     if tr_last.get("best_val_mds") is not None and tr_last["best_val_mds"] < tr_last["val_otsu_mds"]:

@@ -53,7 +53,6 @@ from fibsynth.physics.montecarlo.kernel import NA_BINS, NE_BINS
 from fibsynth.physics.montecarlo.setup import (
     LATERAL_INFINITE_NM,
     BseResult,
-    check_vacuum_backend,
     layer_setup,
     slice_beam,
     slice_tables,
@@ -130,6 +129,11 @@ class TorchTables:
         self.acoef = torch.as_tensor(tabs.acoef.ravel(), **kw)
         el = getattr(tabs, "eloss", None)
         self.eloss = torch.as_tensor((np.zeros_like(tabs.acoef) if el is None else el).ravel() > 0, device=device)
+        # vacuum rows (open pores, a vacuum backing or substrate: ``nel == 0``, all-zero tables): crossed in straight
+        # flight by :func:`transport`; ``has_vacuum`` False keeps the matter-only code path (no extra operation)
+        vac = np.asarray(tabs.nel) == 0
+        self.has_vacuum = bool(vac.any())
+        self.vac = torch.as_tensor(vac, device=device)
         # tabulated angular distribution (the kernel's default sampling, and the only one for mott-pwa):
         # muq[m, j, a, k] odds-ratio rows on the angular energy grid, flattened per (m, j) row
         self.analytic = bool(getattr(tabs, "analytic", 0))
@@ -320,6 +324,12 @@ def transport(
     npix = g.ny * g.nx if n_per_pixel else 1
     u0 = (math.log(e0) - tt.ln_e0) * tt.inv_dln
     gen = generator
+    # open pores (vacuum materials in the tables): straight flight, the numba kernel's ``vacuum_flight`` one voxel
+    # crossing per iteration; ``vc`` counts an electron's crossings since it entered vacuum (the kernel's limit)
+    vac_on = tt.has_vacuum
+    vlim = 4 * (g.nx + g.ny + g.nz) + 64
+    keys = _STATE + (("vc",) if vac_on else ())
+    inf = float("inf")
 
     def launch(start: int, m: int) -> dict:
         eid = torch.arange(start, start + m, device=dev, dtype=torch.int64)
@@ -347,7 +357,11 @@ def transport(
         u = torch.full((m,), u0, device=dev, dtype=dtype)
         rf = torch.rand((m,), generator=gen, device=dev, dtype=dtype)
         s = -torch.log1p(-rf) / tt.interp(tt.lam, mat, u)
-        return {
+        extra = {}
+        if vac_on:  # the beam lands on an open pore: no collision before the next wall (lam_inv = 0 there)
+            s = torch.where(tt.vac[mat], inf, s)
+            extra["vc"] = torch.zeros((m,), device=dev, dtype=torch.int32)
+        return {**extra,
             "ix": ix, "iy": iy, "iz": iz,
             "px": (x - ix.double() * g.dx).to(dtype), "py": (y - iy.double() * g.dy).to(dtype),
             "pz": torch.zeros((m,), device=dev, dtype=dtype),
@@ -364,6 +378,9 @@ def transport(
     ha = torch.zeros(NA_BINS, **i64)
     n_abs = torch.zeros((), **i64)
     n_events = torch.zeros((), **i64)
+    n_trans = torch.zeros((), **i64)
+    n_lost = torch.zeros((), **i64)
+    n_vac = torch.zeros((), **i64)
     if diagnostics:
         e_last = torch.full((total,), e0 * (1 + 1e-6), device=dev, dtype=torch.float64)
         n_term = torch.zeros(total, **i64)
@@ -386,7 +403,7 @@ def transport(
                 m = min(free, total - launched)
                 new = launch(launched, m)
                 launched += m
-                st = {k: torch.cat([st[k], new[k]]) for k in _STATE}
+                st = {k: torch.cat([st[k], new[k]]) for k in keys}
                 n_live += m
             if n_live == 0:
                 break
@@ -421,6 +438,14 @@ def transport(
         r = tt.interp(tt.rng, mat, u) - step
         dead = r <= tt.rcut[mat]
         un = torch.minimum(tt.invert_range(mat, r), u)  # min(): rounding must never raise the energy
+        if vac_on:
+            # in vacuum: no energy loss, no cut-off (the vacuum row's range is 0: r, un are meaningless there);
+            # every plane out of reach (parallel to the face): lost, as in the kernel's vacuum_flight
+            inv = tt.vac[mat]
+            dead = dead & ~inv
+            un = torch.where(inv, u, un)
+            par = inv & ~(dmin < 0.5 * _BIG)
+            n_vac += (alive & inv).sum()
         # electrons terminated earlier (awaiting compaction) may carry NaNs: park them at E0 (never tallied)
         un = torch.where(alive, un, u_park)
         e = torch.exp(tt.ln_e0 + un / tt.inv_dln)
@@ -450,12 +475,33 @@ def transport(
         absorbed = alive & dead
         esc = alive & ~dead & bzz & (iz < g.kface)
         n_abs += absorbed.sum()
+        newmat = g.lookup(iz, iy, ix)
+        if vac_on:
+            # the numba kernel's vacuum exits other than the face: flying down into a vacuum backing
+            # (``transmitted``), or parallel to the face / more than ``vlim`` crossings along a channel open
+            # through the periodic tiling (``lost``)
+            esc = esc & ~par
+            newvac = tt.vac[newmat]
+            vc = st["vc"]
+            vc = torch.where(bound & inv, vc + 1, torch.where(bound & newvac, torch.zeros_like(vc), vc))
+            live = alive & ~dead & ~esc
+            if g.repeat_last:
+                gone = torch.zeros_like(live)
+            else:
+                gone = live & bound & newvac & (iz >= g.nz) & (uz > 0)
+            lost = live & ~gone & (par | (bound & inv & newvac & (vc >= vlim)))
+            n_trans += gone.sum()
+            n_lost += lost.sum()
+            st["vc"] = vc
+            ended = absorbed | esc | gone | lost
+        else:
+            ended = absorbed | esc
         if diagnostics:
             live = alive & ~dead
             eid = st["eid"]
             n_increase += (live & (e.double() > e_last[eid])).sum()
             e_last[eid[live]] = e[live].double()
-            n_term.index_add_(0, eid[absorbed | esc], torch.ones_like(eid[absorbed | esc]))
+            n_term.index_add_(0, eid[ended], torch.ones_like(eid[ended]))
         # tallies of the escaped electrons without a host-device synchronisation: boolean-mask indexing
         # (``e[esc]``) and ``bincount`` (it reads the largest index back to size its output) each wait for the
         # device; ``_count`` bins every electron's value with the others pushed out of ``histc``'s range
@@ -468,6 +514,8 @@ def transport(
         ang = torch.rad2deg(torch.arccos((-uz).clamp(-1.0, 1.0)))
         _count(ha, ang.long().clamp(0, NA_BINS - 1), esc)
         alive = alive & ~dead & ~esc
+        if vac_on:
+            alive = alive & ~gone & ~lost
 
         # collision: element, polar angle, azimuth, rotation (computed for all, kept where collide)
         rr = torch.rand((5, n), generator=gen, device=dev, dtype=dtype)
@@ -482,12 +530,13 @@ def transport(
         uy = torch.where(collide, nuy, uy)
         uz = torch.where(collide, nuz, uz)
 
-        # boundary into another material: the rest of the flight is resampled there
-        newmat = g.lookup(iz, iy, ix)
+        # boundary into another material: the rest of the flight is resampled there (in vacuum: none)
         changed = bound & (newmat != mat)
         mat = torch.where(changed, newmat, mat)
         lam_inv = tt.interp(tt.lam, mat, un)
         s = torch.where(collide | changed, -torch.log1p(-rr[4]) / lam_inv, s - dmin)
+        if vac_on:
+            s = torch.where(tt.vac[mat], inf, s)
 
         st.update(ix=ix, iy=iy, iz=iz, px=px, py=py, pz=pz, ux=ux, uy=uy, uz=uz, u=un, s=s, mat=mat)
 
@@ -498,10 +547,14 @@ def transport(
         "energy_hist": he.cpu().numpy(),
         "angle_hist": ha.cpu().numpy(),
         "absorbed": int(n_abs),
-        "transmitted": 0,  # no geometry here has an exit other than the face: the backing is semi-infinite
+        # down into a vacuum backing / substrate (0 without vacuum: the backing is then semi-infinite matter)
+        "transmitted": int(n_trans),
         "events": int(n_events),
         "iterations": it,
     }
+    if vac_on:
+        out["lost"] = int(n_lost)  # parallel to the face, or endless channels (the kernel's limit)
+        out["vacuum_events"] = int(n_vac)  # iterations spent crossing vacuum voxels (part of ``events``)
     if diagnostics:
         out["energy_increases"] = int(n_increase)
         out["terminations_per_electron"] = n_term.cpu().numpy()
@@ -573,7 +626,6 @@ def run_layers_torch(
 
     su = layer_setup(layers, substrate, energy_kev, electrons, seed=seed, physics=physics, detector=detector,
                      incidence_deg=incidence_deg)
-    check_vacuum_backend(su.materials, "torch")
     dev = pick_device(device)
     dt = _dtype(dtype)
     batch = int(batch or default_batch(dev))
@@ -603,6 +655,9 @@ def run_layers_torch(
         "events": res["events"],
         "iterations": res["iterations"],
     }
+    for key in ("lost", "vacuum_events"):  # geometries with vacuum (a free-standing film, vacuum layers)
+        if key in res:
+            params[key] = res[key]
     if diagnostics:
         params["energy_increases"] = res["energy_increases"]
         params["terminations_per_electron"] = res["terminations_per_electron"]
@@ -651,8 +706,10 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
     dev = pick_device(device)
     dt = _dtype(dtype)
     batch = int(batch or default_batch(dev))
+    if getattr(settings, "signal", None) is not None:
+        raise FibsynthError(f"the {settings.signal.kind} detector (secondary electrons) runs on the numba backend "
+                            "only", param="backend")
     mats, backing, repeat = stack_materials(settings)
-    check_vacuum_backend(mats, "torch")
     if int(np.prod(vol.shape)) and int(vol.max()) >= len(mats):
         raise FibsynthError(f"material index {int(vol.max())} in the volume, but only {len(mats)} materials",
                             param="structure")
@@ -684,6 +741,9 @@ def simulate_slice_torch(vol, voxel_zyx: tuple[float, float, float], k: int, set
         "seconds": seconds,
         "device": str(dev),
     }
+    for key in ("lost", "vacuum_events"):  # open pores / a vacuum backing
+        if key in res:
+            out[key] = res[key]
     if diagnostics:
         out["energy_increases"] = res["energy_increases"]
         out["terminations_per_electron"] = res["terminations_per_electron"]

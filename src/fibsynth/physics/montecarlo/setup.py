@@ -225,13 +225,6 @@ def has_vacuum(mats: list[Material]) -> bool:
     return any(m.is_vacuum for m in mats)
 
 
-def check_vacuum_backend(mats: list[Material], backend: str) -> None:
-    """Vacuum is transported by the numba kernel only; the torch backend refuses it (one line)."""
-    if backend != "numba" and has_vacuum(mats):
-        raise FibsynthError("vacuum (open pores, vacuum backing or substrate) runs on the numba backend only",
-                            param="backend")
-
-
 def slice_tables(settings: StackSettings, mats: list):
     """Transport tables for the stack's materials ``mats`` (from :func:`stack_materials`) with its physics."""
     return build_physics_tables(mats, settings.physics)

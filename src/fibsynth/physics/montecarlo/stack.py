@@ -47,7 +47,6 @@ from fibsynth.physics.montecarlo.settings import FWHM_TO_SIGMA, StackSettings  #
 from fibsynth.physics.montecarlo.setup import (
     check_backend,
     check_labels,
-    check_vacuum_backend,
     slice_beam,
     slice_tables,
     stack_materials,
@@ -367,7 +366,7 @@ def simulate_stack(
     k0, k1 = slices if slices is not None else (0, nz)
     if not (0 <= k0 < k1 <= nz):
         raise FibsynthError(f"need 0 <= K0 < K1 <= {nz} (got {k0}:{k1})", param="slices")
-    check_vacuum_backend(stack_materials(settings)[0], backend)  # validate material strings early
+    stack_materials(settings)  # validate material strings early (vacuum runs on both backends: BSE)
     if settings.signal is not None:
         if backend == "torch":
             raise FibsynthError(f"the {settings.signal.kind} detector (secondary electrons) runs on the numba "
