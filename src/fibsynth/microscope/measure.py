@@ -772,8 +772,6 @@ def _struck_t_mixture(k: np.ndarray, noise: np.ndarray, f0: float, s0: float, nu
     lines' slopes are heavy-tailed (excess kurtosis 1.5-6 on the benchmark's full microscope: a few lines cross
     much more blurred edge or mask error than the rest); a Gaussian mixture explains that tail by a small struck
     fraction far out, which at weak charging made the fraction read 30-60 % low (docs/microscope.md)."""
-    from scipy import optimize
-
     f = float(np.clip(f0, 0.02, 0.9))
     s = float(s0) if s0 > 0 else float(np.percentile(k, 85) - np.median(k))
     s = max(s, 1e-6 * (float(np.std(k)) + 1e-12))
@@ -901,8 +899,8 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTH
     likelihood, each fitted from three starts; ``inf``: the Gaussian mixture used before): the unstruck lines'
     slopes are heavy-tailed (a few lines cross much more blurred edge or mask error than the rest), and a
     Gaussian mixture explained that tail by a small struck fraction far out, so that weak charging read 30-60 %
-    low (strength 0.05-0.06 on the benchmark's full microscope; docs/microscope.md). The slopes are first divided by the phase
-    contrast of their slice and row (shading, beam-current drift), so that a struck line's ``s`` is the same
+    low (strength 0.05-0.06 on the benchmark's full microscope; docs/microscope.md). The slopes are first
+    divided by the phase contrast of their slice and row (shading, beam-current drift), so that a struck line's ``s`` is the same
     everywhere. Its location ``mu0`` is free: the mean over lines of the structure's slope asymmetry between
     ``c_f`` and ``c_r`` is not zero for one stack (neighbouring lines cross the same features) and was, through
     the difference of the means and variances of ``k_f`` and ``k_r`` that this estimator used before (kept as
@@ -995,6 +993,7 @@ def charging_streaks(stack: Any, *, lengths: tuple[float, ...] = CHARGING_LENGTH
         out.update(strength=0.0, line_fraction=0.0)
         return out
     sd = float(np.sqrt(mix["tau2"] + np.median(noise)))
+    # structure_slope_sd: the structure's sd (Gaussian) or scale (t mixture) of the lines' slopes
     out.update(strength=mix["s"], line_fraction=mix["f"], structure_slope_sd=float(np.sqrt(mix["tau2"])),
                separation=float(mix["s"] / sd), mixture_iterations=mix["iterations"],
                mixture_nu=float(mix.get("nu", np.inf)),
