@@ -131,6 +131,34 @@ def speed(n=512, energies=(1.0, 2.0, 4.0), repeats=3, spreads=(0.5, 0.0)) -> dic
     return res
 
 
+def record_in_shipped(res: dict) -> None:
+    """Store the measured fidelity ``res`` (of ``fastpath_eval.evaluate``; also as read back from --targets-json) in
+    the shipped paired translator's JSON: per row and measure mean, sd, n (band measures: their means and sds), and
+    every target as a paired 95 % interval; candidate rows are left out. The file is replaced atomically."""
+    from fibsynth.fastsim.translator import DEFAULT_CONFIG
+
+    def compact(v):
+        if "bands_mean" in v:
+            return {"bands_mean": v["bands_mean"], "bands_sd": v["bands_sd"],
+                    "max_abs_dev": {k: v["max_abs_dev"][k] for k in ("mean", "sd", "n")}}
+        return {"mean": v["mean"], "sd": v["sd"], "n": v["n"]}
+
+    def shipped(rows):
+        return {name: r for name, r in rows.items() if not name.startswith("candidate ")}
+
+    cfg = json.loads(DEFAULT_CONFIG.read_text())
+    cfg["measured"] = {"by": "benchmarks/bench_fastsim.py --targets --record-in-shipped",
+                       "test": res["test"],
+                       "energies": {str(float(e)): {name: {k: compact(v) for k, v in r.items()}
+                                                    for name, r in shipped(rows).items()}
+                                    for e, rows in res["energies"].items()},
+                       # every target as a paired 95 % t-interval over the structures (shipped rows only)
+                       "targets": {str(float(e)): shipped(rows) for e, rows in res.get("targets", {}).items()}}
+    tmp = DEFAULT_CONFIG.with_name(DEFAULT_CONFIG.name + ".tmp")
+    tmp.write_text(json.dumps(cfg, indent=1, default=float))
+    tmp.replace(DEFAULT_CONFIG)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--energies", default="1,2,4")
@@ -164,22 +192,13 @@ def main() -> None:
         cands = dict(c.split("=", 1) for c in a.candidate)
         res = fastpath_eval.evaluate(energies=energies, candidates=cands)
         fastpath_eval.print_table(res)
+        fastpath_eval.print_intervals(res)
         if a.stack_time:
             res["stack_time"] = fastpath_eval.stack_time(a.stack_time, energies)
         if a.targets_json:
             Path(a.targets_json).write_text(json.dumps(res, indent=1, default=float))
         if a.record_in_shipped:  # the shipped translator's JSON carries its measured fidelity
-            from fibsynth.fastsim.translator import DEFAULT_CONFIG
-
-            cfg = json.loads(DEFAULT_CONFIG.read_text())
-            cfg["measured"] = {"by": "benchmarks/bench_fastsim.py --targets --record-in-shipped",
-                               "test": res["test"],
-                               "energies": {str(e): {name: {k: (v if "bands_mean" in v else
-                                                                {"mean": v["mean"], "sd": v["sd"], "n": v["n"]})
-                                                            for k, v in r.items()}
-                                                     for name, r in rows.items()}
-                                            for e, rows in res["energies"].items()}}
-            DEFAULT_CONFIG.write_text(json.dumps(cfg, indent=1, default=float))
+            record_in_shipped(res)
         return
     report: dict = {}
     if not a.no_fidelity:

@@ -100,6 +100,7 @@ def main() -> None:
         res = fastpath_eval.evaluate(energies=tuple(float(e) for e in args.energies.split(",")),
                                      translators=("paired", "gan"))
         fastpath_eval.print_table(res)
+        fastpath_eval.print_intervals(res)
         return
     import torch
 

@@ -397,6 +397,9 @@ def se_timing(r: Runner, per_pixel: int, repeats: int, e: float, scales: str | N
     for w, which in (("f", "former"), ("c", "current")):
         for name in list(cases)[1:]:
             print(f"{which}: time {name} / bse {q([b / s for s, b in zip(res[(w, name)], res[(w, 'bse')])])}")
+        for name in ("se_open", "inlens_open"):  # issue 17's target: open-pore SE stack <= 1.5x the gold/epoxy one
+            print(f"{which}: time {name} / se_epoxy "
+                  f"{q([e / s for s, e in zip(res[(w, name)], res[(w, 'se_epoxy')])])}")
     print("load average", " ".join(f"{v:.1f}" for v in os.getloadavg()))
 
 

@@ -13,8 +13,13 @@ CACHE = Path("/tmp/fastpath/mc")
 ELECTRONS = 100
 SLICES = 4
 SIZE = 64
-#: held-out test structures (never used for training or for choosing anything): the benchmark's parameters
-TEST_SEEDS = (201, 202, 203)
+#: held-out test structures (never used for training or for choosing anything): the benchmark's parameters.
+#: 201-203 since issue 15's first round; 204-210 and 214-230 added in the fast10 round (same generator and
+#: settings) so that the histogram distance's gap to the Monte Carlo can be resolved. 211-213 are skipped: they are
+#: the SE translator's test structures (experiments/se_fastpath_sets.py); 101-106 train the translator, 301-303 and
+#: 401-403 belong to benchmarks/bench_fastpath_unet.py.
+FIRST_TEST_SEEDS = (201, 202, 203)
+TEST_SEEDS = FIRST_TEST_SEEDS + (204, 205, 206, 207, 208, 209, 210) + tuple(range(214, 231))
 TEST_ENERGIES = (1.0, 2.0, 4.0)
 #: two Monte Carlo realisations of every test slice (the MC-vs-MC ceiling)
 TEST_MC_SEEDS = (1000, 2000)
@@ -54,10 +59,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--part", choices=("test", "train", "all"), default="all")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="with --part test: only these test structures (default: all of TEST_SEEDS)")
     a = ap.parse_args()
     if a.part in ("test", "all"):
         for e in sorted(TEST_ENERGIES, reverse=True):
-            for s in TEST_SEEDS:
+            for s in a.seeds or TEST_SEEDS:
                 for r in (0, 1):
                     m = test_mc(s, e, r, a.cache)
                     print(f"test seed {s} E {e} realisation {r}: {m['seconds']:.1f} s", flush=True)

@@ -12,6 +12,7 @@ and mirror in x (the beam is tilted in y-z). One torch thread, seeded: reproduci
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import shutil
 import sys
@@ -24,22 +25,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fastpath_sets as sets  # noqa: E402
 
 
-def load_pairs(seeds_params, energies, cache):
+def load_pairs(seeds_params, energies, cache, bins_nm=None):
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
-    from fibsynth.fastsim.translator import features
+    from fibsynth.fastsim.translator import DEPTH_BINS_NM, features
+
+    bins_nm = DEPTH_BINS_NM if bins_nm is None else bins_nm
 
     xs, ys = [], []
     for seed, sf, lig in seeds_params:
         s = sets.train_structure(seed, sf, lig)
         for e in energies:
             m = sets.train_mc(seed, sf, lig, e, cache)
-            x = features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))
+            x = features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
+                         bins_nm=bins_nm)
             xs.append(x)
             ys.append(m["eta"])
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_unet_test_pairs(energies=(1.0, 2.0, 4.0)):
+def load_unet_test_pairs(energies=(1.0, 2.0, 4.0), bins_nm=None):
     """Extra pairs: the U-Net benchmark's held-out Monte Carlo stacks (benchmarks/bench_fastpath_unet.py,
     structures 401-403, 12 slices, 1/2/4 keV, cached by its --generate run). The fast path never images these
     structures there (its fast-path U-Nets are trained on 301-303 and all models segment these MC stacks), so
@@ -47,19 +51,51 @@ def load_unet_test_pairs(energies=(1.0, 2.0, 4.0)):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench_fastpath_unet as U
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
-    from fibsynth.fastsim.translator import features
+    from fibsynth.fastsim.translator import DEPTH_BINS_NM, features
 
+    bins_nm = DEPTH_BINS_NM if bins_nm is None else bins_nm
     xs, ys = [], []
     for seed in U.TEST_SEEDS:
         s = U.structure(seed, U.TEST_SLICES)
         for e in energies:
             m = U.mc(seed, U.TEST_SLICES, e, run=False)
-            xs.append(features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, U.TEST_SLICES)))
+            xs.append(features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, U.TEST_SLICES),
+                               bins_nm=bins_nm))
             ys.append(m["eta"])
     return np.concatenate(xs), np.concatenate(ys), {"structures": list(U.TEST_SEEDS), "slices": U.TEST_SLICES,
                                                     "energies_kev": list(energies),
                                                     "monte_carlo": f"bench_fastpath_unet.py cache, MC seed 7000 + "
                                                                    f"structure seed, {U.ELECTRONS} e/px"}
+
+
+def bin_slices(bins_nm, dz=5.0):
+    """Slice index ranges [j0, j1) of each depth bin, by the rule of projection.sheared_depth_fractions."""
+    out = []
+    for lo, hi in zip(bins_nm[:-1], bins_nm[1:]):
+        j0, j1 = (max(0, int(math.ceil(v / dz - 0.5 - 1e-9))) for v in (lo, hi))
+        if j1 <= j0:
+            j0 = int(max(0, math.floor(0.5 * (lo + hi) / dz)))
+            j1 = j0 + 1
+        out.append((j0, j1))
+    return out
+
+
+def expand_depth_bins(old_weight, old_bins, new_bins, n_proj=1):
+    """Input-convolution weights (out, C_old, 3, 3) for finer depth bins that give the same function: every old
+    bin must be a union of new bins (its fraction is then the slice-count-weighted mean of theirs), so the weight
+    of new bin i inside old bin b is old_weight[:, b] x (slices of i) / (slices of b)."""
+    old_r, new_r = bin_slices(old_bins), bin_slices(new_bins)
+    nb_new = len(new_r)
+    w = np.zeros((old_weight.shape[0], n_proj + nb_new + 1) + old_weight.shape[2:], np.float32)
+    w[:, :n_proj] = old_weight[:, :n_proj]
+    w[:, -1] = old_weight[:, -1]  # energy channel
+    for b, (j0, j1) in enumerate(old_r):
+        inside = [i for i, (k0, k1) in enumerate(new_r) if k0 >= j0 and k1 <= j1]
+        if sum(new_r[i][1] - new_r[i][0] for i in inside) != j1 - j0:
+            raise SystemExit(f"old depth bin {old_bins[b]}-{old_bins[b + 1]} nm is not a union of new bins")
+        for i in inside:
+            w[:, n_proj + i] = old_weight[:, n_proj + b] * (new_r[i][1] - new_r[i][0]) / (j1 - j0)
+    return w
 
 
 def fit(net, xtr, ytr, xmo, ymo, rng, *, epochs, patience, batch, lr, max_seconds, mean_weight=0.0):
@@ -136,6 +172,10 @@ def main():
     ap.add_argument("--add-dilation", type=int, default=0,
                     help="with --init: insert a zero-initialised residual layer of this dilation before the last one "
                          "(the network's function is unchanged at the start; a larger receptive field)")
+    ap.add_argument("--depth-bins", default=None,
+                    help="depth-bin edges in nm, comma separated (default translator.DEPTH_BINS_NM); with --init "
+                         "every old bin must be a union of new ones: the input layer is expanded so that training "
+                         "starts from the same function")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     a = ap.parse_args()
     import torch
@@ -147,11 +187,12 @@ def main():
     rng = np.random.default_rng(a.seed)
     train_sets, monitor_sets = sets.TRAIN[:-1], sets.TRAIN[-1:]
     t0 = time.perf_counter()
-    xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache)
-    xmo, ymo = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache)
+    bins = T.DEPTH_BINS_NM if a.depth_bins is None else tuple(float(v) for v in a.depth_bins.split(","))
+    xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache, bins)
+    xmo, ymo = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache, bins)
     extra = None
     if a.extra_unet_test:
-        xex, yex, extra = load_unet_test_pairs()
+        xex, yex, extra = load_unet_test_pairs(bins_nm=bins)
         xtr, ytr = np.concatenate([xtr, xex]), np.concatenate([ytr, yex])
     print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
     dil = tuple(int(d) for d in a.dilations.split(","))
@@ -162,8 +203,21 @@ def main():
         icfg = json.loads(a.init.with_suffix(".json").read_text())
         dil = tuple(int(d) for d in icfg["architecture"]["dilations"])
         a.width = int(icfg["architecture"]["width"])
+        old_bins = tuple(float(v) for v in icfg["features"]["depth_bins_nm"])
+        state = load_weights(a.init)
+        if old_bins != tuple(bins):  # finer depth bins: the same function to start from
+            w_old = state["inp.weight"].numpy()
+            state["inp.weight"] = torch.from_numpy(expand_depth_bins(w_old, old_bins, bins))
+            old_net = T._torch_net(int(icfg["architecture"]["in_channels"]), a.width, dil)
+            load_into(old_net, load_weights(a.init), a.init)
+            xold = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache)[0]
         net = T._torch_net(xtr.shape[1], a.width, dil)
-        load_into(net, load_weights(a.init), a.init)
+        load_into(net, state, a.init)
+        if old_bins != tuple(bins):
+            with torch.no_grad():
+                d = float((old_net(torch.from_numpy(xold)) - net(torch.from_numpy(xmo))).abs().max())
+            print(f"depth bins expanded {len(old_bins) - 1} -> {len(bins) - 1}: max |new - old| on the monitor "
+                  f"{d:.2e}", flush=True)
         history0 = [icfg["training"]] + list(icfg["training"].get("continued_from", []))
         history0[0] = {k: v for k, v in history0[0].items() if k != "continued_from"}
         if a.add_dilation:
@@ -208,13 +262,13 @@ def main():
         "settings": {"epochs_max": a.epochs, "max_seconds": a.max_seconds, "patience": a.patience, "batch": a.batch, "lr": a.lr,
                      "optimizer": "Adam, ReduceLROnPlateau x0.3 after 15", "loss": "MSE vs single MC images" + (
                          f" + {a.mean_weight:g} x squared error of each image's mean" if a.mean_weight else ""),
-                     "mean_weight": a.mean_weight, "add_dilation": a.add_dilation,
+                     "mean_weight": a.mean_weight, "add_dilation": a.add_dilation, "depth_bins_nm": list(bins),
                      "augmentation": "periodic shifts in y and x, mirror in x", "seed": a.seed, "threads": 1},
         "epochs_run": len(history), "best_epoch": best_epoch, "monitor_mse": best,
         "monitor_mse_noise_floor": floor, "seconds": secs, "parameters": params,
         "continued_from": history0,
     }
-    cfg = T.make_config(xtr.shape[1], a.width, dil, training)
+    cfg = T.make_config(xtr.shape[1], a.width, dil, training, bins_nm=bins)
     (a.out / "paired_translator.json").write_text(json.dumps(cfg, indent=1))
     (a.out / "history.json").write_text(json.dumps(history))
     print(json.dumps(training, indent=1))

@@ -187,3 +187,24 @@ def test_noise_variance_by_level_tells_binomial_from_overdispersed_noise():
     with pytest.raises(FibsynthError) as err:
         noise_variance_by_level(p[:1], r0, r1, n)
     assert err.value.param == "level"
+
+
+def test_t_interval_matches_the_textbook_and_covers_at_its_level():
+    from fibsynth.fastsim.fidelity import t_interval, verdict
+
+    ci = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    # mean 3, sd sqrt(2.5), t(0.975, 4) = 2.7764451: half-width 2.7764451 * sqrt(2.5 / 5)
+    assert ci["mean"] == pytest.approx(3.0) and ci["sd"] == pytest.approx(math.sqrt(2.5)) and ci["n"] == 5
+    assert ci["hi"] - 3.0 == pytest.approx(2.7764451 * math.sqrt(0.5), rel=1e-6)
+    assert 3.0 - ci["lo"] == pytest.approx(ci["hi"] - 3.0)
+    # coverage of the true mean by the 95 % interval of 6 normal draws (paired differences of 6 structures)
+    rng = np.random.default_rng(0)
+    hits = [(c := t_interval(rng.normal(0.4, 2.0, 6)))["lo"] <= 0.4 <= c["hi"] for _ in range(4000)]
+    assert 0.935 < np.mean(hits) < 0.965
+    assert math.isnan(t_interval([1.0])["lo"])
+    # verdicts: inside, outside, straddling a bound
+    assert verdict({"lo": -0.004, "hi": -0.001}, hi=0.0) == "met"
+    assert verdict({"lo": 0.0002, "hi": 0.0009}, hi=0.0) == "not met"
+    assert verdict({"lo": -0.0003, "hi": 0.0009}, hi=0.0) == "unresolved"
+    assert verdict({"lo": 0.931, "hi": 0.94}, lo=0.93) == "met"
+    assert verdict({"lo": -0.012, "hi": 0.002}, -0.01, 0.01) == "unresolved"

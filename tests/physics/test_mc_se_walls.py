@@ -54,6 +54,45 @@ def test_masked_wall_search_equals_the_full_search(backing, repeat):
     assert g == 1.0
 
 
+
+@pytest.mark.parametrize("backing,repeat", [(1, False), (0, True)])
+def test_two_point_wall_search_equals_two_searches(backing, repeat):
+    """``se_segment``'s search of a segment's middle and end (``kernel.wall_distance2``: one look-up and one pass
+    over the mask bits when both lie in one voxel) returns bit for bit what two ``wall_distance`` calls return:
+    pairs in one voxel, in neighbouring voxels, on voxel planes, below the masked layers; with the neighbour masks
+    and lazily filled view factors, with masks only, and without either (the full search)."""
+    vol = _porous(seed=4)
+    nel = np.array([0, 1], np.int64)
+    vox = (2.0, 1.5, 1.0)
+    k = 2
+    rng = np.random.default_rng(1)
+    b = rng.random((3000, 3)) * np.array([14.0 * 2.0, 12 * 1.5, 12 * 1.0]) + np.array([k * 2.0, 0.0, 0.0])
+    b[:300, 0] = np.round(b[:300, 0] / 2.0) * 2.0  # on voxel planes
+    b[300:500, 2] = np.round(b[300:500, 2])
+    step = rng.normal(size=(3000, 3)) * np.array([0.3, 0.3, 0.3])
+    step[2000:] *= 5.0  # mostly in another voxel
+    m = b - step
+    m[:, 1] %= 12 * 1.5  # inside the lateral range, as the transport keeps them
+    m[:, 2] %= 12 * 1.0
+    m[:, 0] = np.maximum(m[:, 0], k * 2.0)
+    cap = 5.0
+    n_same, n_wall = 0, 0
+    for mode in ("straight", "all", None):
+        if mode is None:
+            segv = None
+        else:
+            segv = se_walls(vol, k, nel, backing, repeat, mode)
+        for (zb, yb, xb), (zm, ym, xm) in zip(b, m):
+            two = kernel.wall_distance2(vol, nel, backing, repeat, xm, ym, zm, xb, yb, zb, *vox, k, cap, segv)
+            one = (kernel.wall_distance(vol, nel, backing, repeat, xm, ym, zm, *vox, k, cap, segv)
+                   + kernel.wall_distance(vol, nel, backing, repeat, xb, yb, zb, *vox, k, cap, segv))
+            assert two == one, (mode, zb, yb, xb, zm, ym, xm)
+            if mode == "straight":
+                n_wall += two[2] < cap
+                n_same += all(int(p / v) == int(q / v) for p, q, v in zip((zb, yb, xb), (zm, ym, xm), vox))
+    assert n_same > 1000 and n_wall > 1000
+
+
 def test_dominated_neighbours_are_dropped_but_the_nearest_kept():
     """A vacuum face neighbour hides the edge and corner neighbours on its side that the full search visits after
     it; one visited before it is kept (at equal distance, a point on a voxel plane, the full search keeps the

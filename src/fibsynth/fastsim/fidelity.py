@@ -152,6 +152,31 @@ def mean_sd(values) -> dict:
             "values": [float(x) for x in v]}
 
 
+def t_interval(values, level: float = 0.95) -> dict:
+    """Mean, sd, n, standard error and the two-sided Student-t confidence interval (``lo``, ``hi``) of the mean of
+    ``values`` (e.g. per-structure differences translator - Monte Carlo: a paired comparison). n < 2: no interval
+    (nan)."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray(list(values), np.float64)
+    n = int(v.size)
+    mean = float(v.mean()) if n else float("nan")
+    sd = float(v.std(ddof=1)) if n > 1 else float("nan")
+    se = sd / np.sqrt(n) if n > 1 else float("nan")
+    half = float(student_t.ppf(0.5 + level / 2, n - 1) * se) if n > 1 else float("nan")
+    return {"mean": mean, "sd": sd, "n": n, "se": float(se), "level": level, "lo": mean - half, "hi": mean + half}
+
+
+def verdict(ci: dict, lo: float = -np.inf, hi: float = np.inf) -> str:
+    """``met`` if the whole interval ``ci`` (from :func:`t_interval`) lies in [lo, hi], ``not met`` if it lies
+    wholly outside, ``unresolved`` if it straddles a bound."""
+    if lo <= ci["lo"] and ci["hi"] <= hi:
+        return "met"
+    if ci["hi"] < lo or ci["lo"] > hi:
+        return "not met"
+    return "unresolved"
+
+
 def fmt(ms: dict, digits: int = 3) -> str:
     return f"{ms['mean']:.{digits}f} +- {ms['sd']:.{digits}f}"
 

@@ -462,16 +462,17 @@ def load_paired(weights: str | Path | None = None, detector: str = "bse") -> Pai
     return _CACHE[key]
 
 
-def make_config(in_channels: int, width: int, dilations, training: dict[str, Any], signal: dict | None = None
-                ) -> dict:
+def make_config(in_channels: int, width: int, dilations, training: dict[str, Any], signal: dict | None = None,
+                bins_nm=DEPTH_BINS_NM) -> dict:
     """The .json beside a translator's weights; ``signal``: an SE translator's block (detector, the SE
-    projection's settings and flat-face yields, the noise law; see :func:`se_projection_channels`)."""
+    projection's settings and flat-face yields, the noise law; see :func:`se_projection_channels`); ``bins_nm``:
+    the depth bins of its features."""
     from fibsynth.fastsim.projection import THIN_SOLID_DEPTH
 
     cfg = {"format": FORMAT,
            "architecture": {"in_channels": int(in_channels), "width": int(width),
                             "dilations": [int(d) for d in dilations]},
-           "features": {"depth_bins_nm": list(DEPTH_BINS_NM), "solid_depth": THIN_SOLID_DEPTH,
+           "features": {"depth_bins_nm": [float(b) for b in bins_nm], "solid_depth": THIN_SOLID_DEPTH,
                         "projection": "group-normalised, default K and spread, solid_depth as given",
                         "energy": f"(E - {E_CENTRE}) / {E_SCALE}"},
            "training": training}

@@ -38,6 +38,7 @@ import math
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 
 NE_BINS = 100  # energy histogram: E / E0 in [0, 1]
 NA_BINS = 90  # exit polar angle to the face normal, 1-degree bins
@@ -696,90 +697,51 @@ def _undominated(bits):
 
 
 @_jit_se_inline
-def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv=None):
-    """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
-    neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
-    the nearest vacuum is closer than one voxel edge -- the distances that matter for SE escape when the escape
-    depth is below the voxel size. Returns (distance, g): g the view factor of that vacuum voxel (the share of SE
-    entering it that fly out of the pore), 1 when every SE that leaves a wall counts.
-
-    ``segv``: None (full neighbour search, g = 1) or the tuple (views, masks, dirs) of ``secondary.se_walls``:
-    ``masks`` = :func:`wall_masks` of this slice (a point whose voxel has none of its neighbours in vacuum costs
-    one look-up; otherwise only the neighbours that can be the nearest are measured; points outside the masked
-    layers take the full search: same result); ``views`` the pore view
-    factors (index z - kface, ``secondary.pore_view_factors``; no layers: g = 1; deeper than its layers: 0),
-    entries < 0 computed here on first use (:func:`pore_view` with the cosine-law directions ``dirs``; the value
-    is a function of the voxel only, so concurrent threads write the same number)."""
-    nz, ny, nx = vol.shape
+def _wall_cell(x, y, z, dz, dy, dx, kface, nz, ny, nx, masks):
+    """The voxel (iz, iy, ix) of the point and its layer li in ``masks`` (:func:`wall_masks`; -1: outside the
+    masked layers or the volume's lateral range, i.e. the full search)."""
     iz = int(z / dz)
     iy = int(y / dy)
     ix = int(x / dx)
-    best = dcap
-    bz = -1
-    by = 0
-    bx = 0
-    done = False
-    if segv is not None:
-        masks = segv[1]
-        li = iz - kface
-        if iz > nz + 1:
-            li = nz + 1 - kface
-        if li >= 0 and li < masks.shape[0] and iy >= 0 and iy < ny and ix >= 0 and ix < nx:
-            bits = masks[li, iy, ix]
-            if bits == 0:
-                return dcap, 1.0
-            # gaps to the neighbour boxes along each axis (below, same, above); the distance to a
-            # neighbour box is the root of the sum of its three gaps
-            xl = x - ix * dx
-            xh = (ix + 1) * dx - x
-            yl = y - iy * dy
-            yh = (iy + 1) * dy - y
-            zl = z - iz * dz
-            zh = (iz + 1) * dz - z
-            best2 = dcap * dcap
-            bb = -1
-            b = 0
-            while bits != 0:
-                if bits & 1:
-                    oz = b // 9
-                    oy = (b // 3) % 3
-                    ox = b % 3
-                    gz = max(zl, 0.0) if oz == 0 else (max(-zl, -zh, 0.0) if oz == 1 else max(zh, 0.0))
-                    gy = max(yl, 0.0) if oy == 0 else (max(-yl, -yh, 0.0) if oy == 1 else max(yh, 0.0))
-                    gx = max(xl, 0.0) if ox == 0 else (max(-xl, -xh, 0.0) if ox == 1 else max(xh, 0.0))
-                    d2 = gz * gz + gy * gy + gx * gx
-                    if d2 < best2:
-                        best2 = d2
-                        bb = b
-                bits >>= 1
-                b += 1
-            if bb >= 0:
-                best = math.sqrt(best2)
-                bz = iz + bb // 9 - 1
-                by = (iy + (bb // 3) % 3 - 1) % ny
-                bx = (ix + bb % 3 - 1) % nx
-            done = True
-    if not done:
-        for oz in range(-1, 2):
-            jz = iz + oz
-            if jz < kface:
-                continue
-            for oy in range(-1, 2):
-                jy = iy + oy
-                wy = jy % ny
-                for ox in range(-1, 2):
-                    if oz == 0 and oy == 0 and ox == 0:
-                        continue
-                    jx = ix + ox
-                    m = lookup(vol, jz, wy, jx % nx, backing, repeat_last)
-                    if nel[m] != 0:
-                        continue
-                    d = _box_distance(x, y, z, jz, jy, jx, dz, dy, dx)
-                    if d < best:
-                        best = d
-                        bz = jz
-                        by = wy
-                        bx = jx % nx
+    li = iz - kface
+    if iz > nz + 1:
+        li = nz + 1 - kface
+    if not (li >= 0 and li < masks.shape[0] and iy >= 0 and iy < ny and ix >= 0 and ix < nx):
+        li = -1
+    return iz, iy, ix, li
+
+
+@_jit_se_inline
+def _gaps(x, y, z, iz, iy, ix, dz, dy, dx):
+    """The gaps from the point to the neighbour boxes of its voxel along each axis: below (0), within (1) and
+    above (2) the point's own slab; the distance to a neighbour box is the root of the sum of its three squared
+    gaps."""
+    xl = x - ix * dx
+    xh = (ix + 1) * dx - x
+    yl = y - iy * dy
+    yh = (iy + 1) * dy - y
+    zl = z - iz * dz
+    zh = (iz + 1) * dz - z
+    return (max(zl, 0.0), max(-zl, -zh, 0.0), max(zh, 0.0), max(yl, 0.0), max(-yl, -yh, 0.0), max(yh, 0.0),
+            max(xl, 0.0), max(-xl, -xh, 0.0), max(xh, 0.0))
+
+
+@_jit_se_inline
+def _gap2(gp, b):
+    """Squared distance to neighbour box ``b`` (bit 9 (oz + 1) + 3 (oy + 1) + (ox + 1)) from the gaps ``gp``."""
+    oz = b // 9
+    oy = (b // 3) % 3
+    ox = b % 3
+    gz = gp[0] if oz == 0 else (gp[1] if oz == 1 else gp[2])
+    gy = gp[3] if oy == 0 else (gp[4] if oy == 1 else gp[5])
+    gx = gp[6] if ox == 0 else (gp[7] if ox == 1 else gp[8])
+    return gz * gz + gy * gy + gx * gx
+
+
+@_jit_se_inline
+def _wall_view(vol, nel, backing, repeat_last, kface, bz, by, bx, dz, dy, dx, segv):
+    """The view factor g of the vacuum voxel (bz, by, bx) that :func:`wall_distance` found (bz < 0: none; 1
+    without view layers, 0 deeper than them; entries < 0 computed here on first use)."""
     gbest = 1.0
     if segv is not None and bz >= 0:
         views = segv[0]
@@ -792,7 +754,132 @@ def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dc
                     views[rz, by, bx] = gbest
             else:
                 gbest = 0.0
-    return best, gbest
+    return gbest
+
+
+@_jit_se_inline
+def _wall_full(vol, nel, backing, repeat_last, x, y, z, iz, iy, ix, dz, dy, dx, kface, dcap):
+    """The full neighbour search of :func:`wall_distance`: (distance, bz, by, bx), bz = -1 when no vacuum
+    neighbour is nearer than ``dcap``."""
+    nz, ny, nx = vol.shape
+    best = dcap
+    bz = -1
+    by = 0
+    bx = 0
+    for oz in range(-1, 2):
+        jz = iz + oz
+        if jz < kface:
+            continue
+        for oy in range(-1, 2):
+            jy = iy + oy
+            wy = jy % ny
+            for ox in range(-1, 2):
+                if oz == 0 and oy == 0 and ox == 0:
+                    continue
+                jx = ix + ox
+                m = lookup(vol, jz, wy, jx % nx, backing, repeat_last)
+                if nel[m] != 0:
+                    continue
+                d = _box_distance(x, y, z, jz, jy, jx, dz, dy, dx)
+                if d < best:
+                    best = d
+                    bz = jz
+                    by = wy
+                    bx = jx % nx
+    return best, bz, by, bx
+
+
+@_jit_se_inline
+def wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv=None):
+    """Distance (nm, at most ``dcap``) from the point (x, y, z) to the nearest vacuum voxel among its 26
+    neighbours (open-pore walls; the milled half-space z < kface dz is the face's, not counted here). Exact when
+    the nearest vacuum is closer than one voxel edge -- the distances that matter for SE escape when the escape
+    depth is below the voxel size. Returns (distance, g): g the view factor of that vacuum voxel (the share of SE
+    entering it that fly out of the pore), 1 when every SE that leaves a wall counts.
+
+    ``segv``: None (full neighbour search, g = 1) or the tuple (views, masks, dirs) of ``secondary.se_walls``:
+    ``masks`` = :func:`wall_masks` of this slice (a point whose voxel has none of its neighbours in vacuum costs
+    one look-up; otherwise only the neighbours that can be the nearest are measured, the set bits visited by a
+    trailing-zero count; points outside the masked layers take the full search: same result); ``views`` the pore
+    view factors (index z - kface, ``secondary.pore_view_factors``; no layers: g = 1; deeper than its layers: 0),
+    entries < 0 computed here on first use (:func:`pore_view` with the cosine-law directions ``dirs``; the value
+    is a function of the voxel only, so concurrent threads write the same number)."""
+    nz, ny, nx = vol.shape
+    if segv is not None:
+        iz, iy, ix, li = _wall_cell(x, y, z, dz, dy, dx, kface, nz, ny, nx, segv[1])
+        if li >= 0:
+            bits = np.int64(segv[1][li, iy, ix])
+            if bits == 0:
+                return dcap, 1.0
+            gp = _gaps(x, y, z, iz, iy, ix, dz, dy, dx)
+            best2 = dcap * dcap
+            bb = -1
+            while bits != 0:
+                b = _trailing_zeros(bits)
+                bits &= bits - 1
+                d2 = _gap2(gp, b)
+                if d2 < best2:
+                    best2 = d2
+                    bb = b
+            if bb < 0:
+                return dcap, 1.0
+            return math.sqrt(best2), _wall_view(vol, nel, backing, repeat_last, kface, iz + bb // 9 - 1,
+                                                (iy + (bb // 3) % 3 - 1) % ny, (ix + bb % 3 - 1) % nx, dz, dy, dx,
+                                                segv)
+    else:
+        iz = int(z / dz)
+        iy = int(y / dy)
+        ix = int(x / dx)
+    best, bz, by, bx = _wall_full(vol, nel, backing, repeat_last, x, y, z, iz, iy, ix, dz, dy, dx, kface, dcap)
+    return best, _wall_view(vol, nel, backing, repeat_last, kface, bz, by, bx, dz, dy, dx, segv)
+
+
+@_jit_se_inline
+def wall_distance2(vol, nel, backing, repeat_last, xm, ym, zm, x, y, z, dz, dy, dx, kface, dcap, segv):
+    """:func:`wall_distance` of two points, (wm, gm, wb, gb): the same numbers. Two points in one masked voxel
+    (a segment's middle and end, ~80 % of the segments in open-pore stacks) share the voxel's look-up and one
+    pass over its mask bits."""
+    nz, ny, nx = vol.shape
+    if segv is not None:
+        iz, iy, ix, li = _wall_cell(x, y, z, dz, dy, dx, kface, nz, ny, nx, segv[1])
+        jz, jy, jx, lj = _wall_cell(xm, ym, zm, dz, dy, dx, kface, nz, ny, nx, segv[1])
+        if li >= 0 and iz == jz and iy == jy and ix == jx:
+            bits = np.int64(segv[1][li, iy, ix])
+            if bits == 0:
+                return dcap, 1.0, dcap, 1.0
+            gm = _gaps(xm, ym, zm, iz, iy, ix, dz, dy, dx)
+            gb = _gaps(x, y, z, iz, iy, ix, dz, dy, dx)
+            bm2 = dcap * dcap
+            bb2 = bm2
+            km = -1
+            kb = -1
+            while bits != 0:
+                b = _trailing_zeros(bits)
+                bits &= bits - 1
+                d2 = _gap2(gm, b)
+                if d2 < bm2:
+                    bm2 = d2
+                    km = b
+                d2 = _gap2(gb, b)
+                if d2 < bb2:
+                    bb2 = d2
+                    kb = b
+            wm = dcap
+            vm = 1.0
+            if km >= 0:
+                wm = math.sqrt(bm2)
+                vm = _wall_view(vol, nel, backing, repeat_last, kface, iz + km // 9 - 1, (iy + (km // 3) % 3 - 1) % ny,
+                                (ix + km % 3 - 1) % nx, dz, dy, dx, segv)
+            wb = dcap
+            vb = 1.0
+            if kb >= 0:
+                wb = math.sqrt(bb2)
+                vb = _wall_view(vol, nel, backing, repeat_last, kface, iz + kb // 9 - 1, (iy + (kb // 3) % 3 - 1) % ny,
+                                (ix + kb % 3 - 1) % nx, dz, dy, dx, segv)
+            return wm, vm, wb, vb
+    wm, vm = wall_distance(vol, nel, backing, repeat_last, xm, ym, zm, dz, dy, dx, kface, dcap, segv)
+    wb, vb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, dcap, segv)
+    return wm, vm, wb, vb
 
 
 # ``se_segment``'s u_new for "all the energy left": exp(ln_e0 + U_ALL / inv_dln) = 0
@@ -859,9 +946,8 @@ def se_segment(sep, seacc, mat, ln_e0, inv_dln, u_old, u_new, x, y, z, ux, uy, u
         else:
             wa, ga = wall_distance(vol, nel, backing, repeat_last, xa, ya, za, dz, dy, dx, kface, cap, segv)
         if path > 0.0:
-            wm, gm = wall_distance(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
-                                   z - 0.5 * path * uz, dz, dy, dx, kface, cap, segv)
-            wb, gb = wall_distance(vol, nel, backing, repeat_last, x, y, z, dz, dy, dx, kface, cap, segv)
+            wm, gm, wb, gb = wall_distance2(vol, nel, backing, repeat_last, x - 0.5 * path * ux, y - 0.5 * path * uy,
+                                            z - 0.5 * path * uz, x, y, z, dz, dy, dx, kface, cap, segv)
         else:  # energy deposited at one point (a binary collision): the three points coincide
             wm, gm, wb, gb = wa, ga, wa, ga
         if seacc.shape[0] >= SE_ACC:
