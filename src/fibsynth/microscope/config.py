@@ -110,6 +110,21 @@ class MicroscopeModel(StrictModel):
     seed: int = Field(0, ge=0, lt=2**63)
 
     @classmethod
+    def full_reference(cls, seed: int = 0) -> "MicroscopeModel":
+        """A fixed microscope with every effect that :func:`fibsynth.microscope.fit_model` estimates, at moderate
+        values (shot noise at 200 detected electrons per pixel, gain 0.8, read noise, line offsets and jitter,
+        curtains, shadow and tilt, beam-current, black-level, focus and xy drift); no charging, linear response.
+        The estimators' benchmark (``benchmarks/bench_microscope.py``, its ``estimate_model(seed)`` is this with
+        ``seed + 100``) and the estimator tests both use it, so that they check the same microscope."""
+        return cls(
+            detector=Detector(electrons_per_pixel=400, efficiency=0.5, gain=0.8, dark_offset=0.05, read_noise=0.02,
+                              line_offset_std=0.01, line_jitter_px=0.3),
+            curtaining=Curtaining(amplitude=0.04), shading=Shading(depth=0.3, tilt=0.15),
+            drift=Drift(contrast_rms=0.1, brightness_rms=0.03, xy_step_px=0.8, correlation_slices=4, blur_px=0.8,
+                        focus_rms_px=0.4),
+            seed=seed)
+
+    @classmethod
     def sample(cls, rng: np.random.Generator | int | None = None, strength: float = 1.0) -> "MicroscopeModel":
         """A random microscope for training augmentation; ``strength`` in [0, 2] scales every artifact (0: ideal
         linear detector, 1: a typical FIB-SEM, 2: a bad day). The seed of the returned model is drawn too."""

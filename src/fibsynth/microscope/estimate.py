@@ -76,8 +76,9 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     depth and tilt, contrast / brightness drift and the xy step of the slice drift (by registration when
     ``align``). Charging streaks (:func:`charging_streaks`) are always measured and recorded (``"charging"``); the
     model gets them only with ``estimate_charging=True`` and when flagged present (on the benchmark the struck
-    fraction is within 20 % on 9 of 10 seeds from a strength of 0.07 yield units and on all 10 at 0.1, the
-    default; weaker charging reads low, ``fraction_reliable`` says when; docs/microscope.md). When charging is flagged present, its share is subtracted from the line offsets and
+    fraction's sd over seeds stays under 20 % down to a strength of ~0.045 yield units, the default being 0.1;
+    the presence flag is the tighter limit there: 3 of 10 detected at 0.05, 7 of 10 at 0.06; docs/microscope.md).
+    When charging is flagged present, its share is subtracted from the line offsets and
     from the blur's gradient energies (struck and unstruck lines alternate at random and read as both). Not
     estimated: a saturating response."""
     from fibsynth.microscope.inverse import destripe, register_slices, shift_slices
