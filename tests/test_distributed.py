@@ -29,3 +29,27 @@ def test_local_cluster_is_silent_when_port_8787_is_taken():
         assert not [w for w in caught if "8787" in str(w.message)], [str(w.message) for w in caught]
     finally:
         holder.close()
+
+
+def test_worker_keeps_running_on_ctrl_c_and_its_shutdown_logs_stay_out_of_the_terminal():
+    """A dask worker (with fibsynth's preload) survives the terminal's Ctrl-C (the command closes it) and, from then
+    on, logs nothing: a missed scheduler heartbeat while the command unwinds printed a 61-line traceback under load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, logging, os, signal, time\n"
+        "buf = io.StringIO()\n"
+        "logging.getLogger('distributed').addHandler(logging.StreamHandler(buf))\n"
+        "logging.getLogger('distributed').setLevel(logging.INFO)\n"
+        "w = logging.getLogger('distributed.worker'); w.setLevel(logging.INFO)\n"
+        "import fibsynth._worker_preload\n"
+        "w.error('before the interrupt')\n"
+        "os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)\n"
+        "w.error('Failed to communicate with scheduler during heartbeat')\n"
+        "logging.getLogger('distributed.nanny').warning('after')\n"
+        "print(repr(buf.getvalue()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr("before the interrupt\n")

@@ -1,11 +1,30 @@
 """Preloaded into every dask worker process that :func:`fibsynth.distributed.dask_client` starts.
 
-A Ctrl-C in the terminal reaches the whole process group; the workers ignore it, and the command's own process
-stops them when it unwinds (so the user sees one line, not a KeyboardInterrupt traceback per worker).
+A Ctrl-C in the terminal reaches the whole process group; the workers do not stop on it (the command's own process
+stops them when it unwinds, so the user sees one line, not a KeyboardInterrupt traceback per worker). On that Ctrl-C
+a worker also silences its dask/tornado/asyncio loggers: while the command's process closes the cluster, a worker on
+a loaded machine can miss its scheduler heartbeat and would log a multi-line "Failed to communicate with scheduler
+during heartbeat" traceback into the user's terminal after fibsynth's own line.
 """
 
+import logging
 import signal
 import threading
 
+_WORKER_LOGGERS = ("distributed", "tornado", "asyncio", "dask")
+
+
+def _quiet_on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    """Do not stop (the parent closes the cluster); only keep the shutdown's log lines out of the terminal."""
+    # every logger of those families: a child with its own level (distributed.worker) would otherwise still reach
+    # its parent's handler, which propagation does not filter by the parent's level
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in _WORKER_LOGGERS]
+    for name in set(names) | set(_WORKER_LOGGERS):
+        lg = logging.getLogger(name)
+        lg.setLevel(logging.CRITICAL + 10)
+        lg.propagate = False
+        lg.disabled = True
+
+
 if threading.current_thread() is threading.main_thread():  # pragma: no branch - workers load this in their main thread
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _quiet_on_interrupt)

@@ -89,8 +89,9 @@ def dask_client(scheduler: Any = None, workers: int | None = None) -> Iterator[A
             numba_threads = max(1, min(numba_threads, int(os.environ["NUMBA_NUM_THREADS"])))
         from fibsynth.cliutil import children_ignore_interrupts
 
-        # the workers ignore SIGINT (inherited, and fibsynth._worker_preload): a Ctrl-C stops this process, which
-        # closes them, instead of every worker printing its own traceback
+        # the workers do not stop on SIGINT (ignored, inherited; fibsynth._worker_preload turns it into "silence your
+        # loggers"): a Ctrl-C stops this process, which closes them, instead of every worker printing its own
+        # traceback or, on a loaded machine, a missed-heartbeat traceback while it is being closed
         # dashboard_address=":0": with None the scheduler still starts its HTTP server on the default port 8787
         # and warns on stderr when another cluster holds it; ":0" takes any free port silently
         with children_ignore_interrupts():
