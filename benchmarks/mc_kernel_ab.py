@@ -42,14 +42,12 @@ REPO = Path(__file__).resolve().parents[1]
 KERNEL = "src/fibsynth/physics/montecarlo/kernel.py"
 
 
-def former_kernel(rev: str):
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{KERNEL}"], capture_output=True, text=True,
-                         check=True).stdout
-    # one directory per revision, the file rewritten only when its text changes: numba's cache (next to the file)
-    # then survives between runs, and a former kernel compiles once (minutes) instead of at every run
-    d = Path(tempfile.gettempdir()) / f"mc_kernel_ab_{os.getuid()}" / rev.replace("/", "_")
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"kernel_{rev.replace('/', '_').replace('-', '_').replace('.', '_')}.py"
+def module_from_source(src: str, directory: Path, name: str):
+    """Kernel source text imported as module ``name`` from ``directory/name.py``. The file is rewritten only when
+    its text changes: numba's cache (next to the file) then survives between runs, and a kernel variant compiles
+    once (minutes) instead of at every run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.py"
     if not path.exists() or path.read_text() != src:
         path.write_text(src)
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -57,6 +55,13 @@ def former_kernel(rev: str):
     sys.modules[path.stem] = mod  # numba's cache records the module by name and imports it when loading
     spec.loader.exec_module(mod)
     return mod
+
+
+def former_kernel(rev: str):
+    src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{KERNEL}"], capture_output=True, text=True,
+                         check=True).stdout
+    return module_from_source(src, Path(tempfile.gettempdir()) / f"mc_kernel_ab_{os.getuid()}" / rev.replace("/", "_"),
+                              f"kernel_{rev.replace('/', '_').replace('-', '_').replace('.', '_')}")
 
 
 def empty_se_kernel():
@@ -69,16 +74,8 @@ def empty_se_kernel():
         raise SystemExit("mc_kernel_ab: se_segment changed, cannot build the empty copy")
     src = src.replace(old, "    lam = sep[mat, 1]\n    if lam > -1.0:\n        seacc[2] = lam\n        return\n"
                       "    d2 = z - zface\n")
-    d = Path(tempfile.gettempdir()) / f"mc_kernel_ab_{os.getuid()}" / "se_empty"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / "kernel_se_empty.py"
-    if not path.exists() or path.read_text() != src:
-        path.write_text(src)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return module_from_source(src, Path(tempfile.gettempdir()) / f"mc_kernel_ab_{os.getuid()}" / "se_empty",
+                              "kernel_se_empty")
 
 
 class Runner:

@@ -22,7 +22,6 @@ the patched lines makes the script stop with a message.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -161,16 +160,10 @@ _REFERENCE = _END + """        if path > 0.0:
 
 
 def _module(name: str, src: str):
-    d = Path(tempfile.gettempdir()) / f"se_segment_replay_{os.getuid()}"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"kernel_{name}.py"
-    if not path.exists() or path.read_text() != src:
-        path.write_text(src)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mc_kernel_ab import module_from_source
+
+    return module_from_source(src, Path(tempfile.gettempdir()) / f"se_segment_replay_{os.getuid()}", f"kernel_{name}")
 
 
 def _patched(src: str, patches) -> str:
