@@ -443,8 +443,8 @@ def _as_gray_stack(data: Any, axes: str, path: Path, note: bool = True) -> Any:
         first = np.take(data, 0, axis=s)
         for c in (1, 2):
             other = np.take(data, c, axis=s)
-            for k in range(first.shape[0] if first.ndim == 3 else 1):  # slice by slice: no whole-stack temporaries
-                a, b = (first[k], other[k]) if first.ndim == 3 else (first, other)
+            pairs = zip(first, other) if first.ndim == 3 else [(first, other)]  # slice by slice: no big temporaries
+            for a, b in pairs:
                 if not np.array_equal(a, b):
                     raise FibsynthError(
                         f"colour (RGB) stack whose channels differ (axes {axes!r}); fibsynth reads single-channel "
@@ -454,7 +454,7 @@ def _as_gray_stack(data: Any, axes: str, path: Path, note: bool = True) -> Any:
         if note:
             warnings.warn(f"{path.name}: colour (RGB) stack with equal channels, read as its gray image", InputNote,
                           stacklevel=2)
-        data, axes = first, axes.replace("S", "")
+        data = first
     if sizes.get("C", 1) > 1:
         warnings.warn(f"{path.name}: the ImageJ file labels its {sizes['C']} images as channels; read as "
                       f"{sizes['C']} slices (z)", InputNote, stacklevel=2)

@@ -87,11 +87,9 @@ def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: flo
 FILL_MARGIN_PX = 1
 
 
-def _leading(flags: np.ndarray) -> np.ndarray:
-    """Per row of ``flags`` (k, n): how many leading entries are True."""
-    f = np.asarray(flags, bool)
-    first_false = np.where(f.all(axis=1), f.shape[1], np.argmin(f, axis=1))
-    return first_false.astype(int)
+def _leading(flags: np.ndarray) -> int:
+    """How many leading entries of the 1-D boolean ``flags`` are True."""
+    return int(flags.size if flags.all() else np.argmin(flags))
 
 
 def fill_borders(stack: Any, *, block: int = 32) -> dict[str, Any] | None:
@@ -132,10 +130,8 @@ def fill_borders(stack: Any, *, block: int = 32) -> dict[str, Any] | None:
                 blank[k] = True
                 values.add(float(img[0, 0]))
                 continue
-            top[k] = _leading(rows[None])[0]
-            bottom[k] = _leading(rows[None, ::-1])[0]
-            left[k] = _leading(cols[None])[0]
-            right[k] = _leading(cols[None, ::-1])[0]
+            top[k], bottom[k] = _leading(rows), _leading(rows[::-1])
+            left[k], right[k] = _leading(cols), _leading(cols[::-1])
             for found, v in ((top[k], img[0, 0]), (left[k], img[0, 0]), (bottom[k], img[-1, 0]),
                              (right[k], img[0, -1])):
                 if found:
