@@ -7,23 +7,17 @@ a loaded machine can miss its scheduler heartbeat and would log a multi-line "Fa
 during heartbeat" traceback into the user's terminal after fibsynth's own line.
 """
 
-import logging
 import signal
 import threading
+
+from fibsynth.cliutil import silence_loggers
 
 _WORKER_LOGGERS = ("distributed", "tornado", "asyncio", "dask")
 
 
 def _quiet_on_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
     """Do not stop (the parent closes the cluster); only keep the shutdown's log lines out of the terminal."""
-    # every logger of those families: a child with its own level (distributed.worker) would otherwise still reach
-    # its parent's handler, which propagation does not filter by the parent's level
-    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in _WORKER_LOGGERS]
-    for name in set(names) | set(_WORKER_LOGGERS):
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.CRITICAL + 10)
-        lg.propagate = False
-        lg.disabled = True
+    silence_loggers(_WORKER_LOGGERS)
 
 
 if threading.current_thread() is threading.main_thread():  # pragma: no branch - workers load this in their main thread

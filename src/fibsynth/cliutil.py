@@ -110,15 +110,25 @@ def quiet_interrupts():
         raise
 
 
-def silence_after_interrupt() -> None:
+def silence_loggers(families: tuple[str, ...]) -> None:
+    """Nothing more from these logger families: each logger of them (existing children included, since a child
+    with its own level, e.g. ``distributed.worker``, still reaches its parent's handler: propagation does not
+    filter by the parent's level) is disabled and set above CRITICAL."""
     import logging
-    import threading
-    import warnings
 
-    for name in _NOISY_LOGGERS:
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in families]
+    for name in set(names) | set(families):
         lg = logging.getLogger(name)
         lg.setLevel(logging.CRITICAL + 10)
         lg.propagate = False
+        lg.disabled = True
+
+
+def silence_after_interrupt() -> None:
+    import threading
+    import warnings
+
+    silence_loggers(_NOISY_LOGGERS)
     threading.excepthook = lambda args: None
     sys.unraisablehook = lambda unraisable: None
     warnings.simplefilter("ignore")
