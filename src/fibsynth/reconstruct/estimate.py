@@ -563,9 +563,11 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     same first pass on that image gives the estimator's bias there (first-pass estimate minus the structure's true
     value), which is subtracted from the real stack's first-pass values; with ``iterations`` > 1 (default
     :data:`CALIBRATION_ITERATIONS`, 1) repeated so the bias is evaluated near the corrected point (that walks below
-    the truth: the simulated bias exceeds the real one, more so at lower solid fractions). For a two-level estimate the fine network's fraction follows the
-    corrected total (phi = upper x lower), so the next simulation and the training structures are drawn at it
-    (before, they stayed at the uncorrected fractions). Uncertainties add the synthetic estimate's in quadrature.
+    the truth: the simulated bias exceeds the real one, more so at lower solid fractions). For a two-level estimate
+    the network fractions follow the corrected total (phi = upper x lower; :func:`two_level_fractions`), so the
+    next simulation and the training structures are drawn at it (before recon4 they stayed at the uncorrected
+    fractions; until recon11 the fine fraction's own correction won when it had one, and the product fell below
+    the corrected total). Uncertainties add the synthetic estimate's in quadrature.
     ``scale``: ``odds`` (default, :data:`CALIBRATION_SCALE`) removes the bias as a ratio of odds, logit(phi) -
     [logit(synthetic first pass) - logit(synthetic truth)], so a correction measured at one solid fraction shrinks
     towards 0 and 1 instead of carrying the same absolute size; ``additive`` subtracts the difference itself.
@@ -600,11 +602,16 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
                 q["first_pass_bias"] = rec[k] = raw["quantities"][k]["value"] - value  # the correction applied
         _clip(new, voxel_zyx)
         nq = new["quantities"]
-        if "upper_solid_fraction" in nq and "solid_fraction" in rec and "lower_solid_fraction" not in rec:
-            # two levels: the fine network's fraction follows the corrected total (phi = upper x lower), so that the
-            # next simulation and the training structures are drawn at the corrected solid fraction
-            nq["lower_solid_fraction"]["value"] = float(np.clip(nq["solid_fraction"]["value"] /
-                                                                max(nq["upper_solid_fraction"]["value"], 1e-6), 0.05, 0.95))
+        if "upper_solid_fraction" in nq and "lower_solid_fraction" in nq and "solid_fraction" in rec:
+            # two levels: the structure is upper AND lower, so phi = upper x lower. Each corrected on its own (on the
+            # odds scale) the three no longer agree: on the full-size hier stack upper 0.437 -> 0.434 and lower
+            # 0.790 -> 0.439 drew training structures at 0.19 solid for a corrected phi of 0.276 (recon10). The
+            # corrected total is the estimate (and the one checked against truths), so the networks follow it
+            up, lo = two_level_fractions(nq["solid_fraction"]["value"], nq["upper_solid_fraction"]["value"])
+            for k, v in (("upper_solid_fraction", up), ("lower_solid_fraction", lo)):
+                nq[k]["value"] = v
+                if k in rec:
+                    nq[k]["first_pass_bias"] = rec[k] = raw["quantities"][k]["value"] - v
         new["hierarchical"] = bool(new["quantities"]["hierarchy_ratio"]["value"] > HIER_RATIO)
         if new["hierarchical"] and "upper_ligament_nm" not in new["quantities"]:
             new["hierarchical"] = False  # no coarse-network estimate to generate from
@@ -613,6 +620,23 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     est["calibration"] = {"iterations": iterations, "bias": history, "scale": scale,
                           "method": "first pass on synthetic images of structures drawn at the estimate"}
     return est
+
+
+def two_level_fractions(phi: float, upper: float) -> tuple[float, float]:
+    """The (upper, lower) network fractions of a two-level structure of total solid fraction ``phi`` (the structure
+    is the upper AND the independent lower network: phi = upper x lower), keeping ``upper`` where the lower fraction
+    this asks for lies within what the training structures are drawn with
+    (:data:`fibsynth.reconstruct.generate.PHI_RANGE`), else moving the upper one so the product still is ``phi``."""
+    from fibsynth.reconstruct.generate import PHI_RANGE
+
+    lo_max, hi_max = PHI_RANGE
+    phi = float(np.clip(phi, lo_max * lo_max, hi_max * hi_max))
+    upper = float(np.clip(upper, lo_max, hi_max))
+    lower = phi / upper
+    if lower > hi_max or lower < lo_max:
+        lower = float(np.clip(lower, lo_max, hi_max))
+        upper = float(np.clip(phi / lower, lo_max, hi_max))
+    return upper, float(lower)
 
 
 def _clip(est: dict[str, Any], voxel_zyx) -> None:

@@ -27,10 +27,12 @@ import numpy as np
 
 MIN_REL_SPREAD = 0.08
 MAX_REL_SPREAD = 0.25
+#: the solid fractions a training structure (or one network of a two-level structure) is drawn within
+PHI_RANGE = (0.08, 0.85)
 
 
 def _clip_phi(v: float) -> float:
-    return float(np.clip(v, 0.08, 0.85))
+    return float(np.clip(v, *PHI_RANGE))
 
 
 def draw_parameters(est: dict[str, Any], n: int, voxel_zyx, seed: int, *, spread: bool = True) -> list[dict[str, Any]]:

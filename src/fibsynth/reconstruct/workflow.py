@@ -404,6 +404,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
                                        "first_pass_classes": E.FIRST_PASS_CLASSES,
                                        "calibration_iterations": E.CALIBRATION_ITERATIONS,
+                                       "two_level": "networks follow the corrected total",
                                        "thickness_max_px": E.THICKNESS_MAX_PX},
                           {"real": k_in}, do_estimate,
                           "estimating the structure (brightest of 3 gray classes: multi-Otsu, k-means; bias removed "
