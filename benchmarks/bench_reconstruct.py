@@ -155,7 +155,9 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
     and enter the model as constants; the first-pass estimate is timed here too, to show where it stops growing.
     ``predict`` runs an untrained network of the default architecture (reconstruct's default ``seg_features``): its
     cost does not depend on the weights. ``evaluate + outputs``: the whole-stack Otsu and k-means thresholds, the
-    crop statistics of the three segmentations (no truth) and the five output TIFFs, as the workflow writes them."""
+    crop statistics of the three segmentations (no truth) and the five output TIFFs, as the workflow writes them.
+    Each step's wall seconds and, as ``cpu: <step>``, its CPU seconds (this process, all threads): on a shared
+    machine the CPU time depends less on the others' load than the wall time."""
     import numpy as np
     import realistic_stack as R
 
@@ -189,23 +191,25 @@ def timing(sizes, out: Path, seed: int = 0, device: str = "cpu", threads: int | 
         u8, _, _ = R.degrade(truth.astype(np.float32) * 0.6 + 0.2, None, seed=seed)
         del truth
         row = {"n": n, "voxels": n ** 3}
-        t0 = time.perf_counter()
-        inspect_to_npy(u8, out / "real.npy")  # as the workflow: inspect, store float32 (block by block if large)
+        cpu: dict[str, float] = {}
+
+        def timed(name: str, fn) -> None:  # wall seconds, and CPU seconds of this process (less load-dependent)
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            row[name], cpu[f"cpu: {name}"] = time.perf_counter() - w0, time.process_time() - c0
+
+        # as the workflow: inspect, store float32 (block by block if large)
+        timed("inspect", lambda: inspect_to_npy(u8, out / "real.npy"))
         img = np.load(out / "real.npy", mmap_mode="r")
-        row["inspect"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        E.estimate_structure(E.first_pass(E._crop(img)), vz, seed=seed)  # the workflow's first pass: the crop
-        row["estimate (first pass, central crop)"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        q = A.fit_histogram(img, seed=seed)
-        A.match_histogram(np.asarray(img[: min(n, 48), : min(n, 128), : min(n, 128)]), q)
-        row["adapt (histogram)"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32, device=device)
-        row["predict"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _evaluate_and_write(img, np.load(out / "prob.npy", mmap_mode="r"), vz, out)
-        row["evaluate + outputs"] = time.perf_counter() - t0
+        # the workflow's first pass: the crop
+        timed("estimate (first pass, central crop)",
+              lambda: E.estimate_structure(E.first_pass(E._crop(img)), vz, seed=seed))
+        timed("adapt (histogram)", lambda: A.match_histogram(
+            np.asarray(img[: min(n, 48), : min(n, 128), : min(n, 128)]), A.fit_histogram(img, seed=seed)))
+        timed("predict", lambda: predict_blocks(out / "model", out / "real.npy", out / "prob.npy", block=32,
+                                                device=device))
+        timed("evaluate + outputs", lambda: _evaluate_and_write(img, np.load(out / "prob.npy", mmap_mode="r"), vz, out))
+        row.update(cpu)
         del img
         rows.append({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()})
         print(json.dumps(rows[-1]), flush=True)
