@@ -14,7 +14,9 @@ yield 0.1 (epoxy) / 0.5 (gold), blurred by 0.6 px in-plane.
 Parts:
 1. alignment: xy drift of 1.5 px per slice (std), shot noise (300 e/px), curtains, shading; mean and max absolute
    error of the cumulative shifts on 3D structures (leveled-wave, band-pass field, leveled-wave with a mirrored wave
-   set; 32 slices), several fields of view and 5 seeds (``--align-seeds``), with the default registration, the previous high-pass (``highpass_px=None``) and ``detrend=True``;
+   set; 32 slices), several fields of view and 5 seeds (``--align-seeds``), with the default registration (the chain), the previous high-pass (``highpass_px=None``), ``detrend=True``,
+   ``method='neighbours'`` (K = 3) and ``method='template'`` (``--align-methods`` picks; ``--align-structures``, ``--align-dose``,
+   ``--align-jump`` (a stage jump added between the middle slices));
    each scored anchored at slice 0, with the global offset removed, and as the registration's own error on the
    known applied shifts: the same registration of the clean stack (noise-free, artifact-free, undrifted slices of
    the same structure: the structure's own apparent motion, also reported) subtracted;
@@ -144,14 +146,16 @@ def structures(n_slices, n, quick):
 ALIGN_SIZES: list[int] | None = None  # --align-sizes
 ALIGN_SEEDS: int | None = None  # --align-seeds
 ALIGN_JUMP_PX: float = 0.0  # --align-jump
+ALIGN_DOSE: float = 300.0  # --align-dose (detected electrons per pixel)
 # registration variants of the align part (--align-methods picks some by name): register_slices keyword arguments
 ALIGN_METHODS = {"default": {}, "previous high-pass (field / 8)": {"highpass_px": None}, "detrend": {"detrend": True},
+                 "neighbours (K = 2)": {"method": "neighbours", "neighbours": 2},
                  "neighbours (K = 3)": {"method": "neighbours", "neighbours": 3},
                  "neighbours (K = 5)": {"method": "neighbours", "neighbours": 5},
                  "template (AMST, +-3 slices)": {"method": "template", "template_half_width": 3}}
 ALIGN_METHOD_NAMES: list[str] | None = None  # --align-methods: default, previous, detrend, neighbours3, ...
 ALIGN_METHOD_KEYS = {"default": "default", "previous": "previous high-pass (field / 8)", "detrend": "detrend",
-                     "neighbours3": "neighbours (K = 3)", "neighbours5": "neighbours (K = 5)",
+                     "neighbours2": "neighbours (K = 2)", "neighbours3": "neighbours (K = 3)", "neighbours5": "neighbours (K = 5)",
                      "template": "template (AMST, +-3 slices)"}
 
 
@@ -169,7 +173,7 @@ def part_alignment(quick):
             times = {key: 0.0 for key in names}
             for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
                 lab = make((nz, n, n), seed)
-                m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                m = MicroscopeModel(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
                                     drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
                                     shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
                 ideal = image(lab)
@@ -201,7 +205,7 @@ def part_alignment(quick):
             for key, v in res.items():
                 v = np.array(v)
                 rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
-                             "jump_px": ALIGN_JUMP_PX,
+                             "jump_px": ALIGN_JUMP_PX, "electrons_per_pixel": ALIGN_DOSE,
                              "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
                              "worst_px": round(float(v[:, 1].max()), 3), "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
                              "rms_error_px": ms(v[:, 2]), "offset_removed_mean_abs_px": ms(v[:, 3]),
@@ -842,10 +846,12 @@ def main() -> None:
     p.add_argument("--align-seeds", type=int, default=None, help="seeds per structure in the align part (default 5)")
     p.add_argument("--align-methods", default=None,
                    help="registration variants for the align part, comma-separated, of "
-                        + ", ".join(ALIGN_METHOD_KEYS) + " (default all but neighbours5)")
+                        + ", ".join(ALIGN_METHOD_KEYS) + " (default: default, previous, detrend, neighbours3, template)")
     p.add_argument("--align-structures", default=None,
                    help="structures for the align part, comma-separated, of " + ", ".join(ALIGN_STRUCTURE_KEYS)
                         + " (default all; sofc only up to 201 px and when the volume is present)")
+    p.add_argument("--align-dose", type=float, default=300.0,
+                   help="electrons per pixel of the align part's stacks (default 300)")
     p.add_argument("--align-jump", type=float, default=0.0,
                    help="add a stage jump of this many px (diagonal) between the middle slices in the align part")
     p.add_argument("--charging-strengths", default=None,
@@ -858,6 +864,8 @@ def main() -> None:
         if unknown:
             p.error(f"unknown --align-methods {unknown}; expected {', '.join(ALIGN_METHOD_KEYS)}")
     ALIGN_JUMP_PX = a.align_jump
+    global ALIGN_DOSE
+    ALIGN_DOSE = a.align_dose
     if a.align_structures:
         global ALIGN_STRUCTURE_NAMES
         ALIGN_STRUCTURE_NAMES = a.align_structures.split(",")

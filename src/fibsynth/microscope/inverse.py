@@ -116,7 +116,7 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     own (noise) error over the pairs: on a structure that does not change along z with strong shot noise it
     roughly halves the chain's cumulative error (tests). Stage jumps are kept (every pair across one sees it).
 
-    ``method="template"``: the running multi-slice reference of AMST (Hennies et al., Sci. Rep. 10 (2020) 2045):
+    ``method="template"``: the running multi-slice reference of AMST (Hennies et al., Sci. Rep. 10 (2020)):
     after the chain, each slice is registered onto the median of the chain-aligned slices k +- 1 ..
     ``template_half_width`` (itself excluded, so that it does not lock onto its own position), twice, and the
     result re-anchored at slice 0. Steps longer than ``max_shift_px`` from the chain's position are rejected
