@@ -232,9 +232,10 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
     apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
     (read-only: only what a later step touches is read) and the inspection record."""
-    from fibsynth.reconstruct.inspect import crop_fill, inspect_to_npy
+    from fibsynth.reconstruct.inspect import inspect_to_npy
 
-    cropped, fill = crop_fill(raw, real_path)  # alignment fill (constant edge rows/columns, blank end slices) left out
+    cropped, fill = _crop_fill_cached(steps, raw, real_path)  # alignment fill (constant edge rows/columns, blank end
+    # slices) left out
 
     def do_inspect(d: Path) -> dict:
         rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill)
@@ -246,6 +247,26 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple
         key["alignment_fill"] = fill["box"]
     k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
     return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+
+
+def _crop_fill_cached(steps: _Steps, raw: Any, real_path: Path) -> tuple[Any, dict[str, Any] | None]:
+    """:func:`fibsynth.reconstruct.inspect.crop_fill` of the user's stack, its fill record cached by the file's
+    identity (the one the inspect key uses), so that a rerun does not read the whole stack again to find its fill.
+    Not one of the logged steps; a stack refused for its fill (all blank, too little left) is refused before anything
+    is cached. The inspect key still carries the fill box wherever there is fill, so an inspect cache of an uncropped
+    stack is never reused for a cropped one."""
+    from fibsynth.experiment.cache import step_key
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX, crop_fill, crop_to_fill
+
+    params = {"file": _file_id(real_path), "margin_px": FILL_MARGIN_PX}
+    key = step_key("reconstruct.fill", params, {})
+    if steps.cache.done(key):
+        return crop_to_fill(raw, steps.cache.record(key)["result"], real_path)
+    cropped, fill = crop_fill(raw, real_path)
+    record: dict[str, Any] = {"step": "fill", "params": params, "inputs": {}, "result": fill}
+    with steps.cache.writing(key, record):
+        pass
+    return cropped, fill
 
 
 def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
