@@ -126,3 +126,32 @@ def test_laterally_uniform_layers_do_not_depend_on_how_the_weight_is_split_among
     a, _ = L.project_layers(vol, VOX, 4.0, 38.0, 0, 3, solid="gold", pore="epoxy", normalise="eta", table=t2)
     b, _ = L.project_layers(vol, VOX, 4.0, 38.0, 0, 3, solid="gold", pore="epoxy", normalise="eta", table=t1)
     assert np.allclose(a, b, atol=1e-5)
+
+
+def test_shipped_table_reproduces_its_monte_carlo_anchor_configurations():
+    # the anchors (laterally uniform gold/epoxy: pore, bulk gold, gold layers behind epoxy) were simulated by the
+    # Monte Carlo and fitted as pseudo-observations; recomputed here through the code path the users take
+    t = L.load_layers_table()
+    anc = t["fitted_on"].get("anchors")
+    if not anc:
+        pytest.skip("the shipped depth-layer table has no anchor configurations (a format-1 table)")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    import fastpath_sets as sets
+
+    assert {s[0] for s in t["fitted_on"]["structures"]}.isdisjoint(sets.TEST_SEEDS)
+    for e in (1.0, 4.0):
+        got = {}
+        for name, r in anc["configurations"].items():
+            v = np.zeros(anc["shape"], np.uint8)
+            if r == "all":
+                v[:] = 1
+            elif r:
+                v[r[0]:r[1]] = 1
+            img, _ = project(v, VOX, e, method="depth_layers", normalise="eta", slices=(0, 1))
+            got[name] = float(img.mean())
+            assert got[name] == pytest.approx(anc["yields"][str(e)][name]["monte_carlo"], abs=0.03)
+        # physical order: no configuration brighter than bulk gold, none darker than pure epoxy
+        assert max(got.values()) <= got["bulk"] + 0.01 and min(got.values()) >= got["pore"] - 0.01
