@@ -14,7 +14,9 @@ yield 0.1 (epoxy) / 0.5 (gold), blurred by 0.6 px in-plane.
 Parts:
 1. alignment: xy drift of 1.5 px per slice (std), shot noise (300 e/px), curtains, shading; mean and max absolute
    error of the cumulative shifts on 3D structures (leveled-wave, band-pass field, leveled-wave with a mirrored wave
-   set; 32 slices), several fields of view and 5 seeds (``--align-seeds``), with the default registration, the previous high-pass (``highpass_px=None``) and ``detrend=True``;
+   set; 32 slices), several fields of view and 5 seeds (``--align-seeds``), with the default registration (the chain), the previous high-pass (``highpass_px=None``), ``detrend=True``,
+   ``method='neighbours'`` (K = 3) and ``method='template'`` (``--align-methods`` picks; ``--align-structures``, ``--align-dose``,
+   ``--align-jump`` (a stage jump added between the middle slices));
    each scored anchored at slice 0, with the global offset removed, and as the registration's own error on the
    known applied shifts: the same registration of the clean stack (noise-free, artifact-free, undrifted slices of
    the same structure: the structure's own apparent motion, also reported) subtracted;
@@ -101,10 +103,19 @@ def sofc_crop(shape, seed):
     return (v[k:k + nz, :ny, :nx] > 0).astype(np.uint8)
 
 
+ALIGN_STRUCTURE_KEYS = {"lw": "leveled-wave", "bp": "band-pass field", "mirrored": "leveled-wave, mirrored waves",
+                        "sofc": "real SOFC layer"}
+ALIGN_STRUCTURE_NAMES: list[str] | None = None  # --align-structures
+
+
 def align_structures(quick, n):
     out = list(ALIGN_STRUCTURES[:2] if quick else ALIGN_STRUCTURES)
-    if not quick and SOFC.exists() and n <= 201:
+    if (not quick or ALIGN_STRUCTURE_NAMES) and SOFC.exists() and n <= 201:
         out.append(("real SOFC layer (crops, slices along axis 0)", sofc_crop))
+    if ALIGN_STRUCTURE_NAMES:
+        heads = [ALIGN_STRUCTURE_KEYS[k] for k in ALIGN_STRUCTURE_NAMES]
+        out = [(name, make) for name, make in out
+               if any(name == h or (name.startswith(h) and h != "leveled-wave") for h in heads)]
     return out
 
 
@@ -134,6 +145,18 @@ def structures(n_slices, n, quick):
 
 ALIGN_SIZES: list[int] | None = None  # --align-sizes
 ALIGN_SEEDS: int | None = None  # --align-seeds
+ALIGN_JUMP_PX: float = 0.0  # --align-jump
+ALIGN_DOSE: float = 300.0  # --align-dose (detected electrons per pixel)
+# registration variants of the align part (--align-methods picks some by name): register_slices keyword arguments
+ALIGN_METHODS = {"default": {}, "previous high-pass (field / 8)": {"highpass_px": None}, "detrend": {"detrend": True},
+                 "neighbours (K = 2)": {"method": "neighbours", "neighbours": 2},
+                 "neighbours (K = 3)": {"method": "neighbours", "neighbours": 3},
+                 "neighbours (K = 5)": {"method": "neighbours", "neighbours": 5},
+                 "template (AMST, +-3 slices)": {"method": "template", "template_half_width": 3}}
+ALIGN_METHOD_NAMES: list[str] | None = None  # --align-methods: default, previous, detrend, neighbours3, ...
+ALIGN_METHOD_KEYS = {"default": "default", "previous": "previous high-pass (field / 8)", "detrend": "detrend",
+                     "neighbours2": "neighbours (K = 2)", "neighbours3": "neighbours (K = 3)", "neighbours5": "neighbours (K = 5)",
+                     "template": "template (AMST, +-3 slices)"}
 
 
 def part_alignment(quick):
@@ -141,24 +164,34 @@ def part_alignment(quick):
 
     rows = []
     sizes = ALIGN_SIZES or ([192] if quick else [96, 192, 384])
+    names = [ALIGN_METHOD_KEYS[k] for k in ALIGN_METHOD_NAMES] if ALIGN_METHOD_NAMES else (
+        ["default", "previous high-pass (field / 8)", "detrend", "neighbours (K = 3)", "template (AMST, +-3 slices)"])
     nz = 32
     for n in sizes:
         for name, make in align_structures(quick, n):
-            res = {"default": [], "previous high-pass (field / 8)": [], "detrend": []}
-            t = 0.0
+            res = {key: [] for key in names}
+            times = {key: 0.0 for key in names}
             for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
                 lab = make((nz, n, n), seed)
-                m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                m = MicroscopeModel(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
                                     drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
                                     shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
                 ideal = image(lab)
                 r = apply(ideal, m)
                 true = np.array(r.record["realised"]["shifts_px"])
-                for key, kw in (("default", {}), ("previous high-pass (field / 8)", {"highpass_px": None}),
-                                ("detrend", {"detrend": True})):
+                img = r.image
+                if ALIGN_JUMP_PX:  # a stage jump between slices nz/2 - 1 and nz/2, along the diagonal
+                    jump = np.full(2, ALIGN_JUMP_PX / np.sqrt(2))
+                    img = img.copy()
+                    for k in range(nz // 2, nz):
+                        img[k] = ndimage.shift(img[k], jump, order=3, mode="nearest")
+                    true = true.copy()
+                    true[nz // 2:] += jump
+                for key in names:
+                    kw = ALIGN_METHODS[key]
                     t0 = time.perf_counter()
-                    reg = register_slices(r.image, **kw)
-                    t += time.perf_counter() - t0
+                    reg = register_slices(img, **kw)
+                    times[key] += time.perf_counter() - t0
                     err = reg + true  # the registration undoes the applied shifts: reg = -true when exact
                     e, c = np.abs(err), np.abs(err - err.mean(0))  # c: the global offset (mean per axis) removed
                     # the clean stack (noise-free, artifact-free, undrifted slices of the same structure) registered
@@ -172,6 +205,7 @@ def part_alignment(quick):
             for key, v in res.items():
                 v = np.array(v)
                 rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
+                             "jump_px": ALIGN_JUMP_PX, "electrons_per_pixel": ALIGN_DOSE,
                              "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
                              "worst_px": round(float(v[:, 1].max()), 3), "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
                              "rms_error_px": ms(v[:, 2]), "offset_removed_mean_abs_px": ms(v[:, 3]),
@@ -181,7 +215,8 @@ def part_alignment(quick):
                              "clean_subtracted_mean_abs_px": ms(v[:, 7]), "clean_subtracted_max_abs_px": ms(v[:, 8]),
                              "clean_subtracted_worst_px": round(float(v[:, 8].max()), 3),
                              "clean_subtracted_offset_removed_mean_abs_px": ms(v[:, 9]),
-                             "per_seed_clean_subtracted_mean_px": np.round(v[:, 7], 3).tolist(), "seeds": len(v)})
+                             "per_seed_clean_subtracted_mean_px": np.round(v[:, 7], 3).tolist(),
+                             "s_per_stack": round(times[key] / len(v), 3), "seeds": len(v)})
                 print("align", rows[-1], flush=True)
     return rows
 
@@ -776,7 +811,7 @@ def summary(res):
         head = f"alignment {r['structure']} {r['field_px']} px x {r['slices']} slices ({r['method']})"
         out[f"{head}: mean / max abs error px, anchored"] = (
             f"{r['mean_abs_error_px']} / {r['max_abs_error_px']} (target 0.5)")
-        if r["method"] != "default":  # detrend removes the drift's own trend: the decomposition means nothing there
+        if r["method"] == "detrend":  # detrend removes the drift's own trend: the decomposition means nothing there
             continue
         out[f"{head}: the clean stack's own apparent motion, mean / max abs px"] = (
             f"{r['clean_stack_apparent_motion_mean_abs_px']} / {r['clean_stack_apparent_motion_max_abs_px']}")
@@ -809,10 +844,34 @@ def main() -> None:
     p.add_argument("--align-sizes", default=None,
                    help="fields of view (px) for the align part, comma-separated (default 96,192,384)")
     p.add_argument("--align-seeds", type=int, default=None, help="seeds per structure in the align part (default 5)")
+    p.add_argument("--align-methods", default=None,
+                   help="registration variants for the align part, comma-separated, of "
+                        + ", ".join(ALIGN_METHOD_KEYS) + " (default: default, previous, detrend, neighbours3, template)")
+    p.add_argument("--align-structures", default=None,
+                   help="structures for the align part, comma-separated, of " + ", ".join(ALIGN_STRUCTURE_KEYS)
+                        + " (default all; sofc only up to 201 px and when the volume is present)")
+    p.add_argument("--align-dose", type=float, default=300.0,
+                   help="electrons per pixel of the align part's stacks (default 300)")
+    p.add_argument("--align-jump", type=float, default=0.0,
+                   help="add a stage jump of this many px (diagonal) between the middle slices in the align part")
     p.add_argument("--charging-strengths", default=None,
                    help="strengths for the charging_limit part, comma-separated (default 0.03,0.04,0.05,0.06,0.07,0.1)")
     a = p.parse_args()
-    global ALIGN_SIZES, ALIGN_SEEDS
+    global ALIGN_SIZES, ALIGN_SEEDS, ALIGN_METHOD_NAMES, ALIGN_JUMP_PX
+    if a.align_methods:
+        ALIGN_METHOD_NAMES = a.align_methods.split(",")
+        unknown = [k for k in ALIGN_METHOD_NAMES if k not in ALIGN_METHOD_KEYS]
+        if unknown:
+            p.error(f"unknown --align-methods {unknown}; expected {', '.join(ALIGN_METHOD_KEYS)}")
+    ALIGN_JUMP_PX = a.align_jump
+    global ALIGN_DOSE
+    ALIGN_DOSE = a.align_dose
+    if a.align_structures:
+        global ALIGN_STRUCTURE_NAMES
+        ALIGN_STRUCTURE_NAMES = a.align_structures.split(",")
+        unknown = [k for k in ALIGN_STRUCTURE_NAMES if k not in ALIGN_STRUCTURE_KEYS]
+        if unknown:
+            p.error(f"unknown --align-structures {unknown}; expected {', '.join(ALIGN_STRUCTURE_KEYS)}")
     if a.align_sizes:
         ALIGN_SIZES = [int(v) for v in a.align_sizes.split(",")]
     ALIGN_SEEDS = a.align_seeds

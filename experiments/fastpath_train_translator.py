@@ -152,18 +152,34 @@ def fit(net, xtr, ytr, xmo, ymo, rng, *, epochs, patience, batch, lr, max_second
     return best, best_epoch, history, secs
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("/tmp/fastpath/model"))
-    ap.add_argument("--cache", type=Path, default=sets.CACHE)
-    ap.add_argument("--epochs", type=int, default=300)
+def training_arguments(ap, *, out, cache, epochs, max_seconds):
+    """The options of the network and of the training loop :func:`fit`, with this script's defaults but for the
+    output folder, the Monte Carlo cache, the epochs and the time limit (experiments/se_train_translator.py: same
+    loop, its own data)."""
+    ap.add_argument("--out", type=Path, default=Path(out))
+    ap.add_argument("--cache", type=Path, default=cache)
+    ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--patience", type=int, default=40)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--width", type=int, default=24)
     ap.add_argument("--dilations", default="1,2,4,8,1")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-seconds", type=float, default=1080.0, help="stop after this much training time")
+    ap.add_argument("--max-seconds", type=float, default=max_seconds, help="stop after this much training time")
+
+
+def ship(out, names):
+    """``--ship``: copy the trained weights and their JSON from ``out`` into the package's data folder."""
+    from fibsynth.fastsim import translator as T
+
+    for f in names:
+        shutil.copy(Path(out) / f, T.DATA / f)
+    print("shipped to", T.DATA)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    training_arguments(ap, out="/tmp/fastpath/model", cache=sets.CACHE, epochs=300, max_seconds=1080.0)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (.pt with its .json)")
     ap.add_argument("--extra-unet-test", action="store_true",
                     help="add the U-Net benchmark's held-out MC stacks (401-403, 1/2/4 keV) as training pairs")
@@ -282,9 +298,7 @@ def main():
     (a.out / "history.json").write_text(json.dumps(history))
     print(json.dumps(training, indent=1))
     if a.ship:
-        for f in ("paired_translator.pt", "paired_translator.json"):
-            shutil.copy(a.out / f, T.DATA / f)
-        print("shipped to", T.DATA)
+        ship(a.out, ("paired_translator.pt", "paired_translator.json"))
 
 
 if __name__ == "__main__":

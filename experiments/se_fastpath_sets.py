@@ -15,7 +15,6 @@ several times a metal's, so such a translator would learn physics the Monte Carl
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 
@@ -59,28 +58,21 @@ def settings(seed, electrons=ELECTRONS):
 
 def mc_images(vol, slices, seed, cache=CACHE, run=True):
     """In-lens Monte Carlo images (``eta``: signal per primary), standard errors (``std``) and seconds of slices
-    0..slices-1, cached by the structure's content and the settings."""
-    key = hashlib.sha1(np.ascontiguousarray(vol).tobytes()).hexdigest()[:12]
-    name = f"se_{SOLID}_{key}_E{ENERGY_KEV:g}_{DETECTOR}_n{slices}_e{ELECTRONS}_s{seed}.npz"
-    f = Path(cache) / name
-    if f.is_file():
-        z = np.load(f)
-        return {"eta": z["eta"], "std": z["std"], "seconds": float(z["seconds"])}
-    if not run:
-        raise FileNotFoundError(f"not cached: {f}")
-    from fibsynth.config import VoxelSize
-    from fibsynth.physics.montecarlo.stack import simulate_stack
+    0..slices-1, cached by the structure's content and the settings (:func:`fibsynth.fastsim.fidelity.cached_images`)."""
+    from fibsynth.fastsim.fidelity import cached_images, structure_key
 
-    t0 = time.process_time()
-    res = simulate_stack(vol, VoxelSize(x=VOXEL_NM, y=VOXEL_NM, z=VOXEL_NM), settings(seed), slices=(0, slices),
-                         progress=False)
-    out = {"eta": np.asarray(res["eta"], np.float32), "std": np.asarray(res["std"], np.float32),
-           "seconds": time.process_time() - t0}
-    Path(cache).mkdir(parents=True, exist_ok=True)
-    tmp = Path(cache) / (name + ".tmp.npz")
-    np.savez_compressed(tmp, **out)
-    tmp.replace(f)
-    return out
+    def simulate():
+        from fibsynth.config import VoxelSize
+        from fibsynth.physics.montecarlo.stack import simulate_stack
+
+        t0 = time.process_time()
+        res = simulate_stack(vol, VoxelSize(x=VOXEL_NM, y=VOXEL_NM, z=VOXEL_NM), settings(seed), slices=(0, slices),
+                             progress=False)
+        return {"eta": np.asarray(res["eta"], np.float32), "std": np.asarray(res["std"], np.float32),
+                "seconds": time.process_time() - t0}
+
+    name = f"se_{SOLID}_{structure_key(vol)}_E{ENERGY_KEV:g}_{DETECTOR}_n{slices}_e{ELECTRONS}_s{seed}.npz"
+    return cached_images(cache, name, simulate, run=run)
 
 
 def train_structure(seed, sf, lig):

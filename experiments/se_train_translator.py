@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -53,16 +52,7 @@ def load_pairs(structs, signal, cache, slices=sets.TRAIN_SLICES, test=False, rea
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("/tmp/se_fastpath/model"))
-    ap.add_argument("--cache", type=Path, default=sets.CACHE)
-    ap.add_argument("--epochs", type=int, default=400)
-    ap.add_argument("--patience", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--width", type=int, default=24)
-    ap.add_argument("--dilations", default="1,2,4,8,1")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-seconds", type=float, default=900.0, help="stop after this much training time")
+    bse_training.training_arguments(ap, out="/tmp/se_fastpath/model", cache=sets.CACHE, epochs=400, max_seconds=900.0)
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     ap.add_argument("--refit-noise", action="store_true",
                     help="keep the trained weights in --out; only fit the noise law again and rewrite the .json")
@@ -140,9 +130,7 @@ def main():
     (a.out / "history.json").write_text(json.dumps(history))
     print(json.dumps({**training, "noise": noise}, indent=1))
     if a.ship:
-        for f in ("paired_translator_se.pt", "paired_translator_se.json"):
-            shutil.copy(a.out / f, T.DATA / f)
-        print("shipped to", T.DATA)
+        bse_training.ship(a.out, ("paired_translator_se.pt", "paired_translator_se.json"))
 
 
 if __name__ == "__main__":

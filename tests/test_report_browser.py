@@ -183,6 +183,24 @@ _IMAGES_JS = """
 """
 
 
+def check_report_in_chromium(report: Path, tmp_path: Path, min_images: int) -> None:
+    """A report that a command wrote (reconstruct's, binary and n phases) opened in Chromium: no errors, nothing
+    requested from outside the file, at least ``min_images`` figures, each decoded and shown. Skips without
+    Chromium."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium binary found (apt-get install chromium, or set FIBSYNTH_CHROMIUM)")
+    b = Browser(CHROMIUM, tmp_path / "profile")
+    try:
+        b.open(report.as_uri())
+        assert b.errors() == []
+        assert all(u.startswith(("file:", "data:")) for u in b.requested_urls())
+        imgs = b.evaluate(_IMAGES_JS)
+        assert len(imgs) >= min_images
+        assert all(i["complete"] and i["naturalWidth"] > 0 and i["shownWidth"] > 0 for i in imgs)
+    finally:
+        b.close()
+
+
 def _figures():
     import matplotlib
 

@@ -246,3 +246,39 @@ def test_resolve_voxel_size_one_rule_for_every_command() -> None:
         resolve_voxel_size(None, slice_nm=5.0, source="vol.tif")
     with pytest.raises(FibsynthError, match=r"--slice-nm must be in \(0, 1e6\]"):
         resolve_voxel_size(f, slice_nm=-1.0)
+
+
+def test_label_volumes_open_in_fiji_with_their_label_range(tmp_path: Path) -> None:
+    """ImageJ/Fiji show an 8-bit image over 0..255 unless the file names a display range: a 0/1 segmentation
+    would open all black. Label and structure volumes name 0..(largest label); gray images do not."""
+    seg = np.zeros((4, 6, 7), np.uint8)
+    seg[:, 2:4] = 1
+    write_volume(tmp_path / "seg.tif", seg, VolumeMeta(kind="label", materials={"0": "epoxy", "1": "gold"}))
+    three = np.zeros((4, 6, 7), np.uint8)
+    three[:, :, 3] = 2  # labels 0 and 2 present, 1 absent: the range still covers all three materials
+    write_volume(tmp_path / "three.tif", three,
+                 VolumeMeta(kind="structure", materials={"0": "epoxy", "1": "Ni", "2": "YSZ"}))
+    nomat = np.zeros((3, 5, 5), np.uint16)
+    nomat[0, 0, 0] = 3
+    write_volume(tmp_path / "nomat.tif", nomat, VolumeMeta(kind="label"))
+    img = (np.arange(4 * 6 * 7).reshape(4, 6, 7) % 200).astype(np.uint8)
+    write_volume(tmp_path / "img.tif", img, VolumeMeta(kind="image"))
+    empty_first = seg.copy()
+    empty_first[0] = 0
+    write_volume(tmp_path / "seg_slices", empty_first, VolumeMeta(kind="label"))
+
+    def rng(p: Path):
+        with tifffile.TiffFile(p) as t:
+            ij = t.imagej_metadata or {}
+            return ij.get("min"), ij.get("max")
+
+    assert rng(tmp_path / "seg.tif") == (0.0, 1.0)
+    assert rng(tmp_path / "three.tif") == (0.0, 2.0)
+    assert rng(tmp_path / "nomat.tif") == (0.0, 3.0)
+    assert rng(tmp_path / "img.tif") == (None, None)
+    # every slice of a folder gets the volume's range, the all-0 first slice too
+    slices = sorted((tmp_path / "seg_slices").glob("slice_*.tif"))
+    assert slices and all(rng(p) == (0.0, 1.0) for p in slices)
+    # and the data and metadata read back unchanged
+    back = read_volume(tmp_path / "seg.tif")
+    assert np.array_equal(np.asarray(back.data), seg) and back.meta.kind == "label"

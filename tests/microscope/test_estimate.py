@@ -379,3 +379,22 @@ def test_struck_fraction_with_heavy_tailed_line_slopes():
     with pytest.raises(FibsynthError) as e:
         charging_streaks(np.zeros((2, 32, 32)), mixture_nu=0)
     assert e.value.param == "mixture_nu"
+
+
+def test_likelihood_ratio_for_charging_presence():
+    """The presence statistic 2 (ll of the two-component t mixture - ll of one t component): near 0 for heavy-
+    tailed (t3) line slopes without struck lines, above ``PRESENT_LR`` with 30 % of the lines struck at
+    3.75 structure scales (on the benchmark's stacks: <= 7.1 without charging, 10-54 at strength 0.05)."""
+    from fibsynth.microscope.measure import MIXTURE_NU_GRID, PRESENT_LR, _single_t_loglik, _struck_t_fit
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    noise = 0.0005 * rng.gamma(4, 0.25, n)
+    b = rng.random(n) < 0.3
+    base = 0.01 + 0.012 * rng.standard_t(3, n) + rng.standard_normal(n) * np.sqrt(noise)
+    lr = {}
+    for s in (0.0, 0.045):
+        k = base + s * b
+        mix = _struck_t_fit(k, noise, 0.2, float(np.percentile(k, 85) - np.median(k)), None)
+        lr[s] = 2 * (mix["loglik"] - max(_single_t_loglik(k, noise, nu) for nu in MIXTURE_NU_GRID))
+    assert -0.01 < lr[0.0] < 0.25 * PRESENT_LR and lr[0.045] > PRESENT_LR, lr  # -0.01: EM convergence

@@ -81,6 +81,60 @@ def test_alignment_of_a_3d_structure_step_by_step():
     assert np.abs(steps + np.diff(true, axis=0)).max() < 0.5
 
 
+def _noisy_static_stack(seed, nz=16, n=64, electrons=10.0, jump=None):
+    """A structure that does not change along z, drifted and imaged at a low dose: every error of the registration
+    is its own (noise), none is apparent motion. ``jump``: a stage jump (dy, dx) px from the middle slice on."""
+    _, eta = phantom((nz, n, n), seed)
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=electrons, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.5, blur_px=0.5), seed=seed + 10)
+    r = apply(np.repeat(eta[:1], nz, 0), m)
+    img, true = r.image, np.array(r.record["realised"]["shifts_px"])
+    if jump is not None:
+        img = img.copy()
+        for k in range(nz // 2, nz):
+            img[k] = ndimage.shift(img[k], jump, order=3, mode="nearest")
+        true = true.copy()
+        true[nz // 2:] += jump
+    return img, true - true[0]
+
+
+def test_registration_against_several_neighbours_averages_the_noise():
+    # 10 electrons per pixel: the chain sums 15 noisy steps; the robust least squares over pairs (k, k-1..k-3)
+    # and the median-template registration both see each slice more than once (measured: seed 1, chain 0.95 px,
+    # neighbours 0.23, template 0.62)
+    img, true = _noisy_static_stack(1)
+    err = {m: np.abs(register_slices(img, method=m) + true).mean() for m in ("chain", "neighbours", "template")}
+    assert err["neighbours"] < 0.5 * err["chain"] and err["neighbours"] < 0.35, err
+    assert err["template"] < err["chain"], err
+    assert np.array_equal(register_slices(img, method="chain"), register_slices(img))
+    assert np.array_equal(register_slices(img, method="neighbours", neighbours=1), register_slices(img))
+    aligned, shifts = align(img, method="neighbours")
+    assert np.array_equal(shifts, register_slices(img, method="neighbours")) and shifts[0].tolist() == [0, 0]
+
+
+def test_every_registration_method_keeps_a_stage_jump():
+    # a 7-px stage jump between slices 7 and 8 (on top of the random-walk drift) is real motion: every pair across
+    # it sees it, so the robust fit must not treat it as an outlier, and the template must not smooth it away
+    img, true = _noisy_static_stack(3, electrons=300.0, jump=(5.0, -5.0))
+    for m in ("chain", "neighbours", "template"):
+        est = register_slices(img, method=m)
+        assert np.abs(est + true).max() < 0.5, (m, np.abs(est + true).max())
+        assert np.hypot(*(est[8] - est[7])) > 6.0, m
+
+
+def test_registration_method_options_are_checked():
+    img = np.random.default_rng(0).random((3, 16, 16))
+    for kw, param in (({"method": "pairs"}, "method"), ({"method": "neighbours", "neighbours": 0}, "neighbours"),
+                      ({"method": "template", "template_half_width": 0}, "template_half_width")):
+        with pytest.raises(FibsynthError) as e:
+            register_slices(img, **kw)
+        assert e.value.param == param
+    with pytest.raises(Exception):
+        CorrectConfig(align=True, align_method="pairs")
+    y, rec = correct(_noisy_static_stack(1, nz=6)[0], CorrectConfig(align=True, align_method="neighbours"))
+    assert rec["config"]["align_method"] == "neighbours" and len(rec["shifts_px"]) == 6
+
+
 def test_destriping_removes_stripes_and_keeps_edges():
     lab, eta = phantom((8, 96, 96), 13)
     m = MicroscopeModel(curtaining=Curtaining(amplitude=0.06, width_px=3.0), seed=14)

@@ -146,3 +146,23 @@ def test_napari_writer_takes_the_offset_from_translate(tmp_path):
     assert read_volume(p).meta.offset_voxels == (5, 2, 0)
     [p] = write_image(str(tmp_path / "c.tif"), img, {"scale": (5.0, 2.0, 2.0), "translate": (0.0, 0.0, 0.0)})
     assert read_volume(p).meta.offset_voxels is None
+
+
+@pytest.mark.parametrize("kw, param, words", [
+    ({"translation": "bogus"}, "translation", "must be best, auto, gan, paired or projection"),
+    ({"seed": -1}, "seed", "must be in [0, 2^63)"),
+    ({"seed": 2**63}, "seed", "must be in [0, 2^63)"),
+    ({"detector": "se", "pore": "vacuum", "translation": "bogus"}, "translation", "must be best, auto"),
+    ({"detector": "se", "pore": "vacuum", "translation": "gan"}, "translation", "no CycleGAN exists for se"),
+    ({"detector": "se", "pore": "vacuum", "seed": -1}, "seed", "must be in [0, 2^63)"),
+    ({"materials": ["epoxy", "Au", "Ni"], "translation": "projection", "seed": -1}, "seed", "must be in [0, 2^63)"),
+])
+def test_fast_stack_refuses_translation_and_seed_in_one_line(kw, param, words):
+    """Every path of fast_stack (BSE, SE, one material per label) refuses an unknown translation and a seed outside
+    [0, 2^63) before any work, naming the parameter."""
+    vol = np.zeros((4, 16, 16), np.uint8)
+    vol[:, :, 8:] = 1 if "materials" not in kw else 2
+    vol[:, 8:, :8] = 1
+    with pytest.raises(FibsynthError) as e:
+        pipeline.fast_stack(vol, 5.0, 2.0, **kw)
+    assert e.value.param == param and words in e.value.message, e.value.message

@@ -132,3 +132,68 @@ def test_inspection_of_a_stack_with_fill_measures_the_image_only(tmp_path):
         stored = np.load(tmp_path / "real.npy")
         assert stored.shape == view.shape and rec["min"] >= 1  # the fill's 0 is not in the histogram
         assert rec["alignment_fill"]["box"] == fill["box"] and rec["input_shape"] == [9, 40, 50]
+
+
+def test_cached_rerun_does_not_read_the_stack_for_its_fill(tmp_path, monkeypatch):
+    """The inspect step finds the alignment fill once per file: a rerun takes the fill record from the cache
+    (``fill_borders`` not called again), a changed file is read again, the inspect key of a stack without fill is
+    the one it always had, an older inspect cache of the uncropped stack is not reused for a stack with fill, and a
+    stack refused for its fill leaves nothing in the cache."""
+    import os
+
+    from fibsynth.experiment.cache import step_key
+    from fibsynth.io import VolumeMeta, write_volume
+    from fibsynth.reconstruct import inspect as I
+    from fibsynth.reconstruct.workflow import _Console, _file_id, _Steps, inspect_step
+
+    reads = []
+    real_borders = I.fill_borders
+    monkeypatch.setattr(I, "fill_borders", lambda stack, **kw: reads.append(1) or real_borders(stack, **kw))
+    rng = np.random.default_rng(2)
+    clean, aligned = _aligned_with_fill(rng)
+    meta = VolumeMeta(kind="image", voxel_size_nm=4.0)
+    for name, arr in (("clean.tif", clean), ("aligned.tif", aligned)):
+        write_volume(tmp_path / name, arr, meta)
+
+    def run(name, steps):
+        raw, voxel, _, _ = read_stack(tmp_path / name, lazy=True)
+        return inspect_step(steps, raw, tmp_path / name, voxel.zyx(), ())
+
+    # an inspect cache of the uncropped aligned stack under the key it had before fill was left out
+    old = _Steps(tmp_path / "work", _Console(True))
+    vz = read_stack(tmp_path / "aligned.tif")[1].zyx()
+    old_params = {"file": _file_id(tmp_path / "aligned.tif"), "voxel": list(vz), "correct": [],
+                  "estimators": "fibsynth.microscope"}
+    with old.cache.writing(step_key("reconstruct.inspect", old_params, {}), {"step": "inspect"}) as d:
+        np.save(d / "real.npy", aligned.astype(np.float32))
+        (d / "inspect.json").write_text("{}")
+
+    for name in ("clean.tif", "aligned.tif"):
+        first = _Steps(tmp_path / "work", _Console(True))
+        k1, _, real1, insp1 = run(name, first)
+        n = len(reads)
+        again = _Steps(tmp_path / "work", _Console(True))
+        k2, _, real2, insp2 = run(name, again)
+        assert len(reads) == n, "the cached rerun read the stack again to find its fill"
+        assert [r["status"] for r in first.log] == ["ran"] and [r["status"] for r in again.log] == ["cached"]
+        assert k1 == k2 and insp1 == insp2 and np.array_equal(real1, real2)
+    assert real2.shape == (9, 40 - 5 - 2 * I.FILL_MARGIN_PX, 50 - 8 - 2 * I.FILL_MARGIN_PX)  # cropped, not the old one
+    assert insp2["alignment_fill"]["box"] == real_borders(aligned)["box"]
+    # a stack without fill keeps the inspect key it had before the fill was cached
+    vz = read_stack(tmp_path / "clean.tif")[1].zyx()
+    k_clean, *_ = run("clean.tif", _Steps(tmp_path / "work", _Console(True)))
+    assert k_clean == step_key("reconstruct.inspect", {"file": _file_id(tmp_path / "clean.tif"), "voxel": list(vz),
+                                                       "correct": [], "estimators": "fibsynth.microscope"}, {})
+    # the file changed: its fill is found again
+    n = len(reads)
+    os.utime(tmp_path / "aligned.tif", ns=(1, 1))
+    run("aligned.tif", _Steps(tmp_path / "work", _Console(True)))
+    assert len(reads) == n + 1
+    # refused for its fill: one line, and no entry cached
+    blank = np.zeros((4, 20, 20), np.uint8)
+    blank[:, 5:15, 5:15] = rng.integers(1, 250, (4, 10, 10))
+    write_volume(tmp_path / "narrow.tif", blank, meta)
+    work = tmp_path / "w2"
+    with pytest.raises(FibsynthError, match="only 4 slices"):
+        run("narrow.tif", _Steps(work, _Console(True)))
+    assert not (work / "cache").exists() or not any((work / "cache").iterdir())

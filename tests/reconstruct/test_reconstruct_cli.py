@@ -110,18 +110,7 @@ def test_report_loads_in_chromium(run, tmp_path):
     spec = importlib.util.spec_from_file_location("report_browser", REPO / "tests" / "test_report_browser.py")
     rb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rb)
-    if rb.CHROMIUM is None:
-        pytest.skip("no Chromium binary found (apt-get install chromium, or set FIBSYNTH_CHROMIUM)")
-    b = rb.Browser(rb.CHROMIUM, tmp_path / "profile")
-    try:
-        b.open((run / "report.html").as_uri())
-        assert b.errors() == []
-        assert all(u.startswith(("file:", "data:")) for u in b.requested_urls())
-        imgs = b.evaluate(rb._IMAGES_JS)
-        assert len(imgs) >= 6
-        assert all(i["complete"] and i["naturalWidth"] > 0 and i["shownWidth"] > 0 for i in imgs)
-    finally:
-        b.close()
+    rb.check_report_in_chromium(run / "report.html", tmp_path, min_images=6)
 
 
 @pytest.mark.parametrize("args, words", [

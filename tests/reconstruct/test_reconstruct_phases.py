@@ -92,18 +92,7 @@ def test_report_loads_in_chromium(run, tmp_path):
     spec = importlib.util.spec_from_file_location("report_browser", REPO / "tests" / "test_report_browser.py")
     rb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rb)
-    if rb.CHROMIUM is None:
-        pytest.skip("no Chromium binary found (apt-get install chromium, or set FIBSYNTH_CHROMIUM)")
-    b = rb.Browser(rb.CHROMIUM, tmp_path / "profile")
-    try:
-        b.open((run / "report.html").as_uri())
-        assert b.errors() == []
-        assert all(u.startswith(("file:", "data:")) for u in b.requested_urls())
-        imgs = b.evaluate(rb._IMAGES_JS)
-        assert len(imgs) >= 6
-        assert all(i["complete"] and i["naturalWidth"] > 0 and i["shownWidth"] > 0 for i in imgs)
-    finally:
-        b.close()
+    rb.check_report_in_chromium(run / "report.html", tmp_path, min_images=6)
 
 
 @pytest.mark.parametrize("args, words", [
@@ -140,3 +129,33 @@ def test_forward_consistency_and_moved(tiny):
     old = {"quantities": {"fraction_0": q(0.4, 0.02), "fraction_1": q(0.3, 0.02), "network_diameter_nm": q(30, 2)}}
     new = {"quantities": {"fraction_0": q(0.45, 0.01), "fraction_1": q(0.31, 0.01), "network_diameter_nm": q(31, 1)}}
     assert moved_phases(old, new, 2) == ["fraction_0"]
+
+
+def test_report_phase_panels_show_the_results(run, tiny):
+    """The report's per-phase panels say what the outputs hold: for the U-Net, multi-Otsu and the ground truth, one
+    row per phase with its material and the fraction of that label in the written volume (and the Dice and the MDS
+    of the summary's scores), and the share of undecided voxels of confidence.tif."""
+    import html as H
+    import re
+
+    page = (run / "report.html").read_text()
+    s = json.loads((run / "summary.json").read_text())
+    vols = {"U-Net (fibsynth)": run / "segmentation.tif", "multi-Otsu": run / "multiotsu.tif",
+            "ground truth": tiny / "truth.tif"}
+    assert set(s["evaluation"]) == set(vols)
+    for name, f in vols.items():
+        m = re.search(re.escape(H.escape(name)) + r": per phase.*?</caption>(.*?)</table>", page, re.S)
+        assert m, name
+        rows = dict(re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", m.group(1)))
+        lab = np.asarray(read_volume(f).data)
+        ev = s["evaluation"][name]
+        for i, mat in enumerate(("epoxy", "Ni", "Au")):
+            cell = rows[H.escape(f"phase {i} ({mat})")]
+            assert f"fraction {(lab == i).mean():.3f}" in cell, (name, i, cell)
+            if name != "ground truth":
+                assert f"Dice vs truth {ev['phases'][str(i)]['Dice']:.3f}" in cell, (name, i, cell)
+        if name != "ground truth":
+            assert rows["all phases"].startswith(f"MDS {ev['MDS']:.3f}")
+        assert len(rows) == 3 + (name != "ground truth")
+    conf = np.asarray(read_volume(run / "confidence.tif").data)
+    assert f"{100 * float((conf < 0.5).mean()):.1f} % of the voxels have a confidence below 0.5" in H.unescape(page)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,32 +38,45 @@ def make_structure(seed: int, size: int = 64, slices: int = 4, solid_fraction: f
                         ligament_nm=ligament_nm, seed=seed)
 
 
+def structure_key(structure: np.ndarray) -> str:
+    """The short content hash that names a structure's cached Monte Carlo images."""
+    return hashlib.sha1(np.ascontiguousarray(structure).tobytes()).hexdigest()[:12]
+
+
+def cached_images(cache: Path | None, name: str, simulate: Callable[[], dict], *, run: bool = True) -> dict:
+    """Monte Carlo images ``{"eta", "std", "seconds"}`` from ``cache / name`` (``.npz``) when it is there, else
+    ``simulate()``, stored there (written to a temporary name, then renamed). ``run=False``: FileNotFoundError
+    instead of simulating; ``cache`` None: nothing is read or stored."""
+    f = Path(cache) / name if cache is not None else None
+    if f is not None and f.is_file():
+        z = np.load(f)
+        return {"eta": z["eta"], "std": z["std"], "seconds": float(z["seconds"])}
+    if not run:
+        raise FileNotFoundError(f"not cached: {f if f is not None else name}")
+    out = simulate()
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(name + ".tmp.npz")
+        np.savez_compressed(tmp, **out)
+        tmp.replace(f)
+    return out
+
+
 def mc_images(structure: np.ndarray, energy_kev: float, *, slices: int, electrons_per_pixel: int, seed: int,
               cache: Path | None = None, tag: str = "", run: bool = True) -> dict:
     """Monte Carlo images (``eta``) and binomial standard errors (``std``) of slices 0..slices-1, cached under
-    ``cache`` by a key of the structure's content and the settings."""
-    key = hashlib.sha1(np.ascontiguousarray(structure).tobytes()).hexdigest()[:12]
-    name = f"mc_{tag}{key}_E{energy_kev:g}_n{slices}_e{electrons_per_pixel}_s{seed}.npz"
-    if cache is not None:
-        f = Path(cache) / name
-        if f.is_file():
-            z = np.load(f)
-            return {"eta": z["eta"], "std": z["std"], "seconds": float(z["seconds"])}
-    if not run:
-        raise FileNotFoundError(f"not cached: {name}")
-    from fibsynth.pipeline import montecarlo_stack
+    ``cache`` by a key of the structure's content and the settings (:func:`cached_images`)."""
+    def simulate() -> dict:
+        from fibsynth.pipeline import montecarlo_stack
 
-    t0 = time.perf_counter()
-    p = montecarlo_stack(structure, VOXEL_NM, slices=(0, slices), energy_kev=float(energy_kev),
-                         electrons_per_pixel=int(electrons_per_pixel), seed=int(seed), incidence_deg=INCIDENCE_DEG)
-    out = {"eta": np.asarray(p.data, np.float32), "std": np.asarray(p.record["std"], np.float32),
-           "seconds": time.perf_counter() - t0}
-    if cache is not None:
-        Path(cache).mkdir(parents=True, exist_ok=True)
-        tmp = Path(cache) / (name + ".tmp.npz")
-        np.savez_compressed(tmp, **out)
-        tmp.replace(Path(cache) / name)
-    return out
+        t0 = time.perf_counter()
+        p = montecarlo_stack(structure, VOXEL_NM, slices=(0, slices), energy_kev=float(energy_kev),
+                             electrons_per_pixel=int(electrons_per_pixel), seed=int(seed), incidence_deg=INCIDENCE_DEG)
+        return {"eta": np.asarray(p.data, np.float32), "std": np.asarray(p.record["std"], np.float32),
+                "seconds": time.perf_counter() - t0}
+
+    name = f"mc_{tag}{structure_key(structure)}_E{energy_kev:g}_n{slices}_e{electrons_per_pixel}_s{seed}.npz"
+    return cached_images(cache, name, simulate, run=run)
 
 
 # ------------------------------------------------------------------------------------------------ measures

@@ -34,11 +34,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numba as nb
 import numpy as np
 
 from fibsynth.errors import FibsynthError
-from fibsynth.fastsim.projection import _escape_fraction, _wall_normal
 
 
 def _check_labels(labels, n: int) -> np.ndarray:
@@ -237,57 +235,10 @@ def _project_materials(vol: np.ndarray, mats: tuple[str, ...], voxel_zyx, energy
     return total, record
 
 
-@nb.njit(parallel=True, cache=True)
-def _project_open_labels(hit, lab, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, scale, dirs, max_steps, out):
-    """:func:`.projection._project_open` with the wall's material: ``scale[label]`` x A(theta; p_arnal[label]) x G
-    (``hit``: 1 where any solid, for the geometry; ``lab``: the labels)."""
-    nz, ny, nx = hit.shape
-    nc = dj.size
-    ty = by / bz
-    ref = 1.0 + bz
-    for kk in nb.prange(k1 - k0):
-        k = k0 + kk
-        nvec = np.empty(3)
-        for y in range(ny):
-            for x in range(nx):
-                h = -1
-                for c in range(nc):
-                    z = k + dj[c]
-                    if z >= nz:
-                        break
-                    if hit[z, (y + di[c]) % ny, x] != 0:
-                        h = c
-                        break
-                if h < 0:
-                    out[kk, y, x] = 0.0
-                    continue
-                zc = k + dj[h]
-                yc = (y + di[h]) % ny
-                m = lab[zc, yc, x]
-                if depth[h] <= 0.0:
-                    out[kk, y, x] = scale[m] * 1.0
-                    continue
-                gx, gy, gz = _wall_normal(hit, k, zc, yc, x)
-                g = math.sqrt(gx * gx + gy * gy + gz * gz)
-                ct = 0.0
-                if g > 0.0:
-                    ct = -(gy * by + gz * bz) / g
-                if ct <= 0.05:
-                    nvec[0], nvec[1], nvec[2] = 0.0, -by, -bz
-                    ct = 1.0
-                else:
-                    nvec[0], nvec[1], nvec[2] = gx / g, gy / g, gz / g
-                d = depth[h] - 1e-3 * dz
-                pz = k * dz + d
-                py = (y + 0.5) * dy + d * ty
-                px = (x + 0.5) * dx
-                gesc = _escape_fraction(hit, k, pz, py, px, nvec, dirs, dz, dy, dx, max_steps)
-                out[kk, y, x] = scale[m] * ((ref / (1.0 + ct)) ** p_arnal[m] * gesc)
-
-
 def _project_open_labels_call(vol, mats, groups, zs, voxel_zyx, e, a, k0, k1, *, model, normalise, slices_behind,
                               compound="castaing"):
-    from fibsynth.fastsim.projection import MAX_SLICES_BEHIND, N_ESCAPE_DIRECTIONS, escape_directions, ray_cells
+    from fibsynth.fastsim.projection import (MAX_SLICES_BEHIND, N_ESCAPE_DIRECTIONS, _project_open, escape_directions,
+                                             ray_cells)
 
     dz, dy, dx = voxel_zyx
     nz = vol.shape[0]
@@ -305,7 +256,7 @@ def _project_open_labels_call(vol, mats, groups, zs, voxel_zyx, e, a, k0, k1, *,
     out = np.empty((k1 - k0,) + vol.shape[1:], np.float32)
     max_steps = int(4 * (vol.shape[0] * dz + vol.shape[1] * dy + vol.shape[2] * dx) / (0.5 * min(dz, dy, dx)))
     hit = np.ascontiguousarray(vol > 0, dtype=np.uint8)
-    _project_open_labels(hit, vol, k0, k1, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64),
+    _project_open(hit, vol, k0, k1, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64),
                          cells[:, 2].copy(), float(dz), float(dy), float(dx), by, bz, p_arr, scale,
                          escape_directions(), max_steps, out)
     record = {"energy_kev": e, "slices_behind": k, "slices_behind_default": min(MAX_SLICES_BEHIND, nz),

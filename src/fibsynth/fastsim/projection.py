@@ -388,12 +388,15 @@ def _wall_normal(vol, k, z, y, x):
 
 
 @nb.njit(parallel=True, cache=True)
-def _project_open(vol, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, dirs, max_steps, out):
-    """Open pores: out[k - k0, y, x] = A(theta) G for the first solid cell c along the ray (through vacuum: no
-    attenuation), 0 if the ray leaves the stack; A(theta) = ((1 + cos a) / (1 + cos theta))^p (Arnal et al.
-    1969, relative to the face at incidence a; theta between the beam and the wall normal), G the escape fraction
-    of the wall's cosine-law emission through the open pore (:func:`_escape_fraction`; 1 at the face)."""
-    nz, ny, nx = vol.shape
+def _project_open(hit, lab, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, scale, dirs, max_steps, out):
+    """Open pores: out[k - k0, y, x] = scale[m] A(theta; p_arnal[m]) G for the first solid cell c along the ray
+    (through vacuum: no attenuation), m its label in ``lab``, 0 if the ray leaves the stack; A(theta) =
+    ((1 + cos a) / (1 + cos theta))^p (Arnal et al. 1969, relative to the face at incidence a; theta between the
+    beam and the wall normal), G the escape fraction of the wall's cosine-law emission through the open pore
+    (:func:`_escape_fraction`; 1 at the face). ``hit``: 1 where any solid (the geometry); the binary projection
+    passes its volume as both, with ``scale = [0, 1]``, the n-phase one (:mod:`fibsynth.fastsim.multiphase`) each
+    label's material."""
+    nz, ny, nx = hit.shape
     nc = dj.size
     ty = by / bz
     ref = 1.0 + bz
@@ -407,18 +410,19 @@ def _project_open(vol, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, dirs,
                     z = k + dj[c]
                     if z >= nz:
                         break
-                    if vol[z, (y + di[c]) % ny, x] != 0:
+                    if hit[z, (y + di[c]) % ny, x] != 0:
                         h = c
                         break
                 if h < 0:
                     out[kk, y, x] = 0.0
                     continue
-                if depth[h] <= 0.0:
-                    out[kk, y, x] = 1.0  # solid at the face
-                    continue
                 zc = k + dj[h]
                 yc = (y + di[h]) % ny
-                gx, gy, gz = _wall_normal(vol, k, zc, yc, x)
+                m = lab[zc, yc, x]
+                if depth[h] <= 0.0:
+                    out[kk, y, x] = scale[m] * 1.0  # solid at the face
+                    continue
+                gx, gy, gz = _wall_normal(hit, k, zc, yc, x)
                 g = math.sqrt(gx * gx + gy * gy + gz * gz)
                 ct = 0.0
                 if g > 0.0:
@@ -433,8 +437,8 @@ def _project_open(vol, k0, k1, dj, di, depth, dz, dy, dx, by, bz, p_arnal, dirs,
                 pz = k * dz + d
                 py = (y + 0.5) * dy + d * ty
                 px = (x + 0.5) * dx
-                gesc = _escape_fraction(vol, k, pz, py, px, nvec, dirs, dz, dy, dx, max_steps)
-                out[kk, y, x] = (ref / (1.0 + ct)) ** p_arnal * gesc
+                gesc = _escape_fraction(hit, k, pz, py, px, nvec, dirs, dz, dy, dx, max_steps)
+                out[kk, y, x] = scale[m] * ((ref / (1.0 + ct)) ** p_arnal[m] * gesc)
 
 
 def project_open(vol: np.ndarray, voxel_zyx, e: float, a: float, k0: int, k1: int, *, solid: str, model,
@@ -455,8 +459,9 @@ def project_open(vol: np.ndarray, voxel_zyx, e: float, a: float, k0: int, k1: in
     by, bz = math.sin(math.radians(a)), math.cos(math.radians(a))
     out = np.empty((k1 - k0,) + vol.shape[1:], np.float32)
     max_steps = int(4 * (vol.shape[0] * dz + vol.shape[1] * dy + vol.shape[2] * dx) / (0.5 * min(dz, dy, dx)))
-    _project_open(vol, k0, k1, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), cells[:, 2].copy(),
-                  float(dz), float(dy), float(dx), by, bz, p_arnal, escape_directions(), max_steps, out)
+    _project_open(vol, vol, k0, k1, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), cells[:, 2].copy(),
+                  float(dz), float(dy), float(dx), by, bz, np.array([0.0, p_arnal]), np.array([0.0, 1.0]),
+                  escape_directions(), max_steps, out)
     if normalise == "eta":
         out *= np.float32(w_top)
     record = {"energy_kev": e, "slices_behind": k, "slices_behind_default": min(MAX_SLICES_BEHIND, nz),

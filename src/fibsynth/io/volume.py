@@ -687,13 +687,29 @@ def _imagej_kwargs(meta: VolumeMeta) -> dict:
     return kw
 
 
-def _write_tiff(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str | None) -> None:
+def _label_display_max(data: np.ndarray, meta: VolumeMeta) -> int | None:
+    """The largest label of an integer structure / label volume (from ``materials`` where it names every label,
+    else the data's maximum, at least 1), or None for other volumes. ImageJ and Fiji show an 8- or 16-bit image
+    over 0..255 / 0..65535 unless the file names a display range, so a 0/1 segmentation would open all black."""
+    if meta.kind not in ("structure", "label") or not np.issubdtype(data.dtype, np.integer):
+        return None
+    if meta.materials and len(meta.materials) >= 2:
+        return len(meta.materials) - 1
+    return max(1, int(np.max(data))) if data.size else 1
+
+
+def _write_tiff(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: str | None,
+                display_max: int | None = None) -> None:
     import tifffile
 
     kw = _imagej_kwargs(meta)
     imagej = data.dtype in (np.uint8, np.uint16, np.float32)
     if not imagej:
         kw["metadata"] = {"Info": kw["metadata"]["Info"]}
+    else:
+        top = display_max if display_max is not None else _label_display_max(data, meta)
+        if top is not None:
+            kw["metadata"].update({"min": 0.0, "max": float(top)})
     tifffile.imwrite(
         tmp,
         data,
@@ -710,8 +726,9 @@ def _write_folder(tmp: Path, data: np.ndarray, meta: VolumeMeta, compression: st
     # every slice carries the metadata, less bulky tables (e.g. a wave table) that the sidecar holds once
     slim = {k: v for k, v in meta.parameters.items() if not (isinstance(v, list) and len(v) > 64)}
     slice_meta = meta.model_copy(update={"parameters": {**slim, "full_metadata": _SIDECAR}} if len(slim) < len(meta.parameters) else {})
+    top = _label_display_max(data, meta)  # one display range for every slice
     for z in range(data.shape[0]):
-        _write_tiff(tmp / f"slice_{z:0{width}d}.tif", data[z][None], slice_meta, compression)
+        _write_tiff(tmp / f"slice_{z:0{width}d}.tif", data[z][None], slice_meta, compression, display_max=top)
     (tmp / _SIDECAR).write_text(meta.to_json())
 
 

@@ -193,6 +193,10 @@ def correct_cmd(
     upsample: int = typer.Option(20, "--upsample", help="Registration precision: 1/UPSAMPLE px."),
     max_shift_px: Optional[float] = typer.Option(None, "--max-shift-px", help="Reject slice-to-slice shifts larger "
                                                  "than this (failed registrations)."),
+    align_method: str = typer.Option("chain", "--align-method", help="chain (each slice onto the previous one), "
+                                     "neighbours (also onto the two before it, robust least squares: averages "
+                                     "the registration noise of noisy stacks) or template (onto the median of "
+                                     "the aligned neighbours)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_method: str = typer.Option("auto", "--destripe-method", help="wavelet (wavelet-Fourier filter), phase "
                                         "(column profile of the residual of a two-phase level model: for two-phase "

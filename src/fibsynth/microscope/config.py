@@ -171,6 +171,10 @@ class CorrectConfig(StrictModel):
     align: bool = False
     upsample: int = Field(20, ge=1, le=1000, description="registration precision 1/upsample px")
     max_shift_px: float | None = Field(None, gt=0, description="reject slice-to-slice shifts larger than this")
+    align_method: Literal["chain", "neighbours", "template"] = Field(
+        "chain", description="chain (each slice onto the previous one), neighbours (also onto the 2-3 before it, "
+        "robust least squares: averages the registration noise) or template (onto the median of the aligned "
+        "neighbours, AMST)")
     destripe: bool = False
     destripe_method: Literal["auto", "wavelet", "phase"] = Field(
         "auto", description="wavelet (Muench et al. filter), phase (column profile of the residual of a two-phase "

@@ -283,11 +283,7 @@ def fast_stack(
             translation = "gan"  # no paired translator for n phases: as gan (a model given, else an error)
         return _labels_fast_stack(structure, voxel, energy_kev, materials, model=model, translation=translation,
                                   incidence_deg=incidence_deg, seed=seed, keep_projection=keep_projection)
-    if translation not in TRANSLATIONS:
-        raise FibsynthError(f"must be {', '.join(TRANSLATIONS[:-1])} or {TRANSLATIONS[-1]} (got {translation!r})",
-                            param="translation")
-    if not (0 <= int(seed) < 2**63):
-        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    _check_translation(translation, seed)
     choice = None
     if translation == "best":
         translation, choice = best_translation(energy_kev, solid, pore, model)
@@ -322,6 +318,16 @@ def fast_stack(
 
 #: the fast path's translations (:func:`fast_stack`); ``best`` is the default
 TRANSLATIONS = ("best", "auto", "gan", "paired", "projection")
+
+
+def _check_translation(translation: str | None, seed: Any) -> None:
+    """One line unless ``translation`` is one of :data:`TRANSLATIONS` (None: checked by the caller) and ``seed`` (the
+    translators' noise) is in [0, 2^63)."""
+    if translation is not None and translation not in TRANSLATIONS:
+        raise FibsynthError(f"must be {', '.join(TRANSLATIONS[:-1])} or {TRANSLATIONS[-1]} (got {translation!r})",
+                            param="translation")
+    if not (0 <= int(seed) < 2**63):
+        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
 
 
 def best_translation(energy_kev: float, solid: str = SOLID, pore: str = PORE, model: Any = None,
@@ -378,14 +384,10 @@ def _se_fast_stack(structure, voxel, energy_kev, *, detector, model, translation
     if not is_vacuum(pore):
         raise FibsynthError(f"the fast {detector} model images open pores only (got {pore}-filled pores): give pore "
                             "vacuum, or use the Monte Carlo", param="pore")
-    if translation not in TRANSLATIONS:
-        raise FibsynthError(f"must be {', '.join(TRANSLATIONS[:-1])} or {TRANSLATIONS[-1]} (got {translation!r})",
-                            param="translation")
     if translation == "gan":
         raise FibsynthError(f"no CycleGAN exists for {detector} images: use best, paired or projection",
                             param="translation")
-    if not (0 <= int(seed) < 2**63):
-        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    _check_translation(translation, seed)
     choice = None
     if translation == "best":
         translation, choice = best_se_translation(energy_kev, solid, detector, model, incidence_deg)
@@ -448,8 +450,7 @@ def _labels_fast_stack(structure, voxel, energy_kev, materials, *, model, transl
     if translation == "gan" and model is None:
         raise FibsynthError("no translation model is shipped for one material per label: use projection or auto, "
                             "or pass a CycleGAN you trained on such projections as model", param="translation")
-    if not (0 <= int(seed) < 2**63):
-        raise FibsynthError(f"must be in [0, 2^63) (got {seed})", param="seed")
+    _check_translation(None, seed)
     t0 = time.perf_counter()
     proj, rec = project_labels(structure, voxel.zyx(), energy_kev, materials, incidence_deg=incidence_deg)
     mats = rec["materials"]

@@ -160,7 +160,11 @@ def fill_borders(stack: Any, *, block: int = 32) -> dict[str, Any] | None:
 def crop_fill(stack: Any, path: Any = None) -> tuple[Any, dict[str, Any] | None]:
     """``stack`` without its alignment fill (:func:`fill_borders`; a view, nothing copied) and the record, or the
     stack itself and None. One-line error when nothing usable is left."""
-    rec = fill_borders(stack)
+    return crop_to_fill(stack, fill_borders(stack), path)
+
+
+def crop_to_fill(stack: Any, rec: dict[str, Any] | None, path: Any = None) -> tuple[Any, dict[str, Any] | None]:
+    """:func:`crop_fill` with the record of :func:`fill_borders` already at hand (a cached one): reads nothing."""
     if rec is None:
         return stack, None
     if rec["box"] is None:

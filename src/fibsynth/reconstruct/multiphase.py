@@ -41,7 +41,7 @@ from pydantic import Field, model_validator
 from fibsynth import __version__
 from fibsynth.config import VoxelSize
 from fibsynth.errors import FibsynthError
-from fibsynth.reconstruct.settings import DEFAULT_ENERGY_KEV, ReconstructSettings
+from fibsynth.reconstruct.settings import ReconstructSettings
 
 MAX_PHASES = 5  # multi-Otsu's exhaustive search (skimage) and the U-Net's classes stay small
 #: candidates of the generic phases (``--phases N`` without ``--materials``): elements spread over the eta range
@@ -363,18 +363,13 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     thread choice is ``threads``."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import read_stack
-    from fibsynth.reconstruct.workflow import (NOT_KEYED, WORK, _Console, _file_id, _save, _seg_settings, _Steps,
-                                               fill_region, inspect_step, threads_line)
+    from fibsynth.reconstruct.workflow import (NOT_KEYED, _file_id, _save, adapt_step, fill_region, inspect_step,
+                                               open_run, read_real, set_names, synth_plan)
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
     n = s.n
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
-                                          lazy=True)
-    energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
-                                                                         f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
-    energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
+    raw, voxel, energy, energy_note, desc = read_real(real_path, s)
     materials = resolve_materials(s, energy)
     truth_arr = None
     if truth is not None:
@@ -390,16 +385,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     from fibsynth.ml.runtime import resolved_device
 
     resolved_device(s.device)  # an unknown or absent device: one line before anything runs
-    if out.exists() and not out.is_dir():
-        raise FibsynthError("exists and is not a folder", out, param="out_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    console = _Console(quiet)
-    if threads is None:  # called without thread_scope: report what torch runs with
-        import torch
-
-        threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
-    console.print(threads_line(threads))
-    steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
+    console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))
 
@@ -420,17 +406,8 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                         {"real": k_in}, do_estimate, f"estimating the {n} phases (multi-Otsu, n-means)")
     est = json.loads((d_e / "estimate.json").read_text())
 
-    nz_s = max(s.synth_slices or int(min(real.shape[0], 48)), 8 if s.mode != "3d" else 16)
-    side = s.synth_side or int(np.clip(min(real.shape[1:]), 64, 128))
-    synth_shape = (nz_s, side, side)
-    method = s.adapt_method if s.adapt else None
-    gan_plan = (A.plan(real.shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
-                       channels=s.gan_channels) if method == "cyclegan" else None)
-    seg_ts, seg_plan = _seg_settings(s, side, nz_s)
+    synth_shape, method, gan_plan, seg_ts, seg_plan = synth_plan(s, real.shape)
     seg_ts = type(seg_ts)(**{**seg_ts.model_dump(), "classes": n})
-
-    def names(d: Path, prefix: str) -> list[str]:
-        return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
 
     adapt_model: dict[str, Any] = {}  # the adaptation model of round 1, reused by round 2 (as the binary workflow)
 
@@ -459,41 +436,17 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         distances = None
         k_imgs, d_imgs = k_g, d_g
         if method is not None:
-            if adapt_model:
-                k_a, d_a = adapt_model["key"], adapt_model["dir"]
-            elif method in ("histogram", "linear"):
-                def do_hist(d: Path) -> dict:
-                    q = A.fit_histogram(real, seed=s.seed)
-                    _save(d / "quantiles.npy", q)
-                    return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
-
-                k_a, d_a, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
-                                    {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution")
-            else:
-                def do_gan(d: Path) -> dict:
-                    srcs = [np.load(d_g / f"{nm}_img.npy") for nm in names(d_g, "train")]
-                    return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed, device=s.device)
-
-                k_a, d_a, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": k_g, "real": k_in}, do_gan,
-                                    "training the adaptation CycleGAN")
-            adapt_model.update(key=k_a, dir=d_a)
-
-            def do_translate(d: Path) -> dict:
-                return A.adapt_set(d_g, d_a, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed,
-                               device=s.device)
-
-            k_imgs, d_imgs, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_a, "generate": k_g},
-                                        do_translate, "adapting the synthetic stacks to the real stack")
-            distances = rec["result"]
+            ad = adapt_step(steps, s, method, gan_plan, real, k_in, {"key": k_g, "dir": d_g}, adapt_model)
+            k_imgs, d_imgs, distances = ad["key"], ad["dir"], ad["distances"]
 
         # 5. train -------------------------------------------------------------------------------------------------
         def do_train(d: Path) -> dict:
             from fibsynth.segment.train import fit
 
-            ti = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "train")]
-            tl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "train")]
-            vi = [np.load(d_imgs / f"{nm}_img.npy") for nm in names(d_imgs, "val")]
-            vl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in names(d_imgs, "val")]
+            ti = [np.load(d_imgs / f"{nm}_img.npy") for nm in set_names(d_imgs, "train")]
+            tl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in set_names(d_imgs, "train")]
+            vi = [np.load(d_imgs / f"{nm}_img.npy") for nm in set_names(d_imgs, "val")]
+            vl = [np.load(d_imgs / f"{nm}_lbl.npy") for nm in set_names(d_imgs, "val")]
             with A.quiet_lightning():
                 rec = fit(ti, tl, d / "model", seg_ts, val_images=vi, val_labels=vl, verbose=False, progress=False)
             return {"best_val_mds": rec.get("best_val_mds"), "val_multiotsu_mds": rec.get("otsu_val_mds"),

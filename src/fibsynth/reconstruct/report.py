@@ -46,17 +46,21 @@ def overlay_figure(real: np.ndarray, seg: np.ndarray, voxel: VoxelSize):
     return fig
 
 
-def confidence_figure(conf: np.ndarray, prob: np.ndarray, voxel: VoxelSize):
+def confidence_figure(conf: np.ndarray, prob: np.ndarray, voxel: VoxelSize, *, bar_label: str = "|2P - 1|",
+                      hist_label: str = "P(solid) per voxel",
+                      hist_title: str = "probabilities: near 0 or 1 = decided"):
+    """The confidence in three planes and the distribution of ``prob`` (the binary report: P(solid); the n-phase
+    one passes the confidence itself and its labels)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
     for ax, (name, img, ext) in zip(axes[:3], _planes(conf, voxel)):
         im = ax.imshow(img, cmap="magma", vmin=0, vmax=1, extent=ext, interpolation="nearest")
         ax.set_title("confidence, " + name, fontsize=9)
-    fig.colorbar(im, ax=axes[:3].tolist(), shrink=0.8, label="|2P - 1|")
+    fig.colorbar(im, ax=axes[:3].tolist(), shrink=0.8, label=bar_label)
     axes[3].hist(prob.ravel()[:: max(1, prob.size // 1_000_000)], bins=50, range=(0, 1), color="0.3")
-    axes[3].set_xlabel("P(solid) per voxel")
+    axes[3].set_xlabel(hist_label)
     axes[3].set_ylabel("voxels")
-    axes[3].set_title("probabilities: near 0 or 1 = decided", fontsize=9)
+    axes[3].set_title(hist_title, fontsize=9)
     return fig
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from fibsynth.config import VoxelSize
-from fibsynth.reconstruct.report import _planes, _plt, drift_figure, histogram_figure, training_figure
+from fibsynth.reconstruct.report import (_planes, _plt, confidence_figure, drift_figure, histogram_figure,
+                                         training_figure)
 
 PHASE_COLOURS = ("#1f1f1f", "#e69f00", "#56b4e9", "#009e73", "#cc79a7")
 
@@ -59,17 +60,8 @@ def labels_figure(segs: dict[str, np.ndarray], materials: dict[str, str]):
 
 
 def confidence_figure_phases(conf: np.ndarray, voxel: VoxelSize):
-    plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
-    for ax, (name, img, ext) in zip(axes[:3], _planes(conf, voxel)):
-        im = ax.imshow(img, cmap="magma", vmin=0, vmax=1, extent=ext, interpolation="nearest")
-        ax.set_title("confidence, " + name, fontsize=9)
-    fig.colorbar(im, ax=axes[:3].tolist(), shrink=0.8, label="(n P_max - 1) / (n - 1)")
-    axes[3].hist(conf.ravel()[:: max(1, conf.size // 1_000_000)], bins=50, range=(0, 1), color="0.3")
-    axes[3].set_xlabel("confidence per voxel")
-    axes[3].set_ylabel("voxels")
-    axes[3].set_title("near 1 = decided", fontsize=9)
-    return fig
+    return confidence_figure(conf, conf, voxel, bar_label="(n P_max - 1) / (n - 1)", hist_label="confidence per voxel",
+                             hist_title="near 1 = decided")
 
 
 def examples_figure_phases(real, ideal, synth, adapted, label, n: int):

@@ -232,9 +232,10 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
     apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
     (read-only: only what a later step touches is read) and the inspection record."""
-    from fibsynth.reconstruct.inspect import crop_fill, inspect_to_npy
+    from fibsynth.reconstruct.inspect import inspect_to_npy
 
-    cropped, fill = crop_fill(raw, real_path)  # alignment fill (constant edge rows/columns, blank end slices) left out
+    cropped, fill = _crop_fill_cached(steps, raw, real_path)  # alignment fill (constant edge rows/columns, blank end
+    # slices) left out
 
     def do_inspect(d: Path) -> dict:
         rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill)
@@ -246,6 +247,26 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple
         key["alignment_fill"] = fill["box"]
     k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
     return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+
+
+def _crop_fill_cached(steps: _Steps, raw: Any, real_path: Path) -> tuple[Any, dict[str, Any] | None]:
+    """:func:`fibsynth.reconstruct.inspect.crop_fill` of the user's stack, its fill record cached by the file's
+    identity (the one the inspect key uses), so that a rerun does not read the whole stack again to find its fill.
+    Not one of the logged steps; a stack refused for its fill (all blank, too little left) is refused before anything
+    is cached. The inspect key still carries the fill box wherever there is fill, so an inspect cache of an uncropped
+    stack is never reused for a cropped one."""
+    from fibsynth.experiment.cache import step_key
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX, crop_fill, crop_to_fill
+
+    params = {"file": _file_id(real_path), "margin_px": FILL_MARGIN_PX}
+    key = step_key("reconstruct.fill", params, {})
+    if steps.cache.done(key):
+        return crop_to_fill(raw, steps.cache.record(key)["result"], real_path)
+    cropped, fill = crop_fill(raw, real_path)
+    record: dict[str, Any] = {"step": "fill", "params": params, "inputs": {}, "result": fill}
+    with steps.cache.writing(key, record):
+        pass
+    return cropped, fill
 
 
 def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
@@ -264,6 +285,94 @@ def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
     if truth_arr is not None:
         truth_arr = np.ascontiguousarray(truth_arr[z0:z1, y0:y1, x0:x1])
     return truth_arr, (z0, y0, x0), line
+
+
+def read_real(real_path: Path, s: Any) -> tuple[Any, VoxelSize, float, str, dict[str, Any]]:
+    """The start of both workflows: the user's stack read lazily (:func:`fibsynth.reconstruct.inspect.read_stack`),
+    its voxel size, the beam energy (the default where neither the options nor the file give one), the sentence
+    saying where the energy came from, and the stack's description."""
+    from fibsynth.reconstruct.inspect import read_stack
+
+    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
+                                          lazy=True)
+    energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
+                                                                         f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
+    return raw, voxel, float(energy if energy is not None else DEFAULT_ENERGY_KEV), energy_note, desc
+
+
+def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[str, Any] | None
+             ) -> tuple[_Console, _Steps, dict[str, Any]]:
+    """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file), the
+    console with the threads line, the step cache (``work_dir``, default ``OUT/work``) and the threads record
+    (``threads``, or what torch runs with when called without :func:`thread_scope`)."""
+    if out.exists() and not out.is_dir():
+        raise FibsynthError("exists and is not a folder", out, param="out_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    console = _Console(quiet)
+    if threads is None:  # called without thread_scope: report what torch runs with
+        import torch
+
+        threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
+    console.print(threads_line(threads))
+    return console, _Steps(Path(work_dir) if work_dir is not None else out / WORK, console), threads
+
+
+def synth_plan(s: Any, real_shape: tuple[int, ...]) -> tuple[tuple[int, int, int], str | None, Any, Any, dict]:
+    """Both workflows' sizes for the synthetic data: the generated stacks' shape, the adaptation method (None
+    without adaptation), the CycleGAN's plan (None unless it is used), the U-Net's settings and plan."""
+    from fibsynth.reconstruct import adapt as A
+
+    nz_s = max(s.synth_slices or int(min(real_shape[0], 48)), 8 if s.mode != "3d" else 16)
+    side = s.synth_side or int(np.clip(min(real_shape[1:]), 64, 128))
+    synth_shape = (nz_s, side, side)
+    method = s.adapt_method if s.adapt else None
+    gan_plan = (A.plan(real_shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
+                       channels=s.gan_channels) if method == "cyclegan" else None)
+    return (synth_shape, method, gan_plan, *_seg_settings(s, side, nz_s))
+
+
+def set_names(d: Path, prefix: str) -> list[str]:
+    """The stacks of group ``prefix`` (``train``, ``val``) of a generated or adapted set: its ``*_img.npy`` files."""
+    return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
+
+
+def adapt_step(steps: _Steps, s: Any, method: str, gan_plan: Any, real: np.ndarray, k_in: str,
+               gen: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Step 4 of both workflows: the synthetic -> real gray-value map, fitted once (the real stack's quantiles, or a
+    CycleGAN trained on the first generated set ``gen``; ``model`` keeps its key and folder so that round 2 reuses
+    it), then ``translate`` applies it to the set ``gen`` (``{"key", "dir"}``). Returns the adapted set's
+    ``{"key", "dir", "distances"}`` (histogram distances before and after)."""
+    from fibsynth.reconstruct import adapt as A
+
+    d_g = gen["dir"]
+    if not model and method in ("histogram", "linear"):
+        def do_hist(d: Path) -> dict:
+            q = A.fit_histogram(real, seed=s.seed)
+            _save(d / "quantiles.npy", q)
+            return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
+
+        k, d, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
+                        {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution "
+                                                 "(histogram adaptation)")
+        model.update(key=k, dir=d)
+    elif not model:
+        def do_gan(d: Path) -> dict:
+            srcs = [np.load(d_g / f"{n}_img.npy") for n in set_names(d_g, "train")]
+            return A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed, device=s.device)
+
+        k, d, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": gen["key"], "real": k_in},
+                        do_gan, f"training the adaptation CycleGAN ({gan_plan['epochs']} epochs x "
+                                f"{gan_plan['patches_per_epoch']} patches of {gan_plan['patch']} px, "
+                                f"width {gan_plan['gen_channels']})")
+        model.update(key=k, dir=d)
+
+    def do_translate(d: Path) -> dict:
+        return A.adapt_set(d_g, model["dir"], d, set_names(d_g, "train") + set_names(d_g, "val"), method, real,
+                           s.seed, device=s.device)
+
+    k_t, d_t, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": model["key"], "generate": gen["key"]},
+                          do_translate, "adapting the synthetic stacks to the real stack")
+    return {"key": k_t, "dir": d_t, "distances": rec["result"]}
 
 
 def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str:
@@ -327,15 +436,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import estimate as E
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.inspect import read_stack
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
-    raw, voxel, energy, desc = read_stack(real_path, voxel_nm=s.voxel_nm, slice_nm=s.slice_nm, energy_kev=s.energy_kev,
-                                          lazy=True)
-    energy_note = "from the options" if s.energy_kev is not None else ("from the file" if energy is not None else
-                                                                         f"not given: assumed {DEFAULT_ENERGY_KEV:g} keV")
-    energy = float(energy if energy is not None else DEFAULT_ENERGY_KEV)
+    raw, voxel, energy, energy_note, desc = read_real(real_path, s)
     truth_arr = None
     if truth is not None:
         from fibsynth.io import read_structure
@@ -345,16 +449,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
     device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
-    if out.exists() and not out.is_dir():
-        raise FibsynthError("exists and is not a folder", out, param="out_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    console = _Console(quiet)
-    if threads is None:  # called without thread_scope: report what torch runs with
-        import torch
-
-        threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
-    console.print(threads_line(threads))
-    steps = _Steps(Path(work_dir) if work_dir is not None else out / WORK, console)
+    console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
 
@@ -410,14 +505,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                           "through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
-    nz_s = s.synth_slices or int(min(real.shape[0], 48))
-    nz_s = max(nz_s, 8 if s.mode != "3d" else 16)
-    side = s.synth_side or int(np.clip(min(real.shape[1:]), 64, 128))
-    synth_shape = (nz_s, side, side)
-    method = s.adapt_method if s.adapt else None
-    gan_plan = (A.plan(real.shape, synth_shape, budget_min=s.budget_min, epochs=s.gan_epochs, patches=s.gan_patches,
-                       channels=s.gan_channels) if method == "cyclegan" else None)
-    seg_ts, seg_plan = _seg_settings(s, side, nz_s)
+    synth_shape, method, gan_plan, seg_ts, seg_plan = synth_plan(s, real.shape)
 
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
@@ -444,42 +532,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                             f"generating {s.structures}+{s.val_structures} matched synthetic stacks {synth_shape}")
         return {"key": k_g, "dir": d_g, "structures": json.loads((d_g / "structures.json").read_text())}
 
-    def names(d: Path, prefix: str) -> list[str]:
-        return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
-
-    k_gan = d_gan = None
-
-    def adapt_round(gen: dict) -> dict[str, Any]:
-        nonlocal k_gan, d_gan
-        d_g = gen["dir"]
-        if k_gan is None and method in ("histogram", "linear"):
-            def do_hist(d: Path) -> dict:
-                q = A.fit_histogram(real, seed=s.seed)
-                _save(d / "quantiles.npy", q)
-                return {"levels": int(q.size), "range": [float(q[0]), float(q[-1])]}
-
-            k_gan, d_gan, _ = steps("adapt", {"method": "histogram", "levels": A.HIST_LEVELS, "seed": s.seed},
-                                    {"real": k_in}, do_hist, "measuring the real stack's gray-value distribution "
-                                                             "(histogram adaptation)")
-        elif k_gan is None:
-            def do_gan(d: Path) -> dict:
-                srcs = [np.load(d_g / f"{n}_img.npy") for n in names(d_g, "train")]
-                rec = A.train_adaptation(srcs, real, d / "model", gan_plan, s.seed, device=s.device)
-                return rec
-
-            k_gan, d_gan, _ = steps("adapt", {"plan": gan_plan, "seed": s.seed}, {"generate": gen["key"], "real": k_in},
-                                    do_gan, f"training the adaptation CycleGAN ({gan_plan['epochs']} epochs x "
-                                            f"{gan_plan['patches_per_epoch']} patches of {gan_plan['patch']} px, "
-                                            f"width {gan_plan['gen_channels']})")
-
-        def do_translate(d: Path) -> dict:
-            return A.adapt_set(d_g, d_gan, d, names(d_g, "train") + names(d_g, "val"), method, real, s.seed,
-                               device=s.device)
-
-        k_t, d_t, rec = steps("translate", {"seed": s.seed, "method": method}, {"model": k_gan, "generate": gen["key"]},
-                              do_translate,
-                              "adapting the synthetic stacks to the real stack")
-        return {"key": k_t, "dir": d_t, "distances": rec["result"]}
+    adapt_model: dict[str, Any] = {}  # the adaptation model of round 1, reused by round 2
 
     def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0) -> dict[str, Any]:
         ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
@@ -493,7 +546,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
             files: dict[str, list[Path]] = {"ti": [], "tl": [], "vi": [], "vl": []}
             for group, (ki, kl) in (("train", ("ti", "tl")), ("val", ("vi", "vl"))):
-                for n in names(d_imgs, group):
+                for n in set_names(d_imgs, group):
                     fi, fl = d / "data" / f"{n}_img.tif", d / "data" / f"{n}_lbl.tif"
                     fi.parent.mkdir(exist_ok=True)
                     write_volume(fi, np.load(d_imgs / f"{n}_img.npy"), VolumeMeta(kind="image", voxel_size_nm=vox,
@@ -555,7 +608,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def one_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen = generate_round(r, est, k_est)
-        ad = adapt_round(gen) if s.adapt else None
+        ad = adapt_step(steps, s, method, gan_plan, real, k_in, gen, adapt_model) if s.adapt else None
         k_imgs, d_imgs = (ad["key"], ad["dir"]) if ad else (gen["key"], gen["dir"])
         cands = []
         for j in range(s.seg_seeds):
