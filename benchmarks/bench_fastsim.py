@@ -134,7 +134,7 @@ def speed(n=512, energies=(1.0, 2.0, 4.0), repeats=3, spreads=(0.5, 0.0)) -> dic
 def record_in_shipped(res: dict) -> None:
     """Store the measured fidelity ``res`` (of ``fastpath_eval.evaluate``; also as read back from --targets-json) in
     the shipped paired translator's JSON: per row and measure mean, sd, n (band measures: their means and sds), and
-    every target as a paired 95 % interval; candidate rows are left out. The file is replaced atomically."""
+    every target as a paired 95 % interval; candidate rows (translators, depth-layer tables) are left out. The file is replaced atomically."""
     from fibsynth.fastsim.translator import DEFAULT_CONFIG
 
     def compact(v):
@@ -144,7 +144,8 @@ def record_in_shipped(res: dict) -> None:
         return {"mean": v["mean"], "sd": v["sd"], "n": v["n"]}
 
     def shipped(rows):
-        return {name: r for name, r in rows.items() if not name.startswith("candidate ")}
+        return {name: r for name, r in rows.items()
+                if not name.startswith(("candidate ", "projection depth layers, table "))}
 
     cfg = json.loads(DEFAULT_CONFIG.read_text())
     cfg["measured"] = {"by": "benchmarks/bench_fastsim.py --targets --record-in-shipped",
@@ -178,6 +179,9 @@ def main() -> None:
                          "(one slice measured, extrapolated to N)")
     ap.add_argument("--candidate", action="append", default=[], metavar="NAME=WEIGHTS",
                     help="with --targets: also score this paired translator (.pt with its .json) in the same run")
+    ap.add_argument("--layers-candidate", action="append", default=[], metavar="NAME=TABLE",
+                    help="with --targets: also score this depth-layer table (fastpath_fit_layers.py --out) in the same "
+                         "run, paired against the shipped one")
     ap.add_argument("--record-in-shipped", action="store_true",
                     help="with --targets: store the measured fidelity in the shipped paired translator's JSON")
     a = ap.parse_args()
@@ -190,7 +194,8 @@ def main() -> None:
         import fastpath_eval
 
         cands = dict(c.split("=", 1) for c in a.candidate)
-        res = fastpath_eval.evaluate(energies=energies, candidates=cands)
+        res = fastpath_eval.evaluate(energies=energies, candidates=cands,
+                                     layer_tables=dict(c.split("=", 1) for c in a.layers_candidate))
         fastpath_eval.print_table(res)
         fastpath_eval.print_intervals(res)
         if a.stack_time:

@@ -13,8 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import fastpath_sets as sets  # noqa: E402
 
 
-def projection_variants():
-    """name -> callable(structure, energy) -> images of slices 0..SLICES-1 (any gray scale)."""
+def projection_variants(layer_tables=None):
+    """name -> callable(structure, energy) -> images of slices 0..SLICES-1 (any gray scale). ``layer_tables``:
+    {name: path} of other depth-layer tables (``experiments/fastpath_fit_layers.py --out``), scored as variants
+    "depth layers, table NAME" next to the shipped table."""
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
     from fibsynth.fastsim.projection import project
 
@@ -47,8 +49,20 @@ def projection_variants():
             return project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
                            method="depth_layers")[0]
 
-        out["depth layers (MC-fitted layer weights)"] = depth_layers
+        out[SHIPPED_LAYERS] = depth_layers
+    for lname, path in (layer_tables or {}).items():
+        from fibsynth.fastsim.projection import load_layers_table, project_layers
+
+        def other(s, e, _t=load_layers_table(str(path))):
+            return project_layers(s, (VOXEL_NM,) * 3, e, INCIDENCE_DEG, 0, sets.SLICES, solid="gold", pore="epoxy",
+                                  table=_t)[0]
+
+        out[f"depth layers, table {lname}"] = other
     return out
+
+
+#: the projection variant of the shipped depth-layer table (candidate tables are scored paired against it)
+SHIPPED_LAYERS = "depth layers (MC-fitted layer weights)"
 
 
 def mean_image_rows(add, name, m, ref, ref2, ps_mc):
@@ -76,7 +90,7 @@ def mean_image_rows(add, name, m, ref, ref2, ps_mc):
 
 
 def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACHE, translators=("paired", "gan"),
-             noise_seeds=(11, 12, 13, 14), progress=print, candidates=None) -> dict:
+             noise_seeds=(11, 12, 13, 14), progress=print, candidates=None, layer_tables=None) -> dict:
     """``candidates``: {name: weights path} of other paired translators (each with its .json) scored in the same run,
     on the same structures and noise seeds, as rows "candidate NAME" (calibrated, if it has a calibration) and
     "candidate NAME, no histogram calibration"."""
@@ -85,7 +99,7 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
     res: dict = {"test": {"structures": list(seeds), "size": sets.SIZE, "slices": sets.SLICES,
                           "electrons_per_pixel": sets.ELECTRONS, "voxel_nm": F.VOXEL_NM,
                           "incidence_deg": F.INCIDENCE_DEG}, "energies": {}}
-    variants = projection_variants()
+    variants = projection_variants(layer_tables)
     paired = None
     if "paired" in translators:
         from fibsynth.fastsim.translator import load_paired
@@ -210,6 +224,10 @@ def target_intervals(res, level=0.95) -> dict:
             if name.startswith("projection ") and "corr" in r:
                 ci = F.t_interval(r["corr"]["values"], level)
                 te[name] = {"corr": {**ci, "verdict": F.verdict(ci, lo=0.93)}}
+                shipped = rows.get("projection " + SHIPPED_LAYERS)
+                if name.startswith("projection depth layers, table ") and shipped is not None:
+                    te[name]["corr_minus_shipped_table"] = F.t_interval(
+                        np.subtract(r["corr"]["values"], shipped["corr"]["values"]), level)
             noisy = name in TRANSLATOR_ROWS or (name.startswith("candidate ") and "mean (no noise)" not in name)
             if not noisy or "ssim" not in r:
                 continue
@@ -247,10 +265,12 @@ def print_intervals(res, out=print):
     out(f"\nIssue-15 targets with 95 % t-intervals over {n} held-out structures {res['test']['structures']}")
     for e, rows in res.get("targets", {}).items():
         for name, d in rows.items():
-            if "corr" in d and len(d) == 1:
+            if "corr" in d and "ssim_minus_mc_mc" not in d:
                 c = d["corr"]
                 out(f"  {e:g} keV {name}: corr {c['mean']:.4f} +- {c['sd']:.4f} (95 % CI {c['lo']:.4f} .. {c['hi']:.4f})"
                     f" >= 0.93: {c['verdict'].upper()}")
+                if "corr_minus_shipped_table" in d:
+                    out(f"    minus the shipped depth-layer table (paired): corr {ci(d['corr_minus_shipped_table'])}")
                 continue
             out(f"  {e:g} keV {name}:")
             out(f"    SSIM - MC-MC {ci(d['ssim_minus_mc_mc'])} within +-0.01: {d['ssim_minus_mc_mc']['verdict'].upper()}")

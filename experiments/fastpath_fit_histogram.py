@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-unet-test", action="store_true",
                     help="also fit on the extra training pairs of fastpath_train_translator.py --extra-unet-test "
                          "(the U-Net benchmark's MC stacks 401-403 at 1/2/4 keV)")
+    ap.add_argument("--more", type=int, nargs="*", default=[],
+                    help="also fit on these structures of fastpath_sets.TRAIN_MORE (as fastpath_train_translator.py --more)")
     a = ap.parse_args(argv)
     import torch
 
@@ -50,11 +52,13 @@ def main(argv=None) -> int:
         import bench_fastpath_unet as U
 
         extra = [(seed, U.structure(seed, U.TEST_SLICES)) for seed in U.TEST_SEEDS]
+    more = {t[0]: t for t in sets.TRAIN_MORE}
+    structures = tuple(sets.TRAIN) + tuple(more[v] for v in a.more)
     fits = []
     t0 = time.perf_counter()
     for e in sets.TRAIN_ENERGIES:
         means, mcs = [], []
-        for seed, sf, lig in sets.TRAIN:
+        for seed, sf, lig in structures:
             s = sets.train_structure(seed, sf, lig)
             _, m = tr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=0, incidence_deg=INCIDENCE_DEG,
                       slices=(0, sets.SLICES), calibrated=False)
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
     cfg = json.loads(cfg_path.read_text())
     cfg["histogram_calibration"] = {
         "by": "experiments/fastpath_fit_histogram.py", "smooth": a.smooth,
-        "data": "training structures " + ", ".join(str(t[0]) for t in sets.TRAIN) + f", slices 0-{sets.SLICES - 1}, "
+        "data": "training structures " + ", ".join(str(t[0]) for t in structures) + f", slices 0-{sets.SLICES - 1}, "
                 f"{sets.ELECTRONS} e/px (the translator's training pairs)"
                 + (", and the U-Net benchmark's MC stacks " + ", ".join(str(t[0]) for t in extra)
                    + " (12 slices, 1/2/4 keV)" if extra else ""),

@@ -27,6 +27,12 @@ TEST_MC_SEEDS = (1000, 2000)
 TRAIN = ((101, 0.3, 40.0), (102, 0.25, 30.0), (103, 0.35, 50.0), (104, 0.3, 40.0), (105, 0.3, 30.0),
          (106, 0.35, 40.0))
 TRAIN_ENERGIES = (1.0, 2.0, 3.0, 4.0)
+#: more training structures (fast11 round; same generator and settings as TRAIN, seeds disjoint from every other
+#: set: 101-106 TRAIN, 111-120 the SE translator's, 201-230 test, 301-303 / 401-403 the U-Net benchmark's)
+TRAIN_MORE = ((501, 0.3, 40.0), (502, 0.25, 40.0), (503, 0.35, 30.0), (504, 0.3, 50.0), (505, 0.25, 50.0),
+              (506, 0.35, 40.0), (507, 0.3, 30.0), (508, 0.3, 40.0), (509, 0.25, 30.0), (510, 0.35, 50.0),
+              (511, 0.3, 40.0), (512, 0.3, 50.0), (513, 0.25, 40.0), (514, 0.35, 40.0), (515, 0.3, 40.0),
+              (516, 0.3, 30.0))
 
 
 def test_structure(seed):
@@ -58,9 +64,10 @@ def train_mc(seed, sf, lig, energy, cache=CACHE, run=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", type=Path, default=CACHE)
-    ap.add_argument("--part", choices=("test", "train", "all"), default="all")
+    ap.add_argument("--part", choices=("test", "train", "all", "train-more"), default="all")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
-                    help="with --part test: only these test structures (default: all of TEST_SEEDS)")
+                    help="with --part test / train-more: only these structures (default: all of TEST_SEEDS / "
+                         "TRAIN_MORE)")
     a = ap.parse_args()
     if a.part in ("test", "all"):
         for e in sorted(TEST_ENERGIES, reverse=True):
@@ -73,6 +80,13 @@ def main():
             for s, sf, lig in TRAIN:
                 m = train_mc(s, sf, lig, e, a.cache)
                 print(f"train seed {s} E {e}: {m['seconds']:.1f} s", flush=True)
+    if a.part == "train-more":  # structure by structure, so that a stopped run leaves whole structures
+        for s, sf, lig in TRAIN_MORE:
+            if a.seeds and s not in a.seeds:
+                continue
+            for e in sorted(TRAIN_ENERGIES, reverse=True):
+                m = train_mc(s, sf, lig, e, a.cache)
+                print(f"train-more seed {s} E {e}: {m['seconds']:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,9 @@ def main():
                     help="depth-bin edges in nm, comma separated (default translator.DEPTH_BINS_NM); with --init "
                          "every old bin must be a union of new ones: the input layer is expanded so that training "
                          "starts from the same function")
+    ap.add_argument("--more", type=int, nargs="+", default=[], metavar="SEED",
+                    help="also train on these structures of fastpath_sets.TRAIN_MORE (their Monte Carlo cached by "
+                         "fastpath_sets.py --part train-more; seeds not given stay free for fastpath_validate.py)")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     a = ap.parse_args()
     import torch
@@ -202,6 +205,11 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     train_sets, monitor_sets = sets.TRAIN[:-1], sets.TRAIN[-1:]
+    more = {t[0]: t for t in sets.TRAIN_MORE}
+    unknown = [v for v in a.more if v not in more]
+    if unknown:
+        raise SystemExit(f"--more: {unknown} are not in fastpath_sets.TRAIN_MORE")
+    train_sets = train_sets + tuple(more[v] for v in a.more)
     t0 = time.perf_counter()
     bins = T.DEPTH_BINS_NM if a.depth_bins is None else tuple(float(v) for v in a.depth_bins.split(","))
     xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache, bins)
@@ -269,7 +277,8 @@ def main():
         "energy_range_kev": [min(sets.TRAIN_ENERGIES), max(sets.TRAIN_ENERGIES)],
         "energies_kev": list(sets.TRAIN_ENERGIES),
         "data": {"structures": [{"seed": s, "solid_fraction": sf, "ligament_nm": lig,
-                                 "shape": [sets.SLICES + 64, sets.SIZE, sets.SIZE]} for s, sf, lig in sets.TRAIN],
+                                 "shape": [sets.SLICES + 64, sets.SIZE, sets.SIZE]}
+                                for s, sf, lig in sets.TRAIN + tuple(more[v] for v in a.more)],
                  "generator": "fibsynth.structure.leveled_wave, 5 nm voxels",
                  "monte_carlo": f"fibsynth.pipeline.montecarlo_stack, slices 0-{sets.SLICES - 1}, "
                                 f"{sets.ELECTRONS} electrons/pixel, 38 deg, default physics, MC seed = structure seed",

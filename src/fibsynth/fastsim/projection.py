@@ -623,8 +623,14 @@ def sheared_depth_fractions(structure: np.ndarray, voxel_zyx, incidence_deg: flo
 # * D_j: the solid fraction in depth bin j behind the face (:data:`DEPTH_BINS_NM`
 #   from 5 nm on), each slice sheared along y with the tilted beam
 #   (:func:`sheared_depth_fractions`);
-# * G_s: a periodic Gaussian of standard deviation :data:`LAYERS_SPREAD_NM` laterally (the electrons' lateral spread on
-#   the way to the buried gold and back);
+# * G_s: a periodic Gaussian of standard deviation s laterally (the electrons' lateral spread on the way to the
+#   buried gold and back). Format 1 tables (the fast10 round) have one s (``spread_nm``, :data:`LAYERS_SPREAD_NM`)
+#   per bin. Format 2 tables (since the fast11 round) have several, ``spreads_nm`` (s = 0 is the unblurred
+#   fraction), each with its own weight per bin, and the projection also blurred at ``projection_spreads_nm``:
+#
+#     I = b_0 + b_p P + sum_t b_pt (G_t * P) + sum_j sum_s b_js (G_s * D_j),
+#
+#   a mixture of lateral spreads fitted per energy (the electrons' lateral spread is not one Gaussian);
 # * b: least-squares weights per beam energy, fitted to Monte Carlo images (fraction backscattered) of training
 #   structures only (``experiments/fastpath_fit_layers.py``; the table is ``data/depth_layers.json``), linear in
 #   energy between the fitted energies; outside them the model refuses.
@@ -633,7 +639,9 @@ def sheared_depth_fractions(structure: np.ndarray, voxel_zyx, incidence_deg: flo
 # solid (all features 1) to 1, like the window model. Gold/epoxy only (the table's materials).
 
 LAYERS_TABLE = Path(__file__).resolve().parent / "data" / "depth_layers.json"
-LAYERS_FORMAT = "fibsynth-depth-layers-1"
+LAYERS_FORMAT = "fibsynth-depth-layers-2"
+#: table formats this code reads (1: one spread per bin, ``spread_nm``; 2: ``spreads_nm`` and ``projection_spreads_nm``)
+LAYERS_FORMATS = ("fibsynth-depth-layers-1", LAYERS_FORMAT)
 #: lateral spread (Gaussian standard deviation, nm) of the buried layers' contribution
 LAYERS_SPREAD_NM = 5.0
 
@@ -645,9 +653,17 @@ def load_layers_table(path: str | None = None) -> dict:
         t = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise FibsynthError(f"cannot read the depth-layer table ({exc})", p, param="method") from None
-    if t.get("format") != LAYERS_FORMAT:
+    if t.get("format") not in LAYERS_FORMATS:
         raise FibsynthError(f"not a depth-layer table (format {LAYERS_FORMAT!r})", p, param="method")
     return t
+
+
+def layer_spreads(table: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(spreads of the depth bins, extra spreads of the projection) of a depth-layer table, in nm."""
+    if "spreads_nm" in table:
+        return (tuple(float(v) for v in table["spreads_nm"]),
+                tuple(float(v) for v in table.get("projection_spreads_nm", ())))
+    return (float(table.get("spread_nm", LAYERS_SPREAD_NM)),), ()
 
 
 def layer_weights_at(table: dict, energy_kev: float) -> np.ndarray:
@@ -662,20 +678,32 @@ def layer_weights_at(table: dict, energy_kev: float) -> np.ndarray:
 
 
 def layer_features(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg: float, k0: int, k1: int, *,
-                   solid: str, pore: str, model=None, spread_nm: float = LAYERS_SPREAD_NM) -> np.ndarray:
-    """(1 + B, k1 - k0, ny, nx) float32: the thin-solid projection, then the laterally spread, sheared depth
-    fractions of bins 1..B (bin 0, the face slice, is the projection's)."""
+                   solid: str, pore: str, model=None, spreads_nm=None, projection_spreads_nm=None,
+                   table: dict | None = None) -> np.ndarray:
+    """(C, k1 - k0, ny, nx) float32: the thin-solid projection, the projection laterally blurred at each of
+    ``projection_spreads_nm``, then for each depth bin 1..B (bin 0, the face slice, is the projection's) its sheared
+    solid fraction laterally blurred at each of ``spreads_nm`` (0: unblurred). Spreads not given: those of ``table``
+    (default the shipped one, :func:`layer_spreads`)."""
     from scipy.ndimage import gaussian_filter
 
+    if spreads_nm is None or projection_spreads_nm is None:
+        ts, tp = layer_spreads(table if table is not None else load_layers_table())
+        spreads_nm = ts if spreads_nm is None else spreads_nm
+        projection_spreads_nm = tp if projection_spreads_nm is None else projection_spreads_nm
+    spreads_nm = (float(spreads_nm),) if np.isscalar(spreads_nm) else tuple(float(v) for v in spreads_nm)
     p, _ = project(vol, voxel_zyx, energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore, model=model,
                    slices=(k0, k1), solid_depth=THIN_SOLID_DEPTH, method="window")
     dz, dy, dx = (float(v) for v in voxel_zyx)
     reach = int(math.ceil(DEPTH_BINS_NM[-1] / dz)) + 1
     d = sheared_depth_fractions(vol[k0:min(vol.shape[0], k1 + reach)], (dz, dy, dx), incidence_deg,
                                 DEPTH_BINS_NM)[1:, : k1 - k0]
-    sig = (0.0, spread_nm / dy, spread_nm / dx)
-    d = np.stack([gaussian_filter(c, sig, mode="wrap") for c in d]) if spread_nm > 0 else d
-    return np.concatenate([p[None], d]).astype(np.float32)
+
+    def blur(c, nm):
+        return gaussian_filter(c, (0.0, nm / dy, nm / dx), mode="wrap") if nm > 0 else c
+
+    chans = [p] + [blur(p, float(t)) for t in projection_spreads_nm]
+    chans += [blur(c, sp) for c in d for sp in spreads_nm]
+    return np.stack(chans).astype(np.float32)
 
 
 def project_layers(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg: float, k0: int, k1: int, *,
@@ -687,7 +715,9 @@ def project_layers(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg:
                             f"(got {solid}/{pore})", param="pore" if solid == t["materials"][0] else "solid")
     w = layer_weights_at(t, energy_kev)
     f = layer_features(vol, voxel_zyx, energy_kev, incidence_deg, k0, k1, solid=solid, pore=pore, model=model,
-                       spread_nm=float(t.get("spread_nm", LAYERS_SPREAD_NM)))
+                       table=t)
+    if len(w) != 1 + len(f):
+        raise FibsynthError(f"the depth-layer table has {len(w)} weights for {1 + len(f)} features", param="method")
     img = w[0] + np.tensordot(w[1:], f, axes=(0, 0))
     bulk = float(w.sum())
     if normalise == "group":
@@ -696,6 +726,7 @@ def project_layers(vol: np.ndarray, voxel_zyx, energy_kev: float, incidence_deg:
         img = (img - w[0]) / (bulk - w[0])
     rec = {"method": "depth_layers", "energy_kev": float(energy_kev), "incidence_deg": float(incidence_deg),
            "solid": solid, "pore": pore, "normalise": normalise, "layer_weights": w.tolist(),
-           "eta_pore": float(w[0]), "eta_solid_bulk": bulk, "spread_nm": float(t.get("spread_nm", LAYERS_SPREAD_NM)),
+           "eta_pore": float(w[0]), "eta_solid_bulk": bulk, "spreads_nm": list(layer_spreads(t)[0]),
+           "projection_spreads_nm": list(layer_spreads(t)[1]),
            "slices": [k0, k1]}
     return img.astype(np.float32), rec
