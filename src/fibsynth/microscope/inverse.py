@@ -63,14 +63,18 @@ def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int) -> np.ndarray:
     return np.asarray(step, np.float64)
 
 
-def _chain(x: np.ndarray, prepared: list[np.ndarray], upsample: int, max_shift_px: float | None) -> np.ndarray:
+def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None) -> np.ndarray:
+    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice)."""
     nz = x.shape[0]
     total = np.zeros((nz, 2))
+    prev = _prepare_for_registration(x[0], highpass_px)
     for k in range(1, nz):
-        step = _pcc(prepared[k - 1], prepared[k], upsample)
+        cur = _prepare_for_registration(x[k], highpass_px)
+        step = _pcc(prev, cur, upsample)
         if max_shift_px is not None and np.hypot(*step) > max_shift_px:
             step = np.zeros(2)
         total[k] = total[k - 1] + step
+        prev = cur
     return total
 
 
@@ -141,12 +145,14 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     if template_half_width < 1:
         raise FibsynthError(f"must be >= 1 (got {template_half_width})", param="template_half_width")
     nz = x.shape[0]
-    prepared = [_prepare_for_registration(x[k], highpass_px) for k in range(nz)]
-    total = _chain(x, prepared, upsample, max_shift_px)
+    total = _chain(x, upsample, max_shift_px, highpass_px)
     if method == "neighbours" and nz > 2 and neighbours > 1:
         pairs = [(k - 1, k) for k in range(1, nz)]
         meas = list(np.diff(total, axis=0))
+        prepared: dict[int, np.ndarray] = {}  # the references k - neighbours .. k - 2 only
         for k in range(2, nz):
+            prepared = {i: v for i, v in prepared.items() if i >= k - neighbours}
+            prepared.setdefault(k - 2, _prepare_for_registration(x[k - 2], highpass_px))
             for j in range(2, min(neighbours, k) + 1):
                 pred = total[k] - total[k - j]
                 moved = _prepare_for_registration(ndimage.shift(x[k], pred, order=3, mode="nearest"), highpass_px)
