@@ -3,6 +3,7 @@
     python benchmarks/se_yield.py --calibrate     # measure the (lambda, epsilon) scales stored in secondary.SCALES
     python benchmarks/se_yield.py                 # yields at 0.5-5 keV (SE1, SE2, eta) vs the published ones
     python benchmarks/se_yield.py --per-set       # ... and measured / model for each measured set
+    python benchmarks/se_yield.py --interpolate   # ... and the count against the interpolated spreads (se17)
 
 Calibration: for each element the lambda scale is chosen so that the Monte Carlo yield curve peaks at the
 handbook's E_m (log-parabola through the five grid points around the largest yield on a log-spaced energy grid, at
@@ -16,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from fibsynth.physics.montecarlo.se_reference import COMPARE_ENERGIES, measured_spread
+from fibsynth.physics.montecarlo.se_reference import COMPARE_ENERGIES, interpolated_spread, measured_spread
 from fibsynth.physics.montecarlo.secondary import SCALES, SE_PEAK, bulk_se_yield
 
 ELEMENTS = [("graphite", 6), ("Al", 13), ("Si", 14), ("Cu", 29), ("Au", 79)]
@@ -55,28 +56,35 @@ def calibrate(electrons, seed):
 
 
 def per_set(model):
-    """Measured / model for every set of Joy's database (model interpolated log-log between the compared
-    energies): a ratio that stays constant over a set's energies means the model has the set's shape and
-    differs only in level (surface state), a drifting ratio a different energy dependence."""
-    from fibsynth.physics.montecarlo.se_reference import JOY_SE_YIELD
+    """Measured / model for every measured set (Joy's database; carbon: the USTC sets), model interpolated
+    log-log between the compared energies: a ratio that stays constant over a set's energies means the model has
+    the set's shape and differs only in level (surface state), a drifting ratio a different energy dependence."""
+    from fibsynth.physics.montecarlo.se_reference import measured_sets
 
-    for el, sets in JOY_SE_YIELD.items():
+    for el in model:
         es = np.array(sorted(model[el]))
         ds = np.array([model[el][e] for e in es])
-        for s in sets:
-            r = [d / float(np.exp(np.interp(np.log(e), np.log(es), np.log(ds)))) for e, d in s.points
+        for s in measured_sets(el):
+            r = [(e, d / float(np.exp(np.interp(np.log(e), np.log(es), np.log(ds))))) for e, d in s.points
                  if es[0] <= e <= es[-1]]
             if r:
-                print(f"{el} ref {s.ref:3d}: measured / model at {len(r):2d} points: median {np.median(r):.2f}, "
-                      f"range {min(r):.2f}-{max(r):.2f}  ({s.citation})")
+                q = [x for _, x in r]
+                lo_e, hi_e = min(e for e, _ in r), max(e for e, _ in r)
+                first = np.median([x for e, x in r if e == lo_e])
+                last = np.median([x for e, x in r if e == hi_e])
+                print(f"{el} ref {s.ref:3d}: measured / model at {len(r):2d} points: median {np.median(q):.2f}, "
+                      f"range {min(q):.2f}-{max(q):.2f}, {first:.2f} at {lo_e:g} keV -> {last:.2f} at {hi_e:g} keV"
+                      f"  ({s.citation})")
 
 
-def table(electrons, seed, energies, sets=False):
+def table(electrons, seed, energies, sets=False, interp=False):
     total = []
+    total_i = []
     model = {}
     for name, z in ELEMENTS:
         row = []
         inside = []
+        inside_i = []
         for e in energies:
             r = bulk_se_yield(name, e, electrons, seed=seed)
             model.setdefault({"graphite": "C"}.get(name, name), {})[e] = r.delta
@@ -86,12 +94,24 @@ def table(electrons, seed, energies, sets=False):
                 ok = spread[0] <= r.delta <= spread[1]
                 inside.append(ok)
                 mark = f" [{'inside' if ok else 'OUTSIDE'} {spread[0]:g}-{spread[1]:g}, {spread[2]} sets]"
+            if interp:
+                si = interpolated_spread(name, e)
+                if si is not None:
+                    ok = si[0] <= r.delta <= si[1]
+                    inside_i.append(ok)
+                    mark += f" [interpolated: {'inside' if ok else 'OUTSIDE'} {si[0]:.3g}-{si[1]:.3g}, {si[2]} sets]"
             row.append(f"{e:g}: {r.delta:.3f} (SE1 {r.se1:.3f}, SE2 {r.se2:.3f}, eta {r.eta:.3f}){mark}")
         total += inside
+        total_i += inside_i
         tail = f" -- inside the measured spread at {sum(inside)}/{len(inside)}" if inside else ""
+        if inside_i:
+            tail += f", the interpolated one at {sum(inside_i)}/{len(inside_i)}"
         print(name, SCALES[z], "\n   " + "\n   ".join(row) + tail, flush=True)
     if total:
         print(f"all elements: inside at {sum(total)}/{len(total)} = {100 * sum(total) / len(total):.0f} %")
+    if total_i:
+        print(f"all elements, interpolated spreads: inside at {sum(total_i)}/{len(total_i)} = "
+              f"{100 * sum(total_i) / len(total_i):.0f} %")
     if sets:
         per_set(model)
 
@@ -102,9 +122,11 @@ if __name__ == "__main__":
     ap.add_argument("--electrons", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--energies", default=",".join(f"{e:g}" for e in COMPARE_ENERGIES))
-    ap.add_argument("--per-set", action="store_true", help="also measured / model per set of Joy's database")
+    ap.add_argument("--per-set", action="store_true", help="also measured / model per measured set")
+    ap.add_argument("--interpolate", action="store_true",
+                    help="also the count against se_reference.interpolated_spread (a set's value between its points)")
     a = ap.parse_args()
     if a.calibrate:
         calibrate(a.electrons, a.seed)
     else:
-        table(a.electrons, a.seed, [float(x) for x in a.energies.split(",")], a.per_set)
+        table(a.electrons, a.seed, [float(x) for x in a.energies.split(",")], a.per_set, a.interpolate)
