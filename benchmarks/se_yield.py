@@ -4,6 +4,8 @@
     python benchmarks/se_yield.py                 # yields at 0.5-5 keV (SE1, SE2, eta) vs the published ones
     python benchmarks/se_yield.py --per-set       # ... and measured / model for each measured set
     python benchmarks/se_yield.py --interpolate   # ... and the count against the interpolated spreads (se17)
+    python benchmarks/se_yield.py --universal     # the Lin-Joy universal law with the same delta_m, E_m (no MC)
+    python benchmarks/se_yield.py --lambda-scan graphite:0.664,1,1.5,2.2   # delta(E) / its maximum per lambda scale
 
 Calibration: for each element the lambda scale is chosen so that the Monte Carlo yield curve peaks at the
 handbook's E_m (log-parabola through the five grid points around the largest yield on a log-spaced energy grid, at
@@ -116,6 +118,38 @@ def table(electrons, seed, energies, sets=False, interp=False):
         per_set(model)
 
 
+def universal(energies):
+    """The semi-empirical universal yield law (constant energy loss along a straight range R ~ E^1.67, Lin & Joy
+    2005) with each element's handbook delta_m and E_m, against the same spreads: what the constant-loss
+    assumption gives where the Monte Carlo has the local (Joy-Luo) stopping power."""
+    from fibsynth.physics.montecarlo.secondary import universal_yield
+
+    n = ni = tot = 0
+    for name, z in ELEMENTS:
+        dm, em = SE_PEAK[z]
+        row = []
+        for e in energies:
+            d = float(universal_yield(e, dm, em))
+            a, b = measured_spread(name, e), interpolated_spread(name, e)
+            ia, ib = a[0] <= d <= a[1], b[0] <= d <= b[1]
+            n, ni, tot = n + ia, ni + ib, tot + 1
+            row.append(f"{e:g}: {d:.3f}{'' if ia else ' OUTSIDE'}{'' if ib else ' (interpolated: OUTSIDE)'}")
+        print(name, "universal law:", "; ".join(row))
+    print(f"universal law: inside at {n}/{tot}; interpolated spreads {ni}/{tot}")
+
+
+def lambda_scan(spec, electrons, seed):
+    """delta(E) / max over the grid for lambda scales ``el:s1,s2,..`` (epsilon scale 1; delta ~ 1/epsilon, so
+    the ratios do not depend on it): how far the escape depth alone can move the tail relative to the peak."""
+    name, scales = spec.split(":")
+    es = [0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 2.0, 3.0, 5.0]
+    for ls in (float(x) for x in scales.split(",")):
+        d = np.array([bulk_se_yield(name, e, electrons, seed=seed, se_scales=(ls, 1.0)).delta for e in es])
+        i = int(np.argmax(d))
+        print(f"{name} lambda scale {ls:g}: maximum at {es[i]:g} keV; delta / maximum:",
+              " ".join(f"{e:g}: {x / d[i]:.3f}" for e, x in zip(es, d)), flush=True)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--calibrate", action="store_true")
@@ -125,8 +159,14 @@ if __name__ == "__main__":
     ap.add_argument("--per-set", action="store_true", help="also measured / model per measured set")
     ap.add_argument("--interpolate", action="store_true",
                     help="also the count against se_reference.interpolated_spread (a set's value between its points)")
+    ap.add_argument("--universal", action="store_true", help="the universal law's count instead (no Monte Carlo)")
+    ap.add_argument("--lambda-scan", default=None, help="EL:S1,S2,..: delta(E) / its maximum per lambda scale")
     a = ap.parse_args()
     if a.calibrate:
         calibrate(a.electrons, a.seed)
+    elif a.universal:
+        universal([float(x) for x in a.energies.split(",")])
+    elif a.lambda_scan:
+        lambda_scan(a.lambda_scan, a.electrons, a.seed)
     else:
         table(a.electrons, a.seed, [float(x) for x in a.energies.split(",")], a.per_set, a.interpolate)
