@@ -62,15 +62,24 @@ def test_metal_yields_inside_joy_database_spread():
     Cu: inside at all five."""
     from fibsynth.physics.montecarlo.se_reference import COMPARE_ENERGIES, measured_spread
 
+    from fibsynth.physics.montecarlo.se_reference import interpolated_spread
+
     inside = {}
+    inside_i = {}
     for el in ("Al", "Si", "Cu", "Au"):
         for e in COMPARE_ENERGIES:
             lo, hi, sets = measured_spread(el, e)
             assert sets >= 2
             d = bulk_se_yield(el, e, 2000, seed=1).delta
             inside[el, e] = lo <= d <= hi
+            lo, hi, _ = interpolated_spread(el, e)
+            inside_i[el, e] = lo <= d <= hi
     assert sum(inside.values()) >= 15, inside
     assert all(inside["Cu", e] for e in COMPARE_ENERGIES), inside
+    # se17: with each set's value interpolated between its neighbouring points (a set measured at 0.41 and
+    # 0.6 keV counts at 0.5 keV) Al and Au at 0.5 keV lie inside (Bronstein's sets); 18 of 20 at 4000 electrons
+    assert inside_i["Al", 0.5] and inside_i["Au", 0.5], inside_i
+    assert sum(inside_i.values()) >= 17, inside_i
 
 
 def test_se_reference_spread_lookup():
@@ -85,6 +94,49 @@ def test_se_reference_spread_lookup():
     for sets in JOY_SE_YIELD.values():
         for s in sets:
             assert all(0.4 <= e <= 5.0 and 0.0 < d < 4.0 for e, d in s.points), s
+
+
+def test_carbon_sets_give_the_carbon_spread():
+    """The USTC carbon sets one by one (se17): within 5 % of each compared energy their min-max is the stored
+    carbon spread, and every kept point lies at 0.4-5 keV."""
+    from fibsynth.physics.montecarlo.se_reference import CARBON_SPREAD, USTC_C_SETS
+
+    for e, (lo, hi) in CARBON_SPREAD.items():
+        ds = [d for s in USTC_C_SETS for x, d in s.points if abs(x - e) <= 0.05 * e]
+        assert (min(ds), max(ds)) == (lo, hi), e
+    for s in USTC_C_SETS:
+        assert all(0.4 <= x <= 5.0 and 0.0 < d < 2.0 for x, d in s.points), s
+
+
+def test_interpolated_spread():
+    """A set without a point within 5 % of E but with points on both sides (at most a factor max_gap apart)
+    contributes its log-log interpolation there: Bronstein's Al set (0.41 keV 0.64, 0.6 keV 0.58) at 0.5 keV;
+    a wider gap contributes nothing; the interpolated spread always contains the 5 % window's."""
+    from fibsynth.physics.montecarlo.se_reference import (COMPARE_ENERGIES, JOY_SE_YIELD, interpolated_spread,
+                                                          measured_spread, set_value)
+
+    bron = next(s for s in JOY_SE_YIELD["Al"] if s.ref == 106)
+    t = math.log(0.5 / 0.41) / math.log(0.6 / 0.41)
+    want = math.exp((1 - t) * math.log(0.64) + t * math.log(0.58))
+    assert set_value(bron, 0.5) == [pytest.approx(want, rel=1e-12)]
+    assert set_value(bron, 0.5, max_gap=1.4) == []  # 0.6 / 0.41 = 1.46
+    assert set_value(bron, 1.0) == [0.45]  # a point within 5 %: the point itself
+    assert set_value(bron, 5.0) == []  # the set stops at 4 keV: no extrapolation
+    lo, hi, n = interpolated_spread("Al", 0.5)
+    assert (lo, hi, n) == (pytest.approx(want, rel=1e-12), 3.179, 3)
+    for el in ("graphite", "Al", "Si", "Cu", "Au"):
+        for e in COMPARE_ENERGIES:
+            a, b = measured_spread(el, e), interpolated_spread(el, e)
+            assert b[0] <= a[0] and b[1] >= a[1] and b[2] >= a[2], (el, e, a, b)
+
+
+def test_se_yield_does_not_depend_on_density():
+    """The escape depth scales with the density like the Kanaya-Okayama range it comes from, and the transport
+    scales with it too: the yield of carbon is the same at 2.26 (graphite) and 1.8 g/cm^3 (amorphous-carbon-like
+    density), so the choice between them cannot move the comparison (se17)."""
+    a = bulk_se_yield("graphite", 2.0, 300, seed=4)
+    b = bulk_se_yield("C:1.8", 2.0, 300, seed=4)
+    assert b.delta == pytest.approx(a.delta, rel=1e-9) and b.bse.backscattered == a.bse.backscattered
 
 
 def test_se_yield_keeps_the_energy_of_stopped_electrons():

@@ -25,6 +25,7 @@ handbook's delta_m and E_m only).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 JOY_2001 = ("D. C. Joy, A database on electron-solid interactions, revision 01-01 (2001), section 1(a); "
@@ -135,10 +136,73 @@ JOY_SE_YIELD: dict[str, tuple[MeasuredSet, ...]] = {
 CARBON_SPREAD = {0.5: (0.669, 1.02), 1.0: (0.467, 0.990), 2.0: (0.308, 0.527), 3.0: (0.209, 0.400),
                  5.0: (0.164, 0.315)}
 
+#: carbon: the USTC SEY database's experimental sets [1]-[6] one by one (se17; the page numbers its sets [1]-[7]
+#: and gives no citation with them in the copy read; ``ref`` is that number), points at 0.4-5 keV as printed
+#: there. Set [4]'s 0.155 at 0.5 keV is left out (a transcription error next to 0.900-1.136 in the same set); set
+#: [7] (0.015-0.48 keV in the copy read) has no point in the compared range. The maxima below 0.4 keV, for the
+#: record: [1] 0.850 at 0.30 keV, [2] 0.707 at 0.35, [4] 1.136 at 0.80 (1.000 at 0.35), [6] 1.100 at 0.30.
+#: At the compared energies the min-max of these sets is :data:`CARBON_SPREAD` (tested).
+USTC_C_SETS: tuple[MeasuredSet, ...] = (
+    MeasuredSet(1, USTC_C + " [1]", ((0.4, 0.824), (0.6, 0.745), (0.8, 0.656), (1.0, 0.543), (2.0, 0.308),
+                                     (3.0, 0.209))),
+    MeasuredSet(2, USTC_C + " [2]", ((0.4, 0.701), (0.45, 0.685), (0.5, 0.669), (0.55, 0.642), (0.6, 0.617),
+                                     (0.65, 0.603), (0.7, 0.584), (0.75, 0.561), (0.8, 0.539), (0.85, 0.531),
+                                     (0.9, 0.506), (0.95, 0.494), (1.0, 0.467), (1.2, 0.446), (1.4, 0.418),
+                                     (1.5, 0.380), (1.8, 0.354), (2.0, 0.329), (2.5, 0.296), (3.0, 0.270),
+                                     (3.5, 0.247), (4.0, 0.228), (4.5, 0.216), (5.0, 0.207))),
+    MeasuredSet(3, USTC_C + " [3]", ((2.5, 0.334), (5.0, 0.211))),
+    MeasuredSet(4, USTC_C + " [4]", ((0.8, 1.136), (1.0, 0.990), (1.2, 0.869), (1.4, 0.709), (1.6, 0.655),
+                                     (1.8, 0.595), (2.0, 0.527), (2.5, 0.442), (3.0, 0.400), (3.5, 0.316),
+                                     (4.0, 0.316), (5.0, 0.315))),
+    MeasuredSet(5, USTC_C + " [5]", ((5.0, 0.177), (5.0, 0.164))),
+    MeasuredSet(6, USTC_C + " [6]", ((0.4, 0.980), (0.5, 1.020), (0.6, 0.970), (0.7, 0.950), (0.8, 0.950),
+                                     (0.9, 0.900), (1.0, 0.720), (1.5, 0.390), (2.0, 0.360), (3.0, 0.330),
+                                     (4.0, 0.250))),
+)
+
 #: the energies of the comparison (keV): those of the issue's range 0.5-5 keV at which every element has data
 COMPARE_ENERGIES = (0.5, 1.0, 2.0, 3.0, 5.0)
 
 _ALIASES = {"graphite": "C", "C": "C", "Al": "Al", "Si": "Si", "Cu": "Cu", "Au": "Au"}
+
+
+def measured_sets(element: str) -> tuple[MeasuredSet, ...]:
+    """The measured sets of ``element``: Joy's database (Al, Si, Cu, Au) or the USTC carbon sets (C, graphite)."""
+    el = _ALIASES.get(element, element)
+    return USTC_C_SETS if el == "C" else JOY_SE_YIELD[el]
+
+
+def set_value(s: MeasuredSet, energy_kev: float, rel_tol: float = 0.05, max_gap: float = 2.0) -> list[float]:
+    """The values of set ``s`` at ``energy_kev``: its points within ``rel_tol`` of that energy (as
+    :func:`measured_points`); where it has none, but points on both sides no more than a factor ``max_gap`` apart
+    in energy, the log-log interpolation between the nearest two (a set measured at 0.41 and 0.6 keV has a value
+    at 0.5 keV); else none."""
+    near = [d for e, d in s.points if abs(e - energy_kev) <= rel_tol * energy_kev]
+    if near:
+        return near
+    below = [(e, d) for e, d in s.points if e < energy_kev]
+    above = [(e, d) for e, d in s.points if e > energy_kev]
+    if not below or not above:
+        return []
+    (e1, d1), (e2, d2) = max(below), min(above)
+    if e2 / e1 > max_gap:
+        return []
+    t = math.log(energy_kev / e1) / math.log(e2 / e1)
+    return [math.exp((1.0 - t) * math.log(d1) + t * math.log(d2))]
+
+
+def interpolated_spread(element: str, energy_kev: float, rel_tol: float = 0.05,
+                        max_gap: float = 2.0) -> tuple[float, float, int] | None:
+    """(min, max, number of sets) over every set's value at ``energy_kev`` (:func:`set_value`: its points within
+    ``rel_tol``, or else its log-log interpolation between neighbours at most ``max_gap`` apart), or None when
+    fewer than two sets have one. Contains :func:`measured_spread`'s range (the same points plus the interpolated
+    values of the sets that have no point within ``rel_tol``); a second reading of "the measured spread at E",
+    se17 (docs/montecarlo.md)."""
+    vals = [(s.ref, v) for s in measured_sets(element) for v in set_value(s, energy_kev, rel_tol, max_gap)]
+    if len({r for r, _ in vals}) < 2:
+        return None
+    ds = [v for _, v in vals]
+    return min(ds), max(ds), len({r for r, _ in vals})
 
 
 def measured_points(element: str, energy_kev: float, rel_tol: float = 0.05) -> list[tuple[int, float, float]]:
