@@ -99,6 +99,18 @@ NULL_MC_SEEDS = (90001, 90002)
 HR_DRAWS = 16
 
 
+def structure_seeds(seeds, structure_seed: int, energy_kev: float, shared: bool = False) -> tuple[int, ...]:
+    """The noise seeds of one structure and energy: each base seed combined with the structure's seed and the energy,
+    so that every structure gets its own noise draws and the per-structure differences that the paired intervals
+    treat as independent are independent (fast12: with the same seeds for every structure, the draws share a common
+    component -- numpy's binomial sampler turns the same uniforms into similar count histograms --, and a perfect
+    binomial model scored 'met' at 1 keV, -0.00028 [-0.00046, -0.00010]). ``shared``: the seeds as given (the
+    protocol before fast12)."""
+    if shared:
+        return tuple(int(v) for v in seeds)
+    return tuple(int(v) * 10**7 + int(structure_seed) * 100 + int(round(float(energy_kev) * 10)) for v in seeds)
+
+
 def nps_rows(add, name, draws, nps_ref, ref_images):
     """Noise power rows of a noisy output with binomial noise: ``nps_ratio`` from the protocol's first 4 draws (2
     pairs), ``nps_ratio_16`` from all (8 pairs), ``nps_level_ratio`` the white level its histogram implies over the
@@ -115,11 +127,15 @@ def nps_rows(add, name, draws, nps_ref, ref_images):
 
 
 def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACHE, translators=("paired", "gan"),
-             noise_seeds=(11, 12, 13, 14), progress=print, candidates=None, layer_tables=None) -> dict:
+             noise_seeds=(11, 12, 13, 14), progress=print, candidates=None, layer_tables=None,
+             shared_noise_seeds: bool = False) -> dict:
     """``candidates``: {name: weights path} of other paired translators (each with its .json) scored in the same run,
     on the same structures and noise seeds, as rows "candidate NAME" (calibrated, if it has a calibration) and
     "candidate NAME, no histogram calibration". The noise power is also measured with :data:`HR_DRAWS` draws and as
-    the histogram-implied level (:func:`nps_rows`), and a null row (:data:`NULL_ROW`) gives the measures' floor."""
+    the histogram-implied level (:func:`nps_rows`), and a null row (:data:`NULL_ROW`) gives the measures' floor.
+    Noise draws: ``noise_seeds`` combined with each structure's seed and the energy (:func:`structure_seeds`; the
+    same for every translator row, so that translators are compared on the same draws), or, with
+    ``shared_noise_seeds``, the same seeds for every structure (the protocol before fast12)."""
     from fibsynth.fastsim import fidelity as F
 
     res: dict = {"test": {"structures": list(seeds), "size": sets.SIZE, "slices": sets.SLICES,
@@ -167,27 +183,29 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
 
                 from fibsynth.fastsim.translator import shot_noise
 
+                base = tuple(noise_seeds) + tuple(range(100, 100 + HR_DRAWS - len(noise_seeds)))
+                hr_seeds = structure_seeds(base, seed, e, shared_noise_seeds)
+                ns = hr_seeds[:len(noise_seeds)]
                 t0 = time.perf_counter()
-                a, m = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
+                a, m = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=ns[0],
                               incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))
                 add("paired translator", "seconds", time.perf_counter() - t0)
                 outputs = [("paired translator", a, m)]
                 if paired.histogram_calibration:  # before/after the histogram calibration, same structures and seeds
-                    a0, m0 = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
+                    a0, m0 = paired(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=ns[0],
                                     incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES), calibrated=False)
                     outputs.append(("paired translator, no histogram calibration", a0, m0))
                 for cname, ctr in cands.items():
                     for cal in ((True, False) if ctr.histogram_calibration else (False,)):
-                        ca, cm = ctr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=noise_seeds[0],
+                        ca, cm = ctr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=sets.ELECTRONS, seed=ns[0],
                                      incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES), calibrated=cal)
                         cn = f"candidate {cname}" + ("" if cal else ", no histogram calibration")
                         outputs.append((cn, ca, cm))
                         mean_image_rows(add, cn + " mean (no noise)", cm, ref, ref2, ps_mc)
-                hr_seeds = tuple(noise_seeds) + tuple(range(100, 100 + HR_DRAWS - len(noise_seeds)))
                 for vname, va, vm in outputs:
                     # the noisy output's measures: averaged over the noise draws (seeds), so that one draw's luck
                     # does not decide; the noise power from pairs of draws
-                    draws = [va] + [shot_noise(vm, sets.ELECTRONS, sd) for sd in noise_seeds[1:]]
+                    draws = [va] + [shot_noise(vm, sets.ELECTRONS, sd) for sd in ns[1:]]
                     for key, fn in (("corr", F.pearson), ("ssim", F.ssim), ("hist", F.hist_distance)):
                         add(vname, key, float(np.mean([fn(d, ref) for d in draws])))
                     add(vname, "ps_ratio", np.mean([F.radial_power(d) / ps_mc for d in draws], 0).tolist())
@@ -195,7 +213,8 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                     nps_rows(add, vname, draws, nps_mc, (ref, ref2))
                 # the null: every image drawn from the calibrated mean image m (a model as good as can be; only the
                 # noise differs): the floor of each measure on this test set and what its verdict then says
-                z0, z1 = (shot_noise(m, sets.ELECTRONS, sd) for sd in NULL_MC_SEEDS)
+                z0, z1 = (shot_noise(m, sets.ELECTRONS, sd) for sd in structure_seeds(NULL_MC_SEEDS, seed, e,
+                                                                                        shared_noise_seeds))
                 zd = [shot_noise(m, sets.ELECTRONS, sd) for sd in hr_seeds]
                 add(NULL_ROW, "hist_minus_mc_mc", float(np.mean([F.hist_distance(d, z0) for d in zd[:4]]))
                     - F.hist_distance(z1, z0))
@@ -203,15 +222,16 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                 mean_image_rows(add, "paired translator mean (no noise)", m, ref, ref2, ps_mc)
                 add("mc second realisation", "ps_ratio", (F.radial_power(ref2) / ps_mc).tolist())
             if "gan" in translators and e == 2.0:
+                gseeds = structure_seeds(noise_seeds, seed, e, shared_noise_seeds)
                 from fibsynth.gan import Translator
                 from fibsynth.fastsim.projection import project
                 from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
 
                 p = project(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES))[0]
                 t0 = time.perf_counter()
-                g = Translator("proj2mc-2kev-au-epoxy", seed=noise_seeds[0])(p)[0]
+                g = Translator("proj2mc-2kev-au-epoxy", seed=gseeds[0])(p)[0]
                 add("cyclegan proj2mc-2kev (old)", "seconds", time.perf_counter() - t0)
-                g2 = Translator("proj2mc-2kev-au-epoxy", seed=noise_seeds[1])(p)[0]
+                g2 = Translator("proj2mc-2kev-au-epoxy", seed=gseeds[1])(p)[0]
                 add("cyclegan proj2mc-2kev (old)", "corr", F.pearson(g, ref))
                 add("cyclegan proj2mc-2kev (old)", "ssim", F.ssim(g, ref))
                 add("cyclegan proj2mc-2kev (old)", "hist", F.hist_distance(g, ref))
