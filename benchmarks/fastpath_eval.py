@@ -140,7 +140,9 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
 
     res: dict = {"test": {"structures": list(seeds), "size": sets.SIZE, "slices": sets.SLICES,
                           "electrons_per_pixel": sets.ELECTRONS, "voxel_nm": F.VOXEL_NM,
-                          "incidence_deg": F.INCIDENCE_DEG}, "energies": {}}
+                          "incidence_deg": F.INCIDENCE_DEG,
+                          "noise_seeds": {"base": list(noise_seeds), "high_resolution_draws": HR_DRAWS,
+                                          "per_structure": not shared_noise_seeds}}, "energies": {}}
     variants = projection_variants(layer_tables)
     paired = None
     if "paired" in translators:
