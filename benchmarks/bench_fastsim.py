@@ -182,6 +182,8 @@ def main() -> None:
     ap.add_argument("--layers-candidate", action="append", default=[], metavar="NAME=TABLE",
                     help="with --targets: also score this depth-layer table (fastpath_fit_layers.py --out) in the same "
                          "run, paired against the shipped one")
+    ap.add_argument("--shared-noise-seeds", action="store_true",
+                    help="with --targets: the same noise seeds for every structure (the protocol before fast12)")
     ap.add_argument("--record-in-shipped", action="store_true",
                     help="with --targets: store the measured fidelity in the shipped paired translator's JSON")
     a = ap.parse_args()
@@ -195,7 +197,8 @@ def main() -> None:
 
         cands = dict(c.split("=", 1) for c in a.candidate)
         res = fastpath_eval.evaluate(energies=energies, candidates=cands,
-                                     layer_tables=dict(c.split("=", 1) for c in a.layers_candidate))
+                                     layer_tables=dict(c.split("=", 1) for c in a.layers_candidate),
+                                     shared_noise_seeds=a.shared_noise_seeds)
         fastpath_eval.print_table(res)
         fastpath_eval.print_intervals(res)
         if a.stack_time:

@@ -45,8 +45,11 @@ def score(tr, seeds, energies, cache):
             rows["slice_bias"].append((m.mean((-2, -1)) - ref.mean((-2, -1))).tolist())
             binom = float(np.mean(m * (1 - m) / sets.ELECTRONS))
             rows["error_sd"].append(float(np.sqrt(max(float(np.mean((m - ref) ** 2)) - binom, 0.0))))
+            # noise seeds per structure and energy (as benchmarks/fastpath_eval.structure_seeds, fast12): the same
+            # for every translator, independent between structures
+            seeds_se = [sd * 10**7 + seed * 100 + int(round(e * 10)) for sd in NOISE_SEEDS]
             rows["hist"].append(float(np.mean([F.hist_distance(shot_noise(m, sets.ELECTRONS, sd), ref)
-                                               for sd in NOISE_SEEDS])))
+                                               for sd in seeds_se])))
         out[e] = rows
     return out
 

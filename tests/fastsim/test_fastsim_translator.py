@@ -208,3 +208,34 @@ def test_t_interval_matches_the_textbook_and_covers_at_its_level():
     assert verdict({"lo": -0.0003, "hi": 0.0009}, hi=0.0) == "unresolved"
     assert verdict({"lo": 0.931, "hi": 0.94}, lo=0.93) == "met"
     assert verdict({"lo": -0.012, "hi": 0.002}, -0.01, 0.01) == "unresolved"
+
+
+def test_binomial_noise_level_reads_the_noise_power_off_the_histogram():
+    """(mean x - mean x^2) / (N - 1) of binomial images is their mean shot-noise variance E[m (1 - m)] / N, the
+    level of the noise power spectrum in every band: so two binomial outputs with the same gray-value histogram
+    have the same noise power (issue 15: a histogram calibration cannot cost noise power)."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.fastsim.fidelity import binomial_noise_level, radial_nps
+
+    rng = np.random.default_rng(7)
+    n = 100
+    m = rng.uniform(0.05, 0.65, (4, 64, 64))
+    a, b = rng.binomial(n, m) / n, rng.binomial(n, m) / n
+    expected = float(np.mean(m * (1 - m)) / n)
+    assert binomial_noise_level([a, b], n) == pytest.approx(expected, rel=0.01)
+    # the noise power of the two draws sits at that level in every band (each band's estimate within ~5 %)
+    assert np.allclose(radial_nps(a, b), expected, rtol=0.08)
+    # the same pixel values in another arrangement (same histogram, other image): the same level
+    perm = rng.permutation(m.ravel()).reshape(m.shape)
+    c = rng.binomial(n, perm) / n
+    assert binomial_noise_level(c, n) == pytest.approx(binomial_noise_level(a, n), rel=0.01)
+    # a wider distribution of the mean (var + 0.01) lowers the level by 0.01 / N: the histogram tells it
+    w = np.clip(0.35 + (m - 0.35) * np.sqrt(1 + 0.01 / m.var()), 0, 1)
+    d = rng.binomial(n, w) / n
+    assert binomial_noise_level(d, n) == pytest.approx(float(np.mean(w * (1 - w)) / n), rel=0.01)
+    assert binomial_noise_level(a, n) - binomial_noise_level(d, n) == pytest.approx(0.01 / n, rel=0.15)
+    # a plain variance of the pixels is not it (it holds the structure's variance too)
+    assert a.var() > 5 * expected
+    with pytest.raises(FibsynthError) as err:
+        binomial_noise_level(a, 1)
+    assert err.value.param == "electrons_per_pixel"

@@ -11,7 +11,8 @@ Measures (all over the pixels of a stack of slices; ``docs/fastsim.md`` section 
 * :func:`hist_distance` -- Wasserstein distance of the gray-value histograms in units of the reference's 0.1-99.9 %
   range (as bench_gan);
 * :func:`radial_nps` -- radially averaged power spectrum of the noise (difference of two realisations of the same
-  slices / sqrt 2, so the structure cancels), in bands of spatial frequency.
+  slices / sqrt 2, so the structure cancels), in bands of spatial frequency;
+* :func:`binomial_noise_level` -- the white noise level that binomial images imply through their histogram alone.
 """
 
 from __future__ import annotations
@@ -123,6 +124,29 @@ def radial_nps(a, b, bands: int = 4) -> np.ndarray:
     """Noise power spectrum from two realisations of the same slices: the power of (a - b) / sqrt 2 (the
     structure cancels, the independent noise adds)."""
     return radial_power((np.asarray(a, np.float64) - np.asarray(b, np.float64)) / np.sqrt(2.0), bands)
+
+
+def binomial_noise_level(images, electrons_per_pixel: int) -> float:
+    """The pixel noise variance that binomial images imply through their gray-value distribution alone.
+
+    For pixels x = Binomial(N, m) / N (N = ``electrons_per_pixel``, any mean m per pixel),
+    E[x] - E[x^2] = E[m (1 - m)] (N - 1) / N, so (mean x - mean x^2) / (N - 1) estimates E[m (1 - m)] / N: the
+    variance of the shot noise averaged over the pixels, i.e. the level of the white noise power spectrum
+    (:func:`radial_nps`) in every band. ``images``: one array or a list of arrays (pooled).
+
+    Consequence (issue 15): two images with binomial noise at the same dose whose gray-value histograms agree have
+    the same noise power; a histogram calibration that matches the Monte Carlo's histogram cannot cost noise power
+    unless the Monte Carlo's noise is not binomial (measured: it is, :func:`noise_variance_by_level`)."""
+    from fibsynth.errors import FibsynthError
+
+    n = int(electrons_per_pixel)
+    if n < 2:
+        raise FibsynthError(f"must be >= 2 (got {n})", param="electrons_per_pixel")
+    parts = images if isinstance(images, (list, tuple)) else [images]
+    x = np.concatenate([np.ravel(a) for a in parts]).astype(np.float64)
+    if x.size == 0:
+        raise FibsynthError("no pixels", param="images")
+    return float((x.mean() - np.mean(x * x)) / (n - 1))
 
 
 def noise_variance_by_level(level, r0, r1, electrons_per_pixel: int, bins: int = 8) -> dict:
