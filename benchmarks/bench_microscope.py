@@ -266,6 +266,146 @@ def part_align_limit(quick):
     return rows
 
 
+def _drift_paths(nz, seed):
+    """Stage-drift paths of other shapes than the forward model's white random walk (seeded apart from it):
+    'smooth' -- the velocity an AR(1) series correlated over 30 slices (0.3 px/slice rms per axis) plus a thermal
+    settling 6 px (1 - exp(-k / 8)) in a random direction (end to end about the random walk's size); 'smooth + jump'
+    -- that plus an 8-px diagonal jump between the middle slices; 'random walk + jump' -- a 1.5 px/step random walk
+    plus the same jump; 'none'."""
+    from fibsynth.microscope.forward import smooth_series
+
+    rng = np.random.default_rng(1000 + seed)
+    rw = np.cumsum(np.vstack([[0, 0], 1.5 * rng.standard_normal((nz - 1, 2))]), 0)
+    v = np.stack([0.3 * smooth_series(rng, nz, 30.0) for _ in range(2)], 1)
+    v[0] = 0
+    ang = rng.uniform(0, 2 * np.pi)
+    k = np.arange(nz)
+    sm = np.cumsum(v, 0) + 6.0 * (1 - np.exp(-k / 8.0))[:, None] * np.array([np.cos(ang), np.sin(ang)])
+    sm -= sm[0]
+    jump = np.zeros((nz, 2))
+    jump[nz // 2:] = 8.0 / np.sqrt(2)
+    return {"smooth": sm, "smooth + jump": sm + jump, "random walk + jump": rw + jump, "none": np.zeros((nz, 2))}
+
+
+def drift_prior(path, order=2, lams=np.logspace(-2, 4, 25)):
+    """A smoothness prior on the stage drift, fitted to registered cumulative shifts: the steps (the drift's
+    velocity) smoothed by a Whittaker smoother (penalty on their ``order``-th differences: a steady or slowly
+    changing velocity is free), lambda per axis by generalised cross-validation, and a single step that stands out
+    from its neighbours' median by > max(6 robust sd, 1 px) kept as measured (a stage jump)."""
+    s = np.diff(path, axis=0)
+    m = len(s)
+    rn = np.hypot(*(s - ndimage.median_filter(s, size=(5, 1), mode="nearest")).T)
+    jumps = rn > max(6 * 1.4826 * np.median(rn), 1.0)
+    w = (~jumps).astype(float)
+    pen = np.diff(np.eye(m), order, axis=0)
+    z = s.copy()
+    for a in range(2):
+        best = None
+        for lam in lams:
+            h = np.linalg.solve(np.diag(w) + lam * pen.T @ pen, np.diag(w))
+            zz = h @ s[:, a]
+            dof = np.trace(h[np.ix_(w > 0, w > 0)])
+            g = w.sum() * np.sum(w * (s[:, a] - zz) ** 2) / max(w.sum() - dof, 1e-9) ** 2
+            if best is None or g < best[0]:
+                best = (g, zz)
+        z[~jumps, a] = best[1][~jumps]
+    return np.vstack([[0.0, 0.0], np.cumsum(z, 0)])
+
+
+def part_align_sources(quick):
+    """Where the chain's error against the true shifts comes from (micro12). Per structure, field and seed (the
+    align part's microscope and stacks, 32 slices): the chain on the full stack (forward-model random-walk drift),
+    on the clean stack (noise-free, artifact-free, undrifted: the structure's apparent motion), on the clean slices
+    drifted by the same path ('clean drifted': what the drift itself adds) and on the full microscope without drift
+    ('noisy undrifted'); the error path's mean square split into apparent motion, drift interaction (clean drifted -
+    clean) and noise + artifacts (full - clean drifted); error vs slice index and its growth exponent (0.5: random
+    walk, 1: steady shear); what a straight line through slice 0 leaves; the error of shorter stacks (the chain is
+    causal: the first L slices); the chain on other drift shapes (the ideal slices shifted by the path as apply does,
+    the microscope applied without drift); and, paired with the chain on the same stacks, the forward/backward
+    symmetric chain and a smoothness prior on the drift (:func:`drift_prior`) on every drift shape."""
+    from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading, apply, register_slices
+    from fibsynth.microscope.inverse import _pcc, _prepare_for_registration
+
+    def model(seed, step):
+        return MicroscopeModel(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
+                               drift=Drift(xy_step_px=step, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                               shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+
+    def shifted(ideal, path):
+        return np.stack([ndimage.shift(s, p, order=3, mode="nearest") if p.any() else s for s, p in zip(ideal, path)])
+
+    def symmetric(x):
+        out, prev = np.zeros((len(x), 2)), _prepare_for_registration(x[0])
+        for k in range(1, len(x)):
+            cur = _prepare_for_registration(x[k])
+            out[k] = out[k - 1] + 0.5 * (_pcc(prev, cur, 20) - _pcc(cur, prev, 20))
+            prev = cur
+        return out
+
+    def mabs(e):
+        return float(np.abs(e).mean())
+
+    def paired(a, b):
+        d = np.asarray(b) - np.asarray(a)
+        return f"{d.mean():+.3f} +- {d.std():.3f} (better on {int((d < -0.01).sum())}, worse on {int((d > 0.01).sum())} of {len(d)})"
+
+    rows, nz = [], 32
+    ks = [4, 8, 16, nz - 1]
+    for n in ALIGN_SIZES or [192]:
+        for name, make in align_structures(quick, n):
+            if "mirrored" in name and not ALIGN_STRUCTURE_NAMES:
+                continue
+            full, clean, cdrift, nodrift, sym = [], [], [], [], []
+            other = {}
+            for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
+                ideal = image(make((nz, n, n), seed))
+                r = apply(ideal, model(seed, 1.5))
+                true = np.array(r.record["realised"]["shifts_px"])
+                full.append(register_slices(r.image) + true)
+                sym.append(symmetric(r.image) + true)
+                clean.append(register_slices(ideal))
+                cdrift.append(register_slices(shifted(ideal, true)) + true)
+                other.setdefault("random walk (forward model)", []).append((full[-1], true))
+                for dname, path in _drift_paths(nz, seed).items():
+                    reg = register_slices(apply(shifted(ideal, path), model(seed, 0.0)).image)
+                    other.setdefault(dname, []).append((reg + path, path))
+                nodrift.append(other["none"][-1][0])
+            ms_ = lambda es: float(np.mean([np.mean(e ** 2) for e in es]))  # noqa: E731
+            noise = [f - c for f, c in zip(full, cdrift)]
+            dint = [c - a for c, a in zip(cdrift, clean)]
+            kk = np.arange(1, nz)
+            rms_k = np.sqrt(np.mean([e ** 2 for e in full], axis=(0, 2)))
+            t = np.arange(nz, dtype=float)
+            row = {"field_px": n, "slices": nz, "structure": name, "seeds": len(full),
+                   "chain_vs_truth_px": ms([mabs(e) for e in full]),
+                   "per_seed_px": np.round([mabs(e) for e in full], 3).tolist(),
+                   "clean_apparent_motion_px": ms([mabs(e) for e in clean]),
+                   "clean_drifted_vs_truth_px": ms([mabs(e) for e in cdrift]),
+                   "noisy_undrifted_vs_truth_px": ms([mabs(e) for e in nodrift]),
+                   "mean_square_full_apparent_driftint_noise_px2": [round(ms_(v), 4) for v in (full, clean, dint, noise)],
+                   "noise_part_mean_abs_px": ms([mabs(e) for e in noise]),
+                   "drift_interaction_mean_abs_px": ms([mabs(e) for e in dint]),
+                   f"rms_error_at_slices_{'_'.join(map(str, ks))}_px": np.round(rms_k[ks], 3).tolist(),
+                   "growth_exponent": round(float(np.polyfit(np.log(kk), np.log(rms_k[1:]), 1)[0]), 2),
+                   "apparent_growth_exponent": round(float(np.polyfit(
+                       np.log(kk), np.log(np.sqrt(np.mean([e ** 2 for e in clean], axis=(0, 2)))[1:] + 1e-12), 1)[0]), 2),
+                   "noise_growth_exponent": round(float(np.polyfit(
+                       np.log(kk), np.log(np.sqrt(np.mean([e ** 2 for e in noise], axis=(0, 2)))[1:] + 1e-12), 1)[0]), 2),
+                   "mean_abs_error_step_px_per_slice": round(float(np.mean([np.abs(np.diff(e, axis=0).mean(0)) for e in full])), 4),
+                   "line_through_slice0_removed_px": ms([mabs(e - np.outer(t, (t @ e) / (t @ t))) for e in full]),
+                   "stack_length_8_16_32_px": [ms([mabs(e[:L]) for e in full]) for L in (8, 16, 32)],
+                   "symmetric_chain_px": ms([mabs(e) for e in sym]),
+                   "symmetric_minus_chain_px": paired([mabs(e) for e in full], [mabs(e) for e in sym])}
+            for dname, v in other.items():
+                ch = [mabs(e) for e, _ in v]
+                pr = [mabs(drift_prior(e - p) + p) for e, p in v]  # e - p: the registered path itself
+                row[f"drift {dname}: chain / smoothness prior / prior - chain"] = (
+                    f"{ms(ch)} / {ms(pr)} / {paired(ch, pr)}")
+            rows.append(row)
+            print("align_sources", row, flush=True)
+    return rows
+
+
 def part_align_methods(quick):
     """The alternatives tried against the random walk of 3D structures (leveled-wave and band-pass field, 192 px,
     32 slices, 5 seeds; 2 with --quick): the square-root Hann taper and gradient-magnitude images (both with the
@@ -878,7 +1018,7 @@ def main() -> None:
     if a.charging_strengths:
         global CHARGING_LIMIT_STRENGTHS
         CHARGING_LIMIT_STRENGTHS = tuple(float(v) for v in a.charging_strengths.split(","))
-    parts = {"align": part_alignment, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
+    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
              "charging_values": part_charging_values}
     res = {}
     t0 = time.perf_counter()
