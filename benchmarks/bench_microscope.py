@@ -20,6 +20,9 @@ Parts:
    each scored anchored at slice 0, with the global offset removed, and as the registration's own error on the
    known applied shifts: the same registration of the clean stack (noise-free, artifact-free, undrifted slices of
    the same structure: the structure's own apparent motion, also reported) subtracted;
+   ``align_sources``: the chain's error split into apparent motion, drift and noise parts, its growth with the
+   slice index and stack length, other drift shapes (smooth, jumps, none), and paired with the chain a symmetric
+   chain and a smoothness prior on the drift (``drift_prior``);
 2. destriping (the default; Muench et al. 2009 wavelet-Fourier, db4, default levels (7 here) and 5, sigma 1; the
    phase method): share of the stripe power removed and the mean displacement of the gold/epoxy iso-contour against
    the stripe-free truth, for two stripe strengths, without noise and at 300 e/px;
