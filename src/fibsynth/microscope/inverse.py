@@ -63,13 +63,37 @@ def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int) -> np.ndarray:
     return np.asarray(step, np.float64)
 
 
-def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None) -> np.ndarray:
+MIN_REGION_PX = 8
+
+
+def check_region(region: Any, shape: tuple[int, ...], param: str = "region") -> tuple[slice, slice]:
+    """``region = (y0, y1, x0, x1)`` (pixels, half-open, like ``img[y0:y1, x0:x1]``) checked against a slice of
+    ``shape`` (..., ny, nx): inside it and at least :data:`MIN_REGION_PX` pixels along each axis. Returns the
+    two slices."""
+    try:
+        y0, y1, x0, x1 = (int(v) for v in region)
+        if any(float(v) != int(v) for v in region):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise FibsynthError(f"expected four whole numbers (y0, y1, x0, x1), got {region!r}", param=param) from None
+    ny, nx = shape[-2:]
+    if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} must lie inside the {ny} x {nx} slice "
+                            f"(0 <= y0 < y1 <= {ny}, 0 <= x0 < x1 <= {nx})", param=param)
+    if y1 - y0 < MIN_REGION_PX or x1 - x0 < MIN_REGION_PX:
+        raise FibsynthError(f"{y1 - y0} x {x1 - x0} px is too small to register on (at least {MIN_REGION_PX} px "
+                            "along each axis)", param=param)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None,
+           crop: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
     """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice)."""
     nz = x.shape[0]
     total = np.zeros((nz, 2))
-    prev = _prepare_for_registration(x[0], highpass_px)
+    prev = _prepare_for_registration(x[0][crop], highpass_px)
     for k in range(1, nz):
-        cur = _prepare_for_registration(x[k], highpass_px)
+        cur = _prepare_for_registration(x[k][crop], highpass_px)
         step = _pcc(prev, cur, upsample)
         if max_shift_px is not None and np.hypot(*step) > max_shift_px:
             step = np.zeros(2)
@@ -104,8 +128,15 @@ def _huber_path(nz: int, pairs: list[tuple[int, int]], meas: np.ndarray, iters: 
 
 def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None,
                     detrend: bool = False, highpass_px: float | None = HIGHPASS_PX, method: str = "chain",
-                    neighbours: int = 3, template_half_width: int = 3) -> np.ndarray:
+                    neighbours: int = 3, template_half_width: int = 3, region: Any = None) -> np.ndarray:
     """Cumulative (dy, dx) that register every slice onto slice 0 (shape (nz, 2); row 0 is zero).
+
+    ``region = (y0, y1, x0, x1)``: register on that rectangle of the slices only (``img[y0:y1, x0:x1]``, pixel
+    coordinates of the stack as given; the shifts apply to the whole slice): a band that does not change from
+    slice to slice -- fiducial marks milled into the protective cap or beside the volume -- measures the stage
+    drift without the structure's apparent motion (docs/microscope.md, "alignment on fiducial marks"). Every
+    method works on it; a moved slice is shifted whole before the region is cut out, so that content from outside
+    the region moves in as it would under the drift. At least 8 px along each axis.
 
     ``method="chain"`` (default): each slice is registered onto the one before it by cross-correlation with
     sub-pixel refinement (scikit-image ``phase_cross_correlation`` without phase normalisation, which is more
@@ -144,18 +175,20 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         raise FibsynthError(f"must be >= 1 (got {neighbours})", param="neighbours")
     if template_half_width < 1:
         raise FibsynthError(f"must be >= 1 (got {template_half_width})", param="template_half_width")
+    crop = (slice(None), slice(None)) if region is None else check_region(region, x.shape)
     nz = x.shape[0]
-    total = _chain(x, upsample, max_shift_px, highpass_px)
+    total = _chain(x, upsample, max_shift_px, highpass_px, crop)
     if method == "neighbours" and nz > 2 and neighbours > 1:
         pairs = [(k - 1, k) for k in range(1, nz)]
         meas = list(np.diff(total, axis=0))
         prepared: dict[int, np.ndarray] = {}  # the references k - neighbours .. k - 2 only
         for k in range(2, nz):
             prepared = {i: v for i, v in prepared.items() if i >= k - neighbours}
-            prepared.setdefault(k - 2, _prepare_for_registration(x[k - 2], highpass_px))
+            prepared.setdefault(k - 2, _prepare_for_registration(x[k - 2][crop], highpass_px))
             for j in range(2, min(neighbours, k) + 1):
                 pred = total[k] - total[k - j]
-                moved = _prepare_for_registration(ndimage.shift(x[k], pred, order=3, mode="nearest"), highpass_px)
+                moved = _prepare_for_registration(ndimage.shift(x[k], pred, order=3, mode="nearest")[crop],
+                                                  highpass_px)
                 r = _pcc(prepared[k - j], moved, upsample)
                 if max_shift_px is not None and np.hypot(*r) > max_shift_px:
                     continue
@@ -164,7 +197,7 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         total = _huber_path(nz, pairs, np.array(meas))
     elif method == "template" and nz > 2:
         for _ in range(2):
-            aligned = shift_slices(x, total)
+            aligned = shift_slices(x, total)[(slice(None),) + crop]
             new = total.copy()
             for k in range(nz):
                 idx = [j for j in range(max(0, k - template_half_width), min(nz, k + template_half_width + 1))
@@ -195,11 +228,12 @@ def shift_slices(stack: Any, shifts: Any, *, order: int = 3) -> np.ndarray:
 
 def align(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None,
           detrend: bool = False, highpass_px: float | None = HIGHPASS_PX, method: str = "chain",
-          neighbours: int = 3, template_half_width: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned stack and the cumulative shifts applied to each slice (see :func:`register_slices`)."""
+          neighbours: int = 3, template_half_width: int = 3, region: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned stack and the cumulative shifts applied to each slice (see :func:`register_slices`; ``region``
+    registers on a fiducial rectangle only, the whole slices are moved)."""
     shifts = register_slices(stack, upsample=upsample, max_shift_px=max_shift_px, detrend=detrend,
                              highpass_px=highpass_px, method=method, neighbours=neighbours,
-                             template_half_width=template_half_width)
+                             template_half_width=template_half_width, region=region)
     return shift_slices(stack, shifts), shifts
 
 
@@ -571,7 +605,8 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
     x = _stack(stack, "stack")
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}
     if cfg.align:
-        x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method)
+        x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
+                          region=cfg.align_region)
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:
