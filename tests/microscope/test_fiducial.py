@@ -4,6 +4,8 @@ the known applied shifts."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -60,7 +62,7 @@ def test_default_forward_output_unchanged_and_band_static():
     assert band.min() == pytest.approx(0.05) and band.max() == pytest.approx(0.3)  # marks milled into the cap
     with pytest.raises(FibsynthError) as e:
         apply(x, MicroscopeModel(fiducial=Fiducial(height_px=40, top_px=2)))
-    assert e.value.param == "model.fiducial"
+    assert e.value.param == "fiducial.height_px"
 
 
 @pytest.mark.parametrize("region, text", [
@@ -71,3 +73,21 @@ def test_bad_regions_name_the_parameter(region, text):
     with pytest.raises(FibsynthError) as e:
         register_slices(np.random.default_rng(0).random((3, 32, 32)), region=region)
     assert e.value.param == "region" and text in e.value.message
+
+
+def test_cli_apply_band_then_correct_on_the_region(tmp_path, capsys):
+    from fibsynth.cli import main
+
+    p, real, out = tmp_path / "sim.npy", tmp_path / "real.npy", tmp_path / "out.npy"
+    np.save(p, sheared_stack(nz=8).astype(np.float32))
+    assert main(["microscope", "apply", str(p), str(real), "--fiducial-px", "16", "--xy-drift-px", "1.5",
+                 "--dose", "300", "--seed", "5"]) == 0
+    assert main(["microscope", "correct", str(real), str(out), "--align", "--align-region", "0:16,0:64",
+                 "--align-method", "neighbours", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    true = np.array(apply(sheared_stack(nz=8), MicroscopeModel(detector=Detector(electrons_per_pixel=300),
+                                                             drift=Drift(xy_step_px=1.5),
+                                                             fiducial=Fiducial(height_px=16), seed=5)
+                          ).record["realised"]["shifts_px"])
+    assert rec["config"]["align_region"] == [0, 16, 0, 64]
+    assert np.abs(np.array(rec["shifts_px"]) + true).max() < 0.5

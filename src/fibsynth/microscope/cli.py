@@ -38,6 +38,7 @@ _APPLY_FIELDS: dict[str, tuple[str, str]] = {
     "blur_px": ("drift", "blur_px"),
     "focus_drift_px": ("drift", "focus_rms_px"),
     "charging": ("charging", "strength"),
+    "fiducial_px": ("fiducial", "height_px"),
 }
 
 
@@ -123,6 +124,9 @@ def apply_cmd(
     blur_px: Optional[float] = typer.Option(None, "--blur-px", help="Probe blur sigma, px."),
     focus_drift_px: Optional[float] = typer.Option(None, "--focus-drift-px", help="rms extra blur from focus drift, px."),
     charging: Optional[float] = typer.Option(None, "--charging", help="Charging-streak strength in epoxy (yield units)."),
+    fiducial_px: Optional[int] = typer.Option(None, "--fiducial-px", help="Rows of a static fiducial band at the "
+                                              "top (protective cap with milled X marks; 'fiducial' section of "
+                                              "--config for the rest); 0 = off."),
 ) -> None:
     """Give a simulated stack the look of a real FIB-SEM: noise, detector, curtains, shading, drift, charging."""
     import numpy as np
@@ -140,7 +144,7 @@ def apply_cmd(
                 line_jitter_px=line_jitter_px, line_offset_std=line_offset_std, curtain_amplitude=curtain_amplitude,
                 curtain_width_px=curtain_width_px, shading_depth=shading_depth, tilt=tilt,
                 contrast_drift=contrast_drift, brightness_drift=brightness_drift, xy_drift_px=xy_drift_px,
-                blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging)
+                blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging, fiducial_px=fiducial_px)
     _dtype(dtype)
     ins = [inp, labels, config]
     _check_out(out, ins, "out")

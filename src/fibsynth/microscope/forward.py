@@ -226,7 +226,7 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
     if fid.height_px > 0:  # the cap band with its marks: its own generator, so that the rest draws the same values
         if fid.top_px + fid.height_px > ny:
             raise FibsynthError(f"top_px + height_px = {fid.top_px + fid.height_px} exceeds the {ny} rows of the "
-                                "stack", param="model.fiducial")
+                                "stack", param="fiducial.height_px")
         frng = np.random.default_rng([model.seed, 0xF1D])
         band = fiducial_band(model, nx, frng)
         y0, y1 = fid.top_px, fid.top_px + fid.height_px
