@@ -20,6 +20,8 @@ Parts:
    each scored anchored at slice 0, with the global offset removed, and as the registration's own error on the
    known applied shifts: the same registration of the clean stack (noise-free, artifact-free, undrifted slices of
    the same structure: the structure's own apparent motion, also reported) subtracted;
+   ``align_fiducial``: the same stacks with a fiducial band (the protective cap with milled marks) at the top,
+   registered on the whole image and on the band's region (chain, neighbours, template), ``--fid-*`` options;
    ``align_sources``: the chain's error split into apparent motion, drift and noise parts, its growth with the
    slice index and stack length, other drift shapes (smooth, jumps, none), and paired with the chain a symmetric
    chain and a smoothness prior on the drift (``drift_prior``);
@@ -221,6 +223,81 @@ def part_alignment(quick):
                              "per_seed_clean_subtracted_mean_px": np.round(v[:, 7], 3).tolist(),
                              "s_per_stack": round(times[key] / len(v), 3), "seeds": len(v)})
                 print("align", rows[-1], flush=True)
+    return rows
+
+
+FID_HEIGHTS: list[int] = [24]  # --fid-heights: rows of the cap band (with 8 rows of surface above it)
+FID_TOP = 8  # --fid-top
+FID_WIDTH: int | None = None  # --fid-width: columns of the region (from x = 0; default the whole width)
+FID_CURTAINS: float | None = None  # --fid-curtains: curtain amplitude (default the align part's 0.02)
+FID_GRAIN = 0.02  # --fid-grain: rms of the cap's grain (new every slice)
+FID_METHODS = {"chain, whole image": ("whole", {}), "chain, whole image, no band": ("noband", {}),
+               "chain, fiducial region": ("region", {}),
+               "neighbours (K = 3), fiducial region": ("region", {"method": "neighbours", "neighbours": 3}),
+               "template (AMST, +-3), fiducial region": ("region", {"method": "template", "template_half_width": 3})}
+
+
+def part_align_fiducial(quick):
+    """Alignment on a fiducial band (``--parts align_fiducial``): the align part's stacks, seeds and microscope,
+    with the protective cap and its milled marks (``Fiducial``: ``--fid-heights`` rows, ``--fid-top`` rows of
+    surface above it) at the top of the field; error of the cumulative shifts against the true ones (anchored at
+    slice 0) for the chain on the whole image (the baseline, same stacks), the chain on the same stacks without the
+    band (the align part's stacks: the noise, drift and curtains are drawn the same), and chain / neighbours /
+    template registered on the region above the structure (rows 0 .. top + height, columns 0 .. ``--fid-width``)
+    -- the rectangle a user draws on the first slice. Paired differences against the whole-image chain."""
+    from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, Shading, apply,
+                                     register_slices)
+
+    rows = []
+    sizes = ALIGN_SIZES or ([192] if quick else [96, 192, 384])
+    nz = 32
+    for n in sizes:
+        for name, make in align_structures(quick, n):
+            if "mirrored" in name and not ALIGN_STRUCTURE_NAMES:
+                continue
+            if n > 256 and not name.startswith("leveled-wave") and not ALIGN_STRUCTURE_NAMES:
+                continue
+            for h in FID_HEIGHTS:
+                width = min(FID_WIDTH or n, n)
+                region = (0, FID_TOP + h, 0, width)
+                res = {key: [] for key in FID_METHODS}
+                times = {key: 0.0 for key in FID_METHODS}
+                for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
+                    lab = make((nz, n, n), seed)
+                    kw = dict(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
+                              drift=Drift(xy_step_px=1.5, blur_px=0.5),
+                              curtaining=Curtaining(amplitude=0.02 if FID_CURTAINS is None else FID_CURTAINS),
+                              shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+                    ideal = image(lab)
+                    r = apply(ideal, MicroscopeModel(**kw, fiducial=Fiducial(height_px=h, top_px=FID_TOP,
+                                                                             grain_rms=FID_GRAIN)))
+                    r0 = apply(ideal, MicroscopeModel(**kw))
+                    true = np.array(r.record["realised"]["shifts_px"])
+                    assert np.array_equal(true, r0.record["realised"]["shifts_px"])
+                    for key, (on, mk) in FID_METHODS.items():
+                        t0 = time.perf_counter()
+                        if on == "noband":
+                            reg = register_slices(r0.image, **mk)
+                        else:
+                            reg = register_slices(r.image, **mk, region=region if on == "region" else None)
+                        times[key] += time.perf_counter() - t0
+                        e = np.abs(reg + true)
+                        res[key].append((e.mean(), e.max()))
+                base = np.array(res["chain, whole image"])[:, 0]
+                for key, v in res.items():
+                    v = np.array(v)
+                    d = v[:, 0] - base
+                    rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
+                                 "band_rows": h, "top_rows": FID_TOP, "region": list(region),
+                                 "curtain_amplitude": 0.02 if FID_CURTAINS is None else FID_CURTAINS,
+                                 "grain_rms": FID_GRAIN, "electrons_per_pixel": ALIGN_DOSE,
+                                 "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
+                                 "worst_px": round(float(v[:, 1].max()), 3),
+                                 "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
+                                 "paired_minus_whole_chain_px": ms(d), "better_on_seeds": int((d < 0).sum()),
+                                 "seeds_within_0.5": int((v[:, 0] <= 0.5).sum()),
+                                 "s_per_stack": round(times[key] / len(v), 3), "seeds": len(v)})
+                    print("align_fiducial", rows[-1], flush=True)
     return rows
 
 
@@ -997,6 +1074,14 @@ def main() -> None:
                    help="electrons per pixel of the align part's stacks (default 300)")
     p.add_argument("--align-jump", type=float, default=0.0,
                    help="add a stage jump of this many px (diagonal) between the middle slices in the align part")
+    p.add_argument("--fid-heights", default=None, help="align_fiducial: rows of the cap band, comma-separated "
+                   "(default 24)")
+    p.add_argument("--fid-top", type=int, default=8, help="align_fiducial: rows of surface above the band (default 8)")
+    p.add_argument("--fid-width", type=int, default=None,
+                   help="align_fiducial: columns of the registration region from x = 0 (default the whole width)")
+    p.add_argument("--fid-curtains", type=float, default=None,
+                   help="align_fiducial: curtain amplitude (default 0.02, the align part's)")
+    p.add_argument("--fid-grain", type=float, default=0.02, help="align_fiducial: rms of the cap's grain (0.02)")
     p.add_argument("--charging-strengths", default=None,
                    help="strengths for the charging_limit part, comma-separated (default 0.03,0.04,0.05,0.06,0.07,0.1)")
     a = p.parse_args()
@@ -1018,10 +1103,14 @@ def main() -> None:
     if a.align_sizes:
         ALIGN_SIZES = [int(v) for v in a.align_sizes.split(",")]
     ALIGN_SEEDS = a.align_seeds
+    global FID_HEIGHTS, FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN
+    if a.fid_heights:
+        FID_HEIGHTS = [int(v) for v in a.fid_heights.split(",")]
+    FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN = a.fid_top, a.fid_width, a.fid_curtains, a.fid_grain
     if a.charging_strengths:
         global CHARGING_LIMIT_STRENGTHS
         CHARGING_LIMIT_STRENGTHS = tuple(float(v) for v in a.charging_strengths.split(","))
-    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
+    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_fiducial": part_align_fiducial, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
              "charging_values": part_charging_values}
     res = {}
     t0 = time.perf_counter()
