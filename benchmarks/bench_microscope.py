@@ -226,8 +226,8 @@ def part_alignment(quick):
     return rows
 
 
-FID_HEIGHTS: list[int] = [24]  # --fid-heights: rows of the cap band (with 8 rows of surface above it)
-FID_TOP = 8  # --fid-top
+FID_HEIGHTS: list[int] = [24]  # --fid-heights: rows of the cap band (with --fid-top rows of surface above it)
+FID_TOP = 16  # --fid-top
 FID_WIDTH: int | None = None  # --fid-width: columns of the region (from x = 0; default the whole width)
 FID_CURTAINS: float | None = None  # --fid-curtains: curtain amplitude (default the align part's 0.02)
 FID_GRAIN = 0.02  # --fid-grain: rms of the cap's grain (new every slice)
@@ -1076,7 +1076,7 @@ def main() -> None:
                    help="add a stage jump of this many px (diagonal) between the middle slices in the align part")
     p.add_argument("--fid-heights", default=None, help="align_fiducial: rows of the cap band, comma-separated "
                    "(default 24)")
-    p.add_argument("--fid-top", type=int, default=8, help="align_fiducial: rows of surface above the band (default 8)")
+    p.add_argument("--fid-top", type=int, default=16, help="align_fiducial: rows of surface above the band (default 16)")
     p.add_argument("--fid-width", type=int, default=None,
                    help="align_fiducial: columns of the registration region from x = 0 (default the whole width)")
     p.add_argument("--fid-curtains", type=float, default=None,

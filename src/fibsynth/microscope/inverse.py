@@ -86,14 +86,32 @@ def check_region(region: Any, shape: tuple[int, ...], param: str = "region") -> 
     return slice(y0, y1), slice(x0, x1)
 
 
+def _window(crop: tuple[slice, slice], at: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The region ``crop`` (of slice 0) where it lies in a slice registered by ``at`` (its content sits at
+    ``p - at``): moved by the whole pixels of ``-at``, kept inside the slice."""
+    out = []
+    for sl, a, n in zip(crop, at, shape[-2:]):
+        lo = min(max(sl.start - int(np.rint(a)), 0), n - (sl.stop - sl.start))
+        out.append(slice(lo, lo + sl.stop - sl.start))
+    return out[0], out[1]
+
+
 def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None,
-           crop: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
-    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice)."""
+           crop: tuple[slice, slice] | None = None) -> np.ndarray:
+    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice).
+    With a region (``crop``), each pair is cut where the region lies in slice k - 1 (whole-pixel tracking: the
+    marks stay in the window however far the stage drifts)."""
     nz = x.shape[0]
     total = np.zeros((nz, 2))
-    prev = _prepare_for_registration(x[0][crop], highpass_px)
+    if crop is None:
+        prev = _prepare_for_registration(x[0], highpass_px)
     for k in range(1, nz):
-        cur = _prepare_for_registration(x[k][crop], highpass_px)
+        if crop is None:
+            cur = _prepare_for_registration(x[k], highpass_px)
+        else:
+            win = _window(crop, total[k - 1], x.shape)
+            prev = _prepare_for_registration(x[k - 1][win], highpass_px)
+            cur = _prepare_for_registration(x[k][win], highpass_px)
         step = _pcc(prev, cur, upsample)
         if max_shift_px is not None and np.hypot(*step) > max_shift_px:
             step = np.zeros(2)
@@ -135,8 +153,9 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     coordinates of the stack as given; the shifts apply to the whole slice): a band that does not change from
     slice to slice -- fiducial marks milled into the protective cap or beside the volume -- measures the stage
     drift without the structure's apparent motion (docs/microscope.md, "alignment on fiducial marks"). Every
-    method works on it; a moved slice is shifted whole before the region is cut out, so that content from outside
-    the region moves in as it would under the drift. At least 8 px along each axis.
+    method works on it, and the region follows the drift: each pair is cut where the region lies in the
+    reference slice by the shifts found so far (whole pixels; the template's aligned slices are cut where it was
+    drawn), so that the marks stay in the window however far the stage drifts. At least 8 px along each axis.
 
     ``method="chain"`` (default): each slice is registered onto the one before it by cross-correlation with
     sub-pixel refinement (scikit-image ``phase_cross_correlation`` without phase normalisation, which is more
@@ -175,20 +194,24 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         raise FibsynthError(f"must be >= 1 (got {neighbours})", param="neighbours")
     if template_half_width < 1:
         raise FibsynthError(f"must be >= 1 (got {template_half_width})", param="template_half_width")
-    crop = (slice(None), slice(None)) if region is None else check_region(region, x.shape)
+    crop = None if region is None else check_region(region, x.shape)
     nz = x.shape[0]
     total = _chain(x, upsample, max_shift_px, highpass_px, crop)
+
+    def cut(img: np.ndarray, at: np.ndarray) -> np.ndarray:  # the region where it lies in a slice registered by at
+        return img if crop is None else img[_window(crop, at, x.shape)]
+
     if method == "neighbours" and nz > 2 and neighbours > 1:
         pairs = [(k - 1, k) for k in range(1, nz)]
         meas = list(np.diff(total, axis=0))
         prepared: dict[int, np.ndarray] = {}  # the references k - neighbours .. k - 2 only
         for k in range(2, nz):
             prepared = {i: v for i, v in prepared.items() if i >= k - neighbours}
-            prepared.setdefault(k - 2, _prepare_for_registration(x[k - 2][crop], highpass_px))
+            prepared.setdefault(k - 2, _prepare_for_registration(cut(x[k - 2], total[k - 2]), highpass_px))
             for j in range(2, min(neighbours, k) + 1):
                 pred = total[k] - total[k - j]
-                moved = _prepare_for_registration(ndimage.shift(x[k], pred, order=3, mode="nearest")[crop],
-                                                  highpass_px)
+                moved = _prepare_for_registration(cut(ndimage.shift(x[k], pred, order=3, mode="nearest"),
+                                                      total[k - j]), highpass_px)
                 r = _pcc(prepared[k - j], moved, upsample)
                 if max_shift_px is not None and np.hypot(*r) > max_shift_px:
                     continue
@@ -197,7 +220,9 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         total = _huber_path(nz, pairs, np.array(meas))
     elif method == "template" and nz > 2:
         for _ in range(2):
-            aligned = shift_slices(x, total)[(slice(None),) + crop]
+            aligned = shift_slices(x, total)
+            if crop is not None:  # registered onto slice 0: the region lies where it was drawn
+                aligned = aligned[(slice(None),) + crop]
             new = total.copy()
             for k in range(nz):
                 idx = [j for j in range(max(0, k - template_half_width), min(nz, k + template_half_width + 1))
