@@ -91,3 +91,21 @@ def test_cli_apply_band_then_correct_on_the_region(tmp_path, capsys):
                           ).record["realised"]["shifts_px"])
     assert rec["config"]["align_region"] == [0, 16, 0, 64]
     assert np.abs(np.array(rec["shifts_px"]) + true).max() < 0.5
+
+
+def test_region_follows_a_drift_that_carries_the_marks_out_of_where_they_were_drawn():
+    """A steady stage drift of 1.5 px/slice up: after 11 slices the band (rows 24..40 on slice 0) lies at rows
+    7..23, so a fixed window at the rows drawn on slice 0 (the cap and the surface edge above it, 16..40) would
+    hold two thirds structure by then (a fixed window: 1.1-2.0 px, this one 0.07-0.4)."""
+    nz = 12
+    x = sheared_stack(nz=nz, ny=80)
+    band_model = MicroscopeModel(fiducial=Fiducial(height_px=16, top_px=24))
+    x[:, 24:40] = fiducial_band(band_model, 64, np.random.default_rng(0))
+    x[:, :24] = 0.05
+    path = np.stack([-1.5 * np.arange(nz), 0.3 * np.arange(nz)], 1)
+    moved = np.stack([ndimage.shift(x[k], path[k], order=3, mode="nearest") for k in range(nz)])
+    img = apply(moved, MicroscopeModel(detector=Detector(electrons_per_pixel=300), drift=Drift(blur_px=0.5),
+                                       seed=2)).image
+    for kw in ({}, {"method": "neighbours"}, {"method": "template"}):
+        err = np.abs(register_slices(img, region=(16, 40, 0, 64), **kw) + path)
+        assert err.max() < 0.5, (kw, err.max())
