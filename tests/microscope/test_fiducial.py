@@ -109,3 +109,19 @@ def test_region_follows_a_drift_that_carries_the_marks_out_of_where_they_were_dr
     for kw in ({}, {"method": "neighbours"}, {"method": "template"}):
         err = np.abs(register_slices(img, region=(16, 40, 0, 64), **kw) + path)
         assert err.max() < 0.5, (kw, err.max())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_search_range_keeps_repeated_marks_from_aliasing_at_low_dose(seed):
+    """Marks every 16 px at 20 e/px: an unlimited peak search takes a step of a multiple of the spacing; the
+    region's default search range (a third of its shorter side, 8 px) does not."""
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=20), drift=Drift(xy_step_px=1.5, blur_px=0.5),
+                        fiducial=Fiducial(height_px=16, top_px=8, mark_spacing_px=16), seed=seed)
+    r = apply(sheared_stack(nz=12, ny=48, seed=seed), m)
+    true = np.array(r.record["realised"]["shifts_px"])
+    assert np.abs(register_slices(r.image, region=(0, 24, 0, 64), search_px=1e6) + true).max() > 10
+    assert np.abs(register_slices(r.image, region=(0, 24, 0, 64)) + true).max() < 1.5
+    assert np.abs(register_slices(r.image, region=(0, 24, 0, 64), method="neighbours") + true).max() < 0.5
+    with pytest.raises(FibsynthError) as e:
+        register_slices(r.image, region=(0, 24, 0, 64), search_px=0.5)
+    assert e.value.param == "search_px"
