@@ -20,6 +20,11 @@ Parts:
    each scored anchored at slice 0, with the global offset removed, and as the registration's own error on the
    known applied shifts: the same registration of the clean stack (noise-free, artifact-free, undrifted slices of
    the same structure: the structure's own apparent motion, also reported) subtracted;
+   ``align_fiducial``: the same stacks with a fiducial band (the protective cap with milled marks) at the top,
+   registered on the whole image and on the band's region (chain, neighbours, template), ``--fid-*`` options;
+   ``align_sources``: the chain's error split into apparent motion, drift and noise parts, its growth with the
+   slice index and stack length, other drift shapes (smooth, jumps, none), and paired with the chain a symmetric
+   chain and a smoothness prior on the drift (``drift_prior``);
 2. destriping (the default; Muench et al. 2009 wavelet-Fourier, db4, default levels (7 here) and 5, sigma 1; the
    phase method): share of the stripe power removed and the mean displacement of the gold/epoxy iso-contour against
    the stripe-free truth, for two stripe strengths, without noise and at 300 e/px;
@@ -221,6 +226,81 @@ def part_alignment(quick):
     return rows
 
 
+FID_HEIGHTS: list[int] = [24]  # --fid-heights: rows of the cap band (with --fid-top rows of surface above it)
+FID_TOP = 16  # --fid-top
+FID_WIDTH: int | None = None  # --fid-width: columns of the region (from x = 0; default the whole width)
+FID_CURTAINS: float | None = None  # --fid-curtains: curtain amplitude (default the align part's 0.02)
+FID_GRAIN = 0.02  # --fid-grain: rms of the cap's grain (new every slice)
+FID_METHODS = {"chain, whole image": ("whole", {}), "chain, whole image, no band": ("noband", {}),
+               "chain, fiducial region": ("region", {}),
+               "neighbours (K = 3), fiducial region": ("region", {"method": "neighbours", "neighbours": 3}),
+               "template (AMST, +-3), fiducial region": ("region", {"method": "template", "template_half_width": 3})}
+
+
+def part_align_fiducial(quick):
+    """Alignment on a fiducial band (``--parts align_fiducial``): the align part's stacks, seeds and microscope,
+    with the protective cap and its milled marks (``Fiducial``: ``--fid-heights`` rows, ``--fid-top`` rows of
+    surface above it) at the top of the field; error of the cumulative shifts against the true ones (anchored at
+    slice 0) for the chain on the whole image (the baseline, same stacks), the chain on the same stacks without the
+    band (the align part's stacks: the noise, drift and curtains are drawn the same), and chain / neighbours /
+    template registered on the region above the structure (rows 0 .. top + height, columns 0 .. ``--fid-width``)
+    -- the rectangle a user draws on the first slice. Paired differences against the whole-image chain."""
+    from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, Shading, apply,
+                                     register_slices)
+
+    rows = []
+    sizes = ALIGN_SIZES or ([192] if quick else [96, 192, 384])
+    nz = 32
+    for n in sizes:
+        for name, make in align_structures(quick, n):
+            if "mirrored" in name and not ALIGN_STRUCTURE_NAMES:
+                continue
+            if n > 256 and not name.startswith("leveled-wave") and not ALIGN_STRUCTURE_NAMES:
+                continue
+            for h in FID_HEIGHTS:
+                width = min(FID_WIDTH or n, n)
+                region = (0, FID_TOP + h, 0, width)
+                res = {key: [] for key in FID_METHODS}
+                times = {key: 0.0 for key in FID_METHODS}
+                for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
+                    lab = make((nz, n, n), seed)
+                    kw = dict(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
+                              drift=Drift(xy_step_px=1.5, blur_px=0.5),
+                              curtaining=Curtaining(amplitude=0.02 if FID_CURTAINS is None else FID_CURTAINS),
+                              shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+                    ideal = image(lab)
+                    r = apply(ideal, MicroscopeModel(**kw, fiducial=Fiducial(height_px=h, top_px=FID_TOP,
+                                                                             grain_rms=FID_GRAIN)))
+                    r0 = apply(ideal, MicroscopeModel(**kw))
+                    true = np.array(r.record["realised"]["shifts_px"])
+                    assert np.array_equal(true, r0.record["realised"]["shifts_px"])
+                    for key, (on, mk) in FID_METHODS.items():
+                        t0 = time.perf_counter()
+                        if on == "noband":
+                            reg = register_slices(r0.image, **mk)
+                        else:
+                            reg = register_slices(r.image, **mk, region=region if on == "region" else None)
+                        times[key] += time.perf_counter() - t0
+                        e = np.abs(reg + true)
+                        res[key].append((e.mean(), e.max()))
+                base = np.array(res["chain, whole image"])[:, 0]
+                for key, v in res.items():
+                    v = np.array(v)
+                    d = v[:, 0] - base
+                    rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
+                                 "band_rows": h, "top_rows": FID_TOP, "region": list(region),
+                                 "curtain_amplitude": 0.02 if FID_CURTAINS is None else FID_CURTAINS,
+                                 "grain_rms": FID_GRAIN, "electrons_per_pixel": ALIGN_DOSE,
+                                 "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
+                                 "worst_px": round(float(v[:, 1].max()), 3),
+                                 "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
+                                 "paired_minus_whole_chain_px": ms(d), "better_on_seeds": int((d < 0).sum()),
+                                 "seeds_within_0.5": int((v[:, 0] <= 0.5).sum()),
+                                 "s_per_stack": round(times[key] / len(v), 3), "seeds": len(v)})
+                    print("align_fiducial", rows[-1], flush=True)
+    return rows
+
+
 def part_align_limit(quick):
     """Is the alignment error a limit of the information in the images? For each structure and field, 3 seeds:
     (a) the default registration of the full microscope stack (drift, noise, curtains, shading, blur) against the
@@ -263,6 +343,146 @@ def part_align_limit(quick):
                              "max_abs_error_px": ms(v[:, 1]), "worst_px": round(float(v[:, 1].max()), 3),
                              "apparent_step_autocov_px2": [round(a, 4) for a in ac[:6]], "seeds": 3})
                 print("align_limit", rows[-1], flush=True)
+    return rows
+
+
+def _drift_paths(nz, seed):
+    """Stage-drift paths of other shapes than the forward model's white random walk (seeded apart from it):
+    'smooth' -- the velocity an AR(1) series correlated over 30 slices (0.3 px/slice rms per axis) plus a thermal
+    settling 6 px (1 - exp(-k / 8)) in a random direction (end to end about the random walk's size); 'smooth + jump'
+    -- that plus an 8-px diagonal jump between the middle slices; 'random walk + jump' -- a 1.5 px/step random walk
+    plus the same jump; 'none'."""
+    from fibsynth.microscope.forward import smooth_series
+
+    rng = np.random.default_rng(1000 + seed)
+    rw = np.cumsum(np.vstack([[0, 0], 1.5 * rng.standard_normal((nz - 1, 2))]), 0)
+    v = np.stack([0.3 * smooth_series(rng, nz, 30.0) for _ in range(2)], 1)
+    v[0] = 0
+    ang = rng.uniform(0, 2 * np.pi)
+    k = np.arange(nz)
+    sm = np.cumsum(v, 0) + 6.0 * (1 - np.exp(-k / 8.0))[:, None] * np.array([np.cos(ang), np.sin(ang)])
+    sm -= sm[0]
+    jump = np.zeros((nz, 2))
+    jump[nz // 2:] = 8.0 / np.sqrt(2)
+    return {"smooth": sm, "smooth + jump": sm + jump, "random walk + jump": rw + jump, "none": np.zeros((nz, 2))}
+
+
+def drift_prior(path, order=2, lams=np.logspace(-2, 4, 25)):
+    """A smoothness prior on the stage drift, fitted to registered cumulative shifts: the steps (the drift's
+    velocity) smoothed by a Whittaker smoother (penalty on their ``order``-th differences: a steady or slowly
+    changing velocity is free), lambda per axis by generalised cross-validation, and a single step that stands out
+    from its neighbours' median by > max(6 robust sd, 1 px) kept as measured (a stage jump)."""
+    s = np.diff(path, axis=0)
+    m = len(s)
+    rn = np.hypot(*(s - ndimage.median_filter(s, size=(5, 1), mode="nearest")).T)
+    jumps = rn > max(6 * 1.4826 * np.median(rn), 1.0)
+    w = (~jumps).astype(float)
+    pen = np.diff(np.eye(m), order, axis=0)
+    z = s.copy()
+    for a in range(2):
+        best = None
+        for lam in lams:
+            h = np.linalg.solve(np.diag(w) + lam * pen.T @ pen, np.diag(w))
+            zz = h @ s[:, a]
+            dof = np.trace(h[np.ix_(w > 0, w > 0)])
+            g = w.sum() * np.sum(w * (s[:, a] - zz) ** 2) / max(w.sum() - dof, 1e-9) ** 2
+            if best is None or g < best[0]:
+                best = (g, zz)
+        z[~jumps, a] = best[1][~jumps]
+    return np.vstack([[0.0, 0.0], np.cumsum(z, 0)])
+
+
+def part_align_sources(quick):
+    """Where the chain's error against the true shifts comes from (micro12). Per structure, field and seed (the
+    align part's microscope and stacks, 32 slices): the chain on the full stack (forward-model random-walk drift),
+    on the clean stack (noise-free, artifact-free, undrifted: the structure's apparent motion), on the clean slices
+    drifted by the same path ('clean drifted': what the drift itself adds) and on the full microscope without drift
+    ('noisy undrifted'); the error path's mean square split into apparent motion, drift interaction (clean drifted -
+    clean) and noise + artifacts (full - clean drifted); error vs slice index and its growth exponent (0.5: random
+    walk, 1: steady shear); what a straight line through slice 0 leaves; the error of shorter stacks (the chain is
+    causal: the first L slices); the chain on other drift shapes (the ideal slices shifted by the path as apply does,
+    the microscope applied without drift); and, paired with the chain on the same stacks, the forward/backward
+    symmetric chain and a smoothness prior on the drift (:func:`drift_prior`) on every drift shape."""
+    from fibsynth.microscope import Curtaining, Detector, Drift, MicroscopeModel, Shading, apply, register_slices
+    from fibsynth.microscope.inverse import _pcc, _prepare_for_registration
+
+    def model(seed, step):
+        return MicroscopeModel(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
+                               drift=Drift(xy_step_px=step, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                               shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+
+    def shifted(ideal, path):
+        return np.stack([ndimage.shift(s, p, order=3, mode="nearest") if p.any() else s for s, p in zip(ideal, path)])
+
+    def symmetric(x):
+        out, prev = np.zeros((len(x), 2)), _prepare_for_registration(x[0])
+        for k in range(1, len(x)):
+            cur = _prepare_for_registration(x[k])
+            out[k] = out[k - 1] + 0.5 * (_pcc(prev, cur, 20) - _pcc(cur, prev, 20))
+            prev = cur
+        return out
+
+    def mabs(e):
+        return float(np.abs(e).mean())
+
+    def paired(a, b):
+        d = np.asarray(b) - np.asarray(a)
+        return f"{d.mean():+.3f} +- {d.std():.3f} (better on {int((d < -0.01).sum())}, worse on {int((d > 0.01).sum())} of {len(d)})"
+
+    rows, nz = [], 32
+    ks = [4, 8, 16, nz - 1]
+    for n in ALIGN_SIZES or [192]:
+        for name, make in align_structures(quick, n):
+            if "mirrored" in name and not ALIGN_STRUCTURE_NAMES:
+                continue
+            full, clean, cdrift, nodrift, sym = [], [], [], [], []
+            other = {}
+            for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
+                ideal = image(make((nz, n, n), seed))
+                r = apply(ideal, model(seed, 1.5))
+                true = np.array(r.record["realised"]["shifts_px"])
+                full.append(register_slices(r.image) + true)
+                sym.append(symmetric(r.image) + true)
+                clean.append(register_slices(ideal))
+                cdrift.append(register_slices(shifted(ideal, true)) + true)
+                other.setdefault("random walk (forward model)", []).append((full[-1], true))
+                for dname, path in _drift_paths(nz, seed).items():
+                    reg = register_slices(apply(shifted(ideal, path), model(seed, 0.0)).image)
+                    other.setdefault(dname, []).append((reg + path, path))
+                nodrift.append(other["none"][-1][0])
+            ms_ = lambda es: float(np.mean([np.mean(e ** 2) for e in es]))  # noqa: E731
+            noise = [f - c for f, c in zip(full, cdrift)]
+            dint = [c - a for c, a in zip(cdrift, clean)]
+            kk = np.arange(1, nz)
+            rms_k = np.sqrt(np.mean([e ** 2 for e in full], axis=(0, 2)))
+            t = np.arange(nz, dtype=float)
+            row = {"field_px": n, "slices": nz, "structure": name, "seeds": len(full),
+                   "chain_vs_truth_px": ms([mabs(e) for e in full]),
+                   "per_seed_px": np.round([mabs(e) for e in full], 3).tolist(),
+                   "clean_apparent_motion_px": ms([mabs(e) for e in clean]),
+                   "clean_drifted_vs_truth_px": ms([mabs(e) for e in cdrift]),
+                   "noisy_undrifted_vs_truth_px": ms([mabs(e) for e in nodrift]),
+                   "mean_square_full_apparent_driftint_noise_px2": [round(ms_(v), 4) for v in (full, clean, dint, noise)],
+                   "noise_part_mean_abs_px": ms([mabs(e) for e in noise]),
+                   "drift_interaction_mean_abs_px": ms([mabs(e) for e in dint]),
+                   f"rms_error_at_slices_{'_'.join(map(str, ks))}_px": np.round(rms_k[ks], 3).tolist(),
+                   "growth_exponent": round(float(np.polyfit(np.log(kk), np.log(rms_k[1:]), 1)[0]), 2),
+                   "apparent_growth_exponent": round(float(np.polyfit(
+                       np.log(kk), np.log(np.sqrt(np.mean([e ** 2 for e in clean], axis=(0, 2)))[1:] + 1e-12), 1)[0]), 2),
+                   "noise_growth_exponent": round(float(np.polyfit(
+                       np.log(kk), np.log(np.sqrt(np.mean([e ** 2 for e in noise], axis=(0, 2)))[1:] + 1e-12), 1)[0]), 2),
+                   "mean_abs_error_step_px_per_slice": round(float(np.mean([np.abs(np.diff(e, axis=0).mean(0)) for e in full])), 4),
+                   "line_through_slice0_removed_px": ms([mabs(e - np.outer(t, (t @ e) / (t @ t))) for e in full]),
+                   "stack_length_8_16_32_px": [ms([mabs(e[:L]) for e in full]) for L in (8, 16, 32)],
+                   "symmetric_chain_px": ms([mabs(e) for e in sym]),
+                   "symmetric_minus_chain_px": paired([mabs(e) for e in full], [mabs(e) for e in sym])}
+            for dname, v in other.items():
+                ch = [mabs(e) for e, _ in v]
+                pr = [mabs(drift_prior(e - p) + p) for e, p in v]  # e - p: the registered path itself
+                row[f"drift {dname}: chain / smoothness prior / prior - chain"] = (
+                    f"{ms(ch)} / {ms(pr)} / {paired(ch, pr)}")
+            rows.append(row)
+            print("align_sources", row, flush=True)
     return rows
 
 
@@ -854,6 +1074,14 @@ def main() -> None:
                    help="electrons per pixel of the align part's stacks (default 300)")
     p.add_argument("--align-jump", type=float, default=0.0,
                    help="add a stage jump of this many px (diagonal) between the middle slices in the align part")
+    p.add_argument("--fid-heights", default=None, help="align_fiducial: rows of the cap band, comma-separated "
+                   "(default 24)")
+    p.add_argument("--fid-top", type=int, default=16, help="align_fiducial: rows of surface above the band (default 16)")
+    p.add_argument("--fid-width", type=int, default=None,
+                   help="align_fiducial: columns of the registration region from x = 0 (default the whole width)")
+    p.add_argument("--fid-curtains", type=float, default=None,
+                   help="align_fiducial: curtain amplitude (default 0.02, the align part's)")
+    p.add_argument("--fid-grain", type=float, default=0.02, help="align_fiducial: rms of the cap's grain (0.02)")
     p.add_argument("--charging-strengths", default=None,
                    help="strengths for the charging_limit part, comma-separated (default 0.03,0.04,0.05,0.06,0.07,0.1)")
     a = p.parse_args()
@@ -875,10 +1103,14 @@ def main() -> None:
     if a.align_sizes:
         ALIGN_SIZES = [int(v) for v in a.align_sizes.split(",")]
     ALIGN_SEEDS = a.align_seeds
+    global FID_HEIGHTS, FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN
+    if a.fid_heights:
+        FID_HEIGHTS = [int(v) for v in a.fid_heights.split(",")]
+    FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN = a.fid_top, a.fid_width, a.fid_curtains, a.fid_grain
     if a.charging_strengths:
         global CHARGING_LIMIT_STRENGTHS
         CHARGING_LIMIT_STRENGTHS = tuple(float(v) for v in a.charging_strengths.split(","))
-    parts = {"align": part_alignment, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
+    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_fiducial": part_align_fiducial, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
              "charging_values": part_charging_values}
     res = {}
     t0 = time.perf_counter()

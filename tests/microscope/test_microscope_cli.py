@@ -90,6 +90,10 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     (["estimate", "{p}", "--eta-levels", "0.5,0.1"], "--eta-levels:"),
     (["estimate", "{p}", "--eta-levels", "0.5"], "--eta-levels:"),
     (["correct", "{missing}", "{o}", "--align"], "file not found"),
+    (["correct", "{p}", "{o}", "--align", "--align-region", "0:24,90:100"], "--align-region: rows 0:24, columns"),
+    (["correct", "{p}", "{o}", "--align", "--align-region", "0:4,0:96"], "--align-region: 4 x 96 px is too small"),
+    (["correct", "{p}", "{o}", "--align", "--align-region", "0-24,0:96"], "--align-region: expected Y0:Y1,X0:X1"),
+    (["correct", "{p}", "{o}", "--destripe", "--align-region", "0:24,0:96"], "--align-region: needs --align"),
 ])
 def test_errors_are_one_line_with_exit_2_and_no_output(sim, tmp_path, capsys, args, text):
     p, _ = sim

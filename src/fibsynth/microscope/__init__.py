@@ -10,6 +10,7 @@ from fibsynth.microscope.config import (
     Curtaining,
     Detector,
     Drift,
+    Fiducial,
     MicroscopeModel,
     Shading,
 )
@@ -30,6 +31,7 @@ from fibsynth.microscope.measure import charging_streaks
 from fibsynth.microscope.forward import (
     MicroscopeResult,
     apply,
+    fiducial_band,
     jitter_structure,
     jittered_z,
     sample_at_z,
@@ -56,8 +58,8 @@ from fibsynth.microscope.inverse import (
 from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
-    "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "MicroscopeModel", "MicroscopeResult", "Shading",
-    "align", "apply", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
+    "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "Fiducial", "MicroscopeModel", "MicroscopeResult", "Shading",
+    "align", "apply", "fiducial_band", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",

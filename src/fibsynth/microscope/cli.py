@@ -38,6 +38,7 @@ _APPLY_FIELDS: dict[str, tuple[str, str]] = {
     "blur_px": ("drift", "blur_px"),
     "focus_drift_px": ("drift", "focus_rms_px"),
     "charging": ("charging", "strength"),
+    "fiducial_px": ("fiducial", "height_px"),
 }
 
 
@@ -123,6 +124,9 @@ def apply_cmd(
     blur_px: Optional[float] = typer.Option(None, "--blur-px", help="Probe blur sigma, px."),
     focus_drift_px: Optional[float] = typer.Option(None, "--focus-drift-px", help="rms extra blur from focus drift, px."),
     charging: Optional[float] = typer.Option(None, "--charging", help="Charging-streak strength in epoxy (yield units)."),
+    fiducial_px: Optional[int] = typer.Option(None, "--fiducial-px", help="Rows of a static fiducial band at the "
+                                              "top (protective cap with milled X marks; 'fiducial' section of "
+                                              "--config for the rest); 0 = off."),
 ) -> None:
     """Give a simulated stack the look of a real FIB-SEM: noise, detector, curtains, shading, drift, charging."""
     import numpy as np
@@ -140,7 +144,7 @@ def apply_cmd(
                 line_jitter_px=line_jitter_px, line_offset_std=line_offset_std, curtain_amplitude=curtain_amplitude,
                 curtain_width_px=curtain_width_px, shading_depth=shading_depth, tilt=tilt,
                 contrast_drift=contrast_drift, brightness_drift=brightness_drift, xy_drift_px=xy_drift_px,
-                blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging)
+                blur_px=blur_px, focus_drift_px=focus_drift_px, charging=charging, fiducial_px=fiducial_px)
     _dtype(dtype)
     ins = [inp, labels, config]
     _check_out(out, ins, "out")
@@ -184,6 +188,18 @@ def apply_cmd(
     _panel(panel, x, res.image, ("simulated", "microscope model"))
 
 
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """``Y0:Y1,X0:X1`` -> (y0, y1, x0, x1); a one-line error naming --align-region otherwise."""
+    try:
+        ys, xs = text.split(",")
+        y0, y1 = (int(v) for v in ys.split(":"))
+        x0, x1 = (int(v) for v in xs.split(":"))
+    except ValueError:
+        raise FibsynthError(f"expected Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {text!r}",
+                            param="align_region") from None
+    return y0, y1, x0, x1
+
+
 @app.command("correct")
 def correct_cmd(
     ctx: typer.Context,
@@ -197,6 +213,10 @@ def correct_cmd(
                                      "neighbours (also onto the two before it, robust least squares: averages "
                                      "the registration noise of noisy stacks) or template (onto the median of "
                                      "the aligned neighbours)."),
+    align_region: Optional[str] = typer.Option(None, "--align-region", help="Register on this rectangle only, "
+                                               "Y0:Y1,X0:X1 (pixels, half-open, as in the first slice): a band that "
+                                               "does not change from slice to slice, e.g. fiducial marks milled into "
+                                               "the protective cap; the whole slices are moved."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_method: str = typer.Option("auto", "--destripe-method", help="wavelet (wavelet-Fourier filter), phase "
                                         "(column profile of the residual of a two-phase level model: for two-phase "
@@ -232,12 +252,20 @@ def correct_cmd(
     _check_file(panel, [inp, config, out], (".png",), "panel")
     given = {k: v for k, v in ctx.params.items()
              if k in CorrectConfig.model_fields and ctx.get_parameter_source(k).name != "DEFAULT"}
+    if align_region is not None:
+        given["align_region"] = parse_region(align_region)
     base = CorrectConfig.from_yaml(config).model_dump() if config is not None else {}
     cfg = CorrectConfig.build(**{**base, **given})
     if not (cfg.align or cfg.destripe or cfg.shading or cfg.drift or cfg.denoise != "none"):
         raise FibsynthError("nothing to do: give at least one of --align, --destripe, --shading, --drift, --denoise")
+    if cfg.align_region is not None and not cfg.align:
+        raise FibsynthError("needs --align", param="align_region")
     vol = read_volume(inp)
     x = as_full_scale(vol.data)
+    if cfg.align_region is not None:
+        from fibsynth.microscope.inverse import check_region
+
+        check_region(cfg.align_region, x.shape, param="align_region")
     y, rec = correct(x, cfg)
     params = {**vol.meta.parameters,
               "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "corrected": rec}}

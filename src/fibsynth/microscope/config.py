@@ -99,6 +99,35 @@ class Charging(StrictModel):
     threshold: float | None = Field(None, description="eta below which a pixel is epoxy; default midway of the 1-99 % range")
 
 
+class Fiducial(StrictModel):
+    """A static reference band at the top of the field: the protective cap (Pt/C deposited over the volume before
+    milling) with alignment marks milled into it, which every slice cuts at the same place. It moves with the stage
+    drift like the rest of the image (and takes the curtains, shading, blur and noise like the rest) but does not
+    change from slice to slice, so that registering the stack on it measures the drift alone (structure below it
+    has an apparent motion of its own: slanted features look like a shift).
+
+    Rows ``top_px .. top_px + height_px`` of every slice are replaced by the cap: yield ``gray``, marks of yield
+    ``mark_gray`` (milled grooves: dark) and width ``mark_width_px`` -- one line through the band's middle row at
+    each of ``mark_angles_deg`` (from the x axis; the default (45, -45) is an X), repeated every
+    ``mark_spacing_px`` along x from a random phase -- and a grain texture of rms ``grain_rms`` (correlation
+    ``grain_px``) that is new in every slice (each slice is a fresh cross-section of the deposit). Rows above the
+    cap (``top_px`` > 0) are the plain surface beyond it, yield ``above_gray``. The marks' phase and the grain are
+    drawn from their own generator (from the model's seed), so that the rest of the model draws the same noise,
+    drift and curtains with and without the band. Off (``height_px = 0``) by default."""
+
+    height_px: int = Field(0, ge=0, le=4096, description="rows of the cap band with the marks; 0 = off")
+    top_px: int = Field(0, ge=0, le=4096, description="rows above the band (plain surface, yield above_gray)")
+    gray: float = Field(0.3, ge=0, le=2, description="backscatter yield of the cap")
+    above_gray: float = Field(0.05, ge=0, le=2, description="yield of the rows above the band")
+    mark_gray: float = Field(0.05, ge=0, le=2, description="yield inside the milled marks")
+    mark_width_px: float = Field(2.0, gt=0, le=100, description="width of a mark's line, px")
+    mark_angles_deg: tuple[float, ...] = Field((45.0, -45.0), min_length=1, max_length=8,
+                                               description="angle of each line of a mark from the x axis, degrees")
+    mark_spacing_px: float = Field(48.0, ge=4, le=1e5, description="distance between marks along x, px")
+    grain_rms: float = Field(0.02, ge=0, le=1, description="rms of the cap's grain (new every slice), yield units")
+    grain_px: float = Field(1.0, ge=0, le=50, description="correlation length (Gaussian sigma) of the grain, px")
+
+
 class MicroscopeModel(StrictModel):
     """All effects of the forward model; ``seed`` makes an application reproducible."""
 
@@ -107,6 +136,7 @@ class MicroscopeModel(StrictModel):
     shading: Shading = Field(default_factory=Shading)
     drift: Drift = Field(default_factory=Drift)
     charging: Charging = Field(default_factory=Charging)
+    fiducial: Fiducial = Field(default_factory=Fiducial)
     seed: int = Field(0, ge=0, lt=2**63)
 
     @classmethod
@@ -175,6 +205,9 @@ class CorrectConfig(StrictModel):
         "chain", description="chain (each slice onto the previous one), neighbours (also onto the 2-3 before it, "
         "robust least squares: averages the registration noise) or template (onto the median of the aligned "
         "neighbours, AMST)")
+    align_region: tuple[int, int, int, int] | None = Field(
+        None, description="register on this rectangle only (y0, y1, x0, x1; pixels, half-open): a static fiducial "
+        "band (marks milled into the protective cap); the shifts move the whole slices")
     destripe: bool = False
     destripe_method: Literal["auto", "wavelet", "phase"] = Field(
         "auto", description="wavelet (Muench et al. filter), phase (column profile of the residual of a two-phase "

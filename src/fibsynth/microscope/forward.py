@@ -2,6 +2,9 @@
 
 Order of the effects (each is off at its default, see :mod:`fibsynth.microscope.config`):
 
+0. fiducial band (optional): the protective cap with milled marks replaces the top rows of every slice; it does
+   not change with z but takes every effect below, the drift included;
+
 1. curtaining (vertical stripes, constant along y, slowly changing over slices): relief of the milled face;
 2. xy drift (sub-pixel, cumulative over slices) and probe blur with focus drift -- the beam's view of the sample;
    charging streaks in epoxy;
@@ -160,6 +163,29 @@ def shading_field(model: MicroscopeModel, ny: int, nx: int) -> np.ndarray:
     return (1 - s.depth * yy ** s.power) * (1 + s.tilt * (xx - 0.5))
 
 
+def fiducial_band(model: MicroscopeModel, nx: int, rng: np.random.Generator) -> np.ndarray:
+    """The static part of the fiducial band (``model.fiducial``): the cap's yield with the milled marks,
+    (height_px, nx); see :class:`fibsynth.microscope.config.Fiducial`. The marks' phase along x is drawn from ``rng``."""
+    f = model.fiducial
+    h = f.height_px
+    yy, xx = np.mgrid[0:h, 0:nx].astype(np.float64)
+    yc = (h - 1) / 2.0
+    cover = np.zeros((h, nx))
+    phase = float(rng.uniform(0, f.mark_spacing_px))
+    centres = np.arange(phase - f.mark_spacing_px, nx + f.mark_spacing_px, f.mark_spacing_px)
+    for ang in f.mark_angles_deg:
+        t = np.deg2rad(ang)
+        c, s = np.cos(t), np.sin(t)
+        # a line through (cx, yc) along (c, s), as long as the band lets it be (at most 0.8 x the spacing)
+        half = min(0.4 * f.mark_spacing_px, (yc + 0.5) / abs(s) if abs(s) > 1e-9 else np.inf)
+        for cx in centres:
+            u = (xx - cx) * c + (yy - yc) * s  # along the line
+            d = np.abs(-(xx - cx) * s + (yy - yc) * c)  # across it
+            w = np.clip(f.mark_width_px / 2 + 0.5 - d, 0, 1) * np.clip(half + 0.5 - np.abs(u), 0, 1)
+            cover = np.maximum(cover, w)
+    return f.gray + (f.mark_gray - f.gray) * cover
+
+
 def _charge(img: np.ndarray, epoxy: np.ndarray, model: MicroscopeModel,
             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The image with the struck lines' charge added, and which lines were struck."""
@@ -196,6 +222,21 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             raise FibsynthError(f"shape {lab.shape} differs from the stack's {x.shape}", param="labels")
         lab = lab.copy()
     nz, ny, nx = x.shape
+    fid = model.fiducial
+    if fid.height_px > 0:  # the cap band with its marks: its own generator, so that the rest draws the same values
+        if fid.top_px + fid.height_px > ny:
+            raise FibsynthError(f"top_px + height_px = {fid.top_px + fid.height_px} exceeds the {ny} rows of the "
+                                "stack", param="fiducial.height_px")
+        frng = np.random.default_rng([model.seed, 0xF1D])
+        band = fiducial_band(model, nx, frng)
+        y0, y1 = fid.top_px, fid.top_px + fid.height_px
+        x[:, :y0] = fid.above_gray
+        for k in range(nz):
+            grain = frng.standard_normal((fid.height_px, nx))
+            if fid.grain_px > 0:
+                grain = ndimage.gaussian_filter(grain, fid.grain_px, mode="wrap")
+            sd = float(grain.std())
+            x[k, y0:y1] = band + (fid.grain_rms / sd * grain if sd > 0 and fid.grain_rms > 0 else 0.0)
     rng = np.random.default_rng(model.seed)
     d, det = model.drift, model.detector
     steps = d.xy_step_px * rng.standard_normal((nz, 2))
@@ -261,6 +302,8 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             "stripe_rms": np.round(np.sqrt((stripes ** 2).mean(1)), 6).tolist(),
         },
     }
+    if fid.height_px > 0:
+        record["realised"]["fiducial_rows"] = [fid.top_px, fid.top_px + fid.height_px]
     if model.charging.strength > 0:  # the realised share of struck lines (the model's line_fraction is its mean)
         record["realised"]["struck_line_fraction"] = round(float(struck.mean()), 5)
     return MicroscopeResult(out, lab, record, stripes if model.curtaining.amplitude > 0 else None)

@@ -56,21 +56,85 @@ def _prepare_for_registration(img: np.ndarray, highpass_px: float | None = HIGHP
 REGISTRATION_METHODS = ("chain", "neighbours", "template")
 
 
-def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int) -> np.ndarray:
-    from skimage.registration import phase_cross_correlation
+def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int, search_px: float | None = None) -> np.ndarray:
+    """The shift registering ``moving`` onto ``ref``: scikit-image's unnormalised cross-correlation with
+    upsampled-DFT refinement; with ``search_px``, the whole-pixel peak is looked for only among shifts of at most
+    that many pixels per axis, then refined the same way (the same result whenever the global peak lies inside)."""
+    if search_px is None:
+        from skimage.registration import phase_cross_correlation
 
-    step, _, _ = phase_cross_correlation(ref, moving, upsample_factor=upsample, normalization=None)
-    return np.asarray(step, np.float64)
+        step, _, _ = phase_cross_correlation(ref, moving, upsample_factor=upsample, normalization=None)
+        return np.asarray(step, np.float64)
+    from scipy.fft import fftn, ifftn
+    from skimage.registration._phase_cross_correlation import _upsampled_dft
+
+    product = fftn(ref) * fftn(moving).conj()
+    cc = np.abs(ifftn(product))
+    lags = [np.where(np.arange(n) > np.trunc(n / 2), np.arange(n) - n, np.arange(n)) for n in cc.shape]
+    inside = (np.abs(lags[0])[:, None] <= search_px) & (np.abs(lags[1])[None, :] <= search_px)
+    peak = np.unravel_index(np.argmax(np.where(inside, cc, -1.0)), cc.shape)
+    shift = np.array([lags[0][peak[0]], lags[1][peak[1]]], np.float64)
+    if upsample > 1:  # as phase_cross_correlation refines its peak
+        up = float(upsample)
+        shift = np.round(shift * up) / up
+        size = np.ceil(up * 1.5)
+        centre = np.trunc(size / 2.0)
+        cc = _upsampled_dft(product.conj(), size, up, centre - shift * up).conj()
+        fine = np.unravel_index(np.argmax(np.abs(cc)), cc.shape)
+        shift = shift + (np.array(fine, np.float64) - centre) / up
+    return shift
 
 
-def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None) -> np.ndarray:
-    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice)."""
+MIN_REGION_PX = 8
+
+
+def check_region(region: Any, shape: tuple[int, ...], param: str = "region") -> tuple[slice, slice]:
+    """``region = (y0, y1, x0, x1)`` (pixels, half-open, like ``img[y0:y1, x0:x1]``) checked against a slice of
+    ``shape`` (..., ny, nx): inside it and at least :data:`MIN_REGION_PX` pixels along each axis. Returns the
+    two slices."""
+    try:
+        y0, y1, x0, x1 = (int(v) for v in region)
+        if any(float(v) != int(v) for v in region):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise FibsynthError(f"expected four whole numbers (y0, y1, x0, x1), got {region!r}", param=param) from None
+    ny, nx = shape[-2:]
+    if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} must lie inside the {ny} x {nx} slice "
+                            f"(0 <= y0 < y1 <= {ny}, 0 <= x0 < x1 <= {nx})", param=param)
+    if y1 - y0 < MIN_REGION_PX or x1 - x0 < MIN_REGION_PX:
+        raise FibsynthError(f"{y1 - y0} x {x1 - x0} px is too small to register on (at least {MIN_REGION_PX} px "
+                            "along each axis)", param=param)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _window(crop: tuple[slice, slice], at: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The region ``crop`` (of slice 0) where it lies in a slice registered by ``at`` (its content sits at
+    ``p - at``): moved by the whole pixels of ``-at``, kept inside the slice."""
+    out = []
+    for sl, a, n in zip(crop, at, shape[-2:]):
+        lo = min(max(sl.start - int(np.rint(a)), 0), n - (sl.stop - sl.start))
+        out.append(slice(lo, lo + sl.stop - sl.start))
+    return out[0], out[1]
+
+
+def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None,
+           crop: tuple[slice, slice] | None = None, search_px: float | None = None) -> np.ndarray:
+    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice).
+    With a region (``crop``), each pair is cut where the region lies in slice k - 1 (whole-pixel tracking: the
+    marks stay in the window however far the stage drifts)."""
     nz = x.shape[0]
     total = np.zeros((nz, 2))
-    prev = _prepare_for_registration(x[0], highpass_px)
+    if crop is None:
+        prev = _prepare_for_registration(x[0], highpass_px)
     for k in range(1, nz):
-        cur = _prepare_for_registration(x[k], highpass_px)
-        step = _pcc(prev, cur, upsample)
+        if crop is None:
+            cur = _prepare_for_registration(x[k], highpass_px)
+        else:
+            win = _window(crop, total[k - 1], x.shape)
+            prev = _prepare_for_registration(x[k - 1][win], highpass_px)
+            cur = _prepare_for_registration(x[k][win], highpass_px)
+        step = _pcc(prev, cur, upsample, search_px)
         if max_shift_px is not None and np.hypot(*step) > max_shift_px:
             step = np.zeros(2)
         total[k] = total[k - 1] + step
@@ -104,8 +168,23 @@ def _huber_path(nz: int, pairs: list[tuple[int, int]], meas: np.ndarray, iters: 
 
 def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None,
                     detrend: bool = False, highpass_px: float | None = HIGHPASS_PX, method: str = "chain",
-                    neighbours: int = 3, template_half_width: int = 3) -> np.ndarray:
+                    neighbours: int = 3, template_half_width: int = 3, region: Any = None,
+                    search_px: float | None = None) -> np.ndarray:
     """Cumulative (dy, dx) that register every slice onto slice 0 (shape (nz, 2); row 0 is zero).
+
+    ``region = (y0, y1, x0, x1)``: register on that rectangle of the slices only (``img[y0:y1, x0:x1]``, pixel
+    coordinates of the stack as given; the shifts apply to the whole slice): a band that does not change from
+    slice to slice -- fiducial marks milled into the protective cap or beside the volume -- measures the stage
+    drift without the structure's apparent motion (docs/microscope.md, "alignment on fiducial marks"). Every
+    method works on it, and the region follows the drift: each pair is cut where the region lies in the
+    reference slice by the shifts found so far (whole pixels; the template's aligned slices are cut where it was
+    drawn), so that the marks stay in the window however far the stage drifts. At least 8 px along each axis.
+
+    ``search_px``: the largest shift per axis that a registration looks for (a step of the chain; for
+    ``neighbours`` and ``template`` the correction to the chain's prediction). Default: unlimited on the whole
+    image; with a ``region``, a third of its shorter side -- marks repeated along the band (a row of X's)
+    correlate as well at multiples of their spacing, and at low dose the noise picks one of those peaks (48 and
+    96 px steps at 20 e/px on the benchmark's band, every 48 px). A larger stage jump needs a larger value.
 
     ``method="chain"`` (default): each slice is registered onto the one before it by cross-correlation with
     sub-pixel refinement (scikit-image ``phase_cross_correlation`` without phase normalisation, which is more
@@ -144,19 +223,29 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         raise FibsynthError(f"must be >= 1 (got {neighbours})", param="neighbours")
     if template_half_width < 1:
         raise FibsynthError(f"must be >= 1 (got {template_half_width})", param="template_half_width")
+    crop = None if region is None else check_region(region, x.shape)
+    if search_px is not None and not search_px >= 1:
+        raise FibsynthError(f"must be >= 1 px (got {search_px})", param="search_px")
+    if search_px is None and crop is not None:
+        search_px = min(crop[0].stop - crop[0].start, crop[1].stop - crop[1].start) / 3.0
     nz = x.shape[0]
-    total = _chain(x, upsample, max_shift_px, highpass_px)
+    total = _chain(x, upsample, max_shift_px, highpass_px, crop, search_px)
+
+    def cut(img: np.ndarray, at: np.ndarray) -> np.ndarray:  # the region where it lies in a slice registered by at
+        return img if crop is None else img[_window(crop, at, x.shape)]
+
     if method == "neighbours" and nz > 2 and neighbours > 1:
         pairs = [(k - 1, k) for k in range(1, nz)]
         meas = list(np.diff(total, axis=0))
         prepared: dict[int, np.ndarray] = {}  # the references k - neighbours .. k - 2 only
         for k in range(2, nz):
             prepared = {i: v for i, v in prepared.items() if i >= k - neighbours}
-            prepared.setdefault(k - 2, _prepare_for_registration(x[k - 2], highpass_px))
+            prepared.setdefault(k - 2, _prepare_for_registration(cut(x[k - 2], total[k - 2]), highpass_px))
             for j in range(2, min(neighbours, k) + 1):
                 pred = total[k] - total[k - j]
-                moved = _prepare_for_registration(ndimage.shift(x[k], pred, order=3, mode="nearest"), highpass_px)
-                r = _pcc(prepared[k - j], moved, upsample)
+                moved = _prepare_for_registration(cut(ndimage.shift(x[k], pred, order=3, mode="nearest"),
+                                                      total[k - j]), highpass_px)
+                r = _pcc(prepared[k - j], moved, upsample, search_px)
                 if max_shift_px is not None and np.hypot(*r) > max_shift_px:
                     continue
                 pairs.append((k - j, k))
@@ -165,13 +254,15 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     elif method == "template" and nz > 2:
         for _ in range(2):
             aligned = shift_slices(x, total)
+            if crop is not None:  # registered onto slice 0: the region lies where it was drawn
+                aligned = aligned[(slice(None),) + crop]
             new = total.copy()
             for k in range(nz):
                 idx = [j for j in range(max(0, k - template_half_width), min(nz, k + template_half_width + 1))
                        if j != k]
                 ref = _prepare_for_registration(np.median(aligned[idx], axis=0), highpass_px)
                 moved = _prepare_for_registration(aligned[k], highpass_px)
-                r = _pcc(ref, moved, upsample)
+                r = _pcc(ref, moved, upsample, search_px)
                 if max_shift_px is None or np.hypot(*r) <= max_shift_px:
                     new[k] = total[k] + r
             total = new - new[0]
@@ -195,11 +286,13 @@ def shift_slices(stack: Any, shifts: Any, *, order: int = 3) -> np.ndarray:
 
 def align(stack: Any, *, upsample: int = 20, max_shift_px: float | None = None,
           detrend: bool = False, highpass_px: float | None = HIGHPASS_PX, method: str = "chain",
-          neighbours: int = 3, template_half_width: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned stack and the cumulative shifts applied to each slice (see :func:`register_slices`)."""
+          neighbours: int = 3, template_half_width: int = 3, region: Any = None,
+          search_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned stack and the cumulative shifts applied to each slice (see :func:`register_slices`; ``region``
+    registers on a fiducial rectangle only, the whole slices are moved)."""
     shifts = register_slices(stack, upsample=upsample, max_shift_px=max_shift_px, detrend=detrend,
                              highpass_px=highpass_px, method=method, neighbours=neighbours,
-                             template_half_width=template_half_width)
+                             template_half_width=template_half_width, region=region, search_px=search_px)
     return shift_slices(stack, shifts), shifts
 
 
@@ -571,7 +664,8 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
     x = _stack(stack, "stack")
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}
     if cfg.align:
-        x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method)
+        x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
+                          region=cfg.align_region)
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:
