@@ -542,6 +542,12 @@ CALIBRATION_SCALE = "odds"
 #: (0.093 / 0.230 / 0.202): the simulated first pass is more biased than the real one, and more so at lower solid
 #: fractions (recon6b's finding), so evaluating the bias nearer the truth overshoots (docs/reconstruct.md, recon10)
 CALIBRATION_ITERATIONS = 1
+#: simulations per calibration iteration, their biases averaged (on the calibration's scale). One simulation is one
+#: structure of 32 x 96 x 96 drawn at the estimate, and its first-pass bias scatters with the structure drawn: until
+#: recon12 (one simulation) the calibrated solid fraction moved with the workflow seed (full-size hier 0.267 / 0.323
+#: for a truth of 0.248, grf 0.295 / 0.403 for 0.330). Simulation j of iteration i is ``simulate(est, i + 1000 j)``,
+#: so j = 0 is the single simulation of before and the others use their own seeds
+CALIBRATION_SIMULATIONS = 1
 
 
 def _logit(p: float) -> float:
@@ -554,7 +560,8 @@ def _expit(x: float) -> float:
 
 
 def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | None = None, seed: int = 0,
-              keys: tuple[str, ...] = CALIBRATED, scale: str = CALIBRATION_SCALE) -> dict[str, Any]:
+              keys: tuple[str, ...] = CALIBRATED, scale: str = CALIBRATION_SCALE,
+              simulations: int | None = None) -> dict[str, Any]:
     """Remove the first pass's bias through the forward model (simulation-based calibration).
 
     A threshold of a FIB-SEM image does not see the structure: shine-through makes gold behind the face look
@@ -567,7 +574,10 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     the network fractions follow the corrected total (phi = upper x lower; :func:`two_level_fractions`), so the
     next simulation and the training structures are drawn at it (before recon4 they stayed at the uncorrected
     fractions; until recon11 the fine fraction's own correction won when it had one, and the product fell below
-    the corrected total). Uncertainties add the synthetic estimate's in quadrature.
+    the corrected total). ``simulations`` (default :data:`CALIBRATION_SIMULATIONS`): structures simulated per
+    iteration (``simulate(estimate, i + 1000 j)`` for the j-th), their biases averaged on the calibration's scale, so
+    the correction does not hang on one structure's draw. Uncertainties add the synthetic estimates' (their mean
+    over the simulations) in quadrature.
     ``scale``: ``odds`` (default, :data:`CALIBRATION_SCALE`) removes the bias as a ratio of odds, logit(phi) -
     [logit(synthetic first pass) - logit(synthetic truth)], so a correction measured at one solid fraction shrinks
     towards 0 and 1 instead of carrying the same absolute size; ``additive`` subtracts the difference itself.
@@ -582,24 +592,40 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     (9.5 -> 0.63; docs/reconstruct.md), so those keep their first-pass values and are fixed by the re-estimate from
     the reconstruction."""
     iterations = CALIBRATION_ITERATIONS if iterations is None else int(iterations)
+    n_sim = CALIBRATION_SIMULATIONS if simulations is None else int(simulations)
+    if n_sim < 1:
+        raise FibsynthError(f"must be >= 1 (got {simulations})", param="simulations")
     est = json_copy(raw)
     history = []
+    per_simulation = []
     for i in range(iterations):
-        solid, img = simulate(est, i)
-        syn = estimate_structure(first_pass(img), voxel_zyx, seed=seed + i)
-        true = estimate_structure({"truth": solid}, voxel_zyx, seed=seed + i)
+        # each simulation's bias of each key (on the calibration's scale) and the synthetic estimate's uncertainty
+        biases: dict[str, list[float]] = {}
+        sim_unc: dict[str, list[float]] = {}
+        for j in range(n_sim):
+            solid, img = simulate(est, i + 1000 * j)
+            syn = estimate_structure(first_pass(img), voxel_zyx, seed=seed + i)
+            true = estimate_structure({"truth": solid}, voxel_zyx, seed=seed + i)
+            for k in keys:
+                if k in syn["quantities"] and k in true["quantities"]:
+                    sv, tv = syn["quantities"][k]["value"], true["quantities"][k]["value"]
+                    # odds: the bias as a ratio of odds (shrinks towards 0 and 1); additive: the difference
+                    biases.setdefault(k, []).append(_logit(sv) - _logit(tv) if scale == "odds" else sv - tv)
+                    sim_unc.setdefault(k, []).append(syn["quantities"][k]["uncertainty"])
         new = json_copy(raw)
         rec = {}
         for k, q in new["quantities"].items():
-            if k in keys and k in syn["quantities"] and k in true["quantities"]:
-                sv, tv = syn["quantities"][k]["value"], true["quantities"][k]["value"]
-                if scale == "odds":  # the bias as a ratio of odds: shrinks towards 0 and 1
-                    value = _expit(_logit(q["value"]) - (_logit(sv) - _logit(tv)))
-                else:
-                    value = q["value"] - (sv - tv)
+            if k in biases:  # the simulations that could measure it (a two-level key needs a two-level first pass)
+                b = float(np.mean(biases[k]))
+                value = _expit(_logit(q["value"]) - b) if scale == "odds" else q["value"] - b
                 q["value"] = value
-                q["uncertainty"] = math.hypot(q["uncertainty"], syn["quantities"][k]["uncertainty"])
+                # the mean of the simulations' own uncertainties, not divided by sqrt(n): the simulated bias differs
+                # from the real stack's by more than its sampling error (recon8: 0.02-0.08), so averaging narrows the
+                # scatter of the estimate, not what is known about the real bias (and the re-estimate's "moved" test
+                # keeps its scale)
+                q["uncertainty"] = math.hypot(q["uncertainty"], float(np.mean(sim_unc[k])))
                 q["first_pass_bias"] = rec[k] = raw["quantities"][k]["value"] - value  # the correction applied
+        per_simulation.append({k: [float(x) for x in v] for k, v in biases.items()})
         _clip(new, voxel_zyx)
         nq = new["quantities"]
         if "upper_solid_fraction" in nq and "lower_solid_fraction" in nq and "solid_fraction" in rec:
@@ -617,8 +643,10 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
             new["hierarchical"] = False  # no coarse-network estimate to generate from
         history.append(rec)
         est = new
-    est["calibration"] = {"iterations": iterations, "bias": history, "scale": scale,
-                          "method": "first pass on synthetic images of structures drawn at the estimate"}
+    est["calibration"] = {"iterations": iterations, "bias": history, "scale": scale, "simulations": n_sim,
+                          "bias_per_simulation": per_simulation,
+                          "method": "first pass on synthetic images of structures drawn at the estimate"
+                                    + (f", the bias averaged over {n_sim} structures" if n_sim > 1 else "")}
     return est
 
 

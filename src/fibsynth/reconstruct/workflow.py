@@ -488,7 +488,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def do_estimate(d: Path) -> dict:
         raw_est = E.estimate_structure(E.first_pass(E._crop(real)), vz, seed=s.seed)  # the crop only in memory
         est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE,
-                          iterations=E.CALIBRATION_ITERATIONS)
+                          iterations=E.CALIBRATION_ITERATIONS, simulations=E.CALIBRATION_SIMULATIONS)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
@@ -499,6 +499,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
                                        "first_pass_classes": E.FIRST_PASS_CLASSES,
                                        "calibration_iterations": E.CALIBRATION_ITERATIONS,
+                                       **({"calibration_simulations": E.CALIBRATION_SIMULATIONS}
+                                          if E.CALIBRATION_SIMULATIONS != 1 else {}),
                                        "two_level": "networks follow the corrected total",
                                        "thickness_max_px": E.THICKNESS_MAX_PX},
                           {"real": k_in}, do_estimate,

@@ -1,0 +1,211 @@
+"""Own-truth ceiling of ``fibsynth reconstruct``'s U-Net on a realistic test stack (issue 14).
+
+The question: does the network that ``reconstruct`` trains (its exact settings: ``workflow.synth_plan`` /
+``_seg_settings`` for the default ``ReconstructSettings``) reach MDS 0.95 on a test stack at all, when it is trained
+on the **test stack's own images and ground truth** (no synthetic data, no adaptation, no structure estimate)? If
+it does not, 0.95 is out of reach of the workflow on that stack whatever its training data, and the gap between
+``reconstruct`` and this ceiling is what better training data could still gain.
+
+Split along the milling direction (slices, z; the default of recon8's ``own_truth.py``): train on slices 1-47,
+validate (model selection, as reconstruct validates on held-out synthetic stacks) on 48-63, score on 64-127 --
+the whole stack is segmented and only the test slices are scored, so the network sees its usual neighbour slices.
+The same slices are scored for Otsu (threshold of the whole stack, as ``reconstruct`` writes it, and of the test
+slices alone) and, with ``--score-runs``, for every U-Net a ``bench_reconstruct.py`` run left in its step cache
+(``*/predict*/probability.npy``), so reconstruct and ceiling are compared on identical voxels.
+
+    python benchmarks/reconstruct_ceiling.py --kinds grf hier --seeds 0 1 --artifact-dose 400 \\
+        --stack-cache /tmp/recon12/cache --out /tmp/recon12/ceiling --threads 1
+    # a larger training budget / the wider network, to see whether the network or the data limits it
+    python benchmarks/reconstruct_ceiling.py ... --steps 2400
+    python benchmarks/reconstruct_ceiling.py ... --features 32 64 128
+
+The test stacks are those of ``bench_reconstruct.py`` (same names in ``--stack-cache``, made there if absent).
+Caveat of the split: the test stacks drift in brightness over the slices (``realistic_stack.degrade``), so the
+test slices are darker than the training ones; the network's intensity jitter and the normalisation must bridge
+that, as they must bridge synthetic -> real in ``reconstruct``. ``--split interleaved`` trains and validates on
+alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+GUARD = 3  # slices left out between interleaved parts (2.5D context k = 2, plus one)
+
+
+def split_slices(nz: int, split: str) -> dict[str, list[tuple[int, int]]]:
+    """Slab ranges [a, b) of the train, validation and test parts."""
+    if split == "contiguous":  # recon8's own_truth.py on 128 slices: 1-47 / 48-63 / 64-127
+        a = max(1, nz // 128)
+        return {"train": [(a, (3 * nz) // 8)], "val": [((3 * nz) // 8, nz // 2)], "test": [(nz // 2, nz)]}
+    parts: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
+    cycle = ("train", "test", "train", "val")
+    for i, z0 in enumerate(range(0, nz, 16)):
+        z1 = min(nz, z0 + 16)
+        lo, hi = z0 + (GUARD if z0 else 0), z1 - (GUARD if z1 < nz else 0)
+        if hi - lo >= 4:
+            parts[cycle[i % 4]].append((lo, hi))
+    return parts
+
+
+def take(a: np.ndarray, ranges) -> np.ndarray:
+    return np.concatenate([a[lo:hi] for lo, hi in ranges])
+
+
+def settings(seed: int, steps: int | None, features, shape):
+    from fibsynth.reconstruct import ReconstructSettings
+    from fibsynth.reconstruct.workflow import synth_plan
+
+    kw = {"seed": seed, **({"seg_steps": steps} if steps else {}), **({"seg_features": tuple(features)} if features else {})}
+    s = ReconstructSettings(**kw)
+    _, _, _, ts, plan = synth_plan(s, tuple(shape))
+    return ts.model_copy(update={"accelerator": "cpu", "devices": "auto"}), plan
+
+
+def mds(pred: np.ndarray, truth: np.ndarray) -> float:
+    from fibsynth.metrics import evaluate_segmentation
+
+    return float(evaluate_segmentation(pred.astype(np.uint8), truth)["MDS"])
+
+
+def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, steps: int | None, features,
+            split: str) -> dict:
+    import tifffile
+
+    from fibsynth.segment.infer import predict_array
+    from fibsynth.segment.model import load_model
+    from fibsynth.segment.train import fit
+    from fibsynth.reconstruct.adapt import quiet_lightning
+
+    img = tifffile.imread(stack).astype(np.float32)
+    truth = tifffile.imread(truth_path).astype(np.uint8)
+    parts = split_slices(img.shape[0], split)
+    ts, plan = settings(seed, steps, features, img.shape)
+    tag = f"{kind}_seed{seed}_{split}" + (f"_steps{steps}" if steps else "") + (
+        "_f" + "-".join(map(str, features)) if features else "")
+    d = out / tag
+    rec_file = d / "result.json"
+    if rec_file.is_file():
+        return json.loads(rec_file.read_text())
+    if d.exists():
+        import shutil
+
+        shutil.rmtree(d)
+    t0, c0 = time.perf_counter(), time.process_time()
+    # each part as its own volume: the 2.5D context never crosses from one part into another
+    tr = [(img[a:b], truth[a:b]) for a, b in parts["train"]]
+    va = [(img[a:b], truth[a:b]) for a, b in parts["val"]]
+    with quiet_lightning():
+        rec = fit([x for x, _ in tr], [y for _, y in tr], d / "model", ts, val_images=[x for x, _ in va],
+                  val_labels=[y for _, y in va], verbose=False)
+    t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
+    model = load_model(str(d / "model"), "cpu")
+    prob = predict_array(model, img, probabilities=True, batch=4)
+    np.save(d / "probability.npy", prob)
+    test_pred, test_truth = take(prob, parts["test"]) > 0.5, take(truth, parts["test"])
+    res = {"kind": kind, "seed": seed, "split": split, "parts": parts, "steps": plan["optimizer_steps"],
+           "features": list(ts.features), "train_settings": ts.model_dump(mode="json"),
+           "MDS test": mds(test_pred, test_truth), "best_val_mds": rec.get("best_val_mds"),
+           "epochs_run": rec.get("epochs_run"), "steps_run": rec.get("steps_run"),
+           "stopped_early": rec.get("stopped_early"), "best_epoch": rec.get("best_epoch"),
+           "solid fraction test (truth)": float(test_truth.mean()), "solid fraction test (U-Net)": float(test_pred.mean()),
+           "train wall s": round(t_train, 1), "train cpu s": round(c_train, 1),
+           "history": [{k: r.get(k) for k in ("epoch", "val_loss", "val_mds")} for r in rec.get("history", [])],
+           "load_average": os.getloadavg()}
+    rec_file.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def baselines(stack: Path, truth_path: Path, split: str) -> dict:
+    import tifffile
+
+    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+    img = tifffile.imread(stack).astype(np.float32)
+    truth = tifffile.imread(truth_path).astype(np.uint8)
+    parts = split_slices(img.shape[0], split)
+    ti, tt = take(img, parts["test"]), take(truth, parts["test"])
+    return {"Otsu (whole-stack threshold) test": mds(ti > otsu_threshold(img), tt),
+            "Otsu (test-slice threshold) test": mds(ti > otsu_threshold(ti), tt),
+            "k-means (whole-stack threshold) test": mds(ti > kmeans_threshold(img)[0], tt),
+            "solid fraction test (truth)": float(tt.mean())}
+
+
+def score_runs(dirs: list[Path], truth_path: Path, split: str) -> list[dict]:
+    """Every U-Net prediction a reconstruct run left in its step cache, scored on the test slices (and whole)."""
+    import tifffile
+
+    truth = tifffile.imread(truth_path).astype(np.uint8)
+    parts = split_slices(truth.shape[0], split)
+    tt = take(truth, parts["test"])
+    rows = []
+    for d in dirs:
+        for p in sorted(Path(d).rglob("probability.npy")):
+            prob = np.load(p, mmap_mode="r")
+            if prob.shape != truth.shape:
+                continue
+            rec_json = p.parent / "record.json"
+            rows.append({"prediction": str(p), "MDS test": mds(take(np.asarray(prob), parts["test"]) > 0.5, tt),
+                         "MDS whole": mds(np.asarray(prob) > 0.5, truth),
+                         **({"inputs": json.loads(rec_json.read_text()).get("inputs")} if rec_json.is_file() else {})})
+    return rows
+
+
+def main(argv=None) -> None:
+    import bench_reconstruct as B
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kinds", nargs="+", default=["grf", "hier"], choices=["grf", "hier", "sofc"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (reconstruct's --seed)")
+    ap.add_argument("--shape", type=int, nargs=3, default=(128, 192, 192))
+    ap.add_argument("--imaging", default="mc", choices=["fast", "mc"])
+    ap.add_argument("--electrons-per-pixel", type=int, default=10)
+    ap.add_argument("--stack-seed", type=int, default=0, help="test stack seed (bench_reconstruct.py --seed)")
+    ap.add_argument("--artifact-dose", type=float, default=400.0)
+    ap.add_argument("--stack-cache", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default: reconstruct's, 600)")
+    ap.add_argument("--features", type=int, nargs="+", default=None, help="U-Net widths (default: reconstruct's)")
+    ap.add_argument("--split", default="contiguous", choices=["contiguous", "interleaved"])
+    ap.add_argument("--score-runs", type=Path, nargs="*", default=[], help="bench_reconstruct.py output folders "
+                    "whose U-Net predictions (step cache) are scored on the same test slices")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind in a.kinds:
+        stack, truth, _, _ = B.test_stack(kind, a.shape, a.out, imaging=a.imaging, epp=a.electrons_per_pixel,
+                                          seed=a.stack_seed, voxel_nm=4.0, slice_nm=8.0, cache=a.stack_cache,
+                                          artifact_dose=a.artifact_dose)
+        base = baselines(stack, truth, a.split)
+        print(json.dumps({"kind": kind, **base}), flush=True)
+        for seed in a.seeds:
+            r = ceiling(kind, seed, a.out, stack=stack, truth_path=truth, steps=a.steps, features=a.features,
+                        split=a.split)
+            r.update(base)
+            print(json.dumps({k: v for k, v in r.items() if k not in ("history", "train_settings", "parts")}), flush=True)
+            rows.append({k: v for k, v in r.items() if k != "history"})
+        runs = [d for d in a.score_runs if (d / f"{kind}_work").is_dir()]
+        if runs:
+            sr = score_runs([d / f"{kind}_work" for d in runs], truth, a.split)
+            print(json.dumps({"kind": kind, "reconstruct U-Nets": sr}, indent=1), flush=True)
+            rows.append({"kind": kind, "reconstruct U-Nets": sr})
+    name = "results" + (f"_steps{a.steps}" if a.steps else "") + (
+        "_f" + "-".join(map(str, a.features)) if a.features else "") + f"_{a.split}.json"
+    (a.out / name).write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
