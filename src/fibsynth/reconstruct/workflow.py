@@ -48,15 +48,37 @@ WORK = "work"
 class _Console:
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self._status = None
         if not quiet:
             from rich.console import Console
 
             self.c = Console(stderr=True)
 
+    #: without a terminal (a batch job's log), a long step's progress is printed as a line at most this often (s)
+    PROGRESS_LINE_S = 60.0
+
     def status(self, text: str):
         import contextlib
 
-        return contextlib.nullcontext() if self.quiet else self.c.status(text)
+        self._status, self._last_line = None, time.perf_counter()
+        self._status_text = text[:-4] if text.endswith(" ...") else text
+        if self.quiet:
+            return contextlib.nullcontext()
+        st = self.c.status(text)
+        self._status = st
+        return st
+
+    def progress(self, done: int, total: int, unit: str) -> None:
+        """Progress of the running step (``done`` of ``total`` ``unit``): the spinner's text on a terminal; in a log
+        (no terminal) a line at most every :attr:`PROGRESS_LINE_S` seconds, so a long step is never silent."""
+        if self.quiet or getattr(self, "_status", None) is None:
+            return
+        text = f"{self._status_text}: {done}/{total} {unit}"
+        if self.c.is_terminal:
+            self._status.update(text + " ...")
+        elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or done == total:
+            self._last_line = time.perf_counter()
+            self.c.print(f"[dim]  {text}[/]")
 
     def print(self, text: str) -> None:
         if not self.quiet:
@@ -137,12 +159,13 @@ def predict_batch(device: str) -> int:
 
 
 def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,
-                   device: str = "cpu") -> dict[str, Any]:
+                   device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
     memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
     (:func:`fibsynth.segment.infer.predict_array` with ``z_range``; ``tta``: averaged over that many in-plane
     symmetries) and written into a memory-mapped ``.npy``, so only one block is held in memory whatever the stack's
-    size. Returns the solid fraction (P > 0.5)."""
+    size. ``progress(done, total)`` is called after each block (slices done, slices in all). Returns the solid
+    fraction (P > 0.5)."""
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
@@ -158,6 +181,8 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
                           batch=batch)
         out[z0:z1] = p
         solid += int(np.count_nonzero(p > 0.5))
+        if progress is not None:
+            progress(z1, int(src.shape[0]))
     out.flush()
     del out
     return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
@@ -578,7 +603,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
-                                  tta=s.tta, device=s.device)
+                                  tta=s.tta, device=s.device,
+                                  progress=lambda done, total: console.progress(done, total, "slices"))
 
         k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
                             {"model": k_model, "real": k_in}, do_predict,
