@@ -36,3 +36,45 @@ def test_histogram_distance_samples_the_real_stack_without_copying_it(tmp_path):
     v = np.random.default_rng(3).choice(v, 20_000, replace=False)
     lo, hi = np.percentile(v, [0.5, 99.5])
     assert np.array_equal(got, np.clip((v - lo) / max(hi - lo, 1e-12), 0, 1))
+
+
+def test_baseline_outputs_are_written_from_memory_maps(tmp_path):
+    # otsu.tif / kmeans.tif used to be written from np.load(...) of the whole uint8 segmentations (4 GB each at
+    # 1000 x 2048 x 2048)
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, read_volume
+    from fibsynth.reconstruct.workflow import write_baselines
+
+    shape = (64, 512, 512)  # 16 MB each; the TIFF writer's own buffers are ~4 MB
+    rng = np.random.default_rng(1)
+    for fn in ("otsu", "kmeans"):
+        np.save(tmp_path / f"{fn}.npy", (rng.random(shape) > 0.5).astype(np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    meta = VolumeMeta(kind="label", voxel_size_nm=VoxelSize.from_xy_z(4, 8), materials={"0": "epoxy", "1": "gold"})
+    _, peak = _traced_peak(lambda: write_baselines(out, tmp_path, meta, tmp_path / "stack.tif"))
+    assert peak < 0.5 * np.prod(shape), peak
+    for fn in ("otsu", "kmeans"):
+        assert np.array_equal(np.asarray(read_volume(out / f"{fn}.tif").data), np.load(tmp_path / f"{fn}.npy"))
+
+
+def test_lazy_inspection_measures_one_slice_at_a_time_with_the_same_numbers(tmp_path):
+    # the lazy inspection's noise, stripe power and drift held float64 copies of the 32 sampled slices and of each
+    # 32-slice block (~0.9 GB traced on a 256 x 1024 x 1024 stack); now one slice at a time, same numbers
+    from fibsynth.microscope import noise_sigma, register_slices, stripe_profile_power
+    from fibsynth.reconstruct.inspect import inspect_to_npy
+
+    rng = np.random.default_rng(2)
+    nz, n = 12, 192
+    yy, xx = np.mgrid[:n, :n]
+    stack = np.empty((nz, n, n), np.float32)
+    for k in range(nz):  # a drifting pattern with noise and a curtain
+        stack[k] = (np.sin((xx + 0.7 * k) / 5.0) * np.cos((yy - 0.4 * k) / 7.0) + 0.3 * rng.standard_normal((n, n))
+                    + 0.2 * (np.abs(xx - 100) < 2))
+    sample_bytes = stack.nbytes  # every slice is sampled (sample_slices >= nz)
+    rec, peak = _traced_peak(lambda: inspect_to_npy(stack, tmp_path / "r.npy", block=8, max_bytes=0, sample_slices=32))
+    assert peak < 2.5 * sample_bytes, (peak, sample_bytes)
+    assert rec["noise_sigma"] == noise_sigma(stack)
+    var = stack.reshape(nz, -1).var(axis=1) + 1e-12
+    assert rec["stripe_power"] == float(np.mean(np.clip(stripe_profile_power(stack), 0, None) / var))
+    assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(stack))  # whole-stack chain, exactly
