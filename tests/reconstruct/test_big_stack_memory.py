@@ -78,3 +78,25 @@ def test_lazy_inspection_measures_one_slice_at_a_time_with_the_same_numbers(tmp_
     var = stack.reshape(nz, -1).var(axis=1) + 1e-12
     assert rec["stripe_power"] == float(np.mean(np.clip(stripe_profile_power(stack), 0, None) / var))
     assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(stack))  # whole-stack chain, exactly
+
+
+def test_a_run_that_will_not_fit_on_the_disk_is_warned_about(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from fibsynth.reconstruct.settings import ReconstructSettings
+    from fibsynth.reconstruct.workflow import disk_need_bytes, disk_warning
+
+    s = ReconstructSettings()
+    shape = (1000, 2048, 2048)
+    assert 150e9 < disk_need_bytes(shape, s) < 170e9  # 38 bytes per voxel with the defaults
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 9 * 10**11, 10**11))
+    w = disk_warning(tmp_path, tmp_path / "work", shape, s)
+    assert w is not None and "159.4 GB" in w and "100.0 GB free" in w
+    assert disk_warning(tmp_path, tmp_path / "work", (256, 1024, 1024), s) is None
+    # what a previous run cached counts as available (a rerun reuses it)
+    (tmp_path / "work").mkdir()
+    with open(tmp_path / "work" / "real.npy", "wb") as fh:
+        fh.truncate(60 * 10**9)  # sparse: no disk used
+    assert disk_warning(tmp_path, tmp_path / "work", shape, s) is None

@@ -323,6 +323,34 @@ def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
     return truth_arr, (z0, y0, x0), line
 
 
+def disk_need_bytes(shape: tuple[int, ...], s: Any) -> int:
+    """Disk space the binary workflow needs for a stack of ``shape`` (at most: both rounds run): the float32 stack
+    (``real.npy``), one float32 probability map per trained U-Net (``seg_seeds`` per round), the evaluate step's three
+    uint8 segmentations, the transient float32 confidence and the outputs (probability and confidence float32,
+    segmentation, Otsu and k-means uint8). 38 bytes per voxel with the defaults: ~10 GB for 256 x 1024 x 1024,
+    ~160 GB for 1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
+    rounds = 2 if s.reestimate else 1
+    per_voxel = 4 + 4 * s.seg_seeds * rounds + 3 + 4 + (4 + 4 + 1 + 1 + 1)
+    return int(np.prod(shape)) * per_voxel
+
+
+def disk_warning(out: Path, work: Path, shape: tuple[int, ...], s: Any) -> str | None:
+    """A warning when the file system of the output folder (and of the step cache) has less free space than
+    :func:`disk_need_bytes` less what the cache already holds (a rerun reuses it); None when it has enough."""
+    import shutil
+
+    need = disk_need_bytes(shape, s)
+    have = work.rglob("*") if work.exists() else ()
+    cached = sum(p.stat().st_size for p in have if p.is_file())
+    free = min(shutil.disk_usage(p).free for p in {out, work if work.exists() else out})
+    if free + cached >= need:
+        return None
+    return (f"this stack needs up to {need / 1e9:.1f} GB of disk for the step cache and the outputs "
+            f"({shape[0]} x {shape[1]} x {shape[2]} voxels; {free / 1e9:.1f} GB free"
+            + (f", {cached / 1e9:.1f} GB already cached" if cached else "") +
+            "): the run may stop when the disk is full; free some space or choose an output folder on a larger disk")
+
+
 def read_real(real_path: Path, s: Any) -> tuple[Any, VoxelSize, float, str, dict[str, Any]]:
     """The start of both workflows: the user's stack read lazily (:func:`fibsynth.reconstruct.inspect.read_stack`),
     its voxel size, the beam energy (the default where neither the options nor the file give one), the sentence
@@ -488,6 +516,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
+    disk_note = disk_warning(out, Path(work_dir) if work_dir is not None else out / WORK, tuple(raw.shape), s)
+    if disk_note:
+        console.print(f"[bold yellow]warning[/] {disk_note}")
 
     # 1. inspect ---------------------------------------------------------------------------------------------
     k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
@@ -809,7 +840,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     if fill_note:  # the outputs cover the region without the alignment fill (summaries of other stacks: as before)
         summary["region"] = {"offset_zyx": list(offset), "shape_zyx": list(seg.shape), "note": fill_note}
     tr_last = final["train"]["record"]
-    summary["warnings"] = []
+    summary["warnings"] = [disk_note] if disk_note else []
     if tr_last.get("best_val_mds") is not None and tr_last["best_val_mds"] < tr_last["val_otsu_mds"]:
         summary["warnings"].append(f"the U-Net's validation MDS ({tr_last['best_val_mds']:.3f}) ended below Otsu's "
                                    f"({tr_last['val_otsu_mds']:.3f}) on the same held-out synthetic data: do not trust "
