@@ -100,3 +100,14 @@ def test_a_run_that_will_not_fit_on_the_disk_is_warned_about(tmp_path, monkeypat
     with open(tmp_path / "work" / "real.npy", "wb") as fh:
         fh.truncate(60 * 10**9)  # sparse: no disk used
     assert disk_warning(tmp_path, tmp_path / "work", shape, s) is None
+
+
+def test_prediction_blocks_shrink_for_large_slices():
+    from fibsynth.reconstruct.workflow import PREDICT_BLOCK_VOXELS, predict_block_slices
+
+    assert predict_block_slices(32, (256, 1024, 1024)) == 32  # up to 1024 x 1024: the --block setting
+    assert predict_block_slices(32, (64, 192, 192)) == 32 and predict_block_slices(4, (64, 1024, 1024)) == 4
+    assert predict_block_slices(32, (1000, 2048, 2048)) == 8
+    assert predict_block_slices(32, (10, 8192, 8192)) == 1
+    for shape in ((1000, 2048, 2048), (300, 1536, 2048), (50, 4096, 4096)):
+        assert predict_block_slices(32, shape) * shape[1] * shape[2] <= PREDICT_BLOCK_VOXELS

@@ -107,6 +107,7 @@ class _Steps:
             self.console.print(f"[dim]{name}: cached[/]")
             return key, self.cache.path(key), rec
         record: dict[str, Any] = {"step": name, "params": params, "inputs": inputs}
+        self.key = key
         with self.console.status(message + " ..."):
             with self.cache.writing(key, record) as tmp:
                 record["result"] = fn(tmp)
@@ -115,6 +116,12 @@ class _Steps:
         self.log.append({"step": name, "status": "ran", "seconds": round(dt, 2), "key": key[:12]})
         self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
         return key, self.cache.path(key), record
+
+
+    def partial(self) -> Path:
+        """The running step's folder for unfinished work that a rerun resumes (``WORK/partial/<key>``: outside the
+        cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
+        return self.cache.root.parent / "partial" / self.key
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -158,14 +165,45 @@ def predict_batch(device: str) -> int:
     return 16 if device.startswith("cuda") else 4
 
 
+#: at most this many voxels per block of the prediction: a block's input, its normalised copy, the 2.5D stacks and
+#: the output held ~1.3 GB (RssAnon) for 32 slices of 1024 x 1024; larger slices get fewer slices per block
+PREDICT_BLOCK_VOXELS = 32 * 1024 * 1024
+
+
+def predict_block_slices(block: int, shape: tuple[int, ...]) -> int:
+    """Slices per block of the prediction: ``block`` (the ``--block`` setting), fewer where the slices are so large
+    that ``block`` of them would exceed :data:`PREDICT_BLOCK_VOXELS` (8 of 2048 x 2048, 2 of 4096 x 4096): memory
+    then stays that of 32 slices of 1024 x 1024 whatever the slice size. Stacks of slices up to 1024 x 1024 keep
+    ``block``."""
+    per_slice = max(1, int(np.prod(shape[1:])))
+    return max(1, min(int(block), PREDICT_BLOCK_VOXELS // per_slice))
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
 def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,
-                   device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   device: str = "cpu", progress: Callable[[int, int], None] | None = None,
+                   resume: Path | None = None) -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
     memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
     (:func:`fibsynth.segment.infer.predict_array` with ``z_range``; ``tta``: averaged over that many in-plane
     symmetries) and written into a memory-mapped ``.npy``, so only one block is held in memory whatever the stack's
-    size. ``progress(done, total)`` is called after each block (slices done, slices in all). Returns the solid
-    fraction (P > 0.5)."""
+    size. ``progress(done, total)`` is called after each block (slices done, slices in all).
+
+    ``resume``: a folder that keeps the unfinished map and the number of slices done (``done.json``, written after
+    each block is flushed to disk): an interrupted run (Ctrl-C, a killed job) that calls this again with the same
+    folder goes on from the first block not done (each block's probabilities depend only on the stack and the
+    model, so the map is the one an uninterrupted run writes); at the end the map is moved to ``out_npy`` and the
+    folder removed. A folder in use by a live process (its pid in ``done.json``) is not touched: the map is then
+    computed afresh into ``out_npy``. Returns the solid fraction (P > 0.5), the number of blocks and, when it
+    resumed, ``resumed_at_slice``."""
+    from fibsynth.io import atomic_path
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
@@ -173,19 +211,49 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     model = load_model(str(model_dir), dev)
     batch = predict_batch(dev)
     src = np.load(stack_npy, mmap_mode="r")
-    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=src.shape)
-    solid = 0
-    for z0 in range(0, src.shape[0], max(1, int(block))):
-        z1 = min(z0 + max(1, int(block)), src.shape[0])
-        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, tta=tta, device=dev,
+    b = predict_block_slices(block, src.shape)
+    z_start, solid, part, out = 0, 0, Path(out_npy), None
+    if resume is not None:
+        state_file = Path(resume) / "done.json"
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = None
+        if state is not None and state.get("pid") != os.getpid() and _alive(state.get("pid")):
+            resume = None  # another live run is filling this folder
+        else:
+            Path(resume).mkdir(parents=True, exist_ok=True)
+            part = Path(resume) / "probability.npy"
+            if (state is not None and state.get("shape") == list(src.shape) and state.get("block") == b
+                    and part.is_file()):
+                out = np.load(part, mmap_mode="r+")
+                z_start, solid = int(state["slices"]), int(state["solid"])
+    if out is None:
+        out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=src.shape)
+    for z0 in range(z_start, src.shape[0], b):
+        z1 = min(z0 + b, src.shape[0])
+        p = predict_array(model, src, block=b, z_range=(z0, z1), probabilities=True, tta=tta, device=dev,
                           batch=batch)
         out[z0:z1] = p
         solid += int(np.count_nonzero(p > 0.5))
+        if resume is not None:  # the block is on disk before the count says so
+            out.flush()
+            with atomic_path(state_file) as tmp:
+                tmp.write_text(json.dumps({"shape": list(src.shape), "block": b, "slices": z1, "solid": solid,
+                                           "pid": os.getpid()}))
         if progress is not None:
             progress(z1, int(src.shape[0]))
     out.flush()
     del out
-    return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
+    if resume is not None:
+        os.replace(part, out_npy)
+        import shutil
+
+        shutil.rmtree(resume, ignore_errors=True)
+    rec = {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // b)}
+    if z_start:
+        rec["resumed_at_slice"] = z_start
+    return rec
 
 
 def threshold_blocks(src: np.ndarray, threshold: float, out_npy: Path, block: int = 32) -> float:
@@ -646,7 +714,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         def do_predict(d: Path) -> dict:
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
                                   tta=s.tta, device=s.device,
-                                  progress=lambda done, total: console.progress(done, total, "slices"))
+                                  progress=lambda done, total: console.progress(done, total, "slices"),
+                                  resume=steps.partial())
 
         k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
                             {"model": k_model, "real": k_in}, do_predict,
