@@ -712,6 +712,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
+            try:
+                done = json.loads((steps.partial() / "done.json").read_text())["slices"]
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done:
+                console.print(f"[dim]predict: resuming after slice {done} of {real.shape[0]} (an earlier run was "
+                              "interrupted)[/]")
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
                                   tta=s.tta, device=s.device,
                                   progress=lambda done, total: console.progress(done, total, "slices"),
