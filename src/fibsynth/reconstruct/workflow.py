@@ -60,7 +60,7 @@ class _Console:
     def status(self, text: str):
         import contextlib
 
-        self._status, self._last_line = None, time.perf_counter()
+        self._status, self._last_line, self._lines = None, time.perf_counter(), 0
         self._status_text = text[:-4] if text.endswith(" ...") else text
         if self.quiet:
             return contextlib.nullcontext()
@@ -76,8 +76,9 @@ class _Console:
         text = f"{self._status_text}: {done}/{total} {unit}"
         if self.c.is_terminal:
             self._status.update(text + " ...")
-        elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or done == total:
+        elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or (done == total and self._lines):
             self._last_line = time.perf_counter()
+            self._lines += 1  # the last count only after earlier ones (a short step prints none)
             self.c.print(f"[dim]  {text}[/]")
 
     def print(self, text: str) -> None:
