@@ -56,3 +56,38 @@ def test_predict_blocks_on_gpu_equals_cpu(tmp_path):
     predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "gpu.npy", block=4, device="cuda")
     np.testing.assert_allclose(np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"), atol=1e-3)
     assert lightning_device("auto") == {"accelerator": "gpu", "devices": "0,"}
+
+
+def test_an_interrupted_prediction_resumes_from_its_last_block(tmp_path):
+    """Ctrl-C (or a killed job) during the prediction: the rerun predicts only the blocks not done and writes the
+    map an uninterrupted run writes."""
+    import pytest
+    import torch
+
+    from fibsynth.reconstruct.workflow import predict_blocks
+    from fibsynth.segment.model import ModelConfig, build_net, save_model
+
+    rng = np.random.default_rng(3)
+    lbl = (rng.random((9, 16, 16)) > 0.5).astype(np.uint8)
+    np.save(tmp_path / "real.npy", (60 + 120 * lbl + rng.normal(0, 10, lbl.shape)).astype(np.float32))
+    torch.manual_seed(0)
+    cfg = ModelConfig(mode="2.5d", k=1, features=(4, 8), num_res_units=0, patch=16, norm=[(60.0, 180.0)])
+    save_model(tmp_path / "model", build_net(cfg), cfg)
+    ref = predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "ref.npy", block=2)
+
+    def stop_after_two(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "partial"
+    with pytest.raises(KeyboardInterrupt):
+        predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "p.npy", block=2, resume=part,
+                       progress=stop_after_two)
+    assert not (tmp_path / "p.npy").exists() and (part / "done.json").is_file()
+    seen = []
+    rec = predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "p.npy", block=2, resume=part,
+                         progress=lambda done, total: seen.append(done))
+    assert seen == [6, 8, 9]  # only the blocks not done
+    assert rec["resumed_at_slice"] == 4 and rec["solid_fraction"] == ref["solid_fraction"]
+    assert np.array_equal(np.load(tmp_path / "p.npy"), np.load(tmp_path / "ref.npy"))
+    assert not part.exists()

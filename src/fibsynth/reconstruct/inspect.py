@@ -24,6 +24,8 @@ CORRECTIONS = ("align", "destripe", "flatten")
 #: histogram, noise and stripes measured on evenly spaced sample slices
 LAZY_BYTES = 512 * 2**20
 SAMPLE_SLICES = 32
+#: sub-pixel precision of the drift registration (1/20 px: :func:`fibsynth.microscope.register_slices`' default)
+REGISTRATION_UPSAMPLE = 20
 
 
 def read_stack(path: str | Path, *, voxel_nm: float | None = None, slice_nm: float | None = None,
@@ -203,17 +205,45 @@ def stripe_power(img: np.ndarray) -> float:
     from fibsynth.microscope import stripe_profile_power
 
     var = img.reshape(img.shape[0], -1).var(axis=1) + 1e-12
-    return float(np.mean(np.clip(stripe_profile_power(img), 0, None) / var))
+    # slice by slice (the estimator works on a float64 copy of its input): the same per-slice values
+    power = np.concatenate([stripe_profile_power(img[k:k + 1]) for k in range(img.shape[0])])
+    return float(np.mean(np.clip(power, 0, None) / var))
+
+
+def noise_sigma_slices(img: np.ndarray) -> float:
+    """:func:`fibsynth.microscope.noise_sigma` of a stack (the median over its slices of each slice's wavelet MAD),
+    one slice at a time: the same number, without a float64 copy of the whole stack and its temporaries."""
+    from fibsynth.microscope import noise_sigma
+
+    return float(np.median([noise_sigma(img[k:k + 1]) for k in range(img.shape[0])]))
+
+
+def register_chain(img: np.ndarray, *, last: np.ndarray | None = None, start: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fibsynth.microscope.register_slices`' default chain (each slice registered onto the one before at
+    1/20 px, the steps summed in order), one prepared slice in memory at a time: the same cumulative shifts as
+    ``register_slices(img)``, without its float64 copy of the whole stack. To go on across blocks, pass the
+    previous block's ``last`` prepared slice and ``start`` (its last cumulative shift). Returns the cumulative
+    shifts (len(img), 2) and the last prepared slice."""
+    from fibsynth.microscope.inverse import HIGHPASS_PX, _pcc, _prepare_for_registration
+
+    cum = np.zeros((img.shape[0], 2))
+    prev = np.zeros(2) if start is None else np.asarray(start, np.float64)
+    for k in range(img.shape[0]):
+        cur = _prepare_for_registration(np.asarray(img[k], np.float64), HIGHPASS_PX)
+        if last is not None:
+            prev = prev + _pcc(last, cur, REGISTRATION_UPSAMPLE)
+        cum[k] = prev
+        last = cur
+    return cum, last
 
 
 def inspect_stack(img: np.ndarray) -> dict[str, Any]:
     """Histogram, percentiles, noise, stripe power and drift of a (z, y, x) stack."""
-    from fibsynth.microscope import noise_sigma, register_slices
-
     lo, p1, p50, p99, hi = (float(v) for v in np.percentile(img, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(img, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    sigma = noise_sigma(img)
-    cum = register_slices(img)  # cumulative (dy, dx) registering each slice onto slice 0
+    sigma = noise_sigma_slices(img)
+    cum, _ = register_chain(img)  # cumulative (dy, dx) registering each slice onto slice 0
     step = np.diff(cum, axis=0)
     rec: dict[str, Any] = {
         "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
@@ -276,8 +306,6 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
     are exact, and the histogram, percentiles, noise and stripe power come from ``sample_slices`` evenly spaced
     slices (``"sampled_slices"`` in the record). ``fill``: the record of :func:`crop_fill` when ``stack`` is the
     cropped view it returned (stored in the record as ``alignment_fill``, with the ``input_shape``)."""
-    from fibsynth.microscope import noise_sigma, register_slices
-
     extra = {"alignment_fill": fill, "input_shape": list(fill["input_shape"])} if fill else {}
     shape = tuple(int(n) for n in stack.shape)
     if int(np.prod(shape)) * 4 <= max_bytes or corrections:
@@ -305,12 +333,9 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
         blk = np.asarray(stack[z0:z1], np.float32)
         out[z0:z1] = blk
         lo, hi = min(lo, float(blk.min())), max(hi, float(blk.max()))
-        if last is None:
-            cum[z0:z1] = register_slices(blk) if z1 - z0 > 1 else 0.0
-        else:
-            c = register_slices(np.concatenate([last[None], blk]))
-            cum[z0:z1] = cum[z0 - 1] + c[1:]
-        last = blk[-1].copy()
+        # the drift: register_slices' chain across the blocks, one slice prepared at a time, so the cumulative
+        # shifts are those of registering the whole stack at once
+        cum[z0:z1], last = register_chain(blk, last=last, start=cum[z0 - 1] if z0 else None)
     out.flush()
     clipped = sum(int(np.count_nonzero((out[z0:z0 + b] == lo) | (out[z0:z0 + b] == hi))) for z0 in range(0, nz, b))
     idx = np.unique(np.linspace(0, nz - 1, min(nz, int(sample_slices))).round().astype(int))
@@ -318,12 +343,15 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
     del out
     _, p1, p50, p99, _ = (float(v) for v in np.percentile(sample, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(sample, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    sigma = noise_sigma(sample)
+    # noise (the median of the per-slice wavelet MADs) and stripe power (the mean of per-slice ratios) slice by
+    # slice: the same numbers as over the whole sample, without its float64 copies
+    sigma = noise_sigma_slices(sample)
+    stripes = stripe_power(sample)
     step = np.diff(cum, axis=0)
     return {
         "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
         "noise_sigma": sigma, "noise_relative": sigma / max(p99 - p1, 1e-12),
-        "stripe_power": stripe_power(sample),
+        "stripe_power": stripes,
         "drift_px_per_slice": float(np.mean(np.hypot(step[:, 0], step[:, 1]))) if len(step) else 0.0,
         "drift_total_px": float(np.max(np.hypot(cum[:, 0], cum[:, 1]))),
         "clipped_fraction": clipped / float(np.prod(shape)),

@@ -48,15 +48,38 @@ WORK = "work"
 class _Console:
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self._status = None
         if not quiet:
             from rich.console import Console
 
             self.c = Console(stderr=True)
 
+    #: without a terminal (a batch job's log), a long step's progress is printed as a line at most this often (s)
+    PROGRESS_LINE_S = 60.0
+
     def status(self, text: str):
         import contextlib
 
-        return contextlib.nullcontext() if self.quiet else self.c.status(text)
+        self._status, self._last_line, self._lines = None, time.perf_counter(), 0
+        self._status_text = text[:-4] if text.endswith(" ...") else text
+        if self.quiet:
+            return contextlib.nullcontext()
+        st = self.c.status(text)
+        self._status = st
+        return st
+
+    def progress(self, done: int, total: int, unit: str) -> None:
+        """Progress of the running step (``done`` of ``total`` ``unit``): the spinner's text on a terminal; in a log
+        (no terminal) a line at most every :attr:`PROGRESS_LINE_S` seconds, so a long step is never silent."""
+        if self.quiet or getattr(self, "_status", None) is None:
+            return
+        text = f"{self._status_text}: {done}/{total} {unit}"
+        if self.c.is_terminal:
+            self._status.update(text + " ...")
+        elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or (done == total and self._lines):
+            self._last_line = time.perf_counter()
+            self._lines += 1  # the last count only after earlier ones (a short step prints none)
+            self.c.print(f"[dim]  {text}[/]")
 
     def print(self, text: str) -> None:
         if not self.quiet:
@@ -85,6 +108,7 @@ class _Steps:
             self.console.print(f"[dim]{name}: cached[/]")
             return key, self.cache.path(key), rec
         record: dict[str, Any] = {"step": name, "params": params, "inputs": inputs}
+        self.key = key
         with self.console.status(message + " ..."):
             with self.cache.writing(key, record) as tmp:
                 record["result"] = fn(tmp)
@@ -93,6 +117,12 @@ class _Steps:
         self.log.append({"step": name, "status": "ran", "seconds": round(dt, 2), "key": key[:12]})
         self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
         return key, self.cache.path(key), record
+
+
+    def partial(self) -> Path:
+        """The running step's folder for unfinished work that a rerun resumes (``WORK/partial/<key>``: outside the
+        cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
+        return self.cache.root.parent / "partial" / self.key
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -136,13 +166,45 @@ def predict_batch(device: str) -> int:
     return 16 if device.startswith("cuda") else 4
 
 
+#: at most this many voxels per block of the prediction: a block's input, its normalised copy, the 2.5D stacks and
+#: the output held ~1.3 GB (RssAnon) for 32 slices of 1024 x 1024; larger slices get fewer slices per block
+PREDICT_BLOCK_VOXELS = 32 * 1024 * 1024
+
+
+def predict_block_slices(block: int, shape: tuple[int, ...]) -> int:
+    """Slices per block of the prediction: ``block`` (the ``--block`` setting), fewer where the slices are so large
+    that ``block`` of them would exceed :data:`PREDICT_BLOCK_VOXELS` (8 of 2048 x 2048, 2 of 4096 x 4096): memory
+    then stays that of 32 slices of 1024 x 1024 whatever the slice size. Stacks of slices up to 1024 x 1024 keep
+    ``block``."""
+    per_slice = max(1, int(np.prod(shape[1:])))
+    return max(1, min(int(block), PREDICT_BLOCK_VOXELS // per_slice))
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
 def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: int = 32, tta: int = 1,
-                   device: str = "cpu") -> dict[str, Any]:
+                   device: str = "cpu", progress: Callable[[int, int], None] | None = None,
+                   resume: Path | None = None) -> dict[str, Any]:
     """P(solid) of a stack stored as ``.npy`` into ``out_npy``, block by block with bounded memory: the stack is
     memory-mapped, each block of ``block`` output slices (plus the network's neighbour slices) is read, predicted
     (:func:`fibsynth.segment.infer.predict_array` with ``z_range``; ``tta``: averaged over that many in-plane
     symmetries) and written into a memory-mapped ``.npy``, so only one block is held in memory whatever the stack's
-    size. Returns the solid fraction (P > 0.5)."""
+    size. ``progress(done, total)`` is called after each block (slices done, slices in all).
+
+    ``resume``: a folder that keeps the unfinished map and the number of slices done (``done.json``, written after
+    each block is flushed to disk): an interrupted run (Ctrl-C, a killed job) that calls this again with the same
+    folder goes on from the first block not done (each block's probabilities depend only on the stack and the
+    model, so the map is the one an uninterrupted run writes); at the end the map is moved to ``out_npy`` and the
+    folder removed. A folder in use by a live process (its pid in ``done.json``) is not touched: the map is then
+    computed afresh into ``out_npy``. Returns the solid fraction (P > 0.5), the number of blocks and, when it
+    resumed, ``resumed_at_slice``."""
+    from fibsynth.io import atomic_path
     from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
@@ -150,17 +212,49 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     model = load_model(str(model_dir), dev)
     batch = predict_batch(dev)
     src = np.load(stack_npy, mmap_mode="r")
-    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=src.shape)
-    solid = 0
-    for z0 in range(0, src.shape[0], max(1, int(block))):
-        z1 = min(z0 + max(1, int(block)), src.shape[0])
-        p = predict_array(model, src, block=block, z_range=(z0, z1), probabilities=True, tta=tta, device=dev,
+    b = predict_block_slices(block, src.shape)
+    z_start, solid, part, out = 0, 0, Path(out_npy), None
+    if resume is not None:
+        state_file = Path(resume) / "done.json"
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = None
+        if state is not None and state.get("pid") != os.getpid() and _alive(state.get("pid")):
+            resume = None  # another live run is filling this folder
+        else:
+            Path(resume).mkdir(parents=True, exist_ok=True)
+            part = Path(resume) / "probability.npy"
+            if (state is not None and state.get("shape") == list(src.shape) and state.get("block") == b
+                    and part.is_file()):
+                out = np.load(part, mmap_mode="r+")
+                z_start, solid = int(state["slices"]), int(state["solid"])
+    if out is None:
+        out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=src.shape)
+    for z0 in range(z_start, src.shape[0], b):
+        z1 = min(z0 + b, src.shape[0])
+        p = predict_array(model, src, block=b, z_range=(z0, z1), probabilities=True, tta=tta, device=dev,
                           batch=batch)
         out[z0:z1] = p
         solid += int(np.count_nonzero(p > 0.5))
+        if resume is not None:  # the block is on disk before the count says so
+            out.flush()
+            with atomic_path(state_file) as tmp:
+                tmp.write_text(json.dumps({"shape": list(src.shape), "block": b, "slices": z1, "solid": solid,
+                                           "pid": os.getpid()}))
+        if progress is not None:
+            progress(z1, int(src.shape[0]))
     out.flush()
     del out
-    return {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // max(1, int(block)))}
+    if resume is not None:
+        os.replace(part, out_npy)
+        import shutil
+
+        shutil.rmtree(resume, ignore_errors=True)
+    rec = {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // b)}
+    if z_start:
+        rec["resumed_at_slice"] = z_start
+    return rec
 
 
 def threshold_blocks(src: np.ndarray, threshold: float, out_npy: Path, block: int = 32) -> float:
@@ -191,6 +285,17 @@ def confidence_blocks(prob: np.ndarray, out_npy: Path, block: int = 32) -> float
     out.flush()
     del out
     return low / max(1, int(np.prod(prob.shape)))
+
+
+def write_baselines(out: Path, eval_dir: Path, label_meta: Any, real_path: Path) -> None:
+    """``otsu.tif`` and ``kmeans.tif`` from the evaluate step's segmentations, read memory-mapped (at 1000 x 2048 x
+    2048 each is 4 GB; the TIFF writer reads them in pieces)."""
+    from fibsynth.io import write_volume
+
+    for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
+        write_volume(out / f"{fn}.tif", np.load(eval_dir / f"{fn}.npy", mmap_mode="r"),
+                     label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
+                                                   "parameters": {"real_stack": str(real_path)}}))
 
 
 def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) -> dict[str, Any]:
@@ -285,6 +390,34 @@ def fill_region(insp: dict[str, Any], truth_arr: np.ndarray | None, console: Any
     if truth_arr is not None:
         truth_arr = np.ascontiguousarray(truth_arr[z0:z1, y0:y1, x0:x1])
     return truth_arr, (z0, y0, x0), line
+
+
+def disk_need_bytes(shape: tuple[int, ...], s: Any) -> int:
+    """Disk space the binary workflow needs for a stack of ``shape`` (at most: both rounds run): the float32 stack
+    (``real.npy``), one float32 probability map per trained U-Net (``seg_seeds`` per round), the evaluate step's three
+    uint8 segmentations, the transient float32 confidence and the outputs (probability and confidence float32,
+    segmentation, Otsu and k-means uint8). 38 bytes per voxel with the defaults: ~10 GB for 256 x 1024 x 1024,
+    ~160 GB for 1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
+    rounds = 2 if s.reestimate else 1
+    per_voxel = 4 + 4 * s.seg_seeds * rounds + 3 + 4 + (4 + 4 + 1 + 1 + 1)
+    return int(np.prod(shape)) * per_voxel
+
+
+def disk_warning(out: Path, work: Path, shape: tuple[int, ...], s: Any) -> str | None:
+    """A warning when the file system of the output folder (and of the step cache) has less free space than
+    :func:`disk_need_bytes` less what the cache already holds (a rerun reuses it); None when it has enough."""
+    import shutil
+
+    need = disk_need_bytes(shape, s)
+    have = work.rglob("*") if work.exists() else ()
+    cached = sum(p.stat().st_size for p in have if p.is_file())
+    free = min(shutil.disk_usage(p).free for p in {out, work if work.exists() else out})
+    if free + cached >= need:
+        return None
+    return (f"this stack needs up to {need / 1e9:.1f} GB of disk for the step cache and the outputs "
+            f"({shape[0]} x {shape[1]} x {shape[2]} voxels; {free / 1e9:.1f} GB free"
+            + (f", {cached / 1e9:.1f} GB already cached" if cached else "") +
+            "): the run may stop when the disk is full; free some space or choose an output folder on a larger disk")
 
 
 def read_real(real_path: Path, s: Any) -> tuple[Any, VoxelSize, float, str, dict[str, Any]]:
@@ -452,6 +585,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
+    disk_note = disk_warning(out, Path(work_dir) if work_dir is not None else out / WORK, tuple(raw.shape), s)
+    if disk_note:
+        console.print(f"[bold yellow]warning[/] {disk_note}")
 
     # 1. inspect ---------------------------------------------------------------------------------------------
     k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
@@ -579,8 +715,17 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
         def do_predict(d: Path) -> dict:
+            try:
+                done = json.loads((steps.partial() / "done.json").read_text())["slices"]
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done:
+                console.print(f"[dim]predict: resuming after slice {done} of {real.shape[0]} (an earlier run was "
+                              "interrupted)[/]")
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
-                                  tta=s.tta, device=s.device)
+                                  tta=s.tta, device=s.device,
+                                  progress=lambda done, total: console.progress(done, total, "slices"),
+                                  resume=steps.partial())
 
         k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
                             {"model": k_model, "real": k_in}, do_predict,
@@ -747,10 +892,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     write_volume(out / "confidence.tif", conf,
                  label_meta.model_copy(update={"kind": "image",
                                                "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"}))
-    for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
-        write_volume(out / f"{fn}.tif", np.load(d_ev / f"{fn}.npy"),
-                     label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
-                                                   "parameters": {"real_stack": str(real_path)}}))
+    write_baselines(out, d_ev, label_meta, real_path)
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
@@ -777,7 +919,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     if fill_note:  # the outputs cover the region without the alignment fill (summaries of other stacks: as before)
         summary["region"] = {"offset_zyx": list(offset), "shape_zyx": list(seg.shape), "note": fill_note}
     tr_last = final["train"]["record"]
-    summary["warnings"] = []
+    summary["warnings"] = [disk_note] if disk_note else []
     if tr_last.get("best_val_mds") is not None and tr_last["best_val_mds"] < tr_last["val_otsu_mds"]:
         summary["warnings"].append(f"the U-Net's validation MDS ({tr_last['best_val_mds']:.3f}) ended below Otsu's "
                                    f"({tr_last['val_otsu_mds']:.3f}) on the same held-out synthetic data: do not trust "
