@@ -8,6 +8,21 @@ from fibsynth.config import VoxelSize
 from fibsynth.io import VolumeMeta, write_volume
 
 
+def _untrained_model_and_stack(tmp_path, shape, seed):
+    """A two-phase stack (``real.npy``) and an untrained 2.5D U-Net (``model``) in ``tmp_path``: the tests check the
+    blocking, not the segmentation."""
+    import torch
+
+    from fibsynth.segment.model import ModelConfig, build_net, save_model
+
+    rng = np.random.default_rng(seed)
+    lbl = (rng.random(shape) > 0.5).astype(np.uint8)
+    np.save(tmp_path / "real.npy", (60 + 120 * lbl + rng.normal(0, 10, lbl.shape)).astype(np.float32))
+    torch.manual_seed(0)
+    cfg = ModelConfig(mode="2.5d", k=1, features=(4, 8), num_res_units=0, patch=16, norm=[(60.0, 180.0)])
+    save_model(tmp_path / "model", build_net(cfg), cfg)
+
+
 def test_predict_blocks_from_zarr_equals_whole_stack_prediction(tmp_path):
     from fibsynth.reconstruct.inspect import read_stack
     from fibsynth.reconstruct.workflow import predict_blocks
@@ -44,14 +59,8 @@ def test_predict_blocks_on_gpu_equals_cpu(tmp_path):
         pytest.skip("no CUDA device")
     from fibsynth.ml.runtime import lightning_device
     from fibsynth.reconstruct.workflow import predict_blocks
-    from fibsynth.segment.model import ModelConfig, build_net, save_model
 
-    rng = np.random.default_rng(2)
-    lbl = (rng.random((9, 40, 40)) > 0.5).astype(np.uint8)
-    np.save(tmp_path / "real.npy", (60 + 120 * lbl + rng.normal(0, 10, lbl.shape)).astype(np.float32))
-    torch.manual_seed(0)
-    cfg = ModelConfig(mode="2.5d", k=1, features=(4, 8), num_res_units=0, patch=16, norm=[(60.0, 180.0)])
-    save_model(tmp_path / "model", build_net(cfg), cfg)
+    _untrained_model_and_stack(tmp_path, (9, 40, 40), 2)
     predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "cpu.npy", block=4, device="cpu")
     predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "gpu.npy", block=4, device="cuda")
     np.testing.assert_allclose(np.load(tmp_path / "gpu.npy"), np.load(tmp_path / "cpu.npy"), atol=1e-3)
@@ -62,17 +71,10 @@ def test_an_interrupted_prediction_resumes_from_its_last_block(tmp_path):
     """Ctrl-C (or a killed job) during the prediction: the rerun predicts only the blocks not done and writes the
     map an uninterrupted run writes."""
     import pytest
-    import torch
 
     from fibsynth.reconstruct.workflow import predict_blocks
-    from fibsynth.segment.model import ModelConfig, build_net, save_model
 
-    rng = np.random.default_rng(3)
-    lbl = (rng.random((9, 16, 16)) > 0.5).astype(np.uint8)
-    np.save(tmp_path / "real.npy", (60 + 120 * lbl + rng.normal(0, 10, lbl.shape)).astype(np.float32))
-    torch.manual_seed(0)
-    cfg = ModelConfig(mode="2.5d", k=1, features=(4, 8), num_res_units=0, patch=16, norm=[(60.0, 180.0)])
-    save_model(tmp_path / "model", build_net(cfg), cfg)
+    _untrained_model_and_stack(tmp_path, (9, 16, 16), 3)
     ref = predict_blocks(tmp_path / "model", tmp_path / "real.npy", tmp_path / "ref.npy", block=2)
 
     def stop_after_two(done, total):
