@@ -58,8 +58,6 @@ class _Console:
     PROGRESS_LINE_S = 60.0
 
     def status(self, text: str):
-        import contextlib
-
         self._status, self._last_line, self._lines = None, time.perf_counter(), 0
         self._status_text = text[:-4] if text.endswith(" ...") else text
         if self.quiet:
@@ -71,7 +69,7 @@ class _Console:
     def progress(self, done: int, total: int, unit: str) -> None:
         """Progress of the running step (``done`` of ``total`` ``unit``): the spinner's text on a terminal; in a log
         (no terminal) a line at most every :attr:`PROGRESS_LINE_S` seconds, so a long step is never silent."""
-        if self.quiet or getattr(self, "_status", None) is None:
+        if self.quiet or self._status is None:
             return
         text = f"{self._status_text}: {done}/{total} {unit}"
         if self.c.is_terminal:
@@ -96,11 +94,16 @@ class _Steps:
         self.console = console
         self.log: list[dict[str, Any]] = []
 
-    def __call__(self, name: str, params: dict[str, Any], inputs: dict[str, str], fn: Callable[[Path], dict],
-                 message: str) -> tuple[str, Path, dict]:
+    @staticmethod
+    def key(name: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
+        """The cache key of step ``name`` with these parameters and inputs (what :meth:`__call__` uses)."""
         from fibsynth.experiment.cache import step_key
 
-        key = step_key("reconstruct." + name, params, inputs)
+        return step_key("reconstruct." + name, params, inputs)
+
+    def __call__(self, name: str, params: dict[str, Any], inputs: dict[str, str], fn: Callable[[Path], dict],
+                 message: str) -> tuple[str, Path, dict]:
+        key = self.key(name, params, inputs)
         t0 = time.perf_counter()
         if self.cache.done(key):
             rec = self.cache.record(key)
@@ -108,7 +111,6 @@ class _Steps:
             self.console.print(f"[dim]{name}: cached[/]")
             return key, self.cache.path(key), rec
         record: dict[str, Any] = {"step": name, "params": params, "inputs": inputs}
-        self.key = key
         with self.console.status(message + " ..."):
             with self.cache.writing(key, record) as tmp:
                 record["result"] = fn(tmp)
@@ -118,11 +120,10 @@ class _Steps:
         self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
         return key, self.cache.path(key), record
 
-
-    def partial(self) -> Path:
-        """The running step's folder for unfinished work that a rerun resumes (``WORK/partial/<key>``: outside the
-        cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
-        return self.cache.root.parent / "partial" / self.key
+    def partial(self, key: str) -> Path:
+        """The folder for the unfinished work of step ``key`` that a rerun resumes (``WORK/partial/<key>``: outside
+        the cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
+        return self.cache.root.parent / "partial" / key
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -714,9 +715,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"key": k_s, "dir": d_s, "record": rec["result"], "seed": int(ts.seed)}
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
+        p_params = {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})}
+        p_inputs = {"model": k_model, "real": k_in}
+        part = steps.partial(steps.key("predict", p_params, p_inputs))  # the unfinished map a rerun resumes
+
         def do_predict(d: Path) -> dict:
             try:
-                done = json.loads((steps.partial() / "done.json").read_text())["slices"]
+                done = json.loads((part / "done.json").read_text())["slices"]
             except (OSError, ValueError, KeyError):
                 done = 0
             if done:
@@ -725,10 +730,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
                                   tta=s.tta, device=s.device,
                                   progress=lambda done, total: console.progress(done, total, "slices"),
-                                  resume=steps.partial())
+                                  resume=part)
 
-        k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
-                            {"model": k_model, "real": k_in}, do_predict,
+        k_p, d_p, _ = steps("predict", p_params, p_inputs, do_predict,
                             f"segmenting the real stack block by block ({s.block} slices"
                             + (f", mean of {s.tta} in-plane symmetries)" if s.tta > 1 else ")"))
         return {"key": k_p, "dir": d_p}
