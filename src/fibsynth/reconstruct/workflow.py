@@ -27,9 +27,12 @@ then the outputs (segmentation, probability, confidence, baselines, ``summary.js
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import math
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -434,21 +437,124 @@ def read_real(real_path: Path, s: Any) -> tuple[Any, VoxelSize, float, str, dict
     return raw, voxel, float(energy if energy is not None else DEFAULT_ENERGY_KEV), energy_note, desc
 
 
+#: the run's resources released when it ends (the work folder's lock): set by :func:`run_scope`
+_RUN: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("fibsynth_reconstruct_run",
+                                                                                    default=None)
+
+#: the files either workflow writes into OUT; their temporaries (``.NAME.tmp-XXXXXXXX``, :func:`fibsynth.io.atomic_path`)
+#: are what a killed run leaves there
+_OUTPUT_TMP = re.compile(r"^\.(segmentation|probability|probability_[0-9]+|confidence|otsu|kmeans|multiotsu)\.tif"
+                         r"\.tmp-[0-9a-f]{8}$|^\.(summary\.json|report\.html)\.tmp-[0-9a-f]{8}$")
+#: the resume state's temporary in ``WORK/partial/<key>/`` (predict_blocks writes done.json through atomic_path)
+_PARTIAL_TMP = re.compile(r"^\.done\.json\.tmp-[0-9a-f]{8}$")
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+#: the confidence map's scratch file in the work folder (removed at the end of a run)
+CONFIDENCE_SCRATCH = "confidence.tmp.npy"
+
+
+@contextlib.contextmanager
+def run_scope(threads: int | str) -> Iterator[dict[str, Any]]:
+    """One run of either workflow: :func:`thread_scope`, and the resources :func:`open_run` takes (the work folder's
+    lock), released when the run ends, also on errors and Ctrl-C. Yields the threads record."""
+    with contextlib.ExitStack() as stack, thread_scope(threads) as rec:
+        token = _RUN.set(stack)
+        try:
+            yield rec
+        finally:
+            _RUN.reset(token)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
+    """Remove what a killed run of either workflow left behind (a SIGKILL or a crashed node gives it no chance to
+    clean up) and return the paths removed and their size in bytes. Call it holding the work folder's lock: then
+    no live run writes there. Removed, each only where its name is exactly one this workflow makes:
+
+    * the step cache's temporary and replaced folders (``cache/.KEY.tmp-XXXXXXXX``, ``cache/.KEY.old-XXXXXXXX``;
+      :meth:`fibsynth.experiment.cache.Cache.clean_stale`);
+    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and the whole
+      folder when step KEY is finished in the cache (the run died between finishing the step and removing it);
+      an unfinished map is kept: the next run resumes from it;
+    * the confidence map's scratch file ``WORK/confidence.tmp.npy``;
+    * with ``out`` (given when the work folder is ``OUT/work``, i.e. the lock covers OUT): the temporaries of the
+      outputs (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
+
+    Nothing else is touched: no file of the user's, no folder that merely looks similar."""
+    from fibsynth.experiment.cache import Cache
+
+    cache = Cache(work)
+    found: list[Path] = cache.stale()
+    part = work / "partial"
+    if part.is_dir() and not part.is_symlink():
+        for d in part.iterdir():
+            if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
+                continue
+            if cache.done(d.name):
+                found.append(d)
+            else:
+                found += [f for f in d.iterdir() if _PARTIAL_TMP.match(f.name)]
+    scratch = work / CONFIDENCE_SCRATCH
+    if scratch.is_file() and not scratch.is_symlink():
+        found.append(scratch)
+    if out is not None and out.is_dir():
+        found += [f for f in out.iterdir() if _OUTPUT_TMP.match(f.name) and not f.is_symlink()]
+    nbytes = sum(_size(f) for f in found)
+    for f in found:
+        _remove(f)
+    return found, nbytes
+
+
 def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[str, Any] | None
              ) -> tuple[_Console, _Steps, dict[str, Any]]:
     """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file), the
-    console with the threads line, the step cache (``work_dir``, default ``OUT/work``) and the threads record
-    (``threads``, or what torch runs with when called without :func:`thread_scope`)."""
+    work folder (``work_dir``, default ``OUT/work``) and its lock, held until the run ends (:func:`run_scope`;
+    another run on the same folder is refused in one line naming the lock and the holder's pid; a killed run's
+    lock is taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
+    the step cache and the threads record (``threads``, or what torch runs with when called without
+    :func:`thread_scope`)."""
+    from fibsynth.experiment.lock import workdir_lock
+
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
+    stack = _RUN.get()
+    if stack is None:
+        raise RuntimeError("open_run outside run_scope: the work folder's lock would never be released")
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(work_dir) if work_dir is not None else out / WORK
+    if work.exists() and not work.is_dir():
+        raise FibsynthError("exists and is not a folder (the step cache goes there)", work,
+                            param="out_dir" if work_dir is None else "work_dir")
+    work.mkdir(parents=True, exist_ok=True)
+    dead: list[dict] = []
+    stack.enter_context(workdir_lock(work, command="fibsynth reconstruct", took_over=dead))
+    removed, nbytes = clean_killed_run(work, out if work.resolve() == (out / WORK).resolve() else None)
     console = _Console(quiet)
+    if dead or removed:
+        who = f"an earlier run on this folder (pid {dead[0].get('pid', '?')})" if dead else "an earlier run"
+        what = (f"; removed the {len(removed)} temporary file(s) and folder(s) it left ({nbytes / 1e6:.1f} MB)"
+                if removed else "")
+        console.print(f"note: {who} ended without finishing (killed?){what}")
     if threads is None:  # called without thread_scope: report what torch runs with
         import torch
 
         threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
     console.print(threads_line(threads))
-    return console, _Steps(Path(work_dir) if work_dir is not None else out / WORK, console), threads
+    return console, _Steps(work, console), threads
 
 
 def synth_plan(s: Any, real_shape: tuple[int, ...]) -> tuple[tuple[int, int, int], str | None, Any, Any, dict]:
@@ -530,7 +636,7 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
     step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
     writing outputs."""
     s = settings or ReconstructSettings()
-    with thread_scope(s.threads) as threads:
+    with run_scope(s.threads) as threads:
         return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir, threads=threads)
 
 
@@ -877,7 +983,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     prob = np.load(d_pf / "probability.npy", mmap_mode="r")  # never read whole: outputs go block by block
     seg = np.load(d_ev / "segmentation.npy", mmap_mode="r")
-    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / "confidence.tmp.npy"
+    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / CONFIDENCE_SCRATCH
     low_conf = confidence_blocks(prob, conf_tmp, s.block)
     conf = np.load(conf_tmp, mmap_mode="r")
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
