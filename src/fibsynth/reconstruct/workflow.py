@@ -291,13 +291,15 @@ def confidence_blocks(prob: np.ndarray, out_npy: Path, block: int = 32) -> float
     return low / max(1, int(np.prod(prob.shape)))
 
 
-def write_baselines(out: Path, eval_dir: Path, label_meta: Any, real_path: Path) -> None:
-    """``otsu.tif`` and ``kmeans.tif`` from the evaluate step's segmentations, read memory-mapped (at 1000 x 2048 x
-    2048 each is 4 GB; the TIFF writer reads them in pieces)."""
+def write_baselines(out: Path, eval_dir: Path | dict[str, Path], label_meta: Any, real_path: Path) -> None:
+    """``otsu.tif`` and ``kmeans.tif`` from the baseline steps' segmentations (``eval_dir``: one folder holding
+    ``otsu.npy`` and ``kmeans.npy``, or each method's folder), read memory-mapped (at 1000 x 2048 x 2048 each is
+    4 GB; the TIFF writer reads them in pieces)."""
     from fibsynth.io import write_volume
 
     for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
-        write_volume(out / f"{fn}.tif", np.load(eval_dir / f"{fn}.npy", mmap_mode="r"),
+        d = eval_dir[fn] if isinstance(eval_dir, dict) else eval_dir
+        write_volume(out / f"{fn}.tif", np.load(d / f"{fn}.npy", mmap_mode="r"),
                      label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
                                                    "parameters": {"real_stack": str(real_path)}}))
 
@@ -334,6 +336,81 @@ def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) ->
         np.savez(functions_file, **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
                                     for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
     return row
+
+
+def segmentation_row(seg: np.ndarray, phi: float, vz, functions_file: Path, truth: np.ndarray | None
+                     ) -> dict[str, Any]:
+    """The evaluation's row of one segmentation of the whole stack (memory-mapped): its solid fraction ``phi``,
+    the statistics of its central crop (:func:`crop_statistics`, the directional functions into ``functions_file``)
+    and, with a ``truth`` of the same stack, MDS / MP / MGP against it."""
+    from fibsynth.metrics import evaluate_segmentation
+    from fibsynth.reconstruct.estimate import _crop
+
+    row: dict[str, Any] = {"solid_fraction": phi}
+    if 0 < phi < 1:
+        row.update(crop_statistics(np.asarray(_crop(seg)), vz, functions_file))
+    if truth is not None:
+        sc = evaluate_segmentation(seg, truth)
+        row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
+    return row
+
+
+#: the global-threshold baselines of the evaluation (step name -> the evaluation's row)
+BASELINES = {"otsu": "Otsu", "kmeans": "k-means"}
+
+
+def baseline_step(steps: _Steps, method: str, real: np.ndarray, k_in: str, vz, block: int,
+                  truth: np.ndarray | None, truth_id: dict[str, Any] | None) -> tuple[str, Path, dict]:
+    """The global ``method`` threshold (``otsu`` or ``kmeans``, :mod:`fibsynth.segment.baseline`) of the stored
+    stack ``real`` (step ``k_in``): its segmentation of the whole stack block by block into ``METHOD.npy`` and its
+    evaluation row (:func:`segmentation_row`). A cached step of its own, keyed by the stack (and the ground truth)
+    only: whatever the networks do, a rerun reuses it."""
+    from fibsynth.reconstruct.estimate import THICKNESS_MAX_PX
+    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+    def do_baseline(d: Path) -> dict:
+        thr = otsu_threshold(real) if method == "otsu" else kmeans_threshold(real)[0]
+        phi = threshold_blocks(real, thr, d / f"{method}.npy", block)
+        row = segmentation_row(np.load(d / f"{method}.npy", mmap_mode="r"), phi, vz, d / "functions.npz", truth)
+        return {"threshold": float(thr), "row": row}
+
+    return steps(method, {"truth": truth_id, "blocks": "memmap",
+                          "statistics_grid": {"max_px": THICKNESS_MAX_PX, "percentile": 90}},
+                 {"real": k_in}, do_baseline, f"segmenting the stack by the global {BASELINES[method]} threshold")
+
+
+def evaluate_step(steps: _Steps, k_pred: str, d_pred: Path, k_in: str, base: dict[str, tuple[str, Path, dict]],
+                  vz, block: int, truth: np.ndarray | None, truth_id: dict[str, Any] | None) -> tuple[str, Path]:
+    """Step 7: the evaluation of the chosen prediction (step ``k_pred``, folder ``d_pred``) beside the baselines
+    (``base``: :func:`baseline_step`'s results by method): the U-Net's segmentation of the whole stack block by
+    block into a memory-mapped ``segmentation.npy`` (memory does not grow with the stack), its row
+    (:func:`segmentation_row`), the baselines' rows with their directional functions copied here (the report reads
+    every row's functions from this folder), and with a ground truth its own row; ``evaluation.json``."""
+    from fibsynth.reconstruct.estimate import THICKNESS_MAX_PX
+
+    def do_evaluate(d: Path) -> dict:
+        prob = np.load(d_pred / "probability.npy", mmap_mode="r")
+        phi = threshold_blocks(prob, 0.5, d / "segmentation.npy", block)
+        res = {"U-Net (fibsynth)": segmentation_row(np.load(d / "segmentation.npy", mmap_mode="r"), phi, vz,
+                                                    d / "functions_0.npz", truth)}
+        for i, m in enumerate(BASELINES, start=1):
+            _, d_b, rec = base[m]
+            row = dict(rec["result"]["row"])
+            if row.get("functions_file"):
+                shutil.copyfile(d_b / row["functions_file"], d / f"functions_{i}.npz")
+                row["functions_file"] = f"functions_{i}.npz"
+            res[BASELINES[m]] = row
+        if truth is not None:
+            res["ground truth"] = segmentation_row(truth, float(truth.mean()), vz, d / f"functions_{len(res)}.npz",
+                                                   None)
+        (d / "evaluation.json").write_text(json.dumps(res))
+        return {}
+
+    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id, "blocks": "memmap",
+                                       "statistics_grid": {"max_px": THICKNESS_MAX_PX, "percentile": 90}},
+                          {"prediction": k_pred, "real": k_in, **{m: base[m][0] for m in BASELINES}},
+                          do_evaluate, "measuring the result")
+    return k_ev, d_ev
 
 
 def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
@@ -947,35 +1024,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     # 7. evaluate ------------------------------------------------------------------------------------------------
     truth_id = _file_id(Path(truth)) if truth is not None else None
 
-    def do_evaluate(d: Path) -> dict:
-        from fibsynth.metrics import evaluate_segmentation
-        from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
-
-        # the three segmentations of the whole stack, block by block into memory-mapped files (memory does not grow
-        # with the stack); the statistics on the central crop (crop_statistics: a subsampled grid for coarse phases)
-        prob = np.load(d_pf / "probability.npy", mmap_mode="r")
-        thr = {"segmentation": 0.5, "otsu": otsu_threshold(real), "kmeans": kmeans_threshold(real)[0]}
-        fracs = {name: threshold_blocks(prob if name == "segmentation" else real, t, d / f"{name}.npy", s.block)
-                 for name, t in thr.items()}
-        segs = {"U-Net (fibsynth)": "segmentation", "Otsu": "otsu", "k-means": "kmeans"}
-        res: dict[str, Any] = {}
-        for name, fn in [*segs.items(), *([("ground truth", None)] if truth_arr is not None else [])]:
-            seg = truth_arr if fn is None else np.load(d / f"{fn}.npy", mmap_mode="r")
-            phi = float(truth_arr.mean()) if fn is None else fracs[fn]
-            row: dict[str, Any] = {"solid_fraction": phi}
-            if 0 < phi < 1:
-                row.update(crop_statistics(np.asarray(E._crop(seg)), vz, d / f"functions_{len(res)}.npz"))
-            if truth_arr is not None and fn is not None:
-                sc = evaluate_segmentation(seg, truth_arr)
-                row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
-            res[name] = row
-        (d / "evaluation.json").write_text(json.dumps(res))
-        return {}
-
-    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id, "blocks": "memmap",
-                                       "statistics_grid": {"max_px": E.THICKNESS_MAX_PX, "percentile": 90}},
-                          {"prediction": final["predict"]["key"], "real": k_in},
-                          do_evaluate, "measuring the result, Otsu and k-means")
+    # Otsu and k-means depend on the stack only: steps of their own, so that a new prediction (another round, seed
+    # or training) or a run killed while measuring the U-Net's result does not redo them
+    base = {m: baseline_step(steps, m, real, k_in, vz, s.block, truth_arr, truth_id) for m in BASELINES}
+    k_ev, d_ev = evaluate_step(steps, final["predict"]["key"], d_pf, k_in, base, vz, s.block, truth_arr, truth_id)
     evaluation = json.loads((d_ev / "evaluation.json").read_text())
 
     # outputs --------------------------------------------------------------------------------------------------------
@@ -1002,7 +1054,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     write_volume(out / "confidence.tif", conf,
                  label_meta.model_copy(update={"kind": "image",
                                                "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"}))
-    write_baselines(out, d_ev, label_meta, real_path)
+    write_baselines(out, {m: base[m][1] for m in BASELINES}, label_meta, real_path)
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
