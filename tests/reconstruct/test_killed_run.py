@@ -111,8 +111,8 @@ def test_killed_run_is_cleaned_up_and_a_concurrent_run_refused(tmp_path, monkeyp
     capsys.readouterr()
     with pytest.raises(_Stop):
         W.reconstruct(stack, out, W.ReconstructSettings(voxel_nm=4, slice_nm=8, threads=1))
-    note = capsys.readouterr().err
-    assert f"pid {child.pid}" in note and "removed the 6 temporary" in note
+    note = " ".join(capsys.readouterr().err.split())
+    assert f"pid {child.pid}" in note and "removed 6 temporary entries" in note
     assert not live_tmp[0].exists() and not any(p.exists() for p in ours)
     assert all(p.exists() for p in keep)
     assert not (out / "work" / LOCK_NAME).exists()  # released when the run ended, here on an error

@@ -80,11 +80,11 @@ class _Console:
         elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or (done == total and self._lines):
             self._last_line = time.perf_counter()
             self._lines += 1  # the last count only after earlier ones (a short step prints none)
-            self.c.print(f"[dim]  {text}[/]")
+            self.c.print(f"[dim]  {text}[/]", soft_wrap=True)
 
     def print(self, text: str) -> None:
         if not self.quiet:
-            self.c.print(text)
+            self.c.print(text, soft_wrap=True)  # whole lines in a log file (no wrap at 80 columns)
 
 
 class _Steps:
@@ -623,8 +623,8 @@ def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[
     console = _Console(quiet)
     if dead or removed:
         who = f"an earlier run on this folder (pid {dead[0].get('pid', '?')})" if dead else "an earlier run"
-        what = (f"; removed the {len(removed)} temporary file(s) and folder(s) it left ({nbytes / 1e6:.1f} MB)"
-                if removed else "")
+        what = (f"; removed {len(removed)} temporary {'entry' if len(removed) == 1 else 'entries'} it left "
+                f"({nbytes / 1e6:.1f} MB)" if removed else "")
         console.print(f"note: {who} ended without finishing (killed?){what}")
     if threads is None:  # called without thread_scope: report what torch runs with
         import torch
