@@ -304,40 +304,6 @@ def write_baselines(out: Path, eval_dir: Path | dict[str, Path], label_meta: Any
                                                    "parameters": {"real_stack": str(real_path)}}))
 
 
-def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) -> dict[str, Any]:
-    """Ligament and pore diameters (3D local thickness) and isotropy errors of a binary crop, each phase measured on
-    the grid :func:`fibsynth.reconstruct.estimate.thickness_steps` chooses for it: the full resolution for fine
-    structures; for a coarse phase every f-th voxel along an axis, so that its larger features span about
-    :data:`~fibsynth.reconstruct.estimate.THICKNESS_MAX_PX` grid points (the local thickness costs ~ feature size^3
-    per medial-axis voxel: > 11 min on the SOFC crop at full resolution). The isotropy errors and directional
-    functions use the solid's grid. The grids are returned (``statistics_grid``: steps z, y, x per phase) and
-    shown in the report. ``functions_file``: the directional functions are saved there (``functions_file`` in the
-    result: its name)."""
-    from fibsynth.metrics import isotropy_report, mean_ligament_diameter
-    from fibsynth.reconstruct.estimate import thickness_steps
-
-    c = np.asarray(crop, np.uint8)
-    row: dict[str, Any] = {}
-    grid = {}
-    for phase, key, a in (("solid", "ligament_nm", c != 0), ("pore", "pore_nm", c == 0)):
-        st = thickness_steps(a, vz)
-        grid[phase] = list(st)
-        sub = a[tuple(slice(None, None, f) for f in st)]
-        row[key] = float(mean_ligament_diameter(sub, [h * f for h, f in zip(vz, st)]))
-    st = grid["solid"]
-    sub = c[tuple(slice(None, None, f) for f in st)]
-    row["statistics_grid"] = grid
-    if not 0 < sub.mean() < 1:
-        return row
-    iso = isotropy_report(sub, [h * f for h, f in zip(vz, st)], return_functions=True)
-    row.update({k: float(iso[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")})
-    if functions_file is not None:
-        row["functions_file"] = Path(functions_file).name
-        np.savez(functions_file, **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
-                                    for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
-    return row
-
-
 def segmentation_row(seg: np.ndarray, phi: float, vz, functions_file: Path, truth: np.ndarray | None
                      ) -> dict[str, Any]:
     """The evaluation's row of one segmentation of the whole stack (memory-mapped): its solid fraction ``phi``,
@@ -411,6 +377,40 @@ def evaluate_step(steps: _Steps, k_pred: str, d_pred: Path, k_in: str, base: dic
                           {"prediction": k_pred, "real": k_in, **{m: base[m][0] for m in BASELINES}},
                           do_evaluate, "measuring the result")
     return k_ev, d_ev
+
+
+def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) -> dict[str, Any]:
+    """Ligament and pore diameters (3D local thickness) and isotropy errors of a binary crop, each phase measured on
+    the grid :func:`fibsynth.reconstruct.estimate.thickness_steps` chooses for it: the full resolution for fine
+    structures; for a coarse phase every f-th voxel along an axis, so that its larger features span about
+    :data:`~fibsynth.reconstruct.estimate.THICKNESS_MAX_PX` grid points (the local thickness costs ~ feature size^3
+    per medial-axis voxel: > 11 min on the SOFC crop at full resolution). The isotropy errors and directional
+    functions use the solid's grid. The grids are returned (``statistics_grid``: steps z, y, x per phase) and
+    shown in the report. ``functions_file``: the directional functions are saved there (``functions_file`` in the
+    result: its name)."""
+    from fibsynth.metrics import isotropy_report, mean_ligament_diameter
+    from fibsynth.reconstruct.estimate import thickness_steps
+
+    c = np.asarray(crop, np.uint8)
+    row: dict[str, Any] = {}
+    grid = {}
+    for phase, key, a in (("solid", "ligament_nm", c != 0), ("pore", "pore_nm", c == 0)):
+        st = thickness_steps(a, vz)
+        grid[phase] = list(st)
+        sub = a[tuple(slice(None, None, f) for f in st)]
+        row[key] = float(mean_ligament_diameter(sub, [h * f for h, f in zip(vz, st)]))
+    st = grid["solid"]
+    sub = c[tuple(slice(None, None, f) for f in st)]
+    row["statistics_grid"] = grid
+    if not 0 < sub.mean() < 1:
+        return row
+    iso = isotropy_report(sub, [h * f for h, f in zip(vz, st)], return_functions=True)
+    row.update({k: float(iso[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")})
+    if functions_file is not None:
+        row["functions_file"] = Path(functions_file).name
+        np.savez(functions_file, **{f"{kind}_{ax}_{w}": np.asarray(v[i]) for kind in ("tpcf", "lpf")
+                                    for ax, v in iso["functions"][kind].items() for i, w in enumerate(("lag", "val"))})
+    return row
 
 
 def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
