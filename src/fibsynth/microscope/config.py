@@ -208,6 +208,9 @@ class CorrectConfig(StrictModel):
     align_region: tuple[int, int, int, int] | None = Field(
         None, description="register on this rectangle only (y0, y1, x0, x1; pixels, half-open): a static fiducial "
         "band (marks milled into the protective cap); the shifts move the whole slices")
+    align_search_px: float | None = Field(
+        None, ge=1, le=100000, description="largest shift per axis a registration looks for (px); default unlimited on "
+        "the whole image, a third of the region's shorter side with align_region")
     destripe: bool = False
     destripe_method: Literal["auto", "wavelet", "phase"] = Field(
         "auto", description="wavelet (Muench et al. filter), phase (column profile of the residual of a two-phase "
