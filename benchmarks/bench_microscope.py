@@ -22,6 +22,7 @@ Parts:
    the same structure: the structure's own apparent motion, also reported) subtracted;
    ``align_fiducial``: the same stacks with a fiducial band (the protective cap with milled marks) at the top,
    registered on the whole image and on the band's region (chain, neighbours, template), ``--fid-*`` options;
+   ``--fid-wear-contrast`` / ``--fid-wear-blur``: the marks fade / blur over the stack;
    ``align_fiducial_auto``: the band found by ``find_fiducial_region`` (hits, false alarms without a band,
    confidence) and the alignment on it against the hand-given region, ``--fid-auto-*`` options;
    ``align_sources``: the chain's error split into apparent motion, drift and noise parts, its growth with the
@@ -233,6 +234,7 @@ FID_TOP = 16  # --fid-top
 FID_WIDTH: int | None = None  # --fid-width: columns of the region (from x = 0; default the whole width)
 FID_CURTAINS: float | None = None  # --fid-curtains: curtain amplitude (default the align part's 0.02)
 FID_GRAIN = 0.02  # --fid-grain: rms of the cap's grain (new every slice)
+FID_WEAR = {"wear_contrast": 0.0, "wear_blur_px": 0.0}  # --fid-wear-contrast, --fid-wear-blur: the marks' wear
 FID_METHODS = {"chain, whole image": ("whole", {}), "chain, whole image, no band": ("noband", {}),
                "chain, fiducial region": ("region", {}),
                "neighbours (K = 3), fiducial region": ("region", {"method": "neighbours", "neighbours": 3}),
@@ -272,7 +274,7 @@ def part_align_fiducial(quick):
                               shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
                     ideal = image(lab)
                     r = apply(ideal, MicroscopeModel(**kw, fiducial=Fiducial(height_px=h, top_px=FID_TOP,
-                                                                             grain_rms=FID_GRAIN)))
+                                                                             grain_rms=FID_GRAIN, **FID_WEAR)))
                     r0 = apply(ideal, MicroscopeModel(**kw))
                     true = np.array(r.record["realised"]["shifts_px"])
                     assert np.array_equal(true, r0.record["realised"]["shifts_px"])
@@ -292,7 +294,7 @@ def part_align_fiducial(quick):
                     rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
                                  "band_rows": h, "top_rows": FID_TOP, "region": list(region),
                                  "curtain_amplitude": 0.02 if FID_CURTAINS is None else FID_CURTAINS,
-                                 "grain_rms": FID_GRAIN, "electrons_per_pixel": ALIGN_DOSE,
+                                 "grain_rms": FID_GRAIN, **FID_WEAR, "electrons_per_pixel": ALIGN_DOSE,
                                  "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
                                  "worst_px": round(float(v[:, 1].max()), 3),
                                  "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
@@ -338,7 +340,7 @@ def part_align_fiducial_auto(quick):
                         kw = dict(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
                                   drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
                                   shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
-                        fid = Fiducial(height_px=h, top_px=top, grain_rms=FID_GRAIN) if h else Fiducial()
+                        fid = Fiducial(height_px=h, top_px=top, grain_rms=FID_GRAIN, **FID_WEAR) if h else Fiducial()
                         r = apply(image(lab), MicroscopeModel(**kw, fiducial=fid))
                         true = np.array(r.record["realised"]["shifts_px"])
                         c0 = time.process_time()
@@ -362,7 +364,7 @@ def part_align_fiducial_auto(quick):
                         recs.append(rec)
                     found = [q for q in recs if q["region"] is not None]
                     row = {"field_px": n, "slices": nz, "structure": name, "band_rows": h, "top_rows": top,
-                           "electrons_per_pixel": ALIGN_DOSE, "seeds": len(recs), "reported": len(found),
+                           "electrons_per_pixel": ALIGN_DOSE, **FID_WEAR, "seeds": len(recs), "reported": len(found),
                            "confidence": ms([q["confidence"] for q in recs]),
                            "correlation": ms([q["correlation"] for q in recs]),
                            "background": ms([q["background"] for q in recs]),
@@ -1166,6 +1168,10 @@ def main() -> None:
     p.add_argument("--fid-curtains", type=float, default=None,
                    help="align_fiducial: curtain amplitude (default 0.02, the align part's)")
     p.add_argument("--fid-grain", type=float, default=0.02, help="align_fiducial: rms of the cap's grain (0.02)")
+    p.add_argument("--fid-wear-contrast", type=float, default=0.0, help="align_fiducial(_auto): fraction of the "
+                   "marks' contrast lost by the last slice (default 0)")
+    p.add_argument("--fid-wear-blur", type=float, default=0.0, help="align_fiducial(_auto): blur of the marks at "
+                   "the last slice, px (default 0)")
     p.add_argument("--fid-auto-heights", default=None, help="align_fiducial_auto: band rows, comma-separated, 0 = "
                    "no band (default 0,8,16,24)")
     p.add_argument("--fid-auto-tops", default=None, help="align_fiducial_auto: rows of surface above the band, "
@@ -1196,6 +1202,7 @@ def main() -> None:
         FID_HEIGHTS = [int(v) for v in a.fid_heights.split(",")]
     FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN = a.fid_top, a.fid_width, a.fid_curtains, a.fid_grain
     global FID_AUTO_HEIGHTS, FID_AUTO_TOPS
+    FID_WEAR.update(wear_contrast=a.fid_wear_contrast, wear_blur_px=a.fid_wear_blur)
     if a.fid_auto_heights:
         FID_AUTO_HEIGHTS = [int(v) for v in a.fid_auto_heights.split(",")]
     if a.fid_auto_tops:

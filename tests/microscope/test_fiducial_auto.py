@@ -100,3 +100,20 @@ def test_cli_auto_region_and_search_px(tmp_path, capsys):
         steps[len(flag)] = np.diff(np.array(json.loads(capsys.readouterr().out)["shifts_px"]), axis=0)[7]
     # (the whole-pixel peak within 2 px, its sub-pixel refinement within 0.75 px more)
     assert abs(steps[0][1] + 6) < 1.0 and abs(steps[2][1]) <= 2.76, steps
+
+
+def test_mark_wear_fades_and_blurs_the_marks_over_the_stack_and_is_off_by_default():
+    x = changing_stack(nz=6, n=40, seed=3)
+    quiet = dict(height_px=12, top_px=2, grain_rms=0.0, mark_spacing_px=16)
+    base = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet), seed=3)).image
+    assert Fiducial().wear_contrast == 0 and Fiducial().wear_blur_px == 0
+    faded = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet, wear_contrast=1.0), seed=3)).image
+    blurred = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet, wear_blur_px=2.0), seed=3)).image
+    band = np.s_[2:14]
+    assert np.array_equal(faded[0][band], base[0][band]) and np.array_equal(blurred[0][band], base[0][band])
+    depth = [float(np.ptp(faded[k][band])) for k in range(6)]  # the marks' contrast: falls to none at the end
+    assert depth[0] > 0.2 and all(a > b for a, b in zip(depth, depth[1:])) and depth[-1] < 1e-9
+    # blurred: shallower and wider marks
+    assert blurred[-1][band].min() > base[-1][band].min() + 0.05
+    assert (blurred[-1][band] < 0.29).sum() > 1.5 * (base[-1][band] < 0.29).sum()
+    assert np.array_equal(faded[:, 14:], base[:, 14:]) and np.array_equal(blurred[:, 14:], base[:, 14:])
