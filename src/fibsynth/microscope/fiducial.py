@@ -128,24 +128,29 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
                          min_correlation: float = BAND_MIN_CORRELATION, min_contrast: float = BAND_MIN_CONTRAST,
                          passes: int = 2, highpass_px: float = 4.0, trim_px: int = BAND_TRIM_PX,
                          along_fraction: float = 0.25, min_isotropy: float = BAND_MIN_ISOTROPY,
-                         warn: bool = True) -> FiducialBand:
+                         orientation: str = "rows", warn: bool = True) -> FiducialBand:
     """Find the static band of a FIB-SEM stack -- the protective cap with the milled marks that every slice cuts
     at the same place -- for ``register_slices(..., region=...)``; returns a :class:`FiducialBand`.
 
     The first ``max_slices`` slices are registered on the whole image (the chain: drift plus the structure's
-    apparent motion, off by a few pixels at most where a band is present), and :func:`long_lag_correlation` is
-    measured per row and per column: slices at least ``min_lag`` apart (default a third of the slices used) share
-    the band's pattern and not the structure's. The run of rows (or columns) whose correlation stands out -- above
-    half-way from the median to the peak, at least 8 long -- is the candidate; the stack is registered again on
-    it and the correlation measured again (``passes``), so that a poor first registration does not blur the band
-    away. Along the band the region spans the columns (rows) whose correlation over the band is at least half the
-    band's mean (the longest such span).
+    apparent motion, off by a pixel or so where a band is present), and :func:`long_lag_correlation` is measured
+    per row (``orientation="rows"``, default: a horizontal band, the cap over the face; ``"columns"`` or
+    ``"any"`` for a band beside the volume): slices at least ``min_lag`` apart (default a third of the slices
+    used) share the band's pattern and not the structure's; pixels that the registration filled by repeating the
+    frame's edge are left out. The band is the run of rows found by hysteresis (:func:`_best_run`: lines above
+    ``median + 0.1 (peak - median)`` holding one above ``median + 0.3 (peak - median)``, at least 8 +
+    2 ``trim_px`` long), less ``trim_px`` lines each side (the high-pass spreads its edges); along it, the columns
+    where its correlation is at least ``along_fraction`` of its mean (the longest such span). The stack is then
+    registered on that region and the correlation measured again (``passes``), and the pass with the highest
+    confidence kept.
 
-    Declines (``region=None``, a warning unless ``warn=False``) when no run stands out: its mean correlation
-    below ``min_correlation`` or its contrast over the rest, ``correlation - background``, below
-    ``min_contrast``. The thresholds come from the forward model's stacks with and without a band
-    (docs/microscope.md); a real stack's confidence should be read, and the region looked at, before trusting
-    it."""
+    Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
+    ``warn=False``) when the band's mean correlation is below ``min_correlation``, its contrast over the rest
+    (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
+    direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
+    cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
+    band (docs/microscope.md, "Automatic detection of the band"); on a real stack read the confidence and look
+    at the region before trusting it."""
     x = _stack(stack, "stack")
     nz, ny, nx = x.shape
     if nz < 4:
@@ -155,6 +160,8 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
         raise FibsynthError(f"must be >= 4 (got {max_slices})", param="max_slices")
     if passes < 1:
         raise FibsynthError(f"must be >= 1 (got {passes})", param="passes")
+    if orientation not in ("rows", "columns", "any"):
+        raise FibsynthError(f"one of rows, columns, any (got {orientation!r})", param="orientation")
     from fibsynth.microscope.inverse import MIN_REGION_PX, register_slices, shift_slices
 
     use = x[:max_slices]
@@ -174,6 +181,8 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
         rows, cols = long_lag_correlation(aligned, min_lag=lag, highpass_px=highpass_px, shifts=shifts)
         cands = []
         for orient, prof in (("rows", rows), ("columns", cols)):
+            if orientation not in (orient, "any"):
+                continue
             run = _best_run(prof, MIN_REGION_PX + 2 * trim_px)
             if run is None:
                 continue
@@ -185,9 +194,12 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
                                       np.round(prof, 4).tolist(), isotropy=static_isotropy(aligned, region, highpass_px, shifts=shifts)))
         if not cands:
-            results.append(FiducialBand(None, 0.0, float(rows.max()), float(np.median(rows)), "rows", n, lag,
-                                        np.round(rows, 4).tolist(), reason="no run of at least "
-                                        f"{MIN_REGION_PX + 2 * trim_px} rows or columns stands out"))
+            prof = cols if orientation == "columns" else rows
+            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
+                                        "columns" if orientation == "columns" else "rows", n, lag,
+                                        np.round(prof, 4).tolist(), reason="no run of at least "
+                                        f"{MIN_REGION_PX + 2 * trim_px} {orientation.replace('any', 'rows or columns')}"
+                                        " stands out"))
             break
         good = [c for c in cands if usable(c)]
         results.append(max(good or cands, key=lambda c: c.confidence))
