@@ -316,7 +316,8 @@ def part_align_fiducial_auto(quick):
     true band found -- a row band covering at least half of the band's rows with at most 4 rows of structure
     below it --; without: a false alarm), its confidence; alignment (chain) against the true shifts on the
     detected region, on the hand-given region (rows 0 .. top + height, the whole width: what a user draws) and on
-    the whole image, same stacks; paired differences auto - hand on the stacks where a band was reported."""
+    the whole image, same stacks, and ``neighbours`` (K = 3) on both regions; paired differences auto - hand on
+    the stacks where a band was reported."""
     import warnings
 
     from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, Shading, apply,
@@ -355,12 +356,16 @@ def part_align_fiducial_auto(quick):
                             rec["band_rows_covered"] = cover
                             rec["structure_rows"] = max(0, reg[1] - (top + h))
                             rec["hit"] = bool(f.orientation == "rows" and cover >= h / 2 and reg[1] - (top + h) <= 4)
-                        err = lambda region: float(np.abs(register_slices(r.image, region=region) + true).mean())
+                        def err(region, **kw):
+                            return float(np.abs(register_slices(r.image, region=region, **kw) + true).mean())
+
                         rec["err_whole"] = err(None)
                         if reg is not None:
                             rec["err_auto"] = err(tuple(reg))
+                            rec["err_auto_neighbours"] = err(tuple(reg), method="neighbours")
                         if h:
                             rec["err_hand"] = err((0, top + h, 0, n))
+                            rec["err_hand_neighbours"] = err((0, top + h, 0, n), method="neighbours")
                         recs.append(rec)
                     found = [q for q in recs if q["region"] is not None]
                     row = {"field_px": n, "slices": nz, "structure": name, "band_rows": h, "top_rows": top,
@@ -380,6 +385,13 @@ def part_align_fiducial_auto(quick):
                             row["err_hand_same_stacks"] = ms([q["err_hand"] for q in found])
                             row["auto_minus_hand"] = ms(d)
                             row["auto_within_0.5"] = sum(q["err_auto"] <= 0.5 for q in found)
+                            row["err_auto_neighbours_reported"] = ms([q["err_auto_neighbours"] for q in found])
+                            row["err_hand_neighbours_same_stacks"] = ms([q["err_hand_neighbours"] for q in found])
+                            row["auto_minus_hand_neighbours"] = ms([q["err_auto_neighbours"] - q["err_hand_neighbours"]
+                                                                    for q in found])
+                            row["auto_within_0.5_neighbours"] = sum(q["err_auto_neighbours"] <= 0.5 for q in found)
+                            row["worst_auto"] = round(max(q["err_auto"] for q in found), 3)
+                            row["worst_auto_neighbours"] = round(max(q["err_auto_neighbours"] for q in found), 3)
                     else:
                         row["false_alarms"] = len(found)
                     rows.append(row)

@@ -17,7 +17,7 @@ from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, Microsco
                                  register_slices)
 
 
-def changing_stack(nz=16, n=64, seed=0):
+def changing_stack(nz=24, n=64, seed=0):
     """A thresholded 3D Gaussian random field (features ~2.5 px in every direction): each slice is a new
     cross-section, so that rows of the face do not stay the same over the stack; yield 0.1 / 0.5."""
     f = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((nz + 16, n + 16, n + 16)), 2.5)
@@ -38,27 +38,28 @@ def test_band_found_where_it_is_and_alignment_on_it_recovers_the_shifts(seed, he
     f = find_fiducial_region(r.image)
     assert f.region is not None and f.orientation == "rows", f.as_dict()
     y0, y1, x0, x1 = f.region
-    # the band's rows, a little of the flat surface above it at most, no more than 2 rows of the structure below
-    assert y0 >= top - 6 and top + height - 8 <= y1 <= top + height + 2, f.region
+    # the band's rows (with some of the flat surface above it), no more than 2 rows of the structure below
+    assert y0 <= top and top + height - 4 <= y1 <= top + height + 2, f.region
     assert (x0, x1) == (0, 64) and f.confidence > 0.5 and f.isotropy > 0.3
     true = np.array(r.record["realised"]["shifts_px"])
     assert np.abs(register_slices(r.image, region=f.region) + true).mean() < 0.2
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 2])
 def test_no_band_declined_with_a_warning(seed):
     r = imaged(seed)
     with pytest.warns(UserWarning, match="no static fiducial band"):
         f = find_fiducial_region(r.image)
     assert f.region is None and f.reason
-    # a static pattern that runs along one direction (a layer's interface crossing the face along y) is no band:
-    # it cannot fix a shift along itself
+    # a static pattern that runs along one direction (a layer's interface crossing the face along y: a column band
+    # when columns are searched too) is no band: it cannot fix a shift along itself
     x = r.image.copy()
     x[:, :, 20:40] += 0.3 * (np.arange(20) >= 10)[None, None, :]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        g = find_fiducial_region(x)
-    assert g.region is None and (g.candidate is None or g.isotropy < 0.2), g.as_dict()
+        g = find_fiducial_region(x, orientation="any")
+    assert g.region is None and g.orientation == "columns" and g.isotropy < 0.15, g.as_dict()
+    assert "one direction" in g.reason and 20 <= g.candidate[2] and g.candidate[3] <= 40 + 8  # (flat side padded)
 
 
 def test_parameters_checked():
@@ -67,7 +68,7 @@ def test_parameters_checked():
         find_fiducial_region(x[:3])
     assert e.value.param == "stack"
     with pytest.raises(FibsynthError) as e:
-        find_fiducial_region(x, min_lag=16)
+        find_fiducial_region(x, min_lag=24)
     assert e.value.param == "min_lag"
 
 

@@ -22,11 +22,11 @@ from fibsynth.microscope.forward import _stack
 
 # defaults of find_fiducial_region (docs/microscope.md, "Automatic detection of the band", for the measurements)
 BAND_MAX_SLICES = 48
-BAND_MIN_CORRELATION = 0.25
-BAND_MIN_CONTRAST = 0.2
-BAND_MIN_ISOTROPY = 0.2
+BAND_MIN_CORRELATION = 0.2
+BAND_MIN_CONTRAST = 0.17
+BAND_MIN_ISOTROPY = 0.15
 BAND_HIGH, BAND_LOW = 0.3, 0.1  # hysteresis thresholds, fractions of (peak - median) above the median
-BAND_TRIM_PX = 2  # lines taken off each side of the run (the high-pass spreads the band's edges)
+BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are flat (taper room)
 
 
 @dataclass
@@ -126,8 +126,8 @@ def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH,
 
 def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_lag: int | None = None,
                          min_correlation: float = BAND_MIN_CORRELATION, min_contrast: float = BAND_MIN_CONTRAST,
-                         passes: int = 2, highpass_px: float = 4.0, trim_px: int = BAND_TRIM_PX,
-                         along_fraction: float = 0.25, min_isotropy: float = BAND_MIN_ISOTROPY,
+                         passes: int = 2, highpass_px: float = 4.0, pad_px: int = BAND_PAD_PX,
+                         along_fraction: float = 0.0, min_isotropy: float = BAND_MIN_ISOTROPY,
                          orientation: str = "rows", warn: bool = True) -> FiducialBand:
     """Find the static band of a FIB-SEM stack -- the protective cap with the milled marks that every slice cuts
     at the same place -- for ``register_slices(..., region=...)``; returns a :class:`FiducialBand`.
@@ -179,26 +179,31 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     for p in range(passes):
         aligned = shift_slices(use, shifts)
         rows, cols = long_lag_correlation(aligned, min_lag=lag, highpass_px=highpass_px, shifts=shifts)
+        hp = _highpassed(aligned, highpass_px, shifts) ** 2
+        power = {"rows": hp.mean((0, 2)), "columns": hp.mean((0, 1))}  # texture + noise per line
         cands = []
         for orient, prof in (("rows", rows), ("columns", cols)):
             if orientation not in (orient, "any"):
                 continue
-            run = _best_run(prof, MIN_REGION_PX + 2 * trim_px)
+            run = _best_run(prof, MIN_REGION_PX)
             if run is None:
                 continue
             a, b, corr, bg = run
-            a, b = a + trim_px, b - trim_px  # the high-pass spreads the band's edges by a few lines beyond it
-            along = _along_profile(aligned, orient, a, b, lag, highpass_px, shifts)  # where along the band it correlates
-            c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
+            a, b = _pad_flat(power[orient], a, b, pad_px)
+            c0, c1 = 0, (nx if orient == "rows" else ny)
+            if along_fraction > 0:  # where along the band it correlates
+                along = _along_profile(aligned, orient, a, b, lag, highpass_px, shifts)
+                c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
-                                      np.round(prof, 4).tolist(), isotropy=static_isotropy(aligned, region, highpass_px, shifts=shifts)))
+                                      np.round(prof, 4).tolist(), isotropy=static_isotropy(aligned, region, highpass_px,
+                                                                   min_lag=lag, shifts=shifts)))
         if not cands:
             prof = cols if orientation == "columns" else rows
             results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
                                         "columns" if orientation == "columns" else "rows", n, lag,
                                         np.round(prof, 4).tolist(), reason="no run of at least "
-                                        f"{MIN_REGION_PX + 2 * trim_px} {orientation.replace('any', 'rows or columns')}"
+                                        f"{MIN_REGION_PX} {orientation.replace('any', 'rows or columns')}"
                                         " stands out"))
             break
         good = [c for c in cands if usable(c)]
@@ -241,6 +246,19 @@ def _along_profile(aligned: np.ndarray, orient: str, a: int, b: int, lag: int, h
     return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
 
 
+def _pad_flat(power: np.ndarray, a: int, b: int, pad: int) -> tuple[int, int]:
+    """The run ``a:b`` widened by up to ``pad`` lines on each side where the lines beyond are flat (mean power
+    below half the median line's: the plain surface above the cap, not the structure), so that the registration's
+    taper falls on them and not on the band; not widened towards the structure."""
+    half = 0.5 * float(np.median(power))
+    lo, hi = max(a - pad, 0), min(b + pad, len(power))
+    if lo < a and power[lo:a].mean() < half:
+        a = lo
+    if hi > b and power[b:hi].mean() < half:
+        b = hi
+    return a, b
+
+
 def _span(profile: np.ndarray, threshold: float, min_len: int) -> tuple[int, int]:
     """The longest contiguous span of ``profile >= threshold`` (the whole length when none is ``min_len`` long)."""
     lab, k = ndimage.label(profile >= threshold)
@@ -254,24 +272,29 @@ def _span(profile: np.ndarray, threshold: float, min_len: int) -> tuple[int, int
 
 
 def static_isotropy(aligned: Any, region: tuple[int, int, int, int], highpass_px: float = 4.0, *,
-                    shifts: Any = None) -> float:
+                    min_lag: int | None = None, shifts: Any = None) -> float:
     """How well the static pattern of ``region`` in a registered stack fixes a shift in both directions: the ratio
-    of the smaller to the larger eigenvalue of the structure tensor (summed gradient outer products) of the
-    high-passed mean over the slices, the noise left in the mean removed (the tensor of half the difference of
-    the even and odd slices' means subtracted). 1: as much gradient along every direction (marks, corners); 0: a
-    pattern that runs along one direction (a straight edge, a layer's interface), which cannot fix a shift along
-    itself."""
+    of the smaller to the larger eigenvalue of its structure tensor, built from the gradients of the high-passed
+    slices taken in pairs at least ``min_lag`` apart (default a third of the slices), ``sum_pairs sum_pixels
+    g_i g_j^T`` symmetrised -- like :func:`long_lag_correlation`, it keeps what slices far apart share (the band)
+    and drops the noise and the structure, which differ between them. 1: as much gradient along every direction
+    (marks, corners); 0: a pattern that runs along one direction (a straight edge, a layer's interface), which
+    cannot fix a shift along itself."""
     x = _stack(aligned, "aligned")
+    n = x.shape[0]
+    lag = max(1, n // 3) if min_lag is None else int(min_lag)
     y0, y1, x0, x1 = region
     s = _highpassed(x, highpass_px, shifts)[:, y0:y1, x0:x1]
+    gy, gx = np.gradient(s, axis=(1, 2))
+    gy, gx = gy.reshape(n, -1), gx.reshape(n, -1)
+    i, j = np.triu_indices(n, k=lag)
+    if i.size == 0:
+        return 0.0
 
-    def tensor(img: np.ndarray) -> np.ndarray:
-        gy, gx = np.gradient(img)
-        return np.array([[np.sum(gy * gy), np.sum(gy * gx)], [np.sum(gy * gx), np.sum(gx * gx)]])
+    def cross(a: np.ndarray, b: np.ndarray) -> float:
+        g = a @ b.T
+        return 0.5 * float((g[i, j] + g[j, i]).sum())
 
-    m = s.mean(0)
-    t = tensor(m)
-    if s.shape[0] >= 2:
-        t = t - tensor(0.5 * (s[0::2].mean(0) - s[1::2].mean(0)))
+    t = np.array([[cross(gy, gy), cross(gy, gx)], [cross(gy, gx), cross(gx, gx)]])
     w = np.linalg.eigvalsh(t)
     return float(max(w[0], 0.0) / w[1]) if w[1] > 0 else 0.0
