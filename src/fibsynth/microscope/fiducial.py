@@ -26,6 +26,7 @@ BAND_MIN_CORRELATION = 0.2
 BAND_MIN_CONTRAST = 0.17
 BAND_MIN_ISOTROPY = 0.15
 BAND_HIGH, BAND_LOW = 0.3, 0.1  # hysteresis thresholds, fractions of (peak - median) above the median
+BAND_GAP_PX = 4  # gaps closed inside a run
 BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are flat (taper room)
 
 
@@ -100,24 +101,33 @@ def long_lag_correlation(stack: Any, *, min_lag: int, highpass_px: float = 4.0, 
     return out[0], out[1]
 
 
-def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH,
-              low: float = BAND_LOW) -> tuple[int, int, float, float] | None:
+def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH, low: float = BAND_LOW,
+              gap: int = BAND_GAP_PX) -> tuple[int, int, float, float] | None:
     """The band in a profile by hysteresis: runs above ``median + low * (max - median)`` that hold a line above
     ``median + high * (max - median)`` (the band's edges correlate more than its interior, which at low dose is
-    only a little above the rest), at least ``min_len`` long; the one with the largest excess over the median:
-    ``(start, stop, mean, median)``."""
+    only a little above the rest); two such runs at most ``gap`` lines apart are one (the cap's top edge and its
+    interior can be split by a dip where the edge meets the frame's edge); at least ``min_len`` long; the one
+    with the largest excess over the median: ``(start, stop, mean, median)``."""
     bg = float(np.median(profile))
     span = float(profile.max()) - bg
     core = profile > bg + high * span
     lab, k = ndimage.label(profile > bg + low * span)
-    best = None
+    runs: list[list[int]] = []
     for r in range(1, k + 1):
         idx = np.flatnonzero(lab == r)
-        if idx.size < min_len or not core[idx].any():
+        if not core[idx].any():
             continue
-        excess = float((profile[idx] - bg).sum())
+        if runs and idx[0] - runs[-1][1] <= gap:
+            runs[-1][1] = int(idx[-1]) + 1
+        else:
+            runs.append([int(idx[0]), int(idx[-1]) + 1])
+    best = None
+    for a, b in runs:
+        if b - a < min_len:
+            continue
+        excess = float((profile[a:b] - bg).sum())
         if best is None or excess > best[0]:
-            best = (excess, int(idx[0]), int(idx[-1]) + 1)
+            best = (excess, a, b)
     if best is None:
         return None
     _, a, b = best
