@@ -20,7 +20,7 @@ from scipy import ndimage
 from fibsynth.errors import FibsynthError
 from fibsynth.microscope.forward import _stack
 
-# defaults of find_fiducial_region (docs/microscope.md, "Automatic detection of the band", for the measurements)
+# defaults of find_fiducial_region (docs/microscope.md, "Eleventh round", for the measurements)
 BAND_MAX_SLICES = 48
 BAND_MIN_CORRELATION = 0.2
 BAND_MIN_CONTRAST = 0.17
@@ -148,18 +148,19 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     ``"any"`` for a band beside the volume): slices at least ``min_lag`` apart (default a third of the slices
     used) share the band's pattern and not the structure's; pixels that the registration filled by repeating the
     frame's edge are left out. The band is the run of rows found by hysteresis (:func:`_best_run`: lines above
-    ``median + 0.1 (peak - median)`` holding one above ``median + 0.3 (peak - median)``, at least 8 +
-    2 ``trim_px`` long), less ``trim_px`` lines each side (the high-pass spreads its edges); along it, the columns
-    where its correlation is at least ``along_fraction`` of its mean (the longest such span). The stack is then
-    registered on that region and the correlation measured again (``passes``), and the pass with the highest
-    confidence kept.
+    ``median + 0.1 (peak - median)`` holding one above ``median + 0.3 (peak - median)``, two such runs at most 4
+    lines apart taken as one, at least 8 long), widened by up to ``pad_px`` lines on a side whose lines are flat
+    (:func:`_pad_flat`: the surface above the cap; room for the registration's taper, never into the structure);
+    along it the whole width, or with ``along_fraction > 0`` the columns where its correlation is at least that
+    fraction of its mean (the longest such span; noisy at low dose). The stack is then registered on that region
+    and the correlation measured again (``passes``), and the pass with the highest confidence kept.
 
     Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
     ``warn=False``) when the band's mean correlation is below ``min_correlation``, its contrast over the rest
     (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
     direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
     cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
-    band (docs/microscope.md, "Automatic detection of the band"); on a real stack read the confidence and look
+    band (docs/microscope.md, "Eleventh round"); on a real stack read the confidence and look
     at the region before trusting it."""
     x = _stack(stack, "stack")
     nz, ny, nx = x.shape
