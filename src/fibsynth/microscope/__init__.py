@@ -28,6 +28,7 @@ from fibsynth.microscope.estimate import (
     stripe_profile_power,
 )
 from fibsynth.microscope.measure import charging_streaks
+from fibsynth.microscope.fiducial import FiducialBand, find_fiducial_region
 from fibsynth.microscope.forward import (
     MicroscopeResult,
     apply,
@@ -59,6 +60,7 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "Fiducial", "MicroscopeModel", "MicroscopeResult", "Shading",
+    "FiducialBand", "find_fiducial_region",
     "align", "apply", "fiducial_band", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",

@@ -665,7 +665,7 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}
     if cfg.align:
         x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
-                          region=cfg.align_region)
+                          region=cfg.align_region, search_px=cfg.align_search_px)
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:
