@@ -40,6 +40,7 @@ from fibsynth.microscope.forward import (
     stripe_profiles,
 )
 from fibsynth.microscope.inverse import (
+    SliceChain,
     align,
     as_full_scale,
     correct,
@@ -58,7 +59,7 @@ from fibsynth.microscope.inverse import (
 from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
-    "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "Fiducial", "MicroscopeModel", "MicroscopeResult", "Shading",
+    "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "Fiducial", "MicroscopeModel", "MicroscopeResult", "Shading", "SliceChain",
     "align", "apply", "fiducial_band", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",

@@ -198,52 +198,25 @@ ESTIMATORS = ("fibsynth.microscope: noise_sigma (wavelet MAD), stripe_profile_po
               "register_slices (phase correlation)")
 
 
-def stripe_power(img: np.ndarray) -> float:
+def stripe_power(img: Any) -> float:
     """Curtain-stripe power: the variance of each slice's stripe profile
-    (:func:`fibsynth.microscope.stripe_profile_power`) relative to the slice's variance, averaged over slices
-    (0 = no vertical stripes)."""
+    (:func:`fibsynth.microscope.stripe_profile_power`, which reads one slice at a time) relative to the slice's
+    variance, averaged over slices (0 = no vertical stripes)."""
     from fibsynth.microscope import stripe_profile_power
 
     var = img.reshape(img.shape[0], -1).var(axis=1) + 1e-12
-    # slice by slice (the estimator works on a float64 copy of its input): the same per-slice values
-    power = np.concatenate([stripe_profile_power(img[k:k + 1]) for k in range(img.shape[0])])
-    return float(np.mean(np.clip(power, 0, None) / var))
-
-
-def noise_sigma_slices(img: np.ndarray) -> float:
-    """:func:`fibsynth.microscope.noise_sigma` of a stack (the median over its slices of each slice's wavelet MAD),
-    one slice at a time: the same number, without a float64 copy of the whole stack and its temporaries."""
-    from fibsynth.microscope import noise_sigma
-
-    return float(np.median([noise_sigma(img[k:k + 1]) for k in range(img.shape[0])]))
-
-
-def register_chain(img: np.ndarray, *, last: np.ndarray | None = None, start: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fibsynth.microscope.register_slices`' default chain (each slice registered onto the one before at
-    1/20 px, the steps summed in order), one prepared slice in memory at a time: the same cumulative shifts as
-    ``register_slices(img)``, without its float64 copy of the whole stack. To go on across blocks, pass the
-    previous block's ``last`` prepared slice and ``start`` (its last cumulative shift). Returns the cumulative
-    shifts (len(img), 2) and the last prepared slice."""
-    from fibsynth.microscope.inverse import HIGHPASS_PX, _pcc, _prepare_for_registration
-
-    cum = np.zeros((img.shape[0], 2))
-    prev = np.zeros(2) if start is None else np.asarray(start, np.float64)
-    for k in range(img.shape[0]):
-        cur = _prepare_for_registration(np.asarray(img[k], np.float64), HIGHPASS_PX)
-        if last is not None:
-            prev = prev + _pcc(last, cur, REGISTRATION_UPSAMPLE)
-        cum[k] = prev
-        last = cur
-    return cum, last
+    return float(np.mean(np.clip(stripe_profile_power(img), 0, None) / var))
 
 
 def inspect_stack(img: np.ndarray) -> dict[str, Any]:
     """Histogram, percentiles, noise, stripe power and drift of a (z, y, x) stack."""
     lo, p1, p50, p99, hi = (float(v) for v in np.percentile(img, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(img, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    sigma = noise_sigma_slices(img)
-    cum, _ = register_chain(img)  # cumulative (dy, dx) registering each slice onto slice 0
+    from fibsynth.microscope import noise_sigma, register_slices
+
+    # the microscope's estimators read one slice at a time: no float64 copy of the stack
+    sigma = noise_sigma(img)
+    cum = register_slices(img, upsample=REGISTRATION_UPSAMPLE)  # cumulative (dy, dx) onto slice 0
     step = np.diff(cum, axis=0)
     rec: dict[str, Any] = {
         "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
@@ -319,11 +292,13 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
                                        if k not in ("histogram", "drift_shifts_px")}
         np.save(out_npy, np.ascontiguousarray(img, np.float32))
         return rec
+    from fibsynth.microscope import SliceChain, noise_sigma
+
     nz = shape[0]
     out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
     cum = np.zeros((nz, 2))
     lo, hi = np.inf, -np.inf
-    last = None
+    chain = SliceChain(upsample=REGISTRATION_UPSAMPLE)  # register_slices' chain, continued from block to block
     b = max(1, int(block))
     chunks = getattr(stack, "chunksize", None)  # a dask array: whole chunks along z (each is read once)
     if chunks:
@@ -333,9 +308,8 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
         blk = np.asarray(stack[z0:z1], np.float32)
         out[z0:z1] = blk
         lo, hi = min(lo, float(blk.min())), max(hi, float(blk.max()))
-        # the drift: register_slices' chain across the blocks, one slice prepared at a time, so the cumulative
-        # shifts are those of registering the whole stack at once
-        cum[z0:z1], last = register_chain(blk, last=last, start=cum[z0 - 1] if z0 else None)
+        # the drift: the cumulative shifts are those of registering the whole stack at once
+        cum[z0:z1] = chain.add(blk)
     out.flush()
     clipped = sum(int(np.count_nonzero((out[z0:z0 + b] == lo) | (out[z0:z0 + b] == hi))) for z0 in range(0, nz, b))
     idx = np.unique(np.linspace(0, nz - 1, min(nz, int(sample_slices))).round().astype(int))
@@ -343,9 +317,8 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
     del out
     _, p1, p50, p99, _ = (float(v) for v in np.percentile(sample, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(sample, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    # noise (the median of the per-slice wavelet MADs) and stripe power (the mean of per-slice ratios) slice by
-    # slice: the same numbers as over the whole sample, without its float64 copies
-    sigma = noise_sigma_slices(sample)
+    # noise and stripe power: the microscope's estimators read the sample one slice at a time
+    sigma = noise_sigma(sample)
     stripes = stripe_power(sample)
     step = np.diff(cum, axis=0)
     return {
