@@ -104,20 +104,6 @@ def test_lazy_estimators_give_the_whole_array_numbers_exactly(which):
         assert np.array_equal(got, _ref_chain(stack, **kw)) and c.count == len(stack)
 
 
-def test_inspection_uses_the_microscope_chain_and_estimators_on_the_example_stack(tmp_path):
-    from fibsynth.reconstruct.inspect import inspect_stack, inspect_to_npy
-
-    stack = _example()
-    img = stack.astype(np.float32)
-    rec = inspect_stack(img)
-    assert np.array_equal(np.asarray(rec["drift_shifts_px"]), _ref_chain(img))
-    assert rec["noise_sigma"] == _ref_noise_sigma(img)
-    var = img.reshape(len(img), -1).var(axis=1) + 1e-12
-    assert rec["stripe_power"] == float(np.mean(np.clip(_ref_stripe_power(img), 0, None) / var))
-    lazy = inspect_to_npy(stack, tmp_path / "r.npy", block=5, max_bytes=0)  # five blocks, chain carried across
-    assert lazy["drift_shifts_px"] == rec["drift_shifts_px"]
-
-
 class _Recording:
     """A read-only array-like that hands out copies of single slices and records every read."""
 

@@ -80,6 +80,28 @@ def test_lazy_inspection_measures_one_slice_at_a_time_with_the_same_numbers(tmp_
     assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(stack))  # whole-stack chain, exactly
 
 
+def test_inspection_of_the_example_stack_is_the_microscope_estimators_on_the_whole_array(tmp_path):
+    # health13: the inspection's own chain and noise loop are gone; it calls fibsynth.microscope (which reads one
+    # slice at a time) and must give the former whole-array numbers, in memory and block by block
+    from pathlib import Path
+
+    import fibsynth
+    from fibsynth.io import read_volume
+    from fibsynth.microscope import register_slices
+    from fibsynth.reconstruct.inspect import inspect_stack, inspect_to_npy
+
+    stack = np.asarray(read_volume(Path(fibsynth.__file__).parent / "reconstruct/data/example_stack.tif").data)
+    img = stack.astype(np.float32)
+    rec = inspect_stack(img)
+    x = img.astype(np.float64)  # the former code: the whole stack as float64
+    d = (x[:, 0::2, 0::2] - x[:, 0::2, 1::2] - x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) / 2
+    assert rec["noise_sigma"] == float(np.median(np.median(np.abs(d), axis=(1, 2)) / 0.6744897501960817))
+    assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(x))
+    assert rec["drift_total_px"] > 1.0
+    lazy = inspect_to_npy(stack, tmp_path / "r.npy", block=5, max_bytes=0)  # five blocks, the chain carried across
+    assert lazy["drift_shifts_px"] == rec["drift_shifts_px"]
+
+
 def test_a_run_that_will_not_fit_on_the_disk_is_warned_about(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
