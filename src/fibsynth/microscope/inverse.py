@@ -554,6 +554,18 @@ def destripe_phase_slice(img: Any, *, iters: int = 3, init_levels: int = LAYERED
     return guide, prof
 
 
+def destripe_method(stack: Any, *, levels: int | None = None, method: str = "auto") -> str:
+    """The method :func:`destripe` uses on ``stack``: ``method`` itself, or for ``"auto"`` ``"phase"`` when
+    ``levels`` is not given and :func:`runs_along_y` finds a layer crossing the face, else ``"wavelet"``. For a
+    stack destriped block by block: decide on the whole stack (read one slice at a time), then pass the method to
+    :func:`destripe` for each block."""
+    if method not in DESTRIPE_METHODS:
+        raise FibsynthError(f"unknown method {method!r}; one of {', '.join(DESTRIPE_METHODS)}", param="method")
+    if method == "auto":
+        return "phase" if levels is None and runs_along_y(stack) else "wavelet"
+    return method
+
+
 def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavelet: str = "db4",
              method: str = "auto") -> np.ndarray:
     """Remove vertical curtain stripes from every slice of a (z, y, x) stack.
@@ -566,10 +578,7 @@ def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavel
     (the wavelet filter at 7 levels flattened a vertical SOFC layer by 10.4 px and at 5 levels left 38 % of the
     power of broad curtains; measured figures in docs/microscope.md)."""
     x = _Slices(stack, "stack")  # read one slice at a time: the float64 output is the only whole-stack copy
-    if method not in DESTRIPE_METHODS:
-        raise FibsynthError(f"unknown method {method!r}; one of {', '.join(DESTRIPE_METHODS)}", param="method")
-    if method == "auto":
-        method = "phase" if levels is None and runs_along_y(x) else "wavelet"
+    method = destripe_method(x, levels=levels, method=method)
     if method == "wavelet" and levels is None:
         levels = auto_levels(*x.shape[1:])
     out = np.empty(x.shape, np.float64)
@@ -591,9 +600,14 @@ def _poly_design(ny: int, nx: int, degree: int) -> np.ndarray:
 
 def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = None) -> np.ndarray:
     """The stack's slow multiplicative background (ny, nx), normalised to mean 1: the mean over slices fitted by a
-    2D polynomial of ``degree`` (default), or smoothed by a Gaussian of ``sigma_px`` when given."""
-    x = _stack(stack, "stack")
-    m = x.mean(0)
+    2D polynomial of ``degree`` (default), or smoothed by a Gaussian of ``sigma_px`` when given. Reads ``stack``
+    (any array-like: memory map, dask array) one slice at a time (the mean summed in slice order, as
+    ``stack.mean(0)``: the same numbers)."""
+    x = _Slices(stack, "stack")
+    m = x[0]
+    for k in range(1, x.shape[0]):
+        m += x[k]
+    m = m / x.shape[0]
     if sigma_px is not None:
         bg = ndimage.gaussian_filter(m, sigma_px, mode="nearest")
     else:
@@ -608,7 +622,8 @@ def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = 
 
 
 def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma_px: float | None = None,
-                    dark_offset: float | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                    dark_offset: float | None = None, field: Any = None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Divide the signal above the black level by the shading; returns the corrected stack, the shading field
     (ny, nx) and what was measured.
 
@@ -616,14 +631,25 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     phases' gray levels (:func:`fibsynth.microscope.estimate.shading_profile`, which also finds the black level
     when the shadow is deep enough); it is not fooled by a structure whose solid fraction varies across the face.
     ``"polynomial"`` fits a 2D polynomial of ``degree`` to the mean over slices, ``"gaussian"`` smooths it by
-    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading)."""
+    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading).
+
+    ``field``: a shading field (ny, nx) measured before -- for a stack corrected block by block, the field of the
+    whole stack (:func:`shading_background`, which reads one slice at a time) -- divided out as it is, with
+    ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
     x = _stack(stack, "stack")
     info: dict[str, Any] = {"method": method}
-    if method == "model":
+    if field is not None:
+        field = np.asarray(field, np.float64)
+        if field.shape != x.shape[1:] or not (np.isfinite(field).all() and (field > 0).all()):
+            raise FibsynthError(f"expected a positive, finite ({x.shape[1]}, {x.shape[2]}) field, got shape "
+                                f"{field.shape}", param="field")
+        off = 0.0 if dark_offset is None else dark_offset
+        info.update(black_level=off, field="given")
+    elif method == "model":
         sh = shading_profile(x)
         off = dark_offset if dark_offset is not None else (sh["offset"] if sh["offset"] is not None else 0.0)
         model = MicroscopeModel(shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
