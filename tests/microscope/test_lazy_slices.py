@@ -14,7 +14,7 @@ from scipy import ndimage
 import fibsynth
 import fibsynth.microscope as M
 from fibsynth.errors import FibsynthError
-from fibsynth.microscope.inverse import auto_levels, _pcc, _prepare_for_registration, _window, check_region
+from fibsynth.microscope.inverse import auto_levels, _pcc, _poly_design, _prepare_for_registration, _window, check_region
 from microscope_phantom import phantom
 
 EXAMPLE = Path(fibsynth.__file__).parent / "reconstruct" / "data" / "example_stack.tif"
@@ -97,6 +97,14 @@ def test_lazy_estimators_give_the_whole_array_numbers_exactly(which):
     levels = auto_levels(ny, nx)
     assert np.array_equal(M.destripe(stack[:3], method="wavelet"),
                           np.stack([M.destripe_slice(s, levels=levels) for s in x[:3]]))
+    m = x.mean(0)  # the shading background of the former code: a polynomial fit to the whole stack's mean
+    A = _poly_design(ny, nx, 3)
+    bg = (A @ np.linalg.lstsq(A, m.ravel(), rcond=None)[0]).reshape(m.shape)
+    field = M.shading_background(stack)
+    assert np.array_equal(field, np.maximum(bg / bg.mean(), 1e-3))
+    y, f, _ = M.correct_shading(stack, method="polynomial")  # a field measured before, applied to a block
+    assert np.array_equal(M.correct_shading(stack[2:5], method="polynomial", field=f)[0], y[2:5])
+    assert M.destripe_method(stack) == "wavelet" and M.destripe_method(stack, method="phase") == "phase"
     # a chain fed in uneven blocks (the continuation carries the last slice and the running shift)
     for kw in ({}, {"region": region}):
         c = M.SliceChain(**kw)
@@ -151,6 +159,8 @@ def test_chain_checks_what_it_is_given():
     c.add(np.random.default_rng(0).random((2, 96, 96)))
     with pytest.raises(FibsynthError, match="do not continue"):
         c.add(np.zeros((2, 64, 96)))
+    with pytest.raises(FibsynthError, match="field"):
+        M.correct_shading(np.ones((2, 32, 32)), method="polynomial", field=np.ones((32, 31)))
     bad = np.random.default_rng(1).random((3, 32, 32))
     bad[2, 1, 1] = np.nan  # found when slice 2 is read
     with pytest.raises(FibsynthError, match="NaN"):
