@@ -104,6 +104,7 @@ def test_lazy_estimators_give_the_whole_array_numbers_exactly(which):
     assert np.array_equal(field, np.maximum(bg / bg.mean(), 1e-3))
     y, f, _ = M.correct_shading(stack, method="polynomial")  # a field measured before, applied to a block
     assert np.array_equal(M.correct_shading(stack[2:5], method="polynomial", field=f)[0], y[2:5])
+    assert np.array_equal(M.denoise(stack[:3], "gaussian"), np.stack([ndimage.gaussian_filter(s, 1.0) for s in x[:3]]))
     assert M.destripe_method(stack) == "wavelet" and M.destripe_method(stack, method="phase") == "phase"
     # a chain fed in uneven blocks (the continuation carries the last slice and the running shift)
     for kw in ({}, {"region": region}):

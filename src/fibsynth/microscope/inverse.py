@@ -691,15 +691,15 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
 
     from fibsynth.microscope.measure import noise_sigma
 
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")  # one slice converted at a time: the float64 output is the only whole-stack copy
     if not strength > 0:
         raise FibsynthError(f"must be > 0 (got {strength})", param="strength")
-    if method == "none":
-        return x
-    out = np.empty_like(x)
+    out = np.empty(x.shape, np.float64)
     for k in range(x.shape[0]):
         img = x[k]
-        if method == "gaussian":
+        if method == "none":
+            out[k] = img
+        elif method == "gaussian":
             out[k] = ndimage.gaussian_filter(img, strength)
         elif method == "median":
             r = max(1, int(round(strength)))
