@@ -238,10 +238,12 @@ def test_alignment_fill_is_left_out_and_the_outputs_carry_the_offset(tiny, tmp_p
 
 def test_align_region_reaches_the_inspection_in_the_stacks_coordinates(tiny, tmp_path, capsys, monkeypatch):
     """--align-region is given in the stack's own pixels; the inspection registers on it where it lies once the
-    alignment fill is left out, and the step cache keys it. The run is stopped inside the inspection (the step
-    itself is tested in test_big_stack_memory.py)."""
+    alignment fill is left out; a rectangle reaching into the fill is refused in one line. The run is stopped
+    inside the inspection (the step itself is tested in test_big_stack_memory.py)."""
     import fibsynth.reconstruct.inspect as I
     from fibsynth.errors import FibsynthError
+    from fibsynth.io import write_volume
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX as m
 
     seen = {}
 
@@ -254,9 +256,7 @@ def test_align_region_reaches_the_inspection_in_the_stacks_coordinates(tiny, tmp
     img = np.asarray(stack.data)
     padded = np.zeros((12, 45, 46), img.dtype)
     padded[:, 3:43, 4:44] = img  # fill: 3 rows above, 4 columns left (+ the margin)
-    write = __import__("fibsynth.io", fromlist=["write_volume"]).write_volume
-    write(tmp_path / "aligned.tif", padded, stack.meta)
-    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX as m
+    write_volume(tmp_path / "aligned.tif", padded, stack.meta)
 
     y0, x0 = 3 + m, 4 + m
     argv = ["reconstruct", str(tmp_path / "aligned.tif"), str(tmp_path / "o"), "--correct", "align", "--quiet"]
