@@ -160,6 +160,12 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--phases", "3", "--tta", "4"], "--tta"),  # the n-class prediction has no averaged form
     (["--tta", "9"], "--tta"),
     (["--device", "tpu9"], "--device"),
+    (["--align-region", "0:10,0:40"], "needs align"),  # the region registers for the align correction
+    (["--correct", "align", "--align-region", "0:10"], "Y0:Y1,X0:X1"),
+    (["--correct", "align", "--align-region", "auto"], "--align-region"),  # no detection (yet)
+    (["--correct", "align", "--align-region", "10:0,0:40"], "--align-region"),
+    (["--correct", "align", "--align-region", "0:10,0:41"], "inside the 40 x 40"),
+    (["--correct", "align", "--align-region", "0:4,0:40"], "too small"),
 ])
 def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
     """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before
@@ -235,3 +241,35 @@ def test_alignment_fill_is_left_out_and_the_outputs_carry_the_offset(tiny, tmp_p
     assert ev["ground truth"]["solid_fraction"] == pytest.approx(
         truth[:, m:40 - m, m:40 - m].mean())  # the truth scored on the same region
     assert "alignment fill (not microscope data)" in (out / "report.html").read_text()
+
+
+def test_align_region_reaches_the_inspection_in_the_stacks_coordinates(tiny, tmp_path, capsys, monkeypatch):
+    """--align-region is given in the stack's own pixels; the inspection registers on it where it lies once the
+    alignment fill is left out; a rectangle reaching into the fill is refused in one line. The run is stopped
+    inside the inspection (the step itself is tested in test_big_stack_memory.py)."""
+    import fibsynth.reconstruct.inspect as I
+    from fibsynth.errors import FibsynthError
+    from fibsynth.io import write_volume
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX as m
+
+    seen = {}
+
+    def stop(stack, out_npy, corrections=(), **kw):
+        seen.update(kw, corrections=corrections, shape=tuple(stack.shape))
+        raise FibsynthError("stopped by the test")
+
+    monkeypatch.setattr(I, "inspect_to_npy", stop)
+    stack = read_volume(tiny / "stack.tif")
+    img = np.asarray(stack.data)
+    padded = np.zeros((12, 45, 46), img.dtype)
+    padded[:, 3:43, 4:44] = img  # fill: 3 rows above, 4 columns left (+ the margin)
+    write_volume(tmp_path / "aligned.tif", padded, stack.meta)
+
+    y0, x0 = 3 + m, 4 + m
+    argv = ["reconstruct", str(tmp_path / "aligned.tif"), str(tmp_path / "o"), "--correct", "align", "--quiet"]
+    assert main(argv + ["--align-region", f"{y0}:{y0 + 10},{x0}:{x0 + 30}"]) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert seen["align_region"] == (0, 10, 0, 30) and seen["corrections"] == ("align",)
+    assert main(argv + ["--align-region", f"0:10,{x0}:{x0 + 30}"]) == 2  # into the fill
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--align-region" in err and "alignment fill" in err, err

@@ -41,13 +41,16 @@ from fibsynth.microscope.forward import (
     stripe_profiles,
 )
 from fibsynth.microscope.inverse import (
+    SliceChain,
     align,
     as_full_scale,
+    check_region,
     correct,
     correct_drift,
     correct_shading,
     denoise,
     destripe,
+    destripe_method,
     destripe_phase_slice,
     destripe_slice,
     phase_stripe_profile,
@@ -66,4 +69,5 @@ __all__ = [
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
+    "SliceChain", "check_region", "destripe_method",
 ]

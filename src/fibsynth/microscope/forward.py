@@ -56,6 +56,41 @@ def _stack(a: Any, param: str) -> np.ndarray:
     return x
 
 
+class _Slices:
+    """A (z, y, x) stack read one slice at a time: ``s[k]`` is slice k as float64 (a new array, checked finite),
+    the values ``_stack(a)[k]`` would hold, without the float64 copy of the whole stack. Takes anything
+    :func:`_stack` takes; an array, memory map, dask or Zarr array is not read until a slice is asked for
+    (anything else goes through ``np.asarray``). The same one-line errors as :func:`_stack` (a non-finite slice
+    when it is read)."""
+
+    def __init__(self, a: Any, param: str):
+        if isinstance(a, _Slices):
+            a = a._a
+        elif not all(hasattr(a, n) for n in ("shape", "dtype", "__getitem__")):
+            a = np.asarray(a)
+        if len(a.shape) == 2:
+            a = a[None] if isinstance(a, np.ndarray) else np.asarray(a)[None]
+        self._a, self.param = a, param
+        self.shape = tuple(int(n) for n in a.shape)
+        dt = np.dtype(a.dtype)
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise FibsynthError(f"expected a (z, y, x) stack, got shape {self.shape}", param=param)
+        if not np.issubdtype(dt, np.number) and dt != bool:
+            raise FibsynthError(f"expected numbers, got {dt}", param=param)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        s = np.asarray(self._a[int(k)]).astype(np.float64)
+        if not np.isfinite(s).all():
+            raise FibsynthError("contains NaN or infinite values", param=self.param)
+        return s
+
+    def __iter__(self):
+        return (self[k] for k in range(self.shape[0]))
+
+
 def smooth_series(rng: np.random.Generator, n: int, correlation: float) -> np.ndarray:
     """A stationary AR(1) series of unit variance whose correlation falls to 1/e over ``correlation`` steps."""
     r = float(np.exp(-1.0 / max(correlation, 1e-9)))

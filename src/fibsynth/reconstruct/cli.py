@@ -35,6 +35,7 @@ def reconstruct_cmd(
     seg_steps: Optional[int] = typer.Option(None, "--seg-steps", help="Optimizer steps of the segmentation training (default: from --budget-min)."),
     seg_seeds: Optional[int] = typer.Option(None, "--seg-seeds", help="U-Nets trained per round with different seeds; the one whose reconstruction, imaged again, correlates best with your stack is kept (label-free). N costs N trainings (default: see docs/reconstruct.md)."),
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
+    align_region: Optional[str] = typer.Option(None, "--align-region", help="Register the slices on this rectangle only, Y0:Y1,X0:X1 (pixels, half-open, of your stack as given): a band that does not change from slice to slice, e.g. fiducial marks milled into the protective cap, measures the stage drift without the apparent motion of slanted features; the whole slices are moved. Needs --correct align."),
     reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
     tta: int = typer.Option(1, "--tta", help="Test-time augmentation: average the network's output over this many in-plane rotations/flips of your stack (1-8; 1 = none, the default; N costs N predictions; two-phase reconstructions only)."),
@@ -54,13 +55,14 @@ def reconstruct_cmd(
         _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
-             translation=translation, detector=detector, tta=tta, device=device, seg_seeds=seg_seeds)
+             translation=translation, detector=detector, tta=tta, device=device, seg_seeds=seg_seeds,
+             align_region=align_region)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
-         translation="auto", detector="bse", tta=1, device="auto", seg_seeds=None) -> None:
+         translation="auto", detector="bse", tta=1, device="auto", seg_seeds=None, align_region=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -80,7 +82,8 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   adapt_method=adapt_method.lower(),
                                   synth_slices=synth_slices, synth_side=synth_side,
                                   gan_epochs=gan_epochs, gan_patches=gan_patches, gan_channels=gan_channels,
-                                  mode=mode.lower(), seg_steps=seg_steps, correct=fixes, reestimate=reestimate,
+                                  mode=mode.lower(), seg_steps=seg_steps, correct=fixes, align_region=align_region,
+                                  reestimate=reestimate,
                                   block=block, budget_min=budget_min, threads=threads, seed=seed, tta=tta,
                                   device=device.lower(),
                                   **({"seg_seeds": seg_seeds} if seg_seeds is not None else {}))

@@ -413,24 +413,56 @@ def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) ->
     return row
 
 
-def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
+def region_in_crop(region: Any, shape: tuple[int, ...], fill: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    """``align_region`` (y0, y1, x0, x1; pixels of the stack as given, ``shape``) in the coordinates of the stack
+    without its alignment fill (``fill``: :func:`fibsynth.reconstruct.inspect.crop_fill`'s record, or None): one
+    line naming ``align_region`` when it does not lie inside the slices, reaches into the fill or is too small to
+    register on (:func:`fibsynth.microscope.check_region`)."""
+    from fibsynth.microscope import check_region
+
+    y0, y1, x0, x1 = (int(v) for v in region)
+    ny, nx = (int(n) for n in shape[-2:])
+    if not (y1 <= ny and x1 <= nx):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} must lie inside the {ny} x {nx} slices "
+                            f"(Y1 <= {ny}, X1 <= {nx})", param="align_region")
+    if fill is None:
+        check_region((y0, y1, x0, x1), shape, param="align_region")
+        return y0, y1, x0, x1
+    _, (by0, by1), (bx0, bx1) = fill["box"]
+    if not (by0 <= y0 and y1 <= by1 and bx0 <= x0 and x1 <= bx1):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} reach into the alignment fill that is left out "
+                            f"(the image region is rows {by0}:{by1}, columns {bx0}:{bx1}): give a rectangle inside it",
+                            param="align_region")
+    out = (y0 - by0, y1 - by0, x0 - bx0, x1 - bx0)
+    check_region(out, (by1 - by0, bx1 - bx0), param="align_region")
+    return out
+
+
+def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct, align_region: Any = None
+                 ) -> tuple[str, Path, np.ndarray, dict]:
     """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
-    apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
-    (read-only: only what a later step touches is read) and the inspection record."""
+    apply the corrections, store it as ``real.npy``. ``align_region``: register on that rectangle of the stack as
+    given (:func:`region_in_crop`). Returns the key, the folder, the stored stack memory-mapped (read-only: only what
+    a later step touches is read) and the inspection record."""
     from fibsynth.reconstruct.inspect import inspect_to_npy
 
     cropped, fill = _crop_fill_cached(steps, raw, real_path)  # alignment fill (constant edge rows/columns, blank end
     # slices) left out
+    region = None if align_region is None else region_in_crop(align_region, raw.shape, fill)
 
     def do_inspect(d: Path) -> dict:
-        rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill)
+        rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill, align_region=region)
+        if region is not None:
+            rec["drift_region"] = [int(v) for v in align_region]  # as given (the stack's own coordinates)
         (d / "inspect.json").write_text(json.dumps(rec))
         return {"noise_relative": rec["noise_relative"]}
 
     key = {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct), "estimators": "fibsynth.microscope"}
     if fill is not None:  # keys of stacks without fill as before (their caches stay valid)
         key["alignment_fill"] = fill["box"]
+    if align_region is not None:  # likewise: only where a region is given
+        key["align_region"] = [int(v) for v in align_region]
     k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
     return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
 
@@ -765,6 +797,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
+    if s.align_region is not None:  # inside the slices (the alignment fill is checked once it is found)
+        region_in_crop(s.align_region, raw.shape, None)
     device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
@@ -774,7 +808,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         console.print(f"[bold yellow]warning[/] {disk_note}")
 
     # 1. inspect ---------------------------------------------------------------------------------------------
-    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct, s.align_region)
     truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
