@@ -162,7 +162,10 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--device", "tpu9"], "--device"),
     (["--align-region", "0:10,0:40"], "needs align"),  # the region registers for the align correction
     (["--correct", "align", "--align-region", "0:10"], "Y0:Y1,X0:X1"),
-    (["--correct", "align", "--align-region", "auto"], "--align-region"),  # no detection (yet)
+    (["--align-region", "auto"], "needs align"),
+    # the tiny stack has no fiducial band: the detection's reason, before any folder is made
+    (["--correct", "align", "--align-region", "AUTO"], "--align-region: auto found no static fiducial band"),
+    (["--phases", "3", "--correct", "align", "--align-region", "auto"], "auto found no static fiducial band"),
     (["--correct", "align", "--align-region", "10:0,0:40"], "--align-region"),
     (["--correct", "align", "--align-region", "0:10,0:41"], "inside the 40 x 40"),
     (["--correct", "align", "--align-region", "0:4,0:40"], "too small"),
@@ -273,3 +276,94 @@ def test_align_region_reaches_the_inspection_in_the_stacks_coordinates(tiny, tmp
     assert main(argv + ["--align-region", f"0:10,{x0}:{x0 + 30}"]) == 2  # into the fill
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--align-region" in err and "alignment fill" in err, err
+
+
+def _band_stack(path: Path, height: int, seed: int = 0, nz: int = 24) -> np.ndarray:
+    """A forward-model stack (tests/microscope/test_fiducial_auto.py: 64 x 64 slices, 1 px/slice drift) with a
+    fiducial band of ``height`` rows from row 6 (none for 0), written with the metadata reconstruct reads."""
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, write_volume
+    from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, apply)
+
+    spec = importlib.util.spec_from_file_location("fid_auto", REPO / "tests" / "microscope" / "test_fiducial_auto.py")
+    F = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(F)
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.0, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                        fiducial=Fiducial(height_px=height, top_px=6, mark_spacing_px=24), seed=seed)
+    r = apply(F.changing_stack(nz=nz, seed=seed), m)
+    x = r.image.astype(np.float32)
+    write_volume(path, x, VolumeMeta(kind="image", voxel_size_nm=VoxelSize.from_xy_z(4, 8), energy_kev=2.0))
+    return x, np.asarray(r.record["realised"]["shifts_px"])
+
+
+def test_align_region_auto_registers_on_the_band_found_as_on_the_same_region_by_hand(tmp_path, capsys, monkeypatch):
+    """``--align-region auto`` finds the fiducial band of a forward-model stack, prints and records it (region,
+    confidence, reason) in the inspection (summary.json's ``inspection``), and the inspection registers on it exactly
+    as on the same rectangle given by hand (same shifts, same record, same step key). The run is stopped after the
+    inspection."""
+    import fibsynth.reconstruct.workflow as W
+    from fibsynth.errors import FibsynthError
+
+    _, true = _band_stack(tmp_path / "band.tif", 16)
+    seen = []
+
+    def stop(insp, truth_arr, console):
+        seen.append(insp)
+        raise FibsynthError("stopped by the test")
+
+    monkeypatch.setattr(W, "fill_region", stop)
+    argv = ["reconstruct", str(tmp_path / "band.tif")]
+    assert main(argv + [str(tmp_path / "a"), "--correct", "align", "--align-region", "auto"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    auto = seen[0]["drift_region_auto"]
+    y0, y1, x0, x1 = auto["region"]
+    assert y0 <= 6 and 18 <= y1 <= 24 and (x0, x1) == (0, 64), auto  # the band: rows 6:22, full width
+    assert auto["confidence"] > 0.5 and auto["reason"] == "" and auto["used"] == auto["region"]
+    assert auto["slices"] == [0, 24] and auto["min_lag"] == 8
+    assert f"--align-region auto: fiducial band found at rows {y0}:{y1}, columns 0:64" in err, err
+    assert seen[0]["drift_region"] == auto["region"]
+    hand = f"{y0}:{y1},{x0}:{x1}"
+    assert main(argv + [str(tmp_path / "h"), "--correct", "align", "--align-region", hand, "--quiet"]) == 2
+    assert "drift_region_auto" not in seen[1]
+    assert seen[1]["drift_shifts_px"] == seen[0]["drift_shifts_px"]
+    assert {k: v for k, v in seen[0].items() if k != "drift_region_auto"} == seen[1]
+    keys = [sorted(p.name for p in (tmp_path / o / "work" / "cache").iterdir()) for o in "ah"]
+    assert keys[0] == keys[1] and keys[0], keys  # the same inspect key (and fill key)
+    # registered on the band, not on the whole slices: the drift the forward model put in
+    assert main(argv + [str(tmp_path / "w"), "--correct", "align", "--quiet"]) == 2
+    err = [np.abs(np.asarray(r["drift_shifts_px"]) + true).mean() for r in seen]
+    assert err[0] < 0.3 and err[0] < 0.5 * err[2], err
+
+
+def test_align_region_auto_reads_only_the_first_slices(tmp_path, capsys):
+    """The detection reads the first 48 slices of a (lazily read) stack, never the whole; a stack without a band
+    is refused in one line naming --align-region with the detector's reason before any folder is made; the library
+    settings take auto (their errors name ``align_region``)."""
+    from fibsynth.errors import FibsynthError
+    from fibsynth.reconstruct.settings import ReconstructSettings
+    from fibsynth.reconstruct.workflow import resolve_align_region
+
+    x, _ = _band_stack(tmp_path / "b.tif", 16, nz=60)
+
+    class Recording:
+        shape, dtype, reads = x.shape, x.dtype, []
+
+        def __getitem__(self, key):
+            self.reads.append(key)
+            return x[key]
+
+    rec = Recording()
+    region, auto = resolve_align_region("auto", rec)
+    assert rec.reads == [slice(None, 48)] and auto["slices"] == [0, 48] and region == tuple(auto["region"])
+    # the same forward model without the band: one line, exit 2, before any folder is made
+    _band_stack(tmp_path / "n.tif", 0)
+    out = tmp_path / "o"
+    assert main(["reconstruct", str(tmp_path / "n.tif"), str(out), "--correct", "align", "--align-region", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--align-region: auto found no static fiducial band in slices 0:24" in err, err
+    assert not out.exists()
+    assert ReconstructSettings(correct=("align",), align_region=" Auto").align_region == "auto"
+    with pytest.raises(FibsynthError) as e:
+        ReconstructSettings(align_region="auto")
+    assert e.value.param == "align_region"

@@ -27,7 +27,9 @@ def drift_labels(insp: dict) -> tuple[str, str]:
     if not r:
         return DRIFT_STEP_LABEL, DRIFT_TOTAL_LABEL
     band = f"rows {r[0]}:{r[1]}, columns {r[2]}:{r[3]}"
-    return (f"mean shift between slices registered on the band {band} (px; --align-region: the stage drift where "
+    auto = insp.get("drift_region_auto")
+    how = (f"--align-region auto found it, confidence {auto['confidence']:.2f}" if auto else "--align-region")
+    return (f"mean shift between slices registered on the band {band} (px; {how}: the stage drift where "
             "the band holds static fiducial marks)", f"largest total shift registered on the band {band} (px)")
 
 

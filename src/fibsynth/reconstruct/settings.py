@@ -57,12 +57,15 @@ class ReconstructSettings(StrictModel):
         "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
         "synthetic validation score picked the worst seed on two; 1 is the single network of before")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
-    align_region: tuple[int, int, int, int] | None = Field(
+    align_region: tuple[int, int, int, int] | Literal["auto"] | None = Field(
         None, description="register the slices on this rectangle only, (y0, y1, x0, x1) in pixels, half-open, of the "
         "stack as given (also as text Y0:Y1,X0:X1): a band that does not change from slice to slice, e.g. fiducial "
         "marks milled into the protective cap, measures the stage drift without the apparent motion of slanted "
-        "features (fibsynth microscope correct --align-region; docs/microscope.md). The inspection's shifts and the "
-        "align correction use it; needs correct align")
+        "features (fibsynth microscope correct --align-region; docs/microscope.md). auto: the band found by "
+        "fibsynth.microscope.find_fiducial_region in the stack's first 48 slices, used exactly as a rectangle given "
+        "by hand and recorded (region, confidence, reason) in the inspection; a stack without such a band is refused "
+        "in one line before any step runs. The inspection's shifts and the align correction use it; needs correct "
+        "align")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")
     tta: int = Field(1, ge=1, le=8, description="test-time augmentation: P(solid) averaged over this many in-plane "
@@ -128,21 +131,24 @@ class ReconstructSettings(StrictModel):
         return self
 
 
-def parse_align_region(value: Any) -> tuple[int, int, int, int] | None:
-    """The one place that reads ``align_region`` / ``--align-region``: None, text ``Y0:Y1,X0:X1`` (the syntax of
-    ``fibsynth microscope correct --align-region``; a library does not import a CLI) or four whole
-    numbers, -> ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1`` and ``0 <= x0 < x1``; one line naming ``align_region``
-    otherwise. Whether the rectangle lies inside the stack's image region is checked once the stack is read
-    (:func:`fibsynth.reconstruct.workflow.region_in_crop`). An automatic band detection (``auto``) belongs here."""
+def parse_align_region(value: Any) -> tuple[int, int, int, int] | Literal["auto"] | None:
+    """The one place that reads ``align_region`` / ``--align-region``: None, ``auto`` (any case: the band is found
+    in the stack once it is read, :func:`fibsynth.reconstruct.workflow.resolve_align_region`), text
+    ``Y0:Y1,X0:X1`` (the syntax of ``fibsynth microscope correct --align-region``; a library does not import a
+    CLI) or four whole numbers, -> ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1`` and ``0 <= x0 < x1``; one line naming
+    ``align_region`` otherwise. Whether the rectangle lies inside the stack's image region is checked once the stack
+    is read (:func:`fibsynth.reconstruct.workflow.region_in_crop`)."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if isinstance(value, str):
         try:
             ys, xs = value.strip().split(",")
             y0, y1 = (int(v) for v in ys.split(":"))
             x0, x1 = (int(v) for v in xs.split(":"))
         except ValueError:
-            raise FibsynthError(f"expected Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {value!r}",
+            raise FibsynthError(f"expected auto or Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {value!r}",
                                 param="align_region") from None
     else:
         try:
@@ -150,7 +156,7 @@ def parse_align_region(value: Any) -> tuple[int, int, int, int] | None:
             if any(float(v) != int(v) for v in value):
                 raise ValueError
         except (TypeError, ValueError):
-            raise FibsynthError(f"expected Y0:Y1,X0:X1 or four whole numbers (y0, y1, x0, x1), got {value!r}",
+            raise FibsynthError(f"expected auto, Y0:Y1,X0:X1 or four whole numbers (y0, y1, x0, x1), got {value!r}",
                                 param="align_region") from None
     if not (0 <= y0 < y1 and 0 <= x0 < x1):
         raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1}: need 0 <= Y0 < Y1 and 0 <= X0 < X1",

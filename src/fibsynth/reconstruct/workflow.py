@@ -438,17 +438,80 @@ def region_in_crop(region: Any, shape: tuple[int, ...], fill: dict[str, Any] | N
     return out
 
 
-def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct, align_region: Any = None
-                 ) -> tuple[str, Path, np.ndarray, dict]:
+def resolve_align_region(align_region: Any, raw: Any, path: Any = None
+                         ) -> tuple[tuple[int, int, int, int] | None, dict[str, Any] | None]:
+    """Before any folder is made: ``align_region`` as the inspection will use it, and for ``"auto"`` the record of
+    the detection (else None). A rectangle is checked to lie inside the slices (the alignment fill is checked once
+    it is found, :func:`region_in_crop`). ``auto``: :func:`fibsynth.microscope.find_fiducial_region` on the stack's
+    first ``BAND_MAX_SLICES`` (48) slices only -- read from the lazily read stack, never the whole of it -- with the
+    alignment fill of those slices left out (:func:`fibsynth.reconstruct.inspect.fill_borders`), the region it finds
+    moved back into the stack's own pixels, as a hand-given one; one line naming ``align_region`` when no band
+    stands out (the detector's reason), so that nothing runs on a registration the user did not ask for."""
+    if align_region is None:
+        return None, None
+    if align_region != "auto":
+        return region_in_crop(align_region, raw.shape, None), None
+    from fibsynth.microscope.fiducial import BAND_MAX_SLICES, find_fiducial_region
+    from fibsynth.reconstruct.inspect import fill_borders
+
+    n = min(int(raw.shape[0]), BAND_MAX_SLICES)
+    head = np.asarray(raw[:n])  # the slices the detector reads (it registers at most BAND_MAX_SLICES)
+    fill = fill_borders(head)
+    (z0, z1), (y0, y1), (x0, x1) = ((0, n), (0, head.shape[1]), (0, head.shape[2])) if fill is None else (
+        fill["box"] or ((0, 0), (0, 0), (0, 0)))
+    if z1 - z0 < 4 or min(y1 - y0, x1 - x0) < 16:
+        raise FibsynthError(f"auto needs at least 4 slices of 16 x 16 pixels of image among the first {n} (found "
+                            f"{max(z1 - z0, 0)} of {max(y1 - y0, 0)} x {max(x1 - x0, 0)} once the alignment fill is "
+                            "left out): give the region as Y0:Y1,X0:X1", path, param="align_region")
+    band = find_fiducial_region(head[z0:z1, y0:y1, x0:x1], warn=False)
+    rec = band.as_dict()
+
+    def back(r):  # the head's image box -> the stack's own pixels
+        return None if r is None else [int(r[0]) + y0, int(r[1]) + y0, int(r[2]) + x0, int(r[3]) + x0]
+
+    rec.update(region=back(band.region), candidate=back(band.candidate), slices=[z0, z1])
+    if band.region is None:
+        raise FibsynthError(f"auto found no static fiducial band in slices {z0}:{z1}: {band.reason}; give the region "
+                            "as Y0:Y1,X0:X1, or leave --align-region out to register the whole slices", path,
+                            param="align_region")
+    return tuple(rec["region"]), rec
+
+
+def auto_region_line(rec: dict[str, Any]) -> str:
+    """The console's line about the band ``--align-region auto`` found (:func:`resolve_align_region`'s record)."""
+    y0, y1, x0, x1 = rec["region"]
+    used = rec.get("used")
+    clip = (f"; used as rows {used[0]}:{used[1]}, columns {used[2]}:{used[3]} inside the image region"
+            if used and list(used) != list(rec["region"]) else "")
+    return (f"--align-region auto: fiducial band found at rows {y0}:{y1}, columns {x0}:{x1} (confidence "
+            f"{rec['confidence']:.2f}: correlation {rec['correlation']:.2f} between slices >= {rec['min_lag']} apart "
+            f"against {rec['background']:.2f} elsewhere, isotropy {rec['isotropy']:.2f}; slices "
+            f"{rec['slices'][0]}:{rec['slices'][1]}){clip}")
+
+
+def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct, align_region: Any = None,
+                 auto: dict[str, Any] | None = None) -> tuple[str, Path, np.ndarray, dict]:
     """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
     apply the corrections, store it as ``real.npy``. ``align_region``: register on that rectangle of the stack as
-    given (:func:`region_in_crop`). Returns the key, the folder, the stored stack memory-mapped (read-only: only what
-    a later step touches is read) and the inspection record."""
+    given (:func:`region_in_crop`). ``auto``: the record of ``--align-region auto`` (:func:`resolve_align_region`;
+    ``align_region`` is then the band it found): the band is cut to the whole stack's image region where the
+    alignment fill of later slices reaches into it (a hand-given rectangle there is refused), and from there on is
+    used exactly as a hand-given one (same key, same record); the record goes into the inspection as
+    ``drift_region_auto`` (with ``used``: the rectangle registered on). Returns the key, the folder, the stored stack
+    memory-mapped (read-only: only what a later step touches is read) and the inspection record."""
     from fibsynth.reconstruct.inspect import inspect_to_npy
 
     cropped, fill = _crop_fill_cached(steps, raw, real_path)  # alignment fill (constant edge rows/columns, blank end
     # slices) left out
+    if auto is not None and fill is not None and fill["box"] is not None:  # the fill of the slices after the first
+        _, (by0, by1), (bx0, bx1) = fill["box"]  # 48 that the detection did not see
+        y0, y1, x0, x1 = align_region
+        align_region = (max(y0, by0), min(y1, by1), max(x0, bx0), min(x1, bx1))
+        if not (align_region[0] < align_region[1] and align_region[2] < align_region[3]):
+            raise FibsynthError(f"auto: the band found (rows {y0}:{y1}, columns {x0}:{x1}) lies in the alignment fill "
+                                f"of later slices (the image region is rows {by0}:{by1}, columns {bx0}:{bx1}): give "
+                                "a region as Y0:Y1,X0:X1", real_path, param="align_region")
     region = None if align_region is None else region_in_crop(align_region, raw.shape, fill)
 
     def do_inspect(d: Path) -> dict:
@@ -464,7 +527,10 @@ def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct, align_re
     if align_region is not None:  # likewise: only where a region is given
         key["align_region"] = [int(v) for v in align_region]
     k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
-    return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
+    insp = json.loads((d_in / "inspect.json").read_text())
+    if auto is not None:  # not in the cached record: a hand-given run with the same rectangle shares the step
+        insp["drift_region_auto"] = {**auto, "used": [int(v) for v in align_region]}
+    return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), insp
 
 
 def _crop_fill_cached(steps: _Steps, raw: Any, real_path: Path) -> tuple[Any, dict[str, Any] | None]:
@@ -797,9 +863,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
-    if s.align_region is not None:  # inside the slices (the alignment fill is checked once it is found)
-        region_in_crop(s.align_region, raw.shape, None)
     device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
+    # a rectangle inside the slices (the alignment fill is checked once it is found); auto: the band found, or one line
+    align_region, auto_region = resolve_align_region(s.align_region, raw, real_path)
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
@@ -808,7 +874,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         console.print(f"[bold yellow]warning[/] {disk_note}")
 
     # 1. inspect ---------------------------------------------------------------------------------------------
-    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct, s.align_region)
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct, align_region, auto_region)
+    if auto_region is not None:
+        console.print(auto_region_line(insp["drift_region_auto"]))
     truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
