@@ -360,8 +360,10 @@ def test_align_region_auto_reads_only_the_first_slices(tmp_path, capsys):
     _band_stack(tmp_path / "n.tif", 0)
     out = tmp_path / "o"
     assert main(["reconstruct", str(tmp_path / "n.tif"), str(out), "--correct", "align", "--align-region", "auto"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--align-region: auto found no static fiducial band in slices 0:24" in err, err
+    lines = capsys.readouterr().err.strip().splitlines()  # the detection's progress line, then the error: one line
+    assert "looking for a static fiducial band in the first 24 slices" in lines[0] and len(lines) == 2, lines
+    assert lines[1].startswith("fibsynth: error:") and "--align-region: auto found no static fiducial band in " \
+        "slices 0:24" in lines[1], lines
     assert not out.exists()
     assert ReconstructSettings(correct=("align",), align_region=" Auto").align_region == "auto"
     with pytest.raises(FibsynthError) as e:

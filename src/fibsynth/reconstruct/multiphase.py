@@ -387,7 +387,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
 
     resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     # a rectangle inside the slices (the alignment fill is checked once it is found); auto: the band found, or one line
-    align_region, auto_region = resolve_align_region(s.align_region, raw, real_path)
+    align_region, auto_region = resolve_align_region(s.align_region, raw, real_path, quiet=quiet)
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))

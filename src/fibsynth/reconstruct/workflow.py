@@ -438,7 +438,7 @@ def region_in_crop(region: Any, shape: tuple[int, ...], fill: dict[str, Any] | N
     return out
 
 
-def resolve_align_region(align_region: Any, raw: Any, path: Any = None
+def resolve_align_region(align_region: Any, raw: Any, path: Any = None, *, quiet: bool = True
                          ) -> tuple[tuple[int, int, int, int] | None, dict[str, Any] | None]:
     """Before any folder is made: ``align_region`` as the inspection will use it, and for ``"auto"`` the record of
     the detection (else None). A rectangle is checked to lie inside the slices (the alignment fill is checked once
@@ -446,7 +446,9 @@ def resolve_align_region(align_region: Any, raw: Any, path: Any = None
     first ``BAND_MAX_SLICES`` (48) slices only -- read from the lazily read stack, never the whole of it -- with the
     alignment fill of those slices left out (:func:`fibsynth.reconstruct.inspect.fill_borders`), the region it finds
     moved back into the stack's own pixels, as a hand-given one; one line naming ``align_region`` when no band
-    stands out (the detector's reason), so that nothing runs on a registration the user did not ask for."""
+    stands out (the detector's reason), so that nothing runs on a registration the user did not ask for.
+    ``quiet=False``: a line on stderr says the detection is running (about a minute of CPU for 1024 x 1024 slices,
+    docs/reconstruct.md, auto13)."""
     if align_region is None:
         return None, None
     if align_region != "auto":
@@ -455,6 +457,7 @@ def resolve_align_region(align_region: Any, raw: Any, path: Any = None
     from fibsynth.reconstruct.inspect import fill_borders
 
     n = min(int(raw.shape[0]), BAND_MAX_SLICES)
+    _Console(quiet).print(f"--align-region auto: looking for a static fiducial band in the first {n} slices ...")
     head = np.asarray(raw[:n])  # the slices the detector reads (it registers at most BAND_MAX_SLICES)
     fill = fill_borders(head)
     (z0, z1), (y0, y1), (x0, x1) = ((0, n), (0, head.shape[1]), (0, head.shape[2])) if fill is None else (
@@ -865,7 +868,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
     device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     # a rectangle inside the slices (the alignment fill is checked once it is found); auto: the band found, or one line
-    align_region, auto_region = resolve_align_region(s.align_region, raw, real_path)
+    align_region, auto_region = resolve_align_region(s.align_region, raw, real_path, quiet=quiet)
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     materials = (s.solid, s.pore)
