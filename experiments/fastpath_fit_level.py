@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fastpath_sets as sets  # noqa: E402
 
 
-def collect(tr, structures, energies, cache):
+def collect(tr, structures, energies, cache, interface_slices=0):
     """(depth means (n, B), biases (n,), energies (n,), seeds (n,)) of every cached (structure, energy)."""
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
-    from fibsynth.fastsim.translator import features
+    from fibsynth.fastsim.translator import features, level_features
 
     f, y, en, sd = [], [], [], []
     nb = len(tr.bins_nm) - 1
@@ -48,7 +48,7 @@ def collect(tr, structures, energies, cache):
             x = features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
                          bins_nm=tr.bins_nm)
             m = tr.calibrate(tr.mean(x), e)
-            f.append(x[:, x.shape[1] - 1 - nb:x.shape[1] - 1].mean((0, 2, 3)))
+            f.append(level_features(x, nb, {"interface_slices": interface_slices}, s, (0, sets.SLICES)).mean((0, 2, 3)))
             y.append(float(ref.mean() - m.mean()))
             en.append(float(e))
             sd.append(seed)
@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--energies", default="1,2,3,4")
     ap.add_argument("--ridge", default="1,3,10,30,100", help="candidate ridge parameters (chosen by LOO, per energy)")
     ap.add_argument("--sigma-px", type=float, default=16.0, help="the shift's periodic Gaussian blur, pixels")
+    ap.add_argument("--interface-slices", type=int, default=0,
+                    help="also the face's interface density over this many slices as a feature (0: depth bins only)")
     ap.add_argument("--cache", type=Path, default=sets.CACHE)
     a = ap.parse_args(argv)
     import torch
@@ -100,13 +102,21 @@ def main(argv=None) -> int:
         print(f"note: structures {sorted(trained & set(seeds))} were trained on (their error is partly fitted)",
               file=sys.stderr)
     t0 = time.perf_counter()
-    f, y, en, sd = collect(tr, [params[s] for s in seeds], [float(v) for v in a.energies.split(",")], a.cache)
+    f, y, en, sd = collect(tr, [params[s] for s in seeds], [float(v) for v in a.energies.split(",")], a.cache,
+                        a.interface_slices)
     ridges = [float(v) for v in a.ridge.split(",")]
     fits, report = [], {}
     for e in sorted(set(en.tolist())):
         k = en == e
         rows = {r: loo_rms(f[k], y[k], r)[0] for r in ridges}
         best = min(rows, key=rows.get)
+        std = np.array([params[v][1:] == (0.3, 40.0) for v in sd[k]])  # the test set's parameters
+        if std.sum() >= 2:
+            _, res_best = loo_rms(f[k], y[k], best)
+            _, res_const = loo_rms(f[k], y[k], 1e12)
+            print(f"  {e:g} keV, the {int(std.sum())} structures with the test set's parameters (0.3, 40 nm): "
+                  f"leave-one-out rms {np.sqrt(np.mean(res_const[std] ** 2)):.5f} (mean bias only) -> "
+                  f"{np.sqrt(np.mean(res_best[std] ** 2)):.5f} (ridge {best:g})", flush=True)
         rms0 = float(np.sqrt(np.mean(y[k] ** 2)))
         rmsc = float(np.sqrt(np.mean((y[k] - y[k].mean()) ** 2)))
         print(f"{e:g} keV: {int(k.sum())} structures; bias rms {rms0:.5f} (about its mean {rmsc:.5f}); "
@@ -114,15 +124,15 @@ def main(argv=None) -> int:
               + f" -> ridge {best:g}", flush=True)
         report[str(e)] = {"structures": int(k.sum()), "bias_rms": rms0, "bias_sd_about_mean": rmsc,
                           "loo_rms": {str(r): v for r, v in rows.items()}, "ridge": best}
-        fits.append(fit_level_correction(f[k], y[k], en[k], best, a.sigma_px))
+        fits.append(fit_level_correction(f[k], y[k], en[k], best, a.sigma_px, a.interface_slices))
     cfg_path = a.weights.with_suffix(".json")
     cfg = json.loads(cfg_path.read_text())
     cfg["level_correction"] = {
-        "by": "experiments/fastpath_fit_level.py", "sigma_px": a.sigma_px,
+        "by": "experiments/fastpath_fit_level.py", "sigma_px": a.sigma_px, "interface_slices": a.interface_slices,
         "data": f"structures {seeds} (training side, not trained on), slices 0-{sets.SLICES - 1}, {sets.ELECTRONS} "
                 "e/px, one Monte Carlo realisation each",
         "model": "bias = MC mean yield - calibrated translator's, per energy: c + sum_b w_b mean gold fraction of depth "
-                 "bin b (the translator's depth features); ridge chosen by leave-one-structure-out; applied as "
+                 "bin b (the translator's depth features) [+ w_i x the face's interface density]; ridge chosen by leave-one-structure-out; applied as "
                  "c + G_sigma * sum_b w_b F_b after the histogram calibration",
         "energies_kev": [ft["energies_kev"][0] for ft in fits], "intercept": [ft["intercept"][0] for ft in fits],
         "weights": [ft["weights"][0] for ft in fits], "ridge": [ft["ridge"] for ft in fits],

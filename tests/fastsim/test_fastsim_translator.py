@@ -269,6 +269,20 @@ def test_level_correction_shifts_the_calibrated_level_by_the_fitted_structure_te
     with pytest.raises(FibsynthError) as ei:
         T.fit_level_correction(f, y, en, ridge=0.0, sigma_px=1.0)
     assert ei.value.param == "ridge"
+    # the interface density: stripes 2 px wide in x (an edge every 2 px in x, none in y) -> 0.5 x 1/2 = 0.25
+    v = np.zeros((6, 8, 8), np.uint8)
+    v[:, :, 0:2] = v[:, :, 4:6] = 1
+    d = T.interface_density(v, (0, 3), 2)  # a pixel counts its +x neighbour: 1|0 at x = 1, 0|1 at x = 3, ...
+    assert np.allclose(d, np.array([0, 0.5] * 4)[None, None]) and d.mean() == pytest.approx(0.25)
+    v[1:] = 0  # only the face slice has edges: averaged over 2 slices, half of it; the last slice none
+    d = T.interface_density(v, (0, 6), 2)
+    assert d[0].mean() == pytest.approx(0.125) and d[1:].max() == 0
+    x = np.zeros((6, 5, 8, 8), np.float32)  # projection, 3 depth bins, energy
+    lf = T.level_features(x, 3, {"interface_slices": 2}, v, (0, 6))
+    assert lf.shape == (6, 4, 8, 8) and np.array_equal(lf[:, 3], d)
+    with pytest.raises(FibsynthError) as ei:
+        T.level_features(x, 3, {"interface_slices": 2})
+    assert ei.value.param == "structure"
     # the translator applies it after the histogram calibration
     nb = len(shipped.bins_nm) - 1
     cfg = json.loads(T.DEFAULT_CONFIG.read_text())

@@ -223,17 +223,18 @@ class PairedTranslator:
         """The fitted level correction of the configuration (:func:`fit_level_correction`), or None."""
         return self.config.get("level_correction")
 
-    def level_shift(self, x: np.ndarray, energy_kev: float) -> np.ndarray | None:
-        """The level correction's additive shift (nz, ny, nx) float32 for the features ``x`` (nz, C, ny, nx) at
-        ``energy_kev``, or None without one: c(E) + G_sigma * sum_b w_b(E) F_b, the gold fractions F_b of the depth
-        bins blurred by a periodic Gaussian of ``sigma_px`` (so that on a periodic image its mean is exactly
-        c + sum_b w_b mean(F_b)); c and w linear between the fitted energies (:func:`level_correction_shift`)."""
+    def level_shift(self, x: np.ndarray, energy_kev: float, structure: np.ndarray | None = None,
+                    slices: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The level correction's additive shift (nz, ny, nx) float32 for the features ``x`` (nz, C, ny, nx) of
+        ``slices`` of ``structure`` at ``energy_kev``, or None without one: c(E) + G_sigma * sum_j w_j(E) L_j, the
+        level features L_j (:func:`level_features`: the gold fractions of the depth bins, and the face's interface
+        density if the correction uses it) blurred by a periodic Gaussian of ``sigma_px`` (so that on a periodic
+        image its mean is exactly c + sum_j w_j mean(L_j)); c and w linear between the fitted energies
+        (:func:`level_correction_shift`)."""
         lc = self.level_correction
         if not lc:
             return None
-        nb = len(self.bins_nm) - 1
-        depth = x[:, x.shape[1] - 1 - nb:x.shape[1] - 1]
-        return level_correction_shift(depth, lc, energy_kev)
+        return level_correction_shift(level_features(x, len(self.bins_nm) - 1, lc, structure, slices), lc, energy_kev)
 
     def __call__(self, structure: np.ndarray, voxel_zyx, energy_kev: float, *, electrons_per_pixel: int = 100,
                  seed: int = 0, incidence_deg: float = 38.0, solid: str = "gold", pore: str = "epoxy",
@@ -260,7 +261,7 @@ class PairedTranslator:
                          projection=projection[a - k0:b - k0], slices=(a, b), bins_nm=self.bins_nm)
             m[a - k0:b - k0] = self.mean(x, batch=max(1, min(16, 2**20 // max(1, vol.shape[1] * vol.shape[2]))))
             if shift is not None:
-                shift[a - k0:b - k0] = self.level_shift(x, energy_kev)
+                shift[a - k0:b - k0] = self.level_shift(x, energy_kev, vol, (a, b))
         if calibrated:
             m = self.calibrate(m, energy_kev)
             if shift is not None:  # the structure-predicted level correction, after the gray-value map
@@ -283,9 +284,39 @@ class PairedTranslator:
                                 f"(got {solid}/{pore})", param="pore" if solid == trained[0] else "solid")
 
 
+def interface_density(structure: np.ndarray, slices: tuple[int, int], depth_slices: int) -> np.ndarray:
+    """(nz', ny, nx) float32: per slice k of ``slices`` and pixel, the fraction of its +y and +x neighbours (periodic)
+    of the other phase, averaged over the slices k .. k + ``depth_slices`` - 1 behind the face (those inside the
+    structure): the face's interface (edge) density, whose mean over a slice is the solid/pore boundary length per
+    pixel -- small ligaments, many edges."""
+    vol = np.asarray(structure)
+    k0, k1 = slices
+    out = np.zeros((k1 - k0,) + vol.shape[1:], np.float32)
+    for k in range(k0, k1):
+        w = vol[k:min(vol.shape[0], k + int(depth_slices))].astype(bool)
+        e = 0.5 * ((w != np.roll(w, -1, axis=1)).astype(np.float32) + (w != np.roll(w, -1, axis=2)))
+        out[k - k0] = e.mean(0)
+    return out
+
+
+def level_features(x: np.ndarray, n_bins: int, lc: dict, structure: np.ndarray | None = None,
+                   slices: tuple[int, int] | None = None) -> np.ndarray:
+    """(nz, C, ny, nx) the level correction's features: the gold fractions of the ``n_bins`` depth bins of the
+    translator's features ``x`` (nz, C', ny, nx), then, if ``lc["interface_slices"]`` > 0, the face's interface
+    density (:func:`interface_density`, needs ``structure`` and ``slices``)."""
+    depth = x[:, x.shape[1] - 1 - n_bins:x.shape[1] - 1]
+    n_if = int(lc.get("interface_slices", 0))
+    if n_if <= 0:
+        return depth
+    if structure is None or slices is None:
+        raise FibsynthError("the level correction uses the interface density: the structure is needed",
+                            param="structure")
+    return np.concatenate([depth, interface_density(structure, slices, n_if)[:, None]], axis=1)
+
+
 def level_correction_shift(depth: np.ndarray, lc: dict, energy_kev: float) -> np.ndarray:
-    """c(E) + G_sigma * sum_b w_b(E) depth_b per slice: ``depth`` (nz, B, ny, nx) the gold fractions of the depth
-    bins, ``lc`` a level correction (:func:`fit_level_correction`: ``energies_kev``, ``intercept`` per energy,
+    """c(E) + G_sigma * sum_b w_b(E) depth_b per slice: ``depth`` (nz, B, ny, nx) the level features
+    (:func:`level_features`: the gold fractions of the depth bins, [the interface density]), ``lc`` a level correction (:func:`fit_level_correction`: ``energies_kev``, ``intercept`` per energy,
     ``weights`` per energy and bin, ``sigma_px``); c and w linear in the energy between the fitted ones (constant
     beyond). The blur is periodic (``mode="wrap"``, like the network's circular padding), so the shift's mean over
     a periodic slice is c + sum_b w_b mean(depth_b) whatever ``sigma_px``."""
@@ -295,7 +326,7 @@ def level_correction_shift(depth: np.ndarray, lc: dict, energy_kev: float) -> np
     w = np.asarray(lc["weights"], np.float64)
     if w.shape != (len(es), depth.shape[1]):
         raise FibsynthError(f"the level correction has weights {list(w.shape)} for {len(es)} energies and "
-                            f"{depth.shape[1]} depth bins", param="weights")
+                            f"{depth.shape[1]} level features", param="weights")
     e = float(np.clip(energy_kev, es[0], es[-1]))
     c = float(np.interp(e, es, np.asarray(lc["intercept"], np.float64)))
     wb = np.array([np.interp(e, es, w[:, j]) for j in range(w.shape[1])], np.float32)
@@ -306,11 +337,12 @@ def level_correction_shift(depth: np.ndarray, lc: dict, energy_kev: float) -> np
     return (lin + c).astype(np.float32)
 
 
-def fit_level_correction(depth_means, biases, energies_kev, ridge: float, sigma_px: float) -> dict:
+def fit_level_correction(depth_means, biases, energies_kev, ridge: float, sigma_px: float,
+                         interface_slices: int = 0) -> dict:
     """Ridge fit of the per-image level error from the mean gold fractions of the depth bins, per energy.
 
-    ``depth_means[i]``: (B,) the depth bins' gold fractions averaged over image i (a stack of slices of one
-    structure), ``biases[i]``: the Monte Carlo's mean yield minus the (calibrated) translator's over the same
+    ``depth_means[i]``: (B,) the level features (:func:`level_features`) averaged over image i (a stack of slices
+    of one structure; with ``interface_slices`` > 0 the last is the interface density over that many slices), ``biases[i]``: the Monte Carlo's mean yield minus the (calibrated) translator's over the same
     slices, ``energies_kev[i]``: its energy. Per energy: y = c + w . f, the features standardised, w shrunk by
     ``ridge`` (in units of the standardised design's Gram matrix, i.e. lambda of ``(Z'Z + lambda I) w = Z'y``), c
     unpenalised. Returns the block :func:`level_correction_shift` reads."""
@@ -336,7 +368,7 @@ def fit_level_correction(depth_means, biases, energies_kev, ridge: float, sigma_
         out_c.append(float(ye.mean() - w @ mu))
         out_w.append([float(v) for v in w])
     return {"energies_kev": out_e, "intercept": out_c, "weights": out_w, "ridge": float(ridge),
-            "sigma_px": float(sigma_px)}
+            "sigma_px": float(sigma_px), "interface_slices": int(interface_slices)}
 
 
 def _noise_args(electrons_per_pixel: int, seed: int) -> int:
