@@ -108,23 +108,33 @@ def main(argv=None) -> int:
     fits, report = [], {}
     for e in sorted(set(en.tolist())):
         k = en == e
-        rows = {r: loo_rms(f[k], y[k], r)[0] for r in ridges}
-        best = min(rows, key=rows.get)
+        # feature sets: the depth bins, and (with --interface-slices) the depth bins + the interface density; the
+        # set and the ridge with the lowest leave-one-out rms are kept (per energy)
+        sets_ = {"depth bins": f.shape[1] - (1 if a.interface_slices else 0)}
+        if a.interface_slices:
+            sets_["depth bins + interface"] = f.shape[1]
+        rows = {(fs, r): loo_rms(f[k][:, :nf], y[k], r)[0] for fs, nf in sets_.items() for r in ridges}
+        fs_best, best = min(rows, key=rows.get)
+        nf = sets_[fs_best]
         std = np.array([params[v][1:] == (0.3, 40.0) for v in sd[k]])  # the test set's parameters
         if std.sum() >= 2:
-            _, res_best = loo_rms(f[k], y[k], best)
+            _, res_best = loo_rms(f[k][:, :nf], y[k], best)
             _, res_const = loo_rms(f[k], y[k], 1e12)
             print(f"  {e:g} keV, the {int(std.sum())} structures with the test set's parameters (0.3, 40 nm): "
                   f"leave-one-out rms {np.sqrt(np.mean(res_const[std] ** 2)):.5f} (mean bias only) -> "
-                  f"{np.sqrt(np.mean(res_best[std] ** 2)):.5f} (ridge {best:g})", flush=True)
+                  f"{np.sqrt(np.mean(res_best[std] ** 2)):.5f} ({fs_best}, ridge {best:g})", flush=True)
         rms0 = float(np.sqrt(np.mean(y[k] ** 2)))
         rmsc = float(np.sqrt(np.mean((y[k] - y[k].mean()) ** 2)))
         print(f"{e:g} keV: {int(k.sum())} structures; bias rms {rms0:.5f} (about its mean {rmsc:.5f}); "
-              "leave-one-out rms after the correction: " + ", ".join(f"ridge {r:g} {v:.5f}" for r, v in rows.items())
-              + f" -> ridge {best:g}", flush=True)
+              "leave-one-out rms after the correction: " + "; ".join(
+                  f"{fs}: " + ", ".join(f"ridge {r:g} {v:.5f}" for (fs_, r), v in rows.items() if fs_ == fs)
+                  for fs in sets_) + f" -> {fs_best}, ridge {best:g}", flush=True)
         report[str(e)] = {"structures": int(k.sum()), "bias_rms": rms0, "bias_sd_about_mean": rmsc,
-                          "loo_rms": {str(r): v for r, v in rows.items()}, "ridge": best}
-        fits.append(fit_level_correction(f[k], y[k], en[k], best, a.sigma_px, a.interface_slices))
+                          "loo_rms": {f"{fs}, ridge {r:g}": v for (fs, r), v in rows.items()}, "ridge": best,
+                          "features": fs_best}
+        ft = fit_level_correction(f[k][:, :nf], y[k], en[k], best, a.sigma_px, a.interface_slices)
+        ft["weights"][0] += [0.0] * (f.shape[1] - nf)  # the interface density unused at this energy
+        fits.append(ft)
     cfg_path = a.weights.with_suffix(".json")
     cfg = json.loads(cfg_path.read_text())
     cfg["level_correction"] = {

@@ -25,6 +25,13 @@ regression (no adversary, no invented texture):
    the mean image's gray-value distribution without adding noise or moving any pixel past another
    (``calibrated=False``: the plain regression).
 
+5. **Level correction** (optional, a ``level_correction`` block in the JSON; :func:`fit_level_correction`,
+   :func:`level_correction_shift`, ``experiments/fastpath_fit_level.py``): each structure's mean level is the
+   regression's largest remaining error (issue 15, fast12); a per-energy linear term in the depth bins' gold
+   fractions [and the face's interface density], fitted on structures the network was not trained on and blurred
+   by a wide periodic Gaussian, is added to the calibrated mean image -- a prediction from the structure alone, no
+   Monte Carlo at inference.
+
 One model for the energy range it was trained on (:data:`ENERGY_RANGE_KEV` is the range the shipped weights were
 trained and checked on; ``docs/fastsim.md`` lists the measured fidelity). CPU, deterministic per seed: inference
 runs on one torch thread in float32 and the noise generator is ``numpy.random.default_rng(seed)``.
