@@ -38,6 +38,9 @@ def main(argv=None) -> int:
                          "(the U-Net benchmark's MC stacks 401-403 at 1/2/4 keV)")
     ap.add_argument("--more", type=int, nargs="*", default=[],
                     help="also fit on these structures of fastpath_sets.TRAIN_MORE (as fastpath_train_translator.py --more)")
+    ap.add_argument("--more-level", type=int, nargs="*", default=[],
+                    help="also fit on these structures of fastpath_sets.TRAIN_LEVEL (as fastpath_train_translator.py "
+                         "--more-level); --more and --more-level structures: the energies whose Monte Carlo is cached")
     a = ap.parse_args(argv)
     import torch
 
@@ -53,17 +56,25 @@ def main(argv=None) -> int:
 
         extra = [(seed, U.structure(seed, U.TEST_SLICES)) for seed in U.TEST_SEEDS]
     more = {t[0]: t for t in sets.TRAIN_MORE}
-    structures = tuple(sets.TRAIN) + tuple(more[v] for v in a.more)
+    level = {t[0]: t for t in sets.TRAIN_LEVEL}
+    structures = tuple(sets.TRAIN) + tuple(more[v] for v in a.more) + tuple(level[v] for v in a.more_level)
+    n_base = len(sets.TRAIN)
     fits = []
     t0 = time.perf_counter()
     for e in sets.TRAIN_ENERGIES:
         means, mcs = [], []
-        for seed, sf, lig in structures:
+        for i, (seed, sf, lig) in enumerate(structures):
+            try:
+                mc = sets.train_mc(seed, sf, lig, e, a.cache, run=False)["eta"]
+            except FileNotFoundError:
+                if i < n_base:
+                    raise
+                continue  # an extra structure without this energy
             s = sets.train_structure(seed, sf, lig)
             _, m = tr(s, (VOXEL_NM,) * 3, e, electrons_per_pixel=0, incidence_deg=INCIDENCE_DEG,
                       slices=(0, sets.SLICES), calibrated=False)
             means.append(m)
-            mcs.append(sets.train_mc(seed, sf, lig, e, a.cache, run=False)["eta"])
+            mcs.append(mc)
         for seed, s in extra:
             try:
                 mc = U.mc(seed, U.TEST_SLICES, e, run=False)["eta"]
@@ -74,6 +85,7 @@ def main(argv=None) -> int:
             means.append(m)
             mcs.append(mc)
         f = T.fit_histogram_offsets(means, mcs, sets.ELECTRONS, smooth=a.smooth)
+        f["images"] = len(means)
         if not f["monotone"]:
             print(f"{e:g} keV: the fitted map is not monotone", file=sys.stderr)
             return 1
@@ -93,6 +105,7 @@ def main(argv=None) -> int:
         "knots": list(fits[0]["knots"]), "energies_kev": [float(e) for e in sets.TRAIN_ENERGIES],
         "offsets": [[round(float(v), 6) for v in f["offsets"]] for f in fits],
         "distance_before": [f["distance_before"] for f in fits], "distance_after": [f["distance_after"] for f in fits],
+        "images_per_energy": [f["images"] for f in fits],
         "seconds": time.perf_counter() - t0}
     out = T.DEFAULT_CONFIG if a.ship else (cfg_path if a.weights is not None else a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

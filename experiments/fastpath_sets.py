@@ -34,6 +34,12 @@ TRAIN_MORE = ((501, 0.3, 40.0), (502, 0.25, 40.0), (503, 0.35, 30.0), (504, 0.3,
               (511, 0.3, 40.0), (512, 0.3, 50.0), (513, 0.25, 40.0), (514, 0.35, 40.0), (515, 0.3, 40.0),
               (516, 0.3, 30.0))
 
+#: structures for fitting the translator's level correction (fast13; experiments/fastpath_fit_level.py): never
+#: trained on; even seeds at the test set's parameters, odd ones spread like TRAIN_MORE
+TRAIN_LEVEL = tuple((s, 0.3, 40.0) if (s - 601) % 2 == 0 else
+                    (s, (0.25, 0.3, 0.35)[((s - 601) // 2) % 3], (30.0, 40.0, 50.0)[((s - 601) // 6) % 3])
+                    for s in range(601, 633))
+
 
 def test_structure(seed):
     from fibsynth.fastsim.fidelity import make_structure
@@ -64,7 +70,7 @@ def train_mc(seed, sf, lig, energy, cache=CACHE, run=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", type=Path, default=CACHE)
-    ap.add_argument("--part", choices=("test", "train", "all", "train-more"), default="all")
+    ap.add_argument("--part", choices=("test", "train", "all", "train-more", "train-level"), default="all")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="with --part test / train-more: only these structures (default: all of TEST_SEEDS / "
                          "TRAIN_MORE)")
@@ -80,6 +86,13 @@ def main():
             for s, sf, lig in TRAIN:
                 m = train_mc(s, sf, lig, e, a.cache)
                 print(f"train seed {s} E {e}: {m['seconds']:.1f} s", flush=True)
+    if a.part == "train-level":  # structure by structure (fast13: the level correction's fit, 1/2/4 keV)
+        for s, sf, lig in TRAIN_LEVEL:
+            if a.seeds and s not in a.seeds:
+                continue
+            for e in (4.0, 2.0, 1.0):
+                m = train_mc(s, sf, lig, e, a.cache)
+                print(f"train-level seed {s} E {e}: {m['seconds']:.1f} s", flush=True)
     if a.part == "train-more":  # structure by structure, so that a stopped run leaves whole structures
         for s, sf, lig in TRAIN_MORE:
             if a.seeds and s not in a.seeds:

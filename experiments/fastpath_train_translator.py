@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fastpath_sets as sets  # noqa: E402
 
 
-def load_pairs(seeds_params, energies, cache, bins_nm=None):
+def load_pairs(seeds_params, energies, cache, bins_nm=None, skip_missing=False):
+    """Features and Monte Carlo images of slices 0..SLICES-1 of every structure and energy (the Monte Carlo run where
+    not cached; ``skip_missing``: only the cached ones)."""
     from fibsynth.fastsim.fidelity import INCIDENCE_DEG, VOXEL_NM
     from fibsynth.fastsim.translator import DEPTH_BINS_NM, features
 
@@ -35,7 +37,10 @@ def load_pairs(seeds_params, energies, cache, bins_nm=None):
     for seed, sf, lig in seeds_params:
         s = sets.train_structure(seed, sf, lig)
         for e in energies:
-            m = sets.train_mc(seed, sf, lig, e, cache)
+            try:
+                m = sets.train_mc(seed, sf, lig, e, cache, run=not skip_missing)
+            except FileNotFoundError:
+                continue
             x = features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, sets.SLICES),
                          bins_nm=bins_nm)
             xs.append(x)
@@ -43,7 +48,7 @@ def load_pairs(seeds_params, energies, cache, bins_nm=None):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_unet_test_pairs(energies=(1.0, 2.0, 4.0), bins_nm=None):
+def load_unet_test_pairs(energies=(1.0, 2.0, 4.0), bins_nm=None, skip_missing=False):
     """Extra pairs: the U-Net benchmark's held-out Monte Carlo stacks (benchmarks/bench_fastpath_unet.py,
     structures 401-403, 12 slices, 1/2/4 keV, cached by its --generate run). The fast path never images these
     structures there (its fast-path U-Nets are trained on 301-303 and all models segment these MC stacks), so
@@ -54,16 +59,23 @@ def load_unet_test_pairs(energies=(1.0, 2.0, 4.0), bins_nm=None):
     from fibsynth.fastsim.translator import DEPTH_BINS_NM, features
 
     bins_nm = DEPTH_BINS_NM if bins_nm is None else bins_nm
-    xs, ys = [], []
+    xs, ys, loaded = [], [], []
     for seed in U.TEST_SEEDS:
         s = U.structure(seed, U.TEST_SLICES)
         for e in energies:
-            m = U.mc(seed, U.TEST_SLICES, e, run=False)
+            try:
+                m = U.mc(seed, U.TEST_SLICES, e, run=False)
+            except FileNotFoundError:
+                if skip_missing:
+                    continue
+                raise
+            loaded.append([seed, e])
             xs.append(features(s, (VOXEL_NM,) * 3, e, incidence_deg=INCIDENCE_DEG, slices=(0, U.TEST_SLICES),
                                bins_nm=bins_nm))
             ys.append(m["eta"])
     return np.concatenate(xs), np.concatenate(ys), {"structures": list(U.TEST_SEEDS), "slices": U.TEST_SLICES,
-                                                    "energies_kev": list(energies),
+                                                    "energies_kev": sorted({e for _, e in loaded}),
+                                                    "loaded": loaded,
                                                     "monte_carlo": f"bench_fastpath_unet.py cache, MC seed 7000 + "
                                                                    f"structure seed, {U.ELECTRONS} e/px"}
 
@@ -195,6 +207,10 @@ def main():
     ap.add_argument("--more", type=int, nargs="+", default=[], metavar="SEED",
                     help="also train on these structures of fastpath_sets.TRAIN_MORE (their Monte Carlo cached by "
                          "fastpath_sets.py --part train-more; seeds not given stay free for fastpath_validate.py)")
+    ap.add_argument("--more-level", type=int, nargs="+", default=[], metavar="SEED",
+                    help="also train on these structures of fastpath_sets.TRAIN_LEVEL (their cached energies only)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="the --more / --more-level structures and --extra-unet-test: only the energies whose Monte Carlo is cached")
     ap.add_argument("--ship", action="store_true", help="copy weights + json into src/fibsynth/fastsim/data")
     a = ap.parse_args()
     import torch
@@ -209,14 +225,22 @@ def main():
     unknown = [v for v in a.more if v not in more]
     if unknown:
         raise SystemExit(f"--more: {unknown} are not in fastpath_sets.TRAIN_MORE")
-    train_sets = train_sets + tuple(more[v] for v in a.more)
+    level = {t[0]: t for t in sets.TRAIN_LEVEL}
+    unknown = [v for v in a.more_level if v not in level]
+    if unknown:
+        raise SystemExit(f"--more-level: {unknown} are not in fastpath_sets.TRAIN_LEVEL")
+    extra_sets = tuple(more[v] for v in a.more) + tuple(level[v] for v in a.more_level)
     t0 = time.perf_counter()
     bins = T.DEPTH_BINS_NM if a.depth_bins is None else tuple(float(v) for v in a.depth_bins.split(","))
     xtr, ytr = load_pairs(train_sets, sets.TRAIN_ENERGIES, a.cache, bins)
+    if extra_sets:
+        xm_, ym_ = load_pairs(extra_sets, sets.TRAIN_ENERGIES, a.cache, bins, skip_missing=a.cached_only)
+        xtr, ytr = np.concatenate([xtr, xm_]), np.concatenate([ytr, ym_])
+    train_sets = train_sets + extra_sets
     xmo, ymo = load_pairs(monitor_sets, sets.TRAIN_ENERGIES, a.cache, bins)
     extra = None
     if a.extra_unet_test:
-        xex, yex, extra = load_unet_test_pairs(bins_nm=bins)
+        xex, yex, extra = load_unet_test_pairs(bins_nm=bins, skip_missing=a.cached_only)
         xtr, ytr = np.concatenate([xtr, xex]), np.concatenate([ytr, yex])
     print(f"data: train {xtr.shape}, monitor {xmo.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
     dil = tuple(int(d) for d in a.dilations.split(","))
@@ -278,7 +302,8 @@ def main():
         "energies_kev": list(sets.TRAIN_ENERGIES),
         "data": {"structures": [{"seed": s, "solid_fraction": sf, "ligament_nm": lig,
                                  "shape": [sets.SLICES + 64, sets.SIZE, sets.SIZE]}
-                                for s, sf, lig in sets.TRAIN + tuple(more[v] for v in a.more)],
+                                for s, sf, lig in sets.TRAIN + extra_sets],
+                 "extra_structures_cached_energies_only": bool(a.cached_only),
                  "generator": "fibsynth.structure.leveled_wave, 5 nm voxels",
                  "monte_carlo": f"fibsynth.pipeline.montecarlo_stack, slices 0-{sets.SLICES - 1}, "
                                 f"{sets.ELECTRONS} electrons/pixel, 38 deg, default physics, MC seed = structure seed",

@@ -239,3 +239,68 @@ def test_binomial_noise_level_reads_the_noise_power_off_the_histogram():
     with pytest.raises(FibsynthError) as err:
         binomial_noise_level(a, 1)
     assert err.value.param == "electrons_per_pixel"
+
+
+def test_level_correction_shifts_the_calibrated_level_by_the_fitted_structure_term(shipped, tmp_path):
+    """fast13: the per-structure level correction. The fit recovers a linear level law of the depth bins' gold
+    fractions; the shift's mean over a periodic slice is c + w . mean(F) whatever the blur; a translator whose JSON
+    carries one adds exactly that shift to its calibrated mean image (not to the plain regression)."""
+    from fibsynth.structure import leveled_wave
+
+    rng = np.random.default_rng(11)
+    f = rng.uniform(0.2, 0.4, (40, 3))
+    w_true, c_true = np.array([0.02, -0.01, 0.005]), -0.003
+    en = np.repeat([1.0, 4.0], 20)
+    y = c_true + f @ w_true * np.where(en == 4.0, 1.0, 0.5)
+    lc = T.fit_level_correction(f, y, en, ridge=1e-9, sigma_px=8.0)
+    assert lc["energies_kev"] == [1.0, 4.0]
+    assert np.allclose(lc["weights"][1], w_true, atol=1e-6) and np.allclose(lc["weights"][0], 0.5 * w_true, atol=1e-6)
+    assert lc["intercept"][1] == pytest.approx(c_true, abs=1e-7)
+    # heavy shrinkage leaves about the mean bias
+    assert np.abs(T.fit_level_correction(f, y, en, 1e9, 0.0)["weights"]).max() < 1e-6
+    depth = rng.uniform(0, 1, (2, 3, 16, 16)).astype(np.float32)
+    for sigma in (0.0, 3.0, 30.0):
+        sh = T.level_correction_shift(depth, {**lc, "sigma_px": sigma}, 2.5)
+        wb = 0.5 * (np.asarray(lc["weights"][0]) + np.asarray(lc["weights"][1]))  # linear in E: 2.5 is halfway
+        cb = 0.5 * (lc["intercept"][0] + lc["intercept"][1])
+        assert np.allclose(sh.mean((1, 2)), cb + depth.mean((2, 3)) @ wb, atol=1e-6)
+    assert np.ptp(T.level_correction_shift(depth, {**lc, "sigma_px": 30.0}, 4.0)[0]) < 1e-4  # a level only
+    assert np.array_equal(T.level_correction_shift(depth, lc, 9.0), T.level_correction_shift(depth, lc, 4.0))
+    with pytest.raises(FibsynthError) as ei:
+        T.fit_level_correction(f, y, en, ridge=0.0, sigma_px=1.0)
+    assert ei.value.param == "ridge"
+    # the interface density: stripes 2 px wide in x (an edge every 2 px in x, none in y) -> 0.5 x 1/2 = 0.25
+    v = np.zeros((6, 8, 8), np.uint8)
+    v[:, :, 0:2] = v[:, :, 4:6] = 1
+    d = T.interface_density(v, (0, 3), 2)  # a pixel counts its +x neighbour: 1|0 at x = 1, 0|1 at x = 3, ...
+    assert np.allclose(d, np.array([0, 0.5] * 4)[None, None]) and d.mean() == pytest.approx(0.25)
+    v[1:] = 0  # only the face slice has edges: averaged over 2 slices, half of it; the last slice none
+    d = T.interface_density(v, (0, 6), 2)
+    assert d[0].mean() == pytest.approx(0.125) and d[1:].max() == 0
+    x = np.zeros((6, 5, 8, 8), np.float32)  # projection, 3 depth bins, energy
+    lf = T.level_features(x, 3, {"interface_slices": 2}, v, (0, 6))
+    assert lf.shape == (6, 4, 8, 8) and np.array_equal(lf[:, 3], d)
+    with pytest.raises(FibsynthError) as ei:
+        T.level_features(x, 3, {"interface_slices": 2})
+    assert ei.value.param == "structure"
+    # the translator applies it after the histogram calibration
+    nb = len(shipped.bins_nm) - 1
+    cfg = json.loads(T.DEFAULT_CONFIG.read_text())
+    cfg["level_correction"] = {"energies_kev": [1.0, 4.0], "intercept": [0.01, -0.02],
+                               "weights": [[0.0] * nb, [0.05] + [0.0] * (nb - 1)], "sigma_px": 4.0}
+    (tmp_path / "t.json").write_text(json.dumps(cfg))
+    (tmp_path / "t.pt").write_bytes(T.DEFAULT_WEIGHTS.read_bytes())
+    tr = T.PairedTranslator(tmp_path / "t.pt")
+    s = leveled_wave((40, 32, 32), voxel_size=5.0, solid_fraction=0.3, ligament_nm=40.0, seed=4)
+    for e, lvl in ((1.0, 0.01), (4.0, None)):
+        _, base = shipped(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=0, slices=(0, 2))
+        _, corr = tr(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=0, slices=(0, 2))
+        _, raw = tr(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=0, slices=(0, 2), calibrated=False)
+        _, raw0 = shipped(s, (5.0, 5.0, 5.0), e, electrons_per_pixel=0, slices=(0, 2), calibrated=False)
+        assert np.array_equal(raw, raw0)
+        d = (corr - base).astype(np.float64)
+        if lvl is not None:
+            assert np.allclose(d, lvl, atol=1e-6)
+        else:  # -0.02 + 0.05 x the surface gold, blurred: the slice means follow the surface fraction
+            assert np.allclose(d.mean((1, 2)), -0.02 + 0.05 * s[:2].mean((1, 2)), atol=1e-5)
+            assert np.ptp(d) > 0.005

@@ -25,6 +25,13 @@ regression (no adversary, no invented texture):
    the mean image's gray-value distribution without adding noise or moving any pixel past another
    (``calibrated=False``: the plain regression).
 
+5. **Level correction** (optional, a ``level_correction`` block in the JSON; :func:`fit_level_correction`,
+   :func:`level_correction_shift`, ``experiments/fastpath_fit_level.py``): each structure's mean level is the
+   regression's largest remaining error (issue 15, fast12); a per-energy linear term in the depth bins' gold
+   fractions [and the face's interface density], fitted on structures the network was not trained on and blurred
+   by a wide periodic Gaussian, is added to the calibrated mean image -- a prediction from the structure alone, no
+   Monte Carlo at inference.
+
 One model for the energy range it was trained on (:data:`ENERGY_RANGE_KEV` is the range the shipped weights were
 trained and checked on; ``docs/fastsim.md`` lists the measured fidelity). CPU, deterministic per seed: inference
 runs on one torch thread in float32 and the noise generator is ``numpy.random.default_rng(seed)``.
@@ -218,6 +225,24 @@ class PairedTranslator:
         d = np.array([np.interp(e, energies, offsets[:, j]) for j in range(offsets.shape[1])])
         return apply_histogram_offsets(mean, cal["knots"], d)
 
+    @property
+    def level_correction(self) -> dict | None:
+        """The fitted level correction of the configuration (:func:`fit_level_correction`), or None."""
+        return self.config.get("level_correction")
+
+    def level_shift(self, x: np.ndarray, energy_kev: float, structure: np.ndarray | None = None,
+                    slices: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The level correction's additive shift (nz, ny, nx) float32 for the features ``x`` (nz, C, ny, nx) of
+        ``slices`` of ``structure`` at ``energy_kev``, or None without one: c(E) + G_sigma * sum_j w_j(E) L_j, the
+        level features L_j (:func:`level_features`: the gold fractions of the depth bins, and the face's interface
+        density if the correction uses it) blurred by a periodic Gaussian of ``sigma_px`` (so that on a periodic
+        image its mean is exactly c + sum_j w_j mean(L_j)); c and w linear between the fitted energies
+        (:func:`level_correction_shift`)."""
+        lc = self.level_correction
+        if not lc:
+            return None
+        return level_correction_shift(level_features(x, len(self.bins_nm) - 1, lc, structure, slices), lc, energy_kev)
+
     def __call__(self, structure: np.ndarray, voxel_zyx, energy_kev: float, *, electrons_per_pixel: int = 100,
                  seed: int = 0, incidence_deg: float = 38.0, solid: str = "gold", pore: str = "epoxy",
                  projection: np.ndarray | None = None, slices: tuple[int, int] | None = None,
@@ -235,14 +260,19 @@ class PairedTranslator:
         if len(projection) != k1 - k0:
             raise FibsynthError(f"projection has {len(projection)} slices for slices {k0}:{k1}", param="projection")
         m = np.empty((k1 - k0,) + vol.shape[1:], np.float32)
+        shift = np.zeros_like(m) if calibrated and self.level_correction else None
         chunk = max(1, 2**22 // max(1, vol.shape[1] * vol.shape[2]))  # bounded memory on large stacks
         for a in range(k0, k1, chunk):
             b = min(k1, a + chunk)
             x = features(vol, voxel_zyx, energy_kev, incidence_deg=incidence_deg, solid=solid, pore=pore,
                          projection=projection[a - k0:b - k0], slices=(a, b), bins_nm=self.bins_nm)
             m[a - k0:b - k0] = self.mean(x, batch=max(1, min(16, 2**20 // max(1, vol.shape[1] * vol.shape[2]))))
+            if shift is not None:
+                shift[a - k0:b - k0] = self.level_shift(x, energy_kev, vol, (a, b))
         if calibrated:
             m = self.calibrate(m, energy_kev)
+            if shift is not None:  # the structure-predicted level correction, after the gray-value map
+                m = np.clip(m + shift, 0.0, 1.0).astype(np.float32)
         return self.sample(m, electrons_per_pixel, seed), m
 
     def check(self, energy_kev: float, solid: str = "gold", pore: str = "epoxy", detector: str = "bse") -> None:
@@ -259,6 +289,93 @@ class PairedTranslator:
         if [solid, pore] != list(trained):
             raise FibsynthError(f"the paired translator is trained for {trained[0]}/{trained[1]} only "
                                 f"(got {solid}/{pore})", param="pore" if solid == trained[0] else "solid")
+
+
+def interface_density(structure: np.ndarray, slices: tuple[int, int], depth_slices: int) -> np.ndarray:
+    """(nz', ny, nx) float32: per slice k of ``slices`` and pixel, the fraction of its +y and +x neighbours (periodic)
+    of the other phase, averaged over the slices k .. k + ``depth_slices`` - 1 behind the face (those inside the
+    structure): the face's interface (edge) density, whose mean over a slice is the solid/pore boundary length per
+    pixel -- small ligaments, many edges."""
+    vol = np.asarray(structure)
+    k0, k1 = slices
+    out = np.zeros((k1 - k0,) + vol.shape[1:], np.float32)
+    for k in range(k0, k1):
+        w = vol[k:min(vol.shape[0], k + int(depth_slices))].astype(bool)
+        e = 0.5 * ((w != np.roll(w, -1, axis=1)).astype(np.float32) + (w != np.roll(w, -1, axis=2)))
+        out[k - k0] = e.mean(0)
+    return out
+
+
+def level_features(x: np.ndarray, n_bins: int, lc: dict, structure: np.ndarray | None = None,
+                   slices: tuple[int, int] | None = None) -> np.ndarray:
+    """(nz, C, ny, nx) the level correction's features: the gold fractions of the ``n_bins`` depth bins of the
+    translator's features ``x`` (nz, C', ny, nx), then, if ``lc["interface_slices"]`` > 0, the face's interface
+    density (:func:`interface_density`, needs ``structure`` and ``slices``)."""
+    depth = x[:, x.shape[1] - 1 - n_bins:x.shape[1] - 1]
+    n_if = int(lc.get("interface_slices", 0))
+    if n_if <= 0:
+        return depth
+    if structure is None or slices is None:
+        raise FibsynthError("the level correction uses the interface density: the structure is needed",
+                            param="structure")
+    return np.concatenate([depth, interface_density(structure, slices, n_if)[:, None]], axis=1)
+
+
+def level_correction_shift(depth: np.ndarray, lc: dict, energy_kev: float) -> np.ndarray:
+    """c(E) + G_sigma * sum_b w_b(E) depth_b per slice: ``depth`` (nz, B, ny, nx) the level features
+    (:func:`level_features`: the gold fractions of the depth bins, [the interface density]), ``lc`` a level correction (:func:`fit_level_correction`: ``energies_kev``, ``intercept`` per energy,
+    ``weights`` per energy and bin, ``sigma_px``); c and w linear in the energy between the fitted ones (constant
+    beyond). The blur is periodic (``mode="wrap"``, like the network's circular padding), so the shift's mean over
+    a periodic slice is c + sum_b w_b mean(depth_b) whatever ``sigma_px``."""
+    from scipy.ndimage import gaussian_filter
+
+    es = np.asarray(lc["energies_kev"], np.float64)
+    w = np.asarray(lc["weights"], np.float64)
+    if w.shape != (len(es), depth.shape[1]):
+        raise FibsynthError(f"the level correction has weights {list(w.shape)} for {len(es)} energies and "
+                            f"{depth.shape[1]} level features", param="weights")
+    e = float(np.clip(energy_kev, es[0], es[-1]))
+    c = float(np.interp(e, es, np.asarray(lc["intercept"], np.float64)))
+    wb = np.array([np.interp(e, es, w[:, j]) for j in range(w.shape[1])], np.float32)
+    lin = np.tensordot(np.asarray(depth, np.float32), wb, axes=(1, 0))  # (nz, ny, nx)
+    sigma = float(lc.get("sigma_px", 0.0))
+    if sigma > 0:
+        lin = gaussian_filter(lin, (0, sigma, sigma), mode="wrap")
+    return (lin + c).astype(np.float32)
+
+
+def fit_level_correction(depth_means, biases, energies_kev, ridge: float, sigma_px: float,
+                         interface_slices: int = 0) -> dict:
+    """Ridge fit of the per-image level error from the mean gold fractions of the depth bins, per energy.
+
+    ``depth_means[i]``: (B,) the level features (:func:`level_features`) averaged over image i (a stack of slices
+    of one structure; with ``interface_slices`` > 0 the last is the interface density over that many slices), ``biases[i]``: the Monte Carlo's mean yield minus the (calibrated) translator's over the same
+    slices, ``energies_kev[i]``: its energy. Per energy: y = c + w . f, the features standardised, w shrunk by
+    ``ridge`` (in units of the standardised design's Gram matrix, i.e. lambda of ``(Z'Z + lambda I) w = Z'y``), c
+    unpenalised. Returns the block :func:`level_correction_shift` reads."""
+    f = np.asarray(depth_means, np.float64)
+    y = np.asarray(biases, np.float64)
+    en = np.asarray(energies_kev, np.float64)
+    if f.ndim != 2 or len(f) != len(y) or len(y) != len(en):
+        raise FibsynthError("need one (B,) feature row, one bias and one energy per image", param="depth_means")
+    if not ridge > 0:
+        raise FibsynthError(f"must be > 0 (got {ridge})", param="ridge")
+    out_e, out_c, out_w = [], [], []
+    for e in sorted(set(en.tolist())):
+        k = en == e
+        if k.sum() < 3:
+            raise FibsynthError(f"{int(k.sum())} images at {e:g} keV are too few", param="energies_kev")
+        fe, ye = f[k], y[k]
+        mu, sd = fe.mean(0), fe.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        z = (fe - mu) / sd
+        wz = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (ye - ye.mean()))
+        w = wz / sd
+        out_e.append(float(e))
+        out_c.append(float(ye.mean() - w @ mu))
+        out_w.append([float(v) for v in w])
+    return {"energies_kev": out_e, "intercept": out_c, "weights": out_w, "ridge": float(ridge),
+            "sigma_px": float(sigma_px), "interface_slices": int(interface_slices)}
 
 
 def _noise_args(electrons_per_pixel: int, seed: int) -> int:

@@ -505,6 +505,7 @@ def _paired_fast_stack(structure, voxel, energy_kev, *, model, incidence_deg, so
     name = "paired-translator" if model is None else str(model)
     record = {"projection": projection, "translation_model": name, "translator": "paired",
               "histogram_calibration": bool(tr.histogram_calibration),
+              "level_correction": bool(tr.level_correction),
               "translation_seed": int(seed), "electrons_per_pixel": int(electrons_per_pixel),
               "incidence_deg": incidence_deg}
     meta = VolumeMeta(generator=FAST, seed=int(seed), parameters=_jsonable(record), **common)
