@@ -56,6 +56,10 @@ class ReconstructSettings(StrictModel):
         "and predictions per round (2, the default: one more training per round, ~1 min of an idle core). Measured "
         "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
         "synthetic validation score picked the worst seed on two; 1 is the single network of before")
+    seg_combine: Literal["choose", "mean"] = Field(
+        "choose", description="what becomes of the seg_seeds networks of a round: choose (the default) keeps the one "
+        "chosen by forward consistency (seg_seeds); mean averages their P(solid) (an ensemble: no extra training, "
+        "one more probability map on disk per round). Measured against each other in docs/reconstruct.md (recon13)")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")
