@@ -18,12 +18,15 @@ slices alone) and, with ``--score-runs``, for every U-Net a ``bench_reconstruct.
     # a larger training budget / the wider network, to see whether the network or the data limits it
     python benchmarks/reconstruct_ceiling.py ... --steps 2400
     python benchmarks/reconstruct_ceiling.py ... --features 32 64 128
+    # more 2.5D context; every network also scored with reconstruct's test-time augmentation (8 in-plane symmetries)
+    python benchmarks/reconstruct_ceiling.py ... --k 4 --tta 8
 
 The test stacks are those of ``bench_reconstruct.py`` (same names in ``--stack-cache``, made there if absent).
 Caveat of the split: the test stacks drift in brightness over the slices (``realistic_stack.degrade``), so the
 test slices are darker than the training ones; the network's intensity jitter and the normalisation must bridge
 that, as they must bridge synthetic -> real in ``reconstruct``. ``--split interleaved`` trains and validates on
-alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead.
+alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. With two or
+more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
 """
 
 from __future__ import annotations

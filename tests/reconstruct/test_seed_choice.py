@@ -154,6 +154,15 @@ def test_seg_seeds_refused_in_one_line(tmp_path, capsys, value):
     assert rc == 2 and "--seg-seeds" in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+def test_seg_combine_refused_in_one_line(tmp_path, capsys):
+    from fibsynth.cli import main
+
+    rc = main(["reconstruct", str(tmp_path / "none.tif"), str(tmp_path / "out"), "--seg-combine", "max", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--seg-combine" in err and "mean" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_seg_seeds_refused_for_n_phases():
     from fibsynth.reconstruct.multiphase import MultiphaseSettings
 
