@@ -22,6 +22,9 @@ Parts:
    the same structure: the structure's own apparent motion, also reported) subtracted;
    ``align_fiducial``: the same stacks with a fiducial band (the protective cap with milled marks) at the top,
    registered on the whole image and on the band's region (chain, neighbours, template), ``--fid-*`` options;
+   ``--fid-wear-contrast`` / ``--fid-wear-blur``: the marks fade / blur over the stack;
+   ``align_fiducial_auto``: the band found by ``find_fiducial_region`` (hits, false alarms without a band,
+   confidence) and the alignment on it against the hand-given region, ``--fid-auto-*`` options;
    ``align_sources``: the chain's error split into apparent motion, drift and noise parts, its growth with the
    slice index and stack length, other drift shapes (smooth, jumps, none), and paired with the chain a symmetric
    chain and a smoothness prior on the drift (``drift_prior``);
@@ -231,6 +234,7 @@ FID_TOP = 16  # --fid-top
 FID_WIDTH: int | None = None  # --fid-width: columns of the region (from x = 0; default the whole width)
 FID_CURTAINS: float | None = None  # --fid-curtains: curtain amplitude (default the align part's 0.02)
 FID_GRAIN = 0.02  # --fid-grain: rms of the cap's grain (new every slice)
+FID_WEAR = {"wear_contrast": 0.0, "wear_blur_px": 0.0}  # --fid-wear-contrast, --fid-wear-blur: the marks' wear
 FID_METHODS = {"chain, whole image": ("whole", {}), "chain, whole image, no band": ("noband", {}),
                "chain, fiducial region": ("region", {}),
                "neighbours (K = 3), fiducial region": ("region", {"method": "neighbours", "neighbours": 3}),
@@ -270,7 +274,7 @@ def part_align_fiducial(quick):
                               shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
                     ideal = image(lab)
                     r = apply(ideal, MicroscopeModel(**kw, fiducial=Fiducial(height_px=h, top_px=FID_TOP,
-                                                                             grain_rms=FID_GRAIN)))
+                                                                             grain_rms=FID_GRAIN, **FID_WEAR)))
                     r0 = apply(ideal, MicroscopeModel(**kw))
                     true = np.array(r.record["realised"]["shifts_px"])
                     assert np.array_equal(true, r0.record["realised"]["shifts_px"])
@@ -290,7 +294,7 @@ def part_align_fiducial(quick):
                     rows.append({"field_px": n, "slices": nz, "structure": name, "method": key,
                                  "band_rows": h, "top_rows": FID_TOP, "region": list(region),
                                  "curtain_amplitude": 0.02 if FID_CURTAINS is None else FID_CURTAINS,
-                                 "grain_rms": FID_GRAIN, "electrons_per_pixel": ALIGN_DOSE,
+                                 "grain_rms": FID_GRAIN, **FID_WEAR, "electrons_per_pixel": ALIGN_DOSE,
                                  "mean_abs_error_px": ms(v[:, 0]), "max_abs_error_px": ms(v[:, 1]),
                                  "worst_px": round(float(v[:, 1].max()), 3),
                                  "per_seed_mean_px": np.round(v[:, 0], 3).tolist(),
@@ -298,6 +302,100 @@ def part_align_fiducial(quick):
                                  "seeds_within_0.5": int((v[:, 0] <= 0.5).sum()),
                                  "s_per_stack": round(times[key] / len(v), 3), "seeds": len(v)})
                     print("align_fiducial", rows[-1], flush=True)
+    return rows
+
+
+FID_AUTO_HEIGHTS: list[int] = [0, 8, 16, 24]  # --fid-auto-heights: band rows (0: no band) for align_fiducial_auto
+FID_AUTO_TOPS: list[int] = [16]  # --fid-auto-tops: rows of surface above the band
+
+
+def part_align_fiducial_auto(quick):
+    """Automatic detection of the fiducial band (``--parts align_fiducial_auto``): the align part's stacks,
+    seeds and microscope with a band of ``--fid-auto-heights`` rows (0: no band) under ``--fid-auto-tops`` rows of
+    surface; ``find_fiducial_region`` on each stack. Detection: how often a band is reported (with a band: the
+    true band found -- a row band covering at least half of the band's rows with at most 4 rows of structure
+    below it --; without: a false alarm), its confidence; alignment (chain) against the true shifts on the
+    detected region, on the hand-given region (rows 0 .. top + height, the whole width: what a user draws) and on
+    the whole image, same stacks, and ``neighbours`` (K = 3) on both regions; paired differences auto - hand on
+    the stacks where a band was reported."""
+    import warnings
+
+    from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, Shading, apply,
+                                     register_slices)
+    from fibsynth.microscope.fiducial import find_fiducial_region
+
+    rows = []
+    sizes = ALIGN_SIZES or ([192] if quick else [96, 192])
+    nz = 32
+    for n in sizes:
+        for name, make in align_structures(quick, n):
+            if "mirrored" in name and not ALIGN_STRUCTURE_NAMES:
+                continue
+            for top in FID_AUTO_TOPS:
+                for h in FID_AUTO_HEIGHTS:
+                    if top + h + 8 > n:
+                        continue
+                    recs = []
+                    for seed in range(ALIGN_SEEDS or (2 if quick else 5)):
+                        lab = make((nz, n, n), seed)
+                        kw = dict(detector=Detector(electrons_per_pixel=ALIGN_DOSE, read_noise=0.005),
+                                  drift=Drift(xy_step_px=1.5, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                                  shading=Shading(depth=0.3, tilt=0.1), seed=seed + 50)
+                        fid = Fiducial(height_px=h, top_px=top, grain_rms=FID_GRAIN, **FID_WEAR) if h else Fiducial()
+                        r = apply(image(lab), MicroscopeModel(**kw, fiducial=fid))
+                        true = np.array(r.record["realised"]["shifts_px"])
+                        c0 = time.process_time()
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            f = find_fiducial_region(r.image)
+                        cpu = time.process_time() - c0
+                        rec = {"seed": seed, **f.as_dict(), "cpu_s": round(cpu, 2)}
+                        reg = f.region
+                        if h and reg is not None:
+                            cover = max(0, min(reg[1], top + h) - max(reg[0], top))
+                            rec["band_rows_covered"] = cover
+                            rec["structure_rows"] = max(0, reg[1] - (top + h))
+                            rec["hit"] = bool(f.orientation == "rows" and cover >= h / 2 and reg[1] - (top + h) <= 4)
+                        def err(region, **kw):
+                            return float(np.abs(register_slices(r.image, region=region, **kw) + true).mean())
+
+                        rec["err_whole"] = err(None)
+                        if reg is not None:
+                            rec["err_auto"] = err(tuple(reg))
+                            rec["err_auto_neighbours"] = err(tuple(reg), method="neighbours")
+                        if h:
+                            rec["err_hand"] = err((0, top + h, 0, n))
+                            rec["err_hand_neighbours"] = err((0, top + h, 0, n), method="neighbours")
+                        recs.append(rec)
+                    found = [q for q in recs if q["region"] is not None]
+                    row = {"field_px": n, "slices": nz, "structure": name, "band_rows": h, "top_rows": top,
+                           "electrons_per_pixel": ALIGN_DOSE, **FID_WEAR, "seeds": len(recs), "reported": len(found),
+                           "confidence": ms([q["confidence"] for q in recs]),
+                           "correlation": ms([q["correlation"] for q in recs]),
+                           "background": ms([q["background"] for q in recs]),
+                           "isotropy": ms([q["isotropy"] for q in recs]),
+                           "cpu_s_detect": ms([q["cpu_s"] for q in recs]),
+                           "err_whole": ms([q["err_whole"] for q in recs]), "per_stack": recs}
+                    if h:
+                        row["true_band_found"] = sum(bool(q.get("hit")) for q in recs)
+                        row["err_hand"] = ms([q["err_hand"] for q in recs])
+                        if found:
+                            d = [q["err_auto"] - q["err_hand"] for q in found]
+                            row["err_auto_reported"] = ms([q["err_auto"] for q in found])
+                            row["err_hand_same_stacks"] = ms([q["err_hand"] for q in found])
+                            row["auto_minus_hand"] = ms(d)
+                            row["auto_within_0.5"] = sum(q["err_auto"] <= 0.5 for q in found)
+                            row["err_auto_neighbours_reported"] = ms([q["err_auto_neighbours"] for q in found])
+                            row["err_hand_neighbours_same_stacks"] = ms([q["err_hand_neighbours"] for q in found])
+                            row["auto_minus_hand_neighbours"] = ms([q["err_auto_neighbours"] - q["err_hand_neighbours"]
+                                                                    for q in found])
+                            row["auto_within_0.5_neighbours"] = sum(q["err_auto_neighbours"] <= 0.5 for q in found)
+                            row["worst_auto"] = round(max(q["err_auto"] for q in found), 3)
+                            row["worst_auto_neighbours"] = round(max(q["err_auto_neighbours"] for q in found), 3)
+                    else:
+                        row["false_alarms"] = len(found)
+                    rows.append(row)
+                    print("align_fiducial_auto", {k: v for k, v in row.items() if k != "per_stack"}, flush=True)
     return rows
 
 
@@ -1082,6 +1180,14 @@ def main() -> None:
     p.add_argument("--fid-curtains", type=float, default=None,
                    help="align_fiducial: curtain amplitude (default 0.02, the align part's)")
     p.add_argument("--fid-grain", type=float, default=0.02, help="align_fiducial: rms of the cap's grain (0.02)")
+    p.add_argument("--fid-wear-contrast", type=float, default=0.0, help="align_fiducial(_auto): fraction of the "
+                   "marks' contrast lost by the last slice (default 0)")
+    p.add_argument("--fid-wear-blur", type=float, default=0.0, help="align_fiducial(_auto): blur of the marks at "
+                   "the last slice, px (default 0)")
+    p.add_argument("--fid-auto-heights", default=None, help="align_fiducial_auto: band rows, comma-separated, 0 = "
+                   "no band (default 0,8,16,24)")
+    p.add_argument("--fid-auto-tops", default=None, help="align_fiducial_auto: rows of surface above the band, "
+                   "comma-separated (default 16)")
     p.add_argument("--charging-strengths", default=None,
                    help="strengths for the charging_limit part, comma-separated (default 0.03,0.04,0.05,0.06,0.07,0.1)")
     a = p.parse_args()
@@ -1107,10 +1213,16 @@ def main() -> None:
     if a.fid_heights:
         FID_HEIGHTS = [int(v) for v in a.fid_heights.split(",")]
     FID_TOP, FID_WIDTH, FID_CURTAINS, FID_GRAIN = a.fid_top, a.fid_width, a.fid_curtains, a.fid_grain
+    global FID_AUTO_HEIGHTS, FID_AUTO_TOPS
+    FID_WEAR.update(wear_contrast=a.fid_wear_contrast, wear_blur_px=a.fid_wear_blur)
+    if a.fid_auto_heights:
+        FID_AUTO_HEIGHTS = [int(v) for v in a.fid_auto_heights.split(",")]
+    if a.fid_auto_tops:
+        FID_AUTO_TOPS = [int(v) for v in a.fid_auto_tops.split(",")]
     if a.charging_strengths:
         global CHARGING_LIMIT_STRENGTHS
         CHARGING_LIMIT_STRENGTHS = tuple(float(v) for v in a.charging_strengths.split(","))
-    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_fiducial": part_align_fiducial, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
+    parts = {"align": part_alignment, "align_sources": part_align_sources, "align_fiducial": part_align_fiducial, "align_fiducial_auto": part_align_fiducial_auto, "align_limit": part_align_limit, "align_methods": part_align_methods, "apparent_motion": part_apparent_motion, "destripe": part_destripe, "estimate": part_estimators, "speed": part_speed, "charging": part_charging, "charging_limit": part_charging_limit, "charging_side": part_charging_side,
              "charging_values": part_charging_values}
     res = {}
     t0 = time.perf_counter()

@@ -108,3 +108,25 @@ def test_failed_step_releases_the_lock(tmp_path, experiment, monkeypatch):
     with pytest.raises(FibsynthError, match="simulated failure"):
         run_experiment(experiment, workdir=wd, quiet=True)
     assert not (wd / LOCK_NAME).exists()
+
+
+def test_lock_of_a_reused_pid_or_an_earlier_boot_is_taken_over(tmp_path):
+    """A live pid is not enough: after a reboot, or when the pid now belongs to a process started at another time
+    (pids are reused), the lock is a dead run's; the taker learns whose lock it took over."""
+    from fibsynth.experiment import lock as L
+
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "token": "x", "command": "fibsynth reconstruct"}
+    start, boot = L._start_time(os.getpid()), L._boot_id()
+    if start is None or boot is None:
+        pytest.skip("no /proc: process start times and boot ids are Linux's")
+    for stale in ({"start": start + 1, "boot": boot}, {"start": start, "boot": "another-boot"}):
+        (tmp_path / LOCK_NAME).write_text(json.dumps({**me, **stale}))
+        took: list[dict] = []
+        with L.workdir_lock(tmp_path, took_over=took):
+            pass
+        assert [t.get("start") for t in took] == [stale["start"]] and not (tmp_path / LOCK_NAME).exists()
+    # the same pid, start time and boot: that run is alive, and the refusal names its command
+    (tmp_path / LOCK_NAME).write_text(json.dumps({**me, "start": start, "boot": boot}))
+    with pytest.raises(FibsynthError, match=f"another 'fibsynth reconstruct' \\(pid {os.getpid()}\\)"):
+        with L.workdir_lock(tmp_path):
+            pass

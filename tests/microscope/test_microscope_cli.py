@@ -94,6 +94,9 @@ def test_apply_correct_estimate_round_trip(sim, tmp_path, capsys):
     (["correct", "{p}", "{o}", "--align", "--align-region", "0:4,0:96"], "--align-region: 4 x 96 px is too small"),
     (["correct", "{p}", "{o}", "--align", "--align-region", "0-24,0:96"], "--align-region: expected Y0:Y1,X0:X1"),
     (["correct", "{p}", "{o}", "--destripe", "--align-region", "0:24,0:96"], "--align-region: needs --align"),
+    (["correct", "{p}", "{o}", "--destripe", "--align-region", "auto"], "--align-region: needs --align"),
+    (["correct", "{p}", "{o}", "--align", "--align-search-px", "0.5"], "--align-search-px: Input should be greater"),
+    (["correct", "{p}", "{o}", "--destripe", "--align-search-px", "3"], "--align-search-px: needs --align"),
 ])
 def test_errors_are_one_line_with_exit_2_and_no_output(sim, tmp_path, capsys, args, text):
     p, _ = sim

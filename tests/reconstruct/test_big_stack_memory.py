@@ -80,6 +80,80 @@ def test_lazy_inspection_measures_one_slice_at_a_time_with_the_same_numbers(tmp_
     assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(stack))  # whole-stack chain, exactly
 
 
+def test_inspection_of_the_example_stack_is_the_microscope_estimators_on_the_whole_array(tmp_path):
+    # health13: the inspection's own chain and noise loop are gone; it calls fibsynth.microscope (which reads one
+    # slice at a time) and must give the former whole-array numbers, in memory and block by block
+    from pathlib import Path
+
+    import fibsynth
+    from fibsynth.io import read_volume
+    from fibsynth.microscope import register_slices, shift_slices
+    from fibsynth.reconstruct.inspect import inspect_stack, inspect_to_npy
+
+    stack = np.asarray(read_volume(Path(fibsynth.__file__).parent / "reconstruct/data/example_stack.tif").data)
+    img = stack.astype(np.float32)
+    rec = inspect_stack(img)
+    x = img.astype(np.float64)  # the former code: the whole stack as float64
+    d = (x[:, 0::2, 0::2] - x[:, 0::2, 1::2] - x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) / 2
+    assert rec["noise_sigma"] == float(np.median(np.median(np.abs(d), axis=(1, 2)) / 0.6744897501960817))
+    assert np.array_equal(np.asarray(rec["drift_shifts_px"]), register_slices(x))
+    assert rec["drift_total_px"] > 1.0
+    lazy = inspect_to_npy(stack, tmp_path / "r.npy", block=5, max_bytes=0)  # five blocks, the chain carried across
+    assert lazy["drift_shifts_px"] == rec["drift_shifts_px"]
+    # --align-region: the inspection registers on the band, in memory and block by block, and aligns by it
+    band = (0, 32, 0, 96)
+    ref = register_slices(x, region=band)
+    assert not np.array_equal(ref, np.asarray(rec["drift_shifts_px"]))
+    for kw in ({}, {"max_bytes": 0, "block": 5}):
+        r = inspect_to_npy(stack, tmp_path / "b.npy", ("align",), align_region=band, **kw)
+        assert np.array_equal(np.asarray(r["drift_shifts_px"]), ref)
+        assert np.array_equal(np.load(tmp_path / "b.npy"), shift_slices(x, ref).astype(np.float32))
+
+
+def test_corrections_block_by_block_are_the_in_memory_ones(tmp_path):
+    # --correct on a large stack: corrected block by block into a memory map (health13), the same float32 stack as
+    # the in-memory path, and inspect_to_npy takes that path above max_bytes
+    from pathlib import Path
+
+    import fibsynth
+    from fibsynth.io import read_volume
+    from fibsynth.reconstruct.inspect import apply_corrections, correct_blocks, inspect_stack, inspect_to_npy
+
+    stack = np.asarray(read_volume(Path(fibsynth.__file__).parent / "reconstruct/data/example_stack.tif").data)
+    img = stack.astype(np.float32)
+    shifts = inspect_stack(img)["drift_shifts_px"]
+    assert correct_blocks(img, np.empty_like(img), ("destripe",)) == {"applied": ["destripe"],
+                                                                     "by": "fibsynth.microscope"}
+    for corr in (("align", "flatten"), ("align", "destripe", "flatten")):  # flatten recomputes / keeps the input
+        ref, ref_rec = apply_corrections(img, corr, shifts)
+        out = np.lib.format.open_memmap(tmp_path / "c.npy", mode="w+", dtype=np.float32, shape=img.shape)
+        assert correct_blocks(img, out, corr, shifts, block=5) == ref_rec
+        assert np.array_equal(out, ref), corr
+        del out
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npy"]  # the destriped scratch copy is gone
+    lazy = inspect_to_npy(stack, tmp_path / "l.npy", corr, max_bytes=0, block=7)
+    assert np.array_equal(np.load(tmp_path / "l.npy"), ref) and lazy["corrections"] == ref_rec
+    assert lazy["drift_shifts_px"] == shifts and "after_correction" in lazy
+    assert not (tmp_path / "l.raw.npy").exists()
+
+
+def test_corrections_block_by_block_hold_a_few_slices(tmp_path):
+    from fibsynth.reconstruct.inspect import apply_corrections, correct_blocks
+
+    shape = (64, 64, 64)
+    rng = np.random.default_rng(5)
+    x = (1 + rng.random(shape, np.float32)).astype(np.float32)
+    shifts = np.cumsum(rng.normal(0, 0.3, (shape[0], 2)), 0)
+    corr = ("align", "destripe", "flatten")
+    correct_blocks(x[:2], np.empty((2, 64, 64), np.float32), corr, shifts[:2], block=1)  # imports outside the trace
+    ref, peak_mem = _traced_peak(lambda: apply_corrections(x, corr, shifts)[0])
+    out = np.lib.format.open_memmap(tmp_path / "c.npy", mode="w+", dtype=np.float32, shape=shape)
+    _, peak = _traced_peak(lambda: correct_blocks(x, out, corr, shifts, block=4))
+    assert np.array_equal(out, ref)
+    # a fixed working set of a 4-slice block (~1.5 x the float32 stack here, the same at 96 slices); in memory 8 x
+    assert peak < 2.5 * x.nbytes and peak < 0.3 * peak_mem, (peak, peak_mem, x.nbytes)
+
+
 def test_a_run_that_will_not_fit_on_the_disk_is_warned_about(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple

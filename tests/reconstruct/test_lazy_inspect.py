@@ -58,6 +58,8 @@ def test_lazy_inspection_never_holds_the_stack(tmp_path):
                  chunks=(8, 32, 32))
     lazy, *_ = read_stack(tmp_path / "l.zarr", lazy=True)
     full = data.size * 4  # the stack as float32
+    # first use outside the trace: run alone, the test traced the imports (dask, scikit-image; ~32 MB) and failed
+    inspect_to_npy(lazy[:16], tmp_path / "warm.npy", block=8, max_bytes=0, sample_slices=8)
     tracemalloc.start()
     try:
         inspect_to_npy(lazy, tmp_path / "real.npy", block=8, max_bytes=0, sample_slices=8)

@@ -84,7 +84,7 @@ def test_outputs_and_metadata(run, tiny):
     hd = s["rounds"][0]["histogram_distances"]
     assert set(hd) == {"before", "after"} and hd["before"]["wasserstein"] >= 0
     assert [r["step"] for r in s["steps"]] == ["inspect", "estimate", "generate", "adapt", "translate", "train",
-                                                "predict", "evaluate"]
+                                                "predict", "otsu", "kmeans", "evaluate"]
     html = (run / "report.html").read_text()
     assert "<img" in html and "http://" not in html and "https://" not in html
     for text in ("Result", "Confidence", "Your stack", "Structure: estimated and generated", "Histogram distances",
@@ -102,11 +102,18 @@ def test_second_run_is_cached(run, tiny, capsys):
     assert all(r["status"] == "cached" for r in s["steps"]), s["steps"]
     # a changed training parameter redoes only the training and what depends on it
     args = [a if a != "2" or i != TINY.index("--seg-steps") + 1 else "3" for i, a in enumerate(TINY)]
+    before = s["evaluation"]
     assert main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *args]) == 0
     s = json.loads((run / "summary.json").read_text())
     status = {r["step"]: r["status"] for r in s["steps"]}
     assert status["generate"] == status["adapt"] == status["translate"] == "cached"
     assert status["train"] == status["predict"] == status["evaluate"] == "ran"
+    # the evaluation redoes only the new prediction's part: Otsu and k-means (whole-stack thresholds, segmentations
+    # and crop statistics: ~3/4 of the step on big12's 256 x 1024 x 1024 stack) depend on the stack alone
+    assert status["otsu"] == status["kmeans"] == "cached"
+    for name in ("Otsu", "k-means", "ground truth"):
+        assert s["evaluation"][name] == before[name]
+    assert (run / "otsu.tif").is_file() and (run / "report.html").is_file()  # the report read the copied functions
 
 
 def test_report_loads_in_chromium(run, tmp_path):
@@ -153,6 +160,12 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--phases", "3", "--tta", "4"], "--tta"),  # the n-class prediction has no averaged form
     (["--tta", "9"], "--tta"),
     (["--device", "tpu9"], "--device"),
+    (["--align-region", "0:10,0:40"], "needs align"),  # the region registers for the align correction
+    (["--correct", "align", "--align-region", "0:10"], "Y0:Y1,X0:X1"),
+    (["--correct", "align", "--align-region", "auto"], "--align-region"),  # no detection (yet)
+    (["--correct", "align", "--align-region", "10:0,0:40"], "--align-region"),
+    (["--correct", "align", "--align-region", "0:10,0:41"], "inside the 40 x 40"),
+    (["--correct", "align", "--align-region", "0:4,0:40"], "too small"),
 ])
 def test_combinations_refused_before_anything_runs(tiny, tmp_path, capsys, args, words):
     """Settings that cannot work together (or not at the stack's energy) are refused in one line with exit 2 before
@@ -228,3 +241,35 @@ def test_alignment_fill_is_left_out_and_the_outputs_carry_the_offset(tiny, tmp_p
     assert ev["ground truth"]["solid_fraction"] == pytest.approx(
         truth[:, m:40 - m, m:40 - m].mean())  # the truth scored on the same region
     assert "alignment fill (not microscope data)" in (out / "report.html").read_text()
+
+
+def test_align_region_reaches_the_inspection_in_the_stacks_coordinates(tiny, tmp_path, capsys, monkeypatch):
+    """--align-region is given in the stack's own pixels; the inspection registers on it where it lies once the
+    alignment fill is left out; a rectangle reaching into the fill is refused in one line. The run is stopped
+    inside the inspection (the step itself is tested in test_big_stack_memory.py)."""
+    import fibsynth.reconstruct.inspect as I
+    from fibsynth.errors import FibsynthError
+    from fibsynth.io import write_volume
+    from fibsynth.reconstruct.inspect import FILL_MARGIN_PX as m
+
+    seen = {}
+
+    def stop(stack, out_npy, corrections=(), **kw):
+        seen.update(kw, corrections=corrections, shape=tuple(stack.shape))
+        raise FibsynthError("stopped by the test")
+
+    monkeypatch.setattr(I, "inspect_to_npy", stop)
+    stack = read_volume(tiny / "stack.tif")
+    img = np.asarray(stack.data)
+    padded = np.zeros((12, 45, 46), img.dtype)
+    padded[:, 3:43, 4:44] = img  # fill: 3 rows above, 4 columns left (+ the margin)
+    write_volume(tmp_path / "aligned.tif", padded, stack.meta)
+
+    y0, x0 = 3 + m, 4 + m
+    argv = ["reconstruct", str(tmp_path / "aligned.tif"), str(tmp_path / "o"), "--correct", "align", "--quiet"]
+    assert main(argv + ["--align-region", f"{y0}:{y0 + 10},{x0}:{x0 + 30}"]) == 2
+    assert "stopped by the test" in capsys.readouterr().err
+    assert seen["align_region"] == (0, 10, 0, 30) and seen["corrections"] == ("align",)
+    assert main(argv + ["--align-region", f"0:10,{x0}:{x0 + 30}"]) == 2  # into the fill
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--align-region" in err and "alignment fill" in err, err

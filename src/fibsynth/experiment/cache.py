@@ -111,18 +111,22 @@ class Cache:
                 pass
         return rec, None
 
+    def stale(self) -> list[Path]:
+        """The temporary and replaced folders (``.KEY.tmp-XXXXXXXX``, ``.KEY.old-XXXXXXXX``: names that only
+        :meth:`writing` makes) in the cache; under the work folder's lock they are a killed run's leftovers."""
+        if not self.root.is_dir():
+            return []
+        return sorted(e for e in self.root.iterdir() if _STALE.match(e.name))
+
     def clean_stale(self) -> list[str]:
         """Remove temporary and replaced folders left by runs that were killed (call under the work folder lock)."""
         removed = []
-        if not self.root.is_dir():
-            return removed
-        for entry in self.root.iterdir():
-            if _STALE.match(entry.name):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed.append(entry.name)
+        for entry in self.stale():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
         return removed
 
     @contextmanager

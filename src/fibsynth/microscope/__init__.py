@@ -28,6 +28,7 @@ from fibsynth.microscope.estimate import (
     stripe_profile_power,
 )
 from fibsynth.microscope.measure import charging_streaks
+from fibsynth.microscope.fiducial import FiducialBand, find_fiducial_region
 from fibsynth.microscope.forward import (
     MicroscopeResult,
     apply,
@@ -40,13 +41,16 @@ from fibsynth.microscope.forward import (
     stripe_profiles,
 )
 from fibsynth.microscope.inverse import (
+    SliceChain,
     align,
     as_full_scale,
+    check_region,
     correct,
     correct_drift,
     correct_shading,
     denoise,
     destripe,
+    destripe_method,
     destripe_phase_slice,
     destripe_slice,
     phase_stripe_profile,
@@ -59,9 +63,11 @@ from fibsynth.microscope.panel import before_after_figure, before_after_png
 
 __all__ = [
     "Charging", "CorrectConfig", "Curtaining", "Detector", "Drift", "Fiducial", "MicroscopeModel", "MicroscopeResult", "Shading",
+    "FiducialBand", "find_fiducial_region",
     "align", "apply", "fiducial_band", "as_full_scale", "blur_series", "charging_streaks", "curtain_profile_power", "response_gamma", "runs_along_y",
     "scan_line_artifacts", "before_after_figure", "before_after_png", "correct", "correct_drift",
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
+    "SliceChain", "check_region", "destripe_method",
 ]

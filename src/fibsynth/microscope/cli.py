@@ -216,7 +216,13 @@ def correct_cmd(
     align_region: Optional[str] = typer.Option(None, "--align-region", help="Register on this rectangle only, "
                                                "Y0:Y1,X0:X1 (pixels, half-open, as in the first slice): a band that "
                                                "does not change from slice to slice, e.g. fiducial marks milled into "
-                                               "the protective cap; the whole slices are moved."),
+                                               "the protective cap; the whole slices are moved. 'auto': find "
+                                               "the band (rows or columns that are the same in every slice) and "
+                                               "print it; an error when there is none."),
+    align_search_px: Optional[float] = typer.Option(None, "--align-search-px", help="Largest shift per axis a "
+                                                    "registration looks for, px (>= 1; default unlimited on the "
+                                                    "whole image, a third of the region's shorter side with "
+                                                    "--align-region: marks repeated along the band alias)."),
     destripe: bool = typer.Option(False, "--destripe", help="Remove vertical curtain stripes (wavelet-Fourier filter)."),
     destripe_method: str = typer.Option("auto", "--destripe-method", help="wavelet (wavelet-Fourier filter), phase "
                                         "(column profile of the residual of a two-phase level model: for two-phase "
@@ -252,21 +258,45 @@ def correct_cmd(
     _check_file(panel, [inp, config, out], (".png",), "panel")
     given = {k: v for k, v in ctx.params.items()
              if k in CorrectConfig.model_fields and ctx.get_parameter_source(k).name != "DEFAULT"}
-    if align_region is not None:
+    auto = align_region is not None and align_region.strip().lower() == "auto"
+    if auto:
+        given.pop("align_region", None)
+    elif align_region is not None:
         given["align_region"] = parse_region(align_region)
     base = CorrectConfig.from_yaml(config).model_dump() if config is not None else {}
     cfg = CorrectConfig.build(**{**base, **given})
     if not (cfg.align or cfg.destripe or cfg.shading or cfg.drift or cfg.denoise != "none"):
         raise FibsynthError("nothing to do: give at least one of --align, --destripe, --shading, --drift, --denoise")
-    if cfg.align_region is not None and not cfg.align:
+    if (cfg.align_region is not None or auto) and not cfg.align:
         raise FibsynthError("needs --align", param="align_region")
+    if cfg.align_search_px is not None and not cfg.align:
+        raise FibsynthError("needs --align", param="align_search_px")
     vol = read_volume(inp)
     x = as_full_scale(vol.data)
+    band = None
+    if auto:
+        from fibsynth.microscope.fiducial import find_fiducial_region
+
+        if x.shape[0] < 4:
+            raise FibsynthError(f"auto needs at least 4 slices (the stack has {x.shape[0]})", param="align_region")
+        band = find_fiducial_region(x, warn=False)
+        if band.region is None:
+            raise FibsynthError(f"auto: no static fiducial band found ({band.reason}); give the region as "
+                                "Y0:Y1,X0:X1 or leave --align-region out to register the whole image",
+                                param="align_region")
+        y0, y1, x0, x1 = band.region
+        typer.echo(f"fibsynth: fiducial band found: --align-region {y0}:{y1},{x0}:{x1} ({band.orientation}; "
+                   f"correlation {band.correlation:.2f} between slices >= {band.min_lag} apart against "
+                   f"{band.background:.2f} elsewhere, confidence {band.confidence:.2f}, isotropy "
+                   f"{band.isotropy:.2f}; from the first {band.slices_used} slices)", err=True)
+        cfg = cfg.model_copy(update={"align_region": band.region})
     if cfg.align_region is not None:
         from fibsynth.microscope.inverse import check_region
 
         check_region(cfg.align_region, x.shape, param="align_region")
     y, rec = correct(x, cfg)
+    if band is not None:
+        rec["fiducial_band"] = band.as_dict()
     params = {**vol.meta.parameters,
               "microscope": {**dict(vol.meta.parameters.get("microscope") or {}), "corrected": rec}}
     meta = vol.meta.with_updates(kind="image", parameters=params)

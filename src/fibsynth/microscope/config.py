@@ -113,7 +113,12 @@ class Fiducial(StrictModel):
     ``grain_px``) that is new in every slice (each slice is a fresh cross-section of the deposit). Rows above the
     cap (``top_px`` > 0) are the plain surface beyond it, yield ``above_gray``. The marks' phase and the grain are
     drawn from their own generator (from the model's seed), so that the rest of the model draws the same noise,
-    drift and curtains with and without the band. Off (``height_px = 0``) by default."""
+    drift and curtains with and without the band. Off (``height_px = 0``) by default.
+
+    Wear (off by default): over a long run the grooves fill with redeposited material and their edges round off;
+    ``wear_contrast`` is the fraction of the marks' contrast lost by the last slice and ``wear_blur_px`` the
+    Gaussian blur of the marks reached there, both growing linearly with the slice index from none at slice 0.
+    The marks then differ between slices far apart, which is what registering on them has to tolerate."""
 
     height_px: int = Field(0, ge=0, le=4096, description="rows of the cap band with the marks; 0 = off")
     top_px: int = Field(0, ge=0, le=4096, description="rows above the band (plain surface, yield above_gray)")
@@ -126,6 +131,10 @@ class Fiducial(StrictModel):
     mark_spacing_px: float = Field(48.0, ge=4, le=1e5, description="distance between marks along x, px")
     grain_rms: float = Field(0.02, ge=0, le=1, description="rms of the cap's grain (new every slice), yield units")
     grain_px: float = Field(1.0, ge=0, le=50, description="correlation length (Gaussian sigma) of the grain, px")
+    wear_contrast: float = Field(0.0, ge=0, le=1, description="fraction of the marks' contrast lost by the last "
+                                 "slice (linear in the slice index; redeposition filling the grooves); 0 = none")
+    wear_blur_px: float = Field(0.0, ge=0, le=50, description="Gaussian blur of the marks reached at the last slice "
+                                "(linear in the slice index; edges rounded by redeposition), px; 0 = none")
 
 
 class MicroscopeModel(StrictModel):
@@ -208,6 +217,9 @@ class CorrectConfig(StrictModel):
     align_region: tuple[int, int, int, int] | None = Field(
         None, description="register on this rectangle only (y0, y1, x0, x1; pixels, half-open): a static fiducial "
         "band (marks milled into the protective cap); the shifts move the whole slices")
+    align_search_px: float | None = Field(
+        None, ge=1, le=100000, description="largest shift per axis a registration looks for (px); default unlimited on "
+        "the whole image, a third of the region's shorter side with align_region")
     destripe: bool = False
     destripe_method: Literal["auto", "wavelet", "phase"] = Field(
         "auto", description="wavelet (Muench et al. filter), phase (column profile of the residual of a two-phase "

@@ -56,6 +56,41 @@ def _stack(a: Any, param: str) -> np.ndarray:
     return x
 
 
+class _Slices:
+    """A (z, y, x) stack read one slice at a time: ``s[k]`` is slice k as float64 (a new array, checked finite),
+    the values ``_stack(a)[k]`` would hold, without the float64 copy of the whole stack. Takes anything
+    :func:`_stack` takes; an array, memory map, dask or Zarr array is not read until a slice is asked for
+    (anything else goes through ``np.asarray``). The same one-line errors as :func:`_stack` (a non-finite slice
+    when it is read)."""
+
+    def __init__(self, a: Any, param: str):
+        if isinstance(a, _Slices):
+            a = a._a
+        elif not all(hasattr(a, n) for n in ("shape", "dtype", "__getitem__")):
+            a = np.asarray(a)
+        if len(a.shape) == 2:
+            a = a[None] if isinstance(a, np.ndarray) else np.asarray(a)[None]
+        self._a, self.param = a, param
+        self.shape = tuple(int(n) for n in a.shape)
+        dt = np.dtype(a.dtype)
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise FibsynthError(f"expected a (z, y, x) stack, got shape {self.shape}", param=param)
+        if not np.issubdtype(dt, np.number) and dt != bool:
+            raise FibsynthError(f"expected numbers, got {dt}", param=param)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        s = np.asarray(self._a[int(k)]).astype(np.float64)
+        if not np.isfinite(s).all():
+            raise FibsynthError("contains NaN or infinite values", param=self.param)
+        return s
+
+    def __iter__(self):
+        return (self[k] for k in range(self.shape[0]))
+
+
 def smooth_series(rng: np.random.Generator, n: int, correlation: float) -> np.ndarray:
     """A stationary AR(1) series of unit variance whose correlation falls to 1/e over ``correlation`` steps."""
     r = float(np.exp(-1.0 / max(correlation, 1e-9)))
@@ -167,6 +202,24 @@ def fiducial_band(model: MicroscopeModel, nx: int, rng: np.random.Generator) -> 
     """The static part of the fiducial band (``model.fiducial``): the cap's yield with the milled marks,
     (height_px, nx); see :class:`fibsynth.microscope.config.Fiducial`. The marks' phase along x is drawn from ``rng``."""
     f = model.fiducial
+    return f.gray + (f.mark_gray - f.gray) * fiducial_marks(model, nx, rng)
+
+
+def worn_band(model: MicroscopeModel, marks: np.ndarray, k: int, nz: int) -> np.ndarray:
+    """The band of slice ``k`` of ``nz`` with the marks' wear (``Fiducial.wear_contrast``, ``wear_blur_px``, both
+    reached at the last slice, linear in ``k``): the marks' cover (``fiducial_marks``) blurred and faded."""
+    f = model.fiducial
+    t = k / max(nz - 1, 1)
+    cover = marks
+    if f.wear_blur_px > 0 and t > 0:
+        cover = ndimage.gaussian_filter(cover, f.wear_blur_px * t, mode="nearest")
+    return f.gray + (f.mark_gray - f.gray) * (1.0 - f.wear_contrast * t) * cover
+
+
+def fiducial_marks(model: MicroscopeModel, nx: int, rng: np.random.Generator) -> np.ndarray:
+    """How much of each pixel of the band (height_px, nx) the milled marks cover (0 .. 1); see
+    :func:`fiducial_band`."""
+    f = model.fiducial
     h = f.height_px
     yy, xx = np.mgrid[0:h, 0:nx].astype(np.float64)
     yc = (h - 1) / 2.0
@@ -183,7 +236,7 @@ def fiducial_band(model: MicroscopeModel, nx: int, rng: np.random.Generator) -> 
             d = np.abs(-(xx - cx) * s + (yy - yc) * c)  # across it
             w = np.clip(f.mark_width_px / 2 + 0.5 - d, 0, 1) * np.clip(half + 0.5 - np.abs(u), 0, 1)
             cover = np.maximum(cover, w)
-    return f.gray + (f.mark_gray - f.gray) * cover
+    return cover
 
 
 def _charge(img: np.ndarray, epoxy: np.ndarray, model: MicroscopeModel,
@@ -228,7 +281,11 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             raise FibsynthError(f"top_px + height_px = {fid.top_px + fid.height_px} exceeds the {ny} rows of the "
                                 "stack", param="fiducial.height_px")
         frng = np.random.default_rng([model.seed, 0xF1D])
-        band = fiducial_band(model, nx, frng)
+        worn = fid.wear_contrast > 0 or fid.wear_blur_px > 0
+        if worn:
+            marks = fiducial_marks(model, nx, frng)
+        else:
+            band = fiducial_band(model, nx, frng)
         y0, y1 = fid.top_px, fid.top_px + fid.height_px
         x[:, :y0] = fid.above_gray
         for k in range(nz):
@@ -236,6 +293,8 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             if fid.grain_px > 0:
                 grain = ndimage.gaussian_filter(grain, fid.grain_px, mode="wrap")
             sd = float(grain.std())
+            if worn:
+                band = worn_band(model, marks, k, nz)
             x[k, y0:y1] = band + (fid.grain_rms / sd * grain if sd > 0 and fid.grain_rms > 0 else 0.0)
     rng = np.random.default_rng(model.seed)
     d, det = model.drift, model.detector

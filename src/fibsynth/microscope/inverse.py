@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
 from fibsynth.microscope.config import CorrectConfig
-from fibsynth.microscope.forward import _stack
+from fibsynth.microscope.forward import _Slices, _stack
 
 
 def as_full_scale(stack: Any) -> np.ndarray:
@@ -118,28 +118,68 @@ def _window(crop: tuple[slice, slice], at: np.ndarray, shape: tuple[int, ...]) -
     return out[0], out[1]
 
 
-def _chain(x: np.ndarray, upsample: int, max_shift_px: float | None, highpass_px: float | None,
-           crop: tuple[slice, slice] | None = None, search_px: float | None = None) -> np.ndarray:
-    """The chain's cumulative shifts; two prepared slices in memory at a time (a real stack may not fit twice).
-    With a region (``crop``), each pair is cut where the region lies in slice k - 1 (whole-pixel tracking: the
-    marks stay in the window however far the stage drifts)."""
-    nz = x.shape[0]
-    total = np.zeros((nz, 2))
-    if crop is None:
-        prev = _prepare_for_registration(x[0], highpass_px)
-    for k in range(1, nz):
-        if crop is None:
-            cur = _prepare_for_registration(x[k], highpass_px)
-        else:
-            win = _window(crop, total[k - 1], x.shape)
-            prev = _prepare_for_registration(x[k - 1][win], highpass_px)
-            cur = _prepare_for_registration(x[k][win], highpass_px)
-        step = _pcc(prev, cur, upsample, search_px)
-        if max_shift_px is not None and np.hypot(*step) > max_shift_px:
-            step = np.zeros(2)
-        total[k] = total[k - 1] + step
-        prev = cur
-    return total
+class SliceChain:
+    """:func:`register_slices`' chain (``method="chain"``) fed a block of slices at a time: each slice registered
+    onto the one before it, the steps summed. :meth:`add` takes the next slices (any array-like: a memory map or a
+    dask array is read one slice at a time, each converted to float64 alone) and returns their cumulative (dy, dx)
+    onto the first slice ever added; between calls the chain keeps only the last slice (prepared for
+    registration, or as read when registering on a ``region``) and its running shift. Adding a stack in blocks
+    gives exactly the shifts of adding it at once, which are exactly ``register_slices(stack, method="chain")``'s
+    before detrending; a huge stack thus never needs to be in memory (two slices at a time). The keywords are
+    :func:`register_slices`' (``search_px=None`` with a ``region``: a third of its shorter side)."""
+
+    def __init__(self, *, upsample: int = 20, max_shift_px: float | None = None,
+                 highpass_px: float | None = HIGHPASS_PX, region: Any = None, search_px: float | None = None):
+        if upsample < 1:
+            raise FibsynthError(f"must be >= 1 (got {upsample})", param="upsample")
+        if highpass_px is not None and not highpass_px > 0:
+            raise FibsynthError(f"must be > 0 (got {highpass_px})", param="highpass_px")
+        if search_px is not None and not search_px >= 1:
+            raise FibsynthError(f"must be >= 1 px (got {search_px})", param="search_px")
+        self.upsample, self.max_shift_px, self.highpass_px = int(upsample), max_shift_px, highpass_px
+        self.region, self.search_px = region, search_px
+        self.crop: tuple[slice, slice] | None = None
+        self.slice_shape: tuple[int, int] | None = None
+        self.count = 0  # slices added so far
+        self.shift = np.zeros(2)  # the cumulative shift of the last slice added
+        self._last: np.ndarray | None = None
+
+    def add(self, stack: Any) -> np.ndarray:
+        """The cumulative (dy, dx) of the slices of ``stack`` (z, y, x), continuing the slices added before; shape
+        (len(stack), 2)."""
+        x = _Slices(stack, "stack")
+        if self.slice_shape is None:
+            self.slice_shape = x.shape[1:]
+            if self.region is not None:
+                self.crop = check_region(self.region, x.shape)
+                if self.search_px is None:
+                    self.search_px = min(self.crop[0].stop - self.crop[0].start,
+                                         self.crop[1].stop - self.crop[1].start) / 3.0
+        elif x.shape[1:] != self.slice_shape:
+            raise FibsynthError(f"slices of {x.shape[1]} x {x.shape[2]} px do not continue a chain of "
+                                f"{self.slice_shape[0]} x {self.slice_shape[1]} px slices", param="stack")
+        out = np.empty((x.shape[0], 2))
+        for k in range(x.shape[0]):
+            img = x[k]
+            if self.crop is None:  # the prepared slice is the next pair's reference
+                cur = _prepare_for_registration(img, self.highpass_px)
+                step = None if self._last is None else _pcc(self._last, cur, self.upsample, self.search_px)
+            else:  # each pair cut where the region lies in the reference slice (whole-pixel tracking: the marks
+                # stay in the window however far the stage drifts)
+                cur = img
+                step = None
+                if self._last is not None:
+                    win = _window(self.crop, self.shift, x.shape)
+                    step = _pcc(_prepare_for_registration(self._last[win], self.highpass_px),
+                                _prepare_for_registration(img[win], self.highpass_px), self.upsample, self.search_px)
+            if step is not None:
+                if self.max_shift_px is not None and np.hypot(*step) > self.max_shift_px:
+                    step = np.zeros(2)
+                self.shift = self.shift + step
+            out[k] = self.shift
+            self._last = cur
+            self.count += 1
+        return out
 
 
 def _huber_path(nz: int, pairs: list[tuple[int, int]], meas: np.ndarray, iters: int = 10) -> np.ndarray:
@@ -211,11 +251,7 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     gives the measured figures for the three methods). ``detrend=True`` removes the least-squares line through
     the cumulative shifts (kept zero at slice 0): only when the stage is known not to drift steadily, since a real
     linear drift goes with it."""
-    x = _stack(stack, "stack")
-    if upsample < 1:
-        raise FibsynthError(f"must be >= 1 (got {upsample})", param="upsample")
-    if highpass_px is not None and not highpass_px > 0:
-        raise FibsynthError(f"must be > 0 (got {highpass_px})", param="highpass_px")
+    x = _Slices(stack, "stack")  # read one slice at a time (no float64 copy of the whole stack)
     if method not in REGISTRATION_METHODS:
         raise FibsynthError(f"unknown method {method!r}; expected one of {', '.join(REGISTRATION_METHODS)}",
                             param="method")
@@ -223,13 +259,11 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         raise FibsynthError(f"must be >= 1 (got {neighbours})", param="neighbours")
     if template_half_width < 1:
         raise FibsynthError(f"must be >= 1 (got {template_half_width})", param="template_half_width")
-    crop = None if region is None else check_region(region, x.shape)
-    if search_px is not None and not search_px >= 1:
-        raise FibsynthError(f"must be >= 1 px (got {search_px})", param="search_px")
-    if search_px is None and crop is not None:
-        search_px = min(crop[0].stop - crop[0].start, crop[1].stop - crop[1].start) / 3.0
+    chain = SliceChain(upsample=upsample, max_shift_px=max_shift_px, highpass_px=highpass_px, region=region,
+                       search_px=search_px)
     nz = x.shape[0]
-    total = _chain(x, upsample, max_shift_px, highpass_px, crop, search_px)
+    total = chain.add(x)
+    crop, search_px = chain.crop, chain.search_px
 
     def cut(img: np.ndarray, at: np.ndarray) -> np.ndarray:  # the region where it lies in a slice registered by at
         return img if crop is None else img[_window(crop, at, x.shape)]
@@ -241,9 +275,10 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         for k in range(2, nz):
             prepared = {i: v for i, v in prepared.items() if i >= k - neighbours}
             prepared.setdefault(k - 2, _prepare_for_registration(cut(x[k - 2], total[k - 2]), highpass_px))
+            img = x[k]
             for j in range(2, min(neighbours, k) + 1):
                 pred = total[k] - total[k - j]
-                moved = _prepare_for_registration(cut(ndimage.shift(x[k], pred, order=3, mode="nearest"),
+                moved = _prepare_for_registration(cut(ndimage.shift(img, pred, order=3, mode="nearest"),
                                                       total[k - j]), highpass_px)
                 r = _pcc(prepared[k - j], moved, upsample, search_px)
                 if max_shift_px is not None and np.hypot(*r) > max_shift_px:
@@ -274,13 +309,14 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
 
 def shift_slices(stack: Any, shifts: Any, *, order: int = 3) -> np.ndarray:
     """Move slice k by ``shifts[k]`` (dy, dx) pixels (spline interpolation of ``order``; edges repeat)."""
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")  # one slice converted at a time: the float64 output is the only whole-stack copy
     s = np.asarray(shifts, np.float64)
     if s.shape != (x.shape[0], 2):
         raise FibsynthError(f"expected shape ({x.shape[0]}, 2), got {s.shape}", param="shifts")
-    out = np.empty_like(x)
+    out = np.empty(x.shape, np.float64)
     for k in range(x.shape[0]):
-        out[k] = ndimage.shift(x[k], s[k], order=order, mode="nearest") if s[k].any() else x[k]
+        img = x[k]
+        out[k] = ndimage.shift(img, s[k], order=order, mode="nearest") if s[k].any() else img
     return out
 
 
@@ -413,10 +449,12 @@ def column_phase_range(stack: Any, *, smooth_px: float = 8.0) -> float:
     """Median over slices of the range of the smoothed column means of the phase map (see :func:`runs_along_y`)."""
     from skimage.filters import threshold_otsu
 
-    x = _stack(stack, "stack")
-    sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
-    r = [float(np.ptp(ndimage.gaussian_filter1d((s > threshold_otsu(s)).mean(0), smooth_px, mode="nearest")))
-         for s in sm if s.max() > s.min()]
+    r = []
+    for img in _Slices(stack, "stack"):  # one slice at a time
+        s = ndimage.gaussian_filter(img, 1.0)
+        if s.max() > s.min():
+            r.append(float(np.ptp(ndimage.gaussian_filter1d((s > threshold_otsu(s)).mean(0), smooth_px,
+                                                            mode="nearest"))))
     return float(np.median(r)) if r else 0.0
 
 
@@ -516,6 +554,18 @@ def destripe_phase_slice(img: Any, *, iters: int = 3, init_levels: int = LAYERED
     return guide, prof
 
 
+def destripe_method(stack: Any, *, levels: int | None = None, method: str = "auto") -> str:
+    """The method :func:`destripe` uses on ``stack``: ``method`` itself, or for ``"auto"`` ``"phase"`` when
+    ``levels`` is not given and :func:`runs_along_y` finds a layer crossing the face, else ``"wavelet"``. For a
+    stack destriped block by block: decide on the whole stack (read one slice at a time), then pass the method to
+    :func:`destripe` for each block."""
+    if method not in DESTRIPE_METHODS:
+        raise FibsynthError(f"unknown method {method!r}; one of {', '.join(DESTRIPE_METHODS)}", param="method")
+    if method == "auto":
+        return "phase" if levels is None and runs_along_y(stack) else "wavelet"
+    return method
+
+
 def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavelet: str = "db4",
              method: str = "auto") -> np.ndarray:
     """Remove vertical curtain stripes from every slice of a (z, y, x) stack.
@@ -527,16 +577,15 @@ def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavel
     :func:`runs_along_y` finds a phase layer crossing the face and ``levels`` is not given: then the phase method
     (the wavelet filter at 7 levels flattened a vertical SOFC layer by 10.4 px and at 5 levels left 38 % of the
     power of broad curtains; measured figures in docs/microscope.md)."""
-    x = _stack(stack, "stack")
-    if method not in DESTRIPE_METHODS:
-        raise FibsynthError(f"unknown method {method!r}; one of {', '.join(DESTRIPE_METHODS)}", param="method")
-    if method == "auto":
-        method = "phase" if levels is None and runs_along_y(x) else "wavelet"
-    if method == "phase":
-        return np.stack([destripe_phase_slice(s)[0] for s in x])
-    if levels is None:
+    x = _Slices(stack, "stack")  # read one slice at a time: the float64 output is the only whole-stack copy
+    method = destripe_method(x, levels=levels, method=method)
+    if method == "wavelet" and levels is None:
         levels = auto_levels(*x.shape[1:])
-    return np.stack([destripe_slice(s, levels=levels, sigma=sigma, wavelet=wavelet) for s in x])
+    out = np.empty(x.shape, np.float64)
+    for k, img in enumerate(x):
+        out[k] = (destripe_phase_slice(img)[0] if method == "phase"
+                  else destripe_slice(img, levels=levels, sigma=sigma, wavelet=wavelet))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ shading, drift
@@ -551,9 +600,14 @@ def _poly_design(ny: int, nx: int, degree: int) -> np.ndarray:
 
 def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = None) -> np.ndarray:
     """The stack's slow multiplicative background (ny, nx), normalised to mean 1: the mean over slices fitted by a
-    2D polynomial of ``degree`` (default), or smoothed by a Gaussian of ``sigma_px`` when given."""
-    x = _stack(stack, "stack")
-    m = x.mean(0)
+    2D polynomial of ``degree`` (default), or smoothed by a Gaussian of ``sigma_px`` when given. Reads ``stack``
+    (any array-like: memory map, dask array) one slice at a time (the mean summed in slice order, as
+    ``stack.mean(0)``: the same numbers)."""
+    x = _Slices(stack, "stack")
+    m = x[0]
+    for k in range(1, x.shape[0]):
+        m += x[k]
+    m = m / x.shape[0]
     if sigma_px is not None:
         bg = ndimage.gaussian_filter(m, sigma_px, mode="nearest")
     else:
@@ -568,7 +622,8 @@ def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = 
 
 
 def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma_px: float | None = None,
-                    dark_offset: float | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                    dark_offset: float | None = None, field: Any = None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Divide the signal above the black level by the shading; returns the corrected stack, the shading field
     (ny, nx) and what was measured.
 
@@ -576,14 +631,25 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     phases' gray levels (:func:`fibsynth.microscope.estimate.shading_profile`, which also finds the black level
     when the shadow is deep enough); it is not fooled by a structure whose solid fraction varies across the face.
     ``"polynomial"`` fits a 2D polynomial of ``degree`` to the mean over slices, ``"gaussian"`` smooths it by
-    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading)."""
+    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading).
+
+    ``field``: a shading field (ny, nx) measured before -- for a stack corrected block by block, the field of the
+    whole stack (:func:`shading_background`, which reads one slice at a time) -- divided out as it is, with
+    ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
     x = _stack(stack, "stack")
     info: dict[str, Any] = {"method": method}
-    if method == "model":
+    if field is not None:
+        field = np.asarray(field, np.float64)
+        if field.shape != x.shape[1:] or not (np.isfinite(field).all() and (field > 0).all()):
+            raise FibsynthError(f"expected a positive, finite ({x.shape[1]}, {x.shape[2]}) field, got shape "
+                                f"{field.shape}", param="field")
+        off = 0.0 if dark_offset is None else dark_offset
+        info.update(black_level=off, field="given")
+    elif method == "model":
         sh = shading_profile(x)
         off = dark_offset if dark_offset is not None else (sh["offset"] if sh["offset"] is not None else 0.0)
         model = MicroscopeModel(shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
@@ -625,15 +691,15 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
 
     from fibsynth.microscope.measure import noise_sigma
 
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")  # one slice converted at a time: the float64 output is the only whole-stack copy
     if not strength > 0:
         raise FibsynthError(f"must be > 0 (got {strength})", param="strength")
-    if method == "none":
-        return x
-    out = np.empty_like(x)
+    out = np.empty(x.shape, np.float64)
     for k in range(x.shape[0]):
         img = x[k]
-        if method == "gaussian":
+        if method == "none":
+            out[k] = img
+        elif method == "gaussian":
             out[k] = ndimage.gaussian_filter(img, strength)
         elif method == "median":
             r = max(1, int(round(strength)))
@@ -665,7 +731,7 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}
     if cfg.align:
         x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
-                          region=cfg.align_region)
+                          region=cfg.align_region, search_px=cfg.align_search_px)
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:

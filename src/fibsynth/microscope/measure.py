@@ -11,19 +11,23 @@ import numpy as np
 from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
-from fibsynth.microscope.forward import _stack
+from fibsynth.microscope.forward import _Slices, _stack
 
 _MEDIAN_CHI2_1 = 0.454936423119572  # median of chi-square with one degree of freedom
 
 
 def noise_sigma(stack: Any) -> float:
     """Gaussian noise std by Donoho's wavelet MAD (as scikit-image ``estimate_sigma``, which needs PyWavelets):
-    ``median(|d|) / 0.6745`` of the diagonal Haar details ``d`` of each slice; median over the slices."""
-    x = _stack(stack, "stack")
+    ``median(|d|) / 0.6745`` of the diagonal Haar details ``d`` of each slice; median over the slices. Reads
+    ``stack`` (any array-like: memory map, dask array) one slice at a time: no float64 copy of the whole stack."""
+    x = _Slices(stack, "stack")
     nz, ny, nx = x.shape
-    x = x[:, : ny - ny % 2, : nx - nx % 2]
-    d = (x[:, 0::2, 0::2] - x[:, 0::2, 1::2] - x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) / 2
-    return float(np.median(np.median(np.abs(d), axis=(1, 2)) / 0.6744897501960817))
+    mad = np.empty(nz)
+    for k in range(nz):
+        s = x[k][: ny - ny % 2, : nx - nx % 2]
+        d = (s[0::2, 0::2] - s[0::2, 1::2] - s[1::2, 0::2] + s[1::2, 1::2]) / 2
+        mad[k] = np.median(np.abs(d))
+    return float(np.median(mad / 0.6744897501960817))
 
 
 def _slice_offsets(key: np.ndarray, grid: int = 512, max_shift: float = 0.25) -> np.ndarray:
@@ -202,8 +206,9 @@ def stripe_profile_power(stack: Any, *, min_gap_px: int | None = None) -> np.nda
     Stripes are constant along y, while the structure and the noise of two rows far apart are independent: so the
     covariance over x of two rows (each with its linear trend in x removed) estimates the stripe variance without
     the bias that structure and noise give a column-mean profile. Averaged over all pairs of rows more than
-    ``min_gap_px`` apart (default: an eighth of the height)."""
-    x = _stack(stack, "stack")
+    ``min_gap_px`` apart (default: an eighth of the height). Reads ``stack`` (any array-like: memory map, dask
+    array) one slice at a time: no float64 copy of the whole stack."""
+    x = _Slices(stack, "stack")
     nz, ny, nx = x.shape
     gap = max(1, ny // 8) if min_gap_px is None else int(min_gap_px)
     if ny <= gap + 1 or nx < 4:
@@ -213,8 +218,9 @@ def stripe_profile_power(stack: Any, *, min_gap_px: int | None = None) -> np.nda
     far = np.abs(np.subtract.outer(np.arange(ny), np.arange(ny))) > gap
     out = np.empty(nz)
     for k in range(nz):
-        coef, *_ = np.linalg.lstsq(A, x[k].T, rcond=None)
-        r = x[k] - (A @ coef).T
+        img = x[k]
+        coef, *_ = np.linalg.lstsq(A, img.T, rcond=None)
+        r = img - (A @ coef).T
         gram = r @ r.T / nx
         out[k] = float(gram[far].mean())
     return out

@@ -198,52 +198,26 @@ ESTIMATORS = ("fibsynth.microscope: noise_sigma (wavelet MAD), stripe_profile_po
               "register_slices (phase correlation)")
 
 
-def stripe_power(img: np.ndarray) -> float:
+def stripe_power(img: Any) -> float:
     """Curtain-stripe power: the variance of each slice's stripe profile
-    (:func:`fibsynth.microscope.stripe_profile_power`) relative to the slice's variance, averaged over slices
-    (0 = no vertical stripes)."""
+    (:func:`fibsynth.microscope.stripe_profile_power`, which reads one slice at a time) relative to the slice's
+    variance, averaged over slices (0 = no vertical stripes)."""
     from fibsynth.microscope import stripe_profile_power
 
     var = img.reshape(img.shape[0], -1).var(axis=1) + 1e-12
-    # slice by slice (the estimator works on a float64 copy of its input): the same per-slice values
-    power = np.concatenate([stripe_profile_power(img[k:k + 1]) for k in range(img.shape[0])])
-    return float(np.mean(np.clip(power, 0, None) / var))
+    return float(np.mean(np.clip(stripe_profile_power(img), 0, None) / var))
 
 
-def noise_sigma_slices(img: np.ndarray) -> float:
-    """:func:`fibsynth.microscope.noise_sigma` of a stack (the median over its slices of each slice's wavelet MAD),
-    one slice at a time: the same number, without a float64 copy of the whole stack and its temporaries."""
-    from fibsynth.microscope import noise_sigma
-
-    return float(np.median([noise_sigma(img[k:k + 1]) for k in range(img.shape[0])]))
-
-
-def register_chain(img: np.ndarray, *, last: np.ndarray | None = None, start: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fibsynth.microscope.register_slices`' default chain (each slice registered onto the one before at
-    1/20 px, the steps summed in order), one prepared slice in memory at a time: the same cumulative shifts as
-    ``register_slices(img)``, without its float64 copy of the whole stack. To go on across blocks, pass the
-    previous block's ``last`` prepared slice and ``start`` (its last cumulative shift). Returns the cumulative
-    shifts (len(img), 2) and the last prepared slice."""
-    from fibsynth.microscope.inverse import HIGHPASS_PX, _pcc, _prepare_for_registration
-
-    cum = np.zeros((img.shape[0], 2))
-    prev = np.zeros(2) if start is None else np.asarray(start, np.float64)
-    for k in range(img.shape[0]):
-        cur = _prepare_for_registration(np.asarray(img[k], np.float64), HIGHPASS_PX)
-        if last is not None:
-            prev = prev + _pcc(last, cur, REGISTRATION_UPSAMPLE)
-        cum[k] = prev
-        last = cur
-    return cum, last
-
-
-def inspect_stack(img: np.ndarray) -> dict[str, Any]:
-    """Histogram, percentiles, noise, stripe power and drift of a (z, y, x) stack."""
+def inspect_stack(img: np.ndarray, *, region: Any = None) -> dict[str, Any]:
+    """Histogram, percentiles, noise, stripe power and drift of a (z, y, x) stack; ``region`` (y0, y1, x0, x1):
+    the drift registered on that rectangle only (fiducial marks; :func:`fibsynth.microscope.register_slices`)."""
     lo, p1, p50, p99, hi = (float(v) for v in np.percentile(img, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(img, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    sigma = noise_sigma_slices(img)
-    cum, _ = register_chain(img)  # cumulative (dy, dx) registering each slice onto slice 0
+    from fibsynth.microscope import noise_sigma, register_slices
+
+    # the microscope's estimators read one slice at a time: no float64 copy of the stack
+    sigma = noise_sigma(img)
+    cum = register_slices(img, upsample=REGISTRATION_UPSAMPLE, region=region)  # cumulative (dy, dx) onto slice 0
     step = np.diff(cum, axis=0)
     rec: dict[str, Any] = {
         "min": lo, "p1": p1, "median": p50, "p99": p99, "max": hi,
@@ -261,19 +235,24 @@ def inspect_stack(img: np.ndarray) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ corrections
 
+def _check_corrections(corrections: Any) -> None:
+    bad = [c for c in corrections if c not in CORRECTIONS]
+    if bad:
+        raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
+                            param="correct")
+
+
 def apply_corrections(img: np.ndarray, corrections: tuple[str, ...] | list[str], drift_shifts: Any = None
                       ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply the corrections the user asked for, in a fixed order (align, destripe, flatten), with the microscope
     stage's functions; returns the stack and a record. ``align``: move each slice by the cumulative drift
     (``drift_shifts``, else :func:`fibsynth.microscope.register_slices`); ``destripe``:
     :func:`fibsynth.microscope.destripe`; ``flatten``: :func:`fibsynth.microscope.correct_shading` (polynomial
-    background of the mean slice, which needs no two-phase model)."""
+    background of the mean slice, which needs no two-phase model). The whole stack in memory (float64); for a
+    large stack :func:`correct_blocks` gives the same result block by block."""
     import fibsynth.microscope as M
 
-    bad = [c for c in corrections if c not in CORRECTIONS]
-    if bad:
-        raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
-                            param="correct")
+    _check_corrections(corrections)
     out = np.asarray(img, np.float64)
     rec: dict[str, Any] = {"applied": [c for c in CORRECTIONS if c in corrections], "by": "fibsynth.microscope"}
     if "align" in corrections:
@@ -291,39 +270,157 @@ def apply_corrections(img: np.ndarray, corrections: tuple[str, ...] | list[str],
     return out.astype(np.float32), rec
 
 
+class _SliceView:
+    """A read-only (z, y, x) float64 array-like whose slice k is ``fn(k)``, computed when it is asked for: the
+    microscope's functions read it one slice at a time."""
+
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, shape: tuple[int, ...], fn):
+        self.shape, self._fn = tuple(shape), fn
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self._fn(int(k))
+
+
+def correct_blocks(stack: Any, out: Any, corrections: tuple[str, ...] | list[str], drift_shifts: Any = None, *,
+                   block: int = 32, scratch: Path | None = None) -> dict[str, Any]:
+    """:func:`apply_corrections` block by block: writes the same float32 stack into ``out`` (an array or memory map
+    of ``stack``'s shape) without holding the whole stack; returns the same record. ``stack``: array, memory map or
+    dask array, read ``block`` slices at a time.
+
+    ``align`` moves each block by its rows of ``drift_shifts`` (else :func:`fibsynth.microscope.register_slices`,
+    which reads one slice at a time). ``destripe``: the method is decided on the whole aligned stack
+    (:func:`fibsynth.microscope.destripe_method`, one slice at a time), then each block is destriped with it.
+    ``flatten``: the polynomial field of the mean slice of the aligned, destriped stack
+    (:func:`fibsynth.microscope.shading_background`, one slice at a time), then divided out block by block
+    (:func:`fibsynth.microscope.correct_shading` with that ``field``). The aligned slices are computed again where a
+    later pass needs them (a spline shift is cheap); the destriped ones, when ``flatten`` needs them a second time,
+    are kept as float64 in ``scratch`` (a temporary memory-mapped .npy, 8 bytes per voxel on disk, deleted
+    afterwards; default: beside ``out`` when it is a memory map)."""
+    import fibsynth.microscope as M
+
+    _check_corrections(corrections)
+    shape = tuple(int(n) for n in stack.shape)
+    nz = shape[0]
+    b = max(1, int(block))
+    rec: dict[str, Any] = {"applied": [c for c in CORRECTIONS if c in corrections], "by": "fibsynth.microscope"}
+    sh = None
+    if "align" in corrections:
+        sh = np.asarray(drift_shifts, np.float64) if drift_shifts is not None else M.register_slices(stack)
+        rec["align_max_shift_px"] = float(np.abs(sh).max()) if sh.size else 0.0
+
+    def aligned(z0: int, z1: int) -> np.ndarray:
+        blk = np.asarray(stack[z0:z1])
+        return M.shift_slices(blk, sh[z0:z1]) if sh is not None else np.asarray(blk, np.float64)
+
+    method = None
+    if "destripe" in corrections:
+        method = M.destripe_method(_SliceView(shape, lambda k: aligned(k, k + 1)[0]))
+
+    def corrected(z0: int, z1: int) -> np.ndarray:  # aligned, destriped (float64)
+        x = aligned(z0, z1)
+        return M.destripe(x, method=method) if method is not None else x
+
+    blocks = [(z0, min(z0 + b, nz)) for z0 in range(0, nz, b)]
+    if "flatten" not in corrections:
+        for z0, z1 in blocks:
+            out[z0:z1] = corrected(z0, z1).astype(np.float32)
+        return rec
+    tmp = None
+    if scratch is None and isinstance(out, np.memmap) and out.filename:
+        scratch = Path(out.filename).with_suffix(".destriped.npy")
+    try:
+        if method is not None:  # the destriped slices are needed twice: on disk, not recomputed
+            tmp = (np.empty(shape, np.float64) if scratch is None  # out is in memory: so may this be
+                   else np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float64, shape=shape))
+            for z0, z1 in blocks:
+                tmp[z0:z1] = corrected(z0, z1)
+            if isinstance(tmp, np.memmap):
+                tmp.flush()
+            src = lambda z0, z1: np.asarray(tmp[z0:z1])  # noqa: E731
+        else:
+            src = corrected
+        try:
+            field = M.shading_background(tmp if tmp is not None else _SliceView(shape, lambda k: src(k, k + 1)[0]))
+        except FibsynthError as exc:  # a stack whose mean is not positive
+            raise FibsynthError(f"flatten: {exc.message}", param="correct") from None
+        for z0, z1 in blocks:
+            x, _, info = M.correct_shading(src(z0, z1), method="polynomial", field=field)
+            out[z0:z1] = x.astype(np.float32)
+        rec["flatten"] = {"method": info["method"]}
+    finally:
+        if tmp is not None:
+            del tmp
+            if scratch is not None:
+                Path(scratch).unlink(missing_ok=True)
+    return rec
+
+
 # ------------------------------------------------------------------------------------------ lazy inspection
 
 def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32, max_bytes: int = LAZY_BYTES,
-                   sample_slices: int = SAMPLE_SLICES, fill: dict[str, Any] | None = None) -> dict[str, Any]:
+                   sample_slices: int = SAMPLE_SLICES, fill: dict[str, Any] | None = None,
+                   align_region: Any = None) -> dict[str, Any]:
     """Inspect ``stack`` (array, memory map or dask array) and write it, corrected if asked, as float32 to
     ``out_npy``; returns the inspection record (:func:`inspect_stack`'s keys).
 
-    Stacks of at most ``max_bytes`` (as float32), or with corrections asked for (they need the whole stack), are read
-    into memory and inspected exactly as before. Larger ones never are: they are copied block by block (``block``
-    slices, or the Zarr's chunks along z, whichever is larger: a chunk is the least that can be read) into a
-    memory-mapped ``out_npy``; the drift is registered pair by pair across the blocks (the same steps
-    as :func:`~fibsynth.microscope.register_slices` over the whole stack), the minimum, maximum and clipped fraction
+    Stacks of at most ``max_bytes`` (as float32) are read into memory and inspected exactly as before. Larger ones
+    never are: they are copied block by block (``block`` slices, or the Zarr's chunks along z, whichever is larger:
+    a chunk is the least that can be read) into a memory-mapped ``out_npy``; the drift is registered pair by pair
+    across the blocks (:class:`~fibsynth.microscope.SliceChain`: the same shifts as
+    :func:`~fibsynth.microscope.register_slices` over the whole stack), the minimum, maximum and clipped fraction
     are exact, and the histogram, percentiles, noise and stripe power come from ``sample_slices`` evenly spaced
-    slices (``"sampled_slices"`` in the record). ``fill``: the record of :func:`crop_fill` when ``stack`` is the
-    cropped view it returned (stored in the record as ``alignment_fill``, with the ``input_shape``)."""
+    slices (``"sampled_slices"`` in the record). With ``corrections``, a large stack is copied so into a temporary
+    ``.raw.npy`` beside ``out_npy``, corrected block by block into ``out_npy`` (:func:`correct_blocks`: the stack
+    :func:`apply_corrections` gives in memory) and the corrected stack inspected the same way
+    (``"after_correction"``). ``fill``: the record of :func:`crop_fill` when ``stack`` is the cropped view it
+    returned (stored in the record as ``alignment_fill``, with the ``input_shape``). ``align_region`` (y0, y1, x0,
+    x1 of ``stack``): the drift, and so the ``align`` correction, registered on that rectangle only."""
     extra = {"alignment_fill": fill, "input_shape": list(fill["input_shape"])} if fill else {}
     shape = tuple(int(n) for n in stack.shape)
-    if int(np.prod(shape)) * 4 <= max_bytes or corrections:
+    if int(np.prod(shape)) * 4 <= max_bytes:
         img = np.asarray(stack, np.float32)
-        rec = inspect_stack(img)
+        rec = inspect_stack(img, region=align_region)
         rec.update(extra)
         if corrections:
             img, crec = apply_corrections(img, corrections, rec["drift_shifts_px"])
             rec["corrections"] = crec
-            rec["after_correction"] = {k: v for k, v in inspect_stack(img).items()
+            rec["after_correction"] = {k: v for k, v in inspect_stack(img, region=align_region).items()
                                        if k not in ("histogram", "drift_shifts_px")}
         np.save(out_npy, np.ascontiguousarray(img, np.float32))
         return rec
+    if not corrections:
+        return {**_inspect_blocks(stack, out_npy, block, sample_slices, align_region), **extra}
+    _check_corrections(corrections)
+    out_npy = Path(out_npy)
+    raw = out_npy.with_name(out_npy.stem + ".raw.npy")
+    try:
+        rec = {**_inspect_blocks(stack, raw, block, sample_slices, align_region), **extra}
+        out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
+        rec["corrections"] = correct_blocks(np.load(raw, mmap_mode="r"), out, corrections, rec["drift_shifts_px"],
+                                            block=block, scratch=out_npy.with_name(out_npy.stem + ".destriped.npy"))
+        out.flush()
+        del out
+        after = _inspect_blocks(np.load(out_npy, mmap_mode="r"), None, block, sample_slices, align_region)
+        rec["after_correction"] = {k: v for k, v in after.items() if k not in ("histogram", "drift_shifts_px")}
+    finally:
+        raw.unlink(missing_ok=True)
+    return rec
+
+
+def _inspect_blocks(stack: Any, out_npy: Path | None, block: int, sample_slices: int, region: Any = None
+                    ) -> dict[str, Any]:
+    """:func:`inspect_to_npy`'s lazy inspection, copying ``stack`` as float32 into ``out_npy`` on the way (None: a
+    stack already stored, nothing copied)."""
+    from fibsynth.microscope import SliceChain, noise_sigma
+
+    shape = tuple(int(n) for n in stack.shape)
     nz = shape[0]
-    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
+    out = None if out_npy is None else np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
     cum = np.zeros((nz, 2))
     lo, hi = np.inf, -np.inf
-    last = None
+    chain = SliceChain(upsample=REGISTRATION_UPSAMPLE, region=region)  # register_slices' chain, block to block
     b = max(1, int(block))
     chunks = getattr(stack, "chunksize", None)  # a dask array: whole chunks along z (each is read once)
     if chunks:
@@ -331,21 +428,26 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
     for z0 in range(0, nz, b):
         z1 = min(z0 + b, nz)
         blk = np.asarray(stack[z0:z1], np.float32)
-        out[z0:z1] = blk
+        if out is not None:
+            out[z0:z1] = blk
         lo, hi = min(lo, float(blk.min())), max(hi, float(blk.max()))
-        # the drift: register_slices' chain across the blocks, one slice prepared at a time, so the cumulative
-        # shifts are those of registering the whole stack at once
-        cum[z0:z1], last = register_chain(blk, last=last, start=cum[z0 - 1] if z0 else None)
-    out.flush()
-    clipped = sum(int(np.count_nonzero((out[z0:z0 + b] == lo) | (out[z0:z0 + b] == hi))) for z0 in range(0, nz, b))
+        # the drift: the cumulative shifts are those of registering the whole stack at once
+        cum[z0:z1] = chain.add(blk)
+    if out is not None:
+        out.flush()
+    else:
+        out = stack
+    clipped = 0
+    for z0 in range(0, nz, b):
+        blk = np.asarray(out[z0:z0 + b], np.float32)
+        clipped += int(np.count_nonzero((blk == lo) | (blk == hi)))
     idx = np.unique(np.linspace(0, nz - 1, min(nz, int(sample_slices))).round().astype(int))
-    sample = np.asarray(out[idx])
+    sample = np.asarray(out[idx], np.float32)
     del out
     _, p1, p50, p99, _ = (float(v) for v in np.percentile(sample, [0, 1, 50, 99, 100]))
     counts, edges = np.histogram(sample, bins=128, range=(lo, hi if hi > lo else lo + 1))
-    # noise (the median of the per-slice wavelet MADs) and stripe power (the mean of per-slice ratios) slice by
-    # slice: the same numbers as over the whole sample, without its float64 copies
-    sigma = noise_sigma_slices(sample)
+    # noise and stripe power: the microscope's estimators read the sample one slice at a time
+    sigma = noise_sigma(sample)
     stripes = stripe_power(sample)
     step = np.diff(cum, axis=0)
     return {
@@ -359,5 +461,4 @@ def inspect_to_npy(stack: Any, out_npy: Path, corrections=(), *, block: int = 32
         "drift_shifts_px": cum.tolist(),
         "sampled_slices": idx.tolist(),
         "estimators": ESTIMATORS,
-        **extra,
     }

@@ -364,7 +364,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
     from fibsynth.reconstruct.workflow import (NOT_KEYED, _file_id, _save, adapt_step, fill_region, inspect_step,
-                                               open_run, read_real, set_names, synth_plan)
+                                               open_run, read_real, region_in_crop, set_names, synth_plan)
 
     real_path, out = Path(real_path), Path(out_dir)
     t_start = time.perf_counter()
@@ -385,12 +385,14 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     from fibsynth.ml.runtime import resolved_device
 
     resolved_device(s.device)  # an unknown or absent device: one line before anything runs
+    if s.align_region is not None:  # inside the slices (the alignment fill is checked once it is found)
+        region_in_crop(s.align_region, raw.shape, None)
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
     console.print(f"{n} phases: " + ", ".join(f"{i} = {m}" for i, m in enumerate(materials)))
 
     # 1. inspect (the binary workflow's step: same key, shared cache) ----------------------------------------
-    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct, s.align_region)
     truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     # 2. estimate ----------------------------------------------------------------------------------------------

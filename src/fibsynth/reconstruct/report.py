@@ -19,6 +19,18 @@ DRIFT_TOTAL_LABEL = ("largest total shift found by registration (px; not the sta
                      "to it, fiducial marks separate them: fibsynth microscope correct --align-region)")
 
 
+def drift_labels(insp: dict) -> tuple[str, str]:
+    """The labels of the inspection's mean and largest total shift: registered on the whole slices (what they are:
+    stage drift plus apparent motion) or, with ``--align-region``, on that band (the stage drift where the band
+    holds static fiducial marks)."""
+    r = insp.get("drift_region")
+    if not r:
+        return DRIFT_STEP_LABEL, DRIFT_TOTAL_LABEL
+    band = f"rows {r[0]}:{r[1]}, columns {r[2]}:{r[3]}"
+    return (f"mean shift between slices registered on the band {band} (px; --align-region: the stage drift where "
+            "the band holds static fiducial marks)", f"largest total shift registered on the band {band} (px)")
+
+
 def _plt():
     import matplotlib
 
@@ -130,7 +142,8 @@ def drift_figure(insp: dict):
         b.plot(sh[:, 1], label="x shift")
     b.set_xlabel("slice")
     b.set_ylabel("cumulative shift (px)")
-    b.set_title("shifts found by slice registration (stage drift + slanted features)", fontsize=9)
+    b.set_title("shifts found by slice registration " + ("on the --align-region band" if insp.get("drift_region")
+                else "(stage drift + slanted features)"), fontsize=9)
     b.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -245,7 +258,7 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
     itab = {k: v for k, v in summary["real_stack"].items()}
     for k, lab in (("noise_sigma", "noise sigma (gray values)"), ("noise_relative", "noise / (99 % - 1 % gray range)"),
                    ("stripe_power", "curtain-stripe power (share of slice variance)"),
-                   ("drift_px_per_slice", DRIFT_STEP_LABEL), ("drift_total_px", DRIFT_TOTAL_LABEL),
+                   ("drift_px_per_slice", drift_labels(insp)[0]), ("drift_total_px", drift_labels(insp)[1]),
                    ("clipped_fraction", "pixels at the minimum or maximum (clipped)")):
         itab[lab] = summary["inspection"].get(k)
     itab["estimators"] = summary["inspection"].get("estimators")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from fibsynth.config import VoxelSize
-from fibsynth.reconstruct.report import (DRIFT_STEP_LABEL, _planes, _plt, confidence_figure, drift_figure,
+from fibsynth.reconstruct.report import (drift_labels, _planes, _plt, confidence_figure, drift_figure,
                                          histogram_figure, training_figure)
 
 PHASE_COLOURS = ("#1f1f1f", "#e69f00", "#56b4e9", "#009e73", "#cc79a7")
@@ -164,7 +164,7 @@ def write_phases_report(path: Path, summary: dict, *, real, seg, conf, insp, gen
     itab = dict(summary["real_stack"])
     for k, lab in (("noise_sigma", "noise sigma (gray values)"), ("noise_relative", "noise / (99 % - 1 % gray range)"),
                    ("stripe_power", "curtain-stripe power (share of slice variance)"),
-                   ("drift_px_per_slice", DRIFT_STEP_LABEL)):
+                   ("drift_px_per_slice", drift_labels(insp)[0])):
         itab[lab] = summary["inspection"].get(k)
     if summary.get("region"):
         itab["alignment fill (not microscope data)"] = summary["region"]["note"]

@@ -19,8 +19,8 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Any = None
 
     if not isinstance(settings, MultiphaseSettings):
         return reconstruct_binary(real_path, out_dir, settings, truth=truth, quiet=quiet, work_dir=work_dir)
-    from fibsynth.reconstruct.workflow import thread_scope
+    from fibsynth.reconstruct.workflow import run_scope
 
-    with thread_scope(settings.threads) as threads:
+    with run_scope(settings.threads) as threads:
         return reconstruct_phases(real_path, out_dir, settings, truth=truth, quiet=quiet, work_dir=work_dir,
                                   threads=threads)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -63,6 +63,12 @@ class ReconstructSettings(StrictModel):
         "the round choice kept the same round, but on one of five runs it tipped the round choice to a worse round 2 "
         "(-0.036), so choose stays the default")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
+    align_region: tuple[int, int, int, int] | None = Field(
+        None, description="register the slices on this rectangle only, (y0, y1, x0, x1) in pixels, half-open, of the "
+        "stack as given (also as text Y0:Y1,X0:X1): a band that does not change from slice to slice, e.g. fiducial "
+        "marks milled into the protective cap, measures the stage drift without the apparent motion of slanted "
+        "features (fibsynth microscope correct --align-region; docs/microscope.md). The inspection's shifts and the "
+        "align correction use it; needs correct align")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")
     tta: int = Field(1, ge=1, le=8, description="test-time augmentation: P(solid) averaged over this many in-plane "
@@ -93,6 +99,11 @@ class ReconstructSettings(StrictModel):
             raise FibsynthError(f"must be auto or a whole number in [1, 1024] (got {v!r})", param="threads")
         return v
 
+    @field_validator("align_region", mode="before")
+    @classmethod
+    def _read_align_region(cls, v):
+        return parse_align_region(v)
+
     @model_validator(mode="after")
     def _check_combinations(self):
         """Combinations refused before anything runs (the energy-dependent ones: :func:`check_imaging`). A
@@ -101,6 +112,9 @@ class ReconstructSettings(StrictModel):
         if bad:
             raise FibsynthError(f"unknown correction(s) {', '.join(bad)} (choose from {', '.join(CORRECTIONS)})",
                                 param="correct")
+        if self.align_region is not None and "align" not in self.correct:
+            raise FibsynthError("registers the slices for the align correction: needs align among the "
+                                "corrections", param="align_region")
         if self.engine == "mc" and self.translation != "auto":
             raise FibsynthError(f"{self.translation!r} applies to the fast engine only (the Monte Carlo engine's images "
                                 "need no translation): leave it at auto or use engine fast", param="translation")
@@ -118,6 +132,36 @@ class ReconstructSettings(StrictModel):
                 raise FibsynthError(f"{self.translation!r} has no secondary-electron model (the CycleGANs are BSE, "
                                     "gold/epoxy): leave it at auto, or give paired or projection", param="translation")
         return self
+
+
+def parse_align_region(value: Any) -> tuple[int, int, int, int] | None:
+    """The one place that reads ``align_region`` / ``--align-region``: None, text ``Y0:Y1,X0:X1`` (the syntax of
+    ``fibsynth microscope correct --align-region``; a library does not import a CLI) or four whole
+    numbers, -> ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1`` and ``0 <= x0 < x1``; one line naming ``align_region``
+    otherwise. Whether the rectangle lies inside the stack's image region is checked once the stack is read
+    (:func:`fibsynth.reconstruct.workflow.region_in_crop`). An automatic band detection (``auto``) belongs here."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            ys, xs = value.strip().split(",")
+            y0, y1 = (int(v) for v in ys.split(":"))
+            x0, x1 = (int(v) for v in xs.split(":"))
+        except ValueError:
+            raise FibsynthError(f"expected Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {value!r}",
+                                param="align_region") from None
+    else:
+        try:
+            y0, y1, x0, x1 = (int(v) for v in value)
+            if any(float(v) != int(v) for v in value):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise FibsynthError(f"expected Y0:Y1,X0:X1 or four whole numbers (y0, y1, x0, x1), got {value!r}",
+                                param="align_region") from None
+    if not (0 <= y0 < y1 and 0 <= x0 < x1):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1}: need 0 <= Y0 < Y1 and 0 <= X0 < X1",
+                            param="align_region")
+    return y0, y1, x0, x1
 
 
 def check_imaging(s: ReconstructSettings, energy_kev: float) -> None:

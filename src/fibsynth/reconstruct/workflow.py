@@ -28,9 +28,12 @@ then the outputs (segmentation, probability, confidence, baselines, ``summary.js
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import math
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -59,8 +62,6 @@ class _Console:
     PROGRESS_LINE_S = 60.0
 
     def status(self, text: str):
-        import contextlib
-
         self._status, self._last_line, self._lines = None, time.perf_counter(), 0
         self._status_text = text[:-4] if text.endswith(" ...") else text
         if self.quiet:
@@ -72,7 +73,7 @@ class _Console:
     def progress(self, done: int, total: int, unit: str) -> None:
         """Progress of the running step (``done`` of ``total`` ``unit``): the spinner's text on a terminal; in a log
         (no terminal) a line at most every :attr:`PROGRESS_LINE_S` seconds, so a long step is never silent."""
-        if self.quiet or getattr(self, "_status", None) is None:
+        if self.quiet or self._status is None:
             return
         text = f"{self._status_text}: {done}/{total} {unit}"
         if self.c.is_terminal:
@@ -80,11 +81,11 @@ class _Console:
         elif time.perf_counter() - self._last_line >= self.PROGRESS_LINE_S or (done == total and self._lines):
             self._last_line = time.perf_counter()
             self._lines += 1  # the last count only after earlier ones (a short step prints none)
-            self.c.print(f"[dim]  {text}[/]")
+            self.c.print(f"[dim]  {text}[/]", soft_wrap=True)
 
     def print(self, text: str) -> None:
         if not self.quiet:
-            self.c.print(text)
+            self.c.print(text, soft_wrap=True)  # whole lines in a log file (no wrap at 80 columns)
 
 
 class _Steps:
@@ -97,11 +98,16 @@ class _Steps:
         self.console = console
         self.log: list[dict[str, Any]] = []
 
-    def __call__(self, name: str, params: dict[str, Any], inputs: dict[str, str], fn: Callable[[Path], dict],
-                 message: str) -> tuple[str, Path, dict]:
+    @staticmethod
+    def key(name: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
+        """The cache key of step ``name`` with these parameters and inputs (what :meth:`__call__` uses)."""
         from fibsynth.experiment.cache import step_key
 
-        key = step_key("reconstruct." + name, params, inputs)
+        return step_key("reconstruct." + name, params, inputs)
+
+    def __call__(self, name: str, params: dict[str, Any], inputs: dict[str, str], fn: Callable[[Path], dict],
+                 message: str) -> tuple[str, Path, dict]:
+        key = self.key(name, params, inputs)
         t0 = time.perf_counter()
         if self.cache.done(key):
             rec = self.cache.record(key)
@@ -109,7 +115,6 @@ class _Steps:
             self.console.print(f"[dim]{name}: cached[/]")
             return key, self.cache.path(key), rec
         record: dict[str, Any] = {"step": name, "params": params, "inputs": inputs}
-        self.key = key
         with self.console.status(message + " ..."):
             with self.cache.writing(key, record) as tmp:
                 record["result"] = fn(tmp)
@@ -119,11 +124,10 @@ class _Steps:
         self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
         return key, self.cache.path(key), record
 
-
-    def partial(self) -> Path:
-        """The running step's folder for unfinished work that a rerun resumes (``WORK/partial/<key>``: outside the
-        cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
-        return self.cache.root.parent / "partial" / self.key
+    def partial(self, key: str) -> Path:
+        """The folder for the unfinished work of step ``key`` that a rerun resumes (``WORK/partial/<key>``: outside
+        the cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
+        return self.cache.root.parent / "partial" / key
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -306,15 +310,92 @@ def confidence_blocks(prob: np.ndarray, out_npy: Path, block: int = 32) -> float
     return low / max(1, int(np.prod(prob.shape)))
 
 
-def write_baselines(out: Path, eval_dir: Path, label_meta: Any, real_path: Path) -> None:
-    """``otsu.tif`` and ``kmeans.tif`` from the evaluate step's segmentations, read memory-mapped (at 1000 x 2048 x
-    2048 each is 4 GB; the TIFF writer reads them in pieces)."""
+def write_baselines(out: Path, eval_dir: Path | dict[str, Path], label_meta: Any, real_path: Path) -> None:
+    """``otsu.tif`` and ``kmeans.tif`` from the baseline steps' segmentations (``eval_dir``: one folder holding
+    ``otsu.npy`` and ``kmeans.npy``, or each method's folder), read memory-mapped (at 1000 x 2048 x 2048 each is
+    4 GB; the TIFF writer reads them in pieces)."""
     from fibsynth.io import write_volume
 
     for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
-        write_volume(out / f"{fn}.tif", np.load(eval_dir / f"{fn}.npy", mmap_mode="r"),
+        d = eval_dir[fn] if isinstance(eval_dir, dict) else eval_dir
+        write_volume(out / f"{fn}.tif", np.load(d / f"{fn}.npy", mmap_mode="r"),
                      label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
                                                    "parameters": {"real_stack": str(real_path)}}))
+
+
+def segmentation_row(seg: np.ndarray, phi: float, vz, functions_file: Path, truth: np.ndarray | None
+                     ) -> dict[str, Any]:
+    """The evaluation's row of one segmentation of the whole stack (memory-mapped): its solid fraction ``phi``,
+    the statistics of its central crop (:func:`crop_statistics`, the directional functions into ``functions_file``)
+    and, with a ``truth`` of the same stack, MDS / MP / MGP against it."""
+    from fibsynth.metrics import evaluate_segmentation
+    from fibsynth.reconstruct.estimate import _crop
+
+    row: dict[str, Any] = {"solid_fraction": phi}
+    if 0 < phi < 1:
+        row.update(crop_statistics(np.asarray(_crop(seg)), vz, functions_file))
+    if truth is not None:
+        sc = evaluate_segmentation(seg, truth)
+        row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
+    return row
+
+
+#: the global-threshold baselines of the evaluation (step name -> the evaluation's row)
+BASELINES = {"otsu": "Otsu", "kmeans": "k-means"}
+
+
+def baseline_step(steps: _Steps, method: str, real: np.ndarray, k_in: str, vz, block: int,
+                  truth: np.ndarray | None, truth_id: dict[str, Any] | None) -> tuple[str, Path, dict]:
+    """The global ``method`` threshold (``otsu`` or ``kmeans``, :mod:`fibsynth.segment.baseline`) of the stored
+    stack ``real`` (step ``k_in``): its segmentation of the whole stack block by block into ``METHOD.npy`` and its
+    evaluation row (:func:`segmentation_row`). A cached step of its own, keyed by the stack (and the ground truth)
+    only: whatever the networks do, a rerun reuses it."""
+    from fibsynth.reconstruct.estimate import THICKNESS_MAX_PX
+    from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
+
+    def do_baseline(d: Path) -> dict:
+        thr = otsu_threshold(real) if method == "otsu" else kmeans_threshold(real)[0]
+        phi = threshold_blocks(real, thr, d / f"{method}.npy", block)
+        row = segmentation_row(np.load(d / f"{method}.npy", mmap_mode="r"), phi, vz, d / "functions.npz", truth)
+        return {"threshold": float(thr), "row": row}
+
+    return steps(method, {"truth": truth_id, "blocks": "memmap",
+                          "statistics_grid": {"max_px": THICKNESS_MAX_PX, "percentile": 90}},
+                 {"real": k_in}, do_baseline, f"segmenting the stack by the global {BASELINES[method]} threshold")
+
+
+def evaluate_step(steps: _Steps, k_pred: str, d_pred: Path, k_in: str, base: dict[str, tuple[str, Path, dict]],
+                  vz, block: int, truth: np.ndarray | None, truth_id: dict[str, Any] | None) -> tuple[str, Path]:
+    """Step 7: the evaluation of the chosen prediction (step ``k_pred``, folder ``d_pred``) beside the baselines
+    (``base``: :func:`baseline_step`'s results by method): the U-Net's segmentation of the whole stack block by
+    block into a memory-mapped ``segmentation.npy`` (memory does not grow with the stack), its row
+    (:func:`segmentation_row`), the baselines' rows with their directional functions copied here (the report reads
+    every row's functions from this folder), and with a ground truth its own row; ``evaluation.json``."""
+    from fibsynth.reconstruct.estimate import THICKNESS_MAX_PX
+
+    def do_evaluate(d: Path) -> dict:
+        prob = np.load(d_pred / "probability.npy", mmap_mode="r")
+        phi = threshold_blocks(prob, 0.5, d / "segmentation.npy", block)
+        res = {"U-Net (fibsynth)": segmentation_row(np.load(d / "segmentation.npy", mmap_mode="r"), phi, vz,
+                                                    d / "functions_0.npz", truth)}
+        for i, m in enumerate(BASELINES, start=1):
+            _, d_b, rec = base[m]
+            row = dict(rec["result"]["row"])
+            if row.get("functions_file"):
+                shutil.copyfile(d_b / row["functions_file"], d / f"functions_{i}.npz")
+                row["functions_file"] = f"functions_{i}.npz"
+            res[BASELINES[m]] = row
+        if truth is not None:
+            res["ground truth"] = segmentation_row(truth, float(truth.mean()), vz, d / f"functions_{len(res)}.npz",
+                                                   None)
+        (d / "evaluation.json").write_text(json.dumps(res))
+        return {}
+
+    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id, "blocks": "memmap",
+                                       "statistics_grid": {"max_px": THICKNESS_MAX_PX, "percentile": 90}},
+                          {"prediction": k_pred, "real": k_in, **{m: base[m][0] for m in BASELINES}},
+                          do_evaluate, "measuring the result")
+    return k_ev, d_ev
 
 
 def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) -> dict[str, Any]:
@@ -351,24 +432,56 @@ def crop_statistics(crop: np.ndarray, vz, functions_file: Path | None = None) ->
     return row
 
 
-def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct) -> tuple[str, Path, np.ndarray, dict]:
+def region_in_crop(region: Any, shape: tuple[int, ...], fill: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    """``align_region`` (y0, y1, x0, x1; pixels of the stack as given, ``shape``) in the coordinates of the stack
+    without its alignment fill (``fill``: :func:`fibsynth.reconstruct.inspect.crop_fill`'s record, or None): one
+    line naming ``align_region`` when it does not lie inside the slices, reaches into the fill or is too small to
+    register on (:func:`fibsynth.microscope.check_region`)."""
+    from fibsynth.microscope import check_region
+
+    y0, y1, x0, x1 = (int(v) for v in region)
+    ny, nx = (int(n) for n in shape[-2:])
+    if not (y1 <= ny and x1 <= nx):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} must lie inside the {ny} x {nx} slices "
+                            f"(Y1 <= {ny}, X1 <= {nx})", param="align_region")
+    if fill is None:
+        check_region((y0, y1, x0, x1), shape, param="align_region")
+        return y0, y1, x0, x1
+    _, (by0, by1), (bx0, bx1) = fill["box"]
+    if not (by0 <= y0 and y1 <= by1 and bx0 <= x0 and x1 <= bx1):
+        raise FibsynthError(f"rows {y0}:{y1}, columns {x0}:{x1} reach into the alignment fill that is left out "
+                            f"(the image region is rows {by0}:{by1}, columns {bx0}:{bx1}): give a rectangle inside it",
+                            param="align_region")
+    out = (y0 - by0, y1 - by0, x0 - bx0, x1 - bx0)
+    check_region(out, (by1 - by0, bx1 - bx0), param="align_region")
+    return out
+
+
+def inspect_step(steps: _Steps, raw: Any, real_path: Path, vz, correct, align_region: Any = None
+                 ) -> tuple[str, Path, np.ndarray, dict]:
     """Step 1 of both workflows (binary and n phases share its cache): inspect the stack
     (:func:`fibsynth.reconstruct.inspect.inspect_to_npy`: lazily, block by block, for large or lazily read stacks),
-    apply the corrections, store it as ``real.npy``. Returns the key, the folder, the stored stack memory-mapped
-    (read-only: only what a later step touches is read) and the inspection record."""
+    apply the corrections, store it as ``real.npy``. ``align_region``: register on that rectangle of the stack as
+    given (:func:`region_in_crop`). Returns the key, the folder, the stored stack memory-mapped (read-only: only what
+    a later step touches is read) and the inspection record."""
     from fibsynth.reconstruct.inspect import inspect_to_npy
 
     cropped, fill = _crop_fill_cached(steps, raw, real_path)  # alignment fill (constant edge rows/columns, blank end
     # slices) left out
+    region = None if align_region is None else region_in_crop(align_region, raw.shape, fill)
 
     def do_inspect(d: Path) -> dict:
-        rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill)
+        rec = inspect_to_npy(cropped, d / "real.npy", tuple(correct), fill=fill, align_region=region)
+        if region is not None:
+            rec["drift_region"] = [int(v) for v in align_region]  # as given (the stack's own coordinates)
         (d / "inspect.json").write_text(json.dumps(rec))
         return {"noise_relative": rec["noise_relative"]}
 
     key = {"file": _file_id(real_path), "voxel": list(vz), "correct": list(correct), "estimators": "fibsynth.microscope"}
     if fill is not None:  # keys of stacks without fill as before (their caches stay valid)
         key["alignment_fill"] = fill["box"]
+    if align_region is not None:  # likewise: only where a region is given
+        key["align_region"] = [int(v) for v in align_region]
     k_in, d_in, _ = steps("inspect", key, {}, do_inspect, "inspecting the real stack")
     return k_in, d_in, np.load(d_in / "real.npy", mmap_mode="r"), json.loads((d_in / "inspect.json").read_text())
 
@@ -453,21 +566,124 @@ def read_real(real_path: Path, s: Any) -> tuple[Any, VoxelSize, float, str, dict
     return raw, voxel, float(energy if energy is not None else DEFAULT_ENERGY_KEV), energy_note, desc
 
 
+#: the run's resources released when it ends (the work folder's lock): set by :func:`run_scope`
+_RUN: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("fibsynth_reconstruct_run",
+                                                                                    default=None)
+
+#: the files either workflow writes into OUT; their temporaries (``.NAME.tmp-XXXXXXXX``, :func:`fibsynth.io.atomic_path`)
+#: are what a killed run leaves there
+_OUTPUT_TMP = re.compile(r"^\.(segmentation|probability|probability_[0-9]+|confidence|otsu|kmeans|multiotsu)\.tif"
+                         r"\.tmp-[0-9a-f]{8}$|^\.(summary\.json|report\.html)\.tmp-[0-9a-f]{8}$")
+#: the resume state's temporary in ``WORK/partial/<key>/`` (predict_blocks writes done.json through atomic_path)
+_PARTIAL_TMP = re.compile(r"^\.done\.json\.tmp-[0-9a-f]{8}$")
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+#: the confidence map's scratch file in the work folder (removed at the end of a run)
+CONFIDENCE_SCRATCH = "confidence.tmp.npy"
+
+
+@contextlib.contextmanager
+def run_scope(threads: int | str) -> Iterator[dict[str, Any]]:
+    """One run of either workflow: :func:`thread_scope`, and the resources :func:`open_run` takes (the work folder's
+    lock), released when the run ends, also on errors and Ctrl-C. Yields the threads record."""
+    with contextlib.ExitStack() as stack, thread_scope(threads) as rec:
+        token = _RUN.set(stack)
+        try:
+            yield rec
+        finally:
+            _RUN.reset(token)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
+    """Remove what a killed run of either workflow left behind (a SIGKILL or a crashed node gives it no chance to
+    clean up) and return the paths removed and their size in bytes. Call it holding the work folder's lock: then
+    no live run writes there. Removed, each only where its name is exactly one this workflow makes:
+
+    * the step cache's temporary and replaced folders (``cache/.KEY.tmp-XXXXXXXX``, ``cache/.KEY.old-XXXXXXXX``;
+      :meth:`fibsynth.experiment.cache.Cache.clean_stale`);
+    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and the whole
+      folder when step KEY is finished in the cache (the run died between finishing the step and removing it);
+      an unfinished map is kept: the next run resumes from it;
+    * the confidence map's scratch file ``WORK/confidence.tmp.npy``;
+    * with ``out`` (given when the work folder is ``OUT/work``, i.e. the lock covers OUT): the temporaries of the
+      outputs (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
+
+    Nothing else is touched: no file of the user's, no folder that merely looks similar."""
+    from fibsynth.experiment.cache import Cache
+
+    cache = Cache(work)
+    found: list[Path] = cache.stale()
+    part = work / "partial"
+    if part.is_dir() and not part.is_symlink():
+        for d in part.iterdir():
+            if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
+                continue
+            if cache.done(d.name):
+                found.append(d)
+            else:
+                found += [f for f in d.iterdir() if _PARTIAL_TMP.match(f.name)]
+    scratch = work / CONFIDENCE_SCRATCH
+    if scratch.is_file() and not scratch.is_symlink():
+        found.append(scratch)
+    if out is not None and out.is_dir():
+        found += [f for f in out.iterdir() if _OUTPUT_TMP.match(f.name) and not f.is_symlink()]
+    nbytes = sum(_size(f) for f in found)
+    for f in found:
+        _remove(f)
+    return found, nbytes
+
+
 def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[str, Any] | None
              ) -> tuple[_Console, _Steps, dict[str, Any]]:
     """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file), the
-    console with the threads line, the step cache (``work_dir``, default ``OUT/work``) and the threads record
-    (``threads``, or what torch runs with when called without :func:`thread_scope`)."""
+    work folder (``work_dir``, default ``OUT/work``) and its lock, held until the run ends (:func:`run_scope`;
+    another run on the same folder is refused in one line naming the lock and the holder's pid; a killed run's
+    lock is taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
+    the step cache and the threads record (``threads``, or what torch runs with when called without
+    :func:`thread_scope`)."""
+    from fibsynth.experiment.lock import workdir_lock
+
     if out.exists() and not out.is_dir():
         raise FibsynthError("exists and is not a folder", out, param="out_dir")
+    stack = _RUN.get()
+    if stack is None:
+        raise RuntimeError("open_run outside run_scope: the work folder's lock would never be released")
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(work_dir) if work_dir is not None else out / WORK
+    if work.exists() and not work.is_dir():
+        raise FibsynthError("exists and is not a folder (the step cache goes there)", work,
+                            param="out_dir" if work_dir is None else "work_dir")
+    work.mkdir(parents=True, exist_ok=True)
+    dead: list[dict] = []
+    stack.enter_context(workdir_lock(work, command="fibsynth reconstruct", took_over=dead))
+    removed, nbytes = clean_killed_run(work, out if work.resolve() == (out / WORK).resolve() else None)
     console = _Console(quiet)
+    if dead or removed:
+        who = f"an earlier run on this folder (pid {dead[0].get('pid', '?')})" if dead else "an earlier run"
+        what = (f"; removed {len(removed)} temporary {'entry' if len(removed) == 1 else 'entries'} it left "
+                f"({nbytes / 1e6:.1f} MB)" if removed else "")
+        console.print(f"note: {who} ended without finishing (killed?){what}")
     if threads is None:  # called without thread_scope: report what torch runs with
         import torch
 
         threads = {"threads": torch.get_num_threads(), "rule": "not set by the run"}
     console.print(threads_line(threads))
-    return console, _Steps(Path(work_dir) if work_dir is not None else out / WORK, console), threads
+    return console, _Steps(work, console), threads
 
 
 def synth_plan(s: Any, real_shape: tuple[int, ...]) -> tuple[tuple[int, int, int], str | None, Any, Any, dict]:
@@ -549,7 +765,7 @@ def reconstruct(real_path: str | Path, out_dir: str | Path, settings: Reconstruc
     step whose inputs and parameters agree). Raises :class:`FibsynthError` (one line) for any bad input before
     writing outputs."""
     s = settings or ReconstructSettings()
-    with thread_scope(s.threads) as threads:
+    with run_scope(s.threads) as threads:
         return _reconstruct(real_path, out_dir, s, truth=truth, quiet=quiet, work_dir=work_dir, threads=threads)
 
 
@@ -601,6 +817,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         if truth_arr.shape != raw.shape:
             raise FibsynthError(f"shape {truth_arr.shape} differs from the stack's {raw.shape}", truth, param="truth")
     check_imaging(s, energy)  # every energy-dependent refusal before any step runs or any folder is made
+    if s.align_region is not None:  # inside the slices (the alignment fill is checked once it is found)
+        region_in_crop(s.align_region, raw.shape, None)
     device = resolved_device(s.device)  # an unknown or absent device: one line before anything runs
     console, steps, threads = open_run(out, quiet, work_dir, threads)
     vz = voxel.zyx()
@@ -610,7 +828,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         console.print(f"[bold yellow]warning[/] {disk_note}")
 
     # 1. inspect ---------------------------------------------------------------------------------------------
-    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct)
+    k_in, d_in, real, insp = inspect_step(steps, raw, real_path, vz, s.correct, s.align_region)
     truth_arr, offset, fill_note = fill_region(insp, truth_arr, console)
 
     detector_key = {"detector": s.detector} if s.detector != "bse" else {}  # BSE keys as before (caches kept)
@@ -734,9 +952,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         return {"key": k_s, "dir": d_s, "record": rec["result"], "seed": int(ts.seed)}
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
+        p_params = {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})}
+        p_inputs = {"model": k_model, "real": k_in}
+        part = steps.partial(steps.key("predict", p_params, p_inputs))  # the unfinished map a rerun resumes
+
         def do_predict(d: Path) -> dict:
             try:
-                done = json.loads((steps.partial() / "done.json").read_text())["slices"]
+                done = json.loads((part / "done.json").read_text())["slices"]
             except (OSError, ValueError, KeyError):
                 done = 0
             if done:
@@ -745,10 +967,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             return predict_blocks(d_model / "model", d_in / "real.npy", d / "probability.npy", block=s.block,
                                   tta=s.tta, device=s.device,
                                   progress=lambda done, total: console.progress(done, total, "slices"),
-                                  resume=steps.partial())
+                                  resume=part)
 
-        k_p, d_p, _ = steps("predict", {"block": s.block, **({"tta": s.tta} if s.tta > 1 else {})},
-                            {"model": k_model, "real": k_in}, do_predict,
+        k_p, d_p, _ = steps("predict", p_params, p_inputs, do_predict,
                             f"segmenting the real stack block by block ({s.block} slices"
                             + (f", mean of {s.tta} in-plane symmetries)" if s.tta > 1 else ")"))
         return {"key": k_p, "dir": d_p}
@@ -872,35 +1093,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     # 7. evaluate ------------------------------------------------------------------------------------------------
     truth_id = _file_id(Path(truth)) if truth is not None else None
 
-    def do_evaluate(d: Path) -> dict:
-        from fibsynth.metrics import evaluate_segmentation
-        from fibsynth.segment.baseline import kmeans_threshold, otsu_threshold
-
-        # the three segmentations of the whole stack, block by block into memory-mapped files (memory does not grow
-        # with the stack); the statistics on the central crop (crop_statistics: a subsampled grid for coarse phases)
-        prob = np.load(d_pf / "probability.npy", mmap_mode="r")
-        thr = {"segmentation": 0.5, "otsu": otsu_threshold(real), "kmeans": kmeans_threshold(real)[0]}
-        fracs = {name: threshold_blocks(prob if name == "segmentation" else real, t, d / f"{name}.npy", s.block)
-                 for name, t in thr.items()}
-        segs = {"U-Net (fibsynth)": "segmentation", "Otsu": "otsu", "k-means": "kmeans"}
-        res: dict[str, Any] = {}
-        for name, fn in [*segs.items(), *([("ground truth", None)] if truth_arr is not None else [])]:
-            seg = truth_arr if fn is None else np.load(d / f"{fn}.npy", mmap_mode="r")
-            phi = float(truth_arr.mean()) if fn is None else fracs[fn]
-            row: dict[str, Any] = {"solid_fraction": phi}
-            if 0 < phi < 1:
-                row.update(crop_statistics(np.asarray(E._crop(seg)), vz, d / f"functions_{len(res)}.npz"))
-            if truth_arr is not None and fn is not None:
-                sc = evaluate_segmentation(seg, truth_arr)
-                row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"]), "MGP %": float(sc["MGP"])})
-            res[name] = row
-        (d / "evaluation.json").write_text(json.dumps(res))
-        return {}
-
-    k_ev, d_ev, _ = steps("evaluate", {"truth": truth_id, "blocks": "memmap",
-                                       "statistics_grid": {"max_px": E.THICKNESS_MAX_PX, "percentile": 90}},
-                          {"prediction": final["predict"]["key"], "real": k_in},
-                          do_evaluate, "measuring the result, Otsu and k-means")
+    # Otsu and k-means depend on the stack only: steps of their own, so that a new prediction (another round, seed
+    # or training) or a run killed while measuring the U-Net's result does not redo them
+    base = {m: baseline_step(steps, m, real, k_in, vz, s.block, truth_arr, truth_id) for m in BASELINES}
+    k_ev, d_ev = evaluate_step(steps, final["predict"]["key"], d_pf, k_in, base, vz, s.block, truth_arr, truth_id)
     evaluation = json.loads((d_ev / "evaluation.json").read_text())
 
     # outputs --------------------------------------------------------------------------------------------------------
@@ -908,7 +1104,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     prob = np.load(d_pf / "probability.npy", mmap_mode="r")  # never read whole: outputs go block by block
     seg = np.load(d_ev / "segmentation.npy", mmap_mode="r")
-    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / "confidence.tmp.npy"
+    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / CONFIDENCE_SCRATCH
     low_conf = confidence_blocks(prob, conf_tmp, s.block)
     conf = np.load(conf_tmp, mmap_mode="r")
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
@@ -927,7 +1123,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     write_volume(out / "confidence.tif", conf,
                  label_meta.model_copy(update={"kind": "image",
                                                "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"}))
-    write_baselines(out, d_ev, label_meta, real_path)
+    write_baselines(out, {m: base[m][1] for m in BASELINES}, label_meta, real_path)
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,

@@ -1,0 +1,311 @@
+"""Automatic detection of a static fiducial band in a FIB-SEM stack (the protective cap with its milled marks).
+
+The cap over the volume and the marks milled into it are the same object in every slice: once the slices are
+registered, a row through the band shows the same pattern in slice 0 and in slice 30. The face below changes from
+slice to slice (each slice is a new cross-section of the structure), so its rows correlate only with nearby slices.
+:func:`find_fiducial_region` measures, for every row and every column, the correlation between slices far apart
+in the stack (after a coarse registration) and returns the run of rows (or columns) where it stands out, as the
+region for ``register_slices(..., region=...)`` / ``fibsynth microscope correct --align-region auto``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from fibsynth.errors import FibsynthError
+from fibsynth.microscope.forward import _stack
+
+# defaults of find_fiducial_region (docs/microscope.md, "Eleventh round", for the measurements)
+BAND_MAX_SLICES = 48
+BAND_MIN_CORRELATION = 0.2
+BAND_MIN_CONTRAST = 0.17
+BAND_MIN_ISOTROPY = 0.15
+BAND_HIGH, BAND_LOW = 0.3, 0.1  # hysteresis thresholds, fractions of (peak - median) above the median
+BAND_GAP_PX = 4  # gaps closed inside a run
+BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are flat (taper room)
+
+
+@dataclass
+class FiducialBand:
+    """What :func:`find_fiducial_region` found. ``region`` is ``(y0, y1, x0, x1)`` in slice 0's pixels (half-open)
+    or ``None`` when no band stands out; ``correlation`` the band's mean long-lag correlation (1: the same in
+    every slice; 0: nothing in common between slices far apart), ``background`` the same for the rest of the
+    field (median over rows or columns), ``confidence`` = ``(correlation - background) / (1 - background)``;
+    ``orientation`` ``"rows"`` (a horizontal band: the cap at the top or bottom) or ``"columns"`` (a vertical one);
+    ``profile`` the correlation of every row (or column); ``isotropy`` how well the band's static pattern fixes a
+    shift in both directions (:func:`static_isotropy`); ``reason`` why no region was returned, ``candidate`` the
+    region that was considered then (for inspection)."""
+
+    region: tuple[int, int, int, int] | None
+    confidence: float
+    correlation: float
+    background: float
+    orientation: str
+    slices_used: int
+    min_lag: int
+    profile: list[float] = field(default_factory=list)
+    reason: str = ""
+    isotropy: float = 0.0
+    candidate: tuple[int, int, int, int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"region": None if self.region is None else list(self.region), "confidence": round(self.confidence, 4),
+                "correlation": round(self.correlation, 4), "background": round(self.background, 4),
+                "orientation": self.orientation, "slices_used": self.slices_used, "min_lag": self.min_lag,
+                "isotropy": round(self.isotropy, 4), "reason": self.reason,
+                "candidate": None if self.candidate is None else list(self.candidate)}
+
+
+def _highpassed(stack: np.ndarray, highpass_px: float, shifts: Any = None) -> np.ndarray:
+    """The slices minus a Gaussian of ``highpass_px``; with ``shifts`` (those that registered the stack), the
+    pixels that the shift filled by repeating the edge (within the shift + 1 px of the frame) set to zero, so that
+    the repeated pixels, the same in every slice, are not taken for a static band."""
+    s = np.stack([img - ndimage.gaussian_filter(img, highpass_px, mode="nearest") for img in stack])
+    if shifts is not None:
+        ny, nx = s.shape[1:]
+        yy, xx = np.arange(ny)[:, None], np.arange(nx)[None, :]
+        for k, (dy, dx) in enumerate(np.asarray(shifts, np.float64)):
+            s[k] *= ((yy >= dy + 1) & (yy <= ny - 2 + dy)) & ((xx >= dx + 1) & (xx <= nx - 2 + dx))
+    return s
+
+
+def long_lag_correlation(stack: Any, *, min_lag: int, highpass_px: float = 4.0, window: int = 3,
+                         shifts: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and per column of a registered stack: the correlation between slices at least ``min_lag`` apart,
+    ``sum_pairs <s_i, s_j> / sum_pairs |s_i| |s_j|`` over the row's (column's) pixels of the high-passed slices
+    ``s`` (a Gaussian of ``highpass_px`` subtracted), pooled over ``window`` neighbouring rows (columns).
+    Independent noise adds to the norms, not to the products: a static row reads signal / (signal + noise), a row
+    of structure that decorrelates within ``min_lag`` slices reads near 0. ``shifts``: those that registered the
+    stack (its edge pixels repeated by the shift are left out). Returns ``(rows (ny,), columns (nx,))``."""
+    x = _stack(stack, "stack")
+    n = x.shape[0]
+    if not 1 <= min_lag < n:
+        raise FibsynthError(f"must be in 1 .. {n - 1} for {n} slices (got {min_lag})", param="min_lag")
+    s = _highpassed(x, highpass_px, shifts)
+    i, j = np.triu_indices(n, k=min_lag)
+    out = []
+    for axis in (1, 2):  # rows (pool over x), columns (pool over y)
+        a = np.moveaxis(s, axis, 0)  # (line, slice, pixel)
+        g = np.matmul(a, np.swapaxes(a, 1, 2))  # Gram matrix over slices per line
+        if window > 1:
+            g = ndimage.uniform_filter1d(g, window, axis=0, mode="nearest")
+        d = np.sqrt(np.maximum(np.diagonal(g, axis1=1, axis2=2), 0))
+        num = g[:, i, j].sum(1)
+        den = (d[:, i] * d[:, j]).sum(1)
+        out.append(np.where(den > 0, num / np.maximum(den, 1e-300), 0.0))
+    return out[0], out[1]
+
+
+def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH, low: float = BAND_LOW,
+              gap: int = BAND_GAP_PX) -> tuple[int, int, float, float] | None:
+    """The band in a profile by hysteresis: runs above ``median + low * (max - median)`` that hold a line above
+    ``median + high * (max - median)`` (the band's edges correlate more than its interior, which at low dose is
+    only a little above the rest); two such runs at most ``gap`` lines apart are one (the cap's top edge and its
+    interior can be split by a dip where the edge meets the frame's edge); at least ``min_len`` long; the one
+    with the largest excess over the median: ``(start, stop, mean, median)``."""
+    bg = float(np.median(profile))
+    span = float(profile.max()) - bg
+    core = profile > bg + high * span
+    lab, k = ndimage.label(profile > bg + low * span)
+    runs: list[list[int]] = []
+    for r in range(1, k + 1):
+        idx = np.flatnonzero(lab == r)
+        if not core[idx].any():
+            continue
+        if runs and idx[0] - runs[-1][1] <= gap:
+            runs[-1][1] = int(idx[-1]) + 1
+        else:
+            runs.append([int(idx[0]), int(idx[-1]) + 1])
+    best = None
+    for a, b in runs:
+        if b - a < min_len:
+            continue
+        excess = float((profile[a:b] - bg).sum())
+        if best is None or excess > best[0]:
+            best = (excess, a, b)
+    if best is None:
+        return None
+    _, a, b = best
+    return a, b, float(profile[a:b].mean()), bg
+
+
+def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_lag: int | None = None,
+                         min_correlation: float = BAND_MIN_CORRELATION, min_contrast: float = BAND_MIN_CONTRAST,
+                         passes: int = 2, highpass_px: float = 4.0, pad_px: int = BAND_PAD_PX,
+                         along_fraction: float = 0.0, min_isotropy: float = BAND_MIN_ISOTROPY,
+                         orientation: str = "rows", warn: bool = True) -> FiducialBand:
+    """Find the static band of a FIB-SEM stack -- the protective cap with the milled marks that every slice cuts
+    at the same place -- for ``register_slices(..., region=...)``; returns a :class:`FiducialBand`.
+
+    The first ``max_slices`` slices are registered on the whole image (the chain: drift plus the structure's
+    apparent motion, off by a pixel or so where a band is present), and :func:`long_lag_correlation` is measured
+    per row (``orientation="rows"``, default: a horizontal band, the cap over the face; ``"columns"`` or
+    ``"any"`` for a band beside the volume): slices at least ``min_lag`` apart (default a third of the slices
+    used) share the band's pattern and not the structure's; pixels that the registration filled by repeating the
+    frame's edge are left out. The band is the run of rows found by hysteresis (:func:`_best_run`: lines above
+    ``median + 0.1 (peak - median)`` holding one above ``median + 0.3 (peak - median)``, two such runs at most 4
+    lines apart taken as one, at least 8 long), widened by up to ``pad_px`` lines on a side whose lines are flat
+    (:func:`_pad_flat`: the surface above the cap; room for the registration's taper, never into the structure);
+    along it the whole width, or with ``along_fraction > 0`` the columns where its correlation is at least that
+    fraction of its mean (the longest such span; noisy at low dose). The stack is then registered on that region
+    and the correlation measured again (``passes``), and the pass with the highest confidence kept.
+
+    Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
+    ``warn=False``) when the band's mean correlation is below ``min_correlation``, its contrast over the rest
+    (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
+    direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
+    cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
+    band (docs/microscope.md, "Eleventh round"); on a real stack read the confidence and look
+    at the region before trusting it."""
+    x = _stack(stack, "stack")
+    nz, ny, nx = x.shape
+    if nz < 4:
+        raise FibsynthError(f"needs at least 4 slices to tell a static band from the structure (got {nz})",
+                            param="stack")
+    if max_slices < 4:
+        raise FibsynthError(f"must be >= 4 (got {max_slices})", param="max_slices")
+    if passes < 1:
+        raise FibsynthError(f"must be >= 1 (got {passes})", param="passes")
+    if orientation not in ("rows", "columns", "any"):
+        raise FibsynthError(f"one of rows, columns, any (got {orientation!r})", param="orientation")
+    from fibsynth.microscope.inverse import MIN_REGION_PX, register_slices, shift_slices
+
+    use = x[:max_slices]
+    n = use.shape[0]
+    lag = max(1, n // 3) if min_lag is None else int(min_lag)
+    if not 1 <= lag < n:
+        raise FibsynthError(f"must be in 1 .. {n - 1} for the {n} slices used (got {min_lag})", param="min_lag")
+    shifts = register_slices(use)
+    results: list[FiducialBand] = []
+
+    def usable(r: FiducialBand) -> bool:
+        return (r.region is not None and r.correlation >= min_correlation
+                and r.correlation - r.background >= min_contrast and r.isotropy >= min_isotropy)
+
+    for p in range(passes):
+        aligned = shift_slices(use, shifts)
+        rows, cols = long_lag_correlation(aligned, min_lag=lag, highpass_px=highpass_px, shifts=shifts)
+        hp = _highpassed(aligned, highpass_px, shifts) ** 2
+        power = {"rows": hp.mean((0, 2)), "columns": hp.mean((0, 1))}  # texture + noise per line
+        cands = []
+        for orient, prof in (("rows", rows), ("columns", cols)):
+            if orientation not in (orient, "any"):
+                continue
+            run = _best_run(prof, MIN_REGION_PX)
+            if run is None:
+                continue
+            a, b, corr, bg = run
+            a, b = _pad_flat(power[orient], a, b, pad_px)
+            c0, c1 = 0, (nx if orient == "rows" else ny)
+            if along_fraction > 0:  # where along the band it correlates
+                along = _along_profile(aligned, orient, a, b, lag, highpass_px, shifts)
+                c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
+            region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
+            cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
+                                      np.round(prof, 4).tolist(), isotropy=static_isotropy(aligned, region, highpass_px,
+                                                                   min_lag=lag, shifts=shifts)))
+        if not cands:
+            prof = cols if orientation == "columns" else rows
+            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
+                                        "columns" if orientation == "columns" else "rows", n, lag,
+                                        np.round(prof, 4).tolist(), reason="no run of at least "
+                                        f"{MIN_REGION_PX} {orientation.replace('any', 'rows or columns')}"
+                                        " stands out"))
+            break
+        good = [c for c in cands if usable(c)]
+        results.append(max(good or cands, key=lambda c: c.confidence))
+        if p + 1 < passes:
+            shifts = register_slices(use, region=results[-1].region)
+    good = [r for r in results if usable(r)]
+    found = max(good or results, key=lambda r: r.confidence)  # a pass that lost the band does not count
+    if found.region is not None and not usable(found):
+        (a, b) = found.region[:2] if found.orientation == "rows" else found.region[2:]
+        where = f"the best {found.orientation} {a}:{b}"
+        if found.correlation < min_correlation or found.correlation - found.background < min_contrast:
+            found.reason = (f"{where} correlate {found.correlation:.2f} between slices >= {lag} apart against "
+                            f"{found.background:.2f} elsewhere (needs >= {min_correlation:g} and {min_contrast:g} "
+                            "above the rest)")
+        else:
+            found.reason = (f"{where} are static but their pattern runs along one direction only (isotropy "
+                            f"{found.isotropy:.2f} < {min_isotropy:g}): it cannot fix a shift along it -- a "
+                            "straight edge or a layer, not marks")
+        found.candidate, found.region = found.region, None
+    if found.region is None and warn:
+        warnings.warn(f"no static fiducial band found: {found.reason}", stacklevel=2)
+    return found
+
+
+def _along_profile(aligned: np.ndarray, orient: str, a: int, b: int, lag: int, highpass_px: float,
+                   shifts: Any = None) -> np.ndarray:
+    """The long-lag correlation along the band (per column of a row band, per row of a column band), pooled over
+    the band's lines and a window of 9."""
+    s = _highpassed(aligned, highpass_px, shifts)
+    band = s[:, a:b, :] if orient == "rows" else np.swapaxes(s[:, :, a:b], 1, 2)  # (slice, across, along)
+    n = band.shape[0]
+    i, j = np.triu_indices(n, k=lag)
+    a2 = np.moveaxis(band, 2, 0)  # (along, slice, across)
+    g = np.matmul(a2, np.swapaxes(a2, 1, 2))
+    g = ndimage.uniform_filter1d(g, 9, axis=0, mode="nearest")
+    d = np.sqrt(np.maximum(np.diagonal(g, axis1=1, axis2=2), 0))
+    num = g[:, i, j].sum(1)
+    den = (d[:, i] * d[:, j]).sum(1)
+    return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
+
+
+def _pad_flat(power: np.ndarray, a: int, b: int, pad: int) -> tuple[int, int]:
+    """The run ``a:b`` widened by up to ``pad`` lines on each side where the lines beyond are flat (mean power
+    below half the median line's: the plain surface above the cap, not the structure), so that the registration's
+    taper falls on them and not on the band; not widened towards the structure."""
+    half = 0.5 * float(np.median(power))
+    lo, hi = max(a - pad, 0), min(b + pad, len(power))
+    if lo < a and power[lo:a].mean() < half:
+        a = lo
+    if hi > b and power[b:hi].mean() < half:
+        b = hi
+    return a, b
+
+
+def _span(profile: np.ndarray, threshold: float, min_len: int) -> tuple[int, int]:
+    """The longest contiguous span of ``profile >= threshold`` (the whole length when none is ``min_len`` long)."""
+    lab, k = ndimage.label(profile >= threshold)
+    best = (0, len(profile))
+    size = 0
+    for r in range(1, k + 1):
+        idx = np.flatnonzero(lab == r)
+        if idx.size >= min_len and idx.size > size:
+            size, best = idx.size, (int(idx[0]), int(idx[-1]) + 1)
+    return best
+
+
+def static_isotropy(aligned: Any, region: tuple[int, int, int, int], highpass_px: float = 4.0, *,
+                    min_lag: int | None = None, shifts: Any = None) -> float:
+    """How well the static pattern of ``region`` in a registered stack fixes a shift in both directions: the ratio
+    of the smaller to the larger eigenvalue of its structure tensor, built from the gradients of the high-passed
+    slices taken in pairs at least ``min_lag`` apart (default a third of the slices), ``sum_pairs sum_pixels
+    g_i g_j^T`` symmetrised -- like :func:`long_lag_correlation`, it keeps what slices far apart share (the band)
+    and drops the noise and the structure, which differ between them. 1: as much gradient along every direction
+    (marks, corners); 0: a pattern that runs along one direction (a straight edge, a layer's interface), which
+    cannot fix a shift along itself."""
+    x = _stack(aligned, "aligned")
+    n = x.shape[0]
+    lag = max(1, n // 3) if min_lag is None else int(min_lag)
+    y0, y1, x0, x1 = region
+    s = _highpassed(x, highpass_px, shifts)[:, y0:y1, x0:x1]
+    gy, gx = np.gradient(s, axis=(1, 2))
+    gy, gx = gy.reshape(n, -1), gx.reshape(n, -1)
+    i, j = np.triu_indices(n, k=lag)
+    if i.size == 0:
+        return 0.0
+
+    def cross(a: np.ndarray, b: np.ndarray) -> float:
+        g = a @ b.T
+        return 0.5 * float((g[i, j] + g[j, i]).sum())
+
+    t = np.array([[cross(gy, gy), cross(gy, gx)], [cross(gy, gx), cross(gx, gx)]])
+    w = np.linalg.eigvalsh(t)
+    return float(max(w[0], 0.0) / w[1]) if w[1] > 0 else 0.0

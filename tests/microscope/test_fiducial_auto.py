@@ -1,0 +1,120 @@
+"""Automatic detection of the fiducial band (``find_fiducial_region``, ``correct --align-region auto``) against
+the forward model's band at a known place, its refusal without a band, and ``correct --align-search-px``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from fibsynth.cli import main
+from fibsynth.errors import FibsynthError
+from fibsynth.io import VolumeMeta, read_volume, write_volume
+from fibsynth.microscope import (Curtaining, Detector, Drift, Fiducial, MicroscopeModel, apply, find_fiducial_region,
+                                 register_slices)
+
+
+def changing_stack(nz=24, n=64, seed=0):
+    """A thresholded 3D Gaussian random field (features ~2.5 px in every direction): each slice is a new
+    cross-section, so that rows of the face do not stay the same over the stack; yield 0.1 / 0.5."""
+    f = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((nz + 16, n + 16, n + 16)), 2.5)
+    lab = f[8:-8, 8:-8, 8:-8] > np.quantile(f, 0.65)
+    return 0.1 + 0.4 * ndimage.gaussian_filter(lab.astype(float), (0, 0.6, 0.6))
+
+
+def imaged(seed, height=0, top=6, n=64):
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.0, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                        fiducial=Fiducial(height_px=height, top_px=top, mark_spacing_px=24), seed=seed)
+    return apply(changing_stack(seed=seed, n=n), m)
+
+
+@pytest.mark.parametrize("seed, height, top", [(0, 16, 6), (1, 12, 0), (2, 16, 20)])
+def test_band_found_where_it_is_and_alignment_on_it_recovers_the_shifts(seed, height, top):
+    r = imaged(seed, height, top)
+    f = find_fiducial_region(r.image)
+    assert f.region is not None and f.orientation == "rows", f.as_dict()
+    y0, y1, x0, x1 = f.region
+    # the band's rows (with some of the flat surface above it), no more than 2 rows of the structure below
+    assert y0 <= top and top + height - 4 <= y1 <= top + height + 2, f.region
+    assert (x0, x1) == (0, 64) and f.confidence > 0.5 and f.isotropy > 0.3
+    true = np.array(r.record["realised"]["shifts_px"])
+    assert np.abs(register_slices(r.image, region=f.region) + true).mean() < 0.2
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_no_band_declined_with_a_warning(seed):
+    r = imaged(seed)
+    with pytest.warns(UserWarning, match="no static fiducial band"):
+        f = find_fiducial_region(r.image)
+    assert f.region is None and f.reason
+    # a static pattern that runs along one direction (a layer's interface crossing the face along y: a column band
+    # when columns are searched too) is no band: it cannot fix a shift along itself
+    x = r.image.copy()
+    x[:, :, 20:40] += 0.3 * (np.arange(20) >= 10)[None, None, :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = find_fiducial_region(x, orientation="any")
+    assert g.region is None and g.orientation == "columns" and g.isotropy < 0.15, g.as_dict()
+    assert "one direction" in g.reason and 20 <= g.candidate[2] and g.candidate[3] <= 40 + 8  # (flat side padded)
+
+
+def test_parameters_checked():
+    x = imaged(0).image
+    with pytest.raises(FibsynthError) as e:
+        find_fiducial_region(x[:3])
+    assert e.value.param == "stack"
+    with pytest.raises(FibsynthError) as e:
+        find_fiducial_region(x, min_lag=24)
+    assert e.value.param == "min_lag"
+
+
+def test_cli_auto_region_and_search_px(tmp_path, capsys):
+    src, none = tmp_path / "band.tif", tmp_path / "none.tif"
+    write_volume(src, imaged(1, 16, 6).image, VolumeMeta(kind="image"))
+    write_volume(none, imaged(1).image, VolumeMeta(kind="image"))
+    out = tmp_path / "aligned.tif"
+    assert main(["microscope", "correct", str(src), str(out), "--align", "--align-region", "auto", "--json"]) == 0
+    cap = capsys.readouterr()
+    rec = json.loads(cap.out)
+    assert "fiducial band found: --align-region" in cap.err
+    band = rec["fiducial_band"]["region"]
+    assert rec["config"]["align_region"] == band and band[2:] == [0, 64]
+    assert read_volume(out).meta.parameters["microscope"]["corrected"]["fiducial_band"]["region"] == band
+    # no band: one line, exit 2, nothing written
+    o2 = tmp_path / "o2.tif"
+    assert main(["microscope", "correct", str(none), str(o2), "--align", "--align-region", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--align-region: auto: no static fiducial band found" in err[0] and not o2.exists()
+    # --align-search-px reaches the registration: a 6-px stage jump is not looked for within 2 px
+    x = read_volume(none).data.copy()
+    x[8:] = ndimage.shift(x[8:], (0, 0, 6), order=3, mode="nearest")
+    jump = tmp_path / "jump.tif"
+    write_volume(jump, x, VolumeMeta(kind="image"))
+    steps = {}
+    for flag in ([], ["--align-search-px", "2"]):
+        o = tmp_path / f"j{len(flag)}.tif"
+        assert main(["microscope", "correct", str(jump), str(o), "--align", "--json", *flag]) == 0
+        steps[len(flag)] = np.diff(np.array(json.loads(capsys.readouterr().out)["shifts_px"]), axis=0)[7]
+    # (the whole-pixel peak within 2 px, its sub-pixel refinement within 0.75 px more)
+    assert abs(steps[0][1] + 6) < 1.0 and abs(steps[2][1]) <= 2.76, steps
+
+
+def test_mark_wear_fades_and_blurs_the_marks_over_the_stack_and_is_off_by_default():
+    x = changing_stack(nz=6, n=40, seed=3)
+    quiet = dict(height_px=12, top_px=2, grain_rms=0.0, mark_spacing_px=16)
+    base = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet), seed=3)).image
+    assert Fiducial().wear_contrast == 0 and Fiducial().wear_blur_px == 0
+    faded = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet, wear_contrast=1.0), seed=3)).image
+    blurred = apply(x, MicroscopeModel(fiducial=Fiducial(**quiet, wear_blur_px=2.0), seed=3)).image
+    band = np.s_[2:14]
+    assert np.array_equal(faded[0][band], base[0][band]) and np.array_equal(blurred[0][band], base[0][band])
+    depth = [float(np.ptp(faded[k][band])) for k in range(6)]  # the marks' contrast: falls to none at the end
+    assert depth[0] > 0.2 and all(a > b for a, b in zip(depth, depth[1:])) and depth[-1] < 1e-9
+    # blurred: shallower and wider marks
+    assert blurred[-1][band].min() > base[-1][band].min() + 0.05
+    assert (blurred[-1][band] < 0.29).sum() > 1.5 * (base[-1][band] < 0.29).sum()
+    assert np.array_equal(faded[:, 14:], base[:, 14:]) and np.array_equal(blurred[:, 14:], base[:, 14:])
