@@ -18,12 +18,15 @@ slices alone) and, with ``--score-runs``, for every U-Net a ``bench_reconstruct.
     # a larger training budget / the wider network, to see whether the network or the data limits it
     python benchmarks/reconstruct_ceiling.py ... --steps 2400
     python benchmarks/reconstruct_ceiling.py ... --features 32 64 128
+    # more 2.5D context; every network also scored with reconstruct's test-time augmentation (8 in-plane symmetries)
+    python benchmarks/reconstruct_ceiling.py ... --k 4 --tta 8
 
 The test stacks are those of ``bench_reconstruct.py`` (same names in ``--stack-cache``, made there if absent).
 Caveat of the split: the test stacks drift in brightness over the slices (``realistic_stack.degrade``), so the
 test slices are darker than the training ones; the network's intensity jitter and the normalisation must bridge
 that, as they must bridge synthetic -> real in ``reconstruct``. ``--split interleaved`` trains and validates on
-alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead.
+alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. With two or
+more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
 """
 
 from __future__ import annotations
@@ -61,14 +64,14 @@ def take(a: np.ndarray, ranges) -> np.ndarray:
     return np.concatenate([a[lo:hi] for lo, hi in ranges])
 
 
-def settings(seed: int, steps: int | None, features, shape):
+def settings(seed: int, steps: int | None, features, shape, k: int | None = None):
     from fibsynth.reconstruct import ReconstructSettings
     from fibsynth.reconstruct.workflow import synth_plan
 
     kw = {"seed": seed, **({"seg_steps": steps} if steps else {}), **({"seg_features": tuple(features)} if features else {})}
     s = ReconstructSettings(**kw)
     _, _, _, ts, plan = synth_plan(s, tuple(shape))
-    return ts.model_copy(update={"accelerator": "cpu", "devices": "auto"}), plan
+    return ts.model_copy(update={"accelerator": "cpu", "devices": "auto", **({"k": k} if k is not None else {})}), plan
 
 
 def mds(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -77,8 +80,28 @@ def mds(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(evaluate_segmentation(pred.astype(np.uint8), truth)["MDS"])
 
 
+def variant_tag(steps: int | None, features, k: int | None) -> str:
+    return ((f"_steps{steps}" if steps else "") + ("_f" + "-".join(map(str, features)) if features else "")
+            + (f"_k{k}" if k is not None else ""))
+
+
+def tta_score(d: Path, img: np.ndarray, truth: np.ndarray, parts, tta: int) -> dict:
+    """The stored model's test MDS with its output averaged over ``tta`` in-plane symmetries (the test slices only
+    are predicted, with the whole stack as their context), and the CPU seconds that took."""
+    from fibsynth.segment.infer import predict_array
+    from fibsynth.segment.model import load_model
+
+    model = load_model(str(d / "model"), "cpu")
+    c0 = time.process_time()
+    prob = np.concatenate([predict_array(model, img, probabilities=True, batch=4, z_range=(a, b), tta=tta)
+                           for a, b in parts["test"]])
+    c = time.process_time() - c0
+    np.save(d / f"probability_test_tta{tta}.npy", prob)
+    return {f"MDS test tta{tta}": mds(prob > 0.5, take(truth, parts["test"])), f"tta{tta} cpu s": round(c, 1)}
+
+
 def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, steps: int | None, features,
-            split: str) -> dict:
+            split: str, k: int | None = None, tta: int = 1) -> dict:
     import tifffile
 
     from fibsynth.segment.infer import predict_array
@@ -89,13 +112,16 @@ def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, s
     img = tifffile.imread(stack).astype(np.float32)
     truth = tifffile.imread(truth_path).astype(np.uint8)
     parts = split_slices(img.shape[0], split)
-    ts, plan = settings(seed, steps, features, img.shape)
-    tag = f"{kind}_seed{seed}_{split}" + (f"_steps{steps}" if steps else "") + (
-        "_f" + "-".join(map(str, features)) if features else "")
+    ts, plan = settings(seed, steps, features, img.shape, k)
+    tag = f"{kind}_seed{seed}_{split}" + variant_tag(steps, features, k)
     d = out / tag
     rec_file = d / "result.json"
     if rec_file.is_file():
-        return json.loads(rec_file.read_text())
+        res = json.loads(rec_file.read_text())
+        if tta > 1 and f"MDS test tta{tta}" not in res:
+            res.update(tta_score(d, img, truth, parts, tta))
+            rec_file.write_text(json.dumps(res, indent=1))
+        return res
     if d.exists():
         import shutil
 
@@ -121,6 +147,8 @@ def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, s
            "train wall s": round(t_train, 1), "train cpu s": round(c_train, 1),
            "history": [{k: r.get(k) for k in ("epoch", "val_loss", "val_mds")} for r in rec.get("history", [])],
            "load_average": os.getloadavg()}
+    if tta > 1:
+        res.update(tta_score(d, img, truth, parts, tta))
     rec_file.write_text(json.dumps(res, indent=1))
     return res
 
@@ -174,6 +202,9 @@ def main(argv=None) -> None:
     ap.add_argument("--stack-cache", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (default: reconstruct's, 600)")
     ap.add_argument("--features", type=int, nargs="+", default=None, help="U-Net widths (default: reconstruct's)")
+    ap.add_argument("--k", type=int, default=None, help="2.5D context: k slices either side (default: reconstruct's, 2)")
+    ap.add_argument("--tta", type=int, default=1, help="also score each network with its output averaged over this "
+                    "many in-plane symmetries (reconstruct's --tta; 1 = not)")
     ap.add_argument("--split", default="contiguous", choices=["contiguous", "interleaved"])
     ap.add_argument("--score-runs", type=Path, nargs="*", default=[], help="bench_reconstruct.py output folders "
                     "whose U-Net predictions (step cache) are scored on the same test slices")
@@ -193,17 +224,30 @@ def main(argv=None) -> None:
         print(json.dumps({"kind": kind, **base}), flush=True)
         for seed in a.seeds:
             r = ceiling(kind, seed, a.out, stack=stack, truth_path=truth, steps=a.steps, features=a.features,
-                        split=a.split)
+                        split=a.split, k=a.k, tta=a.tta)
             r.update(base)
             print(json.dumps({k: v for k, v in r.items() if k not in ("history", "train_settings", "parts")}), flush=True)
             rows.append({k: v for k, v in r.items() if k != "history"})
+        if len(a.seeds) > 1:  # the mean of the seeds' probabilities (an ensemble of the networks), test slices
+            import tifffile
+
+            tr_ = tifffile.imread(truth).astype(np.uint8)
+            parts = split_slices(tr_.shape[0], a.split)
+            tags = [a.out / (f"{kind}_seed{sd}_{a.split}" + variant_tag(a.steps, a.features, a.k)) for sd in a.seeds]
+            ens = {"kind": kind, "ensemble of seeds": a.seeds, "MDS test": mds(
+                np.mean([take(np.load(t / "probability.npy"), parts["test"]) for t in tags], 0) > 0.5,
+                take(tr_, parts["test"]))}
+            if a.tta > 1:
+                ens[f"MDS test tta{a.tta}"] = mds(np.mean([np.load(t / f"probability_test_tta{a.tta}.npy")
+                                                           for t in tags], 0) > 0.5, take(tr_, parts["test"]))
+            print(json.dumps(ens), flush=True)
+            rows.append(ens)
         runs = [d for d in a.score_runs if (d / f"{kind}_work").is_dir()]
         if runs:
             sr = score_runs([d / f"{kind}_work" for d in runs], truth, a.split)
             print(json.dumps({"kind": kind, "reconstruct U-Nets": sr}, indent=1), flush=True)
             rows.append({"kind": kind, "reconstruct U-Nets": sr})
-    name = "results" + (f"_steps{a.steps}" if a.steps else "") + (
-        "_f" + "-".join(map(str, a.features)) if a.features else "") + f"_{a.split}.json"
+    name = "results" + variant_tag(a.steps, a.features, a.k) + f"_{a.split}.json"
     (a.out / name).write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
 
 

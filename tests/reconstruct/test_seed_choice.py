@@ -110,6 +110,39 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert s1["rounds"][0]["seed_choice"] is None and s1["rounds"][0]["seed"] == 3 and s1["candidate_mds"] is None
     assert [x["status"] for x in s1["steps"] if x["step"] in ("train", "predict")] == ["cached", "cached"]
     assert s1["round_mds"][0] == pytest.approx(s2["candidate_mds"][0][0])
+    # seg_combine="mean": the same two networks (cached), their P(solid) averaged instead of one chosen
+    sm = reconstruct(tmp_path / "stack.tif", tmp_path / "mean", ReconstructSettings(**base, seg_seeds=2,
+                                                                                     seg_combine="mean"),
+                     truth=tmp_path / "truth.tif", quiet=True, work_dir=work)
+    st = {x["step"]: x["status"] for x in sm["steps"]}
+    assert st["combine"] == "ran" and "choose_seed" not in st
+    assert [x["status"] for x in sm["steps"] if x["step"] in ("train", "predict")] == ["cached"] * 4
+    assert sm["rounds"][0]["seed_choice"] is None and sm["rounds"][0]["ensemble_seeds"] == [3, 4]
+    from fibsynth.io import read_volume
+
+    preds = [np.load(f.parent / "probability.npy") for f in sorted(work.glob("cache/*/DONE.json"))
+             if json.loads(f.read_text())["step"] == "predict"]
+    assert len(preds) == 2 and np.abs(preds[0] - preds[1]).max() > 1e-3
+    assert np.allclose(np.asarray(read_volume(tmp_path / "mean" / "probability.tif").data), (preds[0] + preds[1]) / 2,
+                       atol=1e-6)
+    assert "their probabilities P(solid) are averaged" in (tmp_path / "mean" / "report.html").read_text()
+
+
+def test_mean_blocks_is_the_mean_block_by_block(tmp_path):
+    from fibsynth.reconstruct.workflow import mean_blocks
+
+    rng = np.random.default_rng(0)
+    maps = [rng.random((7, 5, 6), dtype=np.float32) for _ in range(3)]
+    for i, m in enumerate(maps):
+        np.save(tmp_path / f"p{i}.npy", m)
+    mean_blocks([tmp_path / f"p{i}.npy" for i in range(3)], tmp_path / "mean.npy", block=3)
+    out = np.load(tmp_path / "mean.npy")
+    assert out.dtype == np.float32 and np.allclose(out, np.mean(maps, axis=0), atol=1e-6)
+    mean_blocks([tmp_path / "p1.npy"], tmp_path / "one.npy", block=2)
+    assert np.array_equal(np.load(tmp_path / "one.npy"), maps[1])
+    np.save(tmp_path / "bad.npy", np.zeros((7, 5, 5), np.float32))
+    with pytest.raises(FibsynthError):
+        mean_blocks([tmp_path / "p0.npy", tmp_path / "bad.npy"], tmp_path / "x.npy")
 
 
 @pytest.mark.parametrize("value", ["0", "9"])
@@ -119,6 +152,15 @@ def test_seg_seeds_refused_in_one_line(tmp_path, capsys, value):
     rc = main(["reconstruct", str(tmp_path / "none.tif"), str(tmp_path / "out"), "--seg-seeds", value, "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--seg-seeds" in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_seg_combine_refused_in_one_line(tmp_path, capsys):
+    from fibsynth.cli import main
+
+    rc = main(["reconstruct", str(tmp_path / "none.tif"), str(tmp_path / "out"), "--seg-combine", "max", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--seg-combine" in err and "mean" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_seg_seeds_refused_for_n_phases():

@@ -306,6 +306,10 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                       "ground truth is needed for it).")
     for r in summary["rounds"]:
         ch = r.get("seed_choice")
+        if r.get("ensemble_seeds"):
+            etext += (f"\n\nRound {r['round'] + 1}: {len(r['ensemble_seeds'])} networks were trained on the same "
+                      f"synthetic data with different seeds ({', '.join(str(x) for x in r['ensemble_seeds'])}); their "
+                      "probabilities P(solid) are averaged (an ensemble).")
         if ch:
             etext += (f"\n\nRound {r['round'] + 1}: {len(ch['seeds'])} networks were trained on the same synthetic data "
                       f"with different seeds ({', '.join(str(x) for x in ch['seeds'])}); the one with seed "

@@ -14,7 +14,8 @@ parameter redoes only what depends on it):
                  with Otsu on the same validation data); ``seg_seeds`` networks with seeds seed, seed + 1, ...;
 6. ``predict``   P(solid) of the whole real stack, block by block, with each network; ``choose_seed`` keeps the
                  one whose segmentation, imaged again, correlates best with the real stack
-                 (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free);
+                 (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free), or, with
+                 ``seg_combine="mean"``, ``combine`` averages their P(solid) (an ensemble);
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
                  more around the new estimate (the adaptation model is reused), and the second round is kept only
                  when its reconstruction, imaged again, looks more like the real stack than the first round's
@@ -274,6 +275,24 @@ def threshold_blocks(src: np.ndarray, threshold: float, out_npy: Path, block: in
     out.flush()
     del out
     return n / max(1, int(np.prod(src.shape)))
+
+
+def mean_blocks(srcs: list[Path], out_npy: Path, block: int = 32) -> None:
+    """The mean of several float32 probability maps (``.npy``, read memory-mapped) into a memory-mapped ``out_npy``,
+    ``block`` slices at a time, so memory does not grow with the stack (an ensemble of networks)."""
+    maps = [np.load(p, mmap_mode="r") for p in srcs]
+    shape = tuple(maps[0].shape)
+    if any(tuple(m.shape) != shape for m in maps):
+        raise FibsynthError(f"probability maps differ in shape: {[tuple(m.shape) for m in maps]}")
+    out = np.lib.format.open_memmap(out_npy, mode="w+", dtype=np.float32, shape=shape)
+    step = max(1, int(block))
+    for z0 in range(0, shape[0], step):
+        acc = np.zeros((min(step, shape[0] - z0),) + shape[1:], np.float64)
+        for m in maps:
+            acc += np.asarray(m[z0:z0 + step], np.float64)
+        out[z0:z0 + step] = (acc / len(maps)).astype(np.float32)
+    out.flush()
+    del out
 
 
 def confidence_blocks(prob: np.ndarray, out_npy: Path, block: int = 32) -> float:
@@ -581,7 +600,8 @@ def disk_need_bytes(shape: tuple[int, ...], s: Any) -> int:
     segmentation, Otsu and k-means uint8). 38 bytes per voxel with the defaults: ~10 GB for 256 x 1024 x 1024,
     ~160 GB for 1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
     rounds = 2 if s.reestimate else 1
-    per_voxel = 4 + 4 * s.seg_seeds * rounds + 3 + 4 + (4 + 4 + 1 + 1 + 1)
+    ens = 4 * rounds if s.seg_seeds > 1 and getattr(s, "seg_combine", "choose") == "mean" else 0
+    per_voxel = 4 + 4 * s.seg_seeds * rounds + ens + 3 + 4 + (4 + 4 + 1 + 1 + 1)
     return int(np.prod(shape)) * per_voxel
 
 
@@ -1046,6 +1066,17 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                       + ", ".join(str(x) for x in ch["seeds"]) + ")")
         return ch
 
+    def combine_round(r: int, cands: list[dict[str, Any]]) -> dict[str, Any]:
+        """The mean of the round's networks' P(solid), block by block (memory does not grow with the stack)."""
+        def do_combine(d: Path) -> dict:
+            mean_blocks([c["predict"]["dir"] / "probability.npy" for c in cands], d / "probability.npy", s.block)
+            return {"seeds": [c["train"]["seed"] for c in cands]}
+
+        k_c, d_c, _ = steps("combine", {"round": r, "how": "mean"},
+                            {f"prediction_{i}": c["predict"]["key"] for i, c in enumerate(cands)}, do_combine,
+                            f"averaging the {len(cands)} U-Nets of round {r + 1} (ensemble)")
+        return {"key": k_c, "dir": d_c}
+
     def one_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen = generate_round(r, est, k_est)
         ad = adapt_step(steps, s, method, gan_plan, real, k_in, gen, adapt_model) if s.adapt else None
@@ -1057,6 +1088,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
                               f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")
             cands.append({"train": tr, "predict": predict_round(tr["key"], tr["dir"])})
+        if len(cands) > 1 and s.seg_combine == "mean":  # an ensemble: the round's P(solid) is the networks' mean
+            return {"round": r, "estimate": est, "estimate_key": k_est, "generate": gen, "adapt": ad,
+                    "train": cands[0]["train"], "predict": combine_round(r, cands), "images_dir": d_imgs,
+                    "candidates": cands, "seed_choice": None}
         seed_choice = choose_seed(r, cands) if len(cands) > 1 else None
         best = cands[seed_choice["chosen"] if seed_choice else 0]
         return {"round": r, "estimate": est, "estimate_key": k_est, "generate": gen, "adapt": ad, "train": best["train"],
@@ -1172,6 +1207,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     "histogram_distances": r["adapt"]["distances"] if r["adapt"] else None,
                     "training": {k: v for k, v in r["train"]["record"].items() if k != "history"},
                     "seed": r["train"]["seed"], "seed_choice": r["seed_choice"],
+                    **({"ensemble_seeds": [c["train"]["seed"] for c in r["candidates"]]}
+                       if r["seed_choice"] is None and len(r["candidates"]) > 1 else {}),
                     "candidates_training": ([{k: v for k, v in c["train"]["record"].items() if k != "history"}
                                              for c in r["candidates"]] if len(r["candidates"]) > 1 else None)}
                    for r in rounds],
