@@ -86,8 +86,12 @@ def long_lag_correlation(stack: Any, *, min_lag: int, highpass_px: float = 4.0, 
     n = x.shape[0]
     if not 1 <= min_lag < n:
         raise FibsynthError(f"must be in 1 .. {n - 1} for {n} slices (got {min_lag})", param="min_lag")
-    s = _highpassed(x, highpass_px, shifts)
-    i, j = np.triu_indices(n, k=min_lag)
+    return _long_lag(_highpassed(x, highpass_px, shifts), min_lag, window)
+
+
+def _long_lag(s: np.ndarray, min_lag: int, window: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`long_lag_correlation` of the high-passed slices ``s`` (:func:`_highpassed`)."""
+    i, j = np.triu_indices(s.shape[0], k=min_lag)
     out = []
     for axis in (1, 2):  # rows (pool over x), columns (pool over y)
         a = np.moveaxis(s, axis, 0)  # (line, slice, pixel)
@@ -189,8 +193,9 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
 
     for p in range(passes):
         aligned = shift_slices(use, shifts)
-        rows, cols = long_lag_correlation(aligned, min_lag=lag, highpass_px=highpass_px, shifts=shifts)
-        hp = _highpassed(aligned, highpass_px, shifts) ** 2
+        hps = _highpassed(aligned, highpass_px, shifts)  # once per pass: every measurement below reads it
+        rows, cols = _long_lag(hps, lag)
+        hp = hps ** 2
         power = {"rows": hp.mean((0, 2)), "columns": hp.mean((0, 1))}  # texture + noise per line
         cands = []
         for orient, prof in (("rows", rows), ("columns", cols)):
@@ -203,12 +208,11 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
             a, b = _pad_flat(power[orient], a, b, pad_px)
             c0, c1 = 0, (nx if orient == "rows" else ny)
             if along_fraction > 0:  # where along the band it correlates
-                along = _along_profile(aligned, orient, a, b, lag, highpass_px, shifts)
+                along = _along_profile(hps, orient, a, b, lag)
                 c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
-                                      np.round(prof, 4).tolist(), isotropy=static_isotropy(aligned, region, highpass_px,
-                                                                   min_lag=lag, shifts=shifts)))
+                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag)))
         if not cands:
             prof = cols if orientation == "columns" else rows
             results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
@@ -240,11 +244,9 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     return found
 
 
-def _along_profile(aligned: np.ndarray, orient: str, a: int, b: int, lag: int, highpass_px: float,
-                   shifts: Any = None) -> np.ndarray:
+def _along_profile(s: np.ndarray, orient: str, a: int, b: int, lag: int) -> np.ndarray:
     """The long-lag correlation along the band (per column of a row band, per row of a column band), pooled over
-    the band's lines and a window of 9."""
-    s = _highpassed(aligned, highpass_px, shifts)
+    the band's lines and a window of 9; ``s``: the registered stack's high-passed slices (:func:`_highpassed`)."""
     band = s[:, a:b, :] if orient == "rows" else np.swapaxes(s[:, :, a:b], 1, 2)  # (slice, across, along)
     n = band.shape[0]
     i, j = np.triu_indices(n, k=lag)
@@ -292,10 +294,15 @@ def static_isotropy(aligned: Any, region: tuple[int, int, int, int], highpass_px
     (marks, corners); 0: a pattern that runs along one direction (a straight edge, a layer's interface), which
     cannot fix a shift along itself."""
     x = _stack(aligned, "aligned")
-    n = x.shape[0]
-    lag = max(1, n // 3) if min_lag is None else int(min_lag)
+    lag = max(1, x.shape[0] // 3) if min_lag is None else int(min_lag)
+    return _isotropy(_highpassed(x, highpass_px, shifts), region, lag)
+
+
+def _isotropy(s: np.ndarray, region: tuple[int, int, int, int], lag: int) -> float:
+    """:func:`static_isotropy` of the high-passed slices ``s`` (:func:`_highpassed`)."""
+    n = s.shape[0]
     y0, y1, x0, x1 = region
-    s = _highpassed(x, highpass_px, shifts)[:, y0:y1, x0:x1]
+    s = s[:, y0:y1, x0:x1]
     gy, gx = np.gradient(s, axis=(1, 2))
     gy, gx = gy.reshape(n, -1), gx.reshape(n, -1)
     i, j = np.triu_indices(n, k=lag)
