@@ -201,8 +201,7 @@ def shading_field(model: MicroscopeModel, ny: int, nx: int) -> np.ndarray:
 def fiducial_band(model: MicroscopeModel, nx: int, rng: np.random.Generator) -> np.ndarray:
     """The static part of the fiducial band (``model.fiducial``): the cap's yield with the milled marks,
     (height_px, nx); see :class:`fibsynth.microscope.config.Fiducial`. The marks' phase along x is drawn from ``rng``."""
-    f = model.fiducial
-    return f.gray + (f.mark_gray - f.gray) * fiducial_marks(model, nx, rng)
+    return worn_band(model, fiducial_marks(model, nx, rng), 0, 1)  # slice 0: no wear yet
 
 
 def worn_band(model: MicroscopeModel, marks: np.ndarray, k: int, nz: int) -> np.ndarray:
@@ -281,11 +280,7 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             raise FibsynthError(f"top_px + height_px = {fid.top_px + fid.height_px} exceeds the {ny} rows of the "
                                 "stack", param="fiducial.height_px")
         frng = np.random.default_rng([model.seed, 0xF1D])
-        worn = fid.wear_contrast > 0 or fid.wear_blur_px > 0
-        if worn:
-            marks = fiducial_marks(model, nx, frng)
-        else:
-            band = fiducial_band(model, nx, frng)
+        marks = fiducial_marks(model, nx, frng)
         y0, y1 = fid.top_px, fid.top_px + fid.height_px
         x[:, :y0] = fid.above_gray
         for k in range(nz):
@@ -293,9 +288,7 @@ def apply(stack: Any, model: MicroscopeModel | None = None, *, labels: Any = Non
             if fid.grain_px > 0:
                 grain = ndimage.gaussian_filter(grain, fid.grain_px, mode="wrap")
             sd = float(grain.std())
-            if worn:
-                band = worn_band(model, marks, k, nz)
-            x[k, y0:y1] = band + (fid.grain_rms / sd * grain if sd > 0 and fid.grain_rms > 0 else 0.0)
+            x[k, y0:y1] = worn_band(model, marks, k, nz) + (fid.grain_rms / sd * grain if sd > 0 and fid.grain_rms > 0 else 0.0)
     rng = np.random.default_rng(model.seed)
     d, det = model.drift, model.detector
     steps = d.xy_step_px * rng.standard_normal((nz, 2))
