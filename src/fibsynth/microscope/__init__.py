@@ -45,6 +45,7 @@ from fibsynth.microscope.inverse import (
     align,
     as_full_scale,
     check_region,
+    parse_region,
     correct,
     correct_drift,
     correct_shading,
@@ -69,5 +70,5 @@ __all__ = [
     "correct_shading", "denoise", "destripe", "destripe_phase_slice", "destripe_slice", "drift_series", "fit_model", "jitter_structure", "jittered_z",
     "noise_sigma", "phase_levels", "phase_stripe_profile", "poisson_gaussian", "register_slices", "sample_at_z", "shading_background",
     "shading_field", "shading_profile", "shift_slices", "simple_degrade", "stripe_profile_power", "stripe_profiles",
-    "SliceChain", "check_region", "destripe_method",
+    "SliceChain", "check_region", "parse_region", "destripe_method",
 ]

@@ -188,18 +188,6 @@ def apply_cmd(
     _panel(panel, x, res.image, ("simulated", "microscope model"))
 
 
-def parse_region(text: str) -> tuple[int, int, int, int]:
-    """``Y0:Y1,X0:X1`` -> (y0, y1, x0, x1); a one-line error naming --align-region otherwise."""
-    try:
-        ys, xs = text.split(",")
-        y0, y1 = (int(v) for v in ys.split(":"))
-        x0, x1 = (int(v) for v in xs.split(":"))
-    except ValueError:
-        raise FibsynthError(f"expected Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {text!r}",
-                            param="align_region") from None
-    return y0, y1, x0, x1
-
-
 @app.command("correct")
 def correct_cmd(
     ctx: typer.Context,
@@ -262,7 +250,9 @@ def correct_cmd(
     if auto:
         given.pop("align_region", None)
     elif align_region is not None:
-        given["align_region"] = parse_region(align_region)
+        from fibsynth.microscope.inverse import parse_region
+
+        given["align_region"] = parse_region(align_region, param="align_region")
     base = CorrectConfig.from_yaml(config).model_dump() if config is not None else {}
     cfg = CorrectConfig.build(**{**base, **given})
     if not (cfg.align or cfg.destripe or cfg.shading or cfg.drift or cfg.denoise != "none"):

@@ -108,6 +108,20 @@ def check_region(region: Any, shape: tuple[int, ...], param: str = "region") -> 
     return slice(y0, y1), slice(x0, x1)
 
 
+def parse_region(text: str, *, param: str = "region", expected: str = "Y0:Y1,X0:X1") -> tuple[int, int, int, int]:
+    """``Y0:Y1,X0:X1`` (the command line's syntax of a region: rows, then columns, half-open) -> (y0, y1, x0, x1);
+    a one-line error naming ``param`` otherwise (``expected``: what the message says was expected). Whether the
+    rectangle fits a stack is :func:`check_region`'s."""
+    try:
+        ys, xs = text.strip().split(",")
+        y0, y1 = (int(v) for v in ys.split(":"))
+        x0, x1 = (int(v) for v in xs.split(":"))
+    except ValueError:
+        raise FibsynthError(f"expected {expected} (whole pixel numbers, e.g. 0:24,0:192), got {text!r}",
+                            param=param) from None
+    return y0, y1, x0, x1
+
+
 def _window(crop: tuple[slice, slice], at: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
     """The region ``crop`` (of slice 0) where it lies in a slice registered by ``at`` (its content sits at
     ``p - at``): moved by the whole pixels of ``-at``, kept inside the slice."""

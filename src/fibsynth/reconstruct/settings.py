@@ -140,8 +140,8 @@ class ReconstructSettings(StrictModel):
 def parse_align_region(value: Any) -> tuple[int, int, int, int] | Literal["auto"] | None:
     """The one place that reads ``align_region`` / ``--align-region``: None, ``auto`` (any case: the band is found
     in the stack once it is read, :func:`fibsynth.reconstruct.workflow.resolve_align_region`), text
-    ``Y0:Y1,X0:X1`` (the syntax of ``fibsynth microscope correct --align-region``; a library does not import a
-    CLI) or four whole numbers, -> ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1`` and ``0 <= x0 < x1``; one line naming
+    ``Y0:Y1,X0:X1`` (:func:`fibsynth.microscope.parse_region`, the syntax of ``fibsynth microscope correct
+    --align-region``) or four whole numbers, -> ``(y0, y1, x0, x1)`` with ``0 <= y0 < y1`` and ``0 <= x0 < x1``; one line naming
     ``align_region`` otherwise. Whether the rectangle lies inside the stack's image region is checked once the stack
     is read (:func:`fibsynth.reconstruct.workflow.region_in_crop`)."""
     if value is None:
@@ -149,13 +149,9 @@ def parse_align_region(value: Any) -> tuple[int, int, int, int] | Literal["auto"
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
     if isinstance(value, str):
-        try:
-            ys, xs = value.strip().split(",")
-            y0, y1 = (int(v) for v in ys.split(":"))
-            x0, x1 = (int(v) for v in xs.split(":"))
-        except ValueError:
-            raise FibsynthError(f"expected auto or Y0:Y1,X0:X1 (whole pixel numbers, e.g. 0:24,0:192), got {value!r}",
-                                param="align_region") from None
+        from fibsynth.microscope import parse_region
+
+        y0, y1, x0, x1 = parse_region(value, param="align_region", expected="auto or Y0:Y1,X0:X1")
     else:
         try:
             y0, y1, x0, x1 = (int(v) for v in value)
