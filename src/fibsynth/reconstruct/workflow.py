@@ -646,6 +646,8 @@ _OUTPUT_TMP = re.compile(r"^\.(segmentation|probability|probability_[0-9]+|confi
 #: the resume state's temporary in ``WORK/partial/<key>/`` (predict_blocks writes done.json through atomic_path)
 _PARTIAL_TMP = re.compile(r"^\.done\.json\.tmp-[0-9a-f]{8}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+#: the output folder's lock (beside the user's own files: a name no other tool uses), held with the work folder's
+OUT_LOCK = ".fibsynth-reconstruct.lock"
 #: the confidence map's scratch file in the work folder (removed at the end of a run)
 CONFIDENCE_SCRATCH = "confidence.tmp.npy"
 
@@ -681,7 +683,8 @@ def _remove(path: Path) -> None:
 def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
     """Remove what a killed run of either workflow left behind (a SIGKILL or a crashed node gives it no chance to
     clean up) and return the paths removed and their size in bytes. Call it holding the work folder's lock: then
-    no live run writes there. Removed, each only where its name is exactly one this workflow makes:
+    no live run writes there (and the output folder's, for ``out``). Removed, each only where its name is exactly one
+    this workflow makes:
 
     * the step cache's temporary and replaced folders (``cache/.KEY.tmp-XXXXXXXX``, ``cache/.KEY.old-XXXXXXXX``;
       :meth:`fibsynth.experiment.cache.Cache.clean_stale`);
@@ -689,8 +692,8 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
       folder when step KEY is finished in the cache (the run died between finishing the step and removing it);
       an unfinished map is kept: the next run resumes from it;
     * the confidence map's scratch file ``WORK/confidence.tmp.npy``;
-    * with ``out`` (given when the work folder is ``OUT/work``, i.e. the lock covers OUT): the temporaries of the
-      outputs (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
+    * with ``out`` (the output folder, whose own lock the caller holds as well): the temporaries of the outputs
+      (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
 
     Nothing else is touched: no file of the user's, no folder that merely looks similar."""
     from fibsynth.experiment.cache import Cache
@@ -719,10 +722,11 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
 
 def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[str, Any] | None
              ) -> tuple[_Console, _Steps, dict[str, Any]]:
-    """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file), the
-    work folder (``work_dir``, default ``OUT/work``) and its lock, held until the run ends (:func:`run_scope`;
-    another run on the same folder is refused in one line naming the lock and the holder's pid; a killed run's
-    lock is taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
+    """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file) and its
+    lock (``OUT/.fibsynth-reconstruct.lock``), the work folder (``work_dir``, default ``OUT/work``) and its lock
+    (``WORK/.lock``), both held until the run ends (:func:`run_scope`; another run on the same output folder or the
+    same work folder is refused in one line naming the lock and the holder's pid, whatever its other folder; a killed
+    run's locks are taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
     the step cache and the threads record (``threads``, or what torch runs with when called without
     :func:`thread_scope`)."""
     from fibsynth.experiment.lock import workdir_lock
@@ -737,10 +741,14 @@ def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[
     if work.exists() and not work.is_dir():
         raise FibsynthError("exists and is not a folder (the step cache goes there)", work,
                             param="out_dir" if work_dir is None else "work_dir")
-    work.mkdir(parents=True, exist_ok=True)
     dead: list[dict] = []
+    # OUT's own lock first: a run that writes the same OUT with its step cache elsewhere (the Python API's work_dir)
+    # is refused as well, and a refusal names the folder the user gave
+    stack.enter_context(workdir_lock(out, command="fibsynth reconstruct", took_over=dead, name=OUT_LOCK,
+                                     what="output folder"))
+    work.mkdir(parents=True, exist_ok=True)
     stack.enter_context(workdir_lock(work, command="fibsynth reconstruct", took_over=dead))
-    removed, nbytes = clean_killed_run(work, out if work.resolve() == (out / WORK).resolve() else None)
+    removed, nbytes = clean_killed_run(work, out)
     console = _Console(quiet)
     if dead or removed:
         who = f"an earlier run on this folder (pid {dead[0].get('pid', '?')})" if dead else "an earlier run"
