@@ -352,9 +352,7 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     del out
     if resume is not None:
         os.replace(part, out_npy)
-        import shutil
-
-        shutil.rmtree(resume, ignore_errors=True)
+        remove_partial(Path(resume))
     rec = {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // b)}
     if z_start:
         rec["resumed_at_slice"] = z_start
@@ -809,6 +807,61 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+#: the files :func:`predict_blocks` keeps in a resume folder ``WORK/partial/KEY/`` (besides done.json's temporaries)
+_PARTIAL_FILES = ("probability.npy", "done.json")
+
+
+def _partial_files(d: Path) -> list[Path]:
+    """The files of the resume folder ``d`` that :func:`predict_blocks` writes there: plain files of exactly those
+    names, never a link, never anything else."""
+    return sorted(f for f in d.iterdir() if (f.name in _PARTIAL_FILES or _PARTIAL_TMP.match(f.name))
+                  and f.is_file() and not f.is_symlink())
+
+
+def remove_partial(d: Path) -> int:
+    """Remove a resume folder ``WORK/partial/KEY``: the files :func:`predict_blocks` writes there, then the folder
+    itself if nothing else is left in it (a file someone else put there stays, and with it the folder). Returns
+    the bytes removed."""
+    n = 0
+    for f in _partial_files(d):
+        n += f.lstat().st_size
+        f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        d.rmdir()
+    return n
+
+
+def drop_abandoned_partials(work: Path, console: Any) -> list[tuple[Path, int]]:
+    """Once a run has made all its predictions: remove the resume folders ``WORK/partial/KEY`` left in the work
+    folder by predictions that were interrupted under other settings (this run's own are gone by then: a finished
+    prediction removes its folder, and a killed run's finished ones go at the start, :func:`clean_killed_run`).
+    Such a map is resumed only if a run asks for exactly that prediction again; it is the size of the stack in
+    float32 (1 GB at 256 x 1024 x 1024), so a run that finished under other settings removes it, and says so. Call it
+    holding the work folder's lock. Only ``KEY`` folders (64 hex digits; real folders, not links) are looked at,
+    only the files the prediction writes there are removed (:func:`remove_partial`); a folder whose ``done.json``
+    names another live process is left alone. Returns each folder and the bytes removed."""
+    part = work / "partial"
+    removed: list[tuple[Path, int]] = []
+    if not part.is_dir() or part.is_symlink():
+        return removed
+    for d in sorted(part.iterdir()):
+        if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
+            continue
+        try:
+            pid = json.loads((d / "done.json").read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            pid = None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        if not _partial_files(d) and any(d.iterdir()):
+            continue  # nothing of the prediction's in it
+        n = remove_partial(d)
+        removed.append((d, n))
+        console.print(f"removed {d} ({n / 1e6:.1f} MB): the unfinished prediction map of an earlier run with other "
+                      "settings (kept until now to be resumed, should those settings come back)")
+    return removed
+
+
 def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
     """Remove what a killed run of either workflow left behind (a SIGKILL or a crashed node gives it no chance to
     clean up) and return the paths removed and their size in bytes. Call it holding the work folder's lock: then
@@ -817,9 +870,10 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
 
     * the step cache's temporary and replaced folders (``cache/.KEY.tmp-XXXXXXXX``, ``cache/.KEY.old-XXXXXXXX``;
       :meth:`fibsynth.experiment.cache.Cache.clean_stale`);
-    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and the whole
-      folder when step KEY is finished in the cache (the run died between finishing the step and removing it);
-      an unfinished map is kept: the next run resumes from it;
+    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and when step KEY is
+      finished in the cache (the run died between finishing the step and removing it) the files the prediction
+      writes there and the folder (:func:`remove_partial`); an unfinished map is kept: the next run resumes from it
+      (and a run that finishes under other settings removes it, :func:`drop_abandoned_partials`);
     * the confidence map's scratch file ``WORK/confidence.tmp.npy``;
     * with ``out`` (the output folder, whose own lock the caller holds as well): the temporaries of the outputs
       (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
@@ -829,15 +883,17 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
 
     cache = Cache(work)
     found: list[Path] = cache.stale()
+    done_dirs: list[Path] = []
     part = work / "partial"
     if part.is_dir() and not part.is_symlink():
         for d in part.iterdir():
             if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
                 continue
-            if cache.done(d.name):
-                found.append(d)
+            if cache.done(d.name):  # its files, then the folder if nothing else is in it
+                found += _partial_files(d)
+                done_dirs.append(d)
             else:
-                found += [f for f in d.iterdir() if _PARTIAL_TMP.match(f.name)]
+                found += [f for f in _partial_files(d) if _PARTIAL_TMP.match(f.name)]
     scratch = work / CONFIDENCE_SCRATCH
     if scratch.is_file() and not scratch.is_symlink():
         found.append(scratch)
@@ -846,6 +902,10 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
     nbytes = sum(_size(f) for f in found)
     for f in found:
         _remove(f)
+    for d in done_dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+            found.append(d)
     return found, nbytes
 
 
@@ -1314,6 +1374,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     seg = np.load(d_ev / "segmentation.npy", mmap_mode="r")
     conf = LazyConfidence(prob)  # the report's planes only; confidence.tif is written from a scratch map
     work = Path(work_dir) if work_dir is not None else out / WORK
+    drop_abandoned_partials(work, console)  # every prediction of this run is made
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
               "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
