@@ -141,6 +141,18 @@ def shell_faces(pred: np.ndarray, truth: np.ndarray, dist: np.ndarray, truth_ful
                     ("in-plane only", shell & ~zf)):
         out[name] = {"share of all voxels": float(m.mean()), "error rate": float(wrong[m].mean()) if m.any() else None,
                      "share of wrong voxels": float((wrong & m).sum() / n_wrong)}
+    # which side of a z face: the beam images slice z and sees into z + 1 (deeper, milled next)
+    below = np.zeros_like(t)  # the slice below (z + 1) holds the other phase
+    below[:-1] = t[:-1] != t[1:]
+    above = np.zeros_like(t)
+    above[1:] = t[1:] != t[:-1]
+    b, ab = below[test_idx], above[test_idx]
+    solid = truth.astype(bool)
+    for name, m in (("pore voxel, solid in the slice below (z+1) only", ~solid & b & ~ab),
+                    ("pore voxel, solid in the slice above (z-1) only", ~solid & ab & ~b),
+                    ("solid voxel, pore in the slice below (z+1) only", solid & b & ~ab),
+                    ("solid voxel, pore in the slice above (z-1) only", solid & ab & ~b)):
+        out[name] = {"share of all voxels": float(m.mean()), "error rate": float(wrong[m].mean()) if m.any() else None}
     return out
 
 
@@ -248,10 +260,14 @@ def analyse(kind: str, stack: Path, truth_path: Path, split: str, preds: list[Pa
     for d in preds:
         prob = C.test_probability(Path(d), parts, tta)
         pred = (prob > 0.5).astype(np.uint8)
+        wrong = pred != tt
+        undecided = np.abs(prob - 0.5) < 0.25
         per = np.array([mds(pred[i], tt[i]) for i in range(len(test_idx))])
         res["networks"].append({
             "prediction": str(d), "tta": tta, **error_breakdown(pred, tt, dist, parts["test"]),
             "interface shell by face": shell_faces(pred, tt, dist, truth, test_idx),
+            "wrong voxels with 0.25 < P < 0.75 (share)": float((wrong & undecided).sum() / max(int(wrong.sum()), 1)),
+            "all voxels with 0.25 < P < 0.75 (share)": float(undecided.mean()),
             "per slice": {"z": test_idx.tolist(), "MDS": per.round(4).tolist(), "noise sigma": sig.round(2).tolist(),
                           "bulk CNR": cnr.round(2).tolist(), "blur px": blur.round(3).tolist(),
                           "bulk pore gray": pore_level.round(1).tolist(), "bulk solid gray": solid_level.round(1).tolist()},

@@ -25,8 +25,14 @@ The test stacks are those of ``bench_reconstruct.py`` (same names in ``--stack-c
 Caveat of the split: the test stacks drift in brightness over the slices (``realistic_stack.degrade``), so the
 test slices are darker than the training ones; the network's intensity jitter and the normalisation must bridge
 that, as they must bridge synthetic -> real in ``reconstruct``. ``--split interleaved`` trains and validates on
-alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. With two or
-more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
+alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. ``--split
+blocks`` has parts thick enough for the 3D U-Net's patches (train / test / train / val, 32-slice training and
+validation parts, 4-slice gaps; each test part is predicted from itself and its gaps only: ``split_slices``):
+
+    python benchmarks/reconstruct_ceiling.py ... --split blocks [--mode 3d --patch 32 --batch 4]
+
+With two or more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
+``benchmarks/ceiling_errors.py`` says where a ceiling network's wrong voxels lie.
 """
 
 from __future__ import annotations
