@@ -56,17 +56,36 @@ def _prepare_for_registration(img: np.ndarray, highpass_px: float | None = HIGHP
 REGISTRATION_METHODS = ("chain", "neighbours", "template")
 
 
+def upsampled_dft(spectrum: np.ndarray, size: int, upsample: float, offsets: Any) -> np.ndarray:
+    """The inverse-direction DFT of a 2D ``spectrum`` evaluated on a ``size`` x ``size`` grid of points spaced
+    ``1 / upsample`` apart, the grid's point (0, 0) at ``-offsets / upsample`` -- the matrix-multiply DFT of
+    M. Guizar-Sicairos, S. T. Thurman and J. R. Fienup, "Efficient subpixel image registration algorithms", Opt.
+    Lett. 33 (2008) 156-158: ``out[i, j] = sum_{k,l} spectrum[k, l] exp(-2 pi i ((i - o_0) f_k + (j - o_1) f_l))``
+    with ``f = fftfreq(n, upsample)``, one kernel per axis (size x n), so that a small neighbourhood of a
+    correlation peak is sampled at ``upsample`` times the pixel rate without zero-padding the whole array. The
+    same operations, in the same order, as scikit-image's private ``_upsampled_dft`` (which ``_pcc`` used before),
+    so that the shifts are unchanged."""
+    from scipy.fft import fftfreq
+
+    data = spectrum
+    im2pi = 1j * 2 * np.pi
+    for n, off in list(zip(spectrum.shape, offsets))[::-1]:  # the last axis first
+        kernel = np.exp(-im2pi * ((np.arange(size) - off)[:, None] * fftfreq(n, upsample)))
+        data = np.tensordot(kernel.astype(data.dtype, copy=False), data, axes=(1, -1))
+    return data
+
+
 def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int, search_px: float | None = None) -> np.ndarray:
     """The shift registering ``moving`` onto ``ref``: scikit-image's unnormalised cross-correlation with
     upsampled-DFT refinement; with ``search_px``, the whole-pixel peak is looked for only among shifts of at most
-    that many pixels per axis, then refined the same way (the same result whenever the global peak lies inside)."""
+    that many pixels per axis, then refined the same way (:func:`upsampled_dft`; the same result whenever the
+    global peak lies inside)."""
     if search_px is None:
         from skimage.registration import phase_cross_correlation
 
         step, _, _ = phase_cross_correlation(ref, moving, upsample_factor=upsample, normalization=None)
         return np.asarray(step, np.float64)
     from scipy.fft import fftn, ifftn
-    from skimage.registration._phase_cross_correlation import _upsampled_dft
 
     product = fftn(ref) * fftn(moving).conj()
     cc = np.abs(ifftn(product))
@@ -79,7 +98,7 @@ def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int, search_px: float | 
         shift = np.round(shift * up) / up
         size = np.ceil(up * 1.5)
         centre = np.trunc(size / 2.0)
-        cc = _upsampled_dft(product.conj(), size, up, centre - shift * up).conj()
+        cc = upsampled_dft(product.conj(), int(size), up, centre - shift * up).conj()
         fine = np.unravel_index(np.argmax(np.abs(cc)), cc.shape)
         shift = shift + (np.array(fine, np.float64) - centre) / up
     return shift
