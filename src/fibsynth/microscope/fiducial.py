@@ -28,6 +28,21 @@ BAND_MIN_ISOTROPY = 0.15
 BAND_HIGH, BAND_LOW = 0.3, 0.1  # hysteresis thresholds, fractions of (peak - median) above the median
 BAND_GAP_PX = 4  # gaps closed inside a run
 BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are flat (taper room)
+# the size the thresholds were calibrated at (lines of 192 px over 32 slices); a smaller stack needs a higher
+# correlation (docs/microscope.md, "micro14": its chance runs correlate more): see needed_correlation
+BAND_CAL_LINE_PX, BAND_CAL_SLICES = 192, 32
+
+
+def needed_correlation(min_correlation: float, line_px: int, slices: int) -> float:
+    """The mean long-lag correlation a band must reach in a stack whose lines are ``line_px`` long (the slice's
+    width for a row band, its height for a column band), over ``slices`` slices: ``min_correlation`` at the
+    calibration size (192 px, 32 slices) and above, and ``min_correlation * sqrt(192 * 32 / (line_px *
+    slices))`` below it -- the chance correlation of a run of lines falls like one over the square root of the
+    pixels and slices it pools. Measured (docs/microscope.md, micro14): on 48-96 px x 16-32 slices at 300 e/px,
+    the false bands on stacks without one fell from 43 to 10 of 288 (from 30 to 0 of 216 outside crops of a real
+    SOFC layer, which are nearly static over so few slices) while 217 of the 219 true bands found before were
+    still found."""
+    return float(min_correlation * max(1.0, np.sqrt(BAND_CAL_LINE_PX * BAND_CAL_SLICES / (line_px * slices))))
 
 
 @dataclass
@@ -52,12 +67,14 @@ class FiducialBand:
     reason: str = ""
     isotropy: float = 0.0
     candidate: tuple[int, int, int, int] | None = None
+    needed: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": None if self.region is None else list(self.region), "confidence": round(self.confidence, 4),
                 "correlation": round(self.correlation, 4), "background": round(self.background, 4),
                 "orientation": self.orientation, "slices_used": self.slices_used, "min_lag": self.min_lag,
-                "isotropy": round(self.isotropy, 4), "reason": self.reason,
+                "isotropy": round(self.isotropy, 4), "needed_correlation": round(self.needed, 4),
+                "reason": self.reason,
                 "candidate": None if self.candidate is None else list(self.candidate)}
 
 
@@ -200,12 +217,15 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     and the correlation measured again (``passes``), and the pass with the highest confidence kept.
 
     Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
-    ``warn=False``) when the band's mean correlation is below ``min_correlation``, its contrast over the rest
+    ``warn=False``) when the band's mean correlation is below ``min_correlation`` -- raised on stacks smaller
+    than the calibration's 192 px x 32 slices by :func:`needed_correlation` (``needed`` in the result; a stack so
+    small that it would need 1 or more is declined as too small to decide) --, its contrast over the rest
     (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
     direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
     cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
-    band (docs/microscope.md, "Eleventh round"); on a real stack read the confidence and look
-    at the region before trusting it."""
+    band (docs/microscope.md, "Eleventh round"; validated at 96-192 px x 32 slices there and, with the size
+    scaling, at 48-96 px x 16-32 slices: "micro14"); on a real stack read the confidence and look at the region
+    before trusting it."""
     x = _Slices(stack, "stack")  # read one slice at a time: only the first max_slices are read
     nz, ny, nx = x.shape
     if nz < 4:
@@ -227,8 +247,10 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     shifts = register_slices(use)
     results: list[FiducialBand] = []
 
+    need = {"rows": needed_correlation(min_correlation, nx, n), "columns": needed_correlation(min_correlation, ny, n)}
+
     def usable(r: FiducialBand) -> bool:
-        return (r.region is not None and r.correlation >= min_correlation
+        return (r.region is not None and r.correlation >= need[r.orientation]
                 and r.correlation - r.background >= min_contrast and r.isotropy >= min_isotropy)
 
     for p in range(passes):
@@ -257,14 +279,15 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
                 c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
-                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag)))
+                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag),
+                                      needed=need[orient]))
         if not cands:
             prof = cols if orientation == "columns" else rows
-            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
-                                        "columns" if orientation == "columns" else "rows", n, lag,
+            orient = "columns" if orientation == "columns" else "rows"
+            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)), orient, n, lag,
                                         np.round(prof, 4).tolist(), reason="no run of at least "
                                         f"{MIN_REGION_PX} {orientation.replace('any', 'rows or columns')}"
-                                        " stands out"))
+                                        " stands out", needed=need[orient]))
             break
         good = [c for c in cands if usable(c)]
         results.append(max(good or cands, key=lambda c: c.confidence))
@@ -275,9 +298,16 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     if found.region is not None and not usable(found):
         (a, b) = found.region[:2] if found.orientation == "rows" else found.region[2:]
         where = f"the best {found.orientation} {a}:{b}"
-        if found.correlation < min_correlation or found.correlation - found.background < min_contrast:
+        if found.needed >= 1.0:
+            line = nx if found.orientation == "rows" else ny
+            found.reason = (f"the stack is too small to tell a static band from chance: lines of {line} px over "
+                            f"{n} slices would need a correlation of {found.needed:.2f} (>= 1; "
+                            f"{min_correlation:g} x sqrt({BAND_CAL_LINE_PX} x {BAND_CAL_SLICES} / ({line} x {n}))); "
+                            "give the region by hand, or use more slices")
+        elif found.correlation < found.needed or found.correlation - found.background < min_contrast:
             found.reason = (f"{where} correlate {found.correlation:.2f} between slices >= {lag} apart against "
-                            f"{found.background:.2f} elsewhere (needs >= {min_correlation:g} and {min_contrast:g} "
+                            f"{found.background:.2f} elsewhere (needs >= {found.needed:.2f} for lines of "
+                            f"{nx if found.orientation == 'rows' else ny} px over {n} slices, and {min_contrast:g} "
                             "above the rest)")
         else:
             found.reason = (f"{where} are static but their pattern runs along one direction only (isotropy "
