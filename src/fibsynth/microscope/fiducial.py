@@ -31,6 +31,9 @@ BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are f
 # the size the thresholds were calibrated at (lines of 192 px over 32 slices); a smaller stack needs a higher
 # correlation (docs/microscope.md, "micro14": its chance runs correlate more): see needed_correlation
 BAND_CAL_LINE_PX, BAND_CAL_SLICES = 192, 32
+# ... unless the run stands out from the other lines by this many times their spread (a low-dose band: the noise
+# lowers the band's correlation and the structure's chance correlation alike)
+BAND_MIN_STANDOUT = 4.0
 
 
 def needed_correlation(min_correlation: float, line_px: int, slices: int) -> float:
@@ -38,10 +41,13 @@ def needed_correlation(min_correlation: float, line_px: int, slices: int) -> flo
     width for a row band, its height for a column band), over ``slices`` slices: ``min_correlation`` at the
     calibration size (192 px, 32 slices) and above, and ``min_correlation * sqrt(192 * 32 / (line_px *
     slices))`` below it -- the chance correlation of a run of lines falls like one over the square root of the
-    pixels and slices it pools. Measured (docs/microscope.md, micro14): on 48-96 px x 16-32 slices at 300 e/px,
-    the false bands on stacks without one fell from 43 to 10 of 288 (from 30 to 0 of 216 outside crops of a real
-    SOFC layer, which are nearly static over so few slices) while 217 of the 219 true bands found before were
-    still found."""
+    pixels and slices it pools. A run below it is still taken when it stands out from the other lines by at least
+    ``BAND_MIN_STANDOUT`` (4) times their spread (a band at low dose: the noise lowers its correlation and the
+    structure's chance correlation alike). Measured (docs/microscope.md, micro14), both rules together, against
+    49830d9: on 48-96 px x 16-32 slices at 300 e/px the false bands on stacks without one fell from 43 to 17 of
+    288 (from 30 to 5 of 216 outside crops of a real SOFC layer, which are nearly static over so few slices; none
+    at 64-96 px) while 217 of the 219 true bands found before were still found; at 20 e/px (64-96 px x 24-32
+    slices) 32 of the 35 true bands found before, no false band either way."""
     return float(min_correlation * max(1.0, np.sqrt(BAND_CAL_LINE_PX * BAND_CAL_SLICES / (line_px * slices))))
 
 
@@ -68,12 +74,14 @@ class FiducialBand:
     isotropy: float = 0.0
     candidate: tuple[int, int, int, int] | None = None
     needed: float = 0.0
+    standout: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": None if self.region is None else list(self.region), "confidence": round(self.confidence, 4),
                 "correlation": round(self.correlation, 4), "background": round(self.background, 4),
                 "orientation": self.orientation, "slices_used": self.slices_used, "min_lag": self.min_lag,
                 "isotropy": round(self.isotropy, 4), "needed_correlation": round(self.needed, 4),
+                "standout": round(self.standout, 2),
                 "reason": self.reason,
                 "candidate": None if self.candidate is None else list(self.candidate)}
 
@@ -250,7 +258,8 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     need = {"rows": needed_correlation(min_correlation, nx, n), "columns": needed_correlation(min_correlation, ny, n)}
 
     def usable(r: FiducialBand) -> bool:
-        return (r.region is not None and r.correlation >= need[r.orientation]
+        return (r.region is not None and r.correlation >= min_correlation
+                and (r.correlation >= need[r.orientation] or r.standout >= BAND_MIN_STANDOUT)
                 and r.correlation - r.background >= min_contrast and r.isotropy >= min_isotropy)
 
     for p in range(passes):
@@ -280,7 +289,7 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
                                       np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag),
-                                      needed=need[orient]))
+                                      needed=need[orient], standout=_standout(prof, a, b, corr - bg)))
         if not cands:
             prof = cols if orientation == "columns" else rows
             orient = "columns" if orientation == "columns" else "rows"
@@ -298,17 +307,20 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     if found.region is not None and not usable(found):
         (a, b) = found.region[:2] if found.orientation == "rows" else found.region[2:]
         where = f"the best {found.orientation} {a}:{b}"
-        if found.needed >= 1.0:
+        if found.needed >= 1.0 and found.standout < BAND_MIN_STANDOUT:
             line = nx if found.orientation == "rows" else ny
             found.reason = (f"the stack is too small to tell a static band from chance: lines of {line} px over "
                             f"{n} slices would need a correlation of {found.needed:.2f} (>= 1; "
                             f"{min_correlation:g} x sqrt({BAND_CAL_LINE_PX} x {BAND_CAL_SLICES} / ({line} x {n}))); "
                             "give the region by hand, or use more slices")
-        elif found.correlation < found.needed or found.correlation - found.background < min_contrast:
+        elif (found.correlation < min_correlation or found.correlation - found.background < min_contrast
+              or (found.correlation < found.needed and found.standout < BAND_MIN_STANDOUT)):
             found.reason = (f"{where} correlate {found.correlation:.2f} between slices >= {lag} apart against "
-                            f"{found.background:.2f} elsewhere (needs >= {found.needed:.2f} for lines of "
-                            f"{nx if found.orientation == 'rows' else ny} px over {n} slices, and {min_contrast:g} "
-                            "above the rest)")
+                            f"{found.background:.2f} elsewhere (needs >= {min_correlation:g} and {min_contrast:g} "
+                            f"above the rest, and >= {found.needed:.2f} for lines of "
+                            f"{nx if found.orientation == 'rows' else ny} px over {n} slices unless the run stands "
+                            f"out by >= {BAND_MIN_STANDOUT:g} times the other lines' spread: "
+                            f"{found.standout:.1f})")
         else:
             found.reason = (f"{where} are static but their pattern runs along one direction only (isotropy "
                             f"{found.isotropy:.2f} < {min_isotropy:g}): it cannot fix a shift along it -- a "
@@ -317,6 +329,17 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     if found.region is None and warn:
         warnings.warn(f"no static fiducial band found: {found.reason}", stacklevel=2)
     return found
+
+
+def _standout(profile: np.ndarray, a: int, b: int, contrast: float) -> float:
+    """How far the run ``a:b`` of a profile stands out: its contrast over the median line divided by the spread
+    (1.4826 x the median absolute deviation) of the lines outside it and 2 lines beyond; 0 when fewer than 8 lines
+    are left."""
+    out = np.r_[profile[:max(a - 2, 0)], profile[b + 2:]]
+    if out.size < 8:
+        return 0.0
+    mad = 1.4826 * float(np.median(np.abs(out - np.median(out))))
+    return float(contrast / max(mad, 1e-6))
 
 
 def _along_profile(s: np.ndarray, orient: str, a: int, b: int, lag: int) -> np.ndarray:
