@@ -593,8 +593,8 @@ def resolve_align_region(align_region: Any, raw: Any, path: Any = None, *, quiet
     alignment fill of those slices left out (:func:`fibsynth.reconstruct.inspect.fill_borders`), the region it finds
     moved back into the stack's own pixels, as a hand-given one; one line naming ``align_region`` when no band
     stands out (the detector's reason), so that nothing runs on a registration the user did not ask for.
-    ``quiet=False``: a line on stderr says the detection is running (about a minute of CPU for 1024 x 1024 slices,
-    docs/reconstruct.md, auto13)."""
+    ``quiet=False``: a line on stderr says the detection is running (about 20 s of CPU for 1024 x 1024 slices,
+    docs/microscope.md, micro14)."""
     if align_region is None:
         return None, None
     if align_region != "auto":
