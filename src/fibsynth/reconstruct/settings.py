@@ -11,6 +11,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.reconstruct.inspect import CORRECTIONS
 
 DEFAULT_ENERGY_KEV = 2.0
+DEFAULT_SEG_K = 2  # the 2.5D U-Net's context slices on each side (ReconstructSettings.seg_k)
 
 
 class ReconstructSettings(StrictModel):
@@ -49,6 +50,12 @@ class ReconstructSettings(StrictModel):
         "full-size Monte Carlo test stack in 4 paired runs (same data and seed): differences +0.052, +0.012, -0.041, "
         "+0.002 MDS -- no clear gain; both widths have bad training seeds (docs/reconstruct.md, recon7)")
     seg_batch: int = Field(16, ge=1, le=1024)
+    seg_k: int = Field(
+        DEFAULT_SEG_K, ge=1, le=8, description="2.5D U-Net (mode 2.5d): neighbouring slices on each side of the slice "
+        "it segments, given to the network as channels (2 k + 1 slices in all). More context costs nothing measurable "
+        "in training (only the first convolution sees more channels); measured against the default in "
+        "docs/reconstruct.md (recon13, recon14). Other modes have no context slices: another value is refused with "
+        "them")
     seg_seeds: int = Field(
         2, ge=1, le=8, description="U-Nets trained per round on the same synthetic data with different seeds (seed, "
         "seed + 1, ...); the one whose reconstruction of your stack, imaged again by the fast path, correlates best "
@@ -118,6 +125,9 @@ class ReconstructSettings(StrictModel):
         if self.align_region is not None and "align" not in self.correct:
             raise FibsynthError("registers the slices for the align correction: needs align among the "
                                 "corrections", param="align_region")
+        if self.seg_k != DEFAULT_SEG_K and self.mode != "2.5d":  # (the default: also in a 2d/3d run's saved settings)
+            raise FibsynthError(f"the context slices ({self.seg_k} on each side) belong to the 2.5D U-Net: leave it "
+                                f"out with mode {self.mode}, or use mode 2.5d", param="seg_k")
         if self.engine == "mc" and self.translation != "auto":
             raise FibsynthError(f"{self.translation!r} applies to the fast engine only (the Monte Carlo engine's images "
                                 "need no translation): leave it at auto or use engine fast", param="translation")

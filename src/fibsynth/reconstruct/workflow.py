@@ -158,12 +158,14 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
     steps = s.seg_steps or int(np.clip(40 * s.budget_min, 100, 600))
     per_epoch_steps = max(1, min(20, steps))
     epochs = max(1, math.ceil(steps / per_epoch_steps))
-    ts = TrainSettings(mode=s.mode, k=2, features=tuple(s.seg_features), num_res_units=1, patch=patch,
+    k = int(s.seg_k) if s.mode == "2.5d" else 2  # 2d / 3d: no context slices (k unused; their keys as before)
+    ts = TrainSettings(mode=s.mode, k=k, features=tuple(s.seg_features), num_res_units=1, patch=patch,
                        stride=patch // 2, batch=s.seg_batch, epochs=epochs, lr=2e-3, lr_patience=4,
                        early_stop=max(8, epochs // 3), augment="dihedral", seed=int(s.seed),
                        patches_per_epoch=per_epoch_steps * s.seg_batch, **lightning_device(s.device))
     return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
-                "patch": patch, "batch": s.seg_batch}
+                "patch": patch, "batch": s.seg_batch,
+                **({"context_slices_each_side": k} if s.mode == "2.5d" else {})}
 
 
 def predict_batch(device: str) -> int:
