@@ -73,3 +73,33 @@ def test_calibration_scales():
     assert logit(odds) == pytest.approx(logit(r) - (logit(syn) - logit(true)), rel=1e-6)
     assert 0.05 < odds < r
     assert E.CALIBRATION_SCALE == "odds" and out["odds"]["calibration"]["scale"] == "odds"
+
+
+def test_seed_disagreement_vetoes_a_round_2_whose_networks_disagree_more():
+    """recon13's hier run (seed 0, seg_combine mean): round 2 over-segmented (solid fraction 0.33-0.37 for a truth of
+    0.25, MDS 0.857 vs round 1's 0.896) yet imaged more like the stack (the recorded r and octants below), so the
+    forward consistency alone kept it; its two U-Nets disagreed on 5.1 % of the crop's voxels, round 1's on 3.4 %."""
+    f1 = {"r": 0.8328, "octants": [0.8843, 0.8819, 0.8769, 0.8685, 0.8927, 0.8779, 0.8771, 0.8752]}
+    f2 = {"r": 0.8714, "octants": [0.881, 0.8722, 0.8864, 0.8749, 0.9102, 0.8965, 0.8959, 0.896]}
+    assert E.choose_round(f1, f2)["keep_round_2"] is True  # the forward consistency alone
+    t = E.choose_round(f1, f2, disagreement=(0.0344, 0.0509))
+    assert t["keep_round_2"] is False and t["vetoed_by_disagreement"] is True and t["seed_disagreement"] == [0.0344, 0.0509]
+    t = E.choose_round(f1, f2, disagreement=(0.0509, 0.0344))  # round 2's networks agree better: kept
+    assert t["keep_round_2"] is True and t["vetoed_by_disagreement"] is False
+    # the disagreement never makes round 2 win where the forward consistency does not
+    assert E.choose_round(f2, f1, disagreement=(0.05, 0.01))["keep_round_2"] is False
+    # measured on the networks' maps: the fraction of voxels whose labels differ, averaged over pairs
+    rng = np.random.default_rng(0)
+    p = rng.random((4, 10, 10)).astype(np.float32)
+    q = p.copy()
+    q[0] = 1 - q[0]  # a quarter of the voxels change side of 0.5
+    assert E.seed_disagreement([p, p]) == 0.0
+    assert E.seed_disagreement([p, q]) == pytest.approx(0.25, abs=0.01)
+    assert E.seed_disagreement([p, p, q]) == pytest.approx(2 / 3 * E.seed_disagreement([p, q]))
+    with pytest.raises(E.FibsynthError):
+        E.seed_disagreement([p])
+    from fibsynth.reconstruct.workflow import round_reason
+
+    t = E.choose_round(f1, f2, disagreement=(0.0344, 0.0509))
+    why = round_reason(False, f1["r"], f2["r"], t)
+    assert why.startswith("round 1 kept") and "5.1 %" in why and "3.4 %" in why

@@ -126,6 +126,16 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert np.allclose(np.asarray(read_volume(tmp_path / "mean" / "probability.tif").data), (preds[0] + preds[1]) / 2,
                        atol=1e-6)
     assert "their probabilities P(solid) are averaged" in (tmp_path / "mean" / "report.html").read_text()
+    # seg_k (the 2.5D context) reaches the network and the train step's key: only training and prediction rerun
+    sk = reconstruct(tmp_path / "stack.tif", tmp_path / "k3", ReconstructSettings(**base, seg_seeds=1, seg_k=3),
+                     quiet=True, work_dir=work)
+    st = {x["step"]: x["status"] for x in sk["steps"]}
+    assert st["train"] == st["predict"] == "ran" and st["generate"] == st["estimate"] == st["translate"] == "cached"
+    cfgs = [json.loads((f.parent / "model" / "config.json").read_text()) for f in work.glob("cache/*/DONE.json")
+            if json.loads(f.read_text())["step"] == "train"]
+    assert sorted(c["k"] for c in cfgs) == [2, 2, 3]
+    assert sk["settings"]["seg_k"] == 3 and sk["segmentation_plan"]["context_slices_each_side"] == 3
+    assert "seg_k" in (tmp_path / "k3" / "report.html").read_text()
 
 
 def test_mean_blocks_is_the_mean_block_by_block(tmp_path):

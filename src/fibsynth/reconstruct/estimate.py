@@ -463,12 +463,34 @@ ROUND_T = 1.0
 ROUND_MARGIN = 0.015
 
 
-def choose_round(fc1: dict[str, Any] | float, fc2: dict[str, Any] | float) -> dict[str, Any]:
+def seed_disagreement(probs: list[np.ndarray]) -> float:
+    """How much a round's U-Nets (the same synthetic data, different seeds) disagree on the real stack: the fraction
+    of voxels whose label (P(solid) > 0.5) differs, averaged over the pairs of networks. ``probs``: their P(solid)
+    maps of the same region (the central crop in the workflow). Label-free: networks that meet images unlike their
+    training data extrapolate, each in its own way (:func:`choose_round`)."""
+    if len(probs) < 2:
+        raise FibsynthError(f"needs the maps of two or more networks (got {len(probs)})", param="probs")
+    segs = [np.asarray(p) > 0.5 for p in probs]
+    if any(s.shape != segs[0].shape for s in segs):
+        raise FibsynthError(f"maps of different shapes {[s.shape for s in segs]}", param="probs")
+    pairs = [(i, j) for i in range(len(segs)) for j in range(i + 1, len(segs))]
+    return float(np.mean([np.mean(segs[i] != segs[j]) for i, j in pairs]))
+
+
+def choose_round(fc1: dict[str, Any] | float, fc2: dict[str, Any] | float,
+                 disagreement: tuple[float, float] | list[float] | None = None) -> dict[str, Any]:
     """Whether round 2's reconstruction is clearly more consistent with the stack than round 1's: its whole-crop
     forward consistency higher AND the mean of its octant differences above :data:`ROUND_T` standard errors (a
     paired test over the octants: a near tie keeps round 1, which was trained on the first-pass estimate);
-    without octant values (floats) a margin of :data:`ROUND_MARGIN` on r. Returns ``{"keep_round_2", "delta",
-    "octant_delta_mean", "octant_delta_sem", "rule"}``."""
+    without octant values (floats) a margin of :data:`ROUND_MARGIN` on r. ``disagreement``: each round's
+    :func:`seed_disagreement` (rounds of two or more U-Nets); round 2 is then kept only if its networks also
+    disagree no more than round 1's on the stack. The forward consistency alone is nearly blind to a uniform
+    over-segmentation on the full-size test stacks (the truth dilated by a pixel in-plane, solid fraction +0.09,
+    correlates as well as the truth: grf 0.816 vs 0.817, hier 0.789 vs 0.796), and a round 2 that over-segmented
+    (solid fraction 0.33-0.37 for a truth of 0.25) imaged more like the stack; its networks disagreed 40-70 % more
+    than round 1's on every two-scale run (docs/reconstruct.md, recon14). Returns ``{"keep_round_2", "delta",
+    "octant_delta_mean", "octant_delta_sem", "rule"}`` and, with ``disagreement``, ``"seed_disagreement"`` and
+    ``"vetoed_by_disagreement"`` (the forward consistency alone would have kept round 2)."""
     r1 = fc1["r"] if isinstance(fc1, dict) else float(fc1)
     r2 = fc2["r"] if isinstance(fc2, dict) else float(fc2)
     out: dict[str, Any] = {"delta": r2 - r1}
@@ -482,6 +504,12 @@ def choose_round(fc1: dict[str, Any] | float, fc2: dict[str, Any] | float) -> di
                    rule=f"r2 > r1 and the octants' mean difference > {ROUND_T:g} standard errors")
     else:
         out.update(keep_round_2=bool(r2 - r1 > ROUND_MARGIN), rule=f"r2 - r1 > {ROUND_MARGIN:g}")
+    if disagreement is not None:
+        d1, d2 = (float(v) for v in disagreement)
+        veto = bool(out["keep_round_2"] and not d2 <= d1)  # (a NaN disagreement vetoes too)
+        out.update(seed_disagreement=[d1, d2], vetoed_by_disagreement=veto,
+                   keep_round_2=bool(out["keep_round_2"] and not veto),
+                   rule=out["rule"] + ", and round 2's U-Nets disagree no more than round 1's on the stack")
     return out
 
 
