@@ -133,9 +133,12 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert st["train"] == st["predict"] == "ran" and st["generate"] == st["estimate"] == st["translate"] == "cached"
     cfgs = [json.loads((f.parent / "model" / "config.json").read_text()) for f in work.glob("cache/*/DONE.json")
             if json.loads(f.read_text())["step"] == "train"]
-    assert sorted(c["k"] for c in cfgs) == [2, 2, 3]
+    from fibsynth.reconstruct.settings import DEFAULT_SEG_K
+
+    assert DEFAULT_SEG_K != 3 and sorted(c["k"] for c in cfgs) == sorted([DEFAULT_SEG_K] * 2 + [3])
     assert sk["settings"]["seg_k"] == 3 and sk["segmentation_plan"]["context_slices_each_side"] == 3
-    assert "seg_k" in (tmp_path / "k3" / "report.html").read_text()
+    html = (tmp_path / "k3" / "report.html").read_text()
+    assert "seg_k" in html and "3 neighbours on each side" in html
 
 
 def test_mean_blocks_is_the_mean_block_by_block(tmp_path):
