@@ -487,10 +487,11 @@ def choose_round(fc1: dict[str, Any] | float, fc2: dict[str, Any] | float,
     disagree no more than round 1's on the stack. The forward consistency alone is nearly blind to a uniform
     over-segmentation on the full-size test stacks (the truth dilated by a pixel in-plane, solid fraction +0.09,
     correlates as well as the truth: grf 0.816 vs 0.817, hier 0.789 vs 0.796), and a round 2 that over-segmented
-    (solid fraction 0.33-0.37 for a truth of 0.25) imaged more like the stack; its networks disagreed 40-70 % more
-    than round 1's on every two-scale run (docs/reconstruct.md, recon14). Returns ``{"keep_round_2", "delta",
-    "octant_delta_mean", "octant_delta_sem", "rule"}`` and, with ``disagreement``, ``"seed_disagreement"`` and
-    ``"vetoed_by_disagreement"`` (the forward consistency alone would have kept round 2)."""
+    (solid fraction 0.33-0.35 on the crop for a truth of 0.25) imaged more like the stack; round 2's networks
+    disagreed 11-76 % more than round 1's on all seven two-scale runs of recon12/13 (docs/reconstruct.md,
+    recon14). Returns ``{"keep_round_2", "delta", "octant_delta_mean", "octant_delta_sem", "rule"}`` and, with
+    ``disagreement``, ``"seed_disagreement"`` and ``"vetoed_by_disagreement"`` (the forward consistency alone would
+    have kept round 2)."""
     r1 = fc1["r"] if isinstance(fc1, dict) else float(fc1)
     r2 = fc2["r"] if isinstance(fc2, dict) else float(fc2)
     out: dict[str, Any] = {"delta": r2 - r1}
