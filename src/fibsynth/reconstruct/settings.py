@@ -64,11 +64,11 @@ class ReconstructSettings(StrictModel):
         "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
         "synthetic validation score picked the worst seed on two; 1 is the single network of before")
     seg_combine: Literal["choose", "mean"] = Field(
-        "choose", description="what becomes of the seg_seeds networks of a round: choose (the default) keeps the one "
-        "chosen by forward consistency (seg_seeds); mean averages their P(solid) (an ensemble: no extra training, "
-        "one more probability map on disk per round). Measured (docs/reconstruct.md, recon13): +0.001 to +0.007 MDS where "
-        "the round choice kept the same round, but on one of five runs it tipped the round choice to a worse round 2 "
-        "(-0.036), so choose stays the default")
+        "mean", description="what becomes of the seg_seeds networks of a round: mean (the default since recon14) "
+        "averages their P(solid) (an ensemble: no extra training, one more probability map on disk per round); choose "
+        "keeps the one chosen by forward consistency (seg_seeds). Measured (docs/reconstruct.md, recon13, recon14): "
+        "with the round rule that also asks the seeds' disagreement, mean beat choose on all five paired full-size "
+        "runs (+0.001 to +0.004 MDS); with the old rule it had tipped one round choice to a worse round 2 (-0.036)")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     align_region: tuple[int, int, int, int] | Literal["auto"] | None = Field(
         None, description="register the slices on this rectangle only, (y0, y1, x0, x1) in pixels, half-open, of the "

@@ -599,8 +599,9 @@ def disk_need_bytes(shape: tuple[int, ...], s: Any) -> int:
     """Disk space the binary workflow needs for a stack of ``shape`` (at most: both rounds run): the float32 stack
     (``real.npy``), one float32 probability map per trained U-Net (``seg_seeds`` per round), the evaluate step's three
     uint8 segmentations, the transient float32 confidence and the outputs (probability and confidence float32,
-    segmentation, Otsu and k-means uint8). 38 bytes per voxel with the defaults: ~10 GB for 256 x 1024 x 1024,
-    ~160 GB for 1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
+    segmentation, Otsu and k-means uint8), and with ``seg_combine="mean"`` (the default) each round's float32 mean
+    map. 46 bytes per voxel with the defaults (38 with ``choose``): ~12 GB for 256 x 1024 x 1024, ~193 GB for
+    1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
     rounds = 2 if s.reestimate else 1
     ens = 4 * rounds if s.seg_seeds > 1 and getattr(s, "seg_combine", "choose") == "mean" else 0
     per_voxel = 4 + 4 * s.seg_seeds * rounds + ens + 3 + 4 + (4 + 4 + 1 + 1 + 1)
