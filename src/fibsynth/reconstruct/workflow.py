@@ -820,16 +820,18 @@ def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str
     """The sentence the summary and report give for the round choice (:func:`fibsynth.reconstruct.estimate.choose_round`)."""
     octs = (f"; octants {test['octant_delta_mean']:+.4f} +- {test['octant_delta_sem']:.4f}"
             if "octant_delta_mean" in test else "")
-    dis = (f"; its U-Nets disagree on {100 * test['seed_disagreement'][1]:.1f} % of the voxels, round 1's on "
-           f"{100 * test['seed_disagreement'][0]:.1f} %" if "seed_disagreement" in test else "")
+    dis = (f"; its U-Nets agree with kappa {test['seed_kappa'][1]:.3f} (differ on "
+           f"{100 * test['seed_disagreement'][1]:.1f} % of the voxels), round 1's {test['seed_kappa'][0]:.3f} "
+           f"({100 * test['seed_disagreement'][0]:.1f} %)" if "seed_kappa" in test else "")
     if keep2:
         return (f"round 2 kept: its reconstruction, imaged again, correlates clearly better with your stack "
                 f"(r = {f2:.4f} vs {f1:.4f} for round 1{octs}{dis})")
-    if test.get("vetoed_by_disagreement"):
+    if test.get("vetoed_by_agreement"):
         return (f"round 1 kept: round 2's reconstruction, imaged again, correlates better with your stack (r = "
-                f"{f2:.4f} vs {f1:.4f} for round 1{octs}), but its U-Nets disagree more on your stack "
-                f"({100 * test['seed_disagreement'][1]:.1f} % of the voxels vs {100 * test['seed_disagreement'][0]:.1f} "
-                "% for round 1's): its training data fit your stack less well")
+                f"{f2:.4f} vs {f1:.4f} for round 1{octs}), but its U-Nets agree less on your stack (kappa "
+                f"{test['seed_kappa'][1]:.3f} vs {test['seed_kappa'][0]:.3f} for round 1's; they differ on "
+                f"{100 * test['seed_disagreement'][1]:.1f} % vs {100 * test['seed_disagreement'][0]:.1f} % of the "
+                "voxels): its training data fit your stack less well")
     return (f"round 1 kept: round 2's reconstruction, imaged again, does not correlate clearly better with your "
             f"stack (r = {f2:.4f} vs {f1:.4f} for round 1{octs}{dis}; rule: {test['rule']}), so regenerating did "
             "not help")
@@ -1150,12 +1152,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             _, est3 = reestimate(1, est2)
             c2 = E.self_consistency(est2, est3)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
-            # rounds of several U-Nets: how much they disagree on the stack (the crop; seconds, so not a step)
-            dis = ([E.seed_disagreement([E._crop(np.load(c["predict"]["dir"] / "probability.npy", mmap_mode="r"))
-                                         for c in rd["candidates"]]) for rd in rounds]
-                   if all(len(rd["candidates"]) > 1 for rd in rounds) else None)
+            # rounds of several U-Nets: how well they agree on the stack (the crop; seconds, so not a step)
+            agree = ([E.seed_agreement([E._crop(np.load(c["predict"]["dir"] / "probability.npy", mmap_mode="r"))
+                                        for c in rd["candidates"]]) for rd in rounds]
+                     if all(len(rd["candidates"]) > 1 for rd in rounds) else None)
             test = E.choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
-                                    for e in (est2, est3)), disagreement=dis)
+                                    for e in (est2, est3)), agreement=agree)
             keep2 = test["keep_round_2"]
             choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
                       "test": test, "estimate_round_2_result": est3, "reason": round_reason(keep2, f1, f2, test)}
