@@ -33,7 +33,7 @@ def reconstruct_cmd(
     gan_channels: Optional[int] = typer.Option(None, "--gan-channels", help="CycleGAN generator width (default 16)."),
     mode: str = typer.Option("2.5d", "--mode", help="Segmentation network: 2.5d (default), 2d or 3d."),
     seg_steps: Optional[int] = typer.Option(None, "--seg-steps", help="Optimizer steps of the segmentation training (default: from --budget-min)."),
-    seg_seeds: Optional[int] = typer.Option(None, "--seg-seeds", help="U-Nets trained per round with different seeds; the one whose reconstruction, imaged again, correlates best with your stack is kept (label-free). N costs N trainings (default: see docs/reconstruct.md)."),
+    seg_seeds: Optional[int] = typer.Option(None, "--seg-seeds", help="U-Nets trained per round with different seeds, combined as --seg-combine says (their mean, or the one whose reconstruction, imaged again, correlates best with your stack; label-free). N costs N trainings (default: see docs/reconstruct.md)."),
     seg_k: Optional[int] = typer.Option(None, "--seg-k", help="2.5D U-Net: neighbouring slices on each side of the slice it segments (1-8; 2 k + 1 slices in all; --mode 2.5d only) (default: see docs/reconstruct.md)."),
     seg_combine: Optional[str] = typer.Option(None, "--seg-combine", help="With --seg-seeds above 1: choose (keep the network chosen by forward consistency) or mean (average the networks' P(solid), an ensemble; no extra training) (default: see docs/reconstruct.md)."),
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),

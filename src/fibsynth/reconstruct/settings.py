@@ -58,8 +58,10 @@ class ReconstructSettings(StrictModel):
         "have no context slices: another value is refused with them")
     seg_seeds: int = Field(
         2, ge=1, le=8, description="U-Nets trained per round on the same synthetic data with different seeds (seed, "
-        "seed + 1, ...); the one whose reconstruction of your stack, imaged again by the fast path, correlates best "
-        "with the stack is kept (label-free, fibsynth.reconstruct.estimate.choose_candidate). N costs N trainings "
+        "seed + 1, ...), combined as seg_combine says: their P(solid) averaged (mean, the default), or the one whose "
+        "reconstruction of your stack, imaged again by the fast path, correlates best with the stack kept (choose; "
+        "label-free, fibsynth.reconstruct.estimate.choose_candidate); their agreement also guards the round choice "
+        "(estimate.choose_round). N costs N trainings "
         "and predictions per round (2, the default: one more training per round, ~1 min of an idle core). Measured "
         "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
         "synthetic validation score picked the worst seed on two; 1 is the single network of before")
@@ -67,7 +69,7 @@ class ReconstructSettings(StrictModel):
         "mean", description="what becomes of the seg_seeds networks of a round: mean (the default since recon14) "
         "averages their P(solid) (an ensemble: no extra training, one more probability map on disk per round); choose "
         "keeps the one chosen by forward consistency (seg_seeds). Measured (docs/reconstruct.md, recon13, recon14): "
-        "with the round rule that also asks the seeds' disagreement, mean beat choose on all five paired full-size "
+        "with the round rule that also asks the seeds' agreement (recon14), mean beat choose on all five paired full-size "
         "runs (+0.001 to +0.004 MDS); with the old rule it had tipped one round choice to a worse round 2 (-0.036)")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     align_region: tuple[int, int, int, int] | Literal["auto"] | None = Field(
