@@ -25,8 +25,14 @@ The test stacks are those of ``bench_reconstruct.py`` (same names in ``--stack-c
 Caveat of the split: the test stacks drift in brightness over the slices (``realistic_stack.degrade``), so the
 test slices are darker than the training ones; the network's intensity jitter and the normalisation must bridge
 that, as they must bridge synthetic -> real in ``reconstruct``. ``--split interleaved`` trains and validates on
-alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. With two or
-more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
+alternate 16-slice blocks over the whole stack (3-slice guard bands left out of every part) instead. ``--split
+blocks`` has parts thick enough for the 3D U-Net's patches (train / test / train / val, 32-slice training and
+validation parts, 4-slice gaps; each test part is predicted from itself and its gaps only: ``split_slices``):
+
+    python benchmarks/reconstruct_ceiling.py ... --split blocks [--mode 3d --patch 32 --batch 4]
+
+With two or more ``--seeds`` the ensemble of the seeds' networks (their mean probability) is scored as well.
+``benchmarks/ceiling_errors.py`` says where a ceiling network's wrong voxels lie.
 """
 
 from __future__ import annotations
@@ -43,10 +49,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 GUARD = 3  # slices left out between interleaved parts (2.5D context k = 2, plus one)
+BLOCK_THICK = 32  # blocks split: slices of each training part and of the validation part (>= a 3D patch's depth)
+BLOCK_GAP = 4  # blocks split: unlabelled, untrained slices between parts (>= the 2.5D context k = 2, plus two)
 
 
-def split_slices(nz: int, split: str) -> dict[str, list[tuple[int, int]]]:
-    """Slab ranges [a, b) of the train, validation and test parts."""
+def split_slices(nz: int, split: str, *, thick: int = BLOCK_THICK, gap: int = BLOCK_GAP) -> dict[str, list[tuple[int, int]]]:
+    """Slab ranges [a, b) of the train, validation and test parts (``blocks``: also ``test_input``, the slices a
+    test part is predicted from).
+
+    ``blocks`` (for the 3D U-Net, whose training and validation patches need parts at least a patch deep): train,
+    test, train, val in that order along z, the two training parts and the validation part ``thick`` slices each,
+    the test part what is left (20 slices of 128 at the defaults), ``gap`` slices between neighbouring parts. The
+    training parts lie on both sides of the test part, so the network is trained across the stack's brightness drift
+    rather than extrapolating it (the contiguous split's confound). No leakage: every part is its own volume in
+    training (no patch and no 2.5D context crosses a part's edge), and a test part is predicted from itself plus the
+    ``gap`` slices on either side (``test_input``), which are neither trained on nor scored, so no image or label a
+    network was trained or selected on enters a test prediction, whatever its receptive field; the nearest labelled
+    slice is ``gap + 1`` slices from a test slice."""
+    if split == "blocks":
+        n_test = nz - 3 * thick - 3 * gap
+        if thick < 4 or gap < 0 or n_test < 4:
+            raise ValueError(f"blocks split: {nz} slices cannot hold 3 parts of {thick} slices, a test part of >= 4 "
+                             f"and 3 gaps of {gap} (give a smaller thick or gap)")
+        t0 = thick + gap
+        t1 = t0 + n_test
+        return {"train": [(0, thick), (t1 + gap, t1 + gap + thick)], "test": [(t0, t1)],
+                "val": [(nz - thick, nz)], "test_input": [(t0 - gap, t1 + gap)]}
     if split == "contiguous":  # recon8's own_truth.py on 128 slices: 1-47 / 48-63 / 64-127
         a = max(1, nz // 128)
         return {"train": [(a, (3 * nz) // 8)], "val": [((3 * nz) // 8, nz // 2)], "test": [(nz // 2, nz)]}
@@ -64,14 +92,24 @@ def take(a: np.ndarray, ranges) -> np.ndarray:
     return np.concatenate([a[lo:hi] for lo, hi in ranges])
 
 
-def settings(seed: int, steps: int | None, features, shape, k: int | None = None):
+def settings(seed: int, steps: int | None, features, shape, k: int | None = None, mode: str | None = None,
+             patch: int | None = None, batch: int | None = None):
+    """reconstruct's training settings (``synth_plan`` for the default ``ReconstructSettings``), with the options
+    given changed: ``mode`` is reconstruct's ``--mode`` (its 3D patch is 48 slices deep, more than a part of 128
+    slices can hold beside a test and a validation part, so a 3D run gives ``patch``), ``patch`` the cubic (3D) or
+    square patch (stride half of it), ``batch`` reconstruct's ``seg_batch`` (patches per optimizer step)."""
     from fibsynth.reconstruct import ReconstructSettings
     from fibsynth.reconstruct.workflow import synth_plan
 
-    kw = {"seed": seed, **({"seg_steps": steps} if steps else {}), **({"seg_features": tuple(features)} if features else {})}
+    kw = {"seed": seed, **({"seg_steps": steps} if steps else {}), **({"seg_features": tuple(features)} if features else {}),
+          **({"mode": mode} if mode else {}), **({"seg_batch": batch} if batch else {})}
     s = ReconstructSettings(**kw)
     _, _, _, ts, plan = synth_plan(s, tuple(shape))
-    return ts.model_copy(update={"accelerator": "cpu", "devices": "auto", **({"k": k} if k is not None else {})}), plan
+    up = {"accelerator": "cpu", "devices": "auto", **({"k": k} if k is not None else {})}
+    if patch:
+        up.update(patch=int(patch), stride=int(patch) // 2)
+        plan = {**plan, "patch": int(patch)}
+    return ts.model_copy(update=up).check(), plan
 
 
 def mds(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -80,28 +118,55 @@ def mds(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(evaluate_segmentation(pred.astype(np.uint8), truth)["MDS"])
 
 
-def variant_tag(steps: int | None, features, k: int | None) -> str:
+def variant_tag(steps: int | None, features, k: int | None, mode: str | None = None, patch: int | None = None,
+                batch: int | None = None) -> str:
     return ((f"_steps{steps}" if steps else "") + ("_f" + "-".join(map(str, features)) if features else "")
-            + (f"_k{k}" if k is not None else ""))
+            + (f"_k{k}" if k is not None else "") + (f"_{mode}" if mode and mode != "2.5d" else "")
+            + (f"_p{patch}" if patch else "") + (f"_b{batch}" if batch else ""))
+
+
+def predict_test(model, img: np.ndarray, parts, tta: int = 1) -> np.ndarray:
+    """P(solid) of the test slices (the test parts in order). With a ``test_input`` (blocks split) each test part is
+    predicted from those slices alone, as their own volume (no training or validation slice in any network's input);
+    otherwise from the whole stack (the test slices' 2.5D context then stays inside the guard bands)."""
+    from fibsynth.segment.infer import predict_array
+
+    out = []
+    for i, (a, b) in enumerate(parts["test"]):
+        if "test_input" in parts:
+            ia, ib = parts["test_input"][i]
+            p = predict_array(model, img[ia:ib], probabilities=True, batch=4, tta=tta)[a - ia: b - ia]
+        else:
+            p = predict_array(model, img, probabilities=True, batch=4, z_range=(a, b), tta=tta)
+        out.append(p)
+    return np.concatenate(out)
+
+
+def test_probability(d: Path, parts, tta: int = 1) -> np.ndarray:
+    """A stored network's P(solid) on the test slices (``tta``: the file the TTA score wrote)."""
+    if tta > 1:
+        return np.load(d / f"probability_test_tta{tta}.npy")
+    if (d / "probability_test.npy").is_file():
+        return np.load(d / "probability_test.npy")
+    return take(np.load(d / "probability.npy"), parts["test"])
 
 
 def tta_score(d: Path, img: np.ndarray, truth: np.ndarray, parts, tta: int) -> dict:
     """The stored model's test MDS with its output averaged over ``tta`` in-plane symmetries (the test slices only
     are predicted, with the whole stack as their context), and the CPU seconds that took."""
-    from fibsynth.segment.infer import predict_array
     from fibsynth.segment.model import load_model
 
     model = load_model(str(d / "model"), "cpu")
     c0 = time.process_time()
-    prob = np.concatenate([predict_array(model, img, probabilities=True, batch=4, z_range=(a, b), tta=tta)
-                           for a, b in parts["test"]])
+    prob = predict_test(model, img, parts, tta)
     c = time.process_time() - c0
     np.save(d / f"probability_test_tta{tta}.npy", prob)
     return {f"MDS test tta{tta}": mds(prob > 0.5, take(truth, parts["test"])), f"tta{tta} cpu s": round(c, 1)}
 
 
 def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, steps: int | None, features,
-            split: str, k: int | None = None, tta: int = 1) -> dict:
+            split: str, k: int | None = None, tta: int = 1, mode: str | None = None, patch: int | None = None,
+            batch: int | None = None) -> dict:
     import tifffile
 
     from fibsynth.segment.infer import predict_array
@@ -112,8 +177,8 @@ def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, s
     img = tifffile.imread(stack).astype(np.float32)
     truth = tifffile.imread(truth_path).astype(np.uint8)
     parts = split_slices(img.shape[0], split)
-    ts, plan = settings(seed, steps, features, img.shape, k)
-    tag = f"{kind}_seed{seed}_{split}" + variant_tag(steps, features, k)
+    ts, plan = settings(seed, steps, features, img.shape, k, mode, patch, batch)
+    tag = f"{kind}_seed{seed}_{split}" + variant_tag(steps, features, k, mode, patch, batch)
     d = out / tag
     rec_file = d / "result.json"
     if rec_file.is_file():
@@ -135,16 +200,24 @@ def ceiling(kind: str, seed: int, out: Path, *, stack: Path, truth_path: Path, s
                   val_labels=[y for _, y in va], verbose=False)
     t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
     model = load_model(str(d / "model"), "cpu")
-    prob = predict_array(model, img, probabilities=True, batch=4)
-    np.save(d / "probability.npy", prob)
-    test_pred, test_truth = take(prob, parts["test"]) > 0.5, take(truth, parts["test"])
+    c1 = time.process_time()
+    if split == "blocks":  # the test parts from their own slices only (split_slices)
+        test_prob = predict_test(model, img, parts)
+        np.save(d / "probability_test.npy", test_prob)
+    else:
+        prob = predict_array(model, img, probabilities=True, batch=4)
+        np.save(d / "probability.npy", prob)
+        test_prob = take(prob, parts["test"])
+    c_pred = time.process_time() - c1
+    test_pred, test_truth = test_prob > 0.5, take(truth, parts["test"])
     res = {"kind": kind, "seed": seed, "split": split, "parts": parts, "steps": plan["optimizer_steps"],
+           "mode": ts.mode, "patch": ts.patch, "batch": ts.batch,
            "features": list(ts.features), "train_settings": ts.model_dump(mode="json"),
            "MDS test": mds(test_pred, test_truth), "best_val_mds": rec.get("best_val_mds"),
            "epochs_run": rec.get("epochs_run"), "steps_run": rec.get("steps_run"),
            "stopped_early": rec.get("stopped_early"), "best_epoch": rec.get("best_epoch"),
            "solid fraction test (truth)": float(test_truth.mean()), "solid fraction test (U-Net)": float(test_pred.mean()),
-           "train wall s": round(t_train, 1), "train cpu s": round(c_train, 1),
+           "train wall s": round(t_train, 1), "train cpu s": round(c_train, 1), "predict cpu s": round(c_pred, 1),
            "history": [{k: r.get(k) for k in ("epoch", "val_loss", "val_mds")} for r in rec.get("history", [])],
            "load_average": os.getloadavg()}
     if tta > 1:
@@ -205,7 +278,13 @@ def main(argv=None) -> None:
     ap.add_argument("--k", type=int, default=None, help="2.5D context: k slices either side (default: reconstruct's, 2)")
     ap.add_argument("--tta", type=int, default=1, help="also score each network with its output averaged over this "
                     "many in-plane symmetries (reconstruct's --tta; 1 = not)")
-    ap.add_argument("--split", default="contiguous", choices=["contiguous", "interleaved"])
+    ap.add_argument("--mode", default=None, choices=["2.5d", "3d"], help="the network (reconstruct's --mode; "
+                    "default 2.5d)")
+    ap.add_argument("--patch", type=int, default=None, help="patch side (3D: cube; default: reconstruct's)")
+    ap.add_argument("--batch", type=int, default=None, help="patches per optimizer step (default: reconstruct's, 16)")
+    ap.add_argument("--split", default="contiguous", choices=["contiguous", "interleaved", "blocks"],
+                    help=f"blocks: train / test / train / val along z, {BLOCK_THICK}-slice training and validation "
+                    f"parts, {BLOCK_GAP}-slice gaps, each test part predicted from itself and its gaps only")
     ap.add_argument("--score-runs", type=Path, nargs="*", default=[], help="bench_reconstruct.py output folders "
                     "whose U-Net predictions (step cache) are scored on the same test slices")
     ap.add_argument("--threads", type=int, default=1)
@@ -224,7 +303,7 @@ def main(argv=None) -> None:
         print(json.dumps({"kind": kind, **base}), flush=True)
         for seed in a.seeds:
             r = ceiling(kind, seed, a.out, stack=stack, truth_path=truth, steps=a.steps, features=a.features,
-                        split=a.split, k=a.k, tta=a.tta)
+                        split=a.split, k=a.k, tta=a.tta, mode=a.mode, patch=a.patch, batch=a.batch)
             r.update(base)
             print(json.dumps({k: v for k, v in r.items() if k not in ("history", "train_settings", "parts")}), flush=True)
             rows.append({k: v for k, v in r.items() if k != "history"})
@@ -233,13 +312,13 @@ def main(argv=None) -> None:
 
             tr_ = tifffile.imread(truth).astype(np.uint8)
             parts = split_slices(tr_.shape[0], a.split)
-            tags = [a.out / (f"{kind}_seed{sd}_{a.split}" + variant_tag(a.steps, a.features, a.k)) for sd in a.seeds]
+            tag = variant_tag(a.steps, a.features, a.k, a.mode, a.patch, a.batch)
+            tags = [a.out / (f"{kind}_seed{sd}_{a.split}" + tag) for sd in a.seeds]
             ens = {"kind": kind, "ensemble of seeds": a.seeds, "MDS test": mds(
-                np.mean([take(np.load(t / "probability.npy"), parts["test"]) for t in tags], 0) > 0.5,
-                take(tr_, parts["test"]))}
+                np.mean([test_probability(t, parts) for t in tags], 0) > 0.5, take(tr_, parts["test"]))}
             if a.tta > 1:
-                ens[f"MDS test tta{a.tta}"] = mds(np.mean([np.load(t / f"probability_test_tta{a.tta}.npy")
-                                                           for t in tags], 0) > 0.5, take(tr_, parts["test"]))
+                ens[f"MDS test tta{a.tta}"] = mds(np.mean([test_probability(t, parts, a.tta) for t in tags], 0) > 0.5,
+                                                  take(tr_, parts["test"]))
             print(json.dumps(ens), flush=True)
             rows.append(ens)
         runs = [d for d in a.score_runs if (d / f"{kind}_work").is_dir()]
@@ -247,7 +326,7 @@ def main(argv=None) -> None:
             sr = score_runs([d / f"{kind}_work" for d in runs], truth, a.split)
             print(json.dumps({"kind": kind, "reconstruct U-Nets": sr}, indent=1), flush=True)
             rows.append({"kind": kind, "reconstruct U-Nets": sr})
-    name = "results" + variant_tag(a.steps, a.features, a.k) + f"_{a.split}.json"
+    name = "results" + variant_tag(a.steps, a.features, a.k, a.mode, a.patch, a.batch) + f"_{a.split}.json"
     (a.out / name).write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
 
 

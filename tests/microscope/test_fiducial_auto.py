@@ -54,7 +54,7 @@ def test_no_band_declined_with_a_warning(seed):
     # a static pattern that runs along one direction (a layer's interface crossing the face along y: a column band
     # when columns are searched too) is no band: it cannot fix a shift along itself
     x = r.image.copy()
-    x[:, :, 20:40] += 0.3 * (np.arange(20) >= 10)[None, None, :]
+    x[:, :, 20:40] += 0.6 * (np.arange(20) >= 10)[None, None, :]  # (a step that passes the correlation needed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         g = find_fiducial_region(x, orientation="any")
@@ -118,3 +118,65 @@ def test_mark_wear_fades_and_blurs_the_marks_over_the_stack_and_is_off_by_defaul
     assert blurred[-1][band].min() > base[-1][band].min() + 0.05
     assert (blurred[-1][band] < 0.29).sum() > 1.5 * (base[-1][band] < 0.29).sum()
     assert np.array_equal(faded[:, 14:], base[:, 14:]) and np.array_equal(blurred[:, 14:], base[:, 14:])
+
+
+class _Recording:
+    """A read-only array-like that hands out copies of what is asked for and records every read."""
+
+    def __init__(self, a):
+        self._a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, []
+
+    def __getitem__(self, key):
+        self.reads.append(key)
+        return np.array(self._a[key])
+
+
+def test_detector_reads_its_head_lazily_and_keeps_a_small_working_set(tmp_path):
+    import tracemalloc
+
+    r = imaged(0, 16, 6, n=96)
+    stack = np.concatenate([r.image, r.image])  # 48 slices, the detector uses the first 20
+    find_fiducial_region(stack[:6, :32, :32], warn=False)  # first-use imports outside the trace
+    rec = _Recording(stack)
+    tracemalloc.start()
+    try:
+        f = find_fiducial_region(rec, max_slices=20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f.region is not None and f.slices_used == 20
+    assert all(isinstance(k, int) and k < 20 for k in rec.reads)  # one slice at a time, the first 20 only
+    head64 = 20 * 96 * 96 * 8  # the float64 size of the slices used (the former code: 7.4 times it: a float64
+    assert peak < 2.0 * head64, peak / head64  # copy of the whole stack, the aligned and high-passed slices...)
+
+
+def test_small_stacks_need_a_higher_correlation():
+    from fibsynth.microscope.fiducial import needed_correlation
+
+    assert needed_correlation(0.2, 192, 32) == 0.2 and needed_correlation(0.2, 1024, 48) == 0.2
+    assert needed_correlation(0.2, 64, 24) == pytest.approx(0.4)
+    # 64 px x 24 slices without a band: a chance run of rows (correlation 0.27, isotropic) once passed the
+    # calibration's 0.2 (micro13: 1 of 6 seeds); it is declined now, the reason names what it would need
+    with pytest.warns(UserWarning, match="no static fiducial band"):
+        f = find_fiducial_region(imaged(5).image)
+    assert f.region is None and f.candidate is not None and f.correlation < 0.4, f.as_dict()
+    assert ">= 0.40 for lines of 64 px over 24 slices" in f.reason and f.as_dict()["needed_correlation"] == 0.4
+    assert f.standout < 4  # (not a run that stands out from the other rows either)
+    # too small to decide: lines of 24 px over 6 slices would need a correlation above 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = find_fiducial_region(imaged(0, 16, 6).image[:6, :, :24])
+    assert g.region is None and g.needed > 1 and ("too small" in g.reason or "stands out" in g.reason), g.as_dict()
+
+
+def test_low_dose_band_on_a_small_stack_still_found():
+    # at 20 e/px the band correlates only ~0.3 (under the 0.40 a 64 px x 24 slice stack needs), but its run stands
+    # out from the other rows by several times their spread: found where it is
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=20, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.0, blur_px=0.5), curtaining=Curtaining(amplitude=0.02),
+                        fiducial=Fiducial(height_px=16, top_px=6, mark_spacing_px=24), seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = find_fiducial_region(apply(changing_stack(seed=2), m).image)
+    assert f.region is not None and f.correlation < f.needed and f.standout >= 4, f.as_dict()
+    assert f.region[0] <= 6 and 18 <= f.region[1] <= 24

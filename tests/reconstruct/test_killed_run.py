@@ -20,6 +20,7 @@ import pytest
 
 import fibsynth
 from fibsynth.cli import main
+from fibsynth.errors import FibsynthError
 from fibsynth.experiment.lock import LOCK_NAME
 
 # the child: the real CLI, its inspect step held open (after it has written into the step's temporary folder)
@@ -34,6 +35,7 @@ def held(*a, **k):
     return r
 I.inspect_to_npy = held
 from fibsynth.cli import main
+from fibsynth.errors import FibsynthError
 sys.exit(main(["reconstruct", sys.argv[1], sys.argv[2], "--voxel-nm", "4", "--slice-nm", "8", "--threads", "1",
                "--quiet"]))
 """
@@ -41,6 +43,10 @@ sys.exit(main(["reconstruct", sys.argv[1], sys.argv[2], "--voxel-nm", "4", "--sl
 
 class _Stop(Exception):
     pass
+
+
+def _stop(*a, **k):  # a run goes no further than its start (the steps themselves are tested elsewhere)
+    raise _Stop
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 90.0) -> None:
@@ -75,8 +81,22 @@ def test_killed_run_is_cleaned_up_and_a_concurrent_run_refused(tmp_path, monkeyp
         assert main(["reconstruct", str(stack), str(out), "--voxel-nm", "4", "--slice-nm", "8", "--quiet"]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and err.startswith("fibsynth: error:")
-        assert str(out / "work") in err and f"pid {child.pid}" in err and "fibsynth reconstruct" in err
+        assert str(out / W.OUT_LOCK) in err and f"pid {child.pid}" in err and "fibsynth reconstruct" in err
         assert live_tmp[0].is_dir() and json.loads((out / "work" / LOCK_NAME).read_text())["pid"] == child.pid
+
+        # the same OUT with the step cache elsewhere (the Python API's work_dir) is refused too (the code before
+        # locked the work folder only, and this run went on to write the child's outputs)
+        monkeypatch.setattr(W, "inspect_step", _stop)
+        with pytest.raises(FibsynthError) as exc:
+            W.reconstruct(stack, out, W.ReconstructSettings(voxel_nm=4, slice_nm=8, threads=1), quiet=True,
+                          work_dir=tmp_path / "elsewhere")
+        assert str(out) in str(exc.value) and f"pid {child.pid}" in str(exc.value)
+        assert not (tmp_path / "elsewhere" / LOCK_NAME).exists()  # released (or never taken)
+        # and another OUT on the child's work folder (as before)
+        with pytest.raises(FibsynthError, match=f"pid {child.pid}"):
+            W.reconstruct(stack, tmp_path / "out2", W.ReconstructSettings(voxel_nm=4, slice_nm=8, threads=1),
+                          quiet=True, work_dir=out / "work")
+        assert not (tmp_path / "out2" / W.OUT_LOCK).exists()
 
         child.send_signal(signal.SIGKILL)  # no handler runs: nothing is cleaned up
         child.wait(30)
@@ -85,7 +105,7 @@ def test_killed_run_is_cleaned_up_and_a_concurrent_run_refused(tmp_path, monkeyp
             child.kill()
             child.wait()
         child.stderr.close()
-    assert live_tmp[0].is_dir() and (out / "work" / LOCK_NAME).is_file()  # what the old code left for good
+    assert live_tmp[0].is_dir() and (out / "work" / LOCK_NAME).is_file() and (out / W.OUT_LOCK).is_file()
 
     # what else a killed run can leave (an output being written, the resume state's temporary, a finished step's
     # resume folder), and the user's own files, some with look-alike names
@@ -104,10 +124,6 @@ def test_killed_run_is_cleaned_up_and_a_concurrent_run_refused(tmp_path, monkeyp
         if not p.exists():
             p.write_text("x")
 
-    def stop(*a, **k):  # the rerun goes no further than its start (the steps themselves are tested elsewhere)
-        raise _Stop
-
-    monkeypatch.setattr(W, "inspect_step", stop)
     capsys.readouterr()
     with pytest.raises(_Stop):
         W.reconstruct(stack, out, W.ReconstructSettings(voxel_nm=4, slice_nm=8, threads=1))
@@ -115,4 +131,5 @@ def test_killed_run_is_cleaned_up_and_a_concurrent_run_refused(tmp_path, monkeyp
     assert f"pid {child.pid}" in note and "removed 6 temporary entries" in note
     assert not live_tmp[0].exists() and not any(p.exists() for p in ours)
     assert all(p.exists() for p in keep)
-    assert not (out / "work" / LOCK_NAME).exists()  # released when the run ended, here on an error
+    assert not (out / "work" / LOCK_NAME).exists() and not (out / W.OUT_LOCK).exists()  # released when the run
+    # ended, here on an error

@@ -84,7 +84,7 @@ def test_outputs_and_metadata(run, tiny):
     hd = s["rounds"][0]["histogram_distances"]
     assert set(hd) == {"before", "after"} and hd["before"]["wasserstein"] >= 0
     assert [r["step"] for r in s["steps"]] == ["inspect", "estimate", "generate", "adapt", "translate", "train",
-                                                "predict", "otsu", "kmeans", "evaluate"]
+                                                "predict", "otsu", "kmeans", "evaluate", "outputs"]
     html = (run / "report.html").read_text()
     assert "<img" in html and "http://" not in html and "https://" not in html
     for text in ("Result", "Confidence", "Your stack", "Structure: estimated and generated", "Histogram distances",
@@ -95,15 +95,49 @@ def test_outputs_and_metadata(run, tiny):
     assert "not the stage drift alone" in html and "largest total drift" not in html
 
 
+def _stamps(folder: Path) -> dict[str, list]:
+    """Every file under ``folder`` (outputs and step cache) as written: size, times, inode."""
+    from fibsynth.reconstruct.workflow import output_stamp
+
+    return {p.relative_to(folder).as_posix(): output_stamp(p) for p in folder.rglob("*") if p.is_file()}
+
+
 def test_second_run_is_cached(run, tiny, capsys):
-    rc = main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *TINY])
+    from fibsynth.config import VoxelSize
+    from fibsynth.io import VolumeMeta, write_volume
+
+    # a rerun writes only the outputs the user deleted or changed: no step runs, no other file (output, summary,
+    # report, cache entry) is written again, also with another --threads (where it runs, not what it computes);
+    # the code before rewrote every output, the summary and the report on every rerun
+    prob = np.asarray(read_volume(run / "probability.tif").data)
+    (run / "segmentation.tif").unlink()
+    write_volume(run / "confidence.tif", np.zeros((12, 40, 40), np.float32),
+                 VolumeMeta(kind="image", voxel_size_nm=VoxelSize.from_xy_z(4, 8)))
+    before = _stamps(run)
+    rc = main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *TINY,
+               "--threads", "1"])
     assert rc == 0
+    after = _stamps(run)
+    changed = {f for f in set(before) | set(after) if before.get(f) != after.get(f)}
+    assert {f for f in changed if not f.startswith("work/")} == {"segmentation.tif", "confidence.tif"}
+    assert len({f for f in changed if f.startswith("work/cache/")}) == 2  # their two entries (markers) only
+    assert np.array_equal(np.asarray(read_volume(run / "segmentation.tif").data), (prob > 0.5).astype(np.uint8))
+    assert np.allclose(np.asarray(read_volume(run / "confidence.tif").data), np.abs(2 * prob - 1), atol=1e-6)
     s = json.loads((run / "summary.json").read_text())
-    assert all(r["status"] == "cached" for r in s["steps"]), s["steps"]
+    assert s["settings"]["threads"] == "auto"  # the summary of the run that computed the result, not rewritten
+
     # a changed training parameter redoes only the training and what depends on it
     args = [a if a != "2" or i != TINY.index("--seg-steps") + 1 else "3" for i, a in enumerate(TINY)]
-    before = s["evaluation"]
+    before, stamps = s["evaluation"], _stamps(run)
+    # the unfinished map of a prediction interrupted under yet other settings goes once this run has finished; a
+    # look-alike of the user's stays (tests/reconstruct/test_partial_cleanup.py has the others)
+    part = run / "work" / "partial"
+    for d in (part / ("9" * 64), part / "mine"):
+        d.mkdir(parents=True)
+        np.save(d / "probability.npy", np.zeros((12, 40, 40), np.float32))
+        (d / "done.json").write_text(json.dumps({"slices": 4}))
     assert main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"), *args]) == 0
+    assert not (part / ("9" * 64)).exists() and (part / "mine" / "probability.npy").is_file()
     s = json.loads((run / "summary.json").read_text())
     status = {r["step"]: r["status"] for r in s["steps"]}
     assert status["generate"] == status["adapt"] == status["translate"] == "cached"
@@ -114,6 +148,20 @@ def test_second_run_is_cached(run, tiny, capsys):
     for name in ("Otsu", "k-means", "ground truth"):
         assert s["evaluation"][name] == before[name]
     assert (run / "otsu.tif").is_file() and (run / "report.html").is_file()  # the report read the copied functions
+    # so are their files: only the new prediction's outputs are written
+    assert [r.get("files") for r in s["steps"] if r["step"] == "outputs"] == [
+        ["segmentation.tif", "probability.tif", "confidence.tif"]]
+    now = _stamps(run)
+    assert all(now[f] == stamps[f] for f in ("otsu.tif", "kmeans.tif"))
+    assert all(now[f] != stamps[f] for f in ("segmentation.tif", "summary.json", "report.html"))
+
+    # an input the report shows but no output file holds (here the ground truth's scores): only the summary and the
+    # report are written again
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(run), *args]) == 0
+    later = _stamps(run)
+    assert {f for f in later if not f.startswith("work/") and later[f] != now[f]} == {"summary.json", "report.html"}
+    s = json.loads((run / "summary.json").read_text())
+    assert "MDS" not in s["evaluation"]["Otsu"] and "ground truth" not in s["evaluation"]
 
 
 def test_report_loads_in_chromium(run, tmp_path):

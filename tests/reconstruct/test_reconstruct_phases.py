@@ -159,3 +159,23 @@ def test_report_phase_panels_show_the_results(run, tiny):
         assert len(rows) == 3 + (name != "ground truth")
     conf = np.asarray(read_volume(run / "confidence.tif").data)
     assert f"{100 * float((conf < 0.5).mean()):.1f} % of the voxels have a confidence below 0.5" in H.unescape(page)
+
+
+def test_a_new_prediction_does_not_measure_multiotsu_again(run, tiny):
+    """multi-Otsu's row is a step of its own, keyed by the stack (the estimate's labels): a new prediction (here
+    another --block) redoes the U-Net's evaluation only (the code before redid the whole evaluation), and writes
+    again only the files made from the prediction."""
+    from fibsynth.reconstruct.workflow import output_stamp
+
+    before = {p.name: output_stamp(p) for p in run.iterdir() if p.is_file()}
+    ev = json.loads((run / "summary.json").read_text())["evaluation"]
+    assert main(["reconstruct", str(tiny / "stack.tif"), str(run), "--truth", str(tiny / "truth.tif"),
+                 "--materials", "epoxy,Ni,Au", *TINY, "--block", "4"]) == 0
+    s = json.loads((run / "summary.json").read_text())
+    st = {r["step"]: r["status"] for r in s["steps"]}
+    assert st["phases_train"] == st["phases_multiotsu"] == "cached"
+    assert st["phases_predict"] == st["phases_evaluate"] == "ran"
+    assert s["evaluation"]["multi-Otsu"] == ev["multi-Otsu"] and s["evaluation"]["ground truth"] == ev["ground truth"]
+    after = {p.name: output_stamp(p) for p in run.iterdir() if p.is_file()}
+    assert after["multiotsu.tif"] == before["multiotsu.tif"]
+    assert all(after[f] != before[f] for f in ("segmentation.tif", "probability_0.tif", "summary.json"))

@@ -98,11 +98,14 @@ def _stale(holder: dict, host: str) -> bool:
 
 @contextmanager
 def workdir_lock(workdir: str | Path, *, command: str = "fibsynth run",
-                 took_over: list[dict] | None = None) -> Iterator[Path]:
+                 took_over: list[dict] | None = None, name: str = LOCK_NAME,
+                 what: str = "work folder") -> Iterator[Path]:
     """Hold ``WORKDIR/.lock`` for the duration of the block (the folder must exist). ``command`` names the holder
     in another run's refusal; a dead run's lock that was taken over is appended to ``took_over`` (its record:
-    pid, host, command, ...) so that the caller can clean up after that run."""
-    path = Path(workdir) / LOCK_NAME
+    pid, host, command, ...) so that the caller can clean up after that run. ``name``: the lock file's name (a
+    folder that is not fibsynth's own, e.g. a command's output folder, gets a name no other tool uses); ``what``:
+    the folder as the refusal calls it."""
+    path = Path(workdir) / name
     host = socket.gethostname()
     record = {"pid": os.getpid(), "host": host, "command": command, "boot": _boot_id(),
               "start": _start_time(os.getpid()), "token": uuid.uuid4().hex}
@@ -115,12 +118,12 @@ def workdir_lock(workdir: str | Path, *, command: str = "fibsynth run",
         if not _stale(holder, host):
             pid = holder.get("pid", "?")
             where = f" on host {holder['host']}" if holder.get("host") not in (None, host) else ""
-            what = holder.get("command") if isinstance(holder.get("command"), str) else "fibsynth run"
+            cmd = holder.get("command") if isinstance(holder.get("command"), str) else "fibsynth run"
             raise FibsynthError(
-                f"work folder is in use by another '{what}' (pid {pid}{where}); wait for it to finish, or "
+                f"{what} is in use by another '{cmd}' (pid {pid}{where}); wait for it to finish, or "
                 "delete this lock file if that run is gone", path)
         # take over a dead run's lock: move it aside (only one taker can), check we moved that very lock
-        aside = path.with_name(f"{LOCK_NAME}.stale-{record['token']}")
+        aside = path.with_name(f"{name}.stale-{record['token']}")
         try:
             os.replace(path, aside)
         except FileNotFoundError:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
-from fibsynth.microscope.forward import _stack
+from fibsynth.microscope.forward import _Slices
 
 # defaults of find_fiducial_region (docs/microscope.md, "Eleventh round", for the measurements)
 BAND_MAX_SLICES = 48
@@ -28,6 +28,27 @@ BAND_MIN_ISOTROPY = 0.15
 BAND_HIGH, BAND_LOW = 0.3, 0.1  # hysteresis thresholds, fractions of (peak - median) above the median
 BAND_GAP_PX = 4  # gaps closed inside a run
 BAND_PAD_PX = 8  # lines added to the run on a side where the lines beyond are flat (taper room)
+# the size the thresholds were calibrated at (lines of 192 px over 32 slices); a smaller stack needs a higher
+# correlation (docs/microscope.md, "micro14": its chance runs correlate more): see needed_correlation
+BAND_CAL_LINE_PX, BAND_CAL_SLICES = 192, 32
+# ... unless the run stands out from the other lines by this many times their spread (a low-dose band: the noise
+# lowers the band's correlation and the structure's chance correlation alike)
+BAND_MIN_STANDOUT = 4.0
+
+
+def needed_correlation(min_correlation: float, line_px: int, slices: int) -> float:
+    """The mean long-lag correlation a band must reach in a stack whose lines are ``line_px`` long (the slice's
+    width for a row band, its height for a column band), over ``slices`` slices: ``min_correlation`` at the
+    calibration size (192 px, 32 slices) and above, and ``min_correlation * sqrt(192 * 32 / (line_px *
+    slices))`` below it -- the chance correlation of a run of lines falls like one over the square root of the
+    pixels and slices it pools. A run below it is still taken when it stands out from the other lines by at least
+    ``BAND_MIN_STANDOUT`` (4) times their spread (a band at low dose: the noise lowers its correlation and the
+    structure's chance correlation alike). Measured (docs/microscope.md, micro14), both rules together, against
+    49830d9: on 48-96 px x 16-32 slices at 300 e/px the false bands on stacks without one fell from 43 to 17 of
+    288 (from 30 to 5 of 216 outside crops of a real SOFC layer, which are nearly static over so few slices; none
+    at 64-96 px) while 217 of the 219 true bands found before were still found; at 20 e/px (64-96 px x 24-32
+    slices) 32 of the 35 true bands found before, no false band either way."""
+    return float(min_correlation * max(1.0, np.sqrt(BAND_CAL_LINE_PX * BAND_CAL_SLICES / (line_px * slices))))
 
 
 @dataclass
@@ -52,26 +73,57 @@ class FiducialBand:
     reason: str = ""
     isotropy: float = 0.0
     candidate: tuple[int, int, int, int] | None = None
+    needed: float = 0.0
+    standout: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": None if self.region is None else list(self.region), "confidence": round(self.confidence, 4),
                 "correlation": round(self.correlation, 4), "background": round(self.background, 4),
                 "orientation": self.orientation, "slices_used": self.slices_used, "min_lag": self.min_lag,
-                "isotropy": round(self.isotropy, 4), "reason": self.reason,
+                "isotropy": round(self.isotropy, 4), "needed_correlation": round(self.needed, 4),
+                "standout": round(self.standout, 2),
+                "reason": self.reason,
                 "candidate": None if self.candidate is None else list(self.candidate)}
 
 
-def _highpassed(stack: np.ndarray, highpass_px: float, shifts: Any = None) -> np.ndarray:
+WORK_DTYPE = np.float32  # the detector's high-passed slices (docs/microscope.md, "micro14": the measured difference)
+_LINES = 16  # lines (rows or columns) converted to float64 at a time for the Gram matrices
+
+
+class _Head:
+    """The first ``n`` slices of a lazily read stack (:class:`fibsynth.microscope.forward._Slices`), still lazy."""
+
+    def __init__(self, x: _Slices, n: int):
+        self._x, self.shape, self.dtype = x, (n,) + x.shape[1:], np.dtype(np.float64)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if not 0 <= int(k) < self.shape[0]:
+            raise IndexError(k)
+        return self._x[k]
+
+
+def _highpassed(stack: Any, highpass_px: float, shifts: Any = None, *, move: bool = False,
+                dtype: Any = np.float64) -> np.ndarray:
     """The slices minus a Gaussian of ``highpass_px``; with ``shifts`` (those that registered the stack), the
     pixels that the shift filled by repeating the edge (within the shift + 1 px of the frame) set to zero, so that
-    the repeated pixels, the same in every slice, are not taken for a static band."""
-    s = np.stack([img - ndimage.gaussian_filter(img, highpass_px, mode="nearest") for img in stack])
-    if shifts is not None:
-        ny, nx = s.shape[1:]
-        yy, xx = np.arange(ny)[:, None], np.arange(nx)[None, :]
-        for k, (dy, dx) in enumerate(np.asarray(shifts, np.float64)):
-            s[k] *= ((yy >= dy + 1) & (yy <= ny - 2 + dy)) & ((xx >= dx + 1) & (xx <= nx - 2 + dx))
-    return s
+    the repeated pixels, the same in every slice, are not taken for a static band. ``move=True``: each slice is
+    first moved by its shift (``shift_slices``' interpolation), so that ``stack`` is the unregistered stack. Reads
+    one slice at a time; the result (of ``dtype``) is the only whole-stack array."""
+    x = _Slices(stack, "stack")
+    nz, ny, nx = x.shape
+    sh = None if shifts is None else np.asarray(shifts, np.float64)
+    out = np.empty(x.shape, dtype)
+    yy, xx = np.arange(ny)[:, None], np.arange(nx)[None, :]
+    for k in range(nz):
+        img = x[k]
+        if move and sh[k].any():
+            img = ndimage.shift(img, sh[k], order=3, mode="nearest")
+        hp = img - ndimage.gaussian_filter(img, highpass_px, mode="nearest")
+        if sh is not None:
+            dy, dx = sh[k]
+            hp *= ((yy >= dy + 1) & (yy <= ny - 2 + dy)) & ((xx >= dx + 1) & (xx <= nx - 2 + dx))
+        out[k] = hp
+    return out
 
 
 def long_lag_correlation(stack: Any, *, min_lag: int, highpass_px: float = 4.0, window: int = 3,
@@ -82,27 +134,40 @@ def long_lag_correlation(stack: Any, *, min_lag: int, highpass_px: float = 4.0, 
     Independent noise adds to the norms, not to the products: a static row reads signal / (signal + noise), a row
     of structure that decorrelates within ``min_lag`` slices reads near 0. ``shifts``: those that registered the
     stack (its edge pixels repeated by the shift are left out). Returns ``(rows (ny,), columns (nx,))``."""
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")
     n = x.shape[0]
     if not 1 <= min_lag < n:
         raise FibsynthError(f"must be in 1 .. {n - 1} for {n} slices (got {min_lag})", param="min_lag")
-    return _long_lag(_highpassed(x, highpass_px, shifts), min_lag, window)
+    s = _highpassed(x, highpass_px, shifts)
+    return _long_lag(_gram(s, 1), min_lag, window), _long_lag(_gram(s, 2), min_lag, window)
 
 
-def _long_lag(s: np.ndarray, min_lag: int, window: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`long_lag_correlation` of the high-passed slices ``s`` (:func:`_highpassed`)."""
-    i, j = np.triu_indices(s.shape[0], k=min_lag)
-    out = []
-    for axis in (1, 2):  # rows (pool over x), columns (pool over y)
-        a = np.moveaxis(s, axis, 0)  # (line, slice, pixel)
-        g = np.matmul(a, np.swapaxes(a, 1, 2))  # Gram matrix over slices per line
-        if window > 1:
-            g = ndimage.uniform_filter1d(g, window, axis=0, mode="nearest")
-        d = np.sqrt(np.maximum(np.diagonal(g, axis1=1, axis2=2), 0))
-        num = g[:, i, j].sum(1)
-        den = (d[:, i] * d[:, j]).sum(1)
-        out.append(np.where(den > 0, num / np.maximum(den, 1e-300), 0.0))
-    return out[0], out[1]
+def _gram(s: np.ndarray, axis: int) -> np.ndarray:
+    """The Gram matrix over slices of every row (``axis`` 1; pooled over x) or column (2; over y) of the
+    high-passed slices ``s``: (line, slice, slice), ``_LINES`` lines at a time (converted to float64, so that a
+    float32 ``s`` is summed in float64; each line's product is the same whichever block it is in)."""
+    n, ny, nx = s.shape
+    lines = s.shape[axis]
+    g = np.empty((lines, n, n))
+    for l0 in range(0, lines, _LINES):
+        l1 = min(l0 + _LINES, lines)
+        blk = s[:, l0:l1, :] if axis == 1 else s[:, :, l0:l1]
+        a = np.moveaxis(np.asarray(blk, np.float64), axis, 0)  # (line, slice, pixel)
+        if axis == 2:
+            a = np.ascontiguousarray(a)  # (BLAS needs the pixels contiguous)
+        g[l0:l1] = np.matmul(a, np.swapaxes(a, 1, 2))
+    return g
+
+
+def _long_lag(g: np.ndarray, min_lag: int, window: int = 3) -> np.ndarray:
+    """:func:`long_lag_correlation` of one direction from its Gram matrices (:func:`_gram`)."""
+    i, j = np.triu_indices(g.shape[1], k=min_lag)
+    if window > 1:
+        g = ndimage.uniform_filter1d(g, window, axis=0, mode="nearest")
+    d = np.sqrt(np.maximum(np.diagonal(g, axis1=1, axis2=2), 0))
+    num = g[:, i, j].sum(1)
+    den = (d[:, i] * d[:, j]).sum(1)
+    return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
 
 
 def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH, low: float = BAND_LOW,
@@ -160,13 +225,16 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     and the correlation measured again (``passes``), and the pass with the highest confidence kept.
 
     Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
-    ``warn=False``) when the band's mean correlation is below ``min_correlation``, its contrast over the rest
+    ``warn=False``) when the band's mean correlation is below ``min_correlation`` -- raised on stacks smaller
+    than the calibration's 192 px x 32 slices by :func:`needed_correlation` (``needed`` in the result; a stack so
+    small that it would need 1 or more is declined as too small to decide) --, its contrast over the rest
     (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
     direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
     cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
-    band (docs/microscope.md, "Eleventh round"); on a real stack read the confidence and look
-    at the region before trusting it."""
-    x = _stack(stack, "stack")
+    band (docs/microscope.md, "Eleventh round"; validated at 96-192 px x 32 slices there and, with the size
+    scaling, at 48-96 px x 16-32 slices: "micro14"); on a real stack read the confidence and look at the region
+    before trusting it."""
+    x = _Slices(stack, "stack")  # read one slice at a time: only the first max_slices are read
     nz, ny, nx = x.shape
     if nz < 4:
         raise FibsynthError(f"needs at least 4 slices to tell a static band from the structure (got {nz})",
@@ -177,9 +245,9 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
         raise FibsynthError(f"must be >= 1 (got {passes})", param="passes")
     if orientation not in ("rows", "columns", "any"):
         raise FibsynthError(f"one of rows, columns, any (got {orientation!r})", param="orientation")
-    from fibsynth.microscope.inverse import MIN_REGION_PX, register_slices, shift_slices
+    from fibsynth.microscope.inverse import MIN_REGION_PX, register_slices
 
-    use = x[:max_slices]
+    use = _Head(x, min(max_slices, nz))
     n = use.shape[0]
     lag = max(1, n // 3) if min_lag is None else int(min_lag)
     if not 1 <= lag < n:
@@ -187,16 +255,24 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     shifts = register_slices(use)
     results: list[FiducialBand] = []
 
+    need = {"rows": needed_correlation(min_correlation, nx, n), "columns": needed_correlation(min_correlation, ny, n)}
+
     def usable(r: FiducialBand) -> bool:
         return (r.region is not None and r.correlation >= min_correlation
+                and (r.correlation >= need[r.orientation] or r.standout >= BAND_MIN_STANDOUT)
                 and r.correlation - r.background >= min_contrast and r.isotropy >= min_isotropy)
 
     for p in range(passes):
-        aligned = shift_slices(use, shifts)
-        hps = _highpassed(aligned, highpass_px, shifts)  # once per pass: every measurement below reads it
-        rows, cols = _long_lag(hps, lag)
-        hp = hps ** 2
-        power = {"rows": hp.mean((0, 2)), "columns": hp.mean((0, 1))}  # texture + noise per line
+        # the registered slices high-passed, once per pass (float32: every measurement below reads it, in float64)
+        hps = _highpassed(use, highpass_px, shifts, move=True, dtype=WORK_DTYPE)
+        profiles, power = {}, {}
+        for orient, axis in (("rows", 1), ("columns", 2)):
+            if orientation in (orient, "any") or orient == "rows":  # (rows: the profile a refusal reports)
+                g = _gram(hps, axis)
+                profiles[orient] = _long_lag(g, lag)
+                # texture + noise per line: the mean square over its pixels and the slices
+                power[orient] = np.diagonal(g, axis1=1, axis2=2).sum(1) / (n * (nx if axis == 1 else ny))
+        rows, cols = profiles["rows"], profiles.get("columns")
         cands = []
         for orient, prof in (("rows", rows), ("columns", cols)):
             if orientation not in (orient, "any"):
@@ -212,14 +288,15 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
                 c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
             cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
-                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag)))
+                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag),
+                                      needed=need[orient], standout=_standout(prof, a, b, corr - bg)))
         if not cands:
             prof = cols if orientation == "columns" else rows
-            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)),
-                                        "columns" if orientation == "columns" else "rows", n, lag,
+            orient = "columns" if orientation == "columns" else "rows"
+            results.append(FiducialBand(None, 0.0, float(prof.max()), float(np.median(prof)), orient, n, lag,
                                         np.round(prof, 4).tolist(), reason="no run of at least "
                                         f"{MIN_REGION_PX} {orientation.replace('any', 'rows or columns')}"
-                                        " stands out"))
+                                        " stands out", needed=need[orient]))
             break
         good = [c for c in cands if usable(c)]
         results.append(max(good or cands, key=lambda c: c.confidence))
@@ -230,10 +307,20 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     if found.region is not None and not usable(found):
         (a, b) = found.region[:2] if found.orientation == "rows" else found.region[2:]
         where = f"the best {found.orientation} {a}:{b}"
-        if found.correlation < min_correlation or found.correlation - found.background < min_contrast:
+        if found.needed >= 1.0 and found.standout < BAND_MIN_STANDOUT:
+            line = nx if found.orientation == "rows" else ny
+            found.reason = (f"the stack is too small to tell a static band from chance: lines of {line} px over "
+                            f"{n} slices would need a correlation of {found.needed:.2f} (>= 1; "
+                            f"{min_correlation:g} x sqrt({BAND_CAL_LINE_PX} x {BAND_CAL_SLICES} / ({line} x {n}))); "
+                            "give the region by hand, or use more slices")
+        elif (found.correlation < min_correlation or found.correlation - found.background < min_contrast
+              or (found.correlation < found.needed and found.standout < BAND_MIN_STANDOUT)):
             found.reason = (f"{where} correlate {found.correlation:.2f} between slices >= {lag} apart against "
                             f"{found.background:.2f} elsewhere (needs >= {min_correlation:g} and {min_contrast:g} "
-                            "above the rest)")
+                            f"above the rest, and >= {found.needed:.2f} for lines of "
+                            f"{nx if found.orientation == 'rows' else ny} px over {n} slices unless the run stands "
+                            f"out by >= {BAND_MIN_STANDOUT:g} times the other lines' spread: "
+                            f"{found.standout:.1f})")
         else:
             found.reason = (f"{where} are static but their pattern runs along one direction only (isotropy "
                             f"{found.isotropy:.2f} < {min_isotropy:g}): it cannot fix a shift along it -- a "
@@ -244,10 +331,22 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     return found
 
 
+def _standout(profile: np.ndarray, a: int, b: int, contrast: float) -> float:
+    """How far the run ``a:b`` of a profile stands out: its contrast over the median line divided by the spread
+    (1.4826 x the median absolute deviation) of the lines outside it and 2 lines beyond; 0 when fewer than 8 lines
+    are left."""
+    out = np.r_[profile[:max(a - 2, 0)], profile[b + 2:]]
+    if out.size < 8:
+        return 0.0
+    mad = 1.4826 * float(np.median(np.abs(out - np.median(out))))
+    return float(contrast / max(mad, 1e-6))
+
+
 def _along_profile(s: np.ndarray, orient: str, a: int, b: int, lag: int) -> np.ndarray:
     """The long-lag correlation along the band (per column of a row band, per row of a column band), pooled over
     the band's lines and a window of 9; ``s``: the registered stack's high-passed slices (:func:`_highpassed`)."""
-    band = s[:, a:b, :] if orient == "rows" else np.swapaxes(s[:, :, a:b], 1, 2)  # (slice, across, along)
+    band = np.asarray(s[:, a:b, :] if orient == "rows" else np.swapaxes(s[:, :, a:b], 1, 2), np.float64)
+    # (slice, across, along)
     n = band.shape[0]
     i, j = np.triu_indices(n, k=lag)
     a2 = np.moveaxis(band, 2, 0)  # (along, slice, across)
@@ -293,7 +392,7 @@ def static_isotropy(aligned: Any, region: tuple[int, int, int, int], highpass_px
     and drops the noise and the structure, which differ between them. 1: as much gradient along every direction
     (marks, corners); 0: a pattern that runs along one direction (a straight edge, a layer's interface), which
     cannot fix a shift along itself."""
-    x = _stack(aligned, "aligned")
+    x = _Slices(aligned, "aligned")
     lag = max(1, x.shape[0] // 3) if min_lag is None else int(min_lag)
     return _isotropy(_highpassed(x, highpass_px, shifts), region, lag)
 
@@ -302,7 +401,7 @@ def _isotropy(s: np.ndarray, region: tuple[int, int, int, int], lag: int) -> flo
     """:func:`static_isotropy` of the high-passed slices ``s`` (:func:`_highpassed`)."""
     n = s.shape[0]
     y0, y1, x0, x1 = region
-    s = s[:, y0:y1, x0:x1]
+    s = np.asarray(s[:, y0:y1, x0:x1], np.float64)
     gy, gx = np.gradient(s, axis=(1, 2))
     gy, gx = gy.reshape(n, -1), gx.reshape(n, -1)
     i, j = np.triu_indices(n, k=lag)

@@ -56,17 +56,36 @@ def _prepare_for_registration(img: np.ndarray, highpass_px: float | None = HIGHP
 REGISTRATION_METHODS = ("chain", "neighbours", "template")
 
 
+def upsampled_dft(spectrum: np.ndarray, size: int, upsample: float, offsets: Any) -> np.ndarray:
+    """The inverse-direction DFT of a 2D ``spectrum`` evaluated on a ``size`` x ``size`` grid of points spaced
+    ``1 / upsample`` apart, the grid's point (0, 0) at ``-offsets / upsample`` -- the matrix-multiply DFT of
+    M. Guizar-Sicairos, S. T. Thurman and J. R. Fienup, "Efficient subpixel image registration algorithms", Opt.
+    Lett. 33 (2008) 156-158: ``out[i, j] = sum_{k,l} spectrum[k, l] exp(-2 pi i ((i - o_0) f_k + (j - o_1) f_l))``
+    with ``f = fftfreq(n, upsample)``, one kernel per axis (size x n), so that a small neighbourhood of a
+    correlation peak is sampled at ``upsample`` times the pixel rate without zero-padding the whole array. The
+    same operations, in the same order, as scikit-image's private ``_upsampled_dft`` (which ``_pcc`` used before),
+    so that the shifts are unchanged."""
+    from scipy.fft import fftfreq
+
+    data = spectrum
+    im2pi = 1j * 2 * np.pi
+    for n, off in list(zip(spectrum.shape, offsets))[::-1]:  # the last axis first
+        kernel = np.exp(-im2pi * ((np.arange(size) - off)[:, None] * fftfreq(n, upsample)))
+        data = np.tensordot(kernel.astype(data.dtype, copy=False), data, axes=(1, -1))
+    return data
+
+
 def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int, search_px: float | None = None) -> np.ndarray:
     """The shift registering ``moving`` onto ``ref``: scikit-image's unnormalised cross-correlation with
     upsampled-DFT refinement; with ``search_px``, the whole-pixel peak is looked for only among shifts of at most
-    that many pixels per axis, then refined the same way (the same result whenever the global peak lies inside)."""
+    that many pixels per axis, then refined the same way (:func:`upsampled_dft`; the same result whenever the
+    global peak lies inside)."""
     if search_px is None:
         from skimage.registration import phase_cross_correlation
 
         step, _, _ = phase_cross_correlation(ref, moving, upsample_factor=upsample, normalization=None)
         return np.asarray(step, np.float64)
     from scipy.fft import fftn, ifftn
-    from skimage.registration._phase_cross_correlation import _upsampled_dft
 
     product = fftn(ref) * fftn(moving).conj()
     cc = np.abs(ifftn(product))
@@ -79,7 +98,7 @@ def _pcc(ref: np.ndarray, moving: np.ndarray, upsample: int, search_px: float | 
         shift = np.round(shift * up) / up
         size = np.ceil(up * 1.5)
         centre = np.trunc(size / 2.0)
-        cc = _upsampled_dft(product.conj(), size, up, centre - shift * up).conj()
+        cc = upsampled_dft(product.conj(), int(size), up, centre - shift * up).conj()
         fine = np.unravel_index(np.argmax(np.abs(cc)), cc.shape)
         shift = shift + (np.array(fine, np.float64) - centre) / up
     return shift
@@ -302,15 +321,25 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
         total = _huber_path(nz, pairs, np.array(meas))
     elif method == "template" and nz > 2:
         for _ in range(2):
-            aligned = shift_slices(x, total)
-            if crop is not None:  # registered onto slice 0: the region lies where it was drawn
-                aligned = aligned[(slice(None),) + crop]
+            # the chain-aligned slices k - w .. k + w only (read, converted and moved one at a time, each once
+            # per sweep; registered onto slice 0, the region lies where it was drawn): no aligned copy of the stack
+            window: dict[int, np.ndarray] = {}
+
+            def aligned(j: int) -> np.ndarray:
+                if j not in window:
+                    img = x[j]
+                    a = ndimage.shift(img, total[j], order=3, mode="nearest") if total[j].any() else img
+                    window[j] = a if crop is None else a[crop]
+                return window[j]
+
             new = total.copy()
             for k in range(nz):
                 idx = [j for j in range(max(0, k - template_half_width), min(nz, k + template_half_width + 1))
                        if j != k]
-                ref = _prepare_for_registration(np.median(aligned[idx], axis=0), highpass_px)
-                moved = _prepare_for_registration(aligned[k], highpass_px)
+                for j in [j for j in window if j < idx[0]]:
+                    del window[j]
+                ref = _prepare_for_registration(np.median(np.stack([aligned(j) for j in idx]), axis=0), highpass_px)
+                moved = _prepare_for_registration(aligned(k), highpass_px)
                 r = _pcc(ref, moved, upsample, search_px)
                 if max_shift_px is None or np.hypot(*r) <= max_shift_px:
                     new[k] = total[k] + r
@@ -321,13 +350,25 @@ def register_slices(stack: Any, *, upsample: int = 20, max_shift_px: float | Non
     return total
 
 
-def shift_slices(stack: Any, shifts: Any, *, order: int = 3) -> np.ndarray:
-    """Move slice k by ``shifts[k]`` (dy, dx) pixels (spline interpolation of ``order``; edges repeat)."""
+def _output(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` checked (a float64 array of ``shape``: the stack a correction writes slice by slice; it may be the
+    stack read, each slice being read before it is written), or a new one."""
+    if out is None:
+        return np.empty(shape, np.float64)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != tuple(shape):
+        raise FibsynthError(f"expected a float64 array of shape {tuple(shape)}, got "
+                            f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}", param="out")
+    return out
+
+
+def shift_slices(stack: Any, shifts: Any, *, order: int = 3, out: np.ndarray | None = None) -> np.ndarray:
+    """Move slice k by ``shifts[k]`` (dy, dx) pixels (spline interpolation of ``order``; edges repeat). ``out``: a
+    float64 array of the stack's shape to write into (it may be ``stack`` itself)."""
     x = _Slices(stack, "stack")  # one slice converted at a time: the float64 output is the only whole-stack copy
     s = np.asarray(shifts, np.float64)
     if s.shape != (x.shape[0], 2):
         raise FibsynthError(f"expected shape ({x.shape[0]}, 2), got {s.shape}", param="shifts")
-    out = np.empty(x.shape, np.float64)
+    out = _output(out, x.shape)
     for k in range(x.shape[0]):
         img = x[k]
         out[k] = ndimage.shift(img, s[k], order=order, mode="nearest") if s[k].any() else img
@@ -581,7 +622,7 @@ def destripe_method(stack: Any, *, levels: int | None = None, method: str = "aut
 
 
 def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavelet: str = "db4",
-             method: str = "auto") -> np.ndarray:
+             method: str = "auto", out: np.ndarray | None = None) -> np.ndarray:
     """Remove vertical curtain stripes from every slice of a (z, y, x) stack.
 
     ``method="wavelet"``: :func:`destripe_slice` (Muench et al. 2009), ``levels=None`` meaning :func:`auto_levels`
@@ -590,12 +631,13 @@ def destripe(stack: Any, *, levels: int | None = None, sigma: float = 1.0, wavel
     reach without flattening layers). ``method="auto"`` (default): the wavelet filter, except when
     :func:`runs_along_y` finds a phase layer crossing the face and ``levels`` is not given: then the phase method
     (the wavelet filter at 7 levels flattened a vertical SOFC layer by 10.4 px and at 5 levels left 38 % of the
-    power of broad curtains; measured figures in docs/microscope.md)."""
+    power of broad curtains; measured figures in docs/microscope.md). ``out``: a float64 array of the stack's shape
+    to write into (it may be ``stack`` itself)."""
     x = _Slices(stack, "stack")  # read one slice at a time: the float64 output is the only whole-stack copy
     method = destripe_method(x, levels=levels, method=method)
     if method == "wavelet" and levels is None:
         levels = auto_levels(*x.shape[1:])
-    out = np.empty(x.shape, np.float64)
+    out = _output(out, x.shape)
     for k, img in enumerate(x):
         out[k] = (destripe_phase_slice(img)[0] if method == "phase"
                   else destripe_slice(img, levels=levels, sigma=sigma, wavelet=wavelet))
@@ -635,8 +677,20 @@ def shading_background(stack: Any, *, degree: int = 3, sigma_px: float | None = 
     return np.maximum(bg / mean, 1e-3)
 
 
+class _Minus:
+    """A stack read one slice at a time with ``offset`` subtracted (``_Slices(_Minus(x, off))[k]`` holds the values
+    of ``(_stack(x) - off)[k]``): the signal above the black level without a whole-stack copy."""
+
+    def __init__(self, x: _Slices, offset: float):
+        self._x, self._off = x, offset
+        self.shape, self.dtype = x.shape, np.dtype(np.float64)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self._x[k] - self._off
+
+
 def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma_px: float | None = None,
-                    dark_offset: float | None = None, field: Any = None
+                    dark_offset: float | None = None, field: Any = None, out: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Divide the signal above the black level by the shading; returns the corrected stack, the shading field
     (ny, nx) and what was measured.
@@ -645,16 +699,21 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     phases' gray levels (:func:`fibsynth.microscope.estimate.shading_profile`, which also finds the black level
     when the shadow is deep enough); it is not fooled by a structure whose solid fraction varies across the face.
     ``"polynomial"`` fits a 2D polynomial of ``degree`` to the mean over slices, ``"gaussian"`` smooths it by
-    ``sigma_px`` (any image, but a structure with a gradient of solid fraction is taken for shading).
+    ``sigma_px`` (default a quarter of the larger side; any image, but a structure with a gradient of solid
+    fraction is taken for shading).
 
     ``field``: a shading field (ny, nx) measured before -- for a stack corrected block by block, the field of the
     whole stack (:func:`shading_background`, which reads one slice at a time) -- divided out as it is, with
-    ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded."""
+    ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded.
+
+    The stack is read one slice at a time (a memory map or dask array stays on disk; the float64 output is the
+    only whole-stack array) except by ``method="model"``'s measurement (:func:`shading_profile` holds the stack).
+    ``out``: a float64 array of the stack's shape to write into (it may be ``stack`` itself)."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")
     info: dict[str, Any] = {"method": method}
     if field is not None:
         field = np.asarray(field, np.float64)
@@ -664,7 +723,7 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
         off = 0.0 if dark_offset is None else dark_offset
         info.update(black_level=off, field="given")
     elif method == "model":
-        sh = shading_profile(x)
+        sh = shading_profile(x._a)
         off = dark_offset if dark_offset is not None else (sh["offset"] if sh["offset"] is not None else 0.0)
         model = MicroscopeModel(shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
                                                 tilt=float(np.clip(sh["tilt"], -1.9, 1.9))))
@@ -672,35 +731,47 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
         info.update(sh, black_level=off)
     elif method in ("polynomial", "gaussian"):
         off = 0.0 if dark_offset is None else dark_offset
-        field = shading_background(x - off, degree=degree, sigma_px=sigma_px if method == "gaussian" else None)
         if method == "gaussian" and sigma_px is None:
-            field = shading_background(x - off, sigma_px=max(x.shape[1:]) / 4.0)
+            sigma_px = max(x.shape[1:]) / 4.0
+        field = shading_background(_Minus(x, off), degree=degree, sigma_px=sigma_px if method == "gaussian" else None)
         info["black_level"] = off
     else:
         raise FibsynthError(f"unknown method {method!r}; one of model, polynomial, gaussian", param="method")
-    return (x - off) / field[None] + off, field, info
+    out = _output(out, x.shape)
+    for k in range(x.shape[0]):
+        out[k] = (x[k] - off) / field + off
+    return out, field, info
 
 
-def correct_drift(stack: Any) -> tuple[np.ndarray, dict[str, list[float]]]:
+def correct_drift(stack: Any, *, out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, list[float]]]:
     """Match every slice's mean and standard deviation to the stack's medians (brightness and contrast drift of the
-    beam current); returns the stack and the per-slice gain and offset applied (``out = gain * in + offset``)."""
-    x = _stack(stack, "stack")
-    m = x.mean((1, 2))
-    s = x.std((1, 2))
+    beam current); returns the stack and the per-slice gain and offset applied (``out = gain * in + offset``).
+    Reads the stack one slice at a time, twice (a memory map or dask array stays on disk); ``out``: a float64
+    array of the stack's shape to write into (it may be ``stack`` itself)."""
+    x = _Slices(stack, "stack")
+    m, s = np.empty(x.shape[0]), np.empty(x.shape[0])
+    for k in range(x.shape[0]):
+        img = x[k]
+        m[k], s[k] = img.mean(), img.std()
     if (s <= 0).any():
         raise FibsynthError("a slice is constant; brightness correction needs contrast", param="stack")
     mr, sr = float(np.median(m)), float(np.median(s))
     g = sr / s
     o = mr - g * m
-    return x * g[:, None, None] + o[:, None, None], {"gain": g.round(6).tolist(), "offset": o.round(6).tolist()}
+    out = _output(out, x.shape)
+    for k in range(x.shape[0]):
+        out[k] = x[k] * g[k] + o[k]
+    return out, {"gain": g.round(6).tolist(), "offset": o.round(6).tolist()}
 
 
 # ------------------------------------------------------------------------------------------------ denoising
 
-def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.ndarray:
+def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0, *, out: np.ndarray | None = None
+            ) -> np.ndarray:
     """Denoise every slice: ``gaussian`` / ``median`` (``strength`` = sigma / radius in px) or ``bilateral`` /
     ``nl_means`` (scikit-image; ``strength`` scales the noise level of
-    :func:`fibsynth.microscope.estimate.noise_sigma`)."""
+    :func:`fibsynth.microscope.estimate.noise_sigma`). ``out``: a float64 array of the stack's shape to write into
+    (it may be ``stack`` itself)."""
     from skimage.restoration import denoise_bilateral, denoise_nl_means
 
     from fibsynth.microscope.measure import noise_sigma
@@ -708,7 +779,10 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
     x = _Slices(stack, "stack")  # one slice converted at a time: the float64 output is the only whole-stack copy
     if not strength > 0:
         raise FibsynthError(f"must be > 0 (got {strength})", param="strength")
-    out = np.empty(x.shape, np.float64)
+    if method not in ("none", "gaussian", "median", "bilateral", "nl_means"):
+        raise FibsynthError(f"unknown method {method!r}; one of none, gaussian, median, bilateral, nl_means",
+                            param="method")
+    out = _output(out, x.shape)
     for k in range(x.shape[0]):
         img = x[k]
         if method == "none":
@@ -739,27 +813,41 @@ def denoise(stack: Any, method: str = "gaussian", strength: float = 1.0) -> np.n
 
 def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply the corrections ``config`` asks for, in the order align, destripe, shading, drift, denoise; returns
-    the corrected stack (float64, input units) and a record of what was applied and measured."""
+    the corrected stack (float64, input units) and a record of what was applied and measured.
+
+    The input is read one slice at a time (a memory map, dask or Zarr array stays on disk) and the corrections
+    write into one float64 stack, each step slice by slice in place of the step before (each slice is read before
+    it is written): about one float64 copy of the stack in all, plus the slices being worked on (and
+    ``shading_method="model"``'s measurement, :func:`shading_profile`, which holds the stack)."""
     cfg = config or CorrectConfig()
-    x = _stack(stack, "stack")
+    x = _Slices(stack, "stack")
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}
+    buf: np.ndarray | None = None  # the output; before the first step, the input is read as it is
+
+    def src() -> Any:
+        return x if buf is None else buf
+
     if cfg.align:
-        x, shifts = align(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
-                          region=cfg.align_region, search_px=cfg.align_search_px)
+        shifts = register_slices(x, upsample=cfg.upsample, max_shift_px=cfg.max_shift_px, method=cfg.align_method,
+                                 region=cfg.align_region, search_px=cfg.align_search_px)
+        buf = shift_slices(x, shifts)
         rec["applied"].append("align")
         rec["shifts_px"] = np.round(shifts, 3).tolist()
     if cfg.destripe:
-        x = destripe(x, levels=cfg.destripe_levels, sigma=cfg.destripe_sigma, method=cfg.destripe_method)
+        buf = destripe(src(), levels=cfg.destripe_levels, sigma=cfg.destripe_sigma, method=cfg.destripe_method,
+                       out=buf)
         rec["applied"].append("destripe")
     if cfg.shading:
-        x, bg, info = correct_shading(x, method=cfg.shading_method, sigma_px=cfg.shading_sigma_px)
+        buf, bg, info = correct_shading(src(), method=cfg.shading_method, sigma_px=cfg.shading_sigma_px, out=buf)
         rec["applied"].append("shading")
         rec["shading"] = {**info, "field_range": [round(float(bg.min()), 4), round(float(bg.max()), 4)]}
     if cfg.drift:
-        x, gd = correct_drift(x)
+        buf, gd = correct_drift(src(), out=buf)
         rec["applied"].append("drift")
         rec["drift"] = gd
     if cfg.denoise != "none":
-        x = denoise(x, cfg.denoise, cfg.denoise_strength)
+        buf = denoise(src(), cfg.denoise, cfg.denoise_strength, out=buf)
         rec["applied"].append(f"denoise:{cfg.denoise}")
-    return x, rec
+    if buf is None:  # nothing applied: the stack as float64, as before
+        buf = _stack(stack, "stack")
+    return buf, rec

@@ -29,6 +29,7 @@ re-estimate / regenerate round.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -363,8 +364,9 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
     thread choice is ``threads``."""
     from fibsynth.reconstruct import adapt as A
     from fibsynth.reconstruct import generate as G
-    from fibsynth.reconstruct.workflow import (NOT_KEYED, _file_id, _save, adapt_step, auto_region_line, fill_region,
-                                               inspect_step, open_run, read_real, resolve_align_region, set_names,
+    from fibsynth.reconstruct.workflow import (NOT_KEYED, WORK, _file_id, _save, adapt_step, auto_region_line,
+                                               drop_abandoned_partials, fill_region, inspect_step, meta_key,
+                                               open_run, read_real, resolve_align_region, set_names, summary_key,
                                                synth_plan)
 
     real_path, out = Path(real_path), Path(out_dir)
@@ -475,6 +477,7 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         k_p, d_p, _ = steps("phases_predict", {"block": s.block, "classes": n}, {"model": k_t, "real": k_in}, do_predict,
                             f"segmenting the real stack block by block ({s.block} slices)")
         return {"round": r, "estimate": est, "key_generate": k_g, "dir_generate": d_g, "structures": structures,
+                "key_images": k_imgs, "key_train": k_t,
                 "dir_images": d_imgs, "distances": distances, "training": tr, "key_predict": k_p, "dir_predict": d_p}
 
     rounds = [one_round(0, est, k_e)]
@@ -529,49 +532,65 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
                                               final["distances"], final["training"])
     k_p, d_p = final["key_predict"], final["dir_predict"]
     prob = np.load(d_p / "probabilities.npy", mmap_mode="r")
-    seg = np.argmax(prob, axis=1).astype(np.uint8)
-    conf = confidence(np.asarray(prob))
+
+    @functools.cache
+    def the_seg() -> np.ndarray:  # computed only where a step or file that needs it is not cached
+        return np.argmax(prob, axis=1).astype(np.uint8)
+
+    @functools.cache
+    def the_conf() -> np.ndarray:
+        return confidence(np.asarray(prob))
 
     # 7. evaluate ----------------------------------------------------------------------------------------------
     truth_id = _file_id(Path(truth)) if truth is not None else None
 
-    def do_evaluate(d: Path) -> dict:
+    def phase_row(lab: np.ndarray, scored: bool) -> dict[str, Any]:
+        """The evaluation's row of one labelling of the whole stack (scores against the truth where ``scored``)."""
         from fibsynth.metrics import evaluate_phases, phase_structure
         from fibsynth.reconstruct.estimate import _crop
 
-        segs = {"U-Net (fibsynth)": seg, "multi-Otsu": np.load(d_e / "multiotsu.npy")}
-        if truth_arr is not None:
-            segs["ground truth"] = truth_arr
-        res: dict[str, Any] = {}
-        for name, lab in segs.items():
-            c = _crop(lab)
-            ps = phase_structure(c, vz, n)
-            st = _phase_stats(c, vz, n)
-            row: dict[str, Any] = {"phases": {}}
+        c = _crop(lab)
+        ps = phase_structure(c, vz, n)
+        st = _phase_stats(c, vz, n)
+        row: dict[str, Any] = {"phases": {}}
+        for i in range(n):
+            p = ps.get(i, ps.get(str(i), {}))
+            row["phases"][str(i)] = {
+                "material": materials[i], "fraction": float((lab == i).mean()),
+                "diameter_nm": st[f"diameter_{i}_nm"],
+                **{k: float(p[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")
+                   if k in p}}
+        if scored and truth_arr is not None:
+            sc = evaluate_phases(lab, truth_arr, n)
+            row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"])})
             for i in range(n):
-                p = ps.get(i, ps.get(str(i), {}))
-                row["phases"][str(i)] = {
-                    "material": materials[i], "fraction": float((lab == i).mean()),
-                    "diameter_nm": st[f"diameter_{i}_nm"],
-                    **{k: float(p[k]) for k in ("e_tpcf", "e_lpf", "e_diameter", "D_xy_nm", "D_xz_nm", "D_yz_nm")
-                       if k in p}}
-            if truth_arr is not None and name != "ground truth":
-                sc = evaluate_phases(lab, truth_arr, n)
-                row.update({"MDS": float(sc["MDS"]), "MP %": float(sc["MP"])})
-                for i in range(n):
-                    row["phases"][str(i)]["Dice"] = float(sc[f"dice_{i}"])
-            res[name] = row
+                row["phases"][str(i)]["Dice"] = float(sc[f"dice_{i}"])
+        return row
+
+    # multi-Otsu's row depends on the stack alone (the estimate step's labels): a step of its own, so that a new
+    # prediction (the second round, another training) does not measure it again (as Otsu and k-means, two phases)
+    k_mo, _, rec_mo = steps("phases_multiotsu", {"truth": truth_id, "phases": n},
+                            {"estimate": k_e, "real": k_in},
+                            lambda d: {"row": phase_row(np.load(d_e / "multiotsu.npy", mmap_mode="r"), True)},
+                            "measuring every phase of multi-Otsu")
+
+    def do_evaluate(d: Path) -> dict:
+        res: dict[str, Any] = {"U-Net (fibsynth)": phase_row(the_seg(), True), "multi-Otsu": rec_mo["result"]["row"]}
+        if truth_arr is not None:
+            res["ground truth"] = phase_row(truth_arr, False)
         (d / "evaluation.json").write_text(json.dumps(res))
         return {}
 
     k_ev, d_ev, _ = steps("phases_evaluate", {"truth": truth_id, "phases": n},
-                          {"prediction": k_p, "estimate": k_e, "real": k_in}, do_evaluate,
-                          "measuring every phase of the result and of multi-Otsu")
+                          {"prediction": k_p, "multiotsu": k_mo, "real": k_in}, do_evaluate,
+                          "measuring every phase of the result")
     evaluation = json.loads((d_ev / "evaluation.json").read_text())
 
     # outputs ---------------------------------------------------------------------------------------------------
     from fibsynth.io import VolumeMeta, atomic_path, write_volume
 
+    work = Path(work_dir) if work_dir is not None else out / WORK
+    drop_abandoned_partials(work, console)  # every prediction of this run is made
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     mats = {str(i): m for i, m in enumerate(materials)}
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
@@ -580,16 +599,27 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
               "segmentation_plan": seg_plan}
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (n-class U-Net)",
                             materials=mats, seed=s.seed, energy_kev=energy, parameters=params, offset_voxels=offset)
-    write_volume(out / "segmentation.tif", seg, label_meta)
-    write_volume(out / "confidence.tif", conf, label_meta.model_copy(update={
-        "kind": "image", "generator": "fibsynth reconstruct: confidence (n P_max - 1) / (n - 1) (0 = undecided, 1 = certain)"}))
-    for i in range(n):
-        write_volume(out / f"probability_{i}.tif", np.ascontiguousarray(prob[:, i], np.float32),
-                     label_meta.model_copy(update={"kind": "image",
-                                                   "generator": f"fibsynth reconstruct: P(phase {i} = {materials[i]})"}))
-    write_volume(out / "multiotsu.tif", np.load(d_e / "multiotsu.npy"), label_meta.model_copy(update={
+    conf_meta = label_meta.model_copy(update={
+        "kind": "image", "generator": "fibsynth reconstruct: confidence (n P_max - 1) / (n - 1) (0 = undecided, 1 = certain)"})
+    prob_metas = [label_meta.model_copy(update={"kind": "image",
+                                                "generator": f"fibsynth reconstruct: P(phase {i} = {materials[i]})"})
+                  for i in range(n)]
+    mo_meta = label_meta.model_copy(update={
         "generator": "fibsynth reconstruct: multi-Otsu of the median-filtered stack",
-        "parameters": {"real_stack": str(real_path), "order": est["brightness_order"]}}))
+        "parameters": {"real_stack": str(real_path), "order": est["brightness_order"]}})
+    # each file a cached step of its own (the binary workflow's _Steps.files): a rerun writes only what is missing,
+    # was changed or is made from other results
+    steps.files("outputs", out, {
+        "segmentation.tif": ({"meta": meta_key(label_meta)}, {"prediction": k_p},
+                             lambda p: write_volume(p, the_seg(), label_meta) and None),
+        "confidence.tif": ({"meta": meta_key(conf_meta)}, {"prediction": k_p},
+                           lambda p: write_volume(p, the_conf(), conf_meta) and None),
+        **{f"probability_{i}.tif": ({"meta": meta_key(prob_metas[i])}, {"prediction": k_p},
+                                    lambda p, i=i: write_volume(p, np.ascontiguousarray(prob[:, i], np.float32),
+                                                                prob_metas[i]) and None) for i in range(n)},
+        "multiotsu.tif": ({"meta": meta_key(mo_meta)}, {"estimate": k_e},
+                          lambda p: write_volume(p, np.load(d_e / "multiotsu.npy"), mo_meta) and None)},
+        "writing the segmentation, its confidence, the probabilities and multi-Otsu")
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
@@ -606,19 +636,30 @@ def reconstruct_phases(real_path: str | Path, out_dir: str | Path, s: Multiphase
         "warnings": [],
     }
     if fill_note:  # the outputs cover the region without the alignment fill
-        summary["region"] = {"offset_zyx": list(offset), "shape_zyx": list(seg.shape), "note": fill_note}
+        summary["region"] = {"offset_zyx": list(offset), "shape_zyx": [int(prob.shape[0]), *map(int, prob.shape[2:])],
+                             "note": fill_note}
     if tr.get("best_val_mds") is not None and tr.get("val_multiotsu_mds") is not None and \
             tr["best_val_mds"] < tr["val_multiotsu_mds"]:
         summary["warnings"].append(f"the U-Net's validation MDS ({tr['best_val_mds']:.3f}) ended below multi-Otsu's "
                                    f"({tr['val_multiotsu_mds']:.3f}) on the same held-out synthetic data: do not trust "
                                    "this segmentation more than multi-Otsu; give it more training (seg_steps) or "
                                    "check the materials and the estimate")
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=str))
     from fibsynth.reconstruct.report_multiphase import write_phases_report
 
-    with console.status("writing the report"):
-        write_phases_report(out / "report.html", summary, real=real, seg=seg, conf=conf, insp=insp, gen_dir=d_g,
+    def write_summary(path: Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str))
+
+    def write_report(path: Path) -> None:
+        write_phases_report(path, summary, real=real, seg=the_seg(), conf=the_conf(), insp=insp, gen_dir=d_g,
                             img_dir=d_imgs if method else None, history=tr.get("history", []), voxel=vox)
-    console.print(f"[bold green]done[/] in {total:.0f} s: {out / 'segmentation.tif'}, report {out / 'report.html'}")
+
+    # the summary and the report: rewritten only where what they show changed (not for a rerun's own timings)
+    r_key = ({"summary": summary_key(summary)},
+             {"real": k_in, "evaluation": k_ev, "generate": final["key_generate"], "images": final["key_images"],
+              "train": final["key_train"], "prediction": k_p})
+    steps.files("report", out, {"summary.json": (*r_key, write_summary), "report.html": (*r_key, write_report)},
+                "writing the summary and the report")
+    console.print(f"[bold green]done[/] in {time.perf_counter() - t_start:.0f} s: {out / 'segmentation.tif'}, "
+                  f"report {out / 'report.html'}")
     return summary

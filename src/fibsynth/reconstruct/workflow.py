@@ -34,6 +34,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -124,10 +125,108 @@ class _Steps:
         self.console.print(f"[green]{name}[/] {message} ({dt:.1f} s)")
         return key, self.cache.path(key), record
 
+    def _record(self, key: str) -> dict | None:
+        try:
+            return self.cache.record(key) if self.cache.done(key) else None
+        except (OSError, ValueError):
+            return None
+
+    def files(self, name: str, out: Path, items: dict[str, tuple[dict[str, Any], dict[str, str],
+                                                                   Callable[[Path], dict | None]]],
+              message: str) -> dict[str, dict]:
+        """A step whose products are files in the output folder ``out`` (the user's), not in the cache: ``items``
+        maps each file's name to ``(params, inputs, write)``; ``write(path)`` writes the file (atomically) and may
+        return values to keep. Each file has a cache entry of its own, keyed by the step, the file's name, ``out``'s
+        path, its ``params`` (what the file holds beyond its inputs: the metadata) and its ``inputs`` (the keys of
+        the steps whose results it holds), that records the file as written (:func:`output_stamp`: size, times,
+        inode) and the values. A file whose entry exists and which is still as written is not written again; a
+        file that is missing, was edited or replaced (by the user, or by a run with other settings) is. Returns
+        each file's values."""
+        t0 = time.perf_counter()
+        where = str(Path(out).resolve())
+        keys, values, todo = {}, {}, []
+        for f, (params, inputs, _) in items.items():
+            keys[f] = self.key(name, {"file": f, "out": where, **params}, inputs)
+            rec = self._record(keys[f])
+            stamp = output_stamp(out / f)
+            if rec is not None and stamp is not None and (rec.get("result") or {}).get("stamp") == stamp:
+                values[f] = rec["result"].get("values") or {}
+            else:
+                todo.append(f)
+        if not todo:
+            self.log.append({"step": name, "status": "cached", "seconds": 0.0, "key": keys[next(iter(items))][:12]})
+            self.console.print(f"[dim]{name}: cached ({', '.join(items)} as written)[/]")
+            return values
+        with self.console.status(message + " ..."):
+            for f in todo:
+                params, inputs, write = items[f]
+                values[f] = write(out / f) or {}
+                record = {"step": name, "params": {"file": f, "out": where, **params}, "inputs": inputs,
+                          "result": {"stamp": output_stamp(out / f), "values": values[f]}}
+                with self.cache.writing(keys[f], record):
+                    pass
+        dt = time.perf_counter() - t0
+        self.log.append({"step": name, "status": "ran", "seconds": round(dt, 2), "key": keys[todo[0]][:12],
+                         "files": todo})
+        kept = len(items) - len(todo)
+        self.console.print(f"[green]{name}[/] wrote {', '.join(todo)} ({dt:.1f} s"
+                           + (f"; {kept} unchanged, not rewritten)" if kept else ")"))
+        return values
+
     def partial(self, key: str) -> Path:
         """The folder for the unfinished work of step ``key`` that a rerun resumes (``WORK/partial/<key>``: outside
         the cache, so a crash or Ctrl-C, which discards the step's temporary folder, keeps it)."""
         return self.cache.root.parent / "partial" / key
+
+
+def output_stamp(path: Path) -> list[int] | None:
+    """One written state of an output file: its size, modification and change times and inode (an edit, a copy
+    or a replacement changes at least one of them: :func:`fibsynth.io.atomic_path` gives every write a new inode);
+    None where it is missing or not a plain file (a link is never taken for the output)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+#: settings that change where and how fast a run computes, not what it writes: left out of the outputs' and the
+#: report's keys (a rerun with another ``--threads`` rewrites nothing; the files keep the values of the run that
+#: wrote them)
+RUN_ONLY_SETTINGS = ("threads", "device")
+#: the summary's entries about the run itself rather than its result (same reason)
+RUN_ONLY_SUMMARY = ("steps", "seconds_total", "threads", "threads_choice", "device")
+
+
+def meta_key(meta: Any) -> dict[str, Any]:
+    """The metadata of an output as its key sees it (:data:`RUN_ONLY_SETTINGS` left out)."""
+    m = json.loads(meta.to_json())
+    st = (m.get("parameters") or {}).get("settings")
+    if isinstance(st, dict):
+        m["parameters"]["settings"] = {k: v for k, v in st.items() if k not in RUN_ONLY_SETTINGS}
+    m.pop("fibsynth_version", None)  # in every key already
+    return m
+
+
+def summary_key(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as the report's key sees it: :data:`RUN_ONLY_SUMMARY` and :data:`RUN_ONLY_SETTINGS` left out."""
+    core = {k: v for k, v in summary.items() if k not in RUN_ONLY_SUMMARY}
+    if isinstance(core.get("settings"), dict):
+        core["settings"] = {k: v for k, v in core["settings"].items() if k not in RUN_ONLY_SETTINGS}
+    return json.loads(json.dumps(core, default=str))
+
+
+class LazyConfidence:
+    """The confidence |2P - 1| of a (memory-mapped) probability map, computed for the part indexed only (the
+    report's three planes), exactly as :func:`confidence_blocks` computes it."""
+
+    def __init__(self, prob: np.ndarray):
+        self.prob, self.shape, self.ndim, self.dtype = prob, tuple(prob.shape), prob.ndim, np.dtype(np.float32)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        return np.abs(2.0 * np.asarray(self.prob[idx], np.float32) - 1.0)
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -255,9 +354,7 @@ def predict_blocks(model_dir: Path, stack_npy: Path, out_npy: Path, *, block: in
     del out
     if resume is not None:
         os.replace(part, out_npy)
-        import shutil
-
-        shutil.rmtree(resume, ignore_errors=True)
+        remove_partial(Path(resume))
     rec = {"solid_fraction": solid / max(1, int(np.prod(src.shape))), "blocks": -(-src.shape[0] // b)}
     if z_start:
         rec["resumed_at_slice"] = z_start
@@ -318,11 +415,41 @@ def write_baselines(out: Path, eval_dir: Path | dict[str, Path], label_meta: Any
     4 GB; the TIFF writer reads them in pieces)."""
     from fibsynth.io import write_volume
 
-    for name, fn in (("Otsu", "otsu"), ("k-means", "kmeans")):
+    for fn in BASELINES:
         d = eval_dir[fn] if isinstance(eval_dir, dict) else eval_dir
         write_volume(out / f"{fn}.tif", np.load(d / f"{fn}.npy", mmap_mode="r"),
-                     label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {name} threshold",
-                                                   "parameters": {"real_stack": str(real_path)}}))
+                     baseline_meta(label_meta, fn, real_path))
+
+
+def baseline_meta(label_meta: Any, method: str, real_path: Path) -> Any:
+    """The metadata of ``otsu.tif`` / ``kmeans.tif`` (``method``: a key of :data:`BASELINES`)."""
+    return label_meta.model_copy(update={"generator": f"fibsynth reconstruct: global {BASELINES[method]} threshold",
+                                         "parameters": {"real_stack": str(real_path)}})
+
+
+def confidence_fraction(prob: np.ndarray, block: int = 32) -> float:
+    """The fraction of voxels whose confidence |2P - 1| is below 0.5 (:func:`confidence_blocks`' count, without
+    writing the map), block by block."""
+    low, step = 0, max(1, int(block))
+    for z0 in range(0, prob.shape[0], step):
+        low += int(np.count_nonzero(np.abs(2.0 * np.asarray(prob[z0:z0 + step], np.float32) - 1.0) < 0.5))
+    return low / max(1, int(np.prod(prob.shape)))
+
+
+def report_inputs(rounds: list[dict[str, Any]]) -> dict[str, str]:
+    """The keys of the steps whose files the report reads beyond the stack and the evaluation: each round's
+    generated and adapted sets, networks (their training curves) and predictions."""
+    keys: dict[str, str] = {}
+    for r in rounds:
+        i = r["round"]
+        keys[f"round{i}_generate"] = r["generate"]["key"]
+        if r.get("adapt"):
+            keys[f"round{i}_adapt"] = r["adapt"]["key"]
+        keys[f"round{i}_predict"] = r["predict"]["key"]
+        for j, c in enumerate(r["candidates"]):
+            keys[f"round{i}_train{j}"] = c["train"]["key"]
+            keys[f"round{i}_predict{j}"] = c["predict"]["key"]
+    return keys
 
 
 def segmentation_row(seg: np.ndarray, phi: float, vz, functions_file: Path, truth: np.ndarray | None
@@ -468,8 +595,8 @@ def resolve_align_region(align_region: Any, raw: Any, path: Any = None, *, quiet
     alignment fill of those slices left out (:func:`fibsynth.reconstruct.inspect.fill_borders`), the region it finds
     moved back into the stack's own pixels, as a hand-given one; one line naming ``align_region`` when no band
     stands out (the detector's reason), so that nothing runs on a registration the user did not ask for.
-    ``quiet=False``: a line on stderr says the detection is running (about a minute of CPU for 1024 x 1024 slices,
-    docs/reconstruct.md, auto13)."""
+    ``quiet=False``: a line on stderr says the detection is running (about 20 s of CPU for 1024 x 1024 slices,
+    docs/microscope.md, micro14)."""
     if align_region is None:
         return None, None
     if align_region != "auto":
@@ -649,6 +776,8 @@ _OUTPUT_TMP = re.compile(r"^\.(segmentation|probability|probability_[0-9]+|confi
 #: the resume state's temporary in ``WORK/partial/<key>/`` (predict_blocks writes done.json through atomic_path)
 _PARTIAL_TMP = re.compile(r"^\.done\.json\.tmp-[0-9a-f]{8}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+#: the output folder's lock (beside the user's own files: a name no other tool uses), held with the work folder's
+OUT_LOCK = ".fibsynth-reconstruct.lock"
 #: the confidence map's scratch file in the work folder (removed at the end of a run)
 CONFIDENCE_SCRATCH = "confidence.tmp.npy"
 
@@ -681,34 +810,93 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+#: the files :func:`predict_blocks` keeps in a resume folder ``WORK/partial/KEY/`` (besides done.json's temporaries)
+_PARTIAL_FILES = ("probability.npy", "done.json")
+
+
+def _partial_files(d: Path) -> list[Path]:
+    """The files of the resume folder ``d`` that :func:`predict_blocks` writes there: plain files of exactly those
+    names, never a link, never anything else."""
+    return sorted(f for f in d.iterdir() if (f.name in _PARTIAL_FILES or _PARTIAL_TMP.match(f.name))
+                  and f.is_file() and not f.is_symlink())
+
+
+def remove_partial(d: Path) -> int:
+    """Remove a resume folder ``WORK/partial/KEY``: the files :func:`predict_blocks` writes there, then the folder
+    itself if nothing else is left in it (a file someone else put there stays, and with it the folder). Returns
+    the bytes removed."""
+    n = 0
+    for f in _partial_files(d):
+        n += f.lstat().st_size
+        f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        d.rmdir()
+    return n
+
+
+def drop_abandoned_partials(work: Path, console: Any) -> list[tuple[Path, int]]:
+    """Once a run has made all its predictions: remove the resume folders ``WORK/partial/KEY`` left in the work
+    folder by predictions that were interrupted under other settings (this run's own are gone by then: a finished
+    prediction removes its folder, and a killed run's finished ones go at the start, :func:`clean_killed_run`).
+    Such a map is resumed only if a run asks for exactly that prediction again; it is the size of the stack in
+    float32 (1 GB at 256 x 1024 x 1024), so a run that finished under other settings removes it, and says so. Call it
+    holding the work folder's lock. Only ``KEY`` folders (64 hex digits; real folders, not links) are looked at,
+    only the files the prediction writes there are removed (:func:`remove_partial`); a folder whose ``done.json``
+    names another live process is left alone. Returns each folder and the bytes removed."""
+    part = work / "partial"
+    removed: list[tuple[Path, int]] = []
+    if not part.is_dir() or part.is_symlink():
+        return removed
+    for d in sorted(part.iterdir()):
+        if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
+            continue
+        try:
+            pid = json.loads((d / "done.json").read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            pid = None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        if not _partial_files(d) and any(d.iterdir()):
+            continue  # nothing of the prediction's in it
+        n = remove_partial(d)
+        removed.append((d, n))
+        console.print(f"removed {d} ({n / 1e6:.1f} MB): the unfinished prediction map of an earlier run with other "
+                      "settings (kept until now to be resumed, should those settings come back)")
+    return removed
+
+
 def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
     """Remove what a killed run of either workflow left behind (a SIGKILL or a crashed node gives it no chance to
     clean up) and return the paths removed and their size in bytes. Call it holding the work folder's lock: then
-    no live run writes there. Removed, each only where its name is exactly one this workflow makes:
+    no live run writes there (and the output folder's, for ``out``). Removed, each only where its name is exactly one
+    this workflow makes:
 
     * the step cache's temporary and replaced folders (``cache/.KEY.tmp-XXXXXXXX``, ``cache/.KEY.old-XXXXXXXX``;
       :meth:`fibsynth.experiment.cache.Cache.clean_stale`);
-    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and the whole
-      folder when step KEY is finished in the cache (the run died between finishing the step and removing it);
-      an unfinished map is kept: the next run resumes from it;
+    * in ``WORK/partial/KEY/`` (a prediction's resume state) the temporaries of ``done.json``, and when step KEY is
+      finished in the cache (the run died between finishing the step and removing it) the files the prediction
+      writes there and the folder (:func:`remove_partial`); an unfinished map is kept: the next run resumes from it
+      (and a run that finishes under other settings removes it, :func:`drop_abandoned_partials`);
     * the confidence map's scratch file ``WORK/confidence.tmp.npy``;
-    * with ``out`` (given when the work folder is ``OUT/work``, i.e. the lock covers OUT): the temporaries of the
-      outputs (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
+    * with ``out`` (the output folder, whose own lock the caller holds as well): the temporaries of the outputs
+      (``OUT/.segmentation.tif.tmp-XXXXXXXX``, ``.summary.json.tmp-...``, ``.report.html.tmp-...``, ...).
 
     Nothing else is touched: no file of the user's, no folder that merely looks similar."""
     from fibsynth.experiment.cache import Cache
 
     cache = Cache(work)
     found: list[Path] = cache.stale()
+    done_dirs: list[Path] = []
     part = work / "partial"
     if part.is_dir() and not part.is_symlink():
         for d in part.iterdir():
             if not (_KEY.match(d.name) and d.is_dir() and not d.is_symlink()):
                 continue
-            if cache.done(d.name):
-                found.append(d)
+            if cache.done(d.name):  # its files, then the folder if nothing else is in it
+                found += _partial_files(d)
+                done_dirs.append(d)
             else:
-                found += [f for f in d.iterdir() if _PARTIAL_TMP.match(f.name)]
+                found += [f for f in _partial_files(d) if _PARTIAL_TMP.match(f.name)]
     scratch = work / CONFIDENCE_SCRATCH
     if scratch.is_file() and not scratch.is_symlink():
         found.append(scratch)
@@ -717,15 +905,20 @@ def clean_killed_run(work: Path, out: Path | None) -> tuple[list[Path], int]:
     nbytes = sum(_size(f) for f in found)
     for f in found:
         _remove(f)
+    for d in done_dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+            found.append(d)
     return found, nbytes
 
 
 def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[str, Any] | None
              ) -> tuple[_Console, _Steps, dict[str, Any]]:
-    """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file), the
-    work folder (``work_dir``, default ``OUT/work``) and its lock, held until the run ends (:func:`run_scope`;
-    another run on the same folder is refused in one line naming the lock and the holder's pid; a killed run's
-    lock is taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
+    """Once every input of either workflow is checked: the output folder (one line when ``out`` is a file) and its
+    lock (``OUT/.fibsynth-reconstruct.lock``), the work folder (``work_dir``, default ``OUT/work``) and its lock
+    (``WORK/.lock``), both held until the run ends (:func:`run_scope`; another run on the same output folder or the
+    same work folder is refused in one line naming the lock and the holder's pid, whatever its other folder; a killed
+    run's locks are taken over and what it left is removed, :func:`clean_killed_run`), the console with the threads line,
     the step cache and the threads record (``threads``, or what torch runs with when called without
     :func:`thread_scope`)."""
     from fibsynth.experiment.lock import workdir_lock
@@ -740,10 +933,14 @@ def open_run(out: Path, quiet: bool, work_dir: str | Path | None, threads: dict[
     if work.exists() and not work.is_dir():
         raise FibsynthError("exists and is not a folder (the step cache goes there)", work,
                             param="out_dir" if work_dir is None else "work_dir")
-    work.mkdir(parents=True, exist_ok=True)
     dead: list[dict] = []
+    # OUT's own lock first: a run that writes the same OUT with its step cache elsewhere (the Python API's work_dir)
+    # is refused as well, and a refusal names the folder the user gave
+    stack.enter_context(workdir_lock(out, command="fibsynth reconstruct", took_over=dead, name=OUT_LOCK,
+                                     what="output folder"))
+    work.mkdir(parents=True, exist_ok=True)
     stack.enter_context(workdir_lock(work, command="fibsynth reconstruct", took_over=dead))
-    removed, nbytes = clean_killed_run(work, out if work.resolve() == (out / WORK).resolve() else None)
+    removed, nbytes = clean_killed_run(work, out)
     console = _Console(quiet)
     if dead or removed:
         who = f"an earlier run on this folder (pid {dead[0].get('pid', '?')})" if dead else "an earlier run"
@@ -1192,9 +1389,9 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     prob = np.load(d_pf / "probability.npy", mmap_mode="r")  # never read whole: outputs go block by block
     seg = np.load(d_ev / "segmentation.npy", mmap_mode="r")
-    conf_tmp = (Path(work_dir) if work_dir is not None else out / WORK) / CONFIDENCE_SCRATCH
-    low_conf = confidence_blocks(prob, conf_tmp, s.block)
-    conf = np.load(conf_tmp, mmap_mode="r")
+    conf = LazyConfidence(prob)  # the report's planes only; confidence.tif is written from a scratch map
+    work = Path(work_dir) if work_dir is not None else out / WORK
+    drop_abandoned_partials(work, console)  # every prediction of this run is made
     vox = VoxelSize(z=vz[0], y=vz[1], x=vz[2])
     params = {"settings": s.model_dump(mode="json"), "real_stack": str(real_path), "energy_kev": energy,
               "energy_source": energy_note, "detector": s.detector, "estimate": {k: v["value"] for k, v in (est2 or est1)["quantities"].items()},
@@ -1205,13 +1402,35 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     label_meta = VolumeMeta(kind="label", voxel_size_nm=vox, generator="fibsynth reconstruct (U-Net)",
                             materials={"0": s.pore, "1": s.solid}, seed=s.seed, energy_kev=energy, parameters=params,
                             offset_voxels=offset)
-    write_volume(out / "segmentation.tif", seg, label_meta)
-    write_volume(out / "probability.tif", prob,
-                 label_meta.model_copy(update={"kind": "image", "generator": "fibsynth reconstruct: P(solid) per voxel"}))
-    write_volume(out / "confidence.tif", conf,
-                 label_meta.model_copy(update={"kind": "image",
-                                               "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"}))
-    write_baselines(out, {m: base[m][1] for m in BASELINES}, label_meta, real_path)
+    prob_meta = label_meta.model_copy(update={"kind": "image", "generator": "fibsynth reconstruct: P(solid) per voxel"})
+    conf_meta = label_meta.model_copy(update={
+        "kind": "image", "generator": "fibsynth reconstruct: confidence |2P-1| (0 = undecided, 1 = certain)"})
+
+    def write_confidence(path: Path) -> dict:
+        scratch = work / CONFIDENCE_SCRATCH
+        try:
+            low = confidence_blocks(prob, scratch, s.block)
+            write_volume(path, np.load(scratch, mmap_mode="r"), conf_meta)
+        finally:
+            scratch.unlink(missing_ok=True)
+        return {"low_confidence_fraction": low}
+
+    # each file a cached step of its own (_Steps.files): a rerun writes only what is missing, was changed or is made
+    # from other results; the baselines' files depend on the stack alone (not on the prediction, nor the truth)
+    k_pf = final["predict"]["key"]
+    written = steps.files("outputs", out, {
+        "segmentation.tif": ({"meta": meta_key(label_meta)}, {"prediction": k_pf},
+                             lambda p: write_volume(p, seg, label_meta) and None),
+        "probability.tif": ({"meta": meta_key(prob_meta)}, {"prediction": k_pf},
+                            lambda p: write_volume(p, prob, prob_meta) and None),
+        "confidence.tif": ({"meta": meta_key(conf_meta)}, {"prediction": k_pf}, write_confidence),
+        **{f"{m}.tif": ({"meta": meta_key(baseline_meta(label_meta, m, real_path))}, {"real": k_in},
+                        lambda p, m=m: write_volume(p, np.load(base[m][1] / f"{m}.npy", mmap_mode="r"),
+                                                    baseline_meta(label_meta, m, real_path)) and None)
+           for m in BASELINES}}, "writing the segmentation, its confidence and the baselines")
+    low_conf = written["confidence.tif"].get("low_confidence_fraction")
+    if low_conf is None:  # an entry of confidence.tif always records it; a hand-edited one may not
+        low_conf = confidence_fraction(prob, s.block)
     total = time.perf_counter() - t_start
     summary: dict[str, Any] = {
         "fibsynth_version": __version__, "real_stack": desc, "energy_kev": energy, "energy_source": energy_note,
@@ -1247,15 +1466,20 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                    "this segmentation more than the threshold; give it more training (seg_steps) or "
                                    "check the structure estimate")
     from fibsynth.io import atomic_path
-
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=str))
     from fibsynth.reconstruct.report import write_reconstruct_report
 
-    with console.status("writing the report"):
-        write_reconstruct_report(out / "report.html", summary, real=real, seg=seg, conf=conf, prob=prob,
-                                 insp=insp, rounds=rounds, eval_dir=d_ev, voxel=vox, final=final)
-    del conf
-    conf_tmp.unlink(missing_ok=True)
-    console.print(f"[bold green]done[/] in {total:.0f} s: {out / 'segmentation.tif'}, report {out / 'report.html'}")
+    def write_summary(path: Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str))
+
+    def write_report(path: Path) -> None:
+        write_reconstruct_report(path, summary, real=real, seg=seg, conf=conf, prob=prob, insp=insp, rounds=rounds,
+                                 eval_dir=d_ev, voxel=vox, final=final)
+
+    # the summary and the report: rewritten only where what they show changed (not for a rerun's own timings)
+    r_key = ({"summary": summary_key(summary)}, {"real": k_in, "evaluation": k_ev, **report_inputs(rounds)})
+    steps.files("report", out, {"summary.json": (*r_key, write_summary), "report.html": (*r_key, write_report)},
+                "writing the summary and the report")
+    console.print(f"[bold green]done[/] in {time.perf_counter() - t_start:.0f} s: {out / 'segmentation.tif'}, "
+                  f"report {out / 'report.html'}")
     return summary
