@@ -55,7 +55,7 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         train_seed: int | None = None, translation: str = "auto", tta: int | None = None,
         artifact_dose: float = 40.0, device: str = "auto", threads: int | str = "auto",
         seg_features: tuple[int, ...] | None = None, seg_seeds: int | None = None,
-        seg_combine: str | None = None) -> dict:
+        seg_combine: str | None = None, seg_k: int | None = None) -> dict:
     from fibsynth.reconstruct import ReconstructSettings, reconstruct
 
     out.mkdir(parents=True, exist_ok=True)
@@ -72,13 +72,15 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
                                 **({} if tta is None else {"tta": tta}),
                                 **({} if seg_features is None else {"seg_features": tuple(seg_features)}),
                                 **({} if seg_seeds is None else {"seg_seeds": seg_seeds}),
-                                **({} if seg_combine is None else {"seg_combine": seg_combine}))
+                                **({} if seg_combine is None else {"seg_combine": seg_combine}),
+                                **({} if seg_k is None else {"seg_k": seg_k}))
         sub = "adapt" if name == "adapted" else ("noadapt" if not adapt else method)
         sub += "" if translation == "auto" else f"_{translation}"
         sub += "" if tta is None else f"_tta{tta}"
         sub += "" if seg_features is None else "_f" + "-".join(map(str, seg_features))
         sub += "" if seg_seeds is None else f"_seeds{seg_seeds}"
         sub += "" if seg_combine is None else f"_{seg_combine}"
+        sub += "" if seg_k is None else f"_k{seg_k}"
         summ = reconstruct(stack, out / f"{kind}_{sub}", s, truth=truth, work_dir=out / f"{kind}_work")
         dt = time.perf_counter() - t0
         ev = summ["evaluation"]
@@ -97,6 +99,7 @@ def run(kind: str, shape, out: Path, *, imaging: str, epp: int, budget: float, s
         row[f"U-Net {name}: seg_features"] = list(s.seg_features)
         row[f"U-Net {name}: seg_seeds"] = s.seg_seeds
         row[f"U-Net {name}: seg_combine"] = s.seg_combine
+        row[f"U-Net {name}: seg_k"] = s.seg_k
         if summ.get("candidate_mds"):
             row[f"U-Net {name}: MDS per round and seed"] = summ["candidate_mds"]
             row[f"U-Net {name}: seed choice per round"] = [r["seed_choice"] for r in summ["rounds"]]
@@ -282,6 +285,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seg-combine", default=None, choices=["choose", "mean"], help="reconstruct's use of the "
                     "seeds' networks (default: its default; a given value is added to the output folder's name; the "
                     "networks are shared through the work folder)")
+    ap.add_argument("--seg-k", type=int, default=None, help="reconstruct's 2.5D context slices on each side "
+                    "(default: its default; a given value is added to the output folder's name; the steps before "
+                    "training are shared through the work folder)")
     ap.add_argument("--timing", type=int, nargs="*", help="only time the size-dependent steps at these n^3 "
                     "(e.g. --timing 64 96 128) and extrapolate to 512^3 and 1024^3")
     a = ap.parse_args(argv)
@@ -295,7 +301,8 @@ def main(argv=None) -> None:
                         seed=a.seed, voxel_nm=a.voxel_nm, slice_nm=a.slice_nm, no_adapt=a.no_adapt_baseline,
                         cyclegan=a.cyclegan, cache=a.stack_cache, train_seed=a.train_seed, translation=a.translation,
                         tta=a.tta, artifact_dose=a.artifact_dose, device=a.device or "auto", threads=a.threads,
-                        seg_features=a.seg_features, seg_seeds=a.seg_seeds, seg_combine=a.seg_combine))
+                        seg_features=a.seg_features, seg_seeds=a.seg_seeds, seg_combine=a.seg_combine,
+                        seg_k=a.seg_k))
         print(json.dumps(rows[-1], indent=1), flush=True)
     import os
 

@@ -161,9 +161,11 @@ def test_a_run_that_will_not_fit_on_the_disk_is_warned_about(tmp_path, monkeypat
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.workflow import disk_need_bytes, disk_warning
 
-    s = ReconstructSettings()
+    s = ReconstructSettings(seg_combine="choose")
     shape = (1000, 2048, 2048)
-    assert 150e9 < disk_need_bytes(shape, s) < 170e9  # 38 bytes per voxel with the defaults
+    assert 150e9 < disk_need_bytes(shape, s) < 170e9  # 38 bytes per voxel with one network kept per round
+    # the default ensemble (seg_combine="mean") adds one float32 map per round
+    assert disk_need_bytes(shape, ReconstructSettings()) - disk_need_bytes(shape, s) == 8 * 1000 * 2048 * 2048
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 9 * 10**11, 10**11))
     w = disk_warning(tmp_path, tmp_path / "work", shape, s)

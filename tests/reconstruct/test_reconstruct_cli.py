@@ -207,6 +207,9 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--phases", "3", "--detector", "se", "--engine", "mc"], "--detector"),
     (["--phases", "3", "--tta", "4"], "--tta"),  # the n-class prediction has no averaged form
     (["--tta", "9"], "--tta"),
+    (["--seg-k", "0"], "--seg-k"),
+    (["--seg-k", "9"], "--seg-k"),
+    (["--seg-k", "3", "--mode", "2d"], "--seg-k: the context slices"),  # no context slices in 2D / 3D
     (["--device", "tpu9"], "--device"),
     (["--align-region", "0:10,0:40"], "needs align"),  # the region registers for the align correction
     (["--correct", "align", "--align-region", "0:10"], "Y0:Y1,X0:X1"),

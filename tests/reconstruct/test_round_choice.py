@@ -73,3 +73,43 @@ def test_calibration_scales():
     assert logit(odds) == pytest.approx(logit(r) - (logit(syn) - logit(true)), rel=1e-6)
     assert 0.05 < odds < r
     assert E.CALIBRATION_SCALE == "odds" and out["odds"]["calibration"]["scale"] == "odds"
+
+
+def test_seed_agreement_vetoes_a_round_2_whose_networks_agree_less():
+    """recon13's hier run (seed 0, seg_combine mean): round 2 over-segmented (solid fraction 0.33-0.37 for a truth of
+    0.25, MDS 0.857 vs round 1's 0.896) yet imaged more like the stack (the recorded r and octants below), so the
+    forward consistency alone kept it; its two U-Nets agreed less (kappa 0.888 vs 0.917). A no-adaptation run
+    (recon14) whose round 1 called nearly everything solid (MDS 0.34) differed on fewer voxels than its better
+    round 2 (MDS 0.65) but agreed less beyond chance: kappa keeps round 2 there."""
+    f1 = {"r": 0.8328, "octants": [0.8843, 0.8819, 0.8769, 0.8685, 0.8927, 0.8779, 0.8771, 0.8752]}
+    f2 = {"r": 0.8714, "octants": [0.881, 0.8722, 0.8864, 0.8749, 0.9102, 0.8965, 0.8959, 0.896]}
+    a1, a2 = {"kappa": 0.9174, "disagreement": 0.0344}, {"kappa": 0.8883, "disagreement": 0.0509}
+    assert E.choose_round(f1, f2)["keep_round_2"] is True  # the forward consistency alone
+    t = E.choose_round(f1, f2, agreement=(a1, a2))
+    assert t["keep_round_2"] is False and t["vetoed_by_agreement"] is True and t["seed_kappa"] == [0.9174, 0.8883]
+    t = E.choose_round(f1, f2, agreement=(a2, a1))  # round 2's networks agree better: kept
+    assert t["keep_round_2"] is True and t["vetoed_by_agreement"] is False
+    # the agreement never makes round 2 win where the forward consistency does not
+    assert E.choose_round(f2, f1, agreement=(a2, a1))["keep_round_2"] is False
+    # measured on the networks' maps: kappa corrects the agreement that the solid fractions give by chance
+    rng = np.random.default_rng(0)
+    p = rng.random((4, 20, 20)).astype(np.float32)
+    q = p.copy()
+    q[0] = 1 - q[0]  # a quarter of the voxels change side of 0.5
+    assert E.seed_agreement([p, p]) == {"kappa": 1.0, "disagreement": 0.0}
+    half = E.seed_agreement([p, q])
+    assert half["disagreement"] == pytest.approx(0.25, abs=0.02) and half["kappa"] == pytest.approx(0.5, abs=0.05)
+    assert E.seed_agreement([p, p, q])["disagreement"] == pytest.approx(2 / 3 * half["disagreement"])
+    solid = (p * 0.3 + 0.65).astype(np.float32)  # nearly all solid in both: few voxels differ, no agreement beyond chance
+    solid2 = solid.copy()
+    solid2.flat[::10] = 0.0
+    mostly = E.seed_agreement([solid, solid2])
+    assert mostly["disagreement"] < half["disagreement"] and mostly["kappa"] < half["kappa"]
+    assert E.seed_agreement([solid, solid])["kappa"] == 0.0  # one class only: no agreement beyond chance defined
+    with pytest.raises(E.FibsynthError):
+        E.seed_agreement([p])
+    from fibsynth.reconstruct.workflow import round_reason
+
+    t = E.choose_round(f1, f2, agreement=(a1, a2))
+    why = round_reason(False, f1["r"], f2["r"], t)
+    assert why.startswith("round 1 kept") and "0.888" in why and "0.917" in why and "5.1 %" in why

@@ -94,7 +94,8 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     base = dict(structures=1, val_structures=1, synth_slices=8, synth_side=32, seg_steps=2, reestimate=False, seed=3,
                 threads=1)
     work = tmp_path / "work"
-    s2 = reconstruct(tmp_path / "stack.tif", tmp_path / "two", ReconstructSettings(**base, seg_seeds=2),
+    s2 = reconstruct(tmp_path / "stack.tif", tmp_path / "two", ReconstructSettings(**base, seg_seeds=2,
+                                                                                   seg_combine="choose"),
                      truth=tmp_path / "truth.tif", quiet=True, work_dir=work)
     ch = s2["rounds"][0]["seed_choice"]
     assert ch["seeds"] == [3, 4] and len(ch["r"]) == 2 and len(ch["octants"]) == 2
@@ -110,9 +111,9 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert s1["rounds"][0]["seed_choice"] is None and s1["rounds"][0]["seed"] == 3 and s1["candidate_mds"] is None
     assert [x["status"] for x in s1["steps"] if x["step"] in ("train", "predict")] == ["cached", "cached"]
     assert s1["round_mds"][0] == pytest.approx(s2["candidate_mds"][0][0])
-    # seg_combine="mean": the same two networks (cached), their P(solid) averaged instead of one chosen
-    sm = reconstruct(tmp_path / "stack.tif", tmp_path / "mean", ReconstructSettings(**base, seg_seeds=2,
-                                                                                     seg_combine="mean"),
+    # seg_combine="mean" (the default): the same two networks (cached), their P(solid) averaged instead of one chosen
+    assert ReconstructSettings().seg_combine == "mean"
+    sm = reconstruct(tmp_path / "stack.tif", tmp_path / "mean", ReconstructSettings(**base, seg_seeds=2),
                      truth=tmp_path / "truth.tif", quiet=True, work_dir=work)
     st = {x["step"]: x["status"] for x in sm["steps"]}
     assert st["combine"] == "ran" and "choose_seed" not in st
@@ -126,6 +127,19 @@ def test_seg_seeds_chooses_by_forward_consistency(tmp_path):
     assert np.allclose(np.asarray(read_volume(tmp_path / "mean" / "probability.tif").data), (preds[0] + preds[1]) / 2,
                        atol=1e-6)
     assert "their probabilities P(solid) are averaged" in (tmp_path / "mean" / "report.html").read_text()
+    # seg_k (the 2.5D context) reaches the network and the train step's key: only training and prediction rerun
+    sk = reconstruct(tmp_path / "stack.tif", tmp_path / "k3", ReconstructSettings(**base, seg_seeds=1, seg_k=3),
+                     quiet=True, work_dir=work)
+    st = {x["step"]: x["status"] for x in sk["steps"]}
+    assert st["train"] == st["predict"] == "ran" and st["generate"] == st["estimate"] == st["translate"] == "cached"
+    cfgs = [json.loads((f.parent / "model" / "config.json").read_text()) for f in work.glob("cache/*/DONE.json")
+            if json.loads(f.read_text())["step"] == "train"]
+    from fibsynth.reconstruct.settings import DEFAULT_SEG_K
+
+    assert DEFAULT_SEG_K != 3 and sorted(c["k"] for c in cfgs) == sorted([DEFAULT_SEG_K] * 2 + [3])
+    assert sk["settings"]["seg_k"] == 3 and sk["segmentation_plan"]["context_slices_each_side"] == 3
+    html = (tmp_path / "k3" / "report.html").read_text()
+    assert "seg_k" in html and "3 neighbours on each side" in html
 
 
 def test_mean_blocks_is_the_mean_block_by_block(tmp_path):

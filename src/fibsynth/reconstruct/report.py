@@ -370,8 +370,11 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
     ttab = {"mode": summary["settings"]["mode"], **{k2: v for k2, v in summary["segmentation_plan"].items()},
             "epochs run": tr.get("epochs_run"), "best validation MDS (held-out synthetic)": tr.get("best_val_mds"),
             "Otsu on the same validation data": tr.get("val_otsu_mds")}
-    sections.append(Section("Segmentation network", "A U-Net (2.5D: each slice with two neighbours on each side) "
-                            "trained with Dice loss; validated after every epoch on held-out synthetic structures.",
+    k_ctx = summary["settings"].get("seg_k", 2)
+    sections.append(Section("Segmentation network", "A U-Net (" + (
+                            f"2.5D: each slice with {k_ctx} neighbour{'s' if k_ctx != 1 else ''} on each side"
+                            if summary["settings"]["mode"] == "2.5d" else summary["settings"]["mode"].upper())
+                            + ") trained with Dice loss; validated after every epoch on held-out synthetic structures.",
                             tables=[("Training", ttab)],
                             figures=[("Validation score during training", figure_png(training_figure(tr.get("history", []))))]))
     if any(r.get("functions_file") for r in ev.values()):

@@ -11,6 +11,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.reconstruct.inspect import CORRECTIONS
 
 DEFAULT_ENERGY_KEV = 2.0
+DEFAULT_SEG_K = 2  # the 2.5D U-Net's context slices on each side (ReconstructSettings.seg_k)
 
 
 class ReconstructSettings(StrictModel):
@@ -49,19 +50,27 @@ class ReconstructSettings(StrictModel):
         "full-size Monte Carlo test stack in 4 paired runs (same data and seed): differences +0.052, +0.012, -0.041, "
         "+0.002 MDS -- no clear gain; both widths have bad training seeds (docs/reconstruct.md, recon7)")
     seg_batch: int = Field(16, ge=1, le=1024)
+    seg_k: int = Field(
+        DEFAULT_SEG_K, ge=1, le=8, description="2.5D U-Net (mode 2.5d): neighbouring slices on each side of the slice "
+        "it segments, given to the network as channels (2 k + 1 slices in all; ~10 % more CPU per optimizer step at 4). "
+        "Measured (docs/reconstruct.md, recon14): 4 against 2 on five paired full-size runs, final MDS +0.007, "
+        "-0.006, +0.010, +0.007, +0.003 -- a gain on average, not on every pair, so 2 stays the default. Other modes "
+        "have no context slices: another value is refused with them")
     seg_seeds: int = Field(
         2, ge=1, le=8, description="U-Nets trained per round on the same synthetic data with different seeds (seed, "
-        "seed + 1, ...); the one whose reconstruction of your stack, imaged again by the fast path, correlates best "
-        "with the stack is kept (label-free, fibsynth.reconstruct.estimate.choose_candidate). N costs N trainings "
+        "seed + 1, ...), combined as seg_combine says: their P(solid) averaged (mean, the default), or the one whose "
+        "reconstruction of your stack, imaged again by the fast path, correlates best with the stack kept (choose; "
+        "label-free, fibsynth.reconstruct.estimate.choose_candidate); their agreement also guards the round choice "
+        "(estimate.choose_round). N costs N trainings "
         "and predictions per round (2, the default: one more training per round, ~1 min of an idle core). Measured "
         "(docs/reconstruct.md, recon8): the choice kept the best or a near-best seed on every stack, where the "
         "synthetic validation score picked the worst seed on two; 1 is the single network of before")
     seg_combine: Literal["choose", "mean"] = Field(
-        "choose", description="what becomes of the seg_seeds networks of a round: choose (the default) keeps the one "
-        "chosen by forward consistency (seg_seeds); mean averages their P(solid) (an ensemble: no extra training, "
-        "one more probability map on disk per round). Measured (docs/reconstruct.md, recon13): +0.001 to +0.007 MDS where "
-        "the round choice kept the same round, but on one of five runs it tipped the round choice to a worse round 2 "
-        "(-0.036), so choose stays the default")
+        "mean", description="what becomes of the seg_seeds networks of a round: mean (the default since recon14) "
+        "averages their P(solid) (an ensemble: no extra training, one more probability map on disk per round); choose "
+        "keeps the one chosen by forward consistency (seg_seeds). Measured (docs/reconstruct.md, recon13, recon14): "
+        "with the round rule that also asks the seeds' agreement (recon14), mean beat choose on all five paired full-size "
+        "runs (+0.001 to +0.004 MDS); with the old rule it had tipped one round choice to a worse round 2 (-0.036)")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     align_region: tuple[int, int, int, int] | Literal["auto"] | None = Field(
         None, description="register the slices on this rectangle only, (y0, y1, x0, x1) in pixels, half-open, of the "
@@ -118,6 +127,9 @@ class ReconstructSettings(StrictModel):
         if self.align_region is not None and "align" not in self.correct:
             raise FibsynthError("registers the slices for the align correction: needs align among the "
                                 "corrections", param="align_region")
+        if self.seg_k != DEFAULT_SEG_K and self.mode != "2.5d":  # (the default: also in a 2d/3d run's saved settings)
+            raise FibsynthError(f"the context slices ({self.seg_k} on each side) belong to the 2.5D U-Net: leave it "
+                                f"out with mode {self.mode}, or use mode 2.5d", param="seg_k")
         if self.engine == "mc" and self.translation != "auto":
             raise FibsynthError(f"{self.translation!r} applies to the fast engine only (the Monte Carlo engine's images "
                                 "need no translation): leave it at auto or use engine fast", param="translation")

@@ -257,12 +257,14 @@ def _seg_settings(s: ReconstructSettings, side: int, nz: int) -> tuple[Any, dict
     steps = s.seg_steps or int(np.clip(40 * s.budget_min, 100, 600))
     per_epoch_steps = max(1, min(20, steps))
     epochs = max(1, math.ceil(steps / per_epoch_steps))
-    ts = TrainSettings(mode=s.mode, k=2, features=tuple(s.seg_features), num_res_units=1, patch=patch,
+    k = int(s.seg_k) if s.mode == "2.5d" else 2  # 2d / 3d: no context slices (k unused; their keys as before)
+    ts = TrainSettings(mode=s.mode, k=k, features=tuple(s.seg_features), num_res_units=1, patch=patch,
                        stride=patch // 2, batch=s.seg_batch, epochs=epochs, lr=2e-3, lr_patience=4,
                        early_stop=max(8, epochs // 3), augment="dihedral", seed=int(s.seed),
                        patches_per_epoch=per_epoch_steps * s.seg_batch, **lightning_device(s.device))
     return ts, {"optimizer_steps": epochs * per_epoch_steps, "epochs": epochs, "steps_per_epoch": per_epoch_steps,
-                "patch": patch, "batch": s.seg_batch}
+                "patch": patch, "batch": s.seg_batch,
+                **({"context_slices_each_side": k} if s.mode == "2.5d" else {})}
 
 
 def predict_batch(device: str) -> int:
@@ -724,8 +726,9 @@ def disk_need_bytes(shape: tuple[int, ...], s: Any) -> int:
     """Disk space the binary workflow needs for a stack of ``shape`` (at most: both rounds run): the float32 stack
     (``real.npy``), one float32 probability map per trained U-Net (``seg_seeds`` per round), the evaluate step's three
     uint8 segmentations, the transient float32 confidence and the outputs (probability and confidence float32,
-    segmentation, Otsu and k-means uint8). 38 bytes per voxel with the defaults: ~10 GB for 256 x 1024 x 1024,
-    ~160 GB for 1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
+    segmentation, Otsu and k-means uint8), and with ``seg_combine="mean"`` (the default) each round's float32 mean
+    map. 46 bytes per voxel with the defaults (38 with ``choose``): ~12 GB for 256 x 1024 x 1024, ~193 GB for
+    1000 x 2048 x 2048. The synthetic data and models add a few hundred MB at most."""
     rounds = 2 if s.reestimate else 1
     ens = 4 * rounds if s.seg_seeds > 1 and getattr(s, "seg_combine", "choose") == "mean" else 0
     per_voxel = 4 + 4 * s.seg_seeds * rounds + ens + 3 + 4 + (4 + 4 + 1 + 1 + 1)
@@ -1014,11 +1017,21 @@ def round_reason(keep2: bool, f1: float, f2: float, test: dict[str, Any]) -> str
     """The sentence the summary and report give for the round choice (:func:`fibsynth.reconstruct.estimate.choose_round`)."""
     octs = (f"; octants {test['octant_delta_mean']:+.4f} +- {test['octant_delta_sem']:.4f}"
             if "octant_delta_mean" in test else "")
+    dis = (f"; its U-Nets agree with kappa {test['seed_kappa'][1]:.3f} (differ on "
+           f"{100 * test['seed_disagreement'][1]:.1f} % of the voxels), round 1's {test['seed_kappa'][0]:.3f} "
+           f"({100 * test['seed_disagreement'][0]:.1f} %)" if "seed_kappa" in test else "")
     if keep2:
         return (f"round 2 kept: its reconstruction, imaged again, correlates clearly better with your stack "
-                f"(r = {f2:.4f} vs {f1:.4f} for round 1{octs})")
+                f"(r = {f2:.4f} vs {f1:.4f} for round 1{octs}{dis})")
+    if test.get("vetoed_by_agreement"):
+        return (f"round 1 kept: round 2's reconstruction, imaged again, correlates better with your stack (r = "
+                f"{f2:.4f} vs {f1:.4f} for round 1{octs}), but its U-Nets agree less on your stack (kappa "
+                f"{test['seed_kappa'][1]:.3f} vs {test['seed_kappa'][0]:.3f} for round 1's; they differ on "
+                f"{100 * test['seed_disagreement'][1]:.1f} % vs {100 * test['seed_disagreement'][0]:.1f} % of the "
+                "voxels): its training data fit your stack less well")
     return (f"round 1 kept: round 2's reconstruction, imaged again, does not correlate clearly better with your "
-            f"stack (r = {f2:.4f} vs {f1:.4f} for round 1{octs}; rule: {test['rule']}), so regenerating did not help")
+            f"stack (r = {f2:.4f} vs {f1:.4f} for round 1{octs}{dis}; rule: {test['rule']}), so regenerating did "
+            "not help")
 
 
 def reconstruct(real_path: str | Path, out_dir: str | Path, settings: ReconstructSettings | None = None, *,
@@ -1336,8 +1349,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             _, est3 = reestimate(1, est2)
             c2 = E.self_consistency(est2, est3)
             f1, f2 = est2["forward_consistency"], est3["forward_consistency"]
+            # rounds of several U-Nets: how well they agree on the stack (the crop; seconds, so not a step)
+            agree = ([E.seed_agreement([E._crop(np.load(c["predict"]["dir"] / "probability.npy", mmap_mode="r"))
+                                        for c in rd["candidates"]]) for rd in rounds]
+                     if all(len(rd["candidates"]) > 1 for rd in rounds) else None)
             test = E.choose_round(*({"r": e["forward_consistency"], "octants": e.get("forward_consistency_octants")}
-                                    for e in (est2, est3)))
+                                    for e in (est2, est3)), agreement=agree)
             keep2 = test["keep_round_2"]
             choice = {"chosen_round": 2 if keep2 else 1, "self_consistency": [c1, c2], "forward_consistency": [f1, f2],
                       "test": test, "estimate_round_2_result": est3, "reason": round_reason(keep2, f1, f2, test)}
