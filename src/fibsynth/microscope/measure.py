@@ -370,7 +370,8 @@ class _ExactSum:
         return up(self._tree)
 
 
-def _streamed_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _streamed_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """``_levels(x, _band_classes(x, bands, axis), bands, axis)`` with ``x[k] = read(k)`` read one slice at a time
     (four times: band ranges, histograms, phase cores and counts, sums), the same numbers: the Otsu thresholds from
     histograms summed over the slices (counts are exact, the range is the whole band's), the phase cores eroded
