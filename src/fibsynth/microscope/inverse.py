@@ -707,7 +707,7 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded.
 
     The stack is read one slice at a time (a memory map or dask array stays on disk; the float64 output is the
-    only whole-stack array) except by ``method="model"``'s measurement (:func:`shading_profile` holds the stack).
+    only whole-stack array; ``method="model"``'s measurement, :func:`shading_profile`, reads it eight times).
     ``out``: a float64 array of the stack's shape to write into (it may be ``stack`` itself)."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
@@ -817,8 +817,7 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
 
     The input is read one slice at a time (a memory map, dask or Zarr array stays on disk) and the corrections
     write into one float64 stack, each step slice by slice in place of the step before (each slice is read before
-    it is written): about one float64 copy of the stack in all, plus the slices being worked on (and
-    ``shading_method="model"``'s measurement, :func:`shading_profile`, which holds the stack)."""
+    it is written): about one float64 copy of the stack in all, plus the slices being worked on."""
     cfg = config or CorrectConfig()
     x = _Slices(stack, "stack")
     rec: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "applied": []}

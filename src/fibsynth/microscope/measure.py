@@ -315,6 +315,150 @@ def _levels(x: np.ndarray, bright: np.ndarray, bands: int, axis: int) -> tuple[n
     return dark, light
 
 
+def _band_edges(n: int, bands: int) -> np.ndarray:
+    return np.linspace(0, n, bands + 1).astype(int)
+
+
+_CROSS = np.zeros((3, 3, 3), bool)
+_CROSS[1] = ndimage.generate_binary_structure(2, 1)  # a 2D cross in the middle plane: each slice eroded alone
+
+
+class _ExactSum:
+    """``np.add.reduce`` (so ``.mean()``) of a float64 series of known length ``n`` fed in pieces, with the same
+    rounding as on the whole series held at once: numpy sums a contiguous array pairwise, splitting a run of more
+    than 128 values at ``n2 = n // 2 - (n // 2) % 8``; the same splits are made here down to runs of at most
+    ``leaf`` values, which numpy sums as it would inside the whole array (``np.add.reduce(run, initial=-0.0)``:
+    ``-0.0 + s == s`` for every ``s``), and the runs' sums are added up the same tree. Holds under one run of
+    values: ``leaf`` (default ``max(512, n // 2048)``, at least 128) bounds both that and the number of runs."""
+
+    def __init__(self, n: int, leaf: int | None = None):
+        self.n, self._runs, self._sums = int(n), [], []
+        leaf = max(512, self.n // 2048) if leaf is None else leaf
+        self._tree = self._split(self.n, max(int(leaf), 128))
+        self._buf: list[np.ndarray] = []
+        self._held, self._next = 0, 0
+
+    def _split(self, n: int, leaf: int) -> Any:
+        if n <= leaf:
+            self._runs.append(n)
+            return None
+        n2 = n // 2
+        n2 -= n2 % 8
+        return (self._split(n2, leaf), self._split(n - n2, leaf))
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size:
+            self._buf.append(np.ascontiguousarray(values, np.float64).ravel())
+            self._held += values.size
+        while self._next < len(self._runs) and self._held >= self._runs[self._next] and self._buf:
+            a = self._buf[0] if len(self._buf) == 1 else np.concatenate(self._buf)
+            at = 0
+            while self._next < len(self._runs) and a.size - at >= self._runs[self._next]:
+                m = self._runs[self._next]
+                self._sums.append(np.add.reduce(a[at:at + m], initial=-0.0))
+                at, self._next = at + m, self._next + 1
+            self._buf = [a[at:].copy()] if at < a.size else []  # not a view that keeps all of a
+            self._held = a.size - at
+
+    def total(self) -> float:
+        if self._next != len(self._runs) or self._held:
+            raise RuntimeError("the series was not fed its announced length")  # a bug here, not the caller's
+        it = iter(self._sums)
+
+        def up(node: Any) -> float:
+            return next(it) if node is None else up(node[0]) + up(node[1])
+        return up(self._tree)
+
+
+def _streamed_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``_levels(x, _band_classes(x, bands, axis), bands, axis)`` with ``x[k] = read(k)`` read one slice at a time
+    (four times: band ranges, histograms, phase cores and counts, sums), the same numbers: the Otsu thresholds from
+    histograms summed over the slices (counts are exact, the range is the whole band's), the phase cores eroded
+    slice by slice (the cross of :func:`_levels` has no z neighbours), the means summed in the order and with the
+    rounding of ``raw[core].mean()`` on the whole stack (:class:`_ExactSum`). Holds a few slices and the cores'
+    bits (4 bits a voxel, packed)."""
+    from skimage.filters import threshold_otsu
+
+    e = _band_edges(shape[axis - 1], bands)
+    bsl = []
+    for i in range(bands):
+        sl = [slice(None)] * 2
+        sl[axis - 1] = slice(e[i], e[i + 1])
+        bsl.append(tuple(sl))
+
+    def smooth(k: int) -> tuple[np.ndarray, np.ndarray]:
+        img = read(k)
+        return img, ndimage.gaussian_filter(img[None], (0, 1.0, 1.0))[0]  # as gaussian_filter(x, (0, 1, 1))[k]
+
+    # pass 1: each band's and the whole stack's range of the smoothed values
+    lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
+    glo, ghi = np.inf, -np.inf
+    for k in range(nz):
+        _, sm = smooth(k)
+        for i, sl in enumerate(bsl):
+            if sm[sl].size:
+                lo[i], hi[i] = min(lo[i], sm[sl].min()), max(hi[i], sm[sl].max())
+        glo, ghi = min(glo, sm.min()), max(ghi, sm.max())
+    # pass 2: 256-bin histograms over those ranges (threshold_otsu's, summed over slices) -> Otsu thresholds
+    use = [bool(hi[i] > lo[i]) for i in range(bands)]
+    counts = [np.zeros(256, np.intp) for _ in range(bands + 1)]
+    edges: list[Any] = [None] * (bands + 1)
+    for k in range(nz):
+        _, sm = smooth(k)
+        for i, sl in enumerate(bsl):
+            if use[i]:
+                c, edges[i] = np.histogram(sm[sl], bins=256, range=(lo[i], hi[i]))
+                counts[i] += c
+        if ghi > glo:
+            c, edges[bands] = np.histogram(sm, bins=256, range=(glo, ghi))
+            counts[bands] += c
+
+    def otsu(i: int) -> float:
+        return threshold_otsu(hist=(counts[i], (edges[i][:-1] + edges[i][1:]) / 2.0))
+    thr = [otsu(i) if use[i] else None for i in range(bands)]
+    gthr = otsu(bands) if ghi > glo else glo  # a constant stack: threshold_otsu returns its value
+    # pass 3: phase cores (per band's class, and of the whole stack's class), their counts, kept as bits
+    n_hi, n_lo = np.zeros((bands, nz), np.int64), np.zeros((bands, nz), np.int64)
+    g_n = np.zeros(2, np.int64)
+    bits = []
+    for k in range(nz):
+        _, sm = smooth(k)
+        bright = np.zeros(sm.shape, bool)
+        for i, sl in enumerate(bsl):
+            if thr[i] is not None:
+                bright[sl] = sm[sl] > thr[i]
+        glob = sm > gthr
+        cores = [ndimage.binary_erosion(m[None], _CROSS)[0] for m in (bright, ~bright, glob, ~glob)]
+        for i, sl in enumerate(bsl):
+            n_hi[i, k], n_lo[i, k] = cores[0][sl].sum(), cores[1][sl].sum()
+        g_n += (cores[2].sum(), cores[3].sum())
+        bits.append(np.packbits(np.stack(cores)))
+    ok = (n_hi.sum(1) >= 20) & (n_lo.sum(1) >= 20)
+    glob_ok = bool(g_n[0] > 0 and g_n[1] > 0)
+    # pass 4: the means, summed as numpy sums the whole stack's selections
+    acc = {(i, j): _ExactSum((n_hi if j else n_lo)[i].sum()) for i in range(bands) if ok[i] for j in (0, 1)}
+    gacc = [_ExactSum(g_n[0]), _ExactSum(g_n[1])] if glob_ok else []
+    for k in range(nz):
+        raw = read(k)
+        cores = np.unpackbits(bits[k], count=4 * raw.size).reshape((4,) + raw.shape).view(bool)
+        bits[k] = None
+        for (i, j), s in acc.items():
+            s.add(raw[bsl[i]][cores[1 - j][bsl[i]]])
+        for j, s in enumerate(gacc):
+            s.add(raw[cores[2 + j]])
+    dark, light = np.full(bands, np.nan), np.full(bands, np.nan)
+    for i in range(bands):
+        if ok[i]:
+            dark[i] = acc[i, 0].total() / acc[i, 0].n
+            light[i] = acc[i, 1].total() / acc[i, 1].n
+    if glob_ok:
+        whole = gacc[0].total() / gacc[0].n - gacc[1].total() / gacc[1].n
+        bad = ~(light - dark > 0.4 * whole)
+        dark[bad], light[bad] = np.nan, np.nan
+    return dark, light
+
+
 def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) -> dict[str, float]:
     """Trench shadow, tilt and black level of a stack, from the two phases' gray levels in ``bands`` bands of rows
     and of columns. Shading multiplies the signal above the black level, so the contrast (bright minus dark level)
@@ -324,11 +468,14 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
     dark level is linear in the contrast across the bands and its intercept is the black level (``offset``). The
     rows are then flattened (signal above the black level divided by the shadow), classified again per band of
     columns, and the columns' contrast fitted by
-    ``c0 + c1 * (x/(W-1) - 1/2)``, ``tilt = c1 / c0``."""
-    x = _stack(stack, "stack")
-    ny, nx = x.shape[1:]
-    bright = _band_classes(x, bands, 1)
-    dark, light = _levels(x, bright, bands, 1)
+    ``c0 + c1 * (x/(W-1) - 1/2)``, ``tilt = c1 / c0``.
+
+    Reads ``stack`` (any array-like: memory map, dask array) one slice at a time, four times for the rows and four
+    for the columns (:func:`_streamed_levels`): the same numbers as on the whole stack in float64 (thresholds,
+    phase cores and means alike), holding a few slices and 4 bits a voxel (shade14)."""
+    x = _Slices(stack, "stack")
+    nz, ny, nx = x.shape
+    dark, light = _streamed_levels(x.__getitem__, nz, (ny, nx), bands, 1)
     ok = np.isfinite(dark)
     if ok.sum() < 3:
         raise FibsynthError("cannot find two phases in enough places to measure the shading", param="stack")
@@ -348,10 +495,12 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
         (offset, _slope), *_ = np.linalg.lstsq(np.stack([np.ones_like(ys), ys], 1), yd, rcond=None)
         offset = float(offset)
     yy = np.linspace(0, 1, ny)
-    rel = np.maximum((c0 + c1 * yy ** p) / c0, 1e-3)[None, :, None]
+    rel = np.maximum((c0 + c1 * yy ** p) / c0, 1e-3)[:, None]
     off = 0.0 if offset is None else offset
-    flat = (x - off) / rel + off
-    cdark, clight = _levels(flat, _band_classes(flat, bands, 2), bands, 2)
+
+    def flat(k: int) -> np.ndarray:  # slice k of (x - off) / rel + off, the rows flattened
+        return (x[k] - off) / rel + off
+    cdark, clight = _streamed_levels(flat, nz, (ny, nx), bands, 2)
     okc = np.isfinite(cdark)
     if okc.sum() < 3:
         raise FibsynthError("cannot find two phases in enough places to measure the shading", param="stack")
