@@ -4,7 +4,6 @@ whole-array code (written out here as the reference), with a fraction of its mem
 
 from __future__ import annotations
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from fibsynth.errors import FibsynthError
 from fibsynth.microscope import CorrectConfig
 from fibsynth.microscope.inverse import _pcc, _poly_design, _prepare_for_registration, auto_levels, check_region
 from test_lazy_slices import _drifting, _example, _ref_chain
+from test_lazy_slices import _traced_peak as _peak
 
 
 # the former whole-array code: the stack converted to float64 at once, then the same steps
@@ -95,12 +95,7 @@ def test_lazy_corrections_give_the_whole_array_numbers_exactly(which):
 
 def _traced_peak(fn, stack):
     fn(np.asarray(stack[:4]))  # first-use imports and caches outside the trace
-    tracemalloc.start()
-    try:
-        fn(stack)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return _peak(fn, stack)
 
 
 def test_corrections_hold_one_float64_stack(tmp_path):

@@ -3,13 +3,13 @@ numbers as the former whole-array code, written out here as the reference, with 
 
 from __future__ import annotations
 
-import tracemalloc
 
 import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from fibsynth.microscope.measure import _ExactSum, shading_profile
+from test_lazy_slices import _traced_peak
 
 
 # the former whole-array code (measure.py before shade14): float64 stack, 3D smoothing, Otsu and erosion
@@ -107,12 +107,7 @@ def test_shading_profile_lazy_same_numbers_and_small_peak():
     u16 = np.round(st / st.max() * 60000).astype(np.uint16)
     assert shading_profile(u16) == _ref_profile(u16)
     st = _shaded_two_phase(32, 64, 64, seed=1)
-    tracemalloc.start()
-    try:
-        shading_profile(st)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _traced_peak(shading_profile, st)
     # the whole-array code peaked at ~4.7x the stack's float64 size; now a few slices, the cores' bits (1/16) and
     # the partial sums (26 runs of at most 512 values): ~0.45 here, a smaller share of a larger stack
     assert peak < 0.6 * st.size * 8, peak / (st.size * 8)

@@ -124,10 +124,12 @@ class _Recording:
         return np.array(self._a[key])
 
 
-def _traced_peak(fn):
+def _traced_peak(fn, *args):
+    """The peak of the memory Python traces while ``fn(*args)`` runs (also used by test_lazy_correct.py and
+    test_lazy_shading_profile.py)."""
     tracemalloc.start()
     try:
-        fn()
+        fn(*args)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
