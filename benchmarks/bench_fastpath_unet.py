@@ -36,6 +36,9 @@ SIZE = 64
 TRAIN_SLICES = 24
 TEST_SLICES = 12
 TRAIN_SEEDS = (301, 302, 303)
+#: more training structures (fast15: with 3 the structure could not be the unit of the comparison); same generator,
+#: seeds disjoint from every other set (fastpath_sets: 101-106, 201-230, 501-516, 601-632; SE 111-120; test 401-403)
+MORE_TRAIN_SEEDS = (304, 305, 306, 307, 308, 309)
 TEST_SEEDS = (401, 402, 403)
 ELECTRONS = 100
 SOLID_FRACTION = 0.3
@@ -62,13 +65,13 @@ def mc(seed: int, slices: int, energy: float, run: bool = True, wait: bool = Fal
                      seed=7000 + seed, cache=CACHE, tag="unet_", run=run)
 
 
-def generate(energies) -> None:
+def generate(energies, train_seeds=TRAIN_SEEDS) -> None:
     for e in energies:
         for seed in TEST_SEEDS:
             t0 = time.perf_counter()
             mc(seed, TEST_SLICES, e)
             print(f"MC test {seed} {e:g} keV: {time.perf_counter() - t0:.0f} s", flush=True)
-        for seed in TRAIN_SEEDS:
+        for seed in train_seeds:
             t0 = time.perf_counter()
             mc(seed, TRAIN_SLICES, e)
             print(f"MC train {seed} {e:g} keV: {time.perf_counter() - t0:.0f} s", flush=True)
@@ -132,7 +135,7 @@ def run_energy(e: float, args, workdir: Path, log=print) -> dict:
     sources = [k for k in args.sources if k != "mc" and (k != "gan" or e == 2.0)] + ["mc"]
     # (replicate, training structure, torch seed): by default each structure with its replicate index as the torch
     # seed (the original design); --torch-seeds trains every structure with each of those seeds (one pair per seed)
-    pairs = [(r, tseed, ts) for r, tseed in enumerate(TRAIN_SEEDS[: args.replicates])
+    pairs = [(r, tseed, ts) for r, tseed in enumerate(train_seeds(args)[: args.replicates])
              for ts in (args.torch_seeds if args.torch_seeds else [r])]
     for r, tseed, tseed_torch in pairs:
         s = structure(tseed, TRAIN_SLICES)
@@ -162,6 +165,15 @@ def run_energy(e: float, args, workdir: Path, log=print) -> dict:
         out["replicates"].append(row)
     out["summary"] = summarise(out, sources)
     return out
+
+
+def train_seeds(args) -> tuple[int, ...]:
+    """The training structures of a run: ``--train-seeds`` or :data:`TRAIN_SEEDS`; held-out test structures refused."""
+    seeds = tuple(args.train_seeds) if getattr(args, "train_seeds", None) else TRAIN_SEEDS
+    bad = sorted(set(seeds) & set(TEST_SEEDS))
+    if bad:
+        raise SystemExit(f"--train-seeds: {bad} are held-out test structures ({list(TEST_SEEDS)})")
+    return seeds
 
 
 def summarise(out: dict, sources) -> dict:
@@ -206,7 +218,11 @@ def main(argv=None) -> None:
     ap.add_argument("--generate", action="store_true", help="only make (cache) the Monte Carlo data")
     ap.add_argument("--sources", nargs="+", default=["mc", "fast", "projection", "gan"],
                     choices=list(SOURCES))
-    ap.add_argument("--replicates", type=int, default=3, help="training structures (TRAIN_SEEDS[:n])")
+    ap.add_argument("--replicates", type=int, default=None,
+                    help="training structures (the first n of --train-seeds; default all)")
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=None,
+                    help=f"training structures (default {' '.join(map(str, TRAIN_SEEDS))}; more: "
+                         f"{' '.join(map(str, MORE_TRAIN_SEEDS))})")
     ap.add_argument("--torch-seeds", type=int, nargs="+", default=None,
                     help="train every structure with each of these torch seeds (default: its replicate index)")
     ap.add_argument("--steps", type=int, default=200)
@@ -218,8 +234,10 @@ def main(argv=None) -> None:
     ap.add_argument("--wait", action="store_true", help="wait for a concurrent --generate run to cache the MC data")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
+    if a.replicates is None:
+        a.replicates = len(train_seeds(a))
     if a.generate:
-        generate(a.energies)
+        generate(a.energies, train_seeds(a))
         return
     import torch
 
@@ -228,7 +246,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     res = {"settings": {k: v for k, v in vars(a).items() if k != "json"} | {"json": str(a.json)},
            "data": {"size": SIZE, "train_slices": TRAIN_SLICES, "test_slices": TEST_SLICES,
-                    "train_structures": list(TRAIN_SEEDS[: a.replicates]), "test_structures": list(TEST_SEEDS),
+                    "train_structures": list(train_seeds(a)[: a.replicates]), "test_structures": list(TEST_SEEDS),
                     "electrons_per_pixel": ELECTRONS, "solid_fraction": SOLID_FRACTION, "ligament_nm": LIGAMENT_NM},
            "energies": {}}
     for e in a.energies:

@@ -92,11 +92,27 @@ def mean_image_rows(add, name, m, ref, ref2, ps_mc):
 #: the row of a perfect model with binomial noise (every image, the "Monte Carlo" pair included, drawn from the shipped
 #: translator's calibrated mean image): what the targets' measures give when nothing but noise differs
 NULL_ROW = "perfect binomial model (null)"
+#: rows of the histogram decomposition (fast15): the shipped calibrated mean image with its per-structure level (and
+#: spread) set to the Monte Carlo's -- oracles that read the test Monte Carlo, a decomposition, not candidates
+ORACLE_LEVEL = "oracle: shipped mean image, level set to the MC's"
+ORACLE_LEVEL_SPREAD = "oracle: shipped mean image, level and spread set to the MC's"
 #: Monte Carlo stand-in seeds of the null row
 NULL_MC_SEEDS = (90001, 90002)
 #: noise draws for the higher-resolution noise power (8 pairs instead of the protocol's 2; the first 4 are the
 #: protocol's)
 HR_DRAWS = 16
+
+
+def oracle_means(m, ref, ref2) -> dict:
+    """The histogram decomposition's oracle mean images (:data:`ORACLE_LEVEL`, :data:`ORACLE_LEVEL_SPREAD`): ``m``
+    shifted to the Monte Carlo's stack mean (the mean of both realisations), and also scaled about it to the true
+    mean's spread (sd = sqrt(cov(ref, ref2)), the noise-free part of the Monte Carlo's variance); clipped to [0, 1]."""
+    m = np.asarray(m, np.float64)
+    mu = 0.5 * (float(np.mean(ref)) + float(np.mean(ref2)))
+    sd_true = float(np.sqrt(max(np.cov(np.ravel(ref), np.ravel(ref2))[0, 1], 0.0)))
+    level = m - m.mean() + mu
+    spread = mu + (m - m.mean()) * (sd_true / m.std() if m.std() > 0 else 1.0)
+    return {ORACLE_LEVEL: np.clip(level, 0.0, 1.0), ORACLE_LEVEL_SPREAD: np.clip(spread, 0.0, 1.0)}
 
 
 def structure_seeds(seeds, structure_seed: int, energy_kev: float, shared: bool = False) -> tuple[int, ...]:
@@ -221,6 +237,16 @@ def evaluate(energies=sets.TEST_ENERGIES, seeds=sets.TEST_SEEDS, cache=sets.CACH
                 add(NULL_ROW, "hist_minus_mc_mc", float(np.mean([F.hist_distance(d, z0) for d in zd[:4]]))
                     - F.hist_distance(z1, z0))
                 nps_rows(add, NULL_ROW, zd, F.radial_nps(z0, z1), (z0, z1))
+                # where the histogram gap is (fast15): per quantile band (tails vs body, signed), and what is left once
+                # each structure's level, then level and spread, are the Monte Carlo's (same draws' seeds)
+                mcmc_h = F.hist_distance(ref2, ref)
+                bm = F.hist_distance_bands(ref2, ref)
+                for key, part in (("hist_bands_minus_mc_mc", "abs"), ("hist_bands_signed_minus_mc_mc", "signed")):
+                    add("paired translator", key, (np.mean([F.hist_distance_bands(shot_noise(m, sets.ELECTRONS, sd), ref)
+                                                            [part] for sd in ns], 0) - bm[part]).tolist())
+                for oname, om in oracle_means(m, ref, ref2).items():
+                    add(oname, "hist_minus_mc_mc", float(np.mean([F.hist_distance(shot_noise(om, sets.ELECTRONS, sd),
+                                                                                  ref) for sd in ns])) - mcmc_h)
                 mean_image_rows(add, "paired translator mean (no noise)", m, ref, ref2, ps_mc)
                 add("mc second realisation", "ps_ratio", (F.radial_power(ref2) / ps_mc).tolist())
             if "gan" in translators and e == 2.0:
@@ -284,7 +310,7 @@ def target_intervals(res, level=0.95) -> dict:
                     te[name]["corr_minus_shipped_table"] = F.t_interval(
                         np.subtract(r["corr"]["values"], shipped["corr"]["values"]), level)
             noisy = name in TRANSLATOR_ROWS or (name.startswith("candidate ") and "mean (no noise)" not in name)
-            if name == NULL_ROW:
+            if name == NULL_ROW or name in (ORACLE_LEVEL, ORACLE_LEVEL_SPREAD):
                 d = te[name] = {}
                 ci = F.t_interval(r["hist_minus_mc_mc"]["values"], level)
                 d["hist_minus_mc_mc"] = {**ci, "verdict": F.verdict(ci, hi=0.0)}
@@ -389,6 +415,10 @@ def print_table(res, out=print):
                 parts.append("MC noise var / binomial per level (8 bins of the mean, low -> high) ["
                              + ", ".join(f"{v:.3f}" for v in r["mc_noise_var_over_binomial_by_level"]["bands_mean"])
                              + "]")
+            for key in ("hist_bands_minus_mc_mc", "hist_bands_signed_minus_mc_mc"):
+                if key in r:
+                    parts.append(f"{key} (quantile bands 0-1-10-50-90-99-100 %) ["
+                                 + ", ".join(f"{v:+.5f}" for v in r[key]["bands_mean"]) + "]")
             for key in ("nps_ratio", "nps_ratio_16", "ps_ratio"):
                 if key in r:
                     parts.append(f"{key} bands [{', '.join(f'{v:.3f}' for v in r[key]['bands_mean'])}] "

@@ -10,6 +10,8 @@ Measures (all over the pixels of a stack of slices; ``docs/fastsim.md`` section 
 * :func:`ssim` -- mean per-slice SSIM (``skimage``, data range = the reference's peak-to-peak, as bench_gan);
 * :func:`hist_distance` -- Wasserstein distance of the gray-value histograms in units of the reference's 0.1-99.9 %
   range (as bench_gan);
+* :func:`hist_distance_bands` -- the same distance split by quantile of the gray-value distribution (tails vs body)
+  and signed (too bright vs too dark);
 * :func:`radial_nps` -- radially averaged power spectrum of the noise (difference of two realisations of the same
   slices / sqrt 2, so the structure cancels), in bands of spatial frequency;
 * :func:`binomial_noise_level` -- the white noise level that binomial images imply through their histogram alone.
@@ -101,6 +103,34 @@ def hist_distance(x, ref) -> float:
 
     lo, hi = np.percentile(ref, (0.1, 99.9))
     return float(wasserstein_distance(np.ravel(x).astype(np.float64), np.ravel(ref).astype(np.float64)) / (hi - lo))
+
+
+#: quantile bands of :func:`hist_distance_bands`: the two 1 % tails, the next 9 % on each side, the two halves
+HIST_QUANTILE_BANDS = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
+
+
+def hist_distance_bands(x, ref, quantiles=HIST_QUANTILE_BANDS) -> dict:
+    """:func:`hist_distance` split by quantile: for two images with the same number of pixels the Wasserstein
+    distance is the mean of |sorted(x) - sorted(ref)| over the ranks, so it splits exactly into the contributions
+    of rank bands (``quantiles``: increasing fractions from 0 to 1; default the 1 % tails, 1-10 %, 10-50 % ... ).
+    Returns ``abs`` (each band's share of the distance; they sum to ``hist_distance(x, ref)``) and ``signed`` (the
+    same without the absolute value: > 0 where x's quantiles are brighter), both in units of the reference's
+    0.1-99.9 % range, and the ``quantiles``. Tells whether a histogram gap sits in the tails (clipping, outliers) or
+    in the body, and whether it is a shift (all bands one sign) or a width/shape error."""
+    from fibsynth.errors import FibsynthError
+
+    a = np.sort(np.ravel(x).astype(np.float64))
+    b = np.sort(np.ravel(ref).astype(np.float64))
+    if a.size != b.size or a.size == 0:
+        raise FibsynthError(f"needs the same (non-zero) number of pixels as ref (got {a.size} and {b.size})", param="x")
+    q = np.asarray(quantiles, np.float64)
+    if q.ndim != 1 or len(q) < 2 or q[0] != 0.0 or q[-1] != 1.0 or np.any(np.diff(q) <= 0):
+        raise FibsynthError("must increase from 0 to 1", param="quantiles")
+    lo, hi = np.percentile(b, (0.1, 99.9))
+    d = (a - b) / (hi - lo) / a.size
+    cut = np.rint(q * a.size).astype(np.int64)
+    return {"quantiles": q.tolist(), "abs": [float(np.abs(d[i:j]).sum()) for i, j in zip(cut[:-1], cut[1:])],
+            "signed": [float(d[i:j].sum()) for i, j in zip(cut[:-1], cut[1:])]}
 
 
 def radial_power(stack, bands: int = 4) -> np.ndarray:
