@@ -151,3 +151,25 @@ def test_charging_and_blur_phase_maps_are_the_band_levels_of_the_whole_stack():
             deb[k] = deb[k] + (x[k] - ndimage.gaussian_filter(deb[k], sig[k]))
     ref = _ref_classes(deb, 12, 1).astype(np.float64)[[0, 1, 3, 5]]  # the 4 slices the blur's reference uses
     assert np.array_equal(np.stack(_deblurred_phases(x, sig)), ref)
+
+
+def test_model_shading_reads_a_lazy_stack_once(monkeypatch):
+    # micro15: shading_profile passes over the stack eight times; a lazy (dask, Zarr) stack is read once into
+    # memory in its own dtype (forward.read_once), in blocks of whole chunks, with the same numbers
+    import fibsynth.microscope as M
+    import fibsynth.microscope.forward as fw
+    from test_lazy_slices import _Recording
+
+    st = np.round(_shaded_two_phase(8, 48, 64, seed=3) * 6e4).astype(np.uint16)
+    rec = _Recording(st)
+    assert shading_profile(rec) == shading_profile(st)
+    assert sum(len(range(*k.indices(8))) if isinstance(k, slice) else 1 for k in rec.reads) == 8
+    rec = _Recording(st)
+    rec.chunks = (3, 48, 64)  # a Zarr array's chunks: blocks of whole chunks
+    out, field, info = M.correct_shading(rec)
+    ref = M.correct_shading(st)
+    assert np.array_equal(out, ref[0]) and np.array_equal(field, ref[1]) and info == ref[2]
+    assert rec.reads == [slice(0, 8)]  # 16 MB blocks: one read here
+    monkeypatch.setattr(fw, "READ_ONCE_BYTES", st.nbytes - 1)  # too large to hold: read lazily on every pass
+    rec = _Recording(st)
+    assert shading_profile(rec) == shading_profile(st) and len(rec.reads) == 8 * 8

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
 from fibsynth.microscope.config import CorrectConfig
-from fibsynth.microscope.forward import _Slices, _stack
+from fibsynth.microscope.forward import _Slices, _stack, read_once
 
 
 def as_full_scale(stack: Any) -> np.ndarray:
@@ -757,13 +757,15 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     ``dark_offset`` (default 0) as the black level; ``method`` is then only recorded.
 
     The stack is read one slice at a time (a memory map or dask array stays on disk; the float64 output is the
-    only whole-stack array; ``method="model"``'s measurement, :func:`shading_profile`, reads it eight times).
+    only whole-stack array; ``method="model"``'s measurement, :func:`shading_profile`, passes over it eight times:
+    a dask or Zarr array is then first read once into memory in its own dtype, when that is at most
+    ``forward.READ_ONCE_BYTES``, :func:`~fibsynth.microscope.forward.read_once`, and not read again).
     ``out``: a float64 array of the stack's shape to write into (it may be ``stack`` itself)."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
-    x = _Slices(stack, "stack")
+    x = _Slices(read_once(stack) if method == "model" and field is None else stack, "stack")
     info: dict[str, Any] = {"method": method}
     if field is not None:
         field = np.asarray(field, np.float64)

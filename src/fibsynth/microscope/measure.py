@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
-from fibsynth.microscope.forward import _Slices, _stack
+from fibsynth.microscope.forward import _Slices, _stack, read_once
 
 _MEDIAN_CHI2_1 = 0.454936423119572  # median of chi-square with one degree of freedom
 
@@ -477,8 +477,11 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
 
     Reads ``stack`` (any array-like: memory map, dask array) one slice at a time, four times for the rows and four
     for the columns (:func:`_band_levels`): the same numbers as on the whole stack in float64 (thresholds,
-    phase cores and means alike), holding a few slices and 4 bits a voxel (shade14)."""
-    x = _Slices(stack, "stack")
+    phase cores and means alike), holding a few slices and 4 bits a voxel (shade14). A dask or Zarr array (anything
+    but a numpy array or memory map) is first read once into memory in its own dtype when that takes at most
+    ``forward.READ_ONCE_BYTES`` (:func:`~fibsynth.microscope.forward.read_once`; micro15): one read of each slice
+    instead of eight."""
+    x = _Slices(read_once(stack), "stack")
     nz, ny, nx = x.shape
     dark, light = _band_levels(x.__getitem__, nz, (ny, nx), bands, 1)
     ok = np.isfinite(dark)
