@@ -169,7 +169,7 @@ def test_model_shading_reads_a_lazy_stack_once(monkeypatch):
     out, field, info = M.correct_shading(rec)
     ref = M.correct_shading(st)
     assert np.array_equal(out, ref[0]) and np.array_equal(field, ref[1]) and info == ref[2]
-    assert rec.reads == [slice(0, 8)]  # 16 MB blocks: one read here
+    assert rec.reads == [slice(0, 8)]  # blocks of ~4 MB: one read here
     monkeypatch.setattr(fw, "READ_ONCE_BYTES", st.nbytes - 1)  # too large to hold: read lazily on every pass
     rec = _Recording(st)
     assert shading_profile(rec) == shading_profile(st) and len(rec.reads) == 8 * 8

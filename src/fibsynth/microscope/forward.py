@@ -99,7 +99,7 @@ READ_ONCE_BYTES = 2 << 30
 def read_once(a: Any, max_bytes: int | None = None) -> Any:
     """``a`` itself when reading it again is cheap (a numpy array or memory map, a :class:`_Slices` of one), else
     (a dask or Zarr array, anything else with ``shape``, ``dtype`` and slicing) its values read once into a numpy
-    array of its own dtype -- in blocks of whole chunks along z, about 16 MB each -- when that is at most
+    array of its own dtype -- in blocks of whole chunks along z, about 4 MB each -- when that is at most
     ``max_bytes`` (default :data:`READ_ONCE_BYTES`); larger ones are left lazy (and read again on each pass).
     The same values: every later ``_Slices(...)[k]`` is the float64 slice it would have read from ``a``."""
     src = a._a if isinstance(a, _Slices) else a
@@ -115,7 +115,7 @@ def read_once(a: Any, max_bytes: int | None = None) -> Any:
     cz = getattr(src, "chunksize", None) or getattr(src, "chunks", None)  # dask: chunksize; Zarr: chunks
     cz = int(cz[0]) if cz and isinstance(cz[0], (int, np.integer)) and cz[0] > 0 else 1
     per = max(1, shape[1] * shape[2] * dt.itemsize)
-    b = cz * max(1, (16 << 20) // (per * cz))
+    b = cz * max(1, (4 << 20) // (per * cz))  # a block is held twice while it is read (dask concatenates)
     out = np.empty(shape, dt)
     for z0 in range(0, shape[0], b):
         out[z0:z0 + b] = np.asarray(src[z0:min(z0 + b, shape[0])])
