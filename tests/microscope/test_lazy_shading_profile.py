@@ -111,3 +111,65 @@ def test_shading_profile_lazy_same_numbers_and_small_peak():
     # the whole-array code peaked at ~4.7x the stack's float64 size; now a few slices, the cores' bits (1/16) and
     # the partial sums (26 runs of at most 512 values): ~0.45 here, a smaller share of a larger stack
     assert peak < 0.6 * st.size * 8, peak / (st.size * 8)
+
+
+def _ref_midlevel_dark(x, bright, bands=12):
+    """The former _midlevel_dark: the whole stack smoothed, _levels on each slice held as a 1-slice stack."""
+    from fibsynth.microscope.measure import _band_rows
+
+    nz, ny, _ = x.shape
+    sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
+    dark, contrast = ~bright, np.full((nz, ny), np.nan)
+    for k in range(nz):
+        lo, hi = _ref_levels(x[k:k + 1], bright[k:k + 1], bands, 1)
+        lo_r, hi_r = _band_rows(lo, ny), _band_rows(hi, ny)
+        if lo_r is not None and hi_r is not None:
+            dark[k], contrast[k] = sm[k] <= 0.5 * (lo_r + hi_r)[:, None], hi_r - lo_r
+    good = np.isfinite(contrast) & (contrast > 0)
+    rel = np.ones((nz, ny))
+    rel[good] = contrast[good] / contrast[good].mean()
+    return dark, rel
+
+
+def test_charging_and_blur_phase_maps_are_the_band_levels_of_the_whole_stack():
+    # micro15: one implementation of the band classes and levels; the charging's epoxy (remove_columns on and
+    # off) and the blur's deblurred phase maps equal the former whole-array code's, bit for bit
+    from fibsynth.microscope.measure import _charging_epoxy, _deblurred_phases, _epoxy_column_profile
+
+    x = _shaded_two_phase(6, 48, 64, seed=2).astype(np.float64)
+    x[:, :, 20:23] += 0.03  # a curtain: the column profile is not flat
+    bright = _ref_classes(x, 12, 1)
+    for got, ref in ((_charging_epoxy(x, 3, False), _ref_midlevel_dark(x, bright)),):
+        assert all(np.array_equal(g, r) for g, r in zip(got, ref))
+    xc = x - _epoxy_column_profile(x, ndimage.binary_erosion(~bright, np.ones((1, 1, 7), bool)))[:, None, :]
+    got, ref = _charging_epoxy(x, 3, True), _ref_midlevel_dark(xc, _ref_classes(xc, 12, 1))
+    assert all(np.array_equal(g, r) for g, r in zip(got, ref))
+    sig = np.linspace(0.0, 1.5, 6)
+    deb = x.copy()
+    for k in range(6):
+        for _ in range(4 if sig[k] > 0 else 0):
+            deb[k] = deb[k] + (x[k] - ndimage.gaussian_filter(deb[k], sig[k]))
+    ref = _ref_classes(deb, 12, 1).astype(np.float64)[[0, 1, 3, 5]]  # the 4 slices the blur's reference uses
+    assert np.array_equal(np.stack(_deblurred_phases(x, sig)), ref)
+
+
+def test_model_shading_reads_a_lazy_stack_once(monkeypatch):
+    # micro15: shading_profile passes over the stack eight times; a lazy (dask, Zarr) stack is read once into
+    # memory in its own dtype (forward.read_once), in blocks of whole chunks, with the same numbers
+    import fibsynth.microscope as M
+    import fibsynth.microscope.forward as fw
+    from test_lazy_slices import _Recording
+
+    st = np.round(_shaded_two_phase(8, 48, 64, seed=3) * 6e4).astype(np.uint16)
+    rec = _Recording(st)
+    assert shading_profile(rec) == shading_profile(st)
+    assert sum(len(range(*k.indices(8))) if isinstance(k, slice) else 1 for k in rec.reads) == 8
+    rec = _Recording(st)
+    rec.chunks = (3, 48, 64)  # a Zarr array's chunks: blocks of whole chunks
+    out, field, info = M.correct_shading(rec)
+    ref = M.correct_shading(st)
+    assert np.array_equal(out, ref[0]) and np.array_equal(field, ref[1]) and info == ref[2]
+    assert rec.reads == [slice(0, 8)]  # blocks of ~4 MB: one read here
+    monkeypatch.setattr(fw, "READ_ONCE_BYTES", st.nbytes - 1)  # too large to hold: read lazily on every pass
+    rec = _Recording(st)
+    assert shading_profile(rec) == shading_profile(st) and len(rec.reads) == 8 * 8

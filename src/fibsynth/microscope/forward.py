@@ -91,6 +91,37 @@ class _Slices:
         return (self[k] for k in range(self.shape[0]))
 
 
+# a lazy stack (dask, Zarr, ...) up to this size in its own dtype is read once into memory by the estimators that
+# pass over it several times (:func:`read_once`)
+READ_ONCE_BYTES = 2 << 30
+
+
+def read_once(a: Any, max_bytes: int | None = None) -> Any:
+    """``a`` itself when reading it again is cheap (a numpy array or memory map, a :class:`_Slices` of one), else
+    (a dask or Zarr array, anything else with ``shape``, ``dtype`` and slicing) its values read once into a numpy
+    array of its own dtype -- in blocks of whole chunks along z, about 4 MB each -- when that is at most
+    ``max_bytes`` (default :data:`READ_ONCE_BYTES`); larger ones are left lazy (and read again on each pass).
+    The same values: every later ``_Slices(...)[k]`` is the float64 slice it would have read from ``a``."""
+    src = a._a if isinstance(a, _Slices) else a
+    if isinstance(src, np.ndarray) or not all(hasattr(src, n) for n in ("shape", "dtype", "__getitem__")):
+        return a
+    shape = tuple(int(n) for n in src.shape)
+    dt = np.dtype(src.dtype)
+    if len(shape) != 3 or min(shape) < 1 or not (np.issubdtype(dt, np.number) or dt == bool):
+        return a  # _Slices gives its error
+    limit = READ_ONCE_BYTES if max_bytes is None else int(max_bytes)
+    if int(np.prod(shape)) * dt.itemsize > limit:
+        return a
+    cz = getattr(src, "chunksize", None) or getattr(src, "chunks", None)  # dask: chunksize; Zarr: chunks
+    cz = int(cz[0]) if cz and isinstance(cz[0], (int, np.integer)) and cz[0] > 0 else 1
+    per = max(1, shape[1] * shape[2] * dt.itemsize)
+    b = cz * max(1, (4 << 20) // (per * cz))  # a block is held twice while it is read (dask concatenates)
+    out = np.empty(shape, dt)
+    for z0 in range(0, shape[0], b):
+        out[z0:z0 + b] = np.asarray(src[z0:min(z0 + b, shape[0])])
+    return out
+
+
 def smooth_series(rng: np.random.Generator, n: int, correlation: float) -> np.ndarray:
     """A stationary AR(1) series of unit variance whose correlation falls to 1/e over ``correlation`` steps."""
     r = float(np.exp(-1.0 / max(correlation, 1e-9)))

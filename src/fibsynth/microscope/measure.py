@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from fibsynth.errors import FibsynthError
-from fibsynth.microscope.forward import _Slices, _stack
+from fibsynth.microscope.forward import _Slices, _stack, read_once
 
 _MEDIAN_CHI2_1 = 0.454936423119572  # median of chi-square with one degree of freedom
 
@@ -267,54 +267,6 @@ def drift_series(stack: Any) -> dict[str, list[float]]:
             "dark_1px": lv[:, 0].tolist(), "bright_1px": lv[:, 1].tolist()}
 
 
-def _band_classes(x: np.ndarray, bands: int, axis: int) -> np.ndarray:
-    """Bright-phase mask: an Otsu threshold for each band of rows (``axis`` 1) or columns (2), on a smoothed copy,
-    so that a gray-level trend across the bands does not mix the phases (the threshold follows it)."""
-    from skimage.filters import threshold_otsu
-
-    sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
-    e = np.linspace(0, x.shape[axis], bands + 1).astype(int)
-    bright = np.zeros(x.shape, bool)
-    for i in range(bands):
-        sl = [slice(None)] * 3
-        sl[axis] = slice(e[i], e[i + 1])
-        smo = sm[tuple(sl)]
-        if smo.size and smo.max() > smo.min():
-            bright[tuple(sl)] = smo > threshold_otsu(smo)
-    return bright
-
-
-def _levels(x: np.ndarray, bright: np.ndarray, bands: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dark and bright phase levels (interiors of the phases) in ``bands`` bands along ``axis`` (1 rows, 2 columns);
-    NaN without both."""
-    edges = np.linspace(0, x.shape[axis], bands + 1).astype(int)
-    # phase interiors only: pixels on a boundary are partial-volume mixtures whose share varies with the structure
-    st = np.zeros((3, 3, 3), bool)
-    st[1] = ndimage.generate_binary_structure(2, 1)
-    core_hi = ndimage.binary_erosion(bright, st)
-    core_lo = ndimage.binary_erosion(~bright, st)
-    dark, light = np.full(bands, np.nan), np.full(bands, np.nan)
-    for i in range(bands):
-        sl = [slice(None)] * 3
-        sl[axis] = slice(edges[i], edges[i + 1])
-        raw, hi, lo = x[tuple(sl)], core_hi[tuple(sl)], core_lo[tuple(sl)]
-        if hi.sum() >= 20 and lo.sum() >= 20:
-            dark[i], light[i] = raw[lo].mean(), raw[hi].mean()
-    # a band that holds one phase only is split by Otsu into two halves of its noise: its "contrast" is a fraction
-    # of the whole stack's; such bands are dropped
-    if x.size:
-        from skimage.filters import threshold_otsu
-
-        sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
-        glob = sm > threshold_otsu(sm)
-        g_hi, g_lo = ndimage.binary_erosion(glob, st), ndimage.binary_erosion(~glob, st)
-        if g_hi.any() and g_lo.any():
-            whole = x[g_hi].mean() - x[g_lo].mean()
-            bad = ~(light - dark > 0.4 * whole)
-            dark[bad], light[bad] = np.nan, np.nan
-    return dark, light
-
-
 def _band_edges(n: int, bands: int) -> np.ndarray:
     return np.linspace(0, n, bands + 1).astype(int)
 
@@ -370,64 +322,117 @@ class _ExactSum:
         return up(self._tree)
 
 
-def _streamed_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``_levels(x, _band_classes(x, bands, axis), bands, axis)`` with ``x[k] = read(k)`` read one slice at a time
-    (four times: band ranges, histograms, phase cores and counts, sums), the same numbers: the Otsu thresholds from
-    histograms summed over the slices (counts are exact, the range is the whole band's), the phase cores eroded
-    slice by slice (the cross of :func:`_levels` has no z neighbours), the means summed in the order and with the
-    rounding of ``raw[core].mean()`` on the whole stack (:class:`_ExactSum`). Holds a few slices and the cores'
-    bits (4 bits a voxel, packed)."""
-    from skimage.filters import threshold_otsu
+def _smoothed(img: np.ndarray) -> np.ndarray:
+    """Slice ``img`` smoothed as ``ndimage.gaussian_filter(x, (0, 1, 1))[k]`` smooths it inside a stack."""
+    return ndimage.gaussian_filter(img[None], (0, 1.0, 1.0))[0]
 
+
+def _band_slices(shape: tuple[int, int], bands: int, axis: int) -> list[tuple[slice, slice]]:
+    """The slice's bands of rows (``axis`` 1) or columns (2), as index tuples of a 2D slice."""
     e = _band_edges(shape[axis - 1], bands)
-    bsl = []
+    out = []
     for i in range(bands):
         sl = [slice(None)] * 2
         sl[axis - 1] = slice(e[i], e[i + 1])
-        bsl.append(tuple(sl))
+        out.append(tuple(sl))
+    return out
 
-    def smooth(k: int) -> tuple[np.ndarray, np.ndarray]:
-        img = read(k)
-        return img, ndimage.gaussian_filter(img[None], (0, 1.0, 1.0))[0]  # as gaussian_filter(x, (0, 1, 1))[k]
 
-    # pass 1: each band's and the whole stack's range of the smoothed values
+def _otsu_thresholds(smooth: Any, nz: int, bsl: list, whole: bool) -> tuple[list, float | None]:
+    """Otsu thresholds of each band ``bsl`` of the smoothed slices ``smooth(k)`` (k < ``nz``), pooled over the
+    slices, and with ``whole`` of the whole stack: the numbers ``threshold_otsu`` gives on the band (the stack)
+    held at once, from 256-bin histograms summed over the slices (pass 1: each band's range, pass 2: the counts;
+    the same counts and bin centres as its image path). None for a band without two values (and without
+    ``whole``); a constant stack's threshold is its value, as ``threshold_otsu`` returns."""
+    from skimage.filters import threshold_otsu
+
+    bands = len(bsl)
     lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
     glo, ghi = np.inf, -np.inf
     for k in range(nz):
-        _, sm = smooth(k)
+        sm = smooth(k)
         for i, sl in enumerate(bsl):
             if sm[sl].size:
                 lo[i], hi[i] = min(lo[i], sm[sl].min()), max(hi[i], sm[sl].max())
-        glo, ghi = min(glo, sm.min()), max(ghi, sm.max())
-    # pass 2: 256-bin histograms over those ranges (threshold_otsu's, summed over slices) -> Otsu thresholds
+        if whole:
+            glo, ghi = min(glo, sm.min()), max(ghi, sm.max())
     use = [bool(hi[i] > lo[i]) for i in range(bands)]
     counts = [np.zeros(256, np.intp) for _ in range(bands + 1)]
     edges: list[Any] = [None] * (bands + 1)
-    for k in range(nz):
-        _, sm = smooth(k)
-        for i, sl in enumerate(bsl):
-            if use[i]:
-                c, edges[i] = np.histogram(sm[sl], bins=256, range=(lo[i], hi[i]))
-                counts[i] += c
-        if ghi > glo:
-            c, edges[bands] = np.histogram(sm, bins=256, range=(glo, ghi))
-            counts[bands] += c
+    if any(use) or ghi > glo:
+        for k in range(nz):
+            sm = smooth(k)
+            for i, sl in enumerate(bsl):
+                if use[i]:
+                    c, edges[i] = np.histogram(sm[sl], bins=256, range=(lo[i], hi[i]))
+                    counts[i] += c
+            if ghi > glo:
+                c, edges[bands] = np.histogram(sm, bins=256, range=(glo, ghi))
+                counts[bands] += c
 
     def otsu(i: int) -> float:
         return threshold_otsu(hist=(counts[i], (edges[i][:-1] + edges[i][1:]) / 2.0))
     thr = [otsu(i) if use[i] else None for i in range(bands)]
-    gthr = otsu(bands) if ghi > glo else glo  # a constant stack: threshold_otsu returns its value
+    gthr = None if not whole else otsu(bands) if ghi > glo else glo
+    return thr, gthr
+
+
+class _BandClasses:
+    """Bright-phase mask of a stack read one slice at a time (``read(k)``, k < ``nz``): an Otsu threshold for each
+    band of rows (``axis`` 1) or columns (2) of the smoothed slices (``gaussian_filter(x, (0, 1, 1))``), pooled
+    over the stack (:func:`_otsu_thresholds`), so that a gray-level trend across the bands does not mix the phases
+    (the threshold follows it). ``mask(sm)``: the mask of a smoothed slice, ``self(k)``: of slice k. ``whole``:
+    also the whole stack's threshold (``whole_threshold``, for the one-phase-band test of :func:`_band_levels`)."""
+
+    def __init__(self, read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int, whole: bool = False,
+                 smooth: Any = None):
+        self.read, self.nz, self.bsl = read, nz, _band_slices(shape, bands, axis)
+        smooth = (lambda k: _smoothed(read(k))) if smooth is None else smooth
+        self.thr, self.whole_threshold = _otsu_thresholds(smooth, nz, self.bsl, whole)
+
+    def mask(self, sm: np.ndarray) -> np.ndarray:
+        bright = np.zeros(sm.shape, bool)
+        for t, sl in zip(self.thr, self.bsl):
+            if t is not None:
+                bright[sl] = sm[sl] > t
+        return bright
+
+    def __call__(self, k: int) -> np.ndarray:
+        return self.mask(_smoothed(self.read(k)))
+
+
+def _band_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int, classes: Any = None,
+                 smooth: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Dark and bright phase levels (means over the phases' interiors) in ``bands`` bands of rows (``axis`` 1) or
+    columns (2) of a stack read one slice at a time (``x[k] = read(k)``, k < ``nz``); NaN without both phases.
+    ``classes(k)``: the bright-phase mask of slice k (default: :class:`_BandClasses` of this stack);
+    ``smooth(k)``: slice k smoothed (:func:`_smoothed`, the default, when the caller has it already).
+
+    Phase interiors only (each mask eroded by a 2D cross in its slice): pixels on a boundary are partial-volume
+    mixtures whose share varies with the structure. A band that holds one phase only is split by Otsu into two
+    halves of its noise, its "contrast" a fraction of the whole stack's: bands whose contrast is under 0.4 of the
+    whole stack's (its own Otsu class, smoothed, interiors) are dropped.
+
+    The numbers of the whole stack in float64 held at once (shade14, micro15): thresholds from summed histograms
+    (:func:`_otsu_thresholds`), the cores' counts (pass 3, kept as packed bits, 4 bits a voxel), then the means
+    summed in the order and with the rounding of ``raw[core].mean()`` on the whole stack (pass 4,
+    :class:`_ExactSum`). Holds a few slices and the bits."""
+    smooth = (lambda k: _smoothed(read(k))) if smooth is None else smooth
+    if classes is None:
+        classes = _BandClasses(read, nz, shape, bands, axis, whole=True, smooth=smooth)
+        gthr = classes.whole_threshold
+        bright_of = lambda k, sm: classes.mask(sm)  # noqa: E731
+    else:
+        gthr = _otsu_thresholds(smooth, nz, [], True)[1]
+        bright_of = lambda k, sm: classes(k)  # noqa: E731
+    bsl = _band_slices(shape, bands, axis)
     # pass 3: phase cores (per band's class, and of the whole stack's class), their counts, kept as bits
     n_hi, n_lo = np.zeros((bands, nz), np.int64), np.zeros((bands, nz), np.int64)
     g_n = np.zeros(2, np.int64)
     bits = []
     for k in range(nz):
-        _, sm = smooth(k)
-        bright = np.zeros(sm.shape, bool)
-        for i, sl in enumerate(bsl):
-            if thr[i] is not None:
-                bright[sl] = sm[sl] > thr[i]
+        sm = smooth(k)
+        bright = bright_of(k, sm)
         glob = sm > gthr
         cores = [ndimage.binary_erosion(m[None], _CROSS)[0] for m in (bright, ~bright, glob, ~glob)]
         for i, sl in enumerate(bsl):
@@ -471,11 +476,14 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
     ``c0 + c1 * (x/(W-1) - 1/2)``, ``tilt = c1 / c0``.
 
     Reads ``stack`` (any array-like: memory map, dask array) one slice at a time, four times for the rows and four
-    for the columns (:func:`_streamed_levels`): the same numbers as on the whole stack in float64 (thresholds,
-    phase cores and means alike), holding a few slices and 4 bits a voxel (shade14)."""
-    x = _Slices(stack, "stack")
+    for the columns (:func:`_band_levels`): the same numbers as on the whole stack in float64 (thresholds,
+    phase cores and means alike), holding a few slices and 4 bits a voxel (shade14). A dask or Zarr array (anything
+    but a numpy array or memory map) is first read once into memory in its own dtype when that takes at most
+    ``forward.READ_ONCE_BYTES`` (:func:`~fibsynth.microscope.forward.read_once`; micro15): one read of each slice
+    instead of eight."""
+    x = _Slices(read_once(stack), "stack")
     nz, ny, nx = x.shape
-    dark, light = _streamed_levels(x.__getitem__, nz, (ny, nx), bands, 1)
+    dark, light = _band_levels(x.__getitem__, nz, (ny, nx), bands, 1)
     ok = np.isfinite(dark)
     if ok.sum() < 3:
         raise FibsynthError("cannot find two phases in enough places to measure the shading", param="stack")
@@ -500,7 +508,7 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
 
     def flat(k: int) -> np.ndarray:  # slice k of (x - off) / rel + off, the rows flattened
         return (x[k] - off) / rel + off
-    cdark, clight = _streamed_levels(flat, nz, (ny, nx), bands, 2)
+    cdark, clight = _band_levels(flat, nz, (ny, nx), bands, 2)
     okc = np.isfinite(cdark)
     if okc.sum() < 3:
         raise FibsynthError("cannot find two phases in enough places to measure the shading", param="stack")
@@ -621,9 +629,14 @@ def _blur_ratio(img: np.ndarray, noise_var: float = 0.0, line_var: float = 0.0) 
     return _y_gradient_energy(img, s1, noise_var, line_var) / e2 if e2 > 0 else float("nan")
 
 
-def _blur_from_reference(ratios: np.ndarray, ref: np.ndarray, max_px: float) -> np.ndarray:
-    """The sigma that gives the (mean over up to 4 slices of the) reference the measured ratios."""
-    ref = ref[np.linspace(0, ref.shape[0] - 1, min(4, ref.shape[0])).astype(int)]
+def _reference_picks(nz: int) -> np.ndarray:
+    """The (up to 4) slices of a reference stack that :func:`_blur_from_reference` uses."""
+    return np.linspace(0, nz - 1, min(4, nz)).astype(int)
+
+
+def _blur_from_reference(ratios: np.ndarray, ref: list[np.ndarray], max_px: float) -> np.ndarray:
+    """The sigma that gives the (mean over the slices ``ref``, :func:`_reference_picks` of the) reference the
+    measured ratios."""
     grid = np.arange(0.0, max_px + 1e-9, 0.05)
     curve = np.array([np.mean([_blur_ratio(ndimage.gaussian_filter(r, b) if b > 0 else r) for r in ref])
                       for b in grid])
@@ -631,17 +644,18 @@ def _blur_from_reference(ratios: np.ndarray, ref: np.ndarray, max_px: float) -> 
     return np.interp(-ratios, -curve[order], grid[order])
 
 
-def _deblurred_phases(x: np.ndarray, sigma: np.ndarray, iters: int = 4) -> np.ndarray:
-    """The phase map (Otsu per band of rows) of each slice after ``iters`` Van Cittert iterations
-    ``f <- f + (x - G_sigma f)`` that undo a Gaussian blur ``sigma`` (per slice) to first orders."""
-    out = np.empty_like(x)
-    for k in range(x.shape[0]):
+def _deblurred_phases(x: np.ndarray, sigma: np.ndarray, iters: int = 4) -> list[np.ndarray]:
+    """The phase map (Otsu per band of rows, :class:`_BandClasses`) of the slices :func:`_reference_picks` of the
+    stack after ``iters`` Van Cittert iterations ``f <- f + (x - G_sigma f)`` that undo a Gaussian blur ``sigma``
+    (per slice) to first orders; each slice deblurred when it is read (three times), not held."""
+    def deblurred(k: int) -> np.ndarray:
         f = x[k].copy()
         if sigma[k] > 0:
             for _ in range(iters):
                 f = f + (x[k] - ndimage.gaussian_filter(f, float(sigma[k])))
-        out[k] = f
-    return _band_classes(out, 12, 1).astype(np.float64)
+        return f
+    classes = _BandClasses(deblurred, x.shape[0], x.shape[1:], 12, 1)
+    return [classes(k).astype(np.float64) for k in _reference_picks(x.shape[0])]
 
 
 def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = None,
@@ -673,7 +687,12 @@ def blur_series(stack: Any, *, reference: Any = None, noise_var: float | None = 
                                          else charging_line_variance(x, charging))
     ratios = np.array([_blur_ratio(s, noise_var, v) for s, v in zip(x, np.broadcast_to(lv, x.shape[:1]))])
     self_ref = reference is None
-    ref = _band_classes(x, 12, 1).astype(np.float64) if self_ref else _stack(reference, "reference")
+    if self_ref:
+        classes = _BandClasses(x.__getitem__, x.shape[0], x.shape[1:], 12, 1)
+        ref = [classes(k).astype(np.float64) for k in _reference_picks(x.shape[0])]
+    else:
+        r = _stack(reference, "reference")
+        ref = [r[k] for k in _reference_picks(r.shape[0])]
     sig = _blur_from_reference(ratios, ref, max_px)
     first = sig
     if self_ref:
@@ -802,7 +821,7 @@ def _band_rows(values: np.ndarray, ny: int) -> np.ndarray | None:
     return np.interp(np.arange(ny) + 0.5, ((e[:-1] + e[1:]) / 2)[good], values[good])
 
 
-def _midlevel_dark(x: np.ndarray, bright: np.ndarray, bands: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def _midlevel_dark(x: np.ndarray, classes: "_BandClasses", bands: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Dark-phase mask from a threshold midway between the two phase levels of each band of rows (on the 1-px
     smoothed slice), and the phase contrast per slice and row (z, y) relative to its mean.
 
@@ -812,15 +831,18 @@ def _midlevel_dark(x: np.ndarray, bright: np.ndarray, bands: int = 12) -> tuple[
     5.5 % of the pixels instead of 7.6 %, and the spread of the struck lines' charge slopes falls from 0.15-0.19
     to 0.12-0.14 of the strength (docs/microscope.md)."""
     nz, ny, _ = x.shape
-    sm = ndimage.gaussian_filter(x, (0, 1.0, 1.0))
-    dark = ~bright
+    dark = np.empty(x.shape, bool)
     contrast = np.full((nz, ny), np.nan)
     for k in range(nz):
-        lo, hi = _levels(x[k : k + 1], bright[k : k + 1], bands, 1)
+        sm = _smoothed(x[k])
+        bright = classes.mask(sm)  # ``classes`` pooled over the stack, the one-phase-band test on this slice
+        lo, hi = _band_levels(lambda _: x[k], 1, x.shape[1:], bands, 1, classes=lambda _: bright,
+                              smooth=lambda _: sm)
         lo_r, hi_r = _band_rows(lo, ny), _band_rows(hi, ny)
         if lo_r is None or hi_r is None:
+            dark[k] = ~bright
             continue
-        dark[k] = sm[k] <= 0.5 * (lo_r + hi_r)[:, None]
+        dark[k] = sm <= 0.5 * (lo_r + hi_r)[:, None]
         contrast[k] = hi_r - lo_r
     good = np.isfinite(contrast) & (contrast > 0)
     rel = np.ones((nz, ny))
@@ -1005,13 +1027,14 @@ def _single_t_loglik(k: np.ndarray, noise: np.ndarray, nu: float, iters: int = 2
 def _charging_epoxy(x: np.ndarray, margin_px: int = 3, remove_columns: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The dark phase that charges (:func:`_midlevel_dark`, classified again without the column profile when
     ``remove_columns``: curtains tip the classification of columns) and the relative phase contrast (z, y)."""
-    foot = np.ones((1, 1, 2 * margin_px + 1), bool)
-    bright = _band_classes(x, 12, 1)
+    foot = np.ones((2 * margin_px + 1,), bool)
+    classes = _BandClasses(x.__getitem__, x.shape[0], x.shape[1:], 12, 1)
     if not remove_columns:
-        return _midlevel_dark(x, bright)
-    prof = _epoxy_column_profile(x, ndimage.binary_erosion(~bright, foot))
-    xc = x - prof[:, None, :]
-    return _midlevel_dark(xc, _band_classes(xc, 12, 1))
+        return _midlevel_dark(x, classes)
+    # the dark phase's cores along x (the foot runs along x only: each line eroded alone)
+    core = np.stack([ndimage.binary_erosion(~classes(k), foot[None]) for k in range(x.shape[0])])
+    xc = x - _epoxy_column_profile(x, core)[:, None, :]
+    return _midlevel_dark(xc, _BandClasses(xc.__getitem__, xc.shape[0], xc.shape[1:], 12, 1))
 
 
 def charging_line_variance(stack: Any, charging: dict[str, Any]) -> np.ndarray:
