@@ -398,3 +398,20 @@ def test_likelihood_ratio_for_charging_presence():
         mix = _struck_t_fit(k, noise, 0.2, float(np.percentile(k, 85) - np.median(k)), None)
         lr[s] = 2 * (mix["loglik"] - max(_single_t_loglik(k, noise, nu) for nu in MIXTURE_NU_GRID))
     assert -0.01 < lr[0.0] < 0.25 * PRESENT_LR and lr[0.045] > PRESENT_LR, lr  # -0.01: EM convergence
+
+
+def test_fit_model_takes_the_blur_from_the_slices_that_have_edges():
+    """A slice without structure (all epoxy, e.g. the protective layer) has no measurable blur (NaN): the fit used
+    to pass the NaN on to the curtains' deconvolution and stop with a validation error instead of a model."""
+    _, eta = phantom((4, 64, 64), 3)
+    eta[2] = ETA_EPOXY
+    r = apply(eta, MicroscopeModel(detector=_detector(), seed=1))
+    per_slice = np.array(blur_series(r.image)["blur_px"])
+    assert np.isnan(per_slice[2]) and np.isfinite(np.delete(per_slice, 2)).all()
+    fit, rec = fit_model(r.image, eta_levels=(ETA_EPOXY, ETA_GOLD))
+    assert rec["blur"]["unmeasured_slices"] == [2]
+    assert np.isfinite(rec["stripe_rms"]) and 0 <= fit.curtaining.amplitude < 0.05
+    fitted = np.array(rec["blur"]["blur_px"])  # fit_model's own series (line offsets and charging taken out)
+    assert np.isnan(fitted[2]) and rec["blur"]["mean_px"] == pytest.approx(np.nanmean(fitted))
+    assert fit.drift.blur_px == pytest.approx(
+        max(np.nanmean(fitted) - np.sqrt(2 / np.pi) * fit.drift.focus_rms_px, 0.0), abs=1e-9)

@@ -81,6 +81,12 @@ def _panel(path: Optional[Path], before: Any, after: Any, titles: tuple[str, str
         tmp.write_bytes(png)
 
 
+def _slice_list(slices: list[int], most: int = 8) -> str:
+    """``0, 5, 9`` (at most ``most`` of them, then ``... (N in all)``), slices counted from 0 as in napari."""
+    shown = ", ".join(str(k) for k in slices[:most])
+    return shown if len(slices) <= most else f"{shown}, ... ({len(slices)} in all)"
+
+
 def _dtype(dtype: str) -> str:
     if dtype not in ("float32", "uint8", "uint16"):
         raise FibsynthError(f"one of float32, uint8, uint16 (got {dtype!r})", param="dtype")
@@ -347,7 +353,9 @@ def estimate_cmd(
         f"drift: contrast rms {dr.contrast_rms:.4g}, brightness rms {dr.brightness_rms:.4g}, "
         f"xy step {dr.xy_step_px:.3g} px",
         f"scan lines: offset std {d.line_offset_std:.4g}, jitter {d.line_jitter_px:.3g} px",
-        f"blur: {dr.blur_px:.3g} px + focus drift rms {dr.focus_rms_px:.3g} px ({rec['blur']['relative_to']})",
+        f"blur: {dr.blur_px:.3g} px + focus drift rms {dr.focus_rms_px:.3g} px ({rec['blur']['relative_to']})"
+        + (f"; not measured on slice(s) {_slice_list(rec['blur']['unmeasured_slices'])} (no edges above the noise)"
+           if rec["blur"].get("unmeasured_slices") else ""),
         f"response: gamma {rec['response'].get('gamma', float('nan')):.3g} measured, "
         f"{'applied' if d.response == 'gamma' else 'not applied (--estimate-response)'}"
         + (f"; range {rec['response']['gamma_interval'][0]:.3g}-{rec['response']['gamma_interval'][1]:.3g}"

@@ -112,9 +112,19 @@ def fit_model(stack: Any, *, eta_levels: tuple[float, float] | None = None, alig
     lines = scan_line_artifacts(x, charging=ch, noise=pg)
     rec["scan_lines"] = lines
     bl = blur_series(x, reference=reference, line_offset_std=lines["offset_std"], charging=ch)
-    blur = np.asarray(bl["blur_px"])
-    focus = float(blur.std() / _ABS_STD) if len(blur) > 1 else 0.0
-    rec["blur"] = {**bl, "mean_px": float(blur.mean()), "std_px": float(blur.std())}
+    blur = np.asarray(bl["blur_px"], dtype=np.float64)
+    # a slice whose edges do not stand out of the noise (no structure in it, e.g. all epoxy) has no blur (NaN):
+    # the blur and its drift come from the other slices, and such a slice's curtains are deconvolved by their mean
+    measured = np.isfinite(blur)
+    rec["blur"] = {**bl, "unmeasured_slices": np.flatnonzero(~measured).tolist()}
+    if measured.any():
+        focus = float(blur[measured].std() / _ABS_STD) if measured.sum() > 1 else 0.0
+        blur = np.where(measured, blur, blur[measured].mean())
+        rec["blur"].update(mean_px=float(blur.mean()), std_px=float(blur[measured].std()))
+    else:
+        focus, blur = 0.0, np.zeros_like(blur)
+        rec["blur"].update(mean_px=None, std_px=None,
+                           not_measured="no slice has edges that stand out of the noise: no blur in the model")
     # slice drift first: the other measurements are made on the aligned stack
     xy_step = 0.0
     if align and x.shape[0] > 1:

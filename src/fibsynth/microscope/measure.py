@@ -636,9 +636,15 @@ def _reference_picks(nz: int) -> np.ndarray:
 
 def _blur_from_reference(ratios: np.ndarray, ref: list[np.ndarray], max_px: float) -> np.ndarray:
     """The sigma that gives the (mean over the slices ``ref``, :func:`_reference_picks` of the) reference the
-    measured ratios."""
+    measured ratios; NaN where a ratio is NaN (a slice without edges above the noise) or no reference slice has
+    edges."""
     grid = np.arange(0.0, max_px + 1e-9, 0.05)
-    curve = np.array([np.mean([_blur_ratio(ndimage.gaussian_filter(r, b) if b > 0 else r) for r in ref])
+    # a reference slice without edges (one phase only, e.g. an all-epoxy slice of the stack's own phase map) has no
+    # ratio: it is left out, else its NaN would take every slice's blur with it
+    usable = [r for r in ref if np.isfinite(_blur_ratio(r))]
+    if not usable:
+        return np.full(np.shape(ratios), np.nan)
+    curve = np.array([np.mean([_blur_ratio(ndimage.gaussian_filter(r, b) if b > 0 else r) for r in usable])
                       for b in grid])
     order = np.argsort(-curve)  # the ratio falls with the blur: interpolate on the falling curve
     return np.interp(-ratios, -curve[order], grid[order])
