@@ -124,7 +124,10 @@ def test_se_slice_with_masks_equals_the_full_search():
     by, bz, sx, sy, cmin, cmax = slice_beam(s)
     out = []
     for depth in (128, 0):
-        views, masks, dirs = se_walls(vol, 1, tabs[6], backing, repeat, "straight", mask_depth=depth)
+        # voxel_zyx: the precomputed rays, as simulate_slice_se passes them (the run_slice_se variant the suite
+        # compiles anyway; float directions here compiled a second one, ~80 CPU s cold)
+        views, masks, dirs = se_walls(vol, 1, tabs[6], backing, repeat, "straight", mask_depth=depth,
+                                      voxel_zyx=(2.0, 2.0, 2.0))
         if depth == 0:
             masks = np.zeros((0, 8, 8), np.uint32)
         r = kernel.run_slice_se(1, 6, 3, 1.0, by, bz, sx, sy, vol, 2.0, 2.0, 2.0, backing, repeat,

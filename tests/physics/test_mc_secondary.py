@@ -24,12 +24,15 @@ def test_se_segment_is_the_exact_escape_integral():
     u_old, u_new = 10.0 * math.log(1.0), 10.0 * math.log(0.9)  # 0.1 keV lost
     vol = np.ones((1, 1, 1), np.uint8)
     nel = np.ones(1, np.int64)
+    # no walls (wall False: segv is not read), passed with the argument types simulate_slice_se's kernel uses, so
+    # that this is the se_segment variant numba compiles for it anyway (a test-only variant took ~13 s to compile)
+    segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 1, 3), np.int8))
     for a, b in [(0.0, 3.0), (1.0, 0.2), (2.0, 2.0)]:
         acc = np.zeros(3)
         path = 5.0
         uz = (b - a) / path
         kernel.se_segment(sep, acc, 0, ln_e0, inv_dln, u_old, u_new, 0.0, 0.0, b, 0.0, 0.0, uz, path, 0.0,
-                          vol, nel, 0, False, 1e6, 1e6, 1e6, 0, False)
+                          vol, nel, 0, False, 1e6, 1e6, 1e6, 0, False, segv)
         mean = math.exp(-a / lam) if a == b else lam * (math.exp(-min(a, b) / lam) - math.exp(-max(a, b) / lam)) / abs(b - a)
         assert acc[0] == pytest.approx(0.5 * 0.1 * inv_eps * mean, rel=1e-9)
         assert acc[1] == 0.0

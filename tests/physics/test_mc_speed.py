@@ -217,6 +217,10 @@ def test_the_rejection_check_is_live():
     rng = tabs[3]
     vol = np.ones((4, 1, 1), np.uint8)  # gold over epoxy
     nodist = np.zeros((1, 1, 1), np.uint8)
+    # no vacuum: empty layers (the depth below the face); passed so that transport_one is the variant that
+    # test_open_pores compiles too (each numba variant of the transport costs ~10 s to compile)
+    layers = kernel.matter_layers(vol, tabs[6], backing, repeat)
+    assert layers[0].size == 0
 
     def escapes(rstar):
         n = 0
@@ -224,7 +228,7 @@ def test_the_rejection_check_is_live():
             s0, s1 = kernel.seed_state(7, 0, 0, k)
             esc, *_ = kernel.transport_one(0.5, 0.5, 0.0, 0.0, 0.0, 1.0, 2.0, np.uint64(s0), np.uint64(s1), vol, 4.0,
                                            1e6, 1e6, 0, backing,
-                                           repeat, nodist, 0.0, rstar, *tabs)
+                                           repeat, nodist, 0.0, rstar, *tabs, *layers)
             n += bool(esc)
         return n
 

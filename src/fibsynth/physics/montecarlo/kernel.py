@@ -1443,7 +1443,10 @@ def run_slice(
     beam = (seed, n_per_pixel, e0, by, bz, sigma_x, sigma_y, lx, ly, z0, emin, cmin, cmax)
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
-        _slice_row(iy, beam, geo, tabs, mdep, mfull, rcp, tal, he[iy], ha[iy], allc[iy], det[iy])
+        # np.int64: numba types the prange index int64 when it first types this loop and uint64 in the parallel
+        # loop it then builds, and compiled the row (the whole inlined transport) once for each (~half of this
+        # kernel's cold compile time wasted); one type, one compile
+        _slice_row(np.int64(iy), beam, geo, tabs, mdep, mfull, rcp, tal, he[iy], ha[iy], allc[iy], det[iy])
     return allc, det, he.sum(axis=0), ha.sum(axis=0)
 
 
@@ -1562,8 +1565,9 @@ def run_slice_se(
     for iy in nb.prange(ny):
         tal = np.zeros(N_TALLY, dtype=np.int64)
         acc = np.zeros(SE_ACC, dtype=np.float64)
-        _slice_row_se(iy, beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he[iy], ha[iy],
-                      (allc[iy], det[iy], se1[iy], se2[iy], sesq[iy], secone[iy], conec[iy], sebse[iy]))
+        # np.int64(iy): one compiled row, as in run_slice
+        _slice_row_se(np.int64(iy), beam, geo, tabs, mdep, mfull, rcp, sep, wall, cone, segv, tal, acc, he[iy],
+                      ha[iy], (allc[iy], det[iy], se1[iy], se2[iy], sesq[iy], secone[iy], conec[iy], sebse[iy]))
     return allc, det, se1, se2, he.sum(axis=0), ha.sum(axis=0), conec, sesq, secone, sebse
 
 

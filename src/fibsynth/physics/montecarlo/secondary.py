@@ -245,6 +245,11 @@ def view_rays(voxel_zyx: tuple, n_directions: int = PORE_VIEW_DIRECTIONS, depth:
     return out
 
 
+# "no rays": the ``dirs`` of a ``segv`` without view layers, typed like :func:`view_rays`' (int8, 3-D) so that
+# kernel.run_slice_se sees one argument type for pore_view "all", "straight" and no walls and numba compiles it
+# once (its compilation takes ~1 min of CPU: a float (0, 3) placeholder here made a second variant)
+_NO_RAYS = np.zeros((0, 1, 3), np.int8)
+
 WALL_MASK_DEPTH = 128  # slices below the face with precomputed neighbour masks (deeper points: the full search)
 
 
@@ -264,9 +269,9 @@ def se_walls(vol: np.ndarray, k: int, nel: np.ndarray, backing: int, repeat_last
     if pore_view == "straight":
         views = np.full((max(min(depth, nz - k), 1), ny, nx), -1.0)
         dirs = view_directions() if voxel_zyx is None else view_rays(tuple(float(v) for v in voxel_zyx), depth=depth)
-    else:
+    else:  # no view layers (dirs never read): dirs of the same type as "straight"'s, one compiled kernel for both
         views = np.zeros((0, ny, nx))
-        dirs = np.zeros((0, 3))
+        dirs = np.zeros((0, 3)) if voxel_zyx is None else _NO_RAYS
     return views, masks, dirs
 
 
@@ -337,7 +342,7 @@ def simulate_slice_se(vol: np.ndarray, voxel_zyx, k: int, settings, *, walls: bo
     if walls and has_vac:
         segv = se_walls(vol, int(k), tables[6], backing, repeat, pore_view, voxel_zyx=(dz, dy, dx))
     else:
-        segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), np.zeros((0, 3)))
+        segv = (np.zeros((0, 1, 1)), np.zeros((1, 1, 1), np.uint32), _NO_RAYS)
     allc, detc, se1, se2, he, ha, conec, sesq, secone, sebse = kernel.run_slice_se(
         int(k), n, int(settings.seed), float(settings.beam.energy_kev), by, bz,
         sig_x, sig_y, vol, dz, dy, dx, backing, repeat, np.zeros((1, 1, 1), np.uint8), 0.0, bool(range_rejection),
