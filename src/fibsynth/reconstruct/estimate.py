@@ -81,6 +81,22 @@ FIRST_PASS_LEVEL = False
 #: crop, median-filtered; docs/reconstruct.md, recon10): solid fraction read 0.413 / 0.348 / 0.141 with 3 classes and
 #: 0.548 / 0.496 / 0.506 with 2 (Otsu) for truths 0.335 (grf) / 0.251 (two-scale) / 0.130 (SOFC crop)
 FIRST_PASS_CLASSES = 3
+#: gray classes of the first pass on secondary-electron images of open pores (:func:`first_pass_classes`): 2. There is
+#: no filler to shine through; the in-lens image has dark pores, the face and bright edges, and the brightest of three
+#: classes is mostly the edges. Measured in session 15 on the in-lens silicon stacks (`benchmarks/se_silicon_stack.py`,
+#: 2 keV, truth 0.373 solid; docs/reconstruct.md, "lead15"): with 3 classes the first pass read 0.308 and the
+#: calibration, whose simulated images split differently into three classes, moved it to 0.193, and the U-Nets
+#: scored 0.627 (Otsu 0.693); with 2 classes the first pass read 0.646, the calibration brought it down and the U-Nets
+#: scored 0.835
+FIRST_PASS_CLASSES_SE = 2
+
+
+def first_pass_classes(fast_detector: str) -> int:
+    """Gray classes of the first pass for images whose fast model is ``fast_detector``
+    (:func:`fibsynth.reconstruct.generate.fast_detector`): :data:`FIRST_PASS_CLASSES_SE` for secondary-electron
+    images of open pores (``se``, ``inlens``), :data:`FIRST_PASS_CLASSES` for backscatter images."""
+    return FIRST_PASS_CLASSES if fast_detector == "bse" else FIRST_PASS_CLASSES_SE
+
 
 
 def kmeans_thresholds(data, classes: int, max_iter: int = 1000) -> np.ndarray:
@@ -604,7 +620,7 @@ def _expit(x: float) -> float:
 
 def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | None = None, seed: int = 0,
               keys: tuple[str, ...] = CALIBRATED, scale: str = CALIBRATION_SCALE,
-              simulations: int | None = None) -> dict[str, Any]:
+              simulations: int | None = None, classes: int | None = None) -> dict[str, Any]:
     """Remove the first pass's bias through the forward model (simulation-based calibration).
 
     A threshold of a FIB-SEM image does not see the structure: shine-through makes gold behind the face look
@@ -629,6 +645,7 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
     truth 0.234; grf 24x96x96 0.252, truth 0.294; additive 0.201, 0.238); on a two-level stack whose coarse network
     the first pass inflates it under-corrects (full-size hier 0.447, truth 0.251: the fine fraction clips at 0.9).
 
+    ``classes``: the gray classes of the first pass (:func:`first_pass`; the real stack's first pass must use the same).
     Only ``keys`` are corrected: the solid fractions (shine-through makes a threshold see too much gold).
     Correcting the ligament diameter too was tried and over-corrected on the shipped example (34 -> 16 nm against a
     true 26 nm), and correcting the hierarchy ratio turned that hierarchical example into a single-level one
@@ -647,7 +664,7 @@ def calibrate(raw: dict[str, Any], simulate, voxel_zyx, *, iterations: int | Non
         sim_unc: dict[str, list[float]] = {}
         for j in range(n_sim):
             solid, img = simulate(est, i + 1000 * j)
-            syn = estimate_structure(first_pass(img), voxel_zyx, seed=seed + i)
+            syn = estimate_structure(first_pass(img, classes=classes), voxel_zyx, seed=seed + i)
             true = estimate_structure({"truth": solid}, voxel_zyx, seed=seed + i)
             for k in keys:
                 if k in syn["quantities"] and k in true["quantities"]:

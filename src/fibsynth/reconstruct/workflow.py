@@ -1140,10 +1140,14 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                               labels=solid.astype(np.uint8))
         return lbl.astype(solid.dtype), img
 
+    fp_classes = E.first_pass_classes(fd)  # 2 for SE images of open pores, 3 for backscatter (shine-through)
+
     def do_estimate(d: Path) -> dict:
-        raw_est = E.estimate_structure(E.first_pass(E._crop(real)), vz, seed=s.seed)  # the crop only in memory
+        raw_est = E.estimate_structure(E.first_pass(E._crop(real), classes=fp_classes), vz,
+                                       seed=s.seed)  # the crop only in memory
         est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE,
-                          iterations=E.CALIBRATION_ITERATIONS, simulations=E.CALIBRATION_SIMULATIONS)
+                          iterations=E.CALIBRATION_ITERATIONS, simulations=E.CALIBRATION_SIMULATIONS,
+                          classes=fp_classes)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
@@ -1152,14 +1156,15 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "translation": s.translation, **detector_key, **(se_key or {}),
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
-                                       "first_pass_classes": E.FIRST_PASS_CLASSES,
+                                       "first_pass_classes": fp_classes,
                                        "calibration_iterations": E.CALIBRATION_ITERATIONS,
                                        **({"calibration_simulations": E.CALIBRATION_SIMULATIONS}
                                           if E.CALIBRATION_SIMULATIONS != 1 else {}),
                                        "two_level": "networks follow the corrected total",
                                        "thickness_max_px": E.THICKNESS_MAX_PX},
                           {"real": k_in}, do_estimate,
-                          "estimating the structure (brightest of 3 gray classes: multi-Otsu, k-means; bias removed "
+                          f"estimating the structure (brightest of {fp_classes} gray classes: "
+                          f"{'multi-Otsu, k-means' if fp_classes > 2 else 'Otsu, k-means'}; bias removed "
                           "through the forward model)")
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
