@@ -86,8 +86,9 @@ FIRST_PASS_CLASSES = 3
 #: classes is mostly the edges. Measured in session 15 on the in-lens silicon stacks (`benchmarks/se_silicon_stack.py`,
 #: 2 keV, truth 0.373 solid; docs/reconstruct.md, "lead15"): with 3 classes the first pass read 0.308 and the
 #: calibration, whose simulated images split differently into three classes, moved it to 0.193, and the U-Nets
-#: scored 0.627 (Otsu 0.693); with 2 classes the first pass read 0.646, the calibration brought it down and the U-Nets
-#: scored 0.835
+#: scored 0.627 / 0.639 on stacks 301 / 302 (Otsu 0.693 / 0.695); with 2 classes the first pass read 0.646 / 0.645, the
+#: calibration brought it to 0.552 / 0.553 (still above the truth: the U-Nets over-segment, 0.51 solid on 302) and the
+#: U-Nets scored 0.835 / 0.817
 FIRST_PASS_CLASSES_SE = 2
 
 
