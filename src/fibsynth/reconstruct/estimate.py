@@ -1,7 +1,7 @@
 """Step 2: estimate the structure of the real sample from a segmentation of it.
 
 From one or several binary segmentations (the first pass: the brightest of three gray classes by multi-Otsu and by
-k-means of the lightly denoised stack, :func:`first_pass`; after
+k-means of the lightly denoised stack, two for SE images of open pores, :func:`first_pass`; after
 the first reconstruction: the U-Net's) every quantity is measured on the whole volume and on its 2 x 2 x 2 octants:
 
 * solid fraction;
