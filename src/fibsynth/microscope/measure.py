@@ -464,7 +464,8 @@ def _band_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: i
     return dark, light
 
 
-def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) -> dict[str, float]:
+def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None,
+                    read_once_bytes: int | None = None) -> dict[str, float]:
     """Trench shadow, tilt and black level of a stack, from the two phases' gray levels in ``bands`` bands of rows
     and of columns. Shading multiplies the signal above the black level, so the contrast (bright minus dark level)
     follows it whatever the local solid fraction.
@@ -479,9 +480,9 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
     for the columns (:func:`_band_levels`): the same numbers as on the whole stack in float64 (thresholds,
     phase cores and means alike), holding a few slices and 4 bits a voxel (shade14). A dask or Zarr array (anything
     but a numpy array or memory map) is first read once into memory in its own dtype when that takes at most
-    ``forward.READ_ONCE_BYTES`` (:func:`~fibsynth.microscope.forward.read_once`; micro15): one read of each slice
-    instead of eight."""
-    x = _Slices(read_once(stack), "stack")
+    ``read_once_bytes`` (default ``None``: ``forward.READ_ONCE_BYTES``, 2 GiB; 0: never, read it on every pass;
+    :func:`~fibsynth.microscope.forward.read_once`; micro15, micro16): one read of each slice instead of eight."""
+    x = _Slices(read_once(stack, read_once_bytes, param="read_once_bytes"), "stack")
     nz, ny, nx = x.shape
     dark, light = _band_levels(x.__getitem__, nz, (ny, nx), bands, 1)
     ok = np.isfinite(dark)
