@@ -179,4 +179,33 @@ def test_low_dose_band_on_a_small_stack_still_found():
         warnings.simplefilter("ignore")
         f = find_fiducial_region(apply(changing_stack(seed=2), m).image)
     assert f.region is not None and f.correlation < f.needed and f.standout >= 4, f.as_dict()
+    assert f.chance_standout >= 8  # (micro16: and from its own chance correlation in this stack)
     assert f.region[0] <= 6 and 18 <= f.region[1] <= 24
+
+
+def test_static_layer_on_a_small_stack_is_no_band():
+    # micro16: a nearly static structure -- a rough layer along the top of the face that stays over the slices --
+    # made a run under the correlation a 64 px x 24 slice stack needs stand out from the other rows by > 4 times
+    # their spread (their MAD: few rows, correlated): a false band (4b3019d: 3 of 6 seeds). The run must now also
+    # stand out from its own chance correlation, measured on the stack with the later slices moved along the rows
+    from fibsynth.microscope.fiducial import BAND_MIN_CHANCE_STANDOUT, _gram, _highpassed, _long_lag, _offset_profiles
+
+    rng = np.random.default_rng(100)
+    x = changing_stack(seed=0)
+    edge = 16 + 2 * ndimage.gaussian_filter1d(rng.standard_normal(64), 2.0, mode="wrap") / 0.28
+    x = np.where(np.arange(64)[None, :, None] < edge[None, None, :], 0.5, x)
+    m = MicroscopeModel(detector=Detector(electrons_per_pixel=300, read_noise=0.005),
+                        drift=Drift(xy_step_px=1.0, blur_px=0.5), curtaining=Curtaining(amplitude=0.02), seed=0)
+    img = apply(0.1 + 0.4 * ndimage.gaussian_filter((x - 0.1) / 0.4, (0, 0.6, 0.6)), m).image
+    with pytest.warns(UserWarning, match="no static fiducial band"):
+        f = find_fiducial_region(img)
+    assert f.region is None and f.candidate[:2] == (0, 24), f.as_dict()
+    assert f.correlation < f.needed and f.standout >= 4 and f.chance_standout < BAND_MIN_CHANCE_STANDOUT
+    assert "chance spread in this stack" in f.reason
+    # the moved correlations: no move is the profile itself; a pattern constant along the rows reads the same at
+    # every move (it adds nothing to the chance spread)
+    s = _highpassed(img, 4.0)
+    assert np.allclose(_offset_profiles(s, 1, 8)[:, 0], _long_lag(_gram(s, 1), 8), atol=1e-12)
+    s[:, 30:34, :] = 5.0 * (np.arange(30, 34) % 2)[None, :, None]
+    p = _offset_profiles(s, 1, 8, window=1)
+    assert np.allclose(p[31], 1.0) and np.allclose(p[33], 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -173,3 +174,36 @@ def test_model_shading_reads_a_lazy_stack_once(monkeypatch):
     monkeypatch.setattr(fw, "READ_ONCE_BYTES", st.nbytes - 1)  # too large to hold: read lazily on every pass
     rec = _Recording(st)
     assert shading_profile(rec) == shading_profile(st) and len(rec.reads) == 8 * 8
+
+
+def test_read_once_limit_is_a_parameter():
+    # micro16: the size up to which a lazy stack is held was only the module constant forward.READ_ONCE_BYTES;
+    # shading_profile, correct_shading and CorrectConfig take it as read_once_bytes (0: never hold the stack)
+    import fibsynth.microscope as M
+    from fibsynth.errors import FibsynthError
+    from fibsynth.microscope.config import CorrectConfig
+    from test_lazy_slices import _Recording
+
+    st = np.round(_shaded_two_phase(8, 48, 64, seed=3) * 6e4).astype(np.uint16)
+    ref = shading_profile(st)
+    for limit, reads in ((st.nbytes, 1), (st.nbytes - 1, 64), (0, 64)):
+        rec = _Recording(st)
+        assert shading_profile(rec, read_once_bytes=limit) == ref
+        assert len(rec.reads) == reads, (limit, len(rec.reads))
+    whole = M.correct_shading(st)
+    for limit, reads in ((None, 1), (0, 72)):  # 8 passes of the measurement + the division
+        rec = _Recording(st)
+        out, field, info = M.correct_shading(rec, read_once_bytes=limit)
+        assert np.array_equal(out, whole[0]) and np.array_equal(field, whole[1]) and len(rec.reads) == reads
+        rec = _Recording(st)
+        y, _ = M.correct(rec, CorrectConfig(shading=True, read_once_bytes=limit))
+        assert np.array_equal(y, whole[0]) and len(rec.reads) == reads
+    for bad in (-1, 1.5, "2G", True):
+        with pytest.raises(FibsynthError) as e:
+            shading_profile(st, read_once_bytes=bad)
+        assert e.value.param == "read_once_bytes"
+        with pytest.raises(FibsynthError) as e:
+            M.correct_shading(_Recording(st), read_once_bytes=bad)
+        assert e.value.param == "read_once_bytes"
+    with pytest.raises(Exception, match="read_once_bytes"):
+        CorrectConfig(shading=True, read_once_bytes=-1)

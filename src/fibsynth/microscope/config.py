@@ -230,6 +230,10 @@ class CorrectConfig(StrictModel):
     shading: bool = False
     shading_method: Literal["model", "polynomial", "gaussian"] = "model"
     shading_sigma_px: float | None = Field(None, gt=0, description="smoothing for shading_method='gaussian'; default H/4")
+    read_once_bytes: int | None = Field(
+        None, ge=0, description="shading_method='model' on a lazy stack (dask, Zarr) as the first step: hold it in "
+        "memory (its own dtype) when it takes at most this many bytes, else read it on each of the measurement's 8 "
+        "passes; default forward.READ_ONCE_BYTES (2 GiB), 0 never")
     drift: bool = False
     denoise: Literal["none", "gaussian", "bilateral", "nl_means", "median"] = "none"
     denoise_strength: float = Field(1.0, gt=0, le=20, description="sigma (px) for gaussian/median; multiple of the "

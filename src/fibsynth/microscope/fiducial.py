@@ -34,6 +34,10 @@ BAND_CAL_LINE_PX, BAND_CAL_SLICES = 192, 32
 # ... unless the run stands out from the other lines by this many times their spread (a low-dose band: the noise
 # lowers the band's correlation and the structure's chance correlation alike)
 BAND_MIN_STANDOUT = 4.0
+# ... and only when its contrast is at least this many times the chance spread of its own correlation, measured on
+# the stack itself with the later slices moved along the lines (chance_spread; docs/microscope.md, "micro16")
+BAND_MIN_CHANCE_STANDOUT = 8.0
+BAND_MIN_OFFSET_PX = 8  # the smallest such move: beyond the high-passed texture's correlation length
 
 
 def needed_correlation(min_correlation: float, line_px: int, slices: int) -> float:
@@ -47,7 +51,10 @@ def needed_correlation(min_correlation: float, line_px: int, slices: int) -> flo
     49830d9: on 48-96 px x 16-32 slices at 300 e/px the false bands on stacks without one fell from 43 to 17 of
     288 (from 30 to 5 of 216 outside crops of a real SOFC layer, which are nearly static over so few slices; none
     at 64-96 px) while 217 of the 219 true bands found before were still found; at 20 e/px (64-96 px x 24-32
-    slices) 32 of the 35 true bands found before, no false band either way."""
+    slices) 32 of the 35 true bands found before, no false band either way. micro16: the second way in also
+    needs the run to stand out from its chance correlation in the stack itself (:func:`chance_spread`): false
+    bands on 48-96 px x 12-32 slices fell from 92 to 59 of 432 (the rest nearly static layers of the real SOFC
+    volume, and 4 synthetic), every one of the 252 bands found before still found."""
     return float(min_correlation * max(1.0, np.sqrt(BAND_CAL_LINE_PX * BAND_CAL_SLICES / (line_px * slices))))
 
 
@@ -75,6 +82,8 @@ class FiducialBand:
     candidate: tuple[int, int, int, int] | None = None
     needed: float = 0.0
     standout: float = 0.0
+    chance_spread: float = float("nan")
+    chance_standout: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return {"region": None if self.region is None else list(self.region), "confidence": round(self.confidence, 4),
@@ -82,6 +91,8 @@ class FiducialBand:
                 "orientation": self.orientation, "slices_used": self.slices_used, "min_lag": self.min_lag,
                 "isotropy": round(self.isotropy, 4), "needed_correlation": round(self.needed, 4),
                 "standout": round(self.standout, 2),
+                "chance_spread": None if not np.isfinite(self.chance_spread) else round(self.chance_spread, 5),
+                "chance_standout": None if not np.isfinite(self.chance_standout) else round(self.chance_standout, 2),
                 "reason": self.reason,
                 "candidate": None if self.candidate is None else list(self.candidate)}
 
@@ -170,6 +181,51 @@ def _long_lag(g: np.ndarray, min_lag: int, window: int = 3) -> np.ndarray:
     return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
 
 
+def _offset_profiles(s: np.ndarray, axis: int, lag: int, window: int = 3) -> np.ndarray:
+    """The long-lag correlation of every line (``axis`` 1: rows, 2: columns) of the high-passed slices ``s`` with
+    the later slice of each pair moved along the line by every circular offset ``d``: ``(lines, line length)``,
+    column ``d`` (column 0 is :func:`_long_lag`'s profile, to rounding). ``sum_pairs sum_x s_i(x) s_j(x + d)`` for
+    every ``d`` at once from the FFTs along the lines (the pairs ``j - i >= lag`` summed as ``conj(S_i) *
+    sum_{j >= i + lag} S_j``), pooled over ``window`` lines and divided by the same norms as the profile (a
+    circular move keeps a line's norm); ``_LINES`` lines at a time."""
+    n = s.shape[0]
+    lines, length = s.shape[axis], s.shape[3 - axis]
+    num = np.empty((lines, length))
+    sq = np.empty((lines, n))
+    for l0 in range(0, lines, _LINES):
+        l1 = min(l0 + _LINES, lines)
+        blk = np.asarray(s[:, l0:l1, :] if axis == 1 else np.swapaxes(s[:, :, l0:l1], 1, 2), np.float64)
+        f = np.fft.rfft(blk, axis=2)  # (slice, line, frequency)
+        later = np.cumsum(f[::-1], axis=0)[::-1]  # later[k] = sum_{j >= k} f[j]
+        num[l0:l1] = np.fft.irfft((np.conj(f[:n - lag]) * later[lag:]).sum(0), n=length, axis=1)
+        sq[l0:l1] = np.einsum("kla,kla->lk", blk, blk)
+    if window > 1:
+        num = ndimage.uniform_filter1d(num, window, axis=0, mode="nearest")
+        sq = ndimage.uniform_filter1d(sq, window, axis=0, mode="nearest")
+    d = np.sqrt(np.maximum(sq, 0))
+    later = np.cumsum(d[:, ::-1], axis=1)[:, ::-1]
+    den = (d[:, :n - lag] * later[:, lag:]).sum(1)
+    return np.where(den[:, None] > 0, num / np.maximum(den, 1e-300)[:, None], 0.0)
+
+
+def chance_spread(s: np.ndarray, orient: str, a: int, b: int, lag: int,
+                  min_offset: int = BAND_MIN_OFFSET_PX) -> float:
+    """How much the mean long-lag correlation of the lines ``a:b`` varies by chance in this stack: 1.4826 x the
+    median absolute deviation of that mean over the circular moves ``d = min_offset .. length - min_offset`` of
+    the later slice of each pair along the lines (:func:`_offset_profiles`). Moved, slices far apart are compared
+    where they show different places: no x-varying static pattern lines up (a band's marks, a structure that
+    repeats), so what is left is the chance correlation of this texture over these pixels and slices -- the null
+    a run's contrast is measured against, from the stack itself (its size, the structure's correlation length,
+    the noise). A pattern constant along the lines (a straight edge) reads the same at every move and adds no
+    spread. NaN when the lines are too short for one move. ``s``: the registered stack's high-passed slices."""
+    p = _offset_profiles(s, 1 if orient == "rows" else 2, lag)
+    offs = np.arange(min_offset, p.shape[1] - min_offset + 1)
+    if offs.size == 0:
+        return float("nan")
+    m = p[a:b][:, offs].mean(0)
+    return float(1.4826 * np.median(np.abs(m - np.median(m))))
+
+
 def _best_run(profile: np.ndarray, min_len: int, high: float = BAND_HIGH, low: float = BAND_LOW,
               gap: int = BAND_GAP_PX) -> tuple[int, int, float, float] | None:
     """The band in a profile by hysteresis: runs above ``median + low * (max - median)`` that hold a line above
@@ -227,7 +283,10 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     Declines (``region=None`` with ``reason``, the region considered in ``candidate``; a warning unless
     ``warn=False``) when the band's mean correlation is below ``min_correlation`` -- raised on stacks smaller
     than the calibration's 192 px x 32 slices by :func:`needed_correlation` (``needed`` in the result; a stack so
-    small that it would need 1 or more is declined as too small to decide) --, its contrast over the rest
+    small that it would need 1 or more is declined as too small to decide), unless the run stands out both from
+    the other lines (``standout`` >= 4 times their spread) and from its own chance correlation in this stack
+    (``chance_standout`` = contrast / :func:`chance_spread` >= 8: the run's correlation with the later slices
+    moved along the lines, a null measured on the stack itself; micro16) --, its contrast over the rest
     (``correlation - background``, the median line) below ``min_contrast``, or its static pattern runs along one
     direction only (:func:`static_isotropy` below ``min_isotropy``: a layer's interface or a bare edge, which
     cannot fix a shift along itself). The thresholds come from the forward model's stacks with and without a
@@ -257,9 +316,12 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
 
     need = {"rows": needed_correlation(min_correlation, nx, n), "columns": needed_correlation(min_correlation, ny, n)}
 
+    def stands_out(r: FiducialBand) -> bool:  # the way in for a run below the correlation needed
+        return r.standout >= BAND_MIN_STANDOUT and r.chance_standout >= BAND_MIN_CHANCE_STANDOUT
+
     def usable(r: FiducialBand) -> bool:
         return (r.region is not None and r.correlation >= min_correlation
-                and (r.correlation >= need[r.orientation] or r.standout >= BAND_MIN_STANDOUT)
+                and (r.correlation >= need[r.orientation] or stands_out(r))
                 and r.correlation - r.background >= min_contrast and r.isotropy >= min_isotropy)
 
     for p in range(passes):
@@ -281,15 +343,21 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
             if run is None:
                 continue
             a, b, corr, bg = run
+            ra, rb = a, b  # the run itself (the statistics); padded for the region
             a, b = _pad_flat(power[orient], a, b, pad_px)
             c0, c1 = 0, (nx if orient == "rows" else ny)
             if along_fraction > 0:  # where along the band it correlates
                 along = _along_profile(hps, orient, a, b, lag)
                 c0, c1 = _span(along, along_fraction * max(float(along.mean()), 1e-12), MIN_REGION_PX)
             region = (a, b, c0, c1) if orient == "rows" else (c0, c1, a, b)
-            cands.append(FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
-                                      np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag),
-                                      needed=need[orient], standout=_standout(prof, a, b, corr - bg)))
+            c = FiducialBand(region, float((corr - bg) / max(1.0 - bg, 1e-12)), corr, bg, orient, n, lag,
+                             np.round(prof, 4).tolist(), isotropy=_isotropy(hps, region, lag), needed=need[orient],
+                             standout=_standout(prof, a, b, corr - bg))
+            if corr < need[orient] and c.standout >= BAND_MIN_STANDOUT:  # (only where it decides)
+                c.chance_spread = chance_spread(hps, orient, ra, rb, lag)
+                if np.isfinite(c.chance_spread):
+                    c.chance_standout = float((corr - bg) / max(c.chance_spread, 1e-6))
+            cands.append(c)
         if not cands:
             prof = cols if orientation == "columns" else rows
             orient = "columns" if orientation == "columns" else "rows"
@@ -307,20 +375,23 @@ def find_fiducial_region(stack: Any, *, max_slices: int = BAND_MAX_SLICES, min_l
     if found.region is not None and not usable(found):
         (a, b) = found.region[:2] if found.orientation == "rows" else found.region[2:]
         where = f"the best {found.orientation} {a}:{b}"
-        if found.needed >= 1.0 and found.standout < BAND_MIN_STANDOUT:
+        if found.needed >= 1.0 and not stands_out(found):
             line = nx if found.orientation == "rows" else ny
             found.reason = (f"the stack is too small to tell a static band from chance: lines of {line} px over "
                             f"{n} slices would need a correlation of {found.needed:.2f} (>= 1; "
                             f"{min_correlation:g} x sqrt({BAND_CAL_LINE_PX} x {BAND_CAL_SLICES} / ({line} x {n}))); "
                             "give the region by hand, or use more slices")
         elif (found.correlation < min_correlation or found.correlation - found.background < min_contrast
-              or (found.correlation < found.needed and found.standout < BAND_MIN_STANDOUT)):
+              or (found.correlation < found.needed and not stands_out(found))):
             found.reason = (f"{where} correlate {found.correlation:.2f} between slices >= {lag} apart against "
                             f"{found.background:.2f} elsewhere (needs >= {min_correlation:g} and {min_contrast:g} "
                             f"above the rest, and >= {found.needed:.2f} for lines of "
                             f"{nx if found.orientation == 'rows' else ny} px over {n} slices unless the run stands "
                             f"out by >= {BAND_MIN_STANDOUT:g} times the other lines' spread: "
-                            f"{found.standout:.1f})")
+                            f"{found.standout:.1f}, and by >= {BAND_MIN_CHANCE_STANDOUT:g} times its own chance "
+                            "spread in this stack: "
+                            + (f"{found.chance_standout:.1f})" if np.isfinite(found.chance_standout)
+                               else "not measured)"))
         else:
             found.reason = (f"{where} are static but their pattern runs along one direction only (isotropy "
                             f"{found.isotropy:.2f} < {min_isotropy:g}): it cannot fix a shift along it -- a "

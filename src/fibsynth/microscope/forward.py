@@ -91,17 +91,31 @@ class _Slices:
         return (self[k] for k in range(self.shape[0]))
 
 
-# a lazy stack (dask, Zarr, ...) up to this size in its own dtype is read once into memory by the estimators that
-# pass over it several times (:func:`read_once`)
+# the default size up to which a lazy stack (dask, Zarr, ...), in its own dtype, is read once into memory by the
+# estimators that pass over it several times (:func:`read_once`); each of them takes ``read_once_bytes`` to change it
 READ_ONCE_BYTES = 2 << 30
 
 
-def read_once(a: Any, max_bytes: int | None = None) -> Any:
+def read_once_limit(value: Any, param: str = "read_once_bytes") -> int:
+    """The byte limit of :func:`read_once`: ``value`` (an integer >= 0; 0 = never hold a lazy stack, read it again
+    on every pass) or, for ``None``, :data:`READ_ONCE_BYTES` as it is at the call. A library error names
+    ``param``, the caller's parameter."""
+    if value is None:
+        return int(READ_ONCE_BYTES)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or int(value) < 0:
+        raise FibsynthError(f"must be an integer number of bytes >= 0 (0: never read a lazy stack into memory), or "
+                            f"None for the default {READ_ONCE_BYTES} (got {value!r})", param=param)
+    return int(value)
+
+
+def read_once(a: Any, max_bytes: int | None = None, *, param: str = "max_bytes") -> Any:
     """``a`` itself when reading it again is cheap (a numpy array or memory map, a :class:`_Slices` of one), else
     (a dask or Zarr array, anything else with ``shape``, ``dtype`` and slicing) its values read once into a numpy
     array of its own dtype -- in blocks of whole chunks along z, about 4 MB each -- when that is at most
-    ``max_bytes`` (default :data:`READ_ONCE_BYTES`); larger ones are left lazy (and read again on each pass).
+    ``max_bytes`` (an integer >= 0, checked by :func:`read_once_limit` with ``param`` as the name in its error;
+    default :data:`READ_ONCE_BYTES`, 2 GiB); larger ones are left lazy (and read again on each pass).
     The same values: every later ``_Slices(...)[k]`` is the float64 slice it would have read from ``a``."""
+    limit = read_once_limit(max_bytes, param)
     src = a._a if isinstance(a, _Slices) else a
     if isinstance(src, np.ndarray) or not all(hasattr(src, n) for n in ("shape", "dtype", "__getitem__")):
         return a
@@ -109,7 +123,6 @@ def read_once(a: Any, max_bytes: int | None = None) -> Any:
     dt = np.dtype(src.dtype)
     if len(shape) != 3 or min(shape) < 1 or not (np.issubdtype(dt, np.number) or dt == bool):
         return a  # _Slices gives its error
-    limit = READ_ONCE_BYTES if max_bytes is None else int(max_bytes)
     if int(np.prod(shape)) * dt.itemsize > limit:
         return a
     cz = getattr(src, "chunksize", None) or getattr(src, "chunks", None)  # dask: chunksize; Zarr: chunks

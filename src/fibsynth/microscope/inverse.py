@@ -740,8 +740,8 @@ class _Minus:
 
 
 def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma_px: float | None = None,
-                    dark_offset: float | None = None, field: Any = None, out: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                    dark_offset: float | None = None, field: Any = None, out: np.ndarray | None = None,
+                    read_once_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Divide the signal above the black level by the shading; returns the corrected stack, the shading field
     (ny, nx) and what was measured.
 
@@ -759,13 +759,15 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
     The stack is read one slice at a time (a memory map or dask array stays on disk; the float64 output is the
     only whole-stack array; ``method="model"``'s measurement, :func:`shading_profile`, passes over it eight times:
     a dask or Zarr array is then first read once into memory in its own dtype, when that is at most
-    ``forward.READ_ONCE_BYTES``, :func:`~fibsynth.microscope.forward.read_once`, and not read again).
+    ``read_once_bytes`` -- default ``None``: ``forward.READ_ONCE_BYTES``, 2 GiB; 0: never --,
+    :func:`~fibsynth.microscope.forward.read_once`, and not read again).
     ``out``: a float64 array of the stack's shape to write into (it may be ``stack`` itself)."""
     from fibsynth.microscope.config import MicroscopeModel, Shading
     from fibsynth.microscope.measure import shading_profile
     from fibsynth.microscope.forward import shading_field
 
-    x = _Slices(read_once(stack) if method == "model" and field is None else stack, "stack")
+    x = _Slices(read_once(stack, read_once_bytes, param="read_once_bytes") if method == "model" and field is None
+                else stack, "stack")
     info: dict[str, Any] = {"method": method}
     if field is not None:
         field = np.asarray(field, np.float64)
@@ -775,7 +777,7 @@ def correct_shading(stack: Any, *, method: str = "model", degree: int = 3, sigma
         off = 0.0 if dark_offset is None else dark_offset
         info.update(black_level=off, field="given")
     elif method == "model":
-        sh = shading_profile(x._a)
+        sh = shading_profile(x._a, read_once_bytes=read_once_bytes)
         off = dark_offset if dark_offset is not None else (sh["offset"] if sh["offset"] is not None else 0.0)
         model = MicroscopeModel(shading=Shading(depth=float(np.clip(sh["depth"], 0, 0.99)), power=sh["power"],
                                                 tilt=float(np.clip(sh["tilt"], -1.9, 1.9))))
@@ -889,7 +891,8 @@ def correct(stack: Any, config: CorrectConfig | None = None) -> tuple[np.ndarray
                        out=buf)
         rec["applied"].append("destripe")
     if cfg.shading:
-        buf, bg, info = correct_shading(src(), method=cfg.shading_method, sigma_px=cfg.shading_sigma_px, out=buf)
+        buf, bg, info = correct_shading(src(), method=cfg.shading_method, sigma_px=cfg.shading_sigma_px, out=buf,
+                                        read_once_bytes=cfg.read_once_bytes)
         rec["applied"].append("shading")
         rec["shading"] = {**info, "field_range": [round(float(bg.min()), 4), round(float(bg.max()), 4)]}
     if cfg.drift:

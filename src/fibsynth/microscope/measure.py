@@ -343,10 +343,16 @@ def _otsu_thresholds(smooth: Any, nz: int, bsl: list, whole: bool) -> tuple[list
     slices, and with ``whole`` of the whole stack: the numbers ``threshold_otsu`` gives on the band (the stack)
     held at once, from 256-bin histograms summed over the slices (pass 1: each band's range, pass 2: the counts;
     the same counts and bin centres as its image path). None for a band without two values (and without
-    ``whole``); a constant stack's threshold is its value, as ``threshold_otsu`` returns."""
+    ``whole``); a constant stack's threshold is its value, as ``threshold_otsu`` returns.
+
+    ``smooth`` may also be the smoothed stack held as one array (nz, ny, nx): each band's range and counts then
+    come from one call over all its slices -- the same numbers (a minimum of minima is the minimum; numpy bins
+    each value alone, so counts add), with 1/nz of the calls (micro16)."""
     from skimage.filters import threshold_otsu
 
     bands = len(bsl)
+    if isinstance(smooth, np.ndarray):
+        return _otsu_thresholds_held(smooth, bsl, whole)
     lo, hi = np.full(bands, np.inf), np.full(bands, -np.inf)
     glo, ghi = np.inf, -np.inf
     for k in range(nz):
@@ -377,16 +383,38 @@ def _otsu_thresholds(smooth: Any, nz: int, bsl: list, whole: bool) -> tuple[list
     return thr, gthr
 
 
+def _otsu_thresholds_held(sm: np.ndarray, bsl: list, whole: bool) -> tuple[list, float | None]:
+    """:func:`_otsu_thresholds` of a smoothed stack held as one array: one range and one histogram per band."""
+    from skimage.filters import threshold_otsu
+
+    def otsu(v: np.ndarray) -> float | None:
+        lo, hi = v.min(), v.max()
+        if not hi > lo:
+            return None
+        c, e = np.histogram(v, bins=256, range=(lo, hi))
+        return threshold_otsu(hist=(c, (e[:-1] + e[1:]) / 2.0))
+
+    thr = [otsu(sm[(slice(None),) + sl]) if sm[(slice(None),) + sl].size else None for sl in bsl]
+    gthr = None
+    if whole:
+        gthr = otsu(sm)
+        if gthr is None:
+            gthr = sm.min()
+    return thr, gthr
+
+
 class _BandClasses:
     """Bright-phase mask of a stack read one slice at a time (``read(k)``, k < ``nz``): an Otsu threshold for each
     band of rows (``axis`` 1) or columns (2) of the smoothed slices (``gaussian_filter(x, (0, 1, 1))``), pooled
     over the stack (:func:`_otsu_thresholds`), so that a gray-level trend across the bands does not mix the phases
     (the threshold follows it). ``mask(sm)``: the mask of a smoothed slice, ``self(k)``: of slice k. ``whole``:
-    also the whole stack's threshold (``whole_threshold``, for the one-phase-band test of :func:`_band_levels`)."""
+    also the whole stack's threshold (``whole_threshold``, for the one-phase-band test of :func:`_band_levels`).
+    ``smooth``: ``smooth(k)``, or the smoothed stack held as one array (then also used by ``self(k)``)."""
 
     def __init__(self, read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int, whole: bool = False,
                  smooth: Any = None):
         self.read, self.nz, self.bsl = read, nz, _band_slices(shape, bands, axis)
+        self.held = smooth if isinstance(smooth, np.ndarray) else None
         smooth = (lambda k: _smoothed(read(k))) if smooth is None else smooth
         self.thr, self.whole_threshold = _otsu_thresholds(smooth, nz, self.bsl, whole)
 
@@ -398,7 +426,7 @@ class _BandClasses:
         return bright
 
     def __call__(self, k: int) -> np.ndarray:
-        return self.mask(_smoothed(self.read(k)))
+        return self.mask(self.held[k] if self.held is not None else _smoothed(self.read(k)))
 
 
 def _band_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: int, classes: Any = None,
@@ -464,7 +492,8 @@ def _band_levels(read: Any, nz: int, shape: tuple[int, int], bands: int, axis: i
     return dark, light
 
 
-def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) -> dict[str, float]:
+def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None,
+                    read_once_bytes: int | None = None) -> dict[str, float]:
     """Trench shadow, tilt and black level of a stack, from the two phases' gray levels in ``bands`` bands of rows
     and of columns. Shading multiplies the signal above the black level, so the contrast (bright minus dark level)
     follows it whatever the local solid fraction.
@@ -479,9 +508,9 @@ def shading_profile(stack: Any, *, bands: int = 12, power: float | None = None) 
     for the columns (:func:`_band_levels`): the same numbers as on the whole stack in float64 (thresholds,
     phase cores and means alike), holding a few slices and 4 bits a voxel (shade14). A dask or Zarr array (anything
     but a numpy array or memory map) is first read once into memory in its own dtype when that takes at most
-    ``forward.READ_ONCE_BYTES`` (:func:`~fibsynth.microscope.forward.read_once`; micro15): one read of each slice
-    instead of eight."""
-    x = _Slices(read_once(stack), "stack")
+    ``read_once_bytes`` (default ``None``: ``forward.READ_ONCE_BYTES``, 2 GiB; 0: never, read it on every pass;
+    :func:`~fibsynth.microscope.forward.read_once`; micro15, micro16): one read of each slice instead of eight."""
+    x = _Slices(read_once(stack, read_once_bytes, param="read_once_bytes"), "stack")
     nz, ny, nx = x.shape
     dark, light = _band_levels(x.__getitem__, nz, (ny, nx), bands, 1)
     ok = np.isfinite(dark)
@@ -827,7 +856,8 @@ def _band_rows(values: np.ndarray, ny: int) -> np.ndarray | None:
     return np.interp(np.arange(ny) + 0.5, ((e[:-1] + e[1:]) / 2)[good], values[good])
 
 
-def _midlevel_dark(x: np.ndarray, classes: "_BandClasses", bands: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def _midlevel_dark(x: np.ndarray, classes: "_BandClasses", bands: int = 12,
+                   smoothed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Dark-phase mask from a threshold midway between the two phase levels of each band of rows (on the 1-px
     smoothed slice), and the phase contrast per slice and row (z, y) relative to its mean.
 
@@ -835,12 +865,13 @@ def _midlevel_dark(x: np.ndarray, classes: "_BandClasses", bands: int = 12) -> t
     iso-contour is the boundary a blur leaves in place (a straight one), and it is where the forward model puts
     the epoxy for charging. On the benchmark's full microscope it disagrees with the forward model's epoxy on
     5.5 % of the pixels instead of 7.6 %, and the spread of the struck lines' charge slopes falls from 0.15-0.19
-    to 0.12-0.14 of the strength (docs/microscope.md)."""
+    to 0.12-0.14 of the strength (docs/microscope.md). ``smoothed``: the slices smoothed (:func:`_smoothed`)
+    when the caller holds them."""
     nz, ny, _ = x.shape
     dark = np.empty(x.shape, bool)
     contrast = np.full((nz, ny), np.nan)
     for k in range(nz):
-        sm = _smoothed(x[k])
+        sm = _smoothed(x[k]) if smoothed is None else smoothed[k]
         bright = classes.mask(sm)  # ``classes`` pooled over the stack, the one-phase-band test on this slice
         lo, hi = _band_levels(lambda _: x[k], 1, x.shape[1:], bands, 1, classes=lambda _: bright,
                               smooth=lambda _: sm)
@@ -1032,15 +1063,23 @@ def _single_t_loglik(k: np.ndarray, noise: np.ndarray, nu: float, iters: int = 2
 
 def _charging_epoxy(x: np.ndarray, margin_px: int = 3, remove_columns: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The dark phase that charges (:func:`_midlevel_dark`, classified again without the column profile when
-    ``remove_columns``: curtains tip the classification of columns) and the relative phase contrast (z, y)."""
+    ``remove_columns``: curtains tip the classification of columns) and the relative phase contrast (z, y).
+
+    ``x`` is held (float64), so its smoothed slices are too (one more stack, for two of the classification's three
+    readings of each slice; the band thresholds' ranges and counts from one call per band): the numbers of the
+    slice-by-slice code (micro15) with ~0.65 of its CPU (micro16)."""
     foot = np.ones((2 * margin_px + 1,), bool)
-    classes = _BandClasses(x.__getitem__, x.shape[0], x.shape[1:], 12, 1)
+    sm = np.stack([_smoothed(x[k]) for k in range(x.shape[0])]) if x.shape[0] else np.empty(x.shape)
+    classes = _BandClasses(x.__getitem__, x.shape[0], x.shape[1:], 12, 1, smooth=sm)
     if not remove_columns:
-        return _midlevel_dark(x, classes)
+        return _midlevel_dark(x, classes, smoothed=sm)
     # the dark phase's cores along x (the foot runs along x only: each line eroded alone)
     core = np.stack([ndimage.binary_erosion(~classes(k), foot[None]) for k in range(x.shape[0])])
+    del sm, classes
     xc = x - _epoxy_column_profile(x, core)[:, None, :]
-    return _midlevel_dark(xc, _BandClasses(xc.__getitem__, xc.shape[0], xc.shape[1:], 12, 1))
+    sm = np.stack([_smoothed(xc[k]) for k in range(xc.shape[0])]) if xc.shape[0] else np.empty(xc.shape)
+    return _midlevel_dark(xc, _BandClasses(xc.__getitem__, xc.shape[0], xc.shape[1:], 12, 1, smooth=sm),
+                          smoothed=sm)
 
 
 def charging_line_variance(stack: Any, charging: dict[str, Any]) -> np.ndarray:
