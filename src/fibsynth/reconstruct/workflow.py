@@ -1220,13 +1220,14 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     adapt_model: dict[str, Any] = {}  # the adaptation model of round 1, reused by round 2
 
-    def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0, init: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
-        """One U-Net of a round; ``init`` (round 2: ``round2_init="round1"``): round 1's network of the same seed,
-        whose weights start the training (its key joins the step's inputs)."""
+    def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0, *, second: bool = False,
+                    init: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One U-Net of a round; ``second``: of round 2 (``round2_steps`` of round 1's optimizer steps); ``init``
+        (round 2 with ``round2_init="round1"``): round 1's network of the same seed, whose weights start the
+        training (its key joins the step's inputs)."""
         ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
         n_opt = seg_plan["optimizer_steps"]
-        if init is not None or r2_short:  # round 2: fewer optimizer steps (round2_steps of round 1's)
+        if second and (init is not None or r2_short):  # round 2: fewer optimizer steps (round2_steps of round 1's)
             ts = ts.model_copy(update={"epochs": r2_plan["epochs"]})
             n_opt = r2_plan["optimizer_steps"]
 
@@ -1331,7 +1332,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         cands = []
         for j in range(s.seg_seeds):
             warm = rounds[0]["candidates"][j]["train"] if r > 0 and s.round2_init == "round1" else None
-            tr = train_round(k_imgs, d_imgs, j, init=warm)
+            tr = train_round(k_imgs, d_imgs, j, second=r > 0, init=warm)
             if tr["record"]["best_val_mds"] is not None and tr["record"]["best_val_mds"] < tr["record"]["val_otsu_mds"]:
                 console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
                               f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")
