@@ -86,7 +86,14 @@ def test_round2_train_key_and_plan():
     # round 2's optimizer steps: whole validation rounds, at least one, at most round 1's
     assert plan["optimizer_steps"] == 600 and plan["steps_per_epoch"] == 20
     assert W.round2_plan(s, plan) == {"init": "round1", "epochs": 8, "optimizer_steps": 160}
+    # round 1's networks keep their settings (and keys) whatever round 2 does; round 2's train round2_steps of them
+    for j in (0, 1):
+        ts1, n1 = W.round_train_settings(s, ts, plan, j)
+        assert ts1 == ts.model_copy(update={"seed": j}) and n1 == 600
+        ts2, n2 = W.round_train_settings(s, ts, plan, j, second=True)
+        assert ts2 == ts1.model_copy(update={"epochs": 8}) and n2 == 160
     full = ReconstructSettings(round2_init="scratch", round2_steps=1)
+    assert W.round_train_settings(full, ts, plan, 1, second=True) == (ts.model_copy(update={"seed": 1}), 600)
     assert W.round2_plan(full, plan)["epochs"] == plan["epochs"]
     assert W.round2_plan(ReconstructSettings(round2_steps=0.001), plan)["optimizer_steps"] == 20
     with pytest.raises(Exception):

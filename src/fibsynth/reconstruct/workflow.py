@@ -989,6 +989,17 @@ def round2_plan(s: Any, seg_plan: dict[str, Any]) -> dict[str, Any]:
     return {"init": s.round2_init, "epochs": epochs, "optimizer_steps": epochs * seg_plan["steps_per_epoch"]}
 
 
+def round_train_settings(s: Any, seg_ts: Any, seg_plan: dict[str, Any], seed_offset: int = 0, second: bool = False
+                         ) -> tuple[Any, int]:
+    """The U-Net settings of network ``seed_offset`` (seed ``s.seed + seed_offset``) of round 1, or of round 2
+    (``second``: ``round2_steps`` of round 1's optimizer steps), and its optimizer steps."""
+    ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
+    r2 = round2_plan(s, seg_plan)
+    if second and r2["epochs"] != seg_plan["epochs"]:
+        return ts.model_copy(update={"epochs": r2["epochs"]}), r2["optimizer_steps"]
+    return ts, seg_plan["optimizer_steps"]
+
+
 def set_names(d: Path, prefix: str) -> list[str]:
     """The stacks of group ``prefix`` (``train``, ``val``) of a generated or adapted set: its ``*_img.npy`` files."""
     return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
@@ -1189,9 +1200,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
     synth_shape, method, gan_plan, seg_ts, seg_plan = synth_plan(s, real.shape)
-    r2_plan = round2_plan(s, seg_plan)
-    r2_short = r2_plan["epochs"] < seg_plan["epochs"]  # round 2 from scratch with fewer steps (round2_steps < 1)
-    seg_plan = {**seg_plan, "round2": r2_plan}
+    seg_plan = {**seg_plan, "round2": round2_plan(s, seg_plan)}
 
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
@@ -1225,11 +1234,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         """One U-Net of a round; ``second``: of round 2 (``round2_steps`` of round 1's optimizer steps); ``init``
         (round 2 with ``round2_init="round1"``): round 1's network of the same seed, whose weights start the
         training (its key joins the step's inputs)."""
-        ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
-        n_opt = seg_plan["optimizer_steps"]
-        if second and (init is not None or r2_short):  # round 2: fewer optimizer steps (round2_steps of round 1's)
-            ts = ts.model_copy(update={"epochs": r2_plan["epochs"]})
-            n_opt = r2_plan["optimizer_steps"]
+        ts, n_opt = round_train_settings(s, seg_ts, seg_plan, seed_offset, second)
 
         def do_train(d: Path) -> dict:
             from fibsynth.io import VolumeMeta, write_volume
