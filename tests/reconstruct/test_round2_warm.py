@@ -31,7 +31,6 @@ def _params(d):
 def test_fit_starts_from_the_init_network(tmp_path):
     import torch
 
-    from fibsynth.segment.data import fit_normalisation
     from fibsynth.segment.model import build_net, load_config
     from fibsynth.segment.train import BelowBaselineWarning, TrainSettings, fit
 
@@ -56,8 +55,14 @@ def test_fit_starts_from_the_init_network(tmp_path):
     assert rec["init"]["model"] == str(tmp_path / "a") and len(rec["init"]["sha256"]) == 64
     # the warm network keeps the input scale its weights learned, not the new data's (3 x brighter)
     norm = load_config(tmp_path / "warm").norm
-    assert norm == load_config(tmp_path / "a").norm
-    assert norm != [tuple(fit_normalisation([img2[:4]], s.norm_percentiles))]
+    assert norm == load_config(tmp_path / "a").norm and rec["init"]["norm"] == "init"
+    # ... or, asked for, the new data's (the weights still round 1's)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BelowBaselineWarning)
+        fit([img2], [lbl2], tmp_path / "warm_data", tiny, verbose=False, init=tmp_path / "a", init_norm="data")
+        fit([img2], [lbl2], tmp_path / "cold", tiny, verbose=False)
+    assert load_config(tmp_path / "warm_data").norm == load_config(tmp_path / "cold").norm != norm
+    assert max(float((_params(tmp_path / "warm_data")[k] - a[k]).abs().max()) for k in a) < 1e-6
     # another network is refused in one line naming init, before anything is written
     with pytest.raises(FibsynthError) as e:
         fit([img2], [lbl2], tmp_path / "bad", s.model_copy(update={"features": (4, 8, 16)}), verbose=False,
@@ -83,6 +88,7 @@ def test_round2_train_key_and_plan():
     other = W._Steps.key("train", *W.train_key(ts, "IMAGES", "OTHERNET"))
     assert len({cold, warm, other}) == 3  # neither kind of round 2 is reused for the other, nor another start
     assert W.train_key(ts, "IMAGES", "ROUND1NET")[1] == {"images": "IMAGES", "init": "ROUND1NET"}
+    assert W.train_key(ts, "IMAGES", "ROUND1NET")[0]["init_norm"] == W.ROUND2_NORM
     # round 2's optimizer steps: whole validation rounds, at least one, at most round 1's
     assert plan["optimizer_steps"] == 600 and plan["steps_per_epoch"] == 20
     assert W.round2_plan(s, plan) == {"init": "round1", "epochs": 8, "optimizer_steps": 160}

@@ -969,6 +969,10 @@ def synth_plan(s: Any, real_shape: tuple[int, ...]) -> tuple[tuple[int, int, int
     return (synth_shape, method, gan_plan, *_seg_settings(s, side, nz_s))
 
 
+#: a warm-started round 2's input normalisation: round 1's network's ("init") or fitted to round 2's images ("data")
+ROUND2_NORM = "init"
+
+
 def train_key(ts: Any, k_imgs: str, init_key: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``train`` step's (parameters, inputs): the U-Net's settings and the images' step key, and for a warm start
     (round 2, ``round2_init="round1"``) the key of the network it starts from, among the inputs and named in the
@@ -978,6 +982,7 @@ def train_key(ts: Any, k_imgs: str, init_key: str | None = None) -> tuple[dict[s
     inputs = {"images": k_imgs}
     if init_key is not None:
         params["init"] = "round 1's network of the same seed"
+        params["init_norm"] = ROUND2_NORM
         inputs["init"] = init_key
     return params, inputs
 
@@ -1256,7 +1261,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             with A.quiet_lightning():
                 rec = train(files["ti"], files["tl"], d / "model", ts, val_images=files["vi"],
                             val_labels=files["vl"], verbose=False, progress=False,
-                            init=init["dir"] / "model" if init is not None else None)
+                            init=init["dir"] / "model" if init is not None else None, init_norm=ROUND2_NORM)
             otsu_mds = []
             for fi, fl in zip(files["vi"], files["vl"]):
                 v = np.load(d_imgs / (fi.name[:-len("_img.tif")] + "_img.npy"))

@@ -381,7 +381,8 @@ def _brightness_order(images: list[np.ndarray], labels: list[np.ndarray], n: int
 
 def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSettings, *, val_images: Sequence = (),
         val_labels: Sequence = (), energies: Sequence | None = None, resume: bool = False, progress: bool = False,
-        verbose: bool = True, sources: dict | None = None, init: str | Path | None = None) -> dict:
+        verbose: bool = True, sources: dict | None = None, init: str | Path | None = None,
+        init_norm: Literal["init", "data"] = "init") -> dict:
     """Train a segmentation model on arrays: ``images`` (``channels_per_stack`` (z, y, x) arrays per label stack,
     all energies of stack 1, then of stack 2, ...) and ``labels`` (1 = solid); validation on ``val_images`` /
     ``val_labels`` or on the last ``val_fraction`` of each training stack's slices. Writes ``out/model.pt`` +
@@ -389,8 +390,9 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     the SHA-256 of the data) and returns the training record. Nothing is left in ``out`` when it fails before
     its first checkpoint. ``energies``: beam energy per image (recorded in the model); ``sources``: file names
     to record. ``init``: a saved model folder (:func:`fibsynth.segment.model.save_model`) of the same network
-    (mode, context slices, widths, channels, classes) whose weights and input normalisation start the training
-    instead of random weights (a warm start, e.g. fine-tuning on new data); recorded as ``record["init"]``."""
+    (mode, context slices, widths, channels, classes) whose weights start the training instead of random weights
+    (a warm start, e.g. fine-tuning on new data), with its input normalisation (``init_norm="init"``) or one fitted
+    to the new training data (``"data"``); recorded as ``record["init"]``."""
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader
@@ -413,7 +415,10 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
                                         + [g[0] for g in vgroups] + [g[1] for g in vgroups])
     init_cfg = init_state = None
     if init is not None:
+        if init_norm not in ("init", "data"):
+            raise FibsynthError(f"must be init or data (got {init_norm!r})", param="init_norm")
         init_cfg, init_state, fixed["init_sha256"] = _init_weights(init, s, c)
+        fixed["init_norm"] = init_norm
     if resume:
         if not last.is_file():
             raise FibsynthError(f"no checkpoint {last}", param="resume")
@@ -441,7 +446,7 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     if not val_parts:
         raise FibsynthError("no validation data: use val_fraction > 0 or validation stacks",
                             param=("val_fraction", "val_images"))
-    norm = ([tuple(v) for v in init_cfg.norm] if init_cfg is not None else  # the weights' own input scale
+    norm = ([tuple(v) for v in init_cfg.norm] if init_cfg is not None and init_norm == "init" else
             [D.fit_normalisation([p[0][ch] for p in train_parts], tuple(s.norm_percentiles)) for ch in range(c)])
 
     def prep(parts):
@@ -530,7 +535,7 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
         "seed": s.seed, "history": rows, "torch": torch.__version__,
     }
     if init is not None:  # (a training from random weights keeps the record it had)
-        record["init"] = {"model": str(init), "sha256": fixed["init_sha256"]}
+        record["init"] = {"model": str(init), "sha256": fixed["init_sha256"], "norm": init_norm}
     if s.classes > 2:  # (the binary record keeps its keys)
         record.update(classes=s.classes, baseline="multi-otsu (gray classes in the training slabs' label order)")
     cfg = cfg.model_copy(update={"training": record})
@@ -571,7 +576,7 @@ def _init_weights(init: str | Path, s: TrainSettings, c: int):
 
 def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str | Path, settings: TrainSettings,
           *, val_images: Sequence = (), val_labels: Sequence = (), resume: bool = False, progress: bool = False,
-          verbose: bool = True, init: str | Path | None = None) -> dict:
+          verbose: bool = True, init: str | Path | None = None, init_norm: Literal["init", "data"] = "init") -> dict:
     """:func:`fit` on files: reads the image stacks (``channels_per_stack`` per label stack) and labels, records
     their names and energies, and trains (the CLI's and the experiment step's entry point). ``init``: a saved
     model to start from (:func:`fit`)."""
@@ -584,4 +589,4 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
     sources = {"images": [str(p) for p in images], "labels": [str(p) for p in labels],
                "val_images": [str(p) for p in val_images], "val_labels": [str(p) for p in val_labels]}
     return fit(imgs, lbls, out, s, val_images=vimgs, val_labels=vlbls, energies=energies, resume=resume,
-               progress=progress, verbose=verbose, sources=sources, init=init)
+               progress=progress, verbose=verbose, sources=sources, init=init, init_norm=init_norm)
