@@ -1,7 +1,9 @@
-"""Round 2's U-Nets warm-started from round 1's (ReconstructSettings.round2_init / round2_steps, docs/reconstruct.md
-"round16"): ``segment.train.fit(init=...)`` starts from the saved network's weights and input scale, refuses another
-network in one line, and the workflow's train step keys a warm start apart from a training from random weights (whose
-key is the one it always had), so a round 2 cached by an older run is never taken for the other kind."""
+"""Round 2's U-Nets (ReconstructSettings.round2_init / round2_steps, docs/reconstruct.md "round16"): by default half of
+round 1's optimizer steps from random weights, or warm-started from round 1's networks. ``segment.train.fit(init=...)``
+starts from the saved network's weights (and its input scale, or the new data's), refuses another network in one line;
+round 1's trainings keep their settings; the workflow's train step keys a warm start and a shortened round 2 apart from
+a full training from random weights (whose key is the one it always had), so a round 2 cached by an older run is
+never taken for another kind."""
 
 from __future__ import annotations
 
@@ -76,8 +78,9 @@ def test_round2_train_key_and_plan():
     from fibsynth.reconstruct import ReconstructSettings
     from fibsynth.reconstruct import workflow as W
 
-    s = ReconstructSettings()
-    assert s.round2_init == "round1" and s.round2_steps == 0.25  # the default (docs/reconstruct.md, round16)
+    d = ReconstructSettings()
+    assert d.round2_init == "scratch" and d.round2_steps == 0.5  # the default (docs/reconstruct.md, round16)
+    s = ReconstructSettings(round2_init="round1", round2_steps=0.25)
     _, _, _, ts, plan = W.synth_plan(s, (128, 192, 192))
     # from random weights: the key of before round16 (settings and images only)
     params, inputs = W.train_key(ts, "IMAGES")
@@ -98,6 +101,8 @@ def test_round2_train_key_and_plan():
         assert ts1 == ts.model_copy(update={"seed": j}) and n1 == 600
         ts2, n2 = W.round_train_settings(s, ts, plan, j, second=True)
         assert ts2 == ts1.model_copy(update={"epochs": 8}) and n2 == 160
+    # the default: round 2 from scratch, half of round 1's steps (its key differs from round 1's only there)
+    assert W.round_train_settings(d, ts, plan, 1, second=True) == (ts.model_copy(update={"seed": 1, "epochs": 15}), 300)
     full = ReconstructSettings(round2_init="scratch", round2_steps=1)
     assert W.round_train_settings(full, ts, plan, 1, second=True) == (ts.model_copy(update={"seed": 1}), 600)
     assert W.round2_plan(full, plan)["epochs"] == plan["epochs"]
