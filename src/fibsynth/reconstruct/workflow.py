@@ -17,7 +17,9 @@ parameter redoes only what depends on it):
                  (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free), or, with
                  ``seg_combine="mean"``, ``combine`` averages their P(solid) (an ensemble);
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
-                 more around the new estimate (the adaptation model is reused), and the second round is kept only
+                 more around the new estimate (the adaptation model is reused; its U-Nets train ``round2_steps`` of
+                 round 1's optimizer steps, from random weights or, ``round2_init="round1"``, from round 1's
+                 networks), and the second round is kept only
                  when its reconstruction, imaged again, looks more like the real stack than the first round's
                  (:func:`fibsynth.reconstruct.estimate.forward_consistency`, label-free);
 7. ``evaluate``  solid fraction, ligament diameters and isotropy errors of the result, of Otsu and of k-means
