@@ -211,6 +211,10 @@ def test_errors_are_one_line(tiny, tmp_path, capsys, args, words):
     (["--seg-k", "9"], "--seg-k"),
     (["--seg-k", "3", "--mode", "2d"], "--seg-k: the context slices"),  # no context slices in 2D / 3D
     (["--device", "tpu9"], "--device"),
+    (["--round2-steps", "0"], "--round2-steps"),
+    (["--round2-steps", "1.5"], "--round2-steps"),
+    (["--round2-init", "warm"], "--round2-init"),
+    (["--phases", "3", "--round2-init", "round1"], "--round2-init"),  # n phases: round 2 from scratch only
     (["--align-region", "0:10,0:40"], "needs align"),  # the region registers for the align correction
     (["--correct", "align", "--align-region", "0:10"], "Y0:Y1,X0:X1"),
     (["--align-region", "auto"], "needs align"),

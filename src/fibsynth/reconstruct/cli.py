@@ -36,6 +36,8 @@ def reconstruct_cmd(
     seg_seeds: Optional[int] = typer.Option(None, "--seg-seeds", help="U-Nets trained per round with different seeds, combined as --seg-combine says (their mean, or the one whose reconstruction, imaged again, correlates best with your stack; label-free). N costs N trainings (default: see docs/reconstruct.md)."),
     seg_k: Optional[int] = typer.Option(None, "--seg-k", help="2.5D U-Net: neighbouring slices on each side of the slice it segments (1-8; 2 k + 1 slices in all; --mode 2.5d only) (default: see docs/reconstruct.md)."),
     seg_combine: Optional[str] = typer.Option(None, "--seg-combine", help="With --seg-seeds above 1: choose (keep the network chosen by forward consistency) or mean (average the networks' P(solid), an ensemble; no extra training) (default: see docs/reconstruct.md)."),
+    round2_init: Optional[str] = typer.Option(None, "--round2-init", help="Where round 2's U-Nets start when the re-estimate moved: round1 (round 1's network of the same seed, fine-tuned on round 2's structures) or scratch (random weights, as round 1) (default: see docs/reconstruct.md, round16)."),
+    round2_steps: Optional[float] = typer.Option(None, "--round2-steps", help="Round 2's optimizer steps as a fraction of round 1's (0-1] (default: see docs/reconstruct.md, round16)."),
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
     align_region: Optional[str] = typer.Option(None, "--align-region", help="Register the slices on this rectangle only, Y0:Y1,X0:X1 (pixels, half-open, of your stack as given): a band that does not change from slice to slice, e.g. fiducial marks milled into the protective cap, measures the stage drift without the apparent motion of slanted features; the whole slices are moved. auto: the band found in the first 48 slices (fibsynth.microscope.find_fiducial_region), printed and recorded with its confidence; a stack without one is refused in one line. Needs --correct align."),
     reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
@@ -58,14 +60,15 @@ def reconstruct_cmd(
              val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
              translation=translation, detector=detector, tta=tta, device=device, seg_seeds=seg_seeds,
-             seg_combine=seg_combine, align_region=align_region, seg_k=seg_k)
+             seg_combine=seg_combine, align_region=align_region, seg_k=seg_k, round2_init=round2_init,
+             round2_steps=round2_steps)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
          translation="auto", detector="bse", tta=1, device="auto", seg_seeds=None, seg_combine=None,
-         align_region=None, seg_k=None) -> None:
+         align_region=None, seg_k=None, round2_init=None, round2_steps=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -91,6 +94,8 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   device=device.lower(),
                                   **({"seg_seeds": seg_seeds} if seg_seeds is not None else {}),
                                   **({"seg_k": seg_k} if seg_k is not None else {}),
+                                  **({"round2_init": round2_init.lower()} if round2_init is not None else {}),
+                                  **({"round2_steps": round2_steps} if round2_steps is not None else {}),
                                   **({"seg_combine": seg_combine.lower()} if seg_combine is not None else {}))
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")

@@ -34,7 +34,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -59,6 +59,9 @@ class MultiphaseSettings(ReconstructSettings):
     phases: int | None = Field(None, ge=3, le=MAX_PHASES, description="number of phases (labels 0..n-1)")
     materials: tuple[str, ...] | None = Field(None, description="material per label, label 0 the filling")
     seg_seeds: int = Field(1, ge=1, le=8, description="one network (choosing among seeds is binary only)")
+    round2_init: Literal["scratch"] = Field("scratch", description="round 2's network starts from random weights "
+                                            "(the warm start from round 1's is measured for two phases only)")
+    round2_steps: float = Field(1.0, ge=1, le=1, description="round 2 trains as long as round 1")
 
     @model_validator(mode="after")
     def _check_phases(self):

@@ -367,7 +367,13 @@ def write_reconstruct_report(path: Path, summary: dict, *, real, seg, conf, prob
                                                                None if adapted is None else adapted[k], lbl[k]))),
                  ("Gray-value histograms", figure_png(histogram_figure(_sample(real), synth, adapted, dist)))]))
     # --- segmentation training
-    ttab = {"mode": summary["settings"]["mode"], **{k2: v for k2, v in summary["segmentation_plan"].items()},
+    plan = dict(summary["segmentation_plan"])
+    r2 = plan.pop("round2", None)
+    if r2 and len(summary.get("rounds", [])) > 1:  # round 2 ran: say how its networks were trained
+        plan["round 2"] = (f"{r2['optimizer_steps']} optimizer steps, " + (
+            "each network starting from round 1's of the same seed" if r2["init"] == "round1"
+            else "from random weights"))
+    ttab = {"mode": summary["settings"]["mode"], **plan,
             "epochs run": tr.get("epochs_run"), "best validation MDS (held-out synthetic)": tr.get("best_val_mds"),
             "Otsu on the same validation data": tr.get("val_otsu_mds")}
     k_ctx = summary["settings"].get("seg_k", 2)

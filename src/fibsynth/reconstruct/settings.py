@@ -71,6 +71,19 @@ class ReconstructSettings(StrictModel):
         "keeps the one chosen by forward consistency (seg_seeds). Measured (docs/reconstruct.md, recon13, recon14): "
         "with the round rule that also asks the seeds' agreement (recon14), mean beat choose on all five paired full-size "
         "runs (+0.001 to +0.004 MDS); with the old rule it had tipped one round choice to a worse round 2 (-0.036)")
+    round2_init: Literal["scratch", "round1"] = Field(
+        "scratch", description="where round 2's U-Nets (trained when the re-estimate moved) start: scratch (the "
+        "default) -- random weights, as round 1's; round1 -- each from round 1's network of the same seed, fine-tuned "
+        "on round 2's structures. Measured (docs/reconstruct.md, round16): the warm start made round 2 cheaper and no "
+        "worse on the full-size adapted stacks, but where round 1 had failed (small stacks without adaptation) it kept "
+        "round 1's failure (grf: round 2 0.43 against 0.69 from scratch)")
+    round2_steps: float = Field(
+        0.5, gt=0, le=1, description="round 2's optimizer steps as a fraction of round 1's (seg_steps), in whole "
+        "validation rounds of 20 steps, at least one. 0.5 (the default since round16): a round 2 from scratch is the "
+        "first half of the full training with the same seed, so where that training's best validation came in its "
+        "first half (20 of 60 full-size trainings measured) the network is the same; round 2 cost 3-41 % less CPU on "
+        "four full-size stacks with no MDS loss beyond the seeds' spread (docs/reconstruct.md, round16). 1: round 2 "
+        "trained as long as round 1 (before round16)")
     correct: tuple[str, ...] = Field((), description="corrections of the real stack: align, destripe, flatten")
     align_region: tuple[int, int, int, int] | Literal["auto"] | None = Field(
         None, description="register the slices on this rectangle only, (y0, y1, x0, x1) in pixels, half-open, of the "

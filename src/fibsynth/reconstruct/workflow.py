@@ -17,7 +17,9 @@ parameter redoes only what depends on it):
                  (:func:`fibsynth.reconstruct.estimate.choose_candidate`, label-free), or, with
                  ``seg_combine="mean"``, ``combine`` averages their P(solid) (an ensemble);
    ``reestimate`` the structure from the reconstruction; if it moved beyond the uncertainties, steps 3-6 run once
-                 more around the new estimate (the adaptation model is reused), and the second round is kept only
+                 more around the new estimate (the adaptation model is reused; its U-Nets train ``round2_steps`` of
+                 round 1's optimizer steps, from random weights or, ``round2_init="round1"``, from round 1's
+                 networks), and the second round is kept only
                  when its reconstruction, imaged again, looks more like the real stack than the first round's
                  (:func:`fibsynth.reconstruct.estimate.forward_consistency`, label-free);
 7. ``evaluate``  solid fraction, ligament diameters and isotropy errors of the result, of Otsu and of k-means
@@ -969,6 +971,42 @@ def synth_plan(s: Any, real_shape: tuple[int, ...]) -> tuple[tuple[int, int, int
     return (synth_shape, method, gan_plan, *_seg_settings(s, side, nz_s))
 
 
+#: a warm-started round 2's input normalisation: round 1's network's ("init") or fitted to round 2's images ("data")
+ROUND2_NORM = "init"
+
+
+def train_key(ts: Any, k_imgs: str, init_key: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``train`` step's (parameters, inputs): the U-Net's settings and the images' step key, and for a warm start
+    (round 2, ``round2_init="round1"``) the key of the network it starts from, among the inputs and named in the
+    parameters; so a round 2 trained from scratch by an earlier run is never reused for a warm start or the other
+    way round, and a training from random weights keys exactly as before round16."""
+    params = {"settings": ts.model_dump(mode="json", exclude=NOT_KEYED)}
+    inputs = {"images": k_imgs}
+    if init_key is not None:
+        params["init"] = "round 1's network of the same seed"
+        params["init_norm"] = ROUND2_NORM
+        inputs["init"] = init_key
+    return params, inputs
+
+
+def round2_plan(s: Any, seg_plan: dict[str, Any]) -> dict[str, Any]:
+    """Round 2's U-Net training (``round2_init``, ``round2_steps``): where it starts and its optimizer steps, whole
+    validation rounds of round 1's length, at least one."""
+    epochs = max(1, min(seg_plan["epochs"], math.ceil(s.round2_steps * seg_plan["epochs"] - 1e-9)))
+    return {"init": s.round2_init, "epochs": epochs, "optimizer_steps": epochs * seg_plan["steps_per_epoch"]}
+
+
+def round_train_settings(s: Any, seg_ts: Any, seg_plan: dict[str, Any], seed_offset: int = 0, second: bool = False
+                         ) -> tuple[Any, int]:
+    """The U-Net settings of network ``seed_offset`` (seed ``s.seed + seed_offset``) of round 1, or of round 2
+    (``second``: ``round2_steps`` of round 1's optimizer steps), and its optimizer steps."""
+    ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
+    r2 = round2_plan(s, seg_plan)
+    if second and r2["epochs"] != seg_plan["epochs"]:
+        return ts.model_copy(update={"epochs": r2["epochs"]}), r2["optimizer_steps"]
+    return ts, seg_plan["optimizer_steps"]
+
+
 def set_names(d: Path, prefix: str) -> list[str]:
     """The stacks of group ``prefix`` (``train``, ``val``) of a generated or adapted set: its ``*_img.npy`` files."""
     return sorted(p.name[:-len("_img.npy")] for p in d.glob(f"{prefix}_*_img.npy"))
@@ -1169,6 +1207,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     est1 = json.loads((d_e1 / "estimate.json").read_text())
 
     synth_shape, method, gan_plan, seg_ts, seg_plan = synth_plan(s, real.shape)
+    seg_plan = {**seg_plan, "round2": round2_plan(s, seg_plan)}
 
     def generate_round(r: int, est: dict, k_est: str) -> dict[str, Any]:
         gen_params = {"round": r, "structures": s.structures, "val": s.val_structures, "shape": list(synth_shape),
@@ -1197,8 +1236,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
     adapt_model: dict[str, Any] = {}  # the adaptation model of round 1, reused by round 2
 
-    def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0) -> dict[str, Any]:
-        ts = seg_ts if not seed_offset else seg_ts.model_copy(update={"seed": int(s.seed) + int(seed_offset)})
+    def train_round(k_imgs: str, d_imgs: Path, seed_offset: int = 0, *, second: bool = False,
+                    init: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One U-Net of a round; ``second``: of round 2 (``round2_steps`` of round 1's optimizer steps); ``init``
+        (round 2 with ``round2_init="round1"``): round 1's network of the same seed, whose weights start the
+        training (its key joins the step's inputs)."""
+        ts, n_opt = round_train_settings(s, seg_ts, seg_plan, seed_offset, second)
 
         def do_train(d: Path) -> dict:
             from fibsynth.io import VolumeMeta, write_volume
@@ -1219,7 +1262,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     files[kl].append(fl)
             with A.quiet_lightning():
                 rec = train(files["ti"], files["tl"], d / "model", ts, val_images=files["vi"],
-                            val_labels=files["vl"], verbose=False, progress=False)
+                            val_labels=files["vl"], verbose=False, progress=False,
+                            init=init["dir"] / "model" if init is not None else None, init_norm=ROUND2_NORM)
             otsu_mds = []
             for fi, fl in zip(files["vi"], files["vl"]):
                 v = np.load(d_imgs / (fi.name[:-len("_img.tif")] + "_img.npy"))
@@ -1229,12 +1273,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                 p.unlink()
             (d / "data").rmdir()
             return {"best_val_mds": rec.get("best_val_mds"), "epochs_run": rec.get("epochs_run"),
-                    "val_otsu_mds": float(np.mean(otsu_mds)), "history": rec.get("history", [])}
+                    "val_otsu_mds": float(np.mean(otsu_mds)), "history": rec.get("history", []),
+                    **({"init": "round 1's network of this seed"} if init is not None else {})}
 
-        k_s, d_s, rec = steps("train", {"settings": ts.model_dump(mode="json", exclude=NOT_KEYED)},
-                              {"images": k_imgs}, do_train,
-                              f"training the {s.mode.upper()} U-Net ({seg_plan['optimizer_steps']} optimizer steps of "
-                              f"{seg_plan['batch']} patches" + (f", seed {ts.seed}" if s.seg_seeds > 1 else "") + ")")
+        k_s, d_s, rec = steps("train", *train_key(ts, k_imgs, init["key"] if init is not None else None), do_train,
+                              f"training the {s.mode.upper()} U-Net ({n_opt} optimizer steps of {seg_plan['batch']} "
+                              "patches" + (f", seed {ts.seed}" if s.seg_seeds > 1 else "")
+                              + (", from round 1's network" if init is not None else "") + ")")
         return {"key": k_s, "dir": d_s, "record": rec["result"], "seed": int(ts.seed)}
 
     def predict_round(k_model: str, d_model: Path) -> dict[str, Any]:
@@ -1298,7 +1343,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         k_imgs, d_imgs = (ad["key"], ad["dir"]) if ad else (gen["key"], gen["dir"])
         cands = []
         for j in range(s.seg_seeds):
-            tr = train_round(k_imgs, d_imgs, j)
+            warm = rounds[0]["candidates"][j]["train"] if r > 0 and s.round2_init == "round1" else None
+            tr = train_round(k_imgs, d_imgs, j, second=r > 0, init=warm)
             if tr["record"]["best_val_mds"] is not None and tr["record"]["best_val_mds"] < tr["record"]["val_otsu_mds"]:
                 console.print(f"[bold red]warning[/] the U-Net's validation MDS {tr['record']['best_val_mds']:.3f} is below "
                               f"Otsu's {tr['record']['val_otsu_mds']:.3f} on the same held-out synthetic data")

@@ -381,14 +381,18 @@ def _brightness_order(images: list[np.ndarray], labels: list[np.ndarray], n: int
 
 def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSettings, *, val_images: Sequence = (),
         val_labels: Sequence = (), energies: Sequence | None = None, resume: bool = False, progress: bool = False,
-        verbose: bool = True, sources: dict | None = None) -> dict:
+        verbose: bool = True, sources: dict | None = None, init: str | Path | None = None,
+        init_norm: Literal["init", "data"] = "init") -> dict:
     """Train a segmentation model on arrays: ``images`` (``channels_per_stack`` (z, y, x) arrays per label stack,
     all energies of stack 1, then of stack 2, ...) and ``labels`` (1 = solid); validation on ``val_images`` /
     ``val_labels`` or on the last ``val_fraction`` of each training stack's slices. Writes ``out/model.pt`` +
     ``out/config.json`` (best validation loss), ``out/checkpoints/`` (for ``resume``, keyed on the settings and
     the SHA-256 of the data) and returns the training record. Nothing is left in ``out`` when it fails before
     its first checkpoint. ``energies``: beam energy per image (recorded in the model); ``sources``: file names
-    to record."""
+    to record. ``init``: a saved model folder (:func:`fibsynth.segment.model.save_model`) of the same network
+    (mode, context slices, widths, channels, classes) whose weights start the training instead of random weights
+    (a warm start, e.g. fine-tuning on new data), with its input normalisation (``init_norm="init"``) or one fitted
+    to the new training data (``"data"``); recorded as ``record["init"]``."""
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader
@@ -409,6 +413,12 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
                          | ({"classes"} if s.classes == 2 else set()))  # binary: the record it always had
     fixed["data_sha256"] = content_hash([g[0] for g in groups] + [g[1] for g in groups]
                                         + [g[0] for g in vgroups] + [g[1] for g in vgroups])
+    init_cfg = init_state = None
+    if init is not None:
+        if init_norm not in ("init", "data"):
+            raise FibsynthError(f"must be init or data (got {init_norm!r})", param="init_norm")
+        init_cfg, init_state, fixed["init_sha256"] = _init_weights(init, s, c)
+        fixed["init_norm"] = init_norm
     if resume:
         if not last.is_file():
             raise FibsynthError(f"no checkpoint {last}", param="resume")
@@ -436,7 +446,8 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     if not val_parts:
         raise FibsynthError("no validation data: use val_fraction > 0 or validation stacks",
                             param=("val_fraction", "val_images"))
-    norm = [D.fit_normalisation([p[0][ch] for p in train_parts], tuple(s.norm_percentiles)) for ch in range(c)]
+    norm = ([tuple(v) for v in init_cfg.norm] if init_cfg is not None and init_norm == "init" else
+            [D.fit_normalisation([p[0][ch] for p in train_parts], tuple(s.norm_percentiles)) for ch in range(c)])
 
     def prep(parts):
         return _Volumes([(np.stack([D.normalise(img[ch], *norm[ch]) for ch in range(c)]), lbl) for img, lbl in parts])
@@ -454,6 +465,8 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
 
         pl.seed_everything(s.seed, workers=True, verbose=False)
     module = _lightning_module(cfg, s)
+    if init_state is not None:
+        module.net.load_state_dict(init_state)
     if resume:
         check_resume(last, module)
     history = _history_callback(verbose)
@@ -521,6 +534,8 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
         "stopped_early": bool(es.stopped_epoch),
         "seed": s.seed, "history": rows, "torch": torch.__version__,
     }
+    if init is not None:  # (a training from random weights keeps the record it had)
+        record["init"] = {"model": str(init), "sha256": fixed["init_sha256"], "norm": init_norm}
     if s.classes > 2:  # (the binary record keeps its keys)
         record.update(classes=s.classes, baseline="multi-otsu (gray classes in the training slabs' label order)")
     cfg = cfg.model_copy(update={"training": record})
@@ -535,11 +550,36 @@ def fit(images: Sequence, labels: Sequence, out: str | Path, settings: TrainSett
     return record
 
 
+def _init_weights(init: str | Path, s: TrainSettings, c: int):
+    """``fit``'s warm start: the saved model's config and weights, refused in one line naming ``init`` unless it
+    is the network ``s`` would build (mode, k, widths, residual units, channels, classes). Returns (config, state
+    dict, SHA-256 of the weights file)."""
+    import hashlib
+
+    from fibsynth.ml.checkpoint import load_weights
+    from fibsynth.segment.model import MODEL_FILE, load_config
+
+    d = Path(init)
+    if not (d / MODEL_FILE).is_file():
+        raise FibsynthError(f"no {MODEL_FILE}: not a saved segmentation model", d, param="init")
+    cfg = load_config(d)
+    want = {"mode": s.mode, "k": s.k if s.mode == "2.5d" else cfg.k, "features": tuple(s.features),
+            "num_res_units": s.num_res_units, "n_energy": c, "classes": s.classes}
+    have = {"mode": cfg.mode, "k": cfg.k, "features": tuple(cfg.features), "num_res_units": cfg.num_res_units,
+            "n_energy": cfg.n_energy, "classes": cfg.classes}
+    diff = [f"{k} {have[k]} (training: {want[k]})" for k in want if have[k] != want[k]]
+    if diff:
+        raise FibsynthError(f"is another network: {', '.join(diff)}", d, param="init")
+    state = load_weights(d / MODEL_FILE, param="init")
+    return cfg, state, hashlib.sha256((d / MODEL_FILE).read_bytes()).hexdigest()
+
+
 def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str | Path, settings: TrainSettings,
           *, val_images: Sequence = (), val_labels: Sequence = (), resume: bool = False, progress: bool = False,
-          verbose: bool = True) -> dict:
+          verbose: bool = True, init: str | Path | None = None, init_norm: Literal["init", "data"] = "init") -> dict:
     """:func:`fit` on files: reads the image stacks (``channels_per_stack`` per label stack) and labels, records
-    their names and energies, and trains (the CLI's and the experiment step's entry point)."""
+    their names and energies, and trains (the CLI's and the experiment step's entry point). ``init``: a saved
+    model to start from (:func:`fit`)."""
     if not images or not labels:
         raise FibsynthError("give training images and labels", param=("images", "labels"))
     s = settings.check()
@@ -549,4 +589,4 @@ def train(images: Sequence[str | Path], labels: Sequence[str | Path], out: str |
     sources = {"images": [str(p) for p in images], "labels": [str(p) for p in labels],
                "val_images": [str(p) for p in val_images], "val_labels": [str(p) for p in val_labels]}
     return fit(imgs, lbls, out, s, val_images=vimgs, val_labels=vlbls, energies=energies, resume=resume,
-               progress=progress, verbose=verbose, sources=sources)
+               progress=progress, verbose=verbose, sources=sources, init=init, init_norm=init_norm)
