@@ -1167,25 +1167,31 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             se_key = {"se_translation": use, "se_translator": G.se_translator_id(fd)}
 
     # 2. estimate ----------------------------------------------------------------------------------------------
-    def simulate(est: dict, i: int):
-        """One structure at the estimate (no spread), imaged and augmented like the training data."""
-        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
-        shape = (int(min(real.shape[0], 32)), 96, 96)
-        solid = G.make_structure(p, shape, vz)
-        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
-                                     translation=s.translation, detector=G.fast_detector(s.detector, s.pore))
-        img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
-                              labels=solid.astype(np.uint8))
-        return lbl.astype(solid.dtype), img
-
     fp_classes = E.first_pass_classes(fd)  # 2 for SE images of open pores, 3 for backscatter (shine-through)
+    # SE images of open pores (se16): the calibration's structures are imaged with sample behind their last slice
+    # (as the real stack's are) and carry the stack's measured noise only, not randomly drawn artifacts; the bias is
+    # removed over E.CALIBRATION_ITERATIONS_SE iterations. Backscatter: as before (its keys and images unchanged).
+    cal_iterations = E.calibration_iterations(fd)
+    cal_key = ({} if fd == "bse" else
+               {"calibration_images": {"behind_nm": G.SE_BEHIND_NM, "behind_slices": G.behind_slices(fd, vz),
+                                       "augment_strength": E.CALIBRATION_AUGMENT_STRENGTH_SE}})
+
+    def simulate(est: dict, i: int):
+        """One structure at the estimate (no spread), imaged and augmented (G.calibration_image: like the training
+        data for BSE; SE of open pores with sample behind the last slice and the measured noise alone)."""
+        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
+        return G.calibration_image(p, (int(min(real.shape[0], 32)), 96, 96), vz, energy, materials=materials,
+                                   translation=s.translation, detector=fd, seed=s.seed + i,
+                                   rng=np.random.default_rng((s.seed, 99, i)), noise_relative=insp["noise_relative"])
 
     def do_estimate(d: Path) -> dict:
         raw_est = E.estimate_structure(E.first_pass(E._crop(real), classes=fp_classes), vz,
                                        seed=s.seed)  # the crop only in memory
         est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE,
-                          iterations=E.CALIBRATION_ITERATIONS, simulations=E.CALIBRATION_SIMULATIONS,
+                          iterations=cal_iterations, simulations=E.CALIBRATION_SIMULATIONS,
                           classes=fp_classes)
+        if cal_key:
+            est["calibration"].update(cal_key)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
@@ -1195,7 +1201,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
                                        "first_pass_classes": fp_classes,
-                                       "calibration_iterations": E.CALIBRATION_ITERATIONS,
+                                       "calibration_iterations": cal_iterations, **cal_key,
                                        **({"calibration_simulations": E.CALIBRATION_SIMULATIONS}
                                           if E.CALIBRATION_SIMULATIONS != 1 else {}),
                                        "two_level": "networks follow the corrected total",
