@@ -1161,10 +1161,18 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         se_use = {"detector": fd, "translation": use, "why": why,
                   "used_for": ("the training images and the estimate's calibration" if s.engine == "fast" else
                                "the estimate's calibration images (the training images are Monte Carlo)"),
-                  "forward_consistency": "the SE projection alone (as the BSE projection alone for BSE)"}
+                  "forward_consistency": ("the paired SE translator, with the segmentation mirrored behind its last "
+                                          f"slice ({G.SE_BEHIND_NM:g} nm)" if use == "paired" else
+                                          "the SE projection alone (as the BSE projection alone for BSE)")}
         if use == "paired":
             se_use["translator"] = G.se_translator_record(fd)
             se_key = {"se_translation": use, "se_translator": G.se_translator_id(fd)}
+    # the forward model of the label-free checks (seed choice, round choice): BSE the projection (keys as before);
+    # SE of open pores the model the training images came from (se16: the SE projection alone scored the true
+    # structure below the reconstructions and preferred the worse round on the in-lens silicon stacks)
+    fc_translation = se_use["translation"] if se_use else "projection"
+    fc_key = ({"forward_model": {"translation": "paired", "translator": G.se_translator_id(fd),
+                                 "behind_nm": G.SE_BEHIND_NM}} if fc_translation == "paired" else {})
 
     # 2. estimate ----------------------------------------------------------------------------------------------
     fp_classes = E.first_pass_classes(fd)  # 2 for SE images of open pores, 3 for backscatter (shine-through)
@@ -1319,11 +1327,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             fcs = [E.forward_consistency_octants((np.asarray(E._crop(np.load(c["predict"]["dir"] / "probability.npy",
                                                                              mmap_mode="r"))) > 0.5).astype(np.uint8),
                                                  E._crop(real), vz, energy, materials,
-                                                 detector=G.fast_detector(s.detector, s.pore)) for c in cands]
+                                                 detector=G.fast_detector(s.detector, s.pore),
+                                                 translation=fc_translation) for c in cands]
             ch = E.choose_candidate(fcs)
             return {**ch, "seeds": [c["train"]["seed"] for c in cands], "octants": [f["octants"] for f in fcs]}
 
-        _, _, rec = steps("choose_seed", {"round": r, "score": E.CANDIDATE_SCORE, **detector_key},
+        _, _, rec = steps("choose_seed", {"round": r, "score": E.CANDIDATE_SCORE, **detector_key, **fc_key},
                           {f"prediction_{i}": c["predict"]["key"] for i, c in enumerate(cands)} | {"real": k_in},
                           do_choose, f"choosing among {len(cands)} U-Nets of round {r + 1} by forward consistency")
         ch = rec["result"]
@@ -1381,12 +1390,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
             fc = E.forward_consistency_octants(seg, E._crop(real), vz, energy, materials,
-                                               detector=G.fast_detector(s.detector, s.pore))
+                                               detector=G.fast_detector(s.detector, s.pore),
+                                               translation=fc_translation)
             return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
                                              "thickness_max_px": E.THICKNESS_MAX_PX,
-                                             **detector_key},
+                                             **detector_key, **fc_key},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
         est = json.loads((d_r / "estimate.json").read_text())
