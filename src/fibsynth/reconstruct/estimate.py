@@ -630,8 +630,9 @@ CALIBRATION_ITERATIONS = 1
 #: [logit(simulated first pass at phi) - logit(phi)]). The simulated 2-class first pass is flat in phi above ~0.45
 #: (0.67-0.70 for phi 0.51-0.65), so each iteration moves the estimate only ~0.03-0.05 there. Measured
 #: (docs/reconstruct.md, "se16") on the in-lens silicon stack 302 (truth 0.370, first pass 0.645), workflow seed 0:
-#: 0.583 -> 0.553 -> 0.507 -> 0.465 over four iterations; with randomly drawn artifacts and nothing behind (before
-#: se16, one iteration) 0.553 or 0.725 depending on the workflow seed
+#: 0.587 -> 0.556 -> 0.514 -> 0.468 -> 0.450 -> 0.405 over the six iterations; 0.364-0.427 after six on five stacks and
+#: seeds of truth 0.370-0.379; with randomly drawn artifacts and nothing behind (before se16, one iteration)
+#: 0.537-0.555 or 0.726-0.727 depending on the workflow seed
 CALIBRATION_ITERATIONS_SE = 6
 #: microscope-artifact strength (:meth:`fibsynth.microscope.MicroscopeModel.sample`) of the calibration's images for
 #: secondary-electron images of open pores: 0, the real stack's measured noise alone. With the training data's
