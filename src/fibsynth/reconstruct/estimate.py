@@ -409,7 +409,7 @@ def self_consistency(used: dict[str, Any], found: dict[str, Any], keys=("solid_f
 
 def forward_consistency(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float,
                         materials: tuple[str, str] = ("gold", "epoxy"), smooth_px: float = 1.0,
-                        detector: str = "bse") -> float:
+                        detector: str = "bse", translation: str = "projection") -> float:
     """Label-free score of a segmentation of the real stack: image it again with the fast path's shine-through
     projection, map that image's gray values onto the real stack's histogram and return the Pearson correlation
     of the two stacks (both smoothed in-plane by ``smooth_px`` against noise), on the central crop used for the
@@ -417,17 +417,26 @@ def forward_consistency(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev
     one -- measured on a Monte Carlo imaged test stack: truth 0.906 > truth dilated by one pixel 0.857 > eroded
     0.811, and two U-Net reconstructions (MDS 0.859, 0.746) 0.850 > 0.769 (docs/reconstruct.md). Not meaningful
     against a threshold of the stack itself (it copies the stack's noise and shine-through, Otsu scored 0.94):
-    use it to compare reconstructions of the same kind. ``detector`` se / inlens: re-imaged by the SE projection
-    of open pores alone (:func:`fibsynth.reconstruct.generate.image_structure` with ``translation="projection"``;
-    no translator, like the BSE projection here) instead."""
-    return forward_consistency_octants(seg, real, voxel_zyx, energy_kev, materials, smooth_px, detector)["r"]
+    use it to compare reconstructions of the same kind. ``detector`` se / inlens: re-imaged by the SE model of open
+    pores that ``translation`` names instead (:func:`forward_consistency_octants`)."""
+    return forward_consistency_octants(seg, real, voxel_zyx, energy_kev, materials, smooth_px, detector,
+                                       translation)["r"]
 
 
 def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, energy_kev: float,
                                 materials: tuple[str, str] = ("gold", "epoxy"), smooth_px: float = 1.0,
-                                detector: str = "bse") -> dict[str, Any]:
+                                detector: str = "bse", translation: str = "projection") -> dict[str, Any]:
     """:func:`forward_consistency` of the whole crop (``"r"``) and of each of its 2 x 2 x 2 octants
-    (``"octants"``), for :func:`choose_round`'s paired comparison of two reconstructions."""
+    (``"octants"``), for :func:`choose_round`'s paired comparison of two reconstructions.
+
+    ``detector`` bse: the shine-through projection (``translation`` is not used). se / inlens (open pores):
+    ``translation="projection"`` -- the SE projection alone (before se16); ``"paired"`` -- the paired SE translator,
+    the model the training images came from (:func:`fibsynth.reconstruct.generate.se_translation`), with
+    :func:`fibsynth.reconstruct.generate.behind_slices` slices of the segmentation mirrored behind its last slice
+    (the real stack has sample there; what is unknown, so the segmentation's own last slices stand in), dropped
+    after imaging. Measured (docs/reconstruct.md, "se16"): on the in-lens silicon stacks the SE projection scored
+    the true structure below both rounds' reconstructions and preferred the worse round; the translator scored the
+    truth above them and ordered the rounds as their MDS."""
     from fibsynth.fastsim.projection import project
 
     s = _crop(np.asarray(seg, np.uint8))
@@ -435,11 +444,22 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
     if detector == "bse":
         img, _ = project(s, tuple(voxel_zyx), energy_kev, solid=materials[0], pore=materials[1])
     else:
-        from fibsynth.reconstruct.generate import image_structure
+        from fibsynth.reconstruct.generate import behind_slices, image_structure
 
-        # the SE projection alone, as the BSE branch uses the projection alone (no translator)
+        if translation not in ("projection", "paired"):
+            raise FibsynthError(f"translation {translation!r} for an SE forward model: projection or paired",
+                                param="translation")
+        n = s.shape[0]
+        behind = behind_slices(detector, voxel_zyx) if translation == "paired" else 0
+        if behind:  # mirrored: slices n-1, n-2, ... (repeated as often as needed) behind the last one
+            idx = np.arange(n, n + behind)
+            period = 2 * n
+            idx = idx % period
+            idx = np.where(idx < n, idx, period - 1 - idx)
+            s = np.concatenate([s, s[idx]], axis=0)
         img, _ = image_structure(s, tuple(voxel_zyx), energy_kev, materials=tuple(materials), detector=detector,
-                                 translation="projection")
+                                 translation=translation)
+        img = img[:n]
     return correlation_octants(r, img, smooth_px)
 
 
@@ -602,6 +622,34 @@ CALIBRATION_SCALE = "odds"
 #: (0.093 / 0.230 / 0.202): the simulated first pass is more biased than the real one, and more so at lower solid
 #: fractions (recon6b's finding), so evaluating the bias nearer the truth overshoots (docs/reconstruct.md, recon10)
 CALIBRATION_ITERATIONS = 1
+#: iterations of :func:`calibrate` for secondary-electron images of open pores (:func:`calibration_iterations`). The
+#: calibration there images its structures with sample behind the last slice
+#: (:func:`fibsynth.reconstruct.generate.behind_slices`) and with the real stack's measured noise only
+#: (:data:`CALIBRATION_AUGMENT_STRENGTH_SE`), so the simulated first pass is a smooth function of the solid fraction
+#: and the iteration walks to where it matches the real one (a fixed point: logit phi = logit(real first pass) -
+#: [logit(simulated first pass at phi) - logit(phi)]). The simulated 2-class first pass is flat in phi above ~0.45
+#: (0.67-0.70 for phi 0.51-0.65), so each iteration moves the estimate only ~0.03-0.05 there. Measured
+#: (docs/reconstruct.md, "se16") on the in-lens silicon stack 302 (truth 0.370, first pass 0.645), workflow seed 0:
+#: 0.587 -> 0.556 -> 0.514 -> 0.468 -> 0.450 -> 0.405 over the six iterations; 0.364-0.427 after six on five stacks and
+#: seeds of truth 0.370-0.379; with randomly drawn artifacts and nothing behind (before se16, one iteration)
+#: 0.537-0.555 or 0.726-0.727 depending on the workflow seed
+CALIBRATION_ITERATIONS_SE = 6
+#: microscope-artifact strength (:meth:`fibsynth.microscope.MicroscopeModel.sample`) of the calibration's images for
+#: secondary-electron images of open pores: 0, the real stack's measured noise alone. With the training data's
+#: randomly drawn artifacts (strength 1) the first pass of one and the same simulated image read 0.51-0.92 solid over
+#: six draws (the 2-class threshold of an SE image of open pores sits on the broad gray distribution of the pores'
+#: insides, which a drawn response curve or shading moves far), so one draw decided the estimate; the translator's
+#: image of stack 302's true structure with the measured noise alone read 0.636-0.651 (four draws), the real stack
+#: 0.645
+CALIBRATION_AUGMENT_STRENGTH_SE = 0.0
+
+
+def calibration_iterations(fast_detector: str) -> int:
+    """:data:`CALIBRATION_ITERATIONS` for backscatter images, :data:`CALIBRATION_ITERATIONS_SE` for
+    secondary-electron images of open pores (``fast_detector`` as :func:`first_pass_classes` takes it)."""
+    return CALIBRATION_ITERATIONS if fast_detector == "bse" else CALIBRATION_ITERATIONS_SE
+
+
 #: simulations per calibration iteration, their biases averaged (on the calibration's scale). One simulation is one
 #: structure of 32 x 96 x 96 drawn at the estimate, and its first-pass bias scatters with the structure drawn: until
 #: recon12 (one simulation) the calibrated solid fraction moved with the workflow seed (full-size hier 0.267 / 0.323

@@ -253,6 +253,50 @@ def fast_detector(detector: str, pore: str = "vacuum") -> str:
     return "inlens" if detector == "et" else detector
 
 
+#: nm of structure behind the last slice that the calibration's SE images of open pores are made with
+#: (:func:`behind_slices`). A real stack's last slice has more sample behind it; a simulated structure of n slices
+#: imaged alone has nothing there, and through open pores the SE image sees that: the paired SE translator's image of
+#: the in-lens silicon stack 302's true structure (32 slices, 5 nm) read 0.21 and 0.0 solid in the first pass of its
+#: last two slices and 0.612 over the stack, against 0.73 and 0.680 with the 40 slices behind it that the Monte Carlo
+#: stack had (docs/reconstruct.md, "se16"). 80 nm: the mean absolute difference of the last slice's image from the
+#: one with the true 200 nm behind fell from 0.22 (nothing behind) to 0.05 (40 nm) and 0.02 (80 nm) of the gray range
+SE_BEHIND_NM = 80.0
+
+
+def behind_slices(detector: str, voxel_zyx) -> int:
+    """Slices of structure to draw behind a simulated stack's last slice and image with it (then drop) so that its
+    last slices look like a real stack's, which has sample behind them: ``ceil(SE_BEHIND_NM / slice)`` for the fast
+    SE models of open pores (``detector`` as :func:`fast_detector` returns it: ``se``, ``inlens``), 0 for backscatter
+    (its images and cache keys as before)."""
+    if detector == "bse":
+        return 0
+    return int(np.ceil(SE_BEHIND_NM / float(voxel_zyx[0]) - 1e-9))
+
+
+def calibration_image(p: dict[str, Any], shape, voxel_zyx, energy_kev: float, *, materials: tuple[str, str],
+                      translation: str, detector: str, seed: int, rng: np.random.Generator, noise_relative: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """One simulated stack for the estimate's calibration (:func:`fibsynth.reconstruct.estimate.calibrate`): the
+    structure of parameters ``p`` and ``shape``, imaged on the fast engine for ``detector`` (as :func:`fast_detector`
+    returns it) and augmented; returns ``(labels, image)``. Backscatter: imaged alone and augmented with randomly
+    drawn artifacts like the training data (as before se16). Secondary electrons of open pores: drawn with
+    :func:`behind_slices` more slices, imaged, and those dropped (the real stack has sample behind its last slice),
+    then only the measured noise added, at exactly the measured level (augmentation strength
+    :data:`fibsynth.reconstruct.estimate.CALIBRATION_AUGMENT_STRENGTH_SE`, no spread of the noise level)."""
+    from fibsynth.reconstruct.estimate import CALIBRATION_AUGMENT_STRENGTH_SE
+
+    n = int(shape[0])
+    behind = behind_slices(detector, voxel_zyx)
+    solid = make_structure(p, (n + behind,) + tuple(int(v) for v in shape[1:]), voxel_zyx)
+    ideal, _ = image_structure(solid, voxel_zyx, energy_kev, engine="fast", materials=materials, seed=seed,
+                               translation=translation, detector=detector)
+    solid, ideal = solid[:n], ideal[:n]
+    se = detector != "bse"
+    img, lbl, _ = augment(ideal, rng, noise_relative, labels=solid.astype(np.uint8),
+                          strength=CALIBRATION_AUGMENT_STRENGTH_SE if se else None, noise_spread=not se)
+    return lbl.astype(solid.dtype), img
+
+
 def check_translation(translation: str, energy_kev: float, materials: tuple[str, str]) -> str:
     """The fast path's translation that ``translation`` resolves to at this energy and material pair (``paired``,
     ``cyclegan`` or ``projection``; see :func:`image_structure`), or a one-line :class:`FibsynthError` when the one
@@ -312,26 +356,30 @@ AUGMENT_STRENGTH = 1.0  # MicroscopeModel.sample: 1 = a typical FIB-SEM
 _LOW, _SPAN = 0.1, 0.7  # the ideal image's 1-99 % range is mapped to [_LOW, _LOW + _SPAN] backscatter yield
 
 
-def augment(img: np.ndarray, rng: np.random.Generator, noise_relative: float, labels: np.ndarray | None = None
+def augment(img: np.ndarray, rng: np.random.Generator, noise_relative: float, labels: np.ndarray | None = None,
+            strength: float | None = None, noise_spread: bool = True
             ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Randomised microscope artifacts: a microscope drawn by :meth:`MicroscopeModel.sample` from ``rng`` and applied
-    to ``img`` (rescaled so its 1-99 % gray range spans 0.7 of the detector's range). The dose is set so the noise at
-    mid-gray is ``noise_relative`` (the real stack's noise sigma over its 1-99 % gray range, times a factor drawn in
-    [0.7, 1.3]) of the gray range. Returns the image, ``labels`` moved with it (drift, line jitter) and the record."""
+    """Randomised microscope artifacts: a microscope drawn by :meth:`MicroscopeModel.sample` from ``rng`` at
+    ``strength`` (default :data:`AUGMENT_STRENGTH`; 0: an ideal linear detector, no curtains, shading, drift or blur --
+    the measured noise alone) and applied to ``img`` (rescaled so its 1-99 % gray range spans 0.7 of the detector's
+    range). The dose is set so the noise at mid-gray is ``noise_relative`` (the real stack's noise sigma over its
+    1-99 % gray range, times a factor drawn in [0.7, 1.3]; ``noise_spread=False``: exactly ``noise_relative``) of the
+    gray range. Returns the image, ``labels`` moved with it (drift, line jitter) and the record."""
     from fibsynth.microscope import MicroscopeModel, apply
 
     x = img.astype(np.float64)
     lo, hi = np.percentile(x, [1, 99])
     x = _LOW + _SPAN * (x - lo) / max(hi - lo, 1e-9)
-    model = MicroscopeModel.sample(rng, strength=AUGMENT_STRENGTH)
-    rel = float(np.clip(noise_relative, 0.005, 0.5)) * float(rng.uniform(0.7, 1.3))
+    strength = AUGMENT_STRENGTH if strength is None else float(strength)
+    model = MicroscopeModel.sample(rng, strength=strength)
+    rel = float(np.clip(noise_relative, 0.005, 0.5)) * (float(rng.uniform(0.7, 1.3)) if noise_spread else 1.0)
     # Poisson noise of yield eta at dose D * efficiency has sigma sqrt(eta / (D * eff)); at mid-gray it is rel * _SPAN
     mid = _LOW + _SPAN / 2
     dose = float(np.clip(mid / ((rel * _SPAN) ** 2 * model.detector.efficiency), 1.0, 1e9))
     model = model.model_copy(update={"detector": model.detector.model_copy(update={"electrons_per_pixel": dose})})
     res = apply(x, model, labels=labels)
     real = res.record["realised"]
-    rec = {"model": "fibsynth.microscope.MicroscopeModel.sample + apply", "strength": AUGMENT_STRENGTH,
+    rec = {"model": "fibsynth.microscope.MicroscopeModel.sample + apply", "strength": strength,
            "noise_relative": rel, "microscope": res.record["model"],
            "max_shift_px": float(np.abs(np.asarray(real["shifts_px"])).max()),
            "mean_blur_px": float(np.mean(real["blur_px"])), "mean_stripe_rms": float(np.mean(real["stripe_rms"]))}

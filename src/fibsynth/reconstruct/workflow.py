@@ -1161,31 +1161,45 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
         se_use = {"detector": fd, "translation": use, "why": why,
                   "used_for": ("the training images and the estimate's calibration" if s.engine == "fast" else
                                "the estimate's calibration images (the training images are Monte Carlo)"),
-                  "forward_consistency": "the SE projection alone (as the BSE projection alone for BSE)"}
+                  "forward_consistency": ("the paired SE translator, with the segmentation mirrored behind its last "
+                                          f"slice ({G.SE_BEHIND_NM:g} nm)" if use == "paired" else
+                                          "the SE projection alone (as the BSE projection alone for BSE)")}
         if use == "paired":
             se_use["translator"] = G.se_translator_record(fd)
             se_key = {"se_translation": use, "se_translator": G.se_translator_id(fd)}
+    # the forward model of the label-free checks (seed choice, round choice): BSE the projection (keys as before);
+    # SE of open pores the model the training images came from (se16: the SE projection alone scored the true
+    # structure below the reconstructions and preferred the worse round on the in-lens silicon stacks)
+    fc_translation = se_use["translation"] if se_use else "projection"
+    fc_key = ({"forward_model": {"translation": "paired", "translator": G.se_translator_id(fd),
+                                 "behind_nm": G.SE_BEHIND_NM}} if fc_translation == "paired" else {})
 
     # 2. estimate ----------------------------------------------------------------------------------------------
-    def simulate(est: dict, i: int):
-        """One structure at the estimate (no spread), imaged and augmented like the training data."""
-        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
-        shape = (int(min(real.shape[0], 32)), 96, 96)
-        solid = G.make_structure(p, shape, vz)
-        ideal, _ = G.image_structure(solid, vz, energy, engine="fast", materials=materials, seed=s.seed + i,
-                                     translation=s.translation, detector=G.fast_detector(s.detector, s.pore))
-        img, lbl, _ = G.augment(ideal, np.random.default_rng((s.seed, 99, i)), insp["noise_relative"],
-                              labels=solid.astype(np.uint8))
-        return lbl.astype(solid.dtype), img
-
     fp_classes = E.first_pass_classes(fd)  # 2 for SE images of open pores, 3 for backscatter (shine-through)
+    # SE images of open pores (se16): the calibration's structures are imaged with sample behind their last slice
+    # (as the real stack's are) and carry the stack's measured noise only, not randomly drawn artifacts; the bias is
+    # removed over E.CALIBRATION_ITERATIONS_SE iterations. Backscatter: as before (its keys and images unchanged).
+    cal_iterations = E.calibration_iterations(fd)
+    cal_key = ({} if fd == "bse" else
+               {"calibration_images": {"behind_nm": G.SE_BEHIND_NM, "behind_slices": G.behind_slices(fd, vz),
+                                       "augment_strength": E.CALIBRATION_AUGMENT_STRENGTH_SE}})
+
+    def simulate(est: dict, i: int):
+        """One structure at the estimate (no spread), imaged and augmented (G.calibration_image: like the training
+        data for BSE; SE of open pores with sample behind the last slice and the measured noise alone)."""
+        p = G.draw_parameters(est, 1, vz, s.seed + 500 + i, spread=False)[0]
+        return G.calibration_image(p, (int(min(real.shape[0], 32)), 96, 96), vz, energy, materials=materials,
+                                   translation=s.translation, detector=fd, seed=s.seed + i,
+                                   rng=np.random.default_rng((s.seed, 99, i)), noise_relative=insp["noise_relative"])
 
     def do_estimate(d: Path) -> dict:
         raw_est = E.estimate_structure(E.first_pass(E._crop(real), classes=fp_classes), vz,
                                        seed=s.seed)  # the crop only in memory
         est = E.calibrate(raw_est, simulate, vz, seed=s.seed, scale=E.CALIBRATION_SCALE,
-                          iterations=E.CALIBRATION_ITERATIONS, simulations=E.CALIBRATION_SIMULATIONS,
+                          iterations=cal_iterations, simulations=E.CALIBRATION_SIMULATIONS,
                           classes=fp_classes)
+        if cal_key:
+            est["calibration"].update(cal_key)
         est["first_pass_uncalibrated"] = {k: v["value"] for k, v in raw_est["quantities"].items()}
         (d / "estimate.json").write_text(json.dumps(est))
         return {"hierarchical": est["hierarchical"]}
@@ -1195,7 +1209,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                                        "calibrated": list(E.CALIBRATED), "scale": E.CALIBRATION_SCALE,
                                        "first_pass": "crop", **({"level": E.LEVEL_PERCENTILES} if E.FIRST_PASS_LEVEL else {}),
                                        "first_pass_classes": fp_classes,
-                                       "calibration_iterations": E.CALIBRATION_ITERATIONS,
+                                       "calibration_iterations": cal_iterations, **cal_key,
                                        **({"calibration_simulations": E.CALIBRATION_SIMULATIONS}
                                           if E.CALIBRATION_SIMULATIONS != 1 else {}),
                                        "two_level": "networks follow the corrected total",
@@ -1313,11 +1327,12 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             fcs = [E.forward_consistency_octants((np.asarray(E._crop(np.load(c["predict"]["dir"] / "probability.npy",
                                                                              mmap_mode="r"))) > 0.5).astype(np.uint8),
                                                  E._crop(real), vz, energy, materials,
-                                                 detector=G.fast_detector(s.detector, s.pore)) for c in cands]
+                                                 detector=G.fast_detector(s.detector, s.pore),
+                                                 translation=fc_translation) for c in cands]
             ch = E.choose_candidate(fcs)
             return {**ch, "seeds": [c["train"]["seed"] for c in cands], "octants": [f["octants"] for f in fcs]}
 
-        _, _, rec = steps("choose_seed", {"round": r, "score": E.CANDIDATE_SCORE, **detector_key},
+        _, _, rec = steps("choose_seed", {"round": r, "score": E.CANDIDATE_SCORE, **detector_key, **fc_key},
                           {f"prediction_{i}": c["predict"]["key"] for i, c in enumerate(cands)} | {"real": k_in},
                           do_choose, f"choosing among {len(cands)} U-Nets of round {r + 1} by forward consistency")
         ch = rec["result"]
@@ -1375,12 +1390,13 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
             fc = E.forward_consistency_octants(seg, E._crop(real), vz, energy, materials,
-                                               detector=G.fast_detector(s.detector, s.pore))
+                                               detector=G.fast_detector(s.detector, s.pore),
+                                               translation=fc_translation)
             return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
                                              "thickness_max_px": E.THICKNESS_MAX_PX,
-                                             **detector_key},
+                                             **detector_key, **fc_key},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
         est = json.loads((d_r / "estimate.json").read_text())
