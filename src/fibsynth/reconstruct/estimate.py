@@ -625,7 +625,7 @@ CALIBRATION_ITERATIONS = 1
 #: iterations of :func:`calibrate` for secondary-electron images of open pores (:func:`calibration_iterations`). The
 #: calibration there images its structures with sample behind the last slice
 #: (:func:`fibsynth.reconstruct.generate.behind_slices`) and with the real stack's measured noise only
-#: (:data:`CALIBRATION_AUGMENT_STRENGTH_SE`), so the simulated first pass is a smooth function of the solid fraction
+#: (:data:`fibsynth.reconstruct.generate.CALIBRATION_AUGMENT_STRENGTH_SE`), so the simulated first pass is a smooth function of the solid fraction
 #: and the iteration walks to where it matches the real one (a fixed point: logit phi = logit(real first pass) -
 #: [logit(simulated first pass at phi) - logit(phi)]). The simulated 2-class first pass is flat in phi above ~0.45
 #: (0.67-0.70 for phi 0.51-0.65), so each iteration moves the estimate only ~0.03-0.05 there. Measured
@@ -634,14 +634,6 @@ CALIBRATION_ITERATIONS = 1
 #: seeds of truth 0.370-0.379; with randomly drawn artifacts and nothing behind (before se16, one iteration)
 #: 0.537-0.555 or 0.726-0.727 depending on the workflow seed
 CALIBRATION_ITERATIONS_SE = 6
-#: microscope-artifact strength (:meth:`fibsynth.microscope.MicroscopeModel.sample`) of the calibration's images for
-#: secondary-electron images of open pores: 0, the real stack's measured noise alone. With the training data's
-#: randomly drawn artifacts (strength 1) the first pass of one and the same simulated image read 0.51-0.92 solid over
-#: six draws (the 2-class threshold of an SE image of open pores sits on the broad gray distribution of the pores'
-#: insides, which a drawn response curve or shading moves far), so one draw decided the estimate; the translator's
-#: image of stack 302's true structure with the measured noise alone read 0.636-0.651 (four draws), the real stack
-#: 0.645
-CALIBRATION_AUGMENT_STRENGTH_SE = 0.0
 
 
 def calibration_iterations(fast_detector: str) -> int:

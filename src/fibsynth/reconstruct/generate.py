@@ -253,6 +253,16 @@ def fast_detector(detector: str, pore: str = "vacuum") -> str:
     return "inlens" if detector == "et" else detector
 
 
+#: microscope-artifact strength (:meth:`fibsynth.microscope.MicroscopeModel.sample`) of the calibration's images for
+#: secondary-electron images of open pores: 0, the real stack's measured noise alone. With the training data's
+#: randomly drawn artifacts (strength 1) the first pass of one and the same simulated image read 0.51-0.92 solid over
+#: six draws (the 2-class threshold of an SE image of open pores sits on the broad gray distribution of the pores'
+#: insides, which a drawn response curve or shading moves far), so one draw decided the estimate; the translator's
+#: image of stack 302's true structure with the measured noise alone read 0.636-0.651 (four draws), the real stack
+#: 0.645. Defined here, not in estimate.py: estimate imports this module, so this one must not import estimate
+CALIBRATION_AUGMENT_STRENGTH_SE = 0.0
+
+
 #: nm of structure behind the last slice that the calibration's SE images of open pores are made with
 #: (:func:`behind_slices`). A real stack's last slice has more sample behind it; a simulated structure of n slices
 #: imaged alone has nothing there, and through open pores the SE image sees that: the paired SE translator's image of
@@ -282,8 +292,7 @@ def calibration_image(p: dict[str, Any], shape, voxel_zyx, energy_kev: float, *,
     drawn artifacts like the training data (as before se16). Secondary electrons of open pores: drawn with
     :func:`behind_slices` more slices, imaged, and those dropped (the real stack has sample behind its last slice),
     then only the measured noise added, at exactly the measured level (augmentation strength
-    :data:`fibsynth.reconstruct.estimate.CALIBRATION_AUGMENT_STRENGTH_SE`, no spread of the noise level)."""
-    from fibsynth.reconstruct.estimate import CALIBRATION_AUGMENT_STRENGTH_SE
+    :data:`CALIBRATION_AUGMENT_STRENGTH_SE`, no spread of the noise level)."""
 
     n = int(shape[0])
     behind = behind_slices(detector, voxel_zyx)

@@ -1182,7 +1182,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     cal_iterations = E.calibration_iterations(fd)
     cal_key = ({} if fd == "bse" else
                {"calibration_images": {"behind_nm": G.SE_BEHIND_NM, "behind_slices": G.behind_slices(fd, vz),
-                                       "augment_strength": E.CALIBRATION_AUGMENT_STRENGTH_SE}})
+                                       "augment_strength": G.CALIBRATION_AUGMENT_STRENGTH_SE}})
 
     def simulate(est: dict, i: int):
         """One structure at the estimate (no spread), imaged and augmented (G.calibration_image: like the training
