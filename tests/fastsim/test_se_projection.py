@@ -85,3 +85,41 @@ def test_components_sum_to_the_image_and_leave_it_unchanged():
     assert c[0, 3, 3, 6] == 0.0  # solid at the face: hit at depth 0
     assert c[0, 3, 2, 3] == 12.0  # down the pore: its bottom, 3 slices (12 nm) below the face
     assert (c[0, 3][vol[0] == 1] == 0).all() and c[0, 3].max() == 12.0
+
+
+def test_blur_over_the_slices_it_reads_equals_the_full_depth_blur_bit_for_bit():
+    """project_se builds and blurs the surface density only down to the deepest first-solid cell plus the Gaussian's
+    reach (session 17: ~10 % of its time); the values it reads must be those of the blur over the full depth."""
+    from scipy import ndimage
+
+    from fibsynth.fastsim.projection import ray_cells
+    from fibsynth.fastsim.se_projection import _hits, surface_density
+    from fibsynth.physics.backscatter import kanaya_okayama_range_nm
+    from fibsynth.physics.montecarlo.secondary import pore_view_factors
+
+    rng = np.random.default_rng(4)
+    # thick enough (40 slices of 10 nm) that the truncation cuts the density well above the stack's end
+    vol = (ndimage.gaussian_filter(rng.random((40, 16, 16)), 1.5) > 0.5).astype(np.uint8)
+    vz, e, spread, spread1 = (10.0, 4.0, 4.0), 2.0, 0.5, 0.2
+    img, rec = project_se(vol, vz, e, solid="silicon", yields=Y, spread=spread, spread_se1=spread1, bse_weight=0.0)
+    r_ko = kanaya_okayama_range_nm("silicon", e)
+    sig, sig1 = tuple(spread * r_ko / v for v in vz), tuple(spread1 * r_ko / v for v in vz)
+    nz, ny, nx = vol.shape
+    depth = int(min(nz + 4 * sig[0] + 2, nz + 64))
+    cells = ray_cells(nz, vz[0], vz[1], 38.0)
+    flat = np.zeros((depth, 8, 8), np.float32)
+    flat[0] = 1.0
+    mode = ("constant", "wrap", "wrap")
+    b2 = float(ndimage.gaussian_filter(flat, sig, mode=mode)[0, 0, 0])
+    b1 = float(ndimage.gaussian_filter(flat, sig1, mode=mode)[0, 0, 0])
+    hz, hy, hc = (np.empty((ny, nx), np.int64) for _ in range(3))
+    for k in range(nz):  # the reference: density and views over the full depth, as before the truncation
+        gv = pore_view_factors(vol, k, vz, np.array([0, 1], np.int64), 0, True)
+        sd = surface_density(vol, k, depth, gv)
+        blur1, blur2 = ndimage.gaussian_filter(sd, sig1, mode=mode), ndimage.gaussian_filter(sd, sig, mode=mode)
+        _hits(vol, k, cells[:, 0].astype(np.int64), cells[:, 1].astype(np.int64), hz, hy, hc)
+        hit = hz >= 0
+        zi, yi = np.where(hit, hz - k, 0), np.where(hit, hy, 0)
+        xi = np.broadcast_to(np.arange(nx), (ny, nx))
+        ref = np.where(hit, Y[0] * blur1[zi, yi, xi] / b1 + Y[1] * blur2[zi, yi, xi] / b2, 0.0).astype(np.float32)
+        assert np.array_equal(img[k], ref), k

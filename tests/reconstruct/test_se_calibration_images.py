@@ -28,3 +28,27 @@ def test_se_calibration_images_have_sample_behind_and_only_the_measured_noise():
     # distribution, and randomly drawn artifacts (response curve, shading, gain) moved it by 0.1-0.4 per draw
     assert max(reads) - min(reads) < 0.05, reads
     assert G.behind_slices("bse", VZ) == 0 and G.behind_slices("inlens", VZ) == int(np.ceil(G.SE_BEHIND_NM / 5.0))
+
+
+def test_image_structure_images_the_front_slices_alone_the_same_as_in_the_whole():
+    # the calibration and the SE forward model image only the front slices of a structure drawn deeper (session 17:
+    # the slices behind were imaged and dropped); each imaged slice must be the whole image's, bit for bit
+    import pytest
+
+    from fibsynth.errors import FibsynthError
+
+    p = {"kind": "leveled_wave", "solid_fraction": 0.4, "ligament_nm": 40.0, "seed": 2}
+    solid = G.make_structure(p, (14, 32, 32), VZ)
+    for tr in ("paired", "projection"):
+        whole, _ = G.image_structure(solid, VZ, 2.0, materials=("silicon", "vacuum"), detector="inlens", translation=tr)
+        front, _ = G.image_structure(solid, VZ, 2.0, materials=("silicon", "vacuum"), detector="inlens", translation=tr,
+                                     slices=(0, 6))
+        assert front.shape == (6, 32, 32) and np.array_equal(front, whole[:6]), tr
+    for kw in ({"detector": "bse", "materials": ("gold", "epoxy")}, {"detector": "inlens", "engine": "mc",
+                                                                      "materials": ("silicon", "vacuum")}):
+        with pytest.raises(FibsynthError) as e:
+            G.image_structure(solid, VZ, 2.0, slices=(0, 6), **kw)
+        assert e.value.param == "slices"
+    with pytest.raises(FibsynthError) as e:
+        G.image_structure(solid, VZ, 2.0, materials=("silicon", "vacuum"), detector="inlens", slices=(4, 20))
+    assert e.value.param == "slices"

@@ -115,7 +115,7 @@ def project_se(structure: np.ndarray, voxel_zyx, energy_kev: float, *, solid: st
 
     from fibsynth.config import VoxelSize
     from fibsynth.fastsim.projection import ray_cells
-    from fibsynth.physics.montecarlo.secondary import pore_view_factors
+    from fibsynth.physics.montecarlo.secondary import PORE_VIEW_DEPTH, pore_view_factors
     from fibsynth.physics.backscatter import kanaya_okayama_range_nm
     from fibsynth.physics.montecarlo.settings import check_energy, check_incidence
 
@@ -167,14 +167,24 @@ def project_se(structure: np.ndarray, voxel_zyx, energy_kev: float, *, solid: st
     hz = np.empty((ny, nx), np.int64)
     hy = np.empty((ny, nx), np.int64)
     hc = np.empty((ny, nx), np.int64)
+    # the blurs are read only at each pixel's first solid cell (depth zi below the face): a Gaussian truncated at
+    # scipy's 4 sigma reads at most r slices deeper, so the surface density is built and blurred over
+    # max(zi) + r + 1 slices instead of all `depth` -- the values read are the same to the bit (z is filtered first,
+    # and x and y act within each slice; the view factors of slice i enter the density of slices i - 1 .. i + 1)
+    r1 = int(4.0 * float(sig1_vox[0]) + 0.5)
+    r2 = int(4.0 * float(sig_vox[0]) + 0.5)
     for k in range(k0, k1):
-        gv = pore_view_factors(vol, k, (dz, dy, dx), nel, 0, True) if view == "straight" else None
-        sd = surface_density(vol, k, depth, gv)
-        blur1 = ndimage.gaussian_filter(sd, sig1_vox, mode=("constant", "wrap", "wrap"))
-        blur2 = ndimage.gaussian_filter(sd, sig_vox, mode=("constant", "wrap", "wrap"))
         _hits(vol, k, dj, di, hz, hy, hc)
         hit = hz >= 0
         zi = np.where(hit, hz - k, 0)
+        zmax = int(zi.max())
+        c2 = min(depth, zmax + max(r1, r2) + 1)
+        c1 = min(c2, zmax + r1 + 1)
+        gv = (pore_view_factors(vol, k, (dz, dy, dx), nel, 0, True, depth=min(PORE_VIEW_DEPTH, c2 + 1))
+              if view == "straight" else None)
+        sd = surface_density(vol, k, c2, gv)
+        blur1 = ndimage.gaussian_filter(sd[:c1], sig1_vox, mode=("constant", "wrap", "wrap"))
+        blur2 = ndimage.gaussian_filter(sd, sig_vox, mode=("constant", "wrap", "wrap"))
         yi = np.where(hit, hy, 0)
         xi = np.broadcast_to(np.arange(nx), (ny, nx))
         img = scale * (d1 * blur1[zi, yi, xi] / b_flat1 + d2 * blur2[zi, yi, xi] / b_flat)

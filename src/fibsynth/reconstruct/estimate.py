@@ -458,8 +458,7 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
             idx = np.where(idx < n, idx, period - 1 - idx)
             s = np.concatenate([s, s[idx]], axis=0)
         img, _ = image_structure(s, tuple(voxel_zyx), energy_kev, materials=tuple(materials), detector=detector,
-                                 translation=translation)
-        img = img[:n]
+                                 translation=translation, slices=(0, n))
     return correlation_octants(r, img, smooth_px)
 
 

@@ -72,8 +72,8 @@ def make_structure(p: dict[str, Any], shape, voxel_zyx) -> np.ndarray:
 
 def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: str = "fast",
                     materials: tuple[str, str] = ("gold", "epoxy"), electrons_per_pixel: int = 20,
-                    seed: int = 0, translation: str = "auto", detector: str = "bse"
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
+                    seed: int = 0, translation: str = "auto", detector: str = "bse",
+                    slices: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Ideal (artifact-free) image stack of a structure and a record of how it was made. ``materials[1]`` may be
     ``vacuum`` (open pores): the projection then follows the beam down the pores (no translation model exists for
     open pores), the Monte Carlo flies electrons through them.
@@ -92,12 +92,25 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
     of open pores (:func:`fibsynth.fastsim.se_projection.project_se`; ``inlens``: straight-out pore view and the
     in-lens BSE share, ``se``: every escaping SE, no BSE). ``translation`` there: ``auto`` -- the translator where
     it applies, else the projection --, ``paired`` (an error where it does not apply), ``projection``;
-    :func:`se_translation` decides, and the record says which and why (``translation``, ``translation_choice``)."""
+    :func:`se_translation` decides, and the record says which and why (``translation``, ``translation_choice``).
+
+    ``slices`` (k0, k1): image only those slices of ``solid`` (the slices behind k1 still shape them: what lies
+    behind a face is seen through open pores); each imaged slice is the same as in the whole stack's image. The fast
+    engine's SE models only (elsewhere a one-line error naming ``slices``)."""
     from fibsynth.errors import FibsynthError
     from fibsynth.physics.materials import is_vacuum
 
     if detector not in ("bse", "se", "inlens", "et"):
         raise FibsynthError(f"must be bse, se, inlens or et (got {detector!r})", param="detector")
+    if slices is not None:
+        if engine == "mc" or detector == "bse":
+            raise FibsynthError("only for the fast engine's SE models (--engine fast with an SE detector)",
+                                param="slices")
+        k0, k1 = (int(v) for v in slices)
+        if not (0 <= k0 < k1 <= np.asarray(solid).shape[0]):
+            raise FibsynthError(f"need 0 <= k0 < k1 <= {np.asarray(solid).shape[0]} (got {k0}:{k1})",
+                                param="slices")
+        slices = (k0, k1)
     if engine == "mc":
         from fibsynth.config import VoxelSize
         from fibsynth.physics.montecarlo.stack import StackSettings, simulate_stack
@@ -118,7 +131,7 @@ def image_structure(solid: np.ndarray, voxel_zyx, energy_kev: float, *, engine: 
             rec.update(signal.record())
         return np.asarray(res["eta"], np.float32), rec
     if detector != "bse":
-        return _image_se(solid, voxel_zyx, energy_kev, materials, detector, translation, seed)
+        return _image_se(solid, voxel_zyx, energy_kev, materials, detector, translation, seed, slices)
     from fibsynth.synth import synthesize
 
     use = check_translation(translation, energy_kev, materials)
@@ -215,16 +228,18 @@ def se_translator_id(detector: str) -> str:
     return hashlib.sha256(load_paired(detector=detector).weights.read_bytes()).hexdigest()[:16]
 
 
-def _image_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str, seed: int
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The fast engine's SE image of an open-pore structure (see :func:`image_structure`)."""
+def _image_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, translation: str, seed: int,
+              slices: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fast engine's SE image of an open-pore structure, of ``slices`` only if given (see
+    :func:`image_structure`)."""
     use, why = se_translation(translation, energy_kev, materials, detector)
     if use == "paired":
         from fibsynth.fastsim import load_paired
 
         tr = load_paired(detector=detector)
         _, mean = tr(np.asarray(solid), tuple(voxel_zyx), energy_kev, electrons_per_pixel=0, seed=seed,
-                     incidence_deg=INCIDENCE_DEG, solid=materials[0], pore="vacuum", detector=detector)
+                     incidence_deg=INCIDENCE_DEG, solid=materials[0], pore="vacuum", detector=detector,
+                     slices=slices)
         return mean.astype(np.float32), {
             "engine": f"fast path (SE projection + paired SE translator, expected image, {detector} detector)",
             "detector": detector, "translation": "paired", "translation_choice": why, "model": str(tr.weights.name)}
@@ -233,7 +248,7 @@ def _image_se(solid, voxel_zyx, energy_kev: float, materials, detector: str, tra
     yields = _flat_face_yields(materials[0], float(energy_kev), INCIDENCE_DEG)
     img, rec = project_se(np.asarray(solid), tuple(voxel_zyx), energy_kev, solid=materials[0], yields=yields,
                           incidence_deg=INCIDENCE_DEG, view="all" if detector == "se" else "straight",
-                          bse_weight=0.0 if detector == "se" else 1.0)
+                          bse_weight=0.0 if detector == "se" else 1.0, slices=slices)
     return img.astype(np.float32), {"engine": f"fast path (SE projection of open pores, {detector} detector)",
                                     "detector": detector, "view": rec["view"], "bse_weight": rec["bse_weight"],
                                     "delta_1": rec["delta_1"], "delta_2": rec["delta_2"],
@@ -297,9 +312,10 @@ def calibration_image(p: dict[str, Any], shape, voxel_zyx, energy_kev: float, *,
     n = int(shape[0])
     behind = behind_slices(detector, voxel_zyx)
     solid = make_structure(p, (n + behind,) + tuple(int(v) for v in shape[1:]), voxel_zyx)
+    # the slices behind are drawn and seen through the pores, not imaged themselves (the same image of the front n)
     ideal, _ = image_structure(solid, voxel_zyx, energy_kev, engine="fast", materials=materials, seed=seed,
-                               translation=translation, detector=detector)
-    solid, ideal = solid[:n], ideal[:n]
+                               translation=translation, detector=detector, slices=(0, n) if behind else None)
+    solid = solid[:n]
     se = detector != "bse"
     img, lbl, _ = augment(ideal, rng, noise_relative, labels=solid.astype(np.uint8),
                           strength=CALIBRATION_AUGMENT_STRENGTH_SE if se else None, noise_spread=not se)
