@@ -629,9 +629,10 @@ CALIBRATION_ITERATIONS = 1
 #: [logit(simulated first pass at phi) - logit(phi)]). The simulated 2-class first pass is flat in phi above ~0.45
 #: (0.67-0.70 for phi 0.51-0.65), so each iteration moves the estimate only ~0.03-0.05 there. Measured
 #: (docs/reconstruct.md, "se16") on the in-lens silicon stack 302 (truth 0.370, first pass 0.645), workflow seed 0:
-#: 0.587 -> 0.556 -> 0.514 -> 0.468 -> 0.450 -> 0.405 over the six iterations; 0.364-0.427 after six on five stacks and
-#: seeds of truth 0.370-0.379; with randomly drawn artifacts and nothing behind (before se16, one iteration)
-#: 0.537-0.555 or 0.726-0.727 depending on the workflow seed
+#: 0.587 -> 0.556 -> 0.514 -> 0.468 -> 0.450 -> 0.405 over the six iterations; 0.336-0.454 after six over ten runs on
+#: six stacks of truth 0.370-0.379; with randomly drawn artifacts and nothing behind (before se16, one iteration)
+#: 0.528-0.561 or 0.725-0.741 depending on the workflow seed. Not converged: continued, it settles ~0.03-0.04 below
+#: the truth (0.33-0.35 on stacks 301 / 302)
 CALIBRATION_ITERATIONS_SE = 6
 
 
