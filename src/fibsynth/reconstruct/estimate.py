@@ -433,8 +433,8 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
     ``translation="projection"`` -- the SE projection alone (before se16); ``"paired"`` -- the paired SE translator,
     the model the training images came from (:func:`fibsynth.reconstruct.generate.se_translation`), with
     :func:`fibsynth.reconstruct.generate.behind_slices` slices of the segmentation mirrored behind its last slice
-    (the real stack has sample there; what is unknown, so the segmentation's own last slices stand in), dropped
-    after imaging. Measured (docs/reconstruct.md, "se16"): on the in-lens silicon stacks the SE projection scored
+    (the real stack has sample there; what is unknown, so the segmentation's own last slices stand in), seen
+    through the pores but not imaged themselves. Measured (docs/reconstruct.md, "se16"): on the in-lens silicon stacks the SE projection scored
     the true structure below both rounds' reconstructions and preferred the worse round; the translator scored the
     truth above them and ordered the rounds as their MDS."""
     from fibsynth.fastsim.projection import project
@@ -451,12 +451,8 @@ def forward_consistency_octants(seg: np.ndarray, real: np.ndarray, voxel_zyx, en
                                 param="translation")
         n = s.shape[0]
         behind = behind_slices(detector, voxel_zyx) if translation == "paired" else 0
-        if behind:  # mirrored: slices n-1, n-2, ... (repeated as often as needed) behind the last one
-            idx = np.arange(n, n + behind)
-            period = 2 * n
-            idx = idx % period
-            idx = np.where(idx < n, idx, period - 1 - idx)
-            s = np.concatenate([s, s[idx]], axis=0)
+        if behind:  # mirrored: slices n-1, n-2, ... (reflected again as often as needed) behind the last one
+            s = np.pad(s, ((0, behind), (0, 0), (0, 0)), mode="symmetric")
         img, _ = image_structure(s, tuple(voxel_zyx), energy_kev, materials=tuple(materials), detector=detector,
                                  translation=translation, slices=(0, n))
     return correlation_octants(r, img, smooth_px)

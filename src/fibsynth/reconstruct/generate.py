@@ -289,8 +289,8 @@ SE_BEHIND_NM = 80.0
 
 
 def behind_slices(detector: str, voxel_zyx) -> int:
-    """Slices of structure to draw behind a simulated stack's last slice and image with it (then drop) so that its
-    last slices look like a real stack's, which has sample behind them: ``ceil(SE_BEHIND_NM / slice)`` for the fast
+    """Slices of structure to draw behind a simulated stack's last slice, seen through its open pores but not imaged
+    themselves, so that its last slices look like a real stack's, which has sample behind them: ``ceil(SE_BEHIND_NM / slice)`` for the fast
     SE models of open pores (``detector`` as :func:`fast_detector` returns it: ``se``, ``inlens``), 0 for backscatter
     (its images and cache keys as before)."""
     if detector == "bse":
@@ -305,7 +305,8 @@ def calibration_image(p: dict[str, Any], shape, voxel_zyx, energy_kev: float, *,
     structure of parameters ``p`` and ``shape``, imaged on the fast engine for ``detector`` (as :func:`fast_detector`
     returns it) and augmented; returns ``(labels, image)``. Backscatter: imaged alone and augmented with randomly
     drawn artifacts like the training data (as before se16). Secondary electrons of open pores: drawn with
-    :func:`behind_slices` more slices, imaged, and those dropped (the real stack has sample behind its last slice),
+    :func:`behind_slices` more slices, of which only the front ``shape[0]`` are imaged (the real stack has sample
+    behind its last slice),
     then only the measured noise added, at exactly the measured level (augmentation strength
     :data:`CALIBRATION_AUGMENT_STRENGTH_SE`, no spread of the noise level)."""
 

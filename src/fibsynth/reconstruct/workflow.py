@@ -1171,7 +1171,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     # SE of open pores the model the training images came from (se16: the SE projection alone scored the true
     # structure below the reconstructions and preferred the worse round on the in-lens silicon stacks)
     fc_translation = se_use["translation"] if se_use else "projection"
-    fc_key = ({"forward_model": {"translation": "paired", "translator": G.se_translator_id(fd),
+    fc_key = ({"forward_model": {"translation": "paired", "translator": se_key["se_translator"],
                                  "behind_nm": G.SE_BEHIND_NM}} if fc_translation == "paired" else {})
 
     # 2. estimate ----------------------------------------------------------------------------------------------
@@ -1327,8 +1327,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             fcs = [E.forward_consistency_octants((np.asarray(E._crop(np.load(c["predict"]["dir"] / "probability.npy",
                                                                              mmap_mode="r"))) > 0.5).astype(np.uint8),
                                                  E._crop(real), vz, energy, materials,
-                                                 detector=G.fast_detector(s.detector, s.pore),
-                                                 translation=fc_translation) for c in cands]
+                                                 detector=fd, translation=fc_translation) for c in cands]
             ch = E.choose_candidate(fcs)
             return {**ch, "seeds": [c["train"]["seed"] for c in cands], "octants": [f["octants"] for f in fcs]}
 
@@ -1390,8 +1389,7 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
             (d / "estimate.json").write_text(json.dumps(est))
             fc = E.forward_consistency_octants(seg, E._crop(real), vz, energy, materials,
-                                               detector=G.fast_detector(s.detector, s.pore),
-                                               translation=fc_translation)
+                                               detector=fd, translation=fc_translation)
             return {"forward_consistency": fc["r"], "forward_consistency_octants": fc["octants"]}
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
