@@ -41,6 +41,7 @@ def reconstruct_cmd(
     correct: str = typer.Option("", "--correct", help="Corrections of your stack, comma-separated: align, destripe, flatten."),
     align_region: Optional[str] = typer.Option(None, "--align-region", help="Register the slices on this rectangle only, Y0:Y1,X0:X1 (pixels, half-open, of your stack as given): a band that does not change from slice to slice, e.g. fiducial marks milled into the protective cap, measures the stage drift without the apparent motion of slanted features; the whole slices are moved. auto: the band found in the first 48 slices (fibsynth.microscope.find_fiducial_region), printed and recorded with its confidence; a stack without one is refused in one line. Needs --correct align."),
     reestimate: bool = typer.Option(True, "--reestimate/--no-reestimate", help="Re-estimate the structure from the first reconstruction and regenerate once if it moved."),
+    reestimate_bias: Optional[bool] = typer.Option(None, "--reestimate-bias/--no-reestimate-bias", help="Remove the network's own bias, measured on held-out synthetic stacks, from the re-estimate (default: off; see docs/reconstruct.md, bias18; two phases only)."),
     block: int = typer.Option(32, "--block", help="Slices per block when segmenting your stack."),
     tta: int = typer.Option(1, "--tta", help="Test-time augmentation: average the network's output over this many in-plane rotations/flips of your stack (1-8; 1 = none, the default; N costs N predictions; two-phase reconstructions only)."),
     budget_min: float = typer.Option(20.0, "--budget-min", help="Time budget (minutes) that guides the automatic choices."),
@@ -61,14 +62,14 @@ def reconstruct_cmd(
              correct, reestimate, block, budget_min, truth, threads, seed, quiet, phases=phases, materials=materials,
              translation=translation, detector=detector, tta=tta, device=device, seg_seeds=seg_seeds,
              seg_combine=seg_combine, align_region=align_region, seg_k=seg_k, round2_init=round2_init,
-             round2_steps=round2_steps)
+             round2_steps=round2_steps, reestimate_bias=reestimate_bias)
 
 
 def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engine, electrons_per_pixel, structures,
          val_structures, synth_slices, synth_side, adapt, adapt_method, gan_epochs, gan_patches, gan_channels, mode, seg_steps,
          correct, reestimate, block, budget_min, truth, threads, seed, quiet, *, phases=None, materials=None,
          translation="auto", detector="bse", tta=1, device="auto", seg_seeds=None, seg_combine=None,
-         align_region=None, seg_k=None, round2_init=None, round2_steps=None) -> None:
+         align_region=None, seg_k=None, round2_init=None, round2_steps=None, reestimate_bias=None) -> None:
     from fibsynth.reconstruct.settings import ReconstructSettings
     from fibsynth.reconstruct.run import reconstruct  # binary workflow, or n phases (MultiphaseSettings)
 
@@ -96,6 +97,7 @@ def _run(real_stack, out_dir, voxel_nm, slice_nm, energy_kev, solid, pore, engin
                                   **({"seg_k": seg_k} if seg_k is not None else {}),
                                   **({"round2_init": round2_init.lower()} if round2_init is not None else {}),
                                   **({"round2_steps": round2_steps} if round2_steps is not None else {}),
+                                  **({"reestimate_bias": reestimate_bias} if reestimate_bias is not None else {}),
                                   **({"seg_combine": seg_combine.lower()} if seg_combine is not None else {}))
     if truth is not None and not truth.exists():
         raise FibsynthError("file not found", truth, param="truth")

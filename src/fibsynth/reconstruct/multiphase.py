@@ -62,6 +62,8 @@ class MultiphaseSettings(ReconstructSettings):
     round2_init: Literal["scratch"] = Field("scratch", description="round 2's network starts from random weights "
                                             "(the warm start from round 1's is measured for two phases only)")
     round2_steps: float = Field(1.0, ge=1, le=1, description="round 2 trains as long as round 1")
+    reestimate_bias: Literal[False] = Field(False, description="the n-phase re-estimate is not corrected by the "
+                                            "network's bias on held-out stacks (measured for two phases only)")
 
     @model_validator(mode="after")
     def _check_phases(self):

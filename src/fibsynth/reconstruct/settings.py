@@ -95,6 +95,13 @@ class ReconstructSettings(StrictModel):
         "in one line before any step runs. The inspection's shifts and the align correction use it; needs correct "
         "align")
     reestimate: bool = Field(True, description="re-estimate the structure from the first reconstruction, regenerate if it moved")
+    reestimate_bias: bool = Field(
+        False, description="remove the U-Net's own bias from the re-estimate (off by default: measured on two stacks "
+        "only): the round's network(s) segment its "
+        "held-out synthetic stacks (imaged and adapted like the training data, truth known), the quantities measured "
+        "there minus the truth's (solid fraction on the odds scale, ligament and pore diameters in nm) are subtracted "
+        "from those measured on your stack's reconstruction (fibsynth.reconstruct.estimate.reconstruction_bias). "
+        "Measured in docs/reconstruct.md (bias18)")
     block: int = Field(32, ge=1, le=4096, description="slices per block when segmenting the real stack")
     tta: int = Field(1, ge=1, le=8, description="test-time augmentation: P(solid) averaged over this many in-plane "
                      "symmetries of the real stack (rotations and flips; 1 = none, the default: 8 cost 8x the prediction and "

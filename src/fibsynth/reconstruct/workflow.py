@@ -1376,6 +1376,24 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
     est2 = moved_keys = None
     choice: dict[str, Any] = {"chosen_round": 1, "reason": "one round only"}
 
+    def held_out_pairs(rd: dict[str, Any], d: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(segmentation, truth) of round ``rd``'s held-out synthetic stacks, segmented as the real stack was: by
+        the round's ensemble mean (seg_combine mean) or its chosen network, with the same block and tta."""
+        cands = rd["candidates"]
+        models = ([c["train"]["dir"] / "model" for c in cands] if len(cands) > 1 and s.seg_combine == "mean"
+                  else [rd["train"]["dir"] / "model"])
+        pairs = []
+        for n in set_names(rd["images_dir"], "val"):
+            p = None
+            for i, m in enumerate(models):
+                tmp = d / f"held_out_{n}_{i}.npy"
+                predict_blocks(m, rd["images_dir"] / f"{n}_img.npy", tmp, block=s.block, tta=s.tta, device=s.device)
+                q = np.load(tmp)
+                p = q if p is None else p + q
+                tmp.unlink()
+            pairs.append(((p / len(models) > 0.5).astype(np.uint8), np.load(rd["images_dir"] / f"{n}_lbl.npy")))
+        return pairs
+
     def reestimate(r: int, used: dict) -> tuple[str, dict]:
         d_p = rounds[r]["predict"]["dir"]
 
@@ -1387,6 +1405,8 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
             for k, q in est["quantities"].items():
                 if k in used["quantities"]:
                     q["uncertainty"] = max(q["uncertainty"], used["quantities"][k]["uncertainty"])
+            if s.reestimate_bias:  # the round's own bias on its held-out synthetic structures, removed
+                est = E.remove_bias(est, E.reconstruction_bias(held_out_pairs(rounds[r], d), vz), vz)
             (d / "estimate.json").write_text(json.dumps(est))
             fc = E.forward_consistency_octants(seg, E._crop(real), vz, energy, materials,
                                                detector=fd, translation=fc_translation)
@@ -1394,7 +1414,10 @@ def _reconstruct(real_path: str | Path, out_dir: str | Path, s: ReconstructSetti
 
         k_r, d_r, rec = steps("reestimate", {"seed": s.seed, "round": r, "check": "forward_consistency_octants",
                                              "thickness_max_px": E.THICKNESS_MAX_PX,
-                                             **detector_key, **fc_key},
+                                             **detector_key, **fc_key,
+                                             **({"reconstruction_bias": "held-out synthetic",
+                                                 "corrected": list(E.RECONSTRUCTION_CORRECTED)}
+                                                if s.reestimate_bias else {})},
                               {"prediction": rounds[r]["predict"]["key"], "real": k_in}, do_reestimate,
                               f"re-estimating the structure from reconstruction {r + 1}")
         est = json.loads((d_r / "estimate.json").read_text())
