@@ -767,7 +767,9 @@ def reconstruction_bias(pairs, voxel_zyx, keys: tuple[str, ...] = RECONSTRUCTION
         seg, truth = _crop(np.asarray(seg, np.uint8)), _crop(np.asarray(truth, np.uint8))
         if seg.shape != truth.shape:
             raise FibsynthError(f"segmentation {seg.shape} and truth {truth.shape} differ in shape", param="pairs")
-        structure_stats(seg, voxel_zyx), structure_stats(truth, voxel_zyx)  # one-line errors for a one-phase volume
+        for a in (seg, truth):
+            if float(a.mean()) in (0.0, 1.0):
+                structure_stats(a, voxel_zyx)  # raises the one-line error
         ms, mt = _thickness_maps(seg, voxel_zyx), _thickness_maps(truth, voxel_zyx)
 
         def diff(a: dict[str, float], b: dict[str, float], k: str) -> float:
@@ -811,7 +813,7 @@ def remove_bias(est: dict[str, Any], bias: dict[str, Any], voxel_zyx) -> dict[st
         if np.isfinite(b["standard_error"]):
             q["uncertainty"] = math.hypot(q["uncertainty"], b["standard_error"])
     _clip(new, voxel_zyx)
-    new["reconstruction_bias"] = {k: {kk: vv for kk, vv in b.items()} for k, b in bias.items()}
+    new["reconstruction_bias"] = json_copy(bias)
     return new
 
 
